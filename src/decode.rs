@@ -1,0 +1,1 @@
+//! (stage stub; filled in by its own change)

@@ -1,0 +1,1 @@
+//! DPOR engine (stub)

@@ -1,0 +1,20 @@
+//! frontrun: an import-time CPython bytecode rewriter and a DPOR engine.
+//!
+//! Pipeline, one module per stage:
+//! `tables` (per-version opcode data) → `decode` (bytes → instructions) → `rewrite`
+//! (inject report calls) → `encode` (instructions → bytes, tables, stack size) →
+//! `marshal` (code objects and pyc files) → `engine` (DPOR over the reported events).
+//! `python` holds the PyO3 bindings that expose all of it as `frontrun._native`.
+
+pub mod tables;
+pub mod linetable;
+pub mod exctable;
+pub mod decode;
+pub mod encode;
+pub mod stackdepth;
+pub mod marshal;
+pub mod rewrite;
+pub mod engine;
+
+#[cfg(feature = "python")]
+mod python;
