@@ -1,0 +1,1 @@
+"""pytest plugin (entry point `frontrun`, or `-p frontrun.pytest_plugin`)."""

@@ -1,0 +1,21 @@
+//! `frontrun._native`: the PyO3 bindings. Each submodule registers the functions of one
+//! pipeline stage; the pure-Rust stages know nothing of Python.
+
+use pyo3::prelude::*;
+
+mod bytecode_py;
+mod engine_py;
+mod marshal_py;
+mod rewrite_py;
+
+// gil_used = false: the module is safe on free-threaded builds (3.13t/3.14t); shared state
+// lives behind mutexes, never behind the GIL.
+#[pymodule(gil_used = false)]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    bytecode_py::register(m)?;
+    marshal_py::register(m)?;
+    rewrite_py::register(m)?;
+    engine_py::register(m)?;
+    Ok(())
+}
