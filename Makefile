@@ -1,0 +1,56 @@
+# frontrun — one entry point for building, testing and demoing.
+#   make demo   set everything up, then find a real race and explain it
+#   make test   set everything up, then run every test on every interpreter
+SHELL := /bin/bash
+FRONTRUN_CACHE ?= $(HOME)/.cache/frontrun
+export FRONTRUN_CACHE
+TOOLS := $(FRONTRUN_CACHE)/tools/bin
+WHEEL_DIR := target/wheels
+CARGO_TARGET_DIR ?= target
+export CARGO_TARGET_DIR
+DEMO_PYTHON ?= 3.12
+
+.PHONY: all setup pythons wheel install test rust-test ft-check python-test demo bench cpython-tests clean
+
+all: test
+
+pythons:
+	scripts/pythons.sh
+
+# One abi3 wheel serves every GIL interpreter 3.10..3.15 (see README "ABI strategy").
+wheel: pythons
+	rm -rf $(WHEEL_DIR)
+	$(TOOLS)/maturin build --release --quiet -i $$(awk '$$1=="3.11"{print $$2}' $(FRONTRUN_CACHE)/pythons.txt) -o $(WHEEL_DIR)
+
+install: wheel
+	@while read -r ver interp venv; do \
+	  $(TOOLS)/uv pip install --quiet --python $$venv/bin/python --reinstall --no-deps $(WHEEL_DIR)/*.whl || exit 1; \
+	done < $(FRONTRUN_CACHE)/pythons.txt
+
+setup: install
+
+rust-test:
+	cargo test --quiet
+
+# Free-threaded 3.13t/3.14t cannot be installed here; compile-check the bindings for them.
+ft-check:
+	@for v in 3.13 3.14; do \
+	  echo "ft-check: PyO3 bindings for free-threaded $${v}t"; \
+	  PYO3_CONFIG_FILE=$(CURDIR)/scripts/pyo3/free-threaded-$$v.cfg CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/ft-$$v \
+	    cargo check --quiet --lib --features python || exit 1; \
+	done
+
+python-test: install
+	$(FRONTRUN_CACHE)/tools/bin/python scripts/test_matrix.py
+
+test: rust-test ft-check python-test
+
+demo: install
+	$$(awk '$$1=="$(DEMO_PYTHON)"{print $$3}' $(FRONTRUN_CACHE)/pythons.txt)/bin/python -m frontrun.rewrite examples/bank.py
+
+bench: install
+	cargo bench
+	$$(awk '$$1=="$(DEMO_PYTHON)"{print $$3}' $(FRONTRUN_CACHE)/pythons.txt)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf target
