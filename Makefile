@@ -6,11 +6,11 @@ FRONTRUN_CACHE ?= $(HOME)/.cache/frontrun
 export FRONTRUN_CACHE
 TOOLS := $(FRONTRUN_CACHE)/tools/bin
 WHEEL_DIR := target/wheels
-CARGO_TARGET_DIR ?= target
+CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 DEMO_PYTHON ?= 3.12
 
-.PHONY: all setup pythons wheel install test rust-test ft-check python-test demo bench cpython-tests clean
+.PHONY: all setup pythons wheel install test rust-test ft-check python-test demo bench cpython-tests clean pip-install-check
 
 all: test
 
@@ -43,7 +43,7 @@ ft-check:
 python-test: install
 	$(FRONTRUN_CACHE)/tools/bin/python scripts/test_matrix.py
 
-test: rust-test ft-check python-test
+test: rust-test ft-check pip-install-check python-test
 
 demo: install
 	$$(awk '$$1=="$(DEMO_PYTHON)"{print $$3}' $(FRONTRUN_CACHE)/pythons.txt)/bin/python -m frontrun.rewrite examples/bank.py
@@ -54,3 +54,14 @@ bench: install
 
 clean:
 	rm -rf target
+
+# PEP 517 check: `pip install .` (maturin backend) into a fresh venv of every interpreter.
+pip-install-check: pythons
+	@while read -r ver interp venv; do \
+	  tmp=$$(mktemp -d); \
+	  $(TOOLS)/uv venv --quiet -p $$interp $$tmp/venv && \
+	  $(TOOLS)/uv pip install --quiet --python $$tmp/venv/bin/python . && \
+	  $$tmp/venv/bin/python -c "import frontrun._native as n, sys; print('pip install . ->', sys.version.split()[0], n.__file__.rsplit('/',1)[1])" \
+	  || { rm -rf $$tmp; echo "pip install . failed on $$ver"; exit 1; }; \
+	  rm -rf $$tmp; \
+	done < $(FRONTRUN_CACHE)/pythons.txt
