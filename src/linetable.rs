@@ -1,1 +1,515 @@
-//! (stage stub; filled in by its own change)
+//! Position side tables: the 3.10 `co_linetable` and the 3.11+ PEP 657 location table.
+//!
+//! Both are decoded to one [`Position`] per code unit and encoded back exactly the way
+//! CPython's compiler writes them, so an unmodified code object re-encodes to identical bytes.
+//!
+//! 3.10 (`Python/compile.c`, `assemble_line_range`): (byte delta, signed line delta) pairs; line
+//! delta -128 means "no line" and leaves the running line alone. A range starts wherever the line
+//! changes; a line jump beyond ±127 is first written as (0, ±127) pairs, a range longer than 254
+//! bytes is cut into (254, delta) + (254, 0)... pieces.
+//!
+//! 3.11+ (`Objects/locations.md`; writer in `compile.c` (3.11) / `assemble.c` (3.12+)): entries of
+//! at most 8 code units. 3.11 writes one run of entries per instruction; 3.12+ merges consecutive
+//! instructions with the same location first. That difference is not in [`LocationFormat`], so
+//! [`TableWriter`] carries it (see [`TableWriter::for_version`]).
+
+use crate::tables::{LocationFormat, OpTable};
+use std::fmt;
+
+/// Source position of one code unit. `None` is what CPython reports as `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Position {
+    pub line: Option<i32>,
+    pub end_line: Option<i32>,
+    pub col: Option<i32>,
+    pub end_col: Option<i32>,
+}
+
+impl Position {
+    /// A line without columns (all 3.10 has, and the 3.11+ "no column" form).
+    pub fn line_only(line: i32) -> Position {
+        Position { line: Some(line), end_line: Some(line), col: None, end_col: None }
+    }
+}
+
+/// Which side table a [`TableError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    LineTable,
+    ExceptionTable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableErrorKind {
+    /// The table ended in the middle of an entry; `expected` names the missing field.
+    Truncated { expected: &'static str },
+    /// An entry must start here, but the byte lacks the entry-start bit (0x80).
+    MissingEntryStart,
+    /// A byte inside an entry has the entry-start bit (0x80) set; `expected` names the field.
+    UnexpectedEntryStart { expected: &'static str },
+    /// A varint does not fit in 32 bits.
+    VarintOverflow,
+    /// 3.10: a byte delta that does not end on a code unit boundary.
+    OddByteDelta,
+    /// The table describes more code units than the code object has.
+    PastEndOfCode { units: usize },
+    /// Exception table: an entry's end (start + size) does not fit in 32 bits.
+    RangeOverflow,
+}
+
+/// Malformed or truncated side table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableError {
+    pub table: Table,
+    /// Byte offset in the table where the problem was found.
+    pub offset: usize,
+    pub kind: TableErrorKind,
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let table = match self.table {
+            Table::LineTable => "co_linetable",
+            Table::ExceptionTable => "co_exceptiontable",
+        };
+        write!(f, "{table} byte {}: ", self.offset)?;
+        match self.kind {
+            TableErrorKind::Truncated { expected } => write!(f, "table ends, expected {expected}"),
+            TableErrorKind::MissingEntryStart => write!(f, "expected an entry start (bit 0x80 set)"),
+            TableErrorKind::UnexpectedEntryStart { expected } => {
+                write!(f, "entry-start bit 0x80 set, expected {expected}")
+            }
+            TableErrorKind::VarintOverflow => write!(f, "varint longer than 32 bits"),
+            TableErrorKind::OddByteDelta => write!(f, "byte delta is odd (not whole code units)"),
+            TableErrorKind::PastEndOfCode { units } => {
+                write!(f, "table covers more than the {units} code units of the code")
+            }
+            TableErrorKind::RangeOverflow => write!(f, "entry end overflows 32 bits"),
+        }
+    }
+}
+
+impl std::error::Error for TableError {}
+
+/// Exactly how a CPython version writes its position table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableWriter {
+    /// 3.10 `co_linetable`.
+    LineTable310,
+    /// 3.11: PEP 657 entries, one run per instruction, never merged across instructions.
+    Pep657PerInstruction,
+    /// 3.12+: PEP 657 entries, consecutive instructions with equal positions merged.
+    Pep657Merged,
+}
+
+impl TableWriter {
+    pub fn for_version(major: u8, minor: u8) -> Option<TableWriter> {
+        match (major, minor) {
+            (3, 10) => Some(TableWriter::LineTable310),
+            (3, 11) => Some(TableWriter::Pep657PerInstruction),
+            (3, m) if m >= 12 => Some(TableWriter::Pep657Merged),
+            _ => None,
+        }
+    }
+
+    pub fn for_table(table: &OpTable) -> Option<TableWriter> {
+        TableWriter::for_version(table.version.0, table.version.1)
+    }
+
+    pub fn format(self) -> LocationFormat {
+        match self {
+            TableWriter::LineTable310 => LocationFormat::LineTable310,
+            _ => LocationFormat::Pep657,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// One run of code units sharing a position, as stored in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocationEntry {
+    /// Code units covered (3.10 tables may hold zero-length entries).
+    pub units: usize,
+    pub position: Position,
+}
+
+/// Iterates over the entries of a position table without allocating. Stops after the first
+/// error.
+pub struct LocationEntries<'a> {
+    format: LocationFormat,
+    bytes: &'a [u8],
+    offset: usize,
+    line: i32,
+    failed: bool,
+}
+
+impl<'a> LocationEntries<'a> {
+    pub fn new(format: LocationFormat, table: &'a [u8], first_line: i32) -> Self {
+        LocationEntries { format, bytes: table, offset: 0, line: first_line, failed: false }
+    }
+
+    fn error(&self, offset: usize, kind: TableErrorKind) -> TableError {
+        TableError { table: Table::LineTable, offset, kind }
+    }
+
+    fn next_310(&mut self) -> Result<LocationEntry, TableError> {
+        let at = self.offset;
+        let pair = self.bytes.get(at..at + 2).ok_or_else(|| {
+            self.error(self.bytes.len(), TableErrorKind::Truncated { expected: "line delta" })
+        })?;
+        let (byte_delta, line_delta) = (pair[0] as usize, pair[1] as i8);
+        if byte_delta % 2 != 0 {
+            return Err(self.error(at, TableErrorKind::OddByteDelta));
+        }
+        self.offset += 2;
+        // -128 = no line; the running line stays, later deltas are relative to it.
+        let line = if line_delta == -128 {
+            None
+        } else {
+            self.line = self.line.wrapping_add(line_delta as i32);
+            // co_lines() reports any negative line as None.
+            (self.line >= 0).then_some(self.line)
+        };
+        let position = Position { line, ..Position::default() };
+        Ok(LocationEntry { units: byte_delta / 2, position })
+    }
+
+    /// A payload byte: bit 7 is reserved for entry starts.
+    fn payload_byte(&mut self, expected: &'static str) -> Result<u8, TableError> {
+        let at = self.offset;
+        let byte = *self
+            .bytes
+            .get(at)
+            .ok_or_else(|| self.error(at, TableErrorKind::Truncated { expected }))?;
+        if byte & 0x80 != 0 {
+            return Err(self.error(at, TableErrorKind::UnexpectedEntryStart { expected }));
+        }
+        self.offset += 1;
+        Ok(byte)
+    }
+
+    /// 6-bit chunks, least significant first, bit 6 = more chunks follow.
+    fn varint(&mut self, expected: &'static str) -> Result<u32, TableError> {
+        let start = self.offset;
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let byte = self.payload_byte(expected)?;
+            value |= ((byte & 0x3f) as u64) << shift;
+            if value > u32::MAX as u64 {
+                return Err(self.error(start, TableErrorKind::VarintOverflow));
+            }
+            if byte & 0x40 == 0 {
+                return Ok(value as u32);
+            }
+            shift += 6;
+            if shift > 30 {
+                return Err(self.error(start, TableErrorKind::VarintOverflow));
+            }
+        }
+    }
+
+    fn svarint(&mut self, expected: &'static str) -> Result<i32, TableError> {
+        let raw = self.varint(expected)?;
+        let magnitude = (raw >> 1) as i32;
+        Ok(if raw & 1 != 0 { magnitude.wrapping_neg() } else { magnitude })
+    }
+
+    fn next_pep657(&mut self) -> Result<LocationEntry, TableError> {
+        let at = self.offset;
+        let header = self.bytes[at];
+        if header & 0x80 == 0 {
+            return Err(self.error(at, TableErrorKind::MissingEntryStart));
+        }
+        self.offset += 1;
+        let units = (header & 7) as usize + 1;
+        let code = (header >> 3) & 15;
+        // CPython keeps -1 for "none" and shows exactly -1 as None (`_source_offset_converter`);
+        // the arithmetic wraps like its C ints.
+        let (line, end_line, col, end_col);
+        match code {
+            0..=9 => {
+                let second = self.payload_byte("short-form columns")? as i32;
+                line = self.line;
+                end_line = line;
+                col = (code as i32) << 3 | second >> 4;
+                end_col = col + (second & 15);
+            }
+            10..=12 => {
+                self.line = self.line.wrapping_add(code as i32 - 10);
+                line = self.line;
+                end_line = line;
+                col = self.payload_byte("one-line column")? as i32;
+                end_col = self.payload_byte("one-line end column")? as i32;
+            }
+            13 => {
+                self.line = self.line.wrapping_add(self.svarint("no-column line delta")?);
+                line = self.line;
+                end_line = line;
+                col = -1;
+                end_col = -1;
+            }
+            14 => {
+                self.line = self.line.wrapping_add(self.svarint("long-form line delta")?);
+                line = self.line;
+                end_line = line.wrapping_add(self.varint("long-form end line delta")? as i32);
+                col = (self.varint("long-form column")? as i32).wrapping_sub(1);
+                end_col = (self.varint("long-form end column")? as i32).wrapping_sub(1);
+            }
+            _ => {
+                line = -1;
+                end_line = -1;
+                col = -1;
+                end_col = -1;
+            }
+        }
+        let shown = |v: i32| (v != -1).then_some(v);
+        let position =
+            Position { line: shown(line), end_line: shown(end_line), col: shown(col), end_col: shown(end_col) };
+        Ok(LocationEntry { units, position })
+    }
+}
+
+impl Iterator for LocationEntries<'_> {
+    type Item = Result<LocationEntry, TableError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.offset >= self.bytes.len() {
+            return None;
+        }
+        let entry = match self.format {
+            LocationFormat::LineTable310 => self.next_310(),
+            LocationFormat::Pep657 => self.next_pep657(),
+        };
+        self.failed = entry.is_err();
+        Some(entry)
+    }
+}
+
+/// One position per code unit (2-byte unit) of co_code, `units` long.
+///
+/// Units the table does not reach get `Position::default()` (CPython reports no line for
+/// them). A table reaching past `units` is an error. 3.10 fills only `line`.
+pub fn decode_positions(
+    format: LocationFormat,
+    table: &[u8],
+    first_line: i32,
+    units: usize,
+) -> Result<Vec<Position>, TableError> {
+    let mut positions = Vec::with_capacity(units);
+    let mut entries = LocationEntries::new(format, table, first_line);
+    while let Some(entry) = entries.next() {
+        let entry = entry?;
+        if entry.units > units - positions.len() {
+            let offset = entries.offset;
+            return Err(entries.error(offset, TableErrorKind::PastEndOfCode { units }));
+        }
+        positions.resize(positions.len() + entry.units, entry.position);
+    }
+    positions.resize(units, Position::default());
+    Ok(positions)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// Encode per-code-unit positions the way `format`'s compiler does. For
+/// `LocationFormat::Pep657` this is the 3.12+ writer; 3.11 writes differently (one run per
+/// instruction), so use [`encode_positions_as`] with [`TableWriter::for_version`] to be
+/// byte-identical on every version.
+///
+/// `starts[i]` is true when code unit i begins an instruction (its first EXTENDED_ARG).
+pub fn encode_positions(
+    format: LocationFormat,
+    first_line: i32,
+    positions: &[Position],
+    starts: &[bool],
+) -> Vec<u8> {
+    let writer = match format {
+        LocationFormat::LineTable310 => TableWriter::LineTable310,
+        LocationFormat::Pep657 => TableWriter::Pep657Merged,
+    };
+    encode_positions_as(writer, first_line, positions, starts)
+}
+
+/// Encode per-code-unit positions exactly as `writer`'s CPython version does.
+pub fn encode_positions_as(
+    writer: TableWriter,
+    first_line: i32,
+    positions: &[Position],
+    starts: &[bool],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(positions.len() / 2 + 8);
+    encode_positions_into(writer, first_line, positions, starts, &mut out);
+    out
+}
+
+/// As [`encode_positions_as`], appending to `out`.
+pub fn encode_positions_into(
+    writer: TableWriter,
+    first_line: i32,
+    positions: &[Position],
+    starts: &[bool],
+    out: &mut Vec<u8>,
+) {
+    match writer {
+        TableWriter::LineTable310 => encode_310(first_line, positions, out),
+        TableWriter::Pep657PerInstruction => {
+            // Boundaries at every instruction start, and wherever the position changes (which
+            // can only be an instruction start in consistent input).
+            let mut writer = Pep657Writer { out, line: first_line };
+            for_each_run(positions, |i| starts.get(i).copied().unwrap_or(false), |pos, units| {
+                writer.write_run(pos, units)
+            });
+        }
+        TableWriter::Pep657Merged => {
+            let mut writer = Pep657Writer { out, line: first_line };
+            for_each_run(positions, |_| false, |pos, units| writer.write_run(pos, units));
+        }
+    }
+}
+
+/// Calls `run` for each maximal stretch of equal positions, also cut where `cut(i)`.
+fn for_each_run(positions: &[Position], cut: impl Fn(usize) -> bool, mut run: impl FnMut(&Position, usize)) {
+    let mut start = 0;
+    for i in 1..positions.len() {
+        if positions[i] != positions[start] || cut(i) {
+            run(&positions[start], i - start);
+            start = i;
+        }
+    }
+    if start < positions.len() {
+        run(&positions[start], positions.len() - start);
+    }
+}
+
+/// The 3.10 compiler's view of a line: -1 for none, and it treats every negative line as none.
+fn line_310(position: &Position) -> i32 {
+    match position.line {
+        Some(line) if line >= 0 => line,
+        _ => -1,
+    }
+}
+
+fn encode_310(first_line: i32, positions: &[Position], out: &mut Vec<u8>) {
+    // Mirrors `assemble_line_range`: the range in progress starts at `range_start` with line
+    // `current`; `previous` is the last line actually written (no-line ranges do not move it).
+    let mut previous = first_line;
+    let mut current = first_line;
+    let mut range_start = 0;
+    let mut flush = |end: usize, current: i32, out: &mut Vec<u8>| {
+        let mut byte_delta = (end - range_start) * 2;
+        if byte_delta == 0 {
+            // The first instruction's line differs from co_firstlineno: nothing to write yet.
+            return;
+        }
+        let mut line_delta;
+        if current < 0 {
+            line_delta = -128;
+        } else {
+            line_delta = current.wrapping_sub(previous);
+            previous = current;
+            while line_delta > 127 {
+                out.extend_from_slice(&[0, 127]);
+                line_delta -= 127;
+            }
+            while line_delta < -127 {
+                out.extend_from_slice(&[0, (-127i8) as u8]);
+                line_delta += 127;
+            }
+        }
+        while byte_delta > 254 {
+            out.extend_from_slice(&[254, line_delta as i8 as u8]);
+            line_delta = if current < 0 { -128 } else { 0 };
+            byte_delta -= 254;
+        }
+        out.extend_from_slice(&[byte_delta as u8, line_delta as i8 as u8]);
+        range_start = end;
+    };
+    for (i, position) in positions.iter().enumerate() {
+        let line = line_310(position);
+        if line != current {
+            flush(i, current, out);
+            current = line;
+        }
+    }
+    flush(positions.len(), current, out);
+}
+
+const NONE: i32 = -1;
+
+/// Mirrors `write_location_info_entry` in CPython's assembler; `line` is its `a_lineno`.
+struct Pep657Writer<'a> {
+    out: &'a mut Vec<u8>,
+    line: i32,
+}
+
+impl Pep657Writer<'_> {
+    fn write_run(&mut self, position: &Position, mut units: usize) {
+        while units > 8 {
+            self.write_entry(position, 8);
+            units -= 8;
+        }
+        self.write_entry(position, units);
+    }
+
+    fn header(&mut self, code: u8, units: usize) {
+        debug_assert!((1..=8).contains(&units));
+        self.out.push(0x80 | code << 3 | (units - 1) as u8);
+    }
+
+    fn varint(&mut self, mut value: u32) {
+        while value >= 64 {
+            self.out.push(0x40 | (value & 63) as u8);
+            value >>= 6;
+        }
+        self.out.push(value as u8);
+    }
+
+    fn svarint(&mut self, value: i32) {
+        let raw = if value < 0 { (value as u32).wrapping_neg() << 1 | 1 } else { (value as u32) << 1 };
+        self.varint(raw);
+    }
+
+    fn write_entry(&mut self, position: &Position, units: usize) {
+        let line = position.line.unwrap_or(NONE);
+        if line < 0 {
+            self.header(15, units);
+            return;
+        }
+        let end_line = position.end_line.unwrap_or(NONE);
+        // The compiler never has columns below -1; anything negative means "none".
+        let col = position.col.unwrap_or(NONE).max(NONE);
+        let end_col = position.end_col.unwrap_or(NONE).max(NONE);
+        let line_delta = line.wrapping_sub(self.line);
+        if col < 0 || end_col < 0 {
+            if end_line == line || end_line == NONE {
+                self.header(13, units);
+                self.svarint(line_delta);
+                self.line = line;
+                return;
+            }
+        } else if end_line == line {
+            if line_delta == 0 && col < 80 && end_col >= col && end_col - col < 16 {
+                self.header((col >> 3) as u8, units);
+                self.out.push(((col & 7) << 4 | (end_col - col)) as u8);
+                return;
+            }
+            if (0..3).contains(&line_delta) && col < 128 && end_col < 128 {
+                self.header(10 + line_delta as u8, units);
+                self.out.push(col as u8);
+                self.out.push(end_col as u8);
+                self.line = line;
+                return;
+            }
+        }
+        self.header(14, units);
+        self.svarint(line_delta);
+        self.varint(end_line.wrapping_sub(line) as u32);
+        self.varint(col.wrapping_add(1) as u32);
+        self.varint(end_col.wrapping_add(1) as u32);
+        self.line = line;
+    }
+}
