@@ -63,7 +63,11 @@ impl Counts {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn tally_forms(forms: &mut [usize; 16], format: LocationFormat, table: &[u8]) {
@@ -92,9 +96,13 @@ fn check(path: &str) -> Result<Counts, String> {
         return Err(format!("{path}: not a table corpus"));
     }
     let (major, minor) = (data[4], data[5]);
-    let writer = TableWriter::for_version(major, minor).ok_or(format!("{path}: version {major}.{minor}"))?;
+    let writer =
+        TableWriter::for_version(major, minor).ok_or(format!("{path}: version {major}.{minor}"))?;
     let format = writer.format();
-    let mut cursor = Cursor { bytes: &data, at: 6 };
+    let mut cursor = Cursor {
+        bytes: &data,
+        at: 6,
+    };
     let mut counts = Counts::default();
     while cursor.at < data.len() {
         let units = cursor.u32() as usize;
@@ -132,7 +140,8 @@ fn check(path: &str) -> Result<Counts, String> {
                         hex(linetable)
                     ));
                 }
-                let encoded = linetable::encode_positions_as(writer, first_line, &positions, &starts);
+                let encoded =
+                    linetable::encode_positions_as(writer, first_line, &positions, &starts);
                 if encoded == linetable {
                     counts.linetable_ok += 1;
                 } else {
@@ -147,13 +156,19 @@ fn check(path: &str) -> Result<Counts, String> {
         }
 
         match exctable::decode(exctable) {
-            Err(e) => counts.fail(format!("#{id}: exception table error {e}; table {}", hex(exctable))),
+            Err(e) => counts.fail(format!(
+                "#{id}: exception table error {e}; table {}",
+                hex(exctable)
+            )),
             Ok(entries) => {
                 counts.exc_entries += entries.len();
                 if exctable::encode(&entries) == exctable {
                     counts.exctable_ok += 1;
                 } else {
-                    counts.fail(format!("#{id}: exception table re-encodes differently: {}", hex(exctable)));
+                    counts.fail(format!(
+                        "#{id}: exception table re-encodes differently: {}",
+                        hex(exctable)
+                    ));
                 }
             }
         }
@@ -170,7 +185,9 @@ fn main() -> ExitCode {
                 all_ok = false;
             }
             Ok(c) => {
-                let ok = c.positions_ok == c.objects && c.linetable_ok == c.objects && c.exctable_ok == c.objects;
+                let ok = c.positions_ok == c.objects
+                    && c.linetable_ok == c.objects
+                    && c.exctable_ok == c.objects;
                 all_ok &= ok;
                 println!(
                     "{path}: {} code objects; positions {}/{}; linetable re-encode {}/{}; exception table {}/{} ({} entries){}",
@@ -191,5 +208,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

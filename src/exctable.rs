@@ -24,7 +24,11 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn error(&self, offset: usize, kind: TableErrorKind) -> TableError {
-        TableError { table: Table::ExceptionTable, offset, kind }
+        TableError {
+            table: Table::ExceptionTable,
+            offset,
+            kind,
+        }
     }
 
     fn varint(&mut self, entry_start: bool, expected: &'static str) -> Result<u32, TableError> {
@@ -60,7 +64,10 @@ impl Reader<'_> {
 pub fn decode(table: &[u8]) -> Result<Vec<ExcEntry>, TableError> {
     // Every entry takes at least four bytes.
     let mut entries = Vec::with_capacity(table.len() / 4);
-    let mut reader = Reader { bytes: table, offset: 0 };
+    let mut reader = Reader {
+        bytes: table,
+        offset: 0,
+    };
     while reader.offset < table.len() {
         let entry_offset = reader.offset;
         let start = reader.varint(true, "entry start")?;
@@ -70,7 +77,13 @@ pub fn decode(table: &[u8]) -> Result<Vec<ExcEntry>, TableError> {
         let end = start
             .checked_add(size)
             .ok_or_else(|| reader.error(entry_offset, TableErrorKind::RangeOverflow))?;
-        entries.push(ExcEntry { start, end, target, depth: depth_lasti >> 1, lasti: depth_lasti & 1 != 0 });
+        entries.push(ExcEntry {
+            start,
+            end,
+            target,
+            depth: depth_lasti >> 1,
+            lasti: depth_lasti & 1 != 0,
+        });
     }
     Ok(entries)
 }
@@ -98,5 +111,107 @@ fn write_varint(out: &mut Vec<u8>, value: u32, mut entry_start: u8) {
         let more = if chunk > 0 { 0x40 } else { 0 };
         out.push(((value >> (chunk * 6)) & 0x3f) as u8 | more | entry_start);
         entry_start = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(start: u32, end: u32, target: u32, depth: u32, lasti: bool) -> ExcEntry {
+        ExcEntry {
+            start,
+            end,
+            target,
+            depth,
+            lasti,
+        }
+    }
+
+    #[test]
+    fn the_documented_example() {
+        // exception_handling_notes.txt: start 20, end 28, target 100, depth 3, no lasti.
+        let table = [148, 8, 65, 36, 6];
+        assert_eq!(decode(&table).unwrap(), [entry(20, 28, 100, 3, false)]);
+        assert_eq!(encode(&decode(&table).unwrap()), table);
+    }
+
+    #[test]
+    fn lasti_and_multi_chunk_values() {
+        let entries = [
+            entry(2, 19, 19, 1, true),
+            entry(4096, 4096 + 70000, (1 << 30) - 1, 300, false),
+        ];
+        let table = encode(&entries);
+        assert_eq!(&table[..4], [0x82, 17, 19, 3]);
+        // 4096 = 1·64² → 0x80|0x40|1, 0x40|0, 0; 70000 = 17·64² + 5·64 + 48.
+        assert_eq!(&table[4..10], [0xc1, 0x40, 0x00, 0x51, 0x45, 0x30]);
+        assert_eq!(decode(&table).unwrap(), entries);
+        // Past CPython's 30-bit limit we still round-trip, with a sixth chunk.
+        let huge = [entry(u32::MAX - 1, u32::MAX, u32::MAX, u32::MAX >> 1, true)];
+        assert_eq!(decode(&encode(&huge)).unwrap(), huge);
+    }
+
+    #[test]
+    fn malformed_tables_are_errors() {
+        let kind = |t: &[u8]| decode(t).unwrap_err().kind;
+        assert_eq!(kind(&[0x02, 1, 1, 1]), TableErrorKind::MissingEntryStart);
+        assert_eq!(
+            kind(&[0x82, 1, 1]),
+            TableErrorKind::Truncated {
+                expected: "depth and lasti"
+            }
+        );
+        assert_eq!(
+            kind(&[0x82, 0x81, 1, 1]),
+            TableErrorKind::UnexpectedEntryStart {
+                expected: "entry size"
+            }
+        );
+        assert_eq!(
+            kind(&[0x82, 0x41]),
+            TableErrorKind::Truncated {
+                expected: "entry size"
+            }
+        );
+        assert_eq!(
+            kind(&[0xc1, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 1, 1, 1]),
+            TableErrorKind::VarintOverflow
+        );
+        let big = encode(&[entry(u32::MAX, u32::MAX, 0, 0, false)]);
+        let mut overflowing = big.clone();
+        overflowing[6] = 1; // size 0 → 1: start + size overflows
+        assert_eq!(kind(&overflowing), TableErrorKind::RangeOverflow);
+        assert_eq!(decode(&[]).unwrap(), []);
+    }
+
+    fn any_entry() -> impl Strategy<Value = ExcEntry> {
+        let value = prop_oneof![0..70u32, 0..5000u32, any::<u32>()];
+        (
+            value.clone(),
+            value.clone(),
+            value,
+            0..(1u32 << 31),
+            any::<bool>(),
+        )
+            .prop_map(|(start, size, target, depth, lasti)| {
+                let start = start.min(u32::MAX - size);
+                entry(start, start + size, target, depth, lasti)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_gives_entries_back(entries in prop::collection::vec(any_entry(), 0..20)) {
+            prop_assert_eq!(decode(&encode(&entries)).unwrap(), entries);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(entries) = decode(&bytes) {
+                prop_assert_eq!(decode(&encode(&entries)).unwrap(), entries);
+            }
+        }
     }
 }
