@@ -1,10 +1,14 @@
 #!/bin/sh
-# Dump a table corpus for every available interpreter into /tmp (two at a time: shared 2-core box).
+# Dump a table corpus for every available interpreter to /tmp/frontrun-tables-<version>.bin,
+# one at a time (shared 2-core box). Uses the pytest venvs so pytest-rewritten modules are
+# dumped too. Then: cargo run --release --example codecs_check -- /tmp/frontrun-tables-*.bin
 here=$(dirname "$0")
 {
-  for v in 3.10.13 3.11.7 3.12.1 3.13.0; do echo "${v%.*} $HOME/.pyenv/versions/$v/bin/python3"; done
-  [ -f "$HOME/.cache/frontrun/pythons.txt" ] && awk 'NF >= 2 { print $1, $2 }' "$HOME/.cache/frontrun/pythons.txt"
-} | sort -u -k1,1 | while read -r version python; do
-  [ -x "$python" ] || continue
-  "$python" "$here/dump_tables_corpus.py" "/tmp/frontrun-tables-$version.bin"
+  for v in 3.10 3.11 3.12 3.13; do echo "$v /work/devvenv/$v/bin/python"; done
+  # "version interpreter venv" lines, once the newer interpreters are provisioned.
+  [ -f "$HOME/.cache/frontrun/pythons.txt" ] &&
+    awk 'NF >= 3 { print $1, $3 "/bin/python" } NF == 2 { print $1, $2 }' "$HOME/.cache/frontrun/pythons.txt"
+} | while read -r version python; do
+  [ -x "$python" ] || { echo "skip $version: no $python"; continue; }
+  FRONTRUN_DUMP_PYTEST_REWRITE=1 "$python" "$here/dump_tables_corpus.py" "/tmp/frontrun-tables-$version.bin"
 done

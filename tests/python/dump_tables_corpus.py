@@ -1,6 +1,8 @@
 """Dump the position and exception tables of every stdlib code object to a binary corpus.
 
 Run under the interpreter whose tables you want:  python dump_tables_corpus.py OUT [LIBDIR]
+With FRONTRUN_DUMP_PYTEST_REWRITE=1 (and pytest importable), every file with an `assert` is
+also dumped as pytest's assertion rewriter compiles it (ASTs with synthesized locations).
 `examples/codecs_check.rs` reads the corpus and checks the Rust codecs against it.
 
 Layout (little endian):
@@ -130,10 +132,52 @@ def synthetic_sources():
     )
 
 
+def synthetic_trees():
+    """Hand-built ASTs with locations no parser produces (tools like pytest build such trees)."""
+    import ast
+
+    def call(name, line, col, **end):
+        at = dict(lineno=line, col_offset=col, **end)
+        func = ast.Name(name, ast.Load(), **at)
+        return ast.Expr(ast.Call(func, [], [], **at), **at)
+
+    def some(line, col, end_line, end_col):
+        return dict(end_lineno=end_line, end_col_offset=end_col)
+
+    variants = {
+        "missing_end": [call("f", 3, 0), call("g", 3, 4)],
+        "end_none": [call("f", 3, 0, **some(0, 0, None, None))],
+        "line_zero": [call("f", 0, 0, **some(0, 0, 0, 0))],
+        "no_columns": [call("f", 2, -1, **some(2, -1, 2, -1)), call("g", 2, -1, **some(2, -1, 2, -1))],
+        "mixed_columns": [call("f", 2, -1, **some(2, -1, 2, 5)), call("g", 2, 3, **some(2, 3, 2, -1))],
+        "no_columns_multiline": [call("f", 2, -1, **some(2, -1, 4, -1))],
+        "negative_line": [call("f", -5, 1, **some(-5, 1, -5, 3)), call("g", 7, 1, **some(7, 1, 7, 3))],
+        "huge": [call("f", 2**24, 2**20, **some(0, 0, 2**24 + 5, 2**21)), call("g", 1, 0, **some(1, 0, 1, 1))],
+        "same_line_repeated": [call("f", 4, 0, **some(4, 0, 4, 3)) for _ in range(3)],
+    }
+    for name, body in variants.items():
+        yield name, ast.Module(body=body, type_ignores=[])
+
+
+def pytest_rewritten(path, source):
+    """`source` as pytest's assertion rewriter compiles it, or None without pytest."""
+    try:
+        import ast
+        from _pytest.assertion.rewrite import rewrite_asserts
+    except ImportError:
+        return None
+    tree = ast.parse(source, path)
+    if not any(isinstance(node, ast.Assert) for node in ast.walk(tree)):
+        return None
+    rewrite_asserts(tree, source, path)
+    return compile(tree, path, "exec", dont_inherit=True)
+
+
 def main():
     out_path = sys.argv[1]
     lib = sys.argv[2] if len(sys.argv) > 2 else sysconfig.get_paths()["stdlib"]
-    files = skipped = objects = 0
+    files = skipped = objects = rewritten_files = 0
+    rewrite = os.environ.get("FRONTRUN_DUMP_PYTEST_REWRITE") == "1"
     with open(out_path, "wb") as out:
         out.write(b"FRTC" + bytes(sys.version_info[:2]))
         for root, dirs, names in os.walk(lib):
@@ -155,11 +199,32 @@ def main():
                 for code in walk(top):
                     out.write(record(code))
                     objects += 1
-        for name, source in synthetic_sources():
-            for code in walk(compile(source, f"<synthetic {name}>", "exec", dont_inherit=True)):
+                if rewrite:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            rewritten = pytest_rewritten(path, source)
+                    except Exception:  # the rewriter's own limits, not ours
+                        rewritten = None
+                    if rewritten is not None:
+                        rewritten_files += 1
+                        for code in walk(rewritten):
+                            out.write(record(code))
+                            objects += 1
+        synthetic = list(synthetic_sources()) + list(synthetic_trees())
+        for name, source in synthetic:
+            try:
+                top = compile(source, f"<synthetic {name}>", "exec", dont_inherit=True)
+            except (ValueError, TypeError, SyntaxError) as e:  # newer compilers validate ranges
+                print(f"  synthetic {name}: not compiled ({e})")
+                continue
+            for code in walk(top):
                 out.write(record(code))
                 objects += 1
-    print(f"{sys.version.split()[0]}: {files} files ({skipped} skipped), {objects} code objects -> {out_path}")
+    print(
+        f"{sys.version.split()[0]}: {files} files ({skipped} skipped), {rewritten_files} also "
+        f"pytest-rewritten, {len(synthetic)} synthetic, {objects} code objects -> {out_path}"
+    )
 
 
 if __name__ == "__main__":
