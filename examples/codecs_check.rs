@@ -10,6 +10,7 @@ use frontrun::exctable;
 use frontrun::linetable::{self, Position, TableWriter};
 use frontrun::tables::LocationFormat;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 const NONE: i32 = i32::MIN;
 const SHOWN_FAILURES: usize = 5;
@@ -46,6 +47,9 @@ struct Counts {
     objects: usize,
     positions_ok: usize,
     linetable_ok: usize,
+    /// Re-encoded with the version-blind `encode_positions(format, ..)` instead.
+    format_only_ok: usize,
+    codec_time: Duration,
     exctable_ok: usize,
     exc_entries: usize,
     /// PEP 657: entries per code (0-15); 3.10: [pairs, (0, ±127) prefixes, 254-byte pieces,
@@ -122,6 +126,17 @@ fn check(path: &str) -> Result<Counts, String> {
             .collect();
         tally_forms(&mut counts.forms, format, linetable);
         let id = counts.objects;
+        // Time the codecs alone: one decode and one encode of each table.
+        let clock = Instant::now();
+        if let Ok(positions) = linetable::decode_positions(format, linetable, first_line, units) {
+            std::hint::black_box(linetable::encode_positions_as(
+                writer, first_line, &positions, &starts,
+            ));
+        }
+        if let Ok(entries) = exctable::decode(exctable) {
+            std::hint::black_box(exctable::encode(&entries));
+        }
+        counts.codec_time += clock.elapsed();
         counts.objects += 1;
 
         match linetable::decode_positions(format, linetable, first_line, units) {
@@ -142,6 +157,9 @@ fn check(path: &str) -> Result<Counts, String> {
                 }
                 let encoded =
                     linetable::encode_positions_as(writer, first_line, &positions, &starts);
+                let format_only =
+                    linetable::encode_positions(format, first_line, &positions, &starts);
+                counts.format_only_ok += (format_only == linetable) as usize;
                 if encoded == linetable {
                     counts.linetable_ok += 1;
                 } else {
@@ -201,7 +219,14 @@ fn main() -> ExitCode {
                     c.exc_entries,
                     if ok { "  OK" } else { "  FAIL" }
                 );
-                println!("  table entries by form: {:?}", c.forms);
+                println!(
+                    "  {:.2} µs per code object (decode + encode, both tables); version-blind \
+                     encode_positions(format): {}/{}; table entries by form: {:?}",
+                    c.codec_time.as_secs_f64() * 1e6 / c.objects.max(1) as f64,
+                    c.format_only_ok,
+                    c.objects,
+                    c.forms
+                );
                 for failure in &c.failures {
                     println!("  {failure}");
                 }

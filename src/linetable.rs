@@ -10,8 +10,9 @@
 //!
 //! 3.11+ (`Objects/locations.md`; writer in `compile.c` (3.11) / `assemble.c` (3.12+)): entries of
 //! at most 8 code units. 3.11 writes one run of entries per instruction; 3.12+ merges consecutive
-//! instructions with the same location first. That difference is not in [`LocationFormat`], so
-//! [`TableWriter`] carries it (see [`TableWriter::for_version`]).
+//! instructions with the same location first; 3.14+ writes negative lines other than -1 as lines
+//! where earlier versions write "no location". [`LocationFormat`] does not tell these apart, so
+//! [`TableWriter`] does (see [`TableWriter::for_version`]).
 
 use crate::tables::{LocationFormat, OpTable};
 use std::fmt;
@@ -101,23 +102,29 @@ impl fmt::Display for TableError {
 
 impl std::error::Error for TableError {}
 
-/// Exactly how a CPython version writes its position table.
+/// Exactly how a CPython version writes its position table; each variant is named for the
+/// first version that writes that way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableWriter {
     /// 3.10 `co_linetable`.
-    LineTable310,
+    Python310,
     /// 3.11: PEP 657 entries, one run per instruction, never merged across instructions.
-    Pep657PerInstruction,
-    /// 3.12+: PEP 657 entries, consecutive instructions with equal positions merged.
-    Pep657Merged,
+    Python311,
+    /// 3.12, 3.13: consecutive instructions with equal positions merged into one run; any
+    /// negative line is written as "no location".
+    Python312,
+    /// 3.14+: as 3.12, but only line -1 means "no location"; other negative lines (possible
+    /// from hand-built ASTs) are written as lines.
+    Python314,
 }
 
 impl TableWriter {
     pub fn for_version(major: u8, minor: u8) -> Option<TableWriter> {
         match (major, minor) {
-            (3, 10) => Some(TableWriter::LineTable310),
-            (3, 11) => Some(TableWriter::Pep657PerInstruction),
-            (3, m) if m >= 12 => Some(TableWriter::Pep657Merged),
+            (3, 10) => Some(TableWriter::Python310),
+            (3, 11) => Some(TableWriter::Python311),
+            (3, 12 | 13) => Some(TableWriter::Python312),
+            (3, m) if m >= 14 => Some(TableWriter::Python314),
             _ => None,
         }
     }
@@ -128,7 +135,7 @@ impl TableWriter {
 
     pub fn format(self) -> LocationFormat {
         match self {
-            TableWriter::LineTable310 => LocationFormat::LineTable310,
+            TableWriter::Python310 => LocationFormat::LineTable310,
             _ => LocationFormat::Pep657,
         }
     }
@@ -360,9 +367,10 @@ pub fn decode_positions(
 // Encoding
 
 /// Encode per-code-unit positions the way `format`'s compiler does. For
-/// `LocationFormat::Pep657` this is the 3.12+ writer; 3.11 writes differently (one run per
-/// instruction), so use [`encode_positions_as`] with [`TableWriter::for_version`] to be
-/// byte-identical on every version.
+/// `LocationFormat::Pep657` this is the 3.14+ writer, which gives the same bytes as 3.12 and
+/// 3.13 for every position list that has no negative line but -1 (all their tables decode to
+/// such lists). 3.11 writes differently (one run per instruction): use
+/// [`encode_positions_as`] with [`TableWriter::for_version`] to be byte-identical everywhere.
 ///
 /// `starts[i]` is true when code unit i begins an instruction (its first EXTENDED_ARG).
 pub fn encode_positions(
@@ -372,8 +380,8 @@ pub fn encode_positions(
     starts: &[bool],
 ) -> Vec<u8> {
     let writer = match format {
-        LocationFormat::LineTable310 => TableWriter::LineTable310,
-        LocationFormat::Pep657 => TableWriter::Pep657Merged,
+        LocationFormat::LineTable310 => TableWriter::Python310,
+        LocationFormat::Pep657 => TableWriter::Python314,
     };
     encode_positions_as(writer, first_line, positions, starts)
 }
@@ -399,25 +407,20 @@ pub fn encode_positions_into(
     out: &mut Vec<u8>,
 ) {
     match writer {
-        TableWriter::LineTable310 => encode_310(first_line, positions, out),
-        TableWriter::Pep657PerInstruction => {
+        TableWriter::Python310 => encode_310(first_line, positions, out),
+        TableWriter::Python311 => {
             // Boundaries at every instruction start, and wherever the position changes (which
             // can only be an instruction start in consistent input).
-            let mut writer = Pep657Writer {
-                out,
-                line: first_line,
-            };
+            let mut writer = Pep657Writer::new(out, first_line, true);
             for_each_run(
                 positions,
                 |i| starts.get(i).copied().unwrap_or(false),
                 |pos, units| writer.write_run(pos, units),
             );
         }
-        TableWriter::Pep657Merged => {
-            let mut writer = Pep657Writer {
-                out,
-                line: first_line,
-            };
+        TableWriter::Python312 | TableWriter::Python314 => {
+            let negative_lines_are_none = writer == TableWriter::Python312;
+            let mut writer = Pep657Writer::new(out, first_line, negative_lines_are_none);
             for_each_run(
                 positions,
                 |_| false,
@@ -504,9 +507,19 @@ const NONE: i32 = -1;
 struct Pep657Writer<'a> {
     out: &'a mut Vec<u8>,
     line: i32,
+    /// 3.11-3.13 test `lineno < 0` for "no location", 3.14+ `lineno == -1`.
+    negative_lines_are_none: bool,
 }
 
-impl Pep657Writer<'_> {
+impl<'a> Pep657Writer<'a> {
+    fn new(out: &'a mut Vec<u8>, first_line: i32, negative_lines_are_none: bool) -> Self {
+        Pep657Writer {
+            out,
+            line: first_line,
+            negative_lines_are_none,
+        }
+    }
+
     fn write_run(&mut self, position: &Position, mut units: usize) {
         while units > 8 {
             self.write_entry(position, 8);
@@ -539,7 +552,7 @@ impl Pep657Writer<'_> {
 
     fn write_entry(&mut self, position: &Position, units: usize) {
         let line = position.line.unwrap_or(NONE);
-        if line < 0 {
+        if line == NONE || (line < 0 && self.negative_lines_are_none) {
             self.header(15, units);
             return;
         }
@@ -629,7 +642,7 @@ mod tests {
             pos(1, 1, 0, 1),
             pos(1, 1, 0, 1),
         ];
-        roundtrip(TableWriter::Pep657Merged, 1, &table, &[true; 4], &expected);
+        roundtrip(TableWriter::Python312, 1, &table, &[true; 4], &expected);
     }
 
     #[test]
@@ -645,15 +658,9 @@ mod tests {
             pos(1, 1, 0, 1),
             pos(1, 1, 0, 1),
         ];
-        roundtrip(
-            TableWriter::Pep657PerInstruction,
-            1,
-            &table,
-            &[true; 5],
-            &expected,
-        );
+        roundtrip(TableWriter::Python311, 1, &table, &[true; 5], &expected);
         // The 3.12+ writer merges the last three.
-        let merged = encode_positions_as(TableWriter::Pep657Merged, 1, &expected, &[true; 5]);
+        let merged = encode_positions_as(TableWriter::Python312, 1, &expected, &[true; 5]);
         assert_eq!(
             merged,
             [0xf0, 0x03, 0x01, 0x01, 0x01, 0xd8, 0x02, 0x03, 0x82, 0x01]
@@ -662,11 +669,28 @@ mod tests {
     }
 
     #[test]
+    fn python_3_14_writes_negative_lines() {
+        // A hand-built AST call at line -5, columns 1..3, on 3.14: a real long-form line.
+        // 3.11-3.13 write every negative line as "no location".
+        let table = [
+            0xf0, 0x03, 0x01, 0x01, 0x01, 0xf7, 0x0b, 0x00, 0x02, 0x04, 0x80, 0x12,
+        ];
+        let mut expected = vec![pos(-5, -5, 1, 3); 10];
+        expected[0] = pos(0, 1, 0, 0);
+        let mut starts = [true; 10];
+        starts[2..5].fill(false);
+        roundtrip(TableWriter::Python314, 1, &table, &starts, &expected);
+        assert_eq!(encode_positions(PEP, 1, &expected, &starts), table);
+        let older = encode_positions_as(TableWriter::Python312, 1, &expected, &starts);
+        assert_eq!(older, [0xf0, 0x03, 0x01, 0x01, 0x01, 0xf8 | 7, 0xf8]);
+    }
+
+    #[test]
     fn short_form() {
         // Code 1 (columns 8..15), 3 units, column 8 + 3, end column 11 + 1.
         let table = [0x80 | 1 << 3 | 2, 0x31];
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             5,
             &table,
             &[true, false, false],
@@ -674,7 +698,7 @@ mod tests {
         );
         // The last short code: columns 72..79.
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             5,
             &[0x80 | 9 << 3, 0x7f],
             &[true],
@@ -693,7 +717,7 @@ mod tests {
             (pos(7, 7, 127, 127), vec![0x80 | 12 << 3, 127, 127]),
         ];
         for (p, table) in cases {
-            roundtrip(TableWriter::Pep657Merged, 5, &table, &[true], &[p]);
+            roundtrip(TableWriter::Python312, 5, &table, &[true], &[p]);
         }
     }
 
@@ -701,14 +725,14 @@ mod tests {
     fn no_column_form_and_negative_deltas() {
         // svarint(-3) = 7, svarint(+40) = 80 = 0x50 0x01.
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             10,
             &[0x80 | 13 << 3, 7],
             &[true],
             &[pos(7, 7, -1, -1)],
         );
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             10,
             &[0x80 | 13 << 3, 0x50, 0x01],
             &[true],
@@ -721,7 +745,7 @@ mod tests {
         // Line +2 (4), end line +5, column 200 (+1 = 201 = 0x49 0x03), end column 0 (+1).
         let table = [0x80 | 14 << 3 | 1, 4, 5, 0x49, 0x03, 1];
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             1,
             &table,
             &[true, false],
@@ -729,7 +753,7 @@ mod tests {
         );
         // Multi-line span without columns: stored columns 0 mean None.
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             1,
             &[0x80 | 14 << 3, 0, 2, 0, 0],
             &[true],
@@ -738,7 +762,7 @@ mod tests {
         // Column 128 on one line with a delta of 3: neither short nor one-line.
         let table = [0x80 | 14 << 3, 6, 0, 0x41, 0x02, 0x42, 0x02];
         roundtrip(
-            TableWriter::Pep657Merged,
+            TableWriter::Python312,
             1,
             &table,
             &[true],
@@ -756,7 +780,7 @@ mod tests {
             Position::default(),
             pos(3, 3, -1, -1),
         ];
-        roundtrip(TableWriter::Pep657Merged, 1, &table, &[true; 4], &expected);
+        roundtrip(TableWriter::Python312, 1, &table, &[true; 4], &expected);
     }
 
     #[test]
@@ -765,11 +789,10 @@ mod tests {
         let p = pos(1, 1, 0, 4);
         let mut starts = [false; 11];
         starts[0] = true;
-        let merged = encode_positions_as(TableWriter::Pep657Merged, 1, &[p; 11], &starts);
+        let merged = encode_positions_as(TableWriter::Python312, 1, &[p; 11], &starts);
         assert_eq!(merged, [0x87, 0x04, 0x82, 0x04]);
         starts[5] = true;
-        let per_instruction =
-            encode_positions_as(TableWriter::Pep657PerInstruction, 1, &[p; 11], &starts);
+        let per_instruction = encode_positions_as(TableWriter::Python311, 1, &[p; 11], &starts);
         assert_eq!(per_instruction, [0x84, 0x04, 0x85, 0x04]);
         assert_eq!(
             decode_positions(PEP, &per_instruction, 1, 11).unwrap(),
@@ -782,7 +805,7 @@ mod tests {
         // first line 1: lines 1,1,2,2,-,2 → (4, 0) (4, +1) (2, none) (2, 0).
         let lines = [Some(1), Some(1), Some(2), Some(2), None, Some(2)].map(line);
         roundtrip(
-            TableWriter::LineTable310,
+            TableWriter::Python310,
             1,
             &[4, 0, 4, 1, 2, 0x80, 2, 0],
             &[true; 6],
@@ -790,7 +813,7 @@ mod tests {
         );
         // A first instruction off co_firstlineno writes no zero-length entry.
         roundtrip(
-            TableWriter::LineTable310,
+            TableWriter::Python310,
             1,
             &[2, 4],
             &[true],
@@ -802,7 +825,7 @@ mod tests {
     fn line_table_310_big_jumps_and_long_ranges() {
         // +300 lines: (0, 127) (0, 127) then the range with the remaining 46.
         roundtrip(
-            TableWriter::LineTable310,
+            TableWriter::Python310,
             1,
             &[0, 127, 0, 127, 2, 46],
             &[true],
@@ -811,7 +834,7 @@ mod tests {
         // Back down by 200: (0, -127) (2, -73).
         let table = [2, 0, 0, 0x81, 2, (-73i8) as u8];
         roundtrip(
-            TableWriter::LineTable310,
+            TableWriter::Python310,
             201,
             &table,
             &[true; 2],
@@ -819,14 +842,14 @@ mod tests {
         );
         // 150 units on one line = 300 bytes: (254, 0) (46, 0); without a line: -128 on both.
         roundtrip(
-            TableWriter::LineTable310,
+            TableWriter::Python310,
             1,
             &[254, 0, 46, 0],
             &[true; 150],
             &[line(Some(1)); 150],
         );
         roundtrip(
-            TableWriter::LineTable310,
+            TableWriter::Python310,
             1,
             &[254, 0x80, 46, 0x80],
             &[true; 150],
@@ -890,10 +913,11 @@ mod tests {
 
     /// What `decode(encode(p))` gives: the compiler's writer folds a few inputs together.
     fn after_roundtrip(p: Position, writer: TableWriter) -> Position {
-        let Some(l) = p.line.filter(|&l| l >= 0) else {
+        let kept = |l: i32| l >= 0 || (writer == TableWriter::Python314 && l != -1);
+        let Some(l) = p.line.filter(|&l| kept(l)) else {
             return Position::default();
         };
-        if writer == TableWriter::LineTable310 {
+        if writer == TableWriter::Python310 {
             return Position {
                 line: Some(l),
                 ..Position::default()
@@ -938,9 +962,10 @@ mod tests {
 
     fn writers() -> impl Strategy<Value = TableWriter> {
         prop_oneof![
-            Just(TableWriter::LineTable310),
-            Just(TableWriter::Pep657PerInstruction),
-            Just(TableWriter::Pep657Merged)
+            Just(TableWriter::Python310),
+            Just(TableWriter::Python311),
+            Just(TableWriter::Python312),
+            Just(TableWriter::Python314)
         ]
     }
 
