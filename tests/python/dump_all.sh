@@ -9,6 +9,8 @@ here=$(dirname "$0")
   [ -f "$HOME/.cache/frontrun/pythons.txt" ] &&
     awk 'NF >= 3 { print $1, $3 "/bin/python" } NF == 2 { print $1, $2 }' "$HOME/.cache/frontrun/pythons.txt"
 } | while read -r version python; do
-  [ -x "$python" ] || { echo "skip $version: no $python"; continue; }
+  [ -x "$python" ] || continue
+  case " $seen " in *" $version "*) continue ;; esac
+  seen="$seen $version"
   FRONTRUN_DUMP_PYTEST_REWRITE=1 "$python" "$here/dump_tables_corpus.py" "/tmp/frontrun-tables-$version.bin"
 done
