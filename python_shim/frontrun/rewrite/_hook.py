@@ -358,14 +358,15 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
     fresh = sorted(set(instrumented) - _warned_already_imported)
     if fresh:
         _warned_already_imported.update(fresh)
+        shown = ", ".join(fresh[:20]) + (f" and {len(fresh) - 20} more" if len(fresh) > 20 else "")
         warnings.warn(
             "frontrun: these modules were imported before the frontrun import hook was installed: "
-            f"{', '.join(fresh)}. Their functions were instrumented in place, but their module-level "
+            f"{shown}. Their functions were instrumented in place, but their module-level "
             "code already ran un-instrumented and code objects held elsewhere keep the old code. "
             "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
             "the pytest plugin, or call frontrun.rewrite.install() before importing them.",
             AlreadyImportedWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=stacklevel,
         )
     return instrumented
 

@@ -195,10 +195,10 @@ def _is_zipfile(path: str) -> bool:
 
 # --- errors as plain python reports them -----------------------------------------------------
 
+# runpy is not in the list: ``python -m`` shows runpy's frames too, and so do we.
 _OWN_FILES = {
-    os.path.normcase(os.path.abspath(p))
-    for p in (__file__, runpy.__file__, os.path.join(os.path.dirname(__file__), "__main__.py"),
-              os.path.join(os.path.dirname(__file__), "_hook.py"))
+    os.path.normcase(os.path.abspath(os.path.join(os.path.dirname(__file__), name)))
+    for name in ("_launcher.py", "__main__.py", "_hook.py")
 }
 
 
