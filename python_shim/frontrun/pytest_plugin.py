@@ -129,6 +129,9 @@ def _install(config, options, late: bool) -> None:
         return
     enabled, kwargs = _settings(config, options)
     if not enabled:
+        # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there, but
+        # pytest put its assertion hook in front of it since: restore the order.
+        _hook.move_to_front()
         return
     try:
         finder = _hook.install(**kwargs, _stacklevel=2)

@@ -205,3 +205,18 @@ def test_main_module_pickles_like_plain_python(project):
     plain = run(["case.py"], cwd=project)
     launched = run([*LAUNCHER, "case.py"], cwd=project)
     assert launched.stdout == plain.stdout == "3 __main__\n"
+
+
+def test_install_from_a_script_selects_the_script_directory(project, tmp_path):
+    # Run from elsewhere: the project root (cwd) does not contain the script, its directory does.
+    (project / "case.py").write_text(textwrap.dedent("""\
+        import frontrun.rewrite
+        frontrun.rewrite.install(use_config=False)
+        import helper
+        print(helper.value(), type(helper.__loader__).__name__)
+    """))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run([str(project / "case.py")], cwd=elsewhere, marker=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{REWRITTEN} FrontrunLoader\n"

@@ -183,3 +183,21 @@ def test_late_plugin_instruments_earlier_imports_and_warns(project):
     assert report["pkg"] == REWRITTEN and report["pkg_loader"] == "SourceFileLoader"  # in place
     assert report["test"] == REWRITTEN
     assert "imported before the frontrun import hook was installed: mypkg" in output
+
+
+def test_importlib_import_mode(project):
+    proc, output, report = pytest_run(project, "--import-mode=importlib")
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+    assert_rich_assertion(proc, output)
+
+
+def test_under_the_launcher_without_plugin_configuration(project):
+    without_frontrun_table(project)
+    proc = run(["-m", "frontrun.rewrite", "-m", "pytest", "-s", "-p", "no:cacheprovider",
+                "-W", "ignore::pytest.PytestAssertRewriteWarning", *LOAD, "tests"], cwd=project, marker=True)
+    output = proc.stdout + proc.stderr
+    [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+    assert_rich_assertion(proc, output)

@@ -403,7 +403,7 @@ def install(
         policy,
         resource_methods,
         root=root,
-        extra_roots=extra_roots,
+        extra_roots=tuple(extra_roots) + _main_script_dir(),
         use_config=use_config,
         cache_dir=cache_dir,
     )
@@ -415,6 +415,22 @@ def install(
     if instrument_imported:
         _instrument_already_imported(selection, stacklevel=_stacklevel + 2)
     return finder
+
+
+def _main_script_dir() -> tuple[str, ...]:
+    """The directory of the script being run (``python app/main.py``), one of the default roots."""
+    main = sys.modules.get("__main__")
+    if main is None or main.__dict__.get("__spec__") is not None:
+        return ()  # -m, or an interactive session: the project root alone decides
+    path = main.__dict__.get("__file__")
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return ()
+    directory = os.path.dirname(os.path.realpath(path))
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        real_prefix = os.path.realpath(prefix)
+        if directory == real_prefix or directory.startswith(real_prefix + os.sep):
+            return ()  # a console script such as bin/pytest is not the user's code
+    return (directory,)
 
 
 def _remove_finders() -> None:
