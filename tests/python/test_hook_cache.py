@@ -44,7 +44,7 @@ def test_cache_file_name_format_and_reuse(sandbox, marker):
     [pyc] = frontrun_pycs(sandbox / "hookpkg")
     match = NAME_RE.match(pyc.name)
     assert match and match["stem"] == "__init__"
-    assert pyc == Path(package.__cached__)
+    assert pyc == Path(package.__spec__.cached)
     # Never CPython's own name (nor pytest's): both can live side by side.
     assert pyc.name != Path(importlib.util.cache_from_source(package.__file__)).name
     assert "-pytest-" not in pyc.name
@@ -73,7 +73,7 @@ def test_key_separates_policies_and_resource_methods(sandbox, marker):
     for policy, methods in (("shared", ()), ("all", ()), ("shared", ("pool.get",))):
         fr.install(include=["hookpkg"], policy=policy, resource_methods=methods, use_config=False)
         fresh_import("hookpkg")
-        keys.add(NAME_RE.match(Path(sys.modules["hookpkg"].__cached__).name)["key"])
+        keys.add(NAME_RE.match(Path(sys.modules["hookpkg"].__spec__.cached).name)["key"])
     assert len(keys) == 3
     assert len(frontrun_pycs(sandbox / "hookpkg")) == 3
     k = _cache.cache_key
@@ -94,7 +94,7 @@ def test_stale_cache_is_rebuilt_when_the_source_changes(sandbox, marker):
 @pytest.mark.parametrize("damage", [b"", b"garbage", None, "magic", "flags"])
 def test_corrupted_cache_is_recompiled_silently(sandbox, marker, damage):
     fr.install(include=["hookpkg"], use_config=False)
-    pyc = Path(fresh_import("hookpkg").__cached__)
+    pyc = Path(fresh_import("hookpkg").__spec__.cached)
     good = pyc.read_bytes()
     if damage is None:
         bad = good[:16] + b"\x00\x01\x02 not marshal"
@@ -196,7 +196,7 @@ def test_pycache_prefix(sandbox, marker, monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "pycache_prefix", str(prefix))
     fr.install(include=["hookpkg"], use_config=False)
     package = fresh_import("hookpkg")
-    cached = Path(package.__cached__)
+    cached = Path(package.__spec__.cached)
     expected_dir = Path(importlib.util.cache_from_source(package.__file__)).parent
     assert cached.parent == expected_dir and str(cached).startswith(str(prefix))
     assert cached.is_file() and NAME_RE.match(cached.name)
@@ -207,7 +207,7 @@ def test_configured_cache_dir(sandbox, marker, tmp_path):
     cache_dir = tmp_path / "frontrun-cache"
     fr.install(include=["hookpkg"], use_config=False, cache_dir=str(cache_dir))
     package = fresh_import("hookpkg")
-    cached = Path(package.__cached__)
+    cached = Path(package.__spec__.cached)
     assert cached.is_file()
     assert cached.parent == cache_dir / str(sandbox / "hookpkg").lstrip(os.sep)
     assert not (sandbox / "hookpkg" / "__pycache__").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import marshal
 import os
@@ -136,10 +137,13 @@ def test_module_errors_are_listed_and_the_rest_written(tree):
         ("src/nothere.py", "no such file or directory"),
         ("src/hookpkg/data.txt", "is not a .py file"),
         ("not a-name", "neither an existing path nor a module name"),
-        ("math", "not a Python source module"),
+        ("fakeext", "not a Python source module (loader: ExtensionFileLoader)"),
+        ("sys", "built into the interpreter"),
     ],
 )
 def test_bad_targets(tree, target, message):
+    # Found as an extension module by its name alone; never loaded.
+    (tree / "src" / ("fakeext" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"")
     proc = run([*INSPECT, target, "--out", str(tree / "out")], cwd=tree, pythonpath=[tree / "src"])
     assert proc.returncode == 2
     assert message in proc.stderr

@@ -132,6 +132,8 @@ def modules_for_name(name: str, search_path: list[str] | None = None) -> list[Mo
     """Resolve an import name along ``sys.path`` without importing (so without running) anything."""
     if not all(part.isidentifier() for part in name.split(".")):
         raise InspectError(f"{name!r} is neither an existing path nor a module name")
+    if name in sys.builtin_module_names:
+        raise InspectError(f"{name!r} is built into the interpreter: it has no Python source")
     search = list(search_path if search_path is not None else sys.path)
     parts = name.split(".")
     spec = None

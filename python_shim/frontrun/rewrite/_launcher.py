@@ -132,8 +132,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fresh_main() -> types.ModuleType:
+    """A ``__main__`` like the one the interpreter creates at startup."""
     main = types.ModuleType("__main__")
     main.__builtins__ = builtins
+    if sys.version_info < (3, 14):
+        main.__annotations__ = {}  # set at startup until PEP 649
     sys.modules["__main__"] = main
     return main
 
@@ -169,7 +172,8 @@ def _run_script(path: str, args: list[str], finder) -> None:
         sys.path[0] = os.path.dirname(os.path.realpath(path))
     main = _fresh_main()
     main.__file__ = full_path
-    main.__cached__ = None
+    if sys.version_info < (3, 15):  # 3.15 stopped setting __cached__
+        main.__cached__ = None
     main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
     code = _compile_main(source, full_path, finder)
     exec(code, main.__dict__)
