@@ -122,7 +122,7 @@ def _settings(config, options):
     return enabled, kwargs
 
 
-def _install(config, options, late: bool) -> None:
+def _install(config, options) -> None:
     from frontrun.rewrite import _hook
 
     if getattr(config, _INSTALLED_KEY, None) is not None:
@@ -142,12 +142,12 @@ def _install(config, options, late: bool) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
-    _install(early_config, early_config.known_args_namespace, late=False)
+    _install(early_config, early_config.known_args_namespace)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    _install(config, config.option, late=True)
+    _install(config, config.option)
 
 
 def pytest_report_header(config):

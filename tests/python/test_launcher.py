@@ -227,3 +227,24 @@ def test_install_from_a_script_selects_the_script_directory(project, tmp_path):
     proc = run([str(project / "case.py")], cwd=elsewhere, marker=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{REWRITTEN} FrontrunLoader\n"
+
+
+def test_compile_flags_are_the_modules_own(project):
+    # frontrun's modules use `from __future__ import annotations`: it must not leak into user code.
+    code = "def f(x: int):\n    pass\nprint(f.__annotations__)\n"
+    (project / "case.py").write_text(code + "import annotated\n")
+    (project / "annotated.py").write_text(code)
+    plain = run(["case.py"], cwd=project)
+    launched = run([*LAUNCHER, "case.py"], cwd=project)
+    assert launched.stdout == plain.stdout == "{'x': <class 'int'>}\n" * 2
+
+
+def test_optimization_level_has_its_own_cache_file(project):
+    (project / "case.py").write_text("import opt\nprint(opt.f(), opt.f.__doc__)\n")
+    (project / "opt.py").write_text('def f():\n    """doc"""\n    assert False, "MARK"\n    return 1\n')
+    normal = run([*LAUNCHER, "case.py"], cwd=project)
+    assert normal.returncode == 1 and "AssertionError: MARK" in normal.stderr
+    optimized = run(["-OO", *LAUNCHER, "case.py"], cwd=project)
+    assert optimized.returncode == 0 and optimized.stdout == "1 None\n"
+    assert len(list((project / "__pycache__").glob("opt.*.frontrun-*.pyc"))) == 2
+    assert run(["-OO", *LAUNCHER, "case.py"], cwd=project).stdout == "1 None\n"  # from its cache

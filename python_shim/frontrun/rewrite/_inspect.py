@@ -71,20 +71,16 @@ class ModuleResult:
 # --- finding the modules -------------------------------------------------------------------
 
 
-def _is_identifier_path(name: str) -> bool:
-    return name.isidentifier()
-
-
 def _walk_package_dir(directory: str, prefix: str) -> list[ModuleSource]:
     """All source modules under ``directory`` named ``prefix.<relative dotted path>``."""
     modules = []
     for current, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if _is_identifier_path(d))
+        dirs[:] = sorted(d for d in dirs if d.isidentifier())
         relative = os.path.relpath(current, directory)
         parts = [] if relative == "." else relative.split(os.sep)
         for filename in sorted(files):
             stem, ext = os.path.splitext(filename)
-            if ext != ".py" or not _is_identifier_path(stem):
+            if ext != ".py" or not stem.isidentifier():
                 continue
             path = os.path.join(current, filename)
             if stem == "__init__":
@@ -149,10 +145,8 @@ def modules_for_name(name: str, search_path: list[str] | None = None) -> list[Mo
     assert spec is not None
     if spec.submodule_search_locations is not None:
         modules = []
-        for directory in spec.submodule_search_locations:
+        for directory in spec.submodule_search_locations:  # the walk includes __init__.py
             modules.extend(_walk_package_dir(directory, name))
-        if spec.origin and spec.origin.endswith(".py"):  # listed by the walk already
-            pass
         if not modules:
             raise InspectError(f"package {name!r} contains no Python source modules")
         return modules

@@ -105,11 +105,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from frontrun.rewrite import _hook
 
-    if kind == "script":
-        script_path = os.path.join(os.getcwd(), target)
-        start = os.path.dirname(os.path.realpath(script_path)) if not os.path.isdir(script_path) else script_path
-    else:
+    # Configuration is looked up from the script's directory (the cwd for -m), which is also
+    # a root of "the user's own code".
+    if kind == "module":
         start = os.getcwd()
+    elif os.path.isdir(target):
+        start = os.path.abspath(target)
+    else:
+        start = os.path.dirname(os.path.realpath(target))
     try:
         finder = _hook.install(
             include=options["include"] or None,
