@@ -59,12 +59,14 @@ class FrontrunLoader(_SourceFileLoader):
         self.cache_file = _cache.cache_path(path, key, selection.cache_dir)
 
     def source_to_code(self, data, path, *, _optimize=-1):
+        __tracebackhide__ = True  # pytest leaves our frames out of e.g. a SyntaxError's traceback
         # The base class compiles exactly as a plain import does (dont_inherit=True, optimize=-1),
         # so a SyntaxError carries the same message, filename and line number.
         code = super().source_to_code(data, path, _optimize=_optimize)
         return _core.rewrite_code(code, self.policy, self.resource_methods)
 
     def get_code(self, fullname):
+        __tracebackhide__ = True
         source_path = self.get_filename(fullname)
         source = self.get_data(source_path)
         source_hash = importlib.util.source_hash(source)
