@@ -1,1 +1,171 @@
-"""pytest plugin (entry point `frontrun`, or `-p frontrun.pytest_plugin`)."""
+"""pytest plugin: rewrite the code under test, and the tests, as pytest imports them.
+
+Enabling
+    Installed, the plugin is loaded automatically (entry point ``frontrun``) but does nothing
+    until enabled by any of:
+
+    * a ``[tool.frontrun]`` table in ``pyproject.toml`` (searched from pytest's rootdir upwards);
+    * ``--frontrun``, ``--frontrun-include``, ``--frontrun-exclude`` or ``--frontrun-policy``;
+    * the ini setting ``frontrun = true``, or ``frontrun_include``.
+
+    ``--no-frontrun`` turns it off; ``-p no:frontrun`` does not load it at all.
+
+Options (command line > ini > ``[tool.frontrun]`` > defaults)
+    ``--frontrun-include PAT`` (repeatable; ini ``frontrun_include``, one pattern a line),
+    ``--frontrun-exclude PAT`` (``frontrun_exclude``), ``--frontrun-policy P`` (``frontrun_policy``),
+    ``--frontrun-resource-method M`` (``frontrun_resource_methods``). Pattern syntax and the
+    default selection (the project's own code) are in ``frontrun.rewrite._config``.
+
+When
+    In ``pytest_load_initial_conftests`` (first): after pytest installed its assertion
+    rewriting hook, before any ``conftest.py``, test module or package under test is imported.
+    frontrun's finder goes in front of pytest's, so a test module is assert-rewritten by pytest
+    and then rewritten by frontrun. A plugin registered later (``pytest_plugins`` in a
+    conftest) installs in ``pytest_configure`` instead; selected modules imported before that
+    are instrumented in place, with a warning. The hook is removed in ``pytest_unconfigure``.
+
+Without autoloading (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, or frontrun not installed as a
+distribution): ``pytest -p frontrun.pytest_plugin``, or in the rootdir's ``conftest.py``::
+
+    pytest_plugins = ["frontrun.pytest_plugin"]
+
+Or, with no plugin at all, as the first line of the rootdir's ``conftest.py``::
+
+    import frontrun.rewrite; frontrun.rewrite.install()
+
+which reads ``[tool.frontrun]`` like the plugin (the conftest itself is not rewritten).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+_INSTALLED_KEY = "_frontrun_installed_hook"
+
+
+# The same module is reachable under two plugin names: "frontrun" (the entry point) and
+# "frontrun.pytest_plugin" (``-p``/``pytest_plugins``). pluggy refuses to register one module
+# twice, so once it is registered under one name, the other name is blocked: pytest then skips it.
+_PLUGIN_NAMES = ("frontrun", "frontrun.pytest_plugin")
+
+
+def _block_other_name(pluginmanager) -> None:
+    name = pluginmanager.get_name(sys.modules[__name__])
+    for other in _PLUGIN_NAMES:
+        if other != name and not pluginmanager.has_plugin(other) and not pluginmanager.is_blocked(other):
+            pluginmanager.set_blocked(other)
+
+
+def pytest_addoption(parser, pluginmanager):
+    # Called once, as soon as this module is registered (a historic hook).
+    _block_other_name(pluginmanager)
+    group = parser.getgroup("frontrun", "frontrun import-time rewriting")
+    group.addoption(
+        "--frontrun", dest="frontrun", action="store_const", const=True, default=None,
+        help="rewrite the project's modules at import time (also on with a [tool.frontrun] table)",
+    )
+    group.addoption(
+        "--no-frontrun", dest="frontrun", action="store_const", const=False,
+        help="do not install frontrun's import hook",
+    )
+    group.addoption(
+        "--frontrun-include", dest="frontrun_include", action="append", default=[], metavar="PAT",
+        help="rewrite modules matching PAT (module glob or path glob; PAT=POLICY); repeatable",
+    )
+    group.addoption(
+        "--frontrun-exclude", dest="frontrun_exclude", action="append", default=[], metavar="PAT",
+        help="never rewrite modules matching PAT; repeatable",
+    )
+    group.addoption(
+        "--frontrun-policy", dest="frontrun_policy", default=None, choices=("resources", "shared", "all"),
+        help="rewriting policy (default: shared)",
+    )
+    group.addoption(
+        "--frontrun-resource-method", dest="frontrun_resource_methods", action="append", default=[],
+        metavar="M", help="also treat method M as a resource operation; repeatable",
+    )
+    parser.addini("frontrun", type="bool", default=False, help="install frontrun's import hook")
+    parser.addini("frontrun_include", type="linelist", default=[], help="frontrun include patterns")
+    parser.addini("frontrun_exclude", type="linelist", default=[], help="frontrun exclude patterns")
+    parser.addini("frontrun_policy", type="string", default="", help="frontrun rewriting policy")
+    parser.addini("frontrun_resource_methods", type="linelist", default=[], help="frontrun resource methods")
+
+
+def _settings(config, options):
+    """``(enabled, install_kwargs)`` from the command line, ini and ``[tool.frontrun]``."""
+    from frontrun.rewrite import _config
+
+    flag = getattr(options, "frontrun", None)
+    include = list(getattr(options, "frontrun_include", None) or []) or list(config.getini("frontrun_include"))
+    exclude = list(getattr(options, "frontrun_exclude", None) or []) + list(config.getini("frontrun_exclude"))
+    policy = getattr(options, "frontrun_policy", None) or config.getini("frontrun_policy") or None
+    methods = list(getattr(options, "frontrun_resource_methods", None) or []) + list(
+        config.getini("frontrun_resource_methods")
+    )
+    root = str(config.rootpath)
+    if flag is False:
+        return False, {}
+    enabled = bool(flag) or bool(include or exclude or policy) or bool(config.getini("frontrun"))
+    if not enabled:
+        _root, table, _pyproject = _config.discover(root)
+        enabled = table is not None
+    kwargs = dict(
+        include=include or None,
+        exclude=exclude or None,
+        policy=policy,
+        resource_methods=methods or None,
+        root=root,
+        extra_roots=(root,),
+    )
+    return enabled, kwargs
+
+
+def _install(config, options) -> None:
+    from frontrun.rewrite import _hook
+
+    if getattr(config, _INSTALLED_KEY, None) is not None:
+        return
+    enabled, kwargs = _settings(config, options)
+    if not enabled:
+        # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there, but
+        # pytest put its assertion hook in front of it since: restore the order.
+        _hook.move_to_front()
+        return
+    try:
+        finder = _hook.install(**kwargs, _stacklevel=2)
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(f"frontrun: {exc}") from None
+    setattr(config, _INSTALLED_KEY, finder)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    _install(early_config, early_config.known_args_namespace)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    _install(config, config.option)
+
+
+def pytest_report_header(config):
+    finder = getattr(config, _INSTALLED_KEY, None)
+    if finder is None:
+        return None
+    from frontrun.rewrite import _core
+
+    rewriter = _core.rewriter_version()
+    return f"frontrun: rewriting on ({finder.selection.describe()}; rewriter {rewriter})"
+
+
+def pytest_unconfigure(config):
+    finder = getattr(config, _INSTALLED_KEY, None)
+    if finder is None:
+        return
+    from frontrun.rewrite import _hook
+
+    if _hook.installed() is finder:
+        _hook.uninstall()
+    setattr(config, _INSTALLED_KEY, None)

@@ -1,0 +1,296 @@
+"""Which modules get rewritten, and with which policy.
+
+Patterns
+    A pattern is a module-name glob or a path glob:
+
+    * module-name glob: ``myapp`` (the module or package *and everything under it*),
+      ``myapp.*`` (submodules only), ``tests.test_*`` (``fnmatch`` rules, ``*`` also crosses dots);
+    * path glob: anything with a ``/`` (or ``os.sep``), ending in ``.py``, or starting with ``.``
+      or ``~``: ``src/``, ``./scripts``, ``tests/test_*.py``, ``/abs/dir``. Relative paths are
+      taken from the project root. A path without glob characters selects that file or every
+      file under that directory; a glob also selects everything under the directories it matches.
+
+    Any pattern may carry its own policy: ``("vendor.db", "resources")`` in Python,
+    ``["vendor.db", "resources"]`` or ``{pattern = "vendor.db", policy = "resources"}`` in TOML,
+    ``vendor.db=resources`` on a command line.
+
+Selection rules, in order
+    1. frontrun's own modules are never rewritten.
+    2. A module matching an ``exclude`` pattern is not rewritten.
+    3. If ``include`` patterns are given, the first one matching selects the module, with that
+       pattern's policy or else the global one; no match means not rewritten.
+    4. Without ``include`` patterns (the default) the user's own code is selected: source files
+       under the project root or the script's directory, except the standard library,
+       site-packages/dist-packages and anything else under ``sys.prefix``/``sys.base_prefix``
+       (unless the project itself lives there, as in ``/usr/src/app``).
+
+Configuration (``pyproject.toml``, found from the start directory upwards; its directory is the
+project root, else the current directory is)::
+
+    [tool.frontrun]
+    include = ["myapp", ["vendor.db", "resources"]]   # default: the project's own code
+    exclude = ["myapp.generated.*"]
+    policy = "shared"                  # "resources" | "shared" | "all"
+    resource_methods = ["mylib.Pool.get"]   # additions to the rewriter's built-in list
+    cache_dir = ".frontrun-cache"      # optional; default: next to the sources, in __pycache__
+
+Explicit arguments (``install(...)``, command-line options) replace ``include`` and ``policy``
+and add to ``exclude`` and ``resource_methods``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import site
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+
+from frontrun.rewrite._core import DEFAULT_POLICY, check_policy, normalize_resource_methods
+
+_GLOB_CHARS = frozenset("*?[")
+_FRONTRUN_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _is_path_pattern(text: str) -> bool:
+    return "/" in text or os.sep in text or text.endswith(".py") or text.startswith((".", "~"))
+
+
+def _has_glob(text: str) -> bool:
+    return not _GLOB_CHARS.isdisjoint(text)
+
+
+def _is_under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    text: str
+    policy: str | None = None
+    # For path patterns: the absolute, symlink-resolved pattern; None for module-name globs.
+    path: str | None = None
+
+    def matches(self, name: str, filename: str | None) -> bool:
+        if self.path is None:
+            if _has_glob(self.text):
+                return fnmatch.fnmatchcase(name, self.text)
+            return name == self.text or name.startswith(self.text + ".")
+        if filename is None:
+            return False
+        target = os.path.normcase(os.path.realpath(filename))
+        pattern = os.path.normcase(self.path)
+        if not _has_glob(pattern):
+            return _is_under(target, pattern)
+        return fnmatch.fnmatch(target, pattern) or fnmatch.fnmatch(target, pattern.rstrip(os.sep) + os.sep + "*")
+
+
+def parse_pattern(spec, root: str) -> Pattern:
+    """Accept ``"pat"``, ``"pat=policy"``, ``("pat", "policy")`` or ``{"pattern":…, "policy":…}``."""
+    policy = None
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"pattern", "policy"}
+        if unknown or "pattern" not in spec:
+            raise ValueError(f"a frontrun pattern table needs 'pattern' (and optionally 'policy'), got {spec!r}")
+        text, policy = spec["pattern"], spec.get("policy")
+    elif isinstance(spec, (tuple, list)):
+        if len(spec) != 2:
+            raise ValueError(f"a frontrun pattern pair is (pattern, policy), got {spec!r}")
+        text, policy = spec
+    elif isinstance(spec, str):
+        text = spec
+        head, sep, tail = spec.rpartition("=")
+        if sep and tail in ("resources", "shared", "all"):
+            text, policy = head, tail
+    else:
+        raise TypeError(f"a frontrun pattern must be a string, pair or table, got {spec!r}")
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"empty or non-string frontrun pattern: {spec!r}")
+    if policy is not None:
+        check_policy(policy)
+    path = None
+    if _is_path_pattern(text):
+        path = os.path.realpath(os.path.join(root, os.path.expanduser(text)))
+    return Pattern(text, policy, path)
+
+
+def _system_dirs(roots) -> tuple[str, ...]:
+    """Directories whose modules are never part of "the user's own code"."""
+    dirs = set()
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            dirs.add(paths[key])
+    try:
+        dirs.update(site.getsitepackages())
+    except AttributeError:  # some embedded/virtualenv site modules lack it
+        pass
+    user_site = getattr(site, "USER_SITE", None)
+    if user_site:
+        dirs.add(user_site)
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        real = os.path.realpath(prefix)
+        # A project living inside the prefix (/usr/src/app with prefix /usr) keeps its code.
+        if not any(_is_under(root, real) for root in roots):
+            dirs.add(prefix)
+    return tuple(sorted({os.path.normcase(os.path.realpath(d)) for d in dirs}))
+
+
+def find_pyproject(start: str) -> str | None:
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _loads_toml(text: str) -> dict:
+    try:
+        import tomllib
+    except ImportError:
+        try:
+            import tomli as tomllib
+        except ImportError:
+            from frontrun.rewrite import _toml as tomllib
+    return tomllib.loads(text)
+
+
+def read_frontrun_table(pyproject: str) -> dict | None:
+    """The ``[tool.frontrun]`` table of ``pyproject``, or None when it has none."""
+    with open(pyproject, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        document = _loads_toml(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot parse {pyproject}: {exc}") from None
+    table = document.get("tool", {}).get("frontrun")
+    if table is not None and not isinstance(table, dict):
+        raise ValueError(f"{pyproject}: [tool.frontrun] must be a table")
+    return table
+
+
+def discover(start: str | None = None) -> tuple[str, dict | None, str | None]:
+    """``(project_root, frontrun_table_or_None, pyproject_path_or_None)`` for ``start`` (default cwd)."""
+    start = os.path.abspath(start or os.getcwd())
+    pyproject = find_pyproject(start)
+    if pyproject is None:
+        return start, None, None
+    return os.path.dirname(pyproject), read_frontrun_table(pyproject), pyproject
+
+
+def _as_list(value, key: str, source: str) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, dict)):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{source}: {key} must be a list, got {value!r}")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class Selection:
+    include: tuple[Pattern, ...] = ()
+    exclude: tuple[Pattern, ...] = ()
+    policy: str = DEFAULT_POLICY
+    resource_methods: tuple[str, ...] = ()
+    root: str = field(default_factory=os.getcwd)
+    # Directories whose code is "the user's own" when no include pattern is given.
+    roots: tuple[str, ...] = ()
+    cache_dir: str | None = None
+    pyproject: str | None = None
+    system_dirs: tuple[str, ...] = ()
+
+    def is_excluded(self, name: str, filename: str | None) -> bool:
+        return any(pattern.matches(name, filename) for pattern in self.exclude)
+
+    def policy_for(self, name: str, filename: str | None) -> str | None:
+        """The policy to rewrite module ``name`` (source ``filename``) with, or None to leave it."""
+        if name == "frontrun" or name.startswith("frontrun."):
+            return None
+        real = os.path.normcase(os.path.realpath(filename)) if filename else None
+        if real is not None and _is_under(real, os.path.normcase(_FRONTRUN_DIR)):
+            return None
+        if self.is_excluded(name, filename):
+            return None
+        if self.include:
+            for pattern in self.include:
+                if pattern.matches(name, filename):
+                    return pattern.policy or self.policy
+            return None
+        if real is None:
+            return None
+        if not any(_is_under(real, root) for root in self.roots):
+            return None
+        parts = real.split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts:
+            return None
+        if any(_is_under(real, d) for d in self.system_dirs):
+            return None
+        return self.policy
+
+    def describe(self) -> str:
+        include = ", ".join(p.text + (f"={p.policy}" if p.policy else "") for p in self.include)
+        exclude = ", ".join(p.text for p in self.exclude)
+        return (
+            f"include: {include or '<project code under ' + ', '.join(self.roots) + '>'}; "
+            f"exclude: {exclude or '-'}; policy: {self.policy}"
+        )
+
+
+def make_selection(
+    include=None,
+    exclude=None,
+    policy: str | None = None,
+    resource_methods=None,
+    *,
+    root: str | None = None,
+    extra_roots=(),
+    use_config: bool = True,
+    cache_dir: str | None = None,
+) -> Selection:
+    """Merge explicit arguments with ``[tool.frontrun]`` (searched upwards from ``root``)."""
+    start = os.path.abspath(root or os.getcwd())
+    table, pyproject = None, None
+    project_root = start
+    if use_config:
+        project_root, table, pyproject = discover(start)
+    table = table or {}
+    source = pyproject or "frontrun configuration"
+
+    include_specs = _as_list(include, "include", "install()") if include is not None else _as_list(
+        table.get("include"), "include", source
+    )
+    exclude_specs = _as_list(table.get("exclude"), "exclude", source) + _as_list(exclude, "exclude", "install()")
+    chosen_policy = check_policy(policy or table.get("policy") or DEFAULT_POLICY)
+    methods = normalize_resource_methods(
+        list(_as_list(table.get("resource_methods"), "resource_methods", source))
+        + list(_as_list(resource_methods, "resource_methods", "install()"))
+    )
+    configured_cache = cache_dir or table.get("cache_dir")
+    if configured_cache is not None:
+        if not isinstance(configured_cache, str):
+            raise TypeError(f"{source}: cache_dir must be a string")
+        configured_cache = os.path.join(project_root, os.path.expanduser(configured_cache))
+
+    roots = []
+    for directory in (project_root, *extra_roots):
+        real = os.path.normcase(os.path.realpath(directory))
+        if real not in roots:
+            roots.append(real)
+    return Selection(
+        include=tuple(parse_pattern(spec, project_root) for spec in include_specs),
+        exclude=tuple(parse_pattern(spec, project_root) for spec in exclude_specs),
+        policy=chosen_policy,
+        resource_methods=methods,
+        root=project_root,
+        roots=tuple(roots),
+        cache_dir=configured_cache,
+        pyproject=pyproject,
+        system_dirs=_system_dirs(roots),
+    )

@@ -1,0 +1,95 @@
+"""The pure rewriting step: a thin wrapper over ``frontrun._native.rewrite_code``.
+
+Everything else in :mod:`frontrun.rewrite` (the import hook, the cache, ``instrument_module``,
+the launcher) goes through :func:`rewrite_code` here, looked up at call time, so a test can
+replace ``_rewrite_impl`` with a marker transformation and see it applied everywhere.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+
+from frontrun import _native
+
+POLICIES = ("resources", "shared", "all")
+DEFAULT_POLICY = "shared"
+
+# The native entry points; None while this build has no rewriter (colleagues' Rust side).
+_native_rewrite = getattr(_native, "rewrite_code", None)
+UnsupportedVersion = getattr(_native, "UnsupportedVersion", None)
+
+_unsupported_warned = False
+
+
+def rewriter_version() -> str:
+    """Identity of the rewriter for cache keys: changes whenever its output may change."""
+    version = getattr(_native, "REWRITER_VERSION", None)
+    if _native_rewrite is None:
+        return "identity"
+    return f"native-{version}"
+
+
+def native_available() -> bool:
+    return _native_rewrite is not None
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise ValueError(f"unknown frontrun policy {policy!r}; expected one of {', '.join(POLICIES)}")
+    return policy
+
+
+def normalize_resource_methods(resource_methods) -> tuple[str, ...]:
+    if resource_methods is None:
+        return ()
+    if isinstance(resource_methods, str):
+        resource_methods = [resource_methods]
+    methods = []
+    for method in resource_methods:
+        if not isinstance(method, str) or not method:
+            raise TypeError(f"resource method names must be non-empty strings, got {method!r}")
+        methods.append(method)
+    # Order and duplicates carry no meaning; normalising keeps cache keys stable.
+    return tuple(sorted(set(methods)))
+
+
+def _rewrite_impl(code: types.CodeType, policy: str, resource_methods: tuple[str, ...]) -> types.CodeType:
+    if _native_rewrite is None:
+        return code
+    return _native_rewrite(code, policy, resource_methods)
+
+
+def _warn_unsupported_once(exc: BaseException) -> None:
+    global _unsupported_warned
+    if _unsupported_warned:
+        return
+    _unsupported_warned = True
+    warnings.warn(
+        f"frontrun cannot rewrite bytecode for this interpreter ({exc}); "
+        "modules run un-instrumented, so frontrun sees no shared-state accesses in them",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def rewrite_code(
+    code: types.CodeType, policy: str = DEFAULT_POLICY, resource_methods=()
+) -> types.CodeType:
+    """Return ``code`` with report calls injected around shared-state accesses.
+
+    Pure: ``code`` is not modified; the same object comes back when nothing was selected.
+    Malformed code raises ``ValueError``. On an interpreter the rewriter does not know, the code
+    is returned unchanged and a ``RuntimeWarning`` is issued once per process.
+    """
+    if not isinstance(code, types.CodeType):
+        raise TypeError(f"rewrite_code() expects a code object, got {type(code).__name__}")
+    check_policy(policy)
+    resource_methods = normalize_resource_methods(resource_methods)
+    try:
+        return _rewrite_impl(code, policy, resource_methods)
+    except Exception as exc:
+        if UnsupportedVersion is not None and isinstance(exc, UnsupportedVersion):
+            _warn_unsupported_once(exc)
+            return code
+        raise

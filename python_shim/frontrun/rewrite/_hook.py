@@ -1,0 +1,466 @@
+"""The import hook: a ``sys.meta_path`` finder whose loaders rewrite selected modules.
+
+How it finds and loads
+    ``FrontrunFinder`` sits at ``sys.meta_path[0]``. For each import it asks the finders after
+    it (the ones the import system would ask next, normally ``PathFinder``) for the spec, and:
+
+    * returns that very spec untouched when the module is not selected, or its loader is not a
+      plain ``SourceFileLoader`` (extension modules, namespace packages, zip imports, frozen
+      and builtin modules, custom loaders, specs already carrying a frontrun loader);
+    * for a selected source module, swaps in ``FrontrunLoader`` (a ``SourceFileLoader``
+      subclass, so ``get_source``/``get_filename``/``is_package``/``get_data``/
+      ``get_resource_reader`` behave as before; ``get_code`` — used by ``exec_module`` and by
+      ``runpy`` for ``-m`` — compiles exactly as CPython does, rewrites, and caches);
+    * for a selected module claimed by pytest's ``AssertionRewritingHook`` (test files,
+      conftest), wraps pytest's loader in ``PytestChainLoader``: pytest rewrites the asserts
+      and compiles (or takes its own cached pyc), then frontrun rewrites that code object just
+      before pytest executes it. Those modules are not cached by frontrun (pytest caches its half).
+
+    The spec keeps ``origin``, ``submodule_search_locations``, ``loader_state`` and
+    ``has_location``; ``spec.cached`` (hence ``__cached__``) names frontrun's cache file.
+
+Modules imported before the hook
+    ``install()`` instruments selected modules already in ``sys.modules`` in place with
+    ``instrument_module`` (function ``__code__`` swap) and warns once naming them: their
+    module-level code already ran un-rewritten.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import threading
+import types
+import warnings
+import weakref
+
+from frontrun.rewrite import _cache, _core
+from frontrun.rewrite._config import Selection, make_selection
+
+_SourceFileLoader = importlib.machinery.SourceFileLoader
+
+
+class AlreadyImportedWarning(UserWarning):
+    """Selected modules were imported before the frontrun hook and were instrumented in place."""
+
+
+class FrontrunLoader(_SourceFileLoader):
+    """``SourceFileLoader`` whose code objects are rewritten (and cached under their own name)."""
+
+    def __init__(self, fullname: str, path: str, policy: str, selection: Selection):
+        super().__init__(fullname, path)
+        self.policy = policy
+        self.resource_methods = selection.resource_methods
+        key = _cache.cache_key(_core.rewriter_version(), policy, selection.resource_methods)
+        self.cache_file = _cache.cache_path(path, key, selection.cache_dir)
+
+    def source_to_code(self, data, path, *, _optimize=-1):
+        __tracebackhide__ = True  # pytest leaves our frames out of e.g. a SyntaxError's traceback
+        # The base class compiles exactly as a plain import does (dont_inherit=True, optimize=-1),
+        # so a SyntaxError carries the same message, filename and line number.
+        code = super().source_to_code(data, path, _optimize=_optimize)
+        return _core.rewrite_code(code, self.policy, self.resource_methods)
+
+    def get_code(self, fullname):
+        __tracebackhide__ = True
+        source_path = self.get_filename(fullname)
+        source = self.get_data(source_path)
+        source_hash = importlib.util.source_hash(source)
+        code = _cache.load(self.cache_file, source_path, source_hash)
+        if code is not None:
+            if sys.flags.verbose:
+                print(f"# frontrun: rewritten code object from {self.cache_file}", file=sys.stderr)
+            return code
+        code = self.source_to_code(source, source_path)
+        if sys.flags.verbose:
+            print(f"# frontrun: rewrote {source_path} (policy {self.policy})", file=sys.stderr)
+        _cache.store(self.cache_file, source_path, source_hash, code)
+        return code
+
+
+# --- pytest's assertion rewriting -------------------------------------------------------------
+#
+# pytest's AssertionRewritingHook.exec_module ends with ``exec(co, module.__dict__)`` where ``co``
+# is its assert-rewritten code (fresh or from its pyc cache). We shadow the name ``exec`` in
+# ``_pytest.assertion.rewrite``'s globals with ``_intercepting_exec``: on the thread importing a
+# module through PytestChainLoader, and for that module's namespace only, it rewrites the code
+# object before executing it; every other call is the builtin ``exec`` unchanged.
+
+_chain_state = threading.local()
+_pytest_rewrite_modules: list[types.ModuleType] = []
+_chain_failure_warned = False
+
+
+class _PendingChain:
+    __slots__ = ("namespace", "policy", "resource_methods", "rewritten")
+
+    def __init__(self, namespace, policy, resource_methods):
+        self.namespace = namespace
+        self.policy = policy
+        self.resource_methods = resource_methods
+        self.rewritten = False
+
+
+def _intercepting_exec(source, globals=None, locals=None, /, **kwargs):
+    __tracebackhide__ = True  # pytest leaves this frame out of its tracebacks
+    if globals is None:  # what the builtin does: run in the caller's namespace
+        caller = sys._getframe(1)
+        globals = caller.f_globals
+        if locals is None:
+            locals = caller.f_locals
+    pending = getattr(_chain_state, "pending", None)
+    if (
+        pending is not None
+        and not pending.rewritten
+        and globals is pending.namespace
+        and isinstance(source, types.CodeType)
+    ):
+        source = _core.rewrite_code(source, pending.policy, pending.resource_methods)
+        pending.rewritten = True
+    if locals is None:
+        return builtins.exec(source, globals, **kwargs)
+    return builtins.exec(source, globals, locals, **kwargs)
+
+
+def _is_pytest_assertion_hook(loader) -> bool:
+    cls = type(loader)
+    return cls.__name__ == "AssertionRewritingHook" and cls.__module__ == "_pytest.assertion.rewrite"
+
+
+def _hook_pytest_exec(loader) -> None:
+    module = sys.modules.get(type(loader).__module__)
+    if module is None or module.__dict__.get("exec") is _intercepting_exec:
+        return
+    module.exec = _intercepting_exec
+    _pytest_rewrite_modules.append(module)
+
+
+def _unhook_pytest_exec() -> None:
+    while _pytest_rewrite_modules:
+        module = _pytest_rewrite_modules.pop()
+        if module.__dict__.get("exec") is _intercepting_exec:
+            del module.exec
+
+
+class PytestChainLoader:
+    """pytest's assertion rewriting first, then frontrun's rewriting, for one module."""
+
+    def __init__(self, inner, policy: str, selection: Selection):
+        self.inner = inner
+        self.policy = policy
+        self.resource_methods = selection.resource_methods
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        __tracebackhide__ = True
+        _hook_pytest_exec(self.inner)
+        pending = _PendingChain(module.__dict__, self.policy, self.resource_methods)
+        previous = getattr(_chain_state, "pending", None)
+        _chain_state.pending = pending
+        try:
+            self.inner.exec_module(module)
+        finally:
+            _chain_state.pending = previous
+        if not pending.rewritten:
+            _warn_chain_failure(module.__name__)
+
+    def __getattr__(self, name):
+        # get_data, get_resource_reader, mark_rewrite, ...: pytest's loader answers.
+        return getattr(self.inner, name)
+
+
+def _warn_chain_failure(name: str) -> None:
+    global _chain_failure_warned
+    if _chain_failure_warned:
+        return
+    _chain_failure_warned = True
+    warnings.warn(
+        f"frontrun could not rewrite {name!r} after pytest's assertion rewriting (this pytest "
+        "version executes modules differently); test modules run un-instrumented. "
+        "Run pytest with --assert=plain to let frontrun rewrite them directly.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+# --- the finder ------------------------------------------------------------------------------
+
+
+class FrontrunFinder:
+    """Meta path finder that hands selected source modules to frontrun's loaders."""
+
+    def __init__(self, selection: Selection):
+        self.selection = selection
+        self._searching = threading.local()
+        # With only module-name include patterns, the name alone decides: no spec lookup needed.
+        self._names_decide = bool(selection.include) and all(p.path is None for p in selection.include)
+
+    def __repr__(self):
+        return f"<FrontrunFinder {self.selection.describe()}>"
+
+    def _skip_by_name(self, fullname: str) -> bool:
+        if fullname == "frontrun" or fullname.startswith("frontrun."):
+            return True
+        if fullname in sys.builtin_module_names:
+            return True
+        if self._names_decide:
+            return not any(p.matches(fullname, None) for p in self.selection.include)
+        return False
+
+    def find_spec(self, fullname, path=None, target=None):
+        if self._skip_by_name(fullname):
+            return None
+        searching = self._searching.__dict__.setdefault("names", set())
+        if fullname in searching:  # a later finder asked the import system again: step aside
+            return None
+        searching.add(fullname)
+        try:
+            spec = self._find_with_later_finders(fullname, path, target)
+        finally:
+            searching.discard(fullname)
+        if spec is None:
+            return None
+        return self.adapt_spec(spec)
+
+    def _find_with_later_finders(self, fullname, path, target):
+        meta_path = sys.meta_path
+        position = next((i for i, f in enumerate(meta_path) if f is self), -1)
+        for finder in meta_path[position + 1 :]:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                # A legacy find_module()-only finder: let the import system handle the order.
+                return None
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def adapt_spec(self, spec):
+        """Give ``spec`` a rewriting loader when it is selected; otherwise return it as it is."""
+        loader = spec.loader
+        if type(loader) is _SourceFileLoader:
+            policy = self.selection.policy_for(spec.name, spec.origin)
+            if policy is None:
+                return spec
+            new_loader = FrontrunLoader(spec.name, spec.origin, policy, self.selection)
+            spec.loader = new_loader
+            if new_loader.cache_file is not None:
+                spec.cached = new_loader.cache_file
+            return spec
+        if _is_pytest_assertion_hook(loader):
+            policy = self.selection.policy_for(spec.name, spec.origin)
+            if policy is None:
+                return spec
+            spec.loader = PytestChainLoader(loader, policy, self.selection)
+            return spec
+        return spec
+
+    def invalidate_caches(self):
+        pass
+
+
+# --- modules imported before the hook ----------------------------------------------------------
+
+_instrumented_modules: weakref.WeakSet = weakref.WeakSet()
+_warned_already_imported: set[str] = set()
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return True
+    if a == b:
+        return True
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _module_functions(module: types.ModuleType):
+    """Functions defined by ``module``: top level, in its classes (nested too), behind
+    staticmethod/classmethod/property/cached_property and ``functools.wraps`` wrappers."""
+    name = module.__name__
+    filename = module.__dict__.get("__file__")
+    seen: set[int] = set()
+    stack = list(module.__dict__.values())
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.FunctionType):
+            if obj.__module__ == name and _same_file(obj.__code__.co_filename, filename):
+                yield obj
+            wrapped = obj.__dict__.get("__wrapped__")
+            if wrapped is not None:
+                stack.append(wrapped)
+        elif isinstance(obj, (staticmethod, classmethod, types.MethodType)):
+            stack.append(obj.__func__)
+        elif isinstance(obj, property):
+            stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
+        elif isinstance(obj, functools.cached_property):
+            stack.append(obj.func)
+        elif isinstance(obj, type):
+            if obj.__module__ == name:
+                stack.extend(vars(obj).values())
+        elif not isinstance(obj, types.ModuleType):
+            try:
+                attributes = object.__getattribute__(obj, "__dict__")
+            except Exception:
+                continue
+            if isinstance(attributes, dict) and attributes.get("__wrapped__") is not None:
+                stack.append(attributes["__wrapped__"])  # e.g. functools.lru_cache wrappers
+
+
+def instrument_module(module: types.ModuleType, policy: str = _core.DEFAULT_POLICY, resource_methods=()) -> int:
+    """Rewrite, in place, the functions of an already imported module.
+
+    Swaps ``__code__`` of every function the module defines (see ``_module_functions``); closures
+    keep working because rewriting keeps ``co_freevars``. Module-level code is not re-run, and
+    code objects held elsewhere (e.g. lambdas inside containers) are not found. Returns the
+    number of functions changed. A module loaded through the hook is already rewritten: 0.
+    """
+    _core.check_policy(policy)
+    resource_methods = _core.normalize_resource_methods(resource_methods)
+    spec = module.__dict__.get("__spec__")
+    if spec is not None and isinstance(spec.loader, (FrontrunLoader, PytestChainLoader)):
+        return 0
+    if module in _instrumented_modules:
+        return 0
+    changed = 0
+    for func in _module_functions(module):
+        old = func.__code__
+        new = _core.rewrite_code(old, policy, resource_methods)
+        if new is old or len(new.co_freevars) != len(old.co_freevars):
+            continue
+        func.__code__ = new
+        changed += 1
+    _instrumented_modules.add(module)
+    return changed
+
+
+def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[str]:
+    instrumented = []
+    for key, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or module in _instrumented_modules:
+            continue
+        spec = module.__dict__.get("__spec__")
+        if spec is None or spec.origin is None or type(spec.loader) is not _SourceFileLoader:
+            continue
+        if getattr(spec, "_initializing", False):
+            continue  # still executing (e.g. the conftest.py calling install()): half-defined
+        policy = selection.policy_for(spec.name, spec.origin)
+        if policy is None:
+            continue
+        instrument_module(module, policy, selection.resource_methods)
+        instrumented.append(key)
+    fresh = sorted(set(instrumented) - _warned_already_imported)
+    if fresh:
+        _warned_already_imported.update(fresh)
+        shown = ", ".join(fresh[:20]) + (f" and {len(fresh) - 20} more" if len(fresh) > 20 else "")
+        warnings.warn(
+            "frontrun: these modules were imported before the frontrun import hook was installed: "
+            f"{shown}. Their functions were instrumented in place, but their module-level "
+            "code already ran un-instrumented and code objects held elsewhere keep the old code. "
+            "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
+            "the pytest plugin, or call frontrun.rewrite.install() before importing them.",
+            AlreadyImportedWarning,
+            stacklevel=stacklevel,
+        )
+    return instrumented
+
+
+# --- install / uninstall -----------------------------------------------------------------------
+
+_install_lock = threading.RLock()
+_active: FrontrunFinder | None = None
+
+
+def install(
+    include=None,
+    exclude=None,
+    policy: str | None = None,
+    resource_methods=None,
+    *,
+    root: str | None = None,
+    extra_roots=(),
+    use_config: bool = True,
+    cache_dir: str | None = None,
+    instrument_imported: bool = True,
+    _stacklevel: int = 1,
+) -> FrontrunFinder:
+    """Install the import hook at ``sys.meta_path[0]`` (replacing an earlier one) and return it.
+
+    ``include``/``exclude`` are patterns (see ``frontrun.rewrite._config``); ``None`` means "as
+    configured in ``[tool.frontrun]``", found from ``root`` (default: the current directory)
+    upwards. Selected modules already imported are instrumented in place, with one warning.
+    """
+    global _active
+    selection = make_selection(
+        include,
+        exclude,
+        policy,
+        resource_methods,
+        root=root,
+        extra_roots=tuple(extra_roots) + _main_script_dir(),
+        use_config=use_config,
+        cache_dir=cache_dir,
+    )
+    with _install_lock:
+        _remove_finders()
+        finder = FrontrunFinder(selection)
+        sys.meta_path.insert(0, finder)
+        _active = finder
+    if instrument_imported:
+        _instrument_already_imported(selection, stacklevel=_stacklevel + 2)
+    return finder
+
+
+def _main_script_dir() -> tuple[str, ...]:
+    """The directory of the script being run (``python app/main.py``), one of the default roots."""
+    main = sys.modules.get("__main__")
+    if main is None or main.__dict__.get("__spec__") is not None:
+        return ()  # -m, or an interactive session: the project root alone decides
+    path = main.__dict__.get("__file__")
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return ()
+    directory = os.path.dirname(os.path.realpath(path))
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        real_prefix = os.path.realpath(prefix)
+        if directory == real_prefix or directory.startswith(real_prefix + os.sep):
+            return ()  # a console script such as bin/pytest is not the user's code
+    return (directory,)
+
+
+def _remove_finders() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, FrontrunFinder)]
+
+
+def uninstall() -> None:
+    """Remove the hook. Modules already imported (or instrumented) stay rewritten."""
+    global _active
+    with _install_lock:
+        _remove_finders()
+        _unhook_pytest_exec()
+        _active = None
+
+
+def installed() -> FrontrunFinder | None:
+    """The active finder, or None when the hook is not installed."""
+    finder = _active
+    return finder if finder is not None and any(f is finder for f in sys.meta_path) else None
+
+
+def move_to_front() -> bool:
+    """Put the active finder back at ``sys.meta_path[0]`` (pytest inserts its own hook there)."""
+    with _install_lock:
+        finder = installed()
+        if finder is None:
+            return False
+        if sys.meta_path[0] is not finder:
+            sys.meta_path.remove(finder)
+            sys.meta_path.insert(0, finder)
+        return True

@@ -1,0 +1,413 @@
+"""``python -m frontrun.rewrite inspect TARGET --out DIR``: what the rewriter does, without running.
+
+TARGET is an import name (``myapp``, ``myapp.models``; found on ``sys.path`` without executing
+anything) or a path (a ``.py`` file, a package directory, or a plain directory of modules).
+For each module it writes:
+
+* ``DIR/<a>/<b>/<c>.pyc`` (``DIR/<pkg>/__init__.pyc`` for a package): the rewritten module as a
+  checked hash-based pyc for the target interpreter;
+* ``DIR/<a.b.c>.txt``: the site table (line, kind, name), counts per kind, and the disassembly
+  before and after, injected instructions marked with ``+``;
+* ``DIR/index.txt``: one line per module (sites and counts, or the error), and totals.
+
+``--python-version X.Y`` (other than the running one) compiles with that interpreter
+(``--python PATH``, else ``pythonX.Y`` on ``PATH``) and rewrites its pyc through the native
+marshal layer. Exit status: 0, 1 if some module failed (e.g. a syntax error), 2 for usage errors.
+
+Native calls (``frontrun._native``):
+
+* ``rewrite_report(code, policy, resource_methods) -> (new_code, sites, listing_before, listing_after)``
+* ``rewrite_pyc_report(pyc, policy, resource_methods) -> (new_pyc, sites, listing_before, listing_after)``
+
+When they are missing this still runs: ``rewrite_code`` (or nothing) does the rewriting, ``dis``
+makes the listings, and the report says that the site table is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dis
+import importlib.machinery
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+
+from frontrun import _native
+from frontrun.rewrite import _cache, _core
+
+POLICIES = _core.POLICIES
+
+
+class InspectError(Exception):
+    """A bad target or option: reported as ``error: ...`` with exit status 2."""
+
+
+@dataclass
+class ModuleSource:
+    name: str
+    path: str
+    is_package: bool = False
+
+
+@dataclass
+class ModuleResult:
+    module: ModuleSource
+    pyc_path: str | None = None
+    report_path: str | None = None
+    sites: list = field(default_factory=list)
+    error: str | None = None
+
+    def counts(self) -> Counter:
+        return Counter(kind for _line, kind, _name in self.sites)
+
+
+# --- finding the modules -------------------------------------------------------------------
+
+
+def _walk_package_dir(directory: str, prefix: str) -> list[ModuleSource]:
+    """All source modules under ``directory`` named ``prefix.<relative dotted path>``."""
+    modules = []
+    for current, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d.isidentifier())
+        relative = os.path.relpath(current, directory)
+        parts = [] if relative == "." else relative.split(os.sep)
+        for filename in sorted(files):
+            stem, ext = os.path.splitext(filename)
+            if ext != ".py" or not stem.isidentifier():
+                continue
+            path = os.path.join(current, filename)
+            if stem == "__init__":
+                name_parts = [prefix, *parts] if prefix else parts
+                if not name_parts:
+                    continue  # an __init__.py directly in a plain directory names no module
+                modules.append(ModuleSource(".".join(name_parts), path, is_package=True))
+            else:
+                name_parts = [prefix, *parts, stem] if prefix else [*parts, stem]
+                modules.append(ModuleSource(".".join(name_parts), path))
+    return modules
+
+
+def _package_name_of_dir(directory: str) -> str:
+    """Dotted name of ``directory`` when it is a package: walk up while ``__init__.py`` exists."""
+    parts = []
+    directory = os.path.abspath(directory)
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        parts.append(os.path.basename(directory))
+        directory = os.path.dirname(directory)
+    return ".".join(reversed(parts))
+
+
+def modules_for_path(target: str) -> list[ModuleSource]:
+    path = os.path.abspath(target)
+    if os.path.isfile(path):
+        if not path.endswith(".py"):
+            raise InspectError(f"{target!r} is not a .py file")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        package = _package_name_of_dir(os.path.dirname(path))
+        if stem == "__init__":
+            if not package:
+                raise InspectError(f"{target!r}: __init__.py outside a package")
+            return [ModuleSource(package, path, is_package=True)]
+        return [ModuleSource(f"{package}.{stem}" if package else stem, path)]
+    if os.path.isdir(path):
+        modules = _walk_package_dir(path, _package_name_of_dir(path))
+        if not modules:
+            raise InspectError(f"no Python modules under {target!r}")
+        return modules
+    raise InspectError(f"{target!r}: no such file or directory")
+
+
+def modules_for_name(name: str, search_path: list[str] | None = None) -> list[ModuleSource]:
+    """Resolve an import name along ``sys.path`` without importing (so without running) anything."""
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise InspectError(f"{name!r} is neither an existing path nor a module name")
+    if name in sys.builtin_module_names:
+        raise InspectError(f"{name!r} is built into the interpreter: it has no Python source")
+    search = list(search_path if search_path is not None else sys.path)
+    parts = name.split(".")
+    spec = None
+    for i in range(len(parts)):
+        partial = ".".join(parts[: i + 1])
+        spec = importlib.machinery.PathFinder.find_spec(partial, search)
+        if spec is None:
+            raise InspectError(f"no module named {partial!r} (searched sys.path, nothing was imported)")
+        if i < len(parts) - 1:
+            if spec.submodule_search_locations is None:
+                raise InspectError(f"{partial!r} is not a package, so {name!r} cannot be found in it")
+            search = list(spec.submodule_search_locations)
+    assert spec is not None
+    if spec.submodule_search_locations is not None:
+        modules = []
+        for directory in spec.submodule_search_locations:  # the walk includes __init__.py
+            modules.extend(_walk_package_dir(directory, name))
+        if not modules:
+            raise InspectError(f"package {name!r} contains no Python source modules")
+        return modules
+    if not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+        raise InspectError(f"{name!r} is not a Python source module (loader: {type(spec.loader).__name__})")
+    return [ModuleSource(name, spec.origin)]
+
+
+def resolve_target(target: str) -> list[ModuleSource]:
+    if os.path.exists(target) or os.sep in target or "/" in target or target.endswith(".py"):
+        return modules_for_path(target)
+    return modules_for_name(target)
+
+
+# --- rewriting ------------------------------------------------------------------------------
+
+
+def _listing(code) -> str:
+    out = io.StringIO()
+    dis.dis(code, file=out)
+    return out.getvalue()
+
+
+def rewrite_current(source: bytes, path: str, policy: str, resource_methods) -> tuple[bytes, list, str, str, str]:
+    """``(pyc, sites, before, after, note)`` for the running interpreter."""
+    code = compile(source, path, "exec", dont_inherit=True)
+    report = getattr(_native, "rewrite_report", None)
+    note = ""
+    if report is not None:
+        new_code, sites, before, after = report(code, policy, tuple(resource_methods))
+    else:
+        new_code = _core.rewrite_code(code, policy, resource_methods)
+        sites = None
+        before, after = _listing(code), _listing(new_code)
+        note = "frontrun._native.rewrite_report is not available in this build: no site table, no markers."
+    pyc = _cache.pyc_bytes(new_code, importlib.util.source_hash(source))
+    return pyc, sites, before, after, note
+
+
+def rewrite_other(pyc: bytes, policy: str, resource_methods) -> tuple[bytes, list, str, str, str]:
+    """The same for a pyc compiled by another interpreter version."""
+    report = getattr(_native, "rewrite_pyc_report", None)
+    if report is None:
+        note = ("frontrun._native.rewrite_pyc_report is not available in this build: "
+                "the pyc is the interpreter's own, not rewritten.")
+        return pyc, None, "(unavailable)\n", "(unavailable)\n", note
+    new_pyc, sites, before, after = report(pyc, policy, tuple(resource_methods))
+    return new_pyc, sites, before, after, ""
+
+
+_COMPILE_HELPER = r"""
+import json, os, py_compile, sys
+out = sys.argv[1]
+results = []
+for index, source in enumerate(sys.argv[2:]):
+    target = os.path.join(out, "%d.pyc" % index)
+    try:
+        py_compile.compile(source, cfile=target, dfile=source, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        results.append([source, target, None])
+    except py_compile.PyCompileError as exc:
+        error = exc.exc_value
+        results.append([source, None, "%s: %s" % (type(error).__name__, error)])
+print(json.dumps({"version": list(sys.version_info[:2]), "results": results}))
+"""
+
+
+def compile_with(interpreter: str, version: tuple[int, int], sources: list[str], workdir: str) -> dict:
+    """Compile ``sources`` with another interpreter: ``{source: pyc_bytes | error_text}``."""
+    proc = subprocess.run(
+        [interpreter, "-I", "-c", _COMPILE_HELPER, workdir, *sources],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise InspectError(f"{interpreter} failed to compile the sources:\n{proc.stderr.strip()}")
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    if tuple(answer["version"]) != version:
+        found = ".".join(map(str, answer["version"]))
+        raise InspectError(f"{interpreter} is Python {found}, not {version[0]}.{version[1]}")
+    compiled = {}
+    for source, target, error in answer["results"]:
+        if error is not None:
+            compiled[source] = error
+        else:
+            with open(target, "rb") as f:
+                compiled[source] = f.read()
+    return compiled
+
+
+def find_interpreter(version: tuple[int, int], explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    found = shutil.which(f"python{version[0]}.{version[1]}")
+    if found is None:
+        raise InspectError(
+            f"no python{version[0]}.{version[1]} on PATH to compile for Python {version[0]}.{version[1]}; "
+            "pass --python PATH"
+        )
+    return found
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def pyc_relpath(module: ModuleSource) -> str:
+    parts = module.name.split(".")
+    if module.is_package:
+        parts.append("__init__")
+    return os.path.join(*parts) + ".pyc"
+
+
+def _format_counts(counts: Counter) -> str:
+    return " ".join(f"{kind}={n}" for kind, n in sorted(counts.items())) or "-"
+
+
+def format_report(module: ModuleSource, version: str, policy: str, resource_methods, sites, before, after, note) -> str:
+    lines = [
+        f"module: {module.name}",
+        f"source: {module.path}",
+        f"python: {version}",
+        f"policy: {policy}",
+        f"resource methods: {', '.join(resource_methods) or '-'}",
+        f"rewriter: {_core.rewriter_version()}",
+    ]
+    if note:
+        lines.append(f"note: {note}")
+    lines.append("")
+    if sites is None:
+        lines.append("sites: (unavailable)")
+    else:
+        lines.append(f"sites ({len(sites)}):")
+        lines.append(f"  {'line':>6}  {'kind':<16} name")
+        for line, kind, name in sites:
+            lines.append(f"  {line if line is not None else '-':>6}  {kind:<16} {name}")
+        lines.append("")
+        lines.append("counts:")
+        counts = Counter(kind for _line, kind, _name in sites)
+        for kind, n in sorted(counts.items()):
+            lines.append(f"  {kind:<16} {n}")
+        if not counts:
+            lines.append("  (none)")
+    lines += ["", "--- before ---", before.rstrip("\n"), "", "--- after (+ = injected) ---", after.rstrip("\n"), ""]
+    return "\n".join(lines)
+
+
+def _write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def inspect_modules(
+    modules: list[ModuleSource],
+    out_dir: str,
+    policy: str,
+    resource_methods: tuple[str, ...],
+    version: tuple[int, int],
+    interpreter: str | None = None,
+) -> list[ModuleResult]:
+    current = sys.version_info[:2] == version
+    version_text = f"{version[0]}.{version[1]}"
+    compiled = {}
+    if not current:
+        with tempfile.TemporaryDirectory() as workdir:
+            compiled = compile_with(find_interpreter(version, interpreter), version, [m.path for m in modules], workdir)
+    results = []
+    for module in modules:
+        result = ModuleResult(module)
+        results.append(result)
+        try:
+            if current:
+                with open(module.path, "rb") as f:
+                    source = f.read()
+                pyc, sites, before, after, note = rewrite_current(source, module.path, policy, resource_methods)
+            else:
+                original = compiled[module.path]
+                if isinstance(original, str):
+                    raise _CompileFailed(original)
+                pyc, sites, before, after, note = rewrite_other(original, policy, resource_methods)
+        except SyntaxError as exc:
+            result.error = f"SyntaxError: {exc.msg} (line {exc.lineno})"
+            continue
+        except _CompileFailed as exc:
+            result.error = str(exc)
+            continue
+        except (ValueError, OSError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+            continue
+        result.sites = list(sites or [])
+        result.pyc_path = pyc_relpath(module)
+        result.report_path = f"{module.name}.txt"
+        _write(os.path.join(out_dir, result.pyc_path), pyc)
+        report = format_report(module, version_text, policy, resource_methods, sites, before, after, note)
+        _write(os.path.join(out_dir, result.report_path), report.encode("utf-8"))
+    _write(os.path.join(out_dir, "index.txt"), format_index(results, version_text, policy, resource_methods).encode())
+    return results
+
+
+class _CompileFailed(Exception):
+    pass
+
+
+def format_index(results: list[ModuleResult], version: str, policy: str, resource_methods) -> str:
+    lines = [
+        f"frontrun inspect: python {version}, policy {policy}, "
+        f"resource methods {', '.join(resource_methods) or '-'}, rewriter {_core.rewriter_version()}",
+        "",
+    ]
+    width = max([len("module")] + [len(r.module.name) for r in results])
+    lines.append(f"{'module':<{width}}  {'sites':>5}  {'pyc':<30}  {'report':<30}  kinds")
+    total = Counter()
+    errors = 0
+    for r in results:
+        if r.error is not None:
+            errors += 1
+            lines.append(f"{r.module.name:<{width}}  ERROR  {r.error}")
+            continue
+        counts = r.counts()
+        total.update(counts)
+        lines.append(f"{r.module.name:<{width}}  {len(r.sites):>5}  {r.pyc_path:<30}  {r.report_path:<30}  {_format_counts(counts)}")
+    lines.append("")
+    ok = len(results) - errors
+    lines.append(f"total: {ok} module{'s' if ok != 1 else ''} rewritten, {sum(total.values())} sites "
+                 f"({_format_counts(total)}), {errors} error{'s' if errors != 1 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def _parse_version(text: str) -> tuple[int, int]:
+    try:
+        major, minor = (int(part) for part in text.split("."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X.Y, got {text!r}") from None
+    return major, minor
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m frontrun.rewrite inspect",
+        description="Write the rewritten pyc and a report for each module of TARGET, without running it.",
+    )
+    parser.add_argument("target", metavar="TARGET", help="import name (myapp, myapp.mod) or path (.py file, directory)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for the pycs, reports and index.txt")
+    parser.add_argument("--policy", default=_core.DEFAULT_POLICY, choices=POLICIES)
+    parser.add_argument("--resource-method", action="append", default=[], metavar="M",
+                        help="also treat method M as a resource operation (repeatable)")
+    parser.add_argument("--python-version", type=_parse_version, default=sys.version_info[:2], metavar="X.Y",
+                        help="rewrite for this interpreter version (default: the running one)")
+    parser.add_argument("--python", metavar="PATH", help="interpreter to compile with for --python-version")
+    args = parser.parse_args(argv)
+    try:
+        modules = resolve_target(args.target)
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise InspectError(f"--out {args.out!r} exists and is not a directory")
+        resource_methods = _core.normalize_resource_methods(args.resource_method)
+        results = inspect_modules(modules, args.out, args.policy, resource_methods, args.python_version, args.python)
+    except InspectError as exc:
+        sys.stderr.write(f"python -m frontrun.rewrite inspect: error: {exc}\n")
+        return 2
+    failed = [r for r in results if r.error is not None]
+    print(f"{len(results) - len(failed)} of {len(results)} modules written to {args.out} (see index.txt)")
+    for r in failed:
+        sys.stderr.write(f"{r.module.name}: {r.error}\n")
+    return 1 if failed else 0

@@ -1,0 +1,262 @@
+"""``python -m frontrun.rewrite``: run a program with the import hook installed from the start.
+
+The program sees what plain ``python`` would give it: ``sys.argv``, ``sys.path[0]``, a fresh
+``__main__`` module (``__file__``, ``__loader__``, ``__spec__`` as CPython sets them), the
+exit status (``SystemExit`` passes through; an uncaught exception prints its traceback through
+``sys.excepthook`` and exits 1) and tracebacks without the launcher's frames. The main script
+is compiled through the rewriting loader too; it is rewritten unless an exclude pattern names it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib.machinery
+import os
+import runpy
+import signal
+import sys
+import types
+
+USAGE = """\
+usage: python -m frontrun.rewrite [options] (script.py | -m module) [args ...]
+       python -m frontrun.rewrite inspect TARGET --out DIR [--policy P] [--python-version X.Y]
+
+Run a Python program with frontrun's import-time rewriter installed.
+
+options:
+  --include PAT          rewrite modules matching PAT (repeatable); a module glob (myapp,
+                         myapp.*, tests.test_*) or a path glob (src/, tools/*.py);
+                         PAT=POLICY gives that pattern its own policy.
+                         Default: the project's own code (see [tool.frontrun] in pyproject.toml)
+  --exclude PAT          never rewrite modules matching PAT (repeatable)
+  --policy P             resources | shared | all (default: shared)
+  --resource-method M    also treat method M as a resource operation (repeatable)
+  --cache-dir DIR        keep rewritten pycs under DIR instead of __pycache__
+  --no-config            ignore [tool.frontrun] in pyproject.toml
+  -h, --help             show this help
+"""
+
+_VALUE_OPTIONS = {"--include", "--exclude", "--policy", "--resource-method", "--cache-dir"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
+    """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module"}."""
+    options: dict = {"include": [], "exclude": [], "policy": None, "resource_method": [], "cache_dir": None,
+                     "no_config": False}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            raise SystemExit(_print_usage(0))
+        if arg == "--no-config":
+            options["no_config"] = True
+            i += 1
+            continue
+        name, eq, value = arg.partition("=")
+        if name in _VALUE_OPTIONS:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{name} needs a value")
+                value = argv[i + 1]
+                i += 1
+            key = name[2:].replace("-", "_")
+            if isinstance(options[key], list):
+                options[key].append(value)
+            else:
+                options[key] = value
+            i += 1
+            continue
+        if arg == "-m":
+            if i + 1 >= len(argv):
+                raise UsageError("-m needs a module name")
+            return options, "module", argv[i + 1], argv[i + 2 :]
+        if arg == "--":
+            i += 1
+            if i >= len(argv):
+                break
+            return options, "script", argv[i], argv[i + 1 :]
+        if arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown option {arg}")
+        return options, "script", arg, argv[i + 1 :]
+    raise UsageError("no script or -m module to run")
+
+
+def _print_usage(status: int) -> int:
+    (sys.stdout if status == 0 else sys.stderr).write(USAGE)
+    return status
+
+
+def main(argv: list[str] | None = None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "inspect":
+        from frontrun.rewrite import _inspect
+
+        raise SystemExit(_inspect.main(argv[1:]))
+    try:
+        options, kind, target, program_args = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"python -m frontrun.rewrite: error: {exc}\n\n")
+        raise SystemExit(_print_usage(2)) from None
+
+    from frontrun.rewrite import _hook
+
+    # Configuration is looked up from the script's directory (the cwd for -m), which is also
+    # a root of "the user's own code".
+    if kind == "module":
+        start = os.getcwd()
+    elif os.path.isdir(target):
+        start = os.path.abspath(target)
+    else:
+        start = os.path.dirname(os.path.realpath(target))
+    try:
+        finder = _hook.install(
+            include=options["include"] or None,
+            exclude=options["exclude"] or None,
+            policy=options["policy"],
+            resource_methods=options["resource_method"] or None,
+            root=start,
+            extra_roots=(start,),
+            use_config=not options["no_config"],
+            cache_dir=options["cache_dir"],
+        )
+    except (ValueError, TypeError, OSError) as exc:
+        sys.stderr.write(f"python -m frontrun.rewrite: error: {exc}\n")
+        raise SystemExit(2) from None
+
+    if kind == "module":
+        _run_guarded(lambda: _run_module(target, program_args))
+    else:
+        _run_guarded(lambda: _run_script(target, program_args, finder))
+
+
+def _fresh_main() -> types.ModuleType:
+    """A ``__main__`` like the one the interpreter creates at startup."""
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    if sys.version_info < (3, 14):
+        main.__annotations__ = {}  # set at startup until PEP 649
+    sys.modules["__main__"] = main
+    return main
+
+
+def _run_module(name: str, args: list[str]) -> None:
+    sys.argv = [name, *args]
+    _fresh_main()
+    # What CPython's ``-m`` itself calls: argv[0], __spec__, __file__ and the error messages
+    # ("No module named ...") come out identical. The module's code comes from our loader.
+    runpy._run_module_as_main(name, alter_argv=True)
+
+
+def _run_script(path: str, args: list[str], finder) -> None:
+    sys.argv = [path, *args]
+    full_path = os.path.join(os.getcwd(), path)
+    safe_path = getattr(sys.flags, "safe_path", False)
+    if os.path.isdir(path) or _is_zipfile(path):
+        # A directory or zip with __main__.py: python puts it on sys.path and runs __main__.
+        if not safe_path:
+            sys.path[0] = os.path.abspath(path)
+        else:
+            sys.path.insert(0, os.path.abspath(path))
+        _fresh_main()
+        runpy._run_module_as_main("__main__", alter_argv=False)
+        return
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        sys.stderr.write(f"{sys.executable}: can't open file {full_path!r}: [Errno {exc.errno}] {exc.strerror}\n")
+        raise SystemExit(2) from None
+    if not safe_path:
+        sys.path[0] = os.path.dirname(os.path.realpath(path))
+    main = _fresh_main()
+    main.__file__ = full_path
+    if sys.version_info < (3, 15):  # 3.15 stopped setting __cached__
+        main.__cached__ = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
+    code = _compile_main(source, full_path, finder)
+    exec(code, main.__dict__)
+
+
+def _compile_main(source: bytes, path: str, finder):
+    from frontrun.rewrite._hook import FrontrunLoader
+
+    selection = finder.selection
+    policy = selection.policy_for("__main__", path)
+    if policy is None and not selection.is_excluded("__main__", path):
+        policy = selection.policy
+    if policy is None:
+        return compile(source, path, "exec", dont_inherit=True)
+    return FrontrunLoader("__main__", path, policy, selection).source_to_code(source, path)
+
+
+def _is_zipfile(path: str) -> bool:
+    import zipfile
+
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+# --- errors as plain python reports them -----------------------------------------------------
+
+# runpy is not in the list: ``python -m`` shows runpy's frames too, and so do we.
+_OWN_FILES = {
+    os.path.normcase(os.path.abspath(os.path.join(os.path.dirname(__file__), name)))
+    for name in ("_launcher.py", "__main__.py", "_hook.py")
+}
+
+
+def _is_launcher_frame(tb) -> bool:
+    filename = tb.tb_frame.f_code.co_filename
+    if filename.startswith("<frozen importlib._bootstrap"):
+        # CPython hides these itself; our loader's frames in between stop it from doing so.
+        return True
+    return os.path.normcase(os.path.abspath(filename)) in _OWN_FILES if not filename.startswith("<") else False
+
+
+def trim_traceback(tb):
+    """``tb`` without the launcher's, runpy's and the import machinery's frames."""
+    while tb is not None and _is_launcher_frame(tb):
+        tb = tb.tb_next
+    head = tb
+    while tb is not None:
+        following = tb.tb_next
+        while following is not None and _is_launcher_frame(following):
+            following = following.tb_next
+        tb.tb_next = following
+        tb = following
+    return head
+
+
+def _run_guarded(run) -> None:
+    try:
+        run()
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        _report_uncaught(exc)
+
+
+def _report_uncaught(exc: BaseException) -> None:
+    tb = trim_traceback(exc.__traceback__)
+    exc.__traceback__ = tb
+    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = exc
+    try:
+        sys.excepthook(type(exc), exc, tb)
+    except BaseException:
+        sys.__excepthook__(type(exc), exc, tb)
+    if isinstance(exc, KeyboardInterrupt) and hasattr(signal, "SIGINT"):
+        # As python does: die of SIGINT so the parent sees an interrupted child.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        except (OSError, ValueError):
+            pass
+    raise SystemExit(1)

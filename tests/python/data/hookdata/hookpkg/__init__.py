@@ -1,0 +1,5 @@
+"""A regular package with a data file, a submodule and a subpackage."""
+
+
+def value():
+    return "MARK"

@@ -1,0 +1,342 @@
+"""The import hook in-process: spec fidelity, selection, rewriting, instrument_module."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.resources
+import importlib.util
+import inspect
+import pkgutil
+import runpy
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from hook_testutil import MARK, REWRITTEN, canonical, code_objects, marker, sandbox  # noqa: E402,F401
+
+import frontrun.rewrite as fr  # noqa: E402
+from frontrun.rewrite import _core, _hook  # noqa: E402
+
+
+# --- rewrite_code ------------------------------------------------------------------------------
+
+
+def test_rewrite_code_is_pure_and_validates():
+    code = compile("def f():\n    return 'MARK'\n", "<t>", "exec")
+    before = canonical(code)
+    result = fr.rewrite_code(code)
+    assert isinstance(result, types.CodeType)
+    assert canonical(code) == before  # the input is never modified
+    for policy in fr.POLICIES:
+        assert isinstance(fr.rewrite_code(code, policy), types.CodeType)
+    with pytest.raises(ValueError, match="unknown frontrun policy"):
+        fr.rewrite_code(code, "everything")
+    with pytest.raises(TypeError):
+        fr.rewrite_code("x = 1")
+
+
+def test_rewrite_code_goes_through_the_rewriter(marker):
+    code = compile("def f():\n    return 'MARK'\n", "<t>", "exec")
+    result = fr.rewrite_code(code, "all", ["b.m", "a.m", "b.m"])
+    namespace = {}
+    exec(result, namespace)
+    assert namespace["f"]() == REWRITTEN
+    assert marker[-1][2] == "all"
+
+
+def test_unsupported_version_leaves_code_and_warns_once(monkeypatch):
+    class UnsupportedVersion(ValueError):
+        pass
+
+    def refuse(code, policy, methods):
+        raise UnsupportedVersion("no tables for this interpreter")
+
+    monkeypatch.setattr(_core, "UnsupportedVersion", UnsupportedVersion)
+    monkeypatch.setattr(_core, "_rewrite_impl", refuse)
+    monkeypatch.setattr(_core, "_unsupported_warned", False)
+    code = compile("x = 1", "<t>", "exec")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fr.rewrite_code(code) is code
+        assert fr.rewrite_code(code) is code
+    assert len(caught) == 1
+    assert "cannot rewrite bytecode for this interpreter" in str(caught[0].message)
+
+
+def test_malformed_code_error_propagates(monkeypatch):
+    def malformed(code, policy, methods):
+        raise ValueError("malformed exception table")
+
+    monkeypatch.setattr(_core, "_rewrite_impl", malformed)
+    with pytest.raises(ValueError, match="malformed exception table"):
+        fr.rewrite_code(compile("x = 1", "<t>", "exec"))
+
+
+@pytest.mark.skipif(not _core.native_available(), reason="the native rewriter is not in this build")
+def test_native_rewriter_changes_shared_state_code():
+    code = compile("import threading\nclass C:\n    def f(self):\n        self.x = self.x + 1\n", "<t>", "exec")
+    assert canonical(fr.rewrite_code(code, "all")) != canonical(code)
+
+
+# --- finder and loader ---------------------------------------------------------------------------
+
+
+def test_install_puts_one_finder_first_and_uninstall_removes_it(sandbox):
+    first = fr.install(include=["hookpkg"], use_config=False)
+    second = fr.install(include=["hookpkg"], use_config=False)
+    assert sys.meta_path[0] is second
+    assert sum(isinstance(f, _hook.FrontrunFinder) for f in sys.meta_path) == 1
+    assert fr.installed() is second and first is not second
+    fr.uninstall()
+    assert not any(isinstance(f, _hook.FrontrunFinder) for f in sys.meta_path)
+    assert fr.installed() is None
+
+
+def test_selected_module_is_rewritten_with_full_spec_fidelity(sandbox, marker):
+    fr.install(include=["hookpkg"], use_config=False)
+    import hookpkg
+    import hookpkg.nested.deep
+    import hookpkg.sub
+
+    assert hookpkg.value() == REWRITTEN
+    assert hookpkg.sub.value() == REWRITTEN
+    assert hookpkg.sub.parent_value() == REWRITTEN
+    assert hookpkg.nested.deep.value() == REWRITTEN
+
+    package_dir = sandbox / "hookpkg"
+    spec = hookpkg.__spec__
+    assert isinstance(spec.loader, fr.FrontrunLoader)
+    assert hookpkg.__loader__ is spec.loader
+    assert hookpkg.__file__ == str(package_dir / "__init__.py") == spec.origin
+    assert hookpkg.__path__ == [str(package_dir)] == spec.submodule_search_locations
+    assert spec.has_location and spec.parent == "hookpkg"
+    assert hookpkg.sub.__spec__.parent == "hookpkg" and hookpkg.sub.__package__ == "hookpkg"
+
+    # __cached__ names frontrun's own cache file, next to (never instead of) CPython's.
+    cached = Path(spec.cached)
+    assert getattr(hookpkg, "__cached__", spec.cached) == spec.cached  # 3.15 dropped __cached__
+    assert cached.parent == package_dir / "__pycache__"
+    assert cached.name.startswith(f"__init__.{sys.implementation.cache_tag}.frontrun-")
+    assert cached.name != Path(importlib.util.cache_from_source(hookpkg.__file__)).name
+    assert cached.is_file()
+
+    loader = hookpkg.__loader__
+    assert loader.is_package("hookpkg") and not hookpkg.sub.__loader__.is_package("hookpkg.sub")
+    assert loader.get_filename("hookpkg") == hookpkg.__file__
+    assert loader.get_source("hookpkg") == (package_dir / "__init__.py").read_text()
+    assert "return \"MARK\"" in inspect.getsource(hookpkg.value)
+
+    # Resources, through the loader's resource reader and through get_data.
+    assert importlib.resources.files("hookpkg").joinpath("data.txt").read_text() == "hello from hookpkg\n"
+    assert pkgutil.get_data("hookpkg", "data.txt") == b"hello from hookpkg\n"
+
+
+def test_get_code_serves_runpy(sandbox, marker, capsys):
+    fr.install(include=["hookpkg"], use_config=False)
+    code = importlib.util.find_spec("hookpkg.sub").loader.get_code("hookpkg.sub")
+    assert any(c == REWRITTEN for c in code.co_consts + tuple(
+        x for c in code.co_consts if isinstance(c, types.CodeType) for x in c.co_consts))
+    runpy.run_module("hookpkg.sub", run_name="__main__")
+    assert capsys.readouterr().out == f"sub as main: {REWRITTEN}\n"
+
+
+def test_namespace_package_untouched_but_its_modules_rewritten(sandbox, marker):
+    fr.install(include=["hooknspkg"], use_config=False)
+    import hooknspkg.inner
+
+    namespace = sys.modules["hooknspkg"]
+    assert namespace.__spec__.origin in (None, "namespace")  # 3.10 vs later spelling
+    assert not isinstance(namespace.__spec__.loader, (fr.FrontrunLoader, _hook.PytestChainLoader))
+    assert getattr(namespace, "__file__", None) is None
+    assert list(namespace.__path__) == [str(sandbox / "hooknspkg")]
+    assert isinstance(hooknspkg.inner.__loader__, fr.FrontrunLoader)
+    assert hooknspkg.inner.value() == REWRITTEN
+
+
+def _plain_code(path: Path) -> types.CodeType:
+    return compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+
+
+def _assert_functions_identical(module, path: Path):
+    compiled = code_objects(_plain_code(path))
+    seen = 0
+    for obj in list(vars(module).values()) + list(vars(module.Thing).values()):
+        if isinstance(obj, types.FunctionType):
+            match = [c for c in compiled.values() if c.co_name == obj.__name__ and c.co_firstlineno == obj.__code__.co_firstlineno]
+            assert len(match) == 1
+            assert canonical(obj.__code__) == canonical(match[0])
+            seen += 1
+    assert seen == 2
+
+
+@pytest.mark.parametrize("how", ["other-include", "default-outside-root"])
+def test_unselected_module_is_byte_identical_to_a_plain_import(sandbox, marker, tmp_path, how):
+    if how == "other-include":
+        fr.install(include=["hookpkg"], use_config=False)
+    else:
+        project = tmp_path / "elsewhere"
+        project.mkdir()
+        fr.install(root=str(project), use_config=False)  # hookother lies outside that project
+    import hookother
+
+    assert type(hookother.__loader__) is importlib.machinery.SourceFileLoader
+    assert hookother.value() == MARK
+    assert hookother.__spec__.cached == importlib.util.cache_from_source(hookother.__file__)
+    _assert_functions_identical(hookother, sandbox / "hookother" / "__init__.py")
+    # The whole module code object as the loader hands it out, against compile().
+    plain = _plain_code(sandbox / "hookother" / "__init__.py")
+    served = hookother.__loader__.get_code("hookother")
+    assert canonical(served) == canonical(plain)
+    assert not [c for c in marker if "hookother" in c[0]]
+
+
+def test_default_selection_takes_project_code_only(sandbox, marker):
+    fr.install(root=str(sandbox), use_config=False)
+    import json
+
+    import hookpkg
+
+    assert hookpkg.value() == REWRITTEN
+    assert type(json.__loader__) is importlib.machinery.SourceFileLoader  # stdlib untouched
+    assert not any(isinstance(getattr(m, "__loader__", None), fr.FrontrunLoader)
+                   for name, m in sys.modules.items() if name.split(".")[0] in ("frontrun", "pytest", "_pytest"))
+
+
+def test_exclude_and_per_pattern_policy(sandbox, marker):
+    fr.install(include=[("hookpkg.sub", "resources"), "hookpkg*"], exclude=["hookpkg.nested.*"],
+               policy="all", use_config=False)
+    import hookpkg.nested.deep
+    import hookpkg.sub
+
+    assert hookpkg.sub.__loader__.policy == "resources"
+    assert hookpkg.__loader__.policy == "all"
+    assert type(hookpkg.nested.deep.__loader__) is importlib.machinery.SourceFileLoader
+    assert hookpkg.nested.deep.value() == MARK
+
+
+def test_path_patterns(sandbox, marker):
+    fr.install(include=["hookpkg/sub.py", "./hooknspkg/"], root=str(sandbox), use_config=False)
+    import hooknspkg.inner
+    import hookpkg.sub
+
+    assert hookpkg.sub.value() == REWRITTEN
+    assert hooknspkg.inner.value() == REWRITTEN
+    assert hookpkg.value() == MARK
+
+
+def test_reload_rewrites_again(sandbox, marker):
+    fr.install(include=["hookpkg"], use_config=False)
+    import hookpkg.sub
+
+    (sandbox / "hookpkg" / "sub.py").write_text("def value():\n    return 'MARK', 2\n")
+    importlib.reload(hookpkg.sub)
+    assert hookpkg.sub.value() == (REWRITTEN, 2)
+
+
+def test_syntax_error_is_the_plain_one(sandbox):
+    (sandbox / "hookbroken.py").write_text("x = 1\ndef f(:\n    pass\n")
+    with pytest.raises(SyntaxError) as plain:
+        import hookbroken  # noqa: F401
+    sys.modules.pop("hookbroken", None)
+    importlib.invalidate_caches()
+    fr.install(include=["hookbroken"], use_config=False)
+    with pytest.raises(SyntaxError) as hooked:
+        import hookbroken  # noqa: F401,F811
+    assert hooked.type is plain.type
+    for field in ("msg", "lineno", "offset", "filename", "text", "end_lineno", "end_offset"):
+        assert getattr(hooked.value, field) == getattr(plain.value, field), field
+    assert str(hooked.value) == str(plain.value)
+
+
+def test_extension_and_builtin_modules_pass_through(sandbox):
+    fr.install(include=["_csv", "math"], use_config=False)
+    for name in ("_csv", "math"):
+        sys.modules.pop(name, None)
+    import _csv
+    import math
+
+    assert not isinstance(getattr(_csv, "__loader__", None), fr.FrontrunLoader)
+    assert not isinstance(getattr(math, "__loader__", None), fr.FrontrunLoader)
+
+
+def test_frontrun_never_rewrites_itself(sandbox):
+    finder = fr.install(include=["*"], use_config=False, instrument_imported=False)
+    assert finder.find_spec("frontrun.rewrite._cache") is None
+    spec = importlib.util.find_spec("frontrun")
+    assert finder.selection.policy_for("frontrun.x", spec.origin) is None
+    assert finder.selection.policy_for("renamed", spec.origin) is None
+
+
+# --- instrument_module -------------------------------------------------------------------------
+
+
+def test_instrument_module_swaps_code_everywhere(sandbox, marker):
+    import instrumented as m
+
+    counter = m.counter
+    assert m.top() == MARK
+    changed = fr.instrument_module(m)
+    assert changed >= 12
+
+    assert m.top() == REWRITTEN
+    assert counter() == (1, REWRITTEN) and counter() == (2, REWRITTEN)  # closure cell kept
+    assert m.make_counter()() == (1, REWRITTEN)
+    assert m.decorated() == (REWRITTEN, REWRITTEN)  # the wrapper and the wrapped function
+    assert m.cached() == REWRITTEN
+    w = m.Widget()
+    assert w.method() == m.Widget.static() == m.Widget.klass() == w.prop == REWRITTEN
+    w.prop = 1
+    assert w.stored == (1, REWRITTEN)
+    assert w.cached_prop == REWRITTEN
+    assert m.Widget.Inner().method() == REWRITTEN
+    assert m.join("a", "b") == "a/b".replace("/", __import__("os").sep)
+    assert not isinstance(m.join.__code__, type(None)) and m.join.__module__ != m.__name__
+    # Objects only reachable through containers are documented as not found.
+    assert m.lambda_in_container["f"]() == MARK
+    # A second call changes nothing more.
+    assert fr.instrument_module(m) == 0
+
+
+def test_instrument_module_leaves_other_modules_functions(sandbox, marker):
+    import os.path
+
+    import instrumented as m
+
+    before = os.path.join.__code__
+    fr.instrument_module(m)
+    assert os.path.join.__code__ is before
+
+
+def test_install_instruments_already_imported_modules_and_warns_once(sandbox, marker):
+    import hookpkg
+    import instrumented
+
+    with pytest.warns(fr.AlreadyImportedWarning) as record:
+        fr.install(include=["instrumented", "hookpkg"], use_config=False)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "hookpkg" in message and "instrumented" in message and "python -m frontrun.rewrite" in message
+    assert record[0].filename == __file__  # points at the install() call
+    assert instrumented.top() == REWRITTEN and hookpkg.value() == REWRITTEN
+
+    fr.uninstall()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fr.install(include=["instrumented", "hookpkg"], use_config=False)
+
+
+def test_modules_loaded_by_the_hook_are_not_instrumented_twice(sandbox, marker):
+    fr.install(include=["hookpkg"], use_config=False)
+    import hookpkg
+
+    calls = len(marker)
+    assert fr.instrument_module(hookpkg) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fr.install(include=["hookpkg"], use_config=False)
+    assert len(marker) == calls

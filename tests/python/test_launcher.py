@@ -1,0 +1,250 @@
+"""``python -m frontrun.rewrite``: parity with plain ``python`` and the rewriting it adds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from hook_testutil import MARK, REWRITTEN, run  # noqa: E402
+
+LAUNCHER = ["-m", "frontrun.rewrite"]
+
+REPORT = """\
+import json, sys
+dunders = sorted(k for k in globals() if k.startswith("__"))
+def local():
+    return "MARK"
+spec = globals().get("__spec__")
+print(json.dumps({
+    "argv": sys.argv, "path0": sys.path[0], "file": __file__, "name": __name__,
+    "spec": None if spec is None else [spec.name, spec.origin, spec.parent],
+    "cached": globals().get("__cached__", "<unset>"), "spec_cached": spec and spec.cached,
+    "package": __package__, "dunders": dunders,
+    "loader": type(__loader__).__name__, "doc": __doc__,
+    "main_module_is_us": sys.modules["__main__"].__dict__ is globals(),
+    "builtins": type(__builtins__).__name__, "local": local(), "helper": helper.value(),
+    "json_loader": type(sys.modules["json"].__loader__).__name__,
+}))
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "proj"
+    (root / "app").mkdir(parents=True)
+    (root / "scripts").mkdir()
+    (root / "helper.py").write_text('def value():\n    return "MARK"\n')
+    (root / "main.py").write_text('"""main doc"""\nimport helper\n' + REPORT)
+    (root / "scripts" / "tool.py").write_text("import sys\nsys.path.insert(1, %r)\nimport helper\n" % str(root) + REPORT)
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "cli.py").write_text("import helper\n" + REPORT)
+    (root / "app" / "__main__.py").write_text("import helper\n" + REPORT)
+    (root / "rundir").mkdir()
+    (root / "rundir" / "__main__.py").write_text("import sys\nsys.path.insert(1, %r)\nimport helper\n" % str(root) + REPORT)
+    return root
+
+
+def report(proc) -> dict:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("target", ["main.py", "./main.py", "scripts/tool.py", "scripts/../main.py", "ABS"])
+def test_script_parity_with_plain_python(project, target):
+    if target == "ABS":
+        target = str(project / "main.py")
+    plain = report(run([target, "a", "--b"], cwd=project))
+    launched = report(run([*LAUNCHER, target, "a", "--b"], cwd=project))
+    assert launched == plain
+    assert plain["argv"] == [target, "a", "--b"] and plain["name"] == "__main__"
+
+
+@pytest.mark.parametrize("target", [["-m", "app.cli"], ["-m", "app"], ["rundir"]])
+def test_module_and_directory_parity_with_plain_python(project, target):
+    plain = report(run([*target, "x", "-y"], cwd=project))
+    launched = report(run([*LAUNCHER, *target, "x", "-y"], cwd=project))
+    # All three run through runpy, so the module's spec comes from the hook: its loader and cache
+    # file are frontrun's, and everything else is identical.
+    assert launched.pop("loader") == "FrontrunLoader" and plain.pop("loader") == "SourceFileLoader"
+    assert ".frontrun-" in launched.pop("spec_cached") and ".frontrun-" not in plain.pop("spec_cached")
+    launched_cached, plain_cached = launched.pop("cached"), plain.pop("cached")
+    if sys.version_info < (3, 15):
+        assert ".frontrun-" in launched_cached and ".frontrun-" not in plain_cached
+    else:
+        assert launched_cached == plain_cached == "<unset>"
+    assert launched == plain
+
+
+def test_main_script_and_its_imports_are_rewritten(project):
+    plain = report(run(["main.py"], cwd=project, marker=True))
+    launched = report(run([*LAUNCHER, "main.py"], cwd=project, marker=True))
+    assert (plain["local"], plain["helper"]) == (MARK, MARK)
+    assert (launched["local"], launched["helper"]) == (REWRITTEN, REWRITTEN)
+    assert launched["json_loader"] == "SourceFileLoader"  # the standard library is left alone
+    assert list((project / "__pycache__").glob("helper.*.frontrun-*.pyc"))
+    assert not list((project / "__pycache__").glob("main.*"))  # like python: no pyc for __main__
+
+
+def test_dash_m_module_is_rewritten(project):
+    launched = report(run([*LAUNCHER, "-m", "app.cli"], cwd=project, marker=True))
+    assert (launched["local"], launched["helper"]) == (REWRITTEN, REWRITTEN)
+
+
+@pytest.mark.parametrize(
+    "options, local, helper",
+    [
+        (["--exclude", "helper"], REWRITTEN, MARK),
+        (["--include", "helper"], REWRITTEN, REWRITTEN),  # the main script unless excluded
+        (["--include=helper", "--exclude=main.py"], MARK, REWRITTEN),
+        (["--include", "helper=resources", "--policy", "all"], REWRITTEN, REWRITTEN),
+        (["--no-config"], REWRITTEN, REWRITTEN),
+    ],
+)
+def test_selection_options(project, options, local, helper):
+    launched = report(run([*LAUNCHER, *options, "main.py"], cwd=project, marker=True))
+    assert (launched["local"], launched["helper"]) == (local, helper)
+
+
+def test_pyproject_configuration(project):
+    (project / "pyproject.toml").write_text('[tool.frontrun]\nexclude = ["helper"]\n')
+    launched = report(run([*LAUNCHER, "main.py"], cwd=project, marker=True))
+    assert (launched["local"], launched["helper"]) == (REWRITTEN, MARK)
+    launched = report(run([*LAUNCHER, "--no-config", "main.py"], cwd=project, marker=True))
+    assert launched["helper"] == REWRITTEN
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--policy", "bogus", "main.py"], "unknown frontrun policy 'bogus'"),
+        (["--frobnicate", "main.py"], "unknown option --frobnicate"),
+        ([], "no script or -m module to run"),
+        (["--include"], "--include needs a value"),
+        (["-m"], "-m needs a module name"),
+    ],
+)
+def test_usage_errors(project, args, message):
+    proc = run([*LAUNCHER, *args], cwd=project)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_help(project):
+    proc = run([*LAUNCHER, "--help"], cwd=project)
+    assert proc.returncode == 0 and "usage: python -m frontrun.rewrite" in proc.stdout
+
+
+def test_double_dash_ends_the_options(project):
+    launched = report(run([*LAUNCHER, "--", "main.py", "--include", "x"], cwd=project))
+    assert launched["argv"] == ["main.py", "--include", "x"]
+
+
+EXIT_CASES = {
+    "normal": "print('hi')",
+    "exit-3": "import sys\nsys.exit(3)",
+    "exit-message": "import sys\nsys.exit('bye now')",
+    "exit-none": "raise SystemExit",
+    "os-exit": "import os, sys\nsys.stdout.flush()\nos._exit(7)",
+    "uncaught": "def f():\n    raise ValueError('boom')\nf()",
+    "chained": "try:\n    1/0\nexcept ZeroDivisionError as e:\n    raise KeyError('k') from e",
+    "in-import": "import helper\nhelper.explode()",
+    "custom-excepthook": "import sys\nsys.excepthook = lambda t, v, tb: print('hooked', t.__name__)\nraise OSError(2)",
+    "syntax-error": "x = 1\ndef f(:\n    pass",
+    "syntax-error-in-import": "import broken",
+    "import-error": "import no_such_module_here",
+    "exit-in-thread-atexit": "import atexit\natexit.register(lambda: print('atexit ran'))\nraise RuntimeError('late')",
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXIT_CASES))
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_exit_status_output_and_traceback_parity(project, case, how):
+    (project / "helper.py").write_text('def value():\n    return "MARK"\n\ndef explode():\n    raise LookupError("deep")\n')
+    (project / "broken.py").write_text("def g(\n")
+    (project / "case.py").write_text(EXIT_CASES[case] + "\n")
+    target = ["case.py"] if how == "script" else ["-m", "case"]
+    plain = run([*target], cwd=project)
+    launched = run([*LAUNCHER, *target], cwd=project)
+    assert launched.returncode == plain.returncode
+    assert launched.stdout == plain.stdout
+    # Import machinery frames are the one allowed difference: frontrun's loader replaces
+    # importlib's get_code, so when runpy calls it directly (-m) its frozen frames differ.
+    assert without_importlib_frames(launched.stderr) == without_importlib_frames(plain.stderr)
+    assert "frontrun" not in launched.stderr
+    if how == "script":
+        assert launched.stderr == plain.stderr
+
+
+def without_importlib_frames(text: str) -> str:
+    return "".join(line for line in text.splitlines(True) if 'File "<frozen importlib._bootstrap' not in line)
+
+
+def test_missing_targets_match_plain_python(project):
+    for target in (["nothere.py"], ["-m", "nothere"], ["-m", "app.nothere"]):
+        plain = run(target, cwd=project)
+        launched = run([*LAUNCHER, *target], cwd=project)
+        assert (launched.returncode, launched.stderr) == (plain.returncode, plain.stderr), target
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_keyboard_interrupt_dies_of_sigint_like_python(project):
+    (project / "case.py").write_text("raise KeyboardInterrupt\n")
+    plain = run(["case.py"], cwd=project)
+    launched = run([*LAUNCHER, "case.py"], cwd=project)
+    assert plain.returncode == launched.returncode == -signal.SIGINT
+    assert launched.stderr == plain.stderr
+
+
+def test_main_module_pickles_like_plain_python(project):
+    (project / "case.py").write_text(textwrap.dedent("""\
+        import pickle
+        class Point:
+            def __init__(self, x):
+                self.x = x
+        print(pickle.loads(pickle.dumps(Point(3))).x, Point.__module__)
+    """))
+    plain = run(["case.py"], cwd=project)
+    launched = run([*LAUNCHER, "case.py"], cwd=project)
+    assert launched.stdout == plain.stdout == "3 __main__\n"
+
+
+def test_install_from_a_script_selects_the_script_directory(project, tmp_path):
+    # Run from elsewhere: the project root (cwd) does not contain the script, its directory does.
+    (project / "case.py").write_text(textwrap.dedent("""\
+        import frontrun.rewrite
+        frontrun.rewrite.install(use_config=False)
+        import helper
+        print(helper.value(), type(helper.__loader__).__name__)
+    """))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run([str(project / "case.py")], cwd=elsewhere, marker=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{REWRITTEN} FrontrunLoader\n"
+
+
+def test_compile_flags_are_the_modules_own(project):
+    # frontrun's modules use `from __future__ import annotations`: it must not leak into user code.
+    code = "def f(x: int):\n    pass\nprint(f.__annotations__)\n"
+    (project / "case.py").write_text(code + "import annotated\n")
+    (project / "annotated.py").write_text(code)
+    plain = run(["case.py"], cwd=project)
+    launched = run([*LAUNCHER, "case.py"], cwd=project)
+    assert launched.stdout == plain.stdout == "{'x': <class 'int'>}\n" * 2
+
+
+def test_optimization_level_has_its_own_cache_file(project):
+    (project / "case.py").write_text("import opt\nprint(opt.f(), opt.f.__doc__)\n")
+    (project / "opt.py").write_text('def f():\n    """doc"""\n    assert False, "MARK"\n    return 1\n')
+    normal = run([*LAUNCHER, "case.py"], cwd=project)
+    assert normal.returncode == 1 and "AssertionError: MARK" in normal.stderr
+    optimized = run(["-OO", *LAUNCHER, "case.py"], cwd=project)
+    assert optimized.returncode == 0 and optimized.stdout == "1 None\n"
+    assert len(list((project / "__pycache__").glob("opt.*.frontrun-*.pyc"))) == 2
+    assert run(["-OO", *LAUNCHER, "case.py"], cwd=project).stdout == "1 None\n"  # from its cache

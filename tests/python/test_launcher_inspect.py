@@ -1,0 +1,246 @@
+"""``python -m frontrun.rewrite inspect``: targets, files written, index, errors."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import marshal
+import os
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from hook_testutil import REWRITTEN, copy_hookdata, run  # noqa: E402
+
+from frontrun import _native  # noqa: E402
+from frontrun.rewrite import _inspect  # noqa: E402
+
+INSPECT = ["-m", "frontrun.rewrite", "inspect"]
+HAS_REPORT = hasattr(_native, "rewrite_report")
+
+
+@pytest.fixture
+def tree(tmp_path):
+    copy_hookdata(tmp_path / "src", "hookpkg", "hooknspkg", "hookother")
+    return tmp_path
+
+
+def index_modules(out: Path) -> dict[str, str]:
+    lines = (out / "index.txt").read_text().splitlines()
+    table = lines[lines.index(next(l for l in lines if l.startswith("module"))) + 1 :]
+    return {line.split()[0]: line for line in table if line.strip() and not line.startswith("total:")}
+
+
+def load_pyc(path: Path, source: Path) -> types.CodeType:
+    data = path.read_bytes()
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[4:8], "little") == 0b11
+    assert data[8:16] == importlib.util.source_hash(source.read_bytes())
+    return marshal.loads(data[16:])
+
+
+@pytest.mark.parametrize("how", ["path", "name"])
+def test_package_target_writes_pycs_reports_and_index(tree, how):
+    out = tree / "out"
+    target = "src/hookpkg" if how == "path" else "hookpkg"
+    proc = run([*INSPECT, target, "--out", str(out)], cwd=tree, marker=True, pythonpath=[tree / "src"])
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 modules written" in proc.stdout
+    expected = {
+        "hookpkg": "hookpkg/__init__.pyc",
+        "hookpkg.sub": "hookpkg/sub.pyc",
+        "hookpkg.nested": "hookpkg/nested/__init__.pyc",
+        "hookpkg.nested.deep": "hookpkg/nested/deep.pyc",
+    }
+    index = index_modules(out)
+    assert set(index) == set(expected)
+    src = tree / "src"
+    for module, pyc in expected.items():
+        assert pyc in index[module]
+        source = src / pyc.replace(".pyc", ".py")
+        code = load_pyc(out / pyc, source)
+        assert code.co_filename == str(source)
+        report = (out / f"{module}.txt").read_text()
+        assert f"module: {module}" in report and f"source: {source}" in report
+        assert "--- before ---" in report and "--- after (+ = injected) ---" in report
+        assert "policy: shared" in report
+    assert "total: 4 modules rewritten" in (out / "index.txt").read_text()
+
+    # The pyc is runnable and holds the rewritten code.
+    namespace = {"__name__": "hookpkg.nested.deep"}
+    exec(load_pyc(out / "hookpkg/nested/deep.pyc", src / "hookpkg/nested/deep.py"), namespace)
+    if HAS_REPORT:
+        assert "sites (" in (out / "hookpkg.txt").read_text()
+    else:
+        assert namespace["value"]() == REWRITTEN
+        assert "sites: (unavailable)" in (out / "hookpkg.txt").read_text()
+        assert "RETURN" in (out / "hookpkg.txt").read_text()  # a real disassembly
+
+
+def test_single_module_targets(tree):
+    out = tree / "out"
+    proc = run([*INSPECT, "src/hookpkg/nested/deep.py", "--out", str(out), "--policy", "all"], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert set(index_modules(out)) == {"hookpkg.nested.deep"}  # dotted name from the package tree
+    assert (out / "hookpkg/nested/deep.pyc").is_file()
+    assert "policy: all" in (out / "hookpkg.nested.deep.txt").read_text()
+
+    out2 = tree / "out2"
+    proc = run([*INSPECT, "hookpkg.sub", "--out", str(out2), "--resource-method", "pool.get"], cwd=tree,
+               pythonpath=[tree / "src"])
+    assert proc.returncode == 0, proc.stderr
+    assert set(index_modules(out2)) == {"hookpkg.sub"}
+    assert "resource methods: pool.get" in (out2 / "hookpkg.sub.txt").read_text()
+
+
+def test_namespace_package_and_plain_directory(tree):
+    out = tree / "out"
+    proc = run([*INSPECT, "hooknspkg", "--out", str(out)], cwd=tree, pythonpath=[tree / "src"])
+    assert proc.returncode == 0, proc.stderr
+    assert set(index_modules(out)) == {"hooknspkg.inner"}
+    out2 = tree / "out2"
+    proc = run([*INSPECT, "src", "--out", str(out2)], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert {"hookpkg", "hookpkg.sub", "hooknspkg.inner", "hookother"} <= set(index_modules(out2))
+
+
+def test_nothing_is_executed(tree):
+    (tree / "src" / "hookpkg" / "__init__.py").write_text("raise SystemExit('executed!')\n")
+    out = tree / "out"
+    proc = run([*INSPECT, "hookpkg.sub", "--out", str(out)], cwd=tree, pythonpath=[tree / "src"])
+    assert proc.returncode == 0, proc.stderr
+    assert "executed!" not in proc.stdout + proc.stderr
+
+
+def test_module_errors_are_listed_and_the_rest_written(tree):
+    (tree / "src" / "hookpkg" / "broken.py").write_text("def f(:\n    pass\n")
+    out = tree / "out"
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out)], cwd=tree)
+    assert proc.returncode == 1
+    assert "hookpkg.broken: SyntaxError" in proc.stderr
+    index = index_modules(out)
+    assert "ERROR  SyntaxError" in index["hookpkg.broken"] and "(line 1)" in index["hookpkg.broken"]
+    assert (out / "hookpkg/sub.pyc").is_file() and not (out / "hookpkg/broken.pyc").exists()
+    assert "1 error" in (out / "index.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("no_such_module_xyz", "no module named 'no_such_module_xyz'"),
+        ("hookpkg.missing", "no module named 'hookpkg.missing'"),
+        ("hookpkg.sub.deeper", "'hookpkg.sub' is not a package"),
+        ("src/nothere.py", "no such file or directory"),
+        ("src/hookpkg/data.txt", "is not a .py file"),
+        ("not a-name", "neither an existing path nor a module name"),
+        ("fakeext", "not a Python source module (loader: ExtensionFileLoader)"),
+        ("sys", "built into the interpreter"),
+    ],
+)
+def test_bad_targets(tree, target, message):
+    # Found as an extension module by its name alone; never loaded.
+    (tree / "src" / ("fakeext" + importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"")
+    proc = run([*INSPECT, target, "--out", str(tree / "out")], cwd=tree, pythonpath=[tree / "src"])
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (tree / "out" / "index.txt").exists()
+
+
+def test_usage_errors(tree):
+    assert run([*INSPECT, "hookpkg"], cwd=tree).returncode == 2  # --out is required
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--policy", "most"], cwd=tree)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", "three"], cwd=tree)
+    assert proc.returncode == 2 and "expected X.Y" in proc.stderr
+    (tree / "file").write_text("")
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "file")], cwd=tree)
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_other_version_interpreter_mismatch_is_an_error(tree):
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", "3.9",
+                "--python", sys.executable], cwd=tree)
+    assert proc.returncode == 2
+    assert f"is Python {sys.version_info[0]}.{sys.version_info[1]}, not 3.9" in proc.stderr
+
+
+def _other_interpreter():
+    for minor in range(10, 16):
+        if minor == sys.version_info[1]:
+            continue
+        found = shutil.which(f"python3.{minor}")
+        if found and run_version(found) == (3, minor):
+            return found, (3, minor)
+    return None, None
+
+
+def run_version(exe):
+    import subprocess
+
+    try:
+        out = subprocess.run([exe, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                             text=True, timeout=30)
+    except OSError:
+        return None
+    return tuple(map(int, out.stdout.split())) if out.returncode == 0 else None
+
+
+def test_other_version_compiles_with_that_interpreter(tree):
+    exe, version = _other_interpreter()
+    if exe is None:
+        pytest.skip("no other python3.X on PATH")
+    out = tree / "out"
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out), "--python-version", "%d.%d" % version], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    data = (out / "hookpkg/sub.pyc").read_bytes()
+    assert data[:4] != importlib.util.MAGIC_NUMBER  # that interpreter's magic number
+    assert int.from_bytes(data[4:8], "little") == 0b11
+    assert f"python {version[0]}.{version[1]}" in (out / "index.txt").read_text()
+
+
+def test_other_version_plumbing_in_process(tree, monkeypatch):
+    """The --python-version path without a second interpreter: the compile step is faked."""
+    fake_magic = b"\x01\x02\r\n"
+
+    def fake_compile(interpreter, version, sources, workdir):
+        return {s: fake_magic + (0b11).to_bytes(4, "little") + b"h" * 8 + marshal.dumps(compile("x=1", s, "exec"))
+                for s in sources}
+
+    seen = []
+
+    def fake_report(pyc, policy, methods):
+        seen.append((pyc[:4], policy, methods))
+        return pyc, [(1, "store_global", "x")], "before listing", "+ after listing"
+
+    monkeypatch.setattr(_inspect, "compile_with", fake_compile)
+    monkeypatch.setattr(_inspect, "find_interpreter", lambda version, explicit: "python-other")
+    monkeypatch.setattr(_native, "rewrite_pyc_report", fake_report, raising=False)
+    out = tree / "out"
+    modules = _inspect.resolve_target(str(tree / "src" / "hookpkg"))
+    results = _inspect.inspect_modules(modules, str(out), "shared", ("m.x",), (3, 99))
+    assert all(r.error is None for r in results)
+    assert seen and seen[0] == (fake_magic, "shared", ("m.x",))
+    assert (out / "hookpkg/sub.pyc").read_bytes()[:4] == fake_magic
+    report = (out / "hookpkg.sub.txt").read_text()
+    assert "python: 3.99" in report and "store_global" in report and "+ after listing" in report
+    assert "store_global=1" in (out / "index.txt").read_text()
+
+
+def test_native_report_is_used_when_present(tree, monkeypatch):
+    def fake_report(code, policy, methods):
+        return code, [(2, "load_attr", "self.count"), (2, "store_attr", "self.count"), (5, "load_attr", "x.y")], \
+            "BEFORE", "  a\n+ injected\n"
+
+    monkeypatch.setattr(_native, "rewrite_report", fake_report, raising=False)
+    out = tree / "out"
+    results = _inspect.inspect_modules(_inspect.resolve_target(str(tree / "src" / "hookpkg" / "sub.py")),
+                                       str(out), "shared", (), sys.version_info[:2])
+    assert results[0].error is None
+    report = (out / "hookpkg.sub.txt").read_text()
+    assert "sites (3):" in report and "self.count" in report and "+ injected" in report
+    assert "load_attr        2" in report
+    assert "load_attr=2 store_attr=1" in (out / "index.txt").read_text()

@@ -1,0 +1,203 @@
+"""The pytest plugin, run in child pytest processes on a small project."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from hook_testutil import MARK, REWRITTEN, entry_point_installed, run  # noqa: E402
+
+AUTOLOADED = entry_point_installed()
+# Without the installed distribution the entry point is missing: load the plugin by module name.
+LOAD = [] if AUTOLOADED else ["-p", "frontrun.pytest_plugin"]
+
+TEST_MODULE = """\
+import json, sys
+import mypkg
+
+def local():
+    return "MARK"
+
+def test_report():
+    print("REPORT " + json.dumps({
+        "pkg": mypkg.value(), "test": local(),
+        "pkg_loader": type(mypkg.__loader__).__name__,
+        "test_loader": type(sys.modules[__name__].__loader__).__name__,
+    }))
+
+def test_rich_assertion():
+    x = [1, 2, 3]
+    assert x == [1, 2, 4]
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "proj"
+    (root / "mypkg").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "mypkg" / "__init__.py").write_text('def value():\n    return "MARK"\n')
+    (root / "tests" / "test_chain.py").write_text(TEST_MODULE)
+    (root / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.frontrun]\n')
+    return root
+
+
+def without_frontrun_table(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+
+
+def pytest_run(project, *args, env_extra=None, load=True):
+    proc = run(
+        ["-m", "pytest", "-s", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+         *(LOAD if load else []), *args, "tests"],
+        cwd=project, marker=True, env_extra=env_extra,
+    )
+    output = proc.stdout + proc.stderr
+    reports = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
+    return proc, output, (reports[0] if reports else None)
+
+
+def assert_rich_assertion(proc, output):
+    assert proc.returncode == 1, output  # exactly the one deliberate failure
+    assert "1 failed, 1 passed" in output
+    assert "assert [1, 2, 3] == [1, 2, 4]" in output
+    assert "At index 2 diff: 3 != 4" in output
+
+
+def test_assertion_rewriting_and_frontrun_rewriting_both_apply(project):
+    proc, output, report = pytest_run(project)
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+    assert_rich_assertion(proc, output)  # pytest's assertion rewriting is still there
+    assert "frontrun: rewriting on" in output
+    # pytest cached its half; frontrun cached the package (test modules are not cached by frontrun).
+    assert list((project / "tests" / "__pycache__").glob("test_chain.*-pytest-*.pyc"))
+    assert not list((project / "tests" / "__pycache__").glob("*.frontrun-*"))
+    assert list((project / "mypkg" / "__pycache__").glob("__init__.*.frontrun-*.pyc"))
+
+
+def test_second_run_uses_both_caches(project):
+    pytest_run(project)
+    proc, output, report = pytest_run(project)
+    assert (report["pkg"], report["test"]) == (REWRITTEN, REWRITTEN)
+    assert_rich_assertion(proc, output)
+
+
+def test_off_without_configuration(project):
+    without_frontrun_table(project)
+    proc, output, report = pytest_run(project)
+    assert (report["pkg"], report["test"]) == (MARK, MARK)
+    assert report["test_loader"] == "AssertionRewritingHook"
+    assert "frontrun: rewriting on" not in output
+    assert_rich_assertion(proc, output)
+
+
+@pytest.mark.parametrize(
+    "args, ini, pkg, test",
+    [
+        (["--frontrun"], "", REWRITTEN, REWRITTEN),
+        (["--frontrun-include", "mypkg"], "", REWRITTEN, MARK),
+        (["--frontrun-include", "tests/"], "", MARK, REWRITTEN),
+        (["--frontrun-exclude", "mypkg"], "", MARK, REWRITTEN),
+        (["--frontrun-policy", "all"], "", REWRITTEN, REWRITTEN),
+        ([], "frontrun = true", REWRITTEN, REWRITTEN),
+        ([], "frontrun_include =\n    mypkg", REWRITTEN, MARK),
+        (["--frontrun-include", "test_*"], "frontrun_include = mypkg", MARK, REWRITTEN),  # command line wins
+    ],
+)
+def test_enabling_by_options_and_ini(project, args, ini, pkg, test):
+    without_frontrun_table(project)
+    if ini:
+        (project / "pytest.ini").write_text("[pytest]\n" + ini + "\n")
+    proc, output, report = pytest_run(project, *args)
+    assert (report["pkg"], report["test"]) == (pkg, test), output
+    assert_rich_assertion(proc, output)
+
+
+def test_no_frontrun_wins_over_configuration(project):
+    proc, output, report = pytest_run(project, "--no-frontrun")
+    assert (report["pkg"], report["test"]) == (MARK, MARK)
+
+
+def test_disabled_plugin(project):
+    proc, output, report = pytest_run(project, "-p", "no:frontrun", load=False)
+    assert (report["pkg"], report["test"]) == (MARK, MARK)
+    assert_rich_assertion(proc, output)
+
+
+def test_plain_assert_mode_rewrites_test_modules_directly(project):
+    proc, output, report = pytest_run(project, "--assert=plain")
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "FrontrunLoader"}
+
+
+def test_bad_policy_in_ini_is_a_usage_error(project):
+    (project / "pytest.ini").write_text("[pytest]\nfrontrun_policy = fastest\n")
+    proc, output, report = pytest_run(project)
+    assert proc.returncode == 4
+    assert "frontrun: unknown frontrun policy 'fastest'" in output
+
+
+@pytest.mark.parametrize("autoload", [True, False])
+@pytest.mark.parametrize("form", ["-p", "pytest_plugins"])
+def test_explicit_plugin_loading(project, autoload, form):
+    if autoload and not AUTOLOADED:
+        pytest.skip("frontrun is not installed as a distribution: no entry point to collide with")
+    args = []
+    if form == "-p":
+        args = ["-p", "frontrun.pytest_plugin"]
+    else:
+        (project / "conftest.py").write_text('pytest_plugins = ["frontrun.pytest_plugin"]\n')
+    env = {} if autoload else {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc, output, report = pytest_run(project, *args, env_extra=env, load=False)
+    assert "already registered" not in output
+    assert (report["pkg"], report["test"]) == (REWRITTEN, REWRITTEN), output
+    assert_rich_assertion(proc, output)
+
+
+def test_entry_point_name_with_dash_p(project):
+    if not AUTOLOADED:
+        pytest.skip("frontrun is not installed as a distribution")
+    proc, output, report = pytest_run(project, "-p", "frontrun", env_extra={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                                      load=False)
+    assert (report["pkg"], report["test"]) == (REWRITTEN, REWRITTEN), output
+
+
+def test_conftest_one_liner_without_the_plugin(project):
+    without_frontrun_table(project)
+    (project / "conftest.py").write_text("import frontrun.rewrite; frontrun.rewrite.install()\n")
+    proc, output, report = pytest_run(project, "-p", "no:frontrun", load=False)
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+    assert_rich_assertion(proc, output)
+    assert "imported before" not in output  # the conftest calling install() is not "already imported"
+
+
+def test_late_plugin_instruments_earlier_imports_and_warns(project):
+    (project / "conftest.py").write_text('import mypkg\n\npytest_plugins = ["frontrun.pytest_plugin"]\n')
+    proc, output, report = pytest_run(project, env_extra={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, load=False)
+    assert report["pkg"] == REWRITTEN and report["pkg_loader"] == "SourceFileLoader"  # in place
+    assert report["test"] == REWRITTEN
+    assert "imported before the frontrun import hook was installed: mypkg" in output
+
+
+def test_importlib_import_mode(project):
+    proc, output, report = pytest_run(project, "--import-mode=importlib")
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+    assert_rich_assertion(proc, output)
+
+
+def test_under_the_launcher_without_plugin_configuration(project):
+    without_frontrun_table(project)
+    proc = run(["-m", "frontrun.rewrite", "-m", "pytest", "-s", "-p", "no:cacheprovider",
+                "-W", "ignore::pytest.PytestAssertRewriteWarning", *LOAD, "tests"], cwd=project, marker=True)
+    output = proc.stdout + proc.stderr
+    [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
+    assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+    assert_rich_assertion(proc, output)
