@@ -10,7 +10,8 @@ CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 DEMO_PYTHON ?= 3.12
 
-.PHONY: all setup pythons wheel install test rust-test ft-check python-test demo bench cpython-tests clean pip-install-check
+# (cpython-tests-subset is part of make test; cpython-tests runs the full list)
+.PHONY: cpython-tests-subset all setup pythons wheel install test rust-test ft-check python-test demo bench cpython-tests clean pip-install-check
 
 all: test
 
@@ -47,6 +48,13 @@ test: rust-test ft-check pip-install-check python-test
 
 demo: install
 	$$(awk '$$1=="$(DEMO_PYTHON)"{print $$3}' $(FRONTRUN_CACHE)/pythons.txt)/bin/python -m frontrun.rewrite examples/bank.py
+
+# CPython's regression tests with the test modules rewritten under policy `all`.
+cpython-tests: install
+	$(FRONTRUN_CACHE)/tools/bin/python scripts/cpython_regrtests.py
+
+cpython-tests-subset: install
+	$(FRONTRUN_CACHE)/tools/bin/python scripts/cpython_regrtests.py --subset
 
 bench: install
 	cargo bench

@@ -1,0 +1,98 @@
+"""Run one CPython regression-test module and print its per-test outcomes as JSON.
+
+    python scripts/regrtest_driver.py test.test_grammar                   # plain
+    python -m frontrun.rewrite --policy all --include test.test_grammar \\
+        scripts/regrtest_driver.py test.test_grammar                      # rewritten
+
+Used by scripts/cpython_regrtests.py, which compares the two runs. When the module was
+rewritten, the driver also proves it: it counts the module's code objects that carry the
+rewriter's guard name, so a run that silently skipped rewriting cannot pass as equal.
+"""
+
+import importlib
+import io
+import json
+import sys
+import types
+import unittest
+
+GUARD = "__frontrun_on__"
+
+
+def rewritten_code_objects(module):
+    seen, count, stack = set(), 0, []
+    for value in vars(module).values():
+        if isinstance(value, types.FunctionType):
+            stack.append(value.__code__)
+        elif isinstance(value, type):
+            for attr in vars(value).values():
+                fn = getattr(attr, "__func__", attr)
+                if isinstance(fn, types.FunctionType):
+                    stack.append(fn.__code__)
+    while stack:
+        code = stack.pop()
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        count += GUARD in code.co_names
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return count
+
+
+class Outcomes(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcomes = {}
+
+    def _set(self, test, outcome):
+        self.outcomes[test.id()] = outcome
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._set(test, "pass")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._set(test, "fail")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._set(test, "error")
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._set(test, "skip")
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._set(test, "xfail")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._set(test, "xpass")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._set(subtest, "fail")
+
+
+def main():
+    name = sys.argv[1]
+    module = importlib.import_module(name)
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    stream = io.StringIO()
+    runner = unittest.TextTestRunner(stream=stream, resultclass=Outcomes, verbosity=0)
+    result = runner.run(suite)
+    report = {
+        "module": name,
+        "rewritten_code_objects": rewritten_code_objects(module),
+        "outcomes": result.outcomes,
+        "log": stream.getvalue()[-4000:] if not result.wasSuccessful() else "",
+    }
+    sys.stdout.flush()
+    sys.__stdout__.write("\nFRONTRUN-REGRTEST " + json.dumps(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()
