@@ -123,12 +123,8 @@ fn main() {
         if let Some(root) = &emit {
             let dir = root.join(&ver);
             std::fs::create_dir_all(&dir).unwrap();
-            let norefs = pyc.code.without_refs().unwrap();
-            std::fs::write(
-                dir.join(format!("{n}.norefs")),
-                marshal::dumps(&norefs, pyc.version).unwrap(),
-            )
-            .unwrap();
+            let norefs = marshal::dumps_without_refs(&pyc.code, pyc.version).unwrap();
+            std::fs::write(dir.join(format!("{n}.norefs")), norefs).unwrap();
             let mut fresh = pyc.code.clone();
             refresh_code_fields(&mut fresh);
             std::fs::write(

@@ -22,10 +22,13 @@ mod pyc;
 mod read;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use obj::{Code, CodeExtra, Obj, Ref, RefId, StrKind, Value};
 pub use pyc::{read_pyc, write_pyc, Pyc, PycSource};
 pub use read::{loads, loads_prefix};
-pub use write::dumps;
+pub use write::{dumps, dumps_without_refs};
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! The value tree produced by `loads` and consumed by `dumps`.
 
-use super::{tc, CodeLayout, ErrorKind, MarshalError, Result};
+use super::{tc, CodeLayout};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -90,7 +90,7 @@ pub struct Ref {
 
 /// The marshalled values. There is no NULL: CPython only accepts `TYPE_NULL` as the end of a
 /// dict, which `Dict` stands for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Value {
     None,
     False,
@@ -142,7 +142,7 @@ pub enum Value {
 /// A code object. Fields common to every release are here; the rest is in `extra`, whose
 /// variant is the release's layout. Every field that is an object may be a `Value::Ref`:
 /// use [`Obj::resolve`] or the typed accessors ([`Obj::as_bytes`], ...) to read it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Code {
     pub argcount: i32,
     pub posonlyargcount: i32,
@@ -184,6 +184,138 @@ pub enum CodeExtra {
         /// bytes
         exceptiontable: Obj,
     },
+}
+
+// By hand so that only the containers are on the recursive path; the rest is out of line.
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        match self {
+            Value::Tuple { items, long_form } => Value::Tuple {
+                items: clone_items(items),
+                long_form: *long_form,
+            },
+            Value::List(items) => Value::List(clone_items(items)),
+            Value::Set(items) => Value::Set(clone_items(items)),
+            Value::FrozenSet(items) => Value::FrozenSet(clone_items(items)),
+            Value::Dict(pairs) => Value::Dict(clone_pairs(pairs)),
+            Value::FrozenDict(pairs) => Value::FrozenDict(clone_pairs(pairs)),
+            Value::Code(code) => Value::Code(clone_code(code)),
+            other => other.clone_other(),
+        }
+    }
+}
+
+/// Out of line: `Box::new(code.clone())` needs a whole `Code` as a stack temporary.
+#[inline(never)]
+fn clone_code(code: &Code) -> Box<Code> {
+    Box::new(code.clone())
+}
+
+#[inline(never)]
+fn clone_items(items: &[Obj]) -> Vec<Obj> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(Obj {
+            value: item.value.clone(),
+            flag: item.flag,
+        });
+    }
+    out
+}
+
+#[inline(never)]
+fn clone_pairs(pairs: &[(Obj, Obj)]) -> Vec<(Obj, Obj)> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        out.push((k.clone(), v.clone()));
+    }
+    out
+}
+
+impl Value {
+    #[inline(never)]
+    fn clone_other(&self) -> Value {
+        match self {
+            Value::None => Value::None,
+            Value::False => Value::False,
+            Value::True => Value::True,
+            Value::Ellipsis => Value::Ellipsis,
+            Value::StopIteration => Value::StopIteration,
+            Value::Int(n) => Value::Int(*n),
+            Value::Int64(n) => Value::Int64(*n),
+            Value::Long { negative, digits } => Value::Long {
+                negative: *negative,
+                digits: digits.clone(),
+            },
+            Value::Float(bits) => Value::Float(*bits),
+            Value::FloatText(text) => Value::FloatText(text.clone()),
+            Value::Complex(re, im) => Value::Complex(*re, *im),
+            Value::ComplexText(parts) => Value::ComplexText(parts.clone()),
+            Value::Bytes(data) => Value::Bytes(data.clone()),
+            Value::Str { kind, data } => Value::Str {
+                kind: *kind,
+                data: data.clone(),
+            },
+            Value::Slice(parts) => Value::Slice(parts.clone()),
+            Value::Ref(r) => Value::Ref(r.clone()),
+            Value::Tuple { .. }
+            | Value::List(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_)
+            | Value::Dict(_)
+            | Value::FrozenDict(_)
+            | Value::Code(_) => unreachable!("cloned by Value::clone"),
+        }
+    }
+}
+
+// Clone and PartialEq by hand, out of line: inlined into `Value`'s, a code object's dozen
+// fields would cost every level of a deep tree a big stack frame.
+impl Clone for Code {
+    #[inline(never)]
+    fn clone(&self) -> Self {
+        Code {
+            argcount: self.argcount,
+            posonlyargcount: self.posonlyargcount,
+            kwonlyargcount: self.kwonlyargcount,
+            stacksize: self.stacksize,
+            flags: self.flags,
+            code: self.code.clone(),
+            consts: self.consts.clone(),
+            names: self.names.clone(),
+            filename: self.filename.clone(),
+            name: self.name.clone(),
+            firstlineno: self.firstlineno,
+            linetable: self.linetable.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+impl PartialEq for Code {
+    #[inline(never)]
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.argcount,
+            self.posonlyargcount,
+            self.kwonlyargcount,
+            self.stacksize,
+            self.flags,
+        ) == (
+            other.argcount,
+            other.posonlyargcount,
+            other.kwonlyargcount,
+            other.stacksize,
+            other.flags,
+        ) && self.firstlineno == other.firstlineno
+            && self.code == other.code
+            && self.consts == other.consts
+            && self.names == other.names
+            && self.filename == other.filename
+            && self.name == other.name
+            && self.linetable == other.linetable
+            && self.extra == other.extra
+    }
 }
 
 impl Code {
@@ -432,59 +564,5 @@ impl Obj {
             Value::Str { data, .. } => Some(String::from_utf8_lossy(data)),
             _ => None,
         }
-    }
-
-    /// A copy with every reference replaced by (a copy of) its target and every `FLAG_REF`
-    /// dropped: marshal data with no sharing at all, which every CPython still loads.
-    pub fn without_refs(&self) -> Result<Obj> {
-        self.map_without_refs(0)
-    }
-
-    fn map_without_refs(&self, depth: u32) -> Result<Obj> {
-        if depth > super::MAX_DEPTH {
-            return Err(MarshalError::new(0, ErrorKind::TooDeep));
-        }
-        let d = depth + 1;
-        let list = |items: &[Obj]| {
-            items
-                .iter()
-                .map(|o| o.map_without_refs(d))
-                .collect::<Result<Vec<_>>>()
-        };
-        let pairs = |items: &[(Obj, Obj)]| {
-            items
-                .iter()
-                .map(|(k, v)| Ok((k.map_without_refs(d)?, v.map_without_refs(d)?)))
-                .collect::<Result<Vec<_>>>()
-        };
-        let value = match &self.value {
-            Value::Ref(r) => match &r.target {
-                Some(t) => return t.map_without_refs(d),
-                None => return Err(MarshalError::new(0, ErrorKind::DanglingRef(r.id))),
-            },
-            Value::Tuple { items, long_form } => Value::Tuple {
-                items: list(items)?,
-                long_form: *long_form,
-            },
-            Value::List(items) => Value::List(list(items)?),
-            Value::Set(items) => Value::Set(list(items)?),
-            Value::FrozenSet(items) => Value::FrozenSet(list(items)?),
-            Value::Dict(items) => Value::Dict(pairs(items)?),
-            Value::FrozenDict(items) => Value::FrozenDict(pairs(items)?),
-            Value::Slice(s) => Value::Slice(Box::new([
-                s[0].map_without_refs(d)?,
-                s[1].map_without_refs(d)?,
-                s[2].map_without_refs(d)?,
-            ])),
-            Value::Code(c) => {
-                let mut c2 = (**c).clone();
-                for field in c2.object_fields_mut() {
-                    *field = field.map_without_refs(d)?;
-                }
-                Value::Code(Box::new(c2))
-            }
-            leaf => leaf.clone(),
-        };
-        Ok(Obj { value, flag: None })
     }
 }

@@ -106,7 +106,8 @@ pub fn write_pyc(pyc: &Pyc) -> Result<Vec<u8>> {
         }
         PycSource::Hash { hash, .. } => out.extend_from_slice(&hash),
     }
-    dump_into(&pyc.code, pyc.version, &mut out).map_err(|e| MarshalError::new(e.offset, e.kind))?;
+    dump_into(&pyc.code, pyc.version, &mut out, true)
+        .map_err(|e| MarshalError::new(e.offset, e.kind))?;
     out.extend_from_slice(&pyc.trailing);
     Ok(out)
 }

@@ -19,7 +19,6 @@ pub fn loads_prefix(data: &[u8], version: PyVersion) -> Result<(Obj, usize)> {
     let mut r = Reader {
         data,
         pos: 0,
-        depth: 0,
         marshal_version,
         layout: version.code_layout(),
         doc: RefId::new_doc(),
@@ -42,7 +41,6 @@ const RESERVED: u8 = 0;
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
-    depth: u32,
     marshal_version: u8,
     layout: CodeLayout,
     doc: u32,
@@ -138,38 +136,72 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// One object that must not be NULL.
+    /// The whole object tree, read with an explicit stack of unfinished containers, so that
+    /// nesting costs heap, not call stack.
     fn object(&mut self, context: &'static str) -> Result<Obj> {
-        let at = self.pos;
-        match self.object_or_null()? {
-            Some(obj) => Ok(obj),
-            None => err(at, ErrorKind::NullObject { context }),
+        let mut stack: Vec<Frame> = Vec::new();
+        loop {
+            let at = self.pos;
+            let code = self.u8("type code")?;
+            // Depth as CPython counts it: this object plus every container around it.
+            if stack.len() as u32 + 1 > MAX_DEPTH {
+                return err(at, ErrorKind::TooDeep);
+            }
+            let mut done = match self.start_value(at, code)? {
+                Started::Done(obj) => obj,
+                Started::Frame(frame) => {
+                    stack.push(frame);
+                    match self.finish_ready(&mut stack)? {
+                        Some(obj) => obj,
+                        None => continue,
+                    }
+                }
+                Started::Null => {
+                    if !matches!(stack.last(), Some(Frame::Map { key: None, .. })) {
+                        let context = stack.last().map_or(context, Frame::context);
+                        return err(at, ErrorKind::NullObject { context });
+                    }
+                    let Some(Frame::Map {
+                        id, frozen, pairs, ..
+                    }) = stack.pop()
+                    else {
+                        unreachable!("checked above")
+                    };
+                    if frozen {
+                        self.complete(id, tc::FROZENDICT);
+                    }
+                    let value = if frozen {
+                        Value::FrozenDict(pairs)
+                    } else {
+                        Value::Dict(pairs)
+                    };
+                    Obj { value, flag: id }
+                }
+            };
+            // Hand finished objects up until one lands in a container that wants more.
+            loop {
+                let Some(top) = stack.last_mut() else {
+                    return Ok(done);
+                };
+                self.accept(top, at, done)?;
+                match self.finish_ready(&mut stack)? {
+                    Some(obj) => done = obj,
+                    None => break,
+                }
+            }
         }
     }
 
-    fn object_or_null(&mut self) -> Result<Option<Obj>> {
-        let at = self.pos;
-        let code = self.u8("type code")?;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return err(at, ErrorKind::TooDeep);
-        }
-        let result = self.value(at, code);
-        self.depth -= 1;
-        result
-    }
-
-    fn value(&mut self, at: usize, code: u8) -> Result<Option<Obj>> {
+    /// Reads a type byte's payload: a finished object, or a container whose children follow.
+    fn start_value(&mut self, at: usize, code: u8) -> Result<Started> {
         let flagged = code & tc::FLAG_REF != 0;
         let ty = code & !tc::FLAG_REF;
         // For values CPython never registers, a set flag bit is kept but means nothing.
         let stray = if flagged { Some(RefId::ANON) } else { None };
-        let simple = |value: Value| Ok(Some(Obj { value, flag: stray }));
+        let simple = |value: Value| Ok(Started::Done(Obj { value, flag: stray }));
         match ty {
-            tc::NULL => {
-                // Only a dict terminator; the flag bit on it cannot be kept (never written).
-                Ok(None)
-            }
+            // Only a dict terminator; a flag bit on it cannot be kept (never written).
+            tc::NULL => Ok(Started::Null),
             tc::NONE => simple(Value::None),
             tc::FALSE => simple(Value::False),
             tc::TRUE => simple(Value::True),
@@ -191,15 +223,12 @@ impl<'a> Reader<'a> {
                 };
                 simple(Value::Ref(Ref { id, target: None }))
             }
-            _ => self.registered_value(at, ty, flagged).map(Some),
+            _ => self.start_registered(at, ty, flagged),
         }
     }
 
     /// Values that CPython adds to the reference list when flagged.
-    fn registered_value(&mut self, at: usize, ty: u8, flagged: bool) -> Result<Obj> {
-        // Leaves register after their payload, containers before their children; either
-        // way the index is the order of the type bytes, so register first.
-        let complete_early = !matches!(ty, tc::FROZENSET | tc::CODE | tc::SLICE | tc::FROZENDICT);
+    fn start_registered(&mut self, at: usize, ty: u8, flagged: bool) -> Result<Started> {
         let known = matches!(
             ty,
             tc::INT
@@ -243,8 +272,168 @@ impl<'a> Reader<'a> {
                 },
             );
         }
+        // Leaves register after their payload, containers before their children; either way
+        // the index follows the order of the type bytes, so register now. Frozensets, code
+        // objects, slices and frozendicts stay unusable until complete (`r_ref_reserve`).
+        let complete_early = !matches!(ty, tc::FROZENSET | tc::CODE | tc::SLICE | tc::FROZENDICT);
         let id = self.register(flagged, ty, complete_early);
-        let value = match ty {
+        let seq = |kind: SeqKind, items_left: usize, what: &'static str| Frame::Seq {
+            kind,
+            id,
+            items: Vec::with_capacity(items_left.min(1 << 12)),
+            left: items_left,
+            what,
+        };
+        Ok(Started::Frame(match ty {
+            tc::SMALL_TUPLE | tc::TUPLE => {
+                let n = if ty == tc::SMALL_TUPLE {
+                    self.u8("tuple size")? as usize
+                } else {
+                    self.size("tuple")?
+                };
+                self.check_fits(at, n, 1, "tuple")?;
+                seq(
+                    SeqKind::Tuple {
+                        long_form: ty == tc::TUPLE && n < 256,
+                    },
+                    n,
+                    "tuple",
+                )
+            }
+            tc::LIST => {
+                let n = self.size("list")?;
+                self.check_fits(at, n, 1, "list")?;
+                seq(SeqKind::List, n, "list")
+            }
+            tc::SET | tc::FROZENSET => {
+                let n = self.size("set")?;
+                self.check_fits(at, n, 1, "set")?;
+                if ty == tc::FROZENSET && n == 0 {
+                    // CPython registers the empty frozenset singleton at once.
+                    self.complete(id, ty);
+                }
+                seq(
+                    if ty == tc::SET {
+                        SeqKind::Set
+                    } else {
+                        SeqKind::FrozenSet
+                    },
+                    n,
+                    "set",
+                )
+            }
+            tc::DICT | tc::FROZENDICT => Frame::Map {
+                id,
+                frozen: ty == tc::FROZENDICT,
+                pairs: Vec::new(),
+                key: None,
+            },
+            tc::SLICE => seq(SeqKind::Slice, 3, "slice"),
+            tc::CODE => Frame::Code {
+                id,
+                header: self.code_header()?,
+                fields: Vec::with_capacity(10),
+            },
+            _ => {
+                return Ok(Started::Done(Obj {
+                    value: self.leaf(at, ty)?,
+                    flag: id,
+                }))
+            }
+        }))
+    }
+
+    /// Adds a finished child to the innermost unfinished container.
+    fn accept(&mut self, frame: &mut Frame, at: usize, obj: Obj) -> Result<()> {
+        match frame {
+            Frame::Seq { items, left, .. } => {
+                items.push(obj);
+                *left -= 1;
+            }
+            Frame::Map { pairs, key, .. } => match key.take() {
+                None => *key = Some(obj),
+                Some(k) => pairs.push((k, obj)),
+            },
+            Frame::Code { fields, header, .. } => {
+                let (field, expected) = self.code_field_spec(fields.len());
+                let t = self.type_of(&obj);
+                let ok = match expected {
+                    FieldType::Bytes => t == tc::STRING,
+                    FieldType::Tuple => matches!(t, tc::TUPLE | tc::SMALL_TUPLE),
+                    FieldType::Str => matches!(
+                        t,
+                        tc::UNICODE
+                            | tc::INTERNED
+                            | tc::ASCII
+                            | tc::ASCII_INTERNED
+                            | tc::SHORT_ASCII
+                            | tc::SHORT_ASCII_INTERNED
+                    ),
+                };
+                if !ok {
+                    let expected = match expected {
+                        FieldType::Bytes => "bytes",
+                        FieldType::Tuple => "a tuple",
+                        FieldType::Str => "a str",
+                    };
+                    return err(at, ErrorKind::CodeFieldType { field, expected });
+                }
+                fields.push(obj);
+                // firstlineno sits between the name fields and the line table.
+                if field == self.field_before_firstlineno() {
+                    header.firstlineno = self.i32("code object")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pops and builds the innermost container if it has all its children.
+    fn finish_ready(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Obj>> {
+        let ready = match stack.last() {
+            Some(Frame::Seq { left, .. }) => *left == 0,
+            Some(Frame::Code { fields, .. }) => fields.len() == self.code_field_count(),
+            _ => false,
+        };
+        if !ready {
+            return Ok(None);
+        }
+        Ok(Some(match stack.pop() {
+            Some(Frame::Seq {
+                kind, id, items, ..
+            }) => {
+                let value = match kind {
+                    SeqKind::Tuple { long_form } => Value::Tuple { items, long_form },
+                    SeqKind::List => Value::List(items),
+                    SeqKind::Set => Value::Set(items),
+                    SeqKind::FrozenSet => {
+                        self.complete(id, tc::FROZENSET);
+                        Value::FrozenSet(items)
+                    }
+                    SeqKind::Slice => {
+                        self.complete(id, tc::SLICE);
+                        let [a, b, c]: [Obj; 3] = items.try_into().expect("three parts");
+                        Value::Slice(Box::new([a, b, c]))
+                    }
+                };
+                Obj { value, flag: id }
+            }
+            Some(Frame::Code { id, header, fields }) => {
+                self.complete(id, tc::CODE);
+                Obj {
+                    value: Value::Code(self.build_code(header, fields)),
+                    flag: id,
+                }
+            }
+            _ => unreachable!("checked above"),
+        }))
+    }
+
+    /// Values without children. Kept out of line so that the recursive path stays small
+    /// on the stack (2000 levels must fit in a thread's stack).
+    #[inline(never)]
+    fn leaf(&mut self, at: usize, ty: u8) -> Result<Value> {
+        Ok(match ty {
             tc::INT => Value::Int(self.i32("int")?),
             tc::INT64 => {
                 let b = self.take(8, "int64")?;
@@ -294,46 +483,8 @@ impl<'a> Reader<'a> {
                     data: data.to_vec(),
                 }
             }
-            tc::SMALL_TUPLE | tc::TUPLE => {
-                let n = if ty == tc::SMALL_TUPLE {
-                    self.u8("tuple size")? as usize
-                } else {
-                    self.size("tuple")?
-                };
-                let items = self.items(at, n, "tuple")?;
-                Value::Tuple {
-                    items,
-                    long_form: ty == tc::TUPLE && n < 256,
-                }
-            }
-            tc::LIST => {
-                let n = self.size("list")?;
-                Value::List(self.items(at, n, "list")?)
-            }
-            tc::SET | tc::FROZENSET => {
-                let n = self.size("set")?;
-                let items = self.items(at, n, "set")?;
-                if ty == tc::SET {
-                    Value::Set(items)
-                } else {
-                    Value::FrozenSet(items)
-                }
-            }
-            tc::DICT => Value::Dict(self.pairs()?),
-            tc::FROZENDICT => Value::FrozenDict(self.pairs()?),
-            tc::SLICE => {
-                let start = self.object("slice")?;
-                let stop = self.object("slice")?;
-                let step = self.object("slice")?;
-                Value::Slice(Box::new([start, stop, step]))
-            }
-            tc::CODE => Value::Code(Box::new(self.code()?)),
-            _ => unreachable!("checked above"),
-        };
-        if !complete_early {
-            self.complete(id, ty);
-        }
-        Ok(Obj { value, flag: id })
+            _ => unreachable!("type codes are checked before"),
+        })
     }
 
     fn f64_bits(&mut self, what: &'static str) -> Result<u64> {
@@ -387,28 +538,6 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn items(&mut self, at: usize, n: usize, what: &'static str) -> Result<Vec<Obj>> {
-        // Every item takes at least its type byte.
-        self.check_fits(at, n, 1, what)?;
-        let mut items = Vec::with_capacity(n.min(1 << 16));
-        for _ in 0..n {
-            items.push(self.object(what)?);
-        }
-        Ok(items)
-    }
-
-    /// Key/value pairs up to the NULL terminator.
-    fn pairs(&mut self) -> Result<Vec<(Obj, Obj)>> {
-        let mut pairs = Vec::new();
-        while let Some(key) = self.object_or_null()? {
-            // CPython quietly ends the dict at a NULL value, dropping the key; no writer
-            // produces that, so it is refused here.
-            let value = self.object("dict value")?;
-            pairs.push((key, value));
-        }
-        Ok(pairs)
-    }
-
     /// The type code a field resolves to (through a reference).
     fn type_of(&self, obj: &Obj) -> u8 {
         match &obj.value {
@@ -420,38 +549,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn field(&mut self, field: &'static str, expected: u8) -> Result<Obj> {
-        let at = self.pos;
-        let obj = self.object("code object")?;
-        let t = self.type_of(&obj);
-        let ok = match expected {
-            tc::STRING => t == tc::STRING,
-            tc::TUPLE => matches!(t, tc::TUPLE | tc::SMALL_TUPLE),
-            _ => matches!(
-                t,
-                tc::UNICODE
-                    | tc::INTERNED
-                    | tc::ASCII
-                    | tc::ASCII_INTERNED
-                    | tc::SHORT_ASCII
-                    | tc::SHORT_ASCII_INTERNED
-            ),
-        };
-        if !ok {
-            let expected = match expected {
-                tc::STRING => "bytes",
-                tc::TUPLE => "a tuple",
-                _ => "a str",
-            };
-            return err(at, ErrorKind::CodeFieldType { field, expected });
-        }
-        Ok(obj)
-    }
-
-    fn code(&mut self) -> Result<Code> {
-        const BYTES: u8 = tc::STRING;
-        const TUPLE: u8 = tc::TUPLE;
-        const STR: u8 = tc::UNICODE;
+    /// The integers at the start of a code object.
+    fn code_header(&mut self) -> Result<CodeHeader> {
         let argcount = self.i32("code object")?;
         let posonlyargcount = self.i32("code object")?;
         let kwonlyargcount = self.i32("code object")?;
@@ -462,70 +561,170 @@ impl<'a> Reader<'a> {
         };
         let stacksize = self.i32("code object")?;
         let flags = self.i32("code object")?;
-        let code = self.field("code", BYTES)?;
-        let consts = self.field("consts", TUPLE)?;
-        let names = self.field("names", TUPLE)?;
-        Ok(match self.layout {
+        Ok(CodeHeader {
+            argcount,
+            posonlyargcount,
+            kwonlyargcount,
+            nlocals,
+            stacksize,
+            flags,
+            firstlineno: 0,
+        })
+    }
+
+    fn code_fields(&self) -> &'static [(&'static str, FieldType)] {
+        use FieldType::*;
+        match self.layout {
+            CodeLayout::Py310 => &[
+                ("code", Bytes),
+                ("consts", Tuple),
+                ("names", Tuple),
+                ("varnames", Tuple),
+                ("freevars", Tuple),
+                ("cellvars", Tuple),
+                ("filename", Str),
+                ("name", Str),
+                ("linetable", Bytes),
+            ],
+            CodeLayout::Py311 => &[
+                ("code", Bytes),
+                ("consts", Tuple),
+                ("names", Tuple),
+                ("localsplusnames", Tuple),
+                ("localspluskinds", Bytes),
+                ("filename", Str),
+                ("name", Str),
+                ("qualname", Str),
+                ("linetable", Bytes),
+                ("exceptiontable", Bytes),
+            ],
+        }
+    }
+
+    fn code_field_spec(&self, index: usize) -> (&'static str, FieldType) {
+        self.code_fields()[index]
+    }
+
+    fn code_field_count(&self) -> usize {
+        self.code_fields().len()
+    }
+
+    fn field_before_firstlineno(&self) -> &'static str {
+        match self.layout {
+            CodeLayout::Py310 => "name",
+            CodeLayout::Py311 => "qualname",
+        }
+    }
+
+    fn build_code(&self, h: CodeHeader, fields: Vec<Obj>) -> Box<Code> {
+        let mut f = fields.into_iter();
+        let mut next = || f.next().expect("all fields read");
+        let (code, consts, names) = (next(), next(), next());
+        let (extra, filename, name, linetable) = match self.layout {
             CodeLayout::Py310 => {
-                let varnames = self.field("varnames", TUPLE)?;
-                let freevars = self.field("freevars", TUPLE)?;
-                let cellvars = self.field("cellvars", TUPLE)?;
-                let filename = self.field("filename", STR)?;
-                let name = self.field("name", STR)?;
-                let firstlineno = self.i32("code object")?;
-                let linetable = self.field("linetable", BYTES)?;
-                Code {
-                    argcount,
-                    posonlyargcount,
-                    kwonlyargcount,
-                    stacksize,
-                    flags,
-                    code,
-                    consts,
-                    names,
-                    filename,
-                    name,
-                    firstlineno,
-                    linetable,
-                    extra: CodeExtra::Py310 {
-                        nlocals,
-                        varnames,
-                        freevars,
-                        cellvars,
-                    },
-                }
+                let (varnames, freevars, cellvars) = (next(), next(), next());
+                let (filename, name, linetable) = (next(), next(), next());
+                let extra = CodeExtra::Py310 {
+                    nlocals: h.nlocals,
+                    varnames,
+                    freevars,
+                    cellvars,
+                };
+                (extra, filename, name, linetable)
             }
             CodeLayout::Py311 => {
-                let localsplusnames = self.field("localsplusnames", TUPLE)?;
-                let localspluskinds = self.field("localspluskinds", BYTES)?;
-                let filename = self.field("filename", STR)?;
-                let name = self.field("name", STR)?;
-                let qualname = self.field("qualname", STR)?;
-                let firstlineno = self.i32("code object")?;
-                let linetable = self.field("linetable", BYTES)?;
-                let exceptiontable = self.field("exceptiontable", BYTES)?;
-                Code {
-                    argcount,
-                    posonlyargcount,
-                    kwonlyargcount,
-                    stacksize,
-                    flags,
-                    code,
-                    consts,
-                    names,
-                    filename,
-                    name,
-                    firstlineno,
-                    linetable,
-                    extra: CodeExtra::Py311 {
-                        localsplusnames,
-                        localspluskinds,
-                        qualname,
-                        exceptiontable,
-                    },
-                }
+                let (localsplusnames, localspluskinds) = (next(), next());
+                let (filename, name, qualname) = (next(), next(), next());
+                let (linetable, exceptiontable) = (next(), next());
+                let extra = CodeExtra::Py311 {
+                    localsplusnames,
+                    localspluskinds,
+                    qualname,
+                    exceptiontable,
+                };
+                (extra, filename, name, linetable)
             }
+        };
+        Box::new(Code {
+            argcount: h.argcount,
+            posonlyargcount: h.posonlyargcount,
+            kwonlyargcount: h.kwonlyargcount,
+            stacksize: h.stacksize,
+            flags: h.flags,
+            code,
+            consts,
+            names,
+            filename,
+            name,
+            firstlineno: h.firstlineno,
+            linetable,
+            extra,
         })
+    }
+}
+
+enum Started {
+    Done(Obj),
+    Frame(Frame),
+    Null,
+}
+
+#[derive(Clone, Copy)]
+enum SeqKind {
+    Tuple { long_form: bool },
+    List,
+    Set,
+    FrozenSet,
+    Slice,
+}
+
+#[derive(Clone, Copy)]
+enum FieldType {
+    Bytes,
+    Tuple,
+    Str,
+}
+
+struct CodeHeader {
+    argcount: i32,
+    posonlyargcount: i32,
+    kwonlyargcount: i32,
+    nlocals: i32,
+    stacksize: i32,
+    flags: i32,
+    firstlineno: i32,
+}
+
+/// A container whose children are still being read.
+enum Frame {
+    Seq {
+        kind: SeqKind,
+        id: Option<RefId>,
+        items: Vec<Obj>,
+        left: usize,
+        what: &'static str,
+    },
+    Map {
+        id: Option<RefId>,
+        frozen: bool,
+        pairs: Vec<(Obj, Obj)>,
+        key: Option<Obj>,
+    },
+    Code {
+        id: Option<RefId>,
+        header: CodeHeader,
+        fields: Vec<Obj>,
+    },
+}
+
+impl Frame {
+    /// Where a NULL was found, for the error message.
+    fn context(&self) -> &'static str {
+        match self {
+            Frame::Seq { what, .. } => what,
+            Frame::Map { .. } => "dict value",
+            Frame::Code { .. } => "code object",
+        }
     }
 }
 
@@ -562,9 +761,15 @@ fn attach_targets(obj: &mut Obj, targets: &mut [Option<Arc<Obj>>], referenced: &
     }
     if let Some(id) = obj.flag {
         if id.doc == doc && referenced.get(id.index as usize) == Some(&true) {
-            targets[id.index as usize] = Some(Arc::new(obj.clone()));
+            targets[id.index as usize] = Some(shared_copy(obj));
         }
     }
+}
+
+/// Out of line: an inlined clone would enlarge every level of `attach_targets`.
+#[inline(never)]
+fn shared_copy(obj: &Obj) -> Arc<Obj> {
+    Arc::new(obj.clone())
 }
 
 /// UTF-8 as CPython's `surrogatepass` decoder accepts it: standard UTF-8 plus the three-byte

@@ -9,11 +9,24 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Marshal `obj` as Python `version` writes it.
 pub fn dumps(obj: &Obj, version: PyVersion) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    dump_into(obj, version, &mut out)?;
+    dump_into(obj, version, &mut out, true)?;
     Ok(out)
 }
 
-pub(crate) fn dump_into(obj: &Obj, version: PyVersion, out: &mut Vec<u8>) -> Result<()> {
+/// Marshal `obj` with no sharing at all: every reference written as (a copy of) its target,
+/// no `FLAG_REF` anywhere. Bigger than CPython's output, loaded the same by every CPython.
+pub fn dumps_without_refs(obj: &Obj, version: PyVersion) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    dump_into(obj, version, &mut out, false)?;
+    Ok(out)
+}
+
+pub(crate) fn dump_into(
+    obj: &Obj,
+    version: PyVersion,
+    out: &mut Vec<u8>,
+    share: bool,
+) -> Result<()> {
     let marshal_version = version
         .marshal_version()
         .ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
@@ -21,9 +34,9 @@ pub(crate) fn dump_into(obj: &Obj, version: PyVersion, out: &mut Vec<u8>) -> Res
         out,
         version,
         marshal_version,
-        depth: 0,
         next_index: 0,
         written: HashMap::default(),
+        share,
     };
     w.object(obj)
 }
@@ -49,10 +62,11 @@ struct Writer<'o> {
     out: &'o mut Vec<u8>,
     version: PyVersion,
     marshal_version: u8,
-    depth: u32,
     next_index: u32,
     /// Where each id was written: its index in the reader's reference list.
     written: HashMap<RefId, u32, BuildHasherDefault<IdHasher>>,
+    /// false: write no `FLAG_REF` and no `TYPE_REF` (see `dumps_without_refs`).
+    share: bool,
 }
 
 impl Writer<'_> {
@@ -74,21 +88,39 @@ impl Writer<'_> {
         }
     }
 
-    fn object(&mut self, obj: &Obj) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return self.err(ErrorKind::TooDeep);
+    /// Writes the tree with an explicit stack of pending work, so that nesting costs heap,
+    /// not call stack.
+    fn object<'a>(&mut self, root: &'a Obj) -> Result<()> {
+        let mut tasks: Vec<Task<'a>> = vec![Task::Write(root, 1)];
+        while let Some(task) = tasks.pop() {
+            match task {
+                Task::Write(obj, depth) => {
+                    if depth > MAX_DEPTH {
+                        return self.err(ErrorKind::TooDeep);
+                    }
+                    self.value(obj, depth, &mut tasks)?;
+                }
+                Task::Publish(id, index) => {
+                    self.written.insert(id, index);
+                }
+                Task::I32(n) => self.i32(n),
+                Task::Null(depth) => {
+                    // The dict terminator counts as an object for the depth limit.
+                    if depth > MAX_DEPTH {
+                        return self.err(ErrorKind::TooDeep);
+                    }
+                    self.out.push(tc::NULL);
+                }
+            }
         }
-        let result = self.value(obj);
-        self.depth -= 1;
-        result
+        Ok(())
     }
 
     /// The type byte, registering the object when flagged. Registration happens now, in
     /// write order, matching the reader; `publish` says whether a `TYPE_REF` may already
     /// point at it (not for the kinds CPython fills in only once complete).
     fn type_byte(&mut self, obj: &Obj, code: u8, publish: bool) -> Option<(RefId, u32)> {
-        match obj.flag {
+        match obj.flag.filter(|_| self.share) {
             None => {
                 self.out.push(code);
                 None
@@ -119,28 +151,105 @@ impl Writer<'_> {
         });
     }
 
-    fn value(&mut self, obj: &Obj) -> Result<()> {
+    /// Writes `obj`'s type byte and payload; its children are queued on `tasks`.
+    fn value<'a>(&mut self, obj: &'a Obj, depth: u32, tasks: &mut Vec<Task<'a>>) -> Result<()> {
+        let child = depth + 1;
+        // Children are popped last-in first-out: queue them reversed.
+        let queue = |tasks: &mut Vec<Task<'a>>, items: &'a [Obj]| {
+            tasks.extend(items.iter().rev().map(|item| Task::Write(item, child)));
+        };
+        let queue_pairs = |tasks: &mut Vec<Task<'a>>, pairs: &'a [(Obj, Obj)]| {
+            tasks.push(Task::Null(child));
+            for (k, v) in pairs.iter().rev() {
+                tasks.push(Task::Write(v, child));
+                tasks.push(Task::Write(k, child));
+            }
+        };
+        let publish_later = |tasks: &mut Vec<Task<'a>>, pending: Option<(RefId, u32)>| {
+            if let Some((id, index)) = pending {
+                tasks.push(Task::Publish(id, index));
+            }
+        };
+        match &obj.value {
+            Value::Ref(r) => {
+                if let Some(&index) = self.written.get(&r.id) {
+                    self.plain_byte(obj, tc::REF);
+                    self.out.extend_from_slice(&index.to_le_bytes());
+                } else if let Some(target) = &r.target {
+                    // The target's own definition was replaced or moved: write it here,
+                    // at the reference's depth.
+                    tasks.push(Task::Write(target, depth));
+                } else {
+                    return self.err(ErrorKind::DanglingRef(r.id));
+                }
+            }
+            Value::Tuple { items, long_form } => {
+                if items.len() < 256 && !long_form {
+                    self.type_byte(obj, tc::SMALL_TUPLE, true);
+                    self.out.push(items.len() as u8);
+                } else {
+                    self.type_byte(obj, tc::TUPLE, true);
+                    self.size(items.len(), "tuple")?;
+                }
+                queue(tasks, items);
+            }
+            Value::List(items) => {
+                self.type_byte(obj, tc::LIST, true);
+                self.size(items.len(), "list")?;
+                queue(tasks, items);
+            }
+            Value::Set(items) => {
+                self.type_byte(obj, tc::SET, true);
+                self.size(items.len(), "set")?;
+                queue(tasks, items);
+            }
+            Value::FrozenSet(items) => {
+                // CPython registers an empty frozenset at once, others when complete.
+                let pending = self.type_byte(obj, tc::FROZENSET, items.is_empty());
+                self.size(items.len(), "frozenset")?;
+                publish_later(tasks, pending);
+                queue(tasks, items);
+            }
+            Value::Dict(pairs) => {
+                self.type_byte(obj, tc::DICT, true);
+                queue_pairs(tasks, pairs);
+            }
+            Value::FrozenDict(pairs) => {
+                self.require(6, "frozendict")?;
+                let pending = self.type_byte(obj, tc::FROZENDICT, false);
+                publish_later(tasks, pending);
+                queue_pairs(tasks, pairs);
+            }
+            Value::Slice(parts) => {
+                self.require(5, "slice")?;
+                let pending = self.type_byte(obj, tc::SLICE, false);
+                publish_later(tasks, pending);
+                queue(tasks, &parts[..]);
+            }
+            Value::Code(code) => {
+                if code.layout() != self.version.code_layout() {
+                    return self.err(ErrorKind::CodeLayoutMismatch {
+                        layout: code.layout(),
+                        version: self.version,
+                    });
+                }
+                let pending = self.type_byte(obj, tc::CODE, false);
+                publish_later(tasks, pending);
+                self.code(code, child, tasks);
+            }
+            _ => self.leaf(obj)?,
+        }
+        Ok(())
+    }
+
+    /// Values without children.
+    fn leaf(&mut self, obj: &Obj) -> Result<()> {
         match &obj.value {
             Value::None => self.plain_byte(obj, tc::NONE),
             Value::False => self.plain_byte(obj, tc::FALSE),
             Value::True => self.plain_byte(obj, tc::TRUE),
             Value::Ellipsis => self.plain_byte(obj, tc::ELLIPSIS),
             Value::StopIteration => self.plain_byte(obj, tc::STOPITER),
-            Value::Ref(r) => {
-                if let Some(&index) = self.written.get(&r.id) {
-                    self.plain_byte(obj, tc::REF);
-                    self.out.extend_from_slice(&index.to_le_bytes());
-                } else if let Some(target) = &r.target {
-                    // The target's own definition was replaced or moved: write it here.
-                    // Same depth as the reference, as if it had been written in its place.
-                    self.depth -= 1;
-                    let result = self.object(target);
-                    self.depth += 1;
-                    result?;
-                } else {
-                    return self.err(ErrorKind::DanglingRef(r.id));
-                }
-            }
             Value::Int(n) => {
                 self.type_byte(obj, tc::INT, true);
                 self.i32(*n);
@@ -155,9 +264,10 @@ impl Writer<'_> {
                         what: "long digits",
                     });
                 }
+                let Ok(n) = i32::try_from(digits.len()) else {
+                    return self.err(ErrorKind::TooLarge { what: "long" });
+                };
                 self.type_byte(obj, tc::LONG, true);
-                let n = i32::try_from(digits.len())
-                    .or(self.err(ErrorKind::TooLarge { what: "long" }))?;
                 self.i32(if *negative { -n } else { n });
                 for d in digits {
                     self.out.extend_from_slice(&d.to_le_bytes());
@@ -204,60 +314,7 @@ impl Writer<'_> {
                     self.out.extend_from_slice(data);
                 }
             }
-            Value::Tuple { items, long_form } => {
-                if items.len() < 256 && !long_form {
-                    self.type_byte(obj, tc::SMALL_TUPLE, true);
-                    self.out.push(items.len() as u8);
-                } else {
-                    self.type_byte(obj, tc::TUPLE, true);
-                    self.size(items.len(), "tuple")?;
-                }
-                self.objects(items)?;
-            }
-            Value::List(items) => {
-                self.type_byte(obj, tc::LIST, true);
-                self.size(items.len(), "list")?;
-                self.objects(items)?;
-            }
-            Value::Set(items) => {
-                self.type_byte(obj, tc::SET, true);
-                self.size(items.len(), "set")?;
-                self.objects(items)?;
-            }
-            Value::FrozenSet(items) => {
-                // CPython registers an empty frozenset at once, others when complete.
-                let pending = self.type_byte(obj, tc::FROZENSET, items.is_empty());
-                self.size(items.len(), "frozenset")?;
-                self.objects(items)?;
-                self.publish(pending);
-            }
-            Value::Dict(pairs) => {
-                self.type_byte(obj, tc::DICT, true);
-                self.pairs(pairs)?;
-            }
-            Value::FrozenDict(pairs) => {
-                self.require(6, "frozendict")?;
-                let pending = self.type_byte(obj, tc::FROZENDICT, false);
-                self.pairs(pairs)?;
-                self.publish(pending);
-            }
-            Value::Slice(parts) => {
-                self.require(5, "slice")?;
-                let pending = self.type_byte(obj, tc::SLICE, false);
-                self.objects(&parts[..])?;
-                self.publish(pending);
-            }
-            Value::Code(code) => {
-                if code.layout() != self.version.code_layout() {
-                    return self.err(ErrorKind::CodeLayoutMismatch {
-                        layout: code.layout(),
-                        version: self.version,
-                    });
-                }
-                let pending = self.type_byte(obj, tc::CODE, false);
-                self.code(code)?;
-                self.publish(pending);
-            }
+            _ => unreachable!("containers are written by Writer::value"),
         }
         Ok(())
     }
@@ -272,12 +329,6 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn publish(&mut self, pending: Option<(RefId, u32)>) {
-        if let Some((id, index)) = pending {
-            self.written.insert(id, index);
-        }
-    }
-
     fn check_short(&self, len: usize, what: &'static str) -> Result<()> {
         if len > 255 {
             return self.err(ErrorKind::TooLarge { what });
@@ -290,27 +341,8 @@ impl Writer<'_> {
         self.out.extend_from_slice(data);
     }
 
-    fn objects(&mut self, items: &[Obj]) -> Result<()> {
-        for item in items {
-            self.object(item)?;
-        }
-        Ok(())
-    }
-
-    fn pairs(&mut self, pairs: &[(Obj, Obj)]) -> Result<()> {
-        for (k, v) in pairs {
-            self.object(k)?;
-            self.object(v)?;
-        }
-        // The NULL terminator counts as one more object for the depth limit.
-        if self.depth + 1 > MAX_DEPTH {
-            return self.err(ErrorKind::TooDeep);
-        }
-        self.out.push(tc::NULL);
-        Ok(())
-    }
-
-    fn code(&mut self, c: &Code) -> Result<()> {
+    /// The header integers now; the fields (and firstlineno between them) as tasks.
+    fn code<'a>(&mut self, c: &'a Code, child: u32, tasks: &mut Vec<Task<'a>>) {
         self.i32(c.argcount);
         self.i32(c.posonlyargcount);
         self.i32(c.kwonlyargcount);
@@ -319,40 +351,55 @@ impl Writer<'_> {
         }
         self.i32(c.stacksize);
         self.i32(c.flags);
-        self.object(&c.code)?;
-        self.object(&c.consts)?;
-        self.object(&c.names)?;
-        match &c.extra {
+        let w = |o: &'a Obj| Task::Write(o, child);
+        let in_order: Vec<Task<'a>> = match &c.extra {
             CodeExtra::Py310 {
                 varnames,
                 freevars,
                 cellvars,
                 ..
-            } => {
-                self.object(varnames)?;
-                self.object(freevars)?;
-                self.object(cellvars)?;
-                self.object(&c.filename)?;
-                self.object(&c.name)?;
-                self.i32(c.firstlineno);
-                self.object(&c.linetable)?;
-            }
+            } => vec![
+                w(&c.code),
+                w(&c.consts),
+                w(&c.names),
+                w(varnames),
+                w(freevars),
+                w(cellvars),
+                w(&c.filename),
+                w(&c.name),
+                Task::I32(c.firstlineno),
+                w(&c.linetable),
+            ],
             CodeExtra::Py311 {
                 localsplusnames,
                 localspluskinds,
                 qualname,
                 exceptiontable,
-            } => {
-                self.object(localsplusnames)?;
-                self.object(localspluskinds)?;
-                self.object(&c.filename)?;
-                self.object(&c.name)?;
-                self.object(qualname)?;
-                self.i32(c.firstlineno);
-                self.object(&c.linetable)?;
-                self.object(exceptiontable)?;
-            }
-        }
-        Ok(())
+            } => vec![
+                w(&c.code),
+                w(&c.consts),
+                w(&c.names),
+                w(localsplusnames),
+                w(localspluskinds),
+                w(&c.filename),
+                w(&c.name),
+                w(qualname),
+                Task::I32(c.firstlineno),
+                w(&c.linetable),
+                w(exceptiontable),
+            ],
+        };
+        tasks.extend(in_order.into_iter().rev());
     }
+}
+
+/// Pending work of the writer.
+enum Task<'a> {
+    /// Write this object at this depth (the root is 1).
+    Write(&'a Obj, u32),
+    /// A frozenset/frozendict/slice/code object is complete: references may now use it.
+    Publish(RefId, u32),
+    I32(i32),
+    /// A dict's terminator, at this depth.
+    Null(u32),
 }
