@@ -527,6 +527,12 @@ impl Obj {
             _ => None,
         }
     }
+    pub fn as_list(&self) -> Option<&[Obj]> {
+        match &self.resolve().value {
+            Value::List(items) => Some(items),
+            _ => None,
+        }
+    }
     pub fn as_code(&self) -> Option<&Code> {
         match &self.resolve().value {
             Value::Code(c) => Some(c),

@@ -728,48 +728,77 @@ impl Frame {
     }
 }
 
-/// Fills every `Ref::target`, in the reader's order: a referenced object is complete (and
-/// cloned) before any reference to it, except references to an enclosing container.
-fn attach_targets(obj: &mut Obj, targets: &mut [Option<Arc<Obj>>], referenced: &[bool], doc: u32) {
-    match &mut obj.value {
-        Value::Ref(r) => r.target = targets[r.id.index as usize].clone(),
-        Value::Tuple { items, .. }
-        | Value::List(items)
-        | Value::Set(items)
-        | Value::FrozenSet(items) => {
-            for item in items {
-                attach_targets(item, targets, referenced, doc);
-            }
+/// Fills every `Ref::target`. Both passes use explicit stacks, not recursion.
+fn attach_targets(root: &mut Obj, targets: &mut [Option<Arc<Obj>>], referenced: &[bool], doc: u32) {
+    let is_referenced = |obj: &Obj| match obj.flag {
+        Some(id) if id.doc == doc => referenced.get(id.index as usize) == Some(&true),
+        _ => false,
+    };
+    // 1. Copy every referenced object once complete (post-order): a reference can only point
+    //    back to an object completed before it, or to an enclosing container (left empty).
+    let mut stack: Vec<(&Obj, bool)> = vec![(root, false)];
+    while let Some((obj, children_done)) = stack.pop() {
+        if children_done {
+            let mut copy = obj.clone();
+            set_targets(&mut copy, targets);
+            targets[obj.flag.unwrap().index as usize] = Some(Arc::new(copy));
+            continue;
         }
-        Value::Dict(pairs) | Value::FrozenDict(pairs) => {
-            for (k, v) in pairs {
-                attach_targets(k, targets, referenced, doc);
-                attach_targets(v, targets, referenced, doc);
-            }
+        if is_referenced(obj) {
+            stack.push((obj, true));
         }
-        Value::Slice(parts) => {
-            for part in parts.iter_mut() {
-                attach_targets(part, targets, referenced, doc);
-            }
-        }
-        Value::Code(code) => {
-            for field in code.object_fields_mut() {
-                attach_targets(field, targets, referenced, doc);
-            }
-        }
-        _ => {}
+        let first_child = stack.len();
+        for_each_child(obj, |child| stack.push((child, false)));
+        stack[first_child..].reverse();
     }
-    if let Some(id) = obj.flag {
-        if id.doc == doc && referenced.get(id.index as usize) == Some(&true) {
-            targets[id.index as usize] = Some(shared_copy(obj));
+    // 2. Point every reference in the tree at its copy.
+    set_targets(root, targets);
+}
+
+/// Sets the target of every reference under `root` from `targets` (pre-order).
+fn set_targets(root: &mut Obj, targets: &[Option<Arc<Obj>>]) {
+    let mut stack: Vec<&mut Obj> = vec![root];
+    while let Some(obj) = stack.pop() {
+        match &mut obj.value {
+            Value::Ref(r) => {
+                if r.target.is_none() {
+                    r.target = targets.get(r.id.index as usize).cloned().flatten();
+                }
+            }
+            Value::Tuple { items, .. }
+            | Value::List(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => stack.extend(items.iter_mut()),
+            Value::Dict(pairs) | Value::FrozenDict(pairs) => {
+                for (k, v) in pairs {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            Value::Slice(parts) => stack.extend(parts.iter_mut()),
+            Value::Code(code) => stack.extend(code.object_fields_mut()),
+            _ => {}
         }
     }
 }
 
-/// Out of line: an inlined clone would enlarge every level of `attach_targets`.
-#[inline(never)]
-fn shared_copy(obj: &Obj) -> Arc<Obj> {
-    Arc::new(obj.clone())
+/// Calls `f` on each direct child, in marshal order.
+fn for_each_child<'a>(obj: &'a Obj, mut f: impl FnMut(&'a Obj)) {
+    match &obj.value {
+        Value::Tuple { items, .. }
+        | Value::List(items)
+        | Value::Set(items)
+        | Value::FrozenSet(items) => items.iter().for_each(f),
+        Value::Dict(pairs) | Value::FrozenDict(pairs) => {
+            for (k, v) in pairs {
+                f(k);
+                f(v);
+            }
+        }
+        Value::Slice(parts) => parts.iter().for_each(f),
+        Value::Code(code) => code.object_fields().into_iter().for_each(|(_, o)| f(o)),
+        _ => {}
+    }
 }
 
 /// UTF-8 as CPython's `surrogatepass` decoder accepts it: standard UTF-8 plus the three-byte

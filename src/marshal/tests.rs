@@ -259,13 +259,17 @@ fn references_follow_cpython_numbering() {
     };
     assert_eq!(items[1].resolve(), &items[0]);
     assert_eq!(items[1].as_str().unwrap(), "x");
-    // A list may contain itself (registered before its items); the target is then absent.
+    // A list may contain itself (registered before its items). The copy the reference holds
+    // cannot contain itself: its own inner reference is left without a target.
     let obj = roundtrip(b"\xdb\x01\x00\x00\x00r\x00\x00\x00\x00", V312);
     let Value::List(items) = &obj.value else {
         panic!()
     };
+    let Value::List(copy) = &items[0].resolve().value else {
+        panic!()
+    };
     assert!(matches!(
-        &items[0].value,
+        &copy[0].value,
         Value::Ref(Ref { target: None, .. })
     ));
     // A frozenset, slice or code object is registered only once complete.
@@ -395,6 +399,29 @@ fn nesting_limit() {
             // Built by hand one level deeper: the writer refuses it too.
             let too_deep = Obj::tuple(vec![ok]);
             assert_eq!(dumps(&too_deep, V312).unwrap_err().kind, ErrorKind::TooDeep);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn deep_references_resolve_on_a_small_stack() {
+    // [s, ((( ... (s,) ... )))] with the reference 1990 levels down.
+    let mut data = b"\xdb\x02\x00\x00\x00\xfa\x01x".to_vec();
+    data.extend([b')', 1].repeat(1990));
+    data.extend(b"r\x01\x00\x00\x00");
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            let obj = roundtrip(&data, V312);
+            let mut inner = &obj.as_list().unwrap()[1];
+            while let Some(items) = inner.as_tuple() {
+                inner = &items[0];
+            }
+            assert_eq!(inner.as_str().unwrap(), "x");
+            let plain = dumps_without_refs(&obj, V312).unwrap();
+            assert_eq!(plain.len(), data.len() - 2);
         })
         .unwrap()
         .join()
