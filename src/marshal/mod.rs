@@ -13,6 +13,14 @@
 //! identical; a tree whose shared objects were replaced or removed still writes valid marshal,
 //! because a reference whose target was not written yet is written as the target itself.
 //!
+//! Writing objects built by hand: [`Obj`] constructors ([`Obj::interned`], [`Obj::int`], ...)
+//! pick the type codes CPython would; objects without a [`RefId`] are simply not shared.
+//! [`dumps_without_refs`] writes any tree with no sharing at all.
+//!
+//! Untrusted input: every length is checked against the remaining input before allocating,
+//! nesting is limited to CPython's 2000, and reading and writing use explicit stacks, so deep
+//! input costs heap, not call stack.
+//!
 //! Editing: assign a new [`Obj`] to a field (e.g. `code.exceptiontable = Obj::bytes(..)`); that is
 //! always safe. Mutating an object that carries a [`RefId`] in place also changes every reference
 //! to it that is written as a `TYPE_REF`, exactly like mutating a shared Python object.
