@@ -140,6 +140,8 @@ impl<'a> Reader<'a> {
     /// nesting costs heap, not call stack.
     fn object(&mut self, context: &'static str) -> Result<Obj> {
         let mut stack: Vec<Frame> = Vec::new();
+        // Where each unfinished container started, for error offsets.
+        let mut starts: Vec<usize> = Vec::new();
         loop {
             let at = self.pos;
             let code = self.u8("type code")?;
@@ -147,12 +149,13 @@ impl<'a> Reader<'a> {
             if stack.len() as u32 + 1 > MAX_DEPTH {
                 return err(at, ErrorKind::TooDeep);
             }
-            let mut done = match self.start_value(at, code)? {
-                Started::Done(obj) => obj,
+            let (mut done, mut done_at) = match self.start_value(at, code)? {
+                Started::Done(obj) => (obj, at),
                 Started::Frame(frame) => {
                     stack.push(frame);
+                    starts.push(at);
                     match self.finish_ready(&mut stack)? {
-                        Some(obj) => obj,
+                        Some(obj) => (obj, starts.pop().unwrap_or(at)),
                         None => continue,
                     }
                 }
@@ -175,7 +178,7 @@ impl<'a> Reader<'a> {
                     } else {
                         Value::Dict(pairs)
                     };
-                    Obj { value, flag: id }
+                    (Obj { value, flag: id }, starts.pop().unwrap_or(at))
                 }
             };
             // Hand finished objects up until one lands in a container that wants more.
@@ -183,9 +186,12 @@ impl<'a> Reader<'a> {
                 let Some(top) = stack.last_mut() else {
                     return Ok(done);
                 };
-                self.accept(top, at, done)?;
+                self.accept(top, done_at, done)?;
                 match self.finish_ready(&mut stack)? {
-                    Some(obj) => done = obj,
+                    Some(obj) => {
+                        done = obj;
+                        done_at = starts.pop().unwrap_or(at);
+                    }
                     None => break,
                 }
             }
@@ -760,10 +766,8 @@ fn set_targets(root: &mut Obj, targets: &[Option<Arc<Obj>>]) {
     let mut stack: Vec<&mut Obj> = vec![root];
     while let Some(obj) = stack.pop() {
         match &mut obj.value {
-            Value::Ref(r) => {
-                if r.target.is_none() {
-                    r.target = targets.get(r.id.index as usize).cloned().flatten();
-                }
+            Value::Ref(r) if r.target.is_none() => {
+                r.target = targets.get(r.id.index as usize).cloned().flatten();
             }
             Value::Tuple { items, .. }
             | Value::List(items)

@@ -383,7 +383,7 @@ fn replaced_definitions_are_written_inline_at_their_references() {
 #[test]
 fn nesting_limit() {
     let nested = |depth: usize| {
-        let mut d = vec![b')', 1].repeat(depth - 1);
+        let mut d = [b')', 1].repeat(depth - 1);
         d.push(b'N');
         d
     };
@@ -529,5 +529,24 @@ fn error_messages_say_where_and_what() {
     assert_eq!(
         e.to_string(),
         "bad marshal data at offset 0: list declares 2147483647 entries/bytes but only 0 bytes remain"
+    );
+}
+
+#[test]
+fn code_field_errors_point_at_the_field() {
+    // consts given as a list: the offset is the list's type byte, not its last item's.
+    let mut data = small_code(false);
+    let at = data.iter().position(|&b| b == b')').unwrap();
+    data.splice(at..at + 3, *b"[\x01\x00\x00\x00N");
+    let e = loads(&data, V312).unwrap_err();
+    assert_eq!(
+        (e.offset, e.kind),
+        (
+            at,
+            ErrorKind::CodeFieldType {
+                field: "consts",
+                expected: "a tuple"
+            }
+        )
     );
 }
