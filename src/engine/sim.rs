@@ -63,10 +63,15 @@ pub fn explore(program: &Program, config: Config, invariant: Invariant) -> Repor
 
 /// Runs `program` once along `schedule`; returns the failure it shows, if any.
 pub fn replay(program: &Program, schedule: Schedule, invariant: Invariant) -> Option<FailureKind> {
+    replay_explorer(program, schedule, invariant).failures().first().map(|f| f.kind.clone())
+}
+
+/// Like [`replay`], returning the explorer to inspect the execution's events and races.
+pub fn replay_explorer(program: &Program, schedule: Schedule, invariant: Invariant) -> Explorer {
     let mut explorer = Explorer::replay(schedule);
     assert!(explorer.begin_execution());
     run_once(&mut explorer, program, invariant);
-    explorer.failures().first().map(|f| f.kind.clone())
+    explorer
 }
 
 struct Body<'p> {
@@ -118,7 +123,8 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
         }
     };
     let outcome = if clean_end && explorer.deadlock().is_none() && !invariant(&memory) {
-        Outcome::Failure(format!("invariant violated: {memory:?}"))
+        let sorted: std::collections::BTreeMap<_, _> = memory.iter().collect();
+        Outcome::Failure(format!("invariant violated: {sorted:?}"))
     } else {
         Outcome::Ok
     };
