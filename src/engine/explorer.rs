@@ -360,13 +360,16 @@ impl Explorer {
     /// first: insert notdep(e).e' into e's node unless a sleeping action covers it.
     fn add_race_reversals(&mut self) {
         let events = &self.exec.events;
-        for race in self.exec.races.iter().filter(|r| r.second >= self.diverged_at) {
+        let new_races = self.exec.races.iter().filter(|r| r.second >= self.diverged_at);
+        let performed = new_races.map(|r| (r.first, r.second, events[r.second].action()));
+        let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
+        for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
-            let first = &events[race.first];
+            let e = &events[first];
             let mut seq: Vec<Action> =
-                events[race.first + 1..race.second].iter().filter(|e| !e.is_after(first)).map(Event::action).collect();
-            seq.push(events[race.second].action());
-            let node = &mut self.nodes[race.first];
+                events[first + 1..end].iter().filter(|x| !x.is_after(e)).map(Event::action).collect();
+            seq.push(later);
+            let node = &mut self.nodes[first];
             if node.sleep.iter().any(|q| weak_initial(q, &seq).is_some()) {
                 continue;
             }

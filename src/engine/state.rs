@@ -206,6 +206,25 @@ impl Execution {
         Deadlock { waiting }
     }
 
+    /// Races of acquisitions that never happened: a thread left waiting for a lock
+    /// (in a deadlock) races with the acquisition that took it, so the search also
+    /// tries granting the lock to the waiter first. Pairs (earlier step, waiter's action).
+    pub fn blocked_acquire_races(&self) -> Vec<(usize, Action)> {
+        let mut races = Vec::new();
+        for (thread, state) in self.threads.iter().enumerate() {
+            let Some(op @ Op::Acquire { lock }) = state.pending else { continue };
+            if state.life != Life::Live {
+                continue;
+            }
+            let Some(first) = self.locks.get(&lock).and_then(|l| l.owner.and(l.last_acquire)) else { continue };
+            let e = &self.events[first];
+            if e.thread != thread && !state.clock.covers(e.thread, e.seq) {
+                races.push((first, Action::new(thread, op)));
+            }
+        }
+        races
+    }
+
     /// Performs `thread`'s pending op: updates the model, the clocks and the races.
     pub fn perform(&mut self, thread: ThreadId) -> usize {
         let step = self.events.len();
