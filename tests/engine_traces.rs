@@ -174,7 +174,7 @@ fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn one_execution_per_trace(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(access(), 0..=4), n))) {

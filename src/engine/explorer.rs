@@ -262,13 +262,22 @@ impl Explorer {
         }
         let thread = match self.mode {
             Mode::Replay { .. } => self.enabled[0],
-            Mode::Explore => self.explore_step(depth),
+            Mode::Explore => match self.explore_step(depth) {
+                Ok(thread) => thread,
+                Err(divergence) => {
+                    self.stats.diverged = true;
+                    self.done = true;
+                    return Choice::Diverged(divergence);
+                }
+            },
         };
+        self.exec.perform(thread);
         Choice::Run(thread)
     }
 
     /// A step at the frontier: follow the wakeup tree, else any awake thread.
-    fn explore_step(&mut self, depth: usize) -> ThreadId {
+    /// The op is performed by the caller.
+    fn explore_step(&mut self, depth: usize) -> Result<ThreadId, Divergence> {
         let prev = depth.checked_sub(1).map(|i| self.exec.events[i].thread);
         let prev_enabled = prev.is_some_and(|p| self.enabled.contains(&p));
         let bound = self.config.preemption_bound;
@@ -280,7 +289,12 @@ impl Explorer {
         while !node.pending.is_empty() {
             let branch = node.pending.remove(0);
             let Action { thread, op } = branch.action;
-            if !self.enabled.contains(&thread) || self.exec.threads[thread].pending != Some(op) {
+            let found = self.exec.thread(thread).and_then(|t| t.pending);
+            if found != Some(op) {
+                // Same prefix, different next op: the program is not deterministic.
+                return Err(Divergence { step: depth, expected: branch.action, found });
+            }
+            if !self.enabled.contains(&thread) {
                 self.stats.infeasible += 1;
             } else if !within_bound(thread) {
                 self.stats.bounded = true;
@@ -313,10 +327,9 @@ impl Explorer {
         let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
         let sleep = node.sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
         let preemptions = node.preemptions + preempts(thread) as u32;
-        self.exec.perform(thread);
         self.nodes.push(Node { sleep, pending: children, preemptions, last_enabled: false });
         self.stats.max_depth = self.stats.max_depth.max(depth + 1);
-        thread
+        Ok(thread)
     }
 
     /// Ends the current execution; analyses it and prepares the next one.
