@@ -3,7 +3,8 @@
 
 use super::event::{dependent, Action, Op, ThreadId};
 use super::schedule::Schedule;
-use super::state::{Deadlock, Event, Execution, Race};
+use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
+use super::state::{Event, Execution, Race};
 use super::wakeup::{self, weak_initial, Branch};
 use std::collections::HashMap;
 
@@ -36,58 +37,6 @@ pub struct Divergence {
     pub expected: Action,
     /// What `expected.thread` was parked at instead, if anything.
     pub found: Option<Op>,
-}
-
-/// How the runtime saw the execution end.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Failure(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    Deadlock(Deadlock),
-    /// Reported by the runtime (assertion, exception, invariant).
-    Reported(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// 1-based number of the execution that failed.
-    pub execution: u64,
-    pub schedule: Schedule,
-    pub kind: FailureKind,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Complete executions, one per explored Mazurkiewicz trace.
-    pub executions: u64,
-    /// Executions that ran into a sleep-set block (0 unless bounding or
-    /// runtime-declared blocking interfered); not counted in `executions`.
-    pub redundant: u64,
-    /// Wakeup branches dropped because their thread could not run.
-    pub infeasible: u64,
-    pub failures: u64,
-    pub deadlocks: u64,
-    pub races: u64,
-    pub max_depth: usize,
-    /// The preemption bound pruned something.
-    pub bounded: bool,
-    /// `max_executions` stopped the search.
-    pub hit_max_executions: bool,
-    /// The program behaved nondeterministically under replay.
-    pub diverged: bool,
-    /// Every branch was explored (or pruned by the bound).
-    pub complete: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Inconclusive(&'static str),
 }
 
 /// Failures kept in full; later ones are only counted.

@@ -3,7 +3,8 @@
 //! threads, each a list of [`SimOp`]s over integer memory and one register.
 
 use super::event::{Key, LockId, ObjId, Op, ThreadId};
-use super::explorer::{Choice, Config, Explorer, Failure, FailureKind, Outcome, Stats, Verdict};
+use super::explorer::{Choice, Config, Explorer};
+use super::report::{Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use std::collections::HashMap;
 

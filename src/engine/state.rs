@@ -1,10 +1,11 @@
 //! One execution as it unfolds: thread, lock and location state, the event list
 //! with vector clocks, and the races each new event forms with earlier ones.
 
-use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE};
+use super::access::Accesses;
+use super::event::{Action, LockId, Op, ThreadId};
+use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
-use std::fmt;
 
 /// A performed operation, `step` being its index in the execution.
 #[derive(Clone, Debug)]
@@ -78,80 +79,11 @@ struct LockState {
     last_release: Option<usize>,
 }
 
-/// Last write of a location and the reads since (the latest one per thread):
-/// every earlier access happens before one of these.
-#[derive(Default, Debug)]
-struct Location {
-    write: Option<usize>,
-    reads: Vec<(ThreadId, usize)>,
-}
-
-impl Location {
-    fn written(step: usize) -> Location {
-        Location { write: Some(step), reads: Vec::new() }
-    }
-
-    fn add_read(&mut self, thread: ThreadId, step: usize) {
-        match self.reads.iter_mut().find(|(t, _)| *t == thread) {
-            Some(entry) => entry.1 = step,
-            None => self.reads.push((thread, step)),
-        }
-    }
-
-    fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        self.write.into_iter().chain(self.reads.iter().map(|&(_, s)| s))
-    }
-}
-
-#[derive(Default, Debug)]
-struct ObjectState {
-    whole: Location,
-    keys: HashMap<Key, Location>,
-}
-
-/// Why a live thread cannot run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WaitReason {
-    Lock { lock: LockId, owner: ThreadId },
-    Join { child: ThreadId },
-    /// The runtime marked the thread blocked (a wait the engine does not model).
-    Blocked,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Waiter {
-    pub thread: ThreadId,
-    pub op: Op,
-    pub reason: WaitReason,
-}
-
-/// No live thread is enabled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Deadlock {
-    pub waiting: Vec<Waiter>,
-}
-
-impl fmt::Display for Deadlock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "deadlock:")?;
-        for w in &self.waiting {
-            match w.reason {
-                WaitReason::Lock { lock, owner } => {
-                    write!(f, " thread {} waits for lock {lock} held by thread {owner};", w.thread)?
-                }
-                WaitReason::Join { child } => write!(f, " thread {} joins thread {child};", w.thread)?,
-                WaitReason::Blocked => write!(f, " thread {} is blocked at {:?};", w.thread, w.op)?,
-            }
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, Default)]
 pub(crate) struct Execution {
     pub threads: Vec<ThreadState>,
     locks: HashMap<LockId, LockState>,
-    objects: HashMap<ObjId, ObjectState>,
+    accesses: Accesses,
     pub events: Vec<Event>,
     pub races: Vec<Race>,
 }
@@ -236,7 +168,7 @@ impl Execution {
         // in between: swapping acquire and release is never possible.
         let mut lock_race = None;
         match op {
-            Op::Access { obj, key, kind } => self.access(obj, key, kind, thread, step, &mut deps),
+            Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut deps),
             Op::Acquire { lock } => {
                 let state = self.locks.entry(lock).or_default();
                 deps.extend(state.last_release);
@@ -294,40 +226,6 @@ impl Execution {
         state.seq = seq;
         self.events.push(Event { step, thread, op, seq, clock });
         step
-    }
-
-    /// Events an access depends on (every earlier conflicting access is before one
-    /// of them), updating the location summaries.
-    fn access(&mut self, obj: ObjId, key: Key, kind: AccessKind, thread: ThreadId, step: usize, deps: &mut Vec<usize>) {
-        let object = self.objects.entry(obj).or_default();
-        let writes = !kind.is_read();
-        deps.extend(object.whole.write);
-        if key == WHOLE {
-            for loc in object.keys.values() {
-                if writes {
-                    deps.extend(loc.all());
-                } else {
-                    deps.extend(loc.write);
-                }
-            }
-            if writes {
-                deps.extend(object.whole.all());
-                object.whole = Location::written(step);
-                object.keys.clear();
-            } else {
-                object.whole.add_read(thread, step);
-            }
-        } else {
-            let loc = object.keys.entry(key).or_default();
-            if writes {
-                deps.extend(object.whole.reads.iter().map(|&(_, s)| s));
-                deps.extend(loc.all());
-                *loc = Location::written(step);
-            } else {
-                deps.extend(loc.write);
-                loc.add_read(thread, step);
-            }
-        }
     }
 
     /// Keeps each thread's latest event: its earlier ones happen before it.
