@@ -155,3 +155,21 @@ fn race_between_worker_and_the_thread_it_spawns() {
     let report = explore(&program, Config::default(), &invariant);
     assert_eq!((report.verdict, report.stats.executions), (Verdict::Pass, 1));
 }
+
+#[test]
+fn schedules_replay_whatever_order_threads_were_discovered_in() {
+    // Each worker writes Z and then spawns a child; the children race on X. Which
+    // worker spawns first differs between executions.
+    const Z: (u64, u64) = (4, 0);
+    let worker = |child| vec![SimOp::Write(Z, 1), SimOp::Spawn(child), SimOp::Join(child)];
+    let child = vec![SimOp::Read(X), SimOp::WriteInc(X)];
+    let program = Program {
+        main: vec![SimOp::Spawn(0), SimOp::Spawn(1), SimOp::Join(0), SimOp::Join(1)],
+        threads: vec![worker(2), worker(3), child.clone(), child],
+    };
+    let invariant = |m: &Memory| m.get(&X) == Some(&2);
+    let report = explore(&program, Config::default(), &invariant);
+    assert_eq!(report.stats.executions, 8);
+    assert_eq!(report.stats.failures, 4);
+    assert_found_and_replays(&program, &report, &invariant);
+}

@@ -194,7 +194,17 @@ impl Explorer {
             return Choice::Deadlock(deadlock);
         }
         let forced = match &self.mode {
-            Mode::Replay { schedule, .. } => schedule.steps().get(depth).copied().map(|t| (t, None)),
+            Mode::Replay { schedule, .. } => match schedule.steps().get(depth) {
+                Some(&nth) => match self.exec.spawn_order.get(nth) {
+                    Some(&thread) => Some((thread, None)),
+                    None => {
+                        self.done = true;
+                        let expected = Action::new(nth, Op::Exit);
+                        return Choice::Diverged(Divergence { step: depth, expected, found: None });
+                    }
+                },
+                None => None,
+            },
             Mode::Explore => self.prefix.get(depth).map(|a| (a.thread, Some(a.op))),
         };
         if let Some((thread, op)) = forced {
@@ -405,9 +415,16 @@ impl Explorer {
         a < b && self.exec.events[b].is_after(&self.exec.events[a])
     }
 
-    /// The replayable schedule of the current (or just ended) execution.
+    /// The replayable schedule of the current (or just ended) execution. It names
+    /// threads by spawn order (main 0, then each child as its spawn ran), which
+    /// equals the ids of `child_id` unless threads were discovered in another order.
     pub fn schedule(&self) -> Schedule {
-        Schedule(self.exec.events.iter().map(|e| e.thread).collect())
+        let order = &self.exec.spawn_order;
+        let mut position = vec![0; order.iter().max().map_or(0, |m| m + 1)];
+        for (nth, &thread) in order.iter().enumerate() {
+            position[thread] = nth;
+        }
+        Schedule(self.exec.events.iter().map(|e| position[e.thread]).collect())
     }
 
     pub fn deadlock(&self) -> Option<&Deadlock> {

@@ -86,6 +86,9 @@ pub(crate) struct Execution {
     accesses: Accesses,
     pub events: Vec<Event>,
     pub races: Vec<Race>,
+    /// Main, then each child in the order its spawn ran: schedules name threads by
+    /// position here, which replays agree on whatever ids `child_id` handed out.
+    pub spawn_order: Vec<ThreadId>,
 }
 
 impl Execution {
@@ -93,7 +96,7 @@ impl Execution {
     pub fn new() -> Execution {
         let mut main = ThreadState::unborn();
         main.life = Life::Live;
-        Execution { threads: vec![main], ..Execution::default() }
+        Execution { threads: vec![main], spawn_order: vec![0], ..Execution::default() }
     }
 
     pub fn thread(&self, thread: ThreadId) -> Option<&ThreadState> {
@@ -220,6 +223,7 @@ impl Execution {
             state.life = Life::Live;
             state.clock = clock.clone();
             self.threads[thread].spawned += 1;
+            self.spawn_order.push(child);
         }
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
