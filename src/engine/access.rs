@@ -14,7 +14,10 @@ struct Location {
 
 impl Location {
     fn written(step: usize) -> Location {
-        Location { write: Some(step), reads: Vec::new() }
+        Location {
+            write: Some(step),
+            reads: Vec::new(),
+        }
     }
 
     fn add_read(&mut self, thread: ThreadId, step: usize) {
@@ -25,7 +28,9 @@ impl Location {
     }
 
     fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        self.write.into_iter().chain(self.reads.iter().map(|&(_, s)| s))
+        self.write
+            .into_iter()
+            .chain(self.reads.iter().map(|&(_, s)| s))
     }
 }
 
@@ -44,7 +49,15 @@ pub(crate) struct Accesses {
 impl Accesses {
     /// Events an access depends on (every earlier conflicting access is before one
     /// of them), updating the location summaries.
-    pub fn access(&mut self, obj: ObjId, key: Key, kind: AccessKind, thread: ThreadId, step: usize, deps: &mut Vec<usize>) {
+    pub fn access(
+        &mut self,
+        obj: ObjId,
+        key: Key,
+        kind: AccessKind,
+        thread: ThreadId,
+        step: usize,
+        deps: &mut Vec<usize>,
+    ) {
         let object = self.objects.entry(obj).or_default();
         let writes = !kind.is_read();
         deps.extend(object.whole.write);
@@ -82,7 +95,13 @@ mod tests {
     use super::*;
     use AccessKind::{Read, Write};
 
-    fn deps(a: &mut Accesses, key: Key, kind: AccessKind, thread: ThreadId, step: usize) -> Vec<usize> {
+    fn deps(
+        a: &mut Accesses,
+        key: Key,
+        kind: AccessKind,
+        thread: ThreadId,
+        step: usize,
+    ) -> Vec<usize> {
         let mut d = Vec::new();
         a.access(1, key, kind, thread, step, &mut d);
         d.sort();

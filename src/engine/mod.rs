@@ -28,10 +28,10 @@ mod event;
 mod explorer;
 mod report;
 mod schedule;
+pub mod sim;
 mod state;
 mod vclock;
 mod wakeup;
-pub mod sim;
 
 pub use event::{dependent, AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE};
 pub use explorer::{Choice, Config, Divergence, Explorer};

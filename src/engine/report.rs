@@ -59,8 +59,13 @@ pub enum Verdict {
 /// Why a live thread cannot run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitReason {
-    Lock { lock: LockId, owner: ThreadId },
-    Join { child: ThreadId },
+    Lock {
+        lock: LockId,
+        owner: ThreadId,
+    },
+    Join {
+        child: ThreadId,
+    },
     /// The runtime marked the thread blocked (a wait the engine does not model).
     Blocked,
 }
@@ -83,14 +88,17 @@ impl fmt::Display for Deadlock {
         write!(f, "deadlock:")?;
         for w in &self.waiting {
             match w.reason {
-                WaitReason::Lock { lock, owner } => {
-                    write!(f, " thread {} waits for lock {lock} held by thread {owner};", w.thread)?
+                WaitReason::Lock { lock, owner } => write!(
+                    f,
+                    " thread {} waits for lock {lock} held by thread {owner};",
+                    w.thread
+                )?,
+                WaitReason::Join { child } => {
+                    write!(f, " thread {} joins thread {child};", w.thread)?
                 }
-                WaitReason::Join { child } => write!(f, " thread {} joins thread {child};", w.thread)?,
                 WaitReason::Blocked => write!(f, " thread {} is blocked at {:?};", w.thread, w.op)?,
             }
         }
         Ok(())
     }
 }
-
