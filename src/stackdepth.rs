@@ -26,9 +26,8 @@ struct Quirks {
     min_depth: i64,
     /// 3.11+: a `try` whose body was optimised away leaves its handler in the code, reachable
     /// only from a SETUP pseudo-op that no longer exists. CPython counted it; so do we, entering
-    /// such unreachable code at the depth of the exception entry covering it, or two above the
-    /// depth the code before it ended at (where its SETUP most likely stood, plus the
-    /// exception and a possible `lasti`), whichever is larger.
+    /// such unreachable code at the depth that agrees with where it flows back into reachable
+    /// code, or else at the depth of the exception entry covering it.
     seed_orphan_handlers: bool,
 }
 
@@ -53,10 +52,12 @@ fn reach(entry: &mut [i64], work: &mut Vec<usize>, at: usize, depth: i64) -> Res
 }
 
 /// Start the next orphan region: the first unreachable instruction (after `scan`) that no
-/// unreachable instruction falls into and that an exception entry covers.
+/// unreachable instruction falls into and that an exception entry covers. Its depth is the one
+/// that makes it agree with the first reachable instruction it flows into (stack depths agree
+/// at every join in code CPython emits); failing that, the covering entry's depth.
 fn seed_orphan(
     code: &Code,
-    exit: &[i64],
+    labels: &[Option<usize>],
     scan: &mut usize,
     entry: &mut [i64],
     work: &mut Vec<usize>,
@@ -68,11 +69,34 @@ fn seed_orphan(
             continue;
         }
         if let Some(h) = code.instrs[i].handler.and_then(|h| code.handlers.get(h as usize)) {
-            let after_prev = if i > 0 && exit[i - 1] >= 0 { exit[i - 1] + 2 } else { 0 };
-            return reach(entry, work, i, (h.depth as i64).max(after_prev));
+            let joined = depth_to_join(code, labels, entry, i).unwrap_or(0);
+            return reach(entry, work, i, (h.depth as i64).max(joined));
         }
     }
     Ok(())
+}
+
+/// Walk straight on from `start` (relative depth 0) to the first instruction whose depth is
+/// known; the start depth that arrives there with that depth.
+fn depth_to_join(code: &Code, labels: &[Option<usize>], entry: &[i64], start: usize) -> Option<i64> {
+    let mut rel = 0i64;
+    for j in start..code.instrs.len() {
+        let instr = &code.instrs[j];
+        let info = code.table.op(instr.op)?;
+        if let Some(t) = instr.target.and_then(|l| labels.get(l.0 as usize).copied().flatten()) {
+            if entry[t] >= 0 {
+                return Some(entry[t] - (rel + info.stack_effect(instr.arg, true)? as i64));
+            }
+        }
+        rel += info.stack_effect(instr.arg, false)? as i64;
+        if matches!(info.flow, Flow::End | Flow::Goto) {
+            return None;
+        }
+        if entry.get(j + 1).is_some_and(|&d| d >= 0) {
+            return Some(entry[j + 1] - rel);
+        }
+    }
+    None
 }
 
 pub struct Analysis {
@@ -93,8 +117,6 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
     let mut entry: Vec<i64> = vec![-1; n];
     let mut work: Vec<usize> = Vec::new();
     let mut max: i64 = 0;
-    // Depth after each reachable instruction, for seeding orphan handlers.
-    let mut exit: Vec<i64> = vec![-1; n];
     let quirks = quirks(code.table.version);
     if n > 0 {
         reach(&mut entry, &mut work, 0, 0)?;
@@ -102,7 +124,7 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
     let mut orphan_scan = 0;
     loop {
         if work.is_empty() && quirks.seed_orphan_handlers {
-            seed_orphan(code, &exit, &mut orphan_scan, &mut entry, &mut work)?;
+            seed_orphan(code, &labels, &mut orphan_scan, &mut entry, &mut work)?;
         }
         let Some(start) = work.pop() else { break };
         let mut i = start;
@@ -133,7 +155,6 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
             // then POP_TOP), which CPython's pass never sees; clamping can only over-estimate.
             let next = (depth + effect(false)?).max(0);
             max = max.max(next);
-            exit[i] = exit[i].max(next);
             if matches!(info.flow, Flow::End | Flow::Goto) {
                 break;
             }
