@@ -272,6 +272,12 @@ fn show_instr(names: &Names<'_>, code: &Code, instr: &Instr, arg: u32, target: O
         return String::new();
     }
     let shown = names.argval(info.arg, arg).map(|v| match info.arg {
+        // Code constants by name and line: their repr holds an address.
+        ArgKind::Const if v.hasattr("co_code").unwrap_or(false) => format!(
+            "<code {} line {}>",
+            v.getattr("co_name").map(|n| n.to_string()).unwrap_or_default(),
+            v.getattr("co_firstlineno").map(|n| n.to_string()).unwrap_or_default()
+        ),
         ArgKind::Const => v.repr().map(|r| r.to_string()).unwrap_or_default(),
         _ => v.str().map(|s| s.to_string()).unwrap_or_default(),
     });
