@@ -18,6 +18,7 @@ use crate::tables::Flow;
 
 /// Stack depths beyond this are taken as a sign of an unbalanced loop.
 const DEPTH_LIMIT: i64 = 1 << 24;
+const MAX_STACK_ARG: u32 = 1 << 22;
 
 /// Version facts about CPython's own stack-depth pass that no opcode table states.
 struct Quirks {
@@ -141,6 +142,11 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
                 let d = handler.depth as i64 + handler.lasti as i64 + 1;
                 max = max.max(d);
                 reach(&mut entry, &mut work, resolve(i, handler.target)?, d)?;
+            }
+            // The table's formula multiplies the argument; beyond 2^22 it could overflow, and no
+            // real instruction takes a stack-sized argument that large.
+            if instr.arg > MAX_STACK_ARG && !matches!(info.stack[0], crate::tables::StackEffect::Const(_)) {
+                return err(i, format!("{} {} has an argument too large to size the stack", info.name, instr.arg));
             }
             let effect = |jump: bool| match info.stack_effect(instr.arg, jump) {
                 Some(e) => Ok(e as i64),
