@@ -10,7 +10,7 @@
 //! CPython computes its depth on the control-flow graph before a few late steps, so the final
 //! bytecode alone can show less than `co_stacksize`; `Quirks` reproduces the two that matter
 //! (both can only raise the result): handlers kept alive only by a SETUP pseudo-op, and 3.13's
-//! minimum of one slot.
+//! (and later) minimum of one slot.
 
 use crate::encode::{err, EncodeError};
 use crate::instr::Code;
@@ -22,7 +22,7 @@ const MAX_STACK_ARG: u32 = 1 << 22;
 
 /// Version facts about CPython's own stack-depth pass that no opcode table states.
 struct Quirks {
-    /// 3.13 never reports less than one slot (`def f(): raise` has co_stacksize 1 there, 0 on
+    /// 3.13+ never report less than one slot (`def f(): raise` has co_stacksize 1 there, 0 on
     /// 3.12), which also covers every function whose only value is a RETURN_CONST.
     min_depth: i64,
     /// 3.11+: a `try` whose body was optimised away leaves its handler in the code, reachable
@@ -33,7 +33,7 @@ struct Quirks {
 }
 
 fn quirks(version: (u8, u8)) -> Quirks {
-    Quirks { min_depth: if version == (3, 13) { 1 } else { 0 }, seed_orphan_handlers: version >= (3, 11) }
+    Quirks { min_depth: if version >= (3, 13) { 1 } else { 0 }, seed_orphan_handlers: version >= (3, 11) }
 }
 
 /// Maximum stack depth of `code` by flow analysis from its first instruction.
