@@ -111,32 +111,24 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
     } else {
         Vec::new()
     };
-    let index_at = |unit: usize, what: &str| -> Result<usize, DecodeError> {
+    // `what` builds the error message only when there is an error.
+    let index_at = |unit: usize, what: &dyn Fn() -> String| -> Result<usize, DecodeError> {
         match start_of.get(unit) {
             Some(&i) if i != u32::MAX => Ok(i as usize),
-            _ => err(2 * unit, format!("{what} is not on an instruction boundary")),
+            _ => err(2 * unit, format!("{} is not on an instruction boundary", what())),
         }
     };
     let mut is_target = vec![false; raws.len()];
     for r in &raws {
         if let Some(t) = r.jump_unit {
-            let name = table.op(r.op).map_or("?", |i| i.name);
-            is_target[index_at(t, &format!("target of {name} at {}", 2 * r.op_unit))?] = true;
+            let what = || format!("target of {} at {}", table.op(r.op).map_or("?", |i| i.name), 2 * r.op_unit);
+            is_target[index_at(t, &what)?] = true;
         }
     }
     let mut ranges = Vec::with_capacity(entries.len());
     let mut prev_end = 0usize;
     for (n, e) in entries.iter().enumerate() {
-        let what = |part: &str| {
-            format!(
-                "exception entry {n} {part} (code unit {})",
-                match part {
-                    "start" => e.start,
-                    "end" => e.end,
-                    _ => e.target,
-                }
-            )
-        };
+        let what = |part: &'static str, unit: u32| move || format!("exception entry {n} {part} (code unit {unit})");
         let (start, end, target) = (e.start as usize, e.end as usize, e.target as usize);
         if start >= end || end > units {
             return err(
@@ -144,12 +136,12 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
                 format!("exception entry {n} covers an empty or out-of-range region [{start}, {end}) of {units} units"),
             );
         }
-        let si = index_at(start, &what("start"))?;
-        let ei = index_at(end, &what("end"))?;
+        let si = index_at(start, &what("start", e.start))?;
+        let ei = index_at(end, &what("end", e.end))?;
         if target >= units {
             return err(2 * target, format!("exception entry {n} handler is outside the code"));
         }
-        let ti = index_at(target, &what("target"))?;
+        let ti = index_at(target, &what("target", e.target))?;
         if si < prev_end {
             return err(2 * start, format!("exception entry {n} overlaps or precedes the previous entry"));
         }

@@ -72,7 +72,7 @@ fn prefixes_needed(arg: u32) -> u8 {
 }
 
 /// Check every instruction against the table and resolve jump targets to indices.
-fn resolve(code: &Code) -> Result<(Vec<&'static OpInfo>, Vec<Option<usize>>), EncodeError> {
+fn resolve(code: &Code) -> Result<Resolved, EncodeError> {
     let labels = code.label_targets();
     let mut seen = vec![false; labels.len()];
     let mut infos = Vec::with_capacity(code.instrs.len());
@@ -104,16 +104,26 @@ fn resolve(code: &Code) -> Result<(Vec<&'static OpInfo>, Vec<Option<usize>>), En
         infos.push(info);
         targets.push(target);
     }
-    Ok((infos, targets))
+    Ok(Resolved { infos, targets, labels })
+}
+
+struct Resolved {
+    infos: Vec<&'static OpInfo>,
+    targets: Vec<Option<usize>>,
+    labels: Vec<Option<usize>>,
 }
 
 pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
-    let (infos, targets) = resolve(code)?;
+    layout_resolved(code, &resolve(code)?)
+}
+
+fn layout_resolved(code: &Code, resolved: &Resolved) -> Result<Layout, EncodeError> {
+    let (infos, targets) = (&resolved.infos, &resolved.targets);
     let n = code.instrs.len();
     let mut prefixes: Vec<u8> =
         code.instrs
             .iter()
-            .zip(&infos)
+            .zip(infos)
             .map(|(instr, info)| {
                 if info.jump.is_some() {
                     instr.min_prefixes
@@ -172,7 +182,8 @@ pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
 /// Encode `code`. The stack size is the flow analysis' result (callers that re-encode an
 /// existing code object may keep the larger of it and the original `co_stacksize`).
 pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
-    let lay = layout(code)?;
+    let resolved = resolve(code)?;
+    let lay = layout_resolved(code, &resolved)?;
     let n = code.instrs.len();
     let total = lay.starts[n] as usize;
     let ext = code.table.extended_arg;
@@ -180,7 +191,7 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
     let mut positions: Vec<Position> = Vec::with_capacity(total);
     let mut starts: Vec<bool> = Vec::with_capacity(total);
     for (i, instr) in code.instrs.iter().enumerate() {
-        let info = code.table.op(instr.op).expect("checked by layout");
+        let info = resolved.infos[i];
         let p = lay.prefixes[i];
         let arg = lay.args[i];
         for k in (1..=p as u32).rev() {
@@ -200,13 +211,12 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
     }
     let line_table = linetable::encode_positions(code.table.locations, code.first_line, &positions, &starts);
     let exception_table =
-        if code.table.exception_table { exctable::encode(&exception_entries(code, &lay)?) } else { Vec::new() };
-    let stacksize = stackdepth::max_depth(code)?;
+        if code.table.exception_table { exctable::encode(&exception_entries(code, &resolved.labels, &lay)?) } else { Vec::new() };
+    let stacksize = stackdepth::max_depth_with(code, &resolved.labels)?;
     Ok(Encoded { code: bytes, exception_table, line_table, stacksize })
 }
 
-fn exception_entries(code: &Code, lay: &Layout) -> Result<Vec<ExcEntry>, EncodeError> {
-    let labels = code.label_targets();
+fn exception_entries(code: &Code, labels: &[Option<usize>], lay: &Layout) -> Result<Vec<ExcEntry>, EncodeError> {
     let mut out = Vec::new();
     for r in code.exception_ranges() {
         let Some(h) = code.handlers.get(r.handler as usize) else {

@@ -38,7 +38,12 @@ fn quirks(version: (u8, u8)) -> Quirks {
 
 /// Maximum stack depth of `code` by flow analysis from its first instruction.
 pub fn max_depth(code: &Code) -> Result<u32, EncodeError> {
-    Ok(analyse(code)?.max)
+    Ok(run(code, &code.label_targets())?.0)
+}
+
+/// As `max_depth`, with the label → index map the caller already has.
+pub(crate) fn max_depth_with(code: &Code, labels: &[Option<usize>]) -> Result<u32, EncodeError> {
+    Ok(run(code, labels)?.0)
 }
 
 fn reach(entry: &mut [i64], work: &mut Vec<usize>, at: usize, depth: i64) -> Result<(), EncodeError> {
@@ -107,8 +112,12 @@ pub struct Analysis {
 }
 
 pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
+    let (max, entry) = run(code, &code.label_targets())?;
+    Ok(Analysis { max, entry: entry.into_iter().map(|d| (d >= 0).then_some(d as u32)).collect() })
+}
+
+fn run(code: &Code, labels: &[Option<usize>]) -> Result<(u32, Vec<i64>), EncodeError> {
     let n = code.instrs.len();
-    let labels = code.label_targets();
     let resolve = |i: usize, l: crate::instr::Label| -> Result<usize, EncodeError> {
         match labels.get(l.0 as usize).copied().flatten() {
             Some(t) => Ok(t),
@@ -125,7 +134,7 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
     let mut orphan_scan = 0;
     loop {
         if work.is_empty() && quirks.seed_orphan_handlers {
-            seed_orphan(code, &labels, &mut orphan_scan, &mut entry, &mut work)?;
+            seed_orphan(code, labels, &mut orphan_scan, &mut entry, &mut work)?;
         }
         let Some(start) = work.pop() else { break };
         let mut i = start;
@@ -175,5 +184,5 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
         }
     }
     let max = max.max(quirks.min_depth);
-    Ok(Analysis { max: max as u32, entry: entry.into_iter().map(|d| (d >= 0).then_some(d as u32)).collect() })
+    Ok((max as u32, entry))
 }
