@@ -46,10 +46,9 @@ struct PyRaw<'py> {
 impl<'py> PyRaw<'py> {
     fn read(table: &OpTable, code: &Bound<'py, PyAny>) -> PyResult<PyRaw<'py>> {
         let bytes = |name: &str| -> PyResult<Bound<'py, PyBytes>> {
-            Ok(code
-                .getattr(name)?
+            code.getattr(name)?
                 .cast_into::<PyBytes>()
-                .map_err(|_| PyValueError::new_err(format!("{name} is not bytes")))?)
+                .map_err(|_| PyValueError::new_err(format!("{name} is not bytes")))
         };
         Ok(PyRaw {
             code: bytes("co_code")?,
@@ -82,6 +81,9 @@ fn decode_code(table: &'static OpTable, code: &Bound<'_, PyAny>) -> PyResult<(Co
     Ok((decoded, raw.stacksize))
 }
 
+/// A change applied to each decoded code object; may return replacement `co_consts`.
+type Edit<'a, 'py> = dyn Fn(&mut Code, &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyTuple>>> + 'a;
+
 struct Rebuild<'py> {
     table: &'static OpTable,
     code_type: Bound<'py, PyAny>,
@@ -97,14 +99,9 @@ impl<'py> Rebuild<'py> {
     }
 
     /// Re-encode `code` (after `edit`), recursing into code constants when `recursive`.
-    /// The new `co_stacksize` is the larger of the analysis and the original: the analysis
-    /// alone may be below CPython's own (see `tests/python/test_bytecode.py` for the counts).
-    fn rebuild(
-        &self,
-        code: &Bound<'py, PyAny>,
-        recursive: bool,
-        edit: &dyn Fn(&mut Code, &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyTuple>>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    /// The new `co_stacksize` is the larger of the analysis and the original: never below what
+    /// CPython computed, never below what the (possibly edited) code needs.
+    fn rebuild(&self, code: &Bound<'py, PyAny>, recursive: bool, edit: &Edit<'_, 'py>) -> PyResult<Bound<'py, PyAny>> {
         let py = code.py();
         let raw = PyRaw::read(self.table, code)?;
         let mut decoded = decode::decode(self.table, raw.raw()).map_err(|e| value_error(e, code))?;
