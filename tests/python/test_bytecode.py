@@ -114,7 +114,7 @@ def test_instructions_agree_with_dis(stdlib):
             assert (offset, opname, arg, target) == (ins.offset, ins.opname, ins.arg, expected_target), (code, ins)
             assert line == lines.get(offset), (code, ins)
             compared += 1
-    print(f"[{VERSION}] {compared} instructions agree with dis")
+    print(f"\n[{VERSION}] {compared} instructions agree with dis")
 
 
 FIXTURE_FILES = sorted(glob.glob(os.path.join(FIXTURES, "*.py")))
