@@ -107,7 +107,7 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
     // Label every instruction something jumps to, numbered by offset for readable listings.
     let entries = if table.exception_table {
         exctable::decode(raw.exception_table)
-            .map_err(|e| DecodeError { offset: 0, what: format!("exception table: {e:?}") })?
+            .map_err(|e| DecodeError { offset: 0, what: format!("exception table: {e}") })?
     } else {
         Vec::new()
     };
@@ -159,7 +159,7 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
     }
 
     let positions = linetable::decode_positions(table.locations, raw.line_table, raw.first_line, units)
-        .map_err(|e| DecodeError { offset: 0, what: format!("line table: {e:?}") })?;
+        .map_err(|e| DecodeError { offset: 0, what: format!("line table: {e}") })?;
     let pos = |unit: usize| positions.get(unit).copied().unwrap_or_default();
 
     code.instrs.reserve(raws.len());

@@ -32,13 +32,6 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Versions whose location table starts a new entry at every instruction (3.11's assembler
-/// emits one entry per instruction). Later versions merge consecutive instructions with equal
-/// positions, and 3.10's line table merges equal lines. The line-table encoder breaks entries
-/// wherever `starts` is set and merges equal positions elsewhere, so `starts` marks every
-/// instruction only here (and always the first unit).
-const LOCATION_ENTRY_PER_INSTRUCTION: &[(u8, u8)] = &[(3, 11)];
-
 pub(crate) fn err<T>(index: usize, what: impl Into<String>) -> Result<T, EncodeError> {
     Err(EncodeError { index, what: what.into() })
 }
@@ -206,12 +199,20 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
             Some(per_unit) if per_unit.len() == units => positions.extend_from_slice(per_unit),
             _ => positions.extend(std::iter::repeat(instr.position).take(units)),
         }
-        starts.push(i == 0 || LOCATION_ENTRY_PER_INSTRUCTION.contains(&code.table.version));
+        starts.push(true);
         starts.extend(std::iter::repeat(false).take(units - 1));
     }
-    let line_table = linetable::encode_positions(code.table.locations, code.first_line, &positions, &starts);
-    let exception_table =
-        if code.table.exception_table { exctable::encode(&exception_entries(code, &resolved.labels, &lay)?) } else { Vec::new() };
+    // How runs are cut differs per version (3.11 never merges across instructions); the codec's
+    // writer for this version knows.
+    let line_table = match linetable::TableWriter::for_table(code.table) {
+        Some(writer) => linetable::encode_positions_as(writer, code.first_line, &positions, &starts),
+        None => linetable::encode_positions(code.table.locations, code.first_line, &positions, &starts),
+    };
+    let exception_table = if code.table.exception_table {
+        exctable::encode(&exception_entries(code, &resolved.labels, &lay)?)
+    } else {
+        Vec::new()
+    };
     let stacksize = stackdepth::max_depth_with(code, &resolved.labels)?;
     Ok(Encoded { code: bytes, exception_table, line_table, stacksize })
 }

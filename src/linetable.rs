@@ -119,13 +119,52 @@ pub fn decode_positions(
     Ok(out)
 }
 
+/// How a CPython version writes its position table (the codecs branch's API; the stand-in only
+/// distinguishes 3.11, which never merges runs across instructions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableWriter {
+    Python310,
+    Python311,
+    Python312,
+    Python314,
+}
+
+impl TableWriter {
+    pub fn for_version(major: u8, minor: u8) -> Option<TableWriter> {
+        match (major, minor) {
+            (3, 10) => Some(TableWriter::Python310),
+            (3, 11) => Some(TableWriter::Python311),
+            (3, 12 | 13) => Some(TableWriter::Python312),
+            (3, m) if m >= 14 => Some(TableWriter::Python314),
+            _ => None,
+        }
+    }
+
+    pub fn for_table(table: &crate::tables::OpTable) -> Option<TableWriter> {
+        TableWriter::for_version(table.version.0, table.version.1)
+    }
+
+    pub fn format(self) -> LocationFormat {
+        match self {
+            TableWriter::Python310 => LocationFormat::LineTable310,
+            _ => LocationFormat::Pep657,
+        }
+    }
+}
+
+/// `starts[i]`: code unit i begins an instruction (its first EXTENDED_ARG).
+pub fn encode_positions_as(writer: TableWriter, first_line: i32, positions: &[Position], starts: &[bool]) -> Vec<u8> {
+    let cuts: Vec<bool> = if writer == TableWriter::Python311 { starts.to_vec() } else { vec![false; starts.len()] };
+    encode_positions(writer.format(), first_line, positions, &cuts)
+}
+
 pub fn encode_positions(format: LocationFormat, first_line: i32, positions: &[Position], starts: &[bool]) -> Vec<u8> {
     let mut out = Vec::new();
     // Runs of instructions with one position (a run breaks only where an instruction starts).
     let mut runs: Vec<(Position, usize)> = Vec::new();
     for (i, p) in positions.iter().enumerate() {
         match runs.last_mut() {
-            Some((q, n)) if *q == *p && !starts[i] => *n += 1,
+            Some((q, n)) if *q == *p && !starts.get(i).copied().unwrap_or(false) => *n += 1,
             _ => runs.push((*p, 1)),
         }
     }
