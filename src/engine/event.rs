@@ -1,0 +1,131 @@
+//! The event model: what a thread does at a scheduling point, and which pairs of
+//! such actions do not commute (the dependency relation the whole search is built on).
+
+/// Engine-wide thread index. 0 is the main thread; children get stable ids from
+/// [`crate::engine::Explorer::child_id`] so the same logical thread keeps its id
+/// across executions (wakeup sequences name threads by id).
+pub type ThreadId = usize;
+/// Identity of a shared object (e.g. `id(obj)` on the Python side).
+pub type ObjId = u64;
+/// Attribute / index / slot within an object.
+pub type Key = u64;
+/// Identity of a lock.
+pub type LockId = u64;
+
+/// Key meaning "the whole object": conflicts with every key of the same object.
+pub const WHOLE: Key = u64::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    Read,
+    Write,
+    Delete,
+}
+
+impl AccessKind {
+    pub fn is_read(self) -> bool {
+        matches!(self, AccessKind::Read)
+    }
+}
+
+/// A thread's next visible operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Access to a shared location; `key == WHOLE` touches every key of `obj`.
+    Access { obj: ObjId, key: Key, kind: AccessKind },
+    /// Blocks while another thread (or this one: locks are not reentrant) holds `lock`.
+    Acquire { lock: LockId },
+    Release { lock: LockId },
+    /// Starts thread `child`, which must be `Explorer::child_id(parent)`.
+    Spawn { child: ThreadId },
+    /// Enabled only once `child` has performed `Exit`.
+    Join { child: ThreadId },
+    /// The thread's last operation.
+    Exit,
+}
+
+impl Op {
+    pub fn read(obj: ObjId, key: Key) -> Op {
+        Op::Access { obj, key, kind: AccessKind::Read }
+    }
+    pub fn write(obj: ObjId, key: Key) -> Op {
+        Op::Access { obj, key, kind: AccessKind::Write }
+    }
+    pub fn delete(obj: ObjId, key: Key) -> Op {
+        Op::Access { obj, key, kind: AccessKind::Delete }
+    }
+}
+
+/// A thread together with the operation it performs: the unit that wakeup trees,
+/// sleep sets and schedules are made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Action {
+    pub thread: ThreadId,
+    pub op: Op,
+}
+
+impl Action {
+    pub fn new(thread: ThreadId, op: Op) -> Action {
+        Action { thread, op }
+    }
+}
+
+/// Whether two actions do not commute. Actions of one thread are always ordered.
+/// Must agree with the happens-before edges that `state::Execution` builds.
+pub fn dependent(a: &Action, b: &Action) -> bool {
+    if a.thread == b.thread {
+        return true;
+    }
+    match (a.op, b.op) {
+        (
+            Op::Access { obj: oa, key: ka, kind: ta },
+            Op::Access { obj: ob, key: kb, kind: tb },
+        ) => oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE) && !(ta.is_read() && tb.is_read()),
+        (Op::Acquire { lock: la } | Op::Release { lock: la }, Op::Acquire { lock: lb } | Op::Release { lock: lb }) => {
+            la == lb
+        }
+        (Op::Spawn { child }, _) => child == b.thread,
+        (_, Op::Spawn { child }) => child == a.thread,
+        (Op::Exit, Op::Join { child }) => child == a.thread,
+        (Op::Join { child }, Op::Exit) => child == b.thread,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn act(thread: ThreadId, op: Op) -> Action {
+        Action::new(thread, op)
+    }
+
+    #[test]
+    fn accesses_conflict_on_same_key_with_a_write() {
+        assert!(dependent(&act(0, Op::write(1, 2)), &act(1, Op::read(1, 2))));
+        assert!(!dependent(&act(0, Op::read(1, 2)), &act(1, Op::read(1, 2))));
+        assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(1, 3))));
+        assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(2, 2))));
+        assert!(dependent(&act(0, Op::delete(1, 2)), &act(1, Op::read(1, 2))));
+    }
+
+    #[test]
+    fn whole_object_conflicts_with_every_key() {
+        assert!(dependent(&act(0, Op::write(1, WHOLE)), &act(1, Op::read(1, 7))));
+        assert!(dependent(&act(0, Op::read(1, WHOLE)), &act(1, Op::write(1, 7))));
+        assert!(!dependent(&act(0, Op::read(1, WHOLE)), &act(1, Op::read(1, 7))));
+    }
+
+    #[test]
+    fn sync_dependencies() {
+        let acq = |l| Op::Acquire { lock: l };
+        let rel = |l| Op::Release { lock: l };
+        assert!(dependent(&act(0, acq(1)), &act(1, acq(1))));
+        assert!(dependent(&act(0, rel(1)), &act(1, acq(1))));
+        assert!(!dependent(&act(0, acq(1)), &act(1, acq(2))));
+        assert!(dependent(&act(0, Op::Spawn { child: 3 }), &act(3, Op::write(1, 1))));
+        assert!(dependent(&act(3, Op::Exit), &act(0, Op::Join { child: 3 })));
+        assert!(!dependent(&act(2, Op::Exit), &act(0, Op::Join { child: 3 })));
+        assert!(dependent(&act(0, Op::read(1, 1)), &act(0, Op::read(2, 2))));
+    }
+}

@@ -1,0 +1,467 @@
+//! The search driver: decides every step of every execution, analyses races when
+//! an execution ends, and backtracks to the deepest node with unexplored branches.
+
+use super::event::{dependent, Action, Op, ThreadId};
+use super::schedule::Schedule;
+use super::state::{Deadlock, Event, Execution, Race};
+use super::wakeup::{self, weak_initial, Branch};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Skip schedules with more than this many switches away from an enabled
+    /// thread. Pruning makes the verdict inconclusive, never a pass.
+    pub preemption_bound: Option<u32>,
+    /// Stop after this many executions (inconclusive unless a failure was found).
+    pub max_executions: Option<u64>,
+}
+
+/// What the runtime must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Let this thread perform its pending op (the engine has already recorded it).
+    Run(ThreadId),
+    /// Every thread has exited: call `end_execution`.
+    Finished,
+    /// Live threads remain but none can run: call `end_execution`.
+    Deadlock(Deadlock),
+    /// The program did not repeat a recorded step (it is nondeterministic):
+    /// call `end_execution`; the search stops.
+    Diverged(Divergence),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    pub step: usize,
+    pub expected: Action,
+    /// What `expected.thread` was parked at instead, if anything.
+    pub found: Option<Op>,
+}
+
+/// How the runtime saw the execution end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failure(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    Deadlock(Deadlock),
+    /// Reported by the runtime (assertion, exception, invariant).
+    Reported(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// 1-based number of the execution that failed.
+    pub execution: u64,
+    pub schedule: Schedule,
+    pub kind: FailureKind,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Complete executions, one per explored Mazurkiewicz trace.
+    pub executions: u64,
+    /// Executions that ran into a sleep-set block (0 unless bounding or
+    /// runtime-declared blocking interfered); not counted in `executions`.
+    pub redundant: u64,
+    /// Wakeup branches dropped because their thread could not run.
+    pub infeasible: u64,
+    pub failures: u64,
+    pub deadlocks: u64,
+    pub races: u64,
+    pub max_depth: usize,
+    /// The preemption bound pruned something.
+    pub bounded: bool,
+    /// `max_executions` stopped the search.
+    pub hit_max_executions: bool,
+    /// The program behaved nondeterministically under replay.
+    pub diverged: bool,
+    /// Every branch was explored (or pruned by the bound).
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive(&'static str),
+}
+
+/// Failures kept in full; later ones are only counted.
+const KEPT_FAILURES: usize = 64;
+
+/// One state of the current execution (after `depth` steps).
+#[derive(Debug, Default)]
+struct Node {
+    /// Actions whose exploration from here is covered elsewhere.
+    sleep: Vec<Action>,
+    /// Wakeup tree: branches still to explore from here.
+    pending: Vec<Branch>,
+    preemptions: u32,
+    /// Whether the previous step's thread could still run here.
+    last_enabled: bool,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Explore,
+    Replay { schedule: Schedule, started: bool },
+}
+
+/// The DPOR search. `Send`; drive it from one thread at a time (e.g. under a mutex).
+#[derive(Debug)]
+pub struct Explorer {
+    config: Config,
+    mode: Mode,
+    nodes: Vec<Node>,
+    /// Steps the next execution replays before branching at `diverged_at`.
+    prefix: Vec<Action>,
+    diverged_at: usize,
+    exec: Execution,
+    /// (parent, n-th spawn) → id, kept across executions so ids are stable.
+    child_ids: HashMap<(ThreadId, u32), ThreadId>,
+    next_thread: ThreadId,
+    running: bool,
+    /// Step at which this execution went outside the optimal search.
+    redundant_at: Option<usize>,
+    deadlock: Option<Deadlock>,
+    done: bool,
+    enabled: Vec<ThreadId>,
+    stats: Stats,
+    failures: Vec<Failure>,
+}
+
+impl Explorer {
+    pub fn new(config: Config) -> Explorer {
+        Explorer {
+            config,
+            mode: Mode::Explore,
+            nodes: vec![Node::default()],
+            prefix: Vec::new(),
+            diverged_at: 0,
+            exec: Execution::new(),
+            child_ids: HashMap::new(),
+            next_thread: 1,
+            running: false,
+            redundant_at: None,
+            deadlock: None,
+            done: false,
+            enabled: Vec::new(),
+            stats: Stats::default(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// An explorer that runs exactly one execution following `schedule`
+    /// (then the lowest enabled thread, should the schedule end early).
+    pub fn replay(schedule: Schedule) -> Explorer {
+        let mut explorer = Explorer::new(Config::default());
+        explorer.mode = Mode::Replay { schedule, started: false };
+        explorer
+    }
+
+    /// Starts the next execution; `false` when the search is over. Afterwards
+    /// thread 0 is live and must `arrive` at its first op.
+    pub fn begin_execution(&mut self) -> bool {
+        assert!(!self.running, "end_execution was not called");
+        if self.done {
+            return false;
+        }
+        match &mut self.mode {
+            Mode::Replay { started: true, .. } => return false,
+            Mode::Replay { started, .. } => *started = true,
+            Mode::Explore => {
+                if self.config.max_executions.is_some_and(|max| self.stats.executions >= max) {
+                    self.stats.hit_max_executions = true;
+                    self.done = true;
+                    return false;
+                }
+            }
+        }
+        self.exec = Execution::new();
+        self.redundant_at = None;
+        self.deadlock = None;
+        self.running = true;
+        true
+    }
+
+    /// The id the next `Spawn` of `parent` must name (stable across executions).
+    pub fn child_id(&mut self, parent: ThreadId) -> ThreadId {
+        let nth = self.exec.thread(parent).map_or(0, |t| t.spawned);
+        let next = &mut self.next_thread;
+        *self.child_ids.entry((parent, nth)).or_insert_with(|| {
+            *next += 1;
+            *next - 1
+        })
+    }
+
+    /// `thread` is parked before `op`, its next visible operation.
+    pub fn arrive(&mut self, thread: ThreadId, op: Op) {
+        assert!(self.exec.is_live(thread), "thread {thread} is not live");
+        if let Op::Spawn { child } = op {
+            assert_eq!(child, self.child_id(thread), "Spawn must name child_id(parent)");
+        }
+        let state = self.exec.thread_mut(thread);
+        assert!(state.pending.is_none(), "thread {thread} arrived twice");
+        state.pending = Some(op);
+        state.blocked = false;
+    }
+
+    /// Marks a parked thread as blocked (or not) on a wait the engine does not
+    /// model itself; locks and joins need no such calls.
+    pub fn set_blocked(&mut self, thread: ThreadId, blocked: bool) {
+        self.exec.thread_mut(thread).blocked = blocked;
+    }
+
+    /// Whether every live thread has arrived, i.e. `choose` may be called.
+    pub fn is_ready(&self) -> bool {
+        self.exec.threads.iter().all(|t| t.life != super::state::Life::Live || t.pending.is_some())
+    }
+
+    /// Picks the thread to run next and records its op as performed.
+    pub fn choose(&mut self) -> Choice {
+        assert!(self.running, "begin_execution was not called");
+        let depth = self.exec.events.len();
+        self.enabled.clear();
+        let mut any_live = false;
+        for t in 0..self.exec.threads.len() {
+            if self.exec.is_live(t) {
+                any_live = true;
+                assert!(self.exec.threads[t].pending.is_some(), "thread {t} has not arrived");
+                if self.exec.wait_reason(t).is_none() {
+                    self.enabled.push(t);
+                }
+            }
+        }
+        if !any_live {
+            return Choice::Finished;
+        }
+        if self.enabled.is_empty() {
+            let deadlock = self.exec.deadlock();
+            self.deadlock = Some(deadlock.clone());
+            return Choice::Deadlock(deadlock);
+        }
+        let forced = match &self.mode {
+            Mode::Replay { schedule, .. } => schedule.steps().get(depth).copied().map(|t| (t, None)),
+            Mode::Explore => self.prefix.get(depth).map(|a| (a.thread, Some(a.op))),
+        };
+        if let Some((thread, op)) = forced {
+            let found = self.exec.thread(thread).and_then(|t| t.pending);
+            let expected_op = op.or(found);
+            if !self.enabled.contains(&thread) || expected_op != found || expected_op.is_none() {
+                let expected = Action::new(thread, expected_op.unwrap_or(Op::Exit));
+                self.stats.diverged = true;
+                self.done = true;
+                return Choice::Diverged(Divergence { step: depth, expected, found });
+            }
+            self.exec.perform(thread);
+            return Choice::Run(thread);
+        }
+        let thread = match self.mode {
+            Mode::Replay { .. } => self.enabled[0],
+            Mode::Explore => match self.explore_step(depth) {
+                Ok(thread) => thread,
+                Err(divergence) => {
+                    self.stats.diverged = true;
+                    self.done = true;
+                    return Choice::Diverged(divergence);
+                }
+            },
+        };
+        self.exec.perform(thread);
+        Choice::Run(thread)
+    }
+
+    /// A step at the frontier: follow the wakeup tree, else any awake thread.
+    /// The op is performed by the caller.
+    fn explore_step(&mut self, depth: usize) -> Result<ThreadId, Divergence> {
+        let prev = depth.checked_sub(1).map(|i| self.exec.events[i].thread);
+        let prev_enabled = prev.is_some_and(|p| self.enabled.contains(&p));
+        let bound = self.config.preemption_bound;
+        let node = &mut self.nodes[depth];
+        node.last_enabled = prev_enabled;
+        let preempts = |t: ThreadId| prev_enabled && Some(t) != prev;
+        let within_bound = |t: ThreadId| bound.map_or(true, |b| node.preemptions + preempts(t) as u32 <= b);
+        let mut chosen = None;
+        while !node.pending.is_empty() {
+            let branch = node.pending.remove(0);
+            let Action { thread, op } = branch.action;
+            let found = self.exec.thread(thread).and_then(|t| t.pending);
+            if found != Some(op) {
+                // Same prefix, different next op: the program is not deterministic.
+                return Err(Divergence { step: depth, expected: branch.action, found });
+            }
+            if !self.enabled.contains(&thread) {
+                self.stats.infeasible += 1;
+            } else if !within_bound(thread) {
+                self.stats.bounded = true;
+            } else {
+                chosen = Some((thread, branch.children));
+                break;
+            }
+        }
+        let (thread, children) = match chosen {
+            Some(c) => c,
+            None => {
+                let awake = |t: &ThreadId| self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t);
+                let pick = prev
+                    .filter(|p| self.enabled.contains(p) && awake(p))
+                    .or_else(|| self.enabled.iter().copied().find(|t| awake(t) && within_bound(*t)));
+                match pick {
+                    Some(t) => (t, Vec::new()),
+                    None => {
+                        if self.redundant_at.is_none() {
+                            if self.enabled.iter().any(awake) {
+                                self.stats.bounded = true;
+                            }
+                            self.redundant_at = Some(depth);
+                        }
+                        (prev.filter(|_| prev_enabled).unwrap_or(self.enabled[0]), Vec::new())
+                    }
+                }
+            }
+        };
+        let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
+        let sleep = node.sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
+        let preemptions = node.preemptions + preempts(thread) as u32;
+        self.nodes.push(Node { sleep, pending: children, preemptions, last_enabled: false });
+        self.stats.max_depth = self.stats.max_depth.max(depth + 1);
+        Ok(thread)
+    }
+
+    /// Ends the current execution; analyses it and prepares the next one.
+    pub fn end_execution(&mut self, outcome: Outcome) {
+        assert!(self.running, "begin_execution was not called");
+        self.running = false;
+        let kind = match (outcome, self.deadlock.clone()) {
+            (Outcome::Failure(message), _) => Some(FailureKind::Reported(message)),
+            (Outcome::Ok, Some(deadlock)) => Some(FailureKind::Deadlock(deadlock)),
+            (Outcome::Ok, None) => None,
+        };
+        if self.redundant_at.is_none() {
+            self.stats.executions += 1;
+        } else {
+            self.stats.redundant += 1;
+        }
+        if self.deadlock.is_some() {
+            self.stats.deadlocks += 1;
+        }
+        if let Some(kind) = kind {
+            self.stats.failures += 1;
+            if self.failures.len() < KEPT_FAILURES {
+                let execution = self.stats.executions + self.stats.redundant;
+                self.failures.push(Failure { execution, schedule: self.schedule(), kind });
+            }
+        }
+        if self.done || matches!(self.mode, Mode::Replay { .. }) {
+            self.done = true;
+            return;
+        }
+        if self.redundant_at.is_none() {
+            self.add_race_reversals();
+        }
+        if !self.backtrack() {
+            self.done = true;
+            self.stats.complete = true;
+        }
+    }
+
+    /// For each new race e < e', make sure some branch before e explores e'
+    /// first: insert notdep(e).e' into e's node unless a sleeping action covers it.
+    fn add_race_reversals(&mut self) {
+        let events = &self.exec.events;
+        let new_races = self.exec.races.iter().filter(|r| r.second >= self.diverged_at);
+        let performed = new_races.map(|r| (r.first, r.second, events[r.second].action()));
+        let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
+        for (first, end, later) in performed.chain(blocked) {
+            self.stats.races += 1;
+            let e = &events[first];
+            let mut seq: Vec<Action> =
+                events[first + 1..end].iter().filter(|x| !x.is_after(e)).map(Event::action).collect();
+            seq.push(later);
+            let node = &mut self.nodes[first];
+            if node.sleep.iter().any(|q| weak_initial(q, &seq).is_some()) {
+                continue;
+            }
+            wakeup::insert(&mut node.pending, seq);
+        }
+    }
+
+    /// Moves to the deepest node with a pending branch; `false` if none is left.
+    fn backtrack(&mut self) -> bool {
+        let events = &self.exec.events;
+        for depth in (0..events.len()).rev() {
+            let node = &mut self.nodes[depth];
+            node.sleep.push(events[depth].action());
+            if let Some(bound) = self.config.preemption_bound {
+                let prev = depth.checked_sub(1).map(|i| events[i].thread);
+                let (preemptions, last_enabled) = (node.preemptions, node.last_enabled);
+                let before = node.pending.len();
+                node.pending.retain(|b| {
+                    let preempts = last_enabled && Some(b.action.thread) != prev;
+                    preemptions + preempts as u32 <= bound
+                });
+                self.stats.bounded |= node.pending.len() != before;
+            }
+            if !node.pending.is_empty() {
+                self.nodes.truncate(depth + 1);
+                self.prefix = events[..depth].iter().map(Event::action).collect();
+                self.diverged_at = depth;
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        if self.stats.failures > 0 {
+            Verdict::Fail
+        } else if self.stats.diverged {
+            Verdict::Inconclusive("the program did not repeat a recorded schedule (nondeterminism)")
+        } else if self.stats.hit_max_executions {
+            Verdict::Inconclusive("max_executions reached before the search finished")
+        } else if !self.stats.complete {
+            Verdict::Inconclusive("the search has not finished")
+        } else if self.stats.bounded {
+            Verdict::Inconclusive("the preemption bound pruned some interleavings")
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// Failures found so far (the first 64 in full; `stats().failures` counts all).
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// Steps of the current (or just ended) execution.
+    pub fn events(&self) -> &[Event] {
+        &self.exec.events
+    }
+
+    /// Races of the current (or just ended) execution, ordered by their later event.
+    pub fn races(&self) -> &[Race] {
+        &self.exec.races
+    }
+
+    /// Whether step `a` happens before step `b` in the current execution.
+    pub fn happens_before(&self, a: usize, b: usize) -> bool {
+        a < b && self.exec.events[b].is_after(&self.exec.events[a])
+    }
+
+    /// The replayable schedule of the current (or just ended) execution.
+    pub fn schedule(&self) -> Schedule {
+        Schedule(self.exec.events.iter().map(|e| e.thread).collect())
+    }
+
+    pub fn deadlock(&self) -> Option<&Deadlock> {
+        self.deadlock.as_ref()
+    }
+}

@@ -1,0 +1,153 @@
+//! A tiny program simulator that drives the explorer the way the runtime does:
+//! used by the tests and the bench. A program is a main thread plus spawnable
+//! threads, each a list of [`SimOp`]s over integer memory and one register.
+
+use super::event::{Key, LockId, ObjId, Op, ThreadId};
+use super::explorer::{Choice, Config, Explorer, Failure, FailureKind, Outcome, Stats, Verdict};
+use super::schedule::Schedule;
+use std::collections::HashMap;
+
+pub type Loc = (ObjId, Key);
+pub type Memory = HashMap<Loc, i64>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimOp {
+    /// register := memory[loc]
+    Read(Loc),
+    /// memory[loc] := value
+    Write(Loc, i64),
+    /// memory[loc] := register + 1
+    WriteInc(Loc),
+    /// memory[loc] := memory[loc] * 10 + digit, as one write (records order).
+    Append(Loc, i64),
+    Lock(LockId),
+    Unlock(LockId),
+    /// Starts program thread `i` (an index into `Program::threads`).
+    Spawn(usize),
+    /// Waits for program thread `i`, spawned earlier by this thread.
+    Join(usize),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub main: Vec<SimOp>,
+    pub threads: Vec<Vec<SimOp>>,
+}
+
+impl Program {
+    /// Main spawns every thread, then joins them all.
+    pub fn parallel(threads: Vec<Vec<SimOp>>) -> Program {
+        let n = threads.len();
+        let main = (0..n).map(SimOp::Spawn).chain((0..n).map(SimOp::Join)).collect();
+        Program { main, threads }
+    }
+}
+
+pub type Invariant<'a> = &'a dyn Fn(&Memory) -> bool;
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub stats: Stats,
+    pub verdict: Verdict,
+    pub failures: Vec<Failure>,
+}
+
+/// Explores `program` to completion (or the config's limits).
+pub fn explore(program: &Program, config: Config, invariant: Invariant) -> Report {
+    let mut explorer = Explorer::new(config);
+    while explorer.begin_execution() {
+        run_once(&mut explorer, program, invariant);
+    }
+    Report { stats: explorer.stats().clone(), verdict: explorer.verdict(), failures: explorer.failures().to_vec() }
+}
+
+/// Runs `program` once along `schedule`; returns the failure it shows, if any.
+pub fn replay(program: &Program, schedule: Schedule, invariant: Invariant) -> Option<FailureKind> {
+    replay_explorer(program, schedule, invariant).failures().first().map(|f| f.kind.clone())
+}
+
+/// Like [`replay`], returning the explorer to inspect the execution's events and races.
+pub fn replay_explorer(program: &Program, schedule: Schedule, invariant: Invariant) -> Explorer {
+    let mut explorer = Explorer::replay(schedule);
+    assert!(explorer.begin_execution());
+    run_once(&mut explorer, program, invariant);
+    explorer
+}
+
+struct Body<'p> {
+    ops: &'p [SimOp],
+    pc: usize,
+    register: i64,
+    /// Program thread index → engine id, for the threads this one spawned.
+    children: HashMap<usize, ThreadId>,
+}
+
+/// One execution: answers the explorer's choices until it finishes.
+pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant) {
+    let mut memory = Memory::new();
+    let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
+    bodies.insert(0, Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new() });
+    arrive(explorer, &bodies, 0);
+    let clean_end = loop {
+        match explorer.choose() {
+            Choice::Run(t) => {
+                let body = bodies.get_mut(&t).expect("running thread has a body");
+                let Some(&op) = body.ops.get(body.pc) else {
+                    continue; // performed Exit
+                };
+                body.pc += 1;
+                match op {
+                    SimOp::Read(loc) => body.register = memory.get(&loc).copied().unwrap_or(0),
+                    SimOp::Write(loc, value) => {
+                        memory.insert(loc, value);
+                    }
+                    SimOp::WriteInc(loc) => {
+                        memory.insert(loc, body.register + 1);
+                    }
+                    SimOp::Append(loc, digit) => {
+                        memory.insert(loc, memory_value(&memory, loc) * 10 + digit);
+                    }
+                    SimOp::Spawn(i) => {
+                        let Some(Op::Spawn { child }) = explorer.events().last().map(|e| e.op) else { unreachable!() };
+                        body.children.insert(i, child);
+                        let ops = &program.threads[i];
+                        bodies.insert(child, Body { ops, pc: 0, register: 0, children: HashMap::new() });
+                        arrive(explorer, &bodies, child);
+                    }
+                    SimOp::Lock(_) | SimOp::Unlock(_) | SimOp::Join(_) => {}
+                }
+                arrive(explorer, &bodies, t);
+            }
+            Choice::Finished | Choice::Deadlock(_) => break true,
+            Choice::Diverged(_) => break false,
+        }
+    };
+    let outcome = if clean_end && explorer.deadlock().is_none() && !invariant(&memory) {
+        let sorted: std::collections::BTreeMap<_, _> = memory.iter().collect();
+        Outcome::Failure(format!("invariant violated: {sorted:?}"))
+    } else {
+        Outcome::Ok
+    };
+    explorer.end_execution(outcome);
+}
+
+fn memory_value(memory: &Memory, loc: Loc) -> i64 {
+    memory.get(&loc).copied().unwrap_or(0)
+}
+
+/// Parks thread `t` before its next op.
+fn arrive(explorer: &mut Explorer, bodies: &HashMap<ThreadId, Body>, t: ThreadId) {
+    let body = &bodies[&t];
+    let op = match body.ops.get(body.pc) {
+        None => Op::Exit,
+        Some(&SimOp::Read((obj, key))) => Op::read(obj, key),
+        Some(&SimOp::Write((obj, key), _) | &SimOp::WriteInc((obj, key)) | &SimOp::Append((obj, key), _)) => {
+            Op::write(obj, key)
+        }
+        Some(&SimOp::Lock(lock)) => Op::Acquire { lock },
+        Some(&SimOp::Unlock(lock)) => Op::Release { lock },
+        Some(&SimOp::Spawn(_)) => Op::Spawn { child: explorer.child_id(t) },
+        Some(&SimOp::Join(i)) => Op::Join { child: body.children[&i] },
+    };
+    explorer.arrive(t, op);
+}

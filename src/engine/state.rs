@@ -1,0 +1,345 @@
+//! One execution as it unfolds: thread, lock and location state, the event list
+//! with vector clocks, and the races each new event forms with earlier ones.
+
+use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE};
+use super::vclock::VClock;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A performed operation, `step` being its index in the execution.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub step: usize,
+    pub thread: ThreadId,
+    pub op: Op,
+    /// Position of this event among its thread's events (1-based).
+    seq: u32,
+    clock: VClock,
+}
+
+impl Event {
+    pub fn action(&self) -> Action {
+        Action::new(self.thread, self.op)
+    }
+
+    /// Whether `other` happens before (or is) this event.
+    pub(crate) fn is_after(&self, other: &Event) -> bool {
+        self.clock.covers(other.thread, other.seq)
+    }
+}
+
+/// Two events of different threads that are adjacent in happens-before and could
+/// have run in the other order: indices into the event list, `first < second`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Race {
+    pub first: usize,
+    pub second: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    Unborn,
+    Live,
+    Exited,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ThreadState {
+    pub life: Life,
+    /// The op the thread is parked at, once it has arrived.
+    pub pending: Option<Op>,
+    /// Set by the runtime for waits the engine does not model.
+    pub blocked: bool,
+    /// Clock of the thread's latest event (of its spawn, before it has any).
+    clock: VClock,
+    seq: u32,
+    exit_event: Option<usize>,
+    pub spawned: u32,
+}
+
+impl ThreadState {
+    fn unborn() -> ThreadState {
+        ThreadState {
+            life: Life::Unborn,
+            pending: None,
+            blocked: false,
+            clock: VClock::default(),
+            seq: 0,
+            exit_event: None,
+            spawned: 0,
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct LockState {
+    owner: Option<ThreadId>,
+    last_acquire: Option<usize>,
+    last_release: Option<usize>,
+}
+
+/// Last write of a location and the reads since (the latest one per thread):
+/// every earlier access happens before one of these.
+#[derive(Default, Debug)]
+struct Location {
+    write: Option<usize>,
+    reads: Vec<(ThreadId, usize)>,
+}
+
+impl Location {
+    fn written(step: usize) -> Location {
+        Location { write: Some(step), reads: Vec::new() }
+    }
+
+    fn add_read(&mut self, thread: ThreadId, step: usize) {
+        match self.reads.iter_mut().find(|(t, _)| *t == thread) {
+            Some(entry) => entry.1 = step,
+            None => self.reads.push((thread, step)),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = usize> + '_ {
+        self.write.into_iter().chain(self.reads.iter().map(|&(_, s)| s))
+    }
+}
+
+#[derive(Default, Debug)]
+struct ObjectState {
+    whole: Location,
+    keys: HashMap<Key, Location>,
+}
+
+/// Why a live thread cannot run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    Lock { lock: LockId, owner: ThreadId },
+    Join { child: ThreadId },
+    /// The runtime marked the thread blocked (a wait the engine does not model).
+    Blocked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub thread: ThreadId,
+    pub op: Op,
+    pub reason: WaitReason,
+}
+
+/// No live thread is enabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deadlock {
+    pub waiting: Vec<Waiter>,
+}
+
+impl fmt::Display for Deadlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadlock:")?;
+        for w in &self.waiting {
+            match w.reason {
+                WaitReason::Lock { lock, owner } => {
+                    write!(f, " thread {} waits for lock {lock} held by thread {owner};", w.thread)?
+                }
+                WaitReason::Join { child } => write!(f, " thread {} joins thread {child};", w.thread)?,
+                WaitReason::Blocked => write!(f, " thread {} is blocked at {:?};", w.thread, w.op)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Execution {
+    pub threads: Vec<ThreadState>,
+    locks: HashMap<LockId, LockState>,
+    objects: HashMap<ObjId, ObjectState>,
+    pub events: Vec<Event>,
+    pub races: Vec<Race>,
+}
+
+impl Execution {
+    /// A fresh execution with only the main thread (0) alive, not yet arrived.
+    pub fn new() -> Execution {
+        let mut main = ThreadState::unborn();
+        main.life = Life::Live;
+        Execution { threads: vec![main], ..Execution::default() }
+    }
+
+    pub fn thread(&self, thread: ThreadId) -> Option<&ThreadState> {
+        self.threads.get(thread)
+    }
+
+    pub fn thread_mut(&mut self, thread: ThreadId) -> &mut ThreadState {
+        &mut self.threads[thread]
+    }
+
+    pub fn is_live(&self, thread: ThreadId) -> bool {
+        self.thread(thread).is_some_and(|t| t.life == Life::Live)
+    }
+
+    /// Why `thread` (live, arrived) cannot run now, or `None` if it can.
+    pub fn wait_reason(&self, thread: ThreadId) -> Option<WaitReason> {
+        let state = &self.threads[thread];
+        if state.blocked {
+            return Some(WaitReason::Blocked);
+        }
+        match state.pending? {
+            Op::Acquire { lock } => {
+                let owner = self.locks.get(&lock).and_then(|l| l.owner)?;
+                Some(WaitReason::Lock { lock, owner })
+            }
+            Op::Join { child } => match self.thread(child).map(|c| c.life) {
+                Some(Life::Exited) => None,
+                _ => Some(WaitReason::Join { child }),
+            },
+            _ => None,
+        }
+    }
+
+    pub fn deadlock(&self) -> Deadlock {
+        let waiting = (0..self.threads.len())
+            .filter(|&t| self.is_live(t))
+            .filter_map(|t| {
+                let op = self.threads[t].pending?;
+                Some(Waiter { thread: t, op, reason: self.wait_reason(t)? })
+            })
+            .collect();
+        Deadlock { waiting }
+    }
+
+    /// Races of acquisitions that never happened: a thread left waiting for a lock
+    /// (in a deadlock) races with the acquisition that took it, so the search also
+    /// tries granting the lock to the waiter first. Pairs (earlier step, waiter's action).
+    pub fn blocked_acquire_races(&self) -> Vec<(usize, Action)> {
+        let mut races = Vec::new();
+        for (thread, state) in self.threads.iter().enumerate() {
+            let Some(op @ Op::Acquire { lock }) = state.pending else { continue };
+            if state.life != Life::Live {
+                continue;
+            }
+            let Some(first) = self.locks.get(&lock).and_then(|l| l.owner.and(l.last_acquire)) else { continue };
+            let e = &self.events[first];
+            if e.thread != thread && !state.clock.covers(e.thread, e.seq) {
+                races.push((first, Action::new(thread, op)));
+            }
+        }
+        races
+    }
+
+    /// Performs `thread`'s pending op: updates the model, the clocks and the races.
+    pub fn perform(&mut self, thread: ThreadId) -> usize {
+        let step = self.events.len();
+        let op = self.threads[thread].pending.take().expect("thread has not arrived");
+        let before = self.threads[thread].clock.clone();
+        let seq = self.threads[thread].seq + 1;
+        let mut deps = Vec::new();
+        // Lock acquisitions race with the previous acquisition, not with the release
+        // in between: swapping acquire and release is never possible.
+        let mut lock_race = None;
+        match op {
+            Op::Access { obj, key, kind } => self.access(obj, key, kind, thread, step, &mut deps),
+            Op::Acquire { lock } => {
+                let state = self.locks.entry(lock).or_default();
+                deps.extend(state.last_release);
+                lock_race = state.last_acquire;
+                state.owner = Some(thread);
+                state.last_acquire = Some(step);
+            }
+            Op::Release { lock } => {
+                let state = self.locks.entry(lock).or_default();
+                deps.extend(state.last_acquire);
+                state.owner = None;
+                state.last_release = Some(step);
+            }
+            Op::Join { child } => deps.extend(self.threads.get(child).and_then(|c| c.exit_event)),
+            Op::Spawn { .. } => {}
+            Op::Exit => {
+                let state = &mut self.threads[thread];
+                state.life = Life::Exited;
+                state.exit_event = Some(step);
+            }
+        }
+        let deps = self.latest_per_thread(&deps);
+        let mut clock = before.clone();
+        for &d in &deps {
+            clock.join(&self.events[d].clock);
+        }
+        clock.set(thread, seq);
+        let concurrent = |e: &Event| e.thread != thread && !before.covers(e.thread, e.seq);
+        if matches!(op, Op::Access { .. }) {
+            for &d in &deps {
+                let e = &self.events[d];
+                let hidden = deps.iter().any(|&o| o != d && self.events[o].is_after(e));
+                if concurrent(e) && !hidden {
+                    self.races.push(Race { first: d, second: step });
+                }
+            }
+        }
+        if let Some(d) = lock_race {
+            if concurrent(&self.events[d]) {
+                self.races.push(Race { first: d, second: step });
+            }
+        }
+        if let Op::Spawn { child } = op {
+            if self.threads.len() <= child {
+                self.threads.resize_with(child + 1, ThreadState::unborn);
+            }
+            let state = &mut self.threads[child];
+            assert_eq!(state.life, Life::Unborn, "thread {child} spawned twice");
+            state.life = Life::Live;
+            state.clock = clock.clone();
+            self.threads[thread].spawned += 1;
+        }
+        let state = &mut self.threads[thread];
+        state.clock = clock.clone();
+        state.seq = seq;
+        self.events.push(Event { step, thread, op, seq, clock });
+        step
+    }
+
+    /// Events an access depends on (every earlier conflicting access is before one
+    /// of them), updating the location summaries.
+    fn access(&mut self, obj: ObjId, key: Key, kind: AccessKind, thread: ThreadId, step: usize, deps: &mut Vec<usize>) {
+        let object = self.objects.entry(obj).or_default();
+        let writes = !kind.is_read();
+        deps.extend(object.whole.write);
+        if key == WHOLE {
+            for loc in object.keys.values() {
+                if writes {
+                    deps.extend(loc.all());
+                } else {
+                    deps.extend(loc.write);
+                }
+            }
+            if writes {
+                deps.extend(object.whole.all());
+                object.whole = Location::written(step);
+                object.keys.clear();
+            } else {
+                object.whole.add_read(thread, step);
+            }
+        } else {
+            let loc = object.keys.entry(key).or_default();
+            if writes {
+                deps.extend(object.whole.reads.iter().map(|&(_, s)| s));
+                deps.extend(loc.all());
+                *loc = Location::written(step);
+            } else {
+                deps.extend(loc.write);
+                loc.add_read(thread, step);
+            }
+        }
+    }
+
+    /// Keeps each thread's latest event: its earlier ones happen before it.
+    fn latest_per_thread(&self, deps: &[usize]) -> Vec<usize> {
+        let mut latest: Vec<usize> = Vec::with_capacity(deps.len().min(8));
+        for &d in deps {
+            let thread = self.events[d].thread;
+            match latest.iter_mut().find(|l| self.events[**l].thread == thread) {
+                Some(l) => *l = (*l).max(d),
+                None => latest.push(d),
+            }
+        }
+        latest
+    }
+}

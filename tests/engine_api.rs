@@ -1,0 +1,149 @@
+//! Driving the explorer directly, as the runtime does: runtime-declared blocking,
+//! stable child ids, nondeterminism detection, replay.
+
+use frontrun::engine::{Choice, Config, Explorer, Op, Outcome, Schedule, Verdict, WaitReason};
+
+const EVENT: u64 = 50;
+
+/// Main spawns a child that waits on a runtime-modelled event; main sets it
+/// (or not) and joins. Returns the explorer after the search.
+fn event_program(main_sets: bool) -> Explorer {
+    let mut ex = Explorer::new(Config::default());
+    while ex.begin_execution() {
+        let child = ex.child_id(0);
+        ex.arrive(0, Op::Spawn { child });
+        let (mut main_pc, mut is_set) = (0, false);
+        loop {
+            match ex.choose() {
+                Choice::Run(0) => {
+                    main_pc += 1;
+                    match (main_pc, main_sets) {
+                        (1, _) => {
+                            // event.wait(): a read of the event, blocked until it is set.
+                            ex.arrive(child, Op::read(EVENT, 0));
+                            ex.set_blocked(child, !is_set);
+                            ex.arrive(0, if main_sets { Op::write(EVENT, 0) } else { Op::Join { child } });
+                        }
+                        (2, true) => {
+                            is_set = true;
+                            ex.set_blocked(child, false);
+                            ex.arrive(0, Op::Join { child });
+                        }
+                        (2, false) | (3, true) => ex.arrive(0, Op::Exit),
+                        _ => {} // exited
+                    }
+                }
+                Choice::Run(t) if t == child => {
+                    if ex.events().last().unwrap().op != Op::Exit {
+                        ex.arrive(child, Op::Exit);
+                    }
+                }
+                Choice::Run(0..) => unreachable!(),
+                Choice::Finished | Choice::Deadlock(_) | Choice::Diverged(_) => break,
+            }
+            assert!(ex.is_ready());
+        }
+        ex.end_execution(Outcome::Ok);
+    }
+    ex
+}
+
+#[test]
+fn runtime_declared_blocking_is_respected() {
+    let ex = event_program(true);
+    assert_eq!(ex.verdict(), Verdict::Pass, "{:?}", ex.stats());
+    assert_eq!(ex.stats().executions, 1);
+}
+
+#[test]
+fn waiting_forever_on_a_runtime_wait_is_a_deadlock() {
+    let ex = event_program(false);
+    assert_eq!(ex.verdict(), Verdict::Fail);
+    let deadlock = ex.deadlock().expect("deadlock");
+    let reasons: Vec<_> = deadlock.waiting.iter().map(|w| (w.thread, w.reason.clone())).collect();
+    assert_eq!(reasons, vec![(0, WaitReason::Join { child: 1 }), (1, WaitReason::Blocked)]);
+}
+
+#[test]
+fn child_ids_are_stable_per_parent_and_spawn_order() {
+    let mut ex = Explorer::new(Config::default());
+    assert!(ex.begin_execution());
+    let first = ex.child_id(0);
+    assert_eq!(ex.child_id(0), first, "idempotent until the spawn happens");
+    ex.arrive(0, Op::Spawn { child: first });
+    assert_eq!(ex.choose(), Choice::Run(0));
+    let second = ex.child_id(0);
+    assert_ne!(first, second);
+    let grandchild = ex.child_id(first);
+    assert!(![first, second].contains(&grandchild));
+    assert!(!ex.is_ready(), "the child has not arrived yet");
+}
+
+/// Main and a child write X; from the second execution on the child writes
+/// another key, so the recorded branch cannot be followed.
+#[test]
+fn nondeterminism_is_detected_not_explored() {
+    let mut ex = Explorer::new(Config::default());
+    let (mut runs, mut diverged) = (0, false);
+    while ex.begin_execution() {
+        runs += 1;
+        let child = ex.child_id(0);
+        ex.arrive(0, Op::Spawn { child });
+        loop {
+            match ex.choose() {
+                Choice::Run(t) => match ex.events().last().unwrap().op {
+                    Op::Spawn { child } => {
+                        ex.arrive(child, Op::write(1, if runs == 1 { 0 } else { 1 }));
+                        ex.arrive(0, Op::write(1, 0));
+                    }
+                    Op::Access { .. } => ex.arrive(t, Op::Exit),
+                    _ => {}
+                },
+                Choice::Diverged(_) => {
+                    diverged = true;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        ex.end_execution(Outcome::Ok);
+    }
+    assert!(diverged);
+    assert_eq!(runs, 2);
+    assert!(matches!(ex.verdict(), Verdict::Inconclusive(r) if r.contains("nondeterminism")));
+}
+
+/// Main spawns two children that each write X; returns the writers in order
+/// and the executed schedule.
+fn replay_two_writers(schedule: &str) -> (Vec<usize>, String) {
+    let mut ex = Explorer::replay(schedule.parse::<Schedule>().unwrap());
+    assert!(ex.begin_execution());
+    let first = ex.child_id(0);
+    ex.arrive(0, Op::Spawn { child: first });
+    while let Choice::Run(t) = ex.choose() {
+        match ex.events().last().unwrap().op {
+            Op::Spawn { child } => {
+                ex.arrive(child, Op::write(1, 0));
+                if child == first {
+                    let second = ex.child_id(0);
+                    ex.arrive(0, Op::Spawn { child: second });
+                } else {
+                    ex.arrive(0, Op::Exit);
+                }
+            }
+            Op::Access { .. } => ex.arrive(t, Op::Exit),
+            _ => {}
+        }
+    }
+    ex.end_execution(Outcome::Ok);
+    let writers = ex.events().iter().filter(|e| matches!(e.op, Op::Access { .. })).map(|e| e.thread).collect();
+    (writers, ex.schedule().to_string())
+}
+
+#[test]
+fn replay_forces_the_schedule() {
+    let (writers, schedule) = replay_two_writers("0*2,2,1");
+    assert_eq!(writers, vec![2, 1]);
+    assert!(schedule.starts_with("0*2,2,1,"), "{schedule}");
+    assert_eq!(replay_two_writers("0*2,1,2").0, vec![1, 2]);
+}

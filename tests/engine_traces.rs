@@ -1,0 +1,204 @@
+//! Optimality and completeness against brute force: on random small programs the
+//! explorer runs exactly one execution per Mazurkiewicz trace (of the feasible
+//! interleavings, with locks), and every trace is among them.
+
+use frontrun::engine::sim::{run_once, Program, SimOp};
+use frontrun::engine::{Config, Explorer, Op, WHOLE};
+use proptest::prelude::*;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Oracle view of an op: an access to key `k` of one object (`WHOLE`: all keys)
+/// or a lock operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Act {
+    Read(u64),
+    Write(u64),
+    Lock(u64),
+    Unlock(u64),
+}
+
+fn conflict(a: Act, b: Act) -> bool {
+    use Act::*;
+    match (a, b) {
+        (Read(x), Write(y)) | (Write(x), Read(y)) | (Write(x), Write(y)) => x == y || x == WHOLE || y == WHOLE,
+        (Lock(x) | Unlock(x), Lock(y) | Unlock(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A trace: which events ran (per-thread counts) and the order of every dependent pair.
+type TraceKey = (Vec<usize>, BTreeSet<((usize, usize), (usize, usize))>);
+
+fn trace_key(threads: usize, run: &[(usize, Act)]) -> TraceKey {
+    let mut counts = vec![0; threads];
+    let ids: Vec<(usize, usize)> = run
+        .iter()
+        .map(|&(t, _)| {
+            counts[t] += 1;
+            (t, counts[t] - 1)
+        })
+        .collect();
+    let mut pairs = BTreeSet::new();
+    for i in 0..run.len() {
+        for j in i + 1..run.len() {
+            if run[i].0 != run[j].0 && conflict(run[i].1, run[j].1) {
+                pairs.insert((ids[i], ids[j]));
+            }
+        }
+    }
+    (counts, pairs)
+}
+
+/// Every maximal feasible interleaving (including deadlocked ones), canonicalised.
+fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
+    fn go(threads: &[Vec<Act>], pcs: &mut Vec<usize>, owners: &mut HashMap<u64, usize>, run: &mut Vec<(usize, Act)>, out: &mut HashSet<TraceKey>) {
+        let mut any = false;
+        for t in 0..threads.len() {
+            let Some(&act) = threads[t].get(pcs[t]) else { continue };
+            match act {
+                Act::Lock(l) if owners.contains_key(&l) => continue,
+                Act::Lock(l) => {
+                    owners.insert(l, t);
+                }
+                Act::Unlock(l) => {
+                    owners.remove(&l);
+                }
+                _ => {}
+            }
+            any = true;
+            pcs[t] += 1;
+            run.push((t, act));
+            go(threads, pcs, owners, run, out);
+            run.pop();
+            pcs[t] -= 1;
+            match act {
+                Act::Lock(l) => {
+                    owners.remove(&l);
+                }
+                Act::Unlock(l) => {
+                    owners.insert(l, t);
+                }
+                _ => {}
+            }
+        }
+        if !any {
+            out.insert(trace_key(threads.len(), run));
+        }
+    }
+    let mut out = HashSet::new();
+    go(threads, &mut vec![0; threads.len()], &mut HashMap::new(), &mut Vec::new(), &mut out);
+    out
+}
+
+fn to_sim(act: Act) -> SimOp {
+    match act {
+        Act::Read(k) => SimOp::Read((1, k)),
+        Act::Write(k) => SimOp::Write((1, k), 1),
+        Act::Lock(l) => SimOp::Lock(100 + l),
+        Act::Unlock(l) => SimOp::Unlock(100 + l),
+    }
+}
+
+/// Runs the explorer; returns the canonical trace of every execution it ran.
+fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
+    let program = Program::parallel(threads.iter().map(|t| t.iter().copied().map(to_sim).collect()).collect());
+    let mut explorer = Explorer::new(Config::default());
+    let mut keys = Vec::new();
+    while explorer.begin_execution() {
+        run_once(&mut explorer, &program, &|_| true);
+        let mut worker_of = HashMap::new();
+        let mut run = Vec::new();
+        for event in explorer.events() {
+            match event.op {
+                Op::Spawn { child } if event.thread == 0 => {
+                    worker_of.insert(child, worker_of.len());
+                }
+                Op::Access { key, kind, .. } => {
+                    let act = if kind.is_read() { Act::Read(key) } else { Act::Write(key) };
+                    run.push((worker_of[&event.thread], act));
+                }
+                Op::Acquire { lock } => run.push((worker_of[&event.thread], Act::Lock(lock - 100))),
+                Op::Release { lock } => run.push((worker_of[&event.thread], Act::Unlock(lock - 100))),
+                _ => {}
+            }
+        }
+        keys.push(trace_key(threads.len(), &run));
+    }
+    assert_eq!(explorer.stats().redundant, 0, "{:?}", explorer.stats());
+    (keys, explorer.stats().executions)
+}
+
+fn check(threads: &[Vec<Act>]) -> Result<(), TestCaseError> {
+    let expected = brute_force(threads);
+    let (keys, executions) = explore_traces(threads);
+    let distinct: HashSet<TraceKey> = keys.iter().cloned().collect();
+    prop_assert_eq!(executions as usize, keys.len());
+    prop_assert_eq!(distinct.len(), keys.len(), "an equivalent execution ran twice: {:?}", threads);
+    prop_assert_eq!(distinct.len(), expected.len(), "explored {} traces, brute force {}: {:?}", distinct.len(), expected.len(), threads);
+    prop_assert!(distinct == expected, "different traces: {:?}", threads);
+    Ok(())
+}
+
+fn access_of(keys: impl Strategy<Value = u64>) -> impl Strategy<Value = Act> {
+    (any::<bool>(), keys).prop_map(|(write, k)| if write { Act::Write(k) } else { Act::Read(k) })
+}
+
+fn access() -> impl Strategy<Value = Act> {
+    access_of(0..2u64)
+}
+
+/// Accesses with up to two lock-protected ranges (nested, disjoint or crossing),
+/// at most `cap` ops in all.
+fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
+    (prop::collection::vec(access(), 0..=3), prop::collection::vec((0..2u64, 0..=3usize, 0..=3usize), 0..=2)).prop_map(
+        move |(mut accesses, mut wraps)| {
+            while accesses.len() + 2 * wraps.len() > cap {
+                if wraps.pop().is_none() {
+                    accesses.pop();
+                }
+            }
+            let n = accesses.len();
+            // Sort key: (position * 2 [+1 for the access], order within position).
+            let mut items: Vec<((usize, usize, usize), Act)> =
+                accesses.into_iter().enumerate().map(|(i, a)| ((2 * i + 1, 0, 0), a)).collect();
+            for (w, (lock, a, b)) in wraps.into_iter().enumerate() {
+                let (start, end) = (a.min(b).min(n), a.max(b).min(n));
+                items.push(((2 * start, 1, w), Act::Lock(lock)));
+                let after_lock = if start == end { 2 } else { 0 };
+                items.push(((2 * end, after_lock, w), Act::Unlock(lock)));
+            }
+            items.sort();
+            items.into_iter().map(|(_, a)| a).collect()
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_execution_per_trace(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(access(), 0..=4), n))) {
+        check(&threads)?;
+    }
+
+    #[test]
+    fn one_execution_per_trace_with_whole_object_accesses(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(access_of(prop_oneof![Just(0u64), Just(1), Just(WHOLE)]), 0..=4), n))) {
+        check(&threads)?;
+    }
+
+    #[test]
+    fn one_execution_per_feasible_trace_with_locks(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(locked_thread(if n == 2 { 6 } else { 4 }), n))) {
+        check(&threads)?;
+    }
+}
+
+#[test]
+fn brute_force_agrees_with_known_counts() {
+    let w = Act::Write(0);
+    assert_eq!(brute_force(&[vec![w; 3], vec![w; 3]]).len(), 20);
+    let rw = vec![Act::Read(0), Act::Write(0)];
+    assert_eq!(brute_force(&[rw.clone(), rw.clone(), rw]).len(), 36);
+    let deadlock = [vec![Act::Lock(0), Act::Lock(1), Act::Unlock(1), Act::Unlock(0)], vec![Act::Lock(1), Act::Lock(0), Act::Unlock(0), Act::Unlock(1)]];
+    assert_eq!(brute_force(&deadlock).len(), 3);
+    check(&deadlock).unwrap();
+}
