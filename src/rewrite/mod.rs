@@ -328,10 +328,12 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
     for s in &selection.stashes {
         before[s.load].push(Chunk::Stash);
-        if s.pop_after_pop_top {
-            after[s.call_end + 1].push(Chunk::PopTop);
-        } else {
-            after[s.call_end].push(Chunk::Unstash);
+        for end in &s.call_ends {
+            if end.pop_after_pop_top {
+                after[end.call_end + 1].push(Chunk::PopTop);
+            } else {
+                after[end.call_end].push(Chunk::Unstash);
+            }
         }
     }
     for a in &mut after {

@@ -43,14 +43,21 @@ pub struct Report {
 pub struct Stash {
     /// The method-form load; `COPY 1` goes right before it.
     pub load: usize,
-    /// The last instruction of the call (3.11: the CALL after PRECALL).
-    pub call_end: usize,
+    /// The last instruction of each call that consumes the pair (3.11: the CALL after
+    /// PRECALL); more than one where the compiler duplicated the call into both arms of a
+    /// conditional argument.
+    pub call_ends: Vec<StashEnd>,
     /// Stack index (original coordinates) of the pair's bottom slot; the stash takes this
     /// index and everything from it up moves one slot higher while the stash lives.
     pub slot: u32,
     /// Instructions executed while the stash is on the stack (including exception handlers
     /// that keep the pair), for handler depth adjustment.
     pub region: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct StashEnd {
+    pub call_end: usize,
     /// The call result is discarded by an unlabelled POP_TOP right after the call: pop the
     /// stash with a second POP_TOP there instead of `SWAP 2; POP_TOP` (keeps 3.11-3.14's
     /// list.append specialisation, which requires CALL to be followed by POP_TOP).
@@ -266,12 +273,12 @@ impl<'a> Selector<'a> {
     /// Follow the callable pair whose bottom slot is `slot`, pushed by instruction `from`,
     /// to the call that consumes it. Every path must reach the same call without touching the
     /// pair. Returns the call and the instructions executed while the pair is on the stack.
-    fn pair_strict(&self, from: usize, slot: u32) -> Option<(CallSite, Vec<usize>)> {
+    fn pair_strict(&self, from: usize, slot: u32) -> Option<(Vec<CallSite>, Vec<usize>)> {
         let n = self.code.instrs.len();
         let mut seen = vec![false; n];
         let mut work = vec![from + 1];
         let mut region = vec![from];
-        let mut found: Option<CallSite> = None;
+        let mut found: Vec<CallSite> = Vec::new();
         let mut budget = 50_000usize;
         while let Some(i) = work.pop() {
             if i >= n || seen[i] {
@@ -282,10 +289,7 @@ impl<'a> Selector<'a> {
             let h = self.height[i]?;
             if let Some(cs) = self.calls[i] {
                 if h.checked_sub(cs.consumed) == Some(slot) {
-                    if found.is_some_and(|f| f.start != cs.start) {
-                        return None;
-                    }
-                    found = Some(cs);
+                    found.push(cs);
                     region.extend(cs.start..=cs.end);
                     continue;
                 }
@@ -321,7 +325,7 @@ impl<'a> Selector<'a> {
                 }
             }
         }
-        found.map(|cs| (cs, region))
+        (!found.is_empty()).then_some((found, region))
     }
 
     /// The call whose callable (non-NULL slot) is the value at stack index `slot` pushed by
@@ -403,33 +407,40 @@ impl<'a> Selector<'a> {
         self.report(cs.insert_at, SiteKind::BuiltinCall, Some(name), fetch);
     }
 
-    fn stash_call(&mut self, load: usize, slot: u32, cs: CallSite, region: Vec<usize>, name: String, returns: bool) {
-        if !self.insertable[load] || !self.insertable[cs.insert_at] || !self.claimed.insert(cs.start) {
+    fn stash_call(&mut self, load: usize, slot: u32, calls: Vec<CallSite>, region: Vec<usize>, name: String, returns: bool) {
+        if !self.insertable[load]
+            || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(&cs.start))
+        {
             return;
         }
-        let next = cs.end + 1;
-        let pop_after_pop_top = !returns
-            && next < self.code.instrs.len()
-            && self.op(next) == self.ops.pop_top
-            && self.code.instrs[next].label.is_none();
-        self.out.reports.push(Report {
-            at: cs.insert_at,
-            after: false,
-            kind: SiteKind::Call,
-            name: Some(name.clone()),
-            fetch: vec![Fetch::Depth(cs.consumed + 1)],
-        });
-        if returns {
+        let mut call_ends = Vec::new();
+        for cs in calls {
+            self.claimed.insert(cs.start);
+            let next = cs.end + 1;
+            let pop_after_pop_top = !returns
+                && next < self.code.instrs.len()
+                && self.op(next) == self.ops.pop_top
+                && self.code.instrs[next].label.is_none();
             self.out.reports.push(Report {
-                at: cs.end,
-                after: true,
-                kind: SiteKind::CallReturn,
-                name: Some(name),
-                fetch: vec![Fetch::Depth(2), Fetch::Depth(1)],
+                at: cs.insert_at,
+                after: false,
+                kind: SiteKind::Call,
+                name: Some(name.clone()),
+                fetch: vec![Fetch::Depth(cs.consumed + 1)],
             });
+            if returns {
+                self.out.reports.push(Report {
+                    at: cs.end,
+                    after: true,
+                    kind: SiteKind::CallReturn,
+                    name: Some(name.clone()),
+                    fetch: vec![Fetch::Depth(2), Fetch::Depth(1)],
+                });
+            }
+            call_ends.push(StashEnd { call_end: cs.end, pop_after_pop_top });
         }
         self.note_borrowed_receiver(load);
-        self.out.stashes.push(Stash { load, call_end: cs.end, slot, region, pop_after_pop_top });
+        self.out.stashes.push(Stash { load, call_ends, slot, region });
     }
 
     /// 3.14+: the stash copies the receiver; if that is a borrowed reference it must become
@@ -478,12 +489,14 @@ impl<'a> Selector<'a> {
                 if !(builtin || resource || container || all) {
                     continue;
                 }
-                let Some((cs, region)) = self.pair_strict(i, slot) else { continue };
+                let Some((calls, region)) = self.pair_strict(i, slot) else { continue };
                 let before = self.claimed.len();
                 if builtin {
-                    self.builtin_call(cs, name);
+                    for cs in calls {
+                        self.builtin_call(cs, name.clone());
+                    }
                 } else {
-                    self.stash_call(i, slot, cs, region, name, resource || all);
+                    self.stash_call(i, slot, calls, region, name, resource || all);
                 }
                 if self.claimed.len() > before {
                     method_loads_done.insert(i);
@@ -491,8 +504,8 @@ impl<'a> Selector<'a> {
             } else if is(o.load_global) && self.name_flag(i) && shared {
                 let Some(name) = self.name(i) else { continue };
                 if m.builtin.contains(name.as_str()) {
-                    if let Some((cs, _)) = self.pair_strict(i, h) {
-                        self.builtin_call(cs, name);
+                    for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
+                        self.builtin_call(cs, name.clone());
                     }
                 }
             }
