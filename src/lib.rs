@@ -7,6 +7,7 @@
 //! `python` holds the PyO3 bindings that expose all of it as `frontrun._native`.
 
 pub mod tables;
+pub mod instr;
 pub mod linetable;
 pub mod exctable;
 pub mod decode;
