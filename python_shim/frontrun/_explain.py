@@ -176,6 +176,20 @@ def race_report(rt, steps):
     return out
 
 
+def lock_order_report(rt, steps):
+    """For failures with no conflicting data access in view: the order locks were taken in."""
+    acquires = [s for s in steps if s.access == "acquire"]
+    out = []
+    for n in dict.fromkeys(s.obj for s in acquires):
+        mine = [s for s in acquires if s.obj == n]
+        if len({s.thread for s in mine}) < 2:
+            continue
+        out.append(f"No two threads touched the same data without {_lock_label(rt, n)} in between; it was taken in this order:")
+        width = max(len(_where(s.file, s.line)) for s in mine)
+        out += [_step_line(s, width) for s in mine[:MAX_LINES]]
+    return out
+
+
 def _lock_label(rt, n):
     name = rt.lock_name(n)
     obj = rt.object(n)
@@ -232,7 +246,7 @@ def explain(rt, run, invariant, schedule):
     if run.kind == "deadlock":
         out += deadlock_report(rt, steps)
     else:
-        out += race_report(rt, steps)
+        out += race_report(rt, steps) or lock_order_report(rt, steps)
     if run.kind == "invariant":
         name = getattr(invariant, "__qualname__", None) or repr(invariant)
         line = f"invariant {name} failed"
