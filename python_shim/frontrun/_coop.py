@@ -25,6 +25,9 @@ from contextlib import contextmanager
 
 _rt = None  # the DporRuntime of the exploration in progress
 _pool = None
+# Seconds the modelled clock is ahead of the real one: a sleep or a wait that times out takes no
+# real time, but code that re-reads the clock (``queue.Queue.get(timeout=...)``) must see it pass.
+_clock_offset = 0.0
 
 _orig = {}
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,7 +79,11 @@ class Lock:
             return self._real.acquire(blocking, timeout)
         if not blocking and timeout != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
-        return rt.lock_acquire(self, blocking, timeout is not None and timeout >= 0, _site(rt))
+        timed = timeout is not None and timeout >= 0
+        got = rt.lock_acquire(self, blocking, timed, _site(rt))
+        if not got and timed:
+            _advance_clock(timeout)
+        return got
 
     def release(self):
         rt = _managed()
@@ -248,6 +255,8 @@ class Condition:
         notified = False
         try:
             notified = rt.cond_wait(base, timeout is not None, _site(rt))
+            if not notified and timeout is not None:
+                _advance_clock(timeout)
         finally:
             if hasattr(self._lock, "_acquire_restore"):
                 self._lock._acquire_restore(saved)
@@ -335,6 +344,20 @@ class SimpleQueue(queue.Queue):
         self.put(item, block=False)
 
 
+def _advance_clock(seconds):
+    global _clock_offset
+    if seconds and seconds > 0:
+        _clock_offset += seconds
+
+
+def _monotonic():
+    return _orig["monotonic"]() + _clock_offset
+
+
+def _time():
+    return _orig["time"]() + _clock_offset
+
+
 def _sleep(seconds):
     rt = _managed()
     if rt is None:
@@ -342,6 +365,7 @@ def _sleep(seconds):
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
     rt.yield_point(_site(rt))
+    _advance_clock(seconds)
 
 
 def _thread_start(self):
@@ -381,6 +405,11 @@ _PATCHES = [
     (threading, "Condition", Condition),
     (queue, "SimpleQueue", SimpleQueue),
     (time, "sleep", _sleep),
+    (time, "monotonic", _monotonic),
+    (time, "time", _time),
+    # Bound at import by queue and threading: their timeouts read these.
+    (queue, "time", _monotonic),
+    (threading, "_time", _monotonic),
     (threading.Thread, "start", _thread_start),
     (threading.Thread, "join", _thread_join),
     (threading.Thread, "is_alive", _thread_is_alive),
@@ -388,7 +417,11 @@ _PATCHES = [
 
 
 def _key(owner, name):
-    return f"Thread.{name}" if owner is threading.Thread else name
+    if owner is threading.Thread:
+        return f"Thread.{name}"
+    if owner is not time and name == "time" or name == "_time":
+        return f"{owner.__name__}.{name}"
+    return name
 
 
 for _owner, _name, _ in _PATCHES:

@@ -25,6 +25,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from frontrun import _coop, _native
 
+# The real clock: during an exploration time.monotonic runs ahead by the modelled waits.
+_now = _coop._orig["monotonic"]
+
 DEFAULT_MAX_STEPS = 100_000
 PROGRESS_AFTER = 2.0  # seconds before the progress line appears
 
@@ -96,6 +99,7 @@ class _Pool:
             try:
                 task = rt.next_task(slot)
                 if task is None:
+                    _forget_dummy_thread()
                     return
                 _tid, fn = task
                 error = None
@@ -111,6 +115,15 @@ class _Pool:
                 rt.finish_task(slot, error)
             except ExecutionAborted:
                 rt.finish_task(slot, None)
+
+
+def _forget_dummy_thread():
+    """A worker is no threading.Thread; drop the placeholder threading made for it."""
+    try:
+        with threading._active_limbo_lock:
+            threading._active.pop(threading.get_ident(), None)
+    except Exception:
+        pass
 
 
 def _preexisting_locals():
@@ -223,7 +236,7 @@ def _run_one(rt, setup, threads, invariant, timeout):
 
 class _Progress:
     def __init__(self):
-        self.started = time.monotonic()
+        self.started = _now()
         self.enabled = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         self.last = 0.0
         self.shown = False
@@ -231,7 +244,7 @@ class _Progress:
     def tick(self, n):
         if not self.enabled:
             return
-        now = time.monotonic()
+        now = _now()
         elapsed = now - self.started
         if elapsed < PROGRESS_AFTER or now - self.last < 0.5:
             return
@@ -288,7 +301,7 @@ def explore_dpor(
     as a runaway.
     """
     threads = _check_threads(threads)
-    started = time.monotonic()
+    started = _now()
     deadline = None if timeout is None else started + timeout
     rt = _make_runtime(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps)
     pool = _Pool(rt)
@@ -300,13 +313,13 @@ def explore_dpor(
     stopped_reason = None
     with _coop.patched(rt, pool):
         while True:
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and _now() >= deadline:
                 stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
                 break
             if not rt.begin_execution():
                 break
             pool.ensure_idle(len(threads))
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            remaining = None if deadline is None else max(0.0, deadline - _now())
             run = _run_one(rt, setup, threads, invariant, remaining)
             executions += 1
             if executions == 1 and rt.user_steps() == 0 and run.end == "finished":
@@ -336,7 +349,7 @@ def explore_dpor(
     stats = dict(rt.stats())
     verdict, reason = rt.verdict()
     num = int(stats.get("executions", executions))
-    elapsed = time.monotonic() - started
+    elapsed = _now() - started
     if first_failure is not None:
         run, schedule = first_failure
         result = _explained(schedule, setup, threads, invariant, run, max_steps)
@@ -418,9 +431,9 @@ def replay(
 ) -> DporResult:
     """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
     threads = _check_threads(threads)
-    started = time.monotonic()
+    started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
-    elapsed = time.monotonic() - started
+    elapsed = _now() - started
     if run.end == "diverged":
         return DporResult(
             property_holds=None,

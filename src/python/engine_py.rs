@@ -87,8 +87,9 @@ struct ThreadRt {
     /// Real `_thread` locks this thread holds: (lock number, lock, is RLock).
     held_real: Vec<(u64, Py<PyAny>, bool)>,
     info: Option<StepInfo>,
-    /// Last attribute/global load (object, name): names the lock a `with` then enters.
-    last_load: Option<(Py<PyAny>, Py<PyAny>)>,
+    /// Last attribute/global loads (object, name), newest last: name the lock a `with` or an
+    /// `acquire` then uses (`s.lock.acquire()` loads `lock`, then `acquire`).
+    last_loads: Vec<(Py<PyAny>, Py<PyAny>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -308,7 +309,11 @@ impl Inner {
         match ev.kind {
             EventKind::AttrLoad | EventKind::GlobalLoad => {
                 if st.explain {
-                    st.exec.threads[tid].last_load = Some((ev.obj.clone_ref(py), ev.key.clone_ref(py)));
+                    let loads = &mut st.exec.threads[tid].last_loads;
+                    if loads.len() == 3 {
+                        loads.remove(0);
+                    }
+                    loads.push((ev.obj.clone_ref(py), ev.key.clone_ref(py)));
                 }
                 named(st, Read)
             }
@@ -464,22 +469,25 @@ impl Inner {
         if !st.explain || st.exec.lock_names.contains_key(&lock_n) {
             return;
         }
-        let Some((owner, name)) = st.exec.threads[tid].last_load.as_ref().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))) else { return };
-        let (owner, name) = (owner.bind(py), name.bind(py));
+        let loads: Vec<(Py<PyAny>, Py<PyAny>)> = st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
         let lock = st.exec.refs[(lock_n - 1) as usize].bind(py).clone();
-        let value = if let Ok(d) = owner.cast::<PyDict>() {
-            d.get_item(name).ok().flatten()
-        } else {
-            owner.getattr("__dict__").ok().and_then(|d| d.cast::<PyDict>().ok().and_then(|d| d.get_item(name).ok().flatten()))
-        };
-        if value.is_some_and(|v| v.is(&lock)) {
-            let label = if owner.is_instance_of::<PyDict>() {
-                name.to_string()
+        for (owner, name) in loads {
+            let (owner, name) = (owner.bind(py), name.bind(py));
+            let value = if let Ok(d) = owner.cast::<PyDict>() {
+                d.get_item(name).ok().flatten()
             } else {
-                let tname = owner.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-                format!("{tname}.{name}")
+                owner.getattr("__dict__").ok().and_then(|d| d.cast::<PyDict>().ok().and_then(|d| d.get_item(name).ok().flatten()))
             };
-            st.exec.lock_names.insert(lock_n, label);
+            if value.is_some_and(|v| v.is(&lock)) {
+                let label = if owner.is_instance_of::<PyDict>() {
+                    name.to_string()
+                } else {
+                    let tname = owner.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                    format!("{tname}.{name}")
+                };
+                st.exec.lock_names.insert(lock_n, label);
+                return;
+            }
         }
     }
 
@@ -1248,34 +1256,41 @@ impl DporRuntime {
     fn lock_acquire(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, blocking: bool, timed: bool, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else { return Err(PyRuntimeError::new_err("not an explored thread")) };
+        let site_copy = |py: Python<'_>| site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
+        let mut st = inner.lock_state(py);
+        let n = Inner::number(&mut st, lock);
+        inner.name_lock(py, &mut st, tid, n);
+        if blocking && !timed {
+            let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site_copy(py), None);
+            inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
+            return Ok(true);
+        }
+        // A try looks at the lock: the same op whatever the lock's state (a thread's next op
+        // must depend on its own past only), the outcome decided when it is performed.
+        let try_op = Op::Access { obj: n, key: WHOLE, kind: AccessKind::Write };
+        let mut polling = false;
         loop {
-            let mut st = inner.lock_state(py);
-            let n = Inner::number(&mut st, lock);
-            inner.name_lock(py, &mut st, tid, n);
-            let held = st.exec.owners.get(&n).is_some_and(|&o| o != tid);
-            if !held || (blocking && !timed) {
-                let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site, None);
-                inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
-                return Ok(true);
-            }
-            // Held by another thread: a try, or a timed poll woken by the release.
-            let op = Op::Access { obj: n, key: WHOLE, kind: AccessKind::Write };
-            let th = &mut st.exec.threads[tid];
-            th.timed_out = false;
-            if blocking {
+            if polling {
+                let th = &mut st.exec.threads[tid];
                 th.blocked = true;
                 th.timed = true;
                 th.polling = Some(n);
             }
-            let info = site_info(py, tid, op, "try_acquire", site.as_ref().map(|(f, l)| (f.clone_ref(py), *l)), None);
-            inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))?;
-            let mut st = inner.lock_state(py);
+            let info = site_info(py, tid, try_op, "try_acquire", site_copy(py), None);
+            inner.step(py, st, tid, try_op, info).map_err(|_| aborted(py, inner))?;
+            st = inner.lock_state(py);
             let th = &mut st.exec.threads[tid];
             let timed_out = std::mem::take(&mut th.timed_out);
             th.timed = false;
+            if !st.exec.owners.contains_key(&n) {
+                let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site_copy(py), None);
+                inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
+                return Ok(true);
+            }
             if !blocking || timed_out {
                 return Ok(false);
             }
+            polling = true;
         }
     }
 
