@@ -67,11 +67,12 @@ def _site(rt):
 class Lock:
     """``threading.Lock`` during an exploration."""
 
-    __slots__ = ("_real", "_frontrun_site", "__weakref__")
+    __slots__ = ("_real", "_frontrun_site", "_frontrun_owner", "__weakref__")
 
     def __init__(self):
         self._real = _thread.allocate_lock()
         self._frontrun_site = _caller_site(2)
+        self._frontrun_owner = self  # the object the user holds (an RLock for its inner lock)
 
     def acquire(self, blocking=True, timeout=-1):
         rt = _managed()
@@ -140,6 +141,7 @@ class RLock:
     def __init__(self, *args, **kwargs):
         self._base = Lock()
         self._base._frontrun_site = self._frontrun_site = _caller_site(2)
+        self._base._frontrun_owner = self
         self._owner = None
         self._count = 0
         self._real = _orig["RLock"]()
@@ -442,6 +444,8 @@ def patched(rt, pool):
         yield
     finally:
         rt.stop()
+        if pool is not None:
+            pool.join()
         for owner, name, _ in _PATCHES:
             setattr(owner, name, _orig[_key(owner, name)])
         _rt, _pool = None, None

@@ -81,16 +81,32 @@ class _Pool:
 
     def __init__(self, rt):
         self.rt = rt
-        self.started = 0
+        self.exited = []  # one held lock per worker, released as its very last act
         self.locals = _preexisting_locals()
 
     def ensure_idle(self, n):
         while self.rt.idle_workers() < n:
             slot = self.rt.register_worker(0)
-            self.started += 1
-            _thread.start_new_thread(self._main, (slot,))
+            exited = _thread.allocate_lock()
+            exited.acquire()
+            self.exited.append(exited)
+            _thread.start_new_thread(self._main, (slot, exited))
 
-    def _main(self, slot):
+    def join(self, timeout=5.0):
+        """Waits for the workers to leave (after ``rt.stop()``): none may still be inside the
+        native module when the interpreter shuts down."""
+        deadline = _now() + timeout
+        for exited in self.exited:
+            if exited.acquire(True, max(0.0, deadline - _now())):
+                exited.release()
+
+    def _main(self, slot, exited):
+        try:
+            self._loop(slot)
+        finally:
+            exited.release()
+
+    def _loop(self, slot):
         rt = self.rt
         rt.set_worker_ident(slot, threading.get_ident())
         # The dummy Thread object is made now, with real primitives, not inside a task.

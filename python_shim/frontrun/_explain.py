@@ -90,6 +90,51 @@ def _location_name(step, obj):
     return f"{tname}[{key!r}]"
 
 
+class _Paths:
+    """Names objects by how the test state reaches them (``state.accounts['alice']``)."""
+
+    def __init__(self, state, limit=4, budget=5000):
+        self.found = {}
+        if state is None:
+            return
+        frontier = [(state, "state")]
+        seen = {id(state)}
+        self.found[id(state)] = "state"
+        for _ in range(limit):
+            nxt = []
+            for obj, path in frontier:
+                for child, child_path in self._children(obj, path):
+                    budget -= 1
+                    if budget <= 0:
+                        return
+                    if id(child) in seen or isinstance(child, (int, float, str, bytes, bool, type(None))):
+                        continue
+                    seen.add(id(child))
+                    self.found[id(child)] = child_path
+                    nxt.append((child, child_path))
+            frontier = nxt
+
+    @staticmethod
+    def _children(obj, path):
+        try:
+            if isinstance(obj, dict):
+                return [(v, f"{path}[{k!r}]") for k, v in list(obj.items())[:50]]
+            if isinstance(obj, (list, tuple)):
+                return [(v, f"{path}[{i}]") for i, v in enumerate(obj[:50])]
+            d = getattr(obj, "__dict__", None)
+            if isinstance(d, dict) and not isinstance(obj, type):
+                return [(v, f"{path}.{k}") for k, v in d.items() if isinstance(k, str) and not k.startswith("__")]
+        except Exception:
+            pass
+        return []
+
+    def of(self, obj):
+        return self.found.get(id(obj))
+
+
+_paths = _Paths(None)
+
+
 def _describe_object(rt, n):
     obj = rt.object(n)
     where = _created_at(obj) if obj is not None else None
@@ -162,6 +207,11 @@ def race_report(rt, steps):
         named = next((s for s in accesses if s.key_id != WHOLE), accesses[0])
         obj = rt.object(loc[0])
         title = _location_name(named, obj)
+        path = _paths.of(obj)
+        if path and not title.startswith(("global", "closure")):
+            attr = title.split(".", 1)[1] if "." in title and named.kind.startswith("attr") else None
+            full = f"{path}.{attr}" if attr else (f"{path}[{named.key!r}]" if named.kind.startswith("item") and named.key_id != WHOLE else path)
+            title = f"{full} ({title})" if full != title else title
         out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
         width = max(len(_where(s.file, s.line)) for s in accesses)
         for s in accesses[:MAX_LINES]:
@@ -169,7 +219,7 @@ def race_report(rt, steps):
         if len(accesses) > MAX_LINES:
             out.append(f"  ... {len(accesses) - MAX_LINES} more")
         value = _final_value(obj, named) if obj is not None else None
-        if value is not None:
+        if value is not None and " object at 0x" not in value:
             out.append(f"  afterwards {title} = {value}")
     if len(locs) > MAX_LOCATIONS:
         out.append(f"(and {len(locs) - MAX_LOCATIONS} more racing locations)")
@@ -191,8 +241,8 @@ def lock_order_report(rt, steps):
 
 
 def _lock_label(rt, n):
-    name = rt.lock_name(n)
     obj = rt.object(n)
+    name = _paths.of(getattr(obj, "_frontrun_owner", obj)) or rt.lock_name(n)
     where = _created_at(obj) if obj is not None else None
     if name and where:
         return f"{name} (created at {where})"
@@ -241,6 +291,8 @@ def deadlock_report(rt, steps):
 
 
 def explain(rt, run, invariant, schedule):
+    global _paths
+    _paths = _Paths(run.state)
     steps = [Step(i, raw) for i, raw in enumerate(rt.steps())]
     out = []
     if run.kind == "deadlock":
