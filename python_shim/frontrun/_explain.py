@@ -138,7 +138,8 @@ _paths = _Paths(None)
 def _describe_object(rt, n):
     obj = rt.object(n)
     where = _created_at(obj) if obj is not None else None
-    return f"object #{n}" + (f", created at {where}" if where else "")
+    path = _paths.of(obj) if obj is not None else None
+    return f"object #{n}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")
 
 
 def _step_line(step, width):
@@ -207,11 +208,6 @@ def race_report(rt, steps):
         named = next((s for s in accesses if s.key_id != WHOLE), accesses[0])
         obj = rt.object(loc[0])
         title = _location_name(named, obj)
-        path = _paths.of(obj)
-        if path and not title.startswith(("global", "closure")):
-            attr = title.split(".", 1)[1] if "." in title and named.kind.startswith("attr") else None
-            full = f"{path}.{attr}" if attr else (f"{path}[{named.key!r}]" if named.kind.startswith("item") and named.key_id != WHOLE else path)
-            title = f"{full} ({title})" if full != title else title
         out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
         width = max(len(_where(s.file, s.line)) for s in accesses)
         for s in accesses[:MAX_LINES]:
@@ -242,15 +238,12 @@ def lock_order_report(rt, steps):
 
 def _lock_label(rt, n):
     obj = rt.object(n)
-    name = _paths.of(getattr(obj, "_frontrun_owner", obj)) or rt.lock_name(n)
+    name = rt.lock_name(n)
+    path = _paths.of(getattr(obj, "_frontrun_owner", obj))
     where = _created_at(obj) if obj is not None else None
-    if name and where:
-        return f"{name} (created at {where})"
-    if name:
-        return name
-    if where:
-        return f"the lock created at {where}"
-    return f"lock #{n}"
+    details = [d for d in (path if path != name else None, f"created at {where}" if where else None) if d]
+    label = name or (f"the lock {path}" if path else f"lock #{n}")
+    return f"{label} ({', '.join(details)})" if details else label
 
 
 def deadlock_report(rt, steps):
