@@ -12,7 +12,6 @@ from __future__ import annotations
 import _thread
 import bisect
 import builtins
-import gc
 import heapq
 import operator
 import sys
@@ -82,7 +81,6 @@ class _Pool:
     def __init__(self, rt):
         self.rt = rt
         self.exited = []  # one held lock per worker, released as its very last act
-        self.locals = _preexisting_locals()
 
     def ensure_idle(self, n):
         while self.rt.idle_workers() < n:
@@ -120,7 +118,7 @@ class _Pool:
                 _tid, fn = task
                 error = None
                 try:
-                    for loc in self.locals:
+                    for loc in rt.seen_locals():
                         # Worker threads are reused: no thread-local value leaks to the next task.
                         loc.__dict__.clear()
                     fn()
@@ -140,13 +138,6 @@ def _forget_dummy_thread():
             threading._active.pop(threading.get_ident(), None)
     except Exception:
         pass
-
-
-def _preexisting_locals():
-    try:
-        return [o for o in gc.get_objects() if isinstance(o, threading.local)]
-    except Exception:
-        return []
 
 
 def _format_exception(exc_info):
@@ -178,6 +169,7 @@ def _make_runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAU
         deque=deque,
         lock_type=t.LockType,
         rlock_type=t.RLock,
+        local_type=t._local,
         builtins_map=builtins_map,
         heap_writers=heap_writers,
         resource_methods=list(_RESOURCE_METHODS),

@@ -142,6 +142,8 @@ struct State {
     name_refs: Vec<Py<PyAny>>,
     max_steps: u64,
     explain: bool,
+    /// `threading.local` objects explored threads have used (kept across executions).
+    seen_locals: Vec<Py<PyAny>>,
 }
 
 struct Types {
@@ -149,6 +151,7 @@ struct Types {
     deque: Py<PyAny>,
     lock: Py<PyAny>,
     rlock: Py<PyAny>,
+    local: Py<PyAny>,
     getattr: Py<PyAny>,
     setattr: Py<PyAny>,
     delattr: Py<PyAny>,
@@ -198,6 +201,10 @@ impl Inner {
                 Err(TryLockError::WouldBlock) => py.detach(|| drop(self.state.lock())),
             }
         }
+    }
+
+    fn set_turn(&self, st: &mut State, turn: Option<ThreadId>) {
+        st.exec.turn = turn;
     }
 
     fn current(&self) -> Option<ThreadId> {
@@ -301,6 +308,14 @@ impl Inner {
         let obj = ev.obj.bind(py);
         let key = ev.key.bind(py);
         use AccessKind::{Delete, Read, Write};
+        if matches!(ev.kind, EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete) && obj.is_instance(self.types.local.bind(py)).unwrap_or(false) {
+            // Each thread has its own values: not shared. Remembered so that a reused worker
+            // starts every task with none.
+            if !st.seen_locals.iter().any(|l| l.bind(py).is(obj)) {
+                st.seen_locals.push(ev.obj.clone_ref(py));
+            }
+            return None;
+        }
         let named = |st: &mut State, kind: AccessKind| {
             let o = Self::number_owner(st, obj);
             let k = Self::name_key(st, key);
@@ -426,6 +441,9 @@ impl Inner {
     }
 
     fn is_container(&self, obj: &Bound<'_, PyAny>) -> bool {
+        if obj.is_exact_instance_of::<PyInt>() || obj.is_exact_instance_of::<PyFloat>() || obj.is_exact_instance_of::<PyString>() {
+            return false;
+        }
         obj.is_instance_of::<PyList>()
             || obj.is_instance_of::<PyDict>()
             || obj.is_instance_of::<PySet>()
@@ -546,7 +564,7 @@ impl Inner {
         }
         let abort = !matches!(end, End::Finished);
         st.exec.done = Some(end);
-        st.exec.turn = None;
+        self.set_turn(st, None);
         if abort {
             st.exec.aborting = true;
             for s in &st.slots {
@@ -632,9 +650,9 @@ impl Inner {
     }
 
     /// Hands a thread that was spawned but has not reached its first report the turn.
-    fn start_unstarted(st: &mut State) -> bool {
+    fn start_unstarted(&self, st: &mut State) -> bool {
         let Some(c) = st.exec.unstarted.pop_front() else { return false };
-        st.exec.turn = Some(c);
+        self.set_turn(st, Some(c));
         if let Some(s) = st.idle.pop() {
             st.slots[s].tid = Some(c);
             st.exec.threads[c].slot = Some(s);
@@ -652,7 +670,7 @@ impl Inner {
                 return;
             }
             if !st.explorer.is_ready() {
-                if !Self::start_unstarted(st) && st.exec.turn.is_none() {
+                if !self.start_unstarted(st) && st.exec.turn.is_none() {
                     // Cannot happen: a live thread neither arrived nor running.
                     self.end(st, End::Diverged("a live thread never reached a scheduling point".into()));
                 }
@@ -671,7 +689,7 @@ impl Inner {
                     if op == Op::Exit {
                         continue;
                     }
-                    st.exec.turn = Some(x);
+                    self.set_turn(st, Some(x));
                     Self::notify_slot(st, x);
                     return;
                 }
@@ -712,7 +730,7 @@ impl Inner {
             return Err(Aborted);
         }
         if st.exec.turn == Some(tid) {
-            st.exec.turn = None;
+            self.set_turn(&mut st, None);
         }
         Self::arrive(&mut st, tid, op, info);
         self.drive(&mut st);
@@ -747,6 +765,10 @@ impl Inner {
     /// The sink: every report of every thread arrives here.
     fn on_event(&self, py: Python<'_>, ev: &Event) {
         let Some(tid) = self.current() else { return };
+        // The commonest report that means nothing: `total += i` on a local number.
+        if ev.kind == EventKind::Inplace && !self.is_container(ev.obj.bind(py)) {
+            return;
+        }
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
         }
@@ -820,7 +842,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -828,6 +850,7 @@ impl DporRuntime {
         deque: Py<PyAny>,
         lock_type: Py<PyAny>,
         rlock_type: Py<PyAny>,
+        local_type: Py<PyAny>,
         builtins_map: &Bound<'_, PyDict>,
         heap_writers: Vec<Py<PyAny>>,
         resource_methods: Vec<String>,
@@ -852,6 +875,7 @@ impl DporRuntime {
             deque,
             lock: lock_type,
             rlock: rlock_type,
+            local: local_type,
             getattr: get("getattr")?,
             setattr: get("setattr")?,
             delattr: get("delattr")?,
@@ -874,6 +898,7 @@ impl DporRuntime {
             name_refs: Vec::new(),
             max_steps,
             explain,
+            seen_locals: Vec::new(),
         };
         Ok(DporRuntime { inner: Arc::new(Inner { state: Mutex::new(state), done_cv: Condvar::new(), types, resource_methods }) })
     }
@@ -915,6 +940,11 @@ impl DporRuntime {
     /// The OS thread id of the worker in `slot` (set by the worker itself when it starts).
     fn set_worker_ident(&self, py: Python<'_>, slot: usize, ident: u64) {
         self.inner.lock_state(py).slots[slot].ident = ident;
+    }
+
+    /// The `threading.local` objects explored threads have used so far.
+    fn seen_locals(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.inner.lock_state(py).seen_locals.iter().map(|l| l.clone_ref(py)).collect()
     }
 
     fn idle_workers(&self, py: Python<'_>) -> usize {
@@ -993,17 +1023,15 @@ impl DporRuntime {
             }
             if !st.exec.aborting && st.exec.done.is_none() {
                 if st.exec.turn == Some(tid) {
-                    st.exec.turn = None;
+                    inner.set_turn(&mut st, None);
                 }
                 Inner::arrive(&mut st, tid, Op::Exit, None);
                 inner.drive(&mut st);
             }
             CURRENT.with(|c| c.set(None));
-            // An abort raised asynchronously that has not fired yet must not hit the worker loop.
-            // SAFETY: attached; NULL clears this thread's pending async exception.
-            unsafe {
-                ffi::PyThreadState_SetAsyncExc(st.slots[slot].ident as std::os::raw::c_long, std::ptr::null_mut());
-            }
+            // No clearing of a pending asynchronous abort here: PyThreadState_SetAsyncExc(id, NULL)
+            // leaves the interpreter's async-exception signal set on 3.11, and every thread then
+            // spins in its eval breaker. A stray abort is caught by the worker loop instead.
             st.exec.active = st.exec.active.saturating_sub(1);
             st.slots[slot].tid = None;
             if let Some(th) = st.exec.threads.get_mut(tid) {
