@@ -38,6 +38,17 @@ _INTERNAL_FILES = {
 }
 
 
+_internal_names = {}  # co_filename -> whether it is frontrun's, threading's or queue's
+
+
+def _is_internal(name):
+    known = _internal_names.get(name)
+    if known is None:
+        path = os.path.abspath(name)
+        known = _internal_names[name] = path in _INTERNAL_FILES or path.startswith(_HERE)
+    return known
+
+
 def _caller_site(depth=2):
     """(file, line) of the first frame outside frontrun and the threading/queue modules."""
     try:
@@ -45,9 +56,8 @@ def _caller_site(depth=2):
     except ValueError:
         return None
     while f is not None:
-        name = f.f_code.co_filename
-        if os.path.abspath(name) not in _INTERNAL_FILES and not name.startswith(_HERE):
-            return (name, f.f_lineno)
+        if not _is_internal(f.f_code.co_filename):
+            return (f.f_code.co_filename, f.f_lineno)
         f = f.f_back
     return None
 
