@@ -3,6 +3,7 @@
 //! interleavings, with locks), and every trace is among them.
 
 use frontrun::engine::sim::{run_once, Program, SimOp};
+use frontrun::engine::ThreadId;
 use frontrun::engine::{Config, Explorer, Op, WHOLE};
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -15,12 +16,17 @@ enum Act {
     Write(u64),
     Lock(u64),
     Unlock(u64),
+    /// Starts / waits for the thread with this index (it starts nowhere else).
+    Spawn(usize),
+    Join(usize),
 }
 
 fn conflict(a: Act, b: Act) -> bool {
     use Act::*;
     match (a, b) {
-        (Read(x), Write(y)) | (Write(x), Read(y)) | (Write(x), Write(y)) => x == y || x == WHOLE || y == WHOLE,
+        (Read(x), Write(y)) | (Write(x), Read(y)) | (Write(x), Write(y)) => {
+            x == y || x == WHOLE || y == WHOLE
+        }
         (Lock(x) | Unlock(x), Lock(y) | Unlock(y)) => x == y,
         _ => false,
     }
@@ -51,11 +57,25 @@ fn trace_key(threads: usize, run: &[(usize, Act)]) -> TraceKey {
 
 /// Every maximal feasible interleaving (including deadlocked ones), canonicalised.
 fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
-    fn go(threads: &[Vec<Act>], pcs: &mut Vec<usize>, owners: &mut HashMap<u64, usize>, run: &mut Vec<(usize, Act)>, out: &mut HashSet<TraceKey>) {
+    fn go(
+        threads: &[Vec<Act>],
+        started: &mut Vec<bool>,
+        pcs: &mut Vec<usize>,
+        owners: &mut HashMap<u64, usize>,
+        run: &mut Vec<(usize, Act)>,
+        out: &mut HashSet<TraceKey>,
+    ) {
         let mut any = false;
         for t in 0..threads.len() {
-            let Some(&act) = threads[t].get(pcs[t]) else { continue };
+            if !started[t] {
+                continue;
+            }
+            let Some(&act) = threads[t].get(pcs[t]) else {
+                continue;
+            };
             match act {
+                Act::Join(c) if pcs[c] < threads[c].len() || !started[c] => continue,
+                Act::Spawn(c) => started[c] = true,
                 Act::Lock(l) if owners.contains_key(&l) => continue,
                 Act::Lock(l) => {
                     owners.insert(l, t);
@@ -68,10 +88,11 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
             any = true;
             pcs[t] += 1;
             run.push((t, act));
-            go(threads, pcs, owners, run, out);
+            go(threads, started, pcs, owners, run, out);
             run.pop();
             pcs[t] -= 1;
             match act {
+                Act::Spawn(c) => started[c] = false,
                 Act::Lock(l) => {
                     owners.remove(&l);
                 }
@@ -86,8 +107,22 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
         }
     }
     let mut out = HashSet::new();
-    go(threads, &mut vec![0; threads.len()], &mut HashMap::new(), &mut Vec::new(), &mut out);
+    let mut started: Vec<bool> = (0..threads.len())
+        .map(|t| !is_spawned(threads, t))
+        .collect();
+    go(
+        threads,
+        &mut started,
+        &mut vec![0; threads.len()],
+        &mut HashMap::new(),
+        &mut Vec::new(),
+        &mut out,
+    );
     out
+}
+
+fn is_spawned(threads: &[Vec<Act>], t: usize) -> bool {
+    threads.iter().flatten().any(|&a| a == Act::Spawn(t))
 }
 
 fn to_sim(act: Act) -> SimOp {
@@ -96,29 +131,70 @@ fn to_sim(act: Act) -> SimOp {
         Act::Write(k) => SimOp::Write((1, k), 1),
         Act::Lock(l) => SimOp::Lock(100 + l),
         Act::Unlock(l) => SimOp::Unlock(100 + l),
+        Act::Spawn(t) => SimOp::Spawn(t),
+        Act::Join(t) => SimOp::Join(t),
     }
 }
 
 /// Runs the explorer; returns the canonical trace of every execution it ran.
 fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
-    let program = Program::parallel(threads.iter().map(|t| t.iter().copied().map(to_sim).collect()).collect());
+    // Main spawns the threads no other thread spawns, then joins them.
+    let roots: Vec<usize> = (0..threads.len())
+        .filter(|&t| !is_spawned(threads, t))
+        .collect();
+    let main = roots
+        .iter()
+        .map(|&t| SimOp::Spawn(t))
+        .chain(roots.iter().map(|&t| SimOp::Join(t)))
+        .collect();
+    let program = Program {
+        main,
+        threads: threads
+            .iter()
+            .map(|t| t.iter().copied().map(to_sim).collect())
+            .collect(),
+    };
     let mut explorer = Explorer::new(Config::default());
     let mut keys = Vec::new();
     while explorer.begin_execution() {
         run_once(&mut explorer, &program, &|_| true);
-        let mut worker_of = HashMap::new();
+        let mut worker_of: HashMap<ThreadId, usize> = HashMap::new();
         let mut run = Vec::new();
         for event in explorer.events() {
             match event.op {
                 Op::Spawn { child } if event.thread == 0 => {
-                    worker_of.insert(child, worker_of.len());
+                    worker_of.insert(child, roots[worker_of.len()]);
+                }
+                Op::Spawn { child } => {
+                    let parent = worker_of[&event.thread];
+                    let nested = threads[parent]
+                        .iter()
+                        .find_map(|a| {
+                            if let Act::Spawn(c) = a {
+                                Some(*c)
+                            } else {
+                                None
+                            }
+                        })
+                        .unwrap();
+                    worker_of.insert(child, nested);
+                    run.push((parent, Act::Spawn(nested)));
+                }
+                Op::Join { child } if event.thread != 0 => {
+                    run.push((worker_of[&event.thread], Act::Join(worker_of[&child])))
                 }
                 Op::Access { key, kind, .. } => {
-                    let act = if kind.is_read() { Act::Read(key) } else { Act::Write(key) };
+                    let act = if kind.is_read() {
+                        Act::Read(key)
+                    } else {
+                        Act::Write(key)
+                    };
                     run.push((worker_of[&event.thread], act));
                 }
                 Op::Acquire { lock } => run.push((worker_of[&event.thread], Act::Lock(lock - 100))),
-                Op::Release { lock } => run.push((worker_of[&event.thread], Act::Unlock(lock - 100))),
+                Op::Release { lock } => {
+                    run.push((worker_of[&event.thread], Act::Unlock(lock - 100)))
+                }
                 _ => {}
             }
         }
@@ -133,8 +209,20 @@ fn check(threads: &[Vec<Act>]) -> Result<(), TestCaseError> {
     let (keys, executions) = explore_traces(threads);
     let distinct: HashSet<TraceKey> = keys.iter().cloned().collect();
     prop_assert_eq!(executions as usize, keys.len());
-    prop_assert_eq!(distinct.len(), keys.len(), "an equivalent execution ran twice: {:?}", threads);
-    prop_assert_eq!(distinct.len(), expected.len(), "explored {} traces, brute force {}: {:?}", distinct.len(), expected.len(), threads);
+    prop_assert_eq!(
+        distinct.len(),
+        keys.len(),
+        "an equivalent execution ran twice: {:?}",
+        threads
+    );
+    prop_assert_eq!(
+        distinct.len(),
+        expected.len(),
+        "explored {} traces, brute force {}: {:?}",
+        distinct.len(),
+        expected.len(),
+        threads
+    );
     prop_assert!(distinct == expected, "different traces: {:?}", threads);
     Ok(())
 }
@@ -150,8 +238,11 @@ fn access() -> impl Strategy<Value = Act> {
 /// Accesses with up to two lock-protected ranges (nested, disjoint or crossing),
 /// at most `cap` ops in all.
 fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
-    (prop::collection::vec(access(), 0..=3), prop::collection::vec((0..2u64, 0..=3usize, 0..=3usize), 0..=2)).prop_map(
-        move |(mut accesses, mut wraps)| {
+    (
+        prop::collection::vec(access(), 0..=3),
+        prop::collection::vec((0..2u64, 0..=3usize, 0..=3usize), 0..=2),
+    )
+        .prop_map(move |(mut accesses, mut wraps)| {
             while accesses.len() + 2 * wraps.len() > cap {
                 if wraps.pop().is_none() {
                     accesses.pop();
@@ -159,8 +250,11 @@ fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
             }
             let n = accesses.len();
             // Sort key: (position * 2 [+1 for the access], order within position).
-            let mut items: Vec<((usize, usize, usize), Act)> =
-                accesses.into_iter().enumerate().map(|(i, a)| ((2 * i + 1, 0, 0), a)).collect();
+            let mut items: Vec<((usize, usize, usize), Act)> = accesses
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| ((2 * i + 1, 0, 0), a))
+                .collect();
             for (w, (lock, a, b)) in wraps.into_iter().enumerate() {
                 let (start, end) = (a.min(b).min(n), a.max(b).min(n));
                 items.push(((2 * start, 1, w), Act::Lock(lock)));
@@ -169,8 +263,26 @@ fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
             }
             items.sort();
             items.into_iter().map(|(_, a)| a).collect()
-        },
+        })
+}
+
+/// Two threads plus a third that thread 0 spawns (and maybe joins) midway.
+fn with_nested_child() -> impl Strategy<Value = Vec<Vec<Act>>> {
+    (
+        locked_thread(3),
+        locked_thread(3),
+        locked_thread(2),
+        0..=3usize,
+        prop::option::of(0..=3usize),
     )
+        .prop_map(|(mut parent, other, child, at, join)| {
+            let at = at.min(parent.len());
+            parent.insert(at, Act::Spawn(2));
+            if let Some(j) = join {
+                parent.insert((at + 1 + j).min(parent.len()), Act::Join(2));
+            }
+            vec![parent, other, child]
+        })
 }
 
 proptest! {
@@ -187,6 +299,11 @@ proptest! {
     }
 
     #[test]
+    fn one_execution_per_trace_with_a_nested_spawn(threads in with_nested_child()) {
+        check(&threads)?;
+    }
+
+    #[test]
     fn one_execution_per_feasible_trace_with_locks(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(locked_thread(if n == 2 { 6 } else { 4 }), n))) {
         check(&threads)?;
     }
@@ -198,7 +315,10 @@ fn brute_force_agrees_with_known_counts() {
     assert_eq!(brute_force(&[vec![w; 3], vec![w; 3]]).len(), 20);
     let rw = vec![Act::Read(0), Act::Write(0)];
     assert_eq!(brute_force(&[rw.clone(), rw.clone(), rw]).len(), 36);
-    let deadlock = [vec![Act::Lock(0), Act::Lock(1), Act::Unlock(1), Act::Unlock(0)], vec![Act::Lock(1), Act::Lock(0), Act::Unlock(0), Act::Unlock(1)]];
+    let deadlock = [
+        vec![Act::Lock(0), Act::Lock(1), Act::Unlock(1), Act::Unlock(0)],
+        vec![Act::Lock(1), Act::Lock(0), Act::Unlock(0), Act::Unlock(1)],
+    ];
     assert_eq!(brute_force(&deadlock).len(), 3);
     check(&deadlock).unwrap();
 }

@@ -32,27 +32,51 @@ impl AccessKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Access to a shared location; `key == WHOLE` touches every key of `obj`.
-    Access { obj: ObjId, key: Key, kind: AccessKind },
+    Access {
+        obj: ObjId,
+        key: Key,
+        kind: AccessKind,
+    },
     /// Blocks while another thread (or this one: locks are not reentrant) holds `lock`.
-    Acquire { lock: LockId },
-    Release { lock: LockId },
+    Acquire {
+        lock: LockId,
+    },
+    Release {
+        lock: LockId,
+    },
     /// Starts thread `child`, which must be `Explorer::child_id(parent)`.
-    Spawn { child: ThreadId },
+    Spawn {
+        child: ThreadId,
+    },
     /// Enabled only once `child` has performed `Exit`.
-    Join { child: ThreadId },
+    Join {
+        child: ThreadId,
+    },
     /// The thread's last operation.
     Exit,
 }
 
 impl Op {
     pub fn read(obj: ObjId, key: Key) -> Op {
-        Op::Access { obj, key, kind: AccessKind::Read }
+        Op::Access {
+            obj,
+            key,
+            kind: AccessKind::Read,
+        }
     }
     pub fn write(obj: ObjId, key: Key) -> Op {
-        Op::Access { obj, key, kind: AccessKind::Write }
+        Op::Access {
+            obj,
+            key,
+            kind: AccessKind::Write,
+        }
     }
     pub fn delete(obj: ObjId, key: Key) -> Op {
-        Op::Access { obj, key, kind: AccessKind::Delete }
+        Op::Access {
+            obj,
+            key,
+            kind: AccessKind::Delete,
+        }
     }
 }
 
@@ -78,12 +102,23 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
     }
     match (a.op, b.op) {
         (
-            Op::Access { obj: oa, key: ka, kind: ta },
-            Op::Access { obj: ob, key: kb, kind: tb },
-        ) => oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE) && !(ta.is_read() && tb.is_read()),
-        (Op::Acquire { lock: la } | Op::Release { lock: la }, Op::Acquire { lock: lb } | Op::Release { lock: lb }) => {
-            la == lb
+            Op::Access {
+                obj: oa,
+                key: ka,
+                kind: ta,
+            },
+            Op::Access {
+                obj: ob,
+                key: kb,
+                kind: tb,
+            },
+        ) => {
+            oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE) && !(ta.is_read() && tb.is_read())
         }
+        (
+            Op::Acquire { lock: la } | Op::Release { lock: la },
+            Op::Acquire { lock: lb } | Op::Release { lock: lb },
+        ) => la == lb,
         (Op::Spawn { child }, _) => child == b.thread,
         (_, Op::Spawn { child }) => child == a.thread,
         (Op::Exit, Op::Join { child }) => child == a.thread,
@@ -104,16 +139,34 @@ mod tests {
     fn accesses_conflict_on_same_key_with_a_write() {
         assert!(dependent(&act(0, Op::write(1, 2)), &act(1, Op::read(1, 2))));
         assert!(!dependent(&act(0, Op::read(1, 2)), &act(1, Op::read(1, 2))));
-        assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(1, 3))));
-        assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(2, 2))));
-        assert!(dependent(&act(0, Op::delete(1, 2)), &act(1, Op::read(1, 2))));
+        assert!(!dependent(
+            &act(0, Op::write(1, 2)),
+            &act(1, Op::write(1, 3))
+        ));
+        assert!(!dependent(
+            &act(0, Op::write(1, 2)),
+            &act(1, Op::write(2, 2))
+        ));
+        assert!(dependent(
+            &act(0, Op::delete(1, 2)),
+            &act(1, Op::read(1, 2))
+        ));
     }
 
     #[test]
     fn whole_object_conflicts_with_every_key() {
-        assert!(dependent(&act(0, Op::write(1, WHOLE)), &act(1, Op::read(1, 7))));
-        assert!(dependent(&act(0, Op::read(1, WHOLE)), &act(1, Op::write(1, 7))));
-        assert!(!dependent(&act(0, Op::read(1, WHOLE)), &act(1, Op::read(1, 7))));
+        assert!(dependent(
+            &act(0, Op::write(1, WHOLE)),
+            &act(1, Op::read(1, 7))
+        ));
+        assert!(dependent(
+            &act(0, Op::read(1, WHOLE)),
+            &act(1, Op::write(1, 7))
+        ));
+        assert!(!dependent(
+            &act(0, Op::read(1, WHOLE)),
+            &act(1, Op::read(1, 7))
+        ));
     }
 
     #[test]
@@ -123,9 +176,15 @@ mod tests {
         assert!(dependent(&act(0, acq(1)), &act(1, acq(1))));
         assert!(dependent(&act(0, rel(1)), &act(1, acq(1))));
         assert!(!dependent(&act(0, acq(1)), &act(1, acq(2))));
-        assert!(dependent(&act(0, Op::Spawn { child: 3 }), &act(3, Op::write(1, 1))));
+        assert!(dependent(
+            &act(0, Op::Spawn { child: 3 }),
+            &act(3, Op::write(1, 1))
+        ));
         assert!(dependent(&act(3, Op::Exit), &act(0, Op::Join { child: 3 })));
-        assert!(!dependent(&act(2, Op::Exit), &act(0, Op::Join { child: 3 })));
+        assert!(!dependent(
+            &act(2, Op::Exit),
+            &act(0, Op::Join { child: 3 })
+        ));
         assert!(dependent(&act(0, Op::read(1, 1)), &act(0, Op::read(2, 2))));
     }
 }

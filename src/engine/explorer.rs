@@ -2,8 +2,9 @@
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
 use super::event::{dependent, Action, Op, ThreadId};
+use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
-use super::state::{Deadlock, Event, Execution, Race};
+use super::state::{Event, Execution, Race};
 use super::wakeup::{self, weak_initial, Branch};
 use std::collections::HashMap;
 
@@ -38,58 +39,6 @@ pub struct Divergence {
     pub found: Option<Op>,
 }
 
-/// How the runtime saw the execution end.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Failure(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    Deadlock(Deadlock),
-    /// Reported by the runtime (assertion, exception, invariant).
-    Reported(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// 1-based number of the execution that failed.
-    pub execution: u64,
-    pub schedule: Schedule,
-    pub kind: FailureKind,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Complete executions, one per explored Mazurkiewicz trace.
-    pub executions: u64,
-    /// Executions that ran into a sleep-set block (0 unless bounding or
-    /// runtime-declared blocking interfered); not counted in `executions`.
-    pub redundant: u64,
-    /// Wakeup branches dropped because their thread could not run.
-    pub infeasible: u64,
-    pub failures: u64,
-    pub deadlocks: u64,
-    pub races: u64,
-    pub max_depth: usize,
-    /// The preemption bound pruned something.
-    pub bounded: bool,
-    /// `max_executions` stopped the search.
-    pub hit_max_executions: bool,
-    /// The program behaved nondeterministically under replay.
-    pub diverged: bool,
-    /// Every branch was explored (or pruned by the bound).
-    pub complete: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Inconclusive(&'static str),
-}
-
 /// Failures kept in full; later ones are only counted.
 const KEPT_FAILURES: usize = 64;
 
@@ -111,7 +60,10 @@ enum Mode {
     Replay { schedule: Schedule, started: bool },
 }
 
-/// The DPOR search. `Send`; drive it from one thread at a time (e.g. under a mutex).
+/// The DPOR search. `Send + Sync`, no global state: drive it from one thread at a
+/// time (e.g. under the runtime's mutex). Calls out of protocol (choosing before
+/// every live thread arrived, arriving twice, ...) panic. `end_execution` may come
+/// early (say, after an exception); the rest of that execution is then not searched.
 #[derive(Debug)]
 pub struct Explorer {
     config: Config,
@@ -159,7 +111,10 @@ impl Explorer {
     /// (then the lowest enabled thread, should the schedule end early).
     pub fn replay(schedule: Schedule) -> Explorer {
         let mut explorer = Explorer::new(Config::default());
-        explorer.mode = Mode::Replay { schedule, started: false };
+        explorer.mode = Mode::Replay {
+            schedule,
+            started: false,
+        };
         explorer
     }
 
@@ -174,7 +129,11 @@ impl Explorer {
             Mode::Replay { started: true, .. } => return false,
             Mode::Replay { started, .. } => *started = true,
             Mode::Explore => {
-                if self.config.max_executions.is_some_and(|max| self.stats.executions >= max) {
+                if self
+                    .config
+                    .max_executions
+                    .is_some_and(|max| self.stats.executions >= max)
+                {
                     self.stats.hit_max_executions = true;
                     self.done = true;
                     return false;
@@ -202,7 +161,11 @@ impl Explorer {
     pub fn arrive(&mut self, thread: ThreadId, op: Op) {
         assert!(self.exec.is_live(thread), "thread {thread} is not live");
         if let Op::Spawn { child } = op {
-            assert_eq!(child, self.child_id(thread), "Spawn must name child_id(parent)");
+            assert_eq!(
+                child,
+                self.child_id(thread),
+                "Spawn must name child_id(parent)"
+            );
         }
         let state = self.exec.thread_mut(thread);
         assert!(state.pending.is_none(), "thread {thread} arrived twice");
@@ -211,14 +174,21 @@ impl Explorer {
     }
 
     /// Marks a parked thread as blocked (or not) on a wait the engine does not
-    /// model itself; locks and joins need no such calls.
+    /// model itself (`arrive` clears it); locks and joins need no such calls.
+    /// Report the wait as an access to the sync object that its waker writes, so
+    /// the two are dependent. Reversals that would run a blocked op early are
+    /// dropped (`Stats::infeasible`). Counting primitives modelled this way may miss
+    /// some orders of their waiters; express mutex-like ones as `Acquire`/`Release`.
     pub fn set_blocked(&mut self, thread: ThreadId, blocked: bool) {
         self.exec.thread_mut(thread).blocked = blocked;
     }
 
     /// Whether every live thread has arrived, i.e. `choose` may be called.
     pub fn is_ready(&self) -> bool {
-        self.exec.threads.iter().all(|t| t.life != super::state::Life::Live || t.pending.is_some())
+        self.exec
+            .threads
+            .iter()
+            .all(|t| t.life != super::state::Life::Live || t.pending.is_some())
     }
 
     /// Picks the thread to run next and records its op as performed.
@@ -230,7 +200,10 @@ impl Explorer {
         for t in 0..self.exec.threads.len() {
             if self.exec.is_live(t) {
                 any_live = true;
-                assert!(self.exec.threads[t].pending.is_some(), "thread {t} has not arrived");
+                assert!(
+                    self.exec.threads[t].pending.is_some(),
+                    "thread {t} has not arrived"
+                );
                 if self.exec.wait_reason(t).is_none() {
                     self.enabled.push(t);
                 }
@@ -245,7 +218,21 @@ impl Explorer {
             return Choice::Deadlock(deadlock);
         }
         let forced = match &self.mode {
-            Mode::Replay { schedule, .. } => schedule.steps().get(depth).copied().map(|t| (t, None)),
+            Mode::Replay { schedule, .. } => match schedule.steps().get(depth) {
+                Some(&nth) => match self.exec.spawn_order.get(nth) {
+                    Some(&thread) => Some((thread, None)),
+                    None => {
+                        self.done = true;
+                        let expected = Action::new(nth, Op::Exit);
+                        return Choice::Diverged(Divergence {
+                            step: depth,
+                            expected,
+                            found: None,
+                        });
+                    }
+                },
+                None => None,
+            },
             Mode::Explore => self.prefix.get(depth).map(|a| (a.thread, Some(a.op))),
         };
         if let Some((thread, op)) = forced {
@@ -255,7 +242,11 @@ impl Explorer {
                 let expected = Action::new(thread, expected_op.unwrap_or(Op::Exit));
                 self.stats.diverged = true;
                 self.done = true;
-                return Choice::Diverged(Divergence { step: depth, expected, found });
+                return Choice::Diverged(Divergence {
+                    step: depth,
+                    expected,
+                    found,
+                });
             }
             self.exec.perform(thread);
             return Choice::Run(thread);
@@ -284,7 +275,8 @@ impl Explorer {
         let node = &mut self.nodes[depth];
         node.last_enabled = prev_enabled;
         let preempts = |t: ThreadId| prev_enabled && Some(t) != prev;
-        let within_bound = |t: ThreadId| bound.map_or(true, |b| node.preemptions + preempts(t) as u32 <= b);
+        let within_bound =
+            |t: ThreadId| bound.map_or(true, |b| node.preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
         while !node.pending.is_empty() {
             let branch = node.pending.remove(0);
@@ -292,7 +284,11 @@ impl Explorer {
             let found = self.exec.thread(thread).and_then(|t| t.pending);
             if found != Some(op) {
                 // Same prefix, different next op: the program is not deterministic.
-                return Err(Divergence { step: depth, expected: branch.action, found });
+                return Err(Divergence {
+                    step: depth,
+                    expected: branch.action,
+                    found,
+                });
             }
             if !self.enabled.contains(&thread) {
                 self.stats.infeasible += 1;
@@ -306,10 +302,17 @@ impl Explorer {
         let (thread, children) = match chosen {
             Some(c) => c,
             None => {
-                let awake = |t: &ThreadId| self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t);
+                let awake = |t: &ThreadId| {
+                    self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t)
+                };
                 let pick = prev
                     .filter(|p| self.enabled.contains(p) && awake(p))
-                    .or_else(|| self.enabled.iter().copied().find(|t| awake(t) && within_bound(*t)));
+                    .or_else(|| {
+                        self.enabled
+                            .iter()
+                            .copied()
+                            .find(|t| awake(t) && within_bound(*t))
+                    });
                 match pick {
                     Some(t) => (t, Vec::new()),
                     None => {
@@ -319,15 +322,28 @@ impl Explorer {
                             }
                             self.redundant_at = Some(depth);
                         }
-                        (prev.filter(|_| prev_enabled).unwrap_or(self.enabled[0]), Vec::new())
+                        (
+                            prev.filter(|_| prev_enabled).unwrap_or(self.enabled[0]),
+                            Vec::new(),
+                        )
                     }
                 }
             }
         };
         let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
-        let sleep = node.sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
+        let sleep = node
+            .sleep
+            .iter()
+            .filter(|s| !dependent(s, &action))
+            .copied()
+            .collect();
         let preemptions = node.preemptions + preempts(thread) as u32;
-        self.nodes.push(Node { sleep, pending: children, preemptions, last_enabled: false });
+        self.nodes.push(Node {
+            sleep,
+            pending: children,
+            preemptions,
+            last_enabled: false,
+        });
         self.stats.max_depth = self.stats.max_depth.max(depth + 1);
         Ok(thread)
     }
@@ -353,7 +369,11 @@ impl Explorer {
             self.stats.failures += 1;
             if self.failures.len() < KEPT_FAILURES {
                 let execution = self.stats.executions + self.stats.redundant;
-                self.failures.push(Failure { execution, schedule: self.schedule(), kind });
+                self.failures.push(Failure {
+                    execution,
+                    schedule: self.schedule(),
+                    kind,
+                });
             }
         }
         if self.done || matches!(self.mode, Mode::Replay { .. }) {
@@ -373,14 +393,25 @@ impl Explorer {
     /// first: insert notdep(e).e' into e's node unless a sleeping action covers it.
     fn add_race_reversals(&mut self) {
         let events = &self.exec.events;
-        let new_races = self.exec.races.iter().filter(|r| r.second >= self.diverged_at);
+        let new_races = self
+            .exec
+            .races
+            .iter()
+            .filter(|r| r.second >= self.diverged_at);
         let performed = new_races.map(|r| (r.first, r.second, events[r.second].action()));
-        let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
+        let blocked = self
+            .exec
+            .blocked_acquire_races()
+            .into_iter()
+            .map(|(first, a)| (first, events.len(), a));
         for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
             let e = &events[first];
-            let mut seq: Vec<Action> =
-                events[first + 1..end].iter().filter(|x| !x.is_after(e)).map(Event::action).collect();
+            let mut seq: Vec<Action> = events[first + 1..end]
+                .iter()
+                .filter(|x| !x.is_after(e))
+                .map(Event::action)
+                .collect();
             seq.push(later);
             let node = &mut self.nodes[first];
             if node.sleep.iter().any(|q| weak_initial(q, &seq).is_some()) {
@@ -456,9 +487,22 @@ impl Explorer {
         a < b && self.exec.events[b].is_after(&self.exec.events[a])
     }
 
-    /// The replayable schedule of the current (or just ended) execution.
+    /// The replayable schedule of the current (or just ended) execution. It names
+    /// threads by spawn order (main 0, then each child as its spawn ran), which
+    /// equals the ids of `child_id` unless threads were discovered in another order.
     pub fn schedule(&self) -> Schedule {
-        Schedule(self.exec.events.iter().map(|e| e.thread).collect())
+        let order = &self.exec.spawn_order;
+        let mut position = vec![0; order.iter().max().map_or(0, |m| m + 1)];
+        for (nth, &thread) in order.iter().enumerate() {
+            position[thread] = nth;
+        }
+        Schedule(
+            self.exec
+                .events
+                .iter()
+                .map(|e| position[e.thread])
+                .collect(),
+        )
     }
 
     pub fn deadlock(&self) -> Option<&Deadlock> {

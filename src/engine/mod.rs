@@ -5,34 +5,39 @@
 //! `Acquire`/`Release` of a lock, `Spawn`/`Join` of a thread, or `Exit`. Two actions of
 //! different threads are *dependent* when they access the same location and one writes,
 //! touch the same lock, or are spawn→child / exit→join. The engine models enabledness
-//! itself for locks (held → acquire blocked; not reentrant) and joins (child not exited);
-//! other waits (conditions, events, queues) are declared by the runtime with
-//! `set_blocked`, modelled as accesses to the sync object. A deadlock is a state where
-//! threads are live but none is enabled; it ends the execution and is reported.
+//! itself for locks (held → acquire blocked; not reentrant: the runtime reports only the
+//! outermost RLock acquire/release) and joins (child not exited). Other waits (conditions,
+//! events, queues) are accesses to the sync object plus `set_blocked` from the runtime.
+//! A deadlock is a state where threads are live but none is enabled; it is reported.
 //!
 //! Algorithm. Optimal DPOR (Abdulla, Aronis, Jonsson, Sagonas, JACM 2017): happens-before
-//! via vector clocks; each new event's races are found on the fly (an acquire races with
-//! the previous acquire of its lock, since acquire/release cannot swap); when an execution
-//! ends, each race e < e' inserts notdep(e).e' into the wakeup tree before e unless the
-//! sleep set already covers it; backtracking follows the wakeup trees. The result is one
-//! execution per Mazurkiewicz trace, none blocked by sleep sets.
+//! by vector clocks; each new event's races are found on the fly from per-location
+//! summaries (an acquire races with the previous acquire of its lock, since acquire and
+//! release cannot swap; a thread left waiting for a lock in a deadlock races with the
+//! acquire that took it). When an execution ends, each new race e < e' inserts
+//! notdep(e).e' into the wakeup tree of the node before e unless its sleep set covers
+//! it; backtracking follows wakeup trees depth-first. Result: one execution per
+//! Mazurkiewicz trace, none blocked by sleep sets.
 //!
 //! Driving it: `begin_execution`; each thread `arrive`s at its next op; when `is_ready`,
-//! `choose` names the thread to run (and records its op); `end_execution` with the
-//! outcome. See [`Explorer`].
+//! `choose` names the thread to run (and records its op as done); `end_execution` with
+//! the outcome; repeat until `begin_execution` returns false. See [`Explorer`].
 
+mod access;
 mod event;
 mod explorer;
+mod report;
 mod schedule;
+pub mod sim;
 mod state;
 mod vclock;
 mod wakeup;
-pub mod sim;
 
 pub use event::{dependent, AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE};
-pub use explorer::{Choice, Config, Divergence, Explorer, Failure, FailureKind, Outcome, Stats, Verdict};
+pub use explorer::{Choice, Config, Divergence, Explorer};
+pub use report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict, WaitReason, Waiter};
 pub use schedule::{ParseScheduleError, Schedule};
-pub use state::{Deadlock, Event, Race, WaitReason, Waiter};
+pub use state::{Event, Race};
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,11 @@
 //! One execution as it unfolds: thread, lock and location state, the event list
 //! with vector clocks, and the races each new event forms with earlier ones.
 
-use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE};
+use super::access::Accesses;
+use super::event::{Action, LockId, Op, ThreadId};
+use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
-use std::fmt;
 
 /// A performed operation, `step` being its index in the execution.
 #[derive(Clone, Debug)]
@@ -78,82 +79,16 @@ struct LockState {
     last_release: Option<usize>,
 }
 
-/// Last write of a location and the reads since (the latest one per thread):
-/// every earlier access happens before one of these.
-#[derive(Default, Debug)]
-struct Location {
-    write: Option<usize>,
-    reads: Vec<(ThreadId, usize)>,
-}
-
-impl Location {
-    fn written(step: usize) -> Location {
-        Location { write: Some(step), reads: Vec::new() }
-    }
-
-    fn add_read(&mut self, thread: ThreadId, step: usize) {
-        match self.reads.iter_mut().find(|(t, _)| *t == thread) {
-            Some(entry) => entry.1 = step,
-            None => self.reads.push((thread, step)),
-        }
-    }
-
-    fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        self.write.into_iter().chain(self.reads.iter().map(|&(_, s)| s))
-    }
-}
-
-#[derive(Default, Debug)]
-struct ObjectState {
-    whole: Location,
-    keys: HashMap<Key, Location>,
-}
-
-/// Why a live thread cannot run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WaitReason {
-    Lock { lock: LockId, owner: ThreadId },
-    Join { child: ThreadId },
-    /// The runtime marked the thread blocked (a wait the engine does not model).
-    Blocked,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Waiter {
-    pub thread: ThreadId,
-    pub op: Op,
-    pub reason: WaitReason,
-}
-
-/// No live thread is enabled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Deadlock {
-    pub waiting: Vec<Waiter>,
-}
-
-impl fmt::Display for Deadlock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "deadlock:")?;
-        for w in &self.waiting {
-            match w.reason {
-                WaitReason::Lock { lock, owner } => {
-                    write!(f, " thread {} waits for lock {lock} held by thread {owner};", w.thread)?
-                }
-                WaitReason::Join { child } => write!(f, " thread {} joins thread {child};", w.thread)?,
-                WaitReason::Blocked => write!(f, " thread {} is blocked at {:?};", w.thread, w.op)?,
-            }
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, Default)]
 pub(crate) struct Execution {
     pub threads: Vec<ThreadState>,
     locks: HashMap<LockId, LockState>,
-    objects: HashMap<ObjId, ObjectState>,
+    accesses: Accesses,
     pub events: Vec<Event>,
     pub races: Vec<Race>,
+    /// Main, then each child in the order its spawn ran: schedules name threads by
+    /// position here, which replays agree on whatever ids `child_id` handed out.
+    pub spawn_order: Vec<ThreadId>,
 }
 
 impl Execution {
@@ -161,7 +96,11 @@ impl Execution {
     pub fn new() -> Execution {
         let mut main = ThreadState::unborn();
         main.life = Life::Live;
-        Execution { threads: vec![main], ..Execution::default() }
+        Execution {
+            threads: vec![main],
+            spawn_order: vec![0],
+            ..Execution::default()
+        }
     }
 
     pub fn thread(&self, thread: ThreadId) -> Option<&ThreadState> {
@@ -200,7 +139,11 @@ impl Execution {
             .filter(|&t| self.is_live(t))
             .filter_map(|t| {
                 let op = self.threads[t].pending?;
-                Some(Waiter { thread: t, op, reason: self.wait_reason(t)? })
+                Some(Waiter {
+                    thread: t,
+                    op,
+                    reason: self.wait_reason(t)?,
+                })
             })
             .collect();
         Deadlock { waiting }
@@ -212,11 +155,19 @@ impl Execution {
     pub fn blocked_acquire_races(&self) -> Vec<(usize, Action)> {
         let mut races = Vec::new();
         for (thread, state) in self.threads.iter().enumerate() {
-            let Some(op @ Op::Acquire { lock }) = state.pending else { continue };
+            let Some(op @ Op::Acquire { lock }) = state.pending else {
+                continue;
+            };
             if state.life != Life::Live {
                 continue;
             }
-            let Some(first) = self.locks.get(&lock).and_then(|l| l.owner.and(l.last_acquire)) else { continue };
+            let Some(first) = self
+                .locks
+                .get(&lock)
+                .and_then(|l| l.owner.and(l.last_acquire))
+            else {
+                continue;
+            };
             let e = &self.events[first];
             if e.thread != thread && !state.clock.covers(e.thread, e.seq) {
                 races.push((first, Action::new(thread, op)));
@@ -228,7 +179,10 @@ impl Execution {
     /// Performs `thread`'s pending op: updates the model, the clocks and the races.
     pub fn perform(&mut self, thread: ThreadId) -> usize {
         let step = self.events.len();
-        let op = self.threads[thread].pending.take().expect("thread has not arrived");
+        let op = self.threads[thread]
+            .pending
+            .take()
+            .expect("thread has not arrived");
         let before = self.threads[thread].clock.clone();
         let seq = self.threads[thread].seq + 1;
         let mut deps = Vec::new();
@@ -236,7 +190,9 @@ impl Execution {
         // in between: swapping acquire and release is never possible.
         let mut lock_race = None;
         match op {
-            Op::Access { obj, key, kind } => self.access(obj, key, kind, thread, step, &mut deps),
+            Op::Access { obj, key, kind } => self
+                .accesses
+                .access(obj, key, kind, thread, step, &mut deps),
             Op::Acquire { lock } => {
                 let state = self.locks.entry(lock).or_default();
                 deps.extend(state.last_release);
@@ -270,13 +226,19 @@ impl Execution {
                 let e = &self.events[d];
                 let hidden = deps.iter().any(|&o| o != d && self.events[o].is_after(e));
                 if concurrent(e) && !hidden {
-                    self.races.push(Race { first: d, second: step });
+                    self.races.push(Race {
+                        first: d,
+                        second: step,
+                    });
                 }
             }
         }
         if let Some(d) = lock_race {
             if concurrent(&self.events[d]) {
-                self.races.push(Race { first: d, second: step });
+                self.races.push(Race {
+                    first: d,
+                    second: step,
+                });
             }
         }
         if let Op::Spawn { child } = op {
@@ -288,46 +250,19 @@ impl Execution {
             state.life = Life::Live;
             state.clock = clock.clone();
             self.threads[thread].spawned += 1;
+            self.spawn_order.push(child);
         }
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
         state.seq = seq;
-        self.events.push(Event { step, thread, op, seq, clock });
+        self.events.push(Event {
+            step,
+            thread,
+            op,
+            seq,
+            clock,
+        });
         step
-    }
-
-    /// Events an access depends on (every earlier conflicting access is before one
-    /// of them), updating the location summaries.
-    fn access(&mut self, obj: ObjId, key: Key, kind: AccessKind, thread: ThreadId, step: usize, deps: &mut Vec<usize>) {
-        let object = self.objects.entry(obj).or_default();
-        let writes = !kind.is_read();
-        deps.extend(object.whole.write);
-        if key == WHOLE {
-            for loc in object.keys.values() {
-                if writes {
-                    deps.extend(loc.all());
-                } else {
-                    deps.extend(loc.write);
-                }
-            }
-            if writes {
-                deps.extend(object.whole.all());
-                object.whole = Location::written(step);
-                object.keys.clear();
-            } else {
-                object.whole.add_read(thread, step);
-            }
-        } else {
-            let loc = object.keys.entry(key).or_default();
-            if writes {
-                deps.extend(object.whole.reads.iter().map(|&(_, s)| s));
-                deps.extend(loc.all());
-                *loc = Location::written(step);
-            } else {
-                deps.extend(loc.write);
-                loc.add_read(thread, step);
-            }
-        }
     }
 
     /// Keeps each thread's latest event: its earlier ones happen before it.
@@ -335,7 +270,10 @@ impl Execution {
         let mut latest: Vec<usize> = Vec::with_capacity(deps.len().min(8));
         for &d in deps {
             let thread = self.events[d].thread;
-            match latest.iter_mut().find(|l| self.events[**l].thread == thread) {
+            match latest
+                .iter_mut()
+                .find(|l| self.events[**l].thread == thread)
+            {
                 Some(l) => *l = (*l).max(d),
                 None => latest.push(d),
             }
