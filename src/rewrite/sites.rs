@@ -253,6 +253,16 @@ impl<'a> Selector<'a> {
             if Some(op) == o.not_taken || Some(op) == o.resume {
                 ok[i] = false;
             }
+            // 3.10 words the error of a non-awaitable `__aexit__` result by the two ops before
+            // GET_AWAITABLE (`DUP_TOP; CALL_FUNCTION`): keep them adjacent.
+            if o.dup_top.is_some()
+                && i > 0
+                && Some(self.op(i - 1)) == o.dup_top
+                && i + 1 < n
+                && Some(self.op(i + 1)) == o.get_awaitable
+            {
+                ok[i] = false;
+            }
             // 3.12+: an exhausted FOR_ITER jumps past its target's END_FOR by a fixed amount.
             if Some(op) == o.for_iter && o.end_for.is_some() {
                 if let Some(t) = self.target(i) {
