@@ -257,7 +257,8 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
     let ops = ops::for_table(table);
     let ctx = Context { names: input.names, deref_name: input.deref_name, policy: input.policy, methods: input.methods };
-    let selection = Selector::new(&code, ops, facts, &ctx).map_err(RewriteError::Input)?.select();
+    let mut selection = Selector::new(&code, ops, facts, &ctx).map_err(RewriteError::Input)?.select();
+    selection.reports.sort_by_key(|r| (r.at, r.after));
     if selection.reports.is_empty() {
         return Ok(None);
     }
@@ -431,3 +432,6 @@ impl Chunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
