@@ -320,7 +320,28 @@ fn indent(listing: &str, injected: Option<&Vec<bool>>) -> String {
     out
 }
 
+/// The rewriter's strict stack check of one code object (not recursive): None, or the problem.
+#[pyfunction]
+fn _rewrite_check(code: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    let table = table_for(code.py())?;
+    let raw_code = bytes_attr(code, "co_code")?;
+    let exception_table = if table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
+    let line_table = bytes_attr(code, "co_linetable")?;
+    let decoded = decode::decode(
+        table,
+        RawCode {
+            code: raw_code.as_bytes(),
+            exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+            line_table: line_table.as_bytes(),
+            first_line: code.getattr("co_firstlineno")?.extract()?,
+        },
+    )
+    .map_err(|e| malformed(code, e))?;
+    Ok(rewrite::verify::check(&decoded).err())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_rewrite_check, m)?)?;
     m.add("REWRITER_VERSION", REWRITER_VERSION)?;
     m.add("UnsupportedVersion", m.py().get_type::<UnsupportedVersion>())?;
     m.add_function(wrap_pyfunction!(rewrite_code, m)?)?;

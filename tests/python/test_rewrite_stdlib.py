@@ -122,3 +122,18 @@ def test_cpython_test_modules_pass_rewritten(policy):
     assert rewritten.returncode == plain.returncode == 0, rewritten.stderr[-3000:]
     assert rewritten.stdout == plain.stdout, rewritten.stderr[-3000:]
     assert "internal failures [] report errors (0, None)" in rewritten.stderr
+
+
+def test_stdlib_input_passes_the_stack_check(stdlib_codes):
+    """The check that guards every rewrite holds for what CPython compiles (so a failure after
+    rewriting is the rewriter's)."""
+    import types
+
+    def walk(code):
+        yield code
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType):
+                yield from walk(c)
+
+    problems = [(c.co_filename, c.co_name, p) for m in stdlib_codes for c in walk(m) if (p := _native._rewrite_check(c))]
+    assert problems[:5] == []
