@@ -1,7 +1,7 @@
 //! `co_code` (+ exception table + line table) → editable `Code`.
 //!
 //! Every malformed input is a `DecodeError` naming the byte offset and the problem; nothing
-//! here panics on bad bytes (see the proptest in `tests/decode_fuzz.rs`).
+//! here panics on bad bytes (see the proptest below).
 
 use std::fmt;
 
@@ -111,32 +111,24 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
     } else {
         Vec::new()
     };
-    let index_at = |unit: usize, what: &str| -> Result<usize, DecodeError> {
+    // `what` builds the error message only when there is an error.
+    let index_at = |unit: usize, what: &dyn Fn() -> String| -> Result<usize, DecodeError> {
         match start_of.get(unit) {
             Some(&i) if i != u32::MAX => Ok(i as usize),
-            _ => err(2 * unit, format!("{what} is not on an instruction boundary")),
+            _ => err(2 * unit, format!("{} is not on an instruction boundary", what())),
         }
     };
     let mut is_target = vec![false; raws.len()];
     for r in &raws {
         if let Some(t) = r.jump_unit {
-            let name = table.op(r.op).map_or("?", |i| i.name);
-            is_target[index_at(t, &format!("target of {name} at {}", 2 * r.op_unit))?] = true;
+            let what = || format!("target of {} at {}", table.op(r.op).map_or("?", |i| i.name), 2 * r.op_unit);
+            is_target[index_at(t, &what)?] = true;
         }
     }
     let mut ranges = Vec::with_capacity(entries.len());
     let mut prev_end = 0usize;
     for (n, e) in entries.iter().enumerate() {
-        let what = |part: &str| {
-            format!(
-                "exception entry {n} {part} (code unit {})",
-                match part {
-                    "start" => e.start,
-                    "end" => e.end,
-                    _ => e.target,
-                }
-            )
-        };
+        let what = |part: &'static str, unit: u32| move || format!("exception entry {n} {part} (code unit {unit})");
         let (start, end, target) = (e.start as usize, e.end as usize, e.target as usize);
         if start >= end || end > units {
             return err(
@@ -144,12 +136,12 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
                 format!("exception entry {n} covers an empty or out-of-range region [{start}, {end}) of {units} units"),
             );
         }
-        let si = index_at(start, &what("start"))?;
-        let ei = index_at(end, &what("end"))?;
+        let si = index_at(start, &what("start", e.start))?;
+        let ei = index_at(end, &what("end", e.end))?;
         if target >= units {
             return err(2 * target, format!("exception entry {n} handler is outside the code"));
         }
-        let ti = index_at(target, &what("target"))?;
+        let ti = index_at(target, &what("target", e.target))?;
         if si < prev_end {
             return err(2 * start, format!("exception entry {n} overlaps or precedes the previous entry"));
         }
@@ -197,4 +189,149 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::for_version;
+    use proptest::prelude::*;
+
+    fn t312() -> &'static OpTable {
+        for_version(3, 12).unwrap()
+    }
+
+    fn op(name: &str) -> u8 {
+        t312().code(name).unwrap()
+    }
+
+    fn raw(code: &[u8]) -> RawCode<'_> {
+        RawCode { code, exception_table: &[], line_table: &[], first_line: 1 }
+    }
+
+    fn decode_err(table: &'static OpTable, r: RawCode<'_>) -> DecodeError {
+        decode(table, r).expect_err("should not decode")
+    }
+
+    #[test]
+    fn folds_extended_arg_and_labels_targets() {
+        let ext = t312().extended_arg;
+        let mut code = vec![ext, 1, op("JUMP_FORWARD"), 2];
+        code.extend([op("NOP"), 0].repeat(258));
+        code.extend([op("RETURN_CONST"), 0]);
+        let c = decode(t312(), raw(&code)).unwrap();
+        assert_eq!(c.instrs[0].arg, 0x102);
+        assert_eq!(c.instrs[0].min_prefixes, 1);
+        // The target is unit 2 + 0x102 = 260: NOP number 258 counted from 0 → instruction 259.
+        let target = c.instrs[0].target.unwrap();
+        assert_eq!(c.instrs[259].label, Some(target));
+    }
+
+    #[test]
+    fn errors_name_offset_and_problem() {
+        let t = t312();
+        let e = decode_err(t, raw(&[op("NOP"), 0, op("NOP")]));
+        assert!(e.what.contains("odd length"), "{e}");
+        let e = decode_err(t, raw(&[op("NOP"), 0, t.extended_arg, 1]));
+        assert_eq!(e.offset, 2);
+        assert!(e.what.contains("EXTENDED_ARG at the end"), "{e}");
+        let unknown = (1..=255u8).find(|c| t.op(*c).is_none()).unwrap();
+        let e = decode_err(t, raw(&[op("NOP"), 0, unknown, 0]));
+        assert_eq!((e.offset, e.what.contains("unknown opcode")), (2, true), "{e}");
+        // BINARY_SUBSCR has one cache unit.
+        let e = decode_err(t, raw(&[op("BINARY_SUBSCR"), 0]));
+        assert!(e.what.contains("cache"), "{e}");
+        let e = decode_err(t, raw(&[op("JUMP_FORWARD"), 9, op("NOP"), 0]));
+        assert!(e.what.contains("jumps out of the code"), "{e}");
+        let e = decode_err(t, raw(&[op("JUMP_BACKWARD"), 5, op("NOP"), 0]));
+        assert!(e.what.contains("jumps out of the code"), "{e}");
+        // Jump into the middle of an instruction (its cache unit).
+        let e = decode_err(t, raw(&[op("JUMP_FORWARD"), 1, op("BINARY_SUBSCR"), 0, 0, 0, op("NOP"), 0]));
+        assert!(e.what.contains("not on an instruction boundary"), "{e}");
+        let ext = t.extended_arg;
+        let e = decode_err(t, raw(&[ext, 0, ext, 0, ext, 0, ext, 0, op("NOP"), 0]));
+        assert!(e.what.contains("more than three"), "{e}");
+    }
+
+    #[test]
+    fn exception_entries_must_sit_on_boundaries() {
+        let t = t312();
+        let code = [op("NOP"), 0, op("BINARY_SUBSCR"), 0, 0, 0, op("RETURN_VALUE"), 0];
+        let entry = |start, end, target| {
+            crate::exctable::encode(&[crate::exctable::ExcEntry { start, end, target, depth: 0, lasti: false }])
+        };
+        let ok = entry(0, 3, 3);
+        let c = decode(t, RawCode { exception_table: &ok, ..raw(&code) }).unwrap();
+        assert_eq!(c.exception_ranges().len(), 1);
+        assert_eq!(c.handlers[0].target, c.instrs[2].label.unwrap());
+        for (bad, what) in [(entry(0, 2, 3), "end"), (entry(2, 3, 3), "start"), (entry(0, 3, 2), "target")] {
+            let e = decode_err(t, RawCode { exception_table: &bad, ..raw(&code) });
+            assert!(e.what.contains(what) && e.what.contains("boundary"), "{e}");
+        }
+        let e = decode_err(t, RawCode { exception_table: &entry(0, 9, 0), ..raw(&code) });
+        assert!(e.what.contains("out-of-range"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            code in proptest::collection::vec(any::<u8>(), 0..200),
+            exc in proptest::collection::vec(any::<u8>(), 0..40),
+            lines in proptest::collection::vec(any::<u8>(), 0..60),
+            first_line in -5i32..100000,
+            which in 0usize..16,
+        ) {
+            let tables = crate::tables::all();
+            let table = &tables[which % tables.len()];
+            let r = RawCode { code: &code, exception_table: &exc, line_table: &lines, first_line };
+            if let Ok(decoded) = decode(table, r) {
+                // Whatever decodes also encodes (or fails cleanly), and its stack analysis ends.
+                let _ = crate::encode::encode(&decoded);
+            }
+        }
+
+        #[test]
+        fn any_instruction_and_argument_encodes_or_errs(
+            ops in proptest::collection::vec((0usize..256, any::<u32>()), 1..40),
+            which in 0usize..16,
+        ) {
+            let tables = crate::tables::all();
+            let table = &tables[which % tables.len()];
+            let mut code = Code::new(table, 1);
+            let l = code.new_label();
+            for (k, (opcode, arg)) in ops.into_iter().enumerate() {
+                let mut instr = Instr::new(opcode as u8, arg);
+                if table.op(opcode as u8).is_some_and(|o| o.jump.is_some()) {
+                    instr.target = Some(l);
+                }
+                if k == 0 {
+                    instr.label = Some(l);
+                }
+                code.instrs.push(instr);
+            }
+            let _ = crate::encode::encode(&code);
+        }
+
+        #[test]
+        fn mostly_valid_opcodes_never_panic(
+            ops in proptest::collection::vec((0usize..64, any::<u8>()), 0..120),
+            exc in proptest::collection::vec(any::<u8>(), 0..24),
+            which in 0usize..16,
+        ) {
+            // Pick real opcodes so that decoding goes deeper than the first unknown byte.
+            let tables = crate::tables::all();
+            let table = &tables[which % tables.len()];
+            let known: Vec<u8> = table.ops.iter().flatten().map(|o| o.code).collect();
+            let mut code = Vec::new();
+            for (k, arg) in ops {
+                code.push(known[k % known.len()]);
+                code.push(arg);
+            }
+            if let Ok(decoded) = decode(table, RawCode { code: &code, exception_table: &exc, line_table: &[], first_line: 1 }) {
+                let _ = crate::encode::encode(&decoded);
+            }
+        }
+    }
 }

@@ -72,7 +72,7 @@ fn prefixes_needed(arg: u32) -> u8 {
 }
 
 /// Check every instruction against the table and resolve jump targets to indices.
-fn resolve(code: &Code) -> Result<(Vec<&'static OpInfo>, Vec<Option<usize>>), EncodeError> {
+fn resolve(code: &Code) -> Result<Resolved, EncodeError> {
     let labels = code.label_targets();
     let mut seen = vec![false; labels.len()];
     let mut infos = Vec::with_capacity(code.instrs.len());
@@ -104,16 +104,26 @@ fn resolve(code: &Code) -> Result<(Vec<&'static OpInfo>, Vec<Option<usize>>), En
         infos.push(info);
         targets.push(target);
     }
-    Ok((infos, targets))
+    Ok(Resolved { infos, targets, labels })
+}
+
+struct Resolved {
+    infos: Vec<&'static OpInfo>,
+    targets: Vec<Option<usize>>,
+    labels: Vec<Option<usize>>,
 }
 
 pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
-    let (infos, targets) = resolve(code)?;
+    layout_resolved(code, &resolve(code)?)
+}
+
+fn layout_resolved(code: &Code, resolved: &Resolved) -> Result<Layout, EncodeError> {
+    let (infos, targets) = (&resolved.infos, &resolved.targets);
     let n = code.instrs.len();
     let mut prefixes: Vec<u8> =
         code.instrs
             .iter()
-            .zip(&infos)
+            .zip(infos)
             .map(|(instr, info)| {
                 if info.jump.is_some() {
                     instr.min_prefixes
@@ -172,7 +182,8 @@ pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
 /// Encode `code`. The stack size is the flow analysis' result (callers that re-encode an
 /// existing code object may keep the larger of it and the original `co_stacksize`).
 pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
-    let lay = layout(code)?;
+    let resolved = resolve(code)?;
+    let lay = layout_resolved(code, &resolved)?;
     let n = code.instrs.len();
     let total = lay.starts[n] as usize;
     let ext = code.table.extended_arg;
@@ -180,7 +191,7 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
     let mut positions: Vec<Position> = Vec::with_capacity(total);
     let mut starts: Vec<bool> = Vec::with_capacity(total);
     for (i, instr) in code.instrs.iter().enumerate() {
-        let info = code.table.op(instr.op).expect("checked by layout");
+        let info = resolved.infos[i];
         let p = lay.prefixes[i];
         let arg = lay.args[i];
         for k in (1..=p as u32).rev() {
@@ -200,13 +211,12 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
     }
     let line_table = linetable::encode_positions(code.table.locations, code.first_line, &positions, &starts);
     let exception_table =
-        if code.table.exception_table { exctable::encode(&exception_entries(code, &lay)?) } else { Vec::new() };
-    let stacksize = stackdepth::max_depth(code)?;
+        if code.table.exception_table { exctable::encode(&exception_entries(code, &resolved.labels, &lay)?) } else { Vec::new() };
+    let stacksize = stackdepth::max_depth_with(code, &resolved.labels)?;
     Ok(Encoded { code: bytes, exception_table, line_table, stacksize })
 }
 
-fn exception_entries(code: &Code, lay: &Layout) -> Result<Vec<ExcEntry>, EncodeError> {
-    let labels = code.label_targets();
+fn exception_entries(code: &Code, labels: &[Option<usize>], lay: &Layout) -> Result<Vec<ExcEntry>, EncodeError> {
     let mut out = Vec::new();
     for r in code.exception_ranges() {
         let Some(h) = code.handlers.get(r.handler as usize) else {
@@ -230,4 +240,175 @@ fn exception_entries(code: &Code, lay: &Layout) -> Result<Vec<ExcEntry>, EncodeE
 pub fn instr_units(code: &Code, instr: &Instr) -> Option<usize> {
     let info = code.table.op(instr.op)?;
     Some(instr.min_prefixes.max(prefixes_needed(instr.arg)) as usize + info.units())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode, RawCode};
+    use crate::instr::Handler;
+    use crate::tables::{for_version, OpTable};
+
+    fn table(minor: u8) -> &'static OpTable {
+        for_version(3, minor).unwrap()
+    }
+
+    fn op(t: &OpTable, name: &str) -> u8 {
+        t.code(name).unwrap_or_else(|| panic!("{name}"))
+    }
+
+    /// `if x: <n NOPs>; return` on 3.12, built through the model.
+    fn jump_over_nops(n: usize) -> Code {
+        let t = table(12);
+        let mut c = Code::new(t, 1);
+        let end = c.new_label();
+        c.instrs.push(Instr::new(op(t, "RESUME"), 0));
+        c.instrs.push(Instr::new(op(t, "LOAD_FAST"), 0));
+        c.instrs.push(Instr::jump(op(t, "POP_JUMP_IF_FALSE"), end));
+        for _ in 0..n {
+            c.instrs.push(Instr::new(op(t, "NOP"), 0));
+        }
+        let mut ret = Instr::new(op(t, "RETURN_CONST"), 0);
+        ret.label = Some(end);
+        c.instrs.push(ret);
+        c
+    }
+
+    fn redecode(c: &Code, out: &Encoded) -> Code {
+        decode(
+            c.table,
+            RawCode {
+                code: &out.code,
+                exception_table: &out.exception_table,
+                line_table: &out.line_table,
+                first_line: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn extended_arg_grows_to_a_fixed_point() {
+        let mut c = jump_over_nops(250);
+        let out = encode(&c).unwrap();
+        assert_eq!(out.code.len(), 2 * 254);
+        assert_eq!(out.code[4..6], [op(c.table, "POP_JUMP_IF_FALSE"), 250]);
+        // Ten more NOPs push the jump past 255 units: one prefix appears.
+        c.insert_before(3, vec![Instr::new(op(c.table, "NOP"), 0); 10], false);
+        let out = encode(&c).unwrap();
+        assert_eq!(out.code[4..8], [c.table.extended_arg, 1, op(c.table, "POP_JUMP_IF_FALSE"), 4]);
+        let back = redecode(&c, &out);
+        let ret = back.instrs.len() - 1;
+        assert_eq!(back.instrs[2].target, back.instrs[ret].label);
+        assert_eq!(back.instrs[2].arg, 260);
+        assert_eq!(out.stacksize, 1);
+    }
+
+    #[test]
+    fn redundant_prefixes_survive() {
+        let t = table(12);
+        let code = [t.extended_arg, 0, op(t, "LOAD_CONST"), 1, op(t, "RETURN_VALUE"), 0];
+        let c = decode(t, RawCode { code: &code, exception_table: &[], line_table: &[], first_line: 1 }).unwrap();
+        assert_eq!(c.instrs[0].min_prefixes, 1);
+        assert_eq!(encode(&c).unwrap().code, code);
+    }
+
+    #[test]
+    fn absolute_jumps_on_3_10() {
+        let t = table(10);
+        let mut c = Code::new(t, 1);
+        let top = c.new_label();
+        let mut first = Instr::new(op(t, "LOAD_FAST"), 0);
+        first.label = Some(top);
+        c.instrs.push(first);
+        c.instrs.push(Instr::jump(op(t, "POP_JUMP_IF_FALSE"), top));
+        c.instrs.push(Instr::new(op(t, "LOAD_CONST"), 0));
+        c.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        c.insert_before(0, vec![Instr::new(op(t, "NOP"), 0)], true);
+        let out = encode(&c).unwrap();
+        // Retargeted to the inserted NOP at unit 0.
+        assert_eq!(out.code[4..6], [op(t, "POP_JUMP_IF_FALSE"), 0]);
+        c.instrs[0].label = None;
+        c.instrs[1].label = Some(top);
+        assert_eq!(encode(&c).unwrap().code[4..6], [op(t, "POP_JUMP_IF_FALSE"), 1]);
+    }
+
+    #[test]
+    fn insert_before_keeps_or_moves_targets_and_handler_ranges() {
+        let t = table(12);
+        let nop = op(t, "NOP");
+        let mut c = jump_over_nops(3);
+        let ret = c.instrs.len() - 1;
+        // Cover the NOPs with a handler at RETURN_CONST.
+        let handler_label = c.instrs[ret].label.unwrap();
+        c.handlers.push(Handler { target: handler_label, depth: 0, lasti: false });
+        for i in 3..6 {
+            c.instrs[i].handler = Some(0);
+        }
+        let range = c.insert_before(4, vec![Instr::new(nop, 0), Instr::new(nop, 0)], false);
+        assert_eq!(range, 4..6);
+        assert_eq!(c.instrs[4].handler, Some(0));
+        assert_eq!(c.exception_ranges().len(), 1);
+        assert_eq!((c.exception_ranges()[0].start, c.exception_ranges()[0].end), (3, 8));
+        // Before the jump target: kept (false) vs moved to the prologue (true).
+        let ret = c.instrs.len() - 1;
+        c.insert_before(ret, vec![Instr::new(nop, 0)], false);
+        assert_eq!(c.instrs[ret + 1].label, Some(handler_label));
+        let ret = c.instrs.len() - 1;
+        c.insert_before(ret, vec![Instr::new(nop, 0)], true);
+        assert_eq!(c.instrs[ret].label, Some(handler_label));
+        assert_eq!(c.instrs[ret + 1].label, None);
+        // Code inserted at the end of a range is outside it (it takes the next one's handler).
+        assert_eq!(c.instrs[ret].handler, None);
+        let out = encode(&c).unwrap();
+        let back = redecode(&c, &out);
+        assert_eq!(back.exception_ranges(), c.exception_ranges());
+        assert_eq!(encode(&back).unwrap(), out);
+    }
+
+    #[test]
+    fn stack_size_counts_inserted_pushes_and_handlers() {
+        let t = table(12);
+        let mut c = jump_over_nops(2);
+        assert_eq!(encode(&c).unwrap().stacksize, 1);
+        c.insert_before(
+            3,
+            vec![
+                Instr::new(op(t, "LOAD_CONST"), 0),
+                Instr::new(op(t, "LOAD_CONST"), 0),
+                Instr::new(op(t, "POP_TOP"), 0),
+                Instr::new(op(t, "POP_TOP"), 0),
+            ],
+            true,
+        );
+        assert_eq!(encode(&c).unwrap().stacksize, 2);
+        // A handler entered with depth 3 + lasti + exception.
+        let l = c.label_at(c.instrs.len() - 1);
+        c.handlers.push(Handler { target: l, depth: 3, lasti: true });
+        c.instrs[3].handler = Some(0);
+        assert_eq!(encode(&c).unwrap().stacksize, 5);
+    }
+
+    #[test]
+    fn encode_errors_are_values() {
+        let t = table(12);
+        let mut c = jump_over_nops(1);
+        let ghost = c.new_label();
+        c.instrs[2].target = Some(ghost);
+        assert!(encode(&c).unwrap_err().what.contains("attached to no instruction"));
+        let mut c = jump_over_nops(1);
+        c.instrs[1].op = 255;
+        assert!(encode(&c).unwrap_err().what.contains("unknown opcode"));
+        // A forward-only jump whose target moved before it.
+        let mut c = jump_over_nops(1);
+        let ret = c.instrs.len() - 1;
+        let l = c.instrs[ret].label.take().unwrap();
+        c.instrs[0].label = Some(l);
+        assert!(encode(&c).unwrap_err().what.contains("lies the other way"));
+        let mut c = jump_over_nops(1);
+        c.instrs.pop();
+        c.instrs.push(Instr::new(op(t, "NOP"), 0));
+        let e = encode(&c).unwrap_err();
+        assert!(e.what.contains("attached to no instruction") || e.what.contains("falls off"), "{e}");
+    }
 }

@@ -199,9 +199,6 @@ impl Code {
 
     /// Whether control can fall from `instrs[idx]` into the next instruction.
     pub fn falls_through(&self, idx: usize) -> bool {
-        match self.info(&self.instrs[idx]).map(|i| i.flow) {
-            Some(Flow::End) | Some(Flow::Goto) => false,
-            _ => true,
-        }
+        !matches!(self.info(&self.instrs[idx]).map(|i| i.flow), Some(Flow::End) | Some(Flow::Goto))
     }
 }

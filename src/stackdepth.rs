@@ -10,7 +10,7 @@
 //! CPython computes its depth on the control-flow graph before a few late steps, so the final
 //! bytecode alone can show less than `co_stacksize`; `Quirks` reproduces the two that matter
 //! (both can only raise the result): handlers kept alive only by a SETUP pseudo-op, and 3.13's
-//! minimum of one slot.
+//! (and later) minimum of one slot.
 
 use crate::encode::{err, EncodeError};
 use crate::instr::Code;
@@ -18,10 +18,11 @@ use crate::tables::Flow;
 
 /// Stack depths beyond this are taken as a sign of an unbalanced loop.
 const DEPTH_LIMIT: i64 = 1 << 24;
+const MAX_STACK_ARG: u32 = 1 << 22;
 
 /// Version facts about CPython's own stack-depth pass that no opcode table states.
 struct Quirks {
-    /// 3.13 never reports less than one slot (`def f(): raise` has co_stacksize 1 there, 0 on
+    /// 3.13+ never report less than one slot (`def f(): raise` has co_stacksize 1 there, 0 on
     /// 3.12), which also covers every function whose only value is a RETURN_CONST.
     min_depth: i64,
     /// 3.11+: a `try` whose body was optimised away leaves its handler in the code, reachable
@@ -32,12 +33,17 @@ struct Quirks {
 }
 
 fn quirks(version: (u8, u8)) -> Quirks {
-    Quirks { min_depth: if version == (3, 13) { 1 } else { 0 }, seed_orphan_handlers: version >= (3, 11) }
+    Quirks { min_depth: if version >= (3, 13) { 1 } else { 0 }, seed_orphan_handlers: version >= (3, 11) }
 }
 
 /// Maximum stack depth of `code` by flow analysis from its first instruction.
 pub fn max_depth(code: &Code) -> Result<u32, EncodeError> {
-    Ok(analyse(code)?.max)
+    Ok(run(code, &code.label_targets())?.0)
+}
+
+/// As `max_depth`, with the label → index map the caller already has.
+pub(crate) fn max_depth_with(code: &Code, labels: &[Option<usize>]) -> Result<u32, EncodeError> {
+    Ok(run(code, labels)?.0)
 }
 
 fn reach(entry: &mut [i64], work: &mut Vec<usize>, at: usize, depth: i64) -> Result<(), EncodeError> {
@@ -106,8 +112,12 @@ pub struct Analysis {
 }
 
 pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
+    let (max, entry) = run(code, &code.label_targets())?;
+    Ok(Analysis { max, entry: entry.into_iter().map(|d| (d >= 0).then_some(d as u32)).collect() })
+}
+
+fn run(code: &Code, labels: &[Option<usize>]) -> Result<(u32, Vec<i64>), EncodeError> {
     let n = code.instrs.len();
-    let labels = code.label_targets();
     let resolve = |i: usize, l: crate::instr::Label| -> Result<usize, EncodeError> {
         match labels.get(l.0 as usize).copied().flatten() {
             Some(t) => Ok(t),
@@ -124,7 +134,7 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
     let mut orphan_scan = 0;
     loop {
         if work.is_empty() && quirks.seed_orphan_handlers {
-            seed_orphan(code, &labels, &mut orphan_scan, &mut entry, &mut work)?;
+            seed_orphan(code, labels, &mut orphan_scan, &mut entry, &mut work)?;
         }
         let Some(start) = work.pop() else { break };
         let mut i = start;
@@ -141,6 +151,11 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
                 let d = handler.depth as i64 + handler.lasti as i64 + 1;
                 max = max.max(d);
                 reach(&mut entry, &mut work, resolve(i, handler.target)?, d)?;
+            }
+            // The table's formula multiplies the argument; beyond 2^22 it could overflow, and no
+            // real instruction takes a stack-sized argument that large.
+            if instr.arg > MAX_STACK_ARG && !matches!(info.stack[0], crate::tables::StackEffect::Const(_)) {
+                return err(i, format!("{} {} has an argument too large to size the stack", info.name, instr.arg));
             }
             let effect = |jump: bool| match info.stack_effect(instr.arg, jump) {
                 Some(e) => Ok(e as i64),
@@ -169,5 +184,5 @@ pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
         }
     }
     let max = max.max(quirks.min_depth);
-    Ok(Analysis { max: max as u32, entry: entry.into_iter().map(|d| (d >= 0).then_some(d as u32)).collect() })
+    Ok((max as u32, entry))
 }

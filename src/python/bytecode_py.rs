@@ -18,15 +18,20 @@ use crate::tables::{self, ArgKind, DerefIndex, OpTable};
 
 /// The opcode table of the running interpreter, or a ValueError naming its version.
 pub(crate) fn running_table(py: Python<'_>) -> PyResult<&'static OpTable> {
-    let v = py.version_info();
-    tables::for_version(v.major, v.minor).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "frontrun has no opcode table for Python {}.{} (supported: {})",
-            v.major,
-            v.minor,
-            tables::all().iter().map(|t| format!("{}.{}", t.version.0, t.version.1)).collect::<Vec<_>>().join(", ")
-        ))
-    })
+    // One interpreter per process: look the version up once.
+    static TABLE: std::sync::OnceLock<Result<&'static OpTable, String>> = std::sync::OnceLock::new();
+    let found = TABLE.get_or_init(|| {
+        let v = py.version_info();
+        tables::for_version(v.major, v.minor).ok_or_else(|| {
+            format!(
+                "frontrun has no opcode table for Python {}.{} (supported: {})",
+                v.major,
+                v.minor,
+                tables::all().iter().map(|t| format!("{}.{}", t.version.0, t.version.1)).collect::<Vec<_>>().join(", ")
+            )
+        })
+    });
+    found.clone().map_err(PyValueError::new_err)
 }
 
 /// The bytes of one code object, owned by Python objects kept alive alongside.
@@ -41,10 +46,9 @@ struct PyRaw<'py> {
 impl<'py> PyRaw<'py> {
     fn read(table: &OpTable, code: &Bound<'py, PyAny>) -> PyResult<PyRaw<'py>> {
         let bytes = |name: &str| -> PyResult<Bound<'py, PyBytes>> {
-            Ok(code
-                .getattr(name)?
+            code.getattr(name)?
                 .cast_into::<PyBytes>()
-                .map_err(|_| PyValueError::new_err(format!("{name} is not bytes")))?)
+                .map_err(|_| PyValueError::new_err(format!("{name} is not bytes")))
         };
         Ok(PyRaw {
             code: bytes("co_code")?,
@@ -77,32 +81,32 @@ fn decode_code(table: &'static OpTable, code: &Bound<'_, PyAny>) -> PyResult<(Co
     Ok((decoded, raw.stacksize))
 }
 
+/// A change applied to each decoded code object; may return replacement `co_consts`.
+type Edit<'a, 'py> = dyn Fn(&mut Code, &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyTuple>>> + 'a;
+
 struct Rebuild<'py> {
     table: &'static OpTable,
     code_type: Bound<'py, PyAny>,
 }
 
 impl<'py> Rebuild<'py> {
-    fn new(py: Python<'py>) -> PyResult<Self> {
-        Ok(Rebuild { table: running_table(py)?, code_type: py.import("types")?.getattr("CodeType")? })
+    fn new(code: &Bound<'py, PyAny>) -> PyResult<Self> {
+        Ok(Rebuild { table: running_table(code.py())?, code_type: code.get_type().into_any() })
     }
 
     fn is_code(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
-        obj.is_instance(&self.code_type)
+        Ok(obj.get_type().is(&self.code_type))
     }
 
     /// Re-encode `code` (after `edit`), recursing into code constants when `recursive`.
-    /// The new `co_stacksize` is the larger of the analysis and the original: the analysis
-    /// alone may be below CPython's own (see `tests/python/test_bytecode.py` for the counts).
-    fn rebuild(
-        &self,
-        code: &Bound<'py, PyAny>,
-        recursive: bool,
-        edit: &dyn Fn(&mut Code, &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyTuple>>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    /// The new `co_stacksize` is the larger of the analysis and the original: never below what
+    /// CPython computed, never below what the (possibly edited) code needs.
+    fn rebuild(&self, code: &Bound<'py, PyAny>, recursive: bool, edit: &Edit<'_, 'py>) -> PyResult<Bound<'py, PyAny>> {
         let py = code.py();
-        let (mut decoded, old_stacksize) = decode_code(self.table, code)?;
-        let mut consts = code.getattr("co_consts")?.cast_into::<PyTuple>()?;
+        let raw = PyRaw::read(self.table, code)?;
+        let mut decoded = decode::decode(self.table, raw.raw()).map_err(|e| value_error(e, code))?;
+        let old_consts = code.getattr("co_consts")?.cast_into::<PyTuple>()?;
+        let mut consts = old_consts.clone();
         if let Some(new_consts) = edit(&mut decoded, &consts)? {
             consts = new_consts;
         }
@@ -123,13 +127,26 @@ impl<'py> Rebuild<'py> {
                 consts = PyTuple::new(py, items)?;
             }
         }
-        kwargs.set_item("co_consts", consts)?;
-        kwargs.set_item("co_code", PyBytes::new(py, &out.code))?;
-        kwargs.set_item("co_linetable", PyBytes::new(py, &out.line_table))?;
-        if self.table.exception_table {
-            kwargs.set_item("co_exceptiontable", PyBytes::new(py, &out.exception_table))?;
+        // Only what changed is passed on; unchanged bytes keep their original objects.
+        if !consts.is(&old_consts) {
+            kwargs.set_item("co_consts", consts)?;
         }
-        kwargs.set_item("co_stacksize", out.stacksize.max(old_stacksize))?;
+        let bytes = |new: &[u8], old: &Bound<'py, PyBytes>| {
+            if new == old.as_bytes() {
+                old.clone()
+            } else {
+                PyBytes::new(py, new)
+            }
+        };
+        kwargs.set_item("co_code", bytes(&out.code, &raw.code))?;
+        kwargs.set_item("co_linetable", bytes(&out.line_table, &raw.line_table))?;
+        if let Some(old) = &raw.exception_table {
+            kwargs.set_item("co_exceptiontable", bytes(&out.exception_table, old))?;
+        }
+        let stacksize = out.stacksize.max(raw.stacksize);
+        if stacksize != raw.stacksize {
+            kwargs.set_item("co_stacksize", stacksize)?;
+        }
         code.call_method("replace", (), Some(&kwargs))
     }
 }
@@ -138,7 +155,7 @@ impl<'py> Rebuild<'py> {
 #[pyfunction]
 #[pyo3(signature = (code, recursive = true))]
 fn bytecode_reassemble<'py>(code: &Bound<'py, PyAny>, recursive: bool) -> PyResult<Bound<'py, PyAny>> {
-    Rebuild::new(code.py())?.rebuild(code, recursive, &|_, _| Ok(None))
+    Rebuild::new(code)?.rebuild(code, recursive, &|_, _| Ok(None))
 }
 
 /// `co_stacksize` as the flow analysis computes it (no floor from the original).
@@ -423,7 +440,7 @@ fn insertable(code: &Code, i: usize, after_preamble: usize, for_iter_targets: &[
 #[pyfunction]
 fn _insert_nops_everywhere<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
-    let rebuild = Rebuild::new(py)?;
+    let rebuild = Rebuild::new(code)?;
     let table = rebuild.table;
     let load_const = table.code("LOAD_CONST").expect("every table has LOAD_CONST");
     let pop_top = table.code("POP_TOP").expect("every table has POP_TOP");

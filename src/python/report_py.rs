@@ -32,7 +32,7 @@
 //! * `activate`/`deactivate` may be called from any thread; `recording()` uses the same count.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use pyo3::exceptions::PyRuntimeError;
@@ -176,6 +176,9 @@ static FLIP: Mutex<()> = Mutex::new(());
 static BUILTINS: OnceLock<Py<PyDict>> = OnceLock::new();
 static METHOD_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
 static ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Tests: build every event even with no one to deliver it to (exercises the natives fully
+/// without keeping objects alive).
+static BUILD_UNHEARD: AtomicBool = AtomicBool::new(false);
 static LAST_ERROR: Mutex<Option<String>> = Mutex::new(None);
 
 thread_local! {
@@ -376,7 +379,7 @@ fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
     let recorders: Vec<Py<PyList>> =
         RECORDERS.try_with(|r| r.borrow().iter().map(|l| l.clone_ref(py)).collect()).unwrap_or_default();
     let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
-    if recorders.is_empty() && sink.is_none() {
+    if recorders.is_empty() && sink.is_none() && !BUILD_UNHEARD.load(Ordering::Relaxed) {
         return Ok(());
     }
     let site = args.get_item(n - 1)?.cast_into::<PyTuple>()?;
@@ -516,9 +519,14 @@ fn report_errors() -> (u64, Option<String>) {
     (ERRORS.load(Ordering::Relaxed), LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone())
 }
 
-/// Turn reporting on (refcounted) without recording — for benchmarks and tests.
+/// Turn reporting on (refcounted) without recording — for benchmarks and tests. With
+/// `build_events`, every report builds its event and drops it.
 #[pyfunction]
-fn _reporting_activate(py: Python<'_>) {
+#[pyo3(signature = (build_events = false))]
+fn _reporting_activate(py: Python<'_>, build_events: bool) {
+    if build_events {
+        BUILD_UNHEARD.store(true, Ordering::Relaxed);
+    }
     activate(py);
 }
 

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::decode::{self, RawCode};
 use crate::encode;
-use crate::rewrite::{self, Input, MethodTables, Policy, SiteConst, REWRITER_VERSION};
+use crate::rewrite::{self, Input, MethodTables, Policy, RewriteError, SiteConst, REWRITER_VERSION};
 use crate::tables::{self, DerefIndex, OpTable};
 
 create_exception!(
@@ -18,6 +18,15 @@ create_exception!(
     PyValueError,
     "The running interpreter has no opcode table or rewriting facts; code is left as it is."
 );
+
+/// Code objects left unrewritten because the result failed the rewriter's own stack check.
+static FAILURES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Descriptions of code objects left unrewritten by an internal error (should stay empty).
+#[pyfunction]
+fn rewrite_failures() -> Vec<String> {
+    FAILURES.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
 
 fn table_for(py: Python<'_>) -> PyResult<&'static OpTable> {
     let v = py.version_info();
@@ -161,7 +170,16 @@ impl<'py> Rewriter<'py> {
             policy: self.policy,
             methods: &self.methods,
         };
-        let outcome = rewrite::rewrite(decoded, &input).map_err(|e| malformed(code, e))?;
+        let outcome = match rewrite::rewrite(decoded, &input) {
+            Ok(o) => o,
+            Err(e @ RewriteError::Internal(_)) => {
+                // Never hand out code the rewriter itself doubts: leave this one as it was.
+                let what = format!("{} (line {}): {e}", qualname(code), first_line(code));
+                FAILURES.lock().unwrap_or_else(|p| p.into_inner()).push(what);
+                None
+            }
+            Err(e) => return Err(malformed(code, e)),
+        };
         let Some(rw) = outcome else {
             if !children_changed {
                 return Ok(code.clone());
@@ -302,10 +320,32 @@ fn indent(listing: &str, injected: Option<&Vec<bool>>) -> String {
     out
 }
 
+/// The rewriter's strict stack check of one code object (not recursive): None, or the problem.
+#[pyfunction]
+fn _rewrite_check(code: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    let table = table_for(code.py())?;
+    let raw_code = bytes_attr(code, "co_code")?;
+    let exception_table = if table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
+    let line_table = bytes_attr(code, "co_linetable")?;
+    let decoded = decode::decode(
+        table,
+        RawCode {
+            code: raw_code.as_bytes(),
+            exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+            line_table: line_table.as_bytes(),
+            first_line: code.getattr("co_firstlineno")?.extract()?,
+        },
+    )
+    .map_err(|e| malformed(code, e))?;
+    Ok(rewrite::verify::check(&decoded).err())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_rewrite_check, m)?)?;
     m.add("REWRITER_VERSION", REWRITER_VERSION)?;
     m.add("UnsupportedVersion", m.py().get_type::<UnsupportedVersion>())?;
     m.add_function(wrap_pyfunction!(rewrite_code, m)?)?;
     m.add_function(wrap_pyfunction!(rewrite_report, m)?)?;
+    m.add_function(wrap_pyfunction!(rewrite_failures, m)?)?;
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod facts;
 pub mod inject;
 pub mod ops;
 pub mod sites;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet};
 
@@ -216,11 +217,20 @@ pub struct Rewritten {
 }
 
 #[derive(Debug)]
-pub struct RewriteError(pub String);
+pub enum RewriteError {
+    /// The input cannot be rewritten (malformed, or an unknown interpreter).
+    Input(String),
+    /// The rewriter produced code that fails its own stack check: a bug; the code object
+    /// should be left as it was.
+    Internal(String),
+}
 
 impl std::fmt::Display for RewriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            RewriteError::Input(s) => f.write_str(s),
+            RewriteError::Internal(s) => write!(f, "internal rewriter error: {s}"),
+        }
     }
 }
 
@@ -237,14 +247,18 @@ pub struct Input<'a> {
 pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, RewriteError> {
     let table = code.table;
     let Some(facts) = Facts::for_table(table) else {
-        return Err(RewriteError(format!("no rewriting facts for Python {}.{}", table.version.0, table.version.1)));
+        return Err(RewriteError::Input(format!(
+            "no rewriting facts for Python {}.{}",
+            table.version.0, table.version.1
+        )));
     };
     if input.names.iter().any(|n| n == REPORT_NAME || n == GUARD_NAME) {
         return Ok(None);
     }
     let ops = ops::for_table(table);
     let ctx = Context { names: input.names, deref_name: input.deref_name, policy: input.policy, methods: input.methods };
-    let selection = Selector::new(&code, ops, facts, &ctx).map_err(RewriteError)?.select();
+    let mut selection = Selector::new(&code, ops, facts, &ctx).map_err(RewriteError::Input)?.select();
+    selection.reports.sort_by_key(|r| (r.at, r.after));
     if selection.reports.is_empty() {
         return Ok(None);
     }
@@ -377,10 +391,13 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
             }
         }
         if pending.is_some() {
-            return Err(RewriteError(format!("internal: a report after instruction {i} has nowhere to skip to")));
+            return Err(RewriteError::Internal(format!("a report after instruction {i} has nowhere to skip to")));
         }
     }
     code.instrs = out;
+    // Every CPython 3.10-3.15 stdlib code object passes this check before rewriting; after
+    // it, a failure is a rewriter bug and the code object is left as it was.
+    verify::check(&code).map_err(RewriteError::Internal)?;
 
     let sites = site_of.into_iter().map(|(s, _)| s).collect();
     Ok(Some(Rewritten { code, new_names: vec![GUARD_NAME, REPORT_NAME], new_consts: consts, sites, injected }))
@@ -410,3 +427,6 @@ impl Chunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

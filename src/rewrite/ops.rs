@@ -42,6 +42,7 @@ pub struct Ops {
     pub end_for: Option<u8>,
     pub resume: Option<u8>,
     pub not_taken: Option<u8>,
+    pub get_awaitable: Option<u8>,
     pub pop_top: u8,
     pub load_const: u8,
     pub copy: Option<u8>,
@@ -77,7 +78,9 @@ fn build(t: &OpTable) -> Ops {
         .find(|op| op.jump != Some(JumpDir::Backward))
         .map(|op| op.code)
         .expect("every table has a forward conditional jump");
-    let no_insert_after = ["PRECALL", "KW_NAMES", "YIELD_VALUE", "SEND", "CLEANUP_THROW", "NOT_TAKEN"]
+    // LOAD_SPECIAL (3.14+): the `__enter__` call must follow it directly, or an interrupt left
+    // pending by `__enter__` is raised before the `with` body's handler covers it.
+    let no_insert_after = ["PRECALL", "KW_NAMES", "YIELD_VALUE", "SEND", "CLEANUP_THROW", "NOT_TAKEN", "LOAD_SPECIAL"]
         .iter()
         .filter_map(|n| c(n))
         .collect();
@@ -156,6 +159,7 @@ fn build(t: &OpTable) -> Ops {
         end_for: c("END_FOR"),
         resume: c("RESUME"),
         not_taken: c("NOT_TAKEN"),
+        get_awaitable: c("GET_AWAITABLE"),
         pop_top: c("POP_TOP").expect("POP_TOP"),
         load_const: c("LOAD_CONST").expect("LOAD_CONST"),
         copy: c("COPY"),

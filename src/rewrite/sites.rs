@@ -134,6 +134,9 @@ pub struct Selector<'a> {
     insertable: Vec<bool>,
     claimed: HashSet<usize>,
     out: Selection,
+    /// Visit marks for the pairing walks: `seen[i] == walk` (no per-walk allocation).
+    seen: std::cell::RefCell<Vec<u32>>,
+    walk: std::cell::Cell<u32>,
 }
 
 impl<'a> Selector<'a> {
@@ -151,10 +154,18 @@ impl<'a> Selector<'a> {
             insertable: Vec::new(),
             claimed: HashSet::new(),
             out: Selection::default(),
+            seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
+            walk: std::cell::Cell::new(0),
         };
         s.calls = s.find_calls();
         s.insertable = s.find_insertable();
         Ok(s)
+    }
+
+    fn next_walk(&self) -> u32 {
+        let w = self.walk.get() + 1;
+        self.walk.set(w);
+        w
     }
 
     fn op(&self, i: usize) -> u8 {
@@ -242,6 +253,16 @@ impl<'a> Selector<'a> {
             if Some(op) == o.not_taken || Some(op) == o.resume {
                 ok[i] = false;
             }
+            // 3.10 words the error of a non-awaitable `__aexit__` result by the two ops before
+            // GET_AWAITABLE (`DUP_TOP; CALL_FUNCTION`): keep them adjacent.
+            if o.dup_top.is_some()
+                && i > 0
+                && Some(self.op(i - 1)) == o.dup_top
+                && i + 1 < n
+                && Some(self.op(i + 1)) == o.get_awaitable
+            {
+                ok[i] = false;
+            }
             // 3.12+: an exhausted FOR_ITER jumps past its target's END_FOR by a fixed amount.
             if Some(op) == o.for_iter && o.end_for.is_some() {
                 if let Some(t) = self.target(i) {
@@ -275,16 +296,17 @@ impl<'a> Selector<'a> {
     /// pair. Returns the call and the instructions executed while the pair is on the stack.
     fn pair_strict(&self, from: usize, slot: u32) -> Option<(Vec<CallSite>, Vec<usize>)> {
         let n = self.code.instrs.len();
-        let mut seen = vec![false; n];
+        let walk = self.next_walk();
+        let mut seen = self.seen.borrow_mut();
         let mut work = vec![from + 1];
         let mut region = vec![from];
         let mut found: Vec<CallSite> = Vec::new();
         let mut budget = 50_000usize;
         while let Some(i) = work.pop() {
-            if i >= n || seen[i] {
+            if i >= n || seen[i] == walk {
                 continue;
             }
-            seen[i] = true;
+            seen[i] = walk;
             budget = budget.checked_sub(1)?;
             let h = self.height[i]?;
             if let Some(cs) = self.calls[i] {
@@ -335,15 +357,16 @@ impl<'a> Selector<'a> {
     fn pair_weak(&self, from: usize, slot: u32) -> Option<CallSite> {
         let n = self.code.instrs.len();
         let o = self.ops;
-        let mut seen = vec![false; n];
+        let walk = self.next_walk();
+        let mut seen = self.seen.borrow_mut();
         let mut work = vec![from + 1];
         let mut found: Option<CallSite> = None;
         let mut budget = 5_000usize;
         while let Some(i) = work.pop() {
-            if i >= n || seen[i] {
+            if i >= n || seen[i] == walk {
                 continue;
             }
-            seen[i] = true;
+            seen[i] = walk;
             budget = budget.checked_sub(1)?;
             let h = self.height[i]?;
             if let Some(cs) = self.calls[i] {

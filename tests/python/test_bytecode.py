@@ -159,6 +159,11 @@ def test_insertion_keeps_behaviour(path):
         assert new.co_stacksize == max(old.co_stacksize, bytecode.stacksize(new))
         # Decoding the rewritten code works and re-encodes to itself.
         assert bytecode.reassemble(new, recursive=False).co_code == new.co_code
+        # Inserted code carries the position of the instruction it serves: no new lines or
+        # locations appear (tracebacks, coverage and debuggers see the same places).
+        assert {line for _, _, line in new.co_lines()} == {line for _, _, line in old.co_lines()}
+        if hasattr(old, "co_positions"):
+            assert set(new.co_positions()) == set(old.co_positions())
     expected = run_module(code)
     assert run_module(rewritten) == expected
     assert "Traceback" in expected or "caught" in expected or path.endswith(("structures.py", "big_function.py"))
