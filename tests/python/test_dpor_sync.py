@@ -278,3 +278,39 @@ def test_explorations_run_one_after_another_with_fresh_workers():
     # Workers of finished explorations have gone home.
     time.sleep(0.2)
     assert threading.active_count() <= 3
+
+
+ACQ = load(
+    """
+    import threading
+
+    PLAIN = threading.Lock()
+    total = 0
+
+    def explicit(s):
+        global total
+        PLAIN.acquire()
+        try:
+            total += 1
+        finally:
+            PLAIN.release()
+    """,
+    name="dpor_sync_acquire_prog",
+)
+
+
+def test_module_level_lock_explicit_acquire_release():
+    from frontrun._recording import recording
+
+    with recording() as events:
+        ACQ.explicit(State())
+    ACQ.total = 0
+    if not any(e.kind == "call" and e.key == "acquire" for e in events):
+        pytest.skip("this rewriter does not report lock.acquire() calls yet")
+
+    def setup():
+        ACQ.total = 0
+        return State()
+
+    result = frontrun.explore_dpor(setup, [ACQ.explicit] * 2, lambda s: ACQ.total == 2, timeout=20)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
