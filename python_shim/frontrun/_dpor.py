@@ -245,16 +245,18 @@ def _run_one(rt, setup, threads, invariant, timeout):
 class _Progress:
     def __init__(self):
         self.started = _now()
-        self.enabled = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        self.enabled = None  # asked only once the search has run for a while
         self.last = 0.0
         self.shown = False
 
     def tick(self, n):
-        if not self.enabled:
-            return
         now = _now()
         elapsed = now - self.started
         if elapsed < PROGRESS_AFTER or now - self.last < 0.5:
+            return
+        if self.enabled is None:
+            self.enabled = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        if not self.enabled:
             return
         self.last = now
         self.shown = True
