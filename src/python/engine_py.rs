@@ -34,10 +34,16 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PySet, PySlice, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PySet,
+    PySlice, PyString, PyTuple,
+};
 
 use super::report_py::{self, Event, EventKind};
-use crate::engine::{AccessKind, Choice, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE};
+use crate::engine::{
+    AccessKind, Choice, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason,
+    WHOLE,
+};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 const NS_VALUE: u64 = 1 << 61;
@@ -175,14 +181,58 @@ fn is_resource(inner: &Inner, name: &str) -> bool {
     inner.resource_methods.iter().any(|m| m == name)
 }
 
-const LIST_WRITES: &[&str] = &["append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "__setitem__", "__delitem__", "__iadd__"];
-const DICT_WRITES: &[&str] = &["pop", "popitem", "clear", "update", "setdefault", "__setitem__", "__delitem__", "__ior__"];
+const LIST_WRITES: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+];
+const DICT_WRITES: &[&str] = &[
+    "pop",
+    "popitem",
+    "clear",
+    "update",
+    "setdefault",
+    "__setitem__",
+    "__delitem__",
+    "__ior__",
+];
 const SET_WRITES: &[&str] = &[
-    "add", "discard", "remove", "pop", "clear", "update", "difference_update", "intersection_update",
-    "symmetric_difference_update", "__ior__", "__iand__", "__isub__", "__ixor__",
+    "add",
+    "discard",
+    "remove",
+    "pop",
+    "clear",
+    "update",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "__ior__",
+    "__iand__",
+    "__isub__",
+    "__ixor__",
 ];
 const DEQUE_WRITES: &[&str] = &[
-    "append", "appendleft", "pop", "popleft", "extend", "extendleft", "rotate", "clear", "insert", "remove", "reverse", "__setitem__", "__delitem__",
+    "append",
+    "appendleft",
+    "pop",
+    "popleft",
+    "extend",
+    "extendleft",
+    "rotate",
+    "clear",
+    "insert",
+    "remove",
+    "reverse",
+    "__setitem__",
+    "__delitem__",
 ];
 const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter__"];
 
@@ -208,7 +258,10 @@ impl Inner {
     }
 
     fn current(&self) -> Option<ThreadId> {
-        CURRENT.with(|c| c.get()).filter(|(rt, _)| *rt == self.id()).map(|(_, t)| t)
+        CURRENT
+            .with(|c| c.get())
+            .filter(|(rt, _)| *rt == self.id())
+            .map(|(_, t)| t)
     }
 
     // ---------------------------------------------------------------- numbering
@@ -237,7 +290,11 @@ impl Inner {
         if let Some(&k) = st.name_ptrs.get(&ptr) {
             return k;
         }
-        let text = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned)).unwrap_or_else(|| name.to_string());
+        let text = name
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok().map(str::to_owned))
+            .unwrap_or_else(|| name.to_string());
         let next = st.name_ids.len() as u64 + 1;
         let k = *st.name_ids.entry(text).or_insert(next);
         st.name_ptrs.insert(ptr, k);
@@ -246,7 +303,13 @@ impl Inner {
     }
 
     fn is_scalar_key(k: &Bound<'_, PyAny>) -> bool {
-        if k.is_none() || k.is_exact_instance_of::<PyString>() || k.is_exact_instance_of::<PyInt>() || k.is_exact_instance_of::<PyBool>() || k.is_exact_instance_of::<PyBytes>() || k.is_exact_instance_of::<PyFloat>() {
+        if k.is_none()
+            || k.is_exact_instance_of::<PyString>()
+            || k.is_exact_instance_of::<PyInt>()
+            || k.is_exact_instance_of::<PyBool>()
+            || k.is_exact_instance_of::<PyBytes>()
+            || k.is_exact_instance_of::<PyFloat>()
+        {
             return true;
         }
         match k.cast_exact::<PyTuple>() {
@@ -255,7 +318,12 @@ impl Inner {
         }
     }
 
-    fn item_key(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> u64 {
+    fn item_key(
+        &self,
+        st: &mut State,
+        container: &Bound<'_, PyAny>,
+        key: &Bound<'_, PyAny>,
+    ) -> u64 {
         let py = key.py();
         if key.is_instance_of::<PySlice>() {
             return WHOLE;
@@ -263,10 +331,19 @@ impl Inner {
         if Self::is_scalar_key(key) {
             let mut key = key.clone();
             // lst[-1] and lst[len-1] are one element.
-            if key.is_exact_instance_of::<PyInt>() && (container.is_instance_of::<PyList>() || container.is_instance_of::<PyByteArray>() || container.is_instance(self.types.deque.bind(py)).unwrap_or(false)) {
+            if key.is_exact_instance_of::<PyInt>()
+                && (container.is_instance_of::<PyList>()
+                    || container.is_instance_of::<PyByteArray>()
+                    || container
+                        .is_instance(self.types.deque.bind(py))
+                        .unwrap_or(false))
+            {
                 if let (Ok(i), Ok(n)) = (key.extract::<i64>(), container.len()) {
                     if i < 0 {
-                        key = (i + n as i64).into_pyobject(py).map(|b| b.into_any()).unwrap_or(key);
+                        key = (i + n as i64)
+                            .into_pyobject(py)
+                            .map(|b| b.into_any())
+                            .unwrap_or(key);
                     }
                 }
             }
@@ -304,11 +381,21 @@ impl Inner {
     }
 
     /// The op an event stands for, with what the explanation shows of it.
-    fn translate(&self, py: Python<'_>, st: &mut State, tid: ThreadId, ev: &Event) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+    fn translate(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        tid: ThreadId,
+        ev: &Event,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let obj = ev.obj.bind(py);
         let key = ev.key.bind(py);
         use AccessKind::{Delete, Read, Write};
-        if matches!(ev.kind, EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete) && obj.is_instance(self.types.local.bind(py)).unwrap_or(false) {
+        if matches!(
+            ev.kind,
+            EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete
+        ) && obj.is_instance(self.types.local.bind(py)).unwrap_or(false)
+        {
             // Each thread has its own values: not shared. Remembered so that a reused worker
             // starts every task with none.
             if !st.seen_locals.iter().any(|l| l.bind(py).is(obj)) {
@@ -319,7 +406,11 @@ impl Inner {
         let named = |st: &mut State, kind: AccessKind| {
             let o = Self::number_owner(st, obj);
             let k = Self::name_key(st, key);
-            Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
+            Some((
+                Self::access(kind, o, k),
+                ev.kind.as_str(),
+                Some(ev.key.clone_ref(py)),
+            ))
         };
         match ev.kind {
             EventKind::AttrLoad | EventKind::GlobalLoad => {
@@ -333,8 +424,12 @@ impl Inner {
                 named(st, Read)
             }
             EventKind::CellLoad => named(st, Read),
-            EventKind::AttrStore | EventKind::GlobalStore | EventKind::CellStore => named(st, Write),
-            EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => named(st, Delete),
+            EventKind::AttrStore | EventKind::GlobalStore | EventKind::CellStore => {
+                named(st, Write)
+            }
+            EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => {
+                named(st, Delete)
+            }
             EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
                 let kind = match ev.kind {
                     EventKind::ItemLoad => Read,
@@ -343,19 +438,31 @@ impl Inner {
                 };
                 let o = Self::number_owner(st, obj);
                 let k = self.item_key(st, obj, key);
-                Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
+                Some((
+                    Self::access(kind, o, k),
+                    ev.kind.as_str(),
+                    Some(ev.key.clone_ref(py)),
+                ))
             }
             EventKind::Inplace => {
                 // Immutable left operands are rebound by the store that follows.
                 if self.is_container(obj) {
                     let o = Self::number(st, obj);
-                    Some((Self::access(Write, o, WHOLE), "inplace", Some(ev.key.clone_ref(py))))
+                    Some((
+                        Self::access(Write, o, WHOLE),
+                        "inplace",
+                        Some(ev.key.clone_ref(py)),
+                    ))
                 } else {
                     None
                 }
             }
             EventKind::Call => {
-                let method = ev.method.as_ref().map(|m| m.bind(py).clone()).unwrap_or_else(|| key.clone());
+                let method = ev
+                    .method
+                    .as_ref()
+                    .map(|m| m.bind(py).clone())
+                    .unwrap_or_else(|| key.clone());
                 let name = method.cast::<PyString>().ok()?.to_str().ok()?.to_owned();
                 if let Some(_rlock) = self.is_lock_type(obj) {
                     if LOCK_ACQUIRES.contains(&name.as_str()) {
@@ -375,7 +482,12 @@ impl Inner {
             }
             EventKind::CallReturn => {
                 // A resource's product (a cursor) shares its owner's identity.
-                let name = ev.method.as_ref().and_then(|m| m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned)))?;
+                let name = ev.method.as_ref().and_then(|m| {
+                    m.bind(py)
+                        .cast::<PyString>()
+                        .ok()
+                        .and_then(|s| s.to_str().ok().map(str::to_owned))
+                })?;
                 if !is_resource(self, &name) {
                     return None;
                 }
@@ -385,8 +497,9 @@ impl Inner {
                 }
                 let owner = Self::number(st, obj);
                 let ptr = result.as_ptr() as usize;
-                if !st.exec.objects.contains_key(&ptr) {
-                    st.exec.objects.insert(ptr, owner);
+                if let std::collections::hash_map::Entry::Vacant(slot) = st.exec.objects.entry(ptr)
+                {
+                    slot.insert(owner);
                     st.exec.refs.push(result.clone().unbind());
                 }
                 None
@@ -402,7 +515,11 @@ impl Inner {
                     }
                     let o = Self::number_owner(st, &first);
                     let k = Self::name_key(st, &attr);
-                    Some((Self::access(kind, o, k), "builtin_call", Some(attr.unbind())))
+                    Some((
+                        Self::access(kind, o, k),
+                        "builtin_call",
+                        Some(attr.unbind()),
+                    ))
                 };
                 let item_access = |st: &mut State, kind: AccessKind| {
                     let k = args.get_item(1).ok()?;
@@ -424,7 +541,11 @@ impl Inner {
                     item_access(st, Delete)
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
-                    Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
+                    Some((
+                        Self::access(Write, o, WHOLE),
+                        "builtin_call",
+                        Some(ev.key.clone_ref(py)),
+                    ))
                 } else {
                     None
                 }
@@ -441,35 +562,54 @@ impl Inner {
     }
 
     fn is_container(&self, obj: &Bound<'_, PyAny>) -> bool {
-        if obj.is_exact_instance_of::<PyInt>() || obj.is_exact_instance_of::<PyFloat>() || obj.is_exact_instance_of::<PyString>() {
+        if obj.is_exact_instance_of::<PyInt>()
+            || obj.is_exact_instance_of::<PyFloat>()
+            || obj.is_exact_instance_of::<PyString>()
+        {
             return false;
         }
         obj.is_instance_of::<PyList>()
             || obj.is_instance_of::<PyDict>()
             || obj.is_instance_of::<PySet>()
             || obj.is_instance_of::<PyByteArray>()
-            || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
+            || obj
+                .is_instance(self.types.deque.bind(obj.py()))
+                .unwrap_or(false)
     }
 
     /// Read or write of the whole container for a method of a known container type.
     fn container_call(&self, obj: &Bound<'_, PyAny>, name: &str) -> Option<AccessKind> {
-        let writes: &[&str] = if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
-            LIST_WRITES
-        } else if obj.is_instance_of::<PyDict>() {
-            DICT_WRITES
-        } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-            SET_WRITES
-        } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
-            DEQUE_WRITES
+        let writes: &[&str] =
+            if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
+                LIST_WRITES
+            } else if obj.is_instance_of::<PyDict>() {
+                DICT_WRITES
+            } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
+                SET_WRITES
+            } else if obj
+                .is_instance(self.types.deque.bind(obj.py()))
+                .unwrap_or(false)
+            {
+                DEQUE_WRITES
+            } else {
+                return None;
+            };
+        Some(if writes.contains(&name) {
+            AccessKind::Write
         } else {
-            return None;
-        };
-        Some(if writes.contains(&name) { AccessKind::Write } else { AccessKind::Read })
+            AccessKind::Read
+        })
     }
 
     /// `with lock:` / `lock.acquire()` on a real lock: an engine lock, so the thread is only run
     /// once no other explored thread holds it (it never blocks inside C on a parked thread).
-    fn real_acquire(&self, py: Python<'_>, st: &mut State, tid: ThreadId, lock: &Bound<'_, PyAny>) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+    fn real_acquire(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        tid: ThreadId,
+        lock: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let n = Self::number(st, lock);
         let rlock = self.is_lock_type(lock) == Some(true);
         let th = &mut st.exec.threads[tid];
@@ -487,20 +627,33 @@ impl Inner {
         if !st.explain || st.exec.lock_names.contains_key(&lock_n) {
             return;
         }
-        let loads: Vec<(Py<PyAny>, Py<PyAny>)> = st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
+        let loads: Vec<(Py<PyAny>, Py<PyAny>)> = st.exec.threads[tid]
+            .last_loads
+            .iter()
+            .rev()
+            .map(|(o, k)| (o.clone_ref(py), k.clone_ref(py)))
+            .collect();
         let lock = st.exec.refs[(lock_n - 1) as usize].bind(py).clone();
         for (owner, name) in loads {
             let (owner, name) = (owner.bind(py), name.bind(py));
             let value = if let Ok(d) = owner.cast::<PyDict>() {
                 d.get_item(name).ok().flatten()
             } else {
-                owner.getattr("__dict__").ok().and_then(|d| d.cast::<PyDict>().ok().and_then(|d| d.get_item(name).ok().flatten()))
+                owner.getattr("__dict__").ok().and_then(|d| {
+                    d.cast::<PyDict>()
+                        .ok()
+                        .and_then(|d| d.get_item(name).ok().flatten())
+                })
             };
             if value.is_some_and(|v| v.is(&lock)) {
                 let label = if owner.is_instance_of::<PyDict>() {
                     name.to_string()
                 } else {
-                    let tname = owner.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                    let tname = owner
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
                     format!("{tname}.{name}")
                 };
                 st.exec.lock_names.insert(lock_n, label);
@@ -514,7 +667,11 @@ impl Inner {
         let th = &mut st.exec.threads[tid];
         let pos = th.held_real.iter().position(|(_, lock, rlock)| {
             let lock = lock.bind(py);
-            let held = if *rlock { lock.call_method0("_is_owned") } else { lock.call_method0("locked") };
+            let held = if *rlock {
+                lock.call_method0("_is_owned")
+            } else {
+                lock.call_method0("locked")
+            };
             !held.and_then(|h| h.is_truthy()).unwrap_or(false)
         })?;
         Some(th.held_real.remove(pos).0)
@@ -589,11 +746,16 @@ impl Inner {
 
     /// When nothing can run, a timed wait times out (the lowest such thread).
     fn fire_timeouts(st: &mut State) {
-        let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
+        let live: Vec<ThreadId> = (0..st.exec.threads.len())
+            .filter(|&t| st.exec.threads[t].live)
+            .collect();
         if live.iter().any(|&t| Self::enabled(st, t)) {
             return;
         }
-        if let Some(&t) = live.iter().find(|&&t| st.exec.threads[t].blocked && st.exec.threads[t].timed) {
+        if let Some(&t) = live
+            .iter()
+            .find(|&&t| st.exec.threads[t].blocked && st.exec.threads[t].timed)
+        {
             let th = &mut st.exec.threads[t];
             th.blocked = false;
             th.timed_out = true;
@@ -621,7 +783,14 @@ impl Inner {
             if let Some(info) = info {
                 st.exec.log.push(info);
             } else {
-                st.exec.log.push(StepInfo { thread: x, op, kind: "", key: None, file: None, line: None });
+                st.exec.log.push(StepInfo {
+                    thread: x,
+                    op,
+                    kind: "",
+                    key: None,
+                    file: None,
+                    line: None,
+                });
             }
         }
         match op {
@@ -630,7 +799,9 @@ impl Inner {
             }
             Op::Release { lock } => {
                 st.exec.owners.remove(&lock);
-                let pollers: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].polling == Some(lock)).collect();
+                let pollers: Vec<ThreadId> = (0..st.exec.threads.len())
+                    .filter(|&t| st.exec.threads[t].polling == Some(lock))
+                    .collect();
                 for t in pollers {
                     Self::unblock(st, t);
                 }
@@ -651,7 +822,9 @@ impl Inner {
 
     /// Hands a thread that was spawned but has not reached its first report the turn.
     fn start_unstarted(&self, st: &mut State) -> bool {
-        let Some(c) = st.exec.unstarted.pop_front() else { return false };
+        let Some(c) = st.exec.unstarted.pop_front() else {
+            return false;
+        };
         self.set_turn(st, Some(c));
         if let Some(s) = st.idle.pop() {
             st.slots[s].tid = Some(c);
@@ -672,7 +845,10 @@ impl Inner {
             if !st.explorer.is_ready() {
                 if !self.start_unstarted(st) && st.exec.turn.is_none() {
                     // Cannot happen: a live thread neither arrived nor running.
-                    self.end(st, End::Diverged("a live thread never reached a scheduling point".into()));
+                    self.end(
+                        st,
+                        End::Diverged("a live thread never reached a scheduling point".into()),
+                    );
                 }
                 return;
             }
@@ -702,7 +878,9 @@ impl Inner {
                     return;
                 }
                 Choice::Diverged(d) => {
-                    let found = d.found.map_or("nothing".to_string(), |op| format!("{op:?}"));
+                    let found = d
+                        .found
+                        .map_or("nothing".to_string(), |op| format!("{op:?}"));
                     let msg = format!(
                         "at step {} thread {} was expected to perform {:?} but was at {}",
                         d.step,
@@ -718,7 +896,14 @@ impl Inner {
     }
 
     /// `tid` reached a scheduling point before `op`: arrive, drive, park until chosen.
-    fn step(&self, py: Python<'_>, mut st: MutexGuard<'_, State>, tid: ThreadId, op: Op, info: Option<StepInfo>) -> Result<(), Aborted> {
+    fn step(
+        &self,
+        py: Python<'_>,
+        mut st: MutexGuard<'_, State>,
+        tid: ThreadId,
+        op: Op,
+        info: Option<StepInfo>,
+    ) -> Result<(), Aborted> {
         if st.exec.aborting || st.exec.done.is_some() {
             return Err(Aborted);
         }
@@ -740,7 +925,10 @@ impl Inner {
         if st.exec.aborting {
             return Err(Aborted);
         }
-        let cv = st.exec.threads[tid].slot.map(|s| st.slots[s].cv.clone()).expect("explored thread has a slot");
+        let cv = st.exec.threads[tid]
+            .slot
+            .map(|s| st.slots[s].cv.clone())
+            .expect("explored thread has a slot");
         let exec_id = st.exec.id;
         drop(st);
         let ok = py.detach(|| {
@@ -779,15 +967,43 @@ impl Inner {
         if st.exec.aborting {
             return Err(Aborted);
         }
-        loop {
-            let Some(lock) = (if st.exec.threads[tid].held_real.is_empty() { None } else { self.released_real_lock(py, &mut st, tid) }) else { break };
-            let info = st.explain.then(|| StepInfo { thread: tid, op: Op::Release { lock }, kind: "release", key: None, file: Self::file_of(py, ev), line: ev.line });
+        while let Some(lock) = if st.exec.threads[tid].held_real.is_empty() {
+            None
+        } else {
+            self.released_real_lock(py, &mut st, tid)
+        } {
+            let info = st.explain.then(|| StepInfo {
+                thread: tid,
+                op: Op::Release { lock },
+                kind: "release",
+                key: None,
+                file: Self::file_of(py, ev),
+                line: ev.line,
+            });
             self.step(py, st, tid, Op::Release { lock }, info)?;
             st = self.lock_state(py);
         }
-        let Some((op, kind, key)) = self.translate(py, &mut st, tid, ev) else { return Ok(()) };
-        let info = st.explain.then(|| StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
-        let info = info.or_else(|| Some(StepInfo { thread: tid, op, kind, key: None, file: Self::file_of(py, ev), line: ev.line }));
+        let Some((op, kind, key)) = self.translate(py, &mut st, tid, ev) else {
+            return Ok(());
+        };
+        let info = st.explain.then(|| StepInfo {
+            thread: tid,
+            op,
+            kind,
+            key,
+            file: Self::file_of(py, ev),
+            line: ev.line,
+        });
+        let info = info.or_else(|| {
+            Some(StepInfo {
+                thread: tid,
+                op,
+                kind,
+                key: None,
+                file: Self::file_of(py, ev),
+                line: ev.line,
+            })
+        });
         self.step(py, st, tid, op, info)
     }
 
@@ -809,24 +1025,43 @@ impl Inner {
     fn raise_async(&self, py: Python<'_>) {
         let ident = {
             let st = self.lock_state(py);
-            self.current().and_then(|t| st.exec.threads.get(t).and_then(|th| th.slot)).map(|s| st.slots[s].ident)
+            self.current()
+                .and_then(|t| st.exec.threads.get(t).and_then(|th| th.slot))
+                .map(|s| st.slots[s].ident)
         };
         if let Some(ident) = ident {
             // SAFETY: attached; the exception type is a live object we hold.
             unsafe {
-                ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, self.types.abort.as_ptr());
+                ffi::PyThreadState_SetAsyncExc(
+                    ident as std::os::raw::c_long,
+                    self.types.abort.as_ptr(),
+                );
             }
         }
     }
 }
 
-fn site_info(py: Python<'_>, tid: ThreadId, op: Op, kind: &'static str, site: Option<(Py<PyAny>, i32)>, key: Option<Py<PyAny>>) -> Option<StepInfo> {
+fn site_info(
+    py: Python<'_>,
+    tid: ThreadId,
+    op: Op,
+    kind: &'static str,
+    site: Option<(Py<PyAny>, i32)>,
+    key: Option<Py<PyAny>>,
+) -> Option<StepInfo> {
     let _ = py;
     let (file, line) = match site {
         Some((f, l)) => (Some(f), Some(l)),
         None => (None, None),
     };
-    Some(StepInfo { thread: tid, op, kind, key, file, line })
+    Some(StepInfo {
+        thread: tid,
+        op,
+        kind,
+        key,
+        file,
+        line,
+    })
 }
 
 /// The DPOR runtime of one exploration (or one replay).
@@ -836,7 +1071,16 @@ pub struct DporRuntime {
 }
 
 fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
-    PyErr::from_type(inner.types.abort.bind(py).cast::<pyo3::types::PyType>().expect("abort is a type").clone(), ())
+    PyErr::from_type(
+        inner
+            .types
+            .abort
+            .bind(py)
+            .cast::<pyo3::types::PyType>()
+            .expect("abort is a type")
+            .clone(),
+        (),
+    )
 }
 
 #[pymethods]
@@ -862,13 +1106,22 @@ impl DporRuntime {
     ) -> PyResult<DporRuntime> {
         let explorer = match replay {
             Some(s) => {
-                let schedule: Schedule = s.parse().map_err(|e: crate::engine::ParseScheduleError| PyValueError::new_err(format!("not a frontrun counterexample: {e}")))?;
+                let schedule: Schedule =
+                    s.parse().map_err(|e: crate::engine::ParseScheduleError| {
+                        PyValueError::new_err(format!("not a frontrun counterexample: {e}"))
+                    })?;
                 Explorer::replay(schedule)
             }
-            None => Explorer::new(Config { preemption_bound, max_executions }),
+            None => Explorer::new(Config {
+                preemption_bound,
+                max_executions,
+            }),
         };
         let get = |name: &str| -> PyResult<Py<PyAny>> {
-            builtins_map.get_item(name)?.map(Bound::unbind).ok_or_else(|| PyValueError::new_err(format!("builtins_map lacks {name}")))
+            builtins_map
+                .get_item(name)?
+                .map(Bound::unbind)
+                .ok_or_else(|| PyValueError::new_err(format!("builtins_map lacks {name}")))
         };
         let types = Types {
             abort: abort_exc,
@@ -900,13 +1153,22 @@ impl DporRuntime {
             explain,
             seen_locals: Vec::new(),
         };
-        Ok(DporRuntime { inner: Arc::new(Inner { state: Mutex::new(state), done_cv: Condvar::new(), types, resource_methods }) })
+        Ok(DporRuntime {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                done_cv: Condvar::new(),
+                types,
+                resource_methods,
+            }),
+        })
     }
 
     /// Routes reports to this runtime and turns reporting on.
     fn start(&self, py: Python<'_>) {
         let inner = self.inner.clone();
-        report_py::set_sink(Some(Arc::new(move |py: Python<'_>, ev: &Event| inner.on_event(py, ev))));
+        report_py::set_sink(Some(Arc::new(move |py: Python<'_>, ev: &Event| {
+            inner.on_event(py, ev)
+        })));
         report_py::activate(py);
     }
 
@@ -932,7 +1194,12 @@ impl DporRuntime {
     fn register_worker(&self, py: Python<'_>, ident: u64) -> usize {
         let mut st = self.inner.lock_state(py);
         let s = st.slots.len();
-        st.slots.push(Slot { cv: Arc::new(Condvar::new()), ident, tid: None, abandoned: false });
+        st.slots.push(Slot {
+            cv: Arc::new(Condvar::new()),
+            ident,
+            tid: None,
+            abandoned: false,
+        });
         st.idle.push(s);
         s
     }
@@ -944,7 +1211,12 @@ impl DporRuntime {
 
     /// The `threading.local` objects explored threads have used so far.
     fn seen_locals(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
-        self.inner.lock_state(py).seen_locals.iter().map(|l| l.clone_ref(py)).collect()
+        self.inner
+            .lock_state(py)
+            .seen_locals
+            .iter()
+            .map(|l| l.clone_ref(py))
+            .collect()
     }
 
     fn idle_workers(&self, py: Python<'_>) -> usize {
@@ -979,7 +1251,10 @@ impl DporRuntime {
                     None => {
                         // A spawned thread given the turn before any worker was idle.
                         if let Some(t) = st.exec.turn.filter(|&t| {
-                            st.exec.threads.get(t).is_some_and(|th| th.slot.is_none() && th.task.is_some() && th.live)
+                            st.exec
+                                .threads
+                                .get(t)
+                                .is_some_and(|th| th.slot.is_none() && th.task.is_some() && th.live)
                         }) {
                             if let Some(pos) = st.idle.iter().position(|&s| s == slot) {
                                 st.idle.remove(pos);
@@ -991,7 +1266,11 @@ impl DporRuntime {
                     }
                     _ => {}
                 }
-                st = st.slots[slot].cv.clone().wait(st).unwrap_or_else(|e| e.into_inner());
+                st = st.slots[slot]
+                    .cv
+                    .clone()
+                    .wait(st)
+                    .unwrap_or_else(|e| e.into_inner());
             }
         });
         let (t, task, _exec) = got?;
@@ -1014,7 +1293,9 @@ impl DporRuntime {
                 if st.exec.aborting || st.exec.threads[tid].held_real.is_empty() {
                     break;
                 }
-                let Some(lock) = inner.released_real_lock(py, &mut st, tid) else { break };
+                let Some(lock) = inner.released_real_lock(py, &mut st, tid) else {
+                    break;
+                };
                 if inner.step(py, st, tid, Op::Release { lock }, None).is_err() {
                     st = inner.lock_state(py);
                     break;
@@ -1051,7 +1332,13 @@ impl DporRuntime {
         }
         let id = st.next_exec;
         st.next_exec += 1;
-        let old = std::mem::replace(&mut st.exec, Exec { id, ..Exec::default() });
+        let old = std::mem::replace(
+            &mut st.exec,
+            Exec {
+                id,
+                ..Exec::default()
+            },
+        );
         drop(st);
         drop(old); // releases the previous execution's objects (attached: may run finalizers)
         true
@@ -1060,7 +1347,12 @@ impl DporRuntime {
     /// Runs one execution of `tasks` (one callable per thread) to its end; blocks, detached.
     /// Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/timeout.
     #[pyo3(signature = (tasks, timeout=None))]
-    fn run_execution(&self, py: Python<'_>, tasks: Vec<Py<PyAny>>, timeout: Option<f64>) -> PyResult<(String, String)> {
+    fn run_execution(
+        &self,
+        py: Python<'_>,
+        tasks: Vec<Py<PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<(String, String)> {
         let inner = self.inner.clone();
         {
             let mut st = inner.lock_state(py);
@@ -1085,7 +1377,11 @@ impl DporRuntime {
                             if now >= d {
                                 return false;
                             }
-                            st = inner.done_cv.wait_timeout(st, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                            st = inner
+                                .done_cv
+                                .wait_timeout(st, d - now)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
                         }
                     }
                 }
@@ -1096,12 +1392,19 @@ impl DporRuntime {
             let idents: Vec<u64> = {
                 let mut st = inner.lock_state(py);
                 inner.end(&mut st, End::Timeout);
-                st.slots.iter().filter(|s| s.tid.is_some()).map(|s| s.ident).collect()
+                st.slots
+                    .iter()
+                    .filter(|s| s.tid.is_some())
+                    .map(|s| s.ident)
+                    .collect()
             };
             for ident in idents {
                 // SAFETY: attached; a live exception type.
                 unsafe {
-                    ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, inner.types.abort.as_ptr());
+                    ffi::PyThreadState_SetAsyncExc(
+                        ident as std::os::raw::c_long,
+                        inner.types.abort.as_ptr(),
+                    );
                 }
             }
             if !wait(Some(Instant::now() + UNWIND_GRACE)) {
@@ -1125,7 +1428,13 @@ impl DporRuntime {
 
     /// Uncaught exceptions of this execution: `[(thread, traceback)]` (threads numbered from 0).
     fn errors(&self, py: Python<'_>) -> Vec<(usize, String)> {
-        self.inner.lock_state(py).exec.errors.iter().map(|(t, e)| (t.saturating_sub(1), e.clone())).collect()
+        self.inner
+            .lock_state(py)
+            .exec
+            .errors
+            .iter()
+            .map(|(t, e)| (t.saturating_sub(1), e.clone()))
+            .collect()
     }
 
     /// Scheduling points reached by explored threads in this execution.
@@ -1178,7 +1487,19 @@ impl DporRuntime {
     /// Steps of the last execution (explain mode): `(thread, kind, access, obj, key_id, key, file, line)`;
     /// `access` is read/write/delete/acquire/release/spawn/join/exit, `obj` the object or lock number.
     #[allow(clippy::type_complexity)]
-    fn steps(&self, py: Python<'_>) -> Vec<(i64, String, String, u64, u64, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<i32>)> {
+    fn steps(
+        &self,
+        py: Python<'_>,
+    ) -> Vec<(
+        i64,
+        String,
+        String,
+        u64,
+        u64,
+        Option<Py<PyAny>>,
+        Option<Py<PyAny>>,
+        Option<i32>,
+    )> {
         let st = self.inner.lock_state(py);
         st.exec
             .log
@@ -1216,7 +1537,13 @@ impl DporRuntime {
 
     /// Races of the last execution: pairs of step indexes.
     fn races(&self, py: Python<'_>) -> Vec<(usize, usize)> {
-        self.inner.lock_state(py).explorer.races().iter().map(|r| (r.first, r.second)).collect()
+        self.inner
+            .lock_state(py)
+            .explorer
+            .races()
+            .iter()
+            .map(|r| (r.first, r.second))
+            .collect()
     }
 
     /// Whether step `a` happens before step `b` in the last execution.
@@ -1228,7 +1555,9 @@ impl DporRuntime {
     /// The object numbered `n` in the last execution.
     fn object(&self, py: Python<'_>, n: u64) -> Option<Py<PyAny>> {
         let st = self.inner.lock_state(py);
-        n.checked_sub(1).and_then(|i| st.exec.refs.get(i as usize)).map(|o| o.clone_ref(py))
+        n.checked_sub(1)
+            .and_then(|i| st.exec.refs.get(i as usize))
+            .map(|o| o.clone_ref(py))
     }
 
     fn lock_name(&self, py: Python<'_>, n: u64) -> Option<String> {
@@ -1238,17 +1567,33 @@ impl DporRuntime {
     /// Threads left waiting when the last execution deadlocked:
     /// `(thread, waits_for, lock_or_child, holder, file, line)`.
     #[allow(clippy::type_complexity)]
-    fn deadlock_waiters(&self, py: Python<'_>) -> Vec<(i64, String, u64, Option<i64>, Option<Py<PyAny>>, Option<i32>)> {
+    fn deadlock_waiters(
+        &self,
+        py: Python<'_>,
+    ) -> Vec<(
+        i64,
+        String,
+        u64,
+        Option<i64>,
+        Option<Py<PyAny>>,
+        Option<i32>,
+    )> {
         let st = self.inner.lock_state(py);
-        let Some(End::Deadlock(d)) = st.exec.done.clone() else { return Vec::new() };
+        let Some(End::Deadlock(d)) = st.exec.done.clone() else {
+            return Vec::new();
+        };
         d.waiting
             .iter()
             .map(|w| {
                 let (what, n, holder) = match (&w.reason, w.op) {
-                    (WaitReason::Lock { lock, owner }, _) => ("lock", *lock, Some(*owner as i64 - 1)),
+                    (WaitReason::Lock { lock, owner }, _) => {
+                        ("lock", *lock, Some(*owner as i64 - 1))
+                    }
                     (WaitReason::Join { child }, _) => ("join", *child as u64, None),
                     (WaitReason::Blocked, Op::Acquire { lock }) => ("condition", lock, None),
-                    (WaitReason::Blocked, Op::Access { obj, .. }) => ("lock", obj, st.exec.owners.get(&obj).map(|&o| o as i64 - 1)),
+                    (WaitReason::Blocked, Op::Access { obj, .. }) => {
+                        ("lock", obj, st.exec.owners.get(&obj).map(|&o| o as i64 - 1))
+                    }
                     (WaitReason::Blocked, _) => ("blocked", 0, None),
                 };
                 let info = st.exec.threads.get(w.thread).and_then(|t| t.info.as_ref());
@@ -1281,21 +1626,43 @@ impl DporRuntime {
     /// Acquire of a cooperative lock. `blocking=False`: fails at once if held; `timed`: may
     /// time out when nothing else can run. Returns whether the lock was taken.
     #[pyo3(signature = (lock, blocking=true, timed=false, site=None))]
-    fn lock_acquire(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, blocking: bool, timed: bool, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
+    fn lock_acquire(
+        &self,
+        py: Python<'_>,
+        lock: &Bound<'_, PyAny>,
+        blocking: bool,
+        timed: bool,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<bool> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else { return Err(PyRuntimeError::new_err("not an explored thread")) };
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
         let site_copy = |py: Python<'_>| site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
         inner.name_lock(py, &mut st, tid, n);
         if blocking && !timed {
-            let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site_copy(py), None);
-            inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
+            let info = site_info(
+                py,
+                tid,
+                Op::Acquire { lock: n },
+                "acquire",
+                site_copy(py),
+                None,
+            );
+            inner
+                .step(py, st, tid, Op::Acquire { lock: n }, info)
+                .map_err(|_| aborted(py, inner))?;
             return Ok(true);
         }
         // A try looks at the lock: the same op whatever the lock's state (a thread's next op
         // must depend on its own past only), the outcome decided when it is performed.
-        let try_op = Op::Access { obj: n, key: WHOLE, kind: AccessKind::Write };
+        let try_op = Op::Access {
+            obj: n,
+            key: WHOLE,
+            kind: AccessKind::Write,
+        };
         let mut polling = false;
         loop {
             if polling {
@@ -1305,14 +1672,25 @@ impl DporRuntime {
                 th.polling = Some(n);
             }
             let info = site_info(py, tid, try_op, "try_acquire", site_copy(py), None);
-            inner.step(py, st, tid, try_op, info).map_err(|_| aborted(py, inner))?;
+            inner
+                .step(py, st, tid, try_op, info)
+                .map_err(|_| aborted(py, inner))?;
             st = inner.lock_state(py);
             let th = &mut st.exec.threads[tid];
             let timed_out = std::mem::take(&mut th.timed_out);
             th.timed = false;
             if !st.exec.owners.contains_key(&n) {
-                let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site_copy(py), None);
-                inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
+                let info = site_info(
+                    py,
+                    tid,
+                    Op::Acquire { lock: n },
+                    "acquire",
+                    site_copy(py),
+                    None,
+                );
+                inner
+                    .step(py, st, tid, Op::Acquire { lock: n }, info)
+                    .map_err(|_| aborted(py, inner))?;
                 return Ok(true);
             }
             if !blocking || timed_out {
@@ -1323,21 +1701,38 @@ impl DporRuntime {
     }
 
     #[pyo3(signature = (lock, site=None))]
-    fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+    fn lock_release(
+        &self,
+        py: Python<'_>,
+        lock: &Bound<'_, PyAny>,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<()> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else { return Err(PyRuntimeError::new_err("not an explored thread")) };
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
         let info = site_info(py, tid, Op::Release { lock: n }, "release", site, None);
-        inner.step(py, st, tid, Op::Release { lock: n }, info).map_err(|_| aborted(py, inner))
+        inner
+            .step(py, st, tid, Op::Release { lock: n }, info)
+            .map_err(|_| aborted(py, inner))
     }
 
     /// Second half of a condition wait: re-acquire `lock` once notified (or timed out).
     /// Returns False on timeout.
     #[pyo3(signature = (lock, timed=false, site=None))]
-    fn cond_wait(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, timed: bool, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
+    fn cond_wait(
+        &self,
+        py: Python<'_>,
+        lock: &Bound<'_, PyAny>,
+        timed: bool,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<bool> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else { return Err(PyRuntimeError::new_err("not an explored thread")) };
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
         let th = Inner::thread_mut(&mut st, tid);
@@ -1349,7 +1744,9 @@ impl DporRuntime {
             th.timed = timed;
         }
         let info = site_info(py, tid, Op::Acquire { lock: n }, "wait", site, None);
-        inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
+        inner
+            .step(py, st, tid, Op::Acquire { lock: n }, info)
+            .map_err(|_| aborted(py, inner))?;
         let mut st = inner.lock_state(py);
         let th = &mut st.exec.threads[tid];
         th.timed = false;
@@ -1373,34 +1770,55 @@ impl DporRuntime {
     #[pyo3(signature = (site=None))]
     fn yield_point(&self, py: Python<'_>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else { return Ok(()) };
+        let Some(tid) = inner.current() else {
+            return Ok(());
+        };
         let st = inner.lock_state(py);
         // A read of a location no one writes: a place to switch, never a race.
-        let op = Op::Access { obj: 0, key: tid as u64, kind: AccessKind::Read };
+        let op = Op::Access {
+            obj: 0,
+            key: tid as u64,
+            kind: AccessKind::Read,
+        };
         let info = site_info(py, tid, op, "sleep", site, None);
-        inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
+        inner
+            .step(py, st, tid, op, info)
+            .map_err(|_| aborted(py, inner))
     }
 
     /// Starts `task` as a new explored thread; returns its engine id.
     #[pyo3(signature = (task, site=None))]
-    fn spawn(&self, py: Python<'_>, task: Py<PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<usize> {
+    fn spawn(
+        &self,
+        py: Python<'_>,
+        task: Py<PyAny>,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<usize> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else { return Err(PyRuntimeError::new_err("not an explored thread")) };
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
         let mut st = inner.lock_state(py);
         let child = st.explorer.child_id(tid);
         Inner::thread_mut(&mut st, child).task = Some(task);
         let info = site_info(py, tid, Op::Spawn { child }, "start", site, None);
-        inner.step(py, st, tid, Op::Spawn { child }, info).map_err(|_| aborted(py, inner))?;
+        inner
+            .step(py, st, tid, Op::Spawn { child }, info)
+            .map_err(|_| aborted(py, inner))?;
         Ok(child)
     }
 
     #[pyo3(signature = (child, site=None))]
     fn join(&self, py: Python<'_>, child: usize, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else { return Err(PyRuntimeError::new_err("not an explored thread")) };
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
         let st = inner.lock_state(py);
         let info = site_info(py, tid, Op::Join { child }, "join", site, None);
-        inner.step(py, st, tid, Op::Join { child }, info).map_err(|_| aborted(py, inner))
+        inner
+            .step(py, st, tid, Op::Join { child }, info)
+            .map_err(|_| aborted(py, inner))
     }
 
     /// Whether explored thread `child` (engine id) has started and not exited.
