@@ -34,6 +34,18 @@ Or, with no plugin at all, as the first line of the rootdir's ``conftest.py``::
     import frontrun.rewrite; frontrun.rewrite.install()
 
 which reads ``[tool.frontrun]`` like the plugin (the conftest itself is not rewritten).
+
+Exploring from a test
+    The ``frontrun_explore`` fixture runs :func:`frontrun.explore_dpor` and fails the test with
+    its explanation (and the counterexample to replay) when an interleaving breaks the
+    invariant, deadlocks, raises or runs away; an inconclusive search fails too unless
+    ``allow_inconclusive=True``. It returns the result otherwise::
+
+        def test_transfer(frontrun_explore):
+            frontrun_explore(Bank, [teller, teller], money_is_conserved)
+
+    ``@pytest.mark.frontrun_dpor(preemption_bound=..., max_executions=..., timeout=...)`` sets the
+    fixture's defaults for one test.
 """
 
 from __future__ import annotations
@@ -148,6 +160,45 @@ def pytest_load_initial_conftests(early_config, parser, args):
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     _install(config, config.option)
+    config.addinivalue_line(
+        "markers",
+        "frontrun_dpor(**options): default explore_dpor options (preemption_bound, max_executions, "
+        "timeout, stop_on_first, max_steps) for the frontrun_explore fixture",
+    )
+
+
+_EXPLORE_OPTIONS = ("preemption_bound", "max_executions", "timeout", "stop_on_first", "max_steps")
+
+
+@pytest.fixture
+def frontrun_explore(request):
+    """``explore(setup, threads, invariant, *, allow_inconclusive=False, **options)``: runs
+    ``frontrun.explore_dpor`` and fails the test with the explanation unless the property holds."""
+    marker = request.node.get_closest_marker("frontrun_dpor")
+    defaults = dict(marker.kwargs) if marker is not None else {}
+    unknown = set(defaults) - set(_EXPLORE_OPTIONS)
+    if unknown:
+        raise pytest.UsageError(f"frontrun_dpor marker: unknown option(s) {', '.join(sorted(unknown))}")
+
+    def explore(setup, threads, invariant, *, allow_inconclusive=False, **options):
+        from frontrun import explore_dpor
+
+        result = explore_dpor(setup, threads, invariant, **{**defaults, **options})
+        if result.property_holds is False:
+            pytest.fail(
+                f"frontrun found a failing interleaving ({result.failure_kind}) after "
+                f"{result.num_explored} executions:\n{result.explanation}",
+                pytrace=False,
+            )
+        if result.property_holds is None and not allow_inconclusive:
+            pytest.fail(
+                f"frontrun could not finish the search ({result.num_explored} executions): "
+                f"{result.inconclusive_reason}",
+                pytrace=False,
+            )
+        return result
+
+    return explore
 
 
 def pytest_report_header(config):

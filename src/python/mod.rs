@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod bytecode_py;
 mod engine_py;
 mod marshal_py;
+pub mod report_py;
 mod rewrite_py;
 
 // gil_used = false: the module is safe on free-threaded builds (3.13t/3.14t); shared state
@@ -16,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bytecode_py::register(m)?;
     marshal_py::register(m)?;
     rewrite_py::register(m)?;
+    report_py::register(m)?;
     engine_py::register(m)?;
     Ok(())
 }

@@ -1,5 +1,351 @@
-use pyo3::prelude::*;
+//! `rewrite_code` / `rewrite_report`: the rewriter over Python code objects.
+//!
+//! abi3: code objects are read with `getattr` and rebuilt with `code.replace(...)`.
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use pyo3::create_exception;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::decode::{self, RawCode};
+use crate::encode;
+use crate::rewrite::{self, Input, MethodTables, Policy, RewriteError, SiteConst, REWRITER_VERSION};
+use crate::tables::{self, DerefIndex, OpTable};
+
+create_exception!(
+    _native,
+    UnsupportedVersion,
+    PyValueError,
+    "The running interpreter has no opcode table or rewriting facts; code is left as it is."
+);
+
+/// Code objects left unrewritten because the result failed the rewriter's own stack check.
+static FAILURES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Descriptions of code objects left unrewritten by an internal error (should stay empty).
+#[pyfunction]
+fn rewrite_failures() -> Vec<String> {
+    FAILURES.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn table_for(py: Python<'_>) -> PyResult<&'static OpTable> {
+    let v = py.version_info();
+    let table = tables::for_version(v.major, v.minor);
+    match table {
+        Some(t) if rewrite::facts::Facts::for_table(t).is_some() => Ok(t),
+        _ => Err(UnsupportedVersion::new_err(format!(
+            "frontrun cannot rewrite bytecode for Python {}.{} (supported: {})",
+            v.major,
+            v.minor,
+            tables::all().iter().map(|t| format!("{}.{}", t.version.0, t.version.1)).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn qualname(code: &Bound<'_, PyAny>) -> String {
+    code.getattr("co_qualname").or_else(|_| code.getattr("co_name")).map(|n| n.to_string()).unwrap_or_default()
+}
+
+fn malformed(code: &Bound<'_, PyAny>, e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(format!("cannot rewrite {} (line {}): {e}", qualname(code), first_line(code)))
+}
+
+fn first_line(code: &Bound<'_, PyAny>) -> i64 {
+    code.getattr("co_firstlineno").and_then(|l| l.extract()).unwrap_or(0)
+}
+
+fn bytes_attr<'py>(code: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+    code.getattr(name)?.cast_into::<PyBytes>().map_err(|_| malformed(code, format!("{name} is not bytes")))
+}
+
+fn strings(tuple: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    tuple.cast::<PyTuple>()?.iter().map(|s| s.extract::<String>()).collect()
+}
+
+/// One code object's report for `rewrite_report`.
+struct Listed {
+    qualname: String,
+    first_line: i64,
+    before: String,
+    after: Option<(String, Vec<bool>)>,
+}
+
+struct Rewriter<'py> {
+    py: Python<'py>,
+    table: &'static OpTable,
+    code_type: Bound<'py, PyAny>,
+    policy: Policy,
+    methods: MethodTables,
+    /// `rewrite_report` only: sites and listings.
+    report: Option<(Vec<(Option<i32>, &'static str, String)>, Vec<Listed>, Bound<'py, PyAny>)>,
+}
+
+impl<'py> Rewriter<'py> {
+    fn new(py: Python<'py>, policy: &str, resource_methods: Vec<String>, report: bool) -> PyResult<Self> {
+        let table = table_for(py)?;
+        let policy = Policy::parse(policy).ok_or_else(|| {
+            PyValueError::new_err(format!("unknown frontrun policy {policy:?}; expected resources, shared or all"))
+        })?;
+        let report = if report {
+            let disassemble = py.import("frontrun._native")?.getattr("bytecode_disassemble")?;
+            Some((Vec::new(), Vec::new(), disassemble))
+        } else {
+            None
+        };
+        Ok(Rewriter {
+            py,
+            table,
+            code_type: py.import("types")?.getattr("CodeType")?,
+            policy,
+            methods: MethodTables::new(&resource_methods),
+            report,
+        })
+    }
+
+    fn rewrite(&mut self, code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let listed_at = self.report.as_ref().map(|r| r.1.len());
+        if let Some((_, listed, disassemble)) = &mut self.report {
+            listed.push(Listed {
+                qualname: qualname(code),
+                first_line: first_line(code),
+                before: disassemble.call1((code,))?.extract()?,
+                after: None,
+            });
+        }
+        // Children first, so the parent can take their replacements.
+        let consts = code.getattr("co_consts")?.cast_into::<PyTuple>()?;
+        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len());
+        let mut children_changed = false;
+        for c in consts.iter() {
+            if c.is_instance(&self.code_type)? {
+                let new = self.rewrite(&c)?;
+                children_changed |= !new.is(&c);
+                items.push(new);
+            } else {
+                items.push(c);
+            }
+        }
+
+        let raw_code = bytes_attr(code, "co_code")?;
+        let exception_table = if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
+        let line_table = bytes_attr(code, "co_linetable")?;
+        let first = code.getattr("co_firstlineno")?.extract::<i32>()?;
+        let decoded = decode::decode(
+            self.table,
+            RawCode {
+                code: raw_code.as_bytes(),
+                exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+                line_table: line_table.as_bytes(),
+                first_line: first,
+            },
+        )
+        .map_err(|e| malformed(code, e))?;
+
+        let names = strings(&code.getattr("co_names")?)?;
+        let deref_names: Vec<String> = match self.table.deref {
+            DerefIndex::CellsThenFrees => {
+                let mut v = strings(&code.getattr("co_cellvars")?)?;
+                v.extend(strings(&code.getattr("co_freevars")?)?);
+                v
+            }
+            // 3.11+: one "locals plus" index space: locals, then cells that are not also
+            // arguments/locals, then free variables.
+            DerefIndex::LocalsPlus => {
+                let mut v = strings(&code.getattr("co_varnames")?)?;
+                for c in strings(&code.getattr("co_cellvars")?)? {
+                    if !v.contains(&c) {
+                        v.push(c);
+                    }
+                }
+                v.extend(strings(&code.getattr("co_freevars")?)?);
+                v
+            }
+        };
+        let deref_name = |i: u32| deref_names.get(i as usize).cloned();
+        let input = Input {
+            names: &names,
+            const_count: items.len(),
+            deref_name: &deref_name,
+            policy: self.policy,
+            methods: &self.methods,
+        };
+        let outcome = match rewrite::rewrite(decoded, &input) {
+            Ok(o) => o,
+            Err(e @ RewriteError::Internal(_)) => {
+                // Never hand out code the rewriter itself doubts: leave this one as it was.
+                let what = format!("{} (line {}): {e}", qualname(code), first_line(code));
+                FAILURES.lock().unwrap_or_else(|p| p.into_inner()).push(what);
+                None
+            }
+            Err(e) => return Err(malformed(code, e)),
+        };
+        let Some(rw) = outcome else {
+            if !children_changed {
+                return Ok(code.clone());
+            }
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("co_consts", PyTuple::new(py, items)?)?;
+            return code.call_method("replace", (), Some(&kwargs));
+        };
+        let encoded = encode::encode(&rw.code).map_err(|e| malformed(code, e))?;
+
+        for site in &rw.new_consts {
+            items.push(site_tuple(py, site)?);
+        }
+        let mut new_names: Vec<Bound<'py, PyAny>> = code.getattr("co_names")?.cast_into::<PyTuple>()?.iter().collect();
+        for n in &rw.new_names {
+            new_names.push(PyString::intern(py, n).into_any());
+        }
+        let old_stacksize: u32 = code.getattr("co_stacksize")?.extract()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("co_consts", PyTuple::new(py, items)?)?;
+        kwargs.set_item("co_names", PyTuple::new(py, new_names)?)?;
+        kwargs.set_item("co_code", PyBytes::new(py, &encoded.code))?;
+        kwargs.set_item("co_linetable", PyBytes::new(py, &encoded.line_table))?;
+        if self.table.exception_table {
+            kwargs.set_item("co_exceptiontable", PyBytes::new(py, &encoded.exception_table))?;
+        }
+        kwargs.set_item("co_stacksize", encoded.stacksize.max(old_stacksize))?;
+        let new_code = code.call_method("replace", (), Some(&kwargs))?;
+
+        if let Some((sites, listed, disassemble)) = &mut self.report {
+            let qn = qualname(code);
+            for s in &rw.sites {
+                let what = s.name.clone().unwrap_or_else(|| "[]".to_string());
+                sites.push((s.line, s.kind.event(), format!("{qn}: {what}")));
+            }
+            let after: String = disassemble.call1((&new_code,))?.extract()?;
+            if let Some(at) = listed_at {
+                listed[at].after = Some((after, rw.injected.clone()));
+            }
+        }
+        Ok(new_code)
+    }
+}
+
+fn site_tuple<'py>(py: Python<'py>, site: &SiteConst) -> PyResult<Bound<'py, PyAny>> {
+    let kind = (site.kind as u8).into_pyobject(py)?.into_any();
+    let line = site.line.into_pyobject(py)?.into_any();
+    let name = match &site.name {
+        Some(n) => PyString::intern(py, n).into_any(),
+        None => py.None().into_bound(py),
+    };
+    Ok(PyTuple::new(py, [kind, line, name])?.into_any())
+}
+
+fn check_code<'py>(py: Python<'py>, code: &Bound<'py, PyAny>) -> PyResult<()> {
+    let code_type = py.import("types")?.getattr("CodeType")?;
+    if !code.is_instance(&code_type)? {
+        return Err(PyTypeError::new_err(format!(
+            "rewrite_code() expects a code object, got {}",
+            code.get_type().name()?
+        )));
+    }
+    Ok(())
+}
+
+/// Return `code` with report calls injected (recursively into nested code objects); the same
+/// object when nothing was selected. ValueError for malformed code, UnsupportedVersion for an
+/// interpreter without a table.
+#[pyfunction]
+#[pyo3(signature = (code, policy = "shared", resource_methods = Vec::new()))]
+fn rewrite_code<'py>(
+    code: &Bound<'py, PyAny>,
+    policy: &str,
+    resource_methods: Vec<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = code.py();
+    check_code(py, code)?;
+    Rewriter::new(py, policy, resource_methods, false)?.rewrite(code)
+}
+
+/// `(new_code, sites, listing_before, listing_after)`: sites are `(line, kind, "qualname: name")`
+/// for every report site; in the after listing injected instructions start with '+'.
+#[pyfunction]
+#[pyo3(signature = (code, policy = "shared", resource_methods = Vec::new()))]
+fn rewrite_report<'py>(
+    code: &Bound<'py, PyAny>,
+    policy: &str,
+    resource_methods: Vec<String>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyList>, String, String)> {
+    let py = code.py();
+    check_code(py, code)?;
+    let mut rewriter = Rewriter::new(py, policy, resource_methods, true)?;
+    let new_code = rewriter.rewrite(code)?;
+    let (sites, listed, _) = rewriter.report.take().expect("report mode");
+    let site_list = PyList::empty(py);
+    for (line, kind, name) in sites {
+        site_list.append((line, kind, name))?;
+    }
+    let mut before = String::new();
+    let mut after = String::new();
+    for l in &listed {
+        let header = format!("Disassembly of {} (line {}):\n", l.qualname, l.first_line);
+        before.push_str(&header);
+        before.push_str(&indent(&l.before, None));
+        before.push('\n');
+        after.push_str(&header);
+        match &l.after {
+            Some((text, injected)) => after.push_str(&indent(text, Some(injected))),
+            None => after.push_str(&indent(&l.before, None)),
+        }
+        after.push('\n');
+    }
+    Ok((new_code, site_list, before, after))
+}
+
+/// Two leading columns: '+' on the line of each injected instruction (the listing has one line
+/// per instruction before its exception table).
+fn indent(listing: &str, injected: Option<&Vec<bool>>) -> String {
+    let mut out = String::new();
+    let mut index = 0;
+    let mut in_instrs = true;
+    for line in listing.lines() {
+        if line.starts_with("ExceptionTable") {
+            in_instrs = false;
+        }
+        let mark = match injected {
+            Some(flags) if in_instrs => {
+                let m = flags.get(index).copied().unwrap_or(false);
+                index += 1;
+                m
+            }
+            _ => false,
+        };
+        out.push_str(if mark { "+ " } else { "  " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The rewriter's strict stack check of one code object (not recursive): None, or the problem.
+#[pyfunction]
+fn _rewrite_check(code: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    let table = table_for(code.py())?;
+    let raw_code = bytes_attr(code, "co_code")?;
+    let exception_table = if table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
+    let line_table = bytes_attr(code, "co_linetable")?;
+    let decoded = decode::decode(
+        table,
+        RawCode {
+            code: raw_code.as_bytes(),
+            exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+            line_table: line_table.as_bytes(),
+            first_line: code.getattr("co_firstlineno")?.extract()?,
+        },
+    )
+    .map_err(|e| malformed(code, e))?;
+    Ok(rewrite::verify::check(&decoded).err())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_rewrite_check, m)?)?;
+    m.add("REWRITER_VERSION", REWRITER_VERSION)?;
+    m.add("UnsupportedVersion", m.py().get_type::<UnsupportedVersion>())?;
+    m.add_function(wrap_pyfunction!(rewrite_code, m)?)?;
+    m.add_function(wrap_pyfunction!(rewrite_report, m)?)?;
+    m.add_function(wrap_pyfunction!(rewrite_failures, m)?)?;
     Ok(())
 }

@@ -1,0 +1,144 @@
+"""What rewriting costs: run time of rewritten code with nothing listening, and rewrite time.
+
+    python benchmarks/rewrite_overhead.py [--quick] [--no-stdlib]
+
+Prints, for an attribute-heavy loop and a method-call-heavy loop, the time of the original
+code and the ratios of: the same code rewritten under a policy that selects nothing in it
+(the same code object: 1.00x by construction), rewritten under ``shared`` with the report
+guard off (goal <= 1.3x), and with the guard on but no listener (every site calls the native,
+which returns at once). Then the time to rewrite every stdlib module under ``shared`` and
+``all`` against the time to ``compile()`` it (goal <= 10%).
+"""
+
+import argparse
+import glob
+import os
+import sys
+import sysconfig
+import textwrap
+import time
+import warnings
+
+from frontrun import _native
+
+WORKLOAD = textwrap.dedent(
+    """
+    class Point:
+        def __init__(self):
+            self.x = 0
+            self.y = 0
+            self.total = 0
+
+    def attributes(p, n):
+        for i in range(n):
+            p.x = p.x + i
+            p.y = p.y + p.x
+            p.total += p.x - p.y
+            if p.total > 100000:
+                p.total = 0
+        return p.total
+
+    def methods(items, n):
+        for i in range(n):
+            items.append(i)
+            if len(items) > 100:
+                items.clear()
+        return len(items)
+
+    def locals_only(n):
+        total = 0
+        for i in range(n):
+            total += i * i
+        return total
+    """
+)
+
+
+def best_times(variants, repeat):
+    """Minimum time of each variant over `repeat` interleaved rounds (a shared machine's noise
+    hits every variant alike)."""
+    best = [float("inf")] * len(variants)
+    for _ in range(repeat):
+        for k, (fn, args) in enumerate(variants):
+            t0 = time.perf_counter()
+            fn(*args)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def build(policy):
+    code = compile(WORKLOAD, "<workload>", "exec")
+    if policy is not None:
+        code = _native.rewrite_code(code, policy, ())
+    namespace = {}
+    exec(code, namespace)
+    return namespace
+
+
+def run_loops(n):
+    original = build(None)
+    unselected = build("resources")  # nothing in the workload is a resource call
+    shared = build("shared")
+    assert unselected["attributes"].__code__ is original["attributes"].__code__ or (
+        unselected["attributes"].__code__.co_code == original["attributes"].__code__.co_code
+    )
+    print(f"Python {sys.version.split()[0]}: n = {n}")
+    print(f"{'workload':<12} {'original':>10} {'unselected':>11} {'guard off':>10} {'guard on':>10}")
+    for name, make_args in [
+        ("attributes", lambda ns: (ns["Point"](), n)),
+        ("methods", lambda ns: ([], n)),
+        ("locals_only", lambda ns: (n,)),
+    ]:
+        base, t_unselected, t_off = best_times(
+            [(ns[name], make_args(ns)) for ns in (original, unselected, shared)], repeat=15
+        )
+        _native._reporting_activate()
+        try:
+            (t_on,) = best_times([(shared[name], make_args(shared))], repeat=5)
+        finally:
+            _native._reporting_deactivate()
+        print(
+            f"{name:<12} {base * 1e3:>8.2f}ms {t_unselected / base:>10.2f}x {t_off / base:>9.2f}x {t_on / base:>9.2f}x"
+        )
+
+
+def stdlib_rewrite_time(limit):
+    lib = sysconfig.get_paths()["stdlib"]
+    files = sorted(f for f in glob.glob(os.path.join(lib, "**", "*.py"), recursive=True) if "site-packages" not in f)
+    if limit:
+        files = files[:limit]
+    sources = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in files:
+            try:
+                with open(path, "rb") as f:
+                    source = f.read()
+                compile(source, path, "exec", dont_inherit=True)
+                sources.append((source, path))
+            except (SyntaxError, ValueError, UnicodeDecodeError):
+                continue
+        t0 = time.perf_counter()
+        codes = [compile(source, path, "exec", dont_inherit=True) for source, path in sources]
+        t_compile = time.perf_counter() - t0
+    print(f"stdlib: {len(codes)} modules, compile() {t_compile:.2f}s")
+    for policy in ("shared", "all"):
+        t0 = time.perf_counter()
+        for code in codes:
+            _native.rewrite_code(code, policy, ())
+        t = time.perf_counter() - t0
+        print(f"  rewrite {policy:<7} {t:.2f}s = {100 * t / t_compile:.0f}% of compile()")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller loops and a stdlib sample")
+    parser.add_argument("--no-stdlib", action="store_true")
+    args = parser.parse_args()
+    run_loops(20_000 if args.quick else 100_000)
+    if not args.no_stdlib:
+        stdlib_rewrite_time(300 if args.quick else 0)
+
+
+if __name__ == "__main__":
+    main()

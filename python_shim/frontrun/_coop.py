@@ -1,0 +1,461 @@
+"""Cooperative threading primitives, patched in for the duration of an exploration.
+
+While ``explore_dpor`` runs, ``threading.Lock``/``RLock``/``Condition``, ``queue.SimpleQueue``,
+``time.sleep`` and ``Thread.start/join/is_alive`` are replaced. ``Semaphore``,
+``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue`` (and its subclasses) are written
+in Python on top of ``Lock`` and ``Condition``, which they look up at construction, so the ones
+made during the exploration are cooperative too.
+
+In an explored thread every acquire, release and condition wait is an engine operation: the
+engine knows who holds which lock, never runs a thread whose lock is taken, and reports a
+deadlock when every live thread waits. Anywhere else (the thread running the exploration,
+``setup`` and the invariant) the same objects behave like ordinary locks.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+
+_rt = None  # the DporRuntime of the exploration in progress
+_pool = None
+# Seconds the modelled clock is ahead of the real one: a sleep or a wait that times out takes no
+# real time, but code that re-reads the clock (``queue.Queue.get(timeout=...)``) must see it pass.
+_clock_offset = 0.0
+
+_orig = {}
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_INTERNAL_FILES = {
+    os.path.abspath(__file__),
+    os.path.abspath(threading.__file__),
+    os.path.abspath(queue.__file__),
+}
+
+
+_internal_names = {}  # co_filename -> whether it is frontrun's, threading's or queue's
+
+
+def _is_internal(name):
+    known = _internal_names.get(name)
+    if known is None:
+        path = os.path.abspath(name)
+        known = _internal_names[name] = path in _INTERNAL_FILES or path.startswith(_HERE)
+    return known
+
+
+def _caller_site(depth=2):
+    """(file, line) of the first frame outside frontrun and the threading/queue modules."""
+    try:
+        f = sys._getframe(depth)
+    except ValueError:
+        return None
+    while f is not None:
+        if not _is_internal(f.f_code.co_filename):
+            return (f.f_code.co_filename, f.f_lineno)
+        f = f.f_back
+    return None
+
+
+def _managed():
+    """The runtime, if the calling thread is an explored thread."""
+    rt = _rt
+    if rt is not None and rt.current_id() is not None:
+        return rt
+    return None
+
+
+def _site(rt):
+    return _caller_site(3) if rt.explaining else None
+
+
+class Lock:
+    """``threading.Lock`` during an exploration."""
+
+    __slots__ = ("_real", "_frontrun_site", "_frontrun_owner", "__weakref__")
+
+    def __init__(self):
+        self._real = _thread.allocate_lock()
+        self._frontrun_site = _caller_site(2)
+        self._frontrun_owner = self  # the object the user holds (an RLock for its inner lock)
+
+    def acquire(self, blocking=True, timeout=-1):
+        rt = _managed()
+        if rt is None:
+            return self._real.acquire(blocking, timeout)
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        timed = timeout is not None and timeout >= 0
+        got = rt.lock_acquire(self, blocking, timed, _site(rt))
+        if not got and timed:
+            _advance_clock(timeout)
+        return got
+
+    def release(self):
+        rt = _managed()
+        if rt is None:
+            self._real.release()
+            return
+        held, _mine = rt.lock_state(self)
+        if not held:
+            raise RuntimeError("release unlocked lock")
+        rt.lock_release(self, _site(rt))
+
+    def locked(self):
+        rt = _rt
+        if rt is not None and rt.current_id() is not None:
+            return rt.lock_state(self)[0]
+        return self._real.locked()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+    # Condition protocol.
+    def _is_owned(self):
+        rt = _managed()
+        if rt is None:
+            if self._real.acquire(False):
+                self._real.release()
+                return False
+            return True
+        return rt.lock_state(self)[1]
+
+    def _release_save(self):
+        self.release()
+
+    def _acquire_restore(self, _saved):
+        pass
+
+    @property
+    def _frontrun_base(self):
+        return self
+
+    def __repr__(self):
+        site = f" created at {self._frontrun_site[0]}:{self._frontrun_site[1]}" if self._frontrun_site else ""
+        return f"<frontrun cooperative Lock{site}>"
+
+
+class RLock:
+    """``threading.RLock`` during an exploration: recursion counted here, one engine lock below."""
+
+    __slots__ = ("_base", "_owner", "_count", "_real", "_frontrun_site", "__weakref__")
+
+    def __init__(self, *args, **kwargs):
+        self._base = Lock()
+        self._base._frontrun_site = self._frontrun_site = _caller_site(2)
+        self._base._frontrun_owner = self
+        self._owner = None
+        self._count = 0
+        self._real = _orig["RLock"]()
+
+    def acquire(self, blocking=True, timeout=-1):
+        rt = _managed()
+        if rt is None:
+            return self._real.acquire(blocking, timeout)
+        me = rt.current_id()
+        if self._owner == me:
+            self._count += 1
+            return True
+        if not self._base.acquire(blocking, timeout):
+            return False
+        self._owner = me
+        self._count = 1
+        return True
+
+    def release(self):
+        rt = _managed()
+        if rt is None:
+            self._real.release()
+            return
+        if self._owner != rt.current_id():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count -= 1
+        if self._count == 0:
+            self._owner = None
+            self._base.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def locked(self):
+        return self._base.locked() if _managed() else self._count > 0
+
+    def _is_owned(self):
+        rt = _managed()
+        if rt is None:
+            return self._real._is_owned()
+        return self._owner == rt.current_id()
+
+    def _release_save(self):
+        if _managed() is None:
+            return ("real", self._real._release_save())
+        saved = (self._count, self._owner)
+        self._count = 0
+        self._owner = None
+        self._base.release()
+        return saved
+
+    def _acquire_restore(self, saved):
+        if saved[0] == "real":
+            self._real._acquire_restore(saved[1])
+            return
+        self._count, self._owner = saved
+
+    @property
+    def _frontrun_base(self):
+        return self._base
+
+    def __repr__(self):
+        return f"<frontrun cooperative RLock owner={self._owner} count={self._count}>"
+
+
+class Condition:
+    """``threading.Condition`` during an exploration.
+
+    ``wait`` is two engine steps: the release of the lock (the waiter is registered before, under
+    the lock), then the re-acquisition, which the engine only grants once the thread has been
+    notified — or, for a wait with a timeout, when nothing else can run.
+    """
+
+    def __init__(self, lock=None):
+        if lock is None:
+            lock = RLock()
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self._waiters = deque()  # engine thread ids
+        self._real_waiters = deque()  # waiter locks of threads outside the exploration
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+    def __repr__(self):
+        return f"<frontrun cooperative Condition({self._lock!r}, {len(self._waiters)})>"
+
+    def _is_owned(self):
+        owned = getattr(self._lock, "_is_owned", None)
+        if owned is not None:
+            return owned()
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        return True
+
+    def wait(self, timeout=None):
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        rt = _managed()
+        base = getattr(self._lock, "_frontrun_base", None)
+        if rt is None or base is None:
+            return self._wait_real(timeout)
+        me = rt.current_id()
+        self._waiters.append(me)
+        saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
+        notified = False
+        try:
+            notified = rt.cond_wait(base, timeout is not None, _site(rt))
+            if not notified and timeout is not None:
+                _advance_clock(timeout)
+        finally:
+            if hasattr(self._lock, "_acquire_restore"):
+                self._lock._acquire_restore(saved)
+            if not notified:
+                try:
+                    self._waiters.remove(me)
+                except ValueError:
+                    pass
+        return notified
+
+    def _wait_real(self, timeout):
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        self._real_waiters.append(waiter)
+        saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
+        gotit = False
+        try:
+            if timeout is None:
+                waiter.acquire()
+                gotit = True
+            elif timeout > 0:
+                gotit = waiter.acquire(True, timeout)
+            else:
+                gotit = waiter.acquire(False)
+            return gotit
+        finally:
+            if hasattr(self._lock, "_acquire_restore"):
+                self._lock._acquire_restore(saved)
+            else:
+                self._lock.acquire()
+            if not gotit:
+                try:
+                    self._real_waiters.remove(waiter)
+                except ValueError:
+                    pass
+
+    def wait_for(self, predicate, timeout=None):
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = time.monotonic() + waittime
+                else:
+                    waittime = endtime - time.monotonic()
+                    if waittime <= 0:
+                        break
+            if not self.wait(waittime) and waittime is not None:
+                # A modelled timeout: the time is up.
+                result = predicate()
+                break
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        rt = _rt
+        while n > 0 and self._waiters:
+            thread = self._waiters.popleft()
+            if rt is not None:
+                rt.notify(thread)
+            n -= 1
+        while n > 0 and self._real_waiters:
+            self._real_waiters.popleft().release()
+            n -= 1
+
+    def notify_all(self):
+        self.notify(len(self._waiters) + len(self._real_waiters))
+
+    notifyAll = notify_all
+
+
+class SimpleQueue(queue.Queue):
+    """``queue.SimpleQueue`` during an exploration: an unbounded cooperative queue."""
+
+    def __init__(self):
+        super().__init__()
+
+    def put(self, item, block=True, timeout=None):
+        super().put(item, block, timeout)
+
+    def put_nowait(self, item):
+        self.put(item, block=False)
+
+
+def _advance_clock(seconds):
+    global _clock_offset
+    if seconds and seconds > 0:
+        _clock_offset += seconds
+
+
+def _monotonic():
+    return _orig["monotonic"]() + _clock_offset
+
+
+def _time():
+    return _orig["time"]() + _clock_offset
+
+
+def _sleep(seconds):
+    rt = _managed()
+    if rt is None:
+        return _orig["sleep"](seconds)
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    rt.yield_point(_site(rt))
+    _advance_clock(seconds)
+
+
+def _thread_start(self):
+    rt = _managed()
+    if rt is None:
+        return _orig["Thread.start"](self)
+    if getattr(self, "_frontrun_tid", None) is not None:
+        raise RuntimeError("threads can only be started once")
+    if _pool is not None:
+        _pool.ensure_idle(1)
+
+    def run(thread=self):
+        thread.run()
+
+    self._frontrun_tid = rt.spawn(run, _site(rt))
+
+
+def _thread_join(self, timeout=None):
+    tid = getattr(self, "_frontrun_tid", None)
+    rt = _managed()
+    if tid is None or rt is None:
+        return _orig["Thread.join"](self, timeout)
+    rt.join(tid, _site(rt))
+
+
+def _thread_is_alive(self):
+    tid = getattr(self, "_frontrun_tid", None)
+    rt = _rt
+    if tid is None or rt is None:
+        return _orig["Thread.is_alive"](self)
+    return rt.is_alive(tid)
+
+
+_PATCHES = [
+    (threading, "Lock", Lock),
+    (threading, "RLock", RLock),
+    (threading, "Condition", Condition),
+    (queue, "SimpleQueue", SimpleQueue),
+    (time, "sleep", _sleep),
+    (time, "monotonic", _monotonic),
+    (time, "time", _time),
+    # Bound at import by queue and threading: their timeouts read these.
+    (queue, "time", _monotonic),
+    (threading, "_time", _monotonic),
+    (threading.Thread, "start", _thread_start),
+    (threading.Thread, "join", _thread_join),
+    (threading.Thread, "is_alive", _thread_is_alive),
+]
+
+
+def _key(owner, name):
+    if owner is threading.Thread:
+        return f"Thread.{name}"
+    if owner is not time and name == "time" or name == "_time":
+        return f"{owner.__name__}.{name}"
+    return name
+
+
+for _owner, _name, _ in _PATCHES:
+    _orig[_key(_owner, _name)] = getattr(_owner, _name)
+
+
+@contextmanager
+def patched(rt, pool):
+    """Cooperative primitives in place and reports routed to ``rt`` for the block's duration."""
+    global _rt, _pool
+    if _rt is not None:
+        raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
+    _rt, _pool = rt, pool
+    for owner, name, replacement in _PATCHES:
+        setattr(owner, name, replacement)
+    rt.start()
+    try:
+        yield
+    finally:
+        rt.stop()
+        if pool is not None:
+            pool.join()
+        for owner, name, _ in _PATCHES:
+            setattr(owner, name, _orig[_key(owner, name)])
+        _rt, _pool = None, None

@@ -1,0 +1,465 @@
+"""``explore_dpor`` and ``replay``: run a test's threads under the DPOR engine.
+
+Each execution calls ``setup()`` for fresh state, runs every ``fn(state)`` in its own explored
+thread, one at a time under the engine's control (``frontrun._native.DporRuntime``; the handoff
+is in Rust), then checks ``invariant(state)``. Worker threads are a pool reused across
+executions. Nothing is ever raised out of an exploration for a failure of the code under test:
+the result says what happened.
+"""
+
+from __future__ import annotations
+
+import _thread
+import bisect
+import builtins
+import heapq
+import operator
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from frontrun import _coop, _native
+
+# The real clock: during an exploration time.monotonic runs ahead by the modelled waits.
+_now = _coop._orig["monotonic"]
+
+DEFAULT_MAX_STEPS = 100_000
+PROGRESS_AFTER = 2.0  # seconds before the progress line appears
+
+
+class ExecutionAborted(BaseException):
+    """Raised inside explored threads to end an execution early (deadlock, runaway, timeout).
+
+    A BaseException so that ``except Exception`` in the code under test does not swallow it.
+    """
+
+
+class NotInstrumentedError(RuntimeError):
+    """The code under test reported no shared-state access: it was not rewritten."""
+
+
+@dataclass
+class DporResult:
+    """What an exploration (or a replay) found.
+
+    ``property_holds``: True (every interleaving checked, none failed), False (a failure, see
+    ``failure_kind``/``explanation``/``counterexample``) or None (inconclusive, see
+    ``inconclusive_reason``).
+    """
+
+    property_holds: Optional[bool]
+    num_explored: int
+    failure_kind: Optional[str] = None
+    explanation: str = ""
+    counterexample: Optional[str] = None
+    inconclusive_reason: Optional[str] = None
+    elapsed: float = 0.0
+    stats: dict = field(default_factory=dict)
+    reproduced: Optional[bool] = None
+
+    def __bool__(self):
+        return self.property_holds is True
+
+    def __str__(self):
+        if self.property_holds:
+            return f"frontrun: no failure in {self.num_explored} interleavings"
+        if self.property_holds is None:
+            return f"frontrun: inconclusive after {self.num_explored} interleavings: {self.inconclusive_reason}"
+        return self.explanation
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+class _Pool:
+    """Worker threads of one runtime, reused by every execution."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.exited = []  # one held lock per worker, released as its very last act
+
+    def ensure_idle(self, n):
+        while self.rt.idle_workers() < n:
+            slot = self.rt.register_worker(0)
+            exited = _thread.allocate_lock()
+            exited.acquire()
+            self.exited.append(exited)
+            _thread.start_new_thread(self._main, (slot, exited))
+
+    def join(self, timeout=5.0):
+        """Waits for the workers to leave (after ``rt.stop()``): none may still be inside the
+        native module when the interpreter shuts down."""
+        deadline = _now() + timeout
+        for exited in self.exited:
+            if exited.acquire(True, max(0.0, deadline - _now())):
+                exited.release()
+
+    def _main(self, slot, exited):
+        try:
+            self._loop(slot)
+        finally:
+            exited.release()
+
+    def _loop(self, slot):
+        rt = self.rt
+        rt.set_worker_ident(slot, threading.get_ident())
+        # The dummy Thread object is made now, with real primitives, not inside a task.
+        threading.current_thread()
+        while True:
+            try:
+                task = rt.next_task(slot)
+                if task is None:
+                    _forget_dummy_thread()
+                    return
+                _tid, fn = task
+                error = None
+                try:
+                    for loc in rt.seen_locals():
+                        # Worker threads are reused: no thread-local value leaks to the next task.
+                        loc.__dict__.clear()
+                    fn()
+                except ExecutionAborted:
+                    pass
+                except BaseException:
+                    error = _format_exception(sys.exc_info())
+                rt.finish_task(slot, error)
+            except ExecutionAborted:
+                rt.finish_task(slot, None)
+
+
+def _forget_dummy_thread():
+    """A worker is no threading.Thread; drop the placeholder threading made for it."""
+    try:
+        with threading._active_limbo_lock:
+            threading._active.pop(threading.get_ident(), None)
+    except Exception:
+        pass
+
+
+def _format_exception(exc_info):
+    etype, value, tb = exc_info
+    # Drop the runtime's own frames at the top of the traceback.
+    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, _coop.__file__):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(etype, value, tb))
+
+
+def _make_runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False):
+    from frontrun.rewrite._core import DEFAULT_POLICY  # noqa: F401  (the rewriter is part of the package)
+
+    import _thread as t
+
+    builtins_map = {
+        "getattr": builtins.getattr,
+        "setattr": builtins.setattr,
+        "delattr": builtins.delattr,
+        "hasattr": builtins.hasattr,
+        "getitem": operator.getitem,
+        "setitem": operator.setitem,
+        "delitem": operator.delitem,
+    }
+    heap_writers = [heapq.heappush, heapq.heappop, heapq.heapify, heapq.heapreplace, heapq.heappushpop,
+                    bisect.insort, bisect.insort_left, bisect.insort_right]
+    return _native.DporRuntime(
+        abort_exc=ExecutionAborted,
+        deque=deque,
+        lock_type=t.LockType,
+        rlock_type=t.RLock,
+        local_type=t._local,
+        builtins_map=builtins_map,
+        heap_writers=heap_writers,
+        resource_methods=list(_RESOURCE_METHODS),
+        preemption_bound=preemption_bound,
+        max_executions=max_executions,
+        max_steps=max_steps,
+        replay=replay,
+        explain=explain,
+    )
+
+
+_RESOURCE_METHODS = (
+    "execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall", "commit", "rollback",
+    "cursor", "close", "connect", "send", "sendall", "sendto", "recv", "recv_into", "recvfrom", "read",
+    "readline", "readlines", "write", "writelines", "flush", "truncate", "seek",
+)
+
+
+# ---------------------------------------------------------------------------- one execution
+
+
+@dataclass
+class _Run:
+    """The outcome of one execution, as the controller saw it."""
+
+    end: str
+    detail: str
+    kind: Optional[str] = None  # failure kind
+    message: str = ""
+    state: Any = None
+    errors: list = field(default_factory=list)
+    invariant_error: Optional[str] = None
+    explanation: str = ""
+
+
+def _thread_task(fn, state):
+    def task():
+        fn(state)
+
+    return task
+
+
+def _invariant_name(invariant):
+    return getattr(invariant, "__qualname__", None) or getattr(invariant, "__name__", None) or repr(invariant)
+
+
+def _run_one(rt, setup, threads, invariant, timeout):
+    state = setup()
+    tasks = [_thread_task(fn, state) for fn in threads]
+    end, detail = rt.run_execution(tasks, timeout)
+    run = _Run(end=end, detail=detail, state=state, errors=rt.errors())
+    if end == "deadlock":
+        run.kind, run.message = "deadlock", detail
+    elif end == "runaway":
+        run.kind, run.message = "runaway", f"thread {detail} did not finish within the step limit"
+    elif end in ("timeout", "diverged"):
+        return run
+    elif run.errors:
+        thread, text = run.errors[0]
+        run.kind, run.message = "exception", f"thread {thread} raised an uncaught exception:\n{text}"
+    else:
+        try:
+            ok = invariant(state)
+        except Exception:
+            ok = False
+            run.invariant_error = _format_exception(sys.exc_info())
+        if not ok:
+            run.kind = "invariant"
+            run.message = f"invariant {_invariant_name(invariant)} failed"
+    return run
+
+
+class _Progress:
+    def __init__(self):
+        self.started = _now()
+        self.enabled = None  # asked only once the search has run for a while
+        self.last = 0.0
+        self.shown = False
+
+    def tick(self, n):
+        now = _now()
+        elapsed = now - self.started
+        if elapsed < PROGRESS_AFTER or now - self.last < 0.5:
+            return
+        if self.enabled is None:
+            self.enabled = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        if not self.enabled:
+            return
+        self.last = now
+        self.shown = True
+        sys.stderr.write(f"\rfrontrun: {n} executions, {n / elapsed:,.0f}/s, {elapsed:.1f}s elapsed ")
+        sys.stderr.flush()
+
+    def done(self):
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _check_threads(threads):
+    threads = list(threads)
+    if not threads:
+        raise ValueError("explore_dpor needs at least one thread function")
+    for fn in threads:
+        if not callable(fn):
+            raise TypeError(f"thread functions must be callable, got {fn!r}")
+    return threads
+
+
+NOT_INSTRUMENTED = (
+    "frontrun saw no shared-state access in the threads' first execution: the code under test was "
+    "not rewritten, so there is nothing to interleave.\n"
+    "Rewrite it at import time, before it is imported, by one of:\n"
+    "  * running the program as  python -m frontrun.rewrite your_script.py\n"
+    "  * running the tests with the pytest plugin enabled (pytest --frontrun, or [tool.frontrun] in pyproject.toml)\n"
+    "  * calling frontrun.rewrite.install(include=['your_package']) before importing the code\n"
+    "  * or instrumenting an imported module in place: frontrun.rewrite.instrument_module(module)"
+)
+
+
+def explore_dpor(
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], bool],
+    *,
+    preemption_bound: Optional[int] = None,
+    max_executions: Optional[int] = None,
+    timeout: Optional[float] = None,
+    stop_on_first: bool = True,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> DporResult:
+    """Explore every meaningfully different interleaving of ``threads`` on fresh ``setup()`` state.
+
+    ``preemption_bound``: explore only schedules with at most this many preemptions (the verdict
+    is then inconclusive if anything was pruned). ``max_executions``: stop after that many.
+    ``timeout``: wall-clock budget in seconds for the whole search (inconclusive when hit).
+    ``stop_on_first``: stop at the first failure (else keep exploring and count them).
+    ``max_steps``: scheduling points one thread may take in one execution before it is reported
+    as a runaway.
+    """
+    threads = _check_threads(threads)
+    started = _now()
+    deadline = None if timeout is None else started + timeout
+    rt = _make_runtime(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps)
+    pool = _Pool(rt)
+    pool.ensure_idle(len(threads))
+    progress = _Progress()
+    first_failure = None
+    failures = 0
+    executions = 0
+    stopped_reason = None
+    with _coop.patched(rt, pool):
+        while True:
+            if deadline is not None and _now() >= deadline:
+                stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+                break
+            if not rt.begin_execution():
+                break
+            pool.ensure_idle(len(threads))
+            remaining = None if deadline is None else max(0.0, deadline - _now())
+            run = _run_one(rt, setup, threads, invariant, remaining)
+            executions += 1
+            if executions == 1 and rt.user_steps() == 0 and run.end == "finished":
+                rt.end_execution(None)
+                raise NotInstrumentedError(NOT_INSTRUMENTED)
+            if run.end == "timeout":
+                rt.end_execution(None)
+                stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+                break
+            if run.end == "diverged":
+                rt.end_execution(None)
+                stopped_reason = (
+                    "nondeterminism: the program did not repeat a recorded schedule "
+                    f"({run.detail}); make setup() and the threads deterministic"
+                )
+                break
+            schedule = rt.schedule()
+            rt.end_execution(run.message if run.kind else None)
+            if run.kind:
+                failures += 1
+                if first_failure is None:
+                    first_failure = (run, schedule)
+                if stop_on_first:
+                    break
+            progress.tick(executions)
+    progress.done()
+    stats = dict(rt.stats())
+    verdict, reason = rt.verdict()
+    num = int(stats.get("executions", executions))
+    elapsed = _now() - started
+    if first_failure is not None:
+        run, schedule = first_failure
+        result = _explained(schedule, setup, threads, invariant, run, max_steps)
+        result.num_explored = num
+        result.elapsed = elapsed
+        result.stats = stats
+        stats["failing_executions"] = failures
+        return result
+    if stopped_reason is None and verdict == "inconclusive":
+        stopped_reason = _reason(reason, preemption_bound, max_executions)
+    holds = None if stopped_reason else True
+    return DporResult(property_holds=holds, num_explored=num, inconclusive_reason=stopped_reason, elapsed=elapsed, stats=stats)
+
+
+def _reason(engine_reason, preemption_bound, max_executions):
+    text = engine_reason or "the search did not finish"
+    if "preemption" in text:
+        return f"preemption_bound={preemption_bound}: {text}"
+    if "max_executions" in text:
+        return f"max_executions={max_executions}: {text}"
+    if "nondeterminism" in text:
+        return f"nondeterminism: {text}"
+    return text
+
+
+def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
+    """Runs exactly ``schedule`` once; returns (run, runtime) with the step log kept."""
+    import tracemalloc
+
+    rt = _make_runtime(replay=schedule, max_steps=max_steps, explain=explain)
+    pool = _Pool(rt)
+    pool.ensure_idle(len(threads))
+    tracing = tracemalloc.is_tracing()
+    if explain and not tracing:
+        tracemalloc.start(8)
+    try:
+        with _coop.patched(rt, pool):
+            if not rt.begin_execution():
+                raise RuntimeError("replay: the engine refused to start")
+            run = _run_one(rt, setup, threads, invariant, None)
+            if explain:
+                from frontrun import _explain
+
+                run.explanation = _explain.explain(rt, run, invariant, schedule)
+            rt.end_execution(run.message if run.kind else None)
+    finally:
+        if explain and not tracing:
+            tracemalloc.stop()
+    return run, rt
+
+
+def _explained(schedule, setup, threads, invariant, found, max_steps):
+    """Replays a failing schedule with full recording and builds the result from it."""
+    run, _rt = _replay_once(schedule, setup, threads, invariant, max_steps)
+    reproduced = run.kind == found.kind
+    explanation = run.explanation if reproduced else found.message
+    if not reproduced:
+        explanation += (
+            f"\n(replaying the schedule gave {run.kind or 'no failure'}: the program is not deterministic "
+            "outside the reported accesses)"
+        )
+    return DporResult(
+        property_holds=False,
+        num_explored=0,
+        failure_kind=found.kind,
+        explanation=explanation,
+        counterexample=schedule,
+        reproduced=reproduced,
+    )
+
+
+def replay(
+    counterexample: str,
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], bool],
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> DporResult:
+    """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
+    threads = _check_threads(threads)
+    started = _now()
+    run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
+    elapsed = _now() - started
+    if run.end == "diverged":
+        return DporResult(
+            property_holds=None,
+            num_explored=1,
+            inconclusive_reason=f"nondeterminism: the program did not follow the schedule ({run.detail})",
+            counterexample=counterexample,
+            elapsed=elapsed,
+        )
+    if run.kind:
+        return DporResult(
+            property_holds=False,
+            num_explored=1,
+            failure_kind=run.kind,
+            explanation=run.explanation,
+            counterexample=counterexample,
+            elapsed=elapsed,
+            reproduced=True,
+        )
+    return DporResult(property_holds=True, num_explored=1, counterexample=counterexample, elapsed=elapsed)

@@ -1,0 +1,313 @@
+"""Failure explanations, built from a replay of the failing schedule with every step recorded.
+
+The report lists, per racing location, only the accesses that conflict (different threads, at
+least one write), in execution order, with file, line and source text; then what failed; then
+how to replay it.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import tracemalloc
+
+WHOLE = (1 << 64) - 1
+DATA = ("read", "write", "delete")
+MAX_LOCATIONS = 4
+MAX_LINES = 16
+_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+class Step:
+    __slots__ = ("index", "thread", "kind", "access", "obj", "key_id", "key", "file", "line")
+
+    def __init__(self, index, raw):
+        self.index = index
+        (self.thread, self.kind, self.access, self.obj, self.key_id, self.key, self.file, self.line) = raw
+
+    def conflicts(self, other):
+        if self.thread == other.thread or self.obj != other.obj:
+            return False
+        if self.access not in DATA or other.access not in DATA:
+            return False
+        if self.access == "read" and other.access == "read":
+            return False
+        return self.key_id == other.key_id or WHOLE in (self.key_id, other.key_id)
+
+
+def _short(path):
+    if not path:
+        return "?"
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else os.path.basename(path)
+
+
+def _where(file, line):
+    return f"{_short(file)}:{line}" if file else "?"
+
+
+def _source(file, line):
+    if not file or not line:
+        return ""
+    return linecache.getline(file, line).strip()
+
+
+def _created_at(obj):
+    site = getattr(obj, "_frontrun_site", None)
+    if isinstance(site, tuple) and len(site) == 2:
+        return _where(*site)
+    try:
+        tb = tracemalloc.get_object_traceback(obj)
+    except Exception:
+        tb = None
+    if not tb:
+        return None
+    for frame in reversed(list(tb)):
+        if not os.path.abspath(frame.filename).startswith(_PKG):
+            return _where(frame.filename, frame.lineno)
+    return None
+
+
+def _is_globals(obj):
+    return isinstance(obj, dict) and "__name__" in obj and "__builtins__" in obj
+
+
+def _location_name(step, obj):
+    key = step.key
+    if step.kind.startswith("global") or _is_globals(obj):
+        module = obj.get("__name__", "?") if isinstance(obj, dict) else "?"
+        return f"global {module}.{key}"
+    if step.kind.startswith("cell"):
+        return f"closure variable {key}"
+    tname = type(obj).__name__
+    if step.kind.startswith("attr") or step.kind == "builtin_call" and isinstance(key, str) and step.key_id != WHOLE:
+        return f"{tname}.{key}"
+    if step.key_id == WHOLE:
+        return f"{tname} (whole object)"
+    return f"{tname}[{key!r}]"
+
+
+class _Paths:
+    """Names objects by how the test state reaches them (``state.accounts['alice']``)."""
+
+    def __init__(self, state, limit=4, budget=5000):
+        self.found = {}
+        if state is None:
+            return
+        frontier = [(state, "state")]
+        seen = {id(state)}
+        self.found[id(state)] = "state"
+        for _ in range(limit):
+            nxt = []
+            for obj, path in frontier:
+                for child, child_path in self._children(obj, path):
+                    budget -= 1
+                    if budget <= 0:
+                        return
+                    if id(child) in seen or isinstance(child, (int, float, str, bytes, bool, type(None))):
+                        continue
+                    seen.add(id(child))
+                    self.found[id(child)] = child_path
+                    nxt.append((child, child_path))
+            frontier = nxt
+
+    @staticmethod
+    def _children(obj, path):
+        try:
+            if isinstance(obj, dict):
+                return [(v, f"{path}[{k!r}]") for k, v in list(obj.items())[:50]]
+            if isinstance(obj, (list, tuple)):
+                return [(v, f"{path}[{i}]") for i, v in enumerate(obj[:50])]
+            d = getattr(obj, "__dict__", None)
+            if isinstance(d, dict) and not isinstance(obj, type):
+                return [(v, f"{path}.{k}") for k, v in d.items() if isinstance(k, str) and not k.startswith("__")]
+        except Exception:
+            pass
+        return []
+
+    def of(self, obj):
+        return self.found.get(id(obj))
+
+
+_paths = _Paths(None)
+
+
+def _describe_object(rt, n):
+    obj = rt.object(n)
+    where = _created_at(obj) if obj is not None else None
+    path = _paths.of(obj) if obj is not None else None
+    return f"object #{n}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")
+
+
+def _step_line(step, width):
+    what = step.access
+    if step.kind == "call" and step.key is not None:
+        what = f"{step.access}"
+    where = _where(step.file, step.line)
+    text = _source(step.file, step.line)
+    return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
+
+
+def _conflicting_locations(steps, racy_pairs):
+    """Locations (obj, key_id) to show: those of engine races first, else any cross-thread conflict."""
+    order = []
+    seen = set()
+    for a, b in racy_pairs:
+        sa, sb = steps[a], steps[b]
+        if not sa.conflicts(sb):
+            continue
+        loc = (sa.obj, sa.key_id if sa.key_id != WHOLE else sb.key_id)
+        if loc not in seen:
+            seen.add(loc)
+            order.append(loc)
+    if order:
+        return order
+    data = [s for s in steps if s.access in DATA]
+    for i, s in enumerate(data):
+        for t in data[i + 1:]:
+            if s.conflicts(t):
+                loc = (s.obj, s.key_id if s.key_id != WHOLE else t.key_id)
+                if loc not in seen:
+                    seen.add(loc)
+                    order.append(loc)
+    return order
+
+
+def _accesses_to(steps, loc):
+    obj, key = loc
+    touching = [s for s in steps if s.access in DATA and s.obj == obj and (key == WHOLE or s.key_id in (key, WHOLE))]
+    return [s for s in touching if any(s.conflicts(o) for o in touching)]
+
+
+def _final_value(obj, step):
+    try:
+        if step.kind.startswith("attr"):
+            return repr(getattr(obj, step.key))
+        if _is_globals(obj) or step.kind.startswith("global"):
+            return repr(obj[step.key])
+        if step.kind.startswith("item") and step.key_id != WHOLE:
+            return repr(obj[step.key])
+        if step.kind.startswith("cell"):
+            return repr(obj.cell_contents)
+        text = repr(obj)
+        return text if len(text) <= 80 else text[:77] + "..."
+    except Exception:
+        return None
+
+
+def race_report(rt, steps):
+    locs = _conflicting_locations(steps, rt.races())
+    out = []
+    for loc in locs[:MAX_LOCATIONS]:
+        accesses = _accesses_to(steps, loc)
+        if not accesses:
+            continue
+        named = next((s for s in accesses if s.key_id != WHOLE), accesses[0])
+        obj = rt.object(loc[0])
+        title = _location_name(named, obj)
+        out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
+        width = max(len(_where(s.file, s.line)) for s in accesses)
+        for s in accesses[:MAX_LINES]:
+            out.append(_step_line(s, width))
+        if len(accesses) > MAX_LINES:
+            out.append(f"  ... {len(accesses) - MAX_LINES} more")
+        value = _final_value(obj, named) if obj is not None else None
+        if value is not None and " object at 0x" not in value:
+            out.append(f"  afterwards {title} = {value}")
+    if len(locs) > MAX_LOCATIONS:
+        out.append(f"(and {len(locs) - MAX_LOCATIONS} more racing locations)")
+    return out
+
+
+def lock_order_report(rt, steps):
+    """For failures with no conflicting data access in view: the order locks were taken in."""
+    acquires = [s for s in steps if s.access == "acquire"]
+    out = []
+    for n in dict.fromkeys(s.obj for s in acquires):
+        mine = [s for s in acquires if s.obj == n]
+        if len({s.thread for s in mine}) < 2:
+            continue
+        out.append(f"No two threads touched the same data without {_lock_label(rt, n)} in between; it was taken in this order:")
+        width = max(len(_where(s.file, s.line)) for s in mine)
+        out += [_step_line(s, width) for s in mine[:MAX_LINES]]
+    return out
+
+
+def _lock_label(rt, n):
+    obj = rt.object(n)
+    name = rt.lock_name(n)
+    path = _paths.of(getattr(obj, "_frontrun_owner", obj))
+    where = _created_at(obj) if obj is not None else None
+    details = [d for d in (path if path != name else None, f"created at {where}" if where else None) if d]
+    label = name or (f"the lock {path}" if path else f"lock #{n}")
+    return f"{label} ({', '.join(details)})" if details else label
+
+
+def deadlock_report(rt, steps):
+    waiters = rt.deadlock_waiters()
+    out = ["Deadlock: every live thread is waiting, and none can go on."]
+    held = {}
+    for s in steps:
+        if s.access == "acquire":
+            held.setdefault(s.thread, []).append(s)
+        elif s.access == "release":
+            lst = held.get(s.thread, [])
+            for i in range(len(lst) - 1, -1, -1):
+                if lst[i].obj == s.obj:
+                    del lst[i]
+                    break
+    for thread, what, n, holder, file, line in waiters:
+        at = f"\n      at {_where(file, line)}  {_source(file, line)}" if file else ""
+        mine = held.get(thread, [])
+        holding = ""
+        if mine:
+            holding = " while holding " + ", ".join(_lock_label(rt, s.obj) for s in mine)
+        if what == "lock":
+            by = f", held by thread {holder}" if holder is not None else ""
+            out.append(f"  thread {thread} waits for {_lock_label(rt, n)}{by}{holding}{at}")
+        elif what == "condition":
+            out.append(f"  thread {thread} waits on a condition of {_lock_label(rt, n)} that no one will notify{holding}{at}")
+        elif what == "join":
+            out.append(f"  thread {thread} waits to join thread {n - 1}{holding}{at}")
+        else:
+            out.append(f"  thread {thread} is blocked{holding}{at}")
+    lock_steps = [s for s in steps if s.access in ("acquire", "release") and s.file]
+    if lock_steps:
+        out.append("How they got there (lock operations in order):")
+        width = max(len(_where(s.file, s.line)) for s in lock_steps)
+        for s in lock_steps[-MAX_LINES:]:
+            out.append(_step_line(s, width).replace(f"  {s.access:<6}", f"  {s.access:<7}", 1))
+    return out
+
+
+def explain(rt, run, invariant, schedule):
+    global _paths
+    _paths = _Paths(run.state)
+    steps = [Step(i, raw) for i, raw in enumerate(rt.steps())]
+    out = []
+    if run.kind == "deadlock":
+        out += deadlock_report(rt, steps)
+    else:
+        out += race_report(rt, steps) or lock_order_report(rt, steps)
+    if run.kind == "invariant":
+        name = getattr(invariant, "__qualname__", None) or repr(invariant)
+        line = f"invariant {name} failed"
+        if run.invariant_error:
+            line += " by raising:\n" + run.invariant_error.rstrip()
+        out.append(line)
+    elif run.kind == "exception":
+        out.append(run.message.rstrip())
+    elif run.kind == "runaway":
+        out.append(run.message + " (a loop that never ends under this schedule?); its last steps:")
+        thread = int(run.detail)
+        last = [s for s in steps if s.thread == thread][-5:]
+        if last:
+            width = max(len(_where(s.file, s.line)) for s in last)
+            out += [_step_line(s, width) for s in last]
+    if not out:
+        out.append(run.message or "no failure")
+    out.append(f"counterexample: {schedule!r} (frontrun.replay(counterexample, setup, threads, invariant) reruns it)")
+    return "\n".join(out)

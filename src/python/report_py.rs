@@ -1,0 +1,564 @@
+//! The report natives that rewritten code calls, `recording()`'s machinery, and the sink the
+//! DPOR runtime registers.
+//!
+//! # How rewritten code reaches this file
+//!
+//! At import of `frontrun._native`, two names are put into `builtins`:
+//! `__frontrun_on__` (a bool: is anyone listening?) and `__frontrun_report__` (the native
+//! below). Every injected site is `if __frontrun_on__: __frontrun_report__(*values, site)`
+//! where `site = (kind_code, line, name)` is a constant of the rewritten code object
+//! (`crate::rewrite::SiteKind`). The natives never raise into user code (failures are counted:
+//! `_native.report_errors()`), never import, and do nothing unless a sink is set or the
+//! calling thread is recording.
+//!
+//! # API for the runtime (Rust)
+//!
+//! ```ignore
+//! use crate::python::report_py::{set_sink, activate, deactivate, Event, Sink};
+//! let previous = set_sink(Some(Arc::new(|py: Python<'_>, e: &Event| { /* ... */ })));
+//! activate(py);            // refcounted: turns __frontrun_on__ on for every thread
+//! ...                      // run the exploration
+//! deactivate(py);
+//! set_sink(previous);
+//! ```
+//!
+//! * The sink is called on the thread that executed the access, attached to the interpreter
+//!   (`py`), *before* the access happens, with no lock of this module held: it may block the
+//!   thread (a scheduling point) — detach (`py.detach`) while waiting so other threads run.
+//! * Reports made while the sink runs on the same thread (e.g. a finalizer) are dropped.
+//! * `Event` fields: `kind`, `obj`, `key` (see `EventKind` for what they hold per kind),
+//!   `method` (call kinds), `args` (builtin calls), `result` (call_return), `line` (from the site),
+//!   `code` (the reporting frame's code object: `co_filename`, `co_qualname`).
+//! * `activate`/`deactivate` may be called from any thread; `recording()` uses the same count.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
+
+/// What an event is about; `obj` and `key` per kind:
+///
+/// | kind | obj | key |
+/// |---|---|---|
+/// | attr_load / attr_store / attr_delete | the object | attribute name |
+/// | item_load / item_store / item_delete | the container | the subscript (a `slice` for slicing) |
+/// | global_load / global_store / global_delete | the module globals (builtins dict for a load of a name only there) | name |
+/// | cell_load / cell_store / cell_delete | the cell object | variable name |
+/// | call | the receiver | method name (also `method`) |
+/// | call_return | the receiver | method name; `result` = returned object |
+/// | builtin_call | the callable | the name it was called by; `args` = first one or two arguments |
+/// | inplace | the left operand (the object an augmented assignment updates) | operator (`"+="`) |
+/// | with_enter | the context manager | None |
+/// | name_load / name_store / name_delete | None | name (policy `all`) |
+/// | call_site | the callable (or `self` of a method pair) | None (policy `all`) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    AttrLoad,
+    AttrStore,
+    AttrDelete,
+    ItemLoad,
+    ItemStore,
+    ItemDelete,
+    GlobalLoad,
+    GlobalStore,
+    GlobalDelete,
+    CellLoad,
+    CellStore,
+    CellDelete,
+    Call,
+    CallReturn,
+    BuiltinCall,
+    Inplace,
+    WithEnter,
+    NameLoad,
+    NameStore,
+    NameDelete,
+    CallSite,
+}
+
+impl EventKind {
+    fn of(site: SiteKind) -> EventKind {
+        match site {
+            SiteKind::AttrLoad => EventKind::AttrLoad,
+            SiteKind::AttrStore => EventKind::AttrStore,
+            SiteKind::AttrDelete => EventKind::AttrDelete,
+            SiteKind::ItemLoad | SiteKind::SliceLoad => EventKind::ItemLoad,
+            SiteKind::ItemStore | SiteKind::SliceStore => EventKind::ItemStore,
+            SiteKind::ItemDelete => EventKind::ItemDelete,
+            SiteKind::GlobalLoad => EventKind::GlobalLoad,
+            SiteKind::GlobalStore => EventKind::GlobalStore,
+            SiteKind::GlobalDelete => EventKind::GlobalDelete,
+            SiteKind::CellLoad => EventKind::CellLoad,
+            SiteKind::CellStore => EventKind::CellStore,
+            SiteKind::CellDelete => EventKind::CellDelete,
+            SiteKind::Call | SiteKind::CallBound => EventKind::Call,
+            SiteKind::CallReturn => EventKind::CallReturn,
+            SiteKind::BuiltinCall => EventKind::BuiltinCall,
+            SiteKind::Inplace => EventKind::Inplace,
+            SiteKind::WithEnter => EventKind::WithEnter,
+            SiteKind::NameLoad => EventKind::NameLoad,
+            SiteKind::NameStore => EventKind::NameStore,
+            SiteKind::NameDelete => EventKind::NameDelete,
+            SiteKind::CallSite => EventKind::CallSite,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AttrLoad => "attr_load",
+            EventKind::AttrStore => "attr_store",
+            EventKind::AttrDelete => "attr_delete",
+            EventKind::ItemLoad => "item_load",
+            EventKind::ItemStore => "item_store",
+            EventKind::ItemDelete => "item_delete",
+            EventKind::GlobalLoad => "global_load",
+            EventKind::GlobalStore => "global_store",
+            EventKind::GlobalDelete => "global_delete",
+            EventKind::CellLoad => "cell_load",
+            EventKind::CellStore => "cell_store",
+            EventKind::CellDelete => "cell_delete",
+            EventKind::Call => "call",
+            EventKind::CallReturn => "call_return",
+            EventKind::BuiltinCall => "builtin_call",
+            EventKind::Inplace => "inplace",
+            EventKind::WithEnter => "with_enter",
+            EventKind::NameLoad => "name_load",
+            EventKind::NameStore => "name_store",
+            EventKind::NameDelete => "name_delete",
+            EventKind::CallSite => "call_site",
+        }
+    }
+
+    /// Whether the access may change the object (for consumers that only need read/write).
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            EventKind::AttrStore
+                | EventKind::AttrDelete
+                | EventKind::ItemStore
+                | EventKind::ItemDelete
+                | EventKind::GlobalStore
+                | EventKind::GlobalDelete
+                | EventKind::CellStore
+                | EventKind::CellDelete
+                | EventKind::Inplace
+        )
+    }
+}
+
+/// One reported access, made before the access happens.
+#[derive(Debug)]
+pub struct Event {
+    pub kind: EventKind,
+    pub obj: Py<PyAny>,
+    pub key: Py<PyAny>,
+    pub method: Option<Py<PyAny>>,
+    pub args: Option<Py<PyTuple>>,
+    pub result: Option<Py<PyAny>>,
+    pub line: Option<i32>,
+    /// The reporting frame's code object.
+    pub code: Option<Py<PyAny>>,
+}
+
+pub type Sink = Arc<dyn Fn(Python<'_>, &Event) + Send + Sync>;
+
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+/// Listeners (activations) alive; the guard is on while this is above zero.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Serialises flips of the builtins flag so it always ends equal to `ACTIVE > 0`.
+static FLIP: Mutex<()> = Mutex::new(());
+static BUILTINS: OnceLock<Py<PyDict>> = OnceLock::new();
+static METHOD_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
+static ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Tests: build every event even with no one to deliver it to (exercises the natives fully
+/// without keeping objects alive).
+static BUILD_UNHEARD: AtomicBool = AtomicBool::new(false);
+static LAST_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+thread_local! {
+    /// This thread's active `recording()` lists, innermost last.
+    static RECORDERS: RefCell<Vec<Py<PyList>>> = const { RefCell::new(Vec::new()) };
+    /// Set while this thread is inside a report (sink or recording), to drop re-entrant ones.
+    static IN_REPORT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Install (or replace, or with `None` remove) the sink; returns the previous one.
+#[allow(dead_code)] // called by the DPOR runtime's bindings
+pub fn set_sink(sink: Option<Sink>) -> Option<Sink> {
+    let mut slot = SINK.write().unwrap_or_else(|e| e.into_inner());
+    std::mem::replace(&mut *slot, sink)
+}
+
+fn set_flag(py: Python<'_>) {
+    let _order = FLIP.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = BUILTINS.get() {
+        let on = ACTIVE.load(Ordering::SeqCst) > 0;
+        if let Err(e) = b.bind(py).set_item(GUARD_NAME, on) {
+            note_error(py, e);
+        }
+    }
+}
+
+/// One more listener: reports are made from now on (by every thread).
+pub fn activate(py: Python<'_>) {
+    if ACTIVE.fetch_add(1, Ordering::SeqCst) == 0 {
+        set_flag(py);
+    }
+}
+
+/// One listener fewer; the guard turns off with the last one.
+pub fn deactivate(py: Python<'_>) {
+    let previous = ACTIVE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if previous == Ok(1) {
+        set_flag(py);
+    }
+}
+
+fn note_error(py: Python<'_>, e: PyErr) {
+    ERRORS.fetch_add(1, Ordering::Relaxed);
+    let text = e.value(py).repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+    *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+}
+
+fn note_panic(what: &str) {
+    ERRORS.fetch_add(1, Ordering::Relaxed);
+    *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("panic: {what}"));
+}
+
+/// The reporting frame's code object (the caller of the native).
+fn calling_code(py: Python<'_>) -> Option<Py<PyAny>> {
+    // SAFETY: attached to the interpreter; PyEval_GetFrame returns a borrowed frame (or NULL),
+    // PyFrame_GetCode a new reference.
+    unsafe {
+        let frame = ffi::PyEval_GetFrame();
+        if frame.is_null() {
+            return None;
+        }
+        let code = ffi::PyFrame_GetCode(frame);
+        if code.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(Bound::from_owned_ptr(py, code as *mut ffi::PyObject).unbind())
+    }
+}
+
+fn frame_globals(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    // SAFETY: borrowed reference to the current frame's globals, or NULL.
+    unsafe {
+        let g = ffi::PyEval_GetGlobals();
+        (!g.is_null()).then(|| Bound::from_borrowed_ptr(py, g))
+    }
+}
+
+fn frame_builtins(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    // SAFETY: borrowed reference, never NULL while a frame runs.
+    unsafe {
+        let b = ffi::PyEval_GetBuiltins();
+        (!b.is_null()).then(|| Bound::from_borrowed_ptr(py, b))
+    }
+}
+
+/// The receiver of a bound method (Python or builtin) whose name is `name`, without running
+/// any user code.
+fn bound_receiver<'py>(func: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let py = func.py();
+    let is_method = METHOD_TYPE.get().is_some_and(|t| func.get_type().is(t.bind(py)));
+    // SAFETY: type check only.
+    let is_builtin = unsafe { ffi::PyCFunction_Check(func.as_ptr()) != 0 };
+    if !is_method && !is_builtin {
+        return None;
+    }
+    let own_name = func.getattr("__name__").ok()?;
+    if !own_name.eq(name).unwrap_or(false) {
+        return None;
+    }
+    let receiver = func.getattr("__self__").ok()?;
+    // A module function's __self__ is its module: not a method call.
+    if receiver.is_none() || receiver.cast::<pyo3::types::PyModule>().is_ok() {
+        return None;
+    }
+    Some(receiver)
+}
+
+/// Build the event of one report: `values` are what the site fetched from the stack.
+fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyAny>]) -> PyResult<Option<Event>> {
+    let code: u8 = site.get_item(0)?.extract()?;
+    let Some(kind) = SiteKind::from_code(code) else {
+        return Err(PyRuntimeError::new_err(format!("unknown site kind {code}")));
+    };
+    let line: Option<i32> = site.get_item(1)?.extract()?;
+    let name = site.get_item(2)?;
+    let none = || py.None();
+    let value = |i: usize| -> PyResult<Py<PyAny>> {
+        values.get(i).map(|v| v.clone().unbind()).ok_or_else(|| PyRuntimeError::new_err("missing report value"))
+    };
+    let mut event = Event {
+        kind: EventKind::of(kind),
+        obj: none(),
+        key: name.clone().unbind(),
+        method: None,
+        args: None,
+        result: None,
+        line,
+        code: None,
+    };
+    match kind {
+        SiteKind::AttrLoad | SiteKind::AttrStore | SiteKind::AttrDelete | SiteKind::CellLoad
+        | SiteKind::CellStore | SiteKind::CellDelete | SiteKind::Inplace => event.obj = value(0)?,
+        SiteKind::WithEnter | SiteKind::CallSite => {
+            event.obj = value(0)?;
+            event.key = none();
+        }
+        SiteKind::ItemLoad | SiteKind::ItemStore | SiteKind::ItemDelete => {
+            event.obj = value(0)?;
+            event.key = value(1)?;
+        }
+        SiteKind::SliceLoad | SiteKind::SliceStore => {
+            event.obj = value(0)?;
+            // SAFETY: PySlice_New takes borrowed start/stop and returns a new reference.
+            event.key = unsafe {
+                let s = ffi::PySlice_New(values[1].as_ptr(), values[2].as_ptr(), std::ptr::null_mut());
+                Bound::from_owned_ptr_or_err(py, s)?.unbind()
+            };
+        }
+        SiteKind::GlobalLoad | SiteKind::GlobalStore | SiteKind::GlobalDelete => {
+            let Some(globals) = frame_globals(py) else { return Ok(None) };
+            let mut owner = globals;
+            if kind == SiteKind::GlobalLoad {
+                if let Ok(dict) = owner.cast::<PyDict>() {
+                    if !dict.contains(&name)? {
+                        if let Some(b) = frame_builtins(py) {
+                            owner = b;
+                        }
+                    }
+                }
+            }
+            event.obj = owner.unbind();
+        }
+        SiteKind::NameLoad | SiteKind::NameStore | SiteKind::NameDelete => {}
+        SiteKind::Call | SiteKind::CallReturn if values[0].cast::<pyo3::types::PyModule>().is_ok() => {
+            // `module.function()`: a function call, not a method call on a receiver.
+            return Ok(None);
+        }
+        SiteKind::Call => {
+            event.obj = value(0)?;
+            event.method = Some(name.clone().unbind());
+        }
+        SiteKind::CallReturn => {
+            event.obj = value(0)?;
+            event.result = Some(value(1)?);
+            event.method = Some(name.clone().unbind());
+        }
+        SiteKind::CallBound => {
+            let Some(receiver) = bound_receiver(&values[0], &name) else { return Ok(None) };
+            event.obj = receiver.unbind();
+            event.method = Some(name.clone().unbind());
+        }
+        SiteKind::BuiltinCall => {
+            event.obj = value(0)?;
+            event.args = Some(PyTuple::new(py, &values[1..])?.unbind());
+            event.method = Some(name.clone().unbind());
+        }
+    }
+    event.code = calling_code(py);
+    Ok(Some(event))
+}
+
+fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let n = args.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let recorders: Vec<Py<PyList>> =
+        RECORDERS.try_with(|r| r.borrow().iter().map(|l| l.clone_ref(py)).collect()).unwrap_or_default();
+    let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if recorders.is_empty() && sink.is_none() && !BUILD_UNHEARD.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let site = args.get_item(n - 1)?.cast_into::<PyTuple>()?;
+    let values: Vec<Bound<'_, PyAny>> = args.iter().take(n - 1).collect();
+    let Some(event) = make_event(py, &site, &values)? else { return Ok(()) };
+    if let Some(sink) = sink {
+        sink(py, &event);
+    }
+    if !recorders.is_empty() {
+        let record = Py::new(py, Record { event })?;
+        for list in recorders {
+            list.bind(py).append(record.clone_ref(py))?;
+        }
+    }
+    Ok(())
+}
+
+/// `__frontrun_report__(*values, site)`: never raises, never imports.
+#[pyfunction(signature = (*args))]
+fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) {
+    if ACTIVE.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let entered = IN_REPORT.try_with(|f| !f.replace(true)).unwrap_or(false);
+    if !entered {
+        return;
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(py, args)));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => note_error(py, e),
+        Err(p) => note_panic(p.downcast_ref::<&str>().copied().unwrap_or("report")),
+    }
+    let _ = IN_REPORT.try_with(|f| f.set(false));
+}
+
+/// One event as `recording()` returns it.
+#[pyclass(frozen, name = "Event", module = "frontrun._native")]
+pub struct Record {
+    event: Event,
+}
+
+#[pymethods]
+impl Record {
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.event.kind.as_str()
+    }
+    #[getter]
+    fn obj(&self, py: Python<'_>) -> Py<PyAny> {
+        self.event.obj.clone_ref(py)
+    }
+    #[getter]
+    fn key(&self, py: Python<'_>) -> Py<PyAny> {
+        self.event.key.clone_ref(py)
+    }
+    #[getter]
+    fn method(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.event.method.as_ref().map(|m| m.clone_ref(py))
+    }
+    #[getter]
+    fn args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.event.args.as_ref().map(|a| a.clone_ref(py))
+    }
+    #[getter]
+    fn result(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.event.result.as_ref().map(|r| r.clone_ref(py))
+    }
+    #[getter]
+    fn line(&self) -> Option<i32> {
+        self.event.line
+    }
+    #[getter]
+    fn code(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.event.code.as_ref().map(|c| c.clone_ref(py))
+    }
+    #[getter]
+    fn file(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let code = self.event.code.as_ref()?;
+        code.bind(py).getattr("co_filename").ok().map(|f| f.unbind())
+    }
+    #[getter]
+    fn is_write(&self) -> bool {
+        self.event.kind.is_write()
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let short = |o: &Py<PyAny>| {
+            let b = o.bind(py);
+            if b.is_none() || b.cast::<PyString>().is_ok() {
+                b.repr().map(|r| r.to_string()).unwrap_or_default()
+            } else {
+                format!("<{} at {:#x}>", b.get_type().name().map(|n| n.to_string()).unwrap_or_default(), b.as_ptr() as usize)
+            }
+        };
+        format!(
+            "Event({}, obj={}, key={}, line={})",
+            self.event.kind.as_str(),
+            short(&self.event.obj),
+            short(&self.event.key),
+            self.event.line.map_or("None".to_string(), |l| l.to_string())
+        )
+    }
+}
+
+/// Start recording this thread's events into a new list (which is returned and filled live).
+#[pyfunction]
+fn _recording_begin(py: Python<'_>) -> PyResult<Py<PyList>> {
+    let list = PyList::empty(py).unbind();
+    RECORDERS.with(|r| r.borrow_mut().push(list.clone_ref(py)));
+    activate(py);
+    Ok(list)
+}
+
+/// Stop the recording that `_recording_begin` returned `events` for.
+#[pyfunction]
+fn _recording_end(py: Python<'_>, events: &Bound<'_, PyList>) {
+    let removed = RECORDERS
+        .try_with(|r| {
+            let mut r = r.borrow_mut();
+            match r.iter().rposition(|l| l.bind(py).is(events)) {
+                Some(p) => {
+                    r.remove(p);
+                    true
+                }
+                None => false,
+            }
+        })
+        .unwrap_or(false);
+    if removed {
+        deactivate(py);
+    }
+}
+
+/// `(count, last_error)` of failures swallowed by the report natives.
+#[pyfunction]
+fn report_errors() -> (u64, Option<String>) {
+    (ERRORS.load(Ordering::Relaxed), LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone())
+}
+
+/// Turn reporting on (refcounted) without recording — for benchmarks and tests. With
+/// `build_events`, every report builds its event and drops it.
+#[pyfunction]
+#[pyo3(signature = (build_events = false))]
+fn _reporting_activate(py: Python<'_>, build_events: bool) {
+    if build_events {
+        BUILD_UNHEARD.store(true, Ordering::Relaxed);
+    }
+    activate(py);
+}
+
+#[pyfunction]
+fn _reporting_deactivate(py: Python<'_>) {
+    deactivate(py);
+}
+
+/// Whether the guard is on.
+#[pyfunction]
+fn reporting_active() -> bool {
+    ACTIVE.load(Ordering::SeqCst) > 0
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Record>()?;
+    m.add_function(wrap_pyfunction!(report, m)?)?;
+    m.add_function(wrap_pyfunction!(_recording_begin, m)?)?;
+    m.add_function(wrap_pyfunction!(_recording_end, m)?)?;
+    m.add_function(wrap_pyfunction!(report_errors, m)?)?;
+    m.add_function(wrap_pyfunction!(_reporting_activate, m)?)?;
+    m.add_function(wrap_pyfunction!(_reporting_deactivate, m)?)?;
+    m.add_function(wrap_pyfunction!(reporting_active, m)?)?;
+    m.add("GUARD_NAME", GUARD_NAME)?;
+    m.add("REPORT_NAME", REPORT_NAME)?;
+    let _ = METHOD_TYPE.set(py.import("types")?.getattr("MethodType")?.unbind());
+    // The names rewritten code loads; the flag reflects listeners already active (a second
+    // import of the module in another interpreter state keeps the first one's value).
+    let builtins = py.import("builtins")?.dict();
+    builtins.set_item(REPORT_NAME, m.getattr("report")?)?;
+    builtins.set_item(GUARD_NAME, ACTIVE.load(Ordering::SeqCst) > 0)?;
+    let _ = BUILTINS.set(builtins.unbind());
+    Ok(())
+}

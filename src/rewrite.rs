@@ -1,1 +1,0 @@
-//! (stage stub; filled in by its own change)

@@ -1,0 +1,106 @@
+//! The few per-version facts no opcode table expresses, all in this one place.
+//!
+//! Everything else (opcode numbers, argument kinds, cache counts, jump directions, stack
+//! effects) comes from `crate::tables`. Each fact here was read from the interpreter itself
+//! (`dis._nb_ops`, `dis._special_method_names`, `dis.dis` of calls) and is re-checked against
+//! every interpreter by `tests/python/test_rewrite_facts.py`.
+
+use crate::tables::OpTable;
+
+/// How injected code calls a report native.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// 3.10: `LOAD_GLOBAL f; args...; CALL_FUNCTION n` (no NULL, no COPY: DUP_TOP/ROT_N).
+    CallFunction,
+    /// 3.11: `LOAD_GLOBAL (f<<1)|1` pushes `[NULL, f]`; `args...; PRECALL n; CALL n`.
+    PrecallCall,
+    /// 3.12+: `LOAD_GLOBAL (f<<1)|1` pushes the callable pair (`[NULL, f]` on 3.12,
+    /// `[f, NULL]` on 3.13+; the injected code never touches either slot); `args...; CALL n`.
+    Call,
+}
+
+/// Where a call's NULL slot sits relative to the callable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NullSlot {
+    /// 3.10 LOAD_METHOD/CALL_METHOD and every 3.11/3.12 call: `[NULL|meth, callable|self, args]`:
+    /// the slot above the bottom one is never NULL.
+    Below,
+    /// 3.10 CALL_FUNCTION* (no NULL) and every 3.13+ call: `[callable, self|NULL, args]`:
+    /// the bottom slot is never NULL.
+    AboveOrNone,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    pub version: (u8, u8),
+    pub convention: Convention,
+    /// Null layout of calls other than 3.10's CALL_METHOD (which is always `Below`).
+    pub null_slot: NullSlot,
+    /// `BINARY_OP` arguments of the in-place operators (`NB_INPLACE_ADD ..= NB_INPLACE_XOR`).
+    pub binary_op_inplace: Option<(u32, u32)>,
+    /// `BINARY_OP` argument that subscripts (`NB_SUBSCR`, 3.14+; BINARY_SUBSCR before).
+    pub binary_op_subscr: Option<u32>,
+    /// `LOAD_SPECIAL` arguments of `__enter__` and `__aenter__` (3.14+ `with`).
+    pub load_special_enter: Option<(u32, u32)>,
+    /// The op that pushes a cell object by its deref index: LOAD_CLOSURE until 3.12; from
+    /// 3.13 LOAD_CLOSURE is a pseudo-op the compiler turns into LOAD_FAST on the same index.
+    pub cell_push: &'static str,
+}
+
+impl Facts {
+    pub fn for_version(version: (u8, u8)) -> Option<Facts> {
+        let f = match version {
+            (3, 10) => Facts {
+                version,
+                convention: Convention::CallFunction,
+                null_slot: NullSlot::AboveOrNone,
+                binary_op_inplace: None,
+                binary_op_subscr: None,
+                load_special_enter: None,
+                cell_push: "LOAD_CLOSURE",
+            },
+            (3, 11) => Facts {
+                version,
+                convention: Convention::PrecallCall,
+                null_slot: NullSlot::Below,
+                binary_op_inplace: Some((13, 25)),
+                binary_op_subscr: None,
+                load_special_enter: None,
+                cell_push: "LOAD_CLOSURE",
+            },
+            (3, 12) => Facts {
+                version,
+                convention: Convention::Call,
+                null_slot: NullSlot::Below,
+                binary_op_inplace: Some((13, 25)),
+                binary_op_subscr: None,
+                load_special_enter: None,
+                cell_push: "LOAD_CLOSURE",
+            },
+            (3, 13) => Facts {
+                version,
+                convention: Convention::Call,
+                null_slot: NullSlot::AboveOrNone,
+                binary_op_inplace: Some((13, 25)),
+                binary_op_subscr: None,
+                load_special_enter: None,
+                cell_push: "LOAD_FAST",
+            },
+            (3, 14) | (3, 15) => Facts {
+                version,
+                convention: Convention::Call,
+                null_slot: NullSlot::AboveOrNone,
+                binary_op_inplace: Some((13, 25)),
+                binary_op_subscr: Some(26),
+                load_special_enter: Some((0, 2)),
+                cell_push: "LOAD_FAST",
+            },
+            _ => return None,
+        };
+        Some(f)
+    }
+
+    pub fn for_table(table: &OpTable) -> Option<Facts> {
+        Facts::for_version(table.version)
+    }
+}

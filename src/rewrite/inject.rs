@@ -1,0 +1,125 @@
+//! The injected instruction sequences, per calling convention.
+//!
+//! A guarded report (positions = the served instruction's):
+//!
+//! ```text
+//!   LOAD_GLOBAL __frontrun_on__            ; a bool in builtins
+//!   POP_JUMP_IF_FALSE skip                 ; 3.10 absolute, 3.11 POP_JUMP_FORWARD_IF_FALSE
+//!   [NOT_TAKEN]                            ; 3.14+, as the compiler emits
+//!   <push __frontrun_report__>             ; 3.10 LOAD_GLOBAL f; 3.11+ LOAD_GLOBAL (f<<1)|1
+//!   <fetch each value>                     ; COPY k (3.10: DUP_TOP / ROT_N), LOAD_CLOSURE/LOAD_FAST
+//!   LOAD_CONST (kind, line, name)
+//!   <call n+1>                             ; CALL_FUNCTION / PRECALL+CALL / CALL
+//!   POP_TOP
+//! skip:
+//! ```
+
+use crate::instr::{Instr, Label};
+use crate::linetable::Position;
+use crate::tables::{ArgKind, OpTable};
+
+use super::facts::{Convention, Facts};
+use super::ops::Ops;
+use super::sites::Fetch;
+
+pub struct Injector<'a> {
+    pub table: &'static OpTable,
+    pub ops: &'a Ops,
+    pub facts: Facts,
+    /// co_names indexes of `__frontrun_on__` and `__frontrun_report__`.
+    pub on_name: u32,
+    pub report_name: u32,
+}
+
+impl Injector<'_> {
+    fn op(&self, name: &str) -> u8 {
+        self.table.code(name).unwrap_or_else(|| panic!("{name} missing from the {:?} table", self.table.version))
+    }
+
+    fn load_global(&self, name_index: u32, push_null: bool) -> Instr {
+        let op = self.ops.load_global.expect("LOAD_GLOBAL");
+        let shift = match self.table.op(op).map(|i| i.arg) {
+            Some(ArgKind::Name { shift }) => shift,
+            _ => 0,
+        };
+        Instr::new(op, name_index << shift | (push_null && shift >= 1) as u32)
+    }
+
+    /// `LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE skip [; NOT_TAKEN]`.
+    pub fn guard(&self, skip: Label, at: Position) -> Vec<Instr> {
+        let mut out = vec![self.load_global(self.on_name, false).at(at), Instr::jump(self.ops.jump_if_false, skip).at(at)];
+        if let Some(nt) = self.ops.not_taken {
+            out.push(Instr::new(nt, 0).at(at));
+        }
+        out
+    }
+
+    /// Push a copy of the value `depth` slots from the top (1 = top).
+    fn fetch_depth(&self, depth: u32, out: &mut Vec<Instr>) {
+        if let Some(copy) = self.ops.copy {
+            out.push(Instr::new(copy, depth));
+            return;
+        }
+        // 3.10: no COPY n. Rotate the value up, duplicate it, rotate the copy back under.
+        let dup = self.ops.dup_top.expect("DUP_TOP");
+        if depth == 1 {
+            out.push(Instr::new(dup, 0));
+            return;
+        }
+        let rot_n = self.ops.rot_n.expect("ROT_N");
+        for _ in 0..depth - 1 {
+            out.push(Instr::new(rot_n, depth));
+        }
+        out.push(Instr::new(dup, 0));
+        out.push(Instr::new(rot_n, depth + 1));
+    }
+
+    /// The report call itself, without the guard.
+    pub fn call(&self, fetch: &[Fetch], site_const: u32, at: Position) -> Vec<Instr> {
+        let mut out = Vec::new();
+        let pushed = match self.facts.convention {
+            Convention::CallFunction => 1,
+            Convention::PrecallCall | Convention::Call => 2,
+        };
+        out.push(self.load_global(self.report_name, pushed == 2));
+        for (k, f) in fetch.iter().enumerate() {
+            match *f {
+                Fetch::Depth(d) => self.fetch_depth(d + pushed + k as u32, &mut out),
+                Fetch::Cell(index) => out.push(Instr::new(self.op(self.facts.cell_push), index)),
+            }
+        }
+        out.push(Instr::new(self.ops.load_const, site_const));
+        let argc = fetch.len() as u32 + 1;
+        match self.facts.convention {
+            Convention::CallFunction => out.push(Instr::new(self.op("CALL_FUNCTION"), argc)),
+            Convention::PrecallCall => {
+                out.push(Instr::new(self.op("PRECALL"), argc));
+                out.push(Instr::new(self.op("CALL"), argc));
+            }
+            Convention::Call => out.push(Instr::new(self.op("CALL"), argc)),
+        }
+        out.push(Instr::new(self.ops.pop_top, 0));
+        out.into_iter().map(|i| i.at(at)).collect()
+    }
+
+    /// Keep a copy of the receiver: `COPY 1` (3.10 `DUP_TOP`).
+    pub fn stash(&self, at: Position) -> Instr {
+        match self.ops.copy {
+            Some(copy) => Instr::new(copy, 1).at(at),
+            None => Instr::new(self.ops.dup_top.expect("DUP_TOP"), 0).at(at),
+        }
+    }
+
+    /// `[stash, result]` → `[result]`: `SWAP 2; POP_TOP` (3.10 `ROT_TWO; POP_TOP`).
+    pub fn unstash(&self, at: Position) -> Vec<Instr> {
+        let swap = match self.ops.swap {
+            Some(swap) => Instr::new(swap, 2),
+            None => Instr::new(self.ops.rot_two.expect("ROT_TWO"), 0),
+        };
+        vec![swap.at(at), Instr::new(self.ops.pop_top, 0).at(at)]
+    }
+
+    pub fn pop_top(&self, at: Position) -> Instr {
+        Instr::new(self.ops.pop_top, 0).at(at)
+    }
+}

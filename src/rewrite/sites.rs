@@ -1,0 +1,659 @@
+//! Site selection by stack simulation.
+//!
+//! Every decision here is made from the per-instruction stack heights of
+//! `stackdepth::analyse`, never from instruction patterns: a method call's receiver is found by
+//! following the stack slot its method-form load filled until the call that consumes that slot,
+//! whatever the arguments contain (`await`, conditional expressions, inlined comprehensions,
+//! walrus, nested calls).
+
+use std::collections::HashSet;
+
+use crate::instr::Code;
+use crate::stackdepth;
+use crate::tables::{ArgKind, Flow};
+
+use super::facts::{Facts, NullSlot};
+use super::ops::Ops;
+use super::{MethodTables, Policy, SiteKind};
+
+/// A value a report passes to the native.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// The value `n` slots from the top at the insertion point (1 = top of stack), before
+    /// anything the injected sequence pushes itself.
+    Depth(u32),
+    /// The cell object of a closure variable, by its deref index.
+    Cell(u32),
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Original instruction index.
+    pub at: usize,
+    /// false: before `at` (jumps to `at` are redirected to the report); true: right after `at`.
+    pub after: bool,
+    pub kind: SiteKind,
+    pub name: Option<String>,
+    pub fetch: Vec<Fetch>,
+}
+
+/// A copy of a method call's receiver kept below the callable pair from the method-form load
+/// to the end of the call.
+#[derive(Clone, Debug)]
+pub struct Stash {
+    /// The method-form load; `COPY 1` goes right before it.
+    pub load: usize,
+    /// The last instruction of each call that consumes the pair (3.11: the CALL after
+    /// PRECALL); more than one where the compiler duplicated the call into both arms of a
+    /// conditional argument.
+    pub call_ends: Vec<StashEnd>,
+    /// Stack index (original coordinates) of the pair's bottom slot; the stash takes this
+    /// index and everything from it up moves one slot higher while the stash lives.
+    pub slot: u32,
+    /// Instructions executed while the stash is on the stack (including exception handlers
+    /// that keep the pair), for handler depth adjustment.
+    pub region: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct StashEnd {
+    pub call_end: usize,
+    /// The call result is discarded by an unlabelled POP_TOP right after the call: pop the
+    /// stash with a second POP_TOP there instead of `SWAP 2; POP_TOP` (keeps 3.11-3.14's
+    /// list.append specialisation, which requires CALL to be followed by POP_TOP).
+    pub pop_after_pop_top: bool,
+}
+
+/// LOAD_FAST_BORROW conversions (3.14+) so that no borrowed reference outlives its local.
+#[derive(Clone, Debug, Default)]
+pub struct Unborrow {
+    pub all: bool,
+    pub at: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub reports: Vec<Report>,
+    pub stashes: Vec<Stash>,
+    pub unborrow: Unborrow,
+}
+
+/// One call, as the rewriter sees it.
+#[derive(Clone, Copy, Debug)]
+struct CallSite {
+    /// The instruction that starts consuming (PRECALL on 3.11, else the call op).
+    start: usize,
+    /// The instruction that pushes the result.
+    end: usize,
+    /// Where a report before the call goes (before a KW_NAMES that belongs to the call).
+    insert_at: usize,
+    /// Stack slots the call consumes (callable pair or callable, arguments, kwnames...).
+    consumed: u32,
+    /// Depth from the top of a slot that holds the callable (or `self`) and is never NULL.
+    probe: u32,
+    /// Positional argument count when the call has only positional arguments.
+    positional: Option<u32>,
+}
+
+pub struct Context<'a> {
+    pub names: &'a [String],
+    /// Name of a deref index (cell or free variable), if known.
+    pub deref_name: &'a dyn Fn(u32) -> Option<String>,
+    pub policy: Policy,
+    pub methods: &'a MethodTables,
+}
+
+/// Compiler-made closure cells that are not program state.
+const HIDDEN_CELLS: &[&str] = &["__class__", "__classdict__", "__conditional_annotations__"];
+
+/// The slots above the pair bottom that an op reads or moves, for the ops that reach below
+/// what they pop.
+fn reach(ops: &Ops, op: u8, arg: u32) -> Option<u32> {
+    if Some(op) == ops.swap || Some(op) == ops.copy || Some(op) == ops.rot_n {
+        Some(arg)
+    } else if Some(op) == ops.rot_two {
+        Some(2)
+    } else if Some(op) == ops.rot_three {
+        Some(3)
+    } else if Some(op) == ops.rot_four {
+        Some(4)
+    } else {
+        None
+    }
+}
+
+pub struct Selector<'a> {
+    code: &'a Code,
+    ops: &'a Ops,
+    facts: Facts,
+    ctx: &'a Context<'a>,
+    height: Vec<Option<u32>>,
+    /// Index of each instruction's label target, resolved once.
+    labels: Vec<Option<usize>>,
+    calls: Vec<Option<CallSite>>,
+    insertable: Vec<bool>,
+    claimed: HashSet<usize>,
+    out: Selection,
+    /// Visit marks for the pairing walks: `seen[i] == walk` (no per-walk allocation).
+    seen: std::cell::RefCell<Vec<u32>>,
+    walk: std::cell::Cell<u32>,
+}
+
+impl<'a> Selector<'a> {
+    pub fn new(code: &'a Code, ops: &'a Ops, facts: Facts, ctx: &'a Context<'a>) -> Result<Self, String> {
+        let analysis = stackdepth::analyse(code).map_err(|e| e.to_string())?;
+        let labels = code.label_targets();
+        let mut s = Selector {
+            code,
+            ops,
+            facts,
+            ctx,
+            height: analysis.entry,
+            labels,
+            calls: Vec::new(),
+            insertable: Vec::new(),
+            claimed: HashSet::new(),
+            out: Selection::default(),
+            seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
+            walk: std::cell::Cell::new(0),
+        };
+        s.calls = s.find_calls();
+        s.insertable = s.find_insertable();
+        Ok(s)
+    }
+
+    fn next_walk(&self) -> u32 {
+        let w = self.walk.get() + 1;
+        self.walk.set(w);
+        w
+    }
+
+    fn op(&self, i: usize) -> u8 {
+        self.code.instrs[i].op
+    }
+
+    fn arg(&self, i: usize) -> u32 {
+        self.code.instrs[i].arg
+    }
+
+    fn effect(&self, i: usize) -> Option<i32> {
+        let instr = &self.code.instrs[i];
+        self.code.table.op(instr.op)?.stack_effect(instr.arg, false)
+    }
+
+    fn target(&self, i: usize) -> Option<usize> {
+        self.code.instrs[i].target.and_then(|l| self.labels.get(l.0 as usize).copied().flatten())
+    }
+
+    fn find_calls(&self) -> Vec<Option<CallSite>> {
+        let o = self.ops;
+        let n = self.code.instrs.len();
+        let mut calls = vec![None; n];
+        for i in 0..n {
+            let op = self.op(i);
+            let arg = self.arg(i);
+            let is = |x: Option<u8>| x == Some(op);
+            let after_kw_names = i > 0 && Some(self.op(i - 1)) == o.kw_names;
+            let insert_at = if after_kw_names { i - 1 } else { i };
+            let (end, effect, positional) = if is(o.precall) {
+                // 3.11: PRECALL n; CALL n. The pair is consumed across both.
+                if i + 1 >= n || Some(self.op(i + 1)) != o.call {
+                    continue;
+                }
+                let (Some(a), Some(b)) = (self.effect(i), self.effect(i + 1)) else { continue };
+                (i + 1, a + b, (!after_kw_names).then_some(arg))
+            } else if is(o.call) {
+                if i > 0 && o.precall.is_some() && Some(self.op(i - 1)) == o.precall {
+                    continue;
+                }
+                let Some(e) = self.effect(i) else { continue };
+                (i, e, (!after_kw_names).then_some(arg))
+            } else if is(o.call_function) || is(o.call_method) {
+                let Some(e) = self.effect(i) else { continue };
+                (i, e, Some(arg))
+            } else if is(o.call_kw) || is(o.call_function_kw) || is(o.call_function_ex) {
+                let Some(e) = self.effect(i) else { continue };
+                (i, e, None)
+            } else {
+                continue;
+            };
+            let consumed = 1 - effect;
+            if consumed < 1 {
+                continue;
+            }
+            let consumed = consumed as u32;
+            let null_below = is(o.call_method) || self.facts.null_slot == NullSlot::Below;
+            let probe = if null_below { consumed - 1 } else { consumed };
+            if probe == 0 {
+                continue;
+            }
+            calls[i] = Some(CallSite { start: i, end, insert_at, consumed, probe, positional });
+        }
+        calls
+    }
+
+    /// Where code may be inserted before an instruction (the pitfalls in bytecode-facts.md).
+    fn find_insertable(&self) -> Vec<bool> {
+        let o = self.ops;
+        let n = self.code.instrs.len();
+        let mut ok: Vec<bool> = (0..n).map(|i| self.height[i].is_some()).collect();
+        // The RETURN_GENERATOR / POP_TOP / RESUME preamble (3.11+).
+        if let Some(resume) = o.resume {
+            if let Some(p) = self.code.instrs.iter().position(|x| x.op == resume) {
+                for slot in ok.iter_mut().take(p + 1) {
+                    *slot = false;
+                }
+            }
+        }
+        for i in 0..n {
+            let op = self.op(i);
+            if i > 0 && o.no_insert_after.contains(&self.op(i - 1)) {
+                ok[i] = false;
+            }
+            if Some(op) == o.not_taken || Some(op) == o.resume {
+                ok[i] = false;
+            }
+            // 3.10 words the error of a non-awaitable `__aexit__` result by the two ops before
+            // GET_AWAITABLE (`DUP_TOP; CALL_FUNCTION`): keep them adjacent.
+            if o.dup_top.is_some()
+                && i > 0
+                && Some(self.op(i - 1)) == o.dup_top
+                && i + 1 < n
+                && Some(self.op(i + 1)) == o.get_awaitable
+            {
+                ok[i] = false;
+            }
+            // 3.12+: an exhausted FOR_ITER jumps past its target's END_FOR by a fixed amount.
+            if Some(op) == o.for_iter && o.end_for.is_some() {
+                if let Some(t) = self.target(i) {
+                    ok[t] = false;
+                    if t + 1 < n {
+                        ok[t + 1] = false;
+                    }
+                }
+            }
+        }
+        ok
+    }
+
+    fn name(&self, i: usize) -> Option<String> {
+        let instr = &self.code.instrs[i];
+        match self.code.table.op(instr.op)?.arg {
+            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The low flag bit of a shifted name argument (method form / push NULL).
+    fn name_flag(&self, i: usize) -> bool {
+        let instr = &self.code.instrs[i];
+        matches!(self.code.table.op(instr.op).map(|o| o.arg), Some(ArgKind::Name { shift }) if shift >= 1)
+            && instr.arg & 1 == 1
+    }
+
+    /// Follow the callable pair whose bottom slot is `slot`, pushed by instruction `from`,
+    /// to the call that consumes it. Every path must reach the same call without touching the
+    /// pair. Returns the call and the instructions executed while the pair is on the stack.
+    fn pair_strict(&self, from: usize, slot: u32) -> Option<(Vec<CallSite>, Vec<usize>)> {
+        let n = self.code.instrs.len();
+        let walk = self.next_walk();
+        let mut seen = self.seen.borrow_mut();
+        let mut work = vec![from + 1];
+        let mut region = vec![from];
+        let mut found: Vec<CallSite> = Vec::new();
+        let mut budget = 50_000usize;
+        while let Some(i) = work.pop() {
+            if i >= n || seen[i] == walk {
+                continue;
+            }
+            seen[i] = walk;
+            budget = budget.checked_sub(1)?;
+            let h = self.height[i]?;
+            if let Some(cs) = self.calls[i] {
+                if h.checked_sub(cs.consumed) == Some(slot) {
+                    found.push(cs);
+                    region.extend(cs.start..=cs.end);
+                    continue;
+                }
+            }
+            if h < slot + 2 {
+                return None;
+            }
+            let instr = &self.code.instrs[i];
+            if let Some(k) = reach(self.ops, instr.op, instr.arg) {
+                if h < slot + 2 + k {
+                    return None;
+                }
+            }
+            region.push(i);
+            let info = self.code.table.op(instr.op)?;
+            // A 3.10 block set up inside the arguments would record the stack level without
+            // the stash (never emitted for expressions).
+            if info.flow == Flow::Setup {
+                return None;
+            }
+            if !matches!(info.flow, Flow::End | Flow::Goto) {
+                work.push(i + 1);
+            }
+            if info.flow != Flow::Setup {
+                if let Some(t) = self.target(i) {
+                    work.push(t);
+                }
+            }
+            if let Some(hid) = instr.handler {
+                let handler = self.code.handlers.get(hid as usize)?;
+                if handler.depth > slot {
+                    work.push(self.labels.get(handler.target.0 as usize).copied().flatten()?);
+                }
+            }
+        }
+        (!found.is_empty()).then_some((found, region))
+    }
+
+    /// The call whose callable (non-NULL slot) is the value at stack index `slot` pushed by
+    /// instruction `from`, if every path reaches the same one with that value untouched. Only
+    /// names the call for a report made at the call itself (whose stack use never depends on
+    /// this), so where it cannot tell whether an op consumes the value it gives up.
+    fn pair_weak(&self, from: usize, slot: u32) -> Option<CallSite> {
+        let n = self.code.instrs.len();
+        let o = self.ops;
+        let walk = self.next_walk();
+        let mut seen = self.seen.borrow_mut();
+        let mut work = vec![from + 1];
+        let mut found: Option<CallSite> = None;
+        let mut budget = 5_000usize;
+        while let Some(i) = work.pop() {
+            if i >= n || seen[i] == walk {
+                continue;
+            }
+            seen[i] = walk;
+            budget = budget.checked_sub(1)?;
+            let h = self.height[i]?;
+            if let Some(cs) = self.calls[i] {
+                if h.checked_sub(cs.probe) == Some(slot) {
+                    if found.is_some_and(|f| f.start != cs.start) {
+                        return None;
+                    }
+                    found = Some(cs);
+                    continue;
+                }
+            }
+            let instr = &self.code.instrs[i];
+            let info = self.code.table.op(instr.op)?;
+            let pure = o.is_pure_push(instr.op, instr.arg);
+            // The value is on top: anything but a pure push consumes it.
+            if h <= slot || (h == slot + 1 && !pure) {
+                return None;
+            }
+            if let Some(k) = reach(o, instr.op, instr.arg) {
+                if h < slot + 2 + k {
+                    return None;
+                }
+            }
+            // Back down to the value: only an op that pops exactly the item above it.
+            for jump in [false, true] {
+                let exit = h as i64 + info.stack_effect(instr.arg, jump)? as i64;
+                if exit <= slot as i64 || (exit == slot as i64 + 1 && !(o.pop_one[instr.op as usize] && h == slot + 2))
+                {
+                    return None;
+                }
+            }
+            if !matches!(info.flow, Flow::End | Flow::Goto) {
+                work.push(i + 1);
+            }
+            if info.flow != Flow::Setup {
+                if let Some(t) = self.target(i) {
+                    work.push(t);
+                }
+            }
+        }
+        found
+    }
+
+    fn report(&mut self, at: usize, kind: SiteKind, name: Option<String>, fetch: Vec<Fetch>) {
+        if self.insertable[at] {
+            self.out.reports.push(Report { at, after: false, kind, name, fetch });
+        }
+    }
+
+    /// A report of the call `cs` by the state-accessing builtin `name`: the callable and the
+    /// first two positional arguments.
+    fn builtin_call(&mut self, cs: CallSite, name: String) {
+        let Some(n) = cs.positional else { return };
+        if n == 0 || !self.claimed.insert(cs.start) {
+            return;
+        }
+        let mut fetch = vec![Fetch::Depth(cs.probe), Fetch::Depth(n)];
+        if n >= 2 {
+            fetch.push(Fetch::Depth(n - 1));
+        }
+        self.report(cs.insert_at, SiteKind::BuiltinCall, Some(name), fetch);
+    }
+
+    fn stash_call(&mut self, load: usize, slot: u32, calls: Vec<CallSite>, region: Vec<usize>, name: String, returns: bool) {
+        if !self.insertable[load]
+            || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(&cs.start))
+        {
+            return;
+        }
+        let mut call_ends = Vec::new();
+        for cs in calls {
+            self.claimed.insert(cs.start);
+            let next = cs.end + 1;
+            let pop_after_pop_top = !returns
+                && next < self.code.instrs.len()
+                && self.op(next) == self.ops.pop_top
+                && self.code.instrs[next].label.is_none();
+            self.out.reports.push(Report {
+                at: cs.insert_at,
+                after: false,
+                kind: SiteKind::Call,
+                name: Some(name.clone()),
+                fetch: vec![Fetch::Depth(cs.consumed + 1)],
+            });
+            if returns {
+                self.out.reports.push(Report {
+                    at: cs.end,
+                    after: true,
+                    kind: SiteKind::CallReturn,
+                    name: Some(name.clone()),
+                    fetch: vec![Fetch::Depth(2), Fetch::Depth(1)],
+                });
+            }
+            call_ends.push(StashEnd { call_end: cs.end, pop_after_pop_top });
+        }
+        self.note_borrowed_receiver(load);
+        self.out.stashes.push(Stash { load, call_ends, slot, region });
+    }
+
+    /// 3.14+: the stash copies the receiver; if that is a borrowed reference it must become
+    /// an owned one, since the stash may outlive a store to the local in the arguments.
+    fn note_borrowed_receiver(&mut self, load: usize) {
+        let o = self.ops;
+        if o.load_fast_borrow.is_none() {
+            return;
+        }
+        let code = self.code;
+        let prev = load.checked_sub(1).map(|p| code.instrs[p].op);
+        let labelled = code.instrs[load].label.is_some();
+        match prev {
+            Some(p) if !labelled && (Some(p) == o.load_fast_borrow || Some(p) == o.load_fast_borrow_pair) => {
+                self.out.unborrow.at.push(load - 1);
+            }
+            // A value that may have been borrowed and then moved, or merged from two paths.
+            Some(p) if labelled || Some(p) == o.copy || Some(p) == o.swap => self.out.unborrow.all = true,
+            _ => {}
+        }
+    }
+
+    pub fn select(mut self) -> Selection {
+        let policy = self.ctx.policy;
+        let shared = policy >= Policy::Shared;
+        let all = policy == Policy::All;
+        let m = self.ctx.methods;
+        let o = self.ops;
+        let n = self.code.instrs.len();
+        // Pass 1: calls found through callable pairs (NULL-carrying, so only a call consumes
+        // them): method-form loads and LOAD_GLOBAL with the NULL bit.
+        let mut method_loads_done: HashSet<usize> = HashSet::new();
+        for i in 0..n {
+            let Some(h) = self.height[i] else { continue };
+            let op = self.op(i);
+            let is = |x: Option<u8>| x == Some(op);
+            if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
+                let Some(name) = self.name(i) else { continue };
+                if h == 0 {
+                    continue;
+                }
+                let slot = h - 1;
+                let builtin = shared && m.builtin.contains(name.as_str());
+                let resource = m.resource.contains(name.as_str());
+                let container = shared && m.container.contains(name.as_str());
+                if !(builtin || resource || container || all) {
+                    continue;
+                }
+                let Some((calls, region)) = self.pair_strict(i, slot) else { continue };
+                let before = self.claimed.len();
+                if builtin {
+                    for cs in calls {
+                        self.builtin_call(cs, name.clone());
+                    }
+                } else {
+                    self.stash_call(i, slot, calls, region, name, resource || all);
+                }
+                if self.claimed.len() > before {
+                    method_loads_done.insert(i);
+                }
+            } else if is(o.load_global) && self.name_flag(i) && shared {
+                let Some(name) = self.name(i) else { continue };
+                if m.builtin.contains(name.as_str()) {
+                    for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
+                        self.builtin_call(cs, name.clone());
+                    }
+                }
+            }
+        }
+        // Pass 1b: loads, and the calls of plain loads (by following the value's slot).
+        for i in 0..n {
+            let Some(h) = self.height[i] else { continue };
+            let op = self.op(i);
+            let is = |x: Option<u8>| x == Some(op);
+            if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
+                if shared && !method_loads_done.contains(&i) {
+                    let name = self.name(i);
+                    self.report(i, SiteKind::AttrLoad, name, vec![Fetch::Depth(1)]);
+                }
+            } else if is(o.load_attr) {
+                let Some(name) = self.name(i) else { continue };
+                let builtin = shared && m.builtin.contains(name.as_str());
+                let bound = m.resource.contains(name.as_str())
+                    || (shared && m.container.contains(name.as_str()))
+                    || all;
+                // A plain load the call is reported for (3.10 keyword calls, `*args` calls,
+                // 3.12's `module.function()`) is not reported as an attribute load too, as
+                // with method-form loads.
+                let mut call_reported = false;
+                if (builtin || bound) && h >= 1 {
+                    if let Some(cs) = self.pair_weak(i, h - 1) {
+                        let before = self.claimed.len();
+                        if builtin {
+                            self.builtin_call(cs, name.clone());
+                        } else if self.claimed.insert(cs.start) {
+                            self.report(cs.insert_at, SiteKind::CallBound, Some(name.clone()), vec![Fetch::Depth(cs.probe)]);
+                        }
+                        call_reported = self.claimed.len() > before;
+                    }
+                }
+                if shared && !call_reported {
+                    self.report(i, SiteKind::AttrLoad, Some(name), vec![Fetch::Depth(1)]);
+                }
+            } else if is(o.load_global) || is(o.load_name) || is(o.load_deref) {
+                let name = if is(o.load_deref) { (self.ctx.deref_name)(self.arg(i)) } else { self.name(i) };
+                let Some(name) = name else { continue };
+                if is(o.load_global) && shared {
+                    self.report(i, SiteKind::GlobalLoad, Some(name.clone()), vec![]);
+                } else if is(o.load_name) && all {
+                    self.report(i, SiteKind::NameLoad, Some(name.clone()), vec![]);
+                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&name.as_str()) {
+                    self.report(i, SiteKind::CellLoad, Some(name.clone()), vec![Fetch::Cell(self.arg(i))]);
+                }
+                let null_pair = is(o.load_global) && self.name_flag(i);
+                if shared && !null_pair && m.builtin.contains(name.as_str()) {
+                    if let Some(cs) = self.pair_weak(i, h) {
+                        self.builtin_call(cs, name);
+                    }
+                }
+            }
+        }
+        // Pass 2: the other sites.
+        for i in 0..n {
+            if self.height[i].is_none() {
+                continue;
+            }
+            let op = self.op(i);
+            let arg = self.arg(i);
+            let is = |x: Option<u8>| x == Some(op);
+            if let Some(cs) = self.calls[i] {
+                if all && !self.claimed.contains(&cs.start) {
+                    self.report(cs.insert_at, SiteKind::CallSite, None, vec![Fetch::Depth(cs.probe)]);
+                }
+                continue;
+            }
+            if !shared {
+                continue;
+            }
+            let d = |k: u32| Fetch::Depth(k);
+            if is(o.store_attr) {
+                self.report(i, SiteKind::AttrStore, self.name(i), vec![d(1)]);
+            } else if is(o.delete_attr) {
+                self.report(i, SiteKind::AttrDelete, self.name(i), vec![d(1)]);
+            } else if is(o.binary_subscr) || (is(o.binary_op) && Some(arg) == self.facts.binary_op_subscr) {
+                self.report(i, SiteKind::ItemLoad, None, vec![d(2), d(1)]);
+            } else if is(o.store_subscr) {
+                self.report(i, SiteKind::ItemStore, None, vec![d(2), d(1)]);
+            } else if is(o.delete_subscr) {
+                self.report(i, SiteKind::ItemDelete, None, vec![d(2), d(1)]);
+            } else if is(o.binary_slice) {
+                self.report(i, SiteKind::SliceLoad, None, vec![d(3), d(2), d(1)]);
+            } else if is(o.store_slice) {
+                self.report(i, SiteKind::SliceStore, None, vec![d(3), d(2), d(1)]);
+            } else if is(o.binary_op) {
+                if let Some((lo, hi)) = self.facts.binary_op_inplace {
+                    if (lo..=hi).contains(&arg) {
+                        let symbol = INPLACE_SYMBOLS.get((arg - lo) as usize).map(|s| s.to_string());
+                        self.report(i, SiteKind::Inplace, symbol, vec![d(2)]);
+                    }
+                }
+            } else if let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) {
+                self.report(i, SiteKind::Inplace, Some(symbol.to_string()), vec![d(2)]);
+            } else if is(o.store_global) {
+                self.report(i, SiteKind::GlobalStore, self.name(i), vec![]);
+            } else if is(o.delete_global) {
+                self.report(i, SiteKind::GlobalDelete, self.name(i), vec![]);
+            } else if is(o.store_deref) || is(o.delete_deref) {
+                let Some(name) = (self.ctx.deref_name)(arg) else { continue };
+                if HIDDEN_CELLS.contains(&name.as_str()) {
+                    continue;
+                }
+                let kind = if is(o.store_deref) { SiteKind::CellStore } else { SiteKind::CellDelete };
+                self.report(i, kind, Some(name), vec![Fetch::Cell(arg)]);
+            } else if is(o.store_name) && all {
+                self.report(i, SiteKind::NameStore, self.name(i), vec![]);
+            } else if is(o.delete_name) && all {
+                self.report(i, SiteKind::NameDelete, self.name(i), vec![]);
+            } else if is(o.setup_with) || is(o.before_with) || is(o.before_async_with) {
+                self.report(i, SiteKind::WithEnter, None, vec![d(1)]);
+            } else if is(o.load_special) {
+                if let Some((enter, aenter)) = self.facts.load_special_enter {
+                    if arg == enter || arg == aenter {
+                        self.report(i, SiteKind::WithEnter, None, vec![d(1)]);
+                    }
+                }
+            }
+        }
+        self.out
+    }
+}
+
+/// Operators of `BINARY_OP` NB_INPLACE_ADD ..= NB_INPLACE_XOR (`dis._nb_ops[13:26]`).
+const INPLACE_SYMBOLS: &[&str] = &["+=", "&=", "//=", "<<=", "@=", "*=", "%=", "|=", "**=", ">>=", "-=", "/=", "^="];

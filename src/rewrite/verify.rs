@@ -1,0 +1,64 @@
+//! A strict stack check of rewritten code: every path into an instruction must agree on the
+//! stack height, and every exception handler must be entered at `depth + lasti + 1`
+//! consistently. `stackdepth` takes the larger height where paths disagree (right for
+//! `co_stacksize`); this check instead refuses, so a wrong stash or handler adjustment is
+//! caught before the code runs. (A handler may cover code where the stack is below its depth:
+//! 3.15 genexprs cover their epilogue after the iterator is popped.)
+
+use crate::instr::Code;
+use crate::tables::Flow;
+
+pub fn check(code: &Code) -> Result<(), String> {
+    let n = code.instrs.len();
+    let labels = code.label_targets();
+    let resolve = |l: crate::instr::Label| labels.get(l.0 as usize).copied().flatten();
+    let mut entry: Vec<Option<i64>> = vec![None; n];
+    let mut work: Vec<usize> = Vec::new();
+    let reach = |entry: &mut Vec<Option<i64>>, work: &mut Vec<usize>, at: usize, h: i64, from: usize| {
+        match entry[at] {
+            None => {
+                entry[at] = Some(h);
+                work.push(at);
+                Ok(())
+            }
+            Some(old) if old == h => Ok(()),
+            Some(old) => Err(format!("stack height at instruction {at} is {old} on one path, {h} from instruction {from}")),
+        }
+    };
+    if n > 0 {
+        reach(&mut entry, &mut work, 0, 0, 0)?;
+    }
+    while let Some(i) = work.pop() {
+        let h = entry[i].expect("queued with a height");
+        let instr = &code.instrs[i];
+        let info = code.table.op(instr.op).ok_or_else(|| format!("unknown opcode {} at {i}", instr.op))?;
+        if let Some(hid) = instr.handler {
+            let handler = code.handlers.get(hid as usize).ok_or_else(|| format!("no handler {hid}"))?;
+            let target = resolve(handler.target).ok_or("handler target unattached")?;
+            reach(&mut entry, &mut work, target, handler.depth as i64 + handler.lasti as i64 + 1, i)?;
+        }
+        let effect = |jump: bool| {
+            info.stack_effect(instr.arg, jump).ok_or_else(|| format!("{} {} has no stack effect", info.name, instr.arg))
+        };
+        // 3.14+ END_ASYNC_FOR's "jump" only names the loop for sys.monitoring; it never jumps.
+        let real_jump = info.name != "END_ASYNC_FOR";
+        if let (Some(t), true) = (instr.target, real_jump) {
+            let target = resolve(t).ok_or("jump target unattached")?;
+            let after = h + effect(true)? as i64;
+            if after < 0 {
+                return Err(format!("{} at {i} jumps with a negative stack", info.name));
+            }
+            reach(&mut entry, &mut work, target, after, i)?;
+        }
+        if matches!(info.flow, Flow::End | Flow::Goto) {
+            continue;
+        }
+        // The 3.11/3.12 generator preamble pops a value CPython's count never pushed.
+        let after = (h + effect(false)? as i64).max(0);
+        if i + 1 >= n {
+            return Err(format!("{} at {i} falls off the end", info.name));
+        }
+        reach(&mut entry, &mut work, i + 1, after, i)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+"""Helpers for the DPOR runtime tests: rewritten test programs from source text.
+
+``load(source)`` writes the source to a real file (so explanations can show source lines),
+compiles it, rewrites it with frontrun's rewriter and runs it as a fresh module.
+"""
+
+import itertools
+import os
+import sys
+import tempfile
+import textwrap
+import types
+
+from frontrun.rewrite import rewrite_code
+
+_DIR = tempfile.mkdtemp(prefix="frontrun-dpor-tests-")
+_counter = itertools.count()
+
+
+def load(source, name=None, policy="shared"):
+    name = name or f"dpor_prog_{next(_counter)}"
+    path = os.path.join(_DIR, name + ".py")
+    text = textwrap.dedent(source)
+    with open(path, "w") as f:
+        f.write(text)
+    code = compile(text, path, "exec", dont_inherit=True)
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    exec(rewrite_code(code, policy), module.__dict__)
+    return module
+
+
+class State:
+    """A plain namespace for test state."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)

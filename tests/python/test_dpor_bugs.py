@@ -1,0 +1,279 @@
+"""Bugs the exploration must find, each reported (never raised) and replayed exactly."""
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import State, load  # noqa: E402
+
+import frontrun  # noqa: E402
+
+PROG = load(
+    """
+    import threading
+
+    def increment(s):
+        s.x += 1
+
+    class Account:
+        def __init__(self, balance):
+            self.balance = balance
+
+    def withdraw(s):
+        if s.account.balance >= 60:
+            s.account.balance -= 60
+
+    class Conn:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, m):
+            self.sent.append(m)
+
+    def opener(s):
+        s.conn = Conn()
+
+    def user(s):
+        s.conn.send("hello")
+
+    def producer(s):
+        with s.lock:
+            s.items.append(1)
+
+    def consumer(s):
+        with s.lock:
+            s.got = s.items.pop() if s.items else None
+
+    def a_then_b(s):
+        with s.a:
+            with s.b:
+                s.x = 1
+
+    def b_then_a(s):
+        with s.b:
+            with s.a:
+                s.x = 2
+
+    def if_consumer(s):
+        with s.cond:
+            if not s.items:
+                s.cond.wait()
+            s.items.pop()
+
+    def while_consumer(s):
+        with s.cond:
+            while not s.items:
+                s.cond.wait()
+            s.items.pop()
+
+    def cond_producer(s):
+        with s.cond:
+            s.items.append(1)
+            s.cond.notify()
+
+    def boom(s):
+        s.x = 1
+        raise ValueError("boom in a worker")
+
+    def three_writes(s):
+        s.x = 1
+        s.x = 2
+        s.x = 3
+
+    def three_reads(s):
+        r1 = s.x
+        r2 = s.x
+        r3 = s.x
+        s.seen = (r1, r2, r3)
+
+    def child(s):
+        s.x += 1
+
+    def parent(s):
+        t = threading.Thread(target=child, args=(s,))
+        t.start()
+        s.x += 1
+        t.join()
+
+    def spinner(s):
+        while s.flag == 0:
+            pass
+    """,
+    name="dpor_bugs_prog",
+)
+
+
+def check_replays(result, setup, threads, invariant, times=3):
+    assert result.counterexample
+    for _ in range(times):
+        again = frontrun.replay(result.counterexample, setup, threads, invariant)
+        assert again.property_holds is False
+        assert again.failure_kind == result.failure_kind
+        assert again.counterexample == result.counterexample
+    return again
+
+
+def explore(setup, threads, invariant, **kw):
+    started = time.monotonic()
+    result = frontrun.explore_dpor(setup, threads, invariant, **kw)
+    result.wall = time.monotonic() - started
+    return result
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_lost_update(n):
+    setup = lambda: State(x=0)  # noqa: E731
+    inv = lambda s: s.x == n  # noqa: E731
+    result = explore(setup, [PROG.increment] * n, inv)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "Race on State.x" in result.explanation
+    assert "s.x += 1" in result.explanation
+    assert "invariant" in result.explanation
+    again = check_replays(result, setup, [PROG.increment] * n, inv)
+    assert "Race on State.x" in again.explanation
+
+
+def test_check_then_act():
+    setup = lambda: State(account=PROG.Account(100))  # noqa: E731
+    inv = lambda s: s.account.balance >= 0  # noqa: E731
+    result = explore(setup, [PROG.withdraw, PROG.withdraw], inv)
+    assert result.failure_kind == "invariant"
+    text = result.explanation
+    assert "Race on Account.balance" in text
+    assert "if s.account.balance >= 60:" in text and "s.account.balance -= 60" in text
+    # Both checks come before both updates.
+    lines = [l for l in text.splitlines() if l.startswith("  thread")]
+    kinds = [(l.split()[1], l.split()[2]) for l in lines]
+    assert ("0", "read") in kinds and ("1", "read") in kinds and ("0", "write") in kinds and ("1", "write") in kinds
+    check_replays(result, setup, [PROG.withdraw, PROG.withdraw], inv)
+
+
+def test_order_violation():
+    setup = lambda: State(conn=None)  # noqa: E731
+    result = explore(setup, [PROG.opener, PROG.user], lambda s: True)
+    assert result.failure_kind == "exception"
+    assert "AttributeError" in result.explanation
+    assert "Race on State.conn" in result.explanation
+    check_replays(result, setup, [PROG.opener, PROG.user], lambda s: True)
+
+
+def test_lock_order_matters_without_contention():
+    import threading
+
+    setup = lambda: State(items=[], got="unset", lock=threading.Lock())  # noqa: E731
+    inv = lambda s: s.got == 1  # noqa: E731
+    result = explore(setup, [PROG.producer, PROG.consumer], inv)
+    assert result.failure_kind == "invariant"
+    assert "taken in this order" in result.explanation
+    assert "State.lock" in result.explanation and "with s.lock:" in result.explanation
+    check_replays(result, setup, [PROG.producer, PROG.consumer], inv)
+
+
+def test_two_lock_deadlock_is_reported_quickly():
+    import threading
+
+    setup = lambda: State(a=threading.Lock(), b=threading.Lock(), x=0)  # noqa: E731
+    result = explore(setup, [PROG.a_then_b, PROG.b_then_a], lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "deadlock"
+    assert result.wall < 10
+    text = result.explanation
+    assert "Deadlock" in text
+    assert "State.a" in text and "State.b" in text
+    assert "with s.b:" in text and "with s.a:" in text
+    check_replays(result, setup, [PROG.a_then_b, PROG.b_then_a], lambda s: True)
+
+
+def test_condition_if_instead_of_while():
+    import threading
+
+    setup = lambda: State(items=[], cond=threading.Condition())  # noqa: E731
+    threads = [PROG.if_consumer, PROG.if_consumer, PROG.cond_producer, PROG.cond_producer]
+    result = explore(setup, threads, lambda s: True)
+    assert result.failure_kind == "exception"
+    assert "IndexError" in result.explanation
+    check_replays(result, setup, threads, lambda s: True)
+
+
+def test_condition_with_while_is_safe():
+    import threading
+
+    setup = lambda: State(items=[], cond=threading.Condition())  # noqa: E731
+    threads = [PROG.while_consumer, PROG.while_consumer, PROG.cond_producer, PROG.cond_producer]
+    result = explore(setup, threads, lambda s: s.items == [])
+    assert result.property_holds is True, result.explanation
+
+
+def test_exception_in_worker_has_traceback():
+    setup = lambda: State(x=0)  # noqa: E731
+    result = explore(setup, [PROG.boom, PROG.increment], lambda s: True)
+    assert result.failure_kind == "exception"
+    assert "Traceback" in result.explanation
+    assert "ValueError: boom in a worker" in result.explanation
+    assert 'raise ValueError("boom in a worker")' in result.explanation
+    check_replays(result, setup, [PROG.boom, PROG.increment], lambda s: True)
+
+
+def test_bug_needing_several_preemptions_found_by_default():
+    setup = lambda: State(x=0, seen=None)  # noqa: E731
+    inv = lambda s: s.seen != (1, 2, 3)  # noqa: E731
+    result = explore(setup, [PROG.three_writes, PROG.three_reads], inv)
+    assert result.failure_kind == "invariant"
+    check_replays(result, setup, [PROG.three_writes, PROG.three_reads], inv)
+
+
+def test_preemption_bound_prunes_and_is_inconclusive():
+    setup = lambda: State(x=0, seen=None)  # noqa: E731
+    inv = lambda s: s.seen != (1, 2, 3)  # noqa: E731
+    result = explore(setup, [PROG.three_writes, PROG.three_reads], inv, preemption_bound=1)
+    assert result.property_holds is None
+    assert "preemption_bound" in result.inconclusive_reason
+
+
+def test_race_with_a_spawned_thread():
+    setup = lambda: State(x=0)  # noqa: E731
+    inv = lambda s: s.x == 2  # noqa: E731
+    result = explore(setup, [PROG.parent], inv)
+    assert result.failure_kind == "invariant"
+    assert "Race on State.x" in result.explanation
+    check_replays(result, setup, [PROG.parent], inv)
+
+
+def test_runaway_thread():
+    setup = lambda: State(flag=0)  # noqa: E731
+    result = explore(setup, [PROG.spinner], lambda s: True, max_steps=500)
+    assert result.failure_kind == "runaway"
+    assert "step limit" in result.explanation
+
+
+def test_max_executions_is_inconclusive():
+    setup = lambda: State(x=0)  # noqa: E731
+    result = explore(setup, [PROG.three_writes] * 2, lambda s: True, max_executions=5)
+    assert result.property_holds is None and result.num_explored == 5
+    assert "max_executions" in result.inconclusive_reason
+
+
+def test_timeout_is_inconclusive_never_a_pass():
+    setup = lambda: State(x=0)  # noqa: E731
+    result = explore(setup, [PROG.three_writes] * 4, lambda s: True, timeout=0.3)
+    assert result.property_holds is None
+    assert result.inconclusive_reason.startswith("timeout")
+    assert result.wall < 5
+
+
+def test_stop_on_first_false_keeps_counting():
+    setup = lambda: State(x=0)  # noqa: E731
+    result = explore(setup, [PROG.increment] * 2, lambda s: s.x == 2, stop_on_first=False)
+    assert result.property_holds is False
+    assert result.num_explored == 4  # read/write × read/write: (2!)^2
+    assert result.stats["failing_executions"] == 2
+
+
+def test_not_instrumented_code_raises_clear_error():
+    def plain(s):
+        s.x = 1
+
+    with pytest.raises(frontrun.NotInstrumentedError, match="python -m frontrun.rewrite"):
+        frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)

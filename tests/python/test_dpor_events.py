@@ -1,0 +1,199 @@
+"""How reported events become engine operations: containers, builtins, resources, cells, globals."""
+
+import heapq
+import sqlite3
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import State, load  # noqa: E402
+
+import frontrun  # noqa: E402
+
+PROG = load(
+    """
+    import heapq
+    import operator
+    import threading
+
+    def append_one(s):
+        s.items.append(1)
+
+    def pop_if_any(s):
+        if len(s.items) > 0:
+            s.items.pop()
+
+    def read_item_0(s):
+        v = s.items[0]
+
+    def write_item_0(s):
+        s.items[0] = 5
+
+    def write_item_1(s):
+        s.items[1] = 5
+
+    def write_last(s):
+        s.items[-1] = 7
+
+    def write_key_a(s):
+        s.d["a"] = 1
+
+    def write_key_b(s):
+        s.d["b"] = 1
+
+    def dict_get_a(s):
+        v = s.d.get("a")
+
+    def heap_push(s):
+        heapq.heappush(s.heap, 1)
+
+    def heap_push_via_attr(s):
+        h = s.heap
+        heapq.heappush(h, 2)
+
+    def setattr_x(s):
+        setattr(s, "x", 1)
+
+    def getattr_x(s):
+        v = getattr(s, "x")
+
+    def getattr_y(s):
+        v = getattr(s, "y")
+
+    def setitem_k(s):
+        operator.setitem(s.d, "k", 1)
+
+    def getitem_k(s):
+        v = operator.getitem(s.d, "k")
+
+    def deque_append(s):
+        s.q.append(1)
+
+    def deque_popleft(s):
+        # (`if s.q:` would branch on a truth test the rewriter does not report.)
+        try:
+            s.q.popleft()
+        except IndexError:
+            pass
+
+    def list_extend_inplace(s):
+        lst = s.items
+        lst += [1]
+
+    def make_counter():
+        count = 0
+
+        def bump(s):
+            nonlocal count
+            count += 1
+            s.result = count
+
+        return bump
+
+    def db_insert(db):
+        db.execute("INSERT INTO t VALUES (1)")
+        db.commit()
+
+    def db_cursor_insert(db):
+        cur = db.cursor()
+        cur.execute("INSERT INTO t VALUES (2)")
+        db.commit()
+
+    def local_write(s):
+        s.local.v = 1
+        s.local.v = 2
+    """,
+    name="dpor_events_prog",
+)
+
+
+def explored(setup, threads, invariant=lambda s: True):
+    result = frontrun.explore_dpor(setup, threads, invariant)
+    assert result.property_holds is True, result.explanation
+    return result.num_explored
+
+
+def test_list_methods_write_the_whole_list():
+    assert explored(lambda: State(items=[]), [PROG.append_one, PROG.append_one]) == 2
+    assert explored(lambda: State(items=[1, 2]), [PROG.append_one, PROG.read_item_0]) == 2
+
+
+def test_list_indexes_by_value_negative_normalised():
+    assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_item_1]) == 1
+    assert explored(lambda: State(items=[0, 0]), [PROG.write_item_1, PROG.write_last]) == 2
+    assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_last]) == 1
+
+
+def test_dict_keys_by_value_and_methods_on_the_whole():
+    assert explored(lambda: State(d={}), [PROG.write_key_a, PROG.write_key_b]) == 1
+    assert explored(lambda: State(d={}), [PROG.write_key_a, PROG.write_key_a]) == 2
+    assert explored(lambda: State(d={}), [PROG.dict_get_a, PROG.write_key_b]) == 2
+
+
+def test_heapq_writes_its_heap():
+    assert explored(lambda: State(heap=[]), [PROG.heap_push, PROG.heap_push_via_attr]) == 2
+
+
+def test_getattr_setattr_by_name():
+    assert explored(lambda: State(x=0, y=0), [PROG.setattr_x, PROG.getattr_x]) == 2
+    assert explored(lambda: State(x=0, y=0), [PROG.setattr_x, PROG.getattr_y]) == 1
+
+
+def test_operator_getitem_setitem():
+    assert explored(lambda: State(d={"k": 0}), [PROG.setitem_k, PROG.getitem_k]) == 2
+
+
+def test_deque_methods():
+    result = frontrun.explore_dpor(lambda: State(q=deque()), [PROG.deque_append, PROG.deque_popleft], lambda s: True)
+    assert result.property_holds is True and result.num_explored == 2
+
+
+def test_inplace_on_a_list_writes_it():
+    assert explored(lambda: State(items=[]), [PROG.list_extend_inplace, PROG.append_one]) == 2
+
+
+def test_closure_cells_are_shared_state():
+    bump = PROG.make_counter()
+    result = frontrun.explore_dpor(lambda: State(result=None), [bump, bump], lambda s: True)
+    assert result.property_holds is True
+    assert result.num_explored > 1
+
+
+def test_resource_calls_conflict_through_the_connection():
+    def setup():
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.execute("CREATE TABLE t (v INTEGER)")
+        return db
+
+    # A cursor made by the connection counts as the connection.
+    n = explored(setup, [PROG.db_insert, PROG.db_cursor_insert],
+                 lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 2)
+    assert n > 1
+
+
+def test_thread_locals_are_not_shared_state():
+    assert explored(lambda: State(local=threading.local()), [PROG.local_write, PROG.local_write]) == 1
+
+
+def test_branching_on_an_unreported_read_is_flagged_as_nondeterminism():
+    # `len(s.items)` is not reported: the second thread's ops depend on state the engine never
+    # saw. The search must say so (inconclusive), never pass.
+    result = frontrun.explore_dpor(lambda: State(items=[]), [PROG.append_one, PROG.pop_if_any], lambda s: True)
+    assert result.property_holds is None
+    assert result.inconclusive_reason.startswith("nondeterminism")
+
+
+def test_reports_outside_explored_threads_are_ignored():
+    # The invariant and setup run rewritten code on the controller thread: no effect on the count.
+    def setup():
+        s = State(items=[])
+        PROG.append_one(s)
+        return s
+
+    def inv(s):
+        PROG.append_one(s)
+        return len(s.items) == 4
+
+    assert explored(setup, [PROG.append_one, PROG.append_one], inv) == 2

@@ -1,0 +1,316 @@
+"""Cooperative primitives: safe programs pass, waits never hang, patches come off afterwards."""
+
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import State, load  # noqa: E402
+
+import frontrun  # noqa: E402
+
+PROG = load(
+    """
+    import queue
+    import threading
+    import time
+
+    MODULE_LOCK = threading.Lock()
+    MODULE_RLOCK = threading.RLock()
+    counter = 0
+
+    def locked_increment(s):
+        with s.lock:
+            s.x += 1
+
+    def rlock_increment(s):
+        with s.lock:
+            with s.lock:
+                s.x += 1
+
+    def explicit_acquire(s):
+        s.lock.acquire()
+        try:
+            s.x += 1
+        finally:
+            s.lock.release()
+
+    def module_lock_increment(s):
+        global counter
+        with MODULE_LOCK:
+            counter += 1
+
+    def module_rlock_increment(s):
+        global counter
+        with MODULE_RLOCK:
+            with MODULE_RLOCK:
+                counter += 1
+
+    def unlocked_module_increment(s):
+        global counter
+        counter += 1
+
+    def sem_increment(s):
+        with s.sem:
+            s.x += 1
+
+    def setter(s):
+        s.x = 42
+        s.event.set()
+
+    def waiter(s):
+        s.event.wait()
+        s.seen = s.x
+
+    def put_two(s):
+        s.q.put(1)
+        s.q.put(2)
+
+    def get_two(s):
+        s.got.append(s.q.get())
+        s.got.append(s.q.get())
+
+    def barrier_phase(s):
+        s.before.append(1)
+        s.barrier.wait()
+        s.after.append(len(s.before))
+
+    def sleepy_increment(s):
+        with s.lock:
+            v = s.x
+            time.sleep(0.5)
+            s.x = v + 1
+
+    def timed_acquire(s):
+        s.ok.append(s.other.acquire(timeout=5))
+
+    def timed_event_wait(s):
+        s.ok = s.event.wait(timeout=5)
+
+    def timed_queue_get(s):
+        try:
+            s.ok = s.q.get(timeout=5)
+        except queue.Empty:
+            s.ok = "empty"
+
+    def holder(s):
+        s.other.acquire()
+
+    def nonblocking_try(s):
+        if s.lock.acquire(blocking=False):
+            s.x += 1
+            s.lock.release()
+        else:
+            s.missed += 1
+
+    def use_local(s):
+        s.local.value = getattr(s.local, "value", 0) + 1
+        s.values.append(s.local.value)
+
+    def spawner(s):
+        threads = [threading.Thread(target=locked_increment, args=(s,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        s.done = s.x
+    """,
+    name="dpor_sync_prog",
+)
+
+
+def holds(setup, threads, invariant, **kw):
+    started = time.monotonic()
+    result = frontrun.explore_dpor(setup, threads, invariant, timeout=60, **kw)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert time.monotonic() - started < 30
+    return result
+
+
+def test_lock_makes_increment_safe():
+    holds(lambda: State(x=0, lock=threading.Lock()), [PROG.locked_increment] * 3, lambda s: s.x == 3)
+
+
+def test_rlock_reentry():
+    holds(lambda: State(x=0, lock=threading.RLock()), [PROG.rlock_increment] * 2, lambda s: s.x == 2)
+
+
+def test_explicit_acquire_release():
+    holds(lambda: State(x=0, lock=threading.Lock()), [PROG.explicit_acquire] * 2, lambda s: s.x == 2)
+
+
+def reset_counter():
+    PROG.counter = 0
+    return State()
+
+
+def test_module_level_lock_made_at_import():
+    assert type(PROG.MODULE_LOCK).__module__ in ("_thread", "builtins")  # a real lock
+    result = holds(reset_counter, [PROG.module_lock_increment] * 2, lambda s: PROG.counter == 2)
+    assert result.num_explored == 2
+
+
+def test_module_level_rlock_made_at_import():
+    holds(reset_counter, [PROG.module_rlock_increment] * 2, lambda s: PROG.counter == 2)
+
+
+def test_module_global_without_lock_races():
+    result = frontrun.explore_dpor(reset_counter, [PROG.unlocked_module_increment] * 2, lambda s: PROG.counter == 2)
+    assert result.failure_kind == "invariant"
+    assert "global dpor_sync_prog.counter" in result.explanation
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore(kind):
+    holds(lambda: State(x=0, sem=getattr(threading, kind)(1)), [PROG.sem_increment] * 2, lambda s: s.x == 2)
+
+
+def test_event():
+    holds(lambda: State(x=0, seen=None, event=threading.Event()), [PROG.waiter, PROG.setter], lambda s: s.seen == 42)
+
+
+@pytest.mark.parametrize("make", [queue.Queue, queue.LifoQueue, queue.PriorityQueue, queue.SimpleQueue, lambda: queue.Queue(1)])
+def test_queues(make):
+    def setup():
+        return State(q=(make() if not isinstance(make, type) else getattr(queue, make.__name__)()), got=[])
+
+    holds(setup, [PROG.put_two, PROG.get_two], lambda s: sorted(s.got) == [1, 2])
+
+
+def test_barrier():
+    holds(
+        lambda: State(before=[], after=[], barrier=threading.Barrier(2)),
+        [PROG.barrier_phase] * 2,
+        lambda s: s.after == [2, 2],
+    )
+
+
+def test_sleep_is_a_yield_point_without_real_sleep():
+    started = time.monotonic()
+    holds(lambda: State(x=0, lock=threading.Lock()), [PROG.sleepy_increment] * 2, lambda s: s.x == 2)
+    assert time.monotonic() - started < 0.5
+
+
+def test_timed_acquire_times_out_instead_of_hanging():
+    # Whoever comes second waits for a lock that is never released: it times out.
+    result = holds(
+        lambda: State(other=threading.Lock(), ok=[]),
+        [PROG.timed_acquire, PROG.timed_acquire],
+        lambda s: sorted(s.ok) == [False, True],
+    )
+    assert result.num_explored >= 2
+
+
+def test_blocking_acquire_of_a_lock_never_released_is_a_deadlock():
+    result = frontrun.explore_dpor(
+        lambda: State(other=threading.Lock(), ok=[]), [PROG.holder, PROG.holder], lambda s: True
+    )
+    assert result.failure_kind == "deadlock"
+    assert "State.other" in result.explanation
+
+
+def test_timed_event_wait_times_out():
+    holds(lambda: State(event=threading.Event(), ok=None), [PROG.timed_event_wait], lambda s: s.ok is False)
+
+
+def test_timed_queue_get_times_out():
+    holds(lambda: State(q=queue.Queue(), ok=None), [PROG.timed_queue_get], lambda s: s.ok == "empty")
+
+
+def test_nonblocking_acquire():
+    result = frontrun.explore_dpor(
+        lambda: State(x=0, missed=0, lock=threading.Lock()), [PROG.nonblocking_try] * 2, lambda s: s.x + s.missed == 2
+    )
+    assert result.property_holds is True
+
+
+def test_threads_spawned_by_workers_are_explored():
+    holds(lambda: State(x=0, done=None, lock=threading.Lock()), [PROG.spawner], lambda s: s.done == 2)
+
+
+def test_thread_local_per_explored_thread_and_execution():
+    module_local = threading.local()
+
+    result = holds(
+        lambda: State(local=module_local, values=[]),
+        [PROG.use_local] * 2,
+        lambda s: s.values == [1, 1],
+    )
+    assert result.num_explored >= 1
+
+
+def test_patches_are_restored():
+    before = (threading.Lock, threading.RLock, threading.Condition, queue.SimpleQueue, time.sleep, threading.Thread.start)
+    holds(lambda: State(x=0, lock=threading.Lock()), [PROG.locked_increment] * 2, lambda s: s.x == 2)
+    after = (threading.Lock, threading.RLock, threading.Condition, queue.SimpleQueue, time.sleep, threading.Thread.start)
+    assert before == after
+    import builtins
+
+    assert builtins.__frontrun_on__ is False
+
+
+def test_cooperative_objects_work_outside_explored_threads():
+    seen = {}
+
+    def setup():
+        s = State(x=0, lock=threading.Lock(), q=queue.Queue(), event=threading.Event())
+        with s.lock:  # the controller thread: an ordinary lock
+            s.q.put(5)
+        s.event.set()
+        seen["lock_type"] = type(s.lock).__name__
+        return s
+
+    def inv(s):
+        with s.lock:
+            return s.x == 2 and s.q.get_nowait() == 5 and s.event.is_set()
+
+    holds(setup, [PROG.locked_increment] * 2, inv)
+    assert seen["lock_type"] == "Lock"
+
+
+def test_explorations_run_one_after_another_with_fresh_workers():
+    for _ in range(3):
+        holds(lambda: State(x=0, lock=threading.Lock()), [PROG.locked_increment] * 2, lambda s: s.x == 2)
+    # Workers of finished explorations have gone home.
+    time.sleep(0.2)
+    assert threading.active_count() <= 3
+
+
+ACQ = load(
+    """
+    import threading
+
+    PLAIN = threading.Lock()
+    total = 0
+
+    def explicit(s):
+        global total
+        PLAIN.acquire()
+        try:
+            total += 1
+        finally:
+            PLAIN.release()
+    """,
+    name="dpor_sync_acquire_prog",
+)
+
+
+def test_module_level_lock_explicit_acquire_release():
+    from frontrun._recording import recording
+
+    with recording() as events:
+        ACQ.explicit(State())
+    ACQ.total = 0
+    if not any(e.kind == "call" and e.key == "acquire" for e in events):
+        pytest.skip("this rewriter does not report lock.acquire() calls yet")
+
+    def setup():
+        ACQ.total = 0
+        return State()
+
+    result = frontrun.explore_dpor(setup, [ACQ.explicit] * 2, lambda s: ACQ.total == 2, timeout=20)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason

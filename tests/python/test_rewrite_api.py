@@ -1,0 +1,196 @@
+"""The contract of rewrite_code / rewrite_report, and the per-version facts the rewriter relies
+on, checked against the running interpreter."""
+
+import builtins
+import dis
+import marshal
+import sys
+import textwrap
+import types
+
+import pytest
+
+from frontrun import _native
+
+VERSION = sys.version_info[:2]
+
+
+def compile_source(source, name="<api-test>"):
+    return compile(textwrap.dedent(source), name, "exec", dont_inherit=True)
+
+
+def nested(code, name):
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType) and c.co_name == name:
+            return c
+    raise LookupError(name)
+
+
+def test_module_attributes():
+    assert isinstance(_native.REWRITER_VERSION, int) and _native.REWRITER_VERSION >= 1
+    assert issubclass(_native.UnsupportedVersion, ValueError)
+    # Importing the module installs what rewritten code loads.
+    assert builtins.__frontrun_on__ is False
+    assert builtins.__frontrun_report__ is _native.report
+
+
+@pytest.mark.parametrize("policy", ["resources", "shared", "all"])
+def test_unselected_code_is_the_same_object(policy):
+    code = compile_source(
+        """
+        def f(a, b):
+            return a + b
+        """
+    )
+    f = nested(code, "f")
+    assert _native.rewrite_code(f, policy, ()) is f
+    if policy == "resources":
+        # The module body stores the function (a name op, selected only by `all`).
+        assert _native.rewrite_code(code, policy, ()) is code
+
+
+def test_parent_is_rebuilt_only_for_changed_children():
+    code = compile_source(
+        """
+        def plain(a):
+            return a
+
+        def touch(o):
+            return o.attr
+        """
+    )
+    new = _native.rewrite_code(code, "resources", ())
+    assert new is code
+    new = _native.rewrite_code(code, "shared", ())
+    assert new is not code
+    assert nested(new, "plain") is nested(code, "plain")
+    assert nested(new, "touch") is not nested(code, "touch")
+    # Only the changed child differs; the module body itself has no shared-policy site.
+    assert new.co_code == code.co_code
+
+
+def test_rewriting_twice_changes_nothing():
+    code = compile_source("def f(o):\n    o.x = o.y\n")
+    once = _native.rewrite_code(code, "all", ())
+    assert _native.rewrite_code(once, "all", ()) is once
+
+
+def test_errors():
+    with pytest.raises(TypeError):
+        _native.rewrite_code("not code", "shared", ())
+    code = compile_source("def f(o):\n    return o.x\n")
+    with pytest.raises(ValueError, match="policy"):
+        _native.rewrite_code(code, "everything", ())
+    f = nested(code, "f")
+    # Only malformations CPython itself can hold: a dangling EXTENDED_ARG, a bad exception table.
+    bad = f.replace(co_code=f.co_code + bytes([dis.opmap["EXTENDED_ARG"], 0]))
+    with pytest.raises(ValueError, match="f"):
+        _native.rewrite_code(bad, "shared", ())
+    if VERSION >= (3, 11):
+        with pytest.raises(ValueError, match="exception table"):
+            _native.rewrite_code(f.replace(co_exceptiontable=b"\x00\x01"), "shared", ())
+
+
+def test_rewritten_code_marshals_and_runs():
+    code = compile_source(
+        """
+        class O:
+            pass
+
+        def f(o, d):
+            o.x = d["k"]
+            return o.x, d.get("k")
+        """
+    )
+    new = _native.rewrite_code(code, "all", ())
+    loaded = marshal.loads(marshal.dumps(new))
+    ns = {}
+    exec(loaded, ns)
+    assert ns["f"](ns["O"](), {"k": 3}) == (3, 3)
+
+
+def test_injected_names_and_constants():
+    code = compile_source("def f(o):\n    return o.x\n")
+    f = _native.rewrite_code(nested(code, "f"), "shared", ())
+    assert f.co_names[-2:] == ("__frontrun_on__", "__frontrun_report__")
+    sites = [c for c in f.co_consts if isinstance(c, tuple)]
+    assert sites == [(1, 2, "x")]
+
+
+def test_rewrite_report():
+    code = compile_source(
+        """
+        import heapq
+
+        def f(o, h):
+            o.items.append(1)
+            heapq.heappush(h, o.x)
+        """,
+        name="m.py",
+    )
+    new, sites, before, after = _native.rewrite_report(code, "shared", ())
+    assert isinstance(new, types.CodeType)
+    assert (5, "attr_load", "f: items") in sites
+    assert (5, "call", "f: append") in sites
+    assert (6, "builtin_call", "f: heappush") in sites
+    assert (6, "attr_load", "f: x") in sites
+    assert all(isinstance(line, int) and isinstance(kind, str) for line, kind, _ in sites)
+    assert "Disassembly of f" in before and "Disassembly of f" in after
+    assert "+" not in "".join(line[:1] for line in before.splitlines())
+    marked = [line for line in after.splitlines() if line.startswith("+ ")]
+    assert marked and all("__frontrun" in line or "COPY" in line or "DUP_TOP" in line or "ROT" in line
+                          or "LOAD_CONST" in line or "CALL" in line or "POP" in line or "SWAP" in line
+                          or "NOT_TAKEN" in line or "LOAD_CLOSURE" in line or "LOAD_FAST" in line
+                          for line in marked)
+    # The original instructions are all there, unmarked.
+    original = [line.split()[1:3] for line in before.splitlines() if line[:2] == "  " and "Disassembly" not in line]
+    assert len([line for line in after.splitlines() if line.startswith("  ")]) >= len(original)
+
+
+def test_positions_of_injected_code_are_the_served_instructions():
+    code = compile_source("def f(o):\n    x = 1\n    return o.attr\n")
+    f = _native.rewrite_code(nested(code, "f"), "shared", ())
+    lines = {line for _, _, line in f.co_lines() if line is not None}
+    assert lines == {line for _, _, line in nested(code, "f").co_lines() if line is not None}
+    if VERSION >= (3, 11):
+        positions = set(f.co_positions())
+        original = set(nested(code, "f").co_positions())
+        assert positions == original
+
+
+# --- facts ------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(VERSION < (3, 11), reason="BINARY_OP is 3.11+")
+def test_binary_op_arguments():
+    ops = [name for name, _ in dis._nb_ops]
+    assert ops.index("NB_INPLACE_ADD") == 13 and ops.index("NB_INPLACE_XOR") == 25
+    assert [sym for _, sym in dis._nb_ops[13:26]] == [
+        "+=", "&=", "//=", "<<=", "@=", "*=", "%=", "|=", "**=", ">>=", "-=", "/=", "^="
+    ]
+    if VERSION >= (3, 14):
+        assert ops.index("NB_SUBSCR") == 26
+
+
+@pytest.mark.skipif(VERSION < (3, 14), reason="LOAD_SPECIAL is 3.14+")
+def test_load_special_arguments():
+    names = dis._special_method_names
+    assert names.index("__enter__") == 0 and names.index("__aenter__") == 2
+
+
+def test_calling_convention_and_cells():
+    code = compile_source("def f():\n    g(1)\n")
+    ops = [i.opname for i in dis.get_instructions(nested(code, "f"))]
+    if VERSION == (3, 10):
+        assert "CALL_FUNCTION" in ops and "COPY" not in dis.opmap and "ROT_N" in dis.opmap
+    elif VERSION == (3, 11):
+        assert "PRECALL" in ops and "CALL" in ops
+    else:
+        assert "CALL" in ops and "PRECALL" not in dis.opmap
+    # 3.13+: LOAD_CLOSURE is a pseudo-op; cells are pushed with LOAD_FAST on the same index.
+    assert ("LOAD_CLOSURE" in dis.opmap and dis.opmap["LOAD_CLOSURE"] < 256) == (VERSION < (3, 13))
+    # 3.11/3.12 put the NULL below the callable, 3.13+ above.
+    code = compile_source("def f(o):\n    o.m()\n")
+    listing = [i for i in dis.get_instructions(nested(code, "f"))]
+    if (3, 11) <= VERSION < (3, 13):
+        assert any("NULL" in (i.argrepr or "") or i.opname == "LOAD_METHOD" for i in listing)
