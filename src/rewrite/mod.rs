@@ -195,12 +195,24 @@ impl MethodTables {
     }
 }
 
+/// The name part of a site constant, by reference into the code object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SiteName {
+    None,
+    /// `co_names[i]`.
+    Name(u32),
+    /// The cell or free variable of deref index `i`.
+    Deref(u32),
+    /// An operator (`"+="`).
+    Symbol(&'static str),
+}
+
 /// A site constant: `(kind, line, name)`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SiteConst {
     pub kind: SiteKind,
     pub line: Option<i32>,
-    pub name: Option<String>,
+    pub name: SiteName,
 }
 
 #[derive(Debug)]
@@ -272,9 +284,9 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut site_of = Vec::with_capacity(selection.reports.len());
     for r in &selection.reports {
         let line = code.instrs[r.at].position.line;
-        let site = SiteConst { kind: r.kind, line, name: r.name.clone() };
-        let index = *const_index.entry(site.clone()).or_insert_with(|| {
-            consts.push(site.clone());
+        let site = SiteConst { kind: r.kind, line, name: r.name };
+        let index = *const_index.entry(site).or_insert_with(|| {
+            consts.push(site);
             (input.const_count + consts.len() - 1) as u32
         });
         site_of.push((site, index));
