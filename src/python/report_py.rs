@@ -309,8 +309,13 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         code: None,
     };
     match kind {
-        SiteKind::AttrLoad | SiteKind::AttrStore | SiteKind::AttrDelete | SiteKind::CellLoad
-        | SiteKind::CellStore | SiteKind::CellDelete | SiteKind::Inplace => event.obj = value(0)?,
+        SiteKind::AttrLoad
+        | SiteKind::AttrStore
+        | SiteKind::AttrDelete
+        | SiteKind::CellLoad
+        | SiteKind::CellStore
+        | SiteKind::CellDelete
+        | SiteKind::Inplace => event.obj = value(0)?,
         SiteKind::WithEnter | SiteKind::CallSite => {
             event.obj = value(0)?;
             event.key = none();
@@ -470,7 +475,11 @@ impl Record {
             if b.is_none() || b.cast::<PyString>().is_ok() {
                 b.repr().map(|r| r.to_string()).unwrap_or_default()
             } else {
-                format!("<{} at {:#x}>", b.get_type().name().map(|n| n.to_string()).unwrap_or_default(), b.as_ptr() as usize)
+                format!(
+                    "<{} at {:#x}>",
+                    b.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+                    b.as_ptr() as usize
+                )
             }
         };
         format!(

@@ -62,6 +62,9 @@ fn strings(tuple: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     tuple.cast::<PyTuple>()?.iter().map(|s| s.extract::<String>()).collect()
 }
 
+/// `(line, kind, "qualname: name")`.
+type SiteRow = (Option<i32>, &'static str, String);
+
 /// One code object's report for `rewrite_report`.
 struct Listed {
     qualname: String,
@@ -76,8 +79,8 @@ struct Rewriter<'py> {
     code_type: Bound<'py, PyAny>,
     policy: Policy,
     methods: MethodTables,
-    /// `rewrite_report` only: sites and listings.
-    report: Option<(Vec<(Option<i32>, &'static str, String)>, Vec<Listed>, Bound<'py, PyAny>)>,
+    /// `rewrite_report` only: sites, listings, and the disassembler.
+    report: Option<(Vec<SiteRow>, Vec<Listed>, Bound<'py, PyAny>)>,
 }
 
 impl<'py> Rewriter<'py> {
@@ -128,7 +131,8 @@ impl<'py> Rewriter<'py> {
         }
 
         let raw_code = bytes_attr(code, "co_code")?;
-        let exception_table = if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
+        let exception_table =
+            if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
         let line_table = bytes_attr(code, "co_linetable")?;
         let first = code.getattr("co_firstlineno")?.extract::<i32>()?;
         let decoded = decode::decode(

@@ -185,6 +185,7 @@ impl<'a> Selector<'a> {
         self.code.instrs[i].target.and_then(|l| self.labels.get(l.0 as usize).copied().flatten())
     }
 
+    #[allow(clippy::needless_range_loop)] // neighbours are looked at by index
     fn find_calls(&self) -> Vec<Option<CallSite>> {
         let o = self.ops;
         let n = self.code.instrs.len();
@@ -446,7 +447,15 @@ impl<'a> Selector<'a> {
         self.report(cs.insert_at, SiteKind::BuiltinCall, name, fetch);
     }
 
-    fn stash_call(&mut self, load: usize, slot: u32, calls: Vec<CallSite>, region: Vec<usize>, name: SiteName, returns: bool) {
+    fn stash_call(
+        &mut self,
+        load: usize,
+        slot: u32,
+        calls: Vec<CallSite>,
+        region: Vec<usize>,
+        name: SiteName,
+        returns: bool,
+    ) {
         if !self.insertable[load]
             || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(&cs.start))
         {
@@ -639,7 +648,8 @@ impl<'a> Selector<'a> {
             } else if is(o.binary_op) {
                 if let Some((lo, hi)) = self.facts.binary_op_inplace {
                     if (lo..=hi).contains(&arg) {
-                        let symbol = INPLACE_SYMBOLS.get((arg - lo) as usize).map_or(SiteName::None, |s| SiteName::Symbol(s));
+                        let symbol =
+                            INPLACE_SYMBOLS.get((arg - lo) as usize).map_or(SiteName::None, |s| SiteName::Symbol(s));
                         self.report(i, SiteKind::Inplace, symbol, vec![d(2)]);
                     }
                 }
