@@ -189,7 +189,6 @@ thread_local! {
 }
 
 /// Install (or replace, or with `None` remove) the sink; returns the previous one.
-#[allow(dead_code)] // called by the DPOR runtime's bindings
 pub fn set_sink(sink: Option<Sink>) -> Option<Sink> {
     let mut slot = SINK.write().unwrap_or_else(|e| e.into_inner());
     std::mem::replace(&mut *slot, sink)
@@ -310,8 +309,13 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         code: None,
     };
     match kind {
-        SiteKind::AttrLoad | SiteKind::AttrStore | SiteKind::AttrDelete | SiteKind::CellLoad
-        | SiteKind::CellStore | SiteKind::CellDelete | SiteKind::Inplace => event.obj = value(0)?,
+        SiteKind::AttrLoad
+        | SiteKind::AttrStore
+        | SiteKind::AttrDelete
+        | SiteKind::CellLoad
+        | SiteKind::CellStore
+        | SiteKind::CellDelete
+        | SiteKind::Inplace => event.obj = value(0)?,
         SiteKind::WithEnter | SiteKind::CallSite => {
             event.obj = value(0)?;
             event.key = none();
@@ -471,7 +475,11 @@ impl Record {
             if b.is_none() || b.cast::<PyString>().is_ok() {
                 b.repr().map(|r| r.to_string()).unwrap_or_default()
             } else {
-                format!("<{} at {:#x}>", b.get_type().name().map(|n| n.to_string()).unwrap_or_default(), b.as_ptr() as usize)
+                format!(
+                    "<{} at {:#x}>",
+                    b.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+                    b.as_ptr() as usize
+                )
             }
         };
         format!(
@@ -513,6 +521,33 @@ fn _recording_end(py: Python<'_>, events: &Bound<'_, PyList>) {
     }
 }
 
+/// Tests and examples: install a sink that hands each event (as an `Event` record) to the
+/// Python callable `callback` on the reporting thread, or remove the sink with None. A real
+/// runtime installs its own Rust closure with `set_sink`.
+#[pyfunction]
+#[pyo3(signature = (callback))]
+fn _set_python_sink(callback: Option<Py<PyAny>>) {
+    let sink: Option<Sink> = callback.map(|cb| {
+        Arc::new(move |py: Python<'_>, event: &Event| {
+            let copy = Event {
+                kind: event.kind,
+                obj: event.obj.clone_ref(py),
+                key: event.key.clone_ref(py),
+                method: event.method.as_ref().map(|m| m.clone_ref(py)),
+                args: event.args.as_ref().map(|a| a.clone_ref(py)),
+                result: event.result.as_ref().map(|r| r.clone_ref(py)),
+                line: event.line,
+                code: event.code.as_ref().map(|c| c.clone_ref(py)),
+            };
+            let outcome = Py::new(py, Record { event: copy }).and_then(|r| cb.call1(py, (r,)));
+            if let Err(e) = outcome {
+                note_error(py, e);
+            }
+        }) as Sink
+    });
+    set_sink(sink);
+}
+
 /// `(count, last_error)` of failures swallowed by the report natives.
 #[pyfunction]
 fn report_errors() -> (u64, Option<String>) {
@@ -548,6 +583,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_recording_begin, m)?)?;
     m.add_function(wrap_pyfunction!(_recording_end, m)?)?;
     m.add_function(wrap_pyfunction!(report_errors, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_python_sink, m)?)?;
     m.add_function(wrap_pyfunction!(_reporting_activate, m)?)?;
     m.add_function(wrap_pyfunction!(_reporting_deactivate, m)?)?;
     m.add_function(wrap_pyfunction!(reporting_active, m)?)?;

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::decode::{self, RawCode};
 use crate::encode;
-use crate::rewrite::{self, Input, MethodTables, Policy, RewriteError, SiteConst, REWRITER_VERSION};
+use crate::rewrite::{self, Input, MethodTables, Policy, RewriteError, SiteName, REWRITER_VERSION};
 use crate::tables::{self, DerefIndex, OpTable};
 
 create_exception!(
@@ -62,6 +62,9 @@ fn strings(tuple: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     tuple.cast::<PyTuple>()?.iter().map(|s| s.extract::<String>()).collect()
 }
 
+/// `(line, kind, "qualname: name")`.
+type SiteRow = (Option<i32>, &'static str, String);
+
 /// One code object's report for `rewrite_report`.
 struct Listed {
     qualname: String,
@@ -76,8 +79,8 @@ struct Rewriter<'py> {
     code_type: Bound<'py, PyAny>,
     policy: Policy,
     methods: MethodTables,
-    /// `rewrite_report` only: sites and listings.
-    report: Option<(Vec<(Option<i32>, &'static str, String)>, Vec<Listed>, Bound<'py, PyAny>)>,
+    /// `rewrite_report` only: sites, listings, and the disassembler.
+    report: Option<(Vec<SiteRow>, Vec<Listed>, Bound<'py, PyAny>)>,
 }
 
 impl<'py> Rewriter<'py> {
@@ -128,7 +131,8 @@ impl<'py> Rewriter<'py> {
         }
 
         let raw_code = bytes_attr(code, "co_code")?;
-        let exception_table = if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
+        let exception_table =
+            if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
         let line_table = bytes_attr(code, "co_linetable")?;
         let first = code.getattr("co_firstlineno")?.extract::<i32>()?;
         let decoded = decode::decode(
@@ -143,26 +147,35 @@ impl<'py> Rewriter<'py> {
         .map_err(|e| malformed(code, e))?;
 
         let names = strings(&code.getattr("co_names")?)?;
-        let deref_names: Vec<String> = match self.table.deref {
-            DerefIndex::CellsThenFrees => {
-                let mut v = strings(&code.getattr("co_cellvars")?)?;
-                v.extend(strings(&code.getattr("co_freevars")?)?);
-                v
-            }
-            // 3.11+: one "locals plus" index space: locals, then cells that are not also
-            // arguments/locals, then free variables.
-            DerefIndex::LocalsPlus => {
-                let mut v = strings(&code.getattr("co_varnames")?)?;
-                for c in strings(&code.getattr("co_cellvars")?)? {
-                    if !v.contains(&c) {
-                        v.push(c);
-                    }
+        // Only code with closure variables needs their names (computed on first use).
+        let deref_names: std::cell::OnceCell<Vec<String>> = std::cell::OnceCell::new();
+        let has_cells = !code.getattr("co_cellvars")?.cast::<PyTuple>()?.is_empty()
+            || !code.getattr("co_freevars")?.cast::<PyTuple>()?.is_empty();
+        let compute_deref_names = || -> Vec<String> {
+            let get = |attr: &str| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
+            match self.table.deref {
+                DerefIndex::CellsThenFrees => {
+                    let mut v = get("co_cellvars");
+                    v.extend(get("co_freevars"));
+                    v
                 }
-                v.extend(strings(&code.getattr("co_freevars")?)?);
-                v
+                // 3.11+: one "locals plus" index space: locals, then cells that are not also
+                // arguments/locals, then free variables.
+                DerefIndex::LocalsPlus => {
+                    let mut v = get("co_varnames");
+                    for c in get("co_cellvars") {
+                        if !v.contains(&c) {
+                            v.push(c);
+                        }
+                    }
+                    v.extend(get("co_freevars"));
+                    v
+                }
             }
         };
-        let deref_name = |i: u32| deref_names.get(i as usize).cloned();
+        let deref_names = || -> &Vec<String> { deref_names.get_or_init(compute_deref_names) };
+        let deref_name = |i: u32| if has_cells { deref_names().get(i as usize).cloned() } else { None };
+        let co_names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
         let input = Input {
             names: &names,
             const_count: items.len(),
@@ -190,10 +203,23 @@ impl<'py> Rewriter<'py> {
         };
         let encoded = encode::encode(&rw.code).map_err(|e| malformed(code, e))?;
 
+        let site_name = |name: SiteName| -> PyResult<Bound<'py, PyAny>> {
+            Ok(match name {
+                SiteName::None => py.None().into_bound(py),
+                SiteName::Name(i) => co_names.get_item(i as usize)?,
+                SiteName::Deref(i) => match deref_names().get(i as usize) {
+                    Some(n) => PyString::new(py, n).into_any(),
+                    None => py.None().into_bound(py),
+                },
+                SiteName::Symbol(s) => PyString::new(py, s).into_any(),
+            })
+        };
         for site in &rw.new_consts {
-            items.push(site_tuple(py, site)?);
+            let kind = (site.kind as u8).into_pyobject(py)?.into_any();
+            let line = site.line.into_pyobject(py)?.into_any();
+            items.push(PyTuple::new(py, [kind, line, site_name(site.name)?])?.into_any());
         }
-        let mut new_names: Vec<Bound<'py, PyAny>> = code.getattr("co_names")?.cast_into::<PyTuple>()?.iter().collect();
+        let mut new_names: Vec<Bound<'py, PyAny>> = co_names.iter().collect();
         for n in &rw.new_names {
             new_names.push(PyString::intern(py, n).into_any());
         }
@@ -212,7 +238,8 @@ impl<'py> Rewriter<'py> {
         if let Some((sites, listed, disassemble)) = &mut self.report {
             let qn = qualname(code);
             for s in &rw.sites {
-                let what = s.name.clone().unwrap_or_else(|| "[]".to_string());
+                let what = site_name(s.name)?;
+                let what = if what.is_none() { "[]".to_string() } else { what.to_string() };
                 sites.push((s.line, s.kind.event(), format!("{qn}: {what}")));
             }
             let after: String = disassemble.call1((&new_code,))?.extract()?;
@@ -222,16 +249,6 @@ impl<'py> Rewriter<'py> {
         }
         Ok(new_code)
     }
-}
-
-fn site_tuple<'py>(py: Python<'py>, site: &SiteConst) -> PyResult<Bound<'py, PyAny>> {
-    let kind = (site.kind as u8).into_pyobject(py)?.into_any();
-    let line = site.line.into_pyobject(py)?.into_any();
-    let name = match &site.name {
-        Some(n) => PyString::intern(py, n).into_any(),
-        None => py.None().into_bound(py),
-    };
-    Ok(PyTuple::new(py, [kind, line, name])?.into_any())
 }
 
 fn check_code<'py>(py: Python<'py>, code: &Bound<'py, PyAny>) -> PyResult<()> {

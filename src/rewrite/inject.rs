@@ -47,7 +47,8 @@ impl Injector<'_> {
 
     /// `LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE skip [; NOT_TAKEN]`.
     pub fn guard(&self, skip: Label, at: Position) -> Vec<Instr> {
-        let mut out = vec![self.load_global(self.on_name, false).at(at), Instr::jump(self.ops.jump_if_false, skip).at(at)];
+        let mut out =
+            vec![self.load_global(self.on_name, false).at(at), Instr::jump(self.ops.jump_if_false, skip).at(at)];
         if let Some(nt) = self.ops.not_taken {
             out.push(Instr::new(nt, 0).at(at));
         }

@@ -164,26 +164,89 @@ pub struct MethodTables {
 /// Resource methods reported before and after the call (with the returned object).
 pub const DEFAULT_RESOURCE_METHODS: &[&str] = &[
     // DB-API
-    "execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall", "commit", "rollback", "cursor",
+    "execute",
+    "executemany",
+    "executescript",
+    "fetchone",
+    "fetchmany",
+    "fetchall",
+    "commit",
+    "rollback",
+    "cursor",
     "close", // sockets
-    "connect", "send", "sendall", "sendto", "recv", "recv_into", "recvfrom", // files
-    "read", "readline", "readlines", "write", "writelines", "flush", "truncate", "seek",
+    "connect",
+    "send",
+    "sendall",
+    "sendto",
+    "recv",
+    "recv_into",
+    "recvfrom", // files
+    "read",
+    "readline",
+    "readlines",
+    "write",
+    "writelines",
+    "flush",
+    "truncate",
+    "seek",
 ];
 
 /// Methods of list, dict, set, deque and bytearray that read or mutate the receiver.
 pub const CONTAINER_METHODS: &[&str] = &[
-    "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "copy", "count", "index",
-    "update", "setdefault", "get", "keys", "values", "items", "popitem", "add", "discard",
-    "difference_update", "intersection_update", "symmetric_difference_update", "union", "intersection",
-    "difference", "symmetric_difference", "issubset", "issuperset", "isdisjoint", "appendleft", "popleft",
-    "extendleft", "rotate",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "copy",
+    "count",
+    "index",
+    "update",
+    "setdefault",
+    "get",
+    "keys",
+    "values",
+    "items",
+    "popitem",
+    "add",
+    "discard",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "union",
+    "intersection",
+    "difference",
+    "symmetric_difference",
+    "issubset",
+    "issuperset",
+    "isdisjoint",
+    "appendleft",
+    "popleft",
+    "extendleft",
+    "rotate",
 ];
 
 /// Callables (by the name they are called through) that read or write the state of their
 /// first argument: the report carries the callable, whose identity the runtime checks.
 pub const STATE_BUILTINS: &[&str] = &[
-    "getattr", "setattr", "delattr", "hasattr", "getitem", "setitem", "delitem", "heappush", "heappop",
-    "heapify", "heapreplace", "heappushpop", "insort", "insort_left", "insort_right",
+    "getattr",
+    "setattr",
+    "delattr",
+    "hasattr",
+    "getitem",
+    "setitem",
+    "delitem",
+    "heappush",
+    "heappop",
+    "heapify",
+    "heapreplace",
+    "heappushpop",
+    "insort",
+    "insort_left",
+    "insort_right",
 ];
 
 impl MethodTables {
@@ -195,12 +258,24 @@ impl MethodTables {
     }
 }
 
+/// The name part of a site constant, by reference into the code object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SiteName {
+    None,
+    /// `co_names[i]`.
+    Name(u32),
+    /// The cell or free variable of deref index `i`.
+    Deref(u32),
+    /// An operator (`"+="`).
+    Symbol(&'static str),
+}
+
 /// A site constant: `(kind, line, name)`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SiteConst {
     pub kind: SiteKind,
     pub line: Option<i32>,
-    pub name: Option<String>,
+    pub name: SiteName,
 }
 
 #[derive(Debug)]
@@ -256,7 +331,8 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         return Ok(None);
     }
     let ops = ops::for_table(table);
-    let ctx = Context { names: input.names, deref_name: input.deref_name, policy: input.policy, methods: input.methods };
+    let ctx =
+        Context { names: input.names, deref_name: input.deref_name, policy: input.policy, methods: input.methods };
     let mut selection = Selector::new(&code, ops, facts, &ctx).map_err(RewriteError::Input)?.select();
     selection.reports.sort_by_key(|r| (r.at, r.after));
     if selection.reports.is_empty() {
@@ -272,9 +348,9 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut site_of = Vec::with_capacity(selection.reports.len());
     for r in &selection.reports {
         let line = code.instrs[r.at].position.line;
-        let site = SiteConst { kind: r.kind, line, name: r.name.clone() };
-        let index = *const_index.entry(site.clone()).or_insert_with(|| {
-            consts.push(site.clone());
+        let site = SiteConst { kind: r.kind, line, name: r.name };
+        let index = *const_index.entry(site).or_insert_with(|| {
+            consts.push(site);
             (input.const_count + consts.len() - 1) as u32
         });
         site_of.push((site, index));
@@ -297,18 +373,16 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         }
     }
     let mut adjusted: HashMap<(u32, u32), u32> = HashMap::new();
-    for i in 0..n {
-        if delta[i] == 0 {
-            continue;
-        }
-        let Some(h) = code.instrs[i].handler else { continue };
-        let id = *adjusted.entry((h, delta[i])).or_insert_with(|| {
-            let mut handler = code.handlers[h as usize];
-            handler.depth += delta[i];
-            code.handlers.push(handler);
-            (code.handlers.len() - 1) as u32
+    for (instr, &d) in code.instrs.iter_mut().zip(&delta) {
+        let (Some(h), true) = (instr.handler, d > 0) else { continue };
+        let handlers = &mut code.handlers;
+        let id = *adjusted.entry((h, d)).or_insert_with(|| {
+            let mut handler = handlers[h as usize];
+            handler.depth += d;
+            handlers.push(handler);
+            (handlers.len() - 1) as u32
         });
-        code.instrs[i].handler = Some(id);
+        instr.handler = Some(id);
     }
 
     // Borrowed references the stash may keep alive (3.14+).
@@ -413,7 +487,12 @@ enum Chunk {
 
 impl Chunk {
     /// The instructions, and the label the next instruction must carry (a guard's skip).
-    fn build(&self, inj: &Injector<'_>, code: &mut Code, at: crate::linetable::Position) -> (Vec<Instr>, Option<Label>) {
+    fn build(
+        &self,
+        inj: &Injector<'_>,
+        code: &mut Code,
+        at: crate::linetable::Position,
+    ) -> (Vec<Instr>, Option<Label>) {
         match self {
             Chunk::Report { fetch, site_const } => {
                 let skip = code.new_label();

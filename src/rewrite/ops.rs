@@ -104,19 +104,38 @@ fn build(t: &OpTable) -> Ops {
     .collect();
     let mut pure_push = [false; 256];
     let mut pop_one = [false; 256];
-    let consuming_loads =
-        ["LOAD_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR", "LOAD_SPECIAL", "LOAD_FROM_DICT_OR_GLOBALS", "LOAD_FROM_DICT_OR_DEREF"];
+    let consuming_loads = [
+        "LOAD_ATTR",
+        "LOAD_METHOD",
+        "LOAD_SUPER_ATTR",
+        "LOAD_SPECIAL",
+        "LOAD_FROM_DICT_OR_GLOBALS",
+        "LOAD_FROM_DICT_OR_DEREF",
+    ];
     let pure = [
-        "PUSH_NULL", "COPY", "DUP_TOP", "DUP_TOP_TWO", "NOP", "NOT_TAKEN", "KW_NAMES", "RESUME", "JUMP_FORWARD",
-        "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_ABSOLUTE", "MAKE_CELL", "COPY_FREE_VARS", "GET_LEN",
+        "PUSH_NULL",
+        "COPY",
+        "DUP_TOP",
+        "DUP_TOP_TWO",
+        "NOP",
+        "NOT_TAKEN",
+        "KW_NAMES",
+        "RESUME",
+        "JUMP_FORWARD",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "JUMP_ABSOLUTE",
+        "MAKE_CELL",
+        "COPY_FREE_VARS",
+        "GET_LEN",
     ];
     let pops_one_only = ["POP_TOP", "JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP"];
     for op in t.ops.iter().flatten() {
         let name = op.name;
         pure_push[op.code as usize] =
             (name.starts_with("LOAD_") && !consuming_loads.contains(&name)) || pure.contains(&name);
-        pop_one[op.code as usize] = pops_one_only.contains(&name)
-            || (name.starts_with("POP_JUMP_") && op.stack_effect(0, false) == Some(-1));
+        pop_one[op.code as usize] =
+            pops_one_only.contains(&name) || (name.starts_with("POP_JUMP_") && op.stack_effect(0, false) == Some(-1));
     }
     let zero_arg_builds =
         ["BUILD_LIST", "BUILD_TUPLE", "BUILD_SET", "BUILD_MAP", "BUILD_STRING"].iter().filter_map(|n| c(n)).collect();

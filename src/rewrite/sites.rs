@@ -14,7 +14,7 @@ use crate::tables::{ArgKind, Flow};
 
 use super::facts::{Facts, NullSlot};
 use super::ops::Ops;
-use super::{MethodTables, Policy, SiteKind};
+use super::{MethodTables, Policy, SiteKind, SiteName};
 
 /// A value a report passes to the native.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct Report {
     /// false: before `at` (jumps to `at` are redirected to the report); true: right after `at`.
     pub after: bool,
     pub kind: SiteKind,
-    pub name: Option<String>,
+    pub name: SiteName,
     pub fetch: Vec<Fetch>,
 }
 
@@ -185,6 +185,7 @@ impl<'a> Selector<'a> {
         self.code.instrs[i].target.and_then(|l| self.labels.get(l.0 as usize).copied().flatten())
     }
 
+    #[allow(clippy::needless_range_loop)] // neighbours are looked at by index
     fn find_calls(&self) -> Vec<Option<CallSite>> {
         let o = self.ops;
         let n = self.code.instrs.len();
@@ -276,10 +277,26 @@ impl<'a> Selector<'a> {
         ok
     }
 
-    fn name(&self, i: usize) -> Option<String> {
+    /// The co_names index an instruction's argument names.
+    fn name_index(&self, i: usize) -> Option<u32> {
         let instr = &self.code.instrs[i];
         match self.code.table.op(instr.op)?.arg {
-            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).cloned(),
+            ArgKind::Name { shift } => {
+                let index = instr.arg >> shift;
+                ((index as usize) < self.ctx.names.len()).then_some(index)
+            }
+            _ => None,
+        }
+    }
+
+    fn site_name(&self, i: usize) -> SiteName {
+        self.name_index(i).map_or(SiteName::None, SiteName::Name)
+    }
+
+    fn name(&self, i: usize) -> Option<&'a str> {
+        let instr = &self.code.instrs[i];
+        match self.code.table.op(instr.op)?.arg {
+            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).map(|s| s.as_str()),
             _ => None,
         }
     }
@@ -410,7 +427,7 @@ impl<'a> Selector<'a> {
         found
     }
 
-    fn report(&mut self, at: usize, kind: SiteKind, name: Option<String>, fetch: Vec<Fetch>) {
+    fn report(&mut self, at: usize, kind: SiteKind, name: SiteName, fetch: Vec<Fetch>) {
         if self.insertable[at] {
             self.out.reports.push(Report { at, after: false, kind, name, fetch });
         }
@@ -418,7 +435,7 @@ impl<'a> Selector<'a> {
 
     /// A report of the call `cs` by the state-accessing builtin `name`: the callable and the
     /// first two positional arguments.
-    fn builtin_call(&mut self, cs: CallSite, name: String) {
+    fn builtin_call(&mut self, cs: CallSite, name: SiteName) {
         let Some(n) = cs.positional else { return };
         if n == 0 || !self.claimed.insert(cs.start) {
             return;
@@ -427,10 +444,18 @@ impl<'a> Selector<'a> {
         if n >= 2 {
             fetch.push(Fetch::Depth(n - 1));
         }
-        self.report(cs.insert_at, SiteKind::BuiltinCall, Some(name), fetch);
+        self.report(cs.insert_at, SiteKind::BuiltinCall, name, fetch);
     }
 
-    fn stash_call(&mut self, load: usize, slot: u32, calls: Vec<CallSite>, region: Vec<usize>, name: String, returns: bool) {
+    fn stash_call(
+        &mut self,
+        load: usize,
+        slot: u32,
+        calls: Vec<CallSite>,
+        region: Vec<usize>,
+        name: SiteName,
+        returns: bool,
+    ) {
         if !self.insertable[load]
             || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(&cs.start))
         {
@@ -448,7 +473,7 @@ impl<'a> Selector<'a> {
                 at: cs.insert_at,
                 after: false,
                 kind: SiteKind::Call,
-                name: Some(name.clone()),
+                name,
                 fetch: vec![Fetch::Depth(cs.consumed + 1)],
             });
             if returns {
@@ -456,7 +481,7 @@ impl<'a> Selector<'a> {
                     at: cs.end,
                     after: true,
                     kind: SiteKind::CallReturn,
-                    name: Some(name.clone()),
+                    name,
                     fetch: vec![Fetch::Depth(2), Fetch::Depth(1)],
                 });
             }
@@ -506,9 +531,10 @@ impl<'a> Selector<'a> {
                     continue;
                 }
                 let slot = h - 1;
-                let builtin = shared && m.builtin.contains(name.as_str());
-                let resource = m.resource.contains(name.as_str());
-                let container = shared && m.container.contains(name.as_str());
+                let builtin = shared && m.builtin.contains(name);
+                let resource = m.resource.contains(name);
+                let container = shared && m.container.contains(name);
+                let name = self.site_name(i);
                 if !(builtin || resource || container || all) {
                     continue;
                 }
@@ -516,7 +542,7 @@ impl<'a> Selector<'a> {
                 let before = self.claimed.len();
                 if builtin {
                     for cs in calls {
-                        self.builtin_call(cs, name.clone());
+                        self.builtin_call(cs, name);
                     }
                 } else {
                     self.stash_call(i, slot, calls, region, name, resource || all);
@@ -526,9 +552,9 @@ impl<'a> Selector<'a> {
                 }
             } else if is(o.load_global) && self.name_flag(i) && shared {
                 let Some(name) = self.name(i) else { continue };
-                if m.builtin.contains(name.as_str()) {
+                if m.builtin.contains(name) {
                     for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
-                        self.builtin_call(cs, name.clone());
+                        self.builtin_call(cs, self.site_name(i));
                     }
                 }
             }
@@ -540,15 +566,13 @@ impl<'a> Selector<'a> {
             let is = |x: Option<u8>| x == Some(op);
             if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
                 if shared && !method_loads_done.contains(&i) {
-                    let name = self.name(i);
-                    self.report(i, SiteKind::AttrLoad, name, vec![Fetch::Depth(1)]);
+                    self.report(i, SiteKind::AttrLoad, self.site_name(i), vec![Fetch::Depth(1)]);
                 }
             } else if is(o.load_attr) {
-                let Some(name) = self.name(i) else { continue };
-                let builtin = shared && m.builtin.contains(name.as_str());
-                let bound = m.resource.contains(name.as_str())
-                    || (shared && m.container.contains(name.as_str()))
-                    || all;
+                let Some(text) = self.name(i) else { continue };
+                let builtin = shared && m.builtin.contains(text);
+                let bound = m.resource.contains(text) || (shared && m.container.contains(text)) || all;
+                let name = self.site_name(i);
                 // A plain load the call is reported for (3.10 keyword calls, `*args` calls,
                 // 3.12's `module.function()`) is not reported as an attribute load too, as
                 // with method-form loads.
@@ -557,28 +581,32 @@ impl<'a> Selector<'a> {
                     if let Some(cs) = self.pair_weak(i, h - 1) {
                         let before = self.claimed.len();
                         if builtin {
-                            self.builtin_call(cs, name.clone());
+                            self.builtin_call(cs, name);
                         } else if self.claimed.insert(cs.start) {
-                            self.report(cs.insert_at, SiteKind::CallBound, Some(name.clone()), vec![Fetch::Depth(cs.probe)]);
+                            self.report(cs.insert_at, SiteKind::CallBound, name, vec![Fetch::Depth(cs.probe)]);
                         }
                         call_reported = self.claimed.len() > before;
                     }
                 }
                 if shared && !call_reported {
-                    self.report(i, SiteKind::AttrLoad, Some(name), vec![Fetch::Depth(1)]);
+                    self.report(i, SiteKind::AttrLoad, name, vec![Fetch::Depth(1)]);
                 }
             } else if is(o.load_global) || is(o.load_name) || is(o.load_deref) {
-                let name = if is(o.load_deref) { (self.ctx.deref_name)(self.arg(i)) } else { self.name(i) };
-                let Some(name) = name else { continue };
+                let (text, name) = if is(o.load_deref) {
+                    ((self.ctx.deref_name)(self.arg(i)), SiteName::Deref(self.arg(i)))
+                } else {
+                    (self.name(i).map(str::to_string), self.site_name(i))
+                };
+                let Some(text) = text else { continue };
                 if is(o.load_global) && shared {
-                    self.report(i, SiteKind::GlobalLoad, Some(name.clone()), vec![]);
+                    self.report(i, SiteKind::GlobalLoad, name, vec![]);
                 } else if is(o.load_name) && all {
-                    self.report(i, SiteKind::NameLoad, Some(name.clone()), vec![]);
-                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&name.as_str()) {
-                    self.report(i, SiteKind::CellLoad, Some(name.clone()), vec![Fetch::Cell(self.arg(i))]);
+                    self.report(i, SiteKind::NameLoad, name, vec![]);
+                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&text.as_str()) {
+                    self.report(i, SiteKind::CellLoad, name, vec![Fetch::Cell(self.arg(i))]);
                 }
                 let null_pair = is(o.load_global) && self.name_flag(i);
-                if shared && !null_pair && m.builtin.contains(name.as_str()) {
+                if shared && !null_pair && m.builtin.contains(text.as_str()) {
                     if let Some(cs) = self.pair_weak(i, h) {
                         self.builtin_call(cs, name);
                     }
@@ -595,7 +623,7 @@ impl<'a> Selector<'a> {
             let is = |x: Option<u8>| x == Some(op);
             if let Some(cs) = self.calls[i] {
                 if all && !self.claimed.contains(&cs.start) {
-                    self.report(cs.insert_at, SiteKind::CallSite, None, vec![Fetch::Depth(cs.probe)]);
+                    self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, vec![Fetch::Depth(cs.probe)]);
                 }
                 continue;
             }
@@ -604,49 +632,50 @@ impl<'a> Selector<'a> {
             }
             let d = |k: u32| Fetch::Depth(k);
             if is(o.store_attr) {
-                self.report(i, SiteKind::AttrStore, self.name(i), vec![d(1)]);
+                self.report(i, SiteKind::AttrStore, self.site_name(i), vec![d(1)]);
             } else if is(o.delete_attr) {
-                self.report(i, SiteKind::AttrDelete, self.name(i), vec![d(1)]);
+                self.report(i, SiteKind::AttrDelete, self.site_name(i), vec![d(1)]);
             } else if is(o.binary_subscr) || (is(o.binary_op) && Some(arg) == self.facts.binary_op_subscr) {
-                self.report(i, SiteKind::ItemLoad, None, vec![d(2), d(1)]);
+                self.report(i, SiteKind::ItemLoad, SiteName::None, vec![d(2), d(1)]);
             } else if is(o.store_subscr) {
-                self.report(i, SiteKind::ItemStore, None, vec![d(2), d(1)]);
+                self.report(i, SiteKind::ItemStore, SiteName::None, vec![d(2), d(1)]);
             } else if is(o.delete_subscr) {
-                self.report(i, SiteKind::ItemDelete, None, vec![d(2), d(1)]);
+                self.report(i, SiteKind::ItemDelete, SiteName::None, vec![d(2), d(1)]);
             } else if is(o.binary_slice) {
-                self.report(i, SiteKind::SliceLoad, None, vec![d(3), d(2), d(1)]);
+                self.report(i, SiteKind::SliceLoad, SiteName::None, vec![d(3), d(2), d(1)]);
             } else if is(o.store_slice) {
-                self.report(i, SiteKind::SliceStore, None, vec![d(3), d(2), d(1)]);
+                self.report(i, SiteKind::SliceStore, SiteName::None, vec![d(3), d(2), d(1)]);
             } else if is(o.binary_op) {
                 if let Some((lo, hi)) = self.facts.binary_op_inplace {
                     if (lo..=hi).contains(&arg) {
-                        let symbol = INPLACE_SYMBOLS.get((arg - lo) as usize).map(|s| s.to_string());
+                        let symbol =
+                            INPLACE_SYMBOLS.get((arg - lo) as usize).map_or(SiteName::None, |s| SiteName::Symbol(s));
                         self.report(i, SiteKind::Inplace, symbol, vec![d(2)]);
                     }
                 }
             } else if let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) {
-                self.report(i, SiteKind::Inplace, Some(symbol.to_string()), vec![d(2)]);
+                self.report(i, SiteKind::Inplace, SiteName::Symbol(symbol), vec![d(2)]);
             } else if is(o.store_global) {
-                self.report(i, SiteKind::GlobalStore, self.name(i), vec![]);
+                self.report(i, SiteKind::GlobalStore, self.site_name(i), vec![]);
             } else if is(o.delete_global) {
-                self.report(i, SiteKind::GlobalDelete, self.name(i), vec![]);
+                self.report(i, SiteKind::GlobalDelete, self.site_name(i), vec![]);
             } else if is(o.store_deref) || is(o.delete_deref) {
                 let Some(name) = (self.ctx.deref_name)(arg) else { continue };
                 if HIDDEN_CELLS.contains(&name.as_str()) {
                     continue;
                 }
                 let kind = if is(o.store_deref) { SiteKind::CellStore } else { SiteKind::CellDelete };
-                self.report(i, kind, Some(name), vec![Fetch::Cell(arg)]);
+                self.report(i, kind, SiteName::Deref(arg), vec![Fetch::Cell(arg)]);
             } else if is(o.store_name) && all {
-                self.report(i, SiteKind::NameStore, self.name(i), vec![]);
+                self.report(i, SiteKind::NameStore, self.site_name(i), vec![]);
             } else if is(o.delete_name) && all {
-                self.report(i, SiteKind::NameDelete, self.name(i), vec![]);
+                self.report(i, SiteKind::NameDelete, self.site_name(i), vec![]);
             } else if is(o.setup_with) || is(o.before_with) || is(o.before_async_with) {
-                self.report(i, SiteKind::WithEnter, None, vec![d(1)]);
+                self.report(i, SiteKind::WithEnter, SiteName::None, vec![d(1)]);
             } else if is(o.load_special) {
                 if let Some((enter, aenter)) = self.facts.load_special_enter {
                     if arg == enter || arg == aenter {
-                        self.report(i, SiteKind::WithEnter, None, vec![d(1)]);
+                        self.report(i, SiteKind::WithEnter, SiteName::None, vec![d(1)]);
                     }
                 }
             }

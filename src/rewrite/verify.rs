@@ -14,16 +14,14 @@ pub fn check(code: &Code) -> Result<(), String> {
     let resolve = |l: crate::instr::Label| labels.get(l.0 as usize).copied().flatten();
     let mut entry: Vec<Option<i64>> = vec![None; n];
     let mut work: Vec<usize> = Vec::new();
-    let reach = |entry: &mut Vec<Option<i64>>, work: &mut Vec<usize>, at: usize, h: i64, from: usize| {
-        match entry[at] {
-            None => {
-                entry[at] = Some(h);
-                work.push(at);
-                Ok(())
-            }
-            Some(old) if old == h => Ok(()),
-            Some(old) => Err(format!("stack height at instruction {at} is {old} on one path, {h} from instruction {from}")),
+    let reach = |entry: &mut Vec<Option<i64>>, work: &mut Vec<usize>, at: usize, h: i64, from: usize| match entry[at] {
+        None => {
+            entry[at] = Some(h);
+            work.push(at);
+            Ok(())
         }
+        Some(old) if old == h => Ok(()),
+        Some(old) => Err(format!("stack height at instruction {at} is {old} on one path, {h} from instruction {from}")),
     };
     if n > 0 {
         reach(&mut entry, &mut work, 0, 0, 0)?;

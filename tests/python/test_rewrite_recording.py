@@ -489,3 +489,43 @@ def test_events_carry_file_and_line():
     ]
     assert events[0].code.co_name == "f"
     assert "attr_load" in repr(events[0])
+
+
+def test_sink_sees_every_thread_before_the_access():
+    """The runtime's sink (here a Python callable behind the same Rust API) is called on the
+    reporting thread, before the access, with no lock held: it may block and run Python code;
+    reports made while it runs on that thread are dropped."""
+    ns = load(
+        """
+        def touch(o, v):
+            o.x = v
+        """
+    )
+
+    class O:
+        pass
+
+    seen = []
+    lock = threading.Lock()
+
+    def sink(event):
+        # Runs before the store: the old value is still there.
+        with lock:
+            seen.append((threading.current_thread().name, event.kind, event.key, getattr(event.obj, "x", None)))
+        ns["touch"](O(), 0)  # re-entrant report from inside the sink: dropped
+
+    o = O()
+    errors_before = _native.report_errors()[0]
+    _native._set_python_sink(sink)
+    _native._reporting_activate()
+    try:
+        t = threading.Thread(target=ns["touch"], args=(o, 1), name="worker")
+        t.start()
+        t.join()
+        ns["touch"](o, 2)
+    finally:
+        _native._reporting_deactivate()
+        _native._set_python_sink(None)
+    assert seen == [("worker", "attr_store", "x", None), ("MainThread", "attr_store", "x", 1)]
+    assert o.x == 2
+    assert _native.report_errors()[0] == errors_before
