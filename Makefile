@@ -44,7 +44,7 @@ ft-check:
 python-test: install
 	$(FRONTRUN_CACHE)/tools/bin/python scripts/test_matrix.py
 
-test: rust-test ft-check pip-install-check python-test
+test: rust-test ft-check pip-install-check python-test cpython-tests-subset
 
 demo: install
 	$$(awk '$$1=="$(DEMO_PYTHON)"{print $$3}' $(FRONTRUN_CACHE)/pythons.txt)/bin/python -m frontrun.rewrite examples/bank.py
@@ -56,9 +56,11 @@ cpython-tests: install
 cpython-tests-subset: install
 	$(FRONTRUN_CACHE)/tools/bin/python scripts/cpython_regrtests.py --subset
 
+# Criterion (Rust) and the Python benchmark scripts; each prints ratios against a baseline
+# measured in the same run.
 bench: install
-	cargo bench
-	$$(awk '$$1=="$(DEMO_PYTHON)"{print $$3}' $(FRONTRUN_CACHE)/pythons.txt)/bin/python benchmarks/run_all.py
+	FRONTRUN_BENCH_PYTHON=$$(awk '$$1=="$(DEMO_PYTHON)"{print $$2}' $(FRONTRUN_CACHE)/pythons.txt) cargo bench
+	$(FRONTRUN_CACHE)/tools/bin/python benchmarks/run_all.py
 
 clean:
 	rm -rf target
