@@ -1,6 +1,7 @@
 //! Arbitrary and mutated input never panics; whatever is accepted writes back unchanged.
 
 use frontrun::marshal::{self, PyVersion};
+
 use proptest::prelude::*;
 
 const VERSIONS: [PyVersion; 6] = [
@@ -38,8 +39,14 @@ fn check(data: &[u8]) {
             if !data[..used].contains(&0xb0) {
                 assert_eq!(out, &data[..used], "{v}");
             }
-            let plain = marshal::dumps_without_refs(&obj, v).expect("writes without refs");
-            marshal::loads(&plain, v).expect("written without refs reads back");
+            match marshal::dumps_without_refs(&obj, v) {
+                Ok(plain) => {
+                    marshal::loads(&plain, v).expect("written without refs reads back");
+                }
+                // A reference back into a list or dict still being read (a cycle, which
+                // CPython's marshal accepts too) has no value that could be inlined.
+                Err(e) => assert!(matches!(e.kind, marshal::ErrorKind::DanglingRef(_)), "{e}"),
+            }
         }
     }
 }
