@@ -91,10 +91,14 @@ pub enum SiteKind {
     NameDelete = 23,
     /// Policy `all`: any other call. Values: its callable (or `self` for a method pair).
     CallSite = 24,
+    /// `x in c` / `not in` (CONTAINS_OP). Values: the container.
+    Contains = 25,
+    /// GET_ITER (`for ... in c`, comprehensions, unpacking into a loop). Values: the iterable.
+    Iter = 26,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 24] = [
+    pub const ALL: [SiteKind; 26] = [
         SiteKind::AttrLoad,
         SiteKind::AttrStore,
         SiteKind::AttrDelete,
@@ -119,6 +123,8 @@ impl SiteKind {
         SiteKind::NameStore,
         SiteKind::NameDelete,
         SiteKind::CallSite,
+        SiteKind::Contains,
+        SiteKind::Iter,
     ];
 
     pub fn from_code(code: u8) -> Option<SiteKind> {
@@ -149,6 +155,8 @@ impl SiteKind {
             SiteKind::NameStore => "name_store",
             SiteKind::NameDelete => "name_delete",
             SiteKind::CallSite => "call_site",
+            SiteKind::Contains => "contains",
+            SiteKind::Iter => "iter",
         }
     }
 }
@@ -158,7 +166,12 @@ impl SiteKind {
 pub struct MethodTables {
     pub resource: HashSet<String>,
     pub container: HashSet<String>,
+    /// Synchronisation methods (reported as `call` before the call, like container methods).
+    pub sync: HashSet<String>,
     pub builtin: HashSet<String>,
+    /// Builtins that read their first argument's size or contents, reported only when called
+    /// by a plain name (`len(x)`, not `obj.len(x)`).
+    pub reading: HashSet<String>,
 }
 
 /// Resource methods reported before and after the call (with the returned object).
@@ -229,6 +242,25 @@ pub const CONTAINER_METHODS: &[&str] = &[
     "rotate",
 ];
 
+/// Methods of locks, conditions, events, semaphores, queues and threads that may block or
+/// observe another thread: the runtime must see them before the call enters C (it filters by
+/// the receiver's type; a `str.join` report is dropped there).
+pub const SYNC_METHODS: &[&str] = &[
+    "acquire",
+    "release",
+    "locked",
+    "wait",
+    "notify",
+    "notify_all",
+    "set",
+    "is_set",
+    "get",
+    "put",
+    "get_nowait",
+    "put_nowait",
+    "join",
+];
+
 /// Callables (by the name they are called through) that read or write the state of their
 /// first argument: the report carries the callable, whose identity the runtime checks.
 pub const STATE_BUILTINS: &[&str] = &[
@@ -249,12 +281,23 @@ pub const STATE_BUILTINS: &[&str] = &[
     "insort_right",
 ];
 
+/// Builtins whose result depends on a container's size or contents (a thread branching on
+/// them must be seen reading the container). Positional calls only.
+pub const READING_BUILTINS: &[&str] =
+    &["len", "bool", "iter", "sorted", "list", "tuple", "set", "sum", "min", "max", "any", "all"];
+
 impl MethodTables {
     pub fn new(extra_resources: &[String]) -> MethodTables {
         let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
         let mut resource = set(DEFAULT_RESOURCE_METHODS);
         resource.extend(extra_resources.iter().cloned());
-        MethodTables { resource, container: set(CONTAINER_METHODS), builtin: set(STATE_BUILTINS) }
+        MethodTables {
+            resource,
+            container: set(CONTAINER_METHODS),
+            sync: set(SYNC_METHODS),
+            builtin: set(STATE_BUILTINS),
+            reading: set(READING_BUILTINS),
+        }
     }
 }
 

@@ -533,7 +533,7 @@ impl<'a> Selector<'a> {
                 let slot = h - 1;
                 let builtin = shared && m.builtin.contains(name);
                 let resource = m.resource.contains(name);
-                let container = shared && m.container.contains(name);
+                let container = shared && (m.container.contains(name) || m.sync.contains(name));
                 let name = self.site_name(i);
                 if !(builtin || resource || container || all) {
                     continue;
@@ -552,7 +552,7 @@ impl<'a> Selector<'a> {
                 }
             } else if is(o.load_global) && self.name_flag(i) && shared {
                 let Some(name) = self.name(i) else { continue };
-                if m.builtin.contains(name) {
+                if m.builtin.contains(name) || m.reading.contains(name) {
                     for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
                         self.builtin_call(cs, self.site_name(i));
                     }
@@ -571,7 +571,9 @@ impl<'a> Selector<'a> {
             } else if is(o.load_attr) {
                 let Some(text) = self.name(i) else { continue };
                 let builtin = shared && m.builtin.contains(text);
-                let bound = m.resource.contains(text) || (shared && m.container.contains(text)) || all;
+                let bound = m.resource.contains(text)
+                    || (shared && (m.container.contains(text) || m.sync.contains(text)))
+                    || all;
                 let name = self.site_name(i);
                 // A plain load the call is reported for (3.10 keyword calls, `*args` calls,
                 // 3.12's `module.function()`) is not reported as an attribute load too, as
@@ -606,7 +608,7 @@ impl<'a> Selector<'a> {
                     self.report(i, SiteKind::CellLoad, name, vec![Fetch::Cell(self.arg(i))]);
                 }
                 let null_pair = is(o.load_global) && self.name_flag(i);
-                if shared && !null_pair && m.builtin.contains(text.as_str()) {
+                if shared && !null_pair && (m.builtin.contains(text.as_str()) || m.reading.contains(text.as_str())) {
                     if let Some(cs) = self.pair_weak(i, h) {
                         self.builtin_call(cs, name);
                     }
@@ -655,6 +657,11 @@ impl<'a> Selector<'a> {
                 }
             } else if let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) {
                 self.report(i, SiteKind::Inplace, SiteName::Symbol(symbol), vec![d(2)]);
+            } else if is(o.contains_op) {
+                self.report(i, SiteKind::Contains, SiteName::None, vec![d(1)]);
+            } else if is(o.get_iter) {
+                // The loop header, never a FOR_ITER target (`insertable` refuses those).
+                self.report(i, SiteKind::Iter, SiteName::None, vec![d(1)]);
             } else if is(o.store_global) {
                 self.report(i, SiteKind::GlobalStore, self.site_name(i), vec![]);
             } else if is(o.delete_global) {
