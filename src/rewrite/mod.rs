@@ -520,6 +520,70 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     Ok(Some(Rewritten { code, new_names: vec![GUARD_NAME, REPORT_NAME], new_consts: consts, sites, injected }))
 }
 
+/// One code object as plain parts: what both adapters (a live `CodeType`, a marshal `Code` of
+/// another interpreter version) can supply without the other's object model.
+pub struct Parts<'a> {
+    pub code: &'a [u8],
+    /// `co_exceptiontable` (empty on 3.10).
+    pub exception_table: &'a [u8],
+    pub line_table: &'a [u8],
+    pub first_line: i32,
+    pub names: &'a [String],
+    pub const_count: usize,
+    /// Name of a deref index (cell or free variable), if the code has any.
+    pub deref_name: &'a dyn Fn(u32) -> Option<String>,
+}
+
+/// The rewritten parts; the adapter appends `new_names` to `co_names` and one constant per
+/// `new_consts` entry to `co_consts`, and sets the stack size to the larger of `stacksize`
+/// and the original.
+pub struct RewrittenParts {
+    pub code: Vec<u8>,
+    pub exception_table: Vec<u8>,
+    pub line_table: Vec<u8>,
+    pub stacksize: u32,
+    pub new_names: Vec<&'static str>,
+    pub new_consts: Vec<SiteConst>,
+    pub sites: Vec<SiteConst>,
+    /// The rewritten instructions (for listings) and which of them were injected.
+    pub instrs: Code,
+    pub injected: Vec<bool>,
+}
+
+/// Decode, rewrite and encode one code object. `Ok(None)`: nothing selected.
+pub fn rewrite_parts(
+    table: &'static crate::tables::OpTable,
+    parts: &Parts<'_>,
+    policy: Policy,
+    methods: &MethodTables,
+) -> Result<Option<RewrittenParts>, RewriteError> {
+    let decoded = crate::decode::decode(
+        table,
+        crate::decode::RawCode {
+            code: parts.code,
+            exception_table: parts.exception_table,
+            line_table: parts.line_table,
+            first_line: parts.first_line,
+        },
+    )
+    .map_err(|e| RewriteError::Input(e.to_string()))?;
+    let input =
+        Input { names: parts.names, const_count: parts.const_count, deref_name: parts.deref_name, policy, methods };
+    let Some(rw) = rewrite(decoded, &input)? else { return Ok(None) };
+    let encoded = crate::encode::encode(&rw.code).map_err(|e| RewriteError::Internal(e.to_string()))?;
+    Ok(Some(RewrittenParts {
+        code: encoded.code,
+        exception_table: encoded.exception_table,
+        line_table: encoded.line_table,
+        stacksize: encoded.stacksize,
+        new_names: rw.new_names,
+        new_consts: rw.new_consts,
+        sites: rw.sites,
+        instrs: rw.code,
+        injected: rw.injected,
+    }))
+}
+
 #[derive(Clone, Debug)]
 enum Chunk {
     Report { fetch: Vec<Fetch>, site_const: u32 },
