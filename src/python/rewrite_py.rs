@@ -74,12 +74,22 @@ struct Listed {
     after: Option<(String, Vec<bool>)>,
 }
 
+/// The method tables for `extra` resource methods; the default ones are built once (they
+/// are sets of ~100 strings, and the import hook rewrites module by module).
+fn method_tables(extra: &[String]) -> std::sync::Arc<MethodTables> {
+    static DEFAULT: std::sync::OnceLock<std::sync::Arc<MethodTables>> = std::sync::OnceLock::new();
+    if extra.is_empty() {
+        return DEFAULT.get_or_init(|| std::sync::Arc::new(MethodTables::new(&[]))).clone();
+    }
+    std::sync::Arc::new(MethodTables::new(extra))
+}
+
 struct Rewriter<'py> {
     py: Python<'py>,
     table: &'static OpTable,
     code_type: Bound<'py, PyAny>,
     policy: Policy,
-    methods: MethodTables,
+    methods: std::sync::Arc<MethodTables>,
     /// `rewrite_report` only: sites, listings, and the disassembler.
     report: Option<(Vec<SiteRow>, Vec<Listed>, Bound<'py, PyAny>)>,
 }
@@ -101,7 +111,7 @@ impl<'py> Rewriter<'py> {
             table,
             code_type: py.import("types")?.getattr("CodeType")?,
             policy,
-            methods: MethodTables::new(&resource_methods),
+            methods: method_tables(&resource_methods),
             report,
         })
     }
@@ -122,7 +132,8 @@ impl<'py> Rewriter<'py> {
         let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len());
         let mut children_changed = false;
         for c in consts.iter() {
-            if c.is_instance(&self.code_type)? {
+            // CodeType cannot be subclassed: an exact type check suffices.
+            if c.get_type().is(&self.code_type) {
                 let new = self.rewrite(&c)?;
                 children_changed |= !new.is(&c);
                 items.push(new);
@@ -138,10 +149,8 @@ impl<'py> Rewriter<'py> {
         let first = code.getattr("co_firstlineno")?.extract::<i32>()?;
         let co_names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
         let names = strings(co_names.as_any())?;
-        // Only code with closure variables needs their names (computed on first use).
+        // Computed on first use: only deref ops ask, and only code with cells has those.
         let deref_names: std::cell::OnceCell<Vec<String>> = std::cell::OnceCell::new();
-        let has_cells = !code.getattr("co_cellvars")?.cast::<PyTuple>()?.is_empty()
-            || !code.getattr("co_freevars")?.cast::<PyTuple>()?.is_empty();
         let compute_deref_names = || -> Vec<String> {
             let get = |attr: &str| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
             match self.table.deref {
@@ -165,7 +174,7 @@ impl<'py> Rewriter<'py> {
             }
         };
         let deref_names = || -> &Vec<String> { deref_names.get_or_init(compute_deref_names) };
-        let deref_name = |i: u32| if has_cells { deref_names().get(i as usize).cloned() } else { None };
+        let deref_name = |i: u32| deref_names().get(i as usize).cloned();
         let parts = Parts {
             code: raw_code.as_bytes(),
             exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),

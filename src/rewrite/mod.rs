@@ -473,22 +473,22 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
 
     let old = std::mem::take(&mut code.instrs);
-    let mut out: Vec<Instr> = Vec::with_capacity(old.len() * 2);
-    let mut injected: Vec<bool> = Vec::with_capacity(old.len() * 2);
+    let mut out: Vec<Instr> = Vec::with_capacity(old.len() + selection.reports.len() * 10);
+    let mut injected: Vec<bool> = Vec::with_capacity(out.capacity());
     for (i, mut instr) in old.into_iter().enumerate() {
         let at = instr.position;
         let handler = instr.handler;
         // Whatever jumped to the instruction now enters its first report.
         let mut pending: Option<Label> = if before[i].is_empty() { None } else { instr.label.take() };
         for chunk in &before[i] {
-            let (mut seq, skip) = chunk.build(&injector, &mut code, at);
-            seq[0].label = pending.take();
+            let first = out.len();
+            let skip = chunk.build(&injector, &mut code, at, &mut out);
+            out[first].label = pending.take();
             pending = skip;
-            for mut s in seq {
+            for s in &mut out[first..] {
                 s.handler = handler;
-                out.push(s);
-                injected.push(true);
             }
+            injected.resize(out.len(), true);
         }
         if pending.is_some() {
             instr.label = pending.take();
@@ -496,16 +496,16 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         out.push(instr);
         injected.push(false);
         for chunk in &after[i] {
-            let (mut seq, skip) = chunk.build(&injector, &mut code, at);
+            let first = out.len();
+            let skip = chunk.build(&injector, &mut code, at, &mut out);
             if pending.is_some() {
-                seq[0].label = pending.take();
+                out[first].label = pending.take();
             }
             pending = skip;
-            for mut s in seq {
+            for s in &mut out[first..] {
                 s.handler = handler;
-                out.push(s);
-                injected.push(true);
             }
+            injected.resize(out.len(), true);
         }
         if pending.is_some() {
             return Err(RewriteError::Internal(format!("a report after instruction {i} has nowhere to skip to")));
@@ -593,23 +593,34 @@ enum Chunk {
 }
 
 impl Chunk {
-    /// The instructions, and the label the next instruction must carry (a guard's skip).
+    /// Appends the instructions to `out`; returns the label the next instruction must carry
+    /// (a guard's skip).
     fn build(
         &self,
         inj: &Injector<'_>,
         code: &mut Code,
         at: crate::linetable::Position,
-    ) -> (Vec<Instr>, Option<Label>) {
+        out: &mut Vec<Instr>,
+    ) -> Option<Label> {
         match self {
             Chunk::Report { fetch, site_const } => {
                 let skip = code.new_label();
-                let mut seq = inj.guard(skip, at);
-                seq.extend(inj.call(fetch, *site_const, at));
-                (seq, Some(skip))
+                inj.guard(skip, at, out);
+                inj.call(fetch, *site_const, at, out);
+                Some(skip)
             }
-            Chunk::Stash => (vec![inj.stash(at)], None),
-            Chunk::Unstash => (inj.unstash(at), None),
-            Chunk::PopTop => (vec![inj.pop_top(at)], None),
+            Chunk::Stash => {
+                out.push(inj.stash(at));
+                None
+            }
+            Chunk::Unstash => {
+                out.extend(inj.unstash(at));
+                None
+            }
+            Chunk::PopTop => {
+                out.push(inj.pop_top(at));
+                None
+            }
         }
     }
 }

@@ -6,8 +6,6 @@
 //! whatever the arguments contain (`await`, conditional expressions, inlined comprehensions,
 //! walrus, nested calls).
 
-use std::collections::HashSet;
-
 use crate::instr::Code;
 use crate::stackdepth;
 use crate::tables::{ArgKind, Flow};
@@ -122,6 +120,33 @@ fn reach(ops: &Ops, op: u8, arg: u32) -> Option<u32> {
     }
 }
 
+/// A set of instruction indexes (no hashing: one flag per instruction).
+struct Marks {
+    flags: Vec<bool>,
+    count: usize,
+}
+
+impl Marks {
+    fn new(n: usize) -> Marks {
+        Marks { flags: vec![false; n], count: 0 }
+    }
+
+    /// Whether `i` was not in the set.
+    fn insert(&mut self, i: usize) -> bool {
+        let fresh = !std::mem::replace(&mut self.flags[i], true);
+        self.count += fresh as usize;
+        fresh
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.flags[i]
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+}
+
 pub struct Selector<'a> {
     code: &'a Code,
     ops: &'a Ops,
@@ -132,7 +157,8 @@ pub struct Selector<'a> {
     labels: Vec<Option<usize>>,
     calls: Vec<Option<CallSite>>,
     insertable: Vec<bool>,
-    claimed: HashSet<usize>,
+    /// Calls already given a report (by their start instruction).
+    claimed: Marks,
     out: Selection,
     /// Visit marks for the pairing walks: `seen[i] == walk` (no per-walk allocation).
     seen: std::cell::RefCell<Vec<u32>>,
@@ -152,7 +178,7 @@ impl<'a> Selector<'a> {
             labels,
             calls: Vec::new(),
             insertable: Vec::new(),
-            claimed: HashSet::new(),
+            claimed: Marks::new(code.instrs.len()),
             out: Selection::default(),
             seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
             walk: std::cell::Cell::new(0),
@@ -457,7 +483,7 @@ impl<'a> Selector<'a> {
         returns: bool,
     ) {
         if !self.insertable[load]
-            || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(&cs.start))
+            || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(cs.start))
         {
             return;
         }
@@ -520,7 +546,7 @@ impl<'a> Selector<'a> {
         let n = self.code.instrs.len();
         // Pass 1: calls found through callable pairs (NULL-carrying, so only a call consumes
         // them): method-form loads and LOAD_GLOBAL with the NULL bit.
-        let mut method_loads_done: HashSet<usize> = HashSet::new();
+        let mut method_loads_done = Marks::new(n);
         for i in 0..n {
             let Some(h) = self.height[i] else { continue };
             let op = self.op(i);
@@ -565,7 +591,7 @@ impl<'a> Selector<'a> {
             let op = self.op(i);
             let is = |x: Option<u8>| x == Some(op);
             if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
-                if shared && !method_loads_done.contains(&i) {
+                if shared && !method_loads_done.contains(i) {
                     self.report(i, SiteKind::AttrLoad, self.site_name(i), vec![Fetch::Depth(1)]);
                 }
             } else if is(o.load_attr) {
@@ -624,7 +650,7 @@ impl<'a> Selector<'a> {
             let arg = self.arg(i);
             let is = |x: Option<u8>| x == Some(op);
             if let Some(cs) = self.calls[i] {
-                if all && !self.claimed.contains(&cs.start) {
+                if all && !self.claimed.contains(cs.start) {
                     self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, vec![Fetch::Depth(cs.probe)]);
                 }
                 continue;
