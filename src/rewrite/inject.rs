@@ -36,6 +36,15 @@ impl Injector<'_> {
         self.table.code(name).unwrap_or_else(|| panic!("{name} missing from the {:?} table", self.table.version))
     }
 
+    /// The op that pushes a cell by deref index (opcodes from `ops`: no name lookups per site).
+    fn cell_push(&self) -> u8 {
+        match self.facts.cell_push {
+            "LOAD_CLOSURE" => self.ops.load_closure.expect("LOAD_CLOSURE"),
+            "LOAD_FAST" => self.ops.load_fast,
+            other => self.op(other),
+        }
+    }
+
     fn load_global(&self, name_index: u32, push_null: bool) -> Instr {
         let op = self.ops.load_global.expect("LOAD_GLOBAL");
         let shift = match self.table.op(op).map(|i| i.arg) {
@@ -86,18 +95,18 @@ impl Injector<'_> {
         for (k, f) in fetch.iter().enumerate() {
             match *f {
                 Fetch::Depth(d) => self.fetch_depth(d + pushed + k as u32, out),
-                Fetch::Cell(index) => out.push(Instr::new(self.op(self.facts.cell_push), index)),
+                Fetch::Cell(index) => out.push(Instr::new(self.cell_push(), index)),
             }
         }
         out.push(Instr::new(self.ops.load_const, site_const));
         let argc = fetch.len() as u32 + 1;
         match self.facts.convention {
-            Convention::CallFunction => out.push(Instr::new(self.op("CALL_FUNCTION"), argc)),
+            Convention::CallFunction => out.push(Instr::new(self.ops.call_function.expect("CALL_FUNCTION"), argc)),
             Convention::PrecallCall => {
-                out.push(Instr::new(self.op("PRECALL"), argc));
-                out.push(Instr::new(self.op("CALL"), argc));
+                out.push(Instr::new(self.ops.precall.expect("PRECALL"), argc));
+                out.push(Instr::new(self.ops.call.expect("CALL"), argc));
             }
-            Convention::Call => out.push(Instr::new(self.op("CALL"), argc)),
+            Convention::Call => out.push(Instr::new(self.ops.call.expect("CALL"), argc)),
         }
         out.push(Instr::new(self.ops.pop_top, 0));
         for instr in &mut out[first..] {

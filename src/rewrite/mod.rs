@@ -21,6 +21,7 @@ pub mod sites;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::instr::{Code, Instr, Label};
 
@@ -161,17 +162,39 @@ impl SiteKind {
     }
 }
 
+/// FNV-1a: the rewriter hashes short names and small integers millions of times over a
+/// stdlib; SipHash's flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FastHash = BuildHasherDefault<Fnv>;
+pub type NameSet = HashSet<String, FastHash>;
+
 /// Method names by role. The runtime classifies by the real receiver or callable; these only
 /// decide where reports go.
 pub struct MethodTables {
-    pub resource: HashSet<String>,
-    pub container: HashSet<String>,
+    pub resource: NameSet,
+    pub container: NameSet,
     /// Synchronisation methods (reported as `call` before the call, like container methods).
-    pub sync: HashSet<String>,
-    pub builtin: HashSet<String>,
+    pub sync: NameSet,
+    pub builtin: NameSet,
     /// Builtins that read their first argument's size or contents, reported only when called
     /// by a plain name (`len(x)`, not `obj.len(x)`).
-    pub reading: HashSet<String>,
+    pub reading: NameSet,
 }
 
 /// Resource methods reported before and after the call (with the returned object).
@@ -288,7 +311,7 @@ pub const READING_BUILTINS: &[&str] =
 
 impl MethodTables {
     pub fn new(extra_resources: &[String]) -> MethodTables {
-        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<NameSet>();
         let mut resource = set(DEFAULT_RESOURCE_METHODS);
         resource.extend(extra_resources.iter().cloned());
         MethodTables {
@@ -387,7 +410,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
 
     // Site constants, deduplicated.
     let mut consts: Vec<SiteConst> = Vec::new();
-    let mut const_index: HashMap<SiteConst, u32> = HashMap::new();
+    let mut const_index: HashMap<SiteConst, u32, FastHash> = HashMap::default();
     let mut site_of = Vec::with_capacity(selection.reports.len());
     for r in &selection.reports {
         let line = code.instrs[r.at].position.line;
@@ -403,7 +426,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let n = code.instrs.len();
     let mut delta = vec![0u32; n];
     for stash in &selection.stashes {
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<usize, FastHash> = HashSet::default();
         for &i in &stash.region {
             if !seen.insert(i) {
                 continue;
@@ -415,7 +438,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
             }
         }
     }
-    let mut adjusted: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut adjusted: HashMap<(u32, u32), u32, FastHash> = HashMap::default();
     for (instr, &d) in code.instrs.iter_mut().zip(&delta) {
         let (Some(h), true) = (instr.handler, d > 0) else { continue };
         let handlers = &mut code.handlers;

@@ -620,21 +620,22 @@ impl<'a> Selector<'a> {
                     self.report(i, SiteKind::AttrLoad, name, vec![Fetch::Depth(1)]);
                 }
             } else if is(o.load_global) || is(o.load_name) || is(o.load_deref) {
-                let (text, name) = if is(o.load_deref) {
-                    ((self.ctx.deref_name)(self.arg(i)), SiteName::Deref(self.arg(i)))
+                // Borrowed for co_names (no allocation per global load).
+                let (text, name): (Option<std::borrow::Cow<'_, str>>, _) = if is(o.load_deref) {
+                    ((self.ctx.deref_name)(self.arg(i)).map(Into::into), SiteName::Deref(self.arg(i)))
                 } else {
-                    (self.name(i).map(str::to_string), self.site_name(i))
+                    (self.name(i).map(Into::into), self.site_name(i))
                 };
                 let Some(text) = text else { continue };
                 if is(o.load_global) && shared {
                     self.report(i, SiteKind::GlobalLoad, name, vec![]);
                 } else if is(o.load_name) && all {
                     self.report(i, SiteKind::NameLoad, name, vec![]);
-                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&text.as_str()) {
+                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&text.as_ref()) {
                     self.report(i, SiteKind::CellLoad, name, vec![Fetch::Cell(self.arg(i))]);
                 }
                 let null_pair = is(o.load_global) && self.name_flag(i);
-                if shared && !null_pair && (m.builtin.contains(text.as_str()) || m.reading.contains(text.as_str())) {
+                if shared && !null_pair && (m.builtin.contains(text.as_ref()) || m.reading.contains(text.as_ref())) {
                     if let Some(cs) = self.pair_weak(i, h) {
                         self.builtin_call(cs, name);
                     }
