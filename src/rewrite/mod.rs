@@ -473,7 +473,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut before: Vec<Vec<Chunk>> = vec![Vec::new(); n];
     let mut after: Vec<Vec<Chunk>> = vec![Vec::new(); n];
     for (r, (_, index)) in selection.reports.iter().zip(&site_of) {
-        let chunk = Chunk::Report { fetch: r.fetch.clone(), site_const: *index };
+        let chunk = Chunk::Report { fetch: &r.fetch, site_const: *index };
         if r.after {
             after[r.at].push(chunk);
         } else {
@@ -608,14 +608,14 @@ pub fn rewrite_parts(
 }
 
 #[derive(Clone, Debug)]
-enum Chunk {
-    Report { fetch: Vec<Fetch>, site_const: u32 },
+enum Chunk<'a> {
+    Report { fetch: &'a [Fetch], site_const: u32 },
     Stash,
     Unstash,
     PopTop,
 }
 
-impl Chunk {
+impl Chunk<'_> {
     /// Appends the instructions to `out`; returns the label the next instruction must carry
     /// (a guard's skip).
     fn build(
