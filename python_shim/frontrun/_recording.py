@@ -8,12 +8,15 @@ as it happens. An event has the attributes
 ``kind``
     ``attr_load attr_store attr_delete item_load item_store item_delete global_load
     global_store global_delete cell_load cell_store cell_delete call call_return builtin_call
-    inplace with_enter`` (policy ``all`` adds ``name_load name_store name_delete call_site``);
+    inplace with_enter contains iter`` (policy ``all`` adds ``name_load name_store name_delete
+    call_site``);
 ``obj``, ``key``
     the object accessed and the key: attribute name, subscript (a ``slice`` for slicing),
     global name (``obj`` = the module globals), variable name (``obj`` = the cell), method name
     (``obj`` = the receiver), operator (``obj`` = the left operand of ``+=``), the name a builtin
-    was called by (``obj`` = the callable);
+    was called by (``obj`` = the callable; also ``len bool iter sorted list tuple set sum min
+    max any all`` called by name), ``None`` for ``contains`` (``obj`` = the container of
+    ``x in c``) and ``iter`` (``obj`` = the iterable of a ``for`` or comprehension);
 ``method``, ``args``, ``result``
     the method name of call events, the first arguments of ``builtin_call``, the returned
     object of ``call_return``;
@@ -22,7 +25,9 @@ as it happens. An event has the attributes
 ``is_write``
     whether the access may change ``obj``.
 
-Events are reported *before* the access (``call_return`` after the call returned).
+Events are reported *before* the access (``call_return`` after the call returned). Accesses
+to exact immutable builtins (``int float complex bool str bytes tuple frozenset None``) are not
+reported: ``x += 1`` on an int, ``s.upper()``, ``len(t)`` or ``for c in s`` touch nothing shared.
 """
 
 from __future__ import annotations

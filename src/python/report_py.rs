@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
 use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 
@@ -57,6 +57,16 @@ use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 /// | with_enter | the context manager | None |
 /// | name_load / name_store / name_delete | None | name (policy `all`) |
 /// | call_site | the callable (or `self` of a method pair) | None (policy `all`) |
+/// | contains | the container of `x in c` / `x not in c` (a read of its contents) | None |
+/// | iter | the iterable of `for`/comprehension (`GET_ITER`: a read of the whole object) | None |
+///
+/// `builtin_call` is also reported for the reading builtins called by plain name with
+/// positional arguments (`len bool iter sorted list tuple set sum min max any all`): `obj` is
+/// the callable, `args[0]` the container whose size or contents the call reads.
+///
+/// Events on an exact immutable builtin (`int float complex bool str bytes tuple frozenset
+/// None`: the left operand of `+=`, the object of an attribute/subscript/method/`in`/`for`, the
+/// first argument of a builtin call) are never made: nothing can write those objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
     AttrLoad,
@@ -80,6 +90,8 @@ pub enum EventKind {
     NameStore,
     NameDelete,
     CallSite,
+    Contains,
+    Iter,
 }
 
 impl EventKind {
@@ -106,6 +118,8 @@ impl EventKind {
             SiteKind::NameStore => EventKind::NameStore,
             SiteKind::NameDelete => EventKind::NameDelete,
             SiteKind::CallSite => EventKind::CallSite,
+            SiteKind::Contains => EventKind::Contains,
+            SiteKind::Iter => EventKind::Iter,
         }
     }
 
@@ -132,6 +146,8 @@ impl EventKind {
             EventKind::NameStore => "name_store",
             EventKind::NameDelete => "name_delete",
             EventKind::CallSite => "call_site",
+            EventKind::Contains => "contains",
+            EventKind::Iter => "iter",
         }
     }
 
@@ -316,7 +332,7 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         | SiteKind::CellStore
         | SiteKind::CellDelete
         | SiteKind::Inplace => event.obj = value(0)?,
-        SiteKind::WithEnter | SiteKind::CallSite => {
+        SiteKind::WithEnter | SiteKind::CallSite | SiteKind::Contains | SiteKind::Iter => {
             event.obj = value(0)?;
             event.key = none();
         }
@@ -401,10 +417,61 @@ fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Ok(())
 }
 
+/// Exactly one of the builtin immutable types (subclasses may carry a `__dict__` or a
+/// mutable `__iadd__`, so they are not excluded).
+fn immutable(o: &Bound<'_, PyAny>) -> bool {
+    o.is_none()
+        || o.is_exact_instance_of::<PyInt>()
+        || o.is_exact_instance_of::<PyString>()
+        || o.is_exact_instance_of::<PyTuple>()
+        || o.is_exact_instance_of::<PyFloat>()
+        || o.is_exact_instance_of::<PyBool>()
+        || o.is_exact_instance_of::<PyBytes>()
+        || o.is_exact_instance_of::<PyFrozenSet>()
+        || o.is_exact_instance_of::<PyComplex>()
+}
+
+/// A report whose object is provably not shared mutable state: an exact immutable builtin
+/// (`x += 1` on an int rebinds; `s.upper`, `t[0]`, `len(s)`, `c in t`, `for c in s` read
+/// something no thread can write). Such an object is never written, so an event on it can
+/// never conflict with another thread's: dropping it changes no exploration. Checked before
+/// anything is built. (Not dropped: global loads of names found only in builtins: another
+/// thread's `builtins.len = ...` is a write of the same dict entry.)
+fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
+    let n = args.len();
+    if n < 2 {
+        return false;
+    }
+    let Ok(site) = args.get_borrowed_item(n - 1) else { return false };
+    let Ok(site) = site.cast::<PyTuple>() else { return false };
+    let Ok(code) = site.get_borrowed_item(0).and_then(|c| c.extract::<u8>()) else { return false };
+    let value = |i: usize| args.get_borrowed_item(i).is_ok_and(|v| immutable(&v));
+    match SiteKind::from_code(code) {
+        Some(
+            SiteKind::Inplace
+            | SiteKind::AttrLoad
+            | SiteKind::AttrStore
+            | SiteKind::AttrDelete
+            | SiteKind::ItemLoad
+            | SiteKind::ItemStore
+            | SiteKind::ItemDelete
+            | SiteKind::SliceLoad
+            | SiteKind::SliceStore
+            | SiteKind::Call
+            | SiteKind::CallReturn
+            | SiteKind::Contains
+            | SiteKind::Iter,
+        ) => value(0),
+        // values: the callable, then the object the builtin reads or writes.
+        Some(SiteKind::BuiltinCall) => n >= 3 && value(1),
+        _ => false,
+    }
+}
+
 /// `__frontrun_report__(*values, site)`: never raises, never imports.
 #[pyfunction(signature = (*args))]
 fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) {
-    if ACTIVE.load(Ordering::Relaxed) == 0 {
+    if ACTIVE.load(Ordering::Relaxed) == 0 || nothing_shared(args) {
         return;
     }
     let entered = IN_REPORT.try_with(|f| !f.replace(true)).unwrap_or(false);

@@ -9,8 +9,9 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::decode::{self, RawCode};
 use crate::encode;
-use crate::rewrite::{self, Input, MethodTables, Policy, RewriteError, SiteName, REWRITER_VERSION};
-use crate::tables::{self, DerefIndex, OpTable};
+use crate::marshal::{self, Code as MCode, CodeExtra, Obj as MObj, Value as MValue};
+use crate::rewrite::{self, MethodTables, Parts, Policy, RewriteError, SiteName, REWRITER_VERSION};
+use crate::tables::{self, ArgKind, DerefIndex, OpTable};
 
 create_exception!(
     _native,
@@ -73,12 +74,22 @@ struct Listed {
     after: Option<(String, Vec<bool>)>,
 }
 
+/// The method tables for `extra` resource methods; the default ones are built once (they
+/// are sets of ~100 strings, and the import hook rewrites module by module).
+fn method_tables(extra: &[String]) -> std::sync::Arc<MethodTables> {
+    static DEFAULT: std::sync::OnceLock<std::sync::Arc<MethodTables>> = std::sync::OnceLock::new();
+    if extra.is_empty() {
+        return DEFAULT.get_or_init(|| std::sync::Arc::new(MethodTables::new(&[]))).clone();
+    }
+    std::sync::Arc::new(MethodTables::new(extra))
+}
+
 struct Rewriter<'py> {
     py: Python<'py>,
     table: &'static OpTable,
     code_type: Bound<'py, PyAny>,
     policy: Policy,
-    methods: MethodTables,
+    methods: std::sync::Arc<MethodTables>,
     /// `rewrite_report` only: sites, listings, and the disassembler.
     report: Option<(Vec<SiteRow>, Vec<Listed>, Bound<'py, PyAny>)>,
 }
@@ -100,7 +111,7 @@ impl<'py> Rewriter<'py> {
             table,
             code_type: py.import("types")?.getattr("CodeType")?,
             policy,
-            methods: MethodTables::new(&resource_methods),
+            methods: method_tables(&resource_methods),
             report,
         })
     }
@@ -121,7 +132,8 @@ impl<'py> Rewriter<'py> {
         let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len());
         let mut children_changed = false;
         for c in consts.iter() {
-            if c.is_instance(&self.code_type)? {
+            // CodeType cannot be subclassed: an exact type check suffices.
+            if c.get_type().is(&self.code_type) {
                 let new = self.rewrite(&c)?;
                 children_changed |= !new.is(&c);
                 items.push(new);
@@ -135,22 +147,10 @@ impl<'py> Rewriter<'py> {
             if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
         let line_table = bytes_attr(code, "co_linetable")?;
         let first = code.getattr("co_firstlineno")?.extract::<i32>()?;
-        let decoded = decode::decode(
-            self.table,
-            RawCode {
-                code: raw_code.as_bytes(),
-                exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
-                line_table: line_table.as_bytes(),
-                first_line: first,
-            },
-        )
-        .map_err(|e| malformed(code, e))?;
-
-        let names = strings(&code.getattr("co_names")?)?;
-        // Only code with closure variables needs their names (computed on first use).
+        let co_names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
+        let names = strings(co_names.as_any())?;
+        // Computed on first use: only deref ops ask, and only code with cells has those.
         let deref_names: std::cell::OnceCell<Vec<String>> = std::cell::OnceCell::new();
-        let has_cells = !code.getattr("co_cellvars")?.cast::<PyTuple>()?.is_empty()
-            || !code.getattr("co_freevars")?.cast::<PyTuple>()?.is_empty();
         let compute_deref_names = || -> Vec<String> {
             let get = |attr: &str| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
             match self.table.deref {
@@ -174,16 +174,17 @@ impl<'py> Rewriter<'py> {
             }
         };
         let deref_names = || -> &Vec<String> { deref_names.get_or_init(compute_deref_names) };
-        let deref_name = |i: u32| if has_cells { deref_names().get(i as usize).cloned() } else { None };
-        let co_names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
-        let input = Input {
+        let deref_name = |i: u32| deref_names().get(i as usize).cloned();
+        let parts = Parts {
+            code: raw_code.as_bytes(),
+            exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+            line_table: line_table.as_bytes(),
+            first_line: first,
             names: &names,
             const_count: items.len(),
             deref_name: &deref_name,
-            policy: self.policy,
-            methods: &self.methods,
         };
-        let outcome = match rewrite::rewrite(decoded, &input) {
+        let outcome = match rewrite::rewrite_parts(self.table, &parts, self.policy, &self.methods) {
             Ok(o) => o,
             Err(e @ RewriteError::Internal(_)) => {
                 // Never hand out code the rewriter itself doubts: leave this one as it was.
@@ -201,7 +202,6 @@ impl<'py> Rewriter<'py> {
             kwargs.set_item("co_consts", PyTuple::new(py, items)?)?;
             return code.call_method("replace", (), Some(&kwargs));
         };
-        let encoded = encode::encode(&rw.code).map_err(|e| malformed(code, e))?;
 
         let site_name = |name: SiteName| -> PyResult<Bound<'py, PyAny>> {
             Ok(match name {
@@ -227,12 +227,12 @@ impl<'py> Rewriter<'py> {
         let kwargs = PyDict::new(py);
         kwargs.set_item("co_consts", PyTuple::new(py, items)?)?;
         kwargs.set_item("co_names", PyTuple::new(py, new_names)?)?;
-        kwargs.set_item("co_code", PyBytes::new(py, &encoded.code))?;
-        kwargs.set_item("co_linetable", PyBytes::new(py, &encoded.line_table))?;
+        kwargs.set_item("co_code", PyBytes::new(py, &rw.code))?;
+        kwargs.set_item("co_linetable", PyBytes::new(py, &rw.line_table))?;
         if self.table.exception_table {
-            kwargs.set_item("co_exceptiontable", PyBytes::new(py, &encoded.exception_table))?;
+            kwargs.set_item("co_exceptiontable", PyBytes::new(py, &rw.exception_table))?;
         }
-        kwargs.set_item("co_stacksize", encoded.stacksize.max(old_stacksize))?;
+        kwargs.set_item("co_stacksize", rw.stacksize.max(old_stacksize))?;
         let new_code = code.call_method("replace", (), Some(&kwargs))?;
 
         if let Some((sites, listed, disassemble)) = &mut self.report {
@@ -295,9 +295,15 @@ fn rewrite_report<'py>(
     for (line, kind, name) in sites {
         site_list.append((line, kind, name))?;
     }
+    let (before, after) = listings(&listed);
+    Ok((new_code, site_list, before, after))
+}
+
+/// The before and after listings of every code object, with headers.
+fn listings(listed: &[Listed]) -> (String, String) {
     let mut before = String::new();
     let mut after = String::new();
-    for l in &listed {
+    for l in listed {
         let header = format!("Disassembly of {} (line {}):\n", l.qualname, l.first_line);
         before.push_str(&header);
         before.push_str(&indent(&l.before, None));
@@ -309,7 +315,7 @@ fn rewrite_report<'py>(
         }
         after.push('\n');
     }
-    Ok((new_code, site_list, before, after))
+    (before, after)
 }
 
 /// Two leading columns: '+' on the line of each injected instruction (the listing has one line
@@ -357,12 +363,207 @@ fn _rewrite_check(code: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     Ok(rewrite::verify::check(&decoded).err())
 }
 
+// ------------------------------------------------------------------ other interpreter versions
+
+/// A dis-like listing of decoded instructions without an interpreter of that version:
+/// line (when it changes), offset, opname, argument, and the co_names entry or jump target.
+fn plain_listing(code: &crate::instr::Code, names: &[String]) -> String {
+    use std::fmt::Write as _;
+    let Ok(lay) = encode::layout(code) else { return "(no layout)\n".to_string() };
+    let labels = code.label_targets();
+    let mut out = String::new();
+    let mut last_line: Option<Option<i32>> = None;
+    for (i, instr) in code.instrs.iter().enumerate() {
+        let Some(info) = code.table.op(instr.op) else { continue };
+        let line = if last_line != Some(instr.position.line) {
+            last_line = Some(instr.position.line);
+            instr.position.line.map_or("--".to_string(), |l| l.to_string())
+        } else {
+            String::new()
+        };
+        let offset = 2 * (lay.starts[i] + lay.prefixes[i] as u32);
+        let shown = if let Some(t) = instr.target.and_then(|l| labels.get(l.0 as usize).copied().flatten()) {
+            format!("{} (to {})", lay.args[i], 2 * lay.starts[t])
+        } else if let ArgKind::Name { shift } = info.arg {
+            let name = names.get((instr.arg >> shift) as usize).map_or("?", |n| n.as_str());
+            format!("{} ({name})", instr.arg)
+        } else if info.code >= code.table.have_argument {
+            instr.arg.to_string()
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "{}", format!("{line:>5} {offset:>6} {:<28}{shown}", info.name).trim_end());
+    }
+    out
+}
+
+fn marshal_strings(obj: &MObj) -> Option<Vec<String>> {
+    obj.as_tuple()?.iter().map(|o| o.as_str().map(|s| s.into_owned())).collect()
+}
+
+struct PycRewriter {
+    table: &'static OpTable,
+    policy: Policy,
+    methods: MethodTables,
+    sites: Vec<SiteRow>,
+    listed: Vec<Listed>,
+}
+
+impl PycRewriter {
+    /// Rewrite `code` and its nested code objects in place; true when anything changed.
+    fn rewrite(&mut self, code: &mut MCode) -> Result<bool, String> {
+        let qn = code.qualname().unwrap_or(&code.name).as_str().map(|s| s.into_owned()).unwrap_or_default();
+        let what = |e: &dyn std::fmt::Display| format!("cannot rewrite {qn} (line {}): {e}", code.firstlineno);
+        let raw = code.code.as_bytes().ok_or_else(|| what(&"co_code is not bytes"))?.to_vec();
+        let exception_table = match code.exceptiontable() {
+            Some(t) => t.as_bytes().ok_or_else(|| what(&"co_exceptiontable is not bytes"))?.to_vec(),
+            None => Vec::new(),
+        };
+        let line_table = code.linetable.as_bytes().ok_or_else(|| what(&"co_linetable is not bytes"))?.to_vec();
+        let names = marshal_strings(&code.names).ok_or_else(|| what(&"co_names is not a tuple of str"))?;
+        let deref_names: Vec<String> = match &code.extra {
+            CodeExtra::Py310 { cellvars, freevars, .. } => {
+                let mut v = marshal_strings(cellvars).unwrap_or_default();
+                v.extend(marshal_strings(freevars).unwrap_or_default());
+                v
+            }
+            // The deref index is the localsplus index.
+            CodeExtra::Py311 { localsplusnames, .. } => marshal_strings(localsplusnames).unwrap_or_default(),
+        };
+        let before = crate::decode::decode(
+            self.table,
+            RawCode {
+                code: &raw,
+                exception_table: &exception_table,
+                line_table: &line_table,
+                first_line: code.firstlineno,
+            },
+        )
+        .map_err(|e| what(&e))?;
+        let at = self.listed.len();
+        self.listed.push(Listed {
+            qualname: qn.clone(),
+            first_line: code.firstlineno as i64,
+            before: plain_listing(&before, &names),
+            after: None,
+        });
+
+        let mut items: Vec<MObj> = code.consts.as_tuple().ok_or_else(|| what(&"co_consts is not a tuple"))?.to_vec();
+        let mut changed = false;
+        for item in items.iter_mut() {
+            if let MValue::Code(child) = &mut item.value {
+                changed |= self.rewrite(child)?;
+            }
+        }
+        let deref_name = |i: u32| deref_names.get(i as usize).cloned();
+        let parts = Parts {
+            code: &raw,
+            exception_table: &exception_table,
+            line_table: &line_table,
+            first_line: code.firstlineno,
+            names: &names,
+            const_count: items.len(),
+            deref_name: &deref_name,
+        };
+        let outcome = match rewrite::rewrite_parts(self.table, &parts, self.policy, &self.methods) {
+            Ok(o) => o,
+            Err(e @ RewriteError::Internal(_)) => {
+                FAILURES
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{qn} (line {}): {e}", code.firstlineno));
+                None
+            }
+            Err(e) => return Err(what(&e)),
+        };
+        let Some(rw) = outcome else {
+            if changed {
+                code.consts = MObj::tuple(items);
+            }
+            return Ok(changed);
+        };
+        let site_name = |name: SiteName| -> MObj {
+            match name {
+                SiteName::None => MObj::none(),
+                SiteName::Name(i) => names.get(i as usize).map_or_else(MObj::none, |n| MObj::interned(n)),
+                SiteName::Deref(i) => deref_names.get(i as usize).map_or_else(MObj::none, |n| MObj::interned(n)),
+                SiteName::Symbol(s) => MObj::str(s),
+            }
+        };
+        for site in &rw.new_consts {
+            let line = site.line.map_or_else(MObj::none, |l| MObj::int(l as i64));
+            items.push(MObj::tuple(vec![MObj::int(site.kind as i64), line, site_name(site.name)]));
+        }
+        let mut new_names: Vec<MObj> = code.names.as_tuple().map(|t| t.to_vec()).unwrap_or_default();
+        new_names.extend(rw.new_names.iter().map(|n| MObj::interned(n)));
+        code.consts = MObj::tuple(items);
+        code.names = MObj::tuple(new_names);
+        code.code = MObj::bytes(rw.code);
+        code.linetable = MObj::bytes(rw.line_table);
+        if let Some(t) = code.exceptiontable_mut() {
+            *t = MObj::bytes(rw.exception_table);
+        }
+        code.stacksize = code.stacksize.max(rw.stacksize as i32);
+        for s in &rw.sites {
+            let shown = match site_name(s.name).as_str() {
+                Some(n) => n.into_owned(),
+                None => "[]".to_string(),
+            };
+            self.sites.push((s.line, s.kind.event(), format!("{qn}: {shown}")));
+        }
+        let mut names_after = names.clone();
+        names_after.extend(rw.new_names.iter().map(|n| n.to_string()));
+        self.listed[at].after = Some((plain_listing(&rw.instrs, &names_after), rw.injected));
+        Ok(true)
+    }
+}
+
+/// `rewrite_report` for a pyc written by another interpreter version (its magic number says
+/// which): `(new_pyc, sites, listing_before, listing_after)`, rewritten over the marshal layer
+/// and that version's opcode table, without running anything.
+#[pyfunction]
+#[pyo3(signature = (pyc, policy = "shared", resource_methods = Vec::new()))]
+fn rewrite_pyc_report<'py>(
+    py: Python<'py>,
+    pyc: &[u8],
+    policy: &str,
+    resource_methods: Vec<String>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>, String, String)> {
+    let policy = Policy::parse(policy).ok_or_else(|| {
+        PyValueError::new_err(format!("unknown frontrun policy {policy:?}; expected resources, shared or all"))
+    })?;
+    let mut pyc = marshal::read_pyc(pyc).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let v = pyc.version;
+    let table = tables::for_version(v.major, v.minor)
+        .filter(|t| rewrite::facts::Facts::for_table(t).is_some())
+        .ok_or_else(|| UnsupportedVersion::new_err(format!("frontrun cannot rewrite bytecode for Python {v}")))?;
+    let mut rewriter = PycRewriter {
+        table,
+        policy,
+        methods: MethodTables::new(&resource_methods),
+        sites: Vec::new(),
+        listed: Vec::new(),
+    };
+    let MValue::Code(code) = &mut pyc.code.value else {
+        return Err(PyValueError::new_err("the pyc does not hold a code object"));
+    };
+    rewriter.rewrite(code).map_err(PyValueError::new_err)?;
+    let out = marshal::write_pyc(&pyc).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let site_list = PyList::empty(py);
+    for (line, kind, name) in rewriter.sites {
+        site_list.append((line, kind, name))?;
+    }
+    let (before, after) = listings(&rewriter.listed);
+    Ok((PyBytes::new(py, &out), site_list, before, after))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_rewrite_check, m)?)?;
     m.add("REWRITER_VERSION", REWRITER_VERSION)?;
     m.add("UnsupportedVersion", m.py().get_type::<UnsupportedVersion>())?;
     m.add_function(wrap_pyfunction!(rewrite_code, m)?)?;
     m.add_function(wrap_pyfunction!(rewrite_report, m)?)?;
+    m.add_function(wrap_pyfunction!(rewrite_pyc_report, m)?)?;
     m.add_function(wrap_pyfunction!(rewrite_failures, m)?)?;
     Ok(())
 }

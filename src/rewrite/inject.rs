@@ -36,6 +36,15 @@ impl Injector<'_> {
         self.table.code(name).unwrap_or_else(|| panic!("{name} missing from the {:?} table", self.table.version))
     }
 
+    /// The op that pushes a cell by deref index (opcodes from `ops`: no name lookups per site).
+    fn cell_push(&self) -> u8 {
+        match self.facts.cell_push {
+            "LOAD_CLOSURE" => self.ops.load_closure.expect("LOAD_CLOSURE"),
+            "LOAD_FAST" => self.ops.load_fast,
+            other => self.op(other),
+        }
+    }
+
     fn load_global(&self, name_index: u32, push_null: bool) -> Instr {
         let op = self.ops.load_global.expect("LOAD_GLOBAL");
         let shift = match self.table.op(op).map(|i| i.arg) {
@@ -45,14 +54,13 @@ impl Injector<'_> {
         Instr::new(op, name_index << shift | (push_null && shift >= 1) as u32)
     }
 
-    /// `LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE skip [; NOT_TAKEN]`.
-    pub fn guard(&self, skip: Label, at: Position) -> Vec<Instr> {
-        let mut out =
-            vec![self.load_global(self.on_name, false).at(at), Instr::jump(self.ops.jump_if_false, skip).at(at)];
+    /// `LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE skip [; NOT_TAKEN]`, appended to `out`.
+    pub fn guard(&self, skip: Label, at: Position, out: &mut Vec<Instr>) {
+        out.push(self.load_global(self.on_name, false).at(at));
+        out.push(Instr::jump(self.ops.jump_if_false, skip).at(at));
         if let Some(nt) = self.ops.not_taken {
             out.push(Instr::new(nt, 0).at(at));
         }
-        out
     }
 
     /// Push a copy of the value `depth` slots from the top (1 = top).
@@ -75,9 +83,10 @@ impl Injector<'_> {
         out.push(Instr::new(rot_n, depth + 1));
     }
 
-    /// The report call itself, without the guard.
-    pub fn call(&self, fetch: &[Fetch], site_const: u32, at: Position) -> Vec<Instr> {
-        let mut out = Vec::new();
+    /// The report call itself, without the guard, appended to `out` (no intermediate vectors:
+    /// this runs once per site of every rewritten module).
+    pub fn call(&self, fetch: &[Fetch], site_const: u32, at: Position, out: &mut Vec<Instr>) {
+        let first = out.len();
         let pushed = match self.facts.convention {
             Convention::CallFunction => 1,
             Convention::PrecallCall | Convention::Call => 2,
@@ -85,22 +94,24 @@ impl Injector<'_> {
         out.push(self.load_global(self.report_name, pushed == 2));
         for (k, f) in fetch.iter().enumerate() {
             match *f {
-                Fetch::Depth(d) => self.fetch_depth(d + pushed + k as u32, &mut out),
-                Fetch::Cell(index) => out.push(Instr::new(self.op(self.facts.cell_push), index)),
+                Fetch::Depth(d) => self.fetch_depth(d + pushed + k as u32, out),
+                Fetch::Cell(index) => out.push(Instr::new(self.cell_push(), index)),
             }
         }
         out.push(Instr::new(self.ops.load_const, site_const));
         let argc = fetch.len() as u32 + 1;
         match self.facts.convention {
-            Convention::CallFunction => out.push(Instr::new(self.op("CALL_FUNCTION"), argc)),
+            Convention::CallFunction => out.push(Instr::new(self.ops.call_function.expect("CALL_FUNCTION"), argc)),
             Convention::PrecallCall => {
-                out.push(Instr::new(self.op("PRECALL"), argc));
-                out.push(Instr::new(self.op("CALL"), argc));
+                out.push(Instr::new(self.ops.precall.expect("PRECALL"), argc));
+                out.push(Instr::new(self.ops.call.expect("CALL"), argc));
             }
-            Convention::Call => out.push(Instr::new(self.op("CALL"), argc)),
+            Convention::Call => out.push(Instr::new(self.ops.call.expect("CALL"), argc)),
         }
         out.push(Instr::new(self.ops.pop_top, 0));
-        out.into_iter().map(|i| i.at(at)).collect()
+        for instr in &mut out[first..] {
+            instr.position = at;
+        }
     }
 
     /// Keep a copy of the receiver: `COPY 1` (3.10 `DUP_TOP`).

@@ -21,6 +21,7 @@ pub mod sites;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::instr::{Code, Instr, Label};
 
@@ -91,10 +92,14 @@ pub enum SiteKind {
     NameDelete = 23,
     /// Policy `all`: any other call. Values: its callable (or `self` for a method pair).
     CallSite = 24,
+    /// `x in c` / `not in` (CONTAINS_OP). Values: the container.
+    Contains = 25,
+    /// GET_ITER (`for ... in c`, comprehensions, unpacking into a loop). Values: the iterable.
+    Iter = 26,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 24] = [
+    pub const ALL: [SiteKind; 26] = [
         SiteKind::AttrLoad,
         SiteKind::AttrStore,
         SiteKind::AttrDelete,
@@ -119,6 +124,8 @@ impl SiteKind {
         SiteKind::NameStore,
         SiteKind::NameDelete,
         SiteKind::CallSite,
+        SiteKind::Contains,
+        SiteKind::Iter,
     ];
 
     pub fn from_code(code: u8) -> Option<SiteKind> {
@@ -149,16 +156,45 @@ impl SiteKind {
             SiteKind::NameStore => "name_store",
             SiteKind::NameDelete => "name_delete",
             SiteKind::CallSite => "call_site",
+            SiteKind::Contains => "contains",
+            SiteKind::Iter => "iter",
         }
     }
 }
 
+/// FNV-1a: the rewriter hashes short names and small integers millions of times over a
+/// stdlib; SipHash's flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FastHash = BuildHasherDefault<Fnv>;
+pub type NameSet = HashSet<String, FastHash>;
+
 /// Method names by role. The runtime classifies by the real receiver or callable; these only
 /// decide where reports go.
 pub struct MethodTables {
-    pub resource: HashSet<String>,
-    pub container: HashSet<String>,
-    pub builtin: HashSet<String>,
+    pub resource: NameSet,
+    pub container: NameSet,
+    /// Synchronisation methods (reported as `call` before the call, like container methods).
+    pub sync: NameSet,
+    pub builtin: NameSet,
+    /// Builtins that read their first argument's size or contents, reported only when called
+    /// by a plain name (`len(x)`, not `obj.len(x)`).
+    pub reading: NameSet,
 }
 
 /// Resource methods reported before and after the call (with the returned object).
@@ -229,6 +265,25 @@ pub const CONTAINER_METHODS: &[&str] = &[
     "rotate",
 ];
 
+/// Methods of locks, conditions, events, semaphores, queues and threads that may block or
+/// observe another thread: the runtime must see them before the call enters C (it filters by
+/// the receiver's type; a `str.join` report is dropped there).
+pub const SYNC_METHODS: &[&str] = &[
+    "acquire",
+    "release",
+    "locked",
+    "wait",
+    "notify",
+    "notify_all",
+    "set",
+    "is_set",
+    "get",
+    "put",
+    "get_nowait",
+    "put_nowait",
+    "join",
+];
+
 /// Callables (by the name they are called through) that read or write the state of their
 /// first argument: the report carries the callable, whose identity the runtime checks.
 pub const STATE_BUILTINS: &[&str] = &[
@@ -249,12 +304,23 @@ pub const STATE_BUILTINS: &[&str] = &[
     "insort_right",
 ];
 
+/// Builtins whose result depends on a container's size or contents (a thread branching on
+/// them must be seen reading the container). Positional calls only.
+pub const READING_BUILTINS: &[&str] =
+    &["len", "bool", "iter", "sorted", "list", "tuple", "set", "sum", "min", "max", "any", "all"];
+
 impl MethodTables {
     pub fn new(extra_resources: &[String]) -> MethodTables {
-        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<NameSet>();
         let mut resource = set(DEFAULT_RESOURCE_METHODS);
         resource.extend(extra_resources.iter().cloned());
-        MethodTables { resource, container: set(CONTAINER_METHODS), builtin: set(STATE_BUILTINS) }
+        MethodTables {
+            resource,
+            container: set(CONTAINER_METHODS),
+            sync: set(SYNC_METHODS),
+            builtin: set(STATE_BUILTINS),
+            reading: set(READING_BUILTINS),
+        }
     }
 }
 
@@ -344,7 +410,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
 
     // Site constants, deduplicated.
     let mut consts: Vec<SiteConst> = Vec::new();
-    let mut const_index: HashMap<SiteConst, u32> = HashMap::new();
+    let mut const_index: HashMap<SiteConst, u32, FastHash> = HashMap::default();
     let mut site_of = Vec::with_capacity(selection.reports.len());
     for r in &selection.reports {
         let line = code.instrs[r.at].position.line;
@@ -360,7 +426,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let n = code.instrs.len();
     let mut delta = vec![0u32; n];
     for stash in &selection.stashes {
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<usize, FastHash> = HashSet::default();
         for &i in &stash.region {
             if !seen.insert(i) {
                 continue;
@@ -372,7 +438,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
             }
         }
     }
-    let mut adjusted: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut adjusted: HashMap<(u32, u32), u32, FastHash> = HashMap::default();
     for (instr, &d) in code.instrs.iter_mut().zip(&delta) {
         let (Some(h), true) = (instr.handler, d > 0) else { continue };
         let handlers = &mut code.handlers;
@@ -407,7 +473,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut before: Vec<Vec<Chunk>> = vec![Vec::new(); n];
     let mut after: Vec<Vec<Chunk>> = vec![Vec::new(); n];
     for (r, (_, index)) in selection.reports.iter().zip(&site_of) {
-        let chunk = Chunk::Report { fetch: r.fetch.clone(), site_const: *index };
+        let chunk = Chunk::Report { fetch: &r.fetch, site_const: *index };
         if r.after {
             after[r.at].push(chunk);
         } else {
@@ -430,22 +496,22 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
 
     let old = std::mem::take(&mut code.instrs);
-    let mut out: Vec<Instr> = Vec::with_capacity(old.len() * 2);
-    let mut injected: Vec<bool> = Vec::with_capacity(old.len() * 2);
+    let mut out: Vec<Instr> = Vec::with_capacity(old.len() + selection.reports.len() * 10);
+    let mut injected: Vec<bool> = Vec::with_capacity(out.capacity());
     for (i, mut instr) in old.into_iter().enumerate() {
         let at = instr.position;
         let handler = instr.handler;
         // Whatever jumped to the instruction now enters its first report.
         let mut pending: Option<Label> = if before[i].is_empty() { None } else { instr.label.take() };
         for chunk in &before[i] {
-            let (mut seq, skip) = chunk.build(&injector, &mut code, at);
-            seq[0].label = pending.take();
+            let first = out.len();
+            let skip = chunk.build(&injector, &mut code, at, &mut out);
+            out[first].label = pending.take();
             pending = skip;
-            for mut s in seq {
+            for s in &mut out[first..] {
                 s.handler = handler;
-                out.push(s);
-                injected.push(true);
             }
+            injected.resize(out.len(), true);
         }
         if pending.is_some() {
             instr.label = pending.take();
@@ -453,16 +519,16 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         out.push(instr);
         injected.push(false);
         for chunk in &after[i] {
-            let (mut seq, skip) = chunk.build(&injector, &mut code, at);
+            let first = out.len();
+            let skip = chunk.build(&injector, &mut code, at, &mut out);
             if pending.is_some() {
-                seq[0].label = pending.take();
+                out[first].label = pending.take();
             }
             pending = skip;
-            for mut s in seq {
+            for s in &mut out[first..] {
                 s.handler = handler;
-                out.push(s);
-                injected.push(true);
             }
+            injected.resize(out.len(), true);
         }
         if pending.is_some() {
             return Err(RewriteError::Internal(format!("a report after instruction {i} has nowhere to skip to")));
@@ -477,32 +543,107 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     Ok(Some(Rewritten { code, new_names: vec![GUARD_NAME, REPORT_NAME], new_consts: consts, sites, injected }))
 }
 
+/// One code object as plain parts: what both adapters (a live `CodeType`, a marshal `Code` of
+/// another interpreter version) can supply without the other's object model.
+pub struct Parts<'a> {
+    pub code: &'a [u8],
+    /// `co_exceptiontable` (empty on 3.10).
+    pub exception_table: &'a [u8],
+    pub line_table: &'a [u8],
+    pub first_line: i32,
+    pub names: &'a [String],
+    pub const_count: usize,
+    /// Name of a deref index (cell or free variable), if the code has any.
+    pub deref_name: &'a dyn Fn(u32) -> Option<String>,
+}
+
+/// The rewritten parts; the adapter appends `new_names` to `co_names` and one constant per
+/// `new_consts` entry to `co_consts`, and sets the stack size to the larger of `stacksize`
+/// and the original.
+pub struct RewrittenParts {
+    pub code: Vec<u8>,
+    pub exception_table: Vec<u8>,
+    pub line_table: Vec<u8>,
+    pub stacksize: u32,
+    pub new_names: Vec<&'static str>,
+    pub new_consts: Vec<SiteConst>,
+    pub sites: Vec<SiteConst>,
+    /// The rewritten instructions (for listings) and which of them were injected.
+    pub instrs: Code,
+    pub injected: Vec<bool>,
+}
+
+/// Decode, rewrite and encode one code object. `Ok(None)`: nothing selected.
+pub fn rewrite_parts(
+    table: &'static crate::tables::OpTable,
+    parts: &Parts<'_>,
+    policy: Policy,
+    methods: &MethodTables,
+) -> Result<Option<RewrittenParts>, RewriteError> {
+    let decoded = crate::decode::decode(
+        table,
+        crate::decode::RawCode {
+            code: parts.code,
+            exception_table: parts.exception_table,
+            line_table: parts.line_table,
+            first_line: parts.first_line,
+        },
+    )
+    .map_err(|e| RewriteError::Input(e.to_string()))?;
+    let input =
+        Input { names: parts.names, const_count: parts.const_count, deref_name: parts.deref_name, policy, methods };
+    let Some(rw) = rewrite(decoded, &input)? else { return Ok(None) };
+    let encoded = crate::encode::encode(&rw.code).map_err(|e| RewriteError::Internal(e.to_string()))?;
+    Ok(Some(RewrittenParts {
+        code: encoded.code,
+        exception_table: encoded.exception_table,
+        line_table: encoded.line_table,
+        stacksize: encoded.stacksize,
+        new_names: rw.new_names,
+        new_consts: rw.new_consts,
+        sites: rw.sites,
+        instrs: rw.code,
+        injected: rw.injected,
+    }))
+}
+
 #[derive(Clone, Debug)]
-enum Chunk {
-    Report { fetch: Vec<Fetch>, site_const: u32 },
+enum Chunk<'a> {
+    Report { fetch: &'a [Fetch], site_const: u32 },
     Stash,
     Unstash,
     PopTop,
 }
 
-impl Chunk {
-    /// The instructions, and the label the next instruction must carry (a guard's skip).
+impl Chunk<'_> {
+    /// Appends the instructions to `out`; returns the label the next instruction must carry
+    /// (a guard's skip).
     fn build(
         &self,
         inj: &Injector<'_>,
         code: &mut Code,
         at: crate::linetable::Position,
-    ) -> (Vec<Instr>, Option<Label>) {
+        out: &mut Vec<Instr>,
+    ) -> Option<Label> {
         match self {
             Chunk::Report { fetch, site_const } => {
                 let skip = code.new_label();
-                let mut seq = inj.guard(skip, at);
-                seq.extend(inj.call(fetch, *site_const, at));
-                (seq, Some(skip))
+                inj.guard(skip, at, out);
+                inj.call(fetch, *site_const, at, out);
+                Some(skip)
             }
-            Chunk::Stash => (vec![inj.stash(at)], None),
-            Chunk::Unstash => (inj.unstash(at), None),
-            Chunk::PopTop => (vec![inj.pop_top(at)], None),
+            Chunk::Stash => {
+                out.push(inj.stash(at));
+                None
+            }
+            Chunk::Unstash => {
+                out.extend(inj.unstash(at));
+                None
+            }
+            Chunk::PopTop => {
+                out.push(inj.pop_top(at));
+                None
+            }
         }
     }
 }

@@ -6,8 +6,6 @@
 //! whatever the arguments contain (`await`, conditional expressions, inlined comprehensions,
 //! walrus, nested calls).
 
-use std::collections::HashSet;
-
 use crate::instr::Code;
 use crate::stackdepth;
 use crate::tables::{ArgKind, Flow};
@@ -122,6 +120,33 @@ fn reach(ops: &Ops, op: u8, arg: u32) -> Option<u32> {
     }
 }
 
+/// A set of instruction indexes (no hashing: one flag per instruction).
+struct Marks {
+    flags: Vec<bool>,
+    count: usize,
+}
+
+impl Marks {
+    fn new(n: usize) -> Marks {
+        Marks { flags: vec![false; n], count: 0 }
+    }
+
+    /// Whether `i` was not in the set.
+    fn insert(&mut self, i: usize) -> bool {
+        let fresh = !std::mem::replace(&mut self.flags[i], true);
+        self.count += fresh as usize;
+        fresh
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.flags[i]
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+}
+
 pub struct Selector<'a> {
     code: &'a Code,
     ops: &'a Ops,
@@ -132,7 +157,8 @@ pub struct Selector<'a> {
     labels: Vec<Option<usize>>,
     calls: Vec<Option<CallSite>>,
     insertable: Vec<bool>,
-    claimed: HashSet<usize>,
+    /// Calls already given a report (by their start instruction).
+    claimed: Marks,
     out: Selection,
     /// Visit marks for the pairing walks: `seen[i] == walk` (no per-walk allocation).
     seen: std::cell::RefCell<Vec<u32>>,
@@ -152,7 +178,7 @@ impl<'a> Selector<'a> {
             labels,
             calls: Vec::new(),
             insertable: Vec::new(),
-            claimed: HashSet::new(),
+            claimed: Marks::new(code.instrs.len()),
             out: Selection::default(),
             seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
             walk: std::cell::Cell::new(0),
@@ -457,7 +483,7 @@ impl<'a> Selector<'a> {
         returns: bool,
     ) {
         if !self.insertable[load]
-            || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(&cs.start))
+            || calls.iter().any(|cs| !self.insertable[cs.insert_at] || self.claimed.contains(cs.start))
         {
             return;
         }
@@ -520,7 +546,7 @@ impl<'a> Selector<'a> {
         let n = self.code.instrs.len();
         // Pass 1: calls found through callable pairs (NULL-carrying, so only a call consumes
         // them): method-form loads and LOAD_GLOBAL with the NULL bit.
-        let mut method_loads_done: HashSet<usize> = HashSet::new();
+        let mut method_loads_done = Marks::new(n);
         for i in 0..n {
             let Some(h) = self.height[i] else { continue };
             let op = self.op(i);
@@ -533,7 +559,7 @@ impl<'a> Selector<'a> {
                 let slot = h - 1;
                 let builtin = shared && m.builtin.contains(name);
                 let resource = m.resource.contains(name);
-                let container = shared && m.container.contains(name);
+                let container = shared && (m.container.contains(name) || m.sync.contains(name));
                 let name = self.site_name(i);
                 if !(builtin || resource || container || all) {
                     continue;
@@ -552,7 +578,7 @@ impl<'a> Selector<'a> {
                 }
             } else if is(o.load_global) && self.name_flag(i) && shared {
                 let Some(name) = self.name(i) else { continue };
-                if m.builtin.contains(name) {
+                if m.builtin.contains(name) || m.reading.contains(name) {
                     for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
                         self.builtin_call(cs, self.site_name(i));
                     }
@@ -565,13 +591,15 @@ impl<'a> Selector<'a> {
             let op = self.op(i);
             let is = |x: Option<u8>| x == Some(op);
             if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
-                if shared && !method_loads_done.contains(&i) {
+                if shared && !method_loads_done.contains(i) {
                     self.report(i, SiteKind::AttrLoad, self.site_name(i), vec![Fetch::Depth(1)]);
                 }
             } else if is(o.load_attr) {
                 let Some(text) = self.name(i) else { continue };
                 let builtin = shared && m.builtin.contains(text);
-                let bound = m.resource.contains(text) || (shared && m.container.contains(text)) || all;
+                let bound = m.resource.contains(text)
+                    || (shared && (m.container.contains(text) || m.sync.contains(text)))
+                    || all;
                 let name = self.site_name(i);
                 // A plain load the call is reported for (3.10 keyword calls, `*args` calls,
                 // 3.12's `module.function()`) is not reported as an attribute load too, as
@@ -592,21 +620,22 @@ impl<'a> Selector<'a> {
                     self.report(i, SiteKind::AttrLoad, name, vec![Fetch::Depth(1)]);
                 }
             } else if is(o.load_global) || is(o.load_name) || is(o.load_deref) {
-                let (text, name) = if is(o.load_deref) {
-                    ((self.ctx.deref_name)(self.arg(i)), SiteName::Deref(self.arg(i)))
+                // Borrowed for co_names (no allocation per global load).
+                let (text, name): (Option<std::borrow::Cow<'_, str>>, _) = if is(o.load_deref) {
+                    ((self.ctx.deref_name)(self.arg(i)).map(Into::into), SiteName::Deref(self.arg(i)))
                 } else {
-                    (self.name(i).map(str::to_string), self.site_name(i))
+                    (self.name(i).map(Into::into), self.site_name(i))
                 };
                 let Some(text) = text else { continue };
                 if is(o.load_global) && shared {
                     self.report(i, SiteKind::GlobalLoad, name, vec![]);
                 } else if is(o.load_name) && all {
                     self.report(i, SiteKind::NameLoad, name, vec![]);
-                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&text.as_str()) {
+                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&text.as_ref()) {
                     self.report(i, SiteKind::CellLoad, name, vec![Fetch::Cell(self.arg(i))]);
                 }
                 let null_pair = is(o.load_global) && self.name_flag(i);
-                if shared && !null_pair && m.builtin.contains(text.as_str()) {
+                if shared && !null_pair && (m.builtin.contains(text.as_ref()) || m.reading.contains(text.as_ref())) {
                     if let Some(cs) = self.pair_weak(i, h) {
                         self.builtin_call(cs, name);
                     }
@@ -622,7 +651,7 @@ impl<'a> Selector<'a> {
             let arg = self.arg(i);
             let is = |x: Option<u8>| x == Some(op);
             if let Some(cs) = self.calls[i] {
-                if all && !self.claimed.contains(&cs.start) {
+                if all && !self.claimed.contains(cs.start) {
                     self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, vec![Fetch::Depth(cs.probe)]);
                 }
                 continue;
@@ -655,6 +684,11 @@ impl<'a> Selector<'a> {
                 }
             } else if let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) {
                 self.report(i, SiteKind::Inplace, SiteName::Symbol(symbol), vec![d(2)]);
+            } else if is(o.contains_op) {
+                self.report(i, SiteKind::Contains, SiteName::None, vec![d(1)]);
+            } else if is(o.get_iter) {
+                // The loop header, never a FOR_ITER target (`insertable` refuses those).
+                self.report(i, SiteKind::Iter, SiteName::None, vec![d(1)]);
             } else if is(o.store_global) {
                 self.report(i, SiteKind::GlobalStore, self.site_name(i), vec![]);
             } else if is(o.delete_global) {

@@ -119,7 +119,8 @@ fn rot_n_fetch_copies_without_disturbing() {
     let ops = ops::for_table(t);
     let inj = Injector { table: t, ops, facts: Facts::for_table(t).unwrap(), on_name: 0, report_name: 1 };
     for depth in 1..8u32 {
-        let seq = inj.call(&[sites::Fetch::Depth(depth)], 0, Default::default());
+        let mut seq = Vec::new();
+        inj.call(&[sites::Fetch::Depth(depth)], 0, Default::default(), &mut seq);
         // Simulate: the stack holds 10 distinct values, then LOAD_GLOBAL pushes the callable.
         let mut stack: Vec<i32> = (0..10).collect();
         for instr in &seq {

@@ -202,6 +202,61 @@ def test_other_version_compiles_with_that_interpreter(tree):
     assert f"python {version[0]}.{version[1]}" in (out / "index.txt").read_text()
 
 
+def _listed_interpreters():
+    """(version, interpreter) of ~/.cache/frontrun/pythons.txt, other versions than this one."""
+    listing = Path.home() / ".cache" / "frontrun" / "pythons.txt"
+    out = []
+    if listing.exists():
+        for line in listing.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                version = tuple(map(int, parts[0].split(".")))
+                if version != sys.version_info[:2] and run_version(parts[1]) == version:
+                    out.append((version, parts[1]))
+    return out
+
+
+@pytest.mark.skipif(not hasattr(_native, "rewrite_pyc_report"), reason="no rewrite_pyc_report")
+def test_other_version_end_to_end_rewrites_for_that_interpreter(tree):
+    import subprocess
+
+    found = _listed_interpreters()
+    if not found:
+        pytest.skip("no other interpreter listed in ~/.cache/frontrun/pythons.txt")
+    # One other version: the next one up (or the last), so each test interpreter picks another.
+    version, exe = next((f for f in found if f[0] > sys.version_info[:2]), found[-1])
+    out = tree / "out"
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out), "--python-version", "%d.%d" % version,
+                "--python", exe], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 modules written" in proc.stdout
+    index = (out / "index.txt").read_text()
+    assert f"python {version[0]}.{version[1]}" in index and ", 0 errors" in index
+    report = (out / "hookpkg.sub.txt").read_text()
+    assert "sites (" in report and "sites: (unavailable)" not in report and "note:" not in report
+    assert "global_load" in report and "\n+ " in report.split("--- after")[1]
+    # The pyc is that interpreter's (magic, checked hash of the source) and loads and runs there.
+    data = (out / "hookpkg/sub.pyc").read_bytes()
+    assert data[:4] != importlib.util.MAGIC_NUMBER and int.from_bytes(data[4:8], "little") == 0b11
+    check = (
+        "import builtins, importlib.util, marshal, sys\n"
+        "builtins.__frontrun_on__ = False\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "assert data[:4] == importlib.util.MAGIC_NUMBER\n"
+        "code = marshal.loads(data[16:])\n"
+        "assert '__frontrun_report__' in code.co_names or any(\n"
+        "    '__frontrun_report__' in c.co_names for c in code.co_consts if hasattr(c, 'co_names'))\n"
+        "ns = {'__name__': 'hookpkg.sub'}\n"
+        "sys.modules['hookpkg'] = type(sys)('hookpkg')\n"
+        "exec(code, ns)\n"
+        "print(ns['value']())\n"
+    )
+    done = subprocess.run([exe, "-I", "-c", check, str(out / "hookpkg/sub.pyc")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["MARK"]
+
+
 def test_other_version_plumbing_in_process(tree, monkeypatch):
     """The --python-version path without a second interpreter: the compile step is faked."""
     fake_magic = b"\x01\x02\r\n"
