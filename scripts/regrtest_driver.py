@@ -12,6 +12,7 @@ rewriter's guard name, so a run that silently skipped rewriting cannot pass as e
 import importlib
 import io
 import json
+import signal
 import sys
 import types
 import unittest
@@ -78,6 +79,9 @@ class Outcomes(unittest.TextTestResult):
 
 
 def main():
+    # A shell's background job inherits SIGINT ignored, and so would every child the tests
+    # start; test_threading's interrupt tests then wait forever. Restore Python's default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     name = sys.argv[1]
     module = importlib.import_module(name)
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
