@@ -449,13 +449,15 @@ def patched(rt, pool):
     _rt, _pool = rt, pool
     for owner, name, replacement in _PATCHES:
         setattr(owner, name, replacement)
+    if pool is not None:
+        pool.show()
     rt.start()
     try:
         yield
     finally:
         rt.stop()
         if pool is not None:
-            pool.join()
+            pool.hide()
         for owner, name, _ in _PATCHES:
             setattr(owner, name, _orig[_key(owner, name)])
         _rt, _pool = None, None

@@ -272,12 +272,28 @@ def test_cooperative_objects_work_outside_explored_threads():
     assert seen["lock_type"] == "Lock"
 
 
-def test_explorations_run_one_after_another_with_fresh_workers():
+def test_explorations_reuse_workers_listed_only_while_exploring():
+    import _thread
+
+    def setup():
+        return State(x=0, lock=threading.Lock(), listed=[])
+
+    workers = set()
+
+    def listed(s):
+        workers.add(threading.get_ident())
+        s.listed.append(threading.current_thread() in threading.enumerate())
+
+    holds(setup, [PROG.locked_increment] * 2, lambda s: s.x == 2)
+    os_threads = _thread._count()
     for _ in range(3):
-        holds(lambda: State(x=0, lock=threading.Lock()), [PROG.locked_increment] * 2, lambda s: s.x == 2)
-    # Workers of finished explorations have gone home.
-    time.sleep(0.2)
-    assert threading.active_count() <= 3
+        holds(setup, [PROG.locked_increment] * 2, lambda s: s.x == 2)
+    holds(setup, [listed, PROG.locked_increment], lambda s: s.listed == [True])
+    # The same worker threads served every exploration...
+    assert _thread._count() == os_threads
+    # ...and between explorations only the program's own threads are listed.
+    assert workers
+    assert not workers & {t.ident for t in threading.enumerate()}
 
 
 ACQ = load(
