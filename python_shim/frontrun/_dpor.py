@@ -153,6 +153,9 @@ class _Pool:
                 finished, error = False, None
                 if task is None:
                     return
+                if task is False:
+                    _let_abort_go_off()
+                    continue
                 _tid, fn, thread_locals = task
                 finished = True
                 if thread_locals:
@@ -167,6 +170,20 @@ class _Pool:
                     error = _format_exception(sys.exc_info())
             except ExecutionAborted:
                 pass
+
+
+def _nothing():
+    pass
+
+
+def _let_abort_go_off():
+    """A timeout's abort was sent to this worker during its task and may not have gone off yet:
+    it does at the first check of the eval breaker (a Python call), here, not in the next task."""
+    try:
+        for _ in range(3):
+            _nothing()
+    except ExecutionAborted:
+        pass
 
 
 def _forget_dummy_thread():

@@ -225,6 +225,11 @@ struct Slot {
     ident: u64,
     tid: Option<ThreadId>,
     abandoned: bool,
+    /// Between handing out a task and its end (`finish`): the worker may be running it.
+    in_task: bool,
+    /// A timeout's abort was sent to this worker while in its task: it may still be pending
+    /// after the task, and must go off before the worker takes another (workers are reused).
+    abort_sent: bool,
 }
 
 struct State {
@@ -400,6 +405,7 @@ impl Inner {
             return Vec::new();
         };
         let mut st = self.lock_state(py);
+        st.slots[slot].in_task = false;
         if st.slots[slot].abandoned || self.current_exec() != Some(st.exec.id) {
             // Given up on at a timeout: a later execution is none of its business.
             CURRENT.with(|c| c.set(None));
@@ -905,6 +911,21 @@ impl Inner {
     fn wake_controller(st: &mut State) {
         if let Some(p) = st.controller.clone() {
             st.wakes.push(p);
+        }
+    }
+
+    /// Between executions: a worker handed a thread the last execution ended before it started
+    /// is idle again (else it could take the same-numbered thread of the next execution while
+    /// another worker is assigned to it, and the wakes would go to the wrong one).
+    fn release_unstarted(st: &mut State) {
+        for s in 0..st.slots.len() {
+            let slot = &mut st.slots[s];
+            if slot.tid.is_some() && !slot.in_task && !slot.abandoned {
+                slot.tid = None;
+                if !st.idle.contains(&s) {
+                    st.idle.push(s);
+                }
+            }
         }
     }
 
@@ -1419,6 +1440,7 @@ impl DporRuntime {
         st.explorer = explorer;
         st.max_steps = max_steps;
         st.explain = explain;
+        Inner::release_unstarted(&mut st);
         let old = std::mem::take(&mut st.exec);
         st.exec.id = old.id;
         drop(st);
@@ -1442,6 +1464,8 @@ impl DporRuntime {
             ident,
             tid: None,
             abandoned: false,
+            in_task: false,
+            abort_sent: false,
         });
         st.idle.push(s);
         s
@@ -1472,22 +1496,30 @@ impl DporRuntime {
     /// The worker loop's one call: reports the end of the task it ran (`finished`; `error`: its
     /// formatted uncaught exception), then blocks (detached) until a task's turn comes for this
     /// worker: `(thread, callable, locals)` with the `threading.local` objects to clear first,
-    /// or `None` at shutdown.
+    /// `None` at shutdown, or `False`: a timeout's abort may still be pending in this thread,
+    /// let it go off (run some Python code, catch it) and call again.
     #[pyo3(signature = (slot, finished=false, error=None))]
-    #[allow(clippy::type_complexity)]
     fn next_task(
         &self,
         py: Python<'_>,
         slot: usize,
         finished: bool,
         error: Option<String>,
-    ) -> Option<(usize, Py<PyAny>, Option<Vec<Py<PyAny>>>)> {
+    ) -> PyResult<Py<PyAny>> {
         let inner = self.inner.clone();
         let wakes = if finished {
             inner.finish(py, slot, error)
         } else {
             Vec::new()
         };
+        {
+            let mut st = inner.lock_state(py);
+            if std::mem::take(&mut st.slots[slot].abort_sent) {
+                drop(st);
+                wake_all(wakes);
+                return Ok(PyBool::new(py, false).to_owned().into_any().unbind());
+            }
+        }
         let parker = Parker::mine();
         let got = py.detach(move || {
             // The next thread (or the controller) is woken once this one has let go of the GIL.
@@ -1504,11 +1536,14 @@ impl DporRuntime {
                             if let Some(th) = st.exec.threads.get_mut(t) {
                                 th.slot = None;
                             }
-                            st.idle.push(slot);
+                            if !st.idle.contains(&slot) {
+                                st.idle.push(slot);
+                            }
                         }
                         Some(t) if st.exec.turn == Some(t) => {
                             if let Some(task) = st.exec.threads[t].task.take() {
                                 st.exec.active += 1;
+                                st.slots[slot].in_task = true;
                                 return Some(Some((t, task, st.exec.id, st.seen_locals.len())));
                             }
                         }
@@ -1533,11 +1568,13 @@ impl DporRuntime {
                 })
                 .flatten()
         });
-        let (t, task, exec, nlocals) = got?;
+        let Some((t, task, exec, nlocals)) = got else {
+            return Ok(py.None());
+        };
         CURRENT.with(|c| c.set(Some((self.inner.id(), t, exec))));
         // Worker threads are reused: no thread-local value may leak into the next task.
         let locals = (nlocals > 0).then(|| self.seen_locals(py));
-        Some((t, task, locals))
+        Ok((t, task, locals).into_pyobject(py)?.into_any().unbind())
     }
 
     // ------------------------------------------------------------ controller
@@ -1549,6 +1586,7 @@ impl DporRuntime {
         }
         let id = st.next_exec;
         st.next_exec += 1;
+        Inner::release_unstarted(&mut st);
         let old = std::mem::replace(
             &mut st.exec,
             Exec {
@@ -1596,22 +1634,20 @@ impl DporRuntime {
         };
         if !wait(deadline) {
             // Out of time: stop whoever runs (it may be in a loop with no report at all).
-            let idents: Vec<u64> = {
+            {
                 let mut st = inner.lock_state(py);
                 inner.end(&mut st, End::Timeout);
-                st.slots
-                    .iter()
-                    .filter(|s| s.tid.is_some())
-                    .map(|s| s.ident)
-                    .collect()
-            };
-            for ident in idents {
-                // SAFETY: attached; a live exception type.
-                unsafe {
-                    ffi::PyThreadState_SetAsyncExc(
-                        ident as std::os::raw::c_long,
-                        inner.types.abort.as_ptr(),
-                    );
+                // Under the lock: no worker can end its task meanwhile, so each one sent an abort
+                // learns of it at its task's end (`abort_sent`).
+                for s in st.slots.iter_mut().filter(|s| s.in_task && !s.abandoned) {
+                    s.abort_sent = true;
+                    // SAFETY: attached; a live exception type.
+                    unsafe {
+                        ffi::PyThreadState_SetAsyncExc(
+                            s.ident as std::os::raw::c_long,
+                            inner.types.abort.as_ptr(),
+                        );
+                    }
                 }
             }
             if !wait(Some(Instant::now() + UNWIND_GRACE)) {
