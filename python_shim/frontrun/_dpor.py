@@ -53,6 +53,16 @@ class DporResult:
     ``property_holds``: True (every interleaving checked, none failed), False (a failure, see
     ``failure_kind``/``explanation``/``counterexample``) or None (inconclusive, see
     ``inconclusive_reason``).
+
+    Threads are numbered as in the ``threads`` list everywhere in ``explanation`` and messages:
+    thread 0 is ``threads[0]``; threads the test starts itself (``threading.Thread``) follow, in
+    the order they are started.
+
+    ``counterexample`` is the failing schedule, for ``replay``: the thread that took each step,
+    run-length encoded (``"1*3,2"`` = three steps of one thread, then one of another). It is the
+    engine's own record and numbers threads one higher: its thread 0 is the virtual root that
+    starts the test's threads, so ``threads[i]`` is its thread ``i + 1``. Pass it to ``replay``
+    as it is.
     """
 
     property_holds: Optional[bool]
@@ -261,6 +271,8 @@ def _make_runtime():
         builtins_map=builtins_map,
         heap_writers=heap_writers,
         resource_methods=list(_RESOURCE_METHODS),
+        coop_types=_coop.COOPERATIVE_ON_SIGHT,
+        coop_hook=_coop.make_cooperative,
     )
 
 

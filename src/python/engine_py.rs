@@ -269,6 +269,10 @@ struct Types {
     /// heapq and bisect functions: write their first argument.
     heap_writers: Vec<Py<PyAny>>,
     value_keys: Py<PyDict>,
+    /// Real threading/queue classes made cooperative on first sight (`with`, method call) by
+    /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
+    coop_types: Option<Py<PyTuple>>,
+    coop_hook: Option<Py<PyAny>>,
 }
 
 struct Inner {
@@ -1167,12 +1171,31 @@ impl Inner {
         }
     }
 
+    /// A real Condition/Semaphore/Event/Barrier/Queue made before the exploration gets its
+    /// cooperative internals before it is used (the hook runs no runtime method: the state is
+    /// not locked here, but the hook must not wait either).
+    fn make_cooperative(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) {
+        let (Some(types), Some(hook)) = (&self.types.coop_types, &self.types.coop_hook) else {
+            return;
+        };
+        if obj.is_instance(types.bind(py).as_any()).unwrap_or(false) {
+            if let Err(e) = hook.bind(py).call1((obj,)) {
+                e.restore(py);
+                // SAFETY: attached; drops the error the hook left (never raised into user code).
+                unsafe { ffi::PyErr_Clear() };
+            }
+        }
+    }
+
     /// The sink: every report of every thread arrives here.
     fn on_event(&self, py: Python<'_>, ev: &Event) {
         let Some(tid) = self.current() else { return };
         // The commonest report that means nothing: `total += i` on a local number.
         if ev.kind == EventKind::Inplace && !self.is_container(ev.obj.bind(py)) {
             return;
+        }
+        if matches!(ev.kind, EventKind::WithEnter | EventKind::Call) {
+            self.make_cooperative(py, ev.obj.bind(py));
         }
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
@@ -1281,6 +1304,31 @@ fn site_info(
     })
 }
 
+/// A deadlock in the user's numbering (thread 0 = the first function of `threads`; the engine's
+/// thread 0 is the virtual root that starts them).
+fn deadlock_text(d: &Deadlock) -> String {
+    let user = |t: ThreadId| t.saturating_sub(1);
+    let mut out = String::from("deadlock:");
+    for w in &d.waiting {
+        match (&w.reason, w.op) {
+            (WaitReason::Lock { lock, owner }, _) => out.push_str(&format!(
+                " thread {} waits for lock #{lock} held by thread {};",
+                user(w.thread),
+                user(*owner)
+            )),
+            (WaitReason::Join { child }, _) => out.push_str(&format!(
+                " thread {} joins thread {};",
+                user(w.thread),
+                user(*child)
+            )),
+            (WaitReason::Blocked, _) => {
+                out.push_str(&format!(" thread {} is blocked;", user(w.thread)))
+            }
+        }
+    }
+    out
+}
+
 fn make_explorer(
     preemption_bound: Option<u32>,
     max_executions: Option<u64>,
@@ -1324,7 +1372,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1341,6 +1389,8 @@ impl DporRuntime {
         max_steps: u64,
         replay: Option<String>,
         explain: bool,
+        coop_types: Option<Py<PyTuple>>,
+        coop_hook: Option<Py<PyAny>>,
     ) -> PyResult<DporRuntime> {
         let explorer = make_explorer(preemption_bound, max_executions, replay)?;
         let get = |name: &str| -> PyResult<Py<PyAny>> {
@@ -1364,6 +1414,8 @@ impl DporRuntime {
             delitem: get("delitem")?,
             heap_writers,
             value_keys: PyDict::new(py).unbind(),
+            coop_types,
+            coop_hook,
         };
         let state = State {
             explorer,
@@ -1662,7 +1714,7 @@ impl DporRuntime {
         let st = inner.lock_state(py);
         Ok(match st.exec.done.clone().unwrap_or(End::Timeout) {
             End::Finished => ("finished".into(), String::new()),
-            End::Deadlock(d) => ("deadlock".into(), d.to_string()),
+            End::Deadlock(d) => ("deadlock".into(), deadlock_text(&d)),
             End::Diverged(m) => ("diverged".into(), m),
             End::Runaway(t) => ("runaway".into(), format!("{}", t.saturating_sub(1))),
             End::Timeout => ("timeout".into(), String::new()),
