@@ -397,7 +397,7 @@ def _remember(obj):
     _converted_ids.add(id(obj))
 
 
-def make_cooperative(obj):
+def make_cooperative(obj, method=None):
     """Called by the runtime on first sight of a real ``Condition``/``Semaphore``/``Event``/
     ``Barrier``/``queue.Queue`` made before the exploration (at import): they are Python classes
     over ``_thread`` locks whose waits would block for real, holding the turn, and hang the run.
@@ -406,8 +406,10 @@ def make_cooperative(obj):
     if id(obj) in _converted_ids or _rt is None:
         return
     try:
-        if type(obj) is _orig["Condition"] or isinstance(obj, _orig["Condition"]):
-            if _real_lock_free(obj._lock):
+        if isinstance(obj, _orig["Condition"]):
+            # ``cond.acquire``/``release`` are the real lock's own methods, already fetched when a
+            # call of one is reported: converting now would split the acquire from its release.
+            if method not in ("acquire", "release", "__enter__", "__exit__") and _real_lock_free(obj._lock):
                 _coop_condition(obj, RLock() if isinstance(obj._lock, _orig_rlock_types) else Lock())
         elif isinstance(obj, queue.Queue) and not isinstance(obj, SimpleQueue):
             conds = [c for c in (obj.not_empty, obj.not_full, obj.all_tasks_done) if isinstance(c, _orig["Condition"])]

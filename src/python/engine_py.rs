@@ -1174,16 +1174,13 @@ impl Inner {
     /// A real Condition/Semaphore/Event/Barrier/Queue made before the exploration gets its
     /// cooperative internals before it is used (the hook runs no runtime method: the state is
     /// not locked here, but the hook must not wait either).
-    fn make_cooperative(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) {
+    fn make_cooperative(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, method: Option<&Py<PyAny>>) {
         let (Some(types), Some(hook)) = (&self.types.coop_types, &self.types.coop_hook) else {
             return;
         };
         if obj.is_instance(types.bind(py).as_any()).unwrap_or(false) {
-            if let Err(e) = hook.bind(py).call1((obj,)) {
-                e.restore(py);
-                // SAFETY: attached; drops the error the hook left (never raised into user code).
-                unsafe { ffi::PyErr_Clear() };
-            }
+            // An error of the hook is dropped: the code under test then runs on the real object.
+            let _ = hook.bind(py).call1((obj, method));
         }
     }
 
@@ -1195,7 +1192,7 @@ impl Inner {
             return;
         }
         if matches!(ev.kind, EventKind::WithEnter | EventKind::Call) {
-            self.make_cooperative(py, ev.obj.bind(py));
+            self.make_cooperative(py, ev.obj.bind(py), ev.method.as_ref());
         }
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
