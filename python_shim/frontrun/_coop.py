@@ -10,6 +10,22 @@ In an explored thread every acquire, release and condition wait is an engine ope
 engine knows who holds which lock, never runs a thread whose lock is taken, and reports a
 deadlock when every live thread waits. Anywhere else (the thread running the exploration,
 ``setup`` and the invariant) the same objects behave like ordinary locks.
+
+Real ``Condition``, ``Semaphore``, ``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue``
+objects made *before* the exploration (at import) are made cooperative on first sight, when an
+explored thread enters ``with`` on one or calls a method of it (``make_cooperative``), and put
+back as they were when the exploration ends. A method called on one before any such report
+(``cond.acquire()`` bound before the first ``with``; ``ev.wait()`` where the rewriter does not
+report method calls) still runs on the real object.
+
+Limitation: a non-blocking or timed ``acquire`` is one engine step, a write to the lock object,
+whatever the lock's state (a thread's next step must depend only on its own past); whether it
+succeeds is decided when it runs. The engine orders it against other tries of the same lock,
+but not against other threads' ``Acquire``/``Release`` of it (those are lock operations, a
+separate kind, and making every acquire/release also a write would add executions to every
+locked program). So DPOR explores the try on the schedules that the rest of the program's
+conflicts produce, and may miss the one where another thread's acquire or release lands just
+before or after it.
 """
 
 from __future__ import annotations
@@ -356,6 +372,75 @@ class SimpleQueue(queue.Queue):
         self.put(item, block=False)
 
 
+# ---------------------------------------------------------------------------- real objects made before
+
+# (object, its class, a copy of its __dict__) of every real threading/queue object made cooperative
+# during this exploration; put back as they were when it ends.
+_converted = []
+_converted_ids = set()
+
+
+def _real_lock_free(lock):
+    return not lock.locked() if hasattr(lock, "locked") else not lock._is_owned()
+
+
+def _coop_condition(cond, lock):
+    """Turns a real ``threading.Condition`` into a cooperative one over ``lock``."""
+    _remember(cond)
+    cond.__class__ = Condition
+    cond.__dict__.clear()
+    Condition.__init__(cond, lock)
+
+
+def _remember(obj):
+    _converted.append((obj, obj.__class__, dict(obj.__dict__)))
+    _converted_ids.add(id(obj))
+
+
+def make_cooperative(obj, method=None):
+    """Called by the runtime on first sight of a real ``Condition``/``Semaphore``/``Event``/
+    ``Barrier``/``queue.Queue`` made before the exploration (at import): they are Python classes
+    over ``_thread`` locks whose waits would block for real, holding the turn, and hang the run.
+    Their locks and conditions are swapped for cooperative ones (only while no one holds them),
+    and put back when the exploration ends."""
+    if id(obj) in _converted_ids or _rt is None:
+        return
+    try:
+        if isinstance(obj, _orig["Condition"]):
+            # ``cond.acquire``/``release`` are the real lock's own methods, already fetched when a
+            # call of one is reported: converting now would split the acquire from its release.
+            if method not in ("acquire", "release", "__enter__", "__exit__") and _real_lock_free(obj._lock):
+                _coop_condition(obj, RLock() if isinstance(obj._lock, _orig_rlock_types) else Lock())
+        elif isinstance(obj, queue.Queue) and not isinstance(obj, SimpleQueue):
+            conds = [c for c in (obj.not_empty, obj.not_full, obj.all_tasks_done) if isinstance(c, _orig["Condition"])]
+            if conds and _real_lock_free(obj.mutex):
+                lock = Lock()
+                _remember(obj)
+                obj.mutex = lock
+                for c in conds:
+                    _coop_condition(c, lock)
+        else:
+            cond = getattr(obj, "_cond", None)  # Semaphore, BoundedSemaphore, Event, Barrier
+            if isinstance(cond, _orig["Condition"]) and id(cond) not in _converted_ids and _real_lock_free(cond._lock):
+                _coop_condition(cond, RLock() if isinstance(cond._lock, _orig_rlock_types) else Lock())
+    except Exception:  # never break the code under test: it then runs with the real objects
+        pass
+
+
+def _restore_converted():
+    while _converted:
+        obj, cls, saved = _converted.pop()
+        obj.__class__ = cls
+        obj.__dict__.clear()
+        obj.__dict__.update(saved)
+    _converted_ids.clear()
+
+
+# The classes the runtime hands to make_cooperative (exact threading/queue classes and subclasses).
+COOPERATIVE_ON_SIGHT = (threading.Condition, threading.Semaphore, threading.Event, threading.Barrier, queue.Queue)
+_orig_rlock_types = (type(_thread.RLock()), getattr(threading, "_PyRLock", type(_thread.RLock())))
+
+
 def _advance_clock(seconds):
     global _clock_offset
     if seconds and seconds > 0:
@@ -449,13 +534,16 @@ def patched(rt, pool):
     _rt, _pool = rt, pool
     for owner, name, replacement in _PATCHES:
         setattr(owner, name, replacement)
+    if pool is not None:
+        pool.show()
     rt.start()
     try:
         yield
     finally:
         rt.stop()
         if pool is not None:
-            pool.join()
+            pool.hide()
         for owner, name, _ in _PATCHES:
             setattr(owner, name, _orig[_key(owner, name)])
+        _restore_converted()
         _rt, _pool = None, None

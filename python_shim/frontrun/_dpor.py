@@ -10,7 +10,10 @@ the result says what happened.
 from __future__ import annotations
 
 import _thread
+import atexit
 import bisect
+import functools
+import os
 import builtins
 import heapq
 import operator
@@ -19,6 +22,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -49,6 +53,16 @@ class DporResult:
     ``property_holds``: True (every interleaving checked, none failed), False (a failure, see
     ``failure_kind``/``explanation``/``counterexample``) or None (inconclusive, see
     ``inconclusive_reason``).
+
+    Threads are numbered as in the ``threads`` list everywhere in ``explanation`` and messages:
+    thread 0 is ``threads[0]``; threads the test starts itself (``threading.Thread``) follow, in
+    the order they are started.
+
+    ``counterexample`` is the failing schedule, for ``replay``: the thread that took each step,
+    run-length encoded (``"1*3,2"`` = three steps of one thread, then one of another). It is the
+    engine's own record and numbers threads one higher: its thread 0 is the virtual root that
+    starts the test's threads, so ``threads[i]`` is its thread ``i + 1``. Pass it to ``replay``
+    as it is.
     """
 
     property_holds: Optional[bool]
@@ -76,59 +90,110 @@ class DporResult:
 
 
 class _Pool:
-    """Worker threads of one runtime, reused by every execution."""
+    """The worker threads of the process's runtime, kept from one exploration to the next.
+
+    Workers are bare ``_thread`` threads. Each makes its ``threading`` placeholder (a dummy
+    Thread, so that ``threading.current_thread()`` in a task needs no cooperative primitive) when
+    it starts; the placeholders are listed in ``threading._active`` only while an exploration
+    runs, so that between explorations ``threading.enumerate()`` and ``active_count()`` show the
+    program's own threads only. Idle workers sleep in the native module, off the GIL.
+    """
 
     def __init__(self, rt):
         self.rt = rt
         self.exited = []  # one held lock per worker, released as its very last act
+        self.placeholders = {}  # ident -> the worker's dummy Thread
+        self.visible = False
 
     def ensure_idle(self, n):
         while self.rt.idle_workers() < n:
             slot = self.rt.register_worker(0)
             exited = _thread.allocate_lock()
             exited.acquire()
+            ready = _thread.allocate_lock()
+            ready.acquire()
             self.exited.append(exited)
-            _thread.start_new_thread(self._main, (slot, exited))
+            _thread.start_new_thread(self._main, (slot, exited, ready))
+            ready.acquire()  # its placeholder exists (and is listed or not) before it is used
 
-    def join(self, timeout=5.0):
-        """Waits for the workers to leave (after ``rt.stop()``): none may still be inside the
+    def show(self):
+        """Lists the workers in ``threading._active`` (an exploration starts)."""
+        with threading._active_limbo_lock:
+            self.visible = True
+            threading._active.update(self.placeholders)
+
+    def hide(self):
+        with threading._active_limbo_lock:
+            self.visible = False
+            for ident, placeholder in self.placeholders.items():
+                if threading._active.get(ident) is placeholder:
+                    del threading._active[ident]
+
+    def shutdown(self, timeout=5.0):
+        """Sends the workers home and waits for them to leave: none may still be inside the
         native module when the interpreter shuts down."""
+        self.rt.shutdown()
         deadline = _now() + timeout
         for exited in self.exited:
             if exited.acquire(True, max(0.0, deadline - _now())):
                 exited.release()
 
-    def _main(self, slot, exited):
+    def _main(self, slot, exited, ready):
         try:
+            ident = threading.get_ident()
+            self.rt.set_worker_ident(slot, ident)
+            # The dummy Thread object is made now, with real primitives, not inside a task.
+            placeholder = threading.current_thread()
+            with threading._active_limbo_lock:
+                self.placeholders[ident] = placeholder
+                if not self.visible:
+                    threading._active.pop(ident, None)
+            ready.release()
             self._loop(slot)
         finally:
+            _forget_dummy_thread()
             exited.release()
 
     def _loop(self, slot):
-        rt = self.rt
-        rt.set_worker_ident(slot, threading.get_ident())
-        # The dummy Thread object is made now, with real primitives, not inside a task.
-        threading.current_thread()
+        next_task = self.rt.next_task
+        finished, error = False, None
         while True:
             try:
-                task = rt.next_task(slot)
+                task = next_task(slot, finished, error)
+                finished, error = False, None
                 if task is None:
-                    _forget_dummy_thread()
                     return
-                _tid, fn = task
-                error = None
-                try:
-                    for loc in rt.seen_locals():
-                        # Worker threads are reused: no thread-local value leaks to the next task.
+                if task is False:
+                    _let_abort_go_off()
+                    continue
+                _tid, fn, thread_locals = task
+                finished = True
+                if thread_locals:
+                    # Worker threads are reused: no thread-local value leaks to the next task.
+                    for loc in thread_locals:
                         loc.__dict__.clear()
+                try:
                     fn()
                 except ExecutionAborted:
                     pass
                 except BaseException:
                     error = _format_exception(sys.exc_info())
-                rt.finish_task(slot, error)
             except ExecutionAborted:
-                rt.finish_task(slot, None)
+                pass
+
+
+def _nothing():
+    pass
+
+
+def _let_abort_go_off():
+    """A timeout's abort was sent to this worker during its task and may not have gone off yet:
+    it does at the first check of the eval breaker (a Python call), here, not in the next task."""
+    try:
+        for _ in range(3):
+            _nothing()
+    except ExecutionAborted:
+        pass
 
 
 def _forget_dummy_thread():
@@ -140,6 +205,39 @@ def _forget_dummy_thread():
         pass
 
 
+_RUNTIME = None  # (runtime, pool, pid): one per process, its workers reused by every exploration
+
+
+_BUSY = _thread.allocate_lock()  # held by the exploration (or replay) in progress
+
+
+@contextmanager
+def _session(**config):
+    """The process's runtime, configured for a new exploration (or replay), cooperative
+    primitives patched in and reports routed to it for the block's duration."""
+    if not _BUSY.acquire(False):
+        raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
+    try:
+        rt, pool = _runtime(**config)
+        with _coop.patched(rt, pool):
+            yield rt, pool
+    finally:
+        _BUSY.release()
+
+
+def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False):
+    global _RUNTIME
+    if _RUNTIME is None or _RUNTIME[2] != os.getpid():  # a forked child has none of the workers
+        rt = _make_runtime()
+        pool = _Pool(rt)
+        _RUNTIME = (rt, pool, os.getpid())
+        atexit.register(pool.shutdown)
+    rt, pool, _pid = _RUNTIME
+    rt.configure(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps,
+                 replay=replay, explain=explain)
+    return rt, pool
+
+
 def _format_exception(exc_info):
     etype, value, tb = exc_info
     # Drop the runtime's own frames at the top of the traceback.
@@ -148,7 +246,7 @@ def _format_exception(exc_info):
     return "".join(traceback.format_exception(etype, value, tb))
 
 
-def _make_runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False):
+def _make_runtime():
     from frontrun.rewrite._core import DEFAULT_POLICY  # noqa: F401  (the rewriter is part of the package)
 
     import _thread as t
@@ -173,11 +271,8 @@ def _make_runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAU
         builtins_map=builtins_map,
         heap_writers=heap_writers,
         resource_methods=list(_RESOURCE_METHODS),
-        preemption_bound=preemption_bound,
-        max_executions=max_executions,
-        max_steps=max_steps,
-        replay=replay,
-        explain=explain,
+        coop_types=_coop.COOPERATIVE_ON_SIGHT,
+        coop_hook=_coop.make_cooperative,
     )
 
 
@@ -205,20 +300,13 @@ class _Run:
     explanation: str = ""
 
 
-def _thread_task(fn, state):
-    def task():
-        fn(state)
-
-    return task
-
-
 def _invariant_name(invariant):
     return getattr(invariant, "__qualname__", None) or getattr(invariant, "__name__", None) or repr(invariant)
 
 
 def _run_one(rt, setup, threads, invariant, timeout):
     state = setup()
-    tasks = [_thread_task(fn, state) for fn in threads]
+    tasks = [functools.partial(fn, state) for fn in threads]
     end, detail = rt.run_execution(tasks, timeout)
     run = _Run(end=end, detail=detail, state=state, errors=rt.errors())
     if end == "deadlock":
@@ -313,15 +401,13 @@ def explore_dpor(
     threads = _check_threads(threads)
     started = _now()
     deadline = None if timeout is None else started + timeout
-    rt = _make_runtime(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps)
-    pool = _Pool(rt)
-    pool.ensure_idle(len(threads))
     progress = _Progress()
     first_failure = None
     failures = 0
     executions = 0
     stopped_reason = None
-    with _coop.patched(rt, pool):
+    config = dict(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps)
+    with _session(**config) as (rt, pool):
         while True:
             if deadline is not None and _now() >= deadline:
                 stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
@@ -346,7 +432,7 @@ def explore_dpor(
                     f"({run.detail}); make setup() and the threads deterministic"
                 )
                 break
-            schedule = rt.schedule()
+            schedule = rt.schedule() if run.kind else None
             rt.end_execution(run.message if run.kind else None)
             if run.kind:
                 failures += 1
@@ -355,9 +441,9 @@ def explore_dpor(
                 if stop_on_first:
                     break
             progress.tick(executions)
+        stats = dict(rt.stats())
+        verdict, reason = rt.verdict()
     progress.done()
-    stats = dict(rt.stats())
-    verdict, reason = rt.verdict()
     num = int(stats.get("executions", executions))
     elapsed = _now() - started
     if first_failure is not None:
@@ -389,14 +475,12 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
     """Runs exactly ``schedule`` once; returns (run, runtime) with the step log kept."""
     import tracemalloc
 
-    rt = _make_runtime(replay=schedule, max_steps=max_steps, explain=explain)
-    pool = _Pool(rt)
-    pool.ensure_idle(len(threads))
     tracing = tracemalloc.is_tracing()
     if explain and not tracing:
         tracemalloc.start(8)
     try:
-        with _coop.patched(rt, pool):
+        with _session(replay=schedule, max_steps=max_steps, explain=explain) as (rt, pool):
+            pool.ensure_idle(len(threads))
             if not rt.begin_execution():
                 raise RuntimeError("replay: the engine refused to start")
             run = _run_one(rt, setup, threads, invariant, None)

@@ -198,16 +198,45 @@ def _final_value(obj, step):
         return None
 
 
+def _interleaved(accesses):
+    """Whether some thread's accesses to the location have another thread's in between (a lost
+    update, a torn read); else the threads used it one after the other."""
+    seen = set()
+    last = None
+    for s in accesses:
+        if s.thread != last:
+            if s.thread in seen:
+                return True
+            seen.add(s.thread)
+            last = s.thread
+    return False
+
+
 def race_report(rt, steps):
     locs = _conflicting_locations(steps, rt.races())
-    out = []
-    for loc in locs[:MAX_LOCATIONS]:
+    found = []
+    for loc in locs:
         accesses = _accesses_to(steps, loc)
-        if not accesses:
-            continue
+        if accesses:
+            found.append((loc, accesses, _interleaved(accesses)))
+    # The locations whose accesses interleave explain the failure: they come first, in full. The
+    # others were used by one thread after the other in this schedule: one line each.
+    if any(inter for _, _, inter in found):
+        found.sort(key=lambda f: not f[2])
+    out = []
+    shown = 0
+    for loc, accesses, inter in found:
+        if shown == MAX_LOCATIONS:
+            break
+        shown += 1
         named = next((s for s in accesses if s.key_id != WHOLE), accesses[0])
         obj = rt.object(loc[0])
         title = _location_name(named, obj)
+        if not inter and out:
+            order = ", then ".join(f"thread {t}" for t in dict.fromkeys(s.thread for s in accesses))
+            out.append(f"Also {title} ({_describe_object(rt, loc[0])}): used by {order}, one after the other "
+                       "in this schedule (not interleaved).")
+            continue
         out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
         width = max(len(_where(s.file, s.line)) for s in accesses)
         for s in accesses[:MAX_LINES]:
@@ -217,8 +246,8 @@ def race_report(rt, steps):
         value = _final_value(obj, named) if obj is not None else None
         if value is not None and " object at 0x" not in value:
             out.append(f"  afterwards {title} = {value}")
-    if len(locs) > MAX_LOCATIONS:
-        out.append(f"(and {len(locs) - MAX_LOCATIONS} more racing locations)")
+    if len(found) > shown:
+        out.append(f"(and {len(found) - shown} more racing locations)")
     return out
 
 

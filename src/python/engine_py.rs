@@ -2,11 +2,15 @@
 //!
 //! # Handoff
 //!
-//! One `Mutex<State>` holds the explorer and the execution; every worker thread has its own
-//! `Condvar` (a "slot"), the controller (the thread running `explore_dpor`) has another. At any
-//! moment at most one explored thread holds the *turn* and runs user code; the others are parked
-//! at a report, detached from the interpreter (`py.detach`), so the GIL (or, free-threaded,
-//! nothing) is in nobody's way. The thread that reaches a scheduling point drives the engine
+//! One `Mutex<State>` holds the explorer and the execution; every worker thread (a "slot") and
+//! the controller (the thread running `explore_dpor`) has its own wake-up word (`Parker`: a
+//! counter and `thread::park`). At any moment at most one explored thread holds the *turn* and
+//! runs user code; the others are parked at a report, detached from the interpreter
+//! (`py.detach`), so the GIL (or, free-threaded, nothing) is in nobody's way. A handoff changes
+//! the state under the mutex, queues the wake, and delivers it only after the mutex *and the
+//! GIL* are released: the woken thread never wakes just to wait for either (that doubled the
+//! context switches per handoff). The runtime lives as long as the process; its workers are
+//! reused by every exploration (`configure` starts a new one). The thread that reaches a scheduling point drives the engine
 //! itself (baton passing): it `arrive`s, and while every live thread has arrived it calls
 //! `choose`; if the engine picks the caller, the report returns at once (no context switch);
 //! otherwise the turn is handed over and the caller parks. The engine's thread 0 is a virtual
@@ -28,7 +32,9 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -56,8 +62,93 @@ const UNWIND_GRACE: Duration = Duration::from_secs(3);
 struct Aborted;
 
 thread_local! {
-    /// (runtime, engine thread) of the explored thread running on this OS thread.
-    static CURRENT: Cell<Option<(usize, ThreadId)>> = const { Cell::new(None) };
+    /// (runtime, engine thread, execution) of the explored thread running on this OS thread.
+    static CURRENT: Cell<Option<(usize, ThreadId, u64)>> = const { Cell::new(None) };
+    /// This OS thread's wake-up word (worker or controller).
+    static PARKER: Arc<Parker> = Arc::new(Parker {
+        seq: AtomicU64::new(0),
+        thread: std::thread::current(),
+    });
+}
+
+/// Wakes one thread without a lock: the waker bumps `seq` after changing the state (under the
+/// state mutex, which it has released by then); the waiter read `seq` before looking at the
+/// state, so a wake between its look and its sleep is never lost.
+struct Parker {
+    seq: AtomicU64,
+    thread: std::thread::Thread,
+}
+
+impl Parker {
+    fn mine() -> Arc<Parker> {
+        PARKER.with(Arc::clone)
+    }
+
+    fn wake(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    /// Waits until `seq` differs from `seen` (or until `deadline`; returns false then). No
+    /// spinning first: measured on two shared cores, a spinning waiter slowed handoffs tenfold.
+    fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        while self.seq.load(Ordering::Acquire) == seen {
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    std::thread::park_timeout(d - now);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The state, locked. Wakes queued while it was held are delivered once it is released.
+struct Guard<'a>(Option<MutexGuard<'a, State>>);
+
+impl Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("guard held")
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("guard held")
+    }
+}
+
+impl Guard<'_> {
+    /// Unlocks and returns the queued wakes for the caller to deliver (after it has let go of
+    /// the interpreter, so that the woken thread finds the GIL free).
+    fn unlock(mut self) -> Vec<Arc<Parker>> {
+        let mut g = self.0.take().expect("guard held");
+        let wakes = std::mem::take(&mut g.wakes);
+        drop(g);
+        wakes
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.0.take() {
+            let wakes = std::mem::take(&mut g.wakes);
+            drop(g);
+            wake_all(wakes);
+        }
+    }
+}
+
+fn wake_all(wakes: Vec<Arc<Parker>>) {
+    for w in wakes {
+        w.wake();
+    }
 }
 
 /// What a performed step was, kept for explanations (explain mode only) and deadlock reports.
@@ -129,10 +220,16 @@ struct Exec {
 }
 
 struct Slot {
-    cv: Arc<Condvar>,
+    /// The worker's wake-up word (set by the worker when it starts).
+    parker: Option<Arc<Parker>>,
     ident: u64,
     tid: Option<ThreadId>,
     abandoned: bool,
+    /// Between handing out a task and its end (`finish`): the worker may be running it.
+    in_task: bool,
+    /// A timeout's abort was sent to this worker while in its task: it may still be pending
+    /// after the task, and must go off before the worker takes another (workers are reused).
+    abort_sent: bool,
 }
 
 struct State {
@@ -150,6 +247,10 @@ struct State {
     explain: bool,
     /// `threading.local` objects explored threads have used (kept across executions).
     seen_locals: Vec<Py<PyAny>>,
+    /// Threads to wake once the state is unlocked.
+    wakes: Vec<Arc<Parker>>,
+    /// The thread running the current execution (`run_execution`).
+    controller: Option<Arc<Parker>>,
 }
 
 struct Types {
@@ -168,11 +269,14 @@ struct Types {
     /// heapq and bisect functions: write their first argument.
     heap_writers: Vec<Py<PyAny>>,
     value_keys: Py<PyDict>,
+    /// Real threading/queue classes made cooperative on first sight (`with`, method call) by
+    /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
+    coop_types: Option<Py<PyTuple>>,
+    coop_hook: Option<Py<PyAny>>,
 }
 
 struct Inner {
     state: Mutex<State>,
-    done_cv: Condvar,
     types: Types,
     resource_methods: Vec<String>,
 }
@@ -243,12 +347,39 @@ impl Inner {
 
     /// Locks the state without ever blocking while attached (free-threaded stop-the-world and
     /// the GIL both need that): on contention, wait detached, then try again.
-    fn lock_state(&self, py: Python<'_>) -> MutexGuard<'_, State> {
+    fn lock_state(&self, py: Python<'_>) -> Guard<'_> {
         loop {
             match self.state.try_lock() {
-                Ok(g) => return g,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Ok(g) => return Guard(Some(g)),
+                Err(TryLockError::Poisoned(p)) => return Guard(Some(p.into_inner())),
                 Err(TryLockError::WouldBlock) => py.detach(|| drop(self.state.lock())),
+            }
+        }
+    }
+
+    /// Locks the state from a detached thread.
+    fn lock_detached(&self) -> Guard<'_> {
+        Guard(Some(self.state.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+
+    /// Detached: waits until `check` (run under the lock) says what to return. The waiter's
+    /// `seq` is read before each look at the state, so no wake is lost in between.
+    fn wait_for<R>(
+        &self,
+        parker: &Parker,
+        deadline: Option<Instant>,
+        mut check: impl FnMut(&mut State) -> Option<R>,
+    ) -> Option<R> {
+        loop {
+            let seen = parker.seq.load(Ordering::Acquire);
+            {
+                let mut st = self.lock_detached();
+                if let Some(r) = check(&mut st) {
+                    return Some(r);
+                }
+            }
+            if !parker.wait_change(seen, deadline) {
+                return None;
             }
         }
     }
@@ -260,8 +391,68 @@ impl Inner {
     fn current(&self) -> Option<ThreadId> {
         CURRENT
             .with(|c| c.get())
-            .filter(|(rt, _)| *rt == self.id())
-            .map(|(_, t)| t)
+            .filter(|(rt, _, _)| *rt == self.id())
+            .map(|(_, t, _)| t)
+    }
+
+    /// The execution the task running on this OS thread belongs to.
+    fn current_exec(&self) -> Option<u64> {
+        CURRENT
+            .with(|c| c.get())
+            .filter(|(rt, _, _)| *rt == self.id())
+            .map(|(_, _, e)| e)
+    }
+
+    /// Book-keeping of a task that returned; gives back the wakes to deliver once detached.
+    fn finish(&self, py: Python<'_>, slot: usize, error: Option<String>) -> Vec<Arc<Parker>> {
+        let Some(tid) = self.current() else {
+            return Vec::new();
+        };
+        let mut st = self.lock_state(py);
+        st.slots[slot].in_task = false;
+        if st.slots[slot].abandoned || self.current_exec() != Some(st.exec.id) {
+            // Given up on at a timeout: a later execution is none of its business.
+            CURRENT.with(|c| c.set(None));
+            return st.unlock();
+        }
+        if let Some(e) = error {
+            st.exec.errors.push((tid, e));
+        }
+        // Real locks released before the end are released in the model too.
+        loop {
+            if st.exec.aborting || st.exec.threads[tid].held_real.is_empty() {
+                break;
+            }
+            let Some(lock) = self.released_real_lock(py, &mut st, tid) else {
+                break;
+            };
+            if self.step(py, st, tid, Op::Release { lock }, None).is_err() {
+                st = self.lock_state(py);
+                break;
+            }
+            st = self.lock_state(py);
+        }
+        CURRENT.with(|c| c.set(None));
+        if !st.exec.aborting && st.exec.done.is_none() {
+            if st.exec.turn == Some(tid) {
+                self.set_turn(&mut st, None);
+            }
+            Self::arrive(&mut st, tid, Op::Exit, None);
+            self.drive(&mut st);
+        }
+        // No clearing of a pending asynchronous abort here: PyThreadState_SetAsyncExc(id, NULL)
+        // leaves the interpreter's async-exception signal set on 3.11, and every thread then
+        // spins in its eval breaker. A stray abort is caught by the worker loop instead.
+        st.exec.active = st.exec.active.saturating_sub(1);
+        st.slots[slot].tid = None;
+        if let Some(th) = st.exec.threads.get_mut(tid) {
+            th.slot = None;
+        }
+        st.idle.push(slot);
+        if st.exec.active == 0 && st.exec.done.is_some() {
+            Self::wake_controller(&mut st);
+        }
+        st.unlock()
     }
 
     // ---------------------------------------------------------------- numbering
@@ -709,9 +900,42 @@ impl Inner {
         Self::arrive(st, ROOT, op, None);
     }
 
-    fn notify_slot(st: &State, t: ThreadId) {
+    fn notify_slot(st: &mut State, t: ThreadId) {
         if let Some(s) = st.exec.threads.get(t).and_then(|th| th.slot) {
-            st.slots[s].cv.notify_one();
+            Self::wake_slot(st, s);
+        }
+    }
+
+    fn wake_slot(st: &mut State, s: usize) {
+        if let Some(p) = st.slots[s].parker.clone() {
+            st.wakes.push(p);
+        }
+    }
+
+    fn wake_controller(st: &mut State) {
+        if let Some(p) = st.controller.clone() {
+            st.wakes.push(p);
+        }
+    }
+
+    /// Between executions: a worker handed a thread the last execution ended before it started
+    /// is idle again (else it could take the same-numbered thread of the next execution while
+    /// another worker is assigned to it, and the wakes would go to the wrong one).
+    fn release_unstarted(st: &mut State) {
+        for s in 0..st.slots.len() {
+            let slot = &mut st.slots[s];
+            if slot.tid.is_some() && !slot.in_task && !slot.abandoned {
+                slot.tid = None;
+                if !st.idle.contains(&s) {
+                    st.idle.push(s);
+                }
+            }
+        }
+    }
+
+    fn wake_all_slots(st: &mut State) {
+        for s in 0..st.slots.len() {
+            Self::wake_slot(st, s);
         }
     }
 
@@ -724,11 +948,9 @@ impl Inner {
         self.set_turn(st, None);
         if abort {
             st.exec.aborting = true;
-            for s in &st.slots {
-                s.cv.notify_all();
-            }
+            Self::wake_all_slots(st);
         }
-        self.done_cv.notify_all();
+        Self::wake_controller(st);
     }
 
     /// Whether `t` (live, arrived) could run, by the runtime's mirror of the engine's model.
@@ -829,7 +1051,7 @@ impl Inner {
         if let Some(s) = st.idle.pop() {
             st.slots[s].tid = Some(c);
             st.exec.threads[c].slot = Some(s);
-            st.slots[s].cv.notify_one();
+            Self::wake_slot(st, s);
         }
         // Else the next worker to register or go idle claims it.
         true
@@ -899,12 +1121,12 @@ impl Inner {
     fn step(
         &self,
         py: Python<'_>,
-        mut st: MutexGuard<'_, State>,
+        mut st: Guard<'_>,
         tid: ThreadId,
         op: Op,
         info: Option<StepInfo>,
     ) -> Result<(), Aborted> {
-        if st.exec.aborting || st.exec.done.is_some() {
+        if st.exec.aborting || st.exec.done.is_some() || self.current_exec() != Some(st.exec.id) {
             return Err(Aborted);
         }
         st.exec.user_steps += 1;
@@ -925,28 +1147,40 @@ impl Inner {
         if st.exec.aborting {
             return Err(Aborted);
         }
-        let cv = st.exec.threads[tid]
-            .slot
-            .map(|s| st.slots[s].cv.clone())
-            .expect("explored thread has a slot");
         let exec_id = st.exec.id;
-        drop(st);
+        let wakes = st.unlock();
+        let parker = Parker::mine();
+        // The GIL is let go before the next thread is woken: it must not wake only to wait for it.
         let ok = py.detach(|| {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
+            wake_all(wakes);
+            self.wait_for(&parker, None, |st| {
                 if st.exec.id != exec_id || st.exec.aborting {
-                    return false;
+                    Some(false)
+                } else if st.exec.turn == Some(tid) {
+                    Some(true)
+                } else {
+                    None
                 }
-                if st.exec.turn == Some(tid) {
-                    return true;
-                }
-                st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
-            }
+            })
+            .unwrap_or(false)
         });
         if ok {
             Ok(())
         } else {
             Err(Aborted)
+        }
+    }
+
+    /// A real Condition/Semaphore/Event/Barrier/Queue made before the exploration gets its
+    /// cooperative internals before it is used (the hook runs no runtime method: the state is
+    /// not locked here, but the hook must not wait either).
+    fn make_cooperative(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, method: Option<&Py<PyAny>>) {
+        let (Some(types), Some(hook)) = (&self.types.coop_types, &self.types.coop_hook) else {
+            return;
+        };
+        if obj.is_instance(types.bind(py).as_any()).unwrap_or(false) {
+            // An error of the hook is dropped: the code under test then runs on the real object.
+            let _ = hook.bind(py).call1((obj, method));
         }
     }
 
@@ -956,6 +1190,9 @@ impl Inner {
         // The commonest report that means nothing: `total += i` on a local number.
         if ev.kind == EventKind::Inplace && !self.is_container(ev.obj.bind(py)) {
             return;
+        }
+        if matches!(ev.kind, EventKind::WithEnter | EventKind::Call) {
+            self.make_cooperative(py, ev.obj.bind(py), ev.method.as_ref());
         }
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
@@ -1064,7 +1301,53 @@ fn site_info(
     })
 }
 
-/// The DPOR runtime of one exploration (or one replay).
+/// A deadlock in the user's numbering (thread 0 = the first function of `threads`; the engine's
+/// thread 0 is the virtual root that starts them).
+fn deadlock_text(d: &Deadlock) -> String {
+    let user = |t: ThreadId| t.saturating_sub(1);
+    let mut out = String::from("deadlock:");
+    for w in &d.waiting {
+        match (&w.reason, w.op) {
+            (WaitReason::Lock { lock, owner }, _) => out.push_str(&format!(
+                " thread {} waits for lock #{lock} held by thread {};",
+                user(w.thread),
+                user(*owner)
+            )),
+            (WaitReason::Join { child }, _) => out.push_str(&format!(
+                " thread {} joins thread {};",
+                user(w.thread),
+                user(*child)
+            )),
+            (WaitReason::Blocked, _) => {
+                out.push_str(&format!(" thread {} is blocked;", user(w.thread)))
+            }
+        }
+    }
+    out
+}
+
+fn make_explorer(
+    preemption_bound: Option<u32>,
+    max_executions: Option<u64>,
+    replay: Option<String>,
+) -> PyResult<Explorer> {
+    Ok(match replay {
+        Some(s) => {
+            let schedule: Schedule =
+                s.parse().map_err(|e: crate::engine::ParseScheduleError| {
+                    PyValueError::new_err(format!("not a frontrun counterexample: {e}"))
+                })?;
+            Explorer::replay(schedule)
+        }
+        None => Explorer::new(Config {
+            preemption_bound,
+            max_executions,
+        }),
+    })
+}
+
+/// The DPOR runtime: one per process, reconfigured for each exploration (or replay), with its
+/// worker threads kept from one to the next.
 #[pyclass(frozen, module = "frontrun._native")]
 pub struct DporRuntime {
     inner: Arc<Inner>,
@@ -1086,7 +1369,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1103,20 +1386,10 @@ impl DporRuntime {
         max_steps: u64,
         replay: Option<String>,
         explain: bool,
+        coop_types: Option<Py<PyTuple>>,
+        coop_hook: Option<Py<PyAny>>,
     ) -> PyResult<DporRuntime> {
-        let explorer = match replay {
-            Some(s) => {
-                let schedule: Schedule =
-                    s.parse().map_err(|e: crate::engine::ParseScheduleError| {
-                        PyValueError::new_err(format!("not a frontrun counterexample: {e}"))
-                    })?;
-                Explorer::replay(schedule)
-            }
-            None => Explorer::new(Config {
-                preemption_bound,
-                max_executions,
-            }),
-        };
+        let explorer = make_explorer(preemption_bound, max_executions, replay)?;
         let get = |name: &str| -> PyResult<Py<PyAny>> {
             builtins_map
                 .get_item(name)?
@@ -1138,6 +1411,8 @@ impl DporRuntime {
             delitem: get("delitem")?,
             heap_writers,
             value_keys: PyDict::new(py).unbind(),
+            coop_types,
+            coop_hook,
         };
         let state = State {
             explorer,
@@ -1152,11 +1427,12 @@ impl DporRuntime {
             max_steps,
             explain,
             seen_locals: Vec::new(),
+            wakes: Vec::new(),
+            controller: None,
         };
         Ok(DporRuntime {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
-                done_cv: Condvar::new(),
                 types,
                 resource_methods,
             }),
@@ -1172,16 +1448,54 @@ impl DporRuntime {
         report_py::activate(py);
     }
 
-    /// Turns reporting off, removes the sink and sends the workers home.
+    /// Turns reporting off and removes the sink; any execution still running is aborted. The
+    /// workers stay, idle, for the next exploration.
     fn stop(&self, py: Python<'_>) {
         report_py::deactivate(py);
         report_py::set_sink(None);
         let mut st = self.inner.lock_state(py);
+        if st.exec.done.is_none() && st.exec.active > 0 {
+            st.exec.aborting = true;
+            Inner::wake_all_slots(&mut st);
+        }
+    }
+
+    /// Sends the workers home (at interpreter exit).
+    fn shutdown(&self, py: Python<'_>) {
+        let mut st = self.inner.lock_state(py);
         st.shutdown = true;
         st.exec.aborting = true;
-        for s in &st.slots {
-            s.cv.notify_all();
+        Inner::wake_all_slots(&mut st);
+    }
+
+    /// Starts a new exploration (or replay) on this runtime: fresh engine, same workers.
+    #[pyo3(signature = (*, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false))]
+    fn configure(
+        &self,
+        py: Python<'_>,
+        preemption_bound: Option<u32>,
+        max_executions: Option<u64>,
+        max_steps: u64,
+        replay: Option<String>,
+        explain: bool,
+    ) -> PyResult<()> {
+        let explorer = make_explorer(preemption_bound, max_executions, replay)?;
+        let mut st = self.inner.lock_state(py);
+        if st.exec.active > 0 {
+            return Err(PyRuntimeError::new_err(
+                "an execution of the previous exploration is still running",
+            ));
         }
+        st.explorer = explorer;
+        st.max_steps = max_steps;
+        st.explain = explain;
+        Inner::release_unstarted(&mut st);
+        let old = std::mem::take(&mut st.exec);
+        st.exec.id = old.id;
+        drop(st);
+        drop(old); // the previous execution's objects (attached: may run finalizers)
+        self.inner.types.value_keys.bind(py).clear();
+        Ok(())
     }
 
     #[getter]
@@ -1195,18 +1509,22 @@ impl DporRuntime {
         let mut st = self.inner.lock_state(py);
         let s = st.slots.len();
         st.slots.push(Slot {
-            cv: Arc::new(Condvar::new()),
+            parker: None,
             ident,
             tid: None,
             abandoned: false,
+            in_task: false,
+            abort_sent: false,
         });
         st.idle.push(s);
         s
     }
 
-    /// The OS thread id of the worker in `slot` (set by the worker itself when it starts).
+    /// Called by the worker in `slot` itself when it starts: its OS thread id and wake-up word.
     fn set_worker_ident(&self, py: Python<'_>, slot: usize, ident: u64) {
-        self.inner.lock_state(py).slots[slot].ident = ident;
+        let mut st = self.inner.lock_state(py);
+        st.slots[slot].ident = ident;
+        st.slots[slot].parker = Some(Parker::mine());
     }
 
     /// The `threading.local` objects explored threads have used so far.
@@ -1220,107 +1538,92 @@ impl DporRuntime {
     }
 
     fn idle_workers(&self, py: Python<'_>) -> usize {
-        self.inner.lock_state(py).idle.len()
+        let st = self.inner.lock_state(py);
+        st.idle.iter().filter(|&&s| !st.slots[s].abandoned).count()
     }
 
-    /// Blocks (detached) until a task's turn comes for this worker: `(thread, callable)`, or
-    /// `None` at shutdown.
-    fn next_task(&self, py: Python<'_>, slot: usize) -> Option<(usize, Py<PyAny>)> {
+    /// The worker loop's one call: reports the end of the task it ran (`finished`; `error`: its
+    /// formatted uncaught exception), then blocks (detached) until a task's turn comes for this
+    /// worker: `(thread, callable, locals)` with the `threading.local` objects to clear first,
+    /// `None` at shutdown, or `False`: a timeout's abort may still be pending in this thread,
+    /// let it go off (run some Python code, catch it) and call again.
+    #[pyo3(signature = (slot, finished=false, error=None))]
+    fn next_task(
+        &self,
+        py: Python<'_>,
+        slot: usize,
+        finished: bool,
+        error: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
         let inner = self.inner.clone();
-        let got = py.detach(move || {
-            let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if st.shutdown || st.slots[slot].abandoned {
-                    return None;
-                }
-                match st.slots[slot].tid {
-                    Some(t) if st.exec.aborting => {
-                        // Assigned but never started: drop it.
-                        st.slots[slot].tid = None;
-                        if let Some(th) = st.exec.threads.get_mut(t) {
-                            th.slot = None;
-                        }
-                        st.idle.push(slot);
-                    }
-                    Some(t) if st.exec.turn == Some(t) => {
-                        if let Some(task) = st.exec.threads[t].task.take() {
-                            st.exec.active += 1;
-                            return Some((t, task, st.exec.id));
-                        }
-                    }
-                    None => {
-                        // A spawned thread given the turn before any worker was idle.
-                        if let Some(t) = st.exec.turn.filter(|&t| {
-                            st.exec
-                                .threads
-                                .get(t)
-                                .is_some_and(|th| th.slot.is_none() && th.task.is_some() && th.live)
-                        }) {
-                            if let Some(pos) = st.idle.iter().position(|&s| s == slot) {
-                                st.idle.remove(pos);
-                            }
-                            st.slots[slot].tid = Some(t);
-                            st.exec.threads[t].slot = Some(slot);
-                            continue;
-                        }
-                    }
-                    _ => {}
-                }
-                st = st.slots[slot]
-                    .cv
-                    .clone()
-                    .wait(st)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-        });
-        let (t, task, _exec) = got?;
-        CURRENT.with(|c| c.set(Some((self.inner.id(), t))));
-        Some((t, task))
-    }
-
-    /// The task of this worker returned (`error`: its formatted uncaught exception).
-    #[pyo3(signature = (slot, error=None))]
-    fn finish_task(&self, py: Python<'_>, slot: usize, error: Option<String>) {
-        let inner = &self.inner;
-        let tid = inner.current();
-        if let Some(tid) = tid {
+        let wakes = if finished {
+            inner.finish(py, slot, error)
+        } else {
+            Vec::new()
+        };
+        {
             let mut st = inner.lock_state(py);
-            if let Some(e) = error {
-                st.exec.errors.push((tid, e));
+            if std::mem::take(&mut st.slots[slot].abort_sent) {
+                drop(st);
+                wake_all(wakes);
+                return Ok(PyBool::new(py, false).to_owned().into_any().unbind());
             }
-            // Real locks released before the end are released in the model too.
-            loop {
-                if st.exec.aborting || st.exec.threads[tid].held_real.is_empty() {
-                    break;
-                }
-                let Some(lock) = inner.released_real_lock(py, &mut st, tid) else {
-                    break;
-                };
-                if inner.step(py, st, tid, Op::Release { lock }, None).is_err() {
-                    st = inner.lock_state(py);
-                    break;
-                }
-                st = inner.lock_state(py);
-            }
-            if !st.exec.aborting && st.exec.done.is_none() {
-                if st.exec.turn == Some(tid) {
-                    inner.set_turn(&mut st, None);
-                }
-                Inner::arrive(&mut st, tid, Op::Exit, None);
-                inner.drive(&mut st);
-            }
-            CURRENT.with(|c| c.set(None));
-            // No clearing of a pending asynchronous abort here: PyThreadState_SetAsyncExc(id, NULL)
-            // leaves the interpreter's async-exception signal set on 3.11, and every thread then
-            // spins in its eval breaker. A stray abort is caught by the worker loop instead.
-            st.exec.active = st.exec.active.saturating_sub(1);
-            st.slots[slot].tid = None;
-            if let Some(th) = st.exec.threads.get_mut(tid) {
-                th.slot = None;
-            }
-            st.idle.push(slot);
-            inner.done_cv.notify_all();
         }
+        let parker = Parker::mine();
+        let got = py.detach(move || {
+            // The next thread (or the controller) is woken once this one has let go of the GIL.
+            wake_all(wakes);
+            inner
+                .wait_for(&parker, None, |st| loop {
+                    if st.shutdown || st.slots[slot].abandoned {
+                        return Some(None);
+                    }
+                    match st.slots[slot].tid {
+                        Some(t) if st.exec.aborting => {
+                            // Assigned but never started: drop it.
+                            st.slots[slot].tid = None;
+                            if let Some(th) = st.exec.threads.get_mut(t) {
+                                th.slot = None;
+                            }
+                            if !st.idle.contains(&slot) {
+                                st.idle.push(slot);
+                            }
+                        }
+                        Some(t) if st.exec.turn == Some(t) => {
+                            if let Some(task) = st.exec.threads[t].task.take() {
+                                st.exec.active += 1;
+                                st.slots[slot].in_task = true;
+                                return Some(Some((t, task, st.exec.id, st.seen_locals.len())));
+                            }
+                        }
+                        None => {
+                            // A spawned thread given the turn before any worker was idle.
+                            if let Some(t) = st.exec.turn.filter(|&t| {
+                                st.exec.threads.get(t).is_some_and(|th| {
+                                    th.slot.is_none() && th.task.is_some() && th.live
+                                })
+                            }) {
+                                if let Some(pos) = st.idle.iter().position(|&s| s == slot) {
+                                    st.idle.remove(pos);
+                                }
+                                st.slots[slot].tid = Some(t);
+                                st.exec.threads[t].slot = Some(slot);
+                                continue;
+                            }
+                        }
+                        _ => {}
+                    }
+                    return None;
+                })
+                .flatten()
+        });
+        let Some((t, task, exec, nlocals)) = got else {
+            return Ok(py.None());
+        };
+        CURRENT.with(|c| c.set(Some((self.inner.id(), t, exec))));
+        // Worker threads are reused: no thread-local value may leak into the next task.
+        let locals = (nlocals > 0).then(|| self.seen_locals(py));
+        Ok((t, task, locals).into_pyobject(py)?.into_any().unbind())
     }
 
     // ------------------------------------------------------------ controller
@@ -1332,6 +1635,7 @@ impl DporRuntime {
         }
         let id = st.next_exec;
         st.next_exec += 1;
+        Inner::release_unstarted(&mut st);
         let old = std::mem::replace(
             &mut st.exec,
             Exec {
@@ -1354,57 +1658,45 @@ impl DporRuntime {
         timeout: Option<f64>,
     ) -> PyResult<(String, String)> {
         let inner = self.inner.clone();
-        {
+        let parker = Parker::mine();
+        let wakes = {
             let mut st = inner.lock_state(py);
+            st.controller = Some(parker.clone());
             st.exec.root_tasks = tasks.into();
             Inner::thread_mut(&mut st, ROOT).live = true;
             Inner::root_arrive(&mut st);
             inner.drive(&mut st);
-        }
+            st.unlock()
+        };
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-        let wait = |deadline: Option<Instant>| {
-            let inner = inner.clone();
-            py.detach(move || {
-                let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if st.exec.done.is_some() && st.exec.active == 0 {
-                        return true;
-                    }
-                    match deadline {
-                        None => st = inner.done_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                        Some(d) => {
-                            let now = Instant::now();
-                            if now >= d {
-                                return false;
-                            }
-                            st = inner
-                                .done_cv
-                                .wait_timeout(st, d - now)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0;
-                        }
-                    }
-                }
+        let mut wakes = Some(wakes);
+        let mut wait = |deadline: Option<Instant>| {
+            let wakes = wakes.take().unwrap_or_default();
+            py.detach(|| {
+                wake_all(wakes);
+                inner
+                    .wait_for(&parker, deadline, |st| {
+                        (st.exec.done.is_some() && st.exec.active == 0).then_some(())
+                    })
+                    .is_some()
             })
         };
         if !wait(deadline) {
             // Out of time: stop whoever runs (it may be in a loop with no report at all).
-            let idents: Vec<u64> = {
+            {
                 let mut st = inner.lock_state(py);
                 inner.end(&mut st, End::Timeout);
-                st.slots
-                    .iter()
-                    .filter(|s| s.tid.is_some())
-                    .map(|s| s.ident)
-                    .collect()
-            };
-            for ident in idents {
-                // SAFETY: attached; a live exception type.
-                unsafe {
-                    ffi::PyThreadState_SetAsyncExc(
-                        ident as std::os::raw::c_long,
-                        inner.types.abort.as_ptr(),
-                    );
+                // Under the lock: no worker can end its task meanwhile, so each one sent an abort
+                // learns of it at its task's end (`abort_sent`).
+                for s in st.slots.iter_mut().filter(|s| s.in_task && !s.abandoned) {
+                    s.abort_sent = true;
+                    // SAFETY: attached; a live exception type.
+                    unsafe {
+                        ffi::PyThreadState_SetAsyncExc(
+                            s.ident as std::os::raw::c_long,
+                            inner.types.abort.as_ptr(),
+                        );
+                    }
                 }
             }
             if !wait(Some(Instant::now() + UNWIND_GRACE)) {
@@ -1419,7 +1711,7 @@ impl DporRuntime {
         let st = inner.lock_state(py);
         Ok(match st.exec.done.clone().unwrap_or(End::Timeout) {
             End::Finished => ("finished".into(), String::new()),
-            End::Deadlock(d) => ("deadlock".into(), d.to_string()),
+            End::Deadlock(d) => ("deadlock".into(), deadlock_text(&d)),
             End::Diverged(m) => ("diverged".into(), m),
             End::Runaway(t) => ("runaway".into(), format!("{}", t.saturating_sub(1))),
             End::Timeout => ("timeout".into(), String::new()),

@@ -263,6 +263,17 @@ def test_timeout_is_inconclusive_never_a_pass():
     assert result.wall < 5
 
 
+def test_explorations_after_timeouts_are_exact():
+    # Workers are reused: an abort a timeout sent to a worker as its task ended must not go off
+    # in a task of a later exploration.
+    setup = lambda: State(x=0)  # noqa: E731
+    for budget in (0.001, 0.002, 0.005, 0.01, 0.02) * 4:
+        timed = explore(setup, [PROG.three_writes] * 4, lambda s: True, timeout=budget)
+        assert timed.property_holds is not False
+        exact = explore(setup, [PROG.three_writes] * 2, lambda s: True, stop_on_first=False)
+        assert exact.property_holds is True and exact.num_explored == 20
+
+
 def test_stop_on_first_false_keeps_counting():
     setup = lambda: State(x=0)  # noqa: E731
     result = explore(setup, [PROG.increment] * 2, lambda s: s.x == 2, stop_on_first=False)

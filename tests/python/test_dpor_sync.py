@@ -272,12 +272,28 @@ def test_cooperative_objects_work_outside_explored_threads():
     assert seen["lock_type"] == "Lock"
 
 
-def test_explorations_run_one_after_another_with_fresh_workers():
+def test_explorations_reuse_workers_listed_only_while_exploring():
+    import _thread
+
+    def setup():
+        return State(x=0, lock=threading.Lock(), listed=[])
+
+    workers = set()
+
+    def listed(s):
+        workers.add(threading.get_ident())
+        s.listed.append(threading.current_thread() in threading.enumerate())
+
+    holds(setup, [PROG.locked_increment] * 2, lambda s: s.x == 2)
+    os_threads = _thread._count()
     for _ in range(3):
-        holds(lambda: State(x=0, lock=threading.Lock()), [PROG.locked_increment] * 2, lambda s: s.x == 2)
-    # Workers of finished explorations have gone home.
-    time.sleep(0.2)
-    assert threading.active_count() <= 3
+        holds(setup, [PROG.locked_increment] * 2, lambda s: s.x == 2)
+    holds(setup, [listed, PROG.locked_increment], lambda s: s.listed == [True])
+    # The same worker threads served every exploration...
+    assert _thread._count() == os_threads
+    # ...and between explorations only the program's own threads are listed.
+    assert workers
+    assert not workers & {t.ident for t in threading.enumerate()}
 
 
 ACQ = load(
@@ -314,3 +330,76 @@ def test_module_level_lock_explicit_acquire_release():
 
     result = frontrun.explore_dpor(setup, [ACQ.explicit] * 2, lambda s: ACQ.total == 2, timeout=20)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+REAL = load(
+    """
+    import threading
+
+    COND = threading.Condition(threading.Lock())
+    SEM = threading.Semaphore(1)
+    EVENT = threading.Event()
+
+    def cond_waiter(s):
+        with COND:
+            while not s.ready:
+                COND.wait()
+            s.seen = s.x
+
+    def cond_notifier(s):
+        with COND:
+            s.x = 42
+            s.ready = True
+            COND.notify_all()
+
+    def sem_increment(s):
+        with SEM:
+            v = s.x
+            s.x = v + 1
+
+    def event_setter(s):
+        s.x = 42
+        EVENT.set()
+
+    def event_waiter(s):
+        EVENT.wait()
+        s.seen = s.x
+    """,
+    name="dpor_sync_real_prog",
+)
+
+
+def _reports_call(fn, method, *args):
+    from frontrun._recording import recording
+
+    with recording() as events:
+        fn(*args)
+    return any(e.kind == "call" and e.key == method for e in events)
+
+
+def test_condition_over_a_real_lock_made_at_import_never_hangs():
+    def setup():
+        return State(x=0, ready=False, seen=None)
+
+    result = holds(setup, [REAL.cond_waiter, REAL.cond_notifier], lambda s: s.seen == 42)
+    assert result.num_explored >= 2
+    # The real condition is itself again afterwards.
+    assert type(REAL.COND) is threading.Condition and not REAL.COND._lock.locked()
+
+
+def test_semaphore_made_at_import_never_hangs():
+    holds(lambda: State(x=0), [REAL.sem_increment] * 3, lambda s: s.x == 3)
+    assert type(REAL.SEM._cond) is threading.Condition
+
+
+def test_event_made_at_import_never_hangs():
+    REAL.EVENT.clear()
+    if not _reports_call(REAL.event_setter, "set", State(x=0)):
+        pytest.skip("this rewriter does not report ev.set()/ev.wait() calls yet")
+
+    def setup():
+        REAL.EVENT.clear()
+        return State(x=0, seen=None)
+
+    holds(setup, [REAL.event_waiter, REAL.event_setter], lambda s: s.seen == 42)
+    assert type(REAL.EVENT._cond) is threading.Condition
