@@ -299,3 +299,27 @@ def test_native_report_is_used_when_present(tree, monkeypatch):
     assert "sites (3):" in report and "self.count" in report and "+ injected" in report
     assert "load_attr        2" in report
     assert "load_attr=2 store_attr=1" in (out / "index.txt").read_text()
+
+
+def test_other_version_uses_its_cached_pycs_without_an_interpreter(tree):
+    import subprocess
+
+    found = _listed_interpreters()
+    if not found:
+        pytest.skip("no other interpreter listed in ~/.cache/frontrun/pythons.txt")
+    version, exe = next((f for f in found if f[0] > sys.version_info[:2]), found[-1])
+    # That interpreter writes its own __pycache__ once; inspect then needs no interpreter.
+    subprocess.run([exe, "-m", "compileall", "-q", str(tree / "src" / "hookpkg")], check=True, timeout=120)
+    out = tree / "out"
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out), "--python-version", "%d.%d" % version,
+                "--python", "/nonexistent/python"], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 modules written" in proc.stdout
+    data = (out / "hookpkg/sub.pyc").read_bytes()
+    assert int.from_bytes(data[:2], "little") != int.from_bytes(importlib.util.MAGIC_NUMBER[:2], "little")
+    # A stale cache (source edited afterwards) is not trusted: the bogus interpreter is needed.
+    sub = tree / "src" / "hookpkg" / "sub.py"
+    sub.write_text(sub.read_text() + "\n# edited\n")
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "out2"), "--python-version", "%d.%d" % version,
+                "--python", "/nonexistent/python"], cwd=tree)
+    assert proc.returncode != 0

@@ -237,6 +237,32 @@ def compile_with(interpreter: str, version: tuple[int, int], sources: list[str],
     return compiled
 
 
+def cached_pyc(source: str, version: tuple[int, int]) -> bytes | None:
+    """``__pycache__/<name>.cpython-3XY.pyc`` beside ``source`` when it is current for it.
+
+    Timestamp pycs must match the source's mtime and size, hash pycs its hash; the header is
+    read by the Rust marshal layer, so no interpreter of that version is needed.
+    """
+    directory, name = os.path.split(source)
+    path = os.path.join(directory, "__pycache__", f"{os.path.splitext(name)[0]}.cpython-{version[0]}{version[1]}.pyc")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(source, "rb") as f:
+            source_bytes = f.read()
+        info = _native.pyc_info(data)
+    except (OSError, ValueError):
+        return None
+    if tuple(info["version"]) != version:
+        return None
+    if "hash" in info:
+        current = info["hash"] == importlib.util.source_hash(source_bytes)
+    else:
+        st = os.stat(source)
+        current = info["mtime"] == int(st.st_mtime) & 0xFFFFFFFF and info["source_size"] == st.st_size & 0xFFFFFFFF
+    return data if current else None
+
+
 def find_interpreter(version: tuple[int, int], explicit: str | None) -> str:
     if explicit:
         return explicit
@@ -311,8 +337,12 @@ def inspect_modules(
     version_text = f"{version[0]}.{version[1]}"
     compiled = {}
     if not current:
-        with tempfile.TemporaryDirectory() as workdir:
-            compiled = compile_with(find_interpreter(version, interpreter), version, [m.path for m in modules], workdir)
+        # That version's own up-to-date pycs need no interpreter; compile only the rest.
+        compiled = {m.path: pyc for m in modules if (pyc := cached_pyc(m.path, version)) is not None}
+        missing = [m.path for m in modules if m.path not in compiled]
+        if missing:
+            with tempfile.TemporaryDirectory() as workdir:
+                compiled.update(compile_with(find_interpreter(version, interpreter), version, missing, workdir))
     results = []
     for module in modules:
         result = ModuleResult(module)
