@@ -268,6 +268,8 @@ struct Types {
     delitem: Py<PyAny>,
     /// heapq and bisect functions: write their first argument.
     heap_writers: Vec<Py<PyAny>>,
+    /// len, sorted, sum, ...: read their first argument as a whole.
+    whole_readers: Vec<Py<PyAny>>,
     value_keys: Py<PyDict>,
     /// Real threading/queue classes made cooperative on first sight (`with`, method call) by
     /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
@@ -737,9 +739,23 @@ impl Inner {
                         "builtin_call",
                         Some(ev.key.clone_ref(py)),
                     ))
+                } else if self.is_container(&first)
+                    && t.whole_readers.iter().any(|f| obj.is(f.bind(py)))
+                {
+                    let o = Self::number(st, &first);
+                    Some((
+                        Self::access(Read, o, WHOLE),
+                        "builtin_call",
+                        Some(ev.key.clone_ref(py)),
+                    ))
                 } else {
                     None
                 }
+            }
+            // `x in c` and `for x in c` read the whole container.
+            EventKind::Contains | EventKind::Iter if self.is_container(obj) => {
+                let o = Self::number(st, obj);
+                Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), None))
             }
             EventKind::WithEnter => {
                 if self.is_lock_type(obj).is_some() {
@@ -1369,7 +1385,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, whole_readers=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1381,6 +1397,7 @@ impl DporRuntime {
         builtins_map: &Bound<'_, PyDict>,
         heap_writers: Vec<Py<PyAny>>,
         resource_methods: Vec<String>,
+        whole_readers: Option<Vec<Py<PyAny>>>,
         preemption_bound: Option<u32>,
         max_executions: Option<u64>,
         max_steps: u64,
@@ -1410,6 +1427,7 @@ impl DporRuntime {
             setitem: get("setitem")?,
             delitem: get("delitem")?,
             heap_writers,
+            whole_readers: whole_readers.unwrap_or_default(),
             value_keys: PyDict::new(py).unbind(),
             coop_types,
             coop_hook,

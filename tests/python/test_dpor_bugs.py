@@ -288,3 +288,48 @@ def test_not_instrumented_code_raises_clear_error():
 
     with pytest.raises(frontrun.NotInstrumentedError, match="python -m frontrun.rewrite"):
         frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)
+
+
+CONTAINER_READS = load(
+    """
+    def add_once_by_len(s):
+        if len(s.items) == 0:
+            s.items.append("first")
+
+    def add_once_by_in(s):
+        if "k" not in s.cache:
+            s.cache["k"] = object()
+            s.created += [1]
+
+    def total(s):
+        s.seen = sum(s.items)
+
+    def appender(s):
+        s.items.append(5)
+    """
+)
+
+
+def test_check_then_act_on_len_is_found():
+    setup = lambda: State(items=[])  # noqa: E731
+    threads = [CONTAINER_READS.add_once_by_len] * 2
+    result = explore(setup, threads, lambda s: len(s.items) == 1)
+    assert result.failure_kind == "invariant"
+    assert "len(s.items) == 0" in result.explanation
+    check_replays(result, setup, threads, lambda s: len(s.items) == 1)
+
+
+def test_check_then_act_on_membership_is_found():
+    setup = lambda: State(cache={}, created=[])  # noqa: E731
+    threads = [CONTAINER_READS.add_once_by_in] * 2
+    result = explore(setup, threads, lambda s: len(s.created) == 1)
+    assert result.failure_kind == "invariant"
+    assert '"k" not in s.cache' in result.explanation
+
+
+def test_reading_builtin_orders_against_a_writer():
+    # sum() before or after the append: both outcomes are explored, so exactly 2 traces.
+    result = frontrun.explore_dpor(lambda: State(items=[1], seen=None),
+                                   [CONTAINER_READS.total, CONTAINER_READS.appender], lambda s: True)
+    assert result.property_holds is True
+    assert result.num_explored == 2

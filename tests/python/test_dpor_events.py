@@ -177,12 +177,11 @@ def test_thread_locals_are_not_shared_state():
     assert explored(lambda: State(local=threading.local()), [PROG.local_write, PROG.local_write]) == 1
 
 
-def test_branching_on_an_unreported_read_is_flagged_as_nondeterminism():
-    # `len(s.items)` is not reported: the second thread's ops depend on state the engine never
-    # saw. The search must say so (inconclusive), never pass.
+def test_branching_on_a_containers_size_is_explored_exactly():
+    # `len(s.items)` reads the whole list: before or after the append, 2 traces.
     result = frontrun.explore_dpor(lambda: State(items=[]), [PROG.append_one, PROG.pop_if_any], lambda s: True)
-    assert result.property_holds is None
-    assert result.inconclusive_reason.startswith("nondeterminism")
+    assert result.property_holds is True
+    assert result.num_explored == 2
 
 
 def test_reports_outside_explored_threads_are_ignored():
