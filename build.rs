@@ -73,7 +73,8 @@ fn table(text: &str) -> Result<String, String> {
         ));
     }
     let h = |k: &str| header.get(k).cloned().ok_or(format!("missing header {k}"));
-    let (major, minor) = h("version")?.split_once('.').map(|(a, b)| (a.to_string(), b.to_string())).ok_or("bad version")?;
+    let (major, minor) =
+        h("version")?.split_once('.').map(|(a, b)| (a.to_string(), b.to_string())).ok_or("bad version")?;
     let mut s = String::new();
     write!(
         s,

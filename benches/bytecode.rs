@@ -81,7 +81,13 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let bytes: usize = entries.iter().map(|e| e.code.len()).sum();
-    eprintln!("corpus: {} code objects, {} bytes of co_code (Python {}.{})", entries.len(), bytes, table.version.0, table.version.1);
+    eprintln!(
+        "corpus: {} code objects, {} bytes of co_code (Python {}.{})",
+        entries.len(),
+        bytes,
+        table.version.0,
+        table.version.1
+    );
     for e in &entries {
         let out = encode(&decode(table, raw(e)).unwrap()).unwrap();
         assert!(out.code == e.code && out.line_table == e.line_table && out.exception_table == e.exception_table);

@@ -67,11 +67,7 @@ impl Counts {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 fn tally_forms(forms: &mut [usize; 16], format: LocationFormat, table: &[u8]) {
@@ -100,13 +96,9 @@ fn check(path: &str) -> Result<Counts, String> {
         return Err(format!("{path}: not a table corpus"));
     }
     let (major, minor) = (data[4], data[5]);
-    let writer =
-        TableWriter::for_version(major, minor).ok_or(format!("{path}: version {major}.{minor}"))?;
+    let writer = TableWriter::for_version(major, minor).ok_or(format!("{path}: version {major}.{minor}"))?;
     let format = writer.format();
-    let mut cursor = Cursor {
-        bytes: &data,
-        at: 6,
-    };
+    let mut cursor = Cursor { bytes: &data, at: 6 };
     let mut counts = Counts::default();
     while cursor.at < data.len() {
         let units = cursor.u32() as usize;
@@ -129,9 +121,7 @@ fn check(path: &str) -> Result<Counts, String> {
         // Time the codecs alone: one decode and one encode of each table.
         let clock = Instant::now();
         if let Ok(positions) = linetable::decode_positions(format, linetable, first_line, units) {
-            std::hint::black_box(linetable::encode_positions_as(
-                writer, first_line, &positions, &starts,
-            ));
+            std::hint::black_box(linetable::encode_positions_as(writer, first_line, &positions, &starts));
         }
         if let Ok(entries) = exctable::decode(exctable) {
             std::hint::black_box(exctable::encode(&entries));
@@ -155,10 +145,8 @@ fn check(path: &str) -> Result<Counts, String> {
                         hex(linetable)
                     ));
                 }
-                let encoded =
-                    linetable::encode_positions_as(writer, first_line, &positions, &starts);
-                let format_only =
-                    linetable::encode_positions(format, first_line, &positions, &starts);
+                let encoded = linetable::encode_positions_as(writer, first_line, &positions, &starts);
+                let format_only = linetable::encode_positions(format, first_line, &positions, &starts);
                 counts.format_only_ok += (format_only == linetable) as usize;
                 if encoded == linetable {
                     counts.linetable_ok += 1;
@@ -174,19 +162,13 @@ fn check(path: &str) -> Result<Counts, String> {
         }
 
         match exctable::decode(exctable) {
-            Err(e) => counts.fail(format!(
-                "#{id}: exception table error {e}; table {}",
-                hex(exctable)
-            )),
+            Err(e) => counts.fail(format!("#{id}: exception table error {e}; table {}", hex(exctable))),
             Ok(entries) => {
                 counts.exc_entries += entries.len();
                 if exctable::encode(&entries) == exctable {
                     counts.exctable_ok += 1;
                 } else {
-                    counts.fail(format!(
-                        "#{id}: exception table re-encodes differently: {}",
-                        hex(exctable)
-                    ));
+                    counts.fail(format!("#{id}: exception table re-encodes differently: {}", hex(exctable)));
                 }
             }
         }
@@ -203,9 +185,7 @@ fn main() -> ExitCode {
                 all_ok = false;
             }
             Ok(c) => {
-                let ok = c.positions_ok == c.objects
-                    && c.linetable_ok == c.objects
-                    && c.exctable_ok == c.objects;
+                let ok = c.positions_ok == c.objects && c.linetable_ok == c.objects && c.exctable_ok == c.objects;
                 all_ok &= ok;
                 println!(
                     "{path}: {} code objects; positions {}/{}; linetable re-encode {}/{}; exception table {}/{} ({} entries){}",

@@ -102,17 +102,8 @@ fn main() {
                 c.differ += 1;
                 if failures_shown < 10 {
                     failures_shown += 1;
-                    let at = out
-                        .iter()
-                        .zip(&data)
-                        .position(|(a, b)| a != b)
-                        .unwrap_or(out.len().min(data.len()));
-                    eprintln!(
-                        "differs {} at byte {at} (len {} vs {})",
-                        path.display(),
-                        out.len(),
-                        data.len()
-                    );
+                    let at = out.iter().zip(&data).position(|(a, b)| a != b).unwrap_or(out.len().min(data.len()));
+                    eprintln!("differs {} at byte {at} (len {} vs {})", path.display(), out.len(), data.len());
                 }
             }
             Err(e) => {
@@ -127,15 +118,8 @@ fn main() {
             std::fs::write(dir.join(format!("{n}.norefs")), norefs).unwrap();
             let mut fresh = pyc.code.clone();
             refresh_code_fields(&mut fresh);
-            std::fs::write(
-                dir.join(format!("{n}.fresh")),
-                marshal::dumps(&fresh, pyc.version).unwrap(),
-            )
-            .unwrap();
-            indexes
-                .entry(ver)
-                .or_default()
-                .push_str(&format!("{n} {}\n", path.display()));
+            std::fs::write(dir.join(format!("{n}.fresh")), marshal::dumps(&fresh, pyc.version).unwrap()).unwrap();
+            indexes.entry(ver).or_default().push_str(&format!("{n} {}\n", path.display()));
         }
     }
     if let Some(root) = &emit {

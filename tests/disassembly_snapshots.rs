@@ -63,7 +63,9 @@ fn listing(code: &marshal::Code, version: (u8, u8), out: &mut String) {
         let arg = if info.has_arg() { arg.to_string() } else { String::new() };
         writeln!(out, "{offset:>5} {line:>4} {:<28} {arg:>5} {detail}", info.name).unwrap();
     }
-    for (start, end, h) in decoded.exception_ranges().iter().map(|r| (r.start, r.end, decoded.handlers[r.handler as usize])) {
+    for (start, end, h) in
+        decoded.exception_ranges().iter().map(|r| (r.start, r.end, decoded.handlers[r.handler as usize]))
+    {
         let t = targets[h.target.0 as usize].expect("handler");
         writeln!(out, "  except {start}..{end} -> #{t} depth {} lasti {}", h.depth, h.lasti).unwrap();
     }

@@ -22,14 +22,7 @@ fn event_program(main_sets: bool) -> Explorer {
                             // event.wait(): a read of the event, blocked until it is set.
                             ex.arrive(child, Op::read(EVENT, 0));
                             ex.set_blocked(child, !is_set);
-                            ex.arrive(
-                                0,
-                                if main_sets {
-                                    Op::write(EVENT, 0)
-                                } else {
-                                    Op::Join { child }
-                                },
-                            );
+                            ex.arrive(0, if main_sets { Op::write(EVENT, 0) } else { Op::Join { child } });
                         }
                         (2, true) => {
                             is_set = true;
@@ -67,15 +60,8 @@ fn waiting_forever_on_a_runtime_wait_is_a_deadlock() {
     let ex = event_program(false);
     assert_eq!(ex.verdict(), Verdict::Fail);
     let deadlock = ex.deadlock().expect("deadlock");
-    let reasons: Vec<_> = deadlock
-        .waiting
-        .iter()
-        .map(|w| (w.thread, w.reason.clone()))
-        .collect();
-    assert_eq!(
-        reasons,
-        vec![(0, WaitReason::Join { child: 1 }), (1, WaitReason::Blocked)]
-    );
+    let reasons: Vec<_> = deadlock.waiting.iter().map(|w| (w.thread, w.reason.clone())).collect();
+    assert_eq!(reasons, vec![(0, WaitReason::Join { child: 1 }), (1, WaitReason::Blocked)]);
 }
 
 #[test]
@@ -150,12 +136,7 @@ fn replay_two_writers(schedule: &str) -> (Vec<usize>, String) {
         }
     }
     ex.end_execution(Outcome::Ok);
-    let writers = ex
-        .events()
-        .iter()
-        .filter(|e| matches!(e.op, Op::Access { .. }))
-        .map(|e| e.thread)
-        .collect();
+    let writers = ex.events().iter().filter(|e| matches!(e.op, Op::Access { .. })).map(|e| e.thread).collect();
     (writers, ex.schedule().to_string())
 }
 

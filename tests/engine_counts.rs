@@ -9,10 +9,7 @@ const Y: (u64, u64) = (2, 0);
 fn count(program: &Program) -> u64 {
     let report = explore(program, Config::default(), &|_| true);
     assert_eq!(report.verdict, Verdict::Pass, "{report:?}");
-    assert_eq!(
-        report.stats.redundant, 0,
-        "sleep-set blocked executions: {report:?}"
-    );
+    assert_eq!(report.stats.redundant, 0, "sleep-set blocked executions: {report:?}");
     report.stats.executions
 }
 
@@ -24,10 +21,7 @@ fn two_threads_three_writes_each() {
 
 #[test]
 fn three_threads_one_write_each() {
-    assert_eq!(
-        count(&Program::parallel(vec![vec![SimOp::Write(X, 1)]; 3])),
-        6
-    );
+    assert_eq!(count(&Program::parallel(vec![vec![SimOp::Write(X, 1)]; 3])), 6);
 }
 
 #[test]
@@ -50,30 +44,19 @@ fn one_writer_n_readers() {
 fn read_then_write_threads() {
     for (threads, expected) in [(2, 4), (3, 36), (4, 576)] {
         let body = vec![SimOp::Read(X), SimOp::WriteInc(X)];
-        assert_eq!(
-            count(&Program::parallel(vec![body; threads])),
-            expected,
-            "{threads} threads"
-        );
+        assert_eq!(count(&Program::parallel(vec![body; threads])), expected, "{threads} threads");
     }
 }
 
 #[test]
 fn disjoint_locations() {
-    let threads = (0..4)
-        .map(|i| vec![SimOp::Read((10 + i, 0)), SimOp::Write((10 + i, 0), 1)])
-        .collect();
+    let threads = (0..4).map(|i| vec![SimOp::Read((10 + i, 0)), SimOp::Write((10 + i, 0), 1)]).collect();
     assert_eq!(count(&Program::parallel(threads)), 1);
 }
 
 #[test]
 fn two_critical_sections_per_thread() {
-    let cs = [
-        SimOp::Lock(7),
-        SimOp::Read(X),
-        SimOp::WriteInc(X),
-        SimOp::Unlock(7),
-    ];
+    let cs = [SimOp::Lock(7), SimOp::Read(X), SimOp::WriteInc(X), SimOp::Unlock(7)];
     let body: Vec<SimOp> = cs.iter().chain(cs.iter()).copied().collect();
     assert_eq!(count(&Program::parallel(vec![body.clone(), body])), 6);
 }
@@ -87,12 +70,7 @@ fn empty_critical_sections_are_still_ordered() {
 
 #[test]
 fn one_lock_protecting_read_then_write() {
-    let body = vec![
-        SimOp::Lock(7),
-        SimOp::Read(X),
-        SimOp::WriteInc(X),
-        SimOp::Unlock(7),
-    ];
+    let body = vec![SimOp::Lock(7), SimOp::Read(X), SimOp::WriteInc(X), SimOp::Unlock(7)];
     assert_eq!(count(&Program::parallel(vec![body.clone(), body])), 2);
 }
 
@@ -100,11 +78,7 @@ fn one_lock_protecting_read_then_write() {
 fn whole_object_access_conflicts_with_keys() {
     // A whole-object write vs. reads of two keys: 3 orders of the write among them... but
     // the reads commute, so the write is before both, between (2 ways) or after: 4.
-    let threads = vec![
-        vec![SimOp::Write((5, u64::MAX), 1)],
-        vec![SimOp::Read((5, 1))],
-        vec![SimOp::Read((5, 2))],
-    ];
+    let threads = vec![vec![SimOp::Write((5, u64::MAX), 1)], vec![SimOp::Read((5, 1))], vec![SimOp::Read((5, 2))]];
     assert_eq!(count(&Program::parallel(threads)), 4);
     // Writes of different keys commute.
     let threads = vec![vec![SimOp::Write((5, 1), 1)], vec![SimOp::Write((5, 2), 1)]];

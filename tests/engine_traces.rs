@@ -24,9 +24,7 @@ enum Act {
 fn conflict(a: Act, b: Act) -> bool {
     use Act::*;
     match (a, b) {
-        (Read(x), Write(y)) | (Write(x), Read(y)) | (Write(x), Write(y)) => {
-            x == y || x == WHOLE || y == WHOLE
-        }
+        (Read(x), Write(y)) | (Write(x), Read(y)) | (Write(x), Write(y)) => x == y || x == WHOLE || y == WHOLE,
         (Lock(x) | Unlock(x), Lock(y) | Unlock(y)) => x == y,
         _ => false,
     }
@@ -107,17 +105,8 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
         }
     }
     let mut out = HashSet::new();
-    let mut started: Vec<bool> = (0..threads.len())
-        .map(|t| !is_spawned(threads, t))
-        .collect();
-    go(
-        threads,
-        &mut started,
-        &mut vec![0; threads.len()],
-        &mut HashMap::new(),
-        &mut Vec::new(),
-        &mut out,
-    );
+    let mut started: Vec<bool> = (0..threads.len()).map(|t| !is_spawned(threads, t)).collect();
+    go(threads, &mut started, &mut vec![0; threads.len()], &mut HashMap::new(), &mut Vec::new(), &mut out);
     out
 }
 
@@ -139,21 +128,9 @@ fn to_sim(act: Act) -> SimOp {
 /// Runs the explorer; returns the canonical trace of every execution it ran.
 fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
     // Main spawns the threads no other thread spawns, then joins them.
-    let roots: Vec<usize> = (0..threads.len())
-        .filter(|&t| !is_spawned(threads, t))
-        .collect();
-    let main = roots
-        .iter()
-        .map(|&t| SimOp::Spawn(t))
-        .chain(roots.iter().map(|&t| SimOp::Join(t)))
-        .collect();
-    let program = Program {
-        main,
-        threads: threads
-            .iter()
-            .map(|t| t.iter().copied().map(to_sim).collect())
-            .collect(),
-    };
+    let roots: Vec<usize> = (0..threads.len()).filter(|&t| !is_spawned(threads, t)).collect();
+    let main = roots.iter().map(|&t| SimOp::Spawn(t)).chain(roots.iter().map(|&t| SimOp::Join(t))).collect();
+    let program = Program { main, threads: threads.iter().map(|t| t.iter().copied().map(to_sim).collect()).collect() };
     let mut explorer = Explorer::new(Config::default());
     let mut keys = Vec::new();
     while explorer.begin_execution() {
@@ -169,13 +146,7 @@ fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
                     let parent = worker_of[&event.thread];
                     let nested = threads[parent]
                         .iter()
-                        .find_map(|a| {
-                            if let Act::Spawn(c) = a {
-                                Some(*c)
-                            } else {
-                                None
-                            }
-                        })
+                        .find_map(|a| if let Act::Spawn(c) = a { Some(*c) } else { None })
                         .unwrap();
                     worker_of.insert(child, nested);
                     run.push((parent, Act::Spawn(nested)));
@@ -184,17 +155,11 @@ fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
                     run.push((worker_of[&event.thread], Act::Join(worker_of[&child])))
                 }
                 Op::Access { key, kind, .. } => {
-                    let act = if kind.is_read() {
-                        Act::Read(key)
-                    } else {
-                        Act::Write(key)
-                    };
+                    let act = if kind.is_read() { Act::Read(key) } else { Act::Write(key) };
                     run.push((worker_of[&event.thread], act));
                 }
                 Op::Acquire { lock } => run.push((worker_of[&event.thread], Act::Lock(lock - 100))),
-                Op::Release { lock } => {
-                    run.push((worker_of[&event.thread], Act::Unlock(lock - 100)))
-                }
+                Op::Release { lock } => run.push((worker_of[&event.thread], Act::Unlock(lock - 100))),
                 _ => {}
             }
         }
@@ -209,12 +174,7 @@ fn check(threads: &[Vec<Act>]) -> Result<(), TestCaseError> {
     let (keys, executions) = explore_traces(threads);
     let distinct: HashSet<TraceKey> = keys.iter().cloned().collect();
     prop_assert_eq!(executions as usize, keys.len());
-    prop_assert_eq!(
-        distinct.len(),
-        keys.len(),
-        "an equivalent execution ran twice: {:?}",
-        threads
-    );
+    prop_assert_eq!(distinct.len(), keys.len(), "an equivalent execution ran twice: {:?}", threads);
     prop_assert_eq!(
         distinct.len(),
         expected.len(),
@@ -238,11 +198,8 @@ fn access() -> impl Strategy<Value = Act> {
 /// Accesses with up to two lock-protected ranges (nested, disjoint or crossing),
 /// at most `cap` ops in all.
 fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
-    (
-        prop::collection::vec(access(), 0..=3),
-        prop::collection::vec((0..2u64, 0..=3usize, 0..=3usize), 0..=2),
-    )
-        .prop_map(move |(mut accesses, mut wraps)| {
+    (prop::collection::vec(access(), 0..=3), prop::collection::vec((0..2u64, 0..=3usize, 0..=3usize), 0..=2)).prop_map(
+        move |(mut accesses, mut wraps)| {
             while accesses.len() + 2 * wraps.len() > cap {
                 if wraps.pop().is_none() {
                     accesses.pop();
@@ -250,11 +207,8 @@ fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
             }
             let n = accesses.len();
             // Sort key: (position * 2 [+1 for the access], order within position).
-            let mut items: Vec<((usize, usize, usize), Act)> = accesses
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| ((2 * i + 1, 0, 0), a))
-                .collect();
+            let mut items: Vec<((usize, usize, usize), Act)> =
+                accesses.into_iter().enumerate().map(|(i, a)| ((2 * i + 1, 0, 0), a)).collect();
             for (w, (lock, a, b)) in wraps.into_iter().enumerate() {
                 let (start, end) = (a.min(b).min(n), a.max(b).min(n));
                 items.push(((2 * start, 1, w), Act::Lock(lock)));
@@ -263,26 +217,22 @@ fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
             }
             items.sort();
             items.into_iter().map(|(_, a)| a).collect()
-        })
+        },
+    )
 }
 
 /// Two threads plus a third that thread 0 spawns (and maybe joins) midway.
 fn with_nested_child() -> impl Strategy<Value = Vec<Vec<Act>>> {
-    (
-        locked_thread(3),
-        locked_thread(3),
-        locked_thread(2),
-        0..=3usize,
-        prop::option::of(0..=3usize),
-    )
-        .prop_map(|(mut parent, other, child, at, join)| {
+    (locked_thread(3), locked_thread(3), locked_thread(2), 0..=3usize, prop::option::of(0..=3usize)).prop_map(
+        |(mut parent, other, child, at, join)| {
             let at = at.min(parent.len());
             parent.insert(at, Act::Spawn(2));
             if let Some(j) = join {
                 parent.insert((at + 1 + j).min(parent.len()), Act::Join(2));
             }
             vec![parent, other, child]
-        })
+        },
+    )
 }
 
 proptest! {

@@ -7,22 +7,15 @@
 use frontrun::marshal::{self, ErrorKind, Obj, PyVersion, StrKind, Value};
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 fn fixtures() -> impl Iterator<Item = (PyVersion, &'static str, Vec<u8>)> {
-    FIXTURES
-        .iter()
-        .map(|&(major, minor, label, hex)| (PyVersion::new(major, minor), label, unhex(hex)))
+    FIXTURES.iter().map(|&(major, minor, label, hex)| (PyVersion::new(major, minor), label, unhex(hex)))
 }
 
 fn fixture(version: PyVersion, label: &str) -> Option<Obj> {
-    fixtures()
-        .find(|(v, l, _)| *v == version && *l == label)
-        .map(|(v, _, data)| marshal::loads(&data, v).unwrap())
+    fixtures().find(|(v, l, _)| *v == version && *l == label).map(|(v, _, data)| marshal::loads(&data, v).unwrap())
 }
 
 fn versions() -> Vec<PyVersion> {
@@ -35,8 +28,7 @@ fn versions() -> Vec<PyVersion> {
 fn every_fixture_round_trips_byte_identical() {
     let mut count = 0;
     for (version, label, data) in fixtures() {
-        let obj =
-            marshal::loads(&data, version).unwrap_or_else(|e| panic!("{version} {label}: {e}"));
+        let obj = marshal::loads(&data, version).unwrap_or_else(|e| panic!("{version} {label}: {e}"));
         let out = marshal::dumps(&obj, version).unwrap();
         assert_eq!(out, data, "{version} {label}");
         count += 1;
@@ -50,16 +42,10 @@ fn written_without_refs_reads_back_without_refs() {
         let obj = marshal::loads(&data, version).unwrap();
         let plain = marshal::dumps_without_refs(&obj, version).unwrap();
         let back = marshal::loads(&plain, version).unwrap();
-        assert_eq!(
-            marshal::dumps(&back, version).unwrap(),
-            plain,
-            "{version} {label}"
-        );
+        assert_eq!(marshal::dumps(&back, version).unwrap(), plain, "{version} {label}");
         if label == "shared_refs" {
             assert!(plain.len() > data.len(), "the shared list is written twice");
-            let Value::List(items) = &back.value else {
-                panic!()
-            };
+            let Value::List(items) = &back.value else { panic!() };
             assert_eq!(items[0], items[1]);
             assert!(items.iter().all(|i| i.flag.is_none()));
         }
@@ -71,10 +57,7 @@ fn every_truncation_is_an_error_not_a_panic() {
     for (version, label, data) in fixtures() {
         for cut in 0..data.len() {
             let e = marshal::loads(&data[..cut], version).expect_err(label);
-            let ok = matches!(
-                e.kind,
-                ErrorKind::Truncated { .. } | ErrorKind::SizeExceedsInput { .. }
-            );
+            let ok = matches!(e.kind, ErrorKind::Truncated { .. } | ErrorKind::SizeExceedsInput { .. });
             assert!(ok, "{version} {label} cut {cut}: {e}");
         }
     }
@@ -93,10 +76,7 @@ fn scalar_values_decode() {
         assert_eq!(get("long_neg"), Obj::int_big(-(1i128 << 70)).value);
         assert_eq!(get("float"), Value::Float(1.5f64.to_bits()));
         assert_eq!(get("float_negzero"), Value::Float((-0.0f64).to_bits()));
-        assert_eq!(
-            get("complex"),
-            Value::Complex(1f64.to_bits(), 2f64.to_bits())
-        );
+        assert_eq!(get("complex"), Value::Complex(1f64.to_bits(), 2f64.to_bits()));
         assert_eq!(get("float_text"), Value::FloatText(b"1.5".to_vec()));
         assert_eq!(get("bytes"), Value::Bytes(b"abc\x00\xff".to_vec()));
     }
@@ -110,31 +90,16 @@ fn strings_keep_kind_and_raw_payload() {
             other => panic!("{label}: {other:?}"),
         };
         // "abc" looks like an identifier, so the compiler interned it.
-        assert_eq!(
-            s("str_ascii"),
-            (StrKind::ShortAsciiInterned, b"abc".to_vec())
-        );
+        assert_eq!(s("str_ascii"), (StrKind::ShortAsciiInterned, b"abc".to_vec()));
         assert_eq!(s("str_empty"), (StrKind::ShortAsciiInterned, b"".to_vec()));
         let (kind, data) = s("str_long_ascii");
         assert!(matches!(kind, StrKind::Ascii | StrKind::AsciiInterned) && data.len() == 300);
-        assert_eq!(
-            s("str_interned"),
-            (StrKind::ShortAsciiInterned, b"shared_identifier".to_vec())
-        );
+        assert_eq!(s("str_interned"), (StrKind::ShortAsciiInterned, b"shared_identifier".to_vec()));
         assert_eq!(s("str_interned_long").0, StrKind::AsciiInterned);
-        assert_eq!(
-            s("str_latin1"),
-            (StrKind::Unicode, "café".as_bytes().to_vec())
-        );
+        assert_eq!(s("str_latin1"), (StrKind::Unicode, "café".as_bytes().to_vec()));
         // The lone surrogate stays as its three raw bytes.
-        assert_eq!(
-            s("str_surrogate"),
-            (StrKind::Unicode, b"a\xed\xa0\x80b".to_vec())
-        );
-        assert_eq!(
-            fixture(v, "str_unicode").unwrap().as_str().unwrap(),
-            "\u{20ac}\u{1F600}"
-        );
+        assert_eq!(s("str_surrogate"), (StrKind::Unicode, b"a\xed\xa0\x80b".to_vec()));
+        assert_eq!(fixture(v, "str_unicode").unwrap().as_str().unwrap(), "\u{20ac}\u{1F600}");
     }
 }
 
@@ -142,26 +107,18 @@ fn strings_keep_kind_and_raw_payload() {
 fn containers_and_shared_references() {
     for v in versions() {
         let tuple = fixture(v, "tuple_long").unwrap();
-        assert!(
-            matches!(&tuple.value, Value::Tuple { items, long_form: false } if items.len() == 300)
-        );
+        assert!(matches!(&tuple.value, Value::Tuple { items, long_form: false } if items.len() == 300));
         let shared = fixture(v, "shared_refs").unwrap();
-        let Value::List(items) = &shared.value else {
-            panic!()
-        };
+        let Value::List(items) = &shared.value else { panic!() };
         // [lst, lst, s, s, (s, t)]: the second occurrence of each is a reference.
         assert!(matches!(items[1].value, Value::Ref(_)));
         assert_eq!(items[1].resolve(), &items[0]);
         assert_eq!(items[3].as_str().unwrap(), "shared_identifier");
         let inner = items[4].as_tuple().unwrap();
         assert_eq!(inner[1].as_str().unwrap(), "shared non-identifier text!");
-        let Value::Dict(pairs) = fixture(v, "dict").unwrap().value else {
-            panic!()
-        };
+        let Value::Dict(pairs) = fixture(v, "dict").unwrap().value else { panic!() };
         assert_eq!(pairs.len(), 2);
-        assert!(
-            matches!(fixture(v, "frozenset_empty").unwrap().value, Value::FrozenSet(ref s) if s.is_empty())
-        );
+        assert!(matches!(fixture(v, "frozenset_empty").unwrap().value, Value::FrozenSet(ref s) if s.is_empty()));
     }
 }
 
@@ -171,10 +128,7 @@ fn code_objects_expose_their_fields() {
         let obj = fixture(v, "code").unwrap();
         let code = obj.as_code().unwrap();
         assert_eq!(code.layout(), v.code_layout());
-        assert_eq!(
-            (code.argcount, code.posonlyargcount, code.kwonlyargcount),
-            (2, 1, 1)
-        );
+        assert_eq!((code.argcount, code.posonlyargcount, code.kwonlyargcount), (2, 1, 1));
         assert_eq!(code.name.as_str().unwrap(), "f");
         if v >= PyVersion::new(3, 11) {
             assert_eq!(code.qualname().unwrap().as_str().unwrap(), "f");
@@ -182,21 +136,10 @@ fn code_objects_expose_their_fields() {
         }
         assert!(code.code.as_bytes().unwrap().len() > 10);
         let consts = code.consts.as_tuple().unwrap();
-        assert!(
-            consts.iter().any(|c| c.as_code().is_some()),
-            "{v}: nested code in consts"
-        );
-        let names: Vec<String> = code
-            .names
-            .as_tuple()
-            .unwrap()
-            .iter()
-            .map(|n| n.as_str().unwrap().into_owned())
-            .collect();
-        assert!(
-            names.contains(&"range".to_string()) && names.contains(&"ValueError".to_string()),
-            "{v}: {names:?}"
-        );
+        assert!(consts.iter().any(|c| c.as_code().is_some()), "{v}: nested code in consts");
+        let names: Vec<String> =
+            code.names.as_tuple().unwrap().iter().map(|n| n.as_str().unwrap().into_owned()).collect();
+        assert!(names.contains(&"range".to_string()) && names.contains(&"ValueError".to_string()), "{v}: {names:?}");
     }
 }
 
@@ -206,10 +149,7 @@ fn version_specific_types() {
         if label.starts_with("slice") {
             assert!(version >= PyVersion::new(3, 14));
             let e = marshal::loads(&data, PyVersion::new(3, 13)).unwrap_err();
-            assert!(
-                matches!(e.kind, ErrorKind::TypeNotInVersion { code: b':', .. }),
-                "{e}"
-            );
+            assert!(matches!(e.kind, ErrorKind::TypeNotInVersion { code: b':', .. }), "{e}");
             let obj = marshal::loads(&data, version).unwrap();
             let e = marshal::dumps(&obj, PyVersion::new(3, 13)).unwrap_err();
             assert!(matches!(e.kind, ErrorKind::NotInVersion { .. }), "{e}");

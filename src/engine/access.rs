@@ -14,10 +14,7 @@ struct Location {
 
 impl Location {
     fn written(step: usize) -> Location {
-        Location {
-            write: Some(step),
-            reads: Vec::new(),
-        }
+        Location { write: Some(step), reads: Vec::new() }
     }
 
     fn add_read(&mut self, thread: ThreadId, step: usize) {
@@ -28,9 +25,7 @@ impl Location {
     }
 
     fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        self.write
-            .into_iter()
-            .chain(self.reads.iter().map(|&(_, s)| s))
+        self.write.into_iter().chain(self.reads.iter().map(|&(_, s)| s))
     }
 }
 
@@ -95,13 +90,7 @@ mod tests {
     use super::*;
     use AccessKind::{Read, Write};
 
-    fn deps(
-        a: &mut Accesses,
-        key: Key,
-        kind: AccessKind,
-        thread: ThreadId,
-        step: usize,
-    ) -> Vec<usize> {
+    fn deps(a: &mut Accesses, key: Key, kind: AccessKind, thread: ThreadId, step: usize) -> Vec<usize> {
         let mut d = Vec::new();
         a.access(1, key, kind, thread, step, &mut d);
         d.sort();
@@ -112,13 +101,13 @@ mod tests {
     #[test]
     fn write_depends_on_last_write_and_reads_since() {
         let mut a = Accesses::default();
-        assert_eq!(deps(&mut a, 0, Write, 0, 0), vec![]);
+        assert_eq!(deps(&mut a, 0, Write, 0, 0), Vec::<usize>::new());
         assert_eq!(deps(&mut a, 0, Read, 1, 1), vec![0]);
         assert_eq!(deps(&mut a, 0, Read, 1, 2), vec![0]);
         assert_eq!(deps(&mut a, 0, Read, 2, 3), vec![0]);
         // Only the latest read per thread is kept.
         assert_eq!(deps(&mut a, 0, Write, 0, 4), vec![0, 2, 3]);
-        assert_eq!(deps(&mut a, 1, Write, 0, 5), vec![]);
+        assert_eq!(deps(&mut a, 1, Write, 0, 5), Vec::<usize>::new());
     }
 
     #[test]

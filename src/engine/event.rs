@@ -58,25 +58,13 @@ pub enum Op {
 
 impl Op {
     pub fn read(obj: ObjId, key: Key) -> Op {
-        Op::Access {
-            obj,
-            key,
-            kind: AccessKind::Read,
-        }
+        Op::Access { obj, key, kind: AccessKind::Read }
     }
     pub fn write(obj: ObjId, key: Key) -> Op {
-        Op::Access {
-            obj,
-            key,
-            kind: AccessKind::Write,
-        }
+        Op::Access { obj, key, kind: AccessKind::Write }
     }
     pub fn delete(obj: ObjId, key: Key) -> Op {
-        Op::Access {
-            obj,
-            key,
-            kind: AccessKind::Delete,
-        }
+        Op::Access { obj, key, kind: AccessKind::Delete }
     }
 }
 
@@ -101,24 +89,12 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
         return true;
     }
     match (a.op, b.op) {
-        (
-            Op::Access {
-                obj: oa,
-                key: ka,
-                kind: ta,
-            },
-            Op::Access {
-                obj: ob,
-                key: kb,
-                kind: tb,
-            },
-        ) => {
+        (Op::Access { obj: oa, key: ka, kind: ta }, Op::Access { obj: ob, key: kb, kind: tb }) => {
             oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE) && !(ta.is_read() && tb.is_read())
         }
-        (
-            Op::Acquire { lock: la } | Op::Release { lock: la },
-            Op::Acquire { lock: lb } | Op::Release { lock: lb },
-        ) => la == lb,
+        (Op::Acquire { lock: la } | Op::Release { lock: la }, Op::Acquire { lock: lb } | Op::Release { lock: lb }) => {
+            la == lb
+        }
         (Op::Spawn { child }, _) => child == b.thread,
         (_, Op::Spawn { child }) => child == a.thread,
         (Op::Exit, Op::Join { child }) => child == a.thread,
@@ -139,34 +115,16 @@ mod tests {
     fn accesses_conflict_on_same_key_with_a_write() {
         assert!(dependent(&act(0, Op::write(1, 2)), &act(1, Op::read(1, 2))));
         assert!(!dependent(&act(0, Op::read(1, 2)), &act(1, Op::read(1, 2))));
-        assert!(!dependent(
-            &act(0, Op::write(1, 2)),
-            &act(1, Op::write(1, 3))
-        ));
-        assert!(!dependent(
-            &act(0, Op::write(1, 2)),
-            &act(1, Op::write(2, 2))
-        ));
-        assert!(dependent(
-            &act(0, Op::delete(1, 2)),
-            &act(1, Op::read(1, 2))
-        ));
+        assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(1, 3))));
+        assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(2, 2))));
+        assert!(dependent(&act(0, Op::delete(1, 2)), &act(1, Op::read(1, 2))));
     }
 
     #[test]
     fn whole_object_conflicts_with_every_key() {
-        assert!(dependent(
-            &act(0, Op::write(1, WHOLE)),
-            &act(1, Op::read(1, 7))
-        ));
-        assert!(dependent(
-            &act(0, Op::read(1, WHOLE)),
-            &act(1, Op::write(1, 7))
-        ));
-        assert!(!dependent(
-            &act(0, Op::read(1, WHOLE)),
-            &act(1, Op::read(1, 7))
-        ));
+        assert!(dependent(&act(0, Op::write(1, WHOLE)), &act(1, Op::read(1, 7))));
+        assert!(dependent(&act(0, Op::read(1, WHOLE)), &act(1, Op::write(1, 7))));
+        assert!(!dependent(&act(0, Op::read(1, WHOLE)), &act(1, Op::read(1, 7))));
     }
 
     #[test]
@@ -176,15 +134,9 @@ mod tests {
         assert!(dependent(&act(0, acq(1)), &act(1, acq(1))));
         assert!(dependent(&act(0, rel(1)), &act(1, acq(1))));
         assert!(!dependent(&act(0, acq(1)), &act(1, acq(2))));
-        assert!(dependent(
-            &act(0, Op::Spawn { child: 3 }),
-            &act(3, Op::write(1, 1))
-        ));
+        assert!(dependent(&act(0, Op::Spawn { child: 3 }), &act(3, Op::write(1, 1))));
         assert!(dependent(&act(3, Op::Exit), &act(0, Op::Join { child: 3 })));
-        assert!(!dependent(
-            &act(2, Op::Exit),
-            &act(0, Op::Join { child: 3 })
-        ));
+        assert!(!dependent(&act(2, Op::Exit), &act(0, Op::Join { child: 3 })));
         assert!(dependent(&act(0, Op::read(1, 1)), &act(0, Op::read(2, 2))));
     }
 }

@@ -111,10 +111,7 @@ impl Explorer {
     /// (then the lowest enabled thread, should the schedule end early).
     pub fn replay(schedule: Schedule) -> Explorer {
         let mut explorer = Explorer::new(Config::default());
-        explorer.mode = Mode::Replay {
-            schedule,
-            started: false,
-        };
+        explorer.mode = Mode::Replay { schedule, started: false };
         explorer
     }
 
@@ -129,11 +126,7 @@ impl Explorer {
             Mode::Replay { started: true, .. } => return false,
             Mode::Replay { started, .. } => *started = true,
             Mode::Explore => {
-                if self
-                    .config
-                    .max_executions
-                    .is_some_and(|max| self.stats.executions >= max)
-                {
+                if self.config.max_executions.is_some_and(|max| self.stats.executions >= max) {
                     self.stats.hit_max_executions = true;
                     self.done = true;
                     return false;
@@ -161,11 +154,7 @@ impl Explorer {
     pub fn arrive(&mut self, thread: ThreadId, op: Op) {
         assert!(self.exec.is_live(thread), "thread {thread} is not live");
         if let Op::Spawn { child } = op {
-            assert_eq!(
-                child,
-                self.child_id(thread),
-                "Spawn must name child_id(parent)"
-            );
+            assert_eq!(child, self.child_id(thread), "Spawn must name child_id(parent)");
         }
         let state = self.exec.thread_mut(thread);
         assert!(state.pending.is_none(), "thread {thread} arrived twice");
@@ -185,10 +174,7 @@ impl Explorer {
 
     /// Whether every live thread has arrived, i.e. `choose` may be called.
     pub fn is_ready(&self) -> bool {
-        self.exec
-            .threads
-            .iter()
-            .all(|t| t.life != super::state::Life::Live || t.pending.is_some())
+        self.exec.threads.iter().all(|t| t.life != super::state::Life::Live || t.pending.is_some())
     }
 
     /// Picks the thread to run next and records its op as performed.
@@ -200,10 +186,7 @@ impl Explorer {
         for t in 0..self.exec.threads.len() {
             if self.exec.is_live(t) {
                 any_live = true;
-                assert!(
-                    self.exec.threads[t].pending.is_some(),
-                    "thread {t} has not arrived"
-                );
+                assert!(self.exec.threads[t].pending.is_some(), "thread {t} has not arrived");
                 if self.exec.wait_reason(t).is_none() {
                     self.enabled.push(t);
                 }
@@ -224,11 +207,7 @@ impl Explorer {
                     None => {
                         self.done = true;
                         let expected = Action::new(nth, Op::Exit);
-                        return Choice::Diverged(Divergence {
-                            step: depth,
-                            expected,
-                            found: None,
-                        });
+                        return Choice::Diverged(Divergence { step: depth, expected, found: None });
                     }
                 },
                 None => None,
@@ -242,11 +221,7 @@ impl Explorer {
                 let expected = Action::new(thread, expected_op.unwrap_or(Op::Exit));
                 self.stats.diverged = true;
                 self.done = true;
-                return Choice::Diverged(Divergence {
-                    step: depth,
-                    expected,
-                    found,
-                });
+                return Choice::Diverged(Divergence { step: depth, expected, found });
             }
             self.exec.perform(thread);
             return Choice::Run(thread);
@@ -275,8 +250,7 @@ impl Explorer {
         let node = &mut self.nodes[depth];
         node.last_enabled = prev_enabled;
         let preempts = |t: ThreadId| prev_enabled && Some(t) != prev;
-        let within_bound =
-            |t: ThreadId| bound.map_or(true, |b| node.preemptions + preempts(t) as u32 <= b);
+        let within_bound = |t: ThreadId| bound.map_or(true, |b| node.preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
         while !node.pending.is_empty() {
             let branch = node.pending.remove(0);
@@ -284,11 +258,7 @@ impl Explorer {
             let found = self.exec.thread(thread).and_then(|t| t.pending);
             if found != Some(op) {
                 // Same prefix, different next op: the program is not deterministic.
-                return Err(Divergence {
-                    step: depth,
-                    expected: branch.action,
-                    found,
-                });
+                return Err(Divergence { step: depth, expected: branch.action, found });
             }
             if !self.enabled.contains(&thread) {
                 self.stats.infeasible += 1;
@@ -302,17 +272,10 @@ impl Explorer {
         let (thread, children) = match chosen {
             Some(c) => c,
             None => {
-                let awake = |t: &ThreadId| {
-                    self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t)
-                };
+                let awake = |t: &ThreadId| self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t);
                 let pick = prev
                     .filter(|p| self.enabled.contains(p) && awake(p))
-                    .or_else(|| {
-                        self.enabled
-                            .iter()
-                            .copied()
-                            .find(|t| awake(t) && within_bound(*t))
-                    });
+                    .or_else(|| self.enabled.iter().copied().find(|t| awake(t) && within_bound(*t)));
                 match pick {
                     Some(t) => (t, Vec::new()),
                     None => {
@@ -322,28 +285,15 @@ impl Explorer {
                             }
                             self.redundant_at = Some(depth);
                         }
-                        (
-                            prev.filter(|_| prev_enabled).unwrap_or(self.enabled[0]),
-                            Vec::new(),
-                        )
+                        (prev.filter(|_| prev_enabled).unwrap_or(self.enabled[0]), Vec::new())
                     }
                 }
             }
         };
         let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
-        let sleep = node
-            .sleep
-            .iter()
-            .filter(|s| !dependent(s, &action))
-            .copied()
-            .collect();
+        let sleep = node.sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
         let preemptions = node.preemptions + preempts(thread) as u32;
-        self.nodes.push(Node {
-            sleep,
-            pending: children,
-            preemptions,
-            last_enabled: false,
-        });
+        self.nodes.push(Node { sleep, pending: children, preemptions, last_enabled: false });
         self.stats.max_depth = self.stats.max_depth.max(depth + 1);
         Ok(thread)
     }
@@ -369,11 +319,7 @@ impl Explorer {
             self.stats.failures += 1;
             if self.failures.len() < KEPT_FAILURES {
                 let execution = self.stats.executions + self.stats.redundant;
-                self.failures.push(Failure {
-                    execution,
-                    schedule: self.schedule(),
-                    kind,
-                });
+                self.failures.push(Failure { execution, schedule: self.schedule(), kind });
             }
         }
         if self.done || matches!(self.mode, Mode::Replay { .. }) {
@@ -393,25 +339,14 @@ impl Explorer {
     /// first: insert notdep(e).e' into e's node unless a sleeping action covers it.
     fn add_race_reversals(&mut self) {
         let events = &self.exec.events;
-        let new_races = self
-            .exec
-            .races
-            .iter()
-            .filter(|r| r.second >= self.diverged_at);
+        let new_races = self.exec.races.iter().filter(|r| r.second >= self.diverged_at);
         let performed = new_races.map(|r| (r.first, r.second, events[r.second].action()));
-        let blocked = self
-            .exec
-            .blocked_acquire_races()
-            .into_iter()
-            .map(|(first, a)| (first, events.len(), a));
+        let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
         for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
             let e = &events[first];
-            let mut seq: Vec<Action> = events[first + 1..end]
-                .iter()
-                .filter(|x| !x.is_after(e))
-                .map(Event::action)
-                .collect();
+            let mut seq: Vec<Action> =
+                events[first + 1..end].iter().filter(|x| !x.is_after(e)).map(Event::action).collect();
             seq.push(later);
             let node = &mut self.nodes[first];
             if node.sleep.iter().any(|q| weak_initial(q, &seq).is_some()) {
@@ -496,13 +431,7 @@ impl Explorer {
         for (nth, &thread) in order.iter().enumerate() {
             position[thread] = nth;
         }
-        Schedule(
-            self.exec
-                .events
-                .iter()
-                .map(|e| position[e.thread])
-                .collect(),
-        )
+        Schedule(self.exec.events.iter().map(|e| position[e.thread]).collect())
     }
 
     pub fn deadlock(&self) -> Option<&Deadlock> {

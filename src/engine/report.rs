@@ -88,14 +88,10 @@ impl fmt::Display for Deadlock {
         write!(f, "deadlock:")?;
         for w in &self.waiting {
             match w.reason {
-                WaitReason::Lock { lock, owner } => write!(
-                    f,
-                    " thread {} waits for lock {lock} held by thread {owner};",
-                    w.thread
-                )?,
-                WaitReason::Join { child } => {
-                    write!(f, " thread {} joins thread {child};", w.thread)?
+                WaitReason::Lock { lock, owner } => {
+                    write!(f, " thread {} waits for lock {lock} held by thread {owner};", w.thread)?
                 }
+                WaitReason::Join { child } => write!(f, " thread {} joins thread {child};", w.thread)?,
                 WaitReason::Blocked => write!(f, " thread {} is blocked at {:?};", w.thread, w.op)?,
             }
         }

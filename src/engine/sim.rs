@@ -39,10 +39,7 @@ impl Program {
     /// Main spawns every thread, then joins them all.
     pub fn parallel(threads: Vec<Vec<SimOp>>) -> Program {
         let n = threads.len();
-        let main = (0..n)
-            .map(SimOp::Spawn)
-            .chain((0..n).map(SimOp::Join))
-            .collect();
+        let main = (0..n).map(SimOp::Spawn).chain((0..n).map(SimOp::Join)).collect();
         Program { main, threads }
     }
 }
@@ -62,19 +59,12 @@ pub fn explore(program: &Program, config: Config, invariant: Invariant) -> Repor
     while explorer.begin_execution() {
         run_once(&mut explorer, program, invariant);
     }
-    Report {
-        stats: explorer.stats().clone(),
-        verdict: explorer.verdict(),
-        failures: explorer.failures().to_vec(),
-    }
+    Report { stats: explorer.stats().clone(), verdict: explorer.verdict(), failures: explorer.failures().to_vec() }
 }
 
 /// Runs `program` once along `schedule`; returns the failure it shows, if any.
 pub fn replay(program: &Program, schedule: Schedule, invariant: Invariant) -> Option<FailureKind> {
-    replay_explorer(program, schedule, invariant)
-        .failures()
-        .first()
-        .map(|f| f.kind.clone())
+    replay_explorer(program, schedule, invariant).failures().first().map(|f| f.kind.clone())
 }
 
 /// Like [`replay`], returning the explorer to inspect the execution's events and races.
@@ -97,15 +87,7 @@ struct Body<'p> {
 pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant) {
     let mut memory = Memory::new();
     let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
-    bodies.insert(
-        0,
-        Body {
-            ops: &program.main,
-            pc: 0,
-            register: 0,
-            children: HashMap::new(),
-        },
-    );
+    bodies.insert(0, Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new() });
     arrive(explorer, &bodies, 0);
     let clean_end = loop {
         match explorer.choose() {
@@ -127,21 +109,10 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                         memory.insert(loc, memory_value(&memory, loc) * 10 + digit);
                     }
                     SimOp::Spawn(i) => {
-                        let Some(Op::Spawn { child }) = explorer.events().last().map(|e| e.op)
-                        else {
-                            unreachable!()
-                        };
+                        let Some(Op::Spawn { child }) = explorer.events().last().map(|e| e.op) else { unreachable!() };
                         body.children.insert(i, child);
                         let ops = &program.threads[i];
-                        bodies.insert(
-                            child,
-                            Body {
-                                ops,
-                                pc: 0,
-                                register: 0,
-                                children: HashMap::new(),
-                            },
-                        );
+                        bodies.insert(child, Body { ops, pc: 0, register: 0, children: HashMap::new() });
                         arrive(explorer, &bodies, child);
                     }
                     SimOp::Lock(_) | SimOp::Unlock(_) | SimOp::Join(_) => {}
@@ -171,19 +142,13 @@ fn arrive(explorer: &mut Explorer, bodies: &HashMap<ThreadId, Body>, t: ThreadId
     let op = match body.ops.get(body.pc) {
         None => Op::Exit,
         Some(&SimOp::Read((obj, key))) => Op::read(obj, key),
-        Some(
-            &SimOp::Write((obj, key), _)
-            | &SimOp::WriteInc((obj, key))
-            | &SimOp::Append((obj, key), _),
-        ) => Op::write(obj, key),
+        Some(&SimOp::Write((obj, key), _) | &SimOp::WriteInc((obj, key)) | &SimOp::Append((obj, key), _)) => {
+            Op::write(obj, key)
+        }
         Some(&SimOp::Lock(lock)) => Op::Acquire { lock },
         Some(&SimOp::Unlock(lock)) => Op::Release { lock },
-        Some(&SimOp::Spawn(_)) => Op::Spawn {
-            child: explorer.child_id(t),
-        },
-        Some(&SimOp::Join(i)) => Op::Join {
-            child: body.children[&i],
-        },
+        Some(&SimOp::Spawn(_)) => Op::Spawn { child: explorer.child_id(t) },
+        Some(&SimOp::Join(i)) => Op::Join { child: body.children[&i] },
     };
     explorer.arrive(t, op);
 }

@@ -96,11 +96,7 @@ impl Execution {
     pub fn new() -> Execution {
         let mut main = ThreadState::unborn();
         main.life = Life::Live;
-        Execution {
-            threads: vec![main],
-            spawn_order: vec![0],
-            ..Execution::default()
-        }
+        Execution { threads: vec![main], spawn_order: vec![0], ..Execution::default() }
     }
 
     pub fn thread(&self, thread: ThreadId) -> Option<&ThreadState> {
@@ -139,11 +135,7 @@ impl Execution {
             .filter(|&t| self.is_live(t))
             .filter_map(|t| {
                 let op = self.threads[t].pending?;
-                Some(Waiter {
-                    thread: t,
-                    op,
-                    reason: self.wait_reason(t)?,
-                })
+                Some(Waiter { thread: t, op, reason: self.wait_reason(t)? })
             })
             .collect();
         Deadlock { waiting }
@@ -161,11 +153,7 @@ impl Execution {
             if state.life != Life::Live {
                 continue;
             }
-            let Some(first) = self
-                .locks
-                .get(&lock)
-                .and_then(|l| l.owner.and(l.last_acquire))
-            else {
+            let Some(first) = self.locks.get(&lock).and_then(|l| l.owner.and(l.last_acquire)) else {
                 continue;
             };
             let e = &self.events[first];
@@ -179,10 +167,7 @@ impl Execution {
     /// Performs `thread`'s pending op: updates the model, the clocks and the races.
     pub fn perform(&mut self, thread: ThreadId) -> usize {
         let step = self.events.len();
-        let op = self.threads[thread]
-            .pending
-            .take()
-            .expect("thread has not arrived");
+        let op = self.threads[thread].pending.take().expect("thread has not arrived");
         let before = self.threads[thread].clock.clone();
         let seq = self.threads[thread].seq + 1;
         let mut deps = Vec::new();
@@ -190,9 +175,7 @@ impl Execution {
         // in between: swapping acquire and release is never possible.
         let mut lock_race = None;
         match op {
-            Op::Access { obj, key, kind } => self
-                .accesses
-                .access(obj, key, kind, thread, step, &mut deps),
+            Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut deps),
             Op::Acquire { lock } => {
                 let state = self.locks.entry(lock).or_default();
                 deps.extend(state.last_release);
@@ -226,19 +209,13 @@ impl Execution {
                 let e = &self.events[d];
                 let hidden = deps.iter().any(|&o| o != d && self.events[o].is_after(e));
                 if concurrent(e) && !hidden {
-                    self.races.push(Race {
-                        first: d,
-                        second: step,
-                    });
+                    self.races.push(Race { first: d, second: step });
                 }
             }
         }
         if let Some(d) = lock_race {
             if concurrent(&self.events[d]) {
-                self.races.push(Race {
-                    first: d,
-                    second: step,
-                });
+                self.races.push(Race { first: d, second: step });
             }
         }
         if let Op::Spawn { child } = op {
@@ -255,13 +232,7 @@ impl Execution {
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
         state.seq = seq;
-        self.events.push(Event {
-            step,
-            thread,
-            op,
-            seq,
-            clock,
-        });
+        self.events.push(Event { step, thread, op, seq, clock });
         step
     }
 
@@ -270,10 +241,7 @@ impl Execution {
         let mut latest: Vec<usize> = Vec::with_capacity(deps.len().min(8));
         for &d in deps {
             let thread = self.events[d].thread;
-            match latest
-                .iter_mut()
-                .find(|l| self.events[**l].thread == thread)
-            {
+            match latest.iter_mut().find(|l| self.events[**l].thread == thread) {
                 Some(l) => *l = (*l).max(d),
                 None => latest.push(d),
             }

@@ -16,10 +16,7 @@ pub struct Branch {
 /// returns `Some(position of p's action in w)`, or `Some(None)` if `w` lacks it.
 pub fn weak_initial(p: &Action, w: &[Action]) -> Option<Option<usize>> {
     match w.iter().position(|a| a.thread == p.thread) {
-        Some(k) => w[..k]
-            .iter()
-            .all(|a| !dependent(a, &w[k]))
-            .then_some(Some(k)),
+        Some(k) => w[..k].iter().all(|a| !dependent(a, &w[k])).then_some(Some(k)),
         None => w.iter().all(|a| !dependent(a, p)).then_some(None),
     }
 }
@@ -31,10 +28,7 @@ pub fn insert(mut level: &mut Vec<Branch>, mut w: Vec<Action>) -> bool {
         if w.is_empty() {
             return false;
         }
-        let hit = level
-            .iter()
-            .enumerate()
-            .find_map(|(i, b)| Some((i, weak_initial(&b.action, &w)?)));
+        let hit = level.iter().enumerate().find_map(|(i, b)| Some((i, weak_initial(&b.action, &w)?)));
         match hit {
             Some((i, position)) => {
                 if level[i].children.is_empty() {
@@ -55,15 +49,9 @@ pub fn insert(mut level: &mut Vec<Branch>, mut w: Vec<Action>) -> bool {
 }
 
 fn chain(w: &[Action]) -> Branch {
-    let mut branch = Branch {
-        action: *w.last().expect("non-empty"),
-        children: Vec::new(),
-    };
+    let mut branch = Branch { action: *w.last().expect("non-empty"), children: Vec::new() };
     for &action in w[..w.len() - 1].iter().rev() {
-        branch = Branch {
-            action,
-            children: vec![branch],
-        };
+        branch = Branch { action, children: vec![branch] };
     }
     branch
 }

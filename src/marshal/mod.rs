@@ -105,18 +105,12 @@ const MAGIC_TABLE: &[(u16, PyVersion)] = &[
 
 /// The release whose pyc files start with this magic number (the u16 before `\r\n`).
 pub fn version_for_magic(magic: u16) -> Option<PyVersion> {
-    MAGIC_TABLE
-        .iter()
-        .find(|(m, _)| *m == magic)
-        .map(|(_, v)| *v)
+    MAGIC_TABLE.iter().find(|(m, _)| *m == magic).map(|(_, v)| *v)
 }
 
 /// The magic number the release writes into its pyc files.
 pub fn magic_for_version(version: PyVersion) -> Option<u16> {
-    MAGIC_TABLE
-        .iter()
-        .find(|(_, v)| *v == version)
-        .map(|(m, _)| *m)
+    MAGIC_TABLE.iter().find(|(_, v)| *v == version).map(|(m, _)| *m)
 }
 
 /// Why marshal data or a pyc file could not be read or written.
@@ -210,23 +204,13 @@ impl fmt::Display for MarshalError {
         match &self.kind {
             Truncated { what } => write!(f, "input ends inside {what}"),
             UnknownTypeCode(c) => write!(f, "unknown type code {:#04x} ({:?})", c, *c as char),
-            TypeNotInVersion {
-                code,
-                marshal_version,
-            } => write!(
-                f,
-                "type code {:?} does not exist in marshal version {marshal_version}",
-                *code as char
-            ),
+            TypeNotInVersion { code, marshal_version } => {
+                write!(f, "type code {:?} does not exist in marshal version {marshal_version}", *code as char)
+            }
             SizeOutOfRange { what, size } => write!(f, "{what} size {size} out of range"),
-            SizeExceedsInput {
-                what,
-                size,
-                remaining,
-            } => write!(
-                f,
-                "{what} declares {size} entries/bytes but only {remaining} bytes remain"
-            ),
+            SizeExceedsInput { what, size, remaining } => {
+                write!(f, "{what} declares {size} entries/bytes but only {remaining} bytes remain")
+            }
             InvalidRef(n) => write!(f, "invalid reference {n}"),
             RefToIncomplete(n) => write!(f, "reference {n} to an object still being read"),
             LongDigitOutOfRange(d) => write!(f, "long digit {d:#x} out of range"),
@@ -247,10 +231,7 @@ impl fmt::Display for MarshalError {
                 write!(f, "{what} cannot be marshalled for Python {version}")
             }
             CodeLayoutMismatch { layout, version } => {
-                write!(
-                    f,
-                    "{layout:?} code object cannot be written for Python {version}"
-                )
+                write!(f, "{layout:?} code object cannot be written for Python {version}")
             }
             TooLarge { what } => write!(f, "{what} too large for marshal"),
             DanglingRef(id) => write!(f, "reference {id:?} has no target to write"),

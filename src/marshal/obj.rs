@@ -18,10 +18,7 @@ impl RefId {
     /// `FLAG_REF` without an identity: set on values built by hand that should be registered,
     /// or kept from input where the flag is set on a value the reader never registers
     /// (None, True, ..., or `TYPE_REF` itself).
-    pub const ANON: RefId = RefId {
-        doc: 0,
-        index: u32::MAX,
-    };
+    pub const ANON: RefId = RefId { doc: 0, index: u32::MAX };
 
     /// A document number no other `loads` call uses.
     pub(crate) fn new_doc() -> u32 {
@@ -58,10 +55,7 @@ pub enum StrKind {
 
 impl StrKind {
     pub fn is_interned(self) -> bool {
-        matches!(
-            self,
-            StrKind::ShortAsciiInterned | StrKind::AsciiInterned | StrKind::Interned
-        )
+        matches!(self, StrKind::ShortAsciiInterned | StrKind::AsciiInterned | StrKind::Interned)
     }
     /// One byte per char (latin-1 payload; CPython does not check it is really ASCII).
     pub fn is_one_byte(self) -> bool {
@@ -190,10 +184,7 @@ pub enum CodeExtra {
 impl Clone for Value {
     fn clone(&self) -> Self {
         match self {
-            Value::Tuple { items, long_form } => Value::Tuple {
-                items: clone_items(items),
-                long_form: *long_form,
-            },
+            Value::Tuple { items, long_form } => Value::Tuple { items: clone_items(items), long_form: *long_form },
             Value::List(items) => Value::List(clone_items(items)),
             Value::Set(items) => Value::Set(clone_items(items)),
             Value::FrozenSet(items) => Value::FrozenSet(clone_items(items)),
@@ -215,10 +206,7 @@ fn clone_code(code: &Code) -> Box<Code> {
 fn clone_items(items: &[Obj]) -> Vec<Obj> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.push(Obj {
-            value: item.value.clone(),
-            flag: item.flag,
-        });
+        out.push(Obj { value: item.value.clone(), flag: item.flag });
     }
     out
 }
@@ -243,19 +231,13 @@ impl Value {
             Value::StopIteration => Value::StopIteration,
             Value::Int(n) => Value::Int(*n),
             Value::Int64(n) => Value::Int64(*n),
-            Value::Long { negative, digits } => Value::Long {
-                negative: *negative,
-                digits: digits.clone(),
-            },
+            Value::Long { negative, digits } => Value::Long { negative: *negative, digits: digits.clone() },
             Value::Float(bits) => Value::Float(*bits),
             Value::FloatText(text) => Value::FloatText(text.clone()),
             Value::Complex(re, im) => Value::Complex(*re, *im),
             Value::ComplexText(parts) => Value::ComplexText(parts.clone()),
             Value::Bytes(data) => Value::Bytes(data.clone()),
-            Value::Str { kind, data } => Value::Str {
-                kind: *kind,
-                data: data.clone(),
-            },
+            Value::Str { kind, data } => Value::Str { kind: *kind, data: data.clone() },
             Value::Slice(parts) => Value::Slice(parts.clone()),
             Value::Ref(r) => Value::Ref(r.clone()),
             Value::Tuple { .. }
@@ -295,19 +277,9 @@ impl Clone for Code {
 impl PartialEq for Code {
     #[inline(never)]
     fn eq(&self, other: &Self) -> bool {
-        (
-            self.argcount,
-            self.posonlyargcount,
-            self.kwonlyargcount,
-            self.stacksize,
-            self.flags,
-        ) == (
-            other.argcount,
-            other.posonlyargcount,
-            other.kwonlyargcount,
-            other.stacksize,
-            other.flags,
-        ) && self.firstlineno == other.firstlineno
+        (self.argcount, self.posonlyargcount, self.kwonlyargcount, self.stacksize, self.flags)
+            == (other.argcount, other.posonlyargcount, other.kwonlyargcount, other.stacksize, other.flags)
+            && self.firstlineno == other.firstlineno
             && self.code == other.code
             && self.consts == other.consts
             && self.names == other.names
@@ -348,12 +320,7 @@ impl Code {
     /// The object fields in the order they are marshalled for this layout.
     pub fn object_fields(&self) -> Vec<(&'static str, &Obj)> {
         match &self.extra {
-            CodeExtra::Py310 {
-                varnames,
-                freevars,
-                cellvars,
-                ..
-            } => vec![
+            CodeExtra::Py310 { varnames, freevars, cellvars, .. } => vec![
                 ("code", &self.code),
                 ("consts", &self.consts),
                 ("names", &self.names),
@@ -364,12 +331,7 @@ impl Code {
                 ("name", &self.name),
                 ("linetable", &self.linetable),
             ],
-            CodeExtra::Py311 {
-                localsplusnames,
-                localspluskinds,
-                qualname,
-                exceptiontable,
-            } => {
+            CodeExtra::Py311 { localsplusnames, localspluskinds, qualname, exceptiontable } => {
                 vec![
                     ("code", &self.code),
                     ("consts", &self.consts),
@@ -388,33 +350,12 @@ impl Code {
     /// The object fields, mutable, in the order they are marshalled (which is also the order
     /// references between them go).
     pub(crate) fn object_fields_mut(&mut self) -> Vec<&mut Obj> {
-        let Code {
-            code,
-            consts,
-            names,
-            filename,
-            name,
-            linetable,
-            extra,
-            ..
-        } = self;
+        let Code { code, consts, names, filename, name, linetable, extra, .. } = self;
         match extra {
-            CodeExtra::Py310 {
-                varnames,
-                freevars,
-                cellvars,
-                ..
-            } => {
-                vec![
-                    code, consts, names, varnames, freevars, cellvars, filename, name, linetable,
-                ]
+            CodeExtra::Py310 { varnames, freevars, cellvars, .. } => {
+                vec![code, consts, names, varnames, freevars, cellvars, filename, name, linetable]
             }
-            CodeExtra::Py311 {
-                localsplusnames,
-                localspluskinds,
-                qualname,
-                exceptiontable,
-            } => vec![
+            CodeExtra::Py311 { localsplusnames, localspluskinds, qualname, exceptiontable } => vec![
                 code,
                 consts,
                 names,
@@ -466,11 +407,7 @@ impl Obj {
             (false, _, false) => StrKind::Unicode,
             (false, _, true) => StrKind::Interned,
         };
-        Value::Str {
-            kind,
-            data: s.as_bytes().to_vec(),
-        }
-        .into()
+        Value::Str { kind, data: s.as_bytes().to_vec() }.into()
     }
     /// An int, as `i` when it fits 32 bits (as CPython writes it), else as `l`.
     pub fn int(n: i64) -> Self {
@@ -493,11 +430,7 @@ impl Obj {
         Value::Float(x.to_bits()).into()
     }
     pub fn tuple(items: Vec<Obj>) -> Self {
-        Value::Tuple {
-            items,
-            long_form: false,
-        }
-        .into()
+        Value::Tuple { items, long_form: false }.into()
     }
     pub fn code(code: Code) -> Self {
         Value::Code(Box::new(code)).into()
@@ -507,10 +440,7 @@ impl Obj {
     pub fn resolve(&self) -> &Obj {
         let mut obj = self;
         // A target is never itself a Ref (targets are registered objects), but be robust.
-        while let Value::Ref(Ref {
-            target: Some(t), ..
-        }) = &obj.value
-        {
+        while let Value::Ref(Ref { target: Some(t), .. }) = &obj.value {
             obj = t;
         }
         obj
@@ -561,12 +491,10 @@ impl Obj {
     /// The text of a str. One-byte kinds are latin-1; lone surrogates become U+FFFD.
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match &self.resolve().value {
-            Value::Str { kind, data } if kind.is_one_byte() => {
-                Some(match std::str::from_utf8(data) {
-                    Ok(s) if data.is_ascii() => Cow::Borrowed(s),
-                    _ => Cow::Owned(data.iter().map(|&b| b as char).collect()),
-                })
-            }
+            Value::Str { kind, data } if kind.is_one_byte() => Some(match std::str::from_utf8(data) {
+                Ok(s) if data.is_ascii() => Cow::Borrowed(s),
+                _ => Cow::Owned(data.iter().map(|&b| b as char).collect()),
+            }),
             Value::Str { data, .. } => Some(String::from_utf8_lossy(data)),
             _ => None,
         }

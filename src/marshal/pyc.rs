@@ -31,15 +31,8 @@ pub struct Pyc {
 impl Pyc {
     /// A new pyc for `version` (magic taken from the table).
     pub fn new(version: PyVersion, source: PycSource, code: Obj) -> Result<Pyc> {
-        let magic = magic_for_version(version)
-            .ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
-        Ok(Pyc {
-            magic,
-            version,
-            source,
-            code,
-            trailing: Vec::new(),
-        })
+        let magic = magic_for_version(version).ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
+        Ok(Pyc { magic, version, source, code, trailing: Vec::new() })
     }
 
     /// The PEP 552 flags word.
@@ -59,10 +52,7 @@ fn u32_at(data: &[u8], at: usize) -> u32 {
 
 pub fn read_pyc(data: &[u8]) -> Result<Pyc> {
     if data.len() < HEADER_LEN {
-        return Err(MarshalError::new(
-            data.len(),
-            ErrorKind::Truncated { what: "pyc header" },
-        ));
+        return Err(MarshalError::new(data.len(), ErrorKind::Truncated { what: "pyc header" }));
     }
     let magic = u16::from_le_bytes([data[0], data[1]]);
     let tail = [data[2], data[3]];
@@ -72,26 +62,13 @@ pub fn read_pyc(data: &[u8]) -> Result<Pyc> {
     };
     let flags = u32_at(data, 4);
     let source = match flags {
-        0 => PycSource::Timestamp {
-            mtime: u32_at(data, 8),
-            size: u32_at(data, 12),
-        },
-        1 | 3 => PycSource::Hash {
-            hash: data[8..16].try_into().unwrap(),
-            check_source: flags == 3,
-        },
+        0 => PycSource::Timestamp { mtime: u32_at(data, 8), size: u32_at(data, 12) },
+        1 | 3 => PycSource::Hash { hash: data[8..16].try_into().unwrap(), check_source: flags == 3 },
         _ => return Err(MarshalError::new(4, ErrorKind::BadPycFlags(flags))),
     };
     let body = &data[HEADER_LEN..];
-    let (code, used) = loads_prefix(body, version)
-        .map_err(|e| MarshalError::new(e.offset + HEADER_LEN, e.kind))?;
-    Ok(Pyc {
-        magic,
-        version,
-        source,
-        code,
-        trailing: body[used..].to_vec(),
-    })
+    let (code, used) = loads_prefix(body, version).map_err(|e| MarshalError::new(e.offset + HEADER_LEN, e.kind))?;
+    Ok(Pyc { magic, version, source, code, trailing: body[used..].to_vec() })
 }
 
 pub fn write_pyc(pyc: &Pyc) -> Result<Vec<u8>> {
@@ -106,8 +83,7 @@ pub fn write_pyc(pyc: &Pyc) -> Result<Vec<u8>> {
         }
         PycSource::Hash { hash, .. } => out.extend_from_slice(&hash),
     }
-    dump_into(&pyc.code, pyc.version, &mut out, true)
-        .map_err(|e| MarshalError::new(e.offset, e.kind))?;
+    dump_into(&pyc.code, pyc.version, &mut out, true).map_err(|e| MarshalError::new(e.offset, e.kind))?;
     out.extend_from_slice(&pyc.trailing);
     Ok(out)
 }

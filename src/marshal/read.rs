@@ -13,9 +13,8 @@ pub fn loads(data: &[u8], version: PyVersion) -> Result<Obj> {
 
 /// Like [`loads`], also returning how many bytes the object took.
 pub fn loads_prefix(data: &[u8], version: PyVersion) -> Result<(Obj, usize)> {
-    let marshal_version = version
-        .marshal_version()
-        .ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
+    let marshal_version =
+        version.marshal_version().ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
     let mut r = Reader {
         data,
         pos: 0,
@@ -81,36 +80,17 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let n = self.i32(what)?;
         if n < 0 {
-            return err(
-                at,
-                ErrorKind::SizeOutOfRange {
-                    what,
-                    size: n as i64,
-                },
-            );
+            return err(at, ErrorKind::SizeOutOfRange { what, size: n as i64 });
         }
         Ok(n as usize)
     }
 
     /// Rejects a count whose items need at least `min_bytes_each` bytes that cannot all be
     /// there, before anything is allocated for them.
-    fn check_fits(
-        &self,
-        at: usize,
-        count: usize,
-        min_bytes_each: usize,
-        what: &'static str,
-    ) -> Result<()> {
+    fn check_fits(&self, at: usize, count: usize, min_bytes_each: usize, what: &'static str) -> Result<()> {
         let need = count as u64 * min_bytes_each as u64;
         if need > self.remaining() as u64 {
-            return err(
-                at,
-                ErrorKind::SizeExceedsInput {
-                    what,
-                    size: count as u64,
-                    remaining: self.remaining(),
-                },
-            );
+            return err(at, ErrorKind::SizeExceedsInput { what, size: count as u64, remaining: self.remaining() });
         }
         Ok(())
     }
@@ -124,10 +104,7 @@ impl<'a> Reader<'a> {
         let index = self.slots.len() as u32;
         self.slots.push(if complete { type_code } else { RESERVED });
         self.referenced.push(false);
-        Some(RefId {
-            doc: self.doc,
-            index,
-        })
+        Some(RefId { doc: self.doc, index })
     }
 
     fn complete(&mut self, id: Option<RefId>, type_code: u8) {
@@ -164,20 +141,11 @@ impl<'a> Reader<'a> {
                         let context = stack.last().map_or(context, Frame::context);
                         return err(at, ErrorKind::NullObject { context });
                     }
-                    let Some(Frame::Map {
-                        id, frozen, pairs, ..
-                    }) = stack.pop()
-                    else {
-                        unreachable!("checked above")
-                    };
+                    let Some(Frame::Map { id, frozen, pairs, .. }) = stack.pop() else { unreachable!("checked above") };
                     if frozen {
                         self.complete(id, tc::FROZENDICT);
                     }
-                    let value = if frozen {
-                        Value::FrozenDict(pairs)
-                    } else {
-                        Value::Dict(pairs)
-                    };
+                    let value = if frozen { Value::FrozenDict(pairs) } else { Value::Dict(pairs) };
                     (Obj { value, flag: id }, starts.pop().unwrap_or(at))
                 }
             };
@@ -223,10 +191,7 @@ impl<'a> Reader<'a> {
                 }
                 self.referenced[n as usize] = true;
                 self.any_ref = true;
-                let id = RefId {
-                    doc: self.doc,
-                    index: n as u32,
-                };
+                let id = RefId { doc: self.doc, index: n as u32 };
                 simple(Value::Ref(Ref { id, target: None }))
             }
             _ => self.start_registered(at, ty, flagged),
@@ -270,13 +235,7 @@ impl<'a> Reader<'a> {
             _ => 0,
         };
         if self.marshal_version < min_version {
-            return err(
-                at,
-                ErrorKind::TypeNotInVersion {
-                    code: ty,
-                    marshal_version: self.marshal_version,
-                },
-            );
+            return err(at, ErrorKind::TypeNotInVersion { code: ty, marshal_version: self.marshal_version });
         }
         // Leaves register after their payload, containers before their children; either way
         // the index follows the order of the type bytes, so register now. Frozensets, code
@@ -292,19 +251,9 @@ impl<'a> Reader<'a> {
         };
         Ok(Started::Frame(match ty {
             tc::SMALL_TUPLE | tc::TUPLE => {
-                let n = if ty == tc::SMALL_TUPLE {
-                    self.u8("tuple size")? as usize
-                } else {
-                    self.size("tuple")?
-                };
+                let n = if ty == tc::SMALL_TUPLE { self.u8("tuple size")? as usize } else { self.size("tuple")? };
                 self.check_fits(at, n, 1, "tuple")?;
-                seq(
-                    SeqKind::Tuple {
-                        long_form: ty == tc::TUPLE && n < 256,
-                    },
-                    n,
-                    "tuple",
-                )
+                seq(SeqKind::Tuple { long_form: ty == tc::TUPLE && n < 256 }, n, "tuple")
             }
             tc::LIST => {
                 let n = self.size("list")?;
@@ -318,34 +267,12 @@ impl<'a> Reader<'a> {
                     // CPython registers the empty frozenset singleton at once.
                     self.complete(id, ty);
                 }
-                seq(
-                    if ty == tc::SET {
-                        SeqKind::Set
-                    } else {
-                        SeqKind::FrozenSet
-                    },
-                    n,
-                    "set",
-                )
+                seq(if ty == tc::SET { SeqKind::Set } else { SeqKind::FrozenSet }, n, "set")
             }
-            tc::DICT | tc::FROZENDICT => Frame::Map {
-                id,
-                frozen: ty == tc::FROZENDICT,
-                pairs: Vec::new(),
-                key: None,
-            },
+            tc::DICT | tc::FROZENDICT => Frame::Map { id, frozen: ty == tc::FROZENDICT, pairs: Vec::new(), key: None },
             tc::SLICE => seq(SeqKind::Slice, 3, "slice"),
-            tc::CODE => Frame::Code {
-                id,
-                header: self.code_header()?,
-                fields: Vec::with_capacity(10),
-            },
-            _ => {
-                return Ok(Started::Done(Obj {
-                    value: self.leaf(at, ty)?,
-                    flag: id,
-                }))
-            }
+            tc::CODE => Frame::Code { id, header: self.code_header()?, fields: Vec::with_capacity(10) },
+            _ => return Ok(Started::Done(Obj { value: self.leaf(at, ty)?, flag: id })),
         }))
     }
 
@@ -405,9 +332,7 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         Ok(Some(match stack.pop() {
-            Some(Frame::Seq {
-                kind, id, items, ..
-            }) => {
+            Some(Frame::Seq { kind, id, items, .. }) => {
                 let value = match kind {
                     SeqKind::Tuple { long_form } => Value::Tuple { items, long_form },
                     SeqKind::List => Value::List(items),
@@ -426,10 +351,7 @@ impl<'a> Reader<'a> {
             }
             Some(Frame::Code { id, header, fields }) => {
                 self.complete(id, tc::CODE);
-                Obj {
-                    value: Value::Code(self.build_code(header, fields)),
-                    flag: id,
-                }
+                Obj { value: Value::Code(self.build_code(header, fields)), flag: id }
             }
             _ => unreachable!("checked above"),
         }))
@@ -467,27 +389,17 @@ impl<'a> Reader<'a> {
                     tc::SHORT_ASCII => (StrKind::ShortAscii, self.u8("str")? as usize),
                     _ => (StrKind::ShortAsciiInterned, self.u8("str")? as usize),
                 };
-                Value::Str {
-                    kind,
-                    data: self.take(n, "str")?.to_vec(),
-                }
+                Value::Str { kind, data: self.take(n, "str")?.to_vec() }
             }
             tc::UNICODE | tc::INTERNED => {
-                let kind = if ty == tc::UNICODE {
-                    StrKind::Unicode
-                } else {
-                    StrKind::Interned
-                };
+                let kind = if ty == tc::UNICODE { StrKind::Unicode } else { StrKind::Interned };
                 let n = self.size("str")?;
                 let data_at = self.pos;
                 let data = self.take(n, "str")?;
                 if !is_utf8_surrogatepass(data) {
                     return err(data_at, ErrorKind::InvalidUtf8);
                 }
-                Value::Str {
-                    kind,
-                    data: data.to_vec(),
-                }
+                Value::Str { kind, data: data.to_vec() }
             }
             _ => unreachable!("type codes are checked before"),
         })
@@ -504,9 +416,7 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let text = self.take(n, "float text")?;
         let c_str = text.split(|&b| b == 0).next().unwrap_or(&[]);
-        let ok = std::str::from_utf8(c_str)
-            .map(|s| s.parse::<f64>().is_ok())
-            .unwrap_or(false);
+        let ok = std::str::from_utf8(c_str).map(|s| s.parse::<f64>().is_ok()).unwrap_or(false);
         if !ok {
             return err(at, ErrorKind::BadFloatText);
         }
@@ -516,13 +426,7 @@ impl<'a> Reader<'a> {
     fn long(&mut self, at: usize) -> Result<Value> {
         let n = self.i32("long size")?;
         if n == i32::MIN {
-            return err(
-                at,
-                ErrorKind::SizeOutOfRange {
-                    what: "long",
-                    size: n as i64,
-                },
-            );
+            return err(at, ErrorKind::SizeOutOfRange { what: "long", size: n as i64 });
         }
         let count = n.unsigned_abs() as usize;
         self.check_fits(at, count, 2, "long")?;
@@ -538,10 +442,7 @@ impl<'a> Reader<'a> {
         if digits.last() == Some(&0) {
             return err(at, ErrorKind::UnnormalizedLong);
         }
-        Ok(Value::Long {
-            negative: n < 0,
-            digits,
-        })
+        Ok(Value::Long { negative: n < 0, digits })
     }
 
     /// The type code a field resolves to (through a reference).
@@ -560,22 +461,10 @@ impl<'a> Reader<'a> {
         let argcount = self.i32("code object")?;
         let posonlyargcount = self.i32("code object")?;
         let kwonlyargcount = self.i32("code object")?;
-        let nlocals = if self.layout == CodeLayout::Py310 {
-            self.i32("code object")?
-        } else {
-            0
-        };
+        let nlocals = if self.layout == CodeLayout::Py310 { self.i32("code object")? } else { 0 };
         let stacksize = self.i32("code object")?;
         let flags = self.i32("code object")?;
-        Ok(CodeHeader {
-            argcount,
-            posonlyargcount,
-            kwonlyargcount,
-            nlocals,
-            stacksize,
-            flags,
-            firstlineno: 0,
-        })
+        Ok(CodeHeader { argcount, posonlyargcount, kwonlyargcount, nlocals, stacksize, flags, firstlineno: 0 })
     }
 
     fn code_fields(&self) -> &'static [(&'static str, FieldType)] {
@@ -630,24 +519,14 @@ impl<'a> Reader<'a> {
             CodeLayout::Py310 => {
                 let (varnames, freevars, cellvars) = (next(), next(), next());
                 let (filename, name, linetable) = (next(), next(), next());
-                let extra = CodeExtra::Py310 {
-                    nlocals: h.nlocals,
-                    varnames,
-                    freevars,
-                    cellvars,
-                };
+                let extra = CodeExtra::Py310 { nlocals: h.nlocals, varnames, freevars, cellvars };
                 (extra, filename, name, linetable)
             }
             CodeLayout::Py311 => {
                 let (localsplusnames, localspluskinds) = (next(), next());
                 let (filename, name, qualname) = (next(), next(), next());
                 let (linetable, exceptiontable) = (next(), next());
-                let extra = CodeExtra::Py311 {
-                    localsplusnames,
-                    localspluskinds,
-                    qualname,
-                    exceptiontable,
-                };
+                let extra = CodeExtra::Py311 { localsplusnames, localspluskinds, qualname, exceptiontable };
                 (extra, filename, name, linetable)
             }
         };
@@ -703,24 +582,9 @@ struct CodeHeader {
 
 /// A container whose children are still being read.
 enum Frame {
-    Seq {
-        kind: SeqKind,
-        id: Option<RefId>,
-        items: Vec<Obj>,
-        left: usize,
-        what: &'static str,
-    },
-    Map {
-        id: Option<RefId>,
-        frozen: bool,
-        pairs: Vec<(Obj, Obj)>,
-        key: Option<Obj>,
-    },
-    Code {
-        id: Option<RefId>,
-        header: CodeHeader,
-        fields: Vec<Obj>,
-    },
+    Seq { kind: SeqKind, id: Option<RefId>, items: Vec<Obj>, left: usize, what: &'static str },
+    Map { id: Option<RefId>, frozen: bool, pairs: Vec<(Obj, Obj)>, key: Option<Obj> },
+    Code { id: Option<RefId>, header: CodeHeader, fields: Vec<Obj> },
 }
 
 impl Frame {
@@ -769,10 +633,9 @@ fn set_targets(root: &mut Obj, targets: &[Option<Arc<Obj>>]) {
             Value::Ref(r) if r.target.is_none() => {
                 r.target = targets.get(r.id.index as usize).cloned().flatten();
             }
-            Value::Tuple { items, .. }
-            | Value::List(items)
-            | Value::Set(items)
-            | Value::FrozenSet(items) => stack.extend(items.iter_mut()),
+            Value::Tuple { items, .. } | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                stack.extend(items.iter_mut())
+            }
             Value::Dict(pairs) | Value::FrozenDict(pairs) => {
                 for (k, v) in pairs {
                     stack.push(k);
@@ -789,10 +652,9 @@ fn set_targets(root: &mut Obj, targets: &[Option<Arc<Obj>>]) {
 /// Calls `f` on each direct child, in marshal order.
 fn for_each_child<'a>(obj: &'a Obj, mut f: impl FnMut(&'a Obj)) {
     match &obj.value {
-        Value::Tuple { items, .. }
-        | Value::List(items)
-        | Value::Set(items)
-        | Value::FrozenSet(items) => items.iter().for_each(f),
+        Value::Tuple { items, .. } | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
+            items.iter().for_each(f)
+        }
         Value::Dict(pairs) | Value::FrozenDict(pairs) => {
             for (k, v) in pairs {
                 f(k);

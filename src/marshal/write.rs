@@ -21,23 +21,10 @@ pub fn dumps_without_refs(obj: &Obj, version: PyVersion) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-pub(crate) fn dump_into(
-    obj: &Obj,
-    version: PyVersion,
-    out: &mut Vec<u8>,
-    share: bool,
-) -> Result<()> {
-    let marshal_version = version
-        .marshal_version()
-        .ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
-    let mut w = Writer {
-        out,
-        version,
-        marshal_version,
-        next_index: 0,
-        written: HashMap::default(),
-        share,
-    };
+pub(crate) fn dump_into(obj: &Obj, version: PyVersion, out: &mut Vec<u8>, share: bool) -> Result<()> {
+    let marshal_version =
+        version.marshal_version().ok_or(MarshalError::new(0, ErrorKind::UnsupportedVersion(version)))?;
+    let mut w = Writer { out, version, marshal_version, next_index: 0, written: HashMap::default(), share };
     w.object(obj)
 }
 
@@ -144,11 +131,7 @@ impl Writer<'_> {
 
     /// The type byte of a value CPython never registers (a set flag is kept as is).
     fn plain_byte(&mut self, obj: &Obj, code: u8) {
-        self.out.push(if obj.flag.is_some() {
-            code | tc::FLAG_REF
-        } else {
-            code
-        });
+        self.out.push(if obj.flag.is_some() { code | tc::FLAG_REF } else { code });
     }
 
     /// Writes `obj`'s type byte and payload; its children are queued on `tasks`.
@@ -228,10 +211,7 @@ impl Writer<'_> {
             }
             Value::Code(code) => {
                 if code.layout() != self.version.code_layout() {
-                    return self.err(ErrorKind::CodeLayoutMismatch {
-                        layout: code.layout(),
-                        version: self.version,
-                    });
+                    return self.err(ErrorKind::CodeLayoutMismatch { layout: code.layout(), version: self.version });
                 }
                 let pending = self.type_byte(obj, tc::CODE, false);
                 publish_later(tasks, pending);
@@ -260,9 +240,7 @@ impl Writer<'_> {
             }
             Value::Long { negative, digits } => {
                 if digits.iter().any(|&d| d > 0x7fff) || digits.last() == Some(&0) {
-                    return self.err(ErrorKind::InvalidValue {
-                        what: "long digits",
-                    });
+                    return self.err(ErrorKind::InvalidValue { what: "long digits" });
                 }
                 let Ok(n) = i32::try_from(digits.len()) else {
                     return self.err(ErrorKind::TooLarge { what: "long" });
@@ -321,10 +299,7 @@ impl Writer<'_> {
 
     fn require(&self, marshal_version: u8, what: &'static str) -> Result<()> {
         if self.marshal_version < marshal_version {
-            return self.err(ErrorKind::NotInVersion {
-                what,
-                version: self.version,
-            });
+            return self.err(ErrorKind::NotInVersion { what, version: self.version });
         }
         Ok(())
     }
@@ -353,12 +328,7 @@ impl Writer<'_> {
         self.i32(c.flags);
         let w = |o: &'a Obj| Task::Write(o, child);
         let in_order: Vec<Task<'a>> = match &c.extra {
-            CodeExtra::Py310 {
-                varnames,
-                freevars,
-                cellvars,
-                ..
-            } => vec![
+            CodeExtra::Py310 { varnames, freevars, cellvars, .. } => vec![
                 w(&c.code),
                 w(&c.consts),
                 w(&c.names),
@@ -370,12 +340,7 @@ impl Writer<'_> {
                 Task::I32(c.firstlineno),
                 w(&c.linetable),
             ],
-            CodeExtra::Py311 {
-                localsplusnames,
-                localspluskinds,
-                qualname,
-                exceptiontable,
-            } => vec![
+            CodeExtra::Py311 { localsplusnames, localspluskinds, qualname, exceptiontable } => vec![
                 w(&c.code),
                 w(&c.consts),
                 w(&c.names),

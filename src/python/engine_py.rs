@@ -41,14 +41,13 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PySet,
-    PySlice, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PySet, PySlice, PyString,
+    PyTuple,
 };
 
 use super::report_py::{self, Event, EventKind};
 use crate::engine::{
-    AccessKind, Choice, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason,
-    WHOLE,
+    AccessKind, Choice, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE,
 };
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
@@ -300,16 +299,8 @@ const LIST_WRITES: &[&str] = &[
     "__delitem__",
     "__iadd__",
 ];
-const DICT_WRITES: &[&str] = &[
-    "pop",
-    "popitem",
-    "clear",
-    "update",
-    "setdefault",
-    "__setitem__",
-    "__delitem__",
-    "__ior__",
-];
+const DICT_WRITES: &[&str] =
+    &["pop", "popitem", "clear", "update", "setdefault", "__setitem__", "__delitem__", "__ior__"];
 const SET_WRITES: &[&str] = &[
     "add",
     "discard",
@@ -391,18 +382,12 @@ impl Inner {
     }
 
     fn current(&self) -> Option<ThreadId> {
-        CURRENT
-            .with(|c| c.get())
-            .filter(|(rt, _, _)| *rt == self.id())
-            .map(|(_, t, _)| t)
+        CURRENT.with(|c| c.get()).filter(|(rt, _, _)| *rt == self.id()).map(|(_, t, _)| t)
     }
 
     /// The execution the task running on this OS thread belongs to.
     fn current_exec(&self) -> Option<u64> {
-        CURRENT
-            .with(|c| c.get())
-            .filter(|(rt, _, _)| *rt == self.id())
-            .map(|(_, _, e)| e)
+        CURRENT.with(|c| c.get()).filter(|(rt, _, _)| *rt == self.id()).map(|(_, _, e)| e)
     }
 
     /// Book-keeping of a task that returned; gives back the wakes to deliver once detached.
@@ -511,12 +496,7 @@ impl Inner {
         }
     }
 
-    fn item_key(
-        &self,
-        st: &mut State,
-        container: &Bound<'_, PyAny>,
-        key: &Bound<'_, PyAny>,
-    ) -> u64 {
+    fn item_key(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> u64 {
         let py = key.py();
         if key.is_instance_of::<PySlice>() {
             return WHOLE;
@@ -527,16 +507,11 @@ impl Inner {
             if key.is_exact_instance_of::<PyInt>()
                 && (container.is_instance_of::<PyList>()
                     || container.is_instance_of::<PyByteArray>()
-                    || container
-                        .is_instance(self.types.deque.bind(py))
-                        .unwrap_or(false))
+                    || container.is_instance(self.types.deque.bind(py)).unwrap_or(false))
             {
                 if let (Ok(i), Ok(n)) = (key.extract::<i64>(), container.len()) {
                     if i < 0 {
-                        key = (i + n as i64)
-                            .into_pyobject(py)
-                            .map(|b| b.into_any())
-                            .unwrap_or(key);
+                        key = (i + n as i64).into_pyobject(py).map(|b| b.into_any()).unwrap_or(key);
                     }
                 }
             }
@@ -584,10 +559,8 @@ impl Inner {
         let obj = ev.obj.bind(py);
         let key = ev.key.bind(py);
         use AccessKind::{Delete, Read, Write};
-        if matches!(
-            ev.kind,
-            EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete
-        ) && obj.is_instance(self.types.local.bind(py)).unwrap_or(false)
+        if matches!(ev.kind, EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete)
+            && obj.is_instance(self.types.local.bind(py)).unwrap_or(false)
         {
             // Each thread has its own values: not shared. Remembered so that a reused worker
             // starts every task with none.
@@ -599,11 +572,7 @@ impl Inner {
         let named = |st: &mut State, kind: AccessKind| {
             let o = Self::number_owner(st, obj);
             let k = Self::name_key(st, key);
-            Some((
-                Self::access(kind, o, k),
-                ev.kind.as_str(),
-                Some(ev.key.clone_ref(py)),
-            ))
+            Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
         };
         match ev.kind {
             EventKind::AttrLoad | EventKind::GlobalLoad => {
@@ -617,12 +586,8 @@ impl Inner {
                 named(st, Read)
             }
             EventKind::CellLoad => named(st, Read),
-            EventKind::AttrStore | EventKind::GlobalStore | EventKind::CellStore => {
-                named(st, Write)
-            }
-            EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => {
-                named(st, Delete)
-            }
+            EventKind::AttrStore | EventKind::GlobalStore | EventKind::CellStore => named(st, Write),
+            EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => named(st, Delete),
             EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
                 let kind = match ev.kind {
                     EventKind::ItemLoad => Read,
@@ -631,31 +596,19 @@ impl Inner {
                 };
                 let o = Self::number_owner(st, obj);
                 let k = self.item_key(st, obj, key);
-                Some((
-                    Self::access(kind, o, k),
-                    ev.kind.as_str(),
-                    Some(ev.key.clone_ref(py)),
-                ))
+                Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
             }
             EventKind::Inplace => {
                 // Immutable left operands are rebound by the store that follows.
                 if self.is_container(obj) {
                     let o = Self::number(st, obj);
-                    Some((
-                        Self::access(Write, o, WHOLE),
-                        "inplace",
-                        Some(ev.key.clone_ref(py)),
-                    ))
+                    Some((Self::access(Write, o, WHOLE), "inplace", Some(ev.key.clone_ref(py))))
                 } else {
                     None
                 }
             }
             EventKind::Call => {
-                let method = ev
-                    .method
-                    .as_ref()
-                    .map(|m| m.bind(py).clone())
-                    .unwrap_or_else(|| key.clone());
+                let method = ev.method.as_ref().map(|m| m.bind(py).clone()).unwrap_or_else(|| key.clone());
                 let name = method.cast::<PyString>().ok()?.to_str().ok()?.to_owned();
                 if let Some(_rlock) = self.is_lock_type(obj) {
                     if LOCK_ACQUIRES.contains(&name.as_str()) {
@@ -676,10 +629,7 @@ impl Inner {
             EventKind::CallReturn => {
                 // A resource's product (a cursor) shares its owner's identity.
                 let name = ev.method.as_ref().and_then(|m| {
-                    m.bind(py)
-                        .cast::<PyString>()
-                        .ok()
-                        .and_then(|s| s.to_str().ok().map(str::to_owned))
+                    m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
                 })?;
                 if !is_resource(self, &name) {
                     return None;
@@ -690,8 +640,7 @@ impl Inner {
                 }
                 let owner = Self::number(st, obj);
                 let ptr = result.as_ptr() as usize;
-                if let std::collections::hash_map::Entry::Vacant(slot) = st.exec.objects.entry(ptr)
-                {
+                if let std::collections::hash_map::Entry::Vacant(slot) = st.exec.objects.entry(ptr) {
                     slot.insert(owner);
                     st.exec.refs.push(result.clone().unbind());
                 }
@@ -708,11 +657,7 @@ impl Inner {
                     }
                     let o = Self::number_owner(st, &first);
                     let k = Self::name_key(st, &attr);
-                    Some((
-                        Self::access(kind, o, k),
-                        "builtin_call",
-                        Some(attr.unbind()),
-                    ))
+                    Some((Self::access(kind, o, k), "builtin_call", Some(attr.unbind())))
                 };
                 let item_access = |st: &mut State, kind: AccessKind| {
                     let k = args.get_item(1).ok()?;
@@ -734,20 +679,10 @@ impl Inner {
                     item_access(st, Delete)
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
-                    Some((
-                        Self::access(Write, o, WHOLE),
-                        "builtin_call",
-                        Some(ev.key.clone_ref(py)),
-                    ))
-                } else if self.is_container(&first)
-                    && t.whole_readers.iter().any(|f| obj.is(f.bind(py)))
-                {
+                    Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
+                } else if self.is_container(&first) && t.whole_readers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
-                    Some((
-                        Self::access(Read, o, WHOLE),
-                        "builtin_call",
-                        Some(ev.key.clone_ref(py)),
-                    ))
+                    Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
                 } else {
                     None
                 }
@@ -779,33 +714,23 @@ impl Inner {
             || obj.is_instance_of::<PyDict>()
             || obj.is_instance_of::<PySet>()
             || obj.is_instance_of::<PyByteArray>()
-            || obj
-                .is_instance(self.types.deque.bind(obj.py()))
-                .unwrap_or(false)
+            || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
     }
 
     /// Read or write of the whole container for a method of a known container type.
     fn container_call(&self, obj: &Bound<'_, PyAny>, name: &str) -> Option<AccessKind> {
-        let writes: &[&str] =
-            if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
-                LIST_WRITES
-            } else if obj.is_instance_of::<PyDict>() {
-                DICT_WRITES
-            } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-                SET_WRITES
-            } else if obj
-                .is_instance(self.types.deque.bind(obj.py()))
-                .unwrap_or(false)
-            {
-                DEQUE_WRITES
-            } else {
-                return None;
-            };
-        Some(if writes.contains(&name) {
-            AccessKind::Write
+        let writes: &[&str] = if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
+            LIST_WRITES
+        } else if obj.is_instance_of::<PyDict>() {
+            DICT_WRITES
+        } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
+            SET_WRITES
+        } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
+            DEQUE_WRITES
         } else {
-            AccessKind::Read
-        })
+            return None;
+        };
+        Some(if writes.contains(&name) { AccessKind::Write } else { AccessKind::Read })
     }
 
     /// `with lock:` / `lock.acquire()` on a real lock: an engine lock, so the thread is only run
@@ -834,33 +759,24 @@ impl Inner {
         if !st.explain || st.exec.lock_names.contains_key(&lock_n) {
             return;
         }
-        let loads: Vec<(Py<PyAny>, Py<PyAny>)> = st.exec.threads[tid]
-            .last_loads
-            .iter()
-            .rev()
-            .map(|(o, k)| (o.clone_ref(py), k.clone_ref(py)))
-            .collect();
+        let loads: Vec<(Py<PyAny>, Py<PyAny>)> =
+            st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
         let lock = st.exec.refs[(lock_n - 1) as usize].bind(py).clone();
         for (owner, name) in loads {
             let (owner, name) = (owner.bind(py), name.bind(py));
             let value = if let Ok(d) = owner.cast::<PyDict>() {
                 d.get_item(name).ok().flatten()
             } else {
-                owner.getattr("__dict__").ok().and_then(|d| {
-                    d.cast::<PyDict>()
-                        .ok()
-                        .and_then(|d| d.get_item(name).ok().flatten())
-                })
+                owner
+                    .getattr("__dict__")
+                    .ok()
+                    .and_then(|d| d.cast::<PyDict>().ok().and_then(|d| d.get_item(name).ok().flatten()))
             };
             if value.is_some_and(|v| v.is(&lock)) {
                 let label = if owner.is_instance_of::<PyDict>() {
                     name.to_string()
                 } else {
-                    let tname = owner
-                        .get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default();
+                    let tname = owner.get_type().name().map(|n| n.to_string()).unwrap_or_default();
                     format!("{tname}.{name}")
                 };
                 st.exec.lock_names.insert(lock_n, label);
@@ -874,11 +790,7 @@ impl Inner {
         let th = &mut st.exec.threads[tid];
         let pos = th.held_real.iter().position(|(_, lock, rlock)| {
             let lock = lock.bind(py);
-            let held = if *rlock {
-                lock.call_method0("_is_owned")
-            } else {
-                lock.call_method0("locked")
-            };
+            let held = if *rlock { lock.call_method0("_is_owned") } else { lock.call_method0("locked") };
             !held.and_then(|h| h.is_truthy()).unwrap_or(false)
         })?;
         Some(th.held_real.remove(pos).0)
@@ -984,16 +896,11 @@ impl Inner {
 
     /// When nothing can run, a timed wait times out (the lowest such thread).
     fn fire_timeouts(st: &mut State) {
-        let live: Vec<ThreadId> = (0..st.exec.threads.len())
-            .filter(|&t| st.exec.threads[t].live)
-            .collect();
+        let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
         if live.iter().any(|&t| Self::enabled(st, t)) {
             return;
         }
-        if let Some(&t) = live
-            .iter()
-            .find(|&&t| st.exec.threads[t].blocked && st.exec.threads[t].timed)
-        {
+        if let Some(&t) = live.iter().find(|&&t| st.exec.threads[t].blocked && st.exec.threads[t].timed) {
             let th = &mut st.exec.threads[t];
             th.blocked = false;
             th.timed_out = true;
@@ -1021,14 +928,7 @@ impl Inner {
             if let Some(info) = info {
                 st.exec.log.push(info);
             } else {
-                st.exec.log.push(StepInfo {
-                    thread: x,
-                    op,
-                    kind: "",
-                    key: None,
-                    file: None,
-                    line: None,
-                });
+                st.exec.log.push(StepInfo { thread: x, op, kind: "", key: None, file: None, line: None });
             }
         }
         match op {
@@ -1037,9 +937,8 @@ impl Inner {
             }
             Op::Release { lock } => {
                 st.exec.owners.remove(&lock);
-                let pollers: Vec<ThreadId> = (0..st.exec.threads.len())
-                    .filter(|&t| st.exec.threads[t].polling == Some(lock))
-                    .collect();
+                let pollers: Vec<ThreadId> =
+                    (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].polling == Some(lock)).collect();
                 for t in pollers {
                     Self::unblock(st, t);
                 }
@@ -1083,10 +982,7 @@ impl Inner {
             if !st.explorer.is_ready() {
                 if !self.start_unstarted(st) && st.exec.turn.is_none() {
                     // Cannot happen: a live thread neither arrived nor running.
-                    self.end(
-                        st,
-                        End::Diverged("a live thread never reached a scheduling point".into()),
-                    );
+                    self.end(st, End::Diverged("a live thread never reached a scheduling point".into()));
                 }
                 return;
             }
@@ -1116,9 +1012,7 @@ impl Inner {
                     return;
                 }
                 Choice::Diverged(d) => {
-                    let found = d
-                        .found
-                        .map_or("nothing".to_string(), |op| format!("{op:?}"));
+                    let found = d.found.map_or("nothing".to_string(), |op| format!("{op:?}"));
                     let msg = format!(
                         "at step {} thread {} was expected to perform {:?} but was at {}",
                         d.step,
@@ -1220,11 +1114,9 @@ impl Inner {
         if st.exec.aborting {
             return Err(Aborted);
         }
-        while let Some(lock) = if st.exec.threads[tid].held_real.is_empty() {
-            None
-        } else {
-            self.released_real_lock(py, &mut st, tid)
-        } {
+        while let Some(lock) =
+            if st.exec.threads[tid].held_real.is_empty() { None } else { self.released_real_lock(py, &mut st, tid) }
+        {
             let info = st.explain.then(|| StepInfo {
                 thread: tid,
                 op: Op::Release { lock },
@@ -1239,23 +1131,10 @@ impl Inner {
         let Some((op, kind, key)) = self.translate(py, &mut st, tid, ev) else {
             return Ok(());
         };
-        let info = st.explain.then(|| StepInfo {
-            thread: tid,
-            op,
-            kind,
-            key,
-            file: Self::file_of(py, ev),
-            line: ev.line,
-        });
+        let info =
+            st.explain.then(|| StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
         let info = info.or_else(|| {
-            Some(StepInfo {
-                thread: tid,
-                op,
-                kind,
-                key: None,
-                file: Self::file_of(py, ev),
-                line: ev.line,
-            })
+            Some(StepInfo { thread: tid, op, kind, key: None, file: Self::file_of(py, ev), line: ev.line })
         });
         self.step(py, st, tid, op, info)
     }
@@ -1278,17 +1157,12 @@ impl Inner {
     fn raise_async(&self, py: Python<'_>) {
         let ident = {
             let st = self.lock_state(py);
-            self.current()
-                .and_then(|t| st.exec.threads.get(t).and_then(|th| th.slot))
-                .map(|s| st.slots[s].ident)
+            self.current().and_then(|t| st.exec.threads.get(t).and_then(|th| th.slot)).map(|s| st.slots[s].ident)
         };
         if let Some(ident) = ident {
             // SAFETY: attached; the exception type is a live object we hold.
             unsafe {
-                ffi::PyThreadState_SetAsyncExc(
-                    ident as std::os::raw::c_long,
-                    self.types.abort.as_ptr(),
-                );
+                ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, self.types.abort.as_ptr());
             }
         }
     }
@@ -1307,14 +1181,7 @@ fn site_info(
         Some((f, l)) => (Some(f), Some(l)),
         None => (None, None),
     };
-    Some(StepInfo {
-        thread: tid,
-        op,
-        kind,
-        key,
-        file,
-        line,
-    })
+    Some(StepInfo { thread: tid, op, kind, key, file, line })
 }
 
 /// A deadlock in the user's numbering (thread 0 = the first function of `threads`; the engine's
@@ -1329,14 +1196,10 @@ fn deadlock_text(d: &Deadlock) -> String {
                 user(w.thread),
                 user(*owner)
             )),
-            (WaitReason::Join { child }, _) => out.push_str(&format!(
-                " thread {} joins thread {};",
-                user(w.thread),
-                user(*child)
-            )),
-            (WaitReason::Blocked, _) => {
-                out.push_str(&format!(" thread {} is blocked;", user(w.thread)))
+            (WaitReason::Join { child }, _) => {
+                out.push_str(&format!(" thread {} joins thread {};", user(w.thread), user(*child)))
             }
+            (WaitReason::Blocked, _) => out.push_str(&format!(" thread {} is blocked;", user(w.thread))),
         }
     }
     out
@@ -1349,16 +1212,12 @@ fn make_explorer(
 ) -> PyResult<Explorer> {
     Ok(match replay {
         Some(s) => {
-            let schedule: Schedule =
-                s.parse().map_err(|e: crate::engine::ParseScheduleError| {
-                    PyValueError::new_err(format!("not a frontrun counterexample: {e}"))
-                })?;
+            let schedule: Schedule = s.parse().map_err(|e: crate::engine::ParseScheduleError| {
+                PyValueError::new_err(format!("not a frontrun counterexample: {e}"))
+            })?;
             Explorer::replay(schedule)
         }
-        None => Explorer::new(Config {
-            preemption_bound,
-            max_executions,
-        }),
+        None => Explorer::new(Config { preemption_bound, max_executions }),
     })
 }
 
@@ -1370,16 +1229,7 @@ pub struct DporRuntime {
 }
 
 fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
-    PyErr::from_type(
-        inner
-            .types
-            .abort
-            .bind(py)
-            .cast::<pyo3::types::PyType>()
-            .expect("abort is a type")
-            .clone(),
-        (),
-    )
+    PyErr::from_type(inner.types.abort.bind(py).cast::<pyo3::types::PyType>().expect("abort is a type").clone(), ())
 }
 
 #[pymethods]
@@ -1448,21 +1298,13 @@ impl DporRuntime {
             wakes: Vec::new(),
             controller: None,
         };
-        Ok(DporRuntime {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                types,
-                resource_methods,
-            }),
-        })
+        Ok(DporRuntime { inner: Arc::new(Inner { state: Mutex::new(state), types, resource_methods }) })
     }
 
     /// Routes reports to this runtime and turns reporting on.
     fn start(&self, py: Python<'_>) {
         let inner = self.inner.clone();
-        report_py::set_sink(Some(Arc::new(move |py: Python<'_>, ev: &Event| {
-            inner.on_event(py, ev)
-        })));
+        report_py::set_sink(Some(Arc::new(move |py: Python<'_>, ev: &Event| inner.on_event(py, ev))));
         report_py::activate(py);
     }
 
@@ -1500,9 +1342,7 @@ impl DporRuntime {
         let explorer = make_explorer(preemption_bound, max_executions, replay)?;
         let mut st = self.inner.lock_state(py);
         if st.exec.active > 0 {
-            return Err(PyRuntimeError::new_err(
-                "an execution of the previous exploration is still running",
-            ));
+            return Err(PyRuntimeError::new_err("an execution of the previous exploration is still running"));
         }
         st.explorer = explorer;
         st.max_steps = max_steps;
@@ -1526,14 +1366,7 @@ impl DporRuntime {
     fn register_worker(&self, py: Python<'_>, ident: u64) -> usize {
         let mut st = self.inner.lock_state(py);
         let s = st.slots.len();
-        st.slots.push(Slot {
-            parker: None,
-            ident,
-            tid: None,
-            abandoned: false,
-            in_task: false,
-            abort_sent: false,
-        });
+        st.slots.push(Slot { parker: None, ident, tid: None, abandoned: false, in_task: false, abort_sent: false });
         st.idle.push(s);
         s
     }
@@ -1547,12 +1380,7 @@ impl DporRuntime {
 
     /// The `threading.local` objects explored threads have used so far.
     fn seen_locals(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
-        self.inner
-            .lock_state(py)
-            .seen_locals
-            .iter()
-            .map(|l| l.clone_ref(py))
-            .collect()
+        self.inner.lock_state(py).seen_locals.iter().map(|l| l.clone_ref(py)).collect()
     }
 
     fn idle_workers(&self, py: Python<'_>) -> usize {
@@ -1566,19 +1394,9 @@ impl DporRuntime {
     /// `None` at shutdown, or `False`: a timeout's abort may still be pending in this thread,
     /// let it go off (run some Python code, catch it) and call again.
     #[pyo3(signature = (slot, finished=false, error=None))]
-    fn next_task(
-        &self,
-        py: Python<'_>,
-        slot: usize,
-        finished: bool,
-        error: Option<String>,
-    ) -> PyResult<Py<PyAny>> {
+    fn next_task(&self, py: Python<'_>, slot: usize, finished: bool, error: Option<String>) -> PyResult<Py<PyAny>> {
         let inner = self.inner.clone();
-        let wakes = if finished {
-            inner.finish(py, slot, error)
-        } else {
-            Vec::new()
-        };
+        let wakes = if finished { inner.finish(py, slot, error) } else { Vec::new() };
         {
             let mut st = inner.lock_state(py);
             if std::mem::take(&mut st.slots[slot].abort_sent) {
@@ -1617,9 +1435,10 @@ impl DporRuntime {
                         None => {
                             // A spawned thread given the turn before any worker was idle.
                             if let Some(t) = st.exec.turn.filter(|&t| {
-                                st.exec.threads.get(t).is_some_and(|th| {
-                                    th.slot.is_none() && th.task.is_some() && th.live
-                                })
+                                st.exec
+                                    .threads
+                                    .get(t)
+                                    .is_some_and(|th| th.slot.is_none() && th.task.is_some() && th.live)
                             }) {
                                 if let Some(pos) = st.idle.iter().position(|&s| s == slot) {
                                     st.idle.remove(pos);
@@ -1654,13 +1473,7 @@ impl DporRuntime {
         let id = st.next_exec;
         st.next_exec += 1;
         Inner::release_unstarted(&mut st);
-        let old = std::mem::replace(
-            &mut st.exec,
-            Exec {
-                id,
-                ..Exec::default()
-            },
-        );
+        let old = std::mem::replace(&mut st.exec, Exec { id, ..Exec::default() });
         drop(st);
         drop(old); // releases the previous execution's objects (attached: may run finalizers)
         true
@@ -1669,12 +1482,7 @@ impl DporRuntime {
     /// Runs one execution of `tasks` (one callable per thread) to its end; blocks, detached.
     /// Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/timeout.
     #[pyo3(signature = (tasks, timeout=None))]
-    fn run_execution(
-        &self,
-        py: Python<'_>,
-        tasks: Vec<Py<PyAny>>,
-        timeout: Option<f64>,
-    ) -> PyResult<(String, String)> {
+    fn run_execution(&self, py: Python<'_>, tasks: Vec<Py<PyAny>>, timeout: Option<f64>) -> PyResult<(String, String)> {
         let inner = self.inner.clone();
         let parker = Parker::mine();
         let wakes = {
@@ -1693,9 +1501,7 @@ impl DporRuntime {
             py.detach(|| {
                 wake_all(wakes);
                 inner
-                    .wait_for(&parker, deadline, |st| {
-                        (st.exec.done.is_some() && st.exec.active == 0).then_some(())
-                    })
+                    .wait_for(&parker, deadline, |st| (st.exec.done.is_some() && st.exec.active == 0).then_some(()))
                     .is_some()
             })
         };
@@ -1710,10 +1516,7 @@ impl DporRuntime {
                     s.abort_sent = true;
                     // SAFETY: attached; a live exception type.
                     unsafe {
-                        ffi::PyThreadState_SetAsyncExc(
-                            s.ident as std::os::raw::c_long,
-                            inner.types.abort.as_ptr(),
-                        );
+                        ffi::PyThreadState_SetAsyncExc(s.ident as std::os::raw::c_long, inner.types.abort.as_ptr());
                     }
                 }
             }
@@ -1738,13 +1541,7 @@ impl DporRuntime {
 
     /// Uncaught exceptions of this execution: `[(thread, traceback)]` (threads numbered from 0).
     fn errors(&self, py: Python<'_>) -> Vec<(usize, String)> {
-        self.inner
-            .lock_state(py)
-            .exec
-            .errors
-            .iter()
-            .map(|(t, e)| (t.saturating_sub(1), e.clone()))
-            .collect()
+        self.inner.lock_state(py).exec.errors.iter().map(|(t, e)| (t.saturating_sub(1), e.clone())).collect()
     }
 
     /// Scheduling points reached by explored threads in this execution.
@@ -1800,16 +1597,7 @@ impl DporRuntime {
     fn steps(
         &self,
         py: Python<'_>,
-    ) -> Vec<(
-        i64,
-        String,
-        String,
-        u64,
-        u64,
-        Option<Py<PyAny>>,
-        Option<Py<PyAny>>,
-        Option<i32>,
-    )> {
+    ) -> Vec<(i64, String, String, u64, u64, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<i32>)> {
         let st = self.inner.lock_state(py);
         st.exec
             .log
@@ -1847,13 +1635,7 @@ impl DporRuntime {
 
     /// Races of the last execution: pairs of step indexes.
     fn races(&self, py: Python<'_>) -> Vec<(usize, usize)> {
-        self.inner
-            .lock_state(py)
-            .explorer
-            .races()
-            .iter()
-            .map(|r| (r.first, r.second))
-            .collect()
+        self.inner.lock_state(py).explorer.races().iter().map(|r| (r.first, r.second)).collect()
     }
 
     /// Whether step `a` happens before step `b` in the last execution.
@@ -1865,9 +1647,7 @@ impl DporRuntime {
     /// The object numbered `n` in the last execution.
     fn object(&self, py: Python<'_>, n: u64) -> Option<Py<PyAny>> {
         let st = self.inner.lock_state(py);
-        n.checked_sub(1)
-            .and_then(|i| st.exec.refs.get(i as usize))
-            .map(|o| o.clone_ref(py))
+        n.checked_sub(1).and_then(|i| st.exec.refs.get(i as usize)).map(|o| o.clone_ref(py))
     }
 
     fn lock_name(&self, py: Python<'_>, n: u64) -> Option<String> {
@@ -1877,17 +1657,7 @@ impl DporRuntime {
     /// Threads left waiting when the last execution deadlocked:
     /// `(thread, waits_for, lock_or_child, holder, file, line)`.
     #[allow(clippy::type_complexity)]
-    fn deadlock_waiters(
-        &self,
-        py: Python<'_>,
-    ) -> Vec<(
-        i64,
-        String,
-        u64,
-        Option<i64>,
-        Option<Py<PyAny>>,
-        Option<i32>,
-    )> {
+    fn deadlock_waiters(&self, py: Python<'_>) -> Vec<(i64, String, u64, Option<i64>, Option<Py<PyAny>>, Option<i32>)> {
         let st = self.inner.lock_state(py);
         let Some(End::Deadlock(d)) = st.exec.done.clone() else {
             return Vec::new();
@@ -1896,9 +1666,7 @@ impl DporRuntime {
             .iter()
             .map(|w| {
                 let (what, n, holder) = match (&w.reason, w.op) {
-                    (WaitReason::Lock { lock, owner }, _) => {
-                        ("lock", *lock, Some(*owner as i64 - 1))
-                    }
+                    (WaitReason::Lock { lock, owner }, _) => ("lock", *lock, Some(*owner as i64 - 1)),
                     (WaitReason::Join { child }, _) => ("join", *child as u64, None),
                     (WaitReason::Blocked, Op::Acquire { lock }) => ("condition", lock, None),
                     (WaitReason::Blocked, Op::Access { obj, .. }) => {
@@ -1953,26 +1721,13 @@ impl DporRuntime {
         let n = Inner::number(&mut st, lock);
         inner.name_lock(py, &mut st, tid, n);
         if blocking && !timed {
-            let info = site_info(
-                py,
-                tid,
-                Op::Acquire { lock: n },
-                "acquire",
-                site_copy(py),
-                None,
-            );
-            inner
-                .step(py, st, tid, Op::Acquire { lock: n }, info)
-                .map_err(|_| aborted(py, inner))?;
+            let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site_copy(py), None);
+            inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
             return Ok(true);
         }
         // A try looks at the lock: the same op whatever the lock's state (a thread's next op
         // must depend on its own past only), the outcome decided when it is performed.
-        let try_op = Op::Access {
-            obj: n,
-            key: WHOLE,
-            kind: AccessKind::Write,
-        };
+        let try_op = Op::Access { obj: n, key: WHOLE, kind: AccessKind::Write };
         let mut polling = false;
         loop {
             if polling {
@@ -1982,25 +1737,14 @@ impl DporRuntime {
                 th.polling = Some(n);
             }
             let info = site_info(py, tid, try_op, "try_acquire", site_copy(py), None);
-            inner
-                .step(py, st, tid, try_op, info)
-                .map_err(|_| aborted(py, inner))?;
+            inner.step(py, st, tid, try_op, info).map_err(|_| aborted(py, inner))?;
             st = inner.lock_state(py);
             let th = &mut st.exec.threads[tid];
             let timed_out = std::mem::take(&mut th.timed_out);
             th.timed = false;
             if !st.exec.owners.contains_key(&n) {
-                let info = site_info(
-                    py,
-                    tid,
-                    Op::Acquire { lock: n },
-                    "acquire",
-                    site_copy(py),
-                    None,
-                );
-                inner
-                    .step(py, st, tid, Op::Acquire { lock: n }, info)
-                    .map_err(|_| aborted(py, inner))?;
+                let info = site_info(py, tid, Op::Acquire { lock: n }, "acquire", site_copy(py), None);
+                inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
                 return Ok(true);
             }
             if !blocking || timed_out {
@@ -2011,12 +1755,7 @@ impl DporRuntime {
     }
 
     #[pyo3(signature = (lock, site=None))]
-    fn lock_release(
-        &self,
-        py: Python<'_>,
-        lock: &Bound<'_, PyAny>,
-        site: Option<(Py<PyAny>, i32)>,
-    ) -> PyResult<()> {
+    fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
             return Err(PyRuntimeError::new_err("not an explored thread"));
@@ -2024,9 +1763,7 @@ impl DporRuntime {
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
         let info = site_info(py, tid, Op::Release { lock: n }, "release", site, None);
-        inner
-            .step(py, st, tid, Op::Release { lock: n }, info)
-            .map_err(|_| aborted(py, inner))
+        inner.step(py, st, tid, Op::Release { lock: n }, info).map_err(|_| aborted(py, inner))
     }
 
     /// Second half of a condition wait: re-acquire `lock` once notified (or timed out).
@@ -2054,9 +1791,7 @@ impl DporRuntime {
             th.timed = timed;
         }
         let info = site_info(py, tid, Op::Acquire { lock: n }, "wait", site, None);
-        inner
-            .step(py, st, tid, Op::Acquire { lock: n }, info)
-            .map_err(|_| aborted(py, inner))?;
+        inner.step(py, st, tid, Op::Acquire { lock: n }, info).map_err(|_| aborted(py, inner))?;
         let mut st = inner.lock_state(py);
         let th = &mut st.exec.threads[tid];
         th.timed = false;
@@ -2085,25 +1820,14 @@ impl DporRuntime {
         };
         let st = inner.lock_state(py);
         // A read of a location no one writes: a place to switch, never a race.
-        let op = Op::Access {
-            obj: 0,
-            key: tid as u64,
-            kind: AccessKind::Read,
-        };
+        let op = Op::Access { obj: 0, key: tid as u64, kind: AccessKind::Read };
         let info = site_info(py, tid, op, "sleep", site, None);
-        inner
-            .step(py, st, tid, op, info)
-            .map_err(|_| aborted(py, inner))
+        inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 
     /// Starts `task` as a new explored thread; returns its engine id.
     #[pyo3(signature = (task, site=None))]
-    fn spawn(
-        &self,
-        py: Python<'_>,
-        task: Py<PyAny>,
-        site: Option<(Py<PyAny>, i32)>,
-    ) -> PyResult<usize> {
+    fn spawn(&self, py: Python<'_>, task: Py<PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<usize> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
             return Err(PyRuntimeError::new_err("not an explored thread"));
@@ -2112,9 +1836,7 @@ impl DporRuntime {
         let child = st.explorer.child_id(tid);
         Inner::thread_mut(&mut st, child).task = Some(task);
         let info = site_info(py, tid, Op::Spawn { child }, "start", site, None);
-        inner
-            .step(py, st, tid, Op::Spawn { child }, info)
-            .map_err(|_| aborted(py, inner))?;
+        inner.step(py, st, tid, Op::Spawn { child }, info).map_err(|_| aborted(py, inner))?;
         Ok(child)
     }
 
@@ -2126,9 +1848,7 @@ impl DporRuntime {
         };
         let st = inner.lock_state(py);
         let info = site_info(py, tid, Op::Join { child }, "join", site, None);
-        inner
-            .step(py, st, tid, Op::Join { child }, info)
-            .map_err(|_| aborted(py, inner))
+        inner.step(py, st, tid, Op::Join { child }, info).map_err(|_| aborted(py, inner))
     }
 
     /// Whether explored thread `child` (engine id) has started and not exited.
