@@ -2,7 +2,7 @@
 //!
 //! Pipeline, one module per stage:
 //! `tables` (per-version opcode data) → `decode` (bytes → instructions) → `rewrite`
-//! (inject report calls) → `encode` (instructions → bytes, tables, stack size) →
+//! (inject report calls; `methods` names what is reported) → `encode` (instructions → bytes, tables, stack size) →
 //! `marshal` (code objects and pyc files) → `engine` (DPOR over the reported events).
 //! `python` holds the PyO3 bindings that expose all of it as `frontrun._native`.
 
@@ -14,6 +14,7 @@ pub mod decode;
 pub mod encode;
 pub mod stackdepth;
 pub mod marshal;
+pub mod methods;
 pub mod rewrite;
 pub mod engine;
 

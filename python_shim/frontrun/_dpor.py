@@ -225,7 +225,8 @@ def _session(**config):
         _BUSY.release()
 
 
-def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False):
+def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False,
+             resource_methods=()):
     global _RUNTIME
     if _RUNTIME is None or _RUNTIME[2] != os.getpid():  # a forked child has none of the workers
         rt = _make_runtime()
@@ -233,6 +234,7 @@ def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MA
         _RUNTIME = (rt, pool, os.getpid())
         atexit.register(pool.shutdown)
     rt, pool, _pid = _RUNTIME
+    rt.set_resource_methods(_resource_methods(resource_methods))
     rt.configure(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps,
                  replay=replay, explain=explain)
     return rt, pool
@@ -273,17 +275,20 @@ def _make_runtime():
         whole_readers=[builtins.len, builtins.bool, builtins.iter, builtins.sorted, builtins.list,
                        builtins.tuple, builtins.set, builtins.sum, builtins.min, builtins.max,
                        builtins.any, builtins.all],
-        resource_methods=list(_RESOURCE_METHODS),
+        resource_methods=_resource_methods(),
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
     )
 
 
-_RESOURCE_METHODS = (
-    "execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall", "commit", "rollback",
-    "cursor", "close", "connect", "send", "sendall", "sendto", "recv", "recv_into", "recvfrom", "read",
-    "readline", "readlines", "write", "writelines", "flush", "truncate", "seek",
-)
+def _resource_methods(extra=()):
+    """The rewriter's defaults, the active hook's configured additions (``name`` or
+    ``module.Class.name``) and ``extra``."""
+    from frontrun.rewrite._hook import installed
+
+    finder = installed()
+    configured = finder.selection.resource_methods if finder is not None else ()
+    return sorted(set(_native.DEFAULT_RESOURCE_METHODS) | set(configured) | set(extra))
 
 
 # ---------------------------------------------------------------------------- one execution
@@ -391,6 +396,7 @@ def explore_dpor(
     timeout: Optional[float] = None,
     stop_on_first: bool = True,
     max_steps: int = DEFAULT_MAX_STEPS,
+    resource_methods: Sequence[str] = (),
 ) -> DporResult:
     """Explore every meaningfully different interleaving of ``threads`` on fresh ``setup()`` state.
 
@@ -399,7 +405,9 @@ def explore_dpor(
     ``timeout``: wall-clock budget in seconds for the whole search (inconclusive when hit).
     ``stop_on_first``: stop at the first failure (else keep exploring and count them).
     ``max_steps``: scheduling points one thread may take in one execution before it is reported
-    as a runaway.
+    as a runaway. ``resource_methods``: more methods (``name`` or ``module.Class.name``) whose calls
+    act on their receiver as a shared resource, beside the defaults and ``[tool.frontrun]``'s (they
+    must also be given to the rewriter that instrumented the code).
     """
     threads = _check_threads(threads)
     started = _now()
@@ -409,7 +417,8 @@ def explore_dpor(
     failures = 0
     executions = 0
     stopped_reason = None
-    config = dict(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps)
+    config = dict(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps,
+                  resource_methods=tuple(resource_methods))
     with _session(**config) as (rt, pool):
         while True:
             if deadline is not None and _now() >= deadline:

@@ -46,6 +46,7 @@ use pyo3::types::{
 };
 
 use super::report_py::{self, Event, EventKind};
+use crate::methods;
 use crate::engine::{
     AccessKind, Choice, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE,
 };
@@ -279,58 +280,35 @@ struct Types {
 struct Inner {
     state: Mutex<State>,
     types: Types,
-    resource_methods: Vec<String>,
+    /// Default and configured resource methods (`name` or `module.Class.name`).
+    resource_methods: std::sync::RwLock<Vec<String>>,
 }
 
-fn is_resource(inner: &Inner, name: &str) -> bool {
-    inner.resource_methods.iter().any(|m| m == name)
+/// A resource method call: `name` is a default or configured method, or a configured
+/// `module.Class.method` whose class is the receiver's type or one of its bases.
+fn is_resource(inner: &Inner, receiver: &Bound<'_, PyAny>, name: &str) -> bool {
+    let methods = inner.resource_methods.read().unwrap_or_else(|p| p.into_inner());
+    methods.iter().any(|entry| match entry.rsplit_once('.') {
+        None => entry == name,
+        Some((class_path, method)) => method == name && has_class(receiver, class_path),
+    })
 }
 
-const LIST_WRITES: &[&str] = &[
-    "append",
-    "extend",
-    "insert",
-    "pop",
-    "remove",
-    "clear",
-    "sort",
-    "reverse",
-    "__setitem__",
-    "__delitem__",
-    "__iadd__",
-];
-const DICT_WRITES: &[&str] =
-    &["pop", "popitem", "clear", "update", "setdefault", "__setitem__", "__delitem__", "__ior__"];
-const SET_WRITES: &[&str] = &[
-    "add",
-    "discard",
-    "remove",
-    "pop",
-    "clear",
-    "update",
-    "difference_update",
-    "intersection_update",
-    "symmetric_difference_update",
-    "__ior__",
-    "__iand__",
-    "__isub__",
-    "__ixor__",
-];
-const DEQUE_WRITES: &[&str] = &[
-    "append",
-    "appendleft",
-    "pop",
-    "popleft",
-    "extend",
-    "extendleft",
-    "rotate",
-    "clear",
-    "insert",
-    "remove",
-    "reverse",
-    "__setitem__",
-    "__delitem__",
-];
+/// Whether `class_path` (`module.Qualname`) names the type of `obj` or one of its bases.
+fn has_class(obj: &Bound<'_, PyAny>, class_path: &str) -> bool {
+    let Ok(mro) = obj.get_type().getattr(pyo3::intern!(obj.py(), "__mro__")) else { return false };
+    let Ok(mro) = mro.cast_into::<PyTuple>() else { return false };
+    mro.iter().any(|t| {
+        let part = |attr| t.getattr(attr).ok().and_then(|v| v.extract::<String>().ok());
+        match (part(pyo3::intern!(obj.py(), "__module__")), part(pyo3::intern!(obj.py(), "__qualname__"))) {
+            (Some(module), Some(qualname)) => {
+                class_path.strip_prefix(module.as_str()).and_then(|r| r.strip_prefix('.')) == Some(qualname.as_str())
+            }
+            _ => false,
+        }
+    })
+}
+
 const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter__"];
 
 impl Inner {
@@ -620,7 +598,7 @@ impl Inner {
                     let o = Self::number(st, obj);
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
-                if is_resource(self, &name) {
+                if is_resource(self, obj, &name) {
                     let o = Self::number(st, obj);
                     return Some((Self::access(Write, o, WHOLE), "call", Some(method.unbind())));
                 }
@@ -631,7 +609,7 @@ impl Inner {
                 let name = ev.method.as_ref().and_then(|m| {
                     m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
                 })?;
-                if !is_resource(self, &name) {
+                if !is_resource(self, obj, &name) {
                     return None;
                 }
                 let result = ev.result.as_ref()?.bind(py);
@@ -720,13 +698,13 @@ impl Inner {
     /// Read or write of the whole container for a method of a known container type.
     fn container_call(&self, obj: &Bound<'_, PyAny>, name: &str) -> Option<AccessKind> {
         let writes: &[&str] = if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
-            LIST_WRITES
+            methods::LIST_WRITES
         } else if obj.is_instance_of::<PyDict>() {
-            DICT_WRITES
+            methods::DICT_WRITES
         } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-            SET_WRITES
+            methods::SET_WRITES
         } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
-            DEQUE_WRITES
+            methods::DEQUE_WRITES
         } else {
             return None;
         };
@@ -1298,7 +1276,7 @@ impl DporRuntime {
             wakes: Vec::new(),
             controller: None,
         };
-        Ok(DporRuntime { inner: Arc::new(Inner { state: Mutex::new(state), types, resource_methods }) })
+        Ok(DporRuntime { inner: Arc::new(Inner { state: Mutex::new(state), types, resource_methods: std::sync::RwLock::new(resource_methods) }) })
     }
 
     /// Routes reports to this runtime and turns reporting on.
@@ -1326,6 +1304,11 @@ impl DporRuntime {
         st.shutdown = true;
         st.exec.aborting = true;
         Inner::wake_all_slots(&mut st);
+    }
+
+    /// Replaces the resource methods (the configuration may change between explorations).
+    fn set_resource_methods(&self, methods: Vec<String>) {
+        *self.inner.resource_methods.write().unwrap_or_else(|p| p.into_inner()) = methods;
     }
 
     /// Starts a new exploration (or replay) on this runtime: fresh engine, same workers.

@@ -7,6 +7,8 @@ import threading
 from collections import deque
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
 from dpor_testutil import State, load  # noqa: E402
 
@@ -173,6 +175,53 @@ def test_resource_calls_conflict_through_the_connection():
     assert n > 1
 
 
+class Registry:
+    """Not rewritten: its state is only seen through the calls configured as resource methods."""
+
+    def __init__(self):
+        self._names = []
+
+    def exists(self, name):
+        return name in self._names
+
+    def register(self, name):
+        self._names.append(name)
+
+    def count(self, name):
+        return self._names.count(name)
+
+
+class Shelf(Registry):
+    pass
+
+
+REGISTRY_PROG = load(
+    """
+    def register_once(r):
+        if not r.exists("a"):
+            r.register("a")
+    """,
+    resource_methods=("register", "exists"),
+)
+
+
+def test_configured_resource_methods_expose_check_then_act():
+    # The rewriter reports `exists`/`register` calls; the runtime needs the same configuration.
+    qualified = [f"{__name__}.Registry.exists", f"{__name__}.Registry.register"]
+    threads = [REGISTRY_PROG.register_once, REGISTRY_PROG.register_once]
+    result = frontrun.explore_dpor(Registry, threads, lambda r: r.count("a") == 1, resource_methods=qualified)
+    assert result.property_holds is False
+    # A subclass matches through its bases.
+    result = frontrun.explore_dpor(Shelf, threads, lambda r: r.count("a") == 1, resource_methods=qualified)
+    assert result.property_holds is False
+    # Without the configuration (or with entries for another class) the runtime sees nothing
+    # shared and says so instead of passing.
+    other = [f"{__name__}.State.exists", f"{__name__}.State.register"]
+    for methods in [(), other]:
+        with pytest.raises(frontrun.NotInstrumentedError):
+            frontrun.explore_dpor(Registry, threads, lambda r: r.count("a") == 1, resource_methods=methods)
+
+
 def test_thread_locals_are_not_shared_state():
     assert explored(lambda: State(local=threading.local()), [PROG.local_write, PROG.local_write]) == 1
 
@@ -196,3 +245,15 @@ def test_reports_outside_explored_threads_are_ignored():
         return len(s.items) == 4
 
     assert explored(setup, [PROG.append_one, PROG.append_one], inv) == 2
+
+
+def test_the_hooks_configured_resource_methods_reach_the_runtime():
+    from frontrun import _dpor, rewrite
+
+    assert "execute" in _dpor._resource_methods()
+    rewrite.install(include=["no_such_module_here"], resource_methods=["mylib.Pool.checkout"], use_config=False)
+    try:
+        assert "mylib.Pool.checkout" in _dpor._resource_methods()
+    finally:
+        rewrite.uninstall()
+    assert "mylib.Pool.checkout" not in _dpor._resource_methods()

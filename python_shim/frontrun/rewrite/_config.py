@@ -31,7 +31,8 @@ project root, else the current directory is)::
     include = ["myapp", ["vendor.db", "resources"]]   # default: the project's own code
     exclude = ["myapp.generated.*"]
     policy = "shared"                  # "resources" | "shared" | "all"
-    resource_methods = ["mylib.Pool.get"]   # additions to the rewriter's built-in list
+    resource_methods = ["mylib.Pool.get"]   # additions to the built-in list; a dotted entry
+                                            # only applies to that class (and subclasses)
     cache_dir = ".frontrun-cache"      # optional; default: next to the sources, in __pycache__
 
 Explicit arguments (``install(...)``, command-line options) replace ``include`` and ``policy``

@@ -17,7 +17,7 @@ _DIR = tempfile.mkdtemp(prefix="frontrun-dpor-tests-")
 _counter = itertools.count()
 
 
-def load(source, name=None, policy="shared"):
+def load(source, name=None, policy="shared", resource_methods=()):
     name = name or f"dpor_prog_{next(_counter)}"
     path = os.path.join(_DIR, name + ".py")
     text = textwrap.dedent(source)
@@ -27,7 +27,7 @@ def load(source, name=None, policy="shared"):
     module = types.ModuleType(name)
     module.__file__ = path
     sys.modules[name] = module
-    exec(rewrite_code(code, policy), module.__dict__)
+    exec(rewrite_code(code, policy, resource_methods), module.__dict__)
     return module
 
 

@@ -1,0 +1,212 @@
+//! Method names by role, shared by the rewriter (where reports go) and the runtime (what a
+//! reported call does to its receiver). Both sides read these tables, so they cannot drift.
+
+use crate::rewrite::NameSet;
+
+/// Method names by role. The runtime classifies by the real receiver or callable; these only
+/// decide where reports go.
+pub struct MethodTables {
+    pub resource: NameSet,
+    pub container: NameSet,
+    /// Synchronisation methods (reported as `call` before the call, like container methods).
+    pub sync: NameSet,
+    pub builtin: NameSet,
+    /// Builtins that read their first argument's size or contents, reported only when called
+    /// by a plain name (`len(x)`, not `obj.len(x)`).
+    pub reading: NameSet,
+}
+
+/// Resource methods reported before and after the call (with the returned object).
+pub const DEFAULT_RESOURCE_METHODS: &[&str] = &[
+    // DB-API
+    "execute",
+    "executemany",
+    "executescript",
+    "fetchone",
+    "fetchmany",
+    "fetchall",
+    "commit",
+    "rollback",
+    "cursor",
+    "close", // sockets
+    "connect",
+    "send",
+    "sendall",
+    "sendto",
+    "recv",
+    "recv_into",
+    "recvfrom", // files
+    "read",
+    "readline",
+    "readlines",
+    "write",
+    "writelines",
+    "flush",
+    "truncate",
+    "seek",
+];
+
+/// Methods of list, dict, set, deque and bytearray that read or mutate the receiver.
+pub const CONTAINER_METHODS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "copy",
+    "count",
+    "index",
+    "update",
+    "setdefault",
+    "get",
+    "keys",
+    "values",
+    "items",
+    "popitem",
+    "add",
+    "discard",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "union",
+    "intersection",
+    "difference",
+    "symmetric_difference",
+    "issubset",
+    "issuperset",
+    "isdisjoint",
+    "appendleft",
+    "popleft",
+    "extendleft",
+    "rotate",
+];
+
+/// Methods of locks, conditions, events, semaphores, queues and threads that may block or
+/// observe another thread: the runtime must see them before the call enters C (it filters by
+/// the receiver's type; a `str.join` report is dropped there).
+pub const SYNC_METHODS: &[&str] = &[
+    "acquire",
+    "release",
+    "locked",
+    "wait",
+    "notify",
+    "notify_all",
+    "set",
+    "is_set",
+    "get",
+    "put",
+    "get_nowait",
+    "put_nowait",
+    "join",
+];
+
+/// Callables (by the name they are called through) that read or write the state of their
+/// first argument: the report carries the callable, whose identity the runtime checks.
+pub const STATE_BUILTINS: &[&str] = &[
+    "getattr",
+    "setattr",
+    "delattr",
+    "hasattr",
+    "getitem",
+    "setitem",
+    "delitem",
+    "heappush",
+    "heappop",
+    "heapify",
+    "heapreplace",
+    "heappushpop",
+    "insort",
+    "insort_left",
+    "insort_right",
+];
+
+/// Builtins whose result depends on a container's size or contents (a thread branching on
+/// them must be seen reading the container). Positional calls only.
+pub const READING_BUILTINS: &[&str] =
+    &["len", "bool", "iter", "sorted", "list", "tuple", "set", "sum", "min", "max", "any", "all"];
+
+impl MethodTables {
+    pub fn new(extra_resources: &[String]) -> MethodTables {
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<NameSet>();
+        let mut resource = set(DEFAULT_RESOURCE_METHODS);
+        // A configured `pkg.Class.method` is reported by its method name; the runtime checks
+        // the class on the real receiver.
+        resource.extend(extra_resources.iter().map(|m| method_name(m).to_string()));
+        MethodTables {
+            resource,
+            container: set(CONTAINER_METHODS),
+            sync: set(SYNC_METHODS),
+            builtin: set(STATE_BUILTINS),
+            reading: set(READING_BUILTINS),
+        }
+    }
+}
+
+
+/// The method part of a configured resource method (`"mylib.Pool.get"` -> `"get"`).
+pub fn method_name(entry: &str) -> &str {
+    entry.rsplit('.').next().unwrap_or(entry)
+}
+
+/// Methods that write their receiver, per builtin container type (every other method of the
+/// type reads it). `bytearray` shares the list table.
+pub const LIST_WRITES: &[&str] =
+    &["append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "__setitem__", "__delitem__", "__iadd__"];
+pub const DICT_WRITES: &[&str] =
+    &["pop", "popitem", "clear", "update", "setdefault", "__setitem__", "__delitem__", "__ior__"];
+pub const SET_WRITES: &[&str] = &[
+    "add",
+    "discard",
+    "remove",
+    "pop",
+    "clear",
+    "update",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "__ior__",
+    "__iand__",
+    "__isub__",
+    "__ixor__",
+];
+pub const DEQUE_WRITES: &[&str] = &[
+    "append",
+    "appendleft",
+    "pop",
+    "popleft",
+    "extend",
+    "extendleft",
+    "rotate",
+    "clear",
+    "insert",
+    "remove",
+    "reverse",
+    "__setitem__",
+    "__delitem__",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mutating_method_is_reported() {
+        // A write method the rewriter does not report would be a mutation the runtime never sees.
+        for table in [LIST_WRITES, DICT_WRITES, SET_WRITES, DEQUE_WRITES] {
+            for name in table.iter().filter(|n| !n.starts_with("__")) {
+                assert!(CONTAINER_METHODS.contains(name), "{name} writes a container but is not reported");
+            }
+        }
+    }
+
+    #[test]
+    fn configured_resource_methods_are_reported_by_method_name() {
+        let tables = MethodTables::new(&["mylib.Pool.get".to_string(), "checkout".to_string()]);
+        assert!(tables.resource.contains("get"));
+        assert!(tables.resource.contains("checkout"));
+        assert!(!tables.resource.contains("mylib.Pool.get"));
+    }
+}
