@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 
 mod bytecode_py;
-mod engine_py;
+mod runtime;
 mod marshal_py;
 pub mod report_py;
 mod rewrite_py;
@@ -19,6 +19,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     marshal_py::register(m)?;
     rewrite_py::register(m)?;
     report_py::register(m)?;
-    engine_py::register(m)?;
+    runtime::register(m)?;
     Ok(())
 }

@@ -1,0 +1,649 @@
+//! The handoff: one turn, parked threads, and the engine driven by whoever reaches a
+//! scheduling point (see the module docs of `runtime`).
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::engine::{Choice, Deadlock, Explorer, Op, ThreadId};
+
+/// Key namespaces: names, subscript values and subscript identities never collide.
+use super::translate::*;
+use super::*;
+
+/// The engine's virtual root thread.
+pub(super) const ROOT: ThreadId = 0;
+/// How long the controller waits for aborted threads to unwind before giving up on them.
+pub(super) const UNWIND_GRACE: Duration = Duration::from_secs(3);
+
+pub(super) struct Aborted;
+
+thread_local! {
+    /// (runtime, engine thread, execution) of the explored thread running on this OS thread.
+    pub(super) static CURRENT: Cell<Option<(usize, ThreadId, u64)>> = const { Cell::new(None) };
+    /// This OS thread's wake-up word (worker or controller).
+    static PARKER: Arc<Parker> = Arc::new(Parker {
+        seq: AtomicU64::new(0),
+        thread: std::thread::current(),
+    });
+}
+
+/// Wakes one thread without a lock: the waker bumps `seq` after changing the state (under the
+/// state mutex, which it has released by then); the waiter read `seq` before looking at the
+/// state, so a wake between its look and its sleep is never lost.
+pub(super) struct Parker {
+    pub(super) seq: AtomicU64,
+    pub(super) thread: std::thread::Thread,
+}
+
+impl Parker {
+    pub(super) fn mine() -> Arc<Parker> {
+        PARKER.with(Arc::clone)
+    }
+
+    pub(super) fn wake(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    /// Waits until `seq` differs from `seen` (or until `deadline`; returns false then). No
+    /// spinning first: measured on two shared cores, a spinning waiter slowed handoffs tenfold.
+    pub(super) fn wait_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        while self.seq.load(Ordering::Acquire) == seen {
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    std::thread::park_timeout(d - now);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The state, locked. Wakes queued while it was held are delivered once it is released.
+pub(super) struct Guard<'a>(Option<MutexGuard<'a, State>>);
+
+impl Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("guard held")
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("guard held")
+    }
+}
+
+impl Guard<'_> {
+    /// Unlocks and returns the queued wakes for the caller to deliver (after it has let go of
+    /// the interpreter, so that the woken thread finds the GIL free).
+    pub(super) fn unlock(mut self) -> Vec<Arc<Parker>> {
+        let mut g = self.0.take().expect("guard held");
+        let wakes = std::mem::take(&mut g.wakes);
+        drop(g);
+        wakes
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.0.take() {
+            let wakes = std::mem::take(&mut g.wakes);
+            drop(g);
+            wake_all(wakes);
+        }
+    }
+}
+
+pub(super) fn wake_all(wakes: Vec<Arc<Parker>>) {
+    for w in wakes {
+        w.wake();
+    }
+}
+
+/// What a performed step was, kept for explanations (explain mode only) and deadlock reports.
+pub(super) struct StepInfo {
+    pub(super) thread: ThreadId,
+    pub(super) op: Op,
+    /// Event kind (`attr_load`, `acquire`, …).
+    pub(super) kind: &'static str,
+    /// Attribute / key / method shown to the user.
+    pub(super) key: Option<Py<PyAny>>,
+    pub(super) file: Option<Py<PyAny>>,
+    pub(super) line: Option<i32>,
+}
+
+#[derive(Default)]
+pub(super) struct ThreadRt {
+    pub(super) live: bool,
+    pub(super) exited: bool,
+    pub(super) arrived: bool,
+    pub(super) pending: Option<Op>,
+    /// Blocked on a wait the engine does not model (condition, lock poll).
+    pub(super) blocked: bool,
+    /// The wait may time out when nothing else can run.
+    pub(super) timed: bool,
+    pub(super) timed_out: bool,
+    /// A notify that arrived before the thread parked in its condition wait.
+    pub(super) prenotified: bool,
+    /// Lock this thread polls in a timed acquire (woken by its release).
+    pub(super) polling: Option<u64>,
+    pub(super) steps: u64,
+    pub(super) slot: Option<usize>,
+    pub(super) task: Option<Py<PyAny>>,
+    /// Real `_thread` locks this thread holds: (lock number, lock, is RLock).
+    pub(super) held_real: Vec<(u64, Py<PyAny>, bool)>,
+    pub(super) info: Option<StepInfo>,
+    /// Last attribute/global loads (object, name), newest last: name the lock a `with` or an
+    /// `acquire` then uses (`s.lock.acquire()` loads `lock`, then `acquire`).
+    pub(super) last_loads: Vec<(Py<PyAny>, Py<PyAny>)>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum End {
+    Finished,
+    Deadlock(Deadlock),
+    Diverged(String),
+    Runaway(ThreadId),
+    Timeout,
+}
+
+#[derive(Default)]
+pub(super) struct Exec {
+    pub(super) id: u64,
+    pub(super) threads: Vec<ThreadRt>,
+    pub(super) objects: HashMap<usize, u64>,
+    pub(super) refs: Vec<Py<PyAny>>,
+    pub(super) owners: HashMap<u64, ThreadId>,
+    pub(super) turn: Option<ThreadId>,
+    pub(super) unstarted: VecDeque<ThreadId>,
+    pub(super) root_tasks: VecDeque<Py<PyAny>>,
+    pub(super) done: Option<End>,
+    pub(super) aborting: bool,
+    /// Worker threads currently inside a task of this execution.
+    pub(super) active: usize,
+    /// Steps reported by explored threads (reports and cooperative primitives).
+    pub(super) user_steps: u64,
+    pub(super) errors: Vec<(ThreadId, String)>,
+    pub(super) log: Vec<StepInfo>,
+    pub(super) lock_names: HashMap<u64, String>,
+}
+
+pub(super) struct Slot {
+    /// The worker's wake-up word (set by the worker when it starts).
+    pub(super) parker: Option<Arc<Parker>>,
+    pub(super) ident: u64,
+    pub(super) tid: Option<ThreadId>,
+    pub(super) abandoned: bool,
+    /// Between handing out a task and its end (`finish`): the worker may be running it.
+    pub(super) in_task: bool,
+    /// A timeout's abort was sent to this worker while in its task: it may still be pending
+    /// after the task, and must go off before the worker takes another (workers are reused).
+    pub(super) abort_sent: bool,
+}
+
+pub(super) struct State {
+    pub(super) explorer: Explorer,
+    pub(super) exec: Exec,
+    pub(super) slots: Vec<Slot>,
+    pub(super) idle: Vec<usize>,
+    pub(super) next_exec: u64,
+    pub(super) shutdown: bool,
+    pub(super) name_ids: HashMap<String, u64>,
+    /// Names already seen, by address (strong refs in `name_refs`).
+    pub(super) name_ptrs: HashMap<usize, u64>,
+    pub(super) name_refs: Vec<Py<PyAny>>,
+    pub(super) max_steps: u64,
+    pub(super) explain: bool,
+    /// `threading.local` objects explored threads have used (kept across executions).
+    pub(super) seen_locals: Vec<Py<PyAny>>,
+    /// Threads to wake once the state is unlocked.
+    pub(super) wakes: Vec<Arc<Parker>>,
+    /// The thread running the current execution (`run_execution`).
+    pub(super) controller: Option<Arc<Parker>>,
+}
+
+pub(super) struct Inner {
+    pub(super) state: Mutex<State>,
+    pub(super) types: Types,
+    /// Default and configured resource methods (`name` or `module.Class.name`).
+    pub(super) resource_methods: std::sync::RwLock<Vec<String>>,
+}
+
+impl Inner {
+    pub(super) fn id(&self) -> usize {
+        self as *const Inner as usize
+    }
+
+    /// Locks the state without ever blocking while attached (free-threaded stop-the-world and
+    /// the GIL both need that): on contention, wait detached, then try again.
+    pub(super) fn lock_state(&self, py: Python<'_>) -> Guard<'_> {
+        loop {
+            match self.state.try_lock() {
+                Ok(g) => return Guard(Some(g)),
+                Err(TryLockError::Poisoned(p)) => return Guard(Some(p.into_inner())),
+                Err(TryLockError::WouldBlock) => py.detach(|| drop(self.state.lock())),
+            }
+        }
+    }
+
+    /// Locks the state from a detached thread.
+    pub(super) fn lock_detached(&self) -> Guard<'_> {
+        Guard(Some(self.state.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+
+    /// Detached: waits until `check` (run under the lock) says what to return. The waiter's
+    /// `seq` is read before each look at the state, so no wake is lost in between.
+    pub(super) fn wait_for<R>(
+        &self,
+        parker: &Parker,
+        deadline: Option<Instant>,
+        mut check: impl FnMut(&mut State) -> Option<R>,
+    ) -> Option<R> {
+        loop {
+            let seen = parker.seq.load(Ordering::Acquire);
+            {
+                let mut st = self.lock_detached();
+                if let Some(r) = check(&mut st) {
+                    return Some(r);
+                }
+            }
+            if !parker.wait_change(seen, deadline) {
+                return None;
+            }
+        }
+    }
+
+    pub(super) fn set_turn(&self, st: &mut State, turn: Option<ThreadId>) {
+        st.exec.turn = turn;
+    }
+
+    pub(super) fn current(&self) -> Option<ThreadId> {
+        CURRENT.with(|c| c.get()).filter(|(rt, _, _)| *rt == self.id()).map(|(_, t, _)| t)
+    }
+
+    /// The execution the task running on this OS thread belongs to.
+    pub(super) fn current_exec(&self) -> Option<u64> {
+        CURRENT.with(|c| c.get()).filter(|(rt, _, _)| *rt == self.id()).map(|(_, _, e)| e)
+    }
+
+    /// Book-keeping of a task that returned; gives back the wakes to deliver once detached.
+    pub(super) fn finish(&self, py: Python<'_>, slot: usize, error: Option<String>) -> Vec<Arc<Parker>> {
+        let Some(tid) = self.current() else {
+            return Vec::new();
+        };
+        let mut st = self.lock_state(py);
+        st.slots[slot].in_task = false;
+        if st.slots[slot].abandoned || self.current_exec() != Some(st.exec.id) {
+            // Given up on at a timeout: a later execution is none of its business.
+            CURRENT.with(|c| c.set(None));
+            return st.unlock();
+        }
+        if let Some(e) = error {
+            st.exec.errors.push((tid, e));
+        }
+        // Real locks released before the end are released in the model too.
+        loop {
+            if st.exec.aborting || st.exec.threads[tid].held_real.is_empty() {
+                break;
+            }
+            let Some(lock) = self.released_real_lock(py, &mut st, tid) else {
+                break;
+            };
+            if self.step(py, st, tid, Op::Release { lock }, None).is_err() {
+                st = self.lock_state(py);
+                break;
+            }
+            st = self.lock_state(py);
+        }
+        CURRENT.with(|c| c.set(None));
+        if !st.exec.aborting && st.exec.done.is_none() {
+            if st.exec.turn == Some(tid) {
+                self.set_turn(&mut st, None);
+            }
+            Self::arrive(&mut st, tid, Op::Exit, None);
+            self.drive(&mut st);
+        }
+        // No clearing of a pending asynchronous abort here: PyThreadState_SetAsyncExc(id, NULL)
+        // leaves the interpreter's async-exception signal set on 3.11, and every thread then
+        // spins in its eval breaker. A stray abort is caught by the worker loop instead.
+        st.exec.active = st.exec.active.saturating_sub(1);
+        st.slots[slot].tid = None;
+        if let Some(th) = st.exec.threads.get_mut(tid) {
+            th.slot = None;
+        }
+        st.idle.push(slot);
+        if st.exec.active == 0 && st.exec.done.is_some() {
+            Self::wake_controller(&mut st);
+        }
+        st.unlock()
+    }
+
+    // ---------------------------------------------------------------- numbering
+
+    pub(super) fn thread_mut(st: &mut State, t: ThreadId) -> &mut ThreadRt {
+        if st.exec.threads.len() <= t {
+            st.exec.threads.resize_with(t + 1, ThreadRt::default);
+        }
+        &mut st.exec.threads[t]
+    }
+
+    pub(super) fn arrive(st: &mut State, t: ThreadId, op: Op, info: Option<StepInfo>) {
+        st.explorer.arrive(t, op);
+        let th = Self::thread_mut(st, t);
+        th.arrived = true;
+        th.pending = Some(op);
+        th.info = info;
+        if th.blocked {
+            st.explorer.set_blocked(t, true);
+        }
+    }
+
+    pub(super) fn root_arrive(st: &mut State) {
+        let op = match st.exec.root_tasks.pop_front() {
+            Some(task) => {
+                let child = st.explorer.child_id(ROOT);
+                Self::thread_mut(st, child).task = Some(task);
+                Op::Spawn { child }
+            }
+            None => Op::Exit,
+        };
+        Self::arrive(st, ROOT, op, None);
+    }
+
+    pub(super) fn notify_slot(st: &mut State, t: ThreadId) {
+        if let Some(s) = st.exec.threads.get(t).and_then(|th| th.slot) {
+            Self::wake_slot(st, s);
+        }
+    }
+
+    pub(super) fn wake_slot(st: &mut State, s: usize) {
+        if let Some(p) = st.slots[s].parker.clone() {
+            st.wakes.push(p);
+        }
+    }
+
+    pub(super) fn wake_controller(st: &mut State) {
+        if let Some(p) = st.controller.clone() {
+            st.wakes.push(p);
+        }
+    }
+
+    /// Between executions: a worker handed a thread the last execution ended before it started
+    /// is idle again (else it could take the same-numbered thread of the next execution while
+    /// another worker is assigned to it, and the wakes would go to the wrong one).
+    pub(super) fn release_unstarted(st: &mut State) {
+        for s in 0..st.slots.len() {
+            let slot = &mut st.slots[s];
+            if slot.tid.is_some() && !slot.in_task && !slot.abandoned {
+                slot.tid = None;
+                if !st.idle.contains(&s) {
+                    st.idle.push(s);
+                }
+            }
+        }
+    }
+
+    pub(super) fn wake_all_slots(st: &mut State) {
+        for s in 0..st.slots.len() {
+            Self::wake_slot(st, s);
+        }
+    }
+
+    pub(super) fn end(&self, st: &mut State, end: End) {
+        if st.exec.done.is_some() {
+            return;
+        }
+        let abort = !matches!(end, End::Finished);
+        st.exec.done = Some(end);
+        self.set_turn(st, None);
+        if abort {
+            st.exec.aborting = true;
+            Self::wake_all_slots(st);
+        }
+        Self::wake_controller(st);
+    }
+
+    /// Whether `t` (live, arrived) could run, by the runtime's mirror of the engine's model.
+    pub(super) fn enabled(st: &State, t: ThreadId) -> bool {
+        let th = &st.exec.threads[t];
+        if th.blocked {
+            return false;
+        }
+        match th.pending {
+            Some(Op::Acquire { lock }) => !st.exec.owners.contains_key(&lock),
+            Some(Op::Join { child }) => st.exec.threads.get(child).is_some_and(|c| c.exited),
+            _ => true,
+        }
+    }
+
+    /// When nothing can run, a timed wait times out (the lowest such thread).
+    pub(super) fn fire_timeouts(st: &mut State) {
+        let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
+        if live.iter().any(|&t| Self::enabled(st, t)) {
+            return;
+        }
+        if let Some(&t) = live.iter().find(|&&t| st.exec.threads[t].blocked && st.exec.threads[t].timed) {
+            let th = &mut st.exec.threads[t];
+            th.blocked = false;
+            th.timed_out = true;
+            th.polling = None;
+            st.explorer.set_blocked(t, false);
+        }
+    }
+
+    pub(super) fn unblock(st: &mut State, t: ThreadId) {
+        let th = &mut st.exec.threads[t];
+        th.blocked = false;
+        th.polling = None;
+        if th.arrived {
+            st.explorer.set_blocked(t, false);
+        }
+    }
+
+    /// Book-keeping of a performed op.
+    pub(super) fn perform(st: &mut State, x: ThreadId) -> Op {
+        let th = &mut st.exec.threads[x];
+        let op = th.pending.take().expect("chosen thread has arrived");
+        th.arrived = false;
+        let info = th.info.take();
+        if st.explain {
+            if let Some(info) = info {
+                st.exec.log.push(info);
+            } else {
+                st.exec.log.push(StepInfo { thread: x, op, kind: "", key: None, file: None, line: None });
+            }
+        }
+        match op {
+            Op::Acquire { lock } => {
+                st.exec.owners.insert(lock, x);
+            }
+            Op::Release { lock } => {
+                st.exec.owners.remove(&lock);
+                let pollers: Vec<ThreadId> =
+                    (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].polling == Some(lock)).collect();
+                for t in pollers {
+                    Self::unblock(st, t);
+                }
+            }
+            Op::Spawn { child } => {
+                Self::thread_mut(st, child).live = true;
+                st.exec.unstarted.push_back(child);
+            }
+            Op::Exit => {
+                let th = &mut st.exec.threads[x];
+                th.live = false;
+                th.exited = true;
+            }
+            _ => {}
+        }
+        op
+    }
+
+    /// Hands a thread that was spawned but has not reached its first report the turn.
+    pub(super) fn start_unstarted(&self, st: &mut State) -> bool {
+        let Some(c) = st.exec.unstarted.pop_front() else {
+            return false;
+        };
+        self.set_turn(st, Some(c));
+        if let Some(s) = st.idle.pop() {
+            st.slots[s].tid = Some(c);
+            st.exec.threads[c].slot = Some(s);
+            Self::wake_slot(st, s);
+        }
+        // Else the next worker to register or go idle claims it.
+        true
+    }
+
+    /// Baton passing: run the engine until some explored thread holds the turn or the
+    /// execution is over. Root steps and exits are performed here, inline.
+    pub(super) fn drive(&self, st: &mut State) {
+        loop {
+            if st.exec.done.is_some() {
+                return;
+            }
+            if !st.explorer.is_ready() {
+                if !self.start_unstarted(st) && st.exec.turn.is_none() {
+                    // Cannot happen: a live thread neither arrived nor running.
+                    self.end(st, End::Diverged("a live thread never reached a scheduling point".into()));
+                }
+                return;
+            }
+            Self::fire_timeouts(st);
+            match st.explorer.choose() {
+                Choice::Run(x) => {
+                    let op = Self::perform(st, x);
+                    if x == ROOT {
+                        if op != Op::Exit {
+                            Self::root_arrive(st);
+                        }
+                        continue;
+                    }
+                    if op == Op::Exit {
+                        continue;
+                    }
+                    self.set_turn(st, Some(x));
+                    Self::notify_slot(st, x);
+                    return;
+                }
+                Choice::Finished => {
+                    self.end(st, End::Finished);
+                    return;
+                }
+                Choice::Deadlock(d) => {
+                    self.end(st, End::Deadlock(d));
+                    return;
+                }
+                Choice::Diverged(d) => {
+                    let found = d.found.map_or("nothing".to_string(), |op| format!("{op:?}"));
+                    let msg = format!(
+                        "at step {} thread {} was expected to perform {:?} but was at {}",
+                        d.step,
+                        d.expected.thread.saturating_sub(1),
+                        d.expected.op,
+                        found
+                    );
+                    self.end(st, End::Diverged(msg));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `tid` reached a scheduling point before `op`: arrive, drive, park until chosen.
+    pub(super) fn step(
+        &self,
+        py: Python<'_>,
+        mut st: Guard<'_>,
+        tid: ThreadId,
+        op: Op,
+        info: Option<StepInfo>,
+    ) -> Result<(), Aborted> {
+        if st.exec.aborting || st.exec.done.is_some() || self.current_exec() != Some(st.exec.id) {
+            return Err(Aborted);
+        }
+        st.exec.user_steps += 1;
+        let th = Self::thread_mut(&mut st, tid);
+        th.steps += 1;
+        if th.steps > st.max_steps {
+            self.end(&mut st, End::Runaway(tid));
+            return Err(Aborted);
+        }
+        if st.exec.turn == Some(tid) {
+            self.set_turn(&mut st, None);
+        }
+        Self::arrive(&mut st, tid, op, info);
+        self.drive(&mut st);
+        if st.exec.turn == Some(tid) {
+            return Ok(());
+        }
+        if st.exec.aborting {
+            return Err(Aborted);
+        }
+        let exec_id = st.exec.id;
+        let wakes = st.unlock();
+        let parker = Parker::mine();
+        // The GIL is let go before the next thread is woken: it must not wake only to wait for it.
+        let ok = py.detach(|| {
+            wake_all(wakes);
+            self.wait_for(&parker, None, |st| {
+                if st.exec.id != exec_id || st.exec.aborting {
+                    Some(false)
+                } else if st.exec.turn == Some(tid) {
+                    Some(true)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(false)
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(Aborted)
+        }
+    }
+
+    /// `step` for the runtime's own scheduling points (locks, waits, spawn, join, sleep), described
+    /// as `what` at `site` in explanations.
+    pub(super) fn step_at(
+        &self,
+        py: Python<'_>,
+        st: Guard<'_>,
+        tid: ThreadId,
+        op: Op,
+        what: &'static str,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<()> {
+        let info = site_info(py, tid, op, what, site, None);
+        self.step(py, st, tid, op, info).map_err(|_| aborted(py, self))
+    }
+
+    /// Makes the current thread raise the abort exception at its next instruction boundary
+    /// (the report natives never raise themselves).
+    pub(super) fn raise_async(&self, py: Python<'_>) {
+        let ident = {
+            let st = self.lock_state(py);
+            self.current().and_then(|t| st.exec.threads.get(t).and_then(|th| th.slot)).map(|s| st.slots[s].ident)
+        };
+        if let Some(ident) = ident {
+            // SAFETY: attached; the exception type is a live object we hold.
+            unsafe {
+                ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, self.types.abort.as_ptr());
+            }
+        }
+    }
+}

@@ -1,0 +1,761 @@
+//! `frontrun._native.DporRuntime`: real Python threads run one at a time under the DPOR engine.
+//!
+//! # Handoff
+//!
+//! One `Mutex<State>` holds the explorer and the execution; every worker thread (a "slot") and
+//! the controller (the thread running `explore_dpor`) has its own wake-up word (`Parker`: a
+//! counter and `thread::park`). At any moment at most one explored thread holds the *turn* and
+//! runs user code; the others are parked at a report, detached from the interpreter
+//! (`py.detach`), so the GIL (or, free-threaded, nothing) is in nobody's way. A handoff changes
+//! the state under the mutex, queues the wake, and delivers it only after the mutex *and the
+//! GIL* are released: the woken thread never wakes just to wait for either (that doubled the
+//! context switches per handoff). The runtime lives as long as the process; its workers are
+//! reused by every exploration (`configure` starts a new one). The thread that reaches a
+//! scheduling point drives the engine itself (baton passing): it `arrive`s, and while every live thread has arrived it calls
+//! `choose`; if the engine picks the caller, the report returns at once (no context switch);
+//! otherwise the turn is handed over and the caller parks. The engine's thread 0 is a virtual
+//! root that spawns the test's threads and exits; its steps, and every thread's `Exit`, are
+//! performed inline by whoever drives. Nothing relies on the GIL: all shared state is behind the
+//! mutex, which is only ever waited for while detached.
+//!
+//! # Events → ops
+//!
+//! Objects are numbered by first appearance in the execution (strong references are kept until
+//! the next execution, so CPython cannot reuse an address under us); a module stands for its
+//! globals dict. Keys: names (attributes, globals, cells) by value, scalar subscripts by value,
+//! negative list indexes normalised, slices as the whole object, other subscripts by identity.
+//! Calls are classified by the real receiver (list/dict/set/deque/bytearray methods read or
+//! write the whole container; resource methods are conservative writes on the resource, and a
+//! returned cursor takes its owner's number), state-accessing builtins by the real callable.
+//! `with`/`acquire` on a real `_thread` lock made before the exploration becomes an engine lock;
+//! its release is noticed at the thread's next report (the lock is no longer held).
+//!
+//! Files: `handoff` (state, parking, driving the engine), `translate` (events → ops), here the
+//! Python-facing `DporRuntime` methods.
+
+mod handoff;
+mod translate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
+
+use super::report_py::{self, Event};
+use crate::engine::{AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE};
+
+/// Key namespaces: names, subscript values and subscript identities never collide.
+use handoff::*;
+use translate::*;
+
+fn site_info(
+    py: Python<'_>,
+    tid: ThreadId,
+    op: Op,
+    kind: &'static str,
+    site: Option<(Py<PyAny>, i32)>,
+    key: Option<Py<PyAny>>,
+) -> Option<StepInfo> {
+    let _ = py;
+    let (file, line) = match site {
+        Some((f, l)) => (Some(f), Some(l)),
+        None => (None, None),
+    };
+    Some(StepInfo { thread: tid, op, kind, key, file, line })
+}
+
+/// A deadlock in the user's numbering (thread 0 = the first function of `threads`; the engine's
+/// thread 0 is the virtual root that starts them).
+fn deadlock_text(d: &Deadlock) -> String {
+    let user = |t: ThreadId| t.saturating_sub(1);
+    let mut out = String::from("deadlock:");
+    for w in &d.waiting {
+        match (&w.reason, w.op) {
+            (WaitReason::Lock { lock, owner }, _) => out.push_str(&format!(
+                " thread {} waits for lock #{lock} held by thread {};",
+                user(w.thread),
+                user(*owner)
+            )),
+            (WaitReason::Join { child }, _) => {
+                out.push_str(&format!(" thread {} joins thread {};", user(w.thread), user(*child)))
+            }
+            (WaitReason::Blocked, _) => out.push_str(&format!(" thread {} is blocked;", user(w.thread))),
+        }
+    }
+    out
+}
+
+fn make_explorer(
+    preemption_bound: Option<u32>,
+    max_executions: Option<u64>,
+    replay: Option<String>,
+) -> PyResult<Explorer> {
+    Ok(match replay {
+        Some(s) => {
+            let schedule: Schedule = s.parse().map_err(|e: crate::engine::ParseScheduleError| {
+                PyValueError::new_err(format!("not a frontrun counterexample: {e}"))
+            })?;
+            Explorer::replay(schedule)
+        }
+        None => Explorer::new(Config { preemption_bound, max_executions }),
+    })
+}
+
+/// The DPOR runtime: one per process, reconfigured for each exploration (or replay), with its
+/// worker threads kept from one to the next.
+#[pyclass(frozen, module = "frontrun._native")]
+pub struct DporRuntime {
+    inner: Arc<Inner>,
+}
+
+fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
+    PyErr::from_type(inner.types.abort.bind(py).cast::<pyo3::types::PyType>().expect("abort is a type").clone(), ())
+}
+
+#[pymethods]
+impl DporRuntime {
+    #[new]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, whole_readers=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        abort_exc: Py<PyAny>,
+        deque: Py<PyAny>,
+        lock_type: Py<PyAny>,
+        rlock_type: Py<PyAny>,
+        local_type: Py<PyAny>,
+        builtins_map: &Bound<'_, PyDict>,
+        heap_writers: Vec<Py<PyAny>>,
+        resource_methods: Vec<String>,
+        whole_readers: Option<Vec<Py<PyAny>>>,
+        preemption_bound: Option<u32>,
+        max_executions: Option<u64>,
+        max_steps: u64,
+        replay: Option<String>,
+        explain: bool,
+        coop_types: Option<Py<PyTuple>>,
+        coop_hook: Option<Py<PyAny>>,
+    ) -> PyResult<DporRuntime> {
+        let explorer = make_explorer(preemption_bound, max_executions, replay)?;
+        let get = |name: &str| -> PyResult<Py<PyAny>> {
+            builtins_map
+                .get_item(name)?
+                .map(Bound::unbind)
+                .ok_or_else(|| PyValueError::new_err(format!("builtins_map lacks {name}")))
+        };
+        let types = Types {
+            abort: abort_exc,
+            deque,
+            lock: lock_type,
+            rlock: rlock_type,
+            local: local_type,
+            getattr: get("getattr")?,
+            setattr: get("setattr")?,
+            delattr: get("delattr")?,
+            hasattr: get("hasattr")?,
+            getitem: get("getitem")?,
+            setitem: get("setitem")?,
+            delitem: get("delitem")?,
+            heap_writers,
+            whole_readers: whole_readers.unwrap_or_default(),
+            value_keys: PyDict::new(py).unbind(),
+            coop_types,
+            coop_hook,
+        };
+        let state = State {
+            explorer,
+            exec: Exec::default(),
+            slots: Vec::new(),
+            idle: Vec::new(),
+            next_exec: 1,
+            shutdown: false,
+            name_ids: HashMap::new(),
+            name_ptrs: HashMap::new(),
+            name_refs: Vec::new(),
+            max_steps,
+            explain,
+            seen_locals: Vec::new(),
+            wakes: Vec::new(),
+            controller: None,
+        };
+        Ok(DporRuntime {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                types,
+                resource_methods: std::sync::RwLock::new(resource_methods),
+            }),
+        })
+    }
+
+    /// Routes reports to this runtime and turns reporting on.
+    fn start(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        report_py::set_sink(Some(Arc::new(move |py: Python<'_>, ev: &Event| inner.on_event(py, ev))));
+        report_py::activate(py);
+    }
+
+    /// Turns reporting off and removes the sink; any execution still running is aborted. The
+    /// workers stay, idle, for the next exploration.
+    fn stop(&self, py: Python<'_>) {
+        report_py::deactivate(py);
+        report_py::set_sink(None);
+        let mut st = self.inner.lock_state(py);
+        if st.exec.done.is_none() && st.exec.active > 0 {
+            st.exec.aborting = true;
+            Inner::wake_all_slots(&mut st);
+        }
+    }
+
+    /// Sends the workers home (at interpreter exit).
+    fn shutdown(&self, py: Python<'_>) {
+        let mut st = self.inner.lock_state(py);
+        st.shutdown = true;
+        st.exec.aborting = true;
+        Inner::wake_all_slots(&mut st);
+    }
+
+    /// Replaces the resource methods (the configuration may change between explorations).
+    fn set_resource_methods(&self, methods: Vec<String>) {
+        *self.inner.resource_methods.write().unwrap_or_else(|p| p.into_inner()) = methods;
+    }
+
+    /// Starts a new exploration (or replay) on this runtime: fresh engine, same workers.
+    #[pyo3(signature = (*, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false))]
+    fn configure(
+        &self,
+        py: Python<'_>,
+        preemption_bound: Option<u32>,
+        max_executions: Option<u64>,
+        max_steps: u64,
+        replay: Option<String>,
+        explain: bool,
+    ) -> PyResult<()> {
+        let explorer = make_explorer(preemption_bound, max_executions, replay)?;
+        let mut st = self.inner.lock_state(py);
+        if st.exec.active > 0 {
+            return Err(PyRuntimeError::new_err("an execution of the previous exploration is still running"));
+        }
+        st.explorer = explorer;
+        st.max_steps = max_steps;
+        st.explain = explain;
+        Inner::release_unstarted(&mut st);
+        let old = std::mem::take(&mut st.exec);
+        st.exec.id = old.id;
+        drop(st);
+        drop(old); // the previous execution's objects (attached: may run finalizers)
+        self.inner.types.value_keys.bind(py).clear();
+        Ok(())
+    }
+
+    #[getter]
+    fn explaining(&self, py: Python<'_>) -> bool {
+        self.inner.lock_state(py).explain
+    }
+
+    // ------------------------------------------------------------ workers
+
+    fn register_worker(&self, py: Python<'_>, ident: u64) -> usize {
+        let mut st = self.inner.lock_state(py);
+        let s = st.slots.len();
+        st.slots.push(Slot { parker: None, ident, tid: None, abandoned: false, in_task: false, abort_sent: false });
+        st.idle.push(s);
+        s
+    }
+
+    /// Called by the worker in `slot` itself when it starts: its OS thread id and wake-up word.
+    fn set_worker_ident(&self, py: Python<'_>, slot: usize, ident: u64) {
+        let mut st = self.inner.lock_state(py);
+        st.slots[slot].ident = ident;
+        st.slots[slot].parker = Some(Parker::mine());
+    }
+
+    /// The `threading.local` objects explored threads have used so far.
+    fn seen_locals(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.inner.lock_state(py).seen_locals.iter().map(|l| l.clone_ref(py)).collect()
+    }
+
+    fn idle_workers(&self, py: Python<'_>) -> usize {
+        let st = self.inner.lock_state(py);
+        st.idle.iter().filter(|&&s| !st.slots[s].abandoned).count()
+    }
+
+    /// The worker loop's one call: reports the end of the task it ran (`finished`; `error`: its
+    /// formatted uncaught exception), then blocks (detached) until a task's turn comes for this
+    /// worker: `(thread, callable, locals)` with the `threading.local` objects to clear first,
+    /// `None` at shutdown, or `False`: a timeout's abort may still be pending in this thread,
+    /// let it go off (run some Python code, catch it) and call again.
+    #[pyo3(signature = (slot, finished=false, error=None))]
+    fn next_task(&self, py: Python<'_>, slot: usize, finished: bool, error: Option<String>) -> PyResult<Py<PyAny>> {
+        let inner = self.inner.clone();
+        let wakes = if finished { inner.finish(py, slot, error) } else { Vec::new() };
+        {
+            let mut st = inner.lock_state(py);
+            if std::mem::take(&mut st.slots[slot].abort_sent) {
+                drop(st);
+                wake_all(wakes);
+                return Ok(PyBool::new(py, false).to_owned().into_any().unbind());
+            }
+        }
+        let parker = Parker::mine();
+        let got = py.detach(move || {
+            // The next thread (or the controller) is woken once this one has let go of the GIL.
+            wake_all(wakes);
+            inner
+                .wait_for(&parker, None, |st| loop {
+                    if st.shutdown || st.slots[slot].abandoned {
+                        return Some(None);
+                    }
+                    match st.slots[slot].tid {
+                        Some(t) if st.exec.aborting => {
+                            // Assigned but never started: drop it.
+                            st.slots[slot].tid = None;
+                            if let Some(th) = st.exec.threads.get_mut(t) {
+                                th.slot = None;
+                            }
+                            if !st.idle.contains(&slot) {
+                                st.idle.push(slot);
+                            }
+                        }
+                        Some(t) if st.exec.turn == Some(t) => {
+                            if let Some(task) = st.exec.threads[t].task.take() {
+                                st.exec.active += 1;
+                                st.slots[slot].in_task = true;
+                                return Some(Some((t, task, st.exec.id, st.seen_locals.len())));
+                            }
+                        }
+                        None => {
+                            // A spawned thread given the turn before any worker was idle.
+                            if let Some(t) = st.exec.turn.filter(|&t| {
+                                st.exec
+                                    .threads
+                                    .get(t)
+                                    .is_some_and(|th| th.slot.is_none() && th.task.is_some() && th.live)
+                            }) {
+                                if let Some(pos) = st.idle.iter().position(|&s| s == slot) {
+                                    st.idle.remove(pos);
+                                }
+                                st.slots[slot].tid = Some(t);
+                                st.exec.threads[t].slot = Some(slot);
+                                continue;
+                            }
+                        }
+                        _ => {}
+                    }
+                    return None;
+                })
+                .flatten()
+        });
+        let Some((t, task, exec, nlocals)) = got else {
+            return Ok(py.None());
+        };
+        CURRENT.with(|c| c.set(Some((self.inner.id(), t, exec))));
+        // Worker threads are reused: no thread-local value may leak into the next task.
+        let locals = (nlocals > 0).then(|| self.seen_locals(py));
+        Ok((t, task, locals).into_pyobject(py)?.into_any().unbind())
+    }
+
+    // ------------------------------------------------------------ controller
+
+    fn begin_execution(&self, py: Python<'_>) -> bool {
+        let mut st = self.inner.lock_state(py);
+        if !st.explorer.begin_execution() {
+            return false;
+        }
+        let id = st.next_exec;
+        st.next_exec += 1;
+        Inner::release_unstarted(&mut st);
+        let old = std::mem::replace(&mut st.exec, Exec { id, ..Exec::default() });
+        drop(st);
+        drop(old); // releases the previous execution's objects (attached: may run finalizers)
+        true
+    }
+
+    /// Runs one execution of `tasks` (one callable per thread) to its end; blocks, detached.
+    /// Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/timeout.
+    #[pyo3(signature = (tasks, timeout=None))]
+    fn run_execution(&self, py: Python<'_>, tasks: Vec<Py<PyAny>>, timeout: Option<f64>) -> PyResult<(String, String)> {
+        let inner = self.inner.clone();
+        let parker = Parker::mine();
+        let wakes = {
+            let mut st = inner.lock_state(py);
+            st.controller = Some(parker.clone());
+            st.exec.root_tasks = tasks.into();
+            Inner::thread_mut(&mut st, ROOT).live = true;
+            Inner::root_arrive(&mut st);
+            inner.drive(&mut st);
+            st.unlock()
+        };
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let mut wakes = Some(wakes);
+        let mut wait = |deadline: Option<Instant>| {
+            let wakes = wakes.take().unwrap_or_default();
+            py.detach(|| {
+                wake_all(wakes);
+                inner
+                    .wait_for(&parker, deadline, |st| (st.exec.done.is_some() && st.exec.active == 0).then_some(()))
+                    .is_some()
+            })
+        };
+        if !wait(deadline) {
+            // Out of time: stop whoever runs (it may be in a loop with no report at all).
+            {
+                let mut st = inner.lock_state(py);
+                inner.end(&mut st, End::Timeout);
+                // Under the lock: no worker can end its task meanwhile, so each one sent an abort
+                // learns of it at its task's end (`abort_sent`).
+                for s in st.slots.iter_mut().filter(|s| s.in_task && !s.abandoned) {
+                    s.abort_sent = true;
+                    // SAFETY: attached; a live exception type.
+                    unsafe {
+                        ffi::PyThreadState_SetAsyncExc(s.ident as std::os::raw::c_long, inner.types.abort.as_ptr());
+                    }
+                }
+            }
+            if !wait(Some(Instant::now() + UNWIND_GRACE)) {
+                // Threads that will not unwind are abandoned; fresh workers replace them.
+                let mut st = inner.lock_state(py);
+                for s in st.slots.iter_mut().filter(|s| s.tid.is_some()) {
+                    s.abandoned = true;
+                }
+                st.exec.active = 0;
+            }
+        }
+        let st = inner.lock_state(py);
+        Ok(match st.exec.done.clone().unwrap_or(End::Timeout) {
+            End::Finished => ("finished".into(), String::new()),
+            End::Deadlock(d) => ("deadlock".into(), deadlock_text(&d)),
+            End::Diverged(m) => ("diverged".into(), m),
+            End::Runaway(t) => ("runaway".into(), format!("{}", t.saturating_sub(1))),
+            End::Timeout => ("timeout".into(), String::new()),
+        })
+    }
+
+    /// Uncaught exceptions of this execution: `[(thread, traceback)]` (threads numbered from 0).
+    fn errors(&self, py: Python<'_>) -> Vec<(usize, String)> {
+        self.inner.lock_state(py).exec.errors.iter().map(|(t, e)| (t.saturating_sub(1), e.clone())).collect()
+    }
+
+    /// Scheduling points reached by explored threads in this execution.
+    fn user_steps(&self, py: Python<'_>) -> u64 {
+        self.inner.lock_state(py).exec.user_steps
+    }
+
+    #[pyo3(signature = (failure=None))]
+    fn end_execution(&self, py: Python<'_>, failure: Option<String>) {
+        let mut st = self.inner.lock_state(py);
+        let outcome = match failure {
+            Some(m) => crate::engine::Outcome::Failure(m),
+            None => crate::engine::Outcome::Ok,
+        };
+        st.explorer.end_execution(outcome);
+    }
+
+    fn schedule(&self, py: Python<'_>) -> String {
+        self.inner.lock_state(py).explorer.schedule().to_string()
+    }
+
+    /// `(verdict, reason)`: pass / fail / inconclusive.
+    fn verdict(&self, py: Python<'_>) -> (String, Option<String>) {
+        match self.inner.lock_state(py).explorer.verdict() {
+            Verdict::Pass => ("pass".into(), None),
+            Verdict::Fail => ("fail".into(), None),
+            Verdict::Inconclusive(r) => ("inconclusive".into(), Some(r.to_string())),
+        }
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.lock_state(py).explorer.stats().clone();
+        let d = PyDict::new(py);
+        d.set_item("executions", s.executions)?;
+        d.set_item("redundant", s.redundant)?;
+        d.set_item("infeasible", s.infeasible)?;
+        d.set_item("failures", s.failures)?;
+        d.set_item("deadlocks", s.deadlocks)?;
+        d.set_item("races", s.races)?;
+        d.set_item("max_depth", s.max_depth)?;
+        d.set_item("bounded", s.bounded)?;
+        d.set_item("hit_max_executions", s.hit_max_executions)?;
+        d.set_item("diverged", s.diverged)?;
+        d.set_item("complete", s.complete)?;
+        Ok(d)
+    }
+
+    // ------------------------------------------------------------ explanation data
+
+    /// Steps of the last execution (explain mode): `(thread, kind, access, obj, key_id, key, file, line)`;
+    /// `access` is read/write/delete/acquire/release/spawn/join/exit, `obj` the object or lock number.
+    #[allow(clippy::type_complexity)]
+    fn steps(
+        &self,
+        py: Python<'_>,
+    ) -> Vec<(i64, String, String, u64, u64, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<i32>)> {
+        let st = self.inner.lock_state(py);
+        st.exec
+            .log
+            .iter()
+            .map(|s| {
+                let (access, obj, key) = match s.op {
+                    Op::Access { obj, kind, key } => (
+                        match kind {
+                            AccessKind::Read => "read",
+                            AccessKind::Write => "write",
+                            AccessKind::Delete => "delete",
+                        },
+                        obj,
+                        key,
+                    ),
+                    Op::Acquire { lock } => ("acquire", lock, 0),
+                    Op::Release { lock } => ("release", lock, 0),
+                    Op::Spawn { child } => ("spawn", child as u64 - 1, 0),
+                    Op::Join { child } => ("join", child as u64 - 1, 0),
+                    Op::Exit => ("exit", 0, 0),
+                };
+                (
+                    s.thread as i64 - 1,
+                    s.kind.to_string(),
+                    access.to_string(),
+                    obj,
+                    key,
+                    s.key.as_ref().map(|k| k.clone_ref(py)),
+                    Inner::file_name(py, &s.file),
+                    s.line,
+                )
+            })
+            .collect()
+    }
+
+    /// Races of the last execution: pairs of step indexes.
+    fn races(&self, py: Python<'_>) -> Vec<(usize, usize)> {
+        self.inner.lock_state(py).explorer.races().iter().map(|r| (r.first, r.second)).collect()
+    }
+
+    /// Whether step `a` happens before step `b` in the last execution.
+    fn happens_before(&self, py: Python<'_>, a: usize, b: usize) -> bool {
+        let st = self.inner.lock_state(py);
+        a < b && b < st.explorer.events().len() && st.explorer.happens_before(a, b)
+    }
+
+    /// The object numbered `n` in the last execution.
+    fn object(&self, py: Python<'_>, n: u64) -> Option<Py<PyAny>> {
+        let st = self.inner.lock_state(py);
+        n.checked_sub(1).and_then(|i| st.exec.refs.get(i as usize)).map(|o| o.clone_ref(py))
+    }
+
+    fn lock_name(&self, py: Python<'_>, n: u64) -> Option<String> {
+        self.inner.lock_state(py).exec.lock_names.get(&n).cloned()
+    }
+
+    /// Threads left waiting when the last execution deadlocked:
+    /// `(thread, waits_for, lock_or_child, holder, file, line)`.
+    #[allow(clippy::type_complexity)]
+    fn deadlock_waiters(&self, py: Python<'_>) -> Vec<(i64, String, u64, Option<i64>, Option<Py<PyAny>>, Option<i32>)> {
+        let st = self.inner.lock_state(py);
+        let Some(End::Deadlock(d)) = st.exec.done.clone() else {
+            return Vec::new();
+        };
+        d.waiting
+            .iter()
+            .map(|w| {
+                let (what, n, holder) = match (&w.reason, w.op) {
+                    (WaitReason::Lock { lock, owner }, _) => ("lock", *lock, Some(*owner as i64 - 1)),
+                    (WaitReason::Join { child }, _) => ("join", *child as u64, None),
+                    (WaitReason::Blocked, Op::Acquire { lock }) => ("condition", lock, None),
+                    (WaitReason::Blocked, Op::Access { obj, .. }) => {
+                        ("lock", obj, st.exec.owners.get(&obj).map(|&o| o as i64 - 1))
+                    }
+                    (WaitReason::Blocked, _) => ("blocked", 0, None),
+                };
+                let info = st.exec.threads.get(w.thread).and_then(|t| t.info.as_ref());
+                (
+                    w.thread as i64 - 1,
+                    what.to_string(),
+                    n,
+                    holder,
+                    info.and_then(|i| Inner::file_name(py, &i.file)),
+                    info.and_then(|i| i.line),
+                )
+            })
+            .collect()
+    }
+
+    // ------------------------------------------------------------ cooperative primitives
+
+    /// The explored thread running here (numbered from 0), or None outside explored threads.
+    fn current(&self, py: Python<'_>) -> Option<usize> {
+        let t = self.inner.current()?;
+        let st = self.inner.lock_state(py);
+        (!st.exec.aborting).then(|| t - 1)
+    }
+
+    /// Engine-thread id of the current thread (internal numbering, for notify/join).
+    fn current_id(&self) -> Option<usize> {
+        self.inner.current()
+    }
+
+    /// Acquire of a cooperative lock. `blocking=False`: fails at once if held; `timed`: may
+    /// time out when nothing else can run. Returns whether the lock was taken.
+    #[pyo3(signature = (lock, blocking=true, timed=false, site=None))]
+    fn lock_acquire(
+        &self,
+        py: Python<'_>,
+        lock: &Bound<'_, PyAny>,
+        blocking: bool,
+        timed: bool,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<bool> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
+        let site_copy = |py: Python<'_>| site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
+        let mut st = inner.lock_state(py);
+        let n = Inner::number(&mut st, lock);
+        inner.name_lock(py, &mut st, tid, n);
+        if blocking && !timed {
+            inner.step_at(py, st, tid, Op::Acquire { lock: n }, "acquire", site_copy(py))?;
+            return Ok(true);
+        }
+        // A try looks at the lock: the same op whatever the lock's state (a thread's next op
+        // must depend on its own past only), the outcome decided when it is performed.
+        let try_op = Op::Access { obj: n, key: WHOLE, kind: AccessKind::Write };
+        let mut polling = false;
+        loop {
+            if polling {
+                let th = &mut st.exec.threads[tid];
+                th.blocked = true;
+                th.timed = true;
+                th.polling = Some(n);
+            }
+            inner.step_at(py, st, tid, try_op, "try_acquire", site_copy(py))?;
+            st = inner.lock_state(py);
+            let th = &mut st.exec.threads[tid];
+            let timed_out = std::mem::take(&mut th.timed_out);
+            th.timed = false;
+            if !st.exec.owners.contains_key(&n) {
+                inner.step_at(py, st, tid, Op::Acquire { lock: n }, "acquire", site_copy(py))?;
+                return Ok(true);
+            }
+            if !blocking || timed_out {
+                return Ok(false);
+            }
+            polling = true;
+        }
+    }
+
+    #[pyo3(signature = (lock, site=None))]
+    fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
+        let mut st = inner.lock_state(py);
+        let n = Inner::number(&mut st, lock);
+        inner.step_at(py, st, tid, Op::Release { lock: n }, "release", site)
+    }
+
+    /// Second half of a condition wait: re-acquire `lock` once notified (or timed out).
+    /// Returns False on timeout.
+    #[pyo3(signature = (lock, timed=false, site=None))]
+    fn cond_wait(
+        &self,
+        py: Python<'_>,
+        lock: &Bound<'_, PyAny>,
+        timed: bool,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<bool> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
+        let mut st = inner.lock_state(py);
+        let n = Inner::number(&mut st, lock);
+        let th = Inner::thread_mut(&mut st, tid);
+        th.timed_out = false;
+        if std::mem::take(&mut th.prenotified) {
+            th.blocked = false;
+        } else {
+            th.blocked = true;
+            th.timed = timed;
+        }
+        inner.step_at(py, st, tid, Op::Acquire { lock: n }, "wait", site)?;
+        let mut st = inner.lock_state(py);
+        let th = &mut st.exec.threads[tid];
+        th.timed = false;
+        Ok(!std::mem::take(&mut th.timed_out))
+    }
+
+    /// Wakes explored thread `thread` (engine id) from its condition wait.
+    fn notify(&self, py: Python<'_>, thread: usize) {
+        let mut st = self.inner.lock_state(py);
+        if thread >= st.exec.threads.len() {
+            return;
+        }
+        if st.exec.threads[thread].arrived && st.exec.threads[thread].blocked {
+            Inner::unblock(&mut st, thread);
+        } else {
+            st.exec.threads[thread].prenotified = true;
+        }
+    }
+
+    /// A scheduling point that touches nothing (`time.sleep`).
+    #[pyo3(signature = (site=None))]
+    fn yield_point(&self, py: Python<'_>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Ok(());
+        };
+        let st = inner.lock_state(py);
+        // A read of a location no one writes: a place to switch, never a race.
+        let op = Op::Access { obj: 0, key: tid as u64, kind: AccessKind::Read };
+        inner.step_at(py, st, tid, op, "sleep", site)
+    }
+
+    /// Starts `task` as a new explored thread; returns its engine id.
+    #[pyo3(signature = (task, site=None))]
+    fn spawn(&self, py: Python<'_>, task: Py<PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<usize> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
+        let mut st = inner.lock_state(py);
+        let child = st.explorer.child_id(tid);
+        Inner::thread_mut(&mut st, child).task = Some(task);
+        inner.step_at(py, st, tid, Op::Spawn { child }, "start", site)?;
+        Ok(child)
+    }
+
+    #[pyo3(signature = (child, site=None))]
+    fn join(&self, py: Python<'_>, child: usize, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Err(PyRuntimeError::new_err("not an explored thread"));
+        };
+        let st = inner.lock_state(py);
+        inner.step_at(py, st, tid, Op::Join { child }, "join", site)
+    }
+
+    /// Whether explored thread `child` (engine id) has started and not exited.
+    fn is_alive(&self, py: Python<'_>, child: usize) -> bool {
+        let st = self.inner.lock_state(py);
+        st.exec.threads.get(child).is_some_and(|t| t.live)
+    }
+
+    /// Whether `lock` (cooperative) is held in the model, and by the current thread.
+    fn lock_state(&self, py: Python<'_>, lock: &Bound<'_, PyAny>) -> (bool, bool) {
+        let st = self.inner.lock_state(py);
+        let n = st.exec.objects.get(&(lock.as_ptr() as usize)).copied();
+        match n.and_then(|n| st.exec.owners.get(&n)) {
+            Some(&o) => (true, Some(o) == self.inner.current()),
+            None => (false, false),
+        }
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<DporRuntime>()?;
+    Ok(())
+}

@@ -1,0 +1,496 @@
+//! Events → engine operations: numbering objects and keys, classifying calls by the real
+//! receiver or callable, real locks taken over as engine locks.
+
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PySet, PySlice, PyString,
+    PyTuple,
+};
+
+use super::report_py::{Event, EventKind};
+use crate::engine::{AccessKind, Op, ThreadId, WHOLE};
+use crate::methods;
+
+use super::handoff::*;
+
+/// Key namespaces: names, subscript values and subscript identities never collide.
+pub(super) const NS_VALUE: u64 = 1 << 61;
+pub(super) const NS_IDENT: u64 = 2 << 61;
+
+pub(super) struct Types {
+    pub(super) abort: Py<PyAny>,
+    pub(super) deque: Py<PyAny>,
+    pub(super) lock: Py<PyAny>,
+    pub(super) rlock: Py<PyAny>,
+    pub(super) local: Py<PyAny>,
+    pub(super) getattr: Py<PyAny>,
+    pub(super) setattr: Py<PyAny>,
+    pub(super) delattr: Py<PyAny>,
+    pub(super) hasattr: Py<PyAny>,
+    pub(super) getitem: Py<PyAny>,
+    pub(super) setitem: Py<PyAny>,
+    pub(super) delitem: Py<PyAny>,
+    /// heapq and bisect functions: write their first argument.
+    pub(super) heap_writers: Vec<Py<PyAny>>,
+    /// len, sorted, sum, ...: read their first argument as a whole.
+    pub(super) whole_readers: Vec<Py<PyAny>>,
+    pub(super) value_keys: Py<PyDict>,
+    /// Real threading/queue classes made cooperative on first sight (`with`, method call) by
+    /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
+    pub(super) coop_types: Option<Py<PyTuple>>,
+    pub(super) coop_hook: Option<Py<PyAny>>,
+}
+
+/// A resource method call: `name` is a default or configured method, or a configured
+/// `module.Class.method` whose class is the receiver's type or one of its bases.
+pub(super) fn is_resource(inner: &Inner, receiver: &Bound<'_, PyAny>, name: &str) -> bool {
+    let methods = inner.resource_methods.read().unwrap_or_else(|p| p.into_inner());
+    methods.iter().any(|entry| match entry.rsplit_once('.') {
+        None => entry == name,
+        Some((class_path, method)) => method == name && has_class(receiver, class_path),
+    })
+}
+
+/// Whether `class_path` (`module.Qualname`) names the type of `obj` or one of its bases.
+pub(super) fn has_class(obj: &Bound<'_, PyAny>, class_path: &str) -> bool {
+    let Ok(mro) = obj.get_type().getattr(pyo3::intern!(obj.py(), "__mro__")) else { return false };
+    let Ok(mro) = mro.cast_into::<PyTuple>() else { return false };
+    mro.iter().any(|t| {
+        let part = |attr| t.getattr(attr).ok().and_then(|v| v.extract::<String>().ok());
+        match (part(pyo3::intern!(obj.py(), "__module__")), part(pyo3::intern!(obj.py(), "__qualname__"))) {
+            (Some(module), Some(qualname)) => {
+                class_path.strip_prefix(module.as_str()).and_then(|r| r.strip_prefix('.')) == Some(qualname.as_str())
+            }
+            _ => false,
+        }
+    })
+}
+
+pub(super) const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter__"];
+
+impl Inner {
+    pub(super) fn number(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
+        let ptr = obj.as_ptr() as usize;
+        if let Some(&n) = st.exec.objects.get(&ptr) {
+            return n;
+        }
+        let n = st.exec.refs.len() as u64 + 1;
+        st.exec.objects.insert(ptr, n);
+        st.exec.refs.push(obj.clone().unbind());
+        n
+    }
+
+    /// A module's attributes are its globals.
+    pub(super) fn number_owner(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
+        if let Ok(m) = obj.cast::<PyModule>() {
+            return Self::number(st, m.dict().as_any());
+        }
+        Self::number(st, obj)
+    }
+
+    pub(super) fn name_key(st: &mut State, name: &Bound<'_, PyAny>) -> u64 {
+        let ptr = name.as_ptr() as usize;
+        if let Some(&k) = st.name_ptrs.get(&ptr) {
+            return k;
+        }
+        let text = name
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok().map(str::to_owned))
+            .unwrap_or_else(|| name.to_string());
+        let next = st.name_ids.len() as u64 + 1;
+        let k = *st.name_ids.entry(text).or_insert(next);
+        st.name_ptrs.insert(ptr, k);
+        st.name_refs.push(name.clone().unbind());
+        k
+    }
+
+    pub(super) fn is_scalar_key(k: &Bound<'_, PyAny>) -> bool {
+        if k.is_none()
+            || k.is_exact_instance_of::<PyString>()
+            || k.is_exact_instance_of::<PyInt>()
+            || k.is_exact_instance_of::<PyBool>()
+            || k.is_exact_instance_of::<PyBytes>()
+            || k.is_exact_instance_of::<PyFloat>()
+        {
+            return true;
+        }
+        match k.cast_exact::<PyTuple>() {
+            Ok(t) => t.iter().all(|i| Self::is_scalar_key(&i)),
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn item_key(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> u64 {
+        let py = key.py();
+        if key.is_instance_of::<PySlice>() {
+            return WHOLE;
+        }
+        if Self::is_scalar_key(key) {
+            let mut key = key.clone();
+            // lst[-1] and lst[len-1] are one element.
+            if key.is_exact_instance_of::<PyInt>()
+                && (container.is_instance_of::<PyList>()
+                    || container.is_instance_of::<PyByteArray>()
+                    || container.is_instance(self.types.deque.bind(py)).unwrap_or(false))
+            {
+                if let (Ok(i), Ok(n)) = (key.extract::<i64>(), container.len()) {
+                    if i < 0 {
+                        key = (i + n as i64).into_pyobject(py).map(|b| b.into_any()).unwrap_or(key);
+                    }
+                }
+            }
+            let table = self.types.value_keys.bind(py);
+            if let Ok(Some(v)) = table.get_item(&key) {
+                if let Ok(id) = v.extract::<u64>() {
+                    return NS_VALUE | id;
+                }
+            }
+            let id = table.len() as u64 + 1;
+            if table.set_item(&key, id).is_ok() {
+                return NS_VALUE | id;
+            }
+            return WHOLE;
+        }
+        NS_IDENT | Self::number(st, key)
+    }
+
+    // ---------------------------------------------------------------- translation
+
+    pub(super) fn access(kind: AccessKind, obj: u64, key: u64) -> Op {
+        Op::Access { obj, key, kind }
+    }
+
+    pub(super) fn is_lock_type(&self, obj: &Bound<'_, PyAny>) -> Option<bool> {
+        let py = obj.py();
+        let t = obj.get_type();
+        if t.is(self.types.lock.bind(py)) {
+            Some(false)
+        } else if t.is(self.types.rlock.bind(py)) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// The op an event stands for, with what the explanation shows of it.
+    pub(super) fn translate(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        tid: ThreadId,
+        ev: &Event,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let obj = ev.obj.bind(py);
+        let key = ev.key.bind(py);
+        use AccessKind::{Delete, Read, Write};
+        if matches!(ev.kind, EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete)
+            && obj.is_instance(self.types.local.bind(py)).unwrap_or(false)
+        {
+            // Each thread has its own values: not shared. Remembered so that a reused worker
+            // starts every task with none.
+            if !st.seen_locals.iter().any(|l| l.bind(py).is(obj)) {
+                st.seen_locals.push(ev.obj.clone_ref(py));
+            }
+            return None;
+        }
+        let named = |st: &mut State, kind: AccessKind| {
+            let o = Self::number_owner(st, obj);
+            let k = Self::name_key(st, key);
+            Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
+        };
+        match ev.kind {
+            EventKind::AttrLoad | EventKind::GlobalLoad => {
+                if st.explain {
+                    let loads = &mut st.exec.threads[tid].last_loads;
+                    if loads.len() == 3 {
+                        loads.remove(0);
+                    }
+                    loads.push((ev.obj.clone_ref(py), ev.key.clone_ref(py)));
+                }
+                named(st, Read)
+            }
+            EventKind::CellLoad => named(st, Read),
+            EventKind::AttrStore | EventKind::GlobalStore | EventKind::CellStore => named(st, Write),
+            EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => named(st, Delete),
+            EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
+                let kind = match ev.kind {
+                    EventKind::ItemLoad => Read,
+                    EventKind::ItemStore => Write,
+                    _ => Delete,
+                };
+                let o = Self::number_owner(st, obj);
+                let k = self.item_key(st, obj, key);
+                Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
+            }
+            EventKind::Inplace => {
+                // Immutable left operands are rebound by the store that follows.
+                if self.is_container(obj) {
+                    let o = Self::number(st, obj);
+                    Some((Self::access(Write, o, WHOLE), "inplace", Some(ev.key.clone_ref(py))))
+                } else {
+                    None
+                }
+            }
+            EventKind::Call => {
+                let method = ev.method.as_ref().map(|m| m.bind(py).clone()).unwrap_or_else(|| key.clone());
+                let name = method.cast::<PyString>().ok()?.to_str().ok()?.to_owned();
+                if let Some(_rlock) = self.is_lock_type(obj) {
+                    if LOCK_ACQUIRES.contains(&name.as_str()) {
+                        return self.real_acquire(py, st, tid, obj);
+                    }
+                    return None;
+                }
+                if let Some(kind) = self.container_call(obj, &name) {
+                    let o = Self::number(st, obj);
+                    return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
+                }
+                if is_resource(self, obj, &name) {
+                    let o = Self::number(st, obj);
+                    return Some((Self::access(Write, o, WHOLE), "call", Some(method.unbind())));
+                }
+                None
+            }
+            EventKind::CallReturn => {
+                // A resource's product (a cursor) shares its owner's identity.
+                let name = ev.method.as_ref().and_then(|m| {
+                    m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
+                })?;
+                if !is_resource(self, obj, &name) {
+                    return None;
+                }
+                let result = ev.result.as_ref()?.bind(py);
+                if result.is_none() || Self::is_scalar_key(result) || self.is_container(result) {
+                    return None;
+                }
+                let owner = Self::number(st, obj);
+                let ptr = result.as_ptr() as usize;
+                if let std::collections::hash_map::Entry::Vacant(slot) = st.exec.objects.entry(ptr) {
+                    slot.insert(owner);
+                    st.exec.refs.push(result.clone().unbind());
+                }
+                None
+            }
+            EventKind::BuiltinCall => {
+                let args = ev.args.as_ref()?.bind(py);
+                let first = args.get_item(0).ok()?;
+                let t = &self.types;
+                let name_access = |st: &mut State, kind: AccessKind| {
+                    let attr = args.get_item(1).ok()?;
+                    if !attr.is_instance_of::<PyString>() {
+                        return None;
+                    }
+                    let o = Self::number_owner(st, &first);
+                    let k = Self::name_key(st, &attr);
+                    Some((Self::access(kind, o, k), "builtin_call", Some(attr.unbind())))
+                };
+                let item_access = |st: &mut State, kind: AccessKind| {
+                    let k = args.get_item(1).ok()?;
+                    let o = Self::number_owner(st, &first);
+                    let key = self.item_key(st, &first, &k);
+                    Some((Self::access(kind, o, key), "builtin_call", Some(k.unbind())))
+                };
+                if obj.is(t.getattr.bind(py)) || obj.is(t.hasattr.bind(py)) {
+                    name_access(st, Read)
+                } else if obj.is(t.setattr.bind(py)) {
+                    name_access(st, Write)
+                } else if obj.is(t.delattr.bind(py)) {
+                    name_access(st, Delete)
+                } else if obj.is(t.getitem.bind(py)) {
+                    item_access(st, Read)
+                } else if obj.is(t.setitem.bind(py)) {
+                    item_access(st, Write)
+                } else if obj.is(t.delitem.bind(py)) {
+                    item_access(st, Delete)
+                } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
+                    let o = Self::number(st, &first);
+                    Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
+                } else if self.is_container(&first) && t.whole_readers.iter().any(|f| obj.is(f.bind(py))) {
+                    let o = Self::number(st, &first);
+                    Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
+                } else {
+                    None
+                }
+            }
+            // `x in c` and `for x in c` read the whole container.
+            EventKind::Contains | EventKind::Iter if self.is_container(obj) => {
+                let o = Self::number(st, obj);
+                Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), None))
+            }
+            EventKind::WithEnter => {
+                if self.is_lock_type(obj).is_some() {
+                    self.real_acquire(py, st, tid, obj)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn is_container(&self, obj: &Bound<'_, PyAny>) -> bool {
+        if obj.is_exact_instance_of::<PyInt>()
+            || obj.is_exact_instance_of::<PyFloat>()
+            || obj.is_exact_instance_of::<PyString>()
+        {
+            return false;
+        }
+        obj.is_instance_of::<PyList>()
+            || obj.is_instance_of::<PyDict>()
+            || obj.is_instance_of::<PySet>()
+            || obj.is_instance_of::<PyByteArray>()
+            || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
+    }
+
+    /// Read or write of the whole container for a method of a known container type.
+    pub(super) fn container_call(&self, obj: &Bound<'_, PyAny>, name: &str) -> Option<AccessKind> {
+        let writes: &[&str] = if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
+            methods::LIST_WRITES
+        } else if obj.is_instance_of::<PyDict>() {
+            methods::DICT_WRITES
+        } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
+            methods::SET_WRITES
+        } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
+            methods::DEQUE_WRITES
+        } else {
+            return None;
+        };
+        Some(if writes.contains(&name) { AccessKind::Write } else { AccessKind::Read })
+    }
+
+    /// `with lock:` / `lock.acquire()` on a real lock: an engine lock, so the thread is only run
+    /// once no other explored thread holds it (it never blocks inside C on a parked thread).
+    pub(super) fn real_acquire(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        tid: ThreadId,
+        lock: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let n = Self::number(st, lock);
+        let rlock = self.is_lock_type(lock) == Some(true);
+        let th = &mut st.exec.threads[tid];
+        if th.held_real.iter().any(|(l, _, _)| *l == n) {
+            // Re-entry of an RLock this thread holds (a plain lock would self-deadlock for real).
+            return None;
+        }
+        th.held_real.push((n, lock.clone().unbind(), rlock));
+        self.name_lock(py, st, tid, n);
+        Some((Op::Acquire { lock: n }, "acquire", None))
+    }
+
+    /// In explain mode, names a lock after the attribute or global it was just loaded from.
+    pub(super) fn name_lock(&self, py: Python<'_>, st: &mut State, tid: ThreadId, lock_n: u64) {
+        if !st.explain || st.exec.lock_names.contains_key(&lock_n) {
+            return;
+        }
+        let loads: Vec<(Py<PyAny>, Py<PyAny>)> =
+            st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
+        let lock = st.exec.refs[(lock_n - 1) as usize].bind(py).clone();
+        for (owner, name) in loads {
+            let (owner, name) = (owner.bind(py), name.bind(py));
+            let value = if let Ok(d) = owner.cast::<PyDict>() {
+                d.get_item(name).ok().flatten()
+            } else {
+                owner
+                    .getattr("__dict__")
+                    .ok()
+                    .and_then(|d| d.cast::<PyDict>().ok().and_then(|d| d.get_item(name).ok().flatten()))
+            };
+            if value.is_some_and(|v| v.is(&lock)) {
+                let label = if owner.is_instance_of::<PyDict>() {
+                    name.to_string()
+                } else {
+                    let tname = owner.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                    format!("{tname}.{name}")
+                };
+                st.exec.lock_names.insert(lock_n, label);
+                return;
+            }
+        }
+    }
+
+    /// A real lock this thread held and has since released: (number) to report as a Release.
+    pub(super) fn released_real_lock(&self, py: Python<'_>, st: &mut State, tid: ThreadId) -> Option<u64> {
+        let th = &mut st.exec.threads[tid];
+        let pos = th.held_real.iter().position(|(_, lock, rlock)| {
+            let lock = lock.bind(py);
+            let held = if *rlock { lock.call_method0("_is_owned") } else { lock.call_method0("locked") };
+            !held.and_then(|h| h.is_truthy()).unwrap_or(false)
+        })?;
+        Some(th.held_real.remove(pos).0)
+    }
+
+    // ---------------------------------------------------------------- scheduling
+
+    /// A real Condition/Semaphore/Event/Barrier/Queue made before the exploration gets its
+    /// cooperative internals before it is used (the hook runs no runtime method: the state is
+    /// not locked here, but the hook must not wait either).
+    pub(super) fn make_cooperative(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, method: Option<&Py<PyAny>>) {
+        let (Some(types), Some(hook)) = (&self.types.coop_types, &self.types.coop_hook) else {
+            return;
+        };
+        if obj.is_instance(types.bind(py).as_any()).unwrap_or(false) {
+            // An error of the hook is dropped: the code under test then runs on the real object.
+            let _ = hook.bind(py).call1((obj, method));
+        }
+    }
+
+    /// The sink: every report of every thread arrives here.
+    pub(super) fn on_event(&self, py: Python<'_>, ev: &Event) {
+        let Some(tid) = self.current() else { return };
+        // The commonest report that means nothing: `total += i` on a local number.
+        if ev.kind == EventKind::Inplace && !self.is_container(ev.obj.bind(py)) {
+            return;
+        }
+        if matches!(ev.kind, EventKind::WithEnter | EventKind::Call) {
+            self.make_cooperative(py, ev.obj.bind(py), ev.method.as_ref());
+        }
+        if self.report(py, tid, ev).is_err() {
+            self.raise_async(py);
+        }
+    }
+
+    pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
+        let mut st = self.lock_state(py);
+        if st.exec.aborting {
+            return Err(Aborted);
+        }
+        while let Some(lock) =
+            if st.exec.threads[tid].held_real.is_empty() { None } else { self.released_real_lock(py, &mut st, tid) }
+        {
+            let info = st.explain.then(|| StepInfo {
+                thread: tid,
+                op: Op::Release { lock },
+                kind: "release",
+                key: None,
+                file: Self::file_of(py, ev),
+                line: ev.line,
+            });
+            self.step(py, st, tid, Op::Release { lock }, info)?;
+            st = self.lock_state(py);
+        }
+        let Some((op, kind, key)) = self.translate(py, &mut st, tid, ev) else {
+            return Ok(());
+        };
+        let info =
+            st.explain.then(|| StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
+        let info = info.or_else(|| {
+            Some(StepInfo { thread: tid, op, kind, key: None, file: Self::file_of(py, ev), line: ev.line })
+        });
+        self.step(py, st, tid, op, info)
+    }
+
+    /// The reporting code object; its file name is read only when shown.
+    pub(super) fn file_of(py: Python<'_>, ev: &Event) -> Option<Py<PyAny>> {
+        ev.code.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    pub(super) fn file_name(py: Python<'_>, f: &Option<Py<PyAny>>) -> Option<Py<PyAny>> {
+        let f = f.as_ref()?.bind(py);
+        if f.is_instance_of::<PyString>() {
+            return Some(f.clone().unbind());
+        }
+        f.getattr("co_filename").ok().map(Bound::unbind)
+    }
+}
