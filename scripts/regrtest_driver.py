@@ -20,9 +20,12 @@ import unittest
 GUARD = "__frontrun_on__"
 
 
-def rewritten_code_objects(module):
+def rewritten_code_objects(name):
+    """Code objects carrying the guard in module `name` and, for a package, its submodules."""
     seen, count, stack = set(), 0, []
-    for value in vars(module).values():
+    modules = [m for n, m in list(sys.modules.items()) if m is not None and (n == name or n.startswith(name + "."))]
+    values = [v for m in modules for v in vars(m).values()]
+    for value in values:
         if isinstance(value, types.FunctionType):
             stack.append(value.__code__)
         elif isinstance(value, type):
@@ -90,7 +93,7 @@ def main():
     result = runner.run(suite)
     report = {
         "module": name,
-        "rewritten_code_objects": rewritten_code_objects(module),
+        "rewritten_code_objects": rewritten_code_objects(name),
         "outcomes": result.outcomes,
         "log": stream.getvalue()[-4000:] if not result.wasSuccessful() else "",
     }
