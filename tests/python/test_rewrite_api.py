@@ -138,10 +138,18 @@ def test_rewrite_report():
     assert "Disassembly of f" in before and "Disassembly of f" in after
     assert "+" not in "".join(line[:1] for line in before.splitlines())
     marked = [line for line in after.splitlines() if line.startswith("+ ")]
-    assert marked and all("__frontrun" in line or "COPY" in line or "DUP_TOP" in line or "ROT" in line
-                          or "LOAD_CONST" in line or "CALL" in line or "POP" in line or "SWAP" in line
-                          or "NOT_TAKEN" in line or "LOAD_CLOSURE" in line or "LOAD_FAST" in line
-                          for line in marked)
+
+    def opname(line):
+        return next(w for w in line[2:].split() if w.isupper())
+
+    # Injected: the guard and report sequences, stashes, and the region's instrumented copy of
+    # original instructions (ending in a jump past the untouched original).
+    original_ops = {opname(line) for line in before.splitlines() if line[:2] == "  " and "Disassembly" not in line}
+    injected_ops = {"COPY", "DUP_TOP", "ROT_N", "ROT_TWO", "LOAD_CONST", "CALL", "PRECALL", "CALL_FUNCTION",
+                    "POP_TOP", "SWAP", "NOT_TAKEN", "LOAD_CLOSURE", "LOAD_FAST", "LOAD_GLOBAL",
+                    "POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_FALSE", "JUMP_FORWARD"}
+    assert marked and {opname(line) for line in marked} <= injected_ops | original_ops
+    assert any("__frontrun_on__" in line for line in marked)
     # The original instructions are all there, unmarked.
     original = [line.split()[1:3] for line in before.splitlines() if line[:2] == "  " and "Disassembly" not in line]
     assert len([line for line in after.splitlines() if line.startswith("  ")]) >= len(original)
