@@ -9,13 +9,14 @@
 //! While nothing listens the reports must cost almost nothing, so they sit behind a guard
 //! (`LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE`), one per straight-line region rather than
 //! one per site ("region versioning", see `regions`): for a region `R` of original
-//! instructions, from the first site of a basic block to the block's end,
+//! instructions, from the first site of a basic block to the block's end (or its last site),
 //!
 //! ```text
 //!   guard  LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE ORIG [; NOT_TAKEN]   (R's label)
 //!   COPY   R with its reports, stashes and after-reports, no guards
 //!          JUMP_FORWARD END                     (unless R ends in return/raise/jump)
 //!   ORIG:  R untouched (only stashes that outlive R, so stacks agree at every join)
+//!          [NOP]                                (3.12, after a call: `Facts`)
 //!   END:   the instruction after R
 //! ```
 //!
@@ -464,7 +465,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         raised.push(at);
     }
     let needs_delta: Vec<bool> = raised.iter().map(|r| !r.is_empty()).collect();
-    let plan = regions::plan(&code, ops, &selection, &needs_delta, input.versioning);
+    let plan = regions::plan(&code, ops, facts, &selection, &needs_delta, input.versioning);
     // Only stashes present on every path move a handler's depth (a local one never does).
     let mut delta = vec![0u32; n];
     for (s, at) in raised.iter().enumerate() {
@@ -809,6 +810,12 @@ impl Emitter<'_> {
             for chunk in after[k].iter().filter(|c| !c.instrumented_only()) {
                 self.chunk(chunk, code, served, false, None);
             }
+        }
+        if r.pad {
+            let last = self.out.last().expect("the region is not empty");
+            let nop = Instr { handler: last.handler, ..Instr::new(self.inj.ops.nop, 0).at(last.position) };
+            self.out.push(nop);
+            self.injected.push(true);
         }
     }
 }

@@ -215,11 +215,11 @@ fn a_block_with_several_sites_gets_one_guard_and_an_untouched_copy() {
     }
 }
 
-/// `return o.p.q.append(a if c else b).x`: the receiver's stash crosses the conditional, so it
-/// is kept in both copies of the regions it touches (and the stack agrees at every join).
+/// `return o.p.q.append(a if c.s else b).x`: the receiver's stash crosses the conditional, so
+/// it is kept in both copies of the regions it touches (and the stack agrees at every join).
 #[test]
 fn a_stash_across_blocks_is_in_both_copies() {
-    let names: Vec<String> = ["p", "q", "append", "x"].iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = ["p", "q", "append", "x", "s"].iter().map(|s| s.to_string()).collect();
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let ops = ops::for_table(t);
@@ -235,6 +235,7 @@ fn a_stash_across_blocks_is_in_both_copies() {
         code.instrs.push(attr_load(t, 1).at(line(3)));
         code.instrs.push(method_load(t, 2).at(line(3)));
         code.instrs.push(lf(1).at(line(4)));
+        code.instrs.push(attr_load(t, 4).at(line(4)));
         code.instrs.push(Instr::jump(ops.jump_if_false, l_else).at(line(4)));
         if let Some(nt) = ops.not_taken {
             code.instrs.push(Instr::new(nt, 0).at(line(4)));
@@ -254,8 +255,9 @@ fn a_stash_across_blocks_is_in_both_copies() {
 
         let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
         let kinds: Vec<SiteKind> = rw.sites.iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, vec![SiteKind::AttrLoad, SiteKind::AttrLoad, SiteKind::Call, SiteKind::AttrLoad]);
-        // Two regions (p/q before the branch, the call and .x after the join), one guard each.
+        use SiteKind::{AttrLoad, Call};
+        assert_eq!(kinds, vec![AttrLoad, AttrLoad, AttrLoad, Call, AttrLoad]);
+        // Two regions (p/q/s before the branch, the call and .x after the join), one guard each.
         let g = guards(&rw.code, names.len());
         assert_eq!(g.len(), 2, "{:?}", t.version);
         assert_eq!(rw.code.instrs[g[0]].position, line(2), "guard at the region's first instruction");
@@ -281,26 +283,105 @@ fn a_stash_across_blocks_is_in_both_copies() {
     }
 }
 
-/// A block whose region would have to close between YIELD_VALUE and what resumes after it
+/// The JUMP_FORWARD closing the copy of `region` and the index of its target.
+fn closing_jump(rw: &Rewritten) -> (usize, usize) {
+    let jf = op(rw.code.table, "JUMP_FORWARD");
+    let at = rw.code.instrs.iter().position(|i| i.op == jf).expect("JUMP_FORWARD");
+    let to = rw.code.label_targets()[rw.code.instrs[at].target.unwrap().0 as usize].unwrap();
+    (at, to)
+}
+
+/// A copy that must jump back into the original does so right after its last site.
+#[test]
+fn the_site_free_rest_of_a_block_is_not_copied() {
+    let names = vec!["a".to_string(), "b".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let ops = ops::for_table(t);
+        let mut code = Code::new(t, 1);
+        if let Some(resume) = t.code("RESUME") {
+            code.instrs.push(Instr::new(resume, 0));
+        }
+        let lf = |n: u32| Instr::new(op(t, "LOAD_FAST"), n);
+        let out = code.new_label();
+        // o.b = o.a; return (x, x) if x else ...
+        let store = Instr::new(op(t, "STORE_ATTR"), 1);
+        code.instrs.extend([lf(0), attr_load(t, 0), lf(0), store, lf(1), lf(1), Instr::new(op(t, "BUILD_TUPLE"), 2)]);
+        code.instrs.extend([lf(1), Instr::jump(ops.jump_if_false, out)]);
+        if let Some(nt) = ops.not_taken {
+            code.instrs.push(Instr::new(nt, 0));
+        }
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        code.instrs.push(Instr { label: Some(out), ..Instr::new(op(t, "RETURN_VALUE"), 0) });
+        verify::check(&code).unwrap();
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        assert_eq!(guards(&rw.code, names.len()).len(), 1, "{:?}", t.version);
+        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        let count = |name: &str| rw.code.instrs.iter().filter(|i| i.op == op(t, name)).count();
+        assert_eq!((count("BUILD_TUPLE"), count("STORE_ATTR")), (1, 2), "{:?}", t.version);
+        // The copy jumps to the original's first LOAD_FAST after the store.
+        let (_, to) = closing_jump(&rw);
+        assert_eq!((rw.code.instrs[to].op, rw.code.instrs[to].arg), (op(t, "LOAD_FAST"), 1));
+        assert!(!rw.injected[to] && rw.code.instrs[to - 1].op == op(t, "STORE_ATTR"));
+        verify::check(&rw.code).unwrap();
+        encode::encode(&rw.code).unwrap();
+    }
+}
+
+/// 3.12 fires a second LINE event at a jump target right after an instruction that ran a
+/// Python callee inline (a property's LOAD_ATTR here): the original copy gets a NOP there.
+#[test]
+fn no_new_jump_target_right_after_an_inlined_call_on_3_12() {
+    let names = vec!["a".to_string(), "b".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let ops = ops::for_table(t);
+        let mut code = Code::new(t, 1);
+        if let Some(resume) = t.code("RESUME") {
+            code.instrs.push(Instr::new(resume, 0));
+        }
+        let out = code.new_label();
+        code.instrs.extend([Instr::new(op(t, "LOAD_FAST"), 0), attr_load(t, 0), attr_load(t, 1)]);
+        code.instrs.push(Instr::jump(ops.jump_if_false, out));
+        if let Some(nt) = ops.not_taken {
+            code.instrs.push(Instr::new(nt, 0));
+        }
+        code.instrs.push(Instr::new(op(t, "LOAD_CONST"), 0));
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        code.instrs.push(Instr { label: Some(out), ..Instr::new(op(t, "LOAD_CONST"), 0) });
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        verify::check(&code).unwrap();
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        let (_, to) = closing_jump(&rw);
+        assert_eq!(rw.code.instrs[to].op, ops.jump_if_false);
+        let before = &rw.code.instrs[to - 1];
+        if t.version == (3, 12) {
+            assert!(before.op == ops.nop && rw.injected[to - 1]);
+            assert_eq!(rw.code.instrs[to - 2].op, op(t, "LOAD_ATTR"));
+        } else {
+            assert!(before.op == op(t, "LOAD_ATTR") && !rw.injected[to - 1], "{:?}", t.version);
+        }
+        verify::check(&rw.code).unwrap();
+        encode::encode(&rw.code).unwrap();
+    }
+}
+
+/// A block whose region would have to close where nothing may be placed (before a RESUME)
 /// keeps one guard per site, like code rewritten with versioning off.
 #[test]
 fn unversionable_blocks_keep_per_site_guards() {
     let names = vec!["a".to_string(), "b".to_string()];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
+        let Some(resume) = t.code("RESUME") else { continue };
         let mut code = Code::new(t, 1);
-        if let Some(resume) = t.code("RESUME") {
-            code.instrs.push(Instr::new(resume, 0));
-        }
-        let lf = Instr::new(op(t, "LOAD_FAST"), 0);
-        code.instrs.extend([lf.clone(), attr_load(t, 0), lf.clone(), attr_load(t, 1)]);
-        code.instrs.push(Instr::new(op(t, "BUILD_TUPLE"), 2));
-        code.instrs.push(Instr::new(op(t, "YIELD_VALUE"), 0));
+        code.instrs.push(Instr::new(resume, 0));
+        code.instrs.extend([Instr::new(op(t, "LOAD_FAST"), 0), attr_load(t, 0), attr_load(t, 1)]);
         let resumed = code.new_label();
-        match t.code("RESUME") {
-            Some(resume) => code.instrs.push(Instr { label: Some(resumed), ..Instr::new(resume, 1) }),
-            None => code.instrs.push(Instr { label: Some(resumed), ..Instr::new(op(t, "NOP"), 0) }),
-        }
+        code.instrs.push(Instr { label: Some(resumed), ..Instr::new(resume, 1) });
         code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
         verify::check(&code).unwrap();
         let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
@@ -312,8 +393,7 @@ fn unversionable_blocks_keep_per_site_guards() {
             assert_eq!(uninjected(&rw), original, "{:?}", t.version);
             assert_eq!(rw.code.instrs.len(), rw.injected.len());
             // Nothing is copied: every original instruction appears once.
-            let yields = rw.code.instrs.iter().filter(|i| i.op == op(t, "YIELD_VALUE")).count();
-            assert_eq!(yields, 1);
+            assert_eq!(rw.code.instrs.iter().filter(|i| i.op == op(t, "LOAD_ATTR")).count(), 2);
             verify::check(&rw.code).unwrap();
             encode::encode(&rw.code).unwrap();
         }

@@ -202,3 +202,23 @@ def test_calling_convention_and_cells():
     listing = [i for i in dis.get_instructions(nested(code, "f"))]
     if (3, 11) <= VERSION < (3, 13):
         assert any("NULL" in (i.argrepr or "") or i.opname == "LOAD_METHOD" for i in listing)
+
+
+def test_line_event_after_an_inlined_call():
+    """Facts::line_event_after_inlined_call: only 3.12 repeats a line's event at a jump target
+    right after a Python call on the same line (so the rewriter puts none of its own there)."""
+    ns = {}
+    exec(compile_source("def s():\n    return 1\ndef f(c):\n    x = 2 if c else s(); y = 3\n    return x\n"), ns)
+    events = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code is ns["f"].__code__ and event == "line":
+            events.append(frame.f_lineno)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        ns["f"](0)
+    finally:
+        sys.settrace(None)
+    assert events == ([4, 4, 5] if VERSION == (3, 12) else [4, 5])
