@@ -45,6 +45,11 @@ pub struct Facts {
     /// The op that pushes a cell object by its deref index: LOAD_CLOSURE until 3.12; from
     /// 3.13 LOAD_CLOSURE is a pseudo-op the compiler turns into LOAD_FAST on the same index.
     pub cell_push: &'static str,
+    /// 3.12: once a CALL, LOAD_ATTR or BINARY_SUBSCR has run a Python callee inline, the next
+    /// instruction's "same line as the previous one" check reads the caller's cache unit, so a
+    /// jump target right after one fires a second LINE event for the line (CPython 3.12 does
+    /// so for its own `x = 2 if c else f()`). New jump targets must not go there.
+    pub line_event_after_inlined_call: bool,
 }
 
 impl Facts {
@@ -58,6 +63,7 @@ impl Facts {
                 binary_op_subscr: None,
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
+                line_event_after_inlined_call: false,
             },
             (3, 11) => Facts {
                 version,
@@ -67,6 +73,7 @@ impl Facts {
                 binary_op_subscr: None,
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
+                line_event_after_inlined_call: false,
             },
             (3, 12) => Facts {
                 version,
@@ -76,6 +83,7 @@ impl Facts {
                 binary_op_subscr: None,
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
+                line_event_after_inlined_call: true,
             },
             (3, 13) => Facts {
                 version,
@@ -85,6 +93,7 @@ impl Facts {
                 binary_op_subscr: None,
                 load_special_enter: None,
                 cell_push: "LOAD_FAST",
+                line_event_after_inlined_call: false,
             },
             (3, 14) | (3, 15) => Facts {
                 version,
@@ -94,6 +103,7 @@ impl Facts {
                 binary_op_subscr: Some(26),
                 load_special_enter: Some((0, 2)),
                 cell_push: "LOAD_FAST",
+                line_event_after_inlined_call: false,
             },
             _ => return None,
         };

@@ -1,6 +1,6 @@
 //! The injected instruction sequences, per calling convention.
 //!
-//! A guarded report (positions = the served instruction's):
+//! A report (positions = the served instruction's), behind its guard:
 //!
 //! ```text
 //!   LOAD_GLOBAL __frontrun_on__            ; a bool in builtins
@@ -13,6 +13,10 @@
 //!   POP_TOP
 //! skip:
 //! ```
+//!
+//! In a versioned region (`super::regions`) one guard (`guard`, skipping to the region's
+//! untouched copy) serves every report of the instrumented copy, which has only the `call`
+//! part of each; a block that is not versioned keeps the guard per report.
 
 use crate::instr::{Instr, Label};
 use crate::linetable::Position;

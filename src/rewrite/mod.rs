@@ -1,14 +1,33 @@
-//! The rewriter: guarded report calls injected around shared-state accesses.
+//! The rewriter: report calls injected around shared-state accesses, behind guards.
 //!
 //! `rewrite` takes one decoded code object and returns it with, before every selected
-//! instruction, a report that costs two instructions while nothing listens
-//! (`LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE`) and otherwise calls
-//! `__frontrun_report__(*values, site)` with the values the instruction is about to use, read
-//! from the stack, and a constant `site = (kind, line, name)`. Method calls keep a copy of their
-//! receiver below the callable pair (the "stash") so the call and its result can be reported
-//! with the receiver that is really on the stack.
+//! instruction, a call `__frontrun_report__(*values, site)` with the values the instruction is
+//! about to use, read from the stack, and a constant `site = (kind, line, name)`. Method calls
+//! keep a copy of their receiver below the callable pair (the "stash") so the call and its
+//! result can be reported with the receiver that is really on the stack.
+//!
+//! While nothing listens the reports must cost almost nothing, so they sit behind a guard
+//! (`LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE`), one per straight-line region rather than
+//! one per site ("region versioning", see `regions`): for a region `R` of original
+//! instructions, from the first site of a basic block to the block's end (or its last site),
+//!
+//! ```text
+//!   guard  LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE ORIG [; NOT_TAKEN]   (R's label)
+//!   COPY   R with its reports, stashes and after-reports, no guards
+//!          JUMP_FORWARD END                     (unless R ends in return/raise/jump)
+//!   ORIG:  R untouched (only stashes that outlive R, so stacks agree at every join)
+//!          [NOP]                                (3.12, after a call: `Facts`)
+//!   END:   the instruction after R
+//! ```
+//!
+//! Only forward jumps are added, and every injected instruction carries the position of the
+//! instruction it serves (the guard R's first, the JUMP_FORWARD the one before it), so line
+//! events (settrace, sys.monitoring, coverage) are those of the original code. Blocks where a
+//! copy buys nothing (one report) or cannot close safely keep a guard per site (`Chunk::build`
+//! with `guard`), the layout of code rewritten with `Input::versioning` off.
 //!
 //! * `sites`: which instructions, by stack simulation;
+//! * `regions`: which runs of instructions are versioned, which stashes are local to one;
 //! * `inject`: the instruction sequences, per calling convention;
 //! * `facts`: the only per-version facts outside the opcode tables;
 //! * here: policy, the method tables, and splicing it all into the instruction list
@@ -17,6 +36,7 @@
 pub mod facts;
 pub mod inject;
 pub mod ops;
+pub mod regions;
 pub mod sites;
 pub mod verify;
 
@@ -30,7 +50,7 @@ use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 1;
+pub const REWRITER_VERSION: u32 = 2;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -244,6 +264,9 @@ pub struct Input<'a> {
     pub deref_name: &'a dyn Fn(u32) -> Option<String>,
     pub policy: Policy,
     pub methods: &'a MethodTables,
+    /// Region versioning (one guard per straight-line run of sites); false keeps a guard per
+    /// site everywhere, the layout versioning falls back to.
+    pub versioning: bool,
 }
 
 /// Rewrite one code object. `Ok(None)`: nothing selected (or already rewritten).
@@ -286,17 +309,31 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
 
     // Handler depths: a handler that keeps a stashed pair's slot must keep the stash too.
     let n = code.instrs.len();
-    let mut delta = vec![0u32; n];
+    let mut raised: Vec<Vec<usize>> = Vec::with_capacity(selection.stashes.len());
+    let mut seen: HashSet<usize, FastHash> = HashSet::default();
     for stash in &selection.stashes {
-        let mut seen: HashSet<usize, FastHash> = HashSet::default();
+        seen.clear();
+        let mut at = Vec::new();
         for &i in &stash.region {
             if !seen.insert(i) {
                 continue;
             }
             if let Some(h) = code.instrs[i].handler {
                 if code.handlers.get(h as usize).is_some_and(|h| h.depth > stash.slot) {
-                    delta[i] += 1;
+                    at.push(i);
                 }
+            }
+        }
+        raised.push(at);
+    }
+    let needs_delta: Vec<bool> = raised.iter().map(|r| !r.is_empty()).collect();
+    let plan = regions::plan(&code, ops, facts, &selection, &needs_delta, input.versioning);
+    // Only stashes present on every path move a handler's depth (a local one never does).
+    let mut delta = vec![0u32; n];
+    for (s, at) in raised.iter().enumerate() {
+        if !plan.local[s] {
+            for &i in at {
+                delta[i] += 1;
             }
         }
     }
@@ -342,13 +379,14 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
             before[r.at].push(chunk);
         }
     }
-    for s in &selection.stashes {
-        before[s.load].push(Chunk::Stash);
+    for (k, s) in selection.stashes.iter().enumerate() {
+        let local = plan.local[k];
+        before[s.load].push(Chunk::Stash { local });
         for end in &s.call_ends {
             if end.pop_after_pop_top {
-                after[end.call_end + 1].push(Chunk::PopTop);
+                after[end.call_end + 1].push(Chunk::PopTop { local });
             } else {
-                after[end.call_end].push(Chunk::Unstash);
+                after[end.call_end].push(Chunk::Unstash { local });
             }
         }
     }
@@ -357,45 +395,28 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         a.sort_by_key(|c| !matches!(c, Chunk::Report { .. }));
     }
 
-    let old = std::mem::take(&mut code.instrs);
-    let mut out: Vec<Instr> = Vec::with_capacity(old.len() + selection.reports.len() * 10);
-    let mut injected: Vec<bool> = Vec::with_capacity(out.capacity());
-    for (i, mut instr) in old.into_iter().enumerate() {
-        let at = instr.position;
-        let handler = instr.handler;
-        // Whatever jumped to the instruction now enters its first report.
-        let mut pending: Option<Label> = if before[i].is_empty() { None } else { instr.label.take() };
-        for chunk in &before[i] {
-            let first = out.len();
-            let skip = chunk.build(&injector, &mut code, at, &mut out);
-            out[first].label = pending.take();
-            pending = skip;
-            for s in &mut out[first..] {
-                s.handler = handler;
-            }
-            injected.resize(out.len(), true);
+    let mut old = std::mem::take(&mut code.instrs);
+    let copied: usize = plan.regions.iter().map(|r| r.end - r.start).sum();
+    let mut e = Emitter {
+        inj: &injector,
+        out: Vec::with_capacity(old.len() + copied + selection.reports.len() * 8),
+        injected: Vec::new(),
+    };
+    let mut regions = plan.regions.iter().peekable();
+    let mut i = 0;
+    while i < n {
+        if let Some(r) = regions.next_if(|r| r.start == i) {
+            e.region(r, &mut old, &mut before, &after, &mut code);
+            i = r.end;
+            continue;
         }
-        if pending.is_some() {
-            instr.label = pending.take();
-        }
-        out.push(instr);
-        injected.push(false);
-        for chunk in &after[i] {
-            let first = out.len();
-            let skip = chunk.build(&injector, &mut code, at, &mut out);
-            if pending.is_some() {
-                out[first].label = pending.take();
-            }
-            pending = skip;
-            for s in &mut out[first..] {
-                s.handler = handler;
-            }
-            injected.resize(out.len(), true);
-        }
-        if pending.is_some() {
+        let instr = std::mem::replace(&mut old[i], Instr::new(0, 0));
+        if !e.guarded(instr, &before[i], &after[i], &mut code) {
             return Err(RewriteError::Internal(format!("a report after instruction {i} has nowhere to skip to")));
         }
+        i += 1;
     }
+    let Emitter { out, injected, .. } = e;
     code.instrs = out;
     // Every CPython 3.10-3.15 stdlib code object passes this check before rewriting; after
     // it, a failure is a rewriter bug and the code object is left as it was.
@@ -452,8 +473,14 @@ pub fn rewrite_parts(
         },
     )
     .map_err(|e| RewriteError::Input(e.to_string()))?;
-    let input =
-        Input { names: parts.names, const_count: parts.const_count, deref_name: parts.deref_name, policy, methods };
+    let input = Input {
+        names: parts.names,
+        const_count: parts.const_count,
+        deref_name: parts.deref_name,
+        policy,
+        methods,
+        versioning: true,
+    };
     let Some(rw) = rewrite(decoded, &input)? else { return Ok(None) };
     let encoded = crate::encode::encode(&rw.code).map_err(|e| RewriteError::Internal(e.to_string()))?;
     Ok(Some(RewrittenParts {
@@ -469,43 +496,188 @@ pub fn rewrite_parts(
     }))
 }
 
+/// What goes before or after one instruction. `local`: the stash lives inside one region and
+/// appears only in its instrumented copy.
 #[derive(Clone, Debug)]
 enum Chunk<'a> {
     Report { fetch: &'a [Fetch], site_const: u32 },
-    Stash,
-    Unstash,
-    PopTop,
+    Stash { local: bool },
+    Unstash { local: bool },
+    PopTop { local: bool },
 }
 
 impl Chunk<'_> {
+    /// Whether the chunk belongs only to instrumented code (a region's original copy has none).
+    fn instrumented_only(&self) -> bool {
+        match *self {
+            Chunk::Report { .. } => true,
+            Chunk::Stash { local } | Chunk::Unstash { local } | Chunk::PopTop { local } => local,
+        }
+    }
+
     /// Appends the instructions to `out`; returns the label the next instruction must carry
-    /// (a guard's skip).
+    /// (a guard's skip). `guard`: a report gets its own guard (outside regions).
     fn build(
         &self,
         inj: &Injector<'_>,
         code: &mut Code,
         at: crate::linetable::Position,
+        guard: bool,
         out: &mut Vec<Instr>,
     ) -> Option<Label> {
         match self {
             Chunk::Report { fetch, site_const } => {
-                let skip = code.new_label();
-                inj.guard(skip, at, out);
+                let skip = guard.then(|| code.new_label());
+                if let Some(skip) = skip {
+                    inj.guard(skip, at, out);
+                }
                 inj.call(fetch, *site_const, at, out);
-                Some(skip)
+                skip
             }
-            Chunk::Stash => {
+            Chunk::Stash { .. } => {
                 out.push(inj.stash(at));
                 None
             }
-            Chunk::Unstash => {
+            Chunk::Unstash { .. } => {
                 out.extend(inj.unstash(at));
                 None
             }
-            Chunk::PopTop => {
+            Chunk::PopTop { .. } => {
                 out.push(inj.pop_top(at));
                 None
             }
+        }
+    }
+}
+
+/// Position and handler of the instruction an injected sequence serves.
+type Served = (crate::linetable::Position, Option<crate::instr::HandlerId>);
+
+/// The rewritten instruction list under construction.
+struct Emitter<'a> {
+    inj: &'a Injector<'a>,
+    out: Vec<Instr>,
+    injected: Vec<bool>,
+}
+
+impl Emitter<'_> {
+    /// Append `chunk` for the instruction `served` (at its position, under its handler); the
+    /// first appended instruction takes `label`.
+    fn chunk(
+        &mut self,
+        chunk: &Chunk<'_>,
+        code: &mut Code,
+        served: Served,
+        guard: bool,
+        label: Option<Label>,
+    ) -> Option<Label> {
+        let first = self.out.len();
+        let skip = chunk.build(self.inj, code, served.0, guard, &mut self.out);
+        if label.is_some() {
+            self.out[first].label = label;
+        }
+        for s in &mut self.out[first..] {
+            s.handler = served.1;
+        }
+        self.injected.resize(self.out.len(), true);
+        skip
+    }
+
+    /// One instruction outside regions, each report behind its own guard. False: an
+    /// after-report has nowhere to skip to.
+    fn guarded(&mut self, mut instr: Instr, before: &[Chunk<'_>], after: &[Chunk<'_>], code: &mut Code) -> bool {
+        // Whatever jumped to the instruction now enters its first report.
+        let mut pending: Option<Label> = if before.is_empty() { None } else { instr.label.take() };
+        let served = (instr.position, instr.handler);
+        for chunk in before {
+            pending = self.chunk(chunk, code, served, true, pending.take());
+        }
+        if pending.is_some() {
+            instr.label = pending.take();
+        }
+        self.out.push(instr);
+        self.injected.push(false);
+        for chunk in after {
+            pending = self.chunk(chunk, code, served, true, pending.take());
+        }
+        pending.is_none()
+    }
+
+    /// `guard; COPY; [JUMP_FORWARD END]; ORIG` for region `r` (the module docs).
+    fn region(
+        &mut self,
+        r: &regions::Region,
+        old: &mut [Instr],
+        before: &mut [Vec<Chunk<'_>>],
+        after: &[Vec<Chunk<'_>>],
+        code: &mut Code,
+    ) {
+        let orig = code.new_label();
+        let first = self.out.len();
+        self.inj.guard(orig, old[r.start].position, &mut self.out);
+        self.out[first].label = old[r.start].label.take();
+        for s in &mut self.out[first..] {
+            s.handler = old[r.start].handler;
+        }
+        self.injected.resize(self.out.len(), true);
+        // COPY: today's instrumentation without per-site guards.
+        for k in r.start..r.end {
+            let served = (old[k].position, old[k].handler);
+            for chunk in &before[k] {
+                self.chunk(chunk, code, served, false, None);
+            }
+            let mut copy = old[k].clone();
+            copy.label = None;
+            self.out.push(copy);
+            self.injected.push(true);
+            for chunk in &after[k] {
+                self.chunk(chunk, code, served, false, None);
+            }
+        }
+        if r.tail {
+            let served = (old[r.end].position, old[r.end].handler);
+            for chunk in before[r.end].iter().filter(|c| matches!(c, Chunk::Report { .. })) {
+                self.chunk(chunk, code, served, false, None);
+            }
+            before[r.end].retain(|c| !matches!(c, Chunk::Report { .. }));
+        }
+        if r.jump {
+            let end = match old[r.end].label {
+                Some(l) => l,
+                None => {
+                    let l = code.new_label();
+                    old[r.end].label = Some(l);
+                    l
+                }
+            };
+            // Where the copy's last executed instruction is, so line events match ORIG's.
+            let prev = self.out.last().expect("the region copy is not empty");
+            let jump = Instr { handler: prev.handler, ..Instr::jump(self.inj.ops.jump_forward, end).at(prev.position) };
+            self.out.push(jump);
+            self.injected.push(true);
+        }
+        // ORIG: the original instructions plus stashes that outlive the region.
+        let mut pending = Some(orig);
+        for k in r.start..r.end {
+            let served = (old[k].position, old[k].handler);
+            for chunk in before[k].iter().filter(|c| !c.instrumented_only()) {
+                self.chunk(chunk, code, served, false, pending.take());
+            }
+            let mut instr = std::mem::replace(&mut old[k], Instr::new(0, 0));
+            if let Some(l) = pending.take() {
+                instr.label = Some(l);
+            }
+            self.out.push(instr);
+            self.injected.push(false);
+            for chunk in after[k].iter().filter(|c| !c.instrumented_only()) {
+                self.chunk(chunk, code, served, false, None);
+            }
+        }
+        if r.pad {
+            let last = self.out.last().expect("the region is not empty");
+            let nop = Instr { handler: last.handler, ..Instr::new(self.inj.ops.nop, 0).at(last.position) };
+            self.out.push(nop);
+            self.injected.push(true);
         }
     }
 }

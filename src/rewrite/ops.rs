@@ -61,6 +61,9 @@ pub struct Ops {
     pub load_fast_load_fast: Option<u8>,
     /// The guard's conditional jump: forward (or 3.10 absolute) jump if false.
     pub jump_if_false: u8,
+    /// The end of an instrumented region copy: jump over the original.
+    pub jump_forward: u8,
+    pub nop: u8,
     /// Ops after which nothing may be inserted (a fixed-offset skip or a pairing follows).
     pub no_insert_after: Vec<u8>,
     /// 3.10 INPLACE_* ops, with the operator each one applies.
@@ -198,6 +201,8 @@ fn build(t: &OpTable) -> Ops {
         load_fast_borrow_pair: c("LOAD_FAST_BORROW_LOAD_FAST_BORROW"),
         load_fast_load_fast: c("LOAD_FAST_LOAD_FAST"),
         jump_if_false,
+        jump_forward: c("JUMP_FORWARD").expect("JUMP_FORWARD"),
+        nop: c("NOP").expect("NOP"),
         no_insert_after,
         inplace,
     }

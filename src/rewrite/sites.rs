@@ -74,6 +74,10 @@ pub struct Selection {
     pub reports: Vec<Report>,
     pub stashes: Vec<Stash>,
     pub unborrow: Unborrow,
+    /// Per instruction: whether straight-line code may be placed between it and the one
+    /// before (no pairing or fixed-offset rule joins them); `insertable` adds reachability
+    /// and the FOR_ITER target rule. Region versioning ends a region only where this holds.
+    pub splittable: Vec<bool>,
 }
 
 /// One call, as the rewriter sees it.
@@ -157,6 +161,7 @@ pub struct Selector<'a> {
     labels: Vec<Option<usize>>,
     calls: Vec<Option<CallSite>>,
     insertable: Vec<bool>,
+    splittable: Vec<bool>,
     /// Calls already given a report (by their start instruction).
     claimed: Marks,
     out: Selection,
@@ -178,13 +183,14 @@ impl<'a> Selector<'a> {
             labels,
             calls: Vec::new(),
             insertable: Vec::new(),
+            splittable: Vec::new(),
             claimed: Marks::new(code.instrs.len()),
             out: Selection::default(),
             seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
             walk: std::cell::Cell::new(0),
         };
         s.calls = s.find_calls();
-        s.insertable = s.find_insertable();
+        (s.splittable, s.insertable) = s.find_insertable();
         Ok(s)
     }
 
@@ -227,7 +233,9 @@ impl<'a> Selector<'a> {
                 if i + 1 >= n || Some(self.op(i + 1)) != o.call {
                     continue;
                 }
-                let (Some(a), Some(b)) = (self.effect(i), self.effect(i + 1)) else { continue };
+                let (Some(a), Some(b)) = (self.effect(i), self.effect(i + 1)) else {
+                    continue;
+                };
                 (i + 1, a + b, (!after_kw_names).then_some(arg))
             } else if is(o.call) {
                 if i > 0 && o.precall.is_some() && Some(self.op(i - 1)) == o.precall {
@@ -259,26 +267,29 @@ impl<'a> Selector<'a> {
         calls
     }
 
-    /// Where code may be inserted before an instruction (the pitfalls in bytecode-facts.md).
-    fn find_insertable(&self) -> Vec<bool> {
+    /// Where code may be inserted before an instruction (the pitfalls in bytecode-facts.md):
+    /// `(splittable, insertable)`; see `Selection::splittable`.
+    #[allow(clippy::needless_range_loop)] // neighbours are looked at by index
+    fn find_insertable(&self) -> (Vec<bool>, Vec<bool>) {
         let o = self.ops;
         let n = self.code.instrs.len();
-        let mut ok: Vec<bool> = (0..n).map(|i| self.height[i].is_some()).collect();
+        let mut split = vec![true; n];
         // The RETURN_GENERATOR / POP_TOP / RESUME preamble (3.11+).
         if let Some(resume) = o.resume {
             if let Some(p) = self.code.instrs.iter().position(|x| x.op == resume) {
-                for slot in ok.iter_mut().take(p + 1) {
+                for slot in split.iter_mut().take(p + 1) {
                     *slot = false;
                 }
             }
         }
+        let mut for_iter_target = vec![false; n];
         for i in 0..n {
             let op = self.op(i);
             if i > 0 && o.no_insert_after.contains(&self.op(i - 1)) {
-                ok[i] = false;
+                split[i] = false;
             }
             if Some(op) == o.not_taken || Some(op) == o.resume {
-                ok[i] = false;
+                split[i] = false;
             }
             // 3.10 words the error of a non-awaitable `__aexit__` result by the two ops before
             // GET_AWAITABLE (`DUP_TOP; CALL_FUNCTION`): keep them adjacent.
@@ -288,19 +299,20 @@ impl<'a> Selector<'a> {
                 && i + 1 < n
                 && Some(self.op(i + 1)) == o.get_awaitable
             {
-                ok[i] = false;
+                split[i] = false;
             }
             // 3.12+: an exhausted FOR_ITER jumps past its target's END_FOR by a fixed amount.
             if Some(op) == o.for_iter && o.end_for.is_some() {
                 if let Some(t) = self.target(i) {
-                    ok[t] = false;
+                    for_iter_target[t] = true;
                     if t + 1 < n {
-                        ok[t + 1] = false;
+                        for_iter_target[t + 1] = true;
                     }
                 }
             }
         }
-        ok
+        let ok = (0..n).map(|i| self.height[i].is_some() && split[i] && !for_iter_target[i]).collect();
+        (split, ok)
     }
 
     /// The co_names index an instruction's argument names.
@@ -564,7 +576,9 @@ impl<'a> Selector<'a> {
                 if !(builtin || resource || container || all) {
                     continue;
                 }
-                let Some((calls, region)) = self.pair_strict(i, slot) else { continue };
+                let Some((calls, region)) = self.pair_strict(i, slot) else {
+                    continue;
+                };
                 let before = self.claimed.len();
                 if builtin {
                     for cs in calls {
@@ -694,7 +708,9 @@ impl<'a> Selector<'a> {
             } else if is(o.delete_global) {
                 self.report(i, SiteKind::GlobalDelete, self.site_name(i), vec![]);
             } else if is(o.store_deref) || is(o.delete_deref) {
-                let Some(name) = (self.ctx.deref_name)(arg) else { continue };
+                let Some(name) = (self.ctx.deref_name)(arg) else {
+                    continue;
+                };
                 if HIDDEN_CELLS.contains(&name.as_str()) {
                     continue;
                 }
@@ -714,6 +730,7 @@ impl<'a> Selector<'a> {
                 }
             }
         }
+        self.out.splittable = std::mem::take(&mut self.splittable);
         self.out
     }
 }

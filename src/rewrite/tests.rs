@@ -40,7 +40,7 @@ fn sample(table: &'static crate::tables::OpTable) -> Code {
 }
 
 fn input<'a>(names: &'a [String], methods: &'a MethodTables, policy: Policy) -> Input<'a> {
-    Input { names, const_count: 1, deref_name: &|_| None, policy, methods }
+    Input { names, const_count: 1, deref_name: &|_| None, policy, methods, versioning: true }
 }
 
 #[test]
@@ -149,5 +149,268 @@ fn rot_n_fetch_copies_without_disturbing() {
             }
         }
         assert_eq!(stack, (0..10).collect::<Vec<_>>());
+    }
+}
+
+fn name_shift(table: &crate::tables::OpTable, name: &str) -> u32 {
+    match table.by_name(name).map(|o| o.arg) {
+        Some(crate::tables::ArgKind::Name { shift }) => shift as u32,
+        _ => 0,
+    }
+}
+
+/// The guards (`LOAD_GLOBAL __frontrun_on__`) of rewritten code whose `co_names` had `names`.
+fn guards(code: &Code, names: usize) -> Vec<usize> {
+    let lg = op(code.table, "LOAD_GLOBAL");
+    let shift = name_shift(code.table, "LOAD_GLOBAL");
+    (0..code.instrs.len()).filter(|&i| code.instrs[i].op == lg && code.instrs[i].arg >> shift == names as u32).collect()
+}
+
+/// `(op, arg)` of the instructions not marked injected: the original code, in order.
+fn uninjected(rw: &Rewritten) -> Vec<(u8, u32)> {
+    rw.code.instrs.iter().zip(&rw.injected).filter(|(_, inj)| !**inj).map(|(i, _)| (i.op, i.arg)).collect()
+}
+
+/// A method-form load of `co_names[name]` and the call of it with `argc` arguments, per version.
+fn method_load(table: &'static crate::tables::OpTable, name: u32) -> Instr {
+    match table.code("LOAD_METHOD") {
+        Some(lm) => Instr::new(lm, name),
+        None => Instr::new(op(table, "LOAD_ATTR"), name << 1 | 1),
+    }
+}
+
+fn method_call(table: &'static crate::tables::OpTable, argc: u32) -> Vec<Instr> {
+    if let Some(precall) = table.code("PRECALL") {
+        vec![Instr::new(precall, argc), Instr::new(op(table, "CALL"), argc)]
+    } else if let Some(call) = table.code("CALL") {
+        vec![Instr::new(call, argc)]
+    } else {
+        vec![Instr::new(op(table, "CALL_METHOD"), argc)]
+    }
+}
+
+fn attr_load(table: &'static crate::tables::OpTable, name: u32) -> Instr {
+    Instr::new(op(table, "LOAD_ATTR"), name << name_shift(table, "LOAD_ATTR"))
+}
+
+#[test]
+fn a_block_with_several_sites_gets_one_guard_and_an_untouched_copy() {
+    let names = vec!["attr".to_string(), "append".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let code = sample(t);
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        assert_eq!(rw.sites.len(), 2, "{:?}", t.version);
+        assert_eq!(guards(&rw.code, names.len()).len(), 1, "{:?}", t.version);
+        // The original copy has no stash (it is local to the region) and no reports.
+        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        // The region ends in RETURN_VALUE: both copies return, no JUMP_FORWARD.
+        let jf = op(t, "JUMP_FORWARD");
+        assert!(rw.code.instrs.iter().all(|i| i.op != jf), "{:?}", t.version);
+        let returns = rw.code.instrs.iter().filter(|i| i.op == op(t, "RETURN_VALUE")).count();
+        assert_eq!(returns, 2, "{:?}", t.version);
+        verify::check(&rw.code).unwrap();
+        encode::encode(&rw.code).unwrap();
+    }
+}
+
+/// `return o.p.q.append(a if c.s else b).x`: the receiver's stash crosses the conditional, so
+/// it is kept in both copies of the regions it touches (and the stack agrees at every join).
+#[test]
+fn a_stash_across_blocks_is_in_both_copies() {
+    let names: Vec<String> = ["p", "q", "append", "x", "s"].iter().map(|s| s.to_string()).collect();
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let ops = ops::for_table(t);
+        let mut code = Code::new(t, 1);
+        let line = |n: i32| crate::linetable::Position::line_only(n);
+        if let Some(resume) = t.code("RESUME") {
+            code.instrs.push(Instr::new(resume, 0).at(line(1)));
+        }
+        let (l_else, l_call) = (code.new_label(), code.new_label());
+        let lf = |n: u32| Instr::new(op(t, "LOAD_FAST"), n).at(line(2));
+        code.instrs.push(lf(0));
+        code.instrs.push(attr_load(t, 0).at(line(2)));
+        code.instrs.push(attr_load(t, 1).at(line(3)));
+        code.instrs.push(method_load(t, 2).at(line(3)));
+        code.instrs.push(lf(1).at(line(4)));
+        code.instrs.push(attr_load(t, 4).at(line(4)));
+        code.instrs.push(Instr::jump(ops.jump_if_false, l_else).at(line(4)));
+        if let Some(nt) = ops.not_taken {
+            code.instrs.push(Instr::new(nt, 0).at(line(4)));
+        }
+        code.instrs.push(lf(2));
+        code.instrs.push(Instr::jump(ops.jump_forward, l_call).at(line(2)));
+        code.instrs.push(Instr { label: Some(l_else), ..lf(3) });
+        let mut call = method_call(t, 1);
+        call[0].label = Some(l_call);
+        code.instrs.extend(call.into_iter().map(|i| i.at(line(5))));
+        code.instrs.push(attr_load(t, 3).at(line(5)));
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0).at(line(5)));
+        code.next_label = 2;
+        verify::check(&code).unwrap();
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        let method = method_load(t, 2);
+
+        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        let kinds: Vec<SiteKind> = rw.sites.iter().map(|s| s.kind).collect();
+        use SiteKind::{AttrLoad, Call};
+        assert_eq!(kinds, vec![AttrLoad, AttrLoad, AttrLoad, Call, AttrLoad]);
+        // Two regions (p/q/s before the branch, the call and .x after the join), one guard each.
+        let g = guards(&rw.code, names.len());
+        assert_eq!(g.len(), 2, "{:?}", t.version);
+        assert_eq!(rw.code.instrs[g[0]].position, line(2), "guard at the region's first instruction");
+        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        // The method-form load is preceded by the stash in the instrumented copy and in the
+        // original one alike.
+        let stash = ops.copy.unwrap_or_else(|| ops.dup_top.unwrap());
+        let loads: Vec<usize> = (0..rw.code.instrs.len())
+            .filter(|&i| (rw.code.instrs[i].op, rw.code.instrs[i].arg) == (method.op, method.arg))
+            .collect();
+        assert_eq!(loads.len(), 2, "{:?}", t.version);
+        for &i in &loads {
+            assert_eq!(rw.code.instrs[i - 1].op, stash, "{:?}", t.version);
+            assert!(rw.injected[i - 1]);
+        }
+        assert!(rw.injected[loads[0]] && !rw.injected[loads[1]]);
+        // The first region jumps over its original copy to the branch, from line 4.
+        let jf: Vec<&Instr> = rw.code.instrs.iter().filter(|i| i.op == ops.jump_forward).collect();
+        assert_eq!(jf.len(), 2, "{:?}: the region's and the program's own", t.version);
+        assert!(jf.iter().any(|i| i.position == line(4)), "{:?}", t.version);
+        verify::check(&rw.code).unwrap();
+        encode::encode(&rw.code).unwrap();
+    }
+}
+
+/// The JUMP_FORWARD closing the copy of `region` and the index of its target.
+fn closing_jump(rw: &Rewritten) -> (usize, usize) {
+    let jf = op(rw.code.table, "JUMP_FORWARD");
+    let at = rw.code.instrs.iter().position(|i| i.op == jf).expect("JUMP_FORWARD");
+    let to = rw.code.label_targets()[rw.code.instrs[at].target.unwrap().0 as usize].unwrap();
+    (at, to)
+}
+
+/// A copy that must jump back into the original does so right after its last site.
+#[test]
+fn the_site_free_rest_of_a_block_is_not_copied() {
+    let names = vec!["a".to_string(), "b".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let ops = ops::for_table(t);
+        let mut code = Code::new(t, 1);
+        if let Some(resume) = t.code("RESUME") {
+            code.instrs.push(Instr::new(resume, 0));
+        }
+        let lf = |n: u32| Instr::new(op(t, "LOAD_FAST"), n);
+        let out = code.new_label();
+        // o.b = o.a; return (x, x) if x else ...
+        let store = Instr::new(op(t, "STORE_ATTR"), 1);
+        code.instrs.extend([lf(0), attr_load(t, 0), lf(0), store, lf(1), lf(1), Instr::new(op(t, "BUILD_TUPLE"), 2)]);
+        code.instrs.extend([lf(1), Instr::jump(ops.jump_if_false, out)]);
+        if let Some(nt) = ops.not_taken {
+            code.instrs.push(Instr::new(nt, 0));
+        }
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        code.instrs.push(Instr { label: Some(out), ..Instr::new(op(t, "RETURN_VALUE"), 0) });
+        verify::check(&code).unwrap();
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        assert_eq!(guards(&rw.code, names.len()).len(), 1, "{:?}", t.version);
+        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        let count = |name: &str| rw.code.instrs.iter().filter(|i| i.op == op(t, name)).count();
+        assert_eq!((count("BUILD_TUPLE"), count("STORE_ATTR")), (1, 2), "{:?}", t.version);
+        // The copy jumps to the original's first LOAD_FAST after the store.
+        let (_, to) = closing_jump(&rw);
+        assert_eq!((rw.code.instrs[to].op, rw.code.instrs[to].arg), (op(t, "LOAD_FAST"), 1));
+        assert!(!rw.injected[to] && rw.code.instrs[to - 1].op == op(t, "STORE_ATTR"));
+        verify::check(&rw.code).unwrap();
+        encode::encode(&rw.code).unwrap();
+    }
+}
+
+/// 3.12 fires a second LINE event at a jump target right after an instruction that ran a
+/// Python callee inline (a property's LOAD_ATTR here): the original copy gets a NOP there.
+#[test]
+fn no_new_jump_target_right_after_an_inlined_call_on_3_12() {
+    let names = vec!["a".to_string(), "b".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let ops = ops::for_table(t);
+        let mut code = Code::new(t, 1);
+        if let Some(resume) = t.code("RESUME") {
+            code.instrs.push(Instr::new(resume, 0));
+        }
+        let out = code.new_label();
+        code.instrs.extend([Instr::new(op(t, "LOAD_FAST"), 0), attr_load(t, 0), attr_load(t, 1)]);
+        code.instrs.push(Instr::jump(ops.jump_if_false, out));
+        if let Some(nt) = ops.not_taken {
+            code.instrs.push(Instr::new(nt, 0));
+        }
+        code.instrs.push(Instr::new(op(t, "LOAD_CONST"), 0));
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        code.instrs.push(Instr { label: Some(out), ..Instr::new(op(t, "LOAD_CONST"), 0) });
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        verify::check(&code).unwrap();
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        let (_, to) = closing_jump(&rw);
+        assert_eq!(rw.code.instrs[to].op, ops.jump_if_false);
+        let before = &rw.code.instrs[to - 1];
+        if t.version == (3, 12) {
+            assert!(before.op == ops.nop && rw.injected[to - 1]);
+            assert_eq!(rw.code.instrs[to - 2].op, op(t, "LOAD_ATTR"));
+        } else {
+            assert!(before.op == op(t, "LOAD_ATTR") && !rw.injected[to - 1], "{:?}", t.version);
+        }
+        verify::check(&rw.code).unwrap();
+        encode::encode(&rw.code).unwrap();
+    }
+}
+
+/// A block whose region would have to close where nothing may be placed (before a RESUME)
+/// keeps one guard per site, like code rewritten with versioning off.
+#[test]
+fn unversionable_blocks_keep_per_site_guards() {
+    let names = vec!["a".to_string(), "b".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let Some(resume) = t.code("RESUME") else { continue };
+        let mut code = Code::new(t, 1);
+        code.instrs.push(Instr::new(resume, 0));
+        code.instrs.extend([Instr::new(op(t, "LOAD_FAST"), 0), attr_load(t, 0), attr_load(t, 1)]);
+        let resumed = code.new_label();
+        code.instrs.push(Instr { label: Some(resumed), ..Instr::new(resume, 1) });
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        verify::check(&code).unwrap();
+        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+        for versioning in [true, false] {
+            let inp = Input { versioning, ..input(&names, &methods, Policy::Shared) };
+            let rw = rewrite(code.clone(), &inp).unwrap().unwrap();
+            assert_eq!(rw.sites.len(), 2);
+            assert_eq!(guards(&rw.code, names.len()).len(), 2, "{:?}", t.version);
+            assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+            assert_eq!(rw.code.instrs.len(), rw.injected.len());
+            // Nothing is copied: every original instruction appears once.
+            assert_eq!(rw.code.instrs.iter().filter(|i| i.op == op(t, "LOAD_ATTR")).count(), 2);
+            verify::check(&rw.code).unwrap();
+            encode::encode(&rw.code).unwrap();
+        }
+    }
+}
+
+/// With versioning off the sample keeps a guard per report site and the stash everywhere.
+#[test]
+fn versioning_off_is_the_per_site_layout() {
+    let names = vec!["attr".to_string(), "append".to_string()];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all() {
+        let n = sample(t).instrs.len();
+        let inp = Input { versioning: false, ..input(&names, &methods, Policy::Shared) };
+        let rw = rewrite(sample(t), &inp).unwrap().unwrap();
+        assert_eq!(guards(&rw.code, names.len()).len(), 2, "{:?}", t.version);
+        assert_eq!(rw.injected.iter().filter(|i| !**i).count(), n);
+        verify::check(&rw.code).unwrap();
     }
 }

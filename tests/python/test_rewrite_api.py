@@ -138,10 +138,18 @@ def test_rewrite_report():
     assert "Disassembly of f" in before and "Disassembly of f" in after
     assert "+" not in "".join(line[:1] for line in before.splitlines())
     marked = [line for line in after.splitlines() if line.startswith("+ ")]
-    assert marked and all("__frontrun" in line or "COPY" in line or "DUP_TOP" in line or "ROT" in line
-                          or "LOAD_CONST" in line or "CALL" in line or "POP" in line or "SWAP" in line
-                          or "NOT_TAKEN" in line or "LOAD_CLOSURE" in line or "LOAD_FAST" in line
-                          for line in marked)
+
+    def opname(line):
+        return next(w for w in line[2:].split() if w.isupper())
+
+    # Injected: the guard and report sequences, stashes, and the region's instrumented copy of
+    # original instructions (ending in a jump past the untouched original).
+    original_ops = {opname(line) for line in before.splitlines() if line[:2] == "  " and "Disassembly" not in line}
+    injected_ops = {"COPY", "DUP_TOP", "ROT_N", "ROT_TWO", "LOAD_CONST", "CALL", "PRECALL", "CALL_FUNCTION",
+                    "POP_TOP", "SWAP", "NOT_TAKEN", "LOAD_CLOSURE", "LOAD_FAST", "LOAD_GLOBAL",
+                    "POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_FALSE", "JUMP_FORWARD"}
+    assert marked and {opname(line) for line in marked} <= injected_ops | original_ops
+    assert any("__frontrun_on__" in line for line in marked)
     # The original instructions are all there, unmarked.
     original = [line.split()[1:3] for line in before.splitlines() if line[:2] == "  " and "Disassembly" not in line]
     assert len([line for line in after.splitlines() if line.startswith("  ")]) >= len(original)
@@ -194,3 +202,23 @@ def test_calling_convention_and_cells():
     listing = [i for i in dis.get_instructions(nested(code, "f"))]
     if (3, 11) <= VERSION < (3, 13):
         assert any("NULL" in (i.argrepr or "") or i.opname == "LOAD_METHOD" for i in listing)
+
+
+def test_line_event_after_an_inlined_call():
+    """Facts::line_event_after_inlined_call: only 3.12 repeats a line's event at a jump target
+    right after a Python call on the same line (so the rewriter puts none of its own there)."""
+    ns = {}
+    exec(compile_source("def s():\n    return 1\ndef f(c):\n    x = 2 if c else s(); y = 3\n    return x\n"), ns)
+    events = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code is ns["f"].__code__ and event == "line":
+            events.append(frame.f_lineno)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        ns["f"](0)
+    finally:
+        sys.settrace(None)
+    assert events == ([4, 4, 5] if VERSION == (3, 12) else [4, 5])
