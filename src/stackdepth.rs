@@ -112,7 +112,12 @@ pub struct Analysis {
 }
 
 pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
-    let (max, entry) = run(code, &code.label_targets())?;
+    analyse_with(code, &code.label_targets())
+}
+
+/// As `analyse`, with the label → index map the caller already has.
+pub fn analyse_with(code: &Code, labels: &[Option<usize>]) -> Result<Analysis, EncodeError> {
+    let (max, entry) = run(code, labels)?;
     Ok(Analysis { max, entry: entry.into_iter().map(|d| (d >= 0).then_some(d as u32)).collect() })
 }
 

@@ -94,7 +94,7 @@ struct CallSite {
 }
 
 pub struct Context<'a> {
-    pub names: &'a [String],
+    pub names: &'a [&'a str],
     /// Name of a deref index (cell or free variable), if known.
     pub deref_name: &'a dyn Fn(u32) -> Option<String>,
     pub policy: Policy,
@@ -167,8 +167,8 @@ pub struct Selector<'a> {
 
 impl<'a> Selector<'a> {
     pub fn new(code: &'a Code, ops: &'a Ops, facts: Facts, ctx: &'a Context<'a>) -> Result<Self, String> {
-        let analysis = stackdepth::analyse(code).map_err(|e| e.to_string())?;
         let labels = code.label_targets();
+        let analysis = stackdepth::analyse_with(code, &labels).map_err(|e| e.to_string())?;
         let mut s = Selector {
             code,
             ops,
@@ -322,7 +322,7 @@ impl<'a> Selector<'a> {
     fn name(&self, i: usize) -> Option<&'a str> {
         let instr = &self.code.instrs[i];
         match self.code.table.op(instr.op)?.arg {
-            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).map(|s| s.as_str()),
+            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).copied(),
             _ => None,
         }
     }

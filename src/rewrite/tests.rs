@@ -39,7 +39,7 @@ fn sample(table: &'static crate::tables::OpTable) -> Code {
     code
 }
 
-fn input<'a>(names: &'a [String], methods: &'a MethodTables, policy: Policy) -> Input<'a> {
+fn input<'a>(names: &'a [&'a str], methods: &'a MethodTables, policy: Policy) -> Input<'a> {
     Input { names, const_count: 1, deref_name: &|_| None, policy, methods }
 }
 
@@ -70,7 +70,7 @@ fn site_kinds_round_trip() {
 
 #[test]
 fn method_call_is_stashed_and_checked_on_every_version() {
-    let names = vec!["attr".to_string(), "append".to_string()];
+    let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let code = sample(t);
@@ -88,20 +88,20 @@ fn method_call_is_stashed_and_checked_on_every_version() {
 
 #[test]
 fn nothing_selected_is_none() {
-    let names = vec!["attr".to_string(), "append".to_string()];
+    let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         assert!(rewrite(sample(t), &input(&names, &methods, Policy::Resources)).unwrap().is_none());
         // Already rewritten code is left alone.
         let mut names = names.clone();
-        names.push(GUARD_NAME.to_string());
+        names.push(GUARD_NAME);
         assert!(rewrite(sample(t), &input(&names, &methods, Policy::All)).unwrap().is_none());
     }
 }
 
 #[test]
 fn resource_calls_get_before_and_after_reports() {
-    let names = vec!["attr".to_string(), "cursor".to_string()];
+    let names = vec!["attr", "cursor"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let rw = rewrite(sample(t), &input(&names, &methods, Policy::Resources)).unwrap().unwrap();
