@@ -195,6 +195,8 @@ pub struct MethodTables {
     /// Builtins that read their first argument's size or contents, reported only when called
     /// by a plain name (`len(x)`, not `obj.len(x)`).
     pub reading: NameSet,
+    /// Every name above with the sets it is in (`sites::role` bits): one lookup per name.
+    pub(crate) roles: HashMap<String, u8, FastHash>,
 }
 
 /// Resource methods reported before and after the call (with the returned object).
@@ -314,13 +316,32 @@ impl MethodTables {
         let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<NameSet>();
         let mut resource = set(DEFAULT_RESOURCE_METHODS);
         resource.extend(extra_resources.iter().cloned());
-        MethodTables {
+        let mut tables = MethodTables {
             resource,
             container: set(CONTAINER_METHODS),
             sync: set(SYNC_METHODS),
             builtin: set(STATE_BUILTINS),
             reading: set(READING_BUILTINS),
+            roles: HashMap::default(),
+        };
+        use sites::role;
+        for (names, bit) in [
+            (&tables.builtin, role::BUILTIN),
+            (&tables.resource, role::RESOURCE),
+            (&tables.container, role::CONTAINER),
+            (&tables.sync, role::CONTAINER),
+            (&tables.reading, role::READING),
+        ] {
+            for name in names {
+                *tables.roles.entry(name.clone()).or_insert(0) |= bit;
+            }
         }
+        tables
+    }
+
+    /// The `sites::role` bits of `name`.
+    pub(crate) fn roles_of(&self, name: &str) -> u8 {
+        self.roles.get(name).copied().unwrap_or(0)
     }
 }
 
