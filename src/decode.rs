@@ -50,7 +50,16 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
     // Instructions are built in place; until labels exist, `target` holds the jump's code unit
     // and `label` marks (with any value) an instruction something jumps to.
     let instrs = &mut code.instrs;
-    instrs.reserve(units / 2 + 1);
+    // Counted first so the vector is allocated once at its size (caches make the ratio of
+    // instructions to code units differ by version and by code).
+    let mut count = 0;
+    let mut u = 0;
+    while u < units {
+        let op = bytes[2 * u];
+        u += if op == table.extended_arg { 1 } else { table.op(op).map_or(1, |info| info.units()) };
+        count += (op != table.extended_arg) as usize;
+    }
+    instrs.reserve_exact(count);
     // Which instruction starts at each code unit (u32::MAX: none).
     let mut start_of = vec![u32::MAX; units + 1];
     let mut u = 0;
@@ -190,7 +199,7 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
             }
             instr.position = per_unit[instr.min_prefixes as usize];
             if per_unit.iter().any(|p| *p != instr.position) {
-                instr.unit_positions = Some(per_unit.into());
+                instr.unit_positions = Some(Box::new(per_unit));
             }
         }
         at += len;

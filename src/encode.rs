@@ -157,24 +157,32 @@ pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
 fn place(code: &Code, resolved: &Resolved) -> Result<Placed, EncodeError> {
     let table = code.table;
     let n = code.instrs.len();
-    let mut prefixes: Vec<u8> = code
-        .instrs
-        .iter()
-        .map(|instr| {
-            if instr.target.is_some() {
-                instr.min_prefixes
-            } else {
-                instr.min_prefixes.max(prefixes_needed(instr.arg))
-            }
-        })
-        .collect();
-    let mut starts = vec![0u32; n + 1];
+    // First pass: prefixes for the arguments as they are (jumps start at their minimum) and
+    // the starts they give; later passes only where a jump needed more prefixes.
+    let mut prefixes: Vec<u8> = Vec::with_capacity(n);
+    let mut starts: Vec<u32> = Vec::with_capacity(n + 1);
+    let mut at: u64 = 0;
+    for instr in &code.instrs {
+        let p = if instr.target.is_some() {
+            instr.min_prefixes
+        } else {
+            instr.min_prefixes.max(prefixes_needed(instr.arg))
+        };
+        prefixes.push(p);
+        starts.push(at as u32);
+        at += p as u64 + table.op(instr.op).expect("resolved").units() as u64;
+    }
+    starts.push(0);
+    let mut first = true;
     loop {
-        let mut at: u64 = 0;
-        for (i, instr) in code.instrs.iter().enumerate() {
-            starts[i] = at as u32;
-            at += prefixes[i] as u64 + table.op(instr.op).expect("resolved").units() as u64;
+        if !first {
+            at = 0;
+            for (i, instr) in code.instrs.iter().enumerate() {
+                starts[i] = at as u32;
+                at += prefixes[i] as u64 + table.op(instr.op).expect("resolved").units() as u64;
+            }
         }
+        first = false;
         if at > u32::MAX as u64 / 2 {
             return err(usize::MAX, "code too long");
         }
@@ -203,7 +211,8 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
     let table = code.table;
     let ext = table.extended_arg;
     let total = *placed.starts.last().expect("starts has n + 1 entries") as usize;
-    let mut bytes = Vec::with_capacity(total * 2);
+    // Zeroed up front: inline caches are zeros and need no writing.
+    let mut bytes = vec![0u8; total * 2];
     let mut line_table = Vec::with_capacity(total / 2 + 8);
     // How runs are cut differs per version (3.11 never merges across instructions); the
     // codec's writer for this version knows.
@@ -223,13 +232,14 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
             }
             _ => instr.arg,
         };
+        let mut at = 2 * placed.starts[i] as usize;
         for k in (1..=p as u32).rev() {
-            bytes.push(ext);
-            bytes.push((arg.checked_shr(8 * k).unwrap_or(0) & 0xff) as u8);
+            bytes[at] = ext;
+            bytes[at + 1] = (arg.checked_shr(8 * k).unwrap_or(0) & 0xff) as u8;
+            at += 2;
         }
-        bytes.push(instr.op);
-        bytes.push((arg & 0xff) as u8);
-        bytes.resize(bytes.len() + 2 * info.caches as usize, 0);
+        bytes[at] = instr.op;
+        bytes[at + 1] = (arg & 0xff) as u8;
         let units = p as usize + info.units();
         match &instr.unit_positions {
             Some(per_unit) if per_unit.len() == units => {
