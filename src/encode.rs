@@ -76,11 +76,25 @@ fn resolve(code: &Code) -> Result<Resolved, EncodeError> {
         }
     }
     let mut jumps = Vec::new();
+    let n = code.instrs.len();
+    // The first placement, made on the way: prefixes for the arguments as they are (jumps
+    // start at their minimum) and the starts they give.
+    let mut prefixes: Vec<u8> = Vec::with_capacity(n);
+    let mut starts: Vec<u32> = Vec::with_capacity(n + 1);
+    let mut at: u64 = 0;
     let (major, minor) = code.table.version;
     for (i, instr) in code.instrs.iter().enumerate() {
         let Some(info) = code.table.op(instr.op) else {
             return err(i, format!("unknown opcode {} for Python {major}.{minor}", instr.op));
         };
+        let p = if instr.target.is_some() {
+            instr.min_prefixes
+        } else {
+            instr.min_prefixes.max(prefixes_needed(instr.arg))
+        };
+        prefixes.push(p);
+        starts.push(at as u32);
+        at += p as u64 + info.units() as u64;
         if instr.op == code.table.extended_arg {
             return err(i, "explicit EXTENDED_ARG (arguments are folded; the encoder emits prefixes)");
         }
@@ -101,7 +115,8 @@ fn resolve(code: &Code) -> Result<Resolved, EncodeError> {
             },
         }
     }
-    Ok(Resolved { labels, jumps })
+    starts.push(0);
+    Ok(Resolved { labels, jumps, first: Placed { starts, prefixes }, length: at })
 }
 
 struct Resolved {
@@ -109,6 +124,9 @@ struct Resolved {
     labels: Vec<Option<usize>>,
     /// (jump, target) instruction indexes, in instruction order.
     jumps: Vec<(usize, usize)>,
+    /// The first placement (`starts` lacks the total) and its length in code units.
+    first: Placed,
+    length: u64,
 }
 
 /// Where each instruction starts and how many prefixes it takes.
@@ -145,8 +163,8 @@ impl Placed {
 }
 
 pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
-    let resolved = resolve(code)?;
-    let placed = place(code, &resolved)?;
+    let mut resolved = resolve(code)?;
+    let placed = place(code, &mut resolved)?;
     let mut args: Vec<u32> = code.instrs.iter().map(|i| i.arg).collect();
     for &(i, t) in &resolved.jumps {
         args[i] = placed.jump_arg(code, i, t)?;
@@ -154,40 +172,17 @@ pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
     Ok(Layout { starts: placed.starts, prefixes: placed.prefixes, args })
 }
 
-fn place(code: &Code, resolved: &Resolved) -> Result<Placed, EncodeError> {
+/// Grow jump prefixes from the first placement until every jump argument fits.
+fn place(code: &Code, resolved: &mut Resolved) -> Result<Placed, EncodeError> {
     let table = code.table;
     let n = code.instrs.len();
-    // First pass: prefixes for the arguments as they are (jumps start at their minimum) and
-    // the starts they give; later passes only where a jump needed more prefixes.
-    let mut prefixes: Vec<u8> = Vec::with_capacity(n);
-    let mut starts: Vec<u32> = Vec::with_capacity(n + 1);
-    let mut at: u64 = 0;
-    for instr in &code.instrs {
-        let p = if instr.target.is_some() {
-            instr.min_prefixes
-        } else {
-            instr.min_prefixes.max(prefixes_needed(instr.arg))
-        };
-        prefixes.push(p);
-        starts.push(at as u32);
-        at += p as u64 + table.op(instr.op).expect("resolved").units() as u64;
-    }
-    starts.push(0);
-    let mut first = true;
+    let mut placed = std::mem::replace(&mut resolved.first, Placed { starts: Vec::new(), prefixes: Vec::new() });
+    let mut at = resolved.length;
     loop {
-        if !first {
-            at = 0;
-            for (i, instr) in code.instrs.iter().enumerate() {
-                starts[i] = at as u32;
-                at += prefixes[i] as u64 + table.op(instr.op).expect("resolved").units() as u64;
-            }
-        }
-        first = false;
         if at > u32::MAX as u64 / 2 {
             return err(usize::MAX, "code too long");
         }
-        starts[n] = at as u32;
-        let mut placed = Placed { starts, prefixes };
+        placed.starts[n] = at as u32;
         let mut grew = false;
         for &(i, t) in &resolved.jumps {
             let need = prefixes_needed(placed.jump_arg(code, i, t)?);
@@ -199,15 +194,19 @@ fn place(code: &Code, resolved: &Resolved) -> Result<Placed, EncodeError> {
         if !grew {
             return Ok(placed);
         }
-        Placed { starts, prefixes } = placed;
+        at = 0;
+        for (i, instr) in code.instrs.iter().enumerate() {
+            placed.starts[i] = at as u32;
+            at += placed.prefixes[i] as u64 + table.op(instr.op).expect("resolved").units() as u64;
+        }
     }
 }
 
 /// Encode `code`. The stack size is the flow analysis' result (callers that re-encode an
 /// existing code object may keep the larger of it and the original `co_stacksize`).
 pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
-    let resolved = resolve(code)?;
-    let placed = place(code, &resolved)?;
+    let mut resolved = resolve(code)?;
+    let placed = place(code, &mut resolved)?;
     let table = code.table;
     let ext = table.extended_arg;
     let total = *placed.starts.last().expect("starts has n + 1 entries") as usize;
