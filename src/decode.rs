@@ -40,25 +40,26 @@ pub struct RawCode<'a> {
     pub first_line: i32,
 }
 
-/// One instruction as laid out in the input, before labels exist.
-struct Raw {
-    /// Code unit of the first EXTENDED_ARG (or of the opcode).
-    start: usize,
-    op_unit: usize,
-    /// One past the last cache unit.
-    end: usize,
-    op: u8,
-    arg: u32,
-    jump_unit: Option<usize>,
-}
-
 pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeError> {
     let bytes = raw.code;
     if bytes.len() % 2 != 0 {
         return err(bytes.len() - 1, "truncated co_code: odd length, last code unit is cut");
     }
     let units = bytes.len() / 2;
-    let mut raws: Vec<Raw> = Vec::with_capacity(units);
+    let mut code = Code::new(table, raw.first_line);
+    // Instructions are built in place; until labels exist, `target` holds the jump's code unit
+    // and `label` marks (with any value) an instruction something jumps to.
+    let instrs = &mut code.instrs;
+    // Counted first so the vector is allocated once at its size (caches make the ratio of
+    // instructions to code units differ by version and by code).
+    let mut count = 0;
+    let mut u = 0;
+    while u < units {
+        let op = bytes[2 * u];
+        u += if op == table.extended_arg { 1 } else { table.op(op).map_or(1, |info| info.units()) };
+        count += (op != table.extended_arg) as usize;
+    }
+    instrs.reserve_exact(count);
     // Which instruction starts at each code unit (u32::MAX: none).
     let mut start_of = vec![u32::MAX; units + 1];
     let mut u = 0;
@@ -84,7 +85,7 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
         if end > units {
             return err(2 * u, format!("truncated co_code: {} needs {} cache units", info.name, info.caches));
         }
-        let jump_unit = match info.jump {
+        let target = match info.jump {
             None => None,
             Some(dir) => {
                 let target = match dir {
@@ -93,18 +94,26 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
                     JumpDir::Absolute => Some(arg as usize),
                 };
                 match target {
-                    Some(t) if t < units => Some(t),
+                    Some(t) if t < units => Some(Label(t as u32)),
                     _ => return err(2 * u, format!("{} {arg} jumps out of the code ({units} units)", info.name)),
                 }
             }
         };
-        start_of[start] = raws.len() as u32;
-        raws.push(Raw { start, op_unit: u, end, op, arg, jump_unit });
+        start_of[start] = instrs.len() as u32;
+        instrs.push(Instr {
+            op,
+            arg,
+            target,
+            label: None,
+            position: Position::default(),
+            handler: None,
+            min_prefixes: (u - start) as u8,
+            unit_positions: None,
+        });
         u = end;
     }
-    start_of[units] = raws.len() as u32;
+    start_of[units] = instrs.len() as u32;
 
-    // Label every instruction something jumps to, numbered by offset for readable listings.
     let entries = if table.exception_table {
         exctable::decode(raw.exception_table)
             .map_err(|e| DecodeError { offset: 0, what: format!("exception table: {e}") })?
@@ -118,11 +127,16 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
             _ => err(2 * unit, format!("{} is not on an instruction boundary", what())),
         }
     };
-    let mut is_target = vec![false; raws.len()];
-    for r in &raws {
-        if let Some(t) = r.jump_unit {
-            let what = || format!("target of {} at {}", table.op(r.op).map_or("?", |i| i.name), 2 * r.op_unit);
-            is_target[index_at(t, &what)?] = true;
+    const MARK: Option<Label> = Some(Label(u32::MAX));
+    for i in 0..instrs.len() {
+        if let Some(Label(t)) = instrs[i].target {
+            let what = || {
+                let r = &instrs[i];
+                let op_unit = start_unit(&start_of, i) + r.min_prefixes as usize;
+                format!("target of {} at {}", table.op(r.op).map_or("?", |info| info.name), 2 * op_unit)
+            };
+            let t = index_at(t as usize, &what)?;
+            instrs[t].label = MARK;
         }
     }
     let mut ranges = Vec::with_capacity(entries.len());
@@ -146,49 +160,68 @@ pub fn decode(table: &'static OpTable, raw: RawCode<'_>) -> Result<Code, DecodeE
             return err(2 * start, format!("exception entry {n} overlaps or precedes the previous entry"));
         }
         prev_end = ei;
-        is_target[ti] = true;
+        instrs[ti].label = MARK;
         ranges.push((si, ei, ti));
     }
 
-    let mut code = Code::new(table, raw.first_line);
-    let mut label_of = vec![None; raws.len()];
-    for (i, t) in is_target.iter().enumerate() {
-        if *t {
-            label_of[i] = Some(code.new_label());
+    // Labels numbered by offset, for readable listings; then jumps from units to labels.
+    let mut next_label = 0;
+    for instr in instrs.iter_mut() {
+        if instr.label.is_some() {
+            instr.label = Some(Label(next_label));
+            next_label += 1;
+        }
+    }
+    for i in 0..instrs.len() {
+        if let Some(Label(t)) = instrs[i].target {
+            instrs[i].target = instrs[start_of[t as usize] as usize].label;
         }
     }
 
-    let positions = linetable::decode_positions(table.locations, raw.line_table, raw.first_line, units)
-        .map_err(|e| DecodeError { offset: 0, what: format!("line table: {e}") })?;
-    let pos = |unit: usize| positions.get(unit).copied().unwrap_or_default();
-
-    code.instrs.reserve(raws.len());
-    for (i, r) in raws.iter().enumerate() {
-        let position = pos(r.op_unit);
-        let uniform = (r.start..r.end).all(|u| pos(u) == position);
-        code.instrs.push(Instr {
-            op: r.op,
-            arg: r.arg,
-            target: r.jump_unit.map(|t| label_of[start_of[t] as usize].expect("jump targets are labelled")),
-            label: label_of[i],
-            position,
-            handler: None,
-            min_prefixes: (r.op_unit - r.start) as u8,
-            unit_positions: if uniform {
-                None
-            } else {
-                Some((r.start..r.end).map(pos).collect::<Vec<Position>>().into())
-            },
-        });
+    // Positions, one stretch per instruction (prefixes and caches share the opcode's unless
+    // the input gave them their own).
+    let mut reader = linetable::PositionReader::new(table.locations, raw.line_table, raw.first_line, units);
+    let line_error = |e: linetable::TableError| DecodeError { offset: 0, what: format!("line table: {e}") };
+    let mut at = 0usize;
+    for instr in instrs.iter_mut() {
+        let len = instr.min_prefixes as usize + table.op(instr.op).map_or(1, |info| info.units());
+        let (position, run) = reader.peek().map_err(line_error)?;
+        if run >= len {
+            reader.skip(len);
+            instr.position = position;
+        } else {
+            let mut per_unit = Vec::with_capacity(len);
+            while per_unit.len() < len {
+                let (position, run) = reader.peek().map_err(line_error)?;
+                let take = run.min(len - per_unit.len());
+                per_unit.resize(per_unit.len() + take, position);
+                reader.skip(take);
+            }
+            instr.position = per_unit[instr.min_prefixes as usize];
+            if per_unit.iter().any(|p| *p != instr.position) {
+                instr.unit_positions = Some(Box::new(per_unit));
+            }
+        }
+        at += len;
     }
+    debug_assert_eq!(at, units);
+    reader.finish().map_err(line_error)?;
+
+    code.next_label = next_label;
     for (n, (si, ei, ti)) in ranges.into_iter().enumerate() {
         let e = &entries[n];
-        code.handlers.push(Handler { target: label_of[ti].unwrap_or(Label(u32::MAX)), depth: e.depth, lasti: e.lasti });
+        let target = code.instrs[ti].label.unwrap_or(Label(u32::MAX));
+        code.handlers.push(Handler { target, depth: e.depth, lasti: e.lasti });
         for instr in &mut code.instrs[si..ei] {
             instr.handler = Some(n as u32);
         }
     }
     Ok(code)
+}
+
+/// The first code unit of instruction `i` (error messages only: a scan of `start_of`).
+fn start_unit(start_of: &[u32], i: usize) -> usize {
+    start_of.iter().position(|&s| s == i as u32).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use std::fmt;
 
 use crate::exctable::{self, ExcEntry};
 use crate::instr::{Code, Instr};
-use crate::linetable::{self, Position};
+use crate::linetable;
 use crate::stackdepth;
-use crate::tables::{JumpDir, OpInfo};
+use crate::tables::{JumpDir, LocationFormat};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodeError {
@@ -66,108 +66,138 @@ fn prefixes_needed(arg: u32) -> u8 {
 
 /// Check every instruction against the table and resolve jump targets to indices.
 fn resolve(code: &Code) -> Result<Resolved, EncodeError> {
-    let labels = code.label_targets();
-    let mut seen = vec![false; labels.len()];
-    let mut infos = Vec::with_capacity(code.instrs.len());
-    let mut targets = Vec::with_capacity(code.instrs.len());
+    // Label → instruction, the first one a label is attached to (a second is an error below).
+    let mut labels = vec![None; code.next_label as usize];
+    for (i, instr) in code.instrs.iter().enumerate() {
+        if let Some(slot) = instr.label.and_then(|l| labels.get_mut(l.0 as usize)) {
+            if slot.is_none() {
+                *slot = Some(i);
+            }
+        }
+    }
+    let mut jumps = Vec::new();
+    let n = code.instrs.len();
+    // The first placement, made on the way: prefixes for the arguments as they are (jumps
+    // start at their minimum) and the starts they give.
+    let mut prefixes: Vec<u8> = Vec::with_capacity(n);
+    let mut starts: Vec<u32> = Vec::with_capacity(n + 1);
+    let mut at: u64 = 0;
     let (major, minor) = code.table.version;
     for (i, instr) in code.instrs.iter().enumerate() {
         let Some(info) = code.table.op(instr.op) else {
             return err(i, format!("unknown opcode {} for Python {major}.{minor}", instr.op));
         };
+        let p = if instr.target.is_some() {
+            instr.min_prefixes
+        } else {
+            instr.min_prefixes.max(prefixes_needed(instr.arg))
+        };
+        prefixes.push(p);
+        starts.push(at as u32);
+        at += p as u64 + info.units() as u64;
         if instr.op == code.table.extended_arg {
             return err(i, "explicit EXTENDED_ARG (arguments are folded; the encoder emits prefixes)");
         }
         if let Some(l) = instr.label {
-            match seen.get_mut(l.0 as usize) {
-                Some(s) if !*s => *s = true,
+            match labels.get(l.0 as usize) {
+                Some(&Some(first)) if first == i => {}
                 Some(_) => return err(i, format!("label L{} attached to two instructions", l.0)),
                 None => return err(i, format!("label L{} was not made by this code", l.0)),
             }
         }
-        let target = match (info.jump, instr.target) {
-            (None, None) => None,
+        match (info.jump, instr.target) {
+            (None, None) => {}
             (None, Some(_)) => return err(i, format!("{} cannot jump", info.name)),
             (Some(_), None) => return err(i, format!("{} has no jump target", info.name)),
             (Some(_), Some(l)) => match labels.get(l.0 as usize).copied().flatten() {
-                Some(t) => Some(t),
+                Some(t) => jumps.push((i, t)),
                 None => return err(i, format!("{} jumps to L{}, which is attached to no instruction", info.name, l.0)),
             },
-        };
-        infos.push(info);
-        targets.push(target);
+        }
     }
-    Ok(Resolved { infos, targets, labels })
+    starts.push(0);
+    Ok(Resolved { labels, jumps, first: Placed { starts, prefixes }, length: at })
 }
 
 struct Resolved {
-    infos: Vec<&'static OpInfo>,
-    targets: Vec<Option<usize>>,
+    /// Label → instruction index.
     labels: Vec<Option<usize>>,
+    /// (jump, target) instruction indexes, in instruction order.
+    jumps: Vec<(usize, usize)>,
+    /// The first placement (`starts` lacks the total) and its length in code units.
+    first: Placed,
+    length: u64,
+}
+
+/// Where each instruction starts and how many prefixes it takes.
+struct Placed {
+    /// Start (first EXTENDED_ARG) of each instruction, plus the total length at the end.
+    starts: Vec<u32>,
+    prefixes: Vec<u8>,
+}
+
+impl Placed {
+    /// The argument of jump `i` to instruction `t` at this placement.
+    fn jump_arg(&self, code: &Code, i: usize, t: usize) -> Result<u32, EncodeError> {
+        let info = code.table.op(code.instrs[i].op).expect("resolved");
+        let end = self.starts[i + 1] as i64;
+        let target = self.starts[t] as i64;
+        let dir = info.jump.expect("resolved jump");
+        let arg = match dir {
+            JumpDir::Forward => target - end,
+            JumpDir::Backward => end - target,
+            JumpDir::Absolute => target,
+        };
+        if arg < 0 {
+            let way = if dir == JumpDir::Forward { "forward" } else { "backward" };
+            return err(
+                i,
+                format!(
+                    "{} is a {way} jump but its target (instruction {t}, unit {target}) lies the other way",
+                    info.name
+                ),
+            );
+        }
+        Ok(arg as u32)
+    }
 }
 
 pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
-    layout_resolved(code, &resolve(code)?)
+    let mut resolved = resolve(code)?;
+    let placed = place(code, &mut resolved)?;
+    let mut args: Vec<u32> = code.instrs.iter().map(|i| i.arg).collect();
+    for &(i, t) in &resolved.jumps {
+        args[i] = placed.jump_arg(code, i, t)?;
+    }
+    Ok(Layout { starts: placed.starts, prefixes: placed.prefixes, args })
 }
 
-fn layout_resolved(code: &Code, resolved: &Resolved) -> Result<Layout, EncodeError> {
-    let (infos, targets) = (&resolved.infos, &resolved.targets);
+/// Grow jump prefixes from the first placement until every jump argument fits.
+fn place(code: &Code, resolved: &mut Resolved) -> Result<Placed, EncodeError> {
+    let table = code.table;
     let n = code.instrs.len();
-    let mut prefixes: Vec<u8> =
-        code.instrs
-            .iter()
-            .zip(infos)
-            .map(|(instr, info)| {
-                if info.jump.is_some() {
-                    instr.min_prefixes
-                } else {
-                    instr.min_prefixes.max(prefixes_needed(instr.arg))
-                }
-            })
-            .collect();
-    let mut args: Vec<u32> = code.instrs.iter().map(|i| i.arg).collect();
-    let mut starts = vec![0u32; n + 1];
+    let mut placed = std::mem::replace(&mut resolved.first, Placed { starts: Vec::new(), prefixes: Vec::new() });
+    let mut at = resolved.length;
     loop {
-        let mut at: u64 = 0;
-        for i in 0..n {
-            starts[i] = at as u32;
-            at += prefixes[i] as u64 + infos[i].units() as u64;
-        }
         if at > u32::MAX as u64 / 2 {
             return err(usize::MAX, "code too long");
         }
-        starts[n] = at as u32;
+        placed.starts[n] = at as u32;
         let mut grew = false;
-        for i in 0..n {
-            let (Some(dir), Some(t)) = (infos[i].jump, targets[i]) else {
-                continue;
-            };
-            let end = (starts[i] + prefixes[i] as u32 + infos[i].units() as u32) as i64;
-            let target = starts[t] as i64;
-            let arg = match dir {
-                JumpDir::Forward => target - end,
-                JumpDir::Backward => end - target,
-                JumpDir::Absolute => target,
-            };
-            if arg < 0 {
-                let way = if dir == JumpDir::Forward { "forward" } else { "backward" };
-                return err(
-                    i,
-                    format!(
-                        "{} is a {way} jump but its target (instruction {t}, unit {target}) lies the other way",
-                        infos[i].name
-                    ),
-                );
-            }
-            args[i] = arg as u32;
-            let need = prefixes_needed(args[i]);
-            if need > prefixes[i] {
-                prefixes[i] = need;
+        for &(i, t) in &resolved.jumps {
+            let need = prefixes_needed(placed.jump_arg(code, i, t)?);
+            if need > placed.prefixes[i] {
+                placed.prefixes[i] = need;
                 grew = true;
             }
         }
         if !grew {
-            return Ok(Layout { starts, prefixes, args });
+            return Ok(placed);
+        }
+        at = 0;
+        for (i, instr) in code.instrs.iter().enumerate() {
+            placed.starts[i] = at as u32;
+            at += placed.prefixes[i] as u64 + table.op(instr.op).expect("resolved").units() as u64;
         }
     }
 }
@@ -175,64 +205,91 @@ fn layout_resolved(code: &Code, resolved: &Resolved) -> Result<Layout, EncodeErr
 /// Encode `code`. The stack size is the flow analysis' result (callers that re-encode an
 /// existing code object may keep the larger of it and the original `co_stacksize`).
 pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
-    let resolved = resolve(code)?;
-    let lay = layout_resolved(code, &resolved)?;
-    let n = code.instrs.len();
-    let total = lay.starts[n] as usize;
-    let ext = code.table.extended_arg;
-    let mut bytes = Vec::with_capacity(total * 2);
-    let mut positions: Vec<Position> = Vec::with_capacity(total);
-    let mut starts: Vec<bool> = Vec::with_capacity(total);
+    let mut resolved = resolve(code)?;
+    let placed = place(code, &mut resolved)?;
+    let table = code.table;
+    let ext = table.extended_arg;
+    let total = *placed.starts.last().expect("starts has n + 1 entries") as usize;
+    // Zeroed up front: inline caches are zeros and need no writing.
+    let mut bytes = vec![0u8; total * 2];
+    let mut line_table = Vec::with_capacity(total / 2 + 8);
+    // How runs are cut differs per version (3.11 never merges across instructions); the
+    // codec's writer for this version knows.
+    let writer = linetable::TableWriter::for_table(table).unwrap_or(match table.locations {
+        LocationFormat::LineTable310 => linetable::TableWriter::Python310,
+        LocationFormat::Pep657 => linetable::TableWriter::Python314,
+    });
+    let mut positions = linetable::PositionWriter::new(writer, code.first_line, &mut line_table);
+    let mut jumps = resolved.jumps.iter().peekable();
     for (i, instr) in code.instrs.iter().enumerate() {
-        let info = resolved.infos[i];
-        let p = lay.prefixes[i];
-        let arg = lay.args[i];
+        let info = table.op(instr.op).expect("resolved");
+        let p = placed.prefixes[i];
+        let arg = match jumps.peek() {
+            Some(&&(j, t)) if j == i => {
+                jumps.next();
+                placed.jump_arg(code, i, t)?
+            }
+            _ => instr.arg,
+        };
+        let mut at = 2 * placed.starts[i] as usize;
         for k in (1..=p as u32).rev() {
-            bytes.push(ext);
-            bytes.push((arg.checked_shr(8 * k).unwrap_or(0) & 0xff) as u8);
+            bytes[at] = ext;
+            bytes[at + 1] = (arg.checked_shr(8 * k).unwrap_or(0) & 0xff) as u8;
+            at += 2;
         }
-        bytes.push(instr.op);
-        bytes.push((arg & 0xff) as u8);
-        bytes.resize(bytes.len() + 2 * info.caches as usize, 0);
+        bytes[at] = instr.op;
+        bytes[at + 1] = (arg & 0xff) as u8;
         let units = p as usize + info.units();
         match &instr.unit_positions {
-            Some(per_unit) if per_unit.len() == units => positions.extend_from_slice(per_unit),
-            _ => positions.extend(std::iter::repeat(instr.position).take(units)),
+            Some(per_unit) if per_unit.len() == units => {
+                for (k, position) in per_unit.iter().enumerate() {
+                    positions.push(position, 1, k == 0);
+                }
+            }
+            _ => positions.push(&instr.position, units, true),
         }
-        starts.push(true);
-        starts.extend(std::iter::repeat(false).take(units - 1));
     }
-    // How runs are cut differs per version (3.11 never merges across instructions); the codec's
-    // writer for this version knows.
-    let line_table = match linetable::TableWriter::for_table(code.table) {
-        Some(writer) => linetable::encode_positions_as(writer, code.first_line, &positions, &starts),
-        None => linetable::encode_positions(code.table.locations, code.first_line, &positions, &starts),
-    };
-    let exception_table = if code.table.exception_table {
-        exctable::encode(&exception_entries(code, &resolved.labels, &lay)?)
-    } else {
-        Vec::new()
-    };
+    positions.finish();
+    let exception_table =
+        if table.exception_table { exception_table(code, &resolved.labels, &placed)? } else { Vec::new() };
     let stacksize = stackdepth::max_depth_with(code, &resolved.labels)?;
     Ok(Encoded { code: bytes, exception_table, line_table, stacksize })
 }
 
-fn exception_entries(code: &Code, labels: &[Option<usize>], lay: &Layout) -> Result<Vec<ExcEntry>, EncodeError> {
+/// The exception table from runs of instructions sharing a handler.
+fn exception_table(code: &Code, labels: &[Option<usize>], placed: &Placed) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
-    for r in code.exception_ranges() {
-        let Some(h) = code.handlers.get(r.handler as usize) else {
-            return err(r.start, format!("exception handler {} does not exist", r.handler));
+    let mut write = |start: usize, end: usize, h: u32| -> Result<(), EncodeError> {
+        let Some(handler) = code.handlers.get(h as usize) else {
+            return err(start, format!("exception handler {h} does not exist"));
         };
-        let Some(t) = labels.get(h.target.0 as usize).copied().flatten() else {
-            return err(r.start, format!("exception handler target L{} is attached to no instruction", h.target.0));
+        let Some(t) = labels.get(handler.target.0 as usize).copied().flatten() else {
+            return err(start, format!("exception handler target L{} is attached to no instruction", handler.target.0));
         };
-        out.push(ExcEntry {
-            start: lay.starts[r.start],
-            end: lay.starts[r.end],
-            target: lay.starts[t],
-            depth: h.depth,
-            lasti: h.lasti,
-        });
+        let entry = ExcEntry {
+            start: placed.starts[start],
+            end: placed.starts[end],
+            target: placed.starts[t],
+            depth: handler.depth,
+            lasti: handler.lasti,
+        };
+        exctable::encode_into(&[entry], &mut out);
+        Ok(())
+    };
+    let mut run: Option<(usize, u32)> = None;
+    for (i, instr) in code.instrs.iter().enumerate() {
+        match (run, instr.handler) {
+            (Some((_, h)), Some(now)) if h == now => {}
+            _ => {
+                if let Some((start, h)) = run {
+                    write(start, i, h)?;
+                }
+                run = instr.handler.map(|h| (i, h));
+            }
+        }
+    }
+    if let Some((start, h)) = run {
+        write(start, code.instrs.len(), h)?;
     }
     Ok(out)
 }

@@ -49,8 +49,10 @@ pub struct Instr {
     /// `EXTENDED_ARG 0` survives a round trip. New instructions use 0.
     pub min_prefixes: u8,
     /// Per-unit positions (prefixes, opcode, caches) when the input gave the units of this
-    /// instruction different positions; used only while the layout is unchanged.
-    pub unit_positions: Option<Box<[Position]>>,
+    /// instruction different positions; used only while the layout is unchanged. (A thin
+    /// pointer: rare, and every pass over the instructions pays for their size.)
+    #[allow(clippy::box_collection)]
+    pub unit_positions: Option<Box<Vec<Position>>>,
 }
 
 impl Instr {
@@ -200,5 +202,14 @@ impl Code {
     /// Whether control can fall from `instrs[idx]` into the next instruction.
     pub fn falls_through(&self, idx: usize) -> bool {
         !matches!(self.info(&self.instrs[idx]).map(|i| i.flow), Some(Flow::End) | Some(Flow::Goto))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instr_stays_small() {
+        // Every pass of the rewriter walks these; growing them slows all of it.
+        assert!(std::mem::size_of::<super::Instr>() <= 72, "{}", std::mem::size_of::<super::Instr>());
     }
 }

@@ -348,19 +348,88 @@ pub fn decode_positions(
     first_line: i32,
     units: usize,
 ) -> Result<Vec<Position>, TableError> {
+    let mut reader = PositionReader::new(format, table, first_line, units);
     let mut positions = Vec::with_capacity(units);
-    let mut entries = LocationEntries::new(format, table, first_line);
-    loop {
-        let entry_offset = entries.offset;
-        let Some(entry) = entries.next() else { break };
-        let entry = entry?;
-        if entry.units > units - positions.len() {
-            return Err(entries.error(entry_offset, TableErrorKind::PastEndOfCode { units }));
-        }
-        positions.resize(positions.len() + entry.units, entry.position);
+    while positions.len() < units {
+        let (position, run) = reader.peek()?;
+        let run = run.min(units - positions.len());
+        positions.resize(positions.len() + run, position);
+        reader.skip(run);
     }
-    positions.resize(units, Position::default());
+    reader.finish()?;
     Ok(positions)
+}
+
+/// Reads a position table front to back a stretch of code units at a time, so a decoder
+/// needs no per-unit vector; [`decode_positions`] is the collected form.
+pub struct PositionReader<'a> {
+    entries: LocationEntries<'a>,
+    units: usize,
+    /// Code units covered by the entries read so far.
+    covered: usize,
+    /// The entry being read out, and how many of its units are not taken yet.
+    current: Position,
+    left: usize,
+}
+
+impl<'a> PositionReader<'a> {
+    pub fn new(format: LocationFormat, table: &'a [u8], first_line: i32, units: usize) -> Self {
+        PositionReader {
+            entries: LocationEntries::new(format, table, first_line),
+            units,
+            covered: 0,
+            current: Position::default(),
+            left: 0,
+        }
+    }
+
+    /// The position of the next code unit and how many units from it on the current entry
+    /// still covers (unbounded once the table has ended: the rest has no position).
+    pub fn peek(&mut self) -> Result<(Position, usize), TableError> {
+        while self.left == 0 {
+            let offset = self.entries.offset;
+            match self.entries.next() {
+                None => return Ok((Position::default(), usize::MAX)),
+                Some(entry) => {
+                    let entry = entry?;
+                    if entry.units > self.units - self.covered {
+                        let units = self.units;
+                        return Err(self
+                            .entries
+                            .error(offset, TableErrorKind::PastEndOfCode { units }));
+                    }
+                    self.covered += entry.units;
+                    self.current = entry.position;
+                    self.left = entry.units;
+                }
+            }
+        }
+        Ok((self.current, self.left))
+    }
+
+    /// Take `n` units, at most what the last `peek` offered.
+    pub fn skip(&mut self, n: usize) {
+        self.left = self.left.saturating_sub(n);
+    }
+
+    /// Check the rest of the table: a malformed or overlong tail is an error even past the
+    /// units anyone asked about.
+    pub fn finish(mut self) -> Result<(), TableError> {
+        self.left = 0;
+        loop {
+            let offset = self.entries.offset;
+            let Some(entry) = self.entries.next() else {
+                return Ok(());
+            };
+            let entry = entry?;
+            if entry.units > self.units - self.covered {
+                return Err(self
+                    .entries
+                    .error(offset, TableErrorKind::PastEndOfCode { units: self.units }));
+            }
+            self.covered += entry.units;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,46 +475,11 @@ pub fn encode_positions_into(
     starts: &[bool],
     out: &mut Vec<u8>,
 ) {
-    match writer {
-        TableWriter::Python310 => encode_310(first_line, positions, out),
-        TableWriter::Python311 => {
-            // Boundaries at every instruction start, and wherever the position changes (which
-            // can only be an instruction start in consistent input).
-            let mut writer = Pep657Writer::new(out, first_line, true);
-            for_each_run(
-                positions,
-                |i| starts.get(i).copied().unwrap_or(false),
-                |pos, units| writer.write_run(pos, units),
-            );
-        }
-        TableWriter::Python312 | TableWriter::Python314 => {
-            let negative_lines_are_none = writer == TableWriter::Python312;
-            let mut writer = Pep657Writer::new(out, first_line, negative_lines_are_none);
-            for_each_run(
-                positions,
-                |_| false,
-                |pos, units| writer.write_run(pos, units),
-            );
-        }
+    let mut w = PositionWriter::new(writer, first_line, out);
+    for (i, position) in positions.iter().enumerate() {
+        w.push(position, 1, starts.get(i).copied().unwrap_or(false));
     }
-}
-
-/// Calls `run` for each maximal stretch of equal positions, also cut where `cut(i)`.
-fn for_each_run(
-    positions: &[Position],
-    cut: impl Fn(usize) -> bool,
-    mut run: impl FnMut(&Position, usize),
-) {
-    let mut start = 0;
-    for i in 1..positions.len() {
-        if positions[i] != positions[start] || cut(i) {
-            run(&positions[start], i - start);
-            start = i;
-        }
-    }
-    if start < positions.len() {
-        run(&positions[start], positions.len() - start);
-    }
+    w.finish();
 }
 
 /// The 3.10 compiler's view of a line: -1 for none, and it treats every negative line as none.
@@ -456,24 +490,84 @@ fn line_310(position: &Position) -> i32 {
     }
 }
 
-fn encode_310(first_line: i32, positions: &[Position], out: &mut Vec<u8>) {
-    // Mirrors `assemble_line_range`: the range in progress starts at `range_start` with line
-    // `current`; `previous` is the last line actually written (no-line ranges do not move it).
-    let mut previous = first_line;
-    let mut current = first_line;
-    let mut range_start = 0;
-    let mut flush = |end: usize, current: i32, out: &mut Vec<u8>| {
-        let mut byte_delta = (end - range_start) * 2;
-        if byte_delta == 0 {
-            // The first instruction's line differs from co_firstlineno: nothing to write yet.
+const NONE: i32 = -1;
+
+/// Writes a position table from runs of code units (an encoder pushes one run per
+/// instruction, not one position per unit). Equal neighbouring positions are merged into one
+/// run first, which is what the compilers do: 3.10 merges whatever has the same line, 3.11
+/// never merges across instructions, 3.12+ merge equal positions.
+pub struct PositionWriter<'a> {
+    out: &'a mut Vec<u8>,
+    writer: TableWriter,
+    /// 3.11-3.13 test `lineno < 0` for "no location", 3.14+ `lineno == -1`.
+    negative_lines_are_none: bool,
+    /// PEP 657: the assembler's `a_lineno`; 3.10: the last line written.
+    line: i32,
+    /// The run not yet written (3.10: only its line counts, starting at co_firstlineno).
+    run: Position,
+    run_line: i32,
+    run_units: usize,
+}
+
+impl<'a> PositionWriter<'a> {
+    pub fn new(writer: TableWriter, first_line: i32, out: &'a mut Vec<u8>) -> Self {
+        PositionWriter {
+            out,
+            writer,
+            negative_lines_are_none: writer != TableWriter::Python314,
+            line: first_line,
+            run: Position::default(),
+            run_line: first_line,
+            run_units: 0,
+        }
+    }
+
+    /// `units` code units at `position`; `instruction_start`: they begin an instruction.
+    #[inline]
+    pub fn push(&mut self, position: &Position, units: usize, instruction_start: bool) {
+        let same = match self.writer {
+            TableWriter::Python310 => line_310(position) == self.run_line,
+            TableWriter::Python311 => !instruction_start && *position == self.run,
+            TableWriter::Python312 | TableWriter::Python314 => *position == self.run,
+        };
+        if same {
+            self.run_units += units;
+        } else {
+            self.flush();
+            self.run = *position;
+            self.run_line = line_310(position);
+            self.run_units = units;
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let units = std::mem::take(&mut self.run_units);
+        if units == 0 {
+            // 3.10: the first instruction's line differs from co_firstlineno: nothing yet.
             return;
         }
+        if self.writer == TableWriter::Python310 {
+            self.write_310(self.run_line, units);
+        } else {
+            let run = self.run;
+            self.write_run(&run, units);
+        }
+    }
+
+    /// Mirrors `assemble_line_range`: one range of `units` at `current` (-1: no line).
+    fn write_310(&mut self, current: i32, units: usize) {
+        let out = &mut *self.out;
+        let mut byte_delta = units * 2;
         let mut line_delta;
         if current < 0 {
             line_delta = -128;
         } else {
-            line_delta = current.wrapping_sub(previous);
-            previous = current;
+            line_delta = current.wrapping_sub(self.line);
+            self.line = current;
             while line_delta > 127 {
                 out.extend_from_slice(&[0, 127]);
                 line_delta -= 127;
@@ -489,37 +583,9 @@ fn encode_310(first_line: i32, positions: &[Position], out: &mut Vec<u8>) {
             byte_delta -= 254;
         }
         out.extend_from_slice(&[byte_delta as u8, line_delta as i8 as u8]);
-        range_start = end;
-    };
-    for (i, position) in positions.iter().enumerate() {
-        let line = line_310(position);
-        if line != current {
-            flush(i, current, out);
-            current = line;
-        }
-    }
-    flush(positions.len(), current, out);
-}
-
-const NONE: i32 = -1;
-
-/// Mirrors `write_location_info_entry` in CPython's assembler; `line` is its `a_lineno`.
-struct Pep657Writer<'a> {
-    out: &'a mut Vec<u8>,
-    line: i32,
-    /// 3.11-3.13 test `lineno < 0` for "no location", 3.14+ `lineno == -1`.
-    negative_lines_are_none: bool,
-}
-
-impl<'a> Pep657Writer<'a> {
-    fn new(out: &'a mut Vec<u8>, first_line: i32, negative_lines_are_none: bool) -> Self {
-        Pep657Writer {
-            out,
-            line: first_line,
-            negative_lines_are_none,
-        }
     }
 
+    /// Mirrors `write_location_info_entry` in CPython's assembler, 8 units at a time.
     fn write_run(&mut self, position: &Position, mut units: usize) {
         while units > 8 {
             self.write_entry(position, 8);

@@ -1,7 +1,10 @@
 //! Method names by role, shared by the rewriter (where reports go) and the runtime (what a
 //! reported call does to its receiver). Both sides read these tables, so they cannot drift.
 
-use crate::rewrite::NameSet;
+use std::collections::HashMap;
+
+use crate::rewrite::sites::role;
+use crate::rewrite::{FastHash, NameSet};
 
 /// Method names by role. The runtime classifies by the real receiver or callable; these only
 /// decide where reports go.
@@ -14,6 +17,8 @@ pub struct MethodTables {
     /// Builtins that read their first argument's size or contents, reported only when called
     /// by a plain name (`len(x)`, not `obj.len(x)`).
     pub reading: NameSet,
+    /// Every name above with the sets it is in (`sites::role` bits): one lookup per name.
+    pub(crate) roles: HashMap<String, u8, FastHash>,
 }
 
 /// Resource methods reported before and after the call (with the returned object).
@@ -135,13 +140,31 @@ impl MethodTables {
         // A configured `pkg.Class.method` is reported by its method name; the runtime checks
         // the class on the real receiver.
         resource.extend(extra_resources.iter().map(|m| method_name(m).to_string()));
-        MethodTables {
+        let mut tables = MethodTables {
             resource,
             container: set(CONTAINER_METHODS),
             sync: set(SYNC_METHODS),
             builtin: set(STATE_BUILTINS),
             reading: set(READING_BUILTINS),
+            roles: HashMap::default(),
+        };
+        for (names, bit) in [
+            (&tables.builtin, role::BUILTIN),
+            (&tables.resource, role::RESOURCE),
+            (&tables.container, role::CONTAINER),
+            (&tables.sync, role::CONTAINER),
+            (&tables.reading, role::READING),
+        ] {
+            for name in names {
+                *tables.roles.entry(name.clone()).or_insert(0) |= bit;
+            }
         }
+        tables
+    }
+
+    /// The `sites::role` bits of `name`.
+    pub(crate) fn roles_of(&self, name: &str) -> u8 {
+        self.roles.get(name).copied().unwrap_or(0)
     }
 }
 

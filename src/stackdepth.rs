@@ -14,7 +14,7 @@
 
 use crate::encode::{err, EncodeError};
 use crate::instr::Code;
-use crate::tables::Flow;
+use crate::tables::{Flow, OpInfo};
 
 /// Stack depths beyond this are taken as a sign of an unbalanced loop.
 const DEPTH_LIMIT: i64 = 1 << 24;
@@ -46,9 +46,10 @@ pub(crate) fn max_depth_with(code: &Code, labels: &[Option<usize>]) -> Result<u3
     Ok(run(code, labels)?.0)
 }
 
+#[inline]
 fn reach(entry: &mut [i64], work: &mut Vec<usize>, at: usize, depth: i64) -> Result<(), EncodeError> {
     if depth > DEPTH_LIMIT {
-        return err(at, "stack depth grows without bound (unbalanced loop?)");
+        return Err(unbounded(at));
     }
     if depth > entry[at] {
         entry[at] = depth;
@@ -112,18 +113,54 @@ pub struct Analysis {
 }
 
 pub fn analyse(code: &Code) -> Result<Analysis, EncodeError> {
-    let (max, entry) = run(code, &code.label_targets())?;
+    analyse_with(code, &code.label_targets())
+}
+
+/// As `analyse`, with the label → index map the caller already has.
+pub fn analyse_with(code: &Code, labels: &[Option<usize>]) -> Result<Analysis, EncodeError> {
+    let (max, entry) = run(code, labels)?;
     Ok(Analysis { max, entry: entry.into_iter().map(|d| (d >= 0).then_some(d as u32)).collect() })
+}
+
+/// The target of label `l` used by instruction `i`.
+#[inline]
+fn resolve(labels: &[Option<usize>], i: usize, l: crate::instr::Label) -> Result<usize, EncodeError> {
+    match labels.get(l.0 as usize) {
+        Some(&Some(t)) => Ok(t),
+        _ => Err(unattached(i, l)),
+    }
+}
+
+// Error paths kept out of line: the analysis runs once per instruction of every code object.
+#[cold]
+#[inline(never)]
+fn unattached(i: usize, l: crate::instr::Label) -> EncodeError {
+    EncodeError { index: i, what: format!("L{} is attached to no instruction", l.0) }
+}
+
+#[cold]
+#[inline(never)]
+fn unbounded(at: usize) -> EncodeError {
+    EncodeError { index: at, what: "stack depth grows without bound (unbalanced loop?)".into() }
+}
+
+#[cold]
+#[inline(never)]
+fn no_effect(i: usize, info: &OpInfo, arg: u32) -> EncodeError {
+    EncodeError { index: i, what: format!("{} {arg} has no stack effect", info.name) }
+}
+
+/// The stack effect of instruction `i` when jumping or not.
+#[inline]
+fn effect(i: usize, info: &OpInfo, arg: u32, jump: bool) -> Result<i64, EncodeError> {
+    match info.stack_effect(arg, jump) {
+        Some(e) => Ok(e as i64),
+        None => Err(no_effect(i, info, arg)),
+    }
 }
 
 fn run(code: &Code, labels: &[Option<usize>]) -> Result<(u32, Vec<i64>), EncodeError> {
     let n = code.instrs.len();
-    let resolve = |i: usize, l: crate::instr::Label| -> Result<usize, EncodeError> {
-        match labels.get(l.0 as usize).copied().flatten() {
-            Some(t) => Ok(t),
-            None => err(i, format!("L{} is attached to no instruction", l.0)),
-        }
-    };
     let mut entry: Vec<i64> = vec![-1; n];
     let mut work: Vec<usize> = Vec::new();
     let mut max: i64 = 0;
@@ -150,25 +187,21 @@ fn run(code: &Code, labels: &[Option<usize>]) -> Result<(u32, Vec<i64>), EncodeE
                 };
                 let d = handler.depth as i64 + handler.lasti as i64 + 1;
                 max = max.max(d);
-                reach(&mut entry, &mut work, resolve(i, handler.target)?, d)?;
+                reach(&mut entry, &mut work, resolve(labels, i, handler.target)?, d)?;
             }
             // The table's formula multiplies the argument; beyond 2^22 it could overflow, and no
             // real instruction takes a stack-sized argument that large.
             if instr.arg > MAX_STACK_ARG && !matches!(info.stack[0], crate::tables::StackEffect::Const(_)) {
                 return err(i, format!("{} {} has an argument too large to size the stack", info.name, instr.arg));
             }
-            let effect = |jump: bool| match info.stack_effect(instr.arg, jump) {
-                Some(e) => Ok(e as i64),
-                None => err(i, format!("{} {} has no stack effect", info.name, instr.arg)),
-            };
             if let Some(target) = instr.target {
-                let d = (depth + effect(true)?).max(0);
+                let d = (depth + effect(i, info, instr.arg, true)?).max(0);
                 max = max.max(d);
-                reach(&mut entry, &mut work, resolve(i, target)?, d)?;
+                reach(&mut entry, &mut work, resolve(labels, i, target)?, d)?;
             }
             // Below zero only in the 3.11/3.12 generator preamble (RETURN_GENERATOR counts 0,
             // then POP_TOP), which CPython's pass never sees; clamping can only over-estimate.
-            let next = (depth + effect(false)?).max(0);
+            let next = (depth + effect(i, info, instr.arg, false)?).max(0);
             max = max.max(next);
             if matches!(info.flow, Flow::End | Flow::Goto) {
                 break;

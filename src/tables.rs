@@ -60,12 +60,14 @@ pub enum StackEffect {
 }
 
 impl StackEffect {
+    #[inline]
     pub fn eval(&self, arg: u32) -> Option<i32> {
         match *self {
             StackEffect::Const(c) => Some(c),
             StackEffect::Bits { c, w, high } => {
+                // Branch-free: every flow analysis asks this once per instruction.
                 let low = arg & 0xff;
-                let bits: i32 = (0..8).filter(|i| low >> i & 1 == 1).map(|i| w[i]).sum();
+                let bits: i32 = (0..8).map(|i| w[i] & -((low >> i & 1) as i32)).sum();
                 Some(c + bits + high * (arg >> 8) as i32)
             }
             StackEffect::Table(values) => values.get(arg as usize).copied().flatten(),
@@ -88,6 +90,7 @@ pub struct OpInfo {
 }
 
 impl OpInfo {
+    #[inline]
     pub fn stack_effect(&self, arg: u32, jump: bool) -> Option<i32> {
         self.stack[jump as usize].eval(arg)
     }

@@ -4,6 +4,7 @@
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -55,12 +56,22 @@ fn first_line(code: &Bound<'_, PyAny>) -> i64 {
     code.getattr("co_firstlineno").and_then(|l| l.extract()).unwrap_or(0)
 }
 
-fn bytes_attr<'py>(code: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+/// Attribute names are interned once (`intern!`): a `&str` would make a new string per read.
+fn bytes_attr<'py>(code: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyBytes>> {
     code.getattr(name)?.cast_into::<PyBytes>().map_err(|_| malformed(code, format!("{name} is not bytes")))
 }
 
 fn strings(tuple: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     tuple.cast::<PyTuple>()?.iter().map(|s| s.extract::<String>()).collect()
+}
+
+/// A name the rewriter appends to `co_names`, interned once per process.
+fn injected_name<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
+    match name {
+        rewrite::GUARD_NAME => intern!(py, rewrite::GUARD_NAME).clone(),
+        rewrite::REPORT_NAME => intern!(py, rewrite::REPORT_NAME).clone(),
+        other => PyString::intern(py, other),
+    }
 }
 
 /// `(line, kind, "qualname: name")`.
@@ -128,8 +139,8 @@ impl<'py> Rewriter<'py> {
             });
         }
         // Children first, so the parent can take their replacements.
-        let consts = code.getattr("co_consts")?.cast_into::<PyTuple>()?;
-        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len());
+        let consts = code.getattr(intern!(py, "co_consts"))?.cast_into::<PyTuple>()?;
+        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len() + 8);
         let mut children_changed = false;
         for c in consts.iter() {
             // CodeType cannot be subclassed: an exact type check suffices.
@@ -142,33 +153,36 @@ impl<'py> Rewriter<'py> {
             }
         }
 
-        let raw_code = bytes_attr(code, "co_code")?;
+        let raw_code = bytes_attr(code, intern!(py, "co_code"))?;
         let exception_table =
-            if self.table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
-        let line_table = bytes_attr(code, "co_linetable")?;
-        let first = code.getattr("co_firstlineno")?.extract::<i32>()?;
-        let co_names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
-        let names = strings(co_names.as_any())?;
+            if self.table.exception_table { Some(bytes_attr(code, intern!(py, "co_exceptiontable"))?) } else { None };
+        let line_table = bytes_attr(code, intern!(py, "co_linetable"))?;
+        let first = code.getattr(intern!(py, "co_firstlineno"))?.extract::<i32>()?;
+        let co_names = code.getattr(intern!(py, "co_names"))?.cast_into::<PyTuple>()?;
+        // Borrowed UTF-8 views of the names (no copy for the usual ASCII names).
+        let name_objs =
+            co_names.iter().map(|n| n.cast_into::<PyString>().map_err(PyErr::from)).collect::<PyResult<Vec<_>>>()?;
+        let names = name_objs.iter().map(|n| n.to_str()).collect::<PyResult<Vec<&str>>>()?;
         // Computed on first use: only deref ops ask, and only code with cells has those.
         let deref_names: std::cell::OnceCell<Vec<String>> = std::cell::OnceCell::new();
         let compute_deref_names = || -> Vec<String> {
-            let get = |attr: &str| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
+            let get = |attr: &Bound<'py, PyString>| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
             match self.table.deref {
                 DerefIndex::CellsThenFrees => {
-                    let mut v = get("co_cellvars");
-                    v.extend(get("co_freevars"));
+                    let mut v = get(intern!(py, "co_cellvars"));
+                    v.extend(get(intern!(py, "co_freevars")));
                     v
                 }
                 // 3.11+: one "locals plus" index space: locals, then cells that are not also
                 // arguments/locals, then free variables.
                 DerefIndex::LocalsPlus => {
-                    let mut v = get("co_varnames");
-                    for c in get("co_cellvars") {
+                    let mut v = get(intern!(py, "co_varnames"));
+                    for c in get(intern!(py, "co_cellvars")) {
                         if !v.contains(&c) {
                             v.push(c);
                         }
                     }
-                    v.extend(get("co_freevars"));
+                    v.extend(get(intern!(py, "co_freevars")));
                     v
                 }
             }
@@ -194,13 +208,14 @@ impl<'py> Rewriter<'py> {
             }
             Err(e) => return Err(malformed(code, e)),
         };
+        let replace = intern!(py, "replace");
         let Some(rw) = outcome else {
             if !children_changed {
                 return Ok(code.clone());
             }
             let kwargs = PyDict::new(py);
-            kwargs.set_item("co_consts", PyTuple::new(py, items)?)?;
-            return code.call_method("replace", (), Some(&kwargs));
+            kwargs.set_item(intern!(py, "co_consts"), PyTuple::new(py, items)?)?;
+            return code.call_method(replace, (), Some(&kwargs));
         };
 
         let site_name = |name: SiteName| -> PyResult<Bound<'py, PyAny>> {
@@ -219,21 +234,22 @@ impl<'py> Rewriter<'py> {
             let line = site.line.into_pyobject(py)?.into_any();
             items.push(PyTuple::new(py, [kind, line, site_name(site.name)?])?.into_any());
         }
-        let mut new_names: Vec<Bound<'py, PyAny>> = co_names.iter().collect();
-        for n in &rw.new_names {
-            new_names.push(PyString::intern(py, n).into_any());
+        let mut new_names: Vec<Bound<'py, PyAny>> = Vec::with_capacity(name_objs.len() + rw.new_names.len());
+        new_names.extend(name_objs.into_iter().map(Bound::into_any));
+        for &n in &rw.new_names {
+            new_names.push(injected_name(py, n).into_any());
         }
-        let old_stacksize: u32 = code.getattr("co_stacksize")?.extract()?;
+        let old_stacksize: u32 = code.getattr(intern!(py, "co_stacksize"))?.extract()?;
         let kwargs = PyDict::new(py);
-        kwargs.set_item("co_consts", PyTuple::new(py, items)?)?;
-        kwargs.set_item("co_names", PyTuple::new(py, new_names)?)?;
-        kwargs.set_item("co_code", PyBytes::new(py, &rw.code))?;
-        kwargs.set_item("co_linetable", PyBytes::new(py, &rw.line_table))?;
+        kwargs.set_item(intern!(py, "co_consts"), PyTuple::new(py, items)?)?;
+        kwargs.set_item(intern!(py, "co_names"), PyTuple::new(py, new_names)?)?;
+        kwargs.set_item(intern!(py, "co_code"), PyBytes::new(py, &rw.code))?;
+        kwargs.set_item(intern!(py, "co_linetable"), PyBytes::new(py, &rw.line_table))?;
         if self.table.exception_table {
-            kwargs.set_item("co_exceptiontable", PyBytes::new(py, &rw.exception_table))?;
+            kwargs.set_item(intern!(py, "co_exceptiontable"), PyBytes::new(py, &rw.exception_table))?;
         }
-        kwargs.set_item("co_stacksize", rw.stacksize.max(old_stacksize))?;
-        let new_code = code.call_method("replace", (), Some(&kwargs))?;
+        kwargs.set_item(intern!(py, "co_stacksize"), rw.stacksize.max(old_stacksize))?;
+        let new_code = code.call_method(replace, (), Some(&kwargs))?;
 
         if let Some((sites, listed, disassemble)) = &mut self.report {
             let qn = qualname(code);
@@ -347,9 +363,11 @@ fn indent(listing: &str, injected: Option<&Vec<bool>>) -> String {
 #[pyfunction]
 fn _rewrite_check(code: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     let table = table_for(code.py())?;
-    let raw_code = bytes_attr(code, "co_code")?;
-    let exception_table = if table.exception_table { Some(bytes_attr(code, "co_exceptiontable")?) } else { None };
-    let line_table = bytes_attr(code, "co_linetable")?;
+    let py = code.py();
+    let raw_code = bytes_attr(code, intern!(py, "co_code"))?;
+    let exception_table =
+        if table.exception_table { Some(bytes_attr(code, intern!(py, "co_exceptiontable"))?) } else { None };
+    let line_table = bytes_attr(code, intern!(py, "co_linetable"))?;
     let decoded = decode::decode(
         table,
         RawCode {
@@ -456,12 +474,13 @@ impl PycRewriter {
             }
         }
         let deref_name = |i: u32| deref_names.get(i as usize).cloned();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let parts = Parts {
             code: &raw,
             exception_table: &exception_table,
             line_table: &line_table,
             first_line: code.firstlineno,
-            names: &names,
+            names: &name_refs,
             const_count: items.len(),
             deref_name: &deref_name,
         };

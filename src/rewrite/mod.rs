@@ -258,7 +258,7 @@ impl std::fmt::Display for RewriteError {
 }
 
 pub struct Input<'a> {
-    pub names: &'a [String],
+    pub names: &'a [&'a str],
     /// Number of `co_consts` entries (site constants are appended after them).
     pub const_count: usize,
     pub deref_name: &'a dyn Fn(u32) -> Option<String>,
@@ -278,7 +278,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
             table.version.0, table.version.1
         )));
     };
-    if input.names.iter().any(|n| n == REPORT_NAME || n == GUARD_NAME) {
+    if input.names.iter().any(|&n| n == REPORT_NAME || n == GUARD_NAME) {
         return Ok(None);
     }
     let ops = ops::for_table(table);
@@ -434,7 +434,7 @@ pub struct Parts<'a> {
     pub exception_table: &'a [u8],
     pub line_table: &'a [u8],
     pub first_line: i32,
-    pub names: &'a [String],
+    pub names: &'a [&'a str],
     pub const_count: usize,
     /// Name of a deref index (cell or free variable), if the code has any.
     pub deref_name: &'a dyn Fn(u32) -> Option<String>,

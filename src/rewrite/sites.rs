@@ -24,6 +24,30 @@ pub enum Fetch {
     Cell(u32),
 }
 
+/// The values of one report (at most three), inline: a vector per report would be most of
+/// the selection's allocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetches {
+    len: u8,
+    items: [Fetch; 3],
+}
+
+impl<const N: usize> From<[Fetch; N]> for Fetches {
+    fn from(values: [Fetch; N]) -> Fetches {
+        let mut items = [Fetch::Depth(0); 3];
+        items[..N].copy_from_slice(&values);
+        Fetches { len: N as u8, items }
+    }
+}
+
+impl std::ops::Deref for Fetches {
+    type Target = [Fetch];
+
+    fn deref(&self) -> &[Fetch] {
+        &self.items[..self.len as usize]
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Report {
     /// Original instruction index.
@@ -32,7 +56,7 @@ pub struct Report {
     pub after: bool,
     pub kind: SiteKind,
     pub name: SiteName,
-    pub fetch: Vec<Fetch>,
+    pub fetch: Fetches,
 }
 
 /// A copy of a method call's receiver kept below the callable pair from the method-form load
@@ -98,11 +122,95 @@ struct CallSite {
 }
 
 pub struct Context<'a> {
-    pub names: &'a [String],
+    pub names: &'a [&'a str],
     /// Name of a deref index (cell or free variable), if known.
     pub deref_name: &'a dyn Fn(u32) -> Option<String>,
     pub policy: Policy,
     pub methods: &'a MethodTables,
+}
+
+/// What `select` looks for in an opcode, decided once per opcode instead of by a chain of
+/// comparisons per instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Other,
+    LoadMethod,
+    LoadAttr,
+    LoadGlobal,
+    LoadName,
+    LoadDeref,
+    StoreAttr,
+    DeleteAttr,
+    BinarySubscr,
+    StoreSubscr,
+    DeleteSubscr,
+    BinarySlice,
+    StoreSlice,
+    BinaryOp,
+    /// 3.10 INPLACE_* (`Ops::inplace`).
+    Inplace310,
+    ContainsOp,
+    GetIter,
+    StoreGlobal,
+    DeleteGlobal,
+    StoreDeref,
+    DeleteDeref,
+    StoreName,
+    DeleteName,
+    WithEnter,
+    LoadSpecial,
+}
+
+fn classes(o: &Ops) -> [Class; 256] {
+    let mut table = [Class::Other; 256];
+    let pairs = [
+        (o.load_method, Class::LoadMethod),
+        (o.load_attr, Class::LoadAttr),
+        (o.load_global, Class::LoadGlobal),
+        (o.load_name, Class::LoadName),
+        (o.load_deref, Class::LoadDeref),
+        (o.store_attr, Class::StoreAttr),
+        (o.delete_attr, Class::DeleteAttr),
+        (o.binary_subscr, Class::BinarySubscr),
+        (o.store_subscr, Class::StoreSubscr),
+        (o.delete_subscr, Class::DeleteSubscr),
+        (o.binary_slice, Class::BinarySlice),
+        (o.store_slice, Class::StoreSlice),
+        (o.binary_op, Class::BinaryOp),
+        (o.contains_op, Class::ContainsOp),
+        (o.get_iter, Class::GetIter),
+        (o.store_global, Class::StoreGlobal),
+        (o.delete_global, Class::DeleteGlobal),
+        (o.store_deref, Class::StoreDeref),
+        (o.delete_deref, Class::DeleteDeref),
+        (o.store_name, Class::StoreName),
+        (o.delete_name, Class::DeleteName),
+        (o.setup_with, Class::WithEnter),
+        (o.before_with, Class::WithEnter),
+        (o.before_async_with, Class::WithEnter),
+        (o.load_special, Class::LoadSpecial),
+    ];
+    let inplace = o.inplace.iter().map(|&(op, _)| (Some(op), Class::Inplace310));
+    // The first class named for an opcode wins (the order `select` tests them in).
+    for (op, class) in pairs.into_iter().chain(inplace) {
+        if let Some(op) = op {
+            if table[op as usize] == Class::Other {
+                table[op as usize] = class;
+            }
+        }
+    }
+    table
+}
+
+/// Which `MethodTables` sets a name is in.
+pub(crate) mod role {
+    pub const BUILTIN: u8 = 1;
+    pub const RESOURCE: u8 = 2;
+    /// Container or synchronisation method.
+    pub const CONTAINER: u8 = 4;
+    pub const READING: u8 = 8;
+    /// Set on every cached entry (0 = not looked up yet).
+    pub const KNOWN: u8 = 128;
 }
 
 /// Compiler-made closure cells that are not program state.
@@ -159,12 +267,18 @@ pub struct Selector<'a> {
     height: Vec<Option<u32>>,
     /// Index of each instruction's label target, resolved once.
     labels: Vec<Option<usize>>,
-    calls: Vec<Option<CallSite>>,
+    /// Per instruction, the index into `call_sites` of the call it starts (u32::MAX: none);
+    /// a third of the size of an `Option<CallSite>` per instruction.
+    call_at: Vec<u32>,
+    call_sites: Vec<CallSite>,
     insertable: Vec<bool>,
     splittable: Vec<bool>,
     /// Calls already given a report (by their start instruction).
     claimed: Marks,
     out: Selection,
+    classes: [Class; 256],
+    /// `role` bits per co_names entry, looked up on first use.
+    name_roles: Vec<u8>,
     /// Visit marks for the pairing walks: `seen[i] == walk` (no per-walk allocation).
     seen: std::cell::RefCell<Vec<u32>>,
     walk: std::cell::Cell<u32>,
@@ -172,8 +286,8 @@ pub struct Selector<'a> {
 
 impl<'a> Selector<'a> {
     pub fn new(code: &'a Code, ops: &'a Ops, facts: Facts, ctx: &'a Context<'a>) -> Result<Self, String> {
-        let analysis = stackdepth::analyse(code).map_err(|e| e.to_string())?;
         let labels = code.label_targets();
+        let analysis = stackdepth::analyse_with(code, &labels).map_err(|e| e.to_string())?;
         let mut s = Selector {
             code,
             ops,
@@ -181,15 +295,18 @@ impl<'a> Selector<'a> {
             ctx,
             height: analysis.entry,
             labels,
-            calls: Vec::new(),
+            call_at: Vec::new(),
+            call_sites: Vec::new(),
             insertable: Vec::new(),
             splittable: Vec::new(),
             claimed: Marks::new(code.instrs.len()),
             out: Selection::default(),
+            classes: classes(ops),
+            name_roles: vec![0; ctx.names.len()],
             seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
             walk: std::cell::Cell::new(0),
         };
-        s.calls = s.find_calls();
+        (s.call_at, s.call_sites) = s.find_calls();
         (s.splittable, s.insertable) = s.find_insertable();
         Ok(s)
     }
@@ -213,17 +330,32 @@ impl<'a> Selector<'a> {
         self.code.table.op(instr.op)?.stack_effect(instr.arg, false)
     }
 
+    fn call(&self, i: usize) -> Option<CallSite> {
+        self.call_sites.get(self.call_at[i] as usize).copied()
+    }
+
     fn target(&self, i: usize) -> Option<usize> {
         self.code.instrs[i].target.and_then(|l| self.labels.get(l.0 as usize).copied().flatten())
     }
 
     #[allow(clippy::needless_range_loop)] // neighbours are looked at by index
-    fn find_calls(&self) -> Vec<Option<CallSite>> {
+    fn find_calls(&self) -> (Vec<u32>, Vec<CallSite>) {
         let o = self.ops;
         let n = self.code.instrs.len();
-        let mut calls = vec![None; n];
+        let mut call_at = vec![u32::MAX; n];
+        let mut calls = Vec::new();
+        let mut is_call = [false; 256];
+        for op in [o.precall, o.call, o.call_function, o.call_method, o.call_kw, o.call_function_kw, o.call_function_ex]
+            .into_iter()
+            .flatten()
+        {
+            is_call[op as usize] = true;
+        }
         for i in 0..n {
             let op = self.op(i);
+            if !is_call[op as usize] {
+                continue;
+            }
             let arg = self.arg(i);
             let is = |x: Option<u8>| x == Some(op);
             let after_kw_names = i > 0 && Some(self.op(i - 1)) == o.kw_names;
@@ -262,9 +394,10 @@ impl<'a> Selector<'a> {
             if probe == 0 {
                 continue;
             }
-            calls[i] = Some(CallSite { start: i, end, insert_at, consumed, probe, positional });
+            call_at[i] = calls.len() as u32;
+            calls.push(CallSite { start: i, end, insert_at, consumed, probe, positional });
         }
-        calls
+        (call_at, calls)
     }
 
     /// Where code may be inserted before an instruction (the pitfalls in bytecode-facts.md):
@@ -283,9 +416,13 @@ impl<'a> Selector<'a> {
             }
         }
         let mut for_iter_target = vec![false; n];
+        let mut no_insert_after = [false; 256];
+        for &op in &o.no_insert_after {
+            no_insert_after[op as usize] = true;
+        }
         for i in 0..n {
             let op = self.op(i);
-            if i > 0 && o.no_insert_after.contains(&self.op(i - 1)) {
+            if i > 0 && no_insert_after[self.op(i - 1) as usize] {
                 split[i] = false;
             }
             if Some(op) == o.not_taken || Some(op) == o.resume {
@@ -331,10 +468,20 @@ impl<'a> Selector<'a> {
         self.name_index(i).map_or(SiteName::None, SiteName::Name)
     }
 
+    /// The `role` bits of the name instruction `i` names (0 without one).
+    fn roles(&mut self, i: usize) -> u8 {
+        let Some(index) = self.name_index(i) else { return 0 };
+        let cached = &mut self.name_roles[index as usize];
+        if *cached == 0 {
+            *cached = role::KNOWN | self.ctx.methods.roles_of(self.ctx.names[index as usize]);
+        }
+        *cached
+    }
+
     fn name(&self, i: usize) -> Option<&'a str> {
         let instr = &self.code.instrs[i];
         match self.code.table.op(instr.op)?.arg {
-            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).map(|s| s.as_str()),
+            ArgKind::Name { shift } => self.ctx.names.get((instr.arg >> shift) as usize).copied(),
             _ => None,
         }
     }
@@ -364,7 +511,7 @@ impl<'a> Selector<'a> {
             seen[i] = walk;
             budget = budget.checked_sub(1)?;
             let h = self.height[i]?;
-            if let Some(cs) = self.calls[i] {
+            if let Some(cs) = self.call(i) {
                 if h.checked_sub(cs.consumed) == Some(slot) {
                     found.push(cs);
                     region.extend(cs.start..=cs.end);
@@ -424,7 +571,7 @@ impl<'a> Selector<'a> {
             seen[i] = walk;
             budget = budget.checked_sub(1)?;
             let h = self.height[i]?;
-            if let Some(cs) = self.calls[i] {
+            if let Some(cs) = self.call(i) {
                 if h.checked_sub(cs.probe) == Some(slot) {
                     if found.is_some_and(|f| f.start != cs.start) {
                         return None;
@@ -465,9 +612,9 @@ impl<'a> Selector<'a> {
         found
     }
 
-    fn report(&mut self, at: usize, kind: SiteKind, name: SiteName, fetch: Vec<Fetch>) {
+    fn report(&mut self, at: usize, kind: SiteKind, name: SiteName, fetch: impl Into<Fetches>) {
         if self.insertable[at] {
-            self.out.reports.push(Report { at, after: false, kind, name, fetch });
+            self.out.reports.push(Report { at, after: false, kind, name, fetch: fetch.into() });
         }
     }
 
@@ -478,10 +625,11 @@ impl<'a> Selector<'a> {
         if n == 0 || !self.claimed.insert(cs.start) {
             return;
         }
-        let mut fetch = vec![Fetch::Depth(cs.probe), Fetch::Depth(n)];
-        if n >= 2 {
-            fetch.push(Fetch::Depth(n - 1));
-        }
+        let fetch: Fetches = if n >= 2 {
+            [Fetch::Depth(cs.probe), Fetch::Depth(n), Fetch::Depth(n - 1)].into()
+        } else {
+            [Fetch::Depth(cs.probe), Fetch::Depth(n)].into()
+        };
         self.report(cs.insert_at, SiteKind::BuiltinCall, name, fetch);
     }
 
@@ -512,7 +660,7 @@ impl<'a> Selector<'a> {
                 after: false,
                 kind: SiteKind::Call,
                 name,
-                fetch: vec![Fetch::Depth(cs.consumed + 1)],
+                fetch: [Fetch::Depth(cs.consumed + 1)].into(),
             });
             if returns {
                 self.out.reports.push(Report {
@@ -520,7 +668,7 @@ impl<'a> Selector<'a> {
                     after: true,
                     kind: SiteKind::CallReturn,
                     name,
-                    fetch: vec![Fetch::Depth(2), Fetch::Depth(1)],
+                    fetch: [Fetch::Depth(2), Fetch::Depth(1)].into(),
                 });
             }
             call_ends.push(StashEnd { call_end: cs.end, pop_after_pop_top });
@@ -561,17 +709,17 @@ impl<'a> Selector<'a> {
         let mut method_loads_done = Marks::new(n);
         for i in 0..n {
             let Some(h) = self.height[i] else { continue };
-            let op = self.op(i);
-            let is = |x: Option<u8>| x == Some(op);
-            if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
-                let Some(name) = self.name(i) else { continue };
-                if h == 0 {
+            let class = self.classes[self.op(i) as usize];
+            let is = |c: Class| class == c;
+            if is(Class::LoadMethod) || (is(Class::LoadAttr) && self.name_flag(i)) {
+                if self.name(i).is_none() || h == 0 {
                     continue;
                 }
                 let slot = h - 1;
-                let builtin = shared && m.builtin.contains(name);
-                let resource = m.resource.contains(name);
-                let container = shared && (m.container.contains(name) || m.sync.contains(name));
+                let roles = self.roles(i);
+                let builtin = shared && roles & role::BUILTIN != 0;
+                let resource = roles & role::RESOURCE != 0;
+                let container = shared && roles & role::CONTAINER != 0;
                 let name = self.site_name(i);
                 if !(builtin || resource || container || all) {
                     continue;
@@ -590,30 +738,32 @@ impl<'a> Selector<'a> {
                 if self.claimed.len() > before {
                     method_loads_done.insert(i);
                 }
-            } else if is(o.load_global) && self.name_flag(i) && shared {
-                let Some(name) = self.name(i) else { continue };
-                if m.builtin.contains(name) || m.reading.contains(name) {
-                    for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
-                        self.builtin_call(cs, self.site_name(i));
-                    }
+            } else if is(Class::LoadGlobal)
+                && self.name_flag(i)
+                && shared
+                && self.roles(i) & (role::BUILTIN | role::READING) != 0
+            {
+                for cs in self.pair_strict(i, h).map(|p| p.0).unwrap_or_default() {
+                    self.builtin_call(cs, self.site_name(i));
                 }
             }
         }
         // Pass 1b: loads, and the calls of plain loads (by following the value's slot).
         for i in 0..n {
             let Some(h) = self.height[i] else { continue };
-            let op = self.op(i);
-            let is = |x: Option<u8>| x == Some(op);
-            if is(o.load_method) || (is(o.load_attr) && self.name_flag(i)) {
+            let class = self.classes[self.op(i) as usize];
+            let is = |c: Class| class == c;
+            if is(Class::LoadMethod) || (is(Class::LoadAttr) && self.name_flag(i)) {
                 if shared && !method_loads_done.contains(i) {
-                    self.report(i, SiteKind::AttrLoad, self.site_name(i), vec![Fetch::Depth(1)]);
+                    self.report(i, SiteKind::AttrLoad, self.site_name(i), [Fetch::Depth(1)]);
                 }
-            } else if is(o.load_attr) {
-                let Some(text) = self.name(i) else { continue };
-                let builtin = shared && m.builtin.contains(text);
-                let bound = m.resource.contains(text)
-                    || (shared && (m.container.contains(text) || m.sync.contains(text)))
-                    || all;
+            } else if is(Class::LoadAttr) {
+                if self.name(i).is_none() {
+                    continue;
+                }
+                let roles = self.roles(i);
+                let builtin = shared && roles & role::BUILTIN != 0;
+                let bound = roles & role::RESOURCE != 0 || (shared && roles & role::CONTAINER != 0) || all;
                 let name = self.site_name(i);
                 // A plain load the call is reported for (3.10 keyword calls, `*args` calls,
                 // 3.12's `module.function()`) is not reported as an attribute load too, as
@@ -625,31 +775,32 @@ impl<'a> Selector<'a> {
                         if builtin {
                             self.builtin_call(cs, name);
                         } else if self.claimed.insert(cs.start) {
-                            self.report(cs.insert_at, SiteKind::CallBound, name, vec![Fetch::Depth(cs.probe)]);
+                            self.report(cs.insert_at, SiteKind::CallBound, name, [Fetch::Depth(cs.probe)]);
                         }
                         call_reported = self.claimed.len() > before;
                     }
                 }
                 if shared && !call_reported {
-                    self.report(i, SiteKind::AttrLoad, name, vec![Fetch::Depth(1)]);
+                    self.report(i, SiteKind::AttrLoad, name, [Fetch::Depth(1)]);
                 }
-            } else if is(o.load_global) || is(o.load_name) || is(o.load_deref) {
+            } else if is(Class::LoadGlobal) || is(Class::LoadName) || is(Class::LoadDeref) {
                 // Borrowed for co_names (no allocation per global load).
-                let (text, name): (Option<std::borrow::Cow<'_, str>>, _) = if is(o.load_deref) {
+                let (text, name): (Option<std::borrow::Cow<'_, str>>, _) = if is(Class::LoadDeref) {
                     ((self.ctx.deref_name)(self.arg(i)).map(Into::into), SiteName::Deref(self.arg(i)))
                 } else {
                     (self.name(i).map(Into::into), self.site_name(i))
                 };
                 let Some(text) = text else { continue };
-                if is(o.load_global) && shared {
-                    self.report(i, SiteKind::GlobalLoad, name, vec![]);
-                } else if is(o.load_name) && all {
-                    self.report(i, SiteKind::NameLoad, name, vec![]);
-                } else if is(o.load_deref) && shared && !HIDDEN_CELLS.contains(&text.as_ref()) {
-                    self.report(i, SiteKind::CellLoad, name, vec![Fetch::Cell(self.arg(i))]);
+                if is(Class::LoadGlobal) && shared {
+                    self.report(i, SiteKind::GlobalLoad, name, []);
+                } else if is(Class::LoadName) && all {
+                    self.report(i, SiteKind::NameLoad, name, []);
+                } else if is(Class::LoadDeref) && shared && !HIDDEN_CELLS.contains(&text.as_ref()) {
+                    self.report(i, SiteKind::CellLoad, name, [Fetch::Cell(self.arg(i))]);
                 }
-                let null_pair = is(o.load_global) && self.name_flag(i);
-                if shared && !null_pair && (m.builtin.contains(text.as_ref()) || m.reading.contains(text.as_ref())) {
+                let null_pair = is(Class::LoadGlobal) && self.name_flag(i);
+                let roles = if is(Class::LoadDeref) { m.roles_of(&text) } else { self.roles(i) };
+                if shared && !null_pair && roles & (role::BUILTIN | role::READING) != 0 {
                     if let Some(cs) = self.pair_weak(i, h) {
                         self.builtin_call(cs, name);
                     }
@@ -661,12 +812,12 @@ impl<'a> Selector<'a> {
             if self.height[i].is_none() {
                 continue;
             }
-            let op = self.op(i);
+            let class = self.classes[self.op(i) as usize];
             let arg = self.arg(i);
-            let is = |x: Option<u8>| x == Some(op);
-            if let Some(cs) = self.calls[i] {
+            let is = |c: Class| class == c;
+            if let Some(cs) = self.call(i) {
                 if all && !self.claimed.contains(cs.start) {
-                    self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, vec![Fetch::Depth(cs.probe)]);
+                    self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, [Fetch::Depth(cs.probe)]);
                 }
                 continue;
             }
@@ -674,58 +825,58 @@ impl<'a> Selector<'a> {
                 continue;
             }
             let d = |k: u32| Fetch::Depth(k);
-            if is(o.store_attr) {
-                self.report(i, SiteKind::AttrStore, self.site_name(i), vec![d(1)]);
-            } else if is(o.delete_attr) {
-                self.report(i, SiteKind::AttrDelete, self.site_name(i), vec![d(1)]);
-            } else if is(o.binary_subscr) || (is(o.binary_op) && Some(arg) == self.facts.binary_op_subscr) {
-                self.report(i, SiteKind::ItemLoad, SiteName::None, vec![d(2), d(1)]);
-            } else if is(o.store_subscr) {
-                self.report(i, SiteKind::ItemStore, SiteName::None, vec![d(2), d(1)]);
-            } else if is(o.delete_subscr) {
-                self.report(i, SiteKind::ItemDelete, SiteName::None, vec![d(2), d(1)]);
-            } else if is(o.binary_slice) {
-                self.report(i, SiteKind::SliceLoad, SiteName::None, vec![d(3), d(2), d(1)]);
-            } else if is(o.store_slice) {
-                self.report(i, SiteKind::SliceStore, SiteName::None, vec![d(3), d(2), d(1)]);
-            } else if is(o.binary_op) {
+            if is(Class::StoreAttr) {
+                self.report(i, SiteKind::AttrStore, self.site_name(i), [d(1)]);
+            } else if is(Class::DeleteAttr) {
+                self.report(i, SiteKind::AttrDelete, self.site_name(i), [d(1)]);
+            } else if is(Class::BinarySubscr) || (is(Class::BinaryOp) && Some(arg) == self.facts.binary_op_subscr) {
+                self.report(i, SiteKind::ItemLoad, SiteName::None, [d(2), d(1)]);
+            } else if is(Class::StoreSubscr) {
+                self.report(i, SiteKind::ItemStore, SiteName::None, [d(2), d(1)]);
+            } else if is(Class::DeleteSubscr) {
+                self.report(i, SiteKind::ItemDelete, SiteName::None, [d(2), d(1)]);
+            } else if is(Class::BinarySlice) {
+                self.report(i, SiteKind::SliceLoad, SiteName::None, [d(3), d(2), d(1)]);
+            } else if is(Class::StoreSlice) {
+                self.report(i, SiteKind::SliceStore, SiteName::None, [d(3), d(2), d(1)]);
+            } else if is(Class::BinaryOp) {
                 if let Some((lo, hi)) = self.facts.binary_op_inplace {
                     if (lo..=hi).contains(&arg) {
                         let symbol =
                             INPLACE_SYMBOLS.get((arg - lo) as usize).map_or(SiteName::None, |s| SiteName::Symbol(s));
-                        self.report(i, SiteKind::Inplace, symbol, vec![d(2)]);
+                        self.report(i, SiteKind::Inplace, symbol, [d(2)]);
                     }
                 }
-            } else if let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) {
-                self.report(i, SiteKind::Inplace, SiteName::Symbol(symbol), vec![d(2)]);
-            } else if is(o.contains_op) {
-                self.report(i, SiteKind::Contains, SiteName::None, vec![d(1)]);
-            } else if is(o.get_iter) {
+            } else if is(Class::Inplace310) {
+                let op = self.op(i);
+                let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) else { continue };
+                self.report(i, SiteKind::Inplace, SiteName::Symbol(symbol), [d(2)]);
+            } else if is(Class::ContainsOp) {
+                self.report(i, SiteKind::Contains, SiteName::None, [d(1)]);
+            } else if is(Class::GetIter) {
                 // The loop header, never a FOR_ITER target (`insertable` refuses those).
-                self.report(i, SiteKind::Iter, SiteName::None, vec![d(1)]);
-            } else if is(o.store_global) {
-                self.report(i, SiteKind::GlobalStore, self.site_name(i), vec![]);
-            } else if is(o.delete_global) {
-                self.report(i, SiteKind::GlobalDelete, self.site_name(i), vec![]);
-            } else if is(o.store_deref) || is(o.delete_deref) {
-                let Some(name) = (self.ctx.deref_name)(arg) else {
-                    continue;
-                };
+                self.report(i, SiteKind::Iter, SiteName::None, [d(1)]);
+            } else if is(Class::StoreGlobal) {
+                self.report(i, SiteKind::GlobalStore, self.site_name(i), []);
+            } else if is(Class::DeleteGlobal) {
+                self.report(i, SiteKind::GlobalDelete, self.site_name(i), []);
+            } else if is(Class::StoreDeref) || is(Class::DeleteDeref) {
+                let Some(name) = (self.ctx.deref_name)(arg) else { continue };
                 if HIDDEN_CELLS.contains(&name.as_str()) {
                     continue;
                 }
-                let kind = if is(o.store_deref) { SiteKind::CellStore } else { SiteKind::CellDelete };
-                self.report(i, kind, SiteName::Deref(arg), vec![Fetch::Cell(arg)]);
-            } else if is(o.store_name) && all {
-                self.report(i, SiteKind::NameStore, self.site_name(i), vec![]);
-            } else if is(o.delete_name) && all {
-                self.report(i, SiteKind::NameDelete, self.site_name(i), vec![]);
-            } else if is(o.setup_with) || is(o.before_with) || is(o.before_async_with) {
-                self.report(i, SiteKind::WithEnter, SiteName::None, vec![d(1)]);
-            } else if is(o.load_special) {
+                let kind = if is(Class::StoreDeref) { SiteKind::CellStore } else { SiteKind::CellDelete };
+                self.report(i, kind, SiteName::Deref(arg), [Fetch::Cell(arg)]);
+            } else if is(Class::StoreName) && all {
+                self.report(i, SiteKind::NameStore, self.site_name(i), []);
+            } else if is(Class::DeleteName) && all {
+                self.report(i, SiteKind::NameDelete, self.site_name(i), []);
+            } else if is(Class::WithEnter) {
+                self.report(i, SiteKind::WithEnter, SiteName::None, [d(1)]);
+            } else if is(Class::LoadSpecial) {
                 if let Some((enter, aenter)) = self.facts.load_special_enter {
                     if arg == enter || arg == aenter {
-                        self.report(i, SiteKind::WithEnter, SiteName::None, vec![d(1)]);
+                        self.report(i, SiteKind::WithEnter, SiteName::None, [d(1)]);
                     }
                 }
             }

@@ -39,7 +39,7 @@ fn sample(table: &'static crate::tables::OpTable) -> Code {
     code
 }
 
-fn input<'a>(names: &'a [String], methods: &'a MethodTables, policy: Policy) -> Input<'a> {
+fn input<'a>(names: &'a [&'a str], methods: &'a MethodTables, policy: Policy) -> Input<'a> {
     Input { names, const_count: 1, deref_name: &|_| None, policy, methods, versioning: true }
 }
 
@@ -70,7 +70,7 @@ fn site_kinds_round_trip() {
 
 #[test]
 fn method_call_is_stashed_and_checked_on_every_version() {
-    let names = vec!["attr".to_string(), "append".to_string()];
+    let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let code = sample(t);
@@ -88,20 +88,20 @@ fn method_call_is_stashed_and_checked_on_every_version() {
 
 #[test]
 fn nothing_selected_is_none() {
-    let names = vec!["attr".to_string(), "append".to_string()];
+    let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         assert!(rewrite(sample(t), &input(&names, &methods, Policy::Resources)).unwrap().is_none());
         // Already rewritten code is left alone.
         let mut names = names.clone();
-        names.push(GUARD_NAME.to_string());
+        names.push(GUARD_NAME);
         assert!(rewrite(sample(t), &input(&names, &methods, Policy::All)).unwrap().is_none());
     }
 }
 
 #[test]
 fn resource_calls_get_before_and_after_reports() {
-    let names = vec!["attr".to_string(), "cursor".to_string()];
+    let names = vec!["attr", "cursor"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let rw = rewrite(sample(t), &input(&names, &methods, Policy::Resources)).unwrap().unwrap();
@@ -195,7 +195,7 @@ fn attr_load(table: &'static crate::tables::OpTable, name: u32) -> Instr {
 
 #[test]
 fn a_block_with_several_sites_gets_one_guard_and_an_untouched_copy() {
-    let names = vec!["attr".to_string(), "append".to_string()];
+    let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let code = sample(t);
@@ -219,7 +219,7 @@ fn a_block_with_several_sites_gets_one_guard_and_an_untouched_copy() {
 /// it is kept in both copies of the regions it touches (and the stack agrees at every join).
 #[test]
 fn a_stash_across_blocks_is_in_both_copies() {
-    let names: Vec<String> = ["p", "q", "append", "x", "s"].iter().map(|s| s.to_string()).collect();
+    let names = vec!["p", "q", "append", "x", "s"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let ops = ops::for_table(t);
@@ -294,7 +294,7 @@ fn closing_jump(rw: &Rewritten) -> (usize, usize) {
 /// A copy that must jump back into the original does so right after its last site.
 #[test]
 fn the_site_free_rest_of_a_block_is_not_copied() {
-    let names = vec!["a".to_string(), "b".to_string()];
+    let names = vec!["a", "b"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let ops = ops::for_table(t);
@@ -333,7 +333,7 @@ fn the_site_free_rest_of_a_block_is_not_copied() {
 /// Python callee inline (a property's LOAD_ATTR here): the original copy gets a NOP there.
 #[test]
 fn no_new_jump_target_right_after_an_inlined_call_on_3_12() {
-    let names = vec!["a".to_string(), "b".to_string()];
+    let names = vec!["a", "b"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let ops = ops::for_table(t);
@@ -373,7 +373,7 @@ fn no_new_jump_target_right_after_an_inlined_call_on_3_12() {
 /// keeps one guard per site, like code rewritten with versioning off.
 #[test]
 fn unversionable_blocks_keep_per_site_guards() {
-    let names = vec!["a".to_string(), "b".to_string()];
+    let names = vec!["a", "b"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let Some(resume) = t.code("RESUME") else { continue };
@@ -403,7 +403,7 @@ fn unversionable_blocks_keep_per_site_guards() {
 /// With versioning off the sample keeps a guard per report site and the stash everywhere.
 #[test]
 fn versioning_off_is_the_per_site_layout() {
-    let names = vec!["attr".to_string(), "append".to_string()];
+    let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
         let n = sample(t).instrs.len();

@@ -12,22 +12,26 @@ pub fn check(code: &Code) -> Result<(), String> {
     let n = code.instrs.len();
     let labels = code.label_targets();
     let resolve = |l: crate::instr::Label| labels.get(l.0 as usize).copied().flatten();
-    let mut entry: Vec<Option<i64>> = vec![None; n];
+    // -1: not reached yet (heights are never negative).
+    let mut entry: Vec<i64> = vec![-1; n];
     let mut work: Vec<usize> = Vec::new();
-    let reach = |entry: &mut Vec<Option<i64>>, work: &mut Vec<usize>, at: usize, h: i64, from: usize| match entry[at] {
-        None => {
-            entry[at] = Some(h);
-            work.push(at);
-            Ok(())
+    #[inline]
+    fn reach(entry: &mut [i64], work: &mut Vec<usize>, at: usize, h: i64, from: usize) -> Result<(), String> {
+        match entry[at] {
+            -1 => {
+                entry[at] = h;
+                work.push(at);
+                Ok(())
+            }
+            old if old == h => Ok(()),
+            old => Err(disagree(at, old, h, from)),
         }
-        Some(old) if old == h => Ok(()),
-        Some(old) => Err(format!("stack height at instruction {at} is {old} on one path, {h} from instruction {from}")),
-    };
+    }
     if n > 0 {
         reach(&mut entry, &mut work, 0, 0, 0)?;
     }
     while let Some(i) = work.pop() {
-        let h = entry[i].expect("queued with a height");
+        let h = entry[i];
         let instr = &code.instrs[i];
         let info = code.table.op(instr.op).ok_or_else(|| format!("unknown opcode {} at {i}", instr.op))?;
         if let Some(hid) = instr.handler {
@@ -35,14 +39,14 @@ pub fn check(code: &Code) -> Result<(), String> {
             let target = resolve(handler.target).ok_or("handler target unattached")?;
             reach(&mut entry, &mut work, target, handler.depth as i64 + handler.lasti as i64 + 1, i)?;
         }
-        let effect = |jump: bool| {
-            info.stack_effect(instr.arg, jump).ok_or_else(|| format!("{} {} has no stack effect", info.name, instr.arg))
+        let effect = |jump: bool| match info.stack_effect(instr.arg, jump) {
+            Some(e) => Ok(e as i64),
+            None => Err(no_effect(info, instr.arg)),
         };
         // 3.14+ END_ASYNC_FOR's "jump" only names the loop for sys.monitoring; it never jumps.
-        let real_jump = info.name != "END_ASYNC_FOR";
-        if let (Some(t), true) = (instr.target, real_jump) {
+        if let Some(t) = instr.target.filter(|_| info.name != "END_ASYNC_FOR") {
             let target = resolve(t).ok_or("jump target unattached")?;
-            let after = h + effect(true)? as i64;
+            let after = h + effect(true)?;
             if after < 0 {
                 return Err(format!("{} at {i} jumps with a negative stack", info.name));
             }
@@ -52,11 +56,24 @@ pub fn check(code: &Code) -> Result<(), String> {
             continue;
         }
         // The 3.11/3.12 generator preamble pops a value CPython's count never pushed.
-        let after = (h + effect(false)? as i64).max(0);
+        let after = (h + effect(false)?).max(0);
         if i + 1 >= n {
             return Err(format!("{} at {i} falls off the end", info.name));
         }
         reach(&mut entry, &mut work, i + 1, after, i)?;
     }
     Ok(())
+}
+
+// Messages built out of line: the check runs on every instruction of every rewritten code.
+#[cold]
+#[inline(never)]
+fn disagree(at: usize, old: i64, h: i64, from: usize) -> String {
+    format!("stack height at instruction {at} is {old} on one path, {h} from instruction {from}")
+}
+
+#[cold]
+#[inline(never)]
+fn no_effect(info: &crate::tables::OpInfo, arg: u32) -> String {
+    format!("{} {arg} has no stack effect", info.name)
 }
