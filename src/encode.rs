@@ -130,6 +130,7 @@ struct Resolved {
 }
 
 /// Where each instruction starts and how many prefixes it takes.
+#[derive(Default)]
 struct Placed {
     /// Start (first EXTENDED_ARG) of each instruction, plus the total length at the end.
     starts: Vec<u32>,
@@ -176,7 +177,7 @@ pub fn layout(code: &Code) -> Result<Layout, EncodeError> {
 fn place(code: &Code, resolved: &mut Resolved) -> Result<Placed, EncodeError> {
     let table = code.table;
     let n = code.instrs.len();
-    let mut placed = std::mem::replace(&mut resolved.first, Placed { starts: Vec::new(), prefixes: Vec::new() });
+    let mut placed = std::mem::take(&mut resolved.first);
     let mut at = resolved.length;
     loop {
         if at > u32::MAX as u64 / 2 {
