@@ -30,7 +30,7 @@
 //! * `regions`: which runs of instructions are versioned, which stashes are local to one;
 //! * `inject`: the instruction sequences, per calling convention;
 //! * `facts`: the only per-version facts outside the opcode tables;
-//! * here: policy, the method tables, and splicing it all into the instruction list
+//! * here: policy, site kinds, and splicing it all into the instruction list
 //!   (labels, exception handlers, LOAD_FAST_BORROW).
 
 pub mod facts;

@@ -275,6 +275,11 @@ impl Inner {
         CURRENT.with(|c| c.get()).filter(|(rt, _, _)| *rt == self.id()).map(|(_, t, _)| t)
     }
 
+    /// The calling thread's engine id; an error for a thread the exploration does not run.
+    pub(super) fn explored_thread(&self) -> PyResult<ThreadId> {
+        self.current().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("not an explored thread"))
+    }
+
     /// The execution the task running on this OS thread belongs to.
     pub(super) fn current_exec(&self) -> Option<u64> {
         CURRENT.with(|c| c.get()).filter(|(rt, _, _)| *rt == self.id()).map(|(_, _, e)| e)

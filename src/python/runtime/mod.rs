@@ -608,9 +608,7 @@ impl DporRuntime {
         site: Option<(Py<PyAny>, i32)>,
     ) -> PyResult<bool> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else {
-            return Err(PyRuntimeError::new_err("not an explored thread"));
-        };
+        let tid = inner.explored_thread()?;
         let site_copy = |py: Python<'_>| site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
@@ -649,9 +647,7 @@ impl DporRuntime {
     #[pyo3(signature = (lock, site=None))]
     fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else {
-            return Err(PyRuntimeError::new_err("not an explored thread"));
-        };
+        let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
         inner.step_at(py, st, tid, Op::Release { lock: n }, "release", site)
@@ -668,9 +664,7 @@ impl DporRuntime {
         site: Option<(Py<PyAny>, i32)>,
     ) -> PyResult<bool> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else {
-            return Err(PyRuntimeError::new_err("not an explored thread"));
-        };
+        let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
         let th = Inner::thread_mut(&mut st, tid);
@@ -718,9 +712,7 @@ impl DporRuntime {
     #[pyo3(signature = (task, site=None))]
     fn spawn(&self, py: Python<'_>, task: Py<PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<usize> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else {
-            return Err(PyRuntimeError::new_err("not an explored thread"));
-        };
+        let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let child = st.explorer.child_id(tid);
         Inner::thread_mut(&mut st, child).task = Some(task);
@@ -731,9 +723,7 @@ impl DporRuntime {
     #[pyo3(signature = (child, site=None))]
     fn join(&self, py: Python<'_>, child: usize, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
-        let Some(tid) = inner.current() else {
-            return Err(PyRuntimeError::new_err("not an explored thread"));
-        };
+        let tid = inner.explored_thread()?;
         let st = inner.lock_state(py);
         inner.step_at(py, st, tid, Op::Join { child }, "join", site)
     }
