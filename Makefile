@@ -31,6 +31,7 @@ install: wheel
 setup: install
 
 rust-test:
+	cargo fmt --check
 	cargo test --quiet
 
 # Free-threaded 3.13t/3.14t cannot be installed here; compile-check the bindings for them.

@@ -24,11 +24,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn error(&self, offset: usize, kind: TableErrorKind) -> TableError {
-        TableError {
-            table: Table::ExceptionTable,
-            offset,
-            kind,
-        }
+        TableError { table: Table::ExceptionTable, offset, kind }
     }
 
     fn varint(&mut self, entry_start: bool, expected: &'static str) -> Result<u32, TableError> {
@@ -37,10 +33,7 @@ impl Reader<'_> {
         let mut first = true;
         loop {
             let at = self.offset;
-            let byte = *self
-                .bytes
-                .get(at)
-                .ok_or_else(|| self.error(at, TableErrorKind::Truncated { expected }))?;
+            let byte = *self.bytes.get(at).ok_or_else(|| self.error(at, TableErrorKind::Truncated { expected }))?;
             let marked = byte & 0x80 != 0;
             if first && entry_start && !marked {
                 return Err(self.error(at, TableErrorKind::MissingEntryStart));
@@ -64,26 +57,15 @@ impl Reader<'_> {
 pub fn decode(table: &[u8]) -> Result<Vec<ExcEntry>, TableError> {
     // Every entry takes at least four bytes.
     let mut entries = Vec::with_capacity(table.len() / 4);
-    let mut reader = Reader {
-        bytes: table,
-        offset: 0,
-    };
+    let mut reader = Reader { bytes: table, offset: 0 };
     while reader.offset < table.len() {
         let entry_offset = reader.offset;
         let start = reader.varint(true, "entry start")?;
         let size = reader.varint(false, "entry size")?;
         let target = reader.varint(false, "handler target")?;
         let depth_lasti = reader.varint(false, "depth and lasti")?;
-        let end = start
-            .checked_add(size)
-            .ok_or_else(|| reader.error(entry_offset, TableErrorKind::RangeOverflow))?;
-        entries.push(ExcEntry {
-            start,
-            end,
-            target,
-            depth: depth_lasti >> 1,
-            lasti: depth_lasti & 1 != 0,
-        });
+        let end = start.checked_add(size).ok_or_else(|| reader.error(entry_offset, TableErrorKind::RangeOverflow))?;
+        entries.push(ExcEntry { start, end, target, depth: depth_lasti >> 1, lasti: depth_lasti & 1 != 0 });
     }
     Ok(entries)
 }
@@ -120,13 +102,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(start: u32, end: u32, target: u32, depth: u32, lasti: bool) -> ExcEntry {
-        ExcEntry {
-            start,
-            end,
-            target,
-            depth,
-            lasti,
-        }
+        ExcEntry { start, end, target, depth, lasti }
     }
 
     #[test]
@@ -139,10 +115,7 @@ mod tests {
 
     #[test]
     fn lasti_and_multi_chunk_values() {
-        let entries = [
-            entry(2, 19, 19, 1, true),
-            entry(4096, 4096 + 70000, (1 << 30) - 1, 300, false),
-        ];
+        let entries = [entry(2, 19, 19, 1, true), entry(4096, 4096 + 70000, (1 << 30) - 1, 300, false)];
         let table = encode(&entries);
         assert_eq!(&table[..4], [0x82, 17, 19, 3]);
         // 4096 = 1·64² → 0x80|0x40|1, 0x40|0, 0; 70000 = 17·64² + 5·64 + 48.
@@ -157,28 +130,10 @@ mod tests {
     fn malformed_tables_are_errors() {
         let kind = |t: &[u8]| decode(t).unwrap_err().kind;
         assert_eq!(kind(&[0x02, 1, 1, 1]), TableErrorKind::MissingEntryStart);
-        assert_eq!(
-            kind(&[0x82, 1, 1]),
-            TableErrorKind::Truncated {
-                expected: "depth and lasti"
-            }
-        );
-        assert_eq!(
-            kind(&[0x82, 0x81, 1, 1]),
-            TableErrorKind::UnexpectedEntryStart {
-                expected: "entry size"
-            }
-        );
-        assert_eq!(
-            kind(&[0x82, 0x41]),
-            TableErrorKind::Truncated {
-                expected: "entry size"
-            }
-        );
-        assert_eq!(
-            kind(&[0xc1, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 1, 1, 1]),
-            TableErrorKind::VarintOverflow
-        );
+        assert_eq!(kind(&[0x82, 1, 1]), TableErrorKind::Truncated { expected: "depth and lasti" });
+        assert_eq!(kind(&[0x82, 0x81, 1, 1]), TableErrorKind::UnexpectedEntryStart { expected: "entry size" });
+        assert_eq!(kind(&[0x82, 0x41]), TableErrorKind::Truncated { expected: "entry size" });
+        assert_eq!(kind(&[0xc1, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 1, 1, 1]), TableErrorKind::VarintOverflow);
         let big = encode(&[entry(u32::MAX, u32::MAX, 0, 0, false)]);
         let mut overflowing = big.clone();
         overflowing[6] = 1; // size 0 → 1: start + size overflows
@@ -188,17 +143,12 @@ mod tests {
 
     fn any_entry() -> impl Strategy<Value = ExcEntry> {
         let value = prop_oneof![0..70u32, 0..5000u32, any::<u32>()];
-        (
-            value.clone(),
-            value.clone(),
-            value,
-            0..(1u32 << 31),
-            any::<bool>(),
-        )
-            .prop_map(|(start, size, target, depth, lasti)| {
+        (value.clone(), value.clone(), value, 0..(1u32 << 31), any::<bool>()).prop_map(
+            |(start, size, target, depth, lasti)| {
                 let start = start.min(u32::MAX - size);
                 entry(start, start + size, target, depth, lasti)
-            })
+            },
+        )
     }
 
     proptest! {

@@ -6,17 +6,17 @@
 //! `marshal` (code objects and pyc files) → `engine` (DPOR over the reported events).
 //! `python` holds the PyO3 bindings that expose all of it as `frontrun._native`.
 
-pub mod tables;
-pub mod instr;
-pub mod linetable;
-pub mod exctable;
 pub mod decode;
 pub mod encode;
-pub mod stackdepth;
+pub mod engine;
+pub mod exctable;
+pub mod instr;
+pub mod linetable;
 pub mod marshal;
 pub mod methods;
 pub mod rewrite;
-pub mod engine;
+pub mod stackdepth;
+pub mod tables;
 
 #[cfg(feature = "python")]
 mod python;

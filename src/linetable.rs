@@ -29,12 +29,7 @@ pub struct Position {
 impl Position {
     /// A line without columns (all 3.10 has, and the 3.11+ "no column" form).
     pub fn line_only(line: i32) -> Position {
-        Position {
-            line: Some(line),
-            end_line: Some(line),
-            col: None,
-            end_col: None,
-        }
+        Position { line: Some(line), end_line: Some(line), col: None, end_col: None }
     }
 }
 
@@ -90,10 +85,7 @@ impl fmt::Display for TableError {
             TableErrorKind::VarintOverflow => write!(f, "varint longer than 32 bits"),
             TableErrorKind::OddByteDelta => write!(f, "byte delta is odd (not whole code units)"),
             TableErrorKind::PastEndOfCode { units } => {
-                write!(
-                    f,
-                    "table covers more than the {units} code units of the code"
-                )
+                write!(f, "table covers more than the {units} code units of the code")
             }
             TableErrorKind::RangeOverflow => write!(f, "entry end overflows 32 bits"),
         }
@@ -164,33 +156,19 @@ pub struct LocationEntries<'a> {
 
 impl<'a> LocationEntries<'a> {
     pub fn new(format: LocationFormat, table: &'a [u8], first_line: i32) -> Self {
-        LocationEntries {
-            format,
-            bytes: table,
-            offset: 0,
-            line: first_line,
-            failed: false,
-        }
+        LocationEntries { format, bytes: table, offset: 0, line: first_line, failed: false }
     }
 
     fn error(&self, offset: usize, kind: TableErrorKind) -> TableError {
-        TableError {
-            table: Table::LineTable,
-            offset,
-            kind,
-        }
+        TableError { table: Table::LineTable, offset, kind }
     }
 
     fn next_310(&mut self) -> Result<LocationEntry, TableError> {
         let at = self.offset;
-        let pair = self.bytes.get(at..at + 2).ok_or_else(|| {
-            self.error(
-                self.bytes.len(),
-                TableErrorKind::Truncated {
-                    expected: "line delta",
-                },
-            )
-        })?;
+        let pair = self
+            .bytes
+            .get(at..at + 2)
+            .ok_or_else(|| self.error(self.bytes.len(), TableErrorKind::Truncated { expected: "line delta" }))?;
         let (byte_delta, line_delta) = (pair[0] as usize, pair[1] as i8);
         if byte_delta % 2 != 0 {
             return Err(self.error(at, TableErrorKind::OddByteDelta));
@@ -204,23 +182,14 @@ impl<'a> LocationEntries<'a> {
             // co_lines() reports any negative line as None.
             (self.line >= 0).then_some(self.line)
         };
-        let position = Position {
-            line,
-            ..Position::default()
-        };
-        Ok(LocationEntry {
-            units: byte_delta / 2,
-            position,
-        })
+        let position = Position { line, ..Position::default() };
+        Ok(LocationEntry { units: byte_delta / 2, position })
     }
 
     /// A payload byte: bit 7 is reserved for entry starts.
     fn payload_byte(&mut self, expected: &'static str) -> Result<u8, TableError> {
         let at = self.offset;
-        let byte = *self
-            .bytes
-            .get(at)
-            .ok_or_else(|| self.error(at, TableErrorKind::Truncated { expected }))?;
+        let byte = *self.bytes.get(at).ok_or_else(|| self.error(at, TableErrorKind::Truncated { expected }))?;
         if byte & 0x80 != 0 {
             return Err(self.error(at, TableErrorKind::UnexpectedEntryStart { expected }));
         }
@@ -252,11 +221,7 @@ impl<'a> LocationEntries<'a> {
     fn svarint(&mut self, expected: &'static str) -> Result<i32, TableError> {
         let raw = self.varint(expected)?;
         let magnitude = (raw >> 1) as i32;
-        Ok(if raw & 1 != 0 {
-            magnitude.wrapping_neg()
-        } else {
-            magnitude
-        })
+        Ok(if raw & 1 != 0 { magnitude.wrapping_neg() } else { magnitude })
     }
 
     fn next_pep657(&mut self) -> Result<LocationEntry, TableError> {
@@ -287,18 +252,14 @@ impl<'a> LocationEntries<'a> {
                 end_col = self.payload_byte("one-line end column")? as i32;
             }
             13 => {
-                self.line = self
-                    .line
-                    .wrapping_add(self.svarint("no-column line delta")?);
+                self.line = self.line.wrapping_add(self.svarint("no-column line delta")?);
                 line = self.line;
                 end_line = line;
                 col = -1;
                 end_col = -1;
             }
             14 => {
-                self.line = self
-                    .line
-                    .wrapping_add(self.svarint("long-form line delta")?);
+                self.line = self.line.wrapping_add(self.svarint("long-form line delta")?);
                 line = self.line;
                 end_line = line.wrapping_add(self.varint("long-form end line delta")? as i32);
                 col = (self.varint("long-form column")? as i32).wrapping_sub(1);
@@ -312,12 +273,8 @@ impl<'a> LocationEntries<'a> {
             }
         }
         let shown = |v: i32| (v != -1).then_some(v);
-        let position = Position {
-            line: shown(line),
-            end_line: shown(end_line),
-            col: shown(col),
-            end_col: shown(end_col),
-        };
+        let position =
+            Position { line: shown(line), end_line: shown(end_line), col: shown(col), end_col: shown(end_col) };
         Ok(LocationEntry { units, position })
     }
 }
@@ -394,9 +351,7 @@ impl<'a> PositionReader<'a> {
                     let entry = entry?;
                     if entry.units > self.units - self.covered {
                         let units = self.units;
-                        return Err(self
-                            .entries
-                            .error(offset, TableErrorKind::PastEndOfCode { units }));
+                        return Err(self.entries.error(offset, TableErrorKind::PastEndOfCode { units }));
                     }
                     self.covered += entry.units;
                     self.current = entry.position;
@@ -423,9 +378,7 @@ impl<'a> PositionReader<'a> {
             };
             let entry = entry?;
             if entry.units > self.units - self.covered {
-                return Err(self
-                    .entries
-                    .error(offset, TableErrorKind::PastEndOfCode { units: self.units }));
+                return Err(self.entries.error(offset, TableErrorKind::PastEndOfCode { units: self.units }));
             }
             self.covered += entry.units;
         }
@@ -442,12 +395,7 @@ impl<'a> PositionReader<'a> {
 /// [`encode_positions_as`] with [`TableWriter::for_version`] to be byte-identical everywhere.
 ///
 /// `starts[i]` is true when code unit i begins an instruction (its first EXTENDED_ARG).
-pub fn encode_positions(
-    format: LocationFormat,
-    first_line: i32,
-    positions: &[Position],
-    starts: &[bool],
-) -> Vec<u8> {
+pub fn encode_positions(format: LocationFormat, first_line: i32, positions: &[Position], starts: &[bool]) -> Vec<u8> {
     let writer = match format {
         LocationFormat::LineTable310 => TableWriter::Python310,
         LocationFormat::Pep657 => TableWriter::Python314,
@@ -456,12 +404,7 @@ pub fn encode_positions(
 }
 
 /// Encode per-code-unit positions exactly as `writer`'s CPython version does.
-pub fn encode_positions_as(
-    writer: TableWriter,
-    first_line: i32,
-    positions: &[Position],
-    starts: &[bool],
-) -> Vec<u8> {
+pub fn encode_positions_as(writer: TableWriter, first_line: i32, positions: &[Position], starts: &[bool]) -> Vec<u8> {
     let mut out = Vec::with_capacity(positions.len() / 2 + 8);
     encode_positions_into(writer, first_line, positions, starts, &mut out);
     out
@@ -608,11 +551,7 @@ impl<'a> PositionWriter<'a> {
     }
 
     fn svarint(&mut self, value: i32) {
-        let raw = if value < 0 {
-            (value as u32).wrapping_neg() << 1 | 1
-        } else {
-            (value as u32) << 1
-        };
+        let raw = if value < 0 { (value as u32).wrapping_neg() << 1 | 1 } else { (value as u32) << 1 };
         self.varint(raw);
     }
 
@@ -667,34 +606,17 @@ mod tests {
 
     fn pos(line: i32, end_line: i32, col: i32, end_col: i32) -> Position {
         let o = |v: i32| (v != -1).then_some(v);
-        Position {
-            line: o(line),
-            end_line: o(end_line),
-            col: o(col),
-            end_col: o(end_col),
-        }
+        Position { line: o(line), end_line: o(end_line), col: o(col), end_col: o(end_col) }
     }
 
     fn line(l: Option<i32>) -> Position {
-        Position {
-            line: l,
-            ..Position::default()
-        }
+        Position { line: l, ..Position::default() }
     }
 
-    fn roundtrip(
-        writer: TableWriter,
-        first_line: i32,
-        table: &[u8],
-        starts: &[bool],
-        expected: &[Position],
-    ) {
+    fn roundtrip(writer: TableWriter, first_line: i32, table: &[u8], starts: &[bool], expected: &[Position]) {
         let decoded = decode_positions(writer.format(), table, first_line, expected.len()).unwrap();
         assert_eq!(decoded, expected);
-        assert_eq!(
-            encode_positions_as(writer, first_line, &decoded, starts),
-            table
-        );
+        assert_eq!(encode_positions_as(writer, first_line, &decoded, starts), table);
     }
 
     #[test]
@@ -702,35 +624,19 @@ mod tests {
         // `compile("x=1\n", "m", "exec")` on 3.12: RESUME sits at (0, 1, 0, 0), a line delta
         // of -1 from co_firstlineno 1; the merged RETURN_CONST run is one 2-unit short entry.
         let table = [0xf0, 0x03, 0x01, 0x01, 0x01, 0xd8, 0x02, 0x03, 0x81, 0x01];
-        let expected = [
-            pos(0, 1, 0, 0),
-            pos(1, 1, 2, 3),
-            pos(1, 1, 0, 1),
-            pos(1, 1, 0, 1),
-        ];
+        let expected = [pos(0, 1, 0, 0), pos(1, 1, 2, 3), pos(1, 1, 0, 1), pos(1, 1, 0, 1)];
         roundtrip(TableWriter::Python312, 1, &table, &[true; 4], &expected);
     }
 
     #[test]
     fn python_3_11_writes_one_run_per_instruction() {
         // The same module on 3.11: LOAD_CONST, RETURN_VALUE... each get their own entry.
-        let table = [
-            0xf0, 0x03, 0x01, 0x01, 0x01, 0xd8, 0x02, 0x03, 0x80, 0x01, 0x80, 0x01, 0x80, 0x01,
-        ];
-        let expected = [
-            pos(0, 1, 0, 0),
-            pos(1, 1, 2, 3),
-            pos(1, 1, 0, 1),
-            pos(1, 1, 0, 1),
-            pos(1, 1, 0, 1),
-        ];
+        let table = [0xf0, 0x03, 0x01, 0x01, 0x01, 0xd8, 0x02, 0x03, 0x80, 0x01, 0x80, 0x01, 0x80, 0x01];
+        let expected = [pos(0, 1, 0, 0), pos(1, 1, 2, 3), pos(1, 1, 0, 1), pos(1, 1, 0, 1), pos(1, 1, 0, 1)];
         roundtrip(TableWriter::Python311, 1, &table, &[true; 5], &expected);
         // The 3.12+ writer merges the last three.
         let merged = encode_positions_as(TableWriter::Python312, 1, &expected, &[true; 5]);
-        assert_eq!(
-            merged,
-            [0xf0, 0x03, 0x01, 0x01, 0x01, 0xd8, 0x02, 0x03, 0x82, 0x01]
-        );
+        assert_eq!(merged, [0xf0, 0x03, 0x01, 0x01, 0x01, 0xd8, 0x02, 0x03, 0x82, 0x01]);
         assert_eq!(encode_positions(PEP, 1, &expected, &[true; 5]), merged);
     }
 
@@ -738,9 +644,7 @@ mod tests {
     fn python_3_14_writes_negative_lines() {
         // A hand-built AST call at line -5, columns 1..3, on 3.14: a real long-form line.
         // 3.11-3.13 write every negative line as "no location".
-        let table = [
-            0xf0, 0x03, 0x01, 0x01, 0x01, 0xf7, 0x0b, 0x00, 0x02, 0x04, 0x80, 0x12,
-        ];
+        let table = [0xf0, 0x03, 0x01, 0x01, 0x01, 0xf7, 0x0b, 0x00, 0x02, 0x04, 0x80, 0x12];
         let mut expected = vec![pos(-5, -5, 1, 3); 10];
         expected[0] = pos(0, 1, 0, 0);
         let mut starts = [true; 10];
@@ -755,21 +659,9 @@ mod tests {
     fn short_form() {
         // Code 1 (columns 8..15), 3 units, column 8 + 3, end column 11 + 1.
         let table = [0x80 | 1 << 3 | 2, 0x31];
-        roundtrip(
-            TableWriter::Python312,
-            5,
-            &table,
-            &[true, false, false],
-            &[pos(5, 5, 11, 12); 3],
-        );
+        roundtrip(TableWriter::Python312, 5, &table, &[true, false, false], &[pos(5, 5, 11, 12); 3]);
         // The last short code: columns 72..79.
-        roundtrip(
-            TableWriter::Python312,
-            5,
-            &[0x80 | 9 << 3, 0x7f],
-            &[true],
-            &[pos(5, 5, 79, 94)],
-        );
+        roundtrip(TableWriter::Python312, 5, &[0x80 | 9 << 3, 0x7f], &[true], &[pos(5, 5, 79, 94)]);
     }
 
     #[test]
@@ -790,62 +682,27 @@ mod tests {
     #[test]
     fn no_column_form_and_negative_deltas() {
         // svarint(-3) = 7, svarint(+40) = 80 = 0x50 0x01.
-        roundtrip(
-            TableWriter::Python312,
-            10,
-            &[0x80 | 13 << 3, 7],
-            &[true],
-            &[pos(7, 7, -1, -1)],
-        );
-        roundtrip(
-            TableWriter::Python312,
-            10,
-            &[0x80 | 13 << 3, 0x50, 0x01],
-            &[true],
-            &[pos(50, 50, -1, -1)],
-        );
+        roundtrip(TableWriter::Python312, 10, &[0x80 | 13 << 3, 7], &[true], &[pos(7, 7, -1, -1)]);
+        roundtrip(TableWriter::Python312, 10, &[0x80 | 13 << 3, 0x50, 0x01], &[true], &[pos(50, 50, -1, -1)]);
     }
 
     #[test]
     fn long_form_multi_line_and_wide_columns() {
         // Line +2 (4), end line +5, column 200 (+1 = 201 = 0x49 0x03), end column 0 (+1).
         let table = [0x80 | 14 << 3 | 1, 4, 5, 0x49, 0x03, 1];
-        roundtrip(
-            TableWriter::Python312,
-            1,
-            &table,
-            &[true, false],
-            &[pos(3, 8, 200, 0); 2],
-        );
+        roundtrip(TableWriter::Python312, 1, &table, &[true, false], &[pos(3, 8, 200, 0); 2]);
         // Multi-line span without columns: stored columns 0 mean None.
-        roundtrip(
-            TableWriter::Python312,
-            1,
-            &[0x80 | 14 << 3, 0, 2, 0, 0],
-            &[true],
-            &[pos(1, 3, -1, -1)],
-        );
+        roundtrip(TableWriter::Python312, 1, &[0x80 | 14 << 3, 0, 2, 0, 0], &[true], &[pos(1, 3, -1, -1)]);
         // Column 128 on one line with a delta of 3: neither short nor one-line.
         let table = [0x80 | 14 << 3, 6, 0, 0x41, 0x02, 0x42, 0x02];
-        roundtrip(
-            TableWriter::Python312,
-            1,
-            &table,
-            &[true],
-            &[pos(4, 4, 128, 129)],
-        );
+        roundtrip(TableWriter::Python312, 1, &table, &[true], &[pos(4, 4, 128, 129)]);
     }
 
     #[test]
     fn no_location_keeps_the_running_line() {
         // None, then a no-column entry whose delta is still relative to the last real line.
         let table = [0x80 | 13 << 3, 2, 0x80 | 15 << 3 | 1, 0x80 | 13 << 3, 2];
-        let expected = [
-            pos(2, 2, -1, -1),
-            Position::default(),
-            Position::default(),
-            pos(3, 3, -1, -1),
-        ];
+        let expected = [pos(2, 2, -1, -1), Position::default(), Position::default(), pos(3, 3, -1, -1)];
         roundtrip(TableWriter::Python312, 1, &table, &[true; 4], &expected);
     }
 
@@ -860,121 +717,49 @@ mod tests {
         starts[5] = true;
         let per_instruction = encode_positions_as(TableWriter::Python311, 1, &[p; 11], &starts);
         assert_eq!(per_instruction, [0x84, 0x04, 0x85, 0x04]);
-        assert_eq!(
-            decode_positions(PEP, &per_instruction, 1, 11).unwrap(),
-            [p; 11]
-        );
+        assert_eq!(decode_positions(PEP, &per_instruction, 1, 11).unwrap(), [p; 11]);
     }
 
     #[test]
     fn line_table_310() {
         // first line 1: lines 1,1,2,2,-,2 → (4, 0) (4, +1) (2, none) (2, 0).
         let lines = [Some(1), Some(1), Some(2), Some(2), None, Some(2)].map(line);
-        roundtrip(
-            TableWriter::Python310,
-            1,
-            &[4, 0, 4, 1, 2, 0x80, 2, 0],
-            &[true; 6],
-            &lines,
-        );
+        roundtrip(TableWriter::Python310, 1, &[4, 0, 4, 1, 2, 0x80, 2, 0], &[true; 6], &lines);
         // A first instruction off co_firstlineno writes no zero-length entry.
-        roundtrip(
-            TableWriter::Python310,
-            1,
-            &[2, 4],
-            &[true],
-            &[line(Some(5))],
-        );
+        roundtrip(TableWriter::Python310, 1, &[2, 4], &[true], &[line(Some(5))]);
     }
 
     #[test]
     fn line_table_310_big_jumps_and_long_ranges() {
         // +300 lines: (0, 127) (0, 127) then the range with the remaining 46.
-        roundtrip(
-            TableWriter::Python310,
-            1,
-            &[0, 127, 0, 127, 2, 46],
-            &[true],
-            &[line(Some(301))],
-        );
+        roundtrip(TableWriter::Python310, 1, &[0, 127, 0, 127, 2, 46], &[true], &[line(Some(301))]);
         // Back down by 200: (0, -127) (2, -73).
         let table = [2, 0, 0, 0x81, 2, (-73i8) as u8];
-        roundtrip(
-            TableWriter::Python310,
-            201,
-            &table,
-            &[true; 2],
-            &[line(Some(201)), line(Some(1))],
-        );
+        roundtrip(TableWriter::Python310, 201, &table, &[true; 2], &[line(Some(201)), line(Some(1))]);
         // 150 units on one line = 300 bytes: (254, 0) (46, 0); without a line: -128 on both.
-        roundtrip(
-            TableWriter::Python310,
-            1,
-            &[254, 0, 46, 0],
-            &[true; 150],
-            &[line(Some(1)); 150],
-        );
-        roundtrip(
-            TableWriter::Python310,
-            1,
-            &[254, 0x80, 46, 0x80],
-            &[true; 150],
-            &[line(None); 150],
-        );
+        roundtrip(TableWriter::Python310, 1, &[254, 0, 46, 0], &[true; 150], &[line(Some(1)); 150]);
+        roundtrip(TableWriter::Python310, 1, &[254, 0x80, 46, 0x80], &[true; 150], &[line(None); 150]);
     }
 
     #[test]
     fn short_tables_leave_the_rest_without_position() {
-        assert_eq!(
-            decode_positions(PEP, &[0x80, 0x00], 1, 3).unwrap()[1..],
-            [Position::default(); 2]
-        );
-        assert_eq!(
-            decode_positions(L310, &[], 1, 2).unwrap(),
-            [Position::default(); 2]
-        );
+        assert_eq!(decode_positions(PEP, &[0x80, 0x00], 1, 3).unwrap()[1..], [Position::default(); 2]);
+        assert_eq!(decode_positions(L310, &[], 1, 2).unwrap(), [Position::default(); 2]);
     }
 
     #[test]
     fn malformed_tables_are_errors() {
         let err = |f, t: &[u8], units| decode_positions(f, t, 1, units).unwrap_err().kind;
-        assert_eq!(
-            err(L310, &[2], 4),
-            TableErrorKind::Truncated {
-                expected: "line delta"
-            }
-        );
+        assert_eq!(err(L310, &[2], 4), TableErrorKind::Truncated { expected: "line delta" });
         assert_eq!(err(L310, &[3, 0], 4), TableErrorKind::OddByteDelta);
-        assert_eq!(
-            err(L310, &[10, 0], 4),
-            TableErrorKind::PastEndOfCode { units: 4 }
-        );
+        assert_eq!(err(L310, &[10, 0], 4), TableErrorKind::PastEndOfCode { units: 4 });
         assert_eq!(err(PEP, &[0x00], 4), TableErrorKind::MissingEntryStart);
-        assert_eq!(
-            err(PEP, &[0x80], 4),
-            TableErrorKind::Truncated {
-                expected: "short-form columns"
-            }
-        );
-        assert_eq!(
-            err(PEP, &[0x80, 0x80], 4),
-            TableErrorKind::UnexpectedEntryStart {
-                expected: "short-form columns"
-            }
-        );
-        assert_eq!(
-            err(PEP, &[0xf0, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x01], 4),
-            TableErrorKind::VarintOverflow
-        );
-        assert_eq!(
-            err(PEP, &[0xf8, 0xf8], 1),
-            TableErrorKind::PastEndOfCode { units: 1 }
-        );
+        assert_eq!(err(PEP, &[0x80], 4), TableErrorKind::Truncated { expected: "short-form columns" });
+        assert_eq!(err(PEP, &[0x80, 0x80], 4), TableErrorKind::UnexpectedEntryStart { expected: "short-form columns" });
+        assert_eq!(err(PEP, &[0xf0, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x01], 4), TableErrorKind::VarintOverflow);
+        assert_eq!(err(PEP, &[0xf8, 0xf8], 1), TableErrorKind::PastEndOfCode { units: 1 });
         let e = decode_positions(PEP, &[0xf0, 0x02], 1, 4).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "co_linetable byte 2: table ends, expected long-form end line delta"
-        );
+        assert_eq!(e.to_string(), "co_linetable byte 2: table ends, expected long-form end line delta");
     }
 
     /// What `decode(encode(p))` gives: the compiler's writer folds a few inputs together.
@@ -984,10 +769,7 @@ mod tests {
             return Position::default();
         };
         if writer == TableWriter::Python310 {
-            return Position {
-                line: Some(l),
-                ..Position::default()
-            };
+            return Position { line: Some(l), ..Position::default() };
         }
         let clean = |v: Option<i32>| v.filter(|&v| v >= 0);
         let end_line = p.end_line.filter(|&e| e != -1);
@@ -995,34 +777,16 @@ mod tests {
         if (col.is_none() || end_col.is_none()) && (end_line.is_none() || end_line == Some(l)) {
             return Position::line_only(l);
         }
-        Position {
-            line: Some(l),
-            end_line,
-            col,
-            end_col,
-        }
+        Position { line: Some(l), end_line, col, end_col }
     }
 
     fn any_position() -> impl Strategy<Value = Position> {
-        let small = prop_oneof![
-            Just(None),
-            (0..20i32).prop_map(Some),
-            (-3..300i32).prop_map(Some)
-        ];
-        let wide = prop_oneof![
-            Just(None),
-            (0..200i32).prop_map(Some),
-            any::<i32>().prop_map(Some)
-        ];
+        let small = prop_oneof![Just(None), (0..20i32).prop_map(Some), (-3..300i32).prop_map(Some)];
+        let wide = prop_oneof![Just(None), (0..200i32).prop_map(Some), any::<i32>().prop_map(Some)];
         (small.clone(), small, wide.clone(), wide).prop_map(|(line, end_line, col, end_col)| {
             // Keep end lines near the line most of the time, so short and one-line forms occur.
             let end_line = end_line.map(|d| line.unwrap_or(0).wrapping_add(d % 4));
-            Position {
-                line,
-                end_line,
-                col,
-                end_col,
-            }
+            Position { line, end_line, col, end_col }
         })
     }
 

@@ -168,7 +168,6 @@ impl MethodTables {
     }
 }
 
-
 /// The method part of a configured resource method (`"mylib.Pool.get"` -> `"get"`).
 pub fn method_name(entry: &str) -> &str {
     entry.rsplit('.').next().unwrap_or(entry)
@@ -176,8 +175,19 @@ pub fn method_name(entry: &str) -> &str {
 
 /// Methods that write their receiver, per builtin container type (every other method of the
 /// type reads it). `bytearray` shares the list table.
-pub const LIST_WRITES: &[&str] =
-    &["append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "__setitem__", "__delitem__", "__iadd__"];
+pub const LIST_WRITES: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+];
 pub const DICT_WRITES: &[&str] =
     &["pop", "popitem", "clear", "update", "setdefault", "__setitem__", "__delitem__", "__ior__"];
 pub const SET_WRITES: &[&str] = &[

@@ -13,11 +13,7 @@ fn value_error(e: MarshalError) -> PyErr {
 /// Parse marshal `data` as written by Python `version` (e.g. `(3, 12)`) and write it back.
 /// For data produced by that CPython the result equals `data`; trailing bytes are dropped.
 #[pyfunction]
-fn roundtrip_marshal<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    version: (u8, u8),
-) -> PyResult<Bound<'py, PyBytes>> {
+fn roundtrip_marshal<'py>(py: Python<'py>, data: &[u8], version: (u8, u8)) -> PyResult<Bound<'py, PyBytes>> {
     let version = PyVersion::new(version.0, version.1);
     let obj = marshal::loads(data, version).map_err(value_error)?;
     let out = marshal::dumps(&obj, version).map_err(value_error)?;
@@ -86,17 +82,11 @@ fn build_pyc<'py>(
     let code = marshal::loads(payload, version).map_err(value_error)?;
     let source = match (source_hash, mtime, source_size) {
         (Some(hash), None, None) => PycSource::Hash {
-            hash: hash
-                .try_into()
-                .map_err(|_| PyValueError::new_err("source_hash must be 8 bytes"))?,
+            hash: hash.try_into().map_err(|_| PyValueError::new_err("source_hash must be 8 bytes"))?,
             check_source,
         },
         (None, Some(mtime), Some(size)) => PycSource::Timestamp { mtime, size },
-        _ => {
-            return Err(PyValueError::new_err(
-                "give either source_hash, or both mtime and source_size",
-            ))
-        }
+        _ => return Err(PyValueError::new_err("give either source_hash, or both mtime and source_size")),
     };
     let pyc = marshal::Pyc::new(version, source, code).map_err(value_error)?;
     Ok(PyBytes::new(py, &marshal::write_pyc(&pyc).map_err(value_error)?))

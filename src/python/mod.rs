@@ -4,10 +4,10 @@
 use pyo3::prelude::*;
 
 mod bytecode_py;
-mod runtime;
 mod marshal_py;
 pub mod report_py;
 mod rewrite_py;
+mod runtime;
 
 // gil_used = false: the module is safe on free-threaded builds (3.13t/3.14t); shared state
 // lives behind mutexes, never behind the GIL.
