@@ -54,7 +54,6 @@ def main():
         print("no race: the invariant holds in every interleaving")
         return 0
     print(result.explanation)
-    print(f"replay with: frontrun.replay({result.counterexample!r}, ...)")
     return 0
 
 

@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {
-    "bank.py": ["Race on Account.balance", "if src.balance < amount:", "invariant money_is_conserved failed", "replay with:"],
+    "bank.py": ["Race on Account.balance", "if src.balance < amount:", "invariant money_is_conserved failed",
+                "frontrun.replay(counterexample, setup, threads, invariant) reruns it"],
     "lazy_cache.py": ["Race on global __main__._settings", "if _settings is None:", "invariant one_instance failed"],
     "producer_consumer.py": ["consumers waiting with 'if'", "IndexError: pop from empty list",
                              "consumers waiting with 'while'", "no failure"],
