@@ -7,7 +7,8 @@ For each module it writes:
 * ``DIR/<a>/<b>/<c>.pyc`` (``DIR/<pkg>/__init__.pyc`` for a package): the rewritten module as a
   checked hash-based pyc for the target interpreter;
 * ``DIR/<a.b.c>.txt``: the site table (line, kind, name), counts per kind, and the disassembly
-  before and after, injected instructions marked with ``+``;
+  before and after, injected instructions (guards, reports, the instrumented copy of each run of
+  sites) marked with ``+``;
 * ``DIR/index.txt``: one line per module (sites and counts, or the error), and totals.
 
 ``--python-version X.Y`` (other than the running one) compiles with that interpreter
@@ -315,7 +316,10 @@ def format_report(module: ModuleSource, version: str, policy: str, resource_meth
             lines.append(f"  {kind:<16} {n}")
         if not counts:
             lines.append("  (none)")
-    lines += ["", "--- before ---", before.rstrip("\n"), "", "--- after (+ = injected) ---", after.rstrip("\n"), ""]
+    lines += ["", "--- before ---", before.rstrip("\n"), "", "--- after (+ = injected) ---",
+              "(a guard `LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE` leads each run of sites: the marked",
+              " instrumented copy runs while frontrun listens, the unmarked original that follows otherwise)",
+              after.rstrip("\n"), ""]
     return "\n".join(lines)
 
 
