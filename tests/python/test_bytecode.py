@@ -10,11 +10,9 @@ import glob
 import io
 import os
 import sys
-import sysconfig
 import time
 import traceback
 import types
-import warnings
 
 import pytest
 
@@ -31,27 +29,6 @@ def walk(code):
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
             yield from walk(c)
-
-
-@pytest.fixture(scope="session")
-def stdlib():
-    """Every module of this interpreter's stdlib (test suite included), compiled from source."""
-    lib = sysconfig.get_paths()["stdlib"]
-    files = sorted(f for f in glob.glob(os.path.join(lib, "**", "*.py"), recursive=True) if "site-packages" not in f)
-    start = time.perf_counter()
-    modules = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for path in files:
-            try:
-                with open(path, "rb") as f:
-                    source = f.read()
-                modules.append(compile(source, path, "exec", dont_inherit=True))
-            except (SyntaxError, ValueError, UnicodeDecodeError):
-                continue  # files this interpreter cannot compile (test data, lib2to3 grammar samples)
-    print(f"\n[{VERSION}] compiled {len(modules)}/{len(files)} stdlib files in {time.perf_counter() - start:.1f}s")
-    assert len(modules) > 1000
-    return modules
 
 
 def exception_table(code):

@@ -5,12 +5,9 @@ passes the rewriter's own stack check, and CPython's own test modules pass as of
 The CPython test list is a quick subset; FRONTRUN_RW_CPYTHON_FULL=1 runs the longer one.
 """
 
-import glob
 import os
 import subprocess
 import sys
-import sysconfig
-import warnings
 
 import pytest
 
@@ -25,33 +22,16 @@ PACKAGE_PATH = os.pathsep.join(
 )
 
 
-@pytest.fixture(scope="module")
-def stdlib_codes():
-    lib = sysconfig.get_paths()["stdlib"]
-    files = sorted(f for f in glob.glob(os.path.join(lib, "**", "*.py"), recursive=True) if "site-packages" not in f)
-    codes = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for path in files:
-            try:
-                with open(path, "rb") as f:
-                    codes.append(compile(f.read(), path, "exec", dont_inherit=True))
-            except (SyntaxError, ValueError, UnicodeDecodeError):
-                continue
-    assert len(codes) > 1000
-    return codes
-
-
 @pytest.mark.parametrize("policy", ["resources", "shared", "all"])
-def test_stdlib_rewrites_cleanly(stdlib_codes, policy):
+def test_stdlib_rewrites_cleanly(stdlib, policy):
     failures_before = len(_native.rewrite_failures())
     changed = 0
-    for code in stdlib_codes:
+    for code in stdlib:
         new = _native.rewrite_code(code, policy, ())
         changed += new is not code
     assert _native.rewrite_failures()[failures_before:] == []
     if policy != "resources":
-        assert changed > len(stdlib_codes) * 0.9
+        assert changed > len(stdlib) * 0.9
 
 
 QUICK = [
@@ -124,7 +104,7 @@ def test_cpython_test_modules_pass_rewritten(policy):
     assert "internal failures [] report errors (0, None)" in rewritten.stderr
 
 
-def test_stdlib_input_passes_the_stack_check(stdlib_codes):
+def test_stdlib_input_passes_the_stack_check(stdlib):
     """The check that guards every rewrite holds for what CPython compiles (so a failure after
     rewriting is the rewriter's)."""
     import types
@@ -135,5 +115,5 @@ def test_stdlib_input_passes_the_stack_check(stdlib_codes):
             if isinstance(c, types.CodeType):
                 yield from walk(c)
 
-    problems = [(c.co_filename, c.co_name, p) for m in stdlib_codes for c in walk(m) if (p := _native._rewrite_check(c))]
+    problems = [(c.co_filename, c.co_name, p) for m in stdlib for c in walk(m) if (p := _native._rewrite_check(c))]
     assert problems[:5] == []
