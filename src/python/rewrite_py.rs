@@ -24,6 +24,24 @@ create_exception!(
 /// Code objects left unrewritten because the result failed the rewriter's own stack check.
 static FAILURES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
+/// `rewrite_parts`, except that code failing the rewriter's own check is never handed out: it
+/// is recorded as `described` and left as it was (`Ok(None)`). Only input errors remain.
+fn rewrite_or_leave(
+    table: &'static OpTable,
+    parts: &Parts<'_>,
+    policy: Policy,
+    methods: &MethodTables,
+    described: impl FnOnce() -> String,
+) -> Result<Option<rewrite::RewrittenParts>, RewriteError> {
+    match rewrite::rewrite_parts(table, parts, policy, methods) {
+        Err(e @ RewriteError::Internal(_)) => {
+            FAILURES.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", described()));
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
 /// Descriptions of code objects left unrewritten by an internal error (should stay empty).
 #[pyfunction]
 fn rewrite_failures() -> Vec<String> {
@@ -198,16 +216,9 @@ impl<'py> Rewriter<'py> {
             const_count: items.len(),
             deref_name: &deref_name,
         };
-        let outcome = match rewrite::rewrite_parts(self.table, &parts, self.policy, &self.methods) {
-            Ok(o) => o,
-            Err(e @ RewriteError::Internal(_)) => {
-                // Never hand out code the rewriter itself doubts: leave this one as it was.
-                let what = format!("{} (line {}): {e}", qualname(code), first_line(code));
-                FAILURES.lock().unwrap_or_else(|p| p.into_inner()).push(what);
-                None
-            }
-            Err(e) => return Err(malformed(code, e)),
-        };
+        let described = || format!("{} (line {})", qualname(code), first_line(code));
+        let outcome = rewrite_or_leave(self.table, &parts, self.policy, &self.methods, described)
+            .map_err(|e| malformed(code, e))?;
         let replace = intern!(py, "replace");
         let Some(rw) = outcome else {
             if !children_changed {
@@ -484,17 +495,9 @@ impl PycRewriter {
             const_count: items.len(),
             deref_name: &deref_name,
         };
-        let outcome = match rewrite::rewrite_parts(self.table, &parts, self.policy, &self.methods) {
-            Ok(o) => o,
-            Err(e @ RewriteError::Internal(_)) => {
-                FAILURES
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(format!("{qn} (line {}): {e}", code.firstlineno));
-                None
-            }
-            Err(e) => return Err(what(&e)),
-        };
+        let described = || format!("{qn} (line {})", code.firstlineno);
+        let outcome =
+            rewrite_or_leave(self.table, &parts, self.policy, &self.methods, described).map_err(|e| what(&e))?;
         let Some(rw) = outcome else {
             if changed {
                 code.consts = MObj::tuple(items);
