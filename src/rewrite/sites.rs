@@ -216,6 +216,14 @@ pub(crate) mod role {
 /// Compiler-made closure cells that are not program state.
 const HIDDEN_CELLS: &[&str] = &["__class__", "__classdict__", "__conditional_annotations__"];
 
+/// What `Selector::walk_forward` does after visiting an instruction.
+enum Step {
+    /// Go on to its successors.
+    Follow,
+    /// End this path here.
+    Stop,
+}
+
 /// The slots above the pair bottom that an op reads or moves, for the ops that reach below
 /// what they pop.
 fn reach(ops: &Ops, op: u8, arg: u32) -> Option<u32> {
@@ -493,17 +501,22 @@ impl<'a> Selector<'a> {
             && instr.arg & 1 == 1
     }
 
-    /// Follow the callable pair whose bottom slot is `slot`, pushed by instruction `from`,
-    /// to the call that consumes it. Every path must reach the same call without touching the
-    /// pair. Returns the call and the instructions executed while the pair is on the stack.
-    fn pair_strict(&self, from: usize, slot: u32) -> Option<(Vec<CallSite>, Vec<usize>)> {
+    /// Visit every instruction reachable from `from + 1` once, with its entry stack height,
+    /// until `visit` gives up (None) or `budget` instructions have been seen (None). `Follow`
+    /// goes on to the next instruction (unless it ends or jumps away), the jump target (unless
+    /// it is a 3.10 block setup) and, with `handlers_above`, an exception handler that keeps
+    /// more than that many stack slots.
+    fn walk_forward(
+        &self,
+        from: usize,
+        mut budget: usize,
+        handlers_above: Option<u32>,
+        mut visit: impl FnMut(usize, u32) -> Option<Step>,
+    ) -> Option<()> {
         let n = self.code.instrs.len();
         let walk = self.next_walk();
         let mut seen = self.seen.borrow_mut();
         let mut work = vec![from + 1];
-        let mut region = vec![from];
-        let mut found: Vec<CallSite> = Vec::new();
-        let mut budget = 50_000usize;
         while let Some(i) = work.pop() {
             if i >= n || seen[i] == walk {
                 continue;
@@ -511,11 +524,41 @@ impl<'a> Selector<'a> {
             seen[i] = walk;
             budget = budget.checked_sub(1)?;
             let h = self.height[i]?;
+            if let Step::Stop = visit(i, h)? {
+                continue;
+            }
+            let instr = &self.code.instrs[i];
+            let info = self.code.table.op(instr.op)?;
+            if !matches!(info.flow, Flow::End | Flow::Goto) {
+                work.push(i + 1);
+            }
+            if info.flow != Flow::Setup {
+                if let Some(t) = self.target(i) {
+                    work.push(t);
+                }
+            }
+            if let (Some(slot), Some(hid)) = (handlers_above, instr.handler) {
+                let handler = self.code.handlers.get(hid as usize)?;
+                if handler.depth > slot {
+                    work.push(self.labels.get(handler.target.0 as usize).copied().flatten()?);
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Follow the callable pair whose bottom slot is `slot`, pushed by instruction `from`,
+    /// to the call that consumes it. Every path must reach the same call without touching the
+    /// pair. Returns the call and the instructions executed while the pair is on the stack.
+    fn pair_strict(&self, from: usize, slot: u32) -> Option<(Vec<CallSite>, Vec<usize>)> {
+        let mut region = vec![from];
+        let mut found: Vec<CallSite> = Vec::new();
+        self.walk_forward(from, 50_000, Some(slot), |i, h| {
             if let Some(cs) = self.call(i) {
                 if h.checked_sub(cs.consumed) == Some(slot) {
                     found.push(cs);
                     region.extend(cs.start..=cs.end);
-                    continue;
+                    return Some(Step::Stop);
                 }
             }
             if h < slot + 2 {
@@ -528,27 +571,10 @@ impl<'a> Selector<'a> {
                 }
             }
             region.push(i);
-            let info = self.code.table.op(instr.op)?;
             // A 3.10 block set up inside the arguments would record the stack level without
             // the stash (never emitted for expressions).
-            if info.flow == Flow::Setup {
-                return None;
-            }
-            if !matches!(info.flow, Flow::End | Flow::Goto) {
-                work.push(i + 1);
-            }
-            if info.flow != Flow::Setup {
-                if let Some(t) = self.target(i) {
-                    work.push(t);
-                }
-            }
-            if let Some(hid) = instr.handler {
-                let handler = self.code.handlers.get(hid as usize)?;
-                if handler.depth > slot {
-                    work.push(self.labels.get(handler.target.0 as usize).copied().flatten()?);
-                }
-            }
-        }
+            (self.code.table.op(instr.op)?.flow != Flow::Setup).then_some(Step::Follow)
+        })?;
         (!found.is_empty()).then_some((found, region))
     }
 
@@ -557,27 +583,16 @@ impl<'a> Selector<'a> {
     /// names the call for a report made at the call itself (whose stack use never depends on
     /// this), so where it cannot tell whether an op consumes the value it gives up.
     fn pair_weak(&self, from: usize, slot: u32) -> Option<CallSite> {
-        let n = self.code.instrs.len();
         let o = self.ops;
-        let walk = self.next_walk();
-        let mut seen = self.seen.borrow_mut();
-        let mut work = vec![from + 1];
         let mut found: Option<CallSite> = None;
-        let mut budget = 5_000usize;
-        while let Some(i) = work.pop() {
-            if i >= n || seen[i] == walk {
-                continue;
-            }
-            seen[i] = walk;
-            budget = budget.checked_sub(1)?;
-            let h = self.height[i]?;
+        self.walk_forward(from, 5_000, None, |i, h| {
             if let Some(cs) = self.call(i) {
                 if h.checked_sub(cs.probe) == Some(slot) {
                     if found.is_some_and(|f| f.start != cs.start) {
                         return None;
                     }
                     found = Some(cs);
-                    continue;
+                    return Some(Step::Stop);
                 }
             }
             let instr = &self.code.instrs[i];
@@ -600,15 +615,8 @@ impl<'a> Selector<'a> {
                     return None;
                 }
             }
-            if !matches!(info.flow, Flow::End | Flow::Goto) {
-                work.push(i + 1);
-            }
-            if info.flow != Flow::Setup {
-                if let Some(t) = self.target(i) {
-                    work.push(t);
-                }
-            }
-        }
+            Some(Step::Follow)
+        })?;
         found
     }
 
