@@ -275,7 +275,6 @@ def _make_runtime():
         whole_readers=[builtins.len, builtins.bool, builtins.iter, builtins.sorted, builtins.list,
                        builtins.tuple, builtins.set, builtins.sum, builtins.min, builtins.max,
                        builtins.any, builtins.all],
-        resource_methods=_resource_methods(),
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
     )

@@ -119,7 +119,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, resource_methods, whole_readers=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -130,7 +130,6 @@ impl DporRuntime {
         local_type: Py<PyAny>,
         builtins_map: &Bound<'_, PyDict>,
         heap_writers: Vec<Py<PyAny>>,
-        resource_methods: Vec<String>,
         whole_readers: Option<Vec<Py<PyAny>>>,
         preemption_bound: Option<u32>,
         max_executions: Option<u64>,
@@ -186,7 +185,7 @@ impl DporRuntime {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 types,
-                resource_methods: std::sync::RwLock::new(resource_methods),
+                resource_methods: std::sync::RwLock::new(Vec::new()),
             }),
         })
     }
@@ -218,7 +217,7 @@ impl DporRuntime {
         Inner::wake_all_slots(&mut st);
     }
 
-    /// Replaces the resource methods (the configuration may change between explorations).
+    /// Sets the resource methods (before each exploration: the configuration may change).
     fn set_resource_methods(&self, methods: Vec<String>) {
         *self.inner.resource_methods.write().unwrap_or_else(|p| p.into_inner()) = methods;
     }
