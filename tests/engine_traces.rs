@@ -16,6 +16,10 @@ enum Act {
     Write(u64),
     Lock(u64),
     Unlock(u64),
+    /// `acquire(blocking=False)`: takes the lock if free, never waits.
+    TryLock(u64),
+    /// Releases the lock if this thread's try took it (no event otherwise).
+    UnlockIfTaken(u64),
     /// Starts / waits for the thread with this index (it starts nowhere else).
     Spawn(usize),
     Join(usize),
@@ -25,7 +29,9 @@ fn conflict(a: Act, b: Act) -> bool {
     use Act::*;
     match (a, b) {
         (Read(x), Write(y)) | (Write(x), Read(y)) | (Write(x), Write(y)) => x == y || x == WHOLE || y == WHOLE,
-        (Lock(x) | Unlock(x), Lock(y) | Unlock(y)) => x == y,
+        (Lock(x) | Unlock(x) | TryLock(x) | UnlockIfTaken(x), Lock(y) | Unlock(y) | TryLock(y) | UnlockIfTaken(y)) => {
+            x == y
+        }
         _ => false,
     }
 }
@@ -60,6 +66,7 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
         started: &mut Vec<bool>,
         pcs: &mut Vec<usize>,
         owners: &mut HashMap<u64, usize>,
+        taken: &mut HashSet<(usize, u64)>,
         run: &mut Vec<(usize, Act)>,
         out: &mut HashSet<TraceKey>,
     ) {
@@ -71,6 +78,17 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
             let Some(&act) = threads[t].get(pcs[t]) else {
                 continue;
             };
+            if let Act::UnlockIfTaken(l) = act {
+                if !taken.contains(&(t, l)) {
+                    // The try failed: the release is no event; the thread goes on.
+                    pcs[t] += 1;
+                    go(threads, started, pcs, owners, taken, run, out);
+                    pcs[t] -= 1;
+                    any = true;
+                    continue;
+                }
+            }
+            let mut took = false;
             match act {
                 Act::Join(c) if pcs[c] < threads[c].len() || !started[c] => continue,
                 Act::Spawn(c) => started[c] = true,
@@ -81,12 +99,21 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
                 Act::Unlock(l) => {
                     owners.remove(&l);
                 }
+                Act::UnlockIfTaken(l) => {
+                    owners.remove(&l);
+                    taken.remove(&(t, l));
+                }
+                Act::TryLock(l) if !owners.contains_key(&l) => {
+                    owners.insert(l, t);
+                    taken.insert((t, l));
+                    took = true;
+                }
                 _ => {}
             }
             any = true;
             pcs[t] += 1;
             run.push((t, act));
-            go(threads, started, pcs, owners, run, out);
+            go(threads, started, pcs, owners, taken, run, out);
             run.pop();
             pcs[t] -= 1;
             match act {
@@ -97,6 +124,14 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
                 Act::Unlock(l) => {
                     owners.insert(l, t);
                 }
+                Act::UnlockIfTaken(l) => {
+                    owners.insert(l, t);
+                    taken.insert((t, l));
+                }
+                Act::TryLock(l) if took => {
+                    owners.remove(&l);
+                    taken.remove(&(t, l));
+                }
                 _ => {}
             }
         }
@@ -106,7 +141,15 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
     }
     let mut out = HashSet::new();
     let mut started: Vec<bool> = (0..threads.len()).map(|t| !is_spawned(threads, t)).collect();
-    go(threads, &mut started, &mut vec![0; threads.len()], &mut HashMap::new(), &mut Vec::new(), &mut out);
+    go(
+        threads,
+        &mut started,
+        &mut vec![0; threads.len()],
+        &mut HashMap::new(),
+        &mut HashSet::new(),
+        &mut Vec::new(),
+        &mut out,
+    );
     out
 }
 
@@ -120,6 +163,8 @@ fn to_sim(act: Act) -> SimOp {
         Act::Write(k) => SimOp::Write((1, k), 1),
         Act::Lock(l) => SimOp::Lock(100 + l),
         Act::Unlock(l) => SimOp::Unlock(100 + l),
+        Act::TryLock(l) => SimOp::TryLock(100 + l),
+        Act::UnlockIfTaken(l) => SimOp::UnlockIfTaken(100 + l),
         Act::Spawn(t) => SimOp::Spawn(t),
         Act::Join(t) => SimOp::Join(t),
     }
@@ -160,6 +205,7 @@ fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
                 }
                 Op::Acquire { lock } => run.push((worker_of[&event.thread], Act::Lock(lock - 100))),
                 Op::Release { lock } => run.push((worker_of[&event.thread], Act::Unlock(lock - 100))),
+                Op::TryAcquire { lock } => run.push((worker_of[&event.thread], Act::TryLock(lock - 100))),
                 _ => {}
             }
         }
@@ -198,7 +244,18 @@ fn access() -> impl Strategy<Value = Act> {
 /// Accesses with up to two lock-protected ranges (nested, disjoint or crossing),
 /// at most `cap` ops in all.
 fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
-    (prop::collection::vec(access(), 0..=3), prop::collection::vec((0..2u64, 0..=3usize, 0..=3usize), 0..=2)).prop_map(
+    guarded_thread(cap, Just(false))
+}
+
+/// Like `locked_thread`, each range entered by a blocking acquire or a try
+/// (`if lock.acquire(blocking=False)`, released only if taken).
+fn trying_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
+    guarded_thread(cap, any::<bool>())
+}
+
+fn guarded_thread(cap: usize, tries: impl Strategy<Value = bool> + Clone) -> impl Strategy<Value = Vec<Act>> {
+    let wrap = (0..2u64, 0..=3usize, 0..=3usize, tries);
+    (prop::collection::vec(access(), 0..=3), prop::collection::vec(wrap, 0..=2)).prop_map(
         move |(mut accesses, mut wraps)| {
             while accesses.len() + 2 * wraps.len() > cap {
                 if wraps.pop().is_none() {
@@ -209,11 +266,16 @@ fn locked_thread(cap: usize) -> impl Strategy<Value = Vec<Act>> {
             // Sort key: (position * 2 [+1 for the access], order within position).
             let mut items: Vec<((usize, usize, usize), Act)> =
                 accesses.into_iter().enumerate().map(|(i, a)| ((2 * i + 1, 0, 0), a)).collect();
-            for (w, (lock, a, b)) in wraps.into_iter().enumerate() {
+            for (w, (lock, a, b, try_)) in wraps.into_iter().enumerate() {
                 let (start, end) = (a.min(b).min(n), a.max(b).min(n));
-                items.push(((2 * start, 1, w), Act::Lock(lock)));
+                let (enter, exit) = if try_ {
+                    (Act::TryLock(lock), Act::UnlockIfTaken(lock))
+                } else {
+                    (Act::Lock(lock), Act::Unlock(lock))
+                };
+                items.push(((2 * start, 1, w), enter));
                 let after_lock = if start == end { 2 } else { 0 };
-                items.push(((2 * end, after_lock, w), Act::Unlock(lock)));
+                items.push(((2 * end, after_lock, w), exit));
             }
             items.sort();
             items.into_iter().map(|(_, a)| a).collect()
@@ -250,6 +312,11 @@ proptest! {
 
     #[test]
     fn one_execution_per_trace_with_a_nested_spawn(threads in with_nested_child()) {
+        check(&threads)?;
+    }
+
+    #[test]
+    fn one_execution_per_feasible_trace_with_tries_and_locks(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(trying_thread(if n == 2 { 6 } else { 4 }), n))) {
         check(&threads)?;
     }
 

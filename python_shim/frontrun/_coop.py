@@ -18,14 +18,12 @@ back as they were when the exploration ends. A method called on one before any s
 (``cond.acquire()`` bound before the first ``with``; ``ev.wait()`` where the rewriter does not
 report method calls) still runs on the real object.
 
-Limitation: a non-blocking or timed ``acquire`` is one engine step, a write to the lock object,
-whatever the lock's state (a thread's next step must depend only on its own past); whether it
-succeeds is decided when it runs. The engine orders it against other tries of the same lock,
-but not against other threads' ``Acquire``/``Release`` of it (those are lock operations, a
-separate kind, and making every acquire/release also a write would add executions to every
-locked program). So DPOR explores the try on the schedules that the rest of the program's
-conflicts produce, and may miss the one where another thread's acquire or release lands just
-before or after it.
+A non-blocking or timed ``acquire`` is one engine step, a try, the same whatever the lock's
+state (a thread's next step must depend only on its own past): when it runs it takes the lock if
+it is free and fails otherwise, never waiting in between. The engine orders it against every
+acquire, release and try of that lock, so DPOR explores it both before and after another
+thread's critical section. A timed acquire that fails retries once the lock is released, and
+times out when nothing else can run.
 """
 
 from __future__ import annotations

@@ -44,6 +44,11 @@ pub enum Op {
     Release {
         lock: LockId,
     },
+    /// Takes `lock` if it is free, else does nothing (`acquire(blocking=False)`); never
+    /// blocks. The same op whatever the lock's state: which it was is decided when it runs.
+    TryAcquire {
+        lock: LockId,
+    },
     /// Starts thread `child`, which must be `Explorer::child_id(parent)`.
     Spawn {
         child: ThreadId,
@@ -92,9 +97,10 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
         (Op::Access { obj: oa, key: ka, kind: ta }, Op::Access { obj: ob, key: kb, kind: tb }) => {
             oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE) && !(ta.is_read() && tb.is_read())
         }
-        (Op::Acquire { lock: la } | Op::Release { lock: la }, Op::Acquire { lock: lb } | Op::Release { lock: lb }) => {
-            la == lb
-        }
+        (
+            Op::Acquire { lock: la } | Op::Release { lock: la } | Op::TryAcquire { lock: la },
+            Op::Acquire { lock: lb } | Op::Release { lock: lb } | Op::TryAcquire { lock: lb },
+        ) => la == lb,
         (Op::Spawn { child }, _) => child == b.thread,
         (_, Op::Spawn { child }) => child == a.thread,
         (Op::Exit, Op::Join { child }) => child == a.thread,
@@ -138,5 +144,11 @@ mod tests {
         assert!(dependent(&act(3, Op::Exit), &act(0, Op::Join { child: 3 })));
         assert!(!dependent(&act(2, Op::Exit), &act(0, Op::Join { child: 3 })));
         assert!(dependent(&act(0, Op::read(1, 1)), &act(0, Op::read(2, 2))));
+        let try_ = |l| Op::TryAcquire { lock: l };
+        assert!(dependent(&act(0, try_(1)), &act(1, rel(1))));
+        assert!(dependent(&act(0, acq(1)), &act(1, try_(1))));
+        assert!(dependent(&act(0, try_(1)), &act(1, try_(1))));
+        assert!(!dependent(&act(0, try_(1)), &act(1, acq(2))));
+        assert!(!dependent(&act(0, try_(1)), &act(1, Op::write(1, WHOLE))));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Event model. At each scheduling point every live thread is parked before its next
 //! visible [`Op`]: an `Access` to `(obj, key)` (`key == WHOLE` means all keys of `obj`),
-//! `Acquire`/`Release` of a lock, `Spawn`/`Join` of a thread, or `Exit`. Two actions of
+//! `Acquire`/`Release`/`TryAcquire` of a lock, `Spawn`/`Join` of a thread, or `Exit`. Two actions of
 //! different threads are *dependent* when they access the same location and one writes,
 //! touch the same lock, or are spawn→child / exit→join. The engine models enabledness
 //! itself for locks (held → acquire blocked; not reentrant: the runtime reports only the
@@ -13,7 +13,8 @@
 //! Algorithm. Optimal DPOR (Abdulla, Aronis, Jonsson, Sagonas, JACM 2017): happens-before
 //! by vector clocks; each new event's races are found on the fly from per-location
 //! summaries (an acquire races with the previous acquire of its lock, since acquire and
-//! release cannot swap; a thread left waiting for a lock in a deadlock races with the
+//! release cannot swap; a try races with the latest acquire, release or try of its lock
+//! by each other thread, and they with it; a thread left waiting for a lock in a deadlock races with the
 //! acquire that took it). When an execution ends, each new race e < e' inserts
 //! notdep(e).e' into the wakeup tree of the node before e unless its sleep set covers
 //! it; backtracking follows wakeup trees depth-first. Result: one execution per

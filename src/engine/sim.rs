@@ -23,6 +23,10 @@ pub enum SimOp {
     Append(Loc, i64),
     Lock(LockId),
     Unlock(LockId),
+    /// register := 1 if it took the free lock, else 0 (`acquire(blocking=False)`).
+    TryLock(LockId),
+    /// Releases the lock if this thread's `TryLock` of it took it; otherwise no op at all.
+    UnlockIfTaken(LockId),
     /// Starts program thread `i` (an index into `Program::threads`).
     Spawn(usize),
     /// Waits for program thread `i`, spawned earlier by this thread.
@@ -81,14 +85,17 @@ struct Body<'p> {
     register: i64,
     /// Program thread index → engine id, for the threads this one spawned.
     children: HashMap<usize, ThreadId>,
+    /// Locks this thread's `TryLock`s took and has not released.
+    taken: Vec<LockId>,
 }
 
 /// One execution: answers the explorer's choices until it finishes.
 pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant) {
     let mut memory = Memory::new();
+    let mut owners: HashMap<LockId, ThreadId> = HashMap::new();
     let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
-    bodies.insert(0, Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new() });
-    arrive(explorer, &bodies, 0);
+    bodies.insert(0, Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new() });
+    arrive(explorer, &mut bodies, 0);
     let clean_end = loop {
         match explorer.choose() {
             Choice::Run(t) => {
@@ -112,12 +119,33 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                         let Some(Op::Spawn { child }) = explorer.events().last().map(|e| e.op) else { unreachable!() };
                         body.children.insert(i, child);
                         let ops = &program.threads[i];
-                        bodies.insert(child, Body { ops, pc: 0, register: 0, children: HashMap::new() });
-                        arrive(explorer, &bodies, child);
+                        bodies.insert(
+                            child,
+                            Body { ops, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new() },
+                        );
+                        arrive(explorer, &mut bodies, child);
                     }
-                    SimOp::Lock(_) | SimOp::Unlock(_) | SimOp::Join(_) => {}
+                    SimOp::Lock(lock) => {
+                        owners.insert(lock, t);
+                    }
+                    SimOp::TryLock(lock) => {
+                        let took = !owners.contains_key(&lock);
+                        body.register = i64::from(took);
+                        if took {
+                            owners.insert(lock, t);
+                            body.taken.push(lock);
+                        }
+                    }
+                    SimOp::Unlock(lock) => {
+                        owners.remove(&lock);
+                    }
+                    SimOp::UnlockIfTaken(lock) => {
+                        owners.remove(&lock);
+                        body.taken.retain(|&l| l != lock);
+                    }
+                    SimOp::Join(_) => {}
                 }
-                arrive(explorer, &bodies, t);
+                arrive(explorer, &mut bodies, t);
             }
             Choice::Finished | Choice::Deadlock(_) => break true,
             Choice::Diverged(_) => break false,
@@ -137,8 +165,14 @@ fn memory_value(memory: &Memory, loc: Loc) -> i64 {
 }
 
 /// Parks thread `t` before its next op.
-fn arrive(explorer: &mut Explorer, bodies: &HashMap<ThreadId, Body>, t: ThreadId) {
-    let body = &bodies[&t];
+fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: ThreadId) {
+    let body = bodies.get_mut(&t).expect("arriving thread has a body");
+    while let Some(SimOp::UnlockIfTaken(lock)) = body.ops.get(body.pc) {
+        if body.taken.contains(lock) {
+            break;
+        }
+        body.pc += 1; // the try failed: nothing to release
+    }
     let op = match body.ops.get(body.pc) {
         None => Op::Exit,
         Some(&SimOp::Read((obj, key))) => Op::read(obj, key),
@@ -146,7 +180,8 @@ fn arrive(explorer: &mut Explorer, bodies: &HashMap<ThreadId, Body>, t: ThreadId
             Op::write(obj, key)
         }
         Some(&SimOp::Lock(lock)) => Op::Acquire { lock },
-        Some(&SimOp::Unlock(lock)) => Op::Release { lock },
+        Some(&SimOp::Unlock(lock) | &SimOp::UnlockIfTaken(lock)) => Op::Release { lock },
+        Some(&SimOp::TryLock(lock)) => Op::TryAcquire { lock },
         Some(&SimOp::Spawn(_)) => Op::Spawn { child: explorer.child_id(t) },
         Some(&SimOp::Join(i)) => Op::Join { child: body.children[&i] },
     };

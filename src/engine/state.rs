@@ -2,7 +2,7 @@
 //! with vector clocks, and the races each new event forms with earlier ones.
 
 use super::access::Accesses;
-use super::event::{Action, LockId, Op, ThreadId};
+use super::event::{AccessKind, Action, LockId, Op, ThreadId, WHOLE};
 use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
@@ -84,6 +84,9 @@ pub(crate) struct Execution {
     pub threads: Vec<ThreadState>,
     locks: HashMap<LockId, LockState>,
     accesses: Accesses,
+    /// Lock operations as accesses of the lock: a try writes it, acquire and release read
+    /// it. Finds the tries a lock operation can swap with, and the other way round.
+    lock_uses: Accesses,
     pub events: Vec<Event>,
     pub races: Vec<Race>,
     /// Main, then each child in the order its spawn ran: schedules name threads by
@@ -174,9 +177,13 @@ impl Execution {
         // Lock acquisitions race with the previous acquisition, not with the release
         // in between: swapping acquire and release is never possible.
         let mut lock_race = None;
+        // Events this one could have run before: its access dependencies, and for a lock
+        // operation the tries of that lock (or, for a try, every lock operation since).
+        let mut racing = Vec::new();
         match op {
-            Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut deps),
+            Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut racing),
             Op::Acquire { lock } => {
+                self.lock_uses.access(lock, WHOLE, AccessKind::Read, thread, step, &mut racing);
                 let state = self.locks.entry(lock).or_default();
                 deps.extend(state.last_release);
                 lock_race = state.last_acquire;
@@ -184,10 +191,20 @@ impl Execution {
                 state.last_acquire = Some(step);
             }
             Op::Release { lock } => {
+                self.lock_uses.access(lock, WHOLE, AccessKind::Read, thread, step, &mut racing);
                 let state = self.locks.entry(lock).or_default();
                 deps.extend(state.last_acquire);
                 state.owner = None;
                 state.last_release = Some(step);
+            }
+            Op::TryAcquire { lock } => {
+                self.lock_uses.access(lock, WHOLE, AccessKind::Write, thread, step, &mut racing);
+                let state = self.locks.entry(lock).or_default();
+                deps.extend(state.last_acquire.into_iter().chain(state.last_release));
+                if state.owner.is_none() {
+                    state.owner = Some(thread);
+                    state.last_acquire = Some(step);
+                }
             }
             Op::Join { child } => deps.extend(self.threads.get(child).and_then(|c| c.exit_event)),
             Op::Spawn { .. } => {}
@@ -197,6 +214,8 @@ impl Execution {
                 state.exit_event = Some(step);
             }
         }
+        let racing = self.latest_per_thread(&racing);
+        deps.extend_from_slice(&racing);
         let deps = self.latest_per_thread(&deps);
         let mut clock = before.clone();
         for &d in &deps {
@@ -204,17 +223,17 @@ impl Execution {
         }
         clock.set(thread, seq);
         let concurrent = |e: &Event| e.thread != thread && !before.covers(e.thread, e.seq);
-        if matches!(op, Op::Access { .. }) {
-            for &d in &deps {
-                let e = &self.events[d];
-                let hidden = deps.iter().any(|&o| o != d && self.events[o].is_after(e));
-                if concurrent(e) && !hidden {
-                    self.races.push(Race { first: d, second: step });
-                }
+        let first_new = self.races.len();
+        for &d in &racing {
+            let e = &self.events[d];
+            let hidden = deps.iter().any(|&o| o != d && self.events[o].is_after(e));
+            if concurrent(e) && !hidden {
+                self.races.push(Race { first: d, second: step });
             }
         }
         if let Some(d) = lock_race {
-            if concurrent(&self.events[d]) {
+            let known = self.races[first_new..].iter().any(|r| r.first == d);
+            if concurrent(&self.events[d]) && !known {
                 self.races.push(Race { first: d, second: step });
             }
         }

@@ -107,6 +107,21 @@ PROG = load(
         else:
             s.missed += 1
 
+    def try_probe(s):
+        got = s.lock.acquire(blocking=False)
+        if got:
+            s.lock.release()
+        s.tries.append(got)
+        s.event.set()
+
+    def hold_until_probed(s):
+        with s.lock:
+            s.event.wait()
+
+    def hold_briefly(s):
+        with s.lock:
+            s.held += 1
+
     def use_local(s):
         s.local.value = getattr(s.local, "value", 0) + 1
         s.values.append(s.local.value)
@@ -226,6 +241,31 @@ def test_nonblocking_acquire():
         lambda: State(x=0, missed=0, lock=threading.Lock()), [PROG.nonblocking_try] * 2, lambda s: s.x + s.missed == 2
     )
     assert result.property_holds is True
+
+
+def test_nonblocking_acquire_sees_the_lock_held_and_free():
+    # The try is ordered against the other thread's acquire and release, so both answers
+    # come up; an invariant that assumes the lock is always free is refuted.
+    seen = set()
+
+    def record(s):
+        seen.add(tuple(s.tries))
+        return True
+
+    setup = lambda: State(lock=threading.Lock(), tries=[], held=0, event=threading.Event())
+    holds(setup, [PROG.try_probe, PROG.hold_briefly], record)
+    assert seen == {(True,), (False,)}
+    result = frontrun.explore_dpor(setup, [PROG.try_probe, PROG.hold_briefly], lambda s: s.tries == [True])
+    assert result.property_holds is False
+    assert "hold_briefly" in result.explanation or "held" in result.explanation, result.explanation
+
+
+def test_nonblocking_acquire_never_waits():
+    # A try that finds the lock free takes it at once: no schedule lets the holder in
+    # between and leave the trying thread waiting (which would be a false deadlock here).
+    setup = lambda: State(lock=threading.Lock(), tries=[], event=threading.Event())
+    result = holds(setup, [PROG.try_probe, PROG.hold_until_probed], lambda s: len(s.tries) == 1)
+    assert result.num_explored >= 2
 
 
 def test_threads_spawned_by_workers_are_explored():

@@ -464,7 +464,11 @@ impl Inner {
         let th = &mut st.exec.threads[x];
         let op = th.pending.take().expect("chosen thread has arrived");
         th.arrived = false;
-        let info = th.info.take();
+        let mut info = th.info.take();
+        if let (Op::TryAcquire { lock }, Some(info)) = (op, info.as_mut()) {
+            // The log tells a try that took the lock from one that found it held.
+            info.kind = if st.exec.owners.contains_key(&lock) { "try_acquire" } else { "acquire" };
+        }
         if st.explain {
             if let Some(info) = info {
                 st.exec.log.push(info);
@@ -475,6 +479,9 @@ impl Inner {
         match op {
             Op::Acquire { lock } => {
                 st.exec.owners.insert(lock, x);
+            }
+            Op::TryAcquire { lock } => {
+                st.exec.owners.entry(lock).or_insert(x);
             }
             Op::Release { lock } => {
                 st.exec.owners.remove(&lock);

@@ -46,7 +46,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
 
 use super::report_py::{self, Event};
-use crate::engine::{AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE};
+use crate::engine::{AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use handoff::*;
@@ -509,6 +509,7 @@ impl DporRuntime {
                     ),
                     Op::Acquire { lock } => ("acquire", lock, 0),
                     Op::Release { lock } => ("release", lock, 0),
+                    Op::TryAcquire { lock } => (s.kind, lock, 0),
                     Op::Spawn { child } => ("spawn", child as u64 - 1, 0),
                     Op::Join { child } => ("join", child as u64 - 1, 0),
                     Op::Exit => ("exit", 0, 0),
@@ -563,8 +564,8 @@ impl DporRuntime {
                     (WaitReason::Lock { lock, owner }, _) => ("lock", *lock, Some(*owner as i64 - 1)),
                     (WaitReason::Join { child }, _) => ("join", *child as u64, None),
                     (WaitReason::Blocked, Op::Acquire { lock }) => ("condition", lock, None),
-                    (WaitReason::Blocked, Op::Access { obj, .. }) => {
-                        ("lock", obj, st.exec.owners.get(&obj).map(|&o| o as i64 - 1))
+                    (WaitReason::Blocked, Op::TryAcquire { lock }) => {
+                        ("lock", lock, st.exec.owners.get(&lock).map(|&o| o as i64 - 1))
                     }
                     (WaitReason::Blocked, _) => ("blocked", 0, None),
                 };
@@ -616,9 +617,9 @@ impl DporRuntime {
             inner.step_at(py, st, tid, Op::Acquire { lock: n }, "acquire", site_copy(py))?;
             return Ok(true);
         }
-        // A try looks at the lock: the same op whatever the lock's state (a thread's next op
-        // must depend on its own past only), the outcome decided when it is performed.
-        let try_op = Op::Access { obj: n, key: WHOLE, kind: AccessKind::Write };
+        // A try is the same op whatever the lock's state (a thread's next op must depend on its
+        // own past only); the engine decides when it performs it whether it takes the lock.
+        let try_op = Op::TryAcquire { lock: n };
         let mut polling = false;
         loop {
             if polling {
@@ -627,13 +628,14 @@ impl DporRuntime {
                 th.timed = true;
                 th.polling = Some(n);
             }
+            // A non-reentrant lock this thread holds stays held: the try fails.
+            let held_by_me = st.exec.owners.get(&n) == Some(&tid);
             inner.step_at(py, st, tid, try_op, "try_acquire", site_copy(py))?;
             st = inner.lock_state(py);
             let th = &mut st.exec.threads[tid];
             let timed_out = std::mem::take(&mut th.timed_out);
             th.timed = false;
-            if !st.exec.owners.contains_key(&n) {
-                inner.step_at(py, st, tid, Op::Acquire { lock: n }, "acquire", site_copy(py))?;
+            if !held_by_me && st.exec.owners.get(&n) == Some(&tid) {
                 return Ok(true);
             }
             if !blocking || timed_out {
