@@ -20,3 +20,8 @@ pub mod tables;
 
 #[cfg(feature = "python")]
 mod python;
+
+// Only the extension: the pure-Rust core, its tests and benches keep the system allocator.
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
