@@ -1,6 +1,6 @@
 //! insta snapshots of the fixture programs' disassembly, per CPython version, with no
 //! interpreter at test time: the pycs in `fixtures/pyc/<version>/` (made by
-//! `fixtures/make_pycs.py`) are read by the marshal layer and decoded with that version's table.
+//! `fixtures/pyc/make_pycs.py`) are read by the marshal layer and decoded with that version's table.
 //! A change to decoding, the tables or the marshal reader shows up as a snapshot diff.
 
 use std::fmt::Write as _;
@@ -79,7 +79,11 @@ fn listing(code: &marshal::Code, version: (u8, u8), out: &mut String) {
 #[test]
 fn fixture_disassembly_per_version() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pyc");
-    let mut versions: Vec<_> = std::fs::read_dir(&root).expect("fixtures/pyc").map(|e| e.unwrap().path()).collect();
+    let mut versions: Vec<_> = std::fs::read_dir(&root)
+        .expect("fixtures/pyc")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir()) // not make_pycs.py
+        .collect();
     versions.sort();
     assert_eq!(versions.len(), 6, "one pyc directory per supported version");
     for dir in versions {
