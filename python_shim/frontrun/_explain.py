@@ -152,7 +152,8 @@ def _step_line(step, width):
 
 
 def _conflicting_locations(steps, racy_pairs):
-    """Locations (obj, key_id) to show: those of engine races first, else any cross-thread conflict."""
+    """Locations (obj, key_id) to show, and whether they race: those of engine races (accesses
+    nothing orders), else any cross-thread conflict (ordered by synchronisation)."""
     order = []
     seen = set()
     for a, b in racy_pairs:
@@ -164,7 +165,7 @@ def _conflicting_locations(steps, racy_pairs):
             seen.add(loc)
             order.append(loc)
     if order:
-        return order
+        return order, True
     data = [s for s in steps if s.access in DATA]
     for i, s in enumerate(data):
         for t in data[i + 1:]:
@@ -173,7 +174,7 @@ def _conflicting_locations(steps, racy_pairs):
                 if loc not in seen:
                     seen.add(loc)
                     order.append(loc)
-    return order
+    return order, False
 
 
 def _accesses_to(steps, loc):
@@ -213,7 +214,7 @@ def _interleaved(accesses):
 
 
 def race_report(rt, steps):
-    locs = _conflicting_locations(steps, rt.races())
+    locs, racing = _conflicting_locations(steps, rt.races())
     found = []
     for loc in locs:
         accesses = _accesses_to(steps, loc)
@@ -237,7 +238,11 @@ def race_report(rt, steps):
             out.append(f"Also {title} ({_describe_object(rt, loc[0])}): used by {order}, one after the other "
                        "in this schedule (not interleaved).")
             continue
-        out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
+        if racing:
+            out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
+        else:
+            # Synchronised accesses (under one lock, say): the order the threads ran in fails.
+            out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), synchronised but in this order:")
         width = max(len(_where(s.file, s.line)) for s in accesses)
         for s in accesses[:MAX_LINES]:
             out.append(_step_line(s, width))
@@ -320,7 +325,10 @@ def explain(rt, run, invariant, schedule):
     if run.kind == "deadlock":
         out += deadlock_report(rt, steps)
     else:
-        out += race_report(rt, steps) or lock_order_report(rt, steps)
+        races = race_report(rt, steps)
+        out += races
+        if not any(line.startswith("Race on") for line in races):
+            out += lock_order_report(rt, steps)
     if run.kind == "invariant":
         name = getattr(invariant, "__qualname__", None) or repr(invariant)
         line = f"invariant {name} failed"

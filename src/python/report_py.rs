@@ -59,6 +59,7 @@ use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 /// | call_site | the callable (or `self` of a method pair) | None (policy `all`) |
 /// | contains | the container of `x in c` / `x not in c` (a read of its contents) | None |
 /// | iter | the iterable of `for`/comprehension (`GET_ITER`: a read of the whole object) | None |
+/// | operand | an operand whose contents are read: truth test, comparison, binary operator (one event per operand), unpacking, `*`/`**` expansion, f-string formatting | None |
 ///
 /// `builtin_call` is also reported for the reading builtins called by plain name with
 /// positional arguments (`len bool iter sorted list tuple set sum min max any all`): `obj` is
@@ -92,6 +93,7 @@ pub enum EventKind {
     CallSite,
     Contains,
     Iter,
+    Operand,
 }
 
 impl EventKind {
@@ -120,6 +122,7 @@ impl EventKind {
             SiteKind::CallSite => EventKind::CallSite,
             SiteKind::Contains => EventKind::Contains,
             SiteKind::Iter => EventKind::Iter,
+            SiteKind::Operand => EventKind::Operand,
         }
     }
 
@@ -148,6 +151,7 @@ impl EventKind {
             EventKind::CallSite => "call_site",
             EventKind::Contains => "contains",
             EventKind::Iter => "iter",
+            EventKind::Operand => "operand",
         }
     }
 
@@ -332,7 +336,7 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         | SiteKind::CellStore
         | SiteKind::CellDelete
         | SiteKind::Inplace => event.obj = value(0)?,
-        SiteKind::WithEnter | SiteKind::CallSite | SiteKind::Contains | SiteKind::Iter => {
+        SiteKind::WithEnter | SiteKind::CallSite | SiteKind::Contains | SiteKind::Iter | SiteKind::Operand => {
             event.obj = value(0)?;
             event.key = none();
         }
@@ -460,7 +464,8 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
             | SiteKind::Call
             | SiteKind::CallReturn
             | SiteKind::Contains
-            | SiteKind::Iter,
+            | SiteKind::Iter
+            | SiteKind::Operand,
         ) => value(0),
         // values: the callable, then the object the builtin reads or writes.
         Some(SiteKind::BuiltinCall) => n >= 3 && value(1),

@@ -50,7 +50,7 @@ use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 2;
+pub const REWRITER_VERSION: u32 = 3;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -116,10 +116,14 @@ pub enum SiteKind {
     Contains = 25,
     /// GET_ITER (`for ... in c`, comprehensions, unpacking into a loop). Values: the iterable.
     Iter = 26,
+    /// An operand whose contents an operation reads: a truth test, a comparison or binary
+    /// operator (one report per operand), unpacking, `*`/`**` expansion, f-string formatting.
+    /// Values: the operand.
+    Operand = 27,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 26] = [
+    pub const ALL: [SiteKind; 27] = [
         SiteKind::AttrLoad,
         SiteKind::AttrStore,
         SiteKind::AttrDelete,
@@ -146,6 +150,7 @@ impl SiteKind {
         SiteKind::CallSite,
         SiteKind::Contains,
         SiteKind::Iter,
+        SiteKind::Operand,
     ];
 
     pub fn from_code(code: u8) -> Option<SiteKind> {
@@ -178,6 +183,7 @@ impl SiteKind {
             SiteKind::CallSite => "call_site",
             SiteKind::Contains => "contains",
             SiteKind::Iter => "iter",
+            SiteKind::Operand => "operand",
         }
     }
 }

@@ -68,6 +68,23 @@ pub struct Ops {
     pub no_insert_after: Vec<u8>,
     /// 3.10 INPLACE_* ops, with the operator each one applies.
     pub inplace: Vec<(u8, &'static str)>,
+    /// Ops that test the truth of their top value (`if c:`, `not c`, `while c`, `c and d`):
+    /// TO_BOOL where the table has it (the conditional jumps after it only see bools), else
+    /// the conditional jumps on truth and UNARY_NOT.
+    pub truth: Vec<u8>,
+    /// Ops that read the contents of their top value: unpacking, `*`/`**` expansion into a
+    /// display or call, `len()` of a `match` subject, conversion and formatting in f-strings.
+    pub reads_top: Vec<u8>,
+    /// Ops that read both of their top two values: comparisons and 3.10's binary operators
+    /// (BINARY_OP is told apart by its argument).
+    pub reads_pair: Vec<u8>,
+    /// 3.10-3.12 FORMAT_VALUE: the value is under the format spec when the argument has 4.
+    pub format_value: Option<u8>,
+    /// 3.13+ FORMAT_WITH_SPEC: the value is under the spec.
+    pub format_with_spec: Option<u8>,
+    /// Ops whose pushed value is never a mutable container (a constant, a bool, a str, an
+    /// int): an operand they just pushed need not be reported.
+    pub pushes_scalar: [bool; 256],
     /// Ops that push without popping (BUILD_* only with argument 0: see `is_pure_push`).
     pure_push: [bool; 256],
     zero_arg_builds: Vec<u8>,
@@ -107,6 +124,67 @@ fn build(t: &OpTable) -> Ops {
     .iter()
     .filter_map(|(n, sym)| c(n).map(|code| (code, *sym)))
     .collect();
+    let names = |list: &[&str]| -> Vec<u8> { list.iter().filter_map(|n| c(n)).collect() };
+    let truth = if c("TO_BOOL").is_some() {
+        names(&["TO_BOOL"])
+    } else {
+        names(&[
+            "POP_JUMP_IF_FALSE",
+            "POP_JUMP_IF_TRUE",
+            "POP_JUMP_FORWARD_IF_FALSE",
+            "POP_JUMP_FORWARD_IF_TRUE",
+            "POP_JUMP_BACKWARD_IF_FALSE",
+            "POP_JUMP_BACKWARD_IF_TRUE",
+            "JUMP_IF_FALSE_OR_POP",
+            "JUMP_IF_TRUE_OR_POP",
+            "UNARY_NOT",
+        ])
+    };
+    let reads_top = names(&[
+        "UNPACK_SEQUENCE",
+        "UNPACK_EX",
+        "LIST_EXTEND",
+        "SET_UPDATE",
+        "DICT_UPDATE",
+        "DICT_MERGE",
+        "GET_LEN",
+        "CONVERT_VALUE",
+        "FORMAT_SIMPLE",
+    ]);
+    let reads_pair = names(&[
+        "COMPARE_OP",
+        "BINARY_ADD",
+        "BINARY_SUBTRACT",
+        "BINARY_MULTIPLY",
+        "BINARY_MATRIX_MULTIPLY",
+        "BINARY_TRUE_DIVIDE",
+        "BINARY_FLOOR_DIVIDE",
+        "BINARY_MODULO",
+        "BINARY_POWER",
+        "BINARY_LSHIFT",
+        "BINARY_RSHIFT",
+        "BINARY_AND",
+        "BINARY_XOR",
+        "BINARY_OR",
+    ]);
+    let mut pushes_scalar = [false; 256];
+    for op in names(&[
+        "LOAD_CONST",
+        "LOAD_SMALL_INT",
+        "COMPARE_OP",
+        "IS_OP",
+        "CONTAINS_OP",
+        "UNARY_NOT",
+        "TO_BOOL",
+        "GET_LEN",
+        "FORMAT_VALUE",
+        "CONVERT_VALUE",
+        "FORMAT_SIMPLE",
+        "FORMAT_WITH_SPEC",
+        "BUILD_STRING",
+    ]) {
+        pushes_scalar[op as usize] = true;
+    }
     let mut pure_push = [false; 256];
     let mut pop_one = [false; 256];
     let consuming_loads = [
@@ -205,6 +283,12 @@ fn build(t: &OpTable) -> Ops {
         nop: c("NOP").expect("NOP"),
         no_insert_after,
         inplace,
+        truth,
+        reads_top,
+        reads_pair,
+        format_value: c("FORMAT_VALUE"),
+        format_with_spec: c("FORMAT_WITH_SPEC"),
+        pushes_scalar,
     }
 }
 

@@ -159,6 +159,12 @@ enum Class {
     DeleteName,
     WithEnter,
     LoadSpecial,
+    /// Reads the contents of its top value (`Ops::truth`, `Ops::reads_top`).
+    ReadsTop,
+    /// Reads the contents of its top two values (`Ops::reads_pair`).
+    ReadsPair,
+    FormatValue,
+    FormatWithSpec,
 }
 
 fn classes(o: &Ops) -> [Class; 256] {
@@ -191,8 +197,11 @@ fn classes(o: &Ops) -> [Class; 256] {
         (o.load_special, Class::LoadSpecial),
     ];
     let inplace = o.inplace.iter().map(|&(op, _)| (Some(op), Class::Inplace310));
+    let reads = (o.truth.iter().chain(&o.reads_top).map(|&op| (Some(op), Class::ReadsTop)))
+        .chain(o.reads_pair.iter().map(|&op| (Some(op), Class::ReadsPair)))
+        .chain([(o.format_value, Class::FormatValue), (o.format_with_spec, Class::FormatWithSpec)]);
     // The first class named for an opcode wins (the order `select` tests them in).
-    for (op, class) in pairs.into_iter().chain(inplace) {
+    for (op, class) in pairs.into_iter().chain(inplace).chain(reads) {
         if let Some(op) = op {
             if table[op as usize] == Class::Other {
                 table[op as usize] = class;
@@ -620,6 +629,19 @@ impl<'a> Selector<'a> {
         found
     }
 
+    /// Reports of the operands at depths `depths` (deepest first) that `at` reads the contents
+    /// of. The top one is left out when the instruction before pushed a value that is never a
+    /// container (a constant, a comparison's bool, a string) and nothing jumps in between.
+    fn operands(&mut self, at: usize, depths: &[u32]) {
+        let scalar_top =
+            at > 0 && self.code.instrs[at].label.is_none() && self.ops.pushes_scalar[self.op(at - 1) as usize];
+        for &d in depths {
+            if !(d == 1 && scalar_top) {
+                self.report(at, SiteKind::Operand, SiteName::None, [Fetch::Depth(d)]);
+            }
+        }
+    }
+
     fn report(&mut self, at: usize, kind: SiteKind, name: SiteName, fetch: impl Into<Fetches>) {
         if self.insertable[at] {
             self.out.reports.push(Report { at, after: false, kind, name, fetch: fetch.into() });
@@ -848,12 +870,13 @@ impl<'a> Selector<'a> {
             } else if is(Class::StoreSlice) {
                 self.report(i, SiteKind::SliceStore, SiteName::None, [d(3), d(2), d(1)]);
             } else if is(Class::BinaryOp) {
-                if let Some((lo, hi)) = self.facts.binary_op_inplace {
-                    if (lo..=hi).contains(&arg) {
+                match self.facts.binary_op_inplace {
+                    Some((lo, hi)) if (lo..=hi).contains(&arg) => {
                         let symbol =
                             INPLACE_SYMBOLS.get((arg - lo) as usize).map_or(SiteName::None, |s| SiteName::Symbol(s));
                         self.report(i, SiteKind::Inplace, symbol, [d(2)]);
                     }
+                    _ => self.operands(i, &[2, 1]),
                 }
             } else if is(Class::Inplace310) {
                 let op = self.op(i);
@@ -881,6 +904,15 @@ impl<'a> Selector<'a> {
                 self.report(i, SiteKind::NameDelete, self.site_name(i), []);
             } else if is(Class::WithEnter) {
                 self.report(i, SiteKind::WithEnter, SiteName::None, [d(1)]);
+            } else if is(Class::ReadsTop) {
+                self.operands(i, &[1]);
+            } else if is(Class::ReadsPair) {
+                self.operands(i, &[2, 1]);
+            } else if is(Class::FormatValue) {
+                // FVS_HAVE_SPEC: the format spec is on top of the value.
+                self.operands(i, if arg & 4 != 0 { &[2] } else { &[1] });
+            } else if is(Class::FormatWithSpec) {
+                self.operands(i, &[2]);
             } else if is(Class::LoadSpecial) {
                 if let Some((enter, aenter)) = self.facts.load_special_enter {
                     if arg == enter || arg == aenter {

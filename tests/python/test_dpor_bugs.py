@@ -306,6 +306,37 @@ CONTAINER_READS = load(
 
     def appender(s):
         s.items.append(5)
+
+    def pop_if_any(s):
+        if s.items:
+            s.popped.append(s.items.pop())
+
+    # Each reads the list's contents through an operator, not a call: run after the
+    # append it sees [1, 5].
+    def by_truth(s):
+        s.seen = [1, 5] if s.items and not s.items[1:] == [] else None
+
+    def by_compare(s):
+        s.seen = [1, 5] if s.items == [1, 5] else None
+
+    def by_operator(s):
+        s.seen = s.items + []
+
+    def by_unpacking(s):
+        first, *rest = s.items
+        s.seen = [first, *rest]
+
+    def by_format(s):
+        s.seen = [1, 5] if f"{s.items}" == "[1, 5]" else None
+
+    def by_expansion(s):
+        s.seen = [*s.items]
+
+    def by_while(s):
+        seen = []
+        while s.items:
+            seen.insert(0, s.items.pop())
+        s.seen = seen
     """
 )
 
@@ -333,3 +364,27 @@ def test_reading_builtin_orders_against_a_writer():
                                    [CONTAINER_READS.total, CONTAINER_READS.appender], lambda s: True)
     assert result.property_holds is True
     assert result.num_explored == 2
+
+
+def test_check_then_act_on_truth_is_found():
+    # `if s.items:` reads the list: both consumers may see the one item, and one pop fails.
+    setup = lambda: State(items=[1], popped=[])  # noqa: E731
+    threads = [CONTAINER_READS.pop_if_any] * 2
+    result = explore(setup, threads, lambda s: True)
+    assert result.failure_kind == "exception"
+    assert "IndexError" in result.explanation
+    assert "if s.items:" in result.explanation
+    check_replays(result, setup, threads, lambda s: True)
+
+
+@pytest.mark.parametrize(
+    "reader", ["by_truth", "by_compare", "by_operator", "by_unpacking", "by_format", "by_expansion", "by_while"]
+)
+def test_contents_read_by_an_operator_is_ordered_against_a_writer(reader):
+    # The append runs first in the first schedule; the reader before it is a second, failing one.
+    setup = lambda: State(items=[1], seen=None)  # noqa: E731
+    threads = [CONTAINER_READS.appender, getattr(CONTAINER_READS, reader)]
+    result = explore(setup, threads, lambda s: s.seen == [1, 5])
+    assert result.property_holds is False, result.explanation
+    assert result.num_explored == 2
+    assert "Race on list" in result.explanation

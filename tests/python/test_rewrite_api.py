@@ -39,7 +39,8 @@ def test_unselected_code_is_the_same_object(policy):
     code = compile_source(
         """
         def f(a, b):
-            return a + b
+            c = (a, b)
+            return c
         """
     )
     f = nested(code, "f")

@@ -678,3 +678,65 @@ def test_sink_sees_every_thread_before_the_access():
     assert seen == [("worker", "attr_store", "x", None), ("MainThread", "attr_store", "x", 1)]
     assert o.x == 2
     assert _native.report_errors()[0] == errors_before
+
+
+def test_operands_whose_contents_are_read():
+    ns = load(
+        """
+        def truth(c):
+            if c:
+                return not c
+            return 2
+
+        def compare(c, d):
+            return c == d, c < d
+
+        def arith(c, d):
+            return c + d, c * 2
+
+        def unpack(c):
+            a, *b = c
+            x, y = c
+            return a
+
+        def fmt(c):
+            return f"{c}{c!r}-{c!s:>9}"
+
+        def star(c, m):
+            return [*c], {**m}, (*c, 1)
+
+        def loop(c):
+            while c:
+                c.pop()
+            return c or None
+
+        def scalars(n):
+            return n == 1, n + 1, f"{n}" if n > 0 else n
+        """
+    )
+    c, d, m = [1, 2], [3], {"k": 1}
+    errors_before = _native.report_errors()[0]
+
+    def operands(name, *args):
+        _, events = record(ns[name], *args)
+        return shown(events, c=args[0], d=d, m=m)
+
+    assert operands("truth", c) == [("operand", "c", None, 3), ("operand", "c", None, 4)]
+    # One event per operand, left first; the constant 2 is not reported.
+    assert operands("compare", c, d) == [("operand", "c", None, 8), ("operand", "d", None, 8)] * 2
+    assert operands("arith", c, d) == [("operand", "c", None, 11), ("operand", "d", None, 11),
+                                       ("operand", "c", None, 11)]
+    assert operands("unpack", c) == [("operand", "c", None, 14), ("operand", "c", None, 15)]
+    # The value of each replacement field (once: the conversion's str is not reported again).
+    assert operands("fmt", c) == [("operand", "c", None, 19)] * 3
+    assert operands("star", c, m) == [("operand", "c", None, 22), ("operand", "m", None, 22),
+                                      ("operand", "c", None, 22)]
+    # The loop test runs before each iteration and once more at the end.
+    assert operands("loop", [1, 2]) == [
+        ("operand", "c", None, 25), ("call", "c", "pop", 26),
+        ("operand", "c", None, 25), ("call", "c", "pop", 26),
+        ("operand", "c", None, 25), ("operand", "c", None, 27),
+    ]
+    # Operands that cannot be shared state (ints, strs) make no events.
+    assert operands("scalars", 5) == []
+    assert _native.report_errors()[0] == errors_before

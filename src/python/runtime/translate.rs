@@ -312,8 +312,8 @@ impl Inner {
                     None
                 }
             }
-            // `x in c` and `for x in c` read the whole container.
-            EventKind::Contains | EventKind::Iter if self.is_container(obj) => {
+            // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
+            EventKind::Contains | EventKind::Iter | EventKind::Operand if self.is_container(obj) => {
                 let o = Self::number(st, obj);
                 Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), None))
             }
