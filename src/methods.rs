@@ -129,9 +129,15 @@ pub const STATE_BUILTINS: &[&str] = &[
 ];
 
 /// Builtins whose result depends on a container's size or contents (a thread branching on
-/// them must be seen reading the container). Positional calls only.
-pub const READING_BUILTINS: &[&str] =
-    &["len", "bool", "iter", "sorted", "list", "tuple", "set", "sum", "min", "max", "any", "all"];
+/// them must be seen reading the container). Positional calls only. The lazy ones
+/// (`enumerate`, `zip`, `reversed`, `map`, `filter`) read it later, through the iterator they
+/// make: the read is reported when the iterator is made.
+#[rustfmt::skip]
+pub const READING_BUILTINS: &[&str] = &[
+    "len", "bool", "iter", "sorted", "list", "tuple", "set", "frozenset", "dict", "sum", "min", "max", "any", "all",
+    "enumerate", "zip", "reversed", "map", "filter",
+    "str", "repr", "format", "print",
+];
 
 impl MethodTables {
     pub fn new(extra_resources: &[String]) -> MethodTables {

@@ -272,9 +272,7 @@ def _make_runtime():
         local_type=t._local,
         builtins_map=builtins_map,
         heap_writers=heap_writers,
-        whole_readers=[builtins.len, builtins.bool, builtins.iter, builtins.sorted, builtins.list,
-                       builtins.tuple, builtins.set, builtins.sum, builtins.min, builtins.max,
-                       builtins.any, builtins.all],
+        whole_readers=[getattr(builtins, name) for name in _native.READING_BUILTINS],
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
     )

@@ -14,9 +14,11 @@ as it happens. An event has the attributes
     the object accessed and the key: attribute name, subscript (a ``slice`` for slicing),
     global name (``obj`` = the module globals), variable name (``obj`` = the cell), method name
     (``obj`` = the receiver), operator (``obj`` = the left operand of ``+=``), the name a builtin
-    was called by (``obj`` = the callable; also ``len bool iter sorted list tuple set sum min
-    max any all`` called by name), ``None`` for ``contains`` (``obj`` = the container of
-    ``x in c``) and ``iter`` (``obj`` = the iterable of a ``for`` or comprehension);
+    was called by (``obj`` = the callable; also the reading builtins of
+    ``_native.READING_BUILTINS``, ``len sorted enumerate str ...``, called by name), ``None`` for
+    ``contains`` (``obj`` = the container of ``x in c``), ``iter`` (``obj`` = the iterable of a
+    ``for`` or comprehension) and ``operand`` (``obj`` = a value whose contents a truth test,
+    comparison, operator, unpacking, ``*``/``**`` expansion or f-string reads);
 ``method``, ``args``, ``result``
     the method name of call events, the first arguments of ``builtin_call``, the returned
     object of ``call_return``;

@@ -14,6 +14,7 @@ mod runtime;
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("READING_BUILTINS", pyo3::types::PyTuple::new(m.py(), crate::methods::READING_BUILTINS)?)?;
     m.add("DEFAULT_RESOURCE_METHODS", pyo3::types::PyTuple::new(m.py(), crate::methods::DEFAULT_RESOURCE_METHODS)?)?;
     bytecode_py::register(m)?;
     marshal_py::register(m)?;

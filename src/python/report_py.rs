@@ -62,7 +62,7 @@ use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 /// | operand | an operand whose contents are read: truth test, comparison, binary operator (one event per operand), unpacking, `*`/`**` expansion, f-string formatting | None |
 ///
 /// `builtin_call` is also reported for the reading builtins called by plain name with
-/// positional arguments (`len bool iter sorted list tuple set sum min max any all`): `obj` is
+/// positional arguments (`methods::READING_BUILTINS`: `len sorted enumerate str ...`): `obj` is
 /// the callable, `args[0]` the container whose size or contents the call reads.
 ///
 /// Events on an exact immutable builtin (`int float complex bool str bytes tuple frozenset

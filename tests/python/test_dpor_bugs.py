@@ -311,7 +311,7 @@ CONTAINER_READS = load(
         if s.items:
             s.popped.append(s.items.pop())
 
-    # Each reads the list's contents through an operator, not a call: run after the
+    # Each reads the list's contents through an operator or a reading builtin: run after the
     # append it sees [1, 5].
     def by_truth(s):
         s.seen = [1, 5] if s.items and not s.items[1:] == [] else None
@@ -331,6 +331,12 @@ CONTAINER_READS = load(
 
     def by_expansion(s):
         s.seen = [*s.items]
+
+    def by_enumerate(s):
+        s.seen = [x for _, x in enumerate(s.items)]
+
+    def by_str(s):
+        s.seen = [1, 5] if str(s.items) == "[1, 5]" else None
 
     def by_while(s):
         seen = []
@@ -378,9 +384,11 @@ def test_check_then_act_on_truth_is_found():
 
 
 @pytest.mark.parametrize(
-    "reader", ["by_truth", "by_compare", "by_operator", "by_unpacking", "by_format", "by_expansion", "by_while"]
+    "reader",
+    ["by_truth", "by_compare", "by_operator", "by_unpacking", "by_format", "by_expansion", "by_enumerate", "by_str",
+     "by_while"],
 )
-def test_contents_read_by_an_operator_is_ordered_against_a_writer(reader):
+def test_contents_read_is_ordered_against_a_writer(reader):
     # The append runs first in the first schedule; the reader before it is a second, failing one.
     setup = lambda: State(items=[1], seen=None)  # noqa: E731
     threads = [CONTAINER_READS.appender, getattr(CONTAINER_READS, reader)]
