@@ -214,6 +214,7 @@ def _interleaved(accesses):
 
 
 def race_report(rt, steps):
+    """The report's lines, and whether they show a race (else synchronised uses, or nothing)."""
     locs, racing = _conflicting_locations(steps, rt.races())
     found = []
     for loc in locs:
@@ -253,7 +254,7 @@ def race_report(rt, steps):
             out.append(f"  afterwards {title} = {value}")
     if len(found) > shown:
         out.append(f"(and {len(found) - shown} more racing locations)")
-    return out
+    return out, racing and bool(out)
 
 
 def lock_order_report(rt, steps):
@@ -325,9 +326,9 @@ def explain(rt, run, invariant, schedule):
     if run.kind == "deadlock":
         out += deadlock_report(rt, steps)
     else:
-        races = race_report(rt, steps)
-        out += races
-        if not any(line.startswith("Race on") for line in races):
+        lines, raced = race_report(rt, steps)
+        out += lines
+        if not raced:
             out += lock_order_report(rt, steps)
     if run.kind == "invariant":
         name = getattr(invariant, "__qualname__", None) or repr(invariant)

@@ -102,10 +102,10 @@ fn build(t: &OpTable) -> Ops {
         .expect("every table has a forward conditional jump");
     // LOAD_SPECIAL (3.14+): the `__enter__` call must follow it directly, or an interrupt left
     // pending by `__enter__` is raised before the `with` body's handler covers it.
-    let no_insert_after = ["PRECALL", "KW_NAMES", "YIELD_VALUE", "SEND", "CLEANUP_THROW", "NOT_TAKEN", "LOAD_SPECIAL"]
-        .iter()
-        .filter_map(|n| c(n))
-        .collect();
+    // The opcodes of those of `list` the table has.
+    let names = |list: &[&str]| -> Vec<u8> { list.iter().filter_map(|n| c(n)).collect() };
+    let no_insert_after =
+        names(&["PRECALL", "KW_NAMES", "YIELD_VALUE", "SEND", "CLEANUP_THROW", "NOT_TAKEN", "LOAD_SPECIAL"]);
     let inplace = [
         ("INPLACE_ADD", "+="),
         ("INPLACE_SUBTRACT", "-="),
@@ -124,7 +124,6 @@ fn build(t: &OpTable) -> Ops {
     .iter()
     .filter_map(|(n, sym)| c(n).map(|code| (code, *sym)))
     .collect();
-    let names = |list: &[&str]| -> Vec<u8> { list.iter().filter_map(|n| c(n)).collect() };
     let truth = if c("TO_BOOL").is_some() {
         names(&["TO_BOOL"])
     } else {
@@ -220,8 +219,7 @@ fn build(t: &OpTable) -> Ops {
         pop_one[op.code as usize] =
             pops_one_only.contains(&name) || (name.starts_with("POP_JUMP_") && op.stack_effect(0, false) == Some(-1));
     }
-    let zero_arg_builds =
-        ["BUILD_LIST", "BUILD_TUPLE", "BUILD_SET", "BUILD_MAP", "BUILD_STRING"].iter().filter_map(|n| c(n)).collect();
+    let zero_arg_builds = names(&["BUILD_LIST", "BUILD_TUPLE", "BUILD_SET", "BUILD_MAP", "BUILD_STRING"]);
     Ops {
         pure_push,
         zero_arg_builds,
