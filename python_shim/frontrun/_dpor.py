@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -248,6 +249,76 @@ def _format_exception(exc_info):
     return "".join(traceback.format_exception(etype, value, tb))
 
 
+# ---------------------------------------------------------------------------- unseen callees
+
+# Builtins that take an object without looking inside it.
+_ARGUMENT_BLIND = frozenset(map(id, (
+    id, isinstance, issubclass, type, callable, hash, super, object, next, vars, dir, setattr, getattr,
+    delattr, hasattr, property, staticmethod, classmethod,
+)))
+_C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+                types.MethodWrapperType, types.ClassMethodDescriptorType)
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_rewritten_codes = {}  # id(code) -> (code, rewritten): the code is kept so its id stays its own
+_instrumented_classes = {}  # id(class) -> (class, instrumented)
+
+
+def _rewritten(code):
+    hit = _rewritten_codes.get(id(code))
+    if hit is None:
+        hit = _rewritten_codes[id(code)] = (code, _native.REPORT_NAME in code.co_names)
+    return hit[1]
+
+
+def _function_reports(f):
+    """True/False for a Python function (or method) whose code was / was not rewritten, else None."""
+    f = getattr(f, "__func__", f) if isinstance(f, (types.MethodType, staticmethod, classmethod)) else f
+    if isinstance(f, types.FunctionType):
+        return _rewritten(f.__code__)
+    return None
+
+
+def _lookup(cls, name):
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
+
+
+def _instrumented_class(cls):
+    hit = _instrumented_classes.get(id(cls))
+    if hit is None:
+        seen = any(_function_reports(v) for k in cls.__mro__ if k.__flags__ & _HEAPTYPE for v in vars(k).values())
+        hit = _instrumented_classes[id(cls)] = (cls, seen)
+    return hit[1]
+
+
+def _unseen_callee(callee, method):
+    """Whether a call hands its arguments to code that reports nothing of its own: C, or Python
+    the rewriter did not select (``json.dumps``, ``",".join``, ``copy.copy``, ``Counter``). The
+    runtime then reports its reads of any container argument at the call. ``callee`` is the
+    receiver when ``method`` is given; without one it is the callable, or on 3.10-3.12 the
+    receiver of a method call (whose method the rewriter could not name)."""
+    if method is not None:
+        cls = type(callee)
+        if not cls.__flags__ & _HEAPTYPE:
+            return True
+        reports = _function_reports(_lookup(cls, method))
+        return not reports
+    if id(callee) in _ARGUMENT_BLIND:
+        return False
+    reports = _function_reports(callee)
+    if reports is not None:
+        return not reports
+    if isinstance(callee, type):
+        init = _function_reports(_lookup(callee, "__init__"))
+        return not init
+    if isinstance(callee, _C_CALLABLES):
+        return True
+    cls = type(callee)
+    return not (cls.__flags__ & _HEAPTYPE and _instrumented_class(cls))
+
+
 def _make_runtime():
     from frontrun.rewrite._core import DEFAULT_POLICY  # noqa: F401  (the rewriter is part of the package)
 
@@ -273,6 +344,7 @@ def _make_runtime():
         builtins_map=builtins_map,
         heap_writers=heap_writers,
         whole_readers=[getattr(builtins, name) for name in _native.READING_BUILTINS],
+        unseen_callee=_unseen_callee,
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
     )

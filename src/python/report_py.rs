@@ -27,7 +27,7 @@
 //!   thread (a scheduling point) — detach (`py.detach`) while waiting so other threads run.
 //! * Reports made while the sink runs on the same thread (e.g. a finalizer) are dropped.
 //! * `Event` fields: `kind`, `obj`, `key` (see `EventKind` for what they hold per kind),
-//!   `method` (call kinds), `args` (builtin calls), `result` (call_return), `line` (from the site),
+//!   `method` (call kinds), `args` (builtin calls, calls with arguments), `result` (call_return), `line` (from the site),
 //!   `code` (the reporting frame's code object: `co_filename`, `co_qualname`).
 //! * `activate`/`deactivate` may be called from any thread; `recording()` uses the same count.
 
@@ -50,13 +50,13 @@ use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 /// | item_load / item_store / item_delete | the container | the subscript (a `slice` for slicing) |
 /// | global_load / global_store / global_delete | the module globals (builtins dict for a load of a name only there) | name |
 /// | cell_load / cell_store / cell_delete | the cell object | variable name |
-/// | call | the receiver | method name (also `method`) |
+/// | call | the receiver | method name (also `method`); `args` = first one or two arguments |
 /// | call_return | the receiver | method name; `result` = returned object |
 /// | builtin_call | the callable | the name it was called by; `args` = first one or two arguments |
 /// | inplace | the left operand (the object an augmented assignment updates) | operator (`"+="`) |
 /// | with_enter | the context manager | None |
 /// | name_load / name_store / name_delete | None | name (policy `all`) |
-/// | call_site | the callable (or `self` of a method pair) | None (policy `all`) |
+/// | call_site | the callable (or `self` of a method pair) | None; `args` = first one or two arguments (a call with arguments under `shared`, every call under `all`) |
 /// | contains | the container of `x in c` / `x not in c` (a read of its contents) | None |
 /// | iter | the iterable of `for`/comprehension (`GET_ITER`: a read of the whole object) | None |
 /// | operand | an operand whose contents are read: truth test, comparison, binary operator (one event per operand), unpacking, `*`/`**` expansion, f-string formatting | None |
@@ -336,9 +336,14 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         | SiteKind::CellStore
         | SiteKind::CellDelete
         | SiteKind::Inplace => event.obj = value(0)?,
-        SiteKind::WithEnter | SiteKind::CallSite | SiteKind::Contains | SiteKind::Iter | SiteKind::Operand => {
+        SiteKind::WithEnter | SiteKind::Contains | SiteKind::Iter | SiteKind::Operand => {
             event.obj = value(0)?;
             event.key = none();
+        }
+        SiteKind::CallSite => {
+            event.obj = value(0)?;
+            event.key = none();
+            event.args = passed(py, values)?;
         }
         SiteKind::ItemLoad | SiteKind::ItemStore | SiteKind::ItemDelete => {
             event.obj = value(0)?;
@@ -369,22 +374,34 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         SiteKind::NameLoad | SiteKind::NameStore | SiteKind::NameDelete => {}
         SiteKind::Call | SiteKind::CallReturn if values[0].cast::<pyo3::types::PyModule>().is_ok() => {
             // `module.function()`: a function call, not a method call on a receiver.
-            return Ok(None);
+            if kind == SiteKind::CallReturn || values.len() < 2 {
+                return Ok(None);
+            }
+            let Some(function) = name.cast::<PyString>().ok().and_then(|n| values[0].getattr(n).ok()) else {
+                return Ok(None);
+            };
+            plain_call(py, &mut event, function.unbind(), values)?;
         }
         SiteKind::Call => {
             event.obj = value(0)?;
             event.method = Some(name.clone().unbind());
+            event.args = passed(py, values)?;
         }
         SiteKind::CallReturn => {
             event.obj = value(0)?;
             event.result = Some(value(1)?);
             event.method = Some(name.clone().unbind());
         }
-        SiteKind::CallBound => {
-            let Some(receiver) = bound_receiver(&values[0], &name) else { return Ok(None) };
-            event.obj = receiver.unbind();
-            event.method = Some(name.clone().unbind());
-        }
+        SiteKind::CallBound => match bound_receiver(&values[0], &name) {
+            Some(receiver) => {
+                event.obj = receiver.unbind();
+                event.method = Some(name.clone().unbind());
+                event.args = passed(py, values)?;
+            }
+            // A function reached through an attribute (`module.function(x)`).
+            None if values.len() > 1 => plain_call(py, &mut event, value(0)?, values)?,
+            None => return Ok(None),
+        },
         SiteKind::BuiltinCall => {
             event.obj = value(0)?;
             event.args = Some(PyTuple::new(py, &values[1..])?.unbind());
@@ -393,6 +410,21 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
     }
     event.code = calling_code(py);
     Ok(Some(event))
+}
+
+/// `event` becomes the `call_site` of a function called with `values[1..]`.
+fn plain_call(py: Python<'_>, event: &mut Event, function: Py<PyAny>, values: &[Bound<'_, PyAny>]) -> PyResult<()> {
+    event.kind = EventKind::CallSite;
+    event.obj = function;
+    event.key = py.None();
+    event.method = None;
+    event.args = passed(py, values)?;
+    Ok(())
+}
+
+/// The argument values a call report fetched after its callable or receiver, if any.
+fn passed(py: Python<'_>, values: &[Bound<'_, PyAny>]) -> PyResult<Option<Py<PyTuple>>> {
+    Ok(if values.len() > 1 { Some(PyTuple::new(py, &values[1..])?.unbind()) } else { None })
 }
 
 fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
@@ -461,7 +493,6 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
             | SiteKind::ItemDelete
             | SiteKind::SliceLoad
             | SiteKind::SliceStore
-            | SiteKind::Call
             | SiteKind::CallReturn
             | SiteKind::Contains
             | SiteKind::Iter
@@ -469,6 +500,10 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
         ) => value(0),
         // values: the callable, then the object the builtin reads or writes.
         Some(SiteKind::BuiltinCall) => n >= 3 && value(1),
+        // values: the receiver, then arguments a C method may read.
+        Some(SiteKind::Call) => (0..n - 1).all(value),
+        // values: the callable, then arguments (a call without any is kept: policy `all`).
+        Some(SiteKind::CallSite) => n >= 3 && (1..n - 1).all(value),
         _ => false,
     }
 }

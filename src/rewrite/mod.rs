@@ -50,7 +50,7 @@ use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 3;
+pub const REWRITER_VERSION: u32 = 4;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -96,21 +96,23 @@ pub enum SiteKind {
     CellLoad = 12,
     CellStore = 13,
     CellDelete = 14,
-    /// Values: the receiver (from the stash).
+    /// Values: the receiver (from the stash), then the first one or two argument values.
     Call = 15,
     /// Values: the receiver (from the stash), the returned object.
     CallReturn = 16,
     /// Values: the bound callable (receiver = its `__self__`); keyword and `*args` calls of a
-    /// plain attribute load.
+    /// plain attribute load; then the first one or two argument values.
     CallBound = 17,
-    /// Values: the callable, the first one or two positional arguments.
+    /// Values: the callable, the first one or two argument values (positional, then keyword).
     BuiltinCall = 18,
     Inplace = 19,
     WithEnter = 20,
     NameLoad = 21,
     NameStore = 22,
     NameDelete = 23,
-    /// Policy `all`: any other call. Values: its callable (or `self` for a method pair).
+    /// Any other call: with arguments under `shared` (the callee may read them where nothing
+    /// reports it), every call under `all`. Values: its callable (or `self` for a method pair),
+    /// then the first one or two argument values.
     CallSite = 24,
     /// `x in c` / `not in` (CONTAINS_OP). Values: the container.
     Contains = 25,

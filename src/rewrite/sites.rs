@@ -117,8 +117,9 @@ struct CallSite {
     consumed: u32,
     /// Depth from the top of a slot that holds the callable (or `self`) and is never NULL.
     probe: u32,
-    /// Positional argument count when the call has only positional arguments.
-    positional: Option<u32>,
+    /// The argument values (positional, then keyword): depth of the first one and how many
+    /// there are. None for `*args`/`**kwargs` calls.
+    values: Option<(u32, u32)>,
 }
 
 pub struct Context<'a> {
@@ -377,7 +378,10 @@ impl<'a> Selector<'a> {
             let is = |x: Option<u8>| x == Some(op);
             let after_kw_names = i > 0 && Some(self.op(i - 1)) == o.kw_names;
             let insert_at = if after_kw_names { i - 1 } else { i };
-            let (end, effect, positional) = if is(o.precall) {
+            // Keyword names on the stack above the values (3.10 CALL_FUNCTION_KW, 3.13+ CALL_KW).
+            let kwnames_above = u32::from(is(o.call_kw) || is(o.call_function_kw));
+            let values = (!is(o.call_function_ex)).then_some((arg + kwnames_above, arg));
+            let (end, effect) = if is(o.precall) {
                 // 3.11: PRECALL n; CALL n. The pair is consumed across both.
                 if i + 1 >= n || Some(self.op(i + 1)) != o.call {
                     continue;
@@ -385,19 +389,19 @@ impl<'a> Selector<'a> {
                 let (Some(a), Some(b)) = (self.effect(i), self.effect(i + 1)) else {
                     continue;
                 };
-                (i + 1, a + b, (!after_kw_names).then_some(arg))
+                (i + 1, a + b)
             } else if is(o.call) {
                 if i > 0 && o.precall.is_some() && Some(self.op(i - 1)) == o.precall {
                     continue;
                 }
                 let Some(e) = self.effect(i) else { continue };
-                (i, e, (!after_kw_names).then_some(arg))
+                (i, e)
             } else if is(o.call_function) || is(o.call_method) {
                 let Some(e) = self.effect(i) else { continue };
-                (i, e, Some(arg))
+                (i, e)
             } else if is(o.call_kw) || is(o.call_function_kw) || is(o.call_function_ex) {
                 let Some(e) = self.effect(i) else { continue };
-                (i, e, None)
+                (i, e)
             } else {
                 continue;
             };
@@ -411,8 +415,9 @@ impl<'a> Selector<'a> {
             if probe == 0 {
                 continue;
             }
+            let values = values.filter(|&(first, _)| first < probe);
             call_at[i] = calls.len() as u32;
-            calls.push(CallSite { start: i, end, insert_at, consumed, probe, positional });
+            calls.push(CallSite { start: i, end, insert_at, consumed, probe, values });
         }
         (call_at, calls)
     }
@@ -649,18 +654,35 @@ impl<'a> Selector<'a> {
     }
 
     /// A report of the call `cs` by the state-accessing builtin `name`: the callable and the
-    /// first two positional arguments.
+    /// first two argument values.
     fn builtin_call(&mut self, cs: CallSite, name: SiteName) {
-        let Some(n) = cs.positional else { return };
-        if n == 0 || !self.claimed.insert(cs.start) {
+        if cs.values.is_none_or(|(_, count)| count == 0) || !self.claimed.insert(cs.start) {
             return;
         }
-        let fetch: Fetches = if n >= 2 {
-            [Fetch::Depth(cs.probe), Fetch::Depth(n), Fetch::Depth(n - 1)].into()
-        } else {
-            [Fetch::Depth(cs.probe), Fetch::Depth(n)].into()
-        };
-        self.report(cs.insert_at, SiteKind::BuiltinCall, name, fetch);
+        self.report(cs.insert_at, SiteKind::BuiltinCall, name, with_values(cs, Fetch::Depth(cs.probe)));
+    }
+
+    /// The report of a call no other report covers (`shared`: one with arguments, which the
+    /// callee may read out of sight; `all`: every call).
+    fn plain_call(&mut self, cs: CallSite, all: bool) {
+        let fetch = with_values(cs, Fetch::Depth(cs.probe));
+        if !all {
+            let Some((first, count)) = cs.values else { return };
+            // A lone argument just pushed by a constant or a string op is never a container,
+            // nor is the iterator a 3.10/3.11 comprehension function is called with.
+            let scalar_only = count == 1
+                && first == 1
+                && cs.insert_at > 0
+                && self.code.instrs[cs.insert_at].label.is_none()
+                && (self.ops.pushes_scalar[self.op(cs.insert_at - 1) as usize]
+                    || Some(self.op(cs.insert_at - 1)) == self.ops.get_iter);
+            // 3.10 fetches deep values by rotation: a long argument list is not worth it.
+            let deep = self.ops.copy.is_none() && cs.probe > 6;
+            if count == 0 || scalar_only || deep {
+                return;
+            }
+        }
+        self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, fetch);
     }
 
     fn stash_call(
@@ -690,7 +712,7 @@ impl<'a> Selector<'a> {
                 after: false,
                 kind: SiteKind::Call,
                 name,
-                fetch: [Fetch::Depth(cs.consumed + 1)].into(),
+                fetch: with_values(cs, Fetch::Depth(cs.consumed + 1)),
             });
             if returns {
                 self.out.reports.push(Report {
@@ -805,7 +827,8 @@ impl<'a> Selector<'a> {
                         if builtin {
                             self.builtin_call(cs, name);
                         } else if self.claimed.insert(cs.start) {
-                            self.report(cs.insert_at, SiteKind::CallBound, name, [Fetch::Depth(cs.probe)]);
+                            let fetch = with_values(cs, Fetch::Depth(cs.probe));
+                            self.report(cs.insert_at, SiteKind::CallBound, name, fetch);
                         }
                         call_reported = self.claimed.len() > before;
                     }
@@ -846,8 +869,8 @@ impl<'a> Selector<'a> {
             let arg = self.arg(i);
             let is = |c: Class| class == c;
             if let Some(cs) = self.call(i) {
-                if all && !self.claimed.contains(cs.start) {
-                    self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, [Fetch::Depth(cs.probe)]);
+                if shared && !self.claimed.contains(cs.start) {
+                    self.plain_call(cs, all);
                 }
                 continue;
             }
@@ -923,6 +946,15 @@ impl<'a> Selector<'a> {
         }
         self.out.splittable = std::mem::take(&mut self.splittable);
         self.out
+    }
+}
+
+/// `lead`, then the first two argument values of the call (as many as it has).
+fn with_values(cs: CallSite, lead: Fetch) -> Fetches {
+    match cs.values {
+        Some((first, 1)) => [lead, Fetch::Depth(first)].into(),
+        Some((first, n)) if n >= 2 => [lead, Fetch::Depth(first), Fetch::Depth(first - 1)].into(),
+        _ => [lead].into(),
     }
 }
 

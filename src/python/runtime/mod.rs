@@ -119,7 +119,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -131,6 +131,7 @@ impl DporRuntime {
         builtins_map: &Bound<'_, PyDict>,
         heap_writers: Vec<Py<PyAny>>,
         whole_readers: Option<Vec<Py<PyAny>>>,
+        unseen_callee: Option<Py<PyAny>>,
         preemption_bound: Option<u32>,
         max_executions: Option<u64>,
         max_steps: u64,
@@ -161,6 +162,7 @@ impl DporRuntime {
             delitem: get("delitem")?,
             heap_writers,
             whole_readers: whole_readers.unwrap_or_default(),
+            unseen_callee,
             value_keys: PyDict::new(py).unbind(),
             coop_types,
             coop_hook,

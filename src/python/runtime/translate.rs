@@ -34,6 +34,10 @@ pub(super) struct Types {
     pub(super) heap_writers: Vec<Py<PyAny>>,
     /// len, sorted, sum, ...: read their first argument as a whole.
     pub(super) whole_readers: Vec<Py<PyAny>>,
+    /// `(callee, method name or None) -> bool`: whether a call hands its arguments to code
+    /// that reports nothing (C, or Python the rewriter did not select); `callee` is the
+    /// receiver when a method name is given.
+    pub(super) unseen_callee: Option<Py<PyAny>>,
     pub(super) value_keys: Py<PyDict>,
     /// Real threading/queue classes made cooperative on first sight (`with`, method call) by
     /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
@@ -452,6 +456,7 @@ impl Inner {
     }
 
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
+        let passed = self.passed_to_unseen(py, ev);
         let mut st = self.lock_state(py);
         if st.exec.aborting {
             return Err(Aborted);
@@ -470,15 +475,55 @@ impl Inner {
             self.step(py, st, tid, Op::Release { lock }, info)?;
             st = self.lock_state(py);
         }
-        let Some((op, kind, key)) = self.translate(py, &mut st, tid, ev) else {
-            return Ok(());
-        };
-        let info =
-            st.explain.then(|| StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
-        let info = info.or_else(|| {
-            Some(StepInfo { thread: tid, op, kind, key: None, file: Self::file_of(py, ev), line: ev.line })
-        });
-        self.step(py, st, tid, op, info)
+        let mut ops: Vec<(Op, &'static str, Option<Py<PyAny>>)> = Vec::new();
+        ops.extend(self.translate(py, &mut st, tid, ev));
+        for arg in &passed {
+            let o = Self::number(&mut st, arg);
+            // `lst.extend(lst)`: the receiver's own access covers it.
+            if !ops.iter().any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o)) {
+                let what = ev.method.as_ref().map(|m| m.clone_ref(py));
+                ops.push((Self::access(AccessKind::Read, o, WHOLE), "argument", what));
+            }
+        }
+        let mut ops = ops.into_iter();
+        let Some(mut next) = ops.next() else { return Ok(()) };
+        loop {
+            let (op, kind, key) = next;
+            let key = if st.explain { key } else { None };
+            let info = Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
+            self.step(py, st, tid, op, info)?;
+            let Some(more) = ops.next() else { return Ok(()) };
+            next = more;
+            st = self.lock_state(py);
+        }
+    }
+
+    /// The containers among a call's arguments that code out of the rewriter's sight receives
+    /// (a C function or method, or Python that was not selected): its reads of them are
+    /// reported at the call. Decided before the state is locked (the classifier is Python).
+    fn passed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Vec<Bound<'py, PyAny>> {
+        if !matches!(ev.kind, EventKind::Call | EventKind::CallSite | EventKind::BuiltinCall) {
+            return Vec::new();
+        }
+        let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
+        let containers: Vec<Bound<'py, PyAny>> = args.iter().filter(|a| self.is_container(a)).collect();
+        if containers.is_empty() {
+            return containers;
+        }
+        let obj = ev.obj.bind(py);
+        let t = &self.types;
+        if ev.kind == EventKind::BuiltinCall {
+            // The reading builtins read every container they are given (`zip(a, b)`,
+            // `map(f, c)`); the state builtins' arguments are names, keys and values.
+            let reader = t.whole_readers.iter().any(|f| obj.is(f.bind(py)));
+            return if reader { containers } else { Vec::new() };
+        }
+        let Some(classify) = t.unseen_callee.as_ref() else { return Vec::new() };
+        let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
+        match classify.bind(py).call1((obj, method)).and_then(|r| r.is_truthy()) {
+            Ok(true) => containers,
+            _ => Vec::new(),
+        }
     }
 
     /// The reporting code object; its file name is read only when shown.
