@@ -266,7 +266,8 @@ _instrumented_classes = {}  # id(class) -> (class, instrumented)
 def _rewritten(code):
     hit = _rewritten_codes.get(id(code))
     if hit is None:
-        hit = _rewritten_codes[id(code)] = (code, _native.REPORT_NAME in code.co_names)
+        rewritten = _native.REPORT_NAME in code.co_names or _native.is_rewritten_file(code.co_filename)
+        hit = _rewritten_codes[id(code)] = (code, rewritten)
     return hit[1]
 
 

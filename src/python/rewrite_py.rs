@@ -301,7 +301,30 @@ fn rewrite_code<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
     check_code(py, code)?;
-    Rewriter::new(py, policy, resource_methods, false)?.rewrite(code)
+    let new = Rewriter::new(py, policy, resource_methods, false)?.rewrite(code)?;
+    if let Ok(file) = code.getattr(intern!(py, "co_filename")).and_then(|f| f.extract::<String>()) {
+        note_rewritten_file(file);
+    }
+    Ok(new)
+}
+
+/// Source files whose code went through `rewrite_code` (or came rewritten from the cache):
+/// a function from one of them reports its own reads even when it had no site to rewrite.
+static REWRITTEN_FILES: std::sync::Mutex<Option<std::collections::HashSet<String>>> = std::sync::Mutex::new(None);
+
+/// Notes that `file`'s code runs rewritten. Names like `<string>` (generated code, such as a
+/// dataclass's `__init__`) are not files and are left out.
+#[pyfunction]
+fn note_rewritten_file(file: String) {
+    if !file.starts_with('<') {
+        REWRITTEN_FILES.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Default::default).insert(file);
+    }
+}
+
+/// Whether code from `file` runs rewritten (`note_rewritten_file`).
+#[pyfunction]
+fn is_rewritten_file(file: &str) -> bool {
+    REWRITTEN_FILES.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.contains(file))
 }
 
 /// `(new_code, sites, listing_before, listing_after)`: sites are `(line, kind, "qualname: name")`
@@ -584,6 +607,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("REWRITER_VERSION", REWRITER_VERSION)?;
     m.add("UnsupportedVersion", m.py().get_type::<UnsupportedVersion>())?;
     m.add_function(wrap_pyfunction!(rewrite_code, m)?)?;
+    m.add_function(wrap_pyfunction!(note_rewritten_file, m)?)?;
+    m.add_function(wrap_pyfunction!(is_rewritten_file, m)?)?;
     m.add_function(wrap_pyfunction!(rewrite_report, m)?)?;
     m.add_function(wrap_pyfunction!(rewrite_pyc_report, m)?)?;
     m.add_function(wrap_pyfunction!(rewrite_failures, m)?)?;

@@ -292,6 +292,8 @@ def test_not_instrumented_code_raises_clear_error():
 
 CONTAINER_READS = load(
     """
+    import collections, copy, heapq, json
+
     def add_once_by_len(s):
         if len(s.items) == 0:
             s.items.append("first")
@@ -343,6 +345,46 @@ CONTAINER_READS = load(
         while s.items:
             seen.insert(0, s.items.pop())
         s.seen = seen
+
+    # ... or hands it to code that reports nothing itself: C, or Python that was not rewritten.
+    def by_dumps(s):
+        s.seen = json.loads(json.dumps(s.items))
+
+    def by_copy(s):
+        s.seen = copy.copy(s.items)
+
+    def by_extend(s):
+        seen = []
+        seen.extend(s.items)
+        s.seen = seen
+
+    def by_join(s):
+        s.seen = [1, 5] if "-".join(map(str, s.items)) == "1-5" else None
+
+    def by_format_method(s):
+        s.seen = [1, 5] if "{}".format(s.items) == "[1, 5]" else None
+
+    def by_sorted_with_key(s):
+        s.seen = sorted(s.items, key=lambda x: x)
+
+    def by_counter(s):
+        s.seen = sorted(collections.Counter(s.items))
+
+    def by_nlargest(s):
+        s.seen = sorted(heapq.nlargest(2, s.items))
+
+    def keeps_nothing(lst):
+        return None
+
+    def by_rewritten_function(s):
+        s.seen = keeps_nothing(s.items)
+
+    class Box:
+        def __init__(self, items):
+            self.items = items
+
+        def put(self, item):
+            self.items.append(item)
     """
 )
 
@@ -386,7 +428,8 @@ def test_check_then_act_on_truth_is_found():
 @pytest.mark.parametrize(
     "reader",
     ["by_truth", "by_compare", "by_operator", "by_unpacking", "by_format", "by_expansion", "by_enumerate", "by_str",
-     "by_while"],
+     "by_while", "by_dumps", "by_copy", "by_extend", "by_join", "by_format_method", "by_sorted_with_key",
+     "by_counter", "by_nlargest"],
 )
 def test_contents_read_is_ordered_against_a_writer(reader):
     # The append runs first in the first schedule; the reader before it is a second, failing one.
@@ -396,3 +439,36 @@ def test_contents_read_is_ordered_against_a_writer(reader):
     assert result.property_holds is False, result.explanation
     assert result.num_explored == 2
     assert "Race on list" in result.explanation
+
+
+def test_rewritten_callee_reports_for_itself():
+    # A rewritten function given the list reports its own reads; this one makes none, so the
+    # call orders nothing against the append: one schedule.
+    result = frontrun.explore_dpor(lambda: State(items=[1], seen=None),
+                                   [CONTAINER_READS.appender, CONTAINER_READS.by_rewritten_function], lambda s: True)
+    assert result.property_holds is True
+    assert result.num_explored == 1
+
+
+def test_which_callees_are_out_of_sight():
+    from frontrun._dpor import _unseen_callee
+
+    import collections
+    import json
+
+    mod = CONTAINER_READS
+    # Code that reports nothing of its own: unselected Python, C functions, types and methods.
+    assert _unseen_callee(json.dumps, None)
+    assert _unseen_callee(collections.Counter, None)
+    assert _unseen_callee(sorted, None)
+    assert _unseen_callee(",", "join") and _unseen_callee([], "extend")
+    assert _unseen_callee(collections.OrderedDict(), "update")
+    assert _unseen_callee(json.JSONEncoder(), "encode")
+    # Rewritten code reports for itself, even a function with nothing to rewrite.
+    assert not _unseen_callee(mod.by_dumps, None)
+    assert not _unseen_callee(mod.keeps_nothing, None)
+    assert not _unseen_callee(mod.Box, None)
+    assert not _unseen_callee(mod.Box([]), "put")
+    assert not _unseen_callee(mod.Box([]).put, None)
+    # Builtins that never look inside their argument.
+    assert not _unseen_callee(isinstance, None) and not _unseen_callee(id, None)

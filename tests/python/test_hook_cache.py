@@ -294,3 +294,30 @@ def test_four_processes_importing_one_package(tmp_path):
         source = (package / (NAME_RE.match(pyc.name)["stem"] + ".py")).read_bytes()
         assert data[8:16] == importlib.util.source_hash(source)
         assert isinstance(marshal.loads(data[16:]), types.CodeType)
+
+
+NOTED_CHILD = """
+import frontrun.rewrite as fr
+from frontrun import _native, _dpor
+fr.install(include=["notedpkg"], use_config=False)
+import notedpkg
+from frontrun.rewrite import _cache
+print(_cache.STATS["hits"], _native.is_rewritten_file(notedpkg.__file__),
+      _dpor._unseen_callee(notedpkg.passes_through, None))
+"""
+
+
+def test_code_from_the_cache_counts_as_rewritten(tmp_path):
+    # A selected function with nothing to rewrite reports for itself (its reads would be
+    # reports); that holds whether its module was rewritten now or came from the cache.
+    package = tmp_path / "notedpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("def passes_through(x):\n    return x\n")
+    outputs = []
+    for _ in range(2):
+        env = child_env(pythonpath=[tmp_path])
+        done = subprocess.run([sys.executable, "-c", NOTED_CHILD], cwd=str(tmp_path), env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs == ["0 True False\n", "1 True False\n"]

@@ -740,3 +740,64 @@ def test_operands_whose_contents_are_read():
     # Operands that cannot be shared state (ints, strs) make no events.
     assert operands("scalars", 5) == []
     assert _native.report_errors()[0] == errors_before
+
+
+def test_arguments_of_calls_are_fetched():
+    """A call's first two argument values travel with its report: the callee may be C or
+    unselected Python, whose reads of them nothing else would report."""
+    ns = load(
+        """
+        import json
+
+        def joined(lst):
+            return ",".join(lst)
+
+        def dumped(d):
+            return json.dumps(d)
+
+        def keyed(lst, f):
+            return sorted(lst, key=f)
+
+        def plain(f, lst):
+            return f(lst, 1)
+
+        def scalars(f):
+            return f("text"), f(1, 2), f()
+        """
+    )
+    lst, d = ["b", "a"], {"k": 1}
+    json = ns["json"]
+    errors_before = _native.report_errors()[0]
+
+    result, events = record(ns["joined"], lst)
+    assert result == "b,a"
+    assert shown(events, lst=lst) == [("call", "str", "join", 5)]
+    assert events[0].obj == "," and events[0].method == "join" and events[0].args == (lst,)
+    assert events[0].args[0] is lst
+
+    result, events = record(ns["dumped"], d)
+    assert result == '{"k": 1}'
+    assert shown(events, json=json, g=ns, dumps=json.dumps, d=d) == [
+        ("global_load", "g", "json", 8),
+        ("attr_load", "json", "dumps", 8),
+        ("call_site", "dumps", None, 8),
+    ]
+    assert events[2].args == (d,) and events[2].args[0] is d
+
+    # Keyword arguments are fetched too: the values, in order.
+    key = str.upper
+    result, events = record(ns["keyed"], lst, key)
+    assert result == ["a", "b"]
+    assert [e.kind for e in events] == ["global_load", "builtin_call"]
+    assert events[1].obj is sorted and events[1].args[0] is lst and events[1].args[1] is key
+
+    seen = []
+    result, events = record(ns["plain"], lambda *a: seen.append(a), lst)
+    assert seen == [(lst, 1)]
+    assert [(e.kind, e.args) for e in events] == [("call_site", (lst, 1))]
+
+    # Arguments that cannot be shared state (a constant, ints, none at all) make no events.
+    result, events = record(ns["scalars"], lambda *a: len(a))
+    assert result == (1, 2, 0)
+    assert events == []
+    assert _native.report_errors()[0] == errors_before

@@ -18,6 +18,8 @@ DEFAULT_POLICY = "shared"
 # The native entry points; None while this build has no rewriter (colleagues' Rust side).
 _native_rewrite = getattr(_native, "rewrite_code", None)
 UnsupportedVersion = getattr(_native, "UnsupportedVersion", None)
+# Code loaded rewritten from the cache is noted as `rewrite_code` notes what it rewrites.
+note_rewritten_file = getattr(_native, "note_rewritten_file", lambda file: None)
 
 _unsupported_warned = False
 

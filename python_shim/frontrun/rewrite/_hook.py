@@ -72,6 +72,7 @@ class FrontrunLoader(_SourceFileLoader):
         source_hash = importlib.util.source_hash(source)
         code = _cache.load(self.cache_file, source_path, source_hash)
         if code is not None:
+            _core.note_rewritten_file(code.co_filename)
             if sys.flags.verbose:
                 print(f"# frontrun: rewritten code object from {self.cache_file}", file=sys.stderr)
             return code
