@@ -396,14 +396,10 @@ impl<'a> Selector<'a> {
                 }
                 let Some(e) = self.effect(i) else { continue };
                 (i, e)
-            } else if is(o.call_function) || is(o.call_method) {
-                let Some(e) = self.effect(i) else { continue };
-                (i, e)
-            } else if is(o.call_kw) || is(o.call_function_kw) || is(o.call_function_ex) {
-                let Some(e) = self.effect(i) else { continue };
-                (i, e)
             } else {
-                continue;
+                // CALL_FUNCTION, CALL_METHOD, CALL_KW, CALL_FUNCTION_KW, CALL_FUNCTION_EX.
+                let Some(e) = self.effect(i) else { continue };
+                (i, e)
             };
             let consumed = 1 - effect;
             if consumed < 1 {
@@ -656,7 +652,7 @@ impl<'a> Selector<'a> {
     /// A report of the call `cs` by the state-accessing builtin `name`: the callable and the
     /// first two argument values.
     fn builtin_call(&mut self, cs: CallSite, name: SiteName) {
-        if cs.values.is_none_or(|(_, count)| count == 0) || !self.claimed.insert(cs.start) {
+        if !cs.values.is_some_and(|(_, count)| count > 0) || !self.claimed.insert(cs.start) {
             return;
         }
         self.report(cs.insert_at, SiteKind::BuiltinCall, name, with_values(cs, Fetch::Depth(cs.probe)));
