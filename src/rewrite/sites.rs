@@ -634,13 +634,18 @@ impl<'a> Selector<'a> {
     /// of. The top one is left out when the instruction before pushed a value that is never a
     /// container (a constant, a comparison's bool, a string) and nothing jumps in between.
     fn operands(&mut self, at: usize, depths: &[u32]) {
-        let scalar_top =
-            at > 0 && self.code.instrs[at].label.is_none() && self.ops.pushes_scalar[self.op(at - 1) as usize];
+        let scalar_top = self.top_pushed_by(at).is_some_and(|op| self.ops.pushes_scalar[op as usize]);
         for &d in depths {
             if !(d == 1 && scalar_top) {
                 self.report(at, SiteKind::Operand, SiteName::None, [Fetch::Depth(d)]);
             }
         }
+    }
+
+    /// The op of the instruction right before `at`, when nothing jumps to `at`: it pushed the
+    /// value on top there.
+    fn top_pushed_by(&self, at: usize) -> Option<u8> {
+        (at > 0 && self.code.instrs[at].label.is_none()).then(|| self.op(at - 1))
     }
 
     fn report(&mut self, at: usize, kind: SiteKind, name: SiteName, fetch: impl Into<Fetches>) {
@@ -661,24 +666,22 @@ impl<'a> Selector<'a> {
     /// The report of a call no other report covers (`shared`: one with arguments, which the
     /// callee may read out of sight; `all`: every call).
     fn plain_call(&mut self, cs: CallSite, all: bool) {
-        let fetch = with_values(cs, Fetch::Depth(cs.probe));
         if !all {
             let Some((first, count)) = cs.values else { return };
             // A lone argument just pushed by a constant or a string op is never a container,
             // nor is the iterator a 3.10/3.11 comprehension function is called with.
             let scalar_only = count == 1
                 && first == 1
-                && cs.insert_at > 0
-                && self.code.instrs[cs.insert_at].label.is_none()
-                && (self.ops.pushes_scalar[self.op(cs.insert_at - 1) as usize]
-                    || Some(self.op(cs.insert_at - 1)) == self.ops.get_iter);
+                && self
+                    .top_pushed_by(cs.insert_at)
+                    .is_some_and(|op| self.ops.pushes_scalar[op as usize] || Some(op) == self.ops.get_iter);
             // 3.10 fetches deep values by rotation: a long argument list is not worth it.
             let deep = self.ops.copy.is_none() && cs.probe > 6;
             if count == 0 || scalar_only || deep {
                 return;
             }
         }
-        self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, fetch);
+        self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, with_values(cs, Fetch::Depth(cs.probe)));
     }
 
     fn stash_call(

@@ -309,7 +309,7 @@ impl Inner {
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
-                } else if self.is_container(&first) && t.whole_readers.iter().any(|f| obj.is(f.bind(py))) {
+                } else if self.is_container(&first) && self.is_whole_reader(obj) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
                 } else {
@@ -330,6 +330,11 @@ impl Inner {
             }
             _ => None,
         }
+    }
+
+    /// `len`, `sorted`, `map`, ...: a builtin that reads the containers it is given.
+    pub(super) fn is_whole_reader(&self, obj: &Bound<'_, PyAny>) -> bool {
+        self.types.whole_readers.iter().any(|f| obj.is(f.bind(obj.py())))
     }
 
     pub(super) fn is_container(&self, obj: &Bound<'_, PyAny>) -> bool {
@@ -511,14 +516,12 @@ impl Inner {
             return containers;
         }
         let obj = ev.obj.bind(py);
-        let t = &self.types;
         if ev.kind == EventKind::BuiltinCall {
             // The reading builtins read every container they are given (`zip(a, b)`,
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
-            let reader = t.whole_readers.iter().any(|f| obj.is(f.bind(py)));
-            return if reader { containers } else { Vec::new() };
+            return if self.is_whole_reader(obj) { containers } else { Vec::new() };
         }
-        let Some(classify) = t.unseen_callee.as_ref() else { return Vec::new() };
+        let Some(classify) = self.types.unseen_callee.as_ref() else { return Vec::new() };
         let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
         match classify.bind(py).call1((obj, method)).and_then(|r| r.is_truthy()) {
             Ok(true) => containers,
