@@ -206,6 +206,12 @@ fn place(code: &Code, resolved: &mut Resolved) -> Result<Placed, EncodeError> {
 /// Encode `code`. The stack size is the flow analysis' result (callers that re-encode an
 /// existing code object may keep the larger of it and the original `co_stacksize`).
 pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
+    encode_sized(code, None)
+}
+
+/// `encode`, with the stack size already known (`Some`) from a flow analysis of the same
+/// instructions (the rewriter's stack check), which is then not run again.
+pub fn encode_sized(code: &Code, stacksize: Option<u32>) -> Result<Encoded, EncodeError> {
     let mut resolved = resolve(code)?;
     let placed = place(code, &mut resolved)?;
     let table = code.table;
@@ -253,7 +259,10 @@ pub fn encode(code: &Code) -> Result<Encoded, EncodeError> {
     positions.finish();
     let exception_table =
         if table.exception_table { exception_table(code, &resolved.labels, &placed)? } else { Vec::new() };
-    let stacksize = stackdepth::max_depth_with(code, &resolved.labels)?;
+    let stacksize = match stacksize {
+        Some(known) => known,
+        None => stackdepth::max_depth_with(code, &resolved.labels)?,
+    };
     Ok(Encoded { code: bytes, exception_table, line_table, stacksize })
 }
 

@@ -41,6 +41,12 @@ pub fn max_depth(code: &Code) -> Result<u32, EncodeError> {
     Ok(run(code, &code.label_targets())?.0)
 }
 
+/// As `max_depth`, counting only code that can run (no orphan handlers, whatever the version):
+/// what the interpreter needs rather than what CPython's compiler reports.
+pub fn max_reachable_depth(code: &Code) -> Result<u32, EncodeError> {
+    Ok(run_from(code, &code.label_targets(), false)?.0)
+}
+
 /// As `max_depth`, with the label → index map the caller already has.
 pub(crate) fn max_depth_with(code: &Code, labels: &[Option<usize>]) -> Result<u32, EncodeError> {
     Ok(run(code, labels)?.0)
@@ -160,6 +166,10 @@ fn effect(i: usize, info: &OpInfo, arg: u32, jump: bool) -> Result<i64, EncodeEr
 }
 
 fn run(code: &Code, labels: &[Option<usize>]) -> Result<(u32, Vec<i64>), EncodeError> {
+    run_from(code, labels, quirks(code.table.version).seed_orphan_handlers)
+}
+
+fn run_from(code: &Code, labels: &[Option<usize>], seed_orphans: bool) -> Result<(u32, Vec<i64>), EncodeError> {
     let n = code.instrs.len();
     let mut entry: Vec<i64> = vec![-1; n];
     let mut work: Vec<usize> = Vec::new();
@@ -170,7 +180,7 @@ fn run(code: &Code, labels: &[Option<usize>]) -> Result<(u32, Vec<i64>), EncodeE
     }
     let mut orphan_scan = 0;
     loop {
-        if work.is_empty() && quirks.seed_orphan_handlers {
+        if work.is_empty() && seed_orphans {
             seed_orphan(code, labels, &mut orphan_scan, &mut entry, &mut work)?;
         }
         let Some(start) = work.pop() else { break };

@@ -159,11 +159,15 @@ fn bytecode_reassemble<'py>(code: &Bound<'py, PyAny>, recursive: bool) -> PyResu
 }
 
 /// `co_stacksize` as the flow analysis computes it (no floor from the original).
+/// `reachable_only`: leave out unreachable handlers, which CPython's own count includes.
 #[pyfunction]
-fn bytecode_stacksize(code: &Bound<'_, PyAny>) -> PyResult<u32> {
+#[pyo3(signature = (code, reachable_only = false))]
+fn bytecode_stacksize(code: &Bound<'_, PyAny>, reachable_only: bool) -> PyResult<u32> {
     let table = running_table(code.py())?;
     let (decoded, _) = decode_code(table, code)?;
-    stackdepth::max_depth(&decoded).map_err(|e| value_error(e, code))
+    let depth =
+        if reachable_only { stackdepth::max_reachable_depth(&decoded) } else { stackdepth::max_depth(&decoded) };
+    depth.map_err(|e| value_error(e, code))
 }
 
 /// Names a code object's arguments resolve against.

@@ -33,7 +33,15 @@ fn rewrite_or_leave(
     methods: &MethodTables,
     described: impl FnOnce() -> String,
 ) -> Result<Option<rewrite::RewrittenParts>, RewriteError> {
-    match rewrite::rewrite_parts(table, parts, policy, methods) {
+    leave_internal_errors(rewrite::rewrite_parts(table, parts, policy, methods), described)
+}
+
+/// An internal error in `outcome` recorded as `described` and turned into "leave it as it was".
+fn leave_internal_errors(
+    outcome: Result<Option<rewrite::RewrittenParts>, RewriteError>,
+    described: impl FnOnce() -> String,
+) -> Result<Option<rewrite::RewrittenParts>, RewriteError> {
+    match outcome {
         Err(e @ RewriteError::Internal(_)) => {
             FAILURES.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", described()));
             Ok(None)
@@ -123,6 +131,24 @@ struct Rewriter<'py> {
     report: Option<(Vec<SiteRow>, Vec<Listed>, Bound<'py, PyAny>)>,
 }
 
+/// One code object of the tree being rewritten, as read with the GIL held.
+struct Node<'py> {
+    code: Bound<'py, PyAny>,
+    consts: Bound<'py, PyTuple>,
+    /// `(index in co_consts, node)` of each nested code object.
+    children: Vec<(usize, usize)>,
+    raw_code: Bound<'py, PyBytes>,
+    exception_table: Option<Bound<'py, PyBytes>>,
+    line_table: Bound<'py, PyBytes>,
+    first_line: i32,
+    co_names: Bound<'py, PyTuple>,
+    name_objs: Vec<Bound<'py, PyString>>,
+    /// Empty unless the code has an instruction on a cell or free variable.
+    deref_names: Vec<String>,
+    /// `rewrite_report`: this code object's entry in the listings.
+    listed_at: Option<usize>,
+}
+
 impl<'py> Rewriter<'py> {
     fn new(py: Python<'py>, policy: &str, resource_methods: Vec<String>, report: bool) -> PyResult<Self> {
         let table = table_for(py)?;
@@ -145,10 +171,51 @@ impl<'py> Rewriter<'py> {
         })
     }
 
+    /// `code` and every code object nested in it, rewritten: all are read first, then rebuilt
+    /// bottom-up while helper threads run the Rust rewriter ahead of the rebuilding.
     fn rewrite(&mut self, code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let mut nodes = Vec::new();
+        self.gather(code, &mut nodes)?;
+        // Borrowed UTF-8 views of the names (no copy for the usual ASCII names).
+        let names = nodes
+            .iter()
+            .map(|n| n.name_objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>())
+            .collect::<PyResult<Vec<_>>>()?;
+        let parts: Vec<Parts<'_>> = nodes
+            .iter()
+            .zip(&names)
+            .map(|(n, names)| Parts {
+                code: n.raw_code.as_bytes(),
+                exception_table: n.exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+                line_table: n.line_table.as_bytes(),
+                first_line: n.first_line,
+                names,
+                const_count: n.consts.len(),
+                deref_names: &n.deref_names,
+            })
+            .collect();
+        let (table, policy, methods) = (self.table, self.policy, std::sync::Arc::clone(&self.methods));
+        let mut built: Vec<Bound<'py, PyAny>> = Vec::with_capacity(nodes.len());
+        pipelined(
+            &parts,
+            |p| p.code.len(),
+            |p| rewrite::rewrite_parts(table, p, policy, &methods),
+            |k, outcome| {
+                let new = self.build(&nodes[k], outcome, &built)?;
+                built.push(new);
+                Ok(())
+            },
+        )?;
+        Ok(built.pop().expect("the outermost code object is gathered last"))
+    }
+
+    /// Appends the code objects nested in `code`, then `code` itself, to `nodes`; returns
+    /// `code`'s index.
+    fn gather(&mut self, code: &Bound<'py, PyAny>, nodes: &mut Vec<Node<'py>>) -> PyResult<usize> {
         let py = self.py;
-        let listed_at = self.report.as_ref().map(|r| r.1.len());
+        let mut listed_at = None;
         if let Some((_, listed, disassemble)) = &mut self.report {
+            listed_at = Some(listed.len());
             listed.push(Listed {
                 qualname: qualname(code),
                 first_line: first_line(code),
@@ -156,69 +223,81 @@ impl<'py> Rewriter<'py> {
                 after: None,
             });
         }
-        // Children first, so the parent can take their replacements.
         let consts = code.getattr(intern!(py, "co_consts"))?.cast_into::<PyTuple>()?;
-        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len() + 8);
-        let mut children_changed = false;
-        for c in consts.iter() {
+        let mut children = Vec::new();
+        for (i, c) in consts.iter().enumerate() {
             // CodeType cannot be subclassed: an exact type check suffices.
             if c.get_type().is(&self.code_type) {
-                let new = self.rewrite(&c)?;
-                children_changed |= !new.is(&c);
-                items.push(new);
-            } else {
-                items.push(c);
+                children.push((i, self.gather(&c, nodes)?));
             }
         }
-
         let raw_code = bytes_attr(code, intern!(py, "co_code"))?;
         let exception_table =
             if self.table.exception_table { Some(bytes_attr(code, intern!(py, "co_exceptiontable"))?) } else { None };
         let line_table = bytes_attr(code, intern!(py, "co_linetable"))?;
-        let first = code.getattr(intern!(py, "co_firstlineno"))?.extract::<i32>()?;
         let co_names = code.getattr(intern!(py, "co_names"))?.cast_into::<PyTuple>()?;
-        // Borrowed UTF-8 views of the names (no copy for the usual ASCII names).
         let name_objs =
             co_names.iter().map(|n| n.cast_into::<PyString>().map_err(PyErr::from)).collect::<PyResult<Vec<_>>>()?;
-        let names = name_objs.iter().map(|n| n.to_str()).collect::<PyResult<Vec<&str>>>()?;
-        // Computed on first use: only deref ops ask, and only code with cells has those.
-        let deref_names: std::cell::OnceCell<Vec<String>> = std::cell::OnceCell::new();
-        let compute_deref_names = || -> Vec<String> {
-            let get = |attr: &Bound<'py, PyString>| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
-            match self.table.deref {
-                DerefIndex::CellsThenFrees => {
-                    let mut v = get(intern!(py, "co_cellvars"));
-                    v.extend(get(intern!(py, "co_freevars")));
-                    v
-                }
-                // 3.11+: one "locals plus" index space: locals, then cells that are not also
-                // arguments/locals, then free variables.
-                DerefIndex::LocalsPlus => {
-                    let mut v = get(intern!(py, "co_varnames"));
-                    for c in get(intern!(py, "co_cellvars")) {
-                        if !v.contains(&c) {
-                            v.push(c);
-                        }
-                    }
-                    v.extend(get(intern!(py, "co_freevars")));
-                    v
-                }
+        let deref_names = if uses_deref(self.table, raw_code.as_bytes()) { self.deref_names(code) } else { Vec::new() };
+        nodes.push(Node {
+            first_line: code.getattr(intern!(py, "co_firstlineno"))?.extract::<i32>()?,
+            code: code.clone(),
+            consts,
+            children,
+            raw_code,
+            exception_table,
+            line_table,
+            co_names,
+            name_objs,
+            deref_names,
+            listed_at,
+        });
+        Ok(nodes.len() - 1)
+    }
+
+    /// Names by deref index.
+    fn deref_names(&self, code: &Bound<'py, PyAny>) -> Vec<String> {
+        let py = self.py;
+        let get = |attr: &Bound<'py, PyString>| code.getattr(attr).and_then(|t| strings(&t)).unwrap_or_default();
+        match self.table.deref {
+            DerefIndex::CellsThenFrees => {
+                let mut v = get(intern!(py, "co_cellvars"));
+                v.extend(get(intern!(py, "co_freevars")));
+                v
             }
-        };
-        let deref_names = || -> &Vec<String> { deref_names.get_or_init(compute_deref_names) };
-        let deref_name = |i: u32| deref_names().get(i as usize).cloned();
-        let parts = Parts {
-            code: raw_code.as_bytes(),
-            exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
-            line_table: line_table.as_bytes(),
-            first_line: first,
-            names: &names,
-            const_count: items.len(),
-            deref_name: &deref_name,
-        };
+            // 3.11+: one "locals plus" index space: locals, then cells that are not also
+            // arguments/locals, then free variables.
+            DerefIndex::LocalsPlus => {
+                let mut v = get(intern!(py, "co_varnames"));
+                for c in get(intern!(py, "co_cellvars")) {
+                    if !v.contains(&c) {
+                        v.push(c);
+                    }
+                }
+                v.extend(get(intern!(py, "co_freevars")));
+                v
+            }
+        }
+    }
+
+    /// `node`'s new code object from its rewrite and its children's new objects (`built`).
+    fn build(
+        &mut self,
+        node: &Node<'py>,
+        outcome: Result<Option<rewrite::RewrittenParts>, RewriteError>,
+        built: &[Bound<'py, PyAny>],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let code = &node.code;
+        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(node.consts.len() + 8);
+        items.extend(node.consts.iter());
+        let mut children_changed = false;
+        for &(i, k) in &node.children {
+            children_changed |= !built[k].is(&items[i]);
+            items[i] = built[k].clone();
+        }
         let described = || format!("{} (line {})", qualname(code), first_line(code));
-        let outcome = rewrite_or_leave(self.table, &parts, self.policy, &self.methods, described)
-            .map_err(|e| malformed(code, e))?;
+        let outcome = leave_internal_errors(outcome, described).map_err(|e| malformed(code, e))?;
         let replace = intern!(py, "replace");
         let Some(rw) = outcome else {
             if !children_changed {
@@ -232,8 +311,8 @@ impl<'py> Rewriter<'py> {
         let site_name = |name: SiteName| -> PyResult<Bound<'py, PyAny>> {
             Ok(match name {
                 SiteName::None => py.None().into_bound(py),
-                SiteName::Name(i) => co_names.get_item(i as usize)?,
-                SiteName::Deref(i) => match deref_names().get(i as usize) {
+                SiteName::Name(i) => node.co_names.get_item(i as usize)?,
+                SiteName::Deref(i) => match node.deref_names.get(i as usize) {
                     Some(n) => PyString::new(py, n).into_any(),
                     None => py.None().into_bound(py),
                 },
@@ -245,8 +324,8 @@ impl<'py> Rewriter<'py> {
             let line = site.line.into_pyobject(py)?.into_any();
             items.push(PyTuple::new(py, [kind, line, site_name(site.name)?])?.into_any());
         }
-        let mut new_names: Vec<Bound<'py, PyAny>> = Vec::with_capacity(name_objs.len() + rw.new_names.len());
-        new_names.extend(name_objs.into_iter().map(Bound::into_any));
+        let mut new_names: Vec<Bound<'py, PyAny>> = Vec::with_capacity(node.name_objs.len() + rw.new_names.len());
+        new_names.extend(node.name_objs.iter().map(|n| n.clone().into_any()));
         for &n in &rw.new_names {
             new_names.push(injected_name(py, n).into_any());
         }
@@ -270,12 +349,92 @@ impl<'py> Rewriter<'py> {
                 sites.push((s.line, s.kind.event(), format!("{qn}: {what}")));
             }
             let after: String = disassemble.call1((&new_code,))?.extract()?;
-            if let Some(at) = listed_at {
+            if let Some(at) = node.listed_at {
                 listed[at].after = Some((after, rw.injected.clone()));
             }
         }
         Ok(new_code)
     }
+}
+
+/// Whether `co_code` has an instruction whose argument is a cell or free variable (inline
+/// caches read as opcode 0, which has none).
+fn uses_deref(table: &OpTable, code: &[u8]) -> bool {
+    code.chunks_exact(2).any(|unit| table.op(unit[0]).is_some_and(|op| matches!(op.arg, ArgKind::Free)))
+}
+
+/// Threads for rewriting one module: `FRONTRUN_REWRITE_THREADS` (read per call), else the
+/// machine's cores (at most 8).
+fn rewrite_threads() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
+    match std::env::var("FRONTRUN_REWRITE_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+        Some(n) => n.max(1),
+        None => cores(),
+    }
+}
+
+/// Below this much bytecode a module is rewritten on the calling thread alone: starting a
+/// thread costs tens of microseconds, the rewriter about a microsecond per 20 bytes.
+const PARALLEL_MIN_BYTES: usize = 4096;
+
+/// `each(i, f(&items[i]))` for every item in order, on the calling thread (which keeps the
+/// GIL), while helper threads, which never touch Python, compute `f` for the items ahead.
+/// The calling thread takes the next item itself when the result it needs is not ready.
+/// Helpers start only when the items' total `size` pays for them.
+fn pipelined<T: Sync, R: Send>(
+    items: &[T],
+    size: impl Fn(&T) -> usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut each: impl FnMut(usize, R) -> PyResult<()>,
+) -> PyResult<()> {
+    let helpers = rewrite_threads().min(items.len()).saturating_sub(1);
+    if helpers == 0 || items.iter().map(size).sum::<usize>() < PARALLEL_MIN_BYTES {
+        return items.iter().enumerate().try_for_each(|(i, item)| each(i, f(item)));
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    // Items are taken in order; an index past the end means nothing is left.
+    let next = AtomicUsize::new(0);
+    let (done, results) = std::sync::mpsc::channel::<(usize, R)>();
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            let (done, next, f) = (done.clone(), &next, &f);
+            // A helper the system refuses to start is no error: this thread does its share.
+            let _ = std::thread::Builder::new().name("frontrun-rewrite".into()).spawn_scoped(scope, move || loop {
+                let i = next.fetch_add(1, Relaxed);
+                let Some(item) = items.get(i) else { return };
+                if done.send((i, f(item))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done);
+        let mut ready: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+        for k in 0..items.len() {
+            let r = loop {
+                if let Some(r) = ready[k].take() {
+                    break r;
+                }
+                if let Ok((i, r)) = results.try_recv() {
+                    ready[i] = Some(r);
+                    continue;
+                }
+                let i = next.fetch_add(1, Relaxed);
+                if let Some(item) = items.get(i) {
+                    ready[i] = Some(f(item));
+                } else {
+                    let (i, r) = results.recv().expect("a rewriting thread stopped without its result");
+                    ready[i] = Some(r);
+                }
+            };
+            if let Err(e) = each(k, r) {
+                // Helpers stop at their next item; the scope waits for them.
+                next.store(items.len(), Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })
 }
 
 fn check_code<'py>(py: Python<'py>, code: &Bound<'py, PyAny>) -> PyResult<()> {
@@ -507,7 +666,6 @@ impl PycRewriter {
                 changed |= self.rewrite(child)?;
             }
         }
-        let deref_name = |i: u32| deref_names.get(i as usize).cloned();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let parts = Parts {
             code: &raw,
@@ -516,7 +674,7 @@ impl PycRewriter {
             first_line: code.firstlineno,
             names: &name_refs,
             const_count: items.len(),
-            deref_name: &deref_name,
+            deref_names: &deref_names,
         };
         let described = || format!("{qn} (line {})", code.firstlineno);
         let outcome =

@@ -245,6 +245,8 @@ pub struct Rewritten {
     pub sites: Vec<SiteConst>,
     /// Per instruction of `code`: whether the rewriter inserted it.
     pub injected: Vec<bool>,
+    /// The stack depth `code` needs (its flow analysis ran as part of the stack check).
+    pub stacksize: u32,
 }
 
 #[derive(Debug)]
@@ -428,10 +430,17 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     code.instrs = out;
     // Every CPython 3.10-3.15 stdlib code object passes this check before rewriting; after
     // it, a failure is a rewriter bug and the code object is left as it was.
-    verify::check(&code).map_err(RewriteError::Internal)?;
+    let stacksize = verify::check(&code).map_err(RewriteError::Internal)?;
 
     let sites = site_of.into_iter().map(|(s, _)| s).collect();
-    Ok(Some(Rewritten { code, new_names: vec![GUARD_NAME, REPORT_NAME], new_consts: consts, sites, injected }))
+    Ok(Some(Rewritten {
+        code,
+        new_names: vec![GUARD_NAME, REPORT_NAME],
+        new_consts: consts,
+        sites,
+        injected,
+        stacksize,
+    }))
 }
 
 /// One code object as plain parts: what both adapters (a live `CodeType`, a marshal `Code` of
@@ -444,8 +453,8 @@ pub struct Parts<'a> {
     pub first_line: i32,
     pub names: &'a [&'a str],
     pub const_count: usize,
-    /// Name of a deref index (cell or free variable), if the code has any.
-    pub deref_name: &'a dyn Fn(u32) -> Option<String>,
+    /// Names by deref index (cell and free variables); empty when the code uses none.
+    pub deref_names: &'a [String],
 }
 
 /// The rewritten parts; the adapter appends `new_names` to `co_names` and one constant per
@@ -481,16 +490,18 @@ pub fn rewrite_parts(
         },
     )
     .map_err(|e| RewriteError::Input(e.to_string()))?;
+    let deref_name = |i: u32| parts.deref_names.get(i as usize).cloned();
     let input = Input {
         names: parts.names,
         const_count: parts.const_count,
-        deref_name: parts.deref_name,
+        deref_name: &deref_name,
         policy,
         methods,
         versioning: true,
     };
     let Some(rw) = rewrite(decoded, &input)? else { return Ok(None) };
-    let encoded = crate::encode::encode(&rw.code).map_err(|e| RewriteError::Internal(e.to_string()))?;
+    let encoded =
+        crate::encode::encode_sized(&rw.code, Some(rw.stacksize)).map_err(|e| RewriteError::Internal(e.to_string()))?;
     Ok(Some(RewrittenParts {
         code: encoded.code,
         exception_table: encoded.exception_table,

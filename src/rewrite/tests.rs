@@ -80,9 +80,11 @@ fn method_call_is_stashed_and_checked_on_every_version() {
         assert_eq!(kinds, vec![SiteKind::AttrLoad, SiteKind::Call], "{:?}", t.version);
         assert_eq!(rw.new_names, vec![GUARD_NAME, REPORT_NAME]);
         assert_eq!(rw.injected.iter().filter(|i| !**i).count(), n);
-        verify::check(&rw.code).unwrap();
+        assert_eq!(verify::check(&rw.code), Ok(rw.stacksize));
         let encoded = encode::encode(&rw.code).unwrap();
         assert!(encoded.stacksize >= 5, "{:?}: {}", t.version, encoded.stacksize);
+        // The stack check's highest height is the flow analysis' stack size.
+        assert_eq!(rw.stacksize, encoded.stacksize, "{:?}", t.version);
     }
 }
 

@@ -223,3 +223,45 @@ def test_line_event_after_an_inlined_call():
     finally:
         sys.settrace(None)
     assert events == ([4, 4, 5] if VERSION == (3, 12) else [4, 5])
+
+
+def big_module(functions=200):
+    """A module with enough bytecode that helper threads rewrite it."""
+    body = "".join(f"def f{i}(o, k):\n    o.x{i} = o.items[k] + len(o.seen)\n    return o.y.append(k)\n\n" for i in range(functions))
+    return compile_source(body, "<big>")
+
+
+def test_helper_threads_give_the_same_code(monkeypatch):
+    """Helper threads (FRONTRUN_REWRITE_THREADS, default the machine's cores) change how fast a
+    module is rewritten, never what comes out."""
+    import os
+    import sysconfig
+
+    lib = sysconfig.get_paths()["stdlib"]
+    modules = [big_module()]
+    for name in ("typing.py", "argparse.py", "inspect.py", "dataclasses.py", os.path.join("asyncio", "tasks.py")):
+        with open(os.path.join(lib, name), "rb") as f:
+            modules.append(compile(f.read(), name, "exec", dont_inherit=True))
+    for policy in ("shared", "all"):
+        monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "1")
+        alone = [_native.rewrite_code(m, policy, ()) for m in modules]
+        monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "3")
+        helped = [_native.rewrite_code(m, policy, ()) for m in modules]
+        for a, h, m in zip(alone, helped, modules):
+            assert a is not m
+            # Code equality covers the bytecode, the tables and every nested code object.
+            assert a == h and marshal.loads(marshal.dumps(a)) == marshal.loads(marshal.dumps(h))
+
+
+def test_errors_on_helper_threads(monkeypatch):
+    """A malformed function deep in a large module is reported as with one thread, and the
+    rest of the module is not handed out half-rewritten."""
+    monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "3")
+    module = big_module()
+    f = nested(module, "f7")
+    bad = f.replace(co_code=f.co_code + bytes([dis.opmap["EXTENDED_ARG"], 0]))
+    consts = tuple(bad if c is f else c for c in module.co_consts)
+    with pytest.raises(ValueError, match="f7"):
+        _native.rewrite_code(module.replace(co_consts=consts), "shared", ())
+    # The same module without the bad function still rewrites.
+    assert _native.rewrite_code(module, "shared", ()) is not module

@@ -117,3 +117,30 @@ def test_stdlib_input_passes_the_stack_check(stdlib):
 
     problems = [(c.co_filename, c.co_name, p) for m in stdlib for c in walk(m) if (p := _native._rewrite_check(c))]
     assert problems[:5] == []
+
+
+def test_rewritten_stack_size_is_the_flow_analysis(stdlib):
+    """The rewriter sizes the stack from its own stack check; over the stdlib that must be what
+    the encoder's independent flow analysis gives for the code that can run (or the original,
+    when larger). Unreachable handlers, which CPython's count includes, never run."""
+    import types
+
+    def pairs(old, new):
+        yield old, new
+        old_codes = [c for c in old.co_consts if isinstance(c, types.CodeType)]
+        new_codes = [c for c in new.co_consts if isinstance(c, types.CodeType)]
+        for o, n in zip(old_codes, new_codes, strict=True):
+            yield from pairs(o, n)
+
+    checked = 0
+    wrong = []
+    for module in stdlib:
+        for old, new in pairs(module, _native.rewrite_code(module, "all", ())):
+            if new is old:
+                continue
+            checked += 1
+            expected = max(old.co_stacksize, _native.bytecode_stacksize(new, reachable_only=True))
+            if new.co_stacksize != expected:
+                wrong.append((old.co_filename, old.co_firstlineno, new.co_stacksize, expected))
+    assert wrong[:5] == []
+    assert checked > 1000
