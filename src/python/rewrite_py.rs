@@ -1,6 +1,8 @@
 //! `rewrite_code` / `rewrite_report`: the rewriter over Python code objects.
 //!
-//! abi3: code objects are read with `getattr` and rebuilt with `code.replace(...)`.
+//! abi3: code objects are read with `getattr` and rebuilt with `code.replace(...)`. Reading and
+//! rebuilding need the GIL; the pure-Rust core between them runs on helper threads
+//! (`pipelined`) for a large module.
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
