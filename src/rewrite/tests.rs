@@ -173,6 +173,20 @@ fn uninjected(rw: &Rewritten) -> Vec<(u8, u32)> {
     rw.code.instrs.iter().zip(&rw.injected).filter(|(_, inj)| !**inj).map(|(i, _)| (i.op, i.arg)).collect()
 }
 
+/// `code` (which must pass the stack check) rewritten under `inp`, with what every layout test
+/// asks of the result: the original instructions all there, in order, and the output passing
+/// the stack check (with the stack size it reports) and encoding.
+fn rewrite_checked(code: Code, inp: &Input<'_>) -> Rewritten {
+    let version = code.table.version;
+    verify::check(&code).unwrap();
+    let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
+    let rw = rewrite(code, inp).unwrap().expect("sites");
+    assert_eq!(uninjected(&rw), original, "{version:?}");
+    assert_eq!(verify::check(&rw.code), Ok(rw.stacksize), "{version:?}");
+    encode::encode(&rw.code).unwrap();
+    rw
+}
+
 /// A method-form load of `co_names[name]` and the call of it with `argc` arguments, per version.
 fn method_load(table: &'static crate::tables::OpTable, name: u32) -> Instr {
     match table.code("LOAD_METHOD") {
@@ -200,20 +214,15 @@ fn a_block_with_several_sites_gets_one_guard_and_an_untouched_copy() {
     let names = vec!["attr", "append"];
     let methods = MethodTables::new(&[]);
     for t in tables::all() {
-        let code = sample(t);
-        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
-        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        // The original copy has no stash (it is local to the region) and no reports.
+        let rw = rewrite_checked(sample(t), &input(&names, &methods, Policy::Shared));
         assert_eq!(rw.sites.len(), 2, "{:?}", t.version);
         assert_eq!(guards(&rw.code, names.len()).len(), 1, "{:?}", t.version);
-        // The original copy has no stash (it is local to the region) and no reports.
-        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
         // The region ends in RETURN_VALUE: both copies return, no JUMP_FORWARD.
         let jf = op(t, "JUMP_FORWARD");
         assert!(rw.code.instrs.iter().all(|i| i.op != jf), "{:?}", t.version);
         let returns = rw.code.instrs.iter().filter(|i| i.op == op(t, "RETURN_VALUE")).count();
         assert_eq!(returns, 2, "{:?}", t.version);
-        verify::check(&rw.code).unwrap();
-        encode::encode(&rw.code).unwrap();
     }
 }
 
@@ -251,11 +260,9 @@ fn a_stash_across_blocks_is_in_both_copies() {
         code.instrs.push(attr_load(t, 3).at(line(5)));
         code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0).at(line(5)));
         code.next_label = 2;
-        verify::check(&code).unwrap();
-        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
         let method = method_load(t, 2);
 
-        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        let rw = rewrite_checked(code, &input(&names, &methods, Policy::Shared));
         let kinds: Vec<SiteKind> = rw.sites.iter().map(|s| s.kind).collect();
         use SiteKind::{AttrLoad, Call, Operand};
         // Before TO_BOOL (3.13) the branch itself tests the loaded value's truth: a site too.
@@ -270,7 +277,6 @@ fn a_stash_across_blocks_is_in_both_copies() {
         let g = guards(&rw.code, names.len());
         assert_eq!(g.len(), 2, "{:?}", t.version);
         assert_eq!(rw.code.instrs[g[0]].position, line(2), "guard at the region's first instruction");
-        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
         // The method-form load is preceded by the stash in the instrumented copy and in the
         // original one alike.
         let stash = ops.copy.unwrap_or_else(|| ops.dup_top.unwrap());
@@ -287,8 +293,6 @@ fn a_stash_across_blocks_is_in_both_copies() {
         let jf: Vec<&Instr> = rw.code.instrs.iter().filter(|i| i.op == ops.jump_forward).collect();
         assert_eq!(jf.len(), 2, "{:?}: the region's and the program's own", t.version);
         assert!(jf.iter().any(|i| i.position == line(4)), "{:?}", t.version);
-        verify::check(&rw.code).unwrap();
-        encode::encode(&rw.code).unwrap();
     }
 }
 
@@ -322,19 +326,14 @@ fn the_site_free_rest_of_a_block_is_not_copied() {
         }
         code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
         code.instrs.push(Instr { label: Some(out), ..Instr::new(op(t, "RETURN_VALUE"), 0) });
-        verify::check(&code).unwrap();
-        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
-        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
+        let rw = rewrite_checked(code, &input(&names, &methods, Policy::Shared));
         assert_eq!(guards(&rw.code, names.len()).len(), 1, "{:?}", t.version);
-        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
         let count = |name: &str| rw.code.instrs.iter().filter(|i| i.op == op(t, name)).count();
         assert_eq!((count("BUILD_TUPLE"), count("STORE_ATTR")), (1, 2), "{:?}", t.version);
         // The copy jumps to the original's first LOAD_FAST after the store.
         let (_, to) = closing_jump(&rw);
         assert_eq!((rw.code.instrs[to].op, rw.code.instrs[to].arg), (op(t, "LOAD_FAST"), 1));
         assert!(!rw.injected[to] && rw.code.instrs[to - 1].op == op(t, "STORE_ATTR"));
-        verify::check(&rw.code).unwrap();
-        encode::encode(&rw.code).unwrap();
     }
 }
 
@@ -360,10 +359,7 @@ fn no_new_jump_target_right_after_an_inlined_call_on_3_12() {
         code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
         code.instrs.push(Instr { label: Some(out), ..Instr::new(op(t, "LOAD_CONST"), 0) });
         code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
-        verify::check(&code).unwrap();
-        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
-        let rw = rewrite(code, &input(&names, &methods, Policy::Shared)).unwrap().unwrap();
-        assert_eq!(uninjected(&rw), original, "{:?}", t.version);
+        let rw = rewrite_checked(code, &input(&names, &methods, Policy::Shared));
         let (_, to) = closing_jump(&rw);
         assert_eq!(rw.code.instrs[to].op, ops.jump_if_false);
         let before = &rw.code.instrs[to - 1];
@@ -373,8 +369,6 @@ fn no_new_jump_target_right_after_an_inlined_call_on_3_12() {
         } else {
             assert!(before.op == op(t, "LOAD_ATTR") && !rw.injected[to - 1], "{:?}", t.version);
         }
-        verify::check(&rw.code).unwrap();
-        encode::encode(&rw.code).unwrap();
     }
 }
 
@@ -392,19 +386,14 @@ fn unversionable_blocks_keep_per_site_guards() {
         let resumed = code.new_label();
         code.instrs.push(Instr { label: Some(resumed), ..Instr::new(resume, 1) });
         code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
-        verify::check(&code).unwrap();
-        let original: Vec<(u8, u32)> = code.instrs.iter().map(|i| (i.op, i.arg)).collect();
         for versioning in [true, false] {
             let inp = Input { versioning, ..input(&names, &methods, Policy::Shared) };
-            let rw = rewrite(code.clone(), &inp).unwrap().unwrap();
+            let rw = rewrite_checked(code.clone(), &inp);
             assert_eq!(rw.sites.len(), 2);
             assert_eq!(guards(&rw.code, names.len()).len(), 2, "{:?}", t.version);
-            assert_eq!(uninjected(&rw), original, "{:?}", t.version);
             assert_eq!(rw.code.instrs.len(), rw.injected.len());
             // Nothing is copied: every original instruction appears once.
             assert_eq!(rw.code.instrs.iter().filter(|i| i.op == op(t, "LOAD_ATTR")).count(), 2);
-            verify::check(&rw.code).unwrap();
-            encode::encode(&rw.code).unwrap();
         }
     }
 }
