@@ -4,7 +4,9 @@ on, checked against the running interpreter."""
 import builtins
 import dis
 import marshal
+import os
 import sys
+import sysconfig
 import textwrap
 import types
 
@@ -227,16 +229,15 @@ def test_line_event_after_an_inlined_call():
 
 def big_module(functions=200):
     """A module with enough bytecode that helper threads rewrite it."""
-    body = "".join(f"def f{i}(o, k):\n    o.x{i} = o.items[k] + len(o.seen)\n    return o.y.append(k)\n\n" for i in range(functions))
+    body = "".join(
+        f"def f{i}(o, k):\n    o.x{i} = o.items[k] + len(o.seen)\n    return o.y.append(k)\n\n" for i in range(functions)
+    )
     return compile_source(body, "<big>")
 
 
 def test_helper_threads_give_the_same_code(monkeypatch):
     """Helper threads (FRONTRUN_REWRITE_THREADS, default the machine's cores) change how fast a
     module is rewritten, never what comes out."""
-    import os
-    import sysconfig
-
     lib = sysconfig.get_paths()["stdlib"]
     modules = [big_module()]
     for name in ("typing.py", "argparse.py", "inspect.py", "dataclasses.py", os.path.join("asyncio", "tasks.py")):

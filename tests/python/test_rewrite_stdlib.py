@@ -8,6 +8,7 @@ The CPython test list is a quick subset; FRONTRUN_RW_CPYTHON_FULL=1 runs the lon
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -107,8 +108,6 @@ def test_cpython_test_modules_pass_rewritten(policy):
 def test_stdlib_input_passes_the_stack_check(stdlib):
     """The check that guards every rewrite holds for what CPython compiles (so a failure after
     rewriting is the rewriter's)."""
-    import types
-
     def walk(code):
         yield code
         for c in code.co_consts:
@@ -123,8 +122,6 @@ def test_rewritten_stack_size_is_the_flow_analysis(stdlib):
     """The rewriter sizes the stack from its own stack check; over the stdlib that must be what
     the encoder's independent flow analysis gives for the code that can run (or the original,
     when larger). Unreachable handlers, which CPython's count includes, never run."""
-    import types
-
     def pairs(old, new):
         yield old, new
         old_codes = [c for c in old.co_consts if isinstance(c, types.CodeType)]
