@@ -313,6 +313,12 @@ CONTAINER_READS = load(
         if s.items:
             s.popped.append(s.items.pop())
 
+    def group_apple(s):
+        s.groups.setdefault("fruit", []).append("apple")
+
+    def group_pear(s):
+        s.groups.setdefault("fruit", []).append("pear")
+
     # Each reads the list's contents through an operator or a reading builtin: run after the
     # append it sees [1, 5].
     def by_truth(s):
@@ -415,6 +421,18 @@ def test_reads_order_against_a_writer_only_where_they_happen(reader, traces):
                                    [getattr(CONTAINER_READS, reader), CONTAINER_READS.appender], lambda s: True)
     assert result.property_holds is True
     assert result.num_explored == traces
+
+
+def test_setdefault_grouping_is_race_free_and_deterministic():
+    # Which thread's fresh list `setdefault` stores depends on the order, and each call passes
+    # its list to C: the argument's read is a step of its own. The call's write to the dict
+    # must be the thread's last step before the call, or another thread's setdefault runs in
+    # between and the schedule is not repeatable (it was reported as nondeterminism).
+    threads = [CONTAINER_READS.group_apple, CONTAINER_READS.group_pear]
+    result = frontrun.explore_dpor(lambda: State(groups={}), threads,
+                                   lambda s: sorted(s.groups["fruit"]) == ["apple", "pear"])
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.num_explored >= 2
 
 
 def test_check_then_act_on_truth_is_found():

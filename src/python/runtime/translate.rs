@@ -480,16 +480,24 @@ impl Inner {
             self.step(py, st, tid, Op::Release { lock }, info)?;
             st = self.lock_state(py);
         }
+        let own = self.translate(py, &mut st, tid, ev);
+        // The arguments' reads go first: the thread makes the call right after its last
+        // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
+        // it first, another thread could run between it and the call, and the engine
+        // would order that thread's accesses after a write that had not happened yet.
         let mut ops: Vec<(Op, &'static str, Option<Py<PyAny>>)> = Vec::new();
-        ops.extend(self.translate(py, &mut st, tid, ev));
         for arg in &passed {
             let o = Self::number(&mut st, arg);
             // `lst.extend(lst)`: the receiver's own access covers it.
-            if !ops.iter().any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o)) {
+            let covered = |ops: &[(Op, &'static str, Option<Py<PyAny>>)]| {
+                ops.iter().any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o))
+            };
+            if !covered(own.as_slice()) && !covered(&ops) {
                 let what = ev.method.as_ref().map(|m| m.clone_ref(py));
                 ops.push((Self::access(AccessKind::Read, o, WHOLE), "argument", what));
             }
         }
+        ops.extend(own);
         let mut ops = ops.into_iter();
         let Some(mut next) = ops.next() else { return Ok(()) };
         loop {
