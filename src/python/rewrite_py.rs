@@ -26,19 +26,8 @@ create_exception!(
 /// Code objects left unrewritten because the result failed the rewriter's own stack check.
 static FAILURES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-/// `rewrite_parts`, except that code failing the rewriter's own check is never handed out: it
-/// is recorded as `described` and left as it was (`Ok(None)`). Only input errors remain.
-fn rewrite_or_leave(
-    table: &'static OpTable,
-    parts: &Parts<'_>,
-    policy: Policy,
-    methods: &MethodTables,
-    described: impl FnOnce() -> String,
-) -> Result<Option<rewrite::RewrittenParts>, RewriteError> {
-    leave_internal_errors(rewrite::rewrite_parts(table, parts, policy, methods), described)
-}
-
-/// An internal error in `outcome` recorded as `described` and turned into "leave it as it was".
+/// An internal error in `outcome` recorded as `described` and turned into "leave it as it was":
+/// code failing the rewriter's own check is never handed out. Only input errors remain.
 fn leave_internal_errors(
     outcome: Result<Option<rewrite::RewrittenParts>, RewriteError>,
     described: impl FnOnce() -> String,
@@ -679,8 +668,8 @@ impl PycRewriter {
             deref_names: &deref_names,
         };
         let described = || format!("{qn} (line {})", code.firstlineno);
-        let outcome =
-            rewrite_or_leave(self.table, &parts, self.policy, &self.methods, described).map_err(|e| what(&e))?;
+        let outcome = rewrite::rewrite_parts(self.table, &parts, self.policy, &self.methods);
+        let outcome = leave_internal_errors(outcome, described).map_err(|e| what(&e))?;
         let Some(rw) = outcome else {
             if changed {
                 code.consts = MObj::tuple(items);

@@ -271,7 +271,8 @@ pub struct Input<'a> {
     pub names: &'a [&'a str],
     /// Number of `co_consts` entries (site constants are appended after them).
     pub const_count: usize,
-    pub deref_name: &'a dyn Fn(u32) -> Option<String>,
+    /// Names by deref index (cell and free variables); empty when the code uses none.
+    pub deref_names: &'a [String],
     pub policy: Policy,
     pub methods: &'a MethodTables,
     /// Region versioning (one guard per straight-line run of sites); false keeps a guard per
@@ -293,7 +294,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
     let ops = ops::for_table(table);
     let ctx =
-        Context { names: input.names, deref_name: input.deref_name, policy: input.policy, methods: input.methods };
+        Context { names: input.names, deref_names: input.deref_names, policy: input.policy, methods: input.methods };
     let mut selection = Selector::new(&code, ops, facts, &ctx).map_err(RewriteError::Input)?.select();
     selection.reports.sort_by_key(|r| (r.at, r.after));
     if selection.reports.is_empty() {
@@ -490,11 +491,10 @@ pub fn rewrite_parts(
         },
     )
     .map_err(|e| RewriteError::Input(e.to_string()))?;
-    let deref_name = |i: u32| parts.deref_names.get(i as usize).cloned();
     let input = Input {
         names: parts.names,
         const_count: parts.const_count,
-        deref_name: &deref_name,
+        deref_names: parts.deref_names,
         policy,
         methods,
         versioning: true,

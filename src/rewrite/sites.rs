@@ -124,8 +124,8 @@ struct CallSite {
 
 pub struct Context<'a> {
     pub names: &'a [&'a str],
-    /// Name of a deref index (cell or free variable), if known.
-    pub deref_name: &'a dyn Fn(u32) -> Option<String>,
+    /// Names by deref index (cell and free variables); empty when the code uses none.
+    pub deref_names: &'a [String],
     pub policy: Policy,
     pub methods: &'a MethodTables,
 }
@@ -496,6 +496,11 @@ impl<'a> Selector<'a> {
         *cached
     }
 
+    /// The cell or free variable of deref index `i`.
+    fn deref_name(&self, i: u32) -> Option<&'a str> {
+        self.ctx.deref_names.get(i as usize).map(String::as_str)
+    }
+
     fn name(&self, i: usize) -> Option<&'a str> {
         let instr = &self.code.instrs[i];
         match self.code.table.op(instr.op)?.arg {
@@ -838,7 +843,7 @@ impl<'a> Selector<'a> {
             } else if is(Class::LoadGlobal) || is(Class::LoadName) || is(Class::LoadDeref) {
                 // Borrowed for co_names (no allocation per global load).
                 let (text, name): (Option<std::borrow::Cow<'_, str>>, _) = if is(Class::LoadDeref) {
-                    ((self.ctx.deref_name)(self.arg(i)).map(Into::into), SiteName::Deref(self.arg(i)))
+                    (self.deref_name(self.arg(i)).map(Into::into), SiteName::Deref(self.arg(i)))
                 } else {
                     (self.name(i).map(Into::into), self.site_name(i))
                 };
@@ -914,8 +919,8 @@ impl<'a> Selector<'a> {
             } else if is(Class::DeleteGlobal) {
                 self.report(i, SiteKind::GlobalDelete, self.site_name(i), []);
             } else if is(Class::StoreDeref) || is(Class::DeleteDeref) {
-                let Some(name) = (self.ctx.deref_name)(arg) else { continue };
-                if HIDDEN_CELLS.contains(&name.as_str()) {
+                let Some(name) = self.deref_name(arg) else { continue };
+                if HIDDEN_CELLS.contains(&name) {
                     continue;
                 }
                 let kind = if is(Class::StoreDeref) { SiteKind::CellStore } else { SiteKind::CellDelete };

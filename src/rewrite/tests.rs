@@ -40,7 +40,7 @@ fn sample(table: &'static crate::tables::OpTable) -> Code {
 }
 
 fn input<'a>(names: &'a [&'a str], methods: &'a MethodTables, policy: Policy) -> Input<'a> {
-    Input { names, const_count: 1, deref_name: &|_| None, policy, methods, versioning: true }
+    Input { names, const_count: 1, deref_names: &[], policy, methods, versioning: true }
 }
 
 #[test]
