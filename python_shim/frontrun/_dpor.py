@@ -12,6 +12,7 @@ from __future__ import annotations
 import _thread
 import atexit
 import bisect
+import gc
 import functools
 import os
 import builtins
@@ -22,7 +23,7 @@ import threading
 import time
 import traceback
 import types
-from collections import deque
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -348,7 +349,27 @@ def _make_runtime():
         unseen_callee=_unseen_callee,
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
+        loop_through=_LOOP_THROUGH,
+        referents=gc.get_referents,
     )
+
+
+def _loop_through():
+    """What a ``for`` may run over that reads containers underneath: views and iterators of
+    the builtin containers, and the builtins that wrap iterators (``enumerate``, ``zip``, ...)."""
+    kinds = {enumerate, zip, map, filter, reversed}
+    for d in ({}, OrderedDict()):
+        for view in (d, d.keys(), d.values(), d.items()):
+            kinds.update((type(view), type(iter(view)), type(reversed(view))))
+    for c in ([], deque()):
+        kinds.update((type(iter(c)), type(reversed(c))))
+    for c in (set(), bytearray()):
+        kinds.add(type(iter(c)))
+    kinds -= {dict, OrderedDict}
+    return tuple(kinds)
+
+
+_LOOP_THROUGH = _loop_through()
 
 
 def _resource_methods(extra=()):

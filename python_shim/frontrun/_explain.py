@@ -82,7 +82,8 @@ def _location_name(step, obj):
         return f"global {module}.{key}"
     if step.kind.startswith("cell"):
         return f"closure variable {key}"
-    tname = type(obj).__name__
+    # A class's own attributes are named after it (`Widget.count`), not after `type`.
+    tname = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
     if step.kind.startswith("attr") or step.kind == "builtin_call" and isinstance(key, str) and step.key_id != WHOLE:
         return f"{tname}.{key}"
     if step.key_id == WHOLE:
@@ -166,7 +167,7 @@ def _conflicting_locations(steps, racy_pairs):
             order.append(loc)
     if order:
         return order, True
-    data = [s for s in steps if s.access in DATA]
+    data = _distinct([s for s in steps if s.access in DATA])
     for i, s in enumerate(data):
         for t in data[i + 1:]:
             if s.conflicts(t):
@@ -177,10 +178,32 @@ def _conflicting_locations(steps, racy_pairs):
     return order, False
 
 
+def _distinct(steps):
+    """The first step of each (thread, access, object, key): whether steps conflict depends on
+    nothing else, and a loop over a long list is many equal reads."""
+    firsts = {}
+    for s in steps:
+        firsts.setdefault((s.thread, s.access, s.obj, s.key_id), s)
+    return list(firsts.values())
+
+
+def _runs(accesses):
+    """Consecutive equal accesses (a loop's steps) as one line: [(first step, count)]."""
+    runs = []
+    for s in accesses:
+        if runs and (runs[-1][0].thread, runs[-1][0].access, runs[-1][0].file, runs[-1][0].line) == (
+                s.thread, s.access, s.file, s.line):
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1])
+    return [(s, n) for s, n in runs]
+
+
 def _accesses_to(steps, loc):
     obj, key = loc
     touching = [s for s in steps if s.access in DATA and s.obj == obj and (key == WHOLE or s.key_id in (key, WHOLE))]
-    return [s for s in touching if any(s.conflicts(o) for o in touching)]
+    kinds = _distinct(touching)
+    return [s for s in touching if any(s.conflicts(o) for o in kinds)]
 
 
 def _final_value(obj, step):
@@ -245,10 +268,11 @@ def race_report(rt, steps):
             # Synchronised accesses (under one lock, say): the order the threads ran in fails.
             out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), synchronised but in this order:")
         width = max(len(_where(s.file, s.line)) for s in accesses)
-        for s in accesses[:MAX_LINES]:
-            out.append(_step_line(s, width))
-        if len(accesses) > MAX_LINES:
-            out.append(f"  ... {len(accesses) - MAX_LINES} more")
+        runs = _runs(accesses)
+        for s, count in runs[:MAX_LINES]:
+            out.append(_step_line(s, width) + (f"  (x{count})" if count > 1 else ""))
+        if len(runs) > MAX_LINES:
+            out.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
         value = _final_value(obj, named) if obj is not None else None
         if value is not None and " object at 0x" not in value:
             out.append(f"  afterwards {title} = {value}")

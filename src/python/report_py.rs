@@ -59,6 +59,7 @@ use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 /// | call_site | the callable (or `self` of a method pair) | None; `args` = first one or two arguments (a call with arguments under `shared`, every call under `all`) |
 /// | contains | the container of `x in c` / `x not in c` (a read of its contents) | None |
 /// | iter | the iterable of `for`/comprehension (`GET_ITER`: a read of the whole object) | None |
+/// | iter_next | a container a loop the runtime follows reads at its next step (made by the runtime, never by a site) | None |
 /// | operand | an operand whose contents are read: truth test, comparison, binary operator (one event per operand), unpacking, `*`/`**` expansion, f-string formatting | None |
 ///
 /// `builtin_call` is also reported for the reading builtins called by plain name with
@@ -93,6 +94,7 @@ pub enum EventKind {
     CallSite,
     Contains,
     Iter,
+    IterNext,
     Operand,
 }
 
@@ -151,6 +153,7 @@ impl EventKind {
             EventKind::CallSite => "call_site",
             EventKind::Contains => "contains",
             EventKind::Iter => "iter",
+            EventKind::IterNext => "iter_next",
             EventKind::Operand => "operand",
         }
     }
@@ -186,7 +189,9 @@ pub struct Event {
     pub code: Option<Py<PyAny>>,
 }
 
-pub type Sink = Arc<dyn Fn(Python<'_>, &Event) + Send + Sync>;
+/// A sink may return a replacement for the iterable of an `iter` event (the object the
+/// loop's `GET_ITER` then runs on); for other events its return value is ignored.
+pub type Sink = Arc<dyn Fn(Python<'_>, &Event) -> Option<Py<PyAny>> + Send + Sync>;
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 /// Listeners (activations) alive; the guard is on while this is above zero.
@@ -195,6 +200,8 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static FLIP: Mutex<()> = Mutex::new(());
 static BUILTINS: OnceLock<Py<PyDict>> = OnceLock::new();
 static METHOD_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
+/// `type(object.__setattr__)` and `type(object().__setattr__)`: slot wrappers, unbound and bound.
+static SLOT_WRAPPER_TYPES: OnceLock<(Py<PyAny>, Py<PyAny>)> = OnceLock::new();
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 /// Tests: build every event even with no one to deliver it to (exercises the natives fully
 /// without keeping objects alive).
@@ -427,30 +434,63 @@ fn passed(py: Python<'_>, values: &[Bound<'_, PyAny>]) -> PyResult<Option<Py<PyT
     Ok(if values.len() > 1 { Some(PyTuple::new(py, &values[1..])?.unbind()) } else { None })
 }
 
-fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+/// Whether `obj` is a slot wrapper (`object.__setattr__`: `Some(false)`) or one bound to an
+/// object (`super().__setattr__`, `obj.__setattr__`: `Some(true)`).
+pub fn slot_wrapper(obj: &Bound<'_, PyAny>) -> Option<bool> {
+    let (unbound, bound) = SLOT_WRAPPER_TYPES.get()?;
+    let t = obj.get_type();
+    if t.is(unbound.bind(obj.py())) {
+        Some(false)
+    } else if t.is(bound.bind(obj.py())) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Deliver one report; returns the sink's replacement for an `iter` event's iterable.
+fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<Py<PyAny>>> {
     let n = args.len();
     if n == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let recorders: Vec<Py<PyList>> =
         RECORDERS.try_with(|r| r.borrow().iter().map(|l| l.clone_ref(py)).collect()).unwrap_or_default();
     let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
     if recorders.is_empty() && sink.is_none() && !BUILD_UNHEARD.load(Ordering::Relaxed) {
-        return Ok(());
+        return Ok(None);
     }
     let site = args.get_item(n - 1)?.cast_into::<PyTuple>()?;
     let values: Vec<Bound<'_, PyAny>> = args.iter().take(n - 1).collect();
-    let Some(event) = make_event(py, &site, &values)? else { return Ok(()) };
-    if let Some(sink) = sink {
-        sink(py, &event);
-    }
+    let Some(event) = make_event(py, &site, &values)? else { return Ok(None) };
+    let replacement = match sink {
+        Some(sink) => sink(py, &event).filter(|_| event.kind == EventKind::Iter),
+        None => None,
+    };
     if !recorders.is_empty() {
         let record = Py::new(py, Record { event })?;
         for list in recorders {
             list.bind(py).append(record.clone_ref(py))?;
         }
     }
-    Ok(())
+    Ok(replacement)
+}
+
+/// Hands an event the runtime made itself (a loop's next step) to the sink, with the same
+/// guarantees as a report: nothing raised, re-entrant reports dropped.
+pub fn deliver_event(py: Python<'_>, mut event: Event) {
+    if ACTIVE.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    event.code = calling_code(py);
+    let Some(sink) = SINK.read().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+    if !IN_REPORT.try_with(|f| !f.replace(true)).unwrap_or(false) {
+        return;
+    }
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(py, &event))).is_err() {
+        note_panic("loop report");
+    }
+    let _ = IN_REPORT.try_with(|f| f.set(false));
 }
 
 /// Exactly one of the builtin immutable types (subclasses may carry a `__dict__` or a
@@ -503,28 +543,41 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
         // values: the receiver, then arguments a C method may read.
         Some(SiteKind::Call) => (0..n - 1).all(value),
         // values: the callable, then arguments (a call without any is kept: policy `all`).
-        Some(SiteKind::CallSite) => n >= 3 && (1..n - 1).all(value),
+        // A slot wrapper (`object.__setattr__(self, "x", v)`) writes the object it is given.
+        Some(SiteKind::CallSite) => {
+            n >= 3 && (1..n - 1).all(value) && args.get_borrowed_item(0).is_ok_and(|f| slot_wrapper(&f).is_none())
+        }
         _ => false,
     }
 }
 
-/// `__frontrun_report__(*values, site)`: never raises, never imports.
+/// `__frontrun_report__(*values, site)`: never raises, never imports. Returns the first value
+/// (or what the runtime substitutes for an `iter` site's iterable): an `iter` site's
+/// injected code runs `GET_ITER` on the result, every other site pops it.
 #[pyfunction(signature = (*args))]
-fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) {
+fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
+    let first = || args.get_item(0).map(Bound::unbind).unwrap_or_else(|_| py.None());
     if ACTIVE.load(Ordering::Relaxed) == 0 || nothing_shared(args) {
-        return;
+        return first();
     }
     let entered = IN_REPORT.try_with(|f| !f.replace(true)).unwrap_or(false);
     if !entered {
-        return;
+        return first();
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(py, args)));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => note_error(py, e),
-        Err(p) => note_panic(p.downcast_ref::<&str>().copied().unwrap_or("report")),
-    }
+    let replacement = match outcome {
+        Ok(Ok(replacement)) => replacement,
+        Ok(Err(e)) => {
+            note_error(py, e);
+            None
+        }
+        Err(p) => {
+            note_panic(p.downcast_ref::<&str>().copied().unwrap_or("report"));
+            None
+        }
+    };
     let _ = IN_REPORT.try_with(|f| f.set(false));
+    replacement.unwrap_or_else(first)
 }
 
 /// One event as `recording()` returns it.
@@ -650,6 +703,7 @@ fn _set_python_sink(callback: Option<Py<PyAny>>) {
             if let Err(e) = outcome {
                 note_error(py, e);
             }
+            None
         }) as Sink
     });
     set_sink(sink);
@@ -696,7 +750,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reporting_active, m)?)?;
     m.add("GUARD_NAME", GUARD_NAME)?;
     m.add("REPORT_NAME", REPORT_NAME)?;
-    let _ = METHOD_TYPE.set(py.import("types")?.getattr("MethodType")?.unbind());
+    let types = py.import("types")?;
+    let _ = METHOD_TYPE.set(types.getattr("MethodType")?.unbind());
+    let _ = SLOT_WRAPPER_TYPES
+        .set((types.getattr("WrapperDescriptorType")?.unbind(), types.getattr("MethodWrapperType")?.unbind()));
     // The names rewritten code loads; the flag reflects listeners already active (a second
     // import of the module in another interpreter state keeps the first one's value).
     let builtins = py.import("builtins")?.dict();

@@ -10,8 +10,8 @@
 //!   <fetch each value>                     ; COPY k (3.10: DUP_TOP / ROT_N), LOAD_CLOSURE/LOAD_FAST
 //!   LOAD_CONST (kind, line, name)
 //!   <call n+1>                             ; CALL_FUNCTION / PRECALL+CALL / CALL
-//!   POP_TOP
-//! skip:
+//!   POP_TOP                                ; `iter`: SWAP 2; POP_TOP (the result replaces
+//! skip:                                    ;   the iterable: the runtime may step each loop)
 //! ```
 //!
 //! In a versioned region (`super::regions`) one guard (`guard`, skipping to the region's
@@ -88,8 +88,9 @@ impl Injector<'_> {
     }
 
     /// The report call itself, without the guard, appended to `out` (no intermediate vectors:
-    /// this runs once per site of every rewritten module).
-    pub fn call(&self, fetch: &[Fetch], site_const: u32, at: Position, out: &mut Vec<Instr>) {
+    /// this runs once per site of every rewritten module). `replace_top`: the call's result
+    /// takes the place of the top value (which the report fetched) instead of being dropped.
+    pub fn call(&self, fetch: &[Fetch], site_const: u32, replace_top: bool, at: Position, out: &mut Vec<Instr>) {
         let first = out.len();
         let pushed = match self.facts.convention {
             Convention::CallFunction => 1,
@@ -112,6 +113,9 @@ impl Injector<'_> {
             }
             Convention::Call => out.push(Instr::new(self.ops.call.expect("CALL"), argc)),
         }
+        if replace_top {
+            out.push(self.swap_two());
+        }
         out.push(Instr::new(self.ops.pop_top, 0));
         for instr in &mut out[first..] {
             instr.position = at;
@@ -128,11 +132,14 @@ impl Injector<'_> {
 
     /// `[stash, result]` → `[result]`: `SWAP 2; POP_TOP` (3.10 `ROT_TWO; POP_TOP`).
     pub fn unstash(&self, at: Position) -> Vec<Instr> {
-        let swap = match self.ops.swap {
+        vec![self.swap_two().at(at), Instr::new(self.ops.pop_top, 0).at(at)]
+    }
+
+    fn swap_two(&self) -> Instr {
+        match self.ops.swap {
             Some(swap) => Instr::new(swap, 2),
             None => Instr::new(self.ops.rot_two.expect("ROT_TWO"), 0),
-        };
-        vec![swap.at(at), Instr::new(self.ops.pop_top, 0).at(at)]
+        }
     }
 
     pub fn pop_top(&self, at: Position) -> Instr {

@@ -50,7 +50,7 @@ use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 4;
+pub const REWRITER_VERSION: u32 = 5;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -383,7 +383,8 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut before: Vec<Vec<Chunk>> = vec![Vec::new(); n];
     let mut after: Vec<Vec<Chunk>> = vec![Vec::new(); n];
     for (r, (_, index)) in selection.reports.iter().zip(&site_of) {
-        let chunk = Chunk::Report { fetch: &r.fetch, site_const: *index };
+        let replace_top = r.kind == SiteKind::Iter;
+        let chunk = Chunk::Report { fetch: &r.fetch, site_const: *index, replace_top };
         if r.after {
             after[r.at].push(chunk);
         } else {
@@ -519,10 +520,21 @@ pub fn rewrite_parts(
 /// appears only in its instrumented copy.
 #[derive(Clone, Debug)]
 enum Chunk<'a> {
-    Report { fetch: &'a [Fetch], site_const: u32 },
-    Stash { local: bool },
-    Unstash { local: bool },
-    PopTop { local: bool },
+    /// `replace_top`: an `iter` report, whose result becomes the iterable.
+    Report {
+        fetch: &'a [Fetch],
+        site_const: u32,
+        replace_top: bool,
+    },
+    Stash {
+        local: bool,
+    },
+    Unstash {
+        local: bool,
+    },
+    PopTop {
+        local: bool,
+    },
 }
 
 impl Chunk<'_> {
@@ -545,12 +557,12 @@ impl Chunk<'_> {
         out: &mut Vec<Instr>,
     ) -> Option<Label> {
         match self {
-            Chunk::Report { fetch, site_const } => {
+            Chunk::Report { fetch, site_const, replace_top } => {
                 let skip = guard.then(|| code.new_label());
                 if let Some(skip) = skip {
                     inj.guard(skip, at, out);
                 }
-                inj.call(fetch, *site_const, at, out);
+                inj.call(fetch, *site_const, *replace_top, at, out);
                 skip
             }
             Chunk::Stash { .. } => {

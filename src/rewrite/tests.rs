@@ -122,7 +122,7 @@ fn rot_n_fetch_copies_without_disturbing() {
     let inj = Injector { table: t, ops, facts: Facts::for_table(t).unwrap(), on_name: 0, report_name: 1 };
     for depth in 1..8u32 {
         let mut seq = Vec::new();
-        inj.call(&[sites::Fetch::Depth(depth)], 0, Default::default(), &mut seq);
+        inj.call(&[sites::Fetch::Depth(depth)], 0, false, Default::default(), &mut seq);
         // Simulate: the stack holds 10 distinct values, then LOAD_GLOBAL pushes the callable.
         let mut stack: Vec<i32> = (0..10).collect();
         for instr in &seq {
@@ -151,6 +151,55 @@ fn rot_n_fetch_copies_without_disturbing() {
             }
         }
         assert_eq!(stack, (0..10).collect::<Vec<_>>());
+    }
+}
+
+/// An `iter` report's result takes the place of the iterable it was given (the runtime may
+/// hand back a stand-in for `GET_ITER`), and the rest of the stack is as it was.
+#[test]
+fn an_iter_report_result_replaces_the_iterable() {
+    for t in tables::all() {
+        let ops = ops::for_table(t);
+        let inj = Injector { table: t, ops, facts: Facts::for_table(t).unwrap(), on_name: 0, report_name: 1 };
+        let mut seq = Vec::new();
+        inj.call(&[sites::Fetch::Depth(1)], 0, true, Default::default(), &mut seq);
+        let (result, callable, null, site) = (-3, -1, -9, -2);
+        let mut stack: Vec<i32> = (0..5).collect();
+        for instr in &seq {
+            let name = t.op(instr.op).unwrap().name;
+            let top = stack.len() - 1;
+            match name {
+                "LOAD_GLOBAL" => {
+                    stack.push(callable);
+                    if name_shift(t, "LOAD_GLOBAL") == 1 && instr.arg & 1 == 1 {
+                        stack.push(null);
+                    }
+                }
+                "LOAD_CONST" => stack.push(site),
+                "COPY" => stack.push(stack[stack.len() - instr.arg as usize]),
+                "DUP_TOP" => stack.push(stack[top]),
+                "PRECALL" => {}
+                "CALL" | "CALL_FUNCTION" => {
+                    let args = stack.split_off(stack.len() - instr.arg as usize);
+                    assert_eq!(args, vec![4, site], "{:?}", t.version);
+                    while matches!(stack.last(), Some(&v) if v == callable || v == null) {
+                        stack.pop();
+                    }
+                    stack.push(result);
+                }
+                "ROT_N" => {
+                    let v = stack.pop().unwrap();
+                    stack.insert(stack.len() + 1 - instr.arg as usize, v);
+                }
+                "SWAP" => stack.swap(top, top + 1 - instr.arg as usize),
+                "ROT_TWO" => stack.swap(top, top - 1),
+                "POP_TOP" => {
+                    stack.pop();
+                }
+                other => panic!("unexpected {other} in {:?}", t.version),
+            }
+        }
+        assert_eq!(stack, vec![0, 1, 2, 3, result], "{:?}", t.version);
     }
 }
 

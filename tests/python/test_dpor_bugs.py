@@ -1,6 +1,7 @@
 """Bugs the exploration must find, each reported (never raised) and replayed exactly."""
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -484,3 +485,268 @@ def test_which_callees_are_out_of_sight():
     assert not _unseen_callee(mod.Box([]).put, None)
     # Builtins that never look inside their argument.
     assert not _unseen_callee(isinstance, None) and not _unseen_callee(id, None)
+
+
+LOOPS = load(
+    """
+    import threading
+
+    def notify_keys(s):
+        for name in s.handlers:
+            s.seen.append(name)
+
+    def notify_items(s):
+        for name, h in s.handlers.items():
+            s.seen.append(name)
+
+    def notify_sorted_copy(s):
+        for name in sorted(s.handlers):
+            s.seen.append(name)
+
+    def register(s):
+        s.handlers["c"] = []
+
+    def walk_list(s):
+        for x in s.items:
+            s.seen.append(x)
+
+    def walk_enumerated(s):
+        s.seen = [x for _, x in enumerate(s.items)]
+
+    def walk_zipped(s):
+        s.seen = [x for x, _ in zip(s.items, "abcdef")]
+
+    def walk_by_generator(s):
+        s.total = sum(x for x in s.items)
+
+    def remove_first(s):
+        s.items.remove(1)
+
+    def grow_while_walking(s):
+        for x in s.items:
+            s.items.append(x)
+
+    def walk_tags(s):
+        for t in s.tags:
+            s.seen.append(t)
+
+    def drop_tag(s):
+        s.tags.discard("x")
+
+    def walk_locked(s):
+        with s.lock:
+            for x in s.items:
+                s.seen.append(x)
+
+    def remove_locked(s):
+        with s.lock:
+            s.items.remove(1)
+
+    def local_loops(s):
+        mine = {i: i * i for i in range(20)}
+        total = 0
+        for k, v in mine.items():
+            total += v
+        for i, k in enumerate(sorted(mine)):
+            if k > 18:
+                break
+        else:
+            total = -1
+        s.totals[threading.get_ident()] = total
+    """,
+    name="dpor_loops_prog",
+)
+
+
+@pytest.mark.parametrize("walker", ["notify_keys", "notify_items"])
+def test_dict_changed_during_a_loop_is_found(walker):
+    # Only a step of the loop after the first can meet the new key: every step reads the dict.
+    setup = lambda: State(handlers={"a": [], "b": []}, seen=[])  # noqa: E731
+    threads = [getattr(LOOPS, walker), LOOPS.register]
+    result = explore(setup, threads, lambda s: True)
+    assert result.failure_kind == "exception", result.explanation
+    assert "dictionary changed size during iteration" in result.explanation
+    assert "for name" in result.explanation and 's.handlers["c"] = []' in result.explanation
+    check_replays(result, setup, threads, lambda s: True)
+
+
+def test_loop_over_a_copy_is_safe():
+    setup = lambda: State(handlers={"a": [], "b": []}, seen=[])  # noqa: E731
+    result = explore(setup, [LOOPS.notify_sorted_copy, LOOPS.register], lambda s: True)
+    assert result.property_holds is True, result.explanation
+
+
+@pytest.mark.parametrize("walker", ["walk_list", "walk_enumerated", "walk_zipped"])
+def test_element_skipped_by_a_removal_during_a_loop_is_found(walker):
+    # items [1, 2, 3]: removing 1 after the loop saw it shifts 2 into the slot already
+    # visited, and the loop goes on with 3.
+    setup = lambda: State(items=[1, 2, 3], seen=[])  # noqa: E731
+    inv = lambda s: s.seen in ([1, 2, 3], [2, 3])  # noqa: E731
+    threads = [getattr(LOOPS, walker), LOOPS.remove_first]
+    result = explore(setup, threads, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    assert result.explanation and "Race on list" in result.explanation
+    again = check_replays(result, setup, threads, inv)
+    assert again.property_holds is False
+
+
+def test_generator_over_a_list_sees_a_removal_midway():
+    setup = lambda: State(items=[1, 2, 3], total=None)  # noqa: E731
+    inv = lambda s: s.total in (6, 5)  # noqa: E731
+    threads = [LOOPS.walk_by_generator, LOOPS.remove_first]
+    result = explore(setup, threads, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    check_replays(result, setup, threads, inv)
+
+
+def test_set_changed_during_a_loop_is_found():
+    setup = lambda: State(tags={"x", "y", "z"}, seen=[])  # noqa: E731
+    result = explore(setup, [LOOPS.walk_tags, LOOPS.drop_tag], lambda s: True)
+    assert result.failure_kind == "exception", result.explanation
+    assert "Set changed size during iteration" in result.explanation
+
+
+def test_loop_and_removal_under_one_lock_are_safe():
+    setup = lambda: State(items=[1, 2, 3], seen=[], lock=threading.Lock())  # noqa: E731
+    result = explore(setup, [LOOPS.walk_locked, LOOPS.remove_locked],
+                     lambda s: s.seen in ([1, 2, 3], [2, 3]))
+    assert result.property_holds is True, result.explanation
+    assert result.num_explored == 2
+
+
+def test_loops_over_local_containers_behave_and_add_no_executions():
+    # Loop stand-ins keep `for ... else`, `break`, comprehensions and sorted() exact.
+    setup = lambda: State(totals={})  # noqa: E731
+    result = explore(setup, [LOOPS.local_loops, LOOPS.local_loops], lambda s: sorted(s.totals.values()) == [2470, 2470])
+    assert result.property_holds is True, result.explanation
+    # The two threads only meet at `s.totals[...]` (distinct keys) and the `s.totals` load.
+    assert result.num_explored == 1
+
+
+SLOTS = load(
+    """
+    class Frozen:
+        def __init__(self, s):
+            object.__setattr__(self, "s", s)
+            object.__setattr__(self, "_cache", None)
+
+        def value(self):
+            # The frozen-dataclass caching idiom: a check-then-act on `_cache`.
+            if self._cache is None:
+                self.s.computed += 1
+                object.__setattr__(self, "_cache", 42)
+            return self._cache
+
+    class Base:
+        pass
+
+    class Counter(Base):
+        def __init__(self):
+            self.count = 0
+
+        def bump(self):
+            Base.__setattr__(self, "count", self.count + 1)
+
+    class Table(dict):
+        def put(self, k, v):
+            dict.__setitem__(self, k, dict.get(self, k, 0) + v)
+
+    class Widget:
+        count = 0
+
+        @classmethod
+        def made(cls):
+            cls.count += 1
+
+    def use_frozen(s):
+        s.frozen.value()
+
+    def make_widget(s):
+        Widget.made()
+
+    def bump(s):
+        s.counter.bump()
+
+    def put(s):
+        s.table.put("k", 1)
+    """,
+    name="dpor_slots_prog",
+)
+
+
+def test_object_setattr_write_is_seen():
+    def setup():
+        s = State(computed=0)
+        s.frozen = SLOTS.Frozen(s)
+        return s
+
+    inv = lambda s: s.computed == 1  # noqa: E731
+    threads = [SLOTS.use_frozen] * 2
+    result = explore(setup, threads, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    assert "Frozen._cache" in result.explanation
+    check_replays(result, setup, threads, inv)
+
+
+@pytest.mark.parametrize("thread, expected", [("bump", "Counter.count"), ("put", "Table['k']")])
+def test_slot_wrapper_called_directly_is_a_write(thread, expected):
+    setup = lambda: State(counter=SLOTS.Counter(), table=SLOTS.Table())  # noqa: E731
+    inv = lambda s: s.counter.count in (0, 2) and s.table.get("k", 2) == 2  # noqa: E731
+    threads = [getattr(SLOTS, thread)] * 2
+    result = explore(setup, threads, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    assert expected in result.explanation
+
+
+NONDETERMINISTIC = load(
+    """
+    import itertools
+
+    TICKS = itertools.count()  # C state the rewriter cannot see, kept across executions
+
+    def flaky(s):
+        s.x = 1
+        if next(TICKS) % 2:
+            s.y = 1
+        else:
+            s.z = 1
+
+    def other(s):
+        s.x = 2
+        s.y = 2
+        s.z = 2
+    """,
+    name="dpor_nondeterministic_prog",
+)
+
+
+def test_nondeterminism_is_inconclusive_and_says_where_in_words():
+    result = explore(lambda: State(x=0, y=0, z=0), [NONDETERMINISTIC.flaky, NONDETERMINISTIC.other],
+                     lambda s: True)
+    assert result.property_holds is None
+    reason = result.inconclusive_reason
+    assert reason.startswith("nondeterminism: the program did not repeat a recorded schedule"), reason
+    assert "thread 0 was expected to write State.z (object #" in reason, reason
+    assert "but was at write State.y (object #1) (dpor_nondeterministic_prog.py:9)" in reason, reason
+    assert "Access" not in reason and "key:" not in reason
+
+
+def test_class_attribute_race_is_named_after_the_class():
+    SLOTS.Widget.count = 0
+    setup = lambda: State(before=SLOTS.Widget.count)  # noqa: E731
+    inv = lambda s: SLOTS.Widget.count == s.before + 2  # noqa: E731
+    result = explore(setup, [SLOTS.make_widget] * 2, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    assert "Race on Widget.count" in result.explanation, result.explanation
+    assert "type.count" not in result.explanation
+
+
+def test_a_long_loop_over_a_container_is_not_a_runaway():
+    # Each step of the loop is a scheduling point, but not one that counts toward max_steps:
+    # a loop over a container ends when the container does.
+    setup = lambda: State(items=list(range(300)), seen=None)  # noqa: E731
+    result = explore(setup, [LOOPS.walk_enumerated, LOOPS.remove_first], lambda s: True, max_steps=100)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    # A loop that never ends still is one (its appends count).
+    runaway = explore(lambda: State(items=[1]), [LOOPS.grow_while_walking], lambda s: True, max_steps=100)
+    assert runaway.property_holds is False and runaway.failure_kind == "runaway"

@@ -36,6 +36,19 @@ def test_module_attributes():
     assert builtins.__frontrun_report__ is _native.report
 
 
+def test_recording_is_part_of_the_rewrite_api():
+    from frontrun.rewrite import Event, recording, rewrite_code
+
+    ns = {}
+    exec(rewrite_code(compile_source("def f(o):\n    o.x = len(o.items)\n"), "shared"), ns)
+    o = types.SimpleNamespace(items=[1])
+    with recording() as events:
+        ns["f"](o)
+    assert all(isinstance(e, Event) for e in events)
+    assert [(e.kind, e.key) for e in events if e.obj is o] == [("attr_load", "items"), ("attr_store", "x")]
+    assert [e.line for e in events if e.obj is o] == [2, 2]
+
+
 @pytest.mark.parametrize("policy", ["resources", "shared", "all"])
 def test_unselected_code_is_the_same_object(policy):
     code = compile_source(

@@ -10,6 +10,7 @@ Public API::
     uninstall()
     installed() -> FrontrunFinder | None
     instrument_module(module, policy="shared", resource_methods=()) -> int
+    recording() -> context manager collecting the events this thread reports (``Event``)
 
 Ways to run a program with the hook in place from its first import:
 
@@ -23,6 +24,7 @@ Selection rules and configuration: ``frontrun.rewrite._config``; cache rules:
 """
 
 from frontrun.rewrite._config import Pattern, Selection, make_selection
+from frontrun._recording import Event, recording
 from frontrun.rewrite._core import POLICIES, native_available, rewrite_code
 from frontrun.rewrite._hook import (
     AlreadyImportedWarning,
@@ -37,6 +39,7 @@ from frontrun.rewrite._hook import (
 __all__ = [
     "POLICIES",
     "AlreadyImportedWarning",
+    "Event",
     "FrontrunFinder",
     "FrontrunLoader",
     "Pattern",
@@ -46,6 +49,7 @@ __all__ = [
     "instrument_module",
     "make_selection",
     "native_available",
+    "recording",
     "rewrite_code",
     "uninstall",
 ]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::engine::{Choice, Deadlock, Explorer, Op, ThreadId};
+use crate::engine::{Choice, Deadlock, Explorer, Op, ThreadId, WHOLE};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -560,18 +560,76 @@ impl Inner {
                     return;
                 }
                 Choice::Diverged(d) => {
-                    let found = d.found.map_or("nothing".to_string(), |op| format!("{op:?}"));
+                    let thread = d.expected.thread;
+                    let found = match d.found {
+                        Some(op) => {
+                            let info = st.exec.threads.get(thread).and_then(|th| th.info.as_ref());
+                            let at = match info.and_then(|i| Some((i.file.as_ref(), i.line?))) {
+                                Some((file, line)) => {
+                                    // A code object (`file_of`), or a file name.
+                                    let file = file.map(|f| {
+                                        Python::attach(|py| {
+                                            let f = f.bind(py);
+                                            f.getattr("co_filename").unwrap_or_else(|_| f.clone()).to_string()
+                                        })
+                                    });
+                                    let name = file.as_deref().map(|f| f.rsplit('/').next().unwrap_or(f).to_string());
+                                    format!(" ({}:{line})", name.unwrap_or_else(|| "line".into()))
+                                }
+                                None => String::new(),
+                            };
+                            format!("{}{at}", Self::describe(st, op))
+                        }
+                        None => "no scheduling point".to_string(),
+                    };
                     let msg = format!(
-                        "at step {} thread {} was expected to perform {:?} but was at {}",
+                        "at step {} thread {} was expected to {} but was at {}",
                         d.step,
-                        d.expected.thread.saturating_sub(1),
-                        d.expected.op,
+                        thread.saturating_sub(1),
+                        Self::describe(st, d.expected.op),
                         found
                     );
                     self.end(st, End::Diverged(msg));
                     return;
                 }
             }
+        }
+    }
+
+    /// An op in words, for messages (objects by number: the explanation names them).
+    fn describe(st: &State, op: Op) -> String {
+        match op {
+            Op::Access { obj, key, kind } => {
+                let verb = match kind {
+                    AccessKind::Read => "read",
+                    AccessKind::Write => "write",
+                    AccessKind::Delete => "delete",
+                };
+                let what = if key == WHOLE {
+                    String::new()
+                } else if key & (NS_VALUE | NS_IDENT) == 0 {
+                    match st.name_ids.iter().find(|(_, &id)| id == key) {
+                        Some((name, _)) => format!(".{name}"),
+                        None => " (a name)".to_string(),
+                    }
+                } else {
+                    "[an item]".to_string()
+                };
+                let tname = st.exec.refs.get((obj as usize).wrapping_sub(1)).map(|o| {
+                    Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
+                });
+                match tname {
+                    Some(t) if what.is_empty() => format!("{verb} a {t} (object #{obj}) as a whole"),
+                    Some(t) => format!("{verb} {t}{what} (object #{obj})"),
+                    None => format!("{verb} object #{obj}{what}"),
+                }
+            }
+            Op::Acquire { lock } => format!("acquire lock #{lock}"),
+            Op::TryAcquire { lock } => format!("try to acquire lock #{lock}"),
+            Op::Release { lock } => format!("release lock #{lock}"),
+            Op::Spawn { child } => format!("start thread {}", child.saturating_sub(1)),
+            Op::Join { child } => format!("join thread {}", child.saturating_sub(1)),
+            Op::Exit => "finish".to_string(),
         }
     }
 
@@ -588,8 +646,11 @@ impl Inner {
             return Err(Aborted);
         }
         st.exec.user_steps += 1;
+        // A loop's steps over a container (`loops`) end with the container: a long loop is
+        // not a runaway thread.
+        let counted = info.as_ref().is_none_or(|i| i.kind != "iter_next");
         let th = Self::thread_mut(&mut st, tid);
-        th.steps += 1;
+        th.steps += counted as u64;
         if th.steps > st.max_steps {
             self.end(&mut st, End::Runaway(tid));
             return Err(Aborted);

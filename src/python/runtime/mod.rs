@@ -30,10 +30,12 @@
 //! `with`/`acquire` on a real `_thread` lock made before the exploration becomes an engine lock;
 //! its release is noticed at the thread's next report (the lock is no longer held).
 //!
-//! Files: `handoff` (state, parking, driving the engine), `translate` (events → ops), here the
+//! Files: `handoff` (state, parking, driving the engine), `translate` (events → ops), `loops`
+//! (every step of a loop over a container is a read of it), here the
 //! Python-facing `DporRuntime` methods.
 
 mod handoff;
+mod loops;
 mod translate;
 
 use std::collections::HashMap;
@@ -119,7 +121,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, loop_through=None, referents=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -139,6 +141,8 @@ impl DporRuntime {
         explain: bool,
         coop_types: Option<Py<PyTuple>>,
         coop_hook: Option<Py<PyAny>>,
+        loop_through: Option<Py<PyTuple>>,
+        referents: Option<Py<PyAny>>,
     ) -> PyResult<DporRuntime> {
         let explorer = make_explorer(preemption_bound, max_executions, replay)?;
         let get = |name: &str| -> PyResult<Py<PyAny>> {
@@ -166,6 +170,8 @@ impl DporRuntime {
             value_keys: PyDict::new(py).unbind(),
             coop_types,
             coop_hook,
+            loop_through,
+            referents,
         };
         let state = State {
             explorer,

@@ -7,7 +7,7 @@ use pyo3::types::{
     PyTuple,
 };
 
-use super::report_py::{Event, EventKind};
+use super::report_py::{self, Event, EventKind};
 use crate::engine::{AccessKind, Op, ThreadId, WHOLE};
 use crate::methods;
 
@@ -43,6 +43,10 @@ pub(super) struct Types {
     /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
     pub(super) coop_types: Option<Py<PyTuple>>,
     pub(super) coop_hook: Option<Py<PyAny>>,
+    /// Views and builtin iterators a loop reads the containers of (`loops`).
+    pub(super) loop_through: Option<Py<PyTuple>>,
+    /// `gc.get_referents`.
+    pub(super) referents: Option<Py<PyAny>>,
 }
 
 /// A resource method call: `name` is a default or configured method, or a configured
@@ -245,6 +249,13 @@ impl Inner {
                     }
                     return None;
                 }
+                if name.starts_with("__") {
+                    // `obj.__setattr__("x", v)`, `d.__setitem__(k, v)`
+                    let key = ev.args.as_ref().and_then(|a| a.bind(py).get_item(0).ok());
+                    if let Some(access) = key.and_then(|k| self.slot_access(st, obj, &name, &k)) {
+                        return Some(access);
+                    }
+                }
                 if let Some(kind) = self.container_call(obj, &name) {
                     let o = Self::number(st, obj);
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
@@ -317,10 +328,13 @@ impl Inner {
                 }
             }
             // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
-            EventKind::Contains | EventKind::Iter | EventKind::Operand if self.is_container(obj) => {
+            EventKind::Contains | EventKind::Iter | EventKind::IterNext | EventKind::Operand
+                if self.is_container(obj) =>
+            {
                 let o = Self::number(st, obj);
                 Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), None))
             }
+            EventKind::CallSite => self.slot_call(st, ev, obj),
             EventKind::WithEnter => {
                 if self.is_lock_type(obj).is_some() {
                     self.real_acquire(py, st, tid, obj)
@@ -330,6 +344,61 @@ impl Inner {
             }
             _ => None,
         }
+    }
+
+    /// `object.__setattr__(self, "x", v)`, `dict.__setitem__(d, k, v)`: a slot wrapper called
+    /// directly on the object it is given. (`super().__setattr__(...)` is not seen: from 3.12
+    /// the call's self is in the method pair, which a report cannot fetch.)
+    fn slot_call(
+        &self,
+        st: &mut State,
+        ev: &Event,
+        callee: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let py = callee.py();
+        if report_py::slot_wrapper(callee)? {
+            return None;
+        }
+        let args = ev.args.as_ref()?.bind(py);
+        let target = args.get_item(0).ok()?;
+        // 3.13+ specialised `super().__setattr__("x", v)` arrives here without its self.
+        let owner = callee.getattr("__objclass__").ok()?;
+        if Self::is_scalar_key(&target) || !target.is_instance(&owner).unwrap_or(false) {
+            return None;
+        }
+        let name = callee.getattr("__name__").ok()?;
+        self.slot_access(st, &target, name.cast::<PyString>().ok()?.to_str().ok()?, &args.get_item(1).ok()?)
+    }
+
+    /// The access of the special method `name` called with `key` on `target` (`__setattr__`,
+    /// `__getitem__`, ...), if it is one.
+    fn slot_access(
+        &self,
+        st: &mut State,
+        target: &Bound<'_, PyAny>,
+        name: &str,
+        key: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        use AccessKind::{Delete, Read, Write};
+        let (kind, shown) = match name {
+            "__setattr__" => (Write, "attr_store"),
+            "__delattr__" => (Delete, "attr_delete"),
+            "__getattribute__" | "__getattr__" => (Read, "attr_load"),
+            "__setitem__" => (Write, "item_store"),
+            "__delitem__" => (Delete, "item_delete"),
+            "__getitem__" => (Read, "item_load"),
+            _ => return None,
+        };
+        let o = Self::number_owner(st, target);
+        let k = if shown.starts_with("attr") {
+            if !key.is_instance_of::<PyString>() {
+                return None;
+            }
+            Self::name_key(st, key)
+        } else {
+            self.item_key(st, target, key)
+        };
+        Some((Self::access(kind, o, k), shown, Some(key.clone().unbind())))
     }
 
     /// `len`, `sorted`, `map`, ...: a builtin that reads the containers it is given.
@@ -410,7 +479,10 @@ impl Inner {
                 let label = if owner.is_instance_of::<PyDict>() {
                     name.to_string()
                 } else {
-                    let tname = owner.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                    let tname = match owner.cast::<pyo3::types::PyType>() {
+                        Ok(class) => class.qualname().map(|n| n.to_string()).unwrap_or_default(),
+                        Err(_) => owner.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+                    };
                     format!("{tname}.{name}")
                 };
                 st.exec.lock_names.insert(lock_n, label);
@@ -446,11 +518,15 @@ impl Inner {
     }
 
     /// The sink: every report of every thread arrives here.
-    pub(super) fn on_event(&self, py: Python<'_>, ev: &Event) {
-        let Some(tid) = self.current() else { return };
+    /// The sink: returns the stand-in iterable of a loop (`loops`).
+    pub(super) fn on_event(&self, py: Python<'_>, ev: &Event) -> Option<Py<PyAny>> {
+        let tid = self.current()?;
         // The commonest report that means nothing: `total += i` on a local number.
         if ev.kind == EventKind::Inplace && !self.is_container(ev.obj.bind(py)) {
-            return;
+            return None;
+        }
+        if ev.kind == EventKind::Iter {
+            return self.on_loop(py, tid, ev);
         }
         if matches!(ev.kind, EventKind::WithEnter | EventKind::Call) {
             self.make_cooperative(py, ev.obj.bind(py), ev.method.as_ref());
@@ -458,6 +534,7 @@ impl Inner {
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
         }
+        None
     }
 
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {

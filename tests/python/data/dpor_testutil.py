@@ -4,12 +4,12 @@
 compiles it, rewrites it with frontrun's rewriter and runs it as a fresh module.
 """
 
+import importlib.util
 import itertools
 import os
 import sys
 import tempfile
 import textwrap
-import types
 
 from frontrun.rewrite import rewrite_code
 
@@ -24,8 +24,8 @@ def load(source, name=None, policy="shared", resource_methods=()):
     with open(path, "w") as f:
         f.write(text)
     code = compile(text, path, "exec", dont_inherit=True)
-    module = types.ModuleType(name)
-    module.__file__ = path
+    # A real spec and loader, as an imported module has (tracebacks read source through them).
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
     sys.modules[name] = module
     exec(rewrite_code(code, policy, resource_methods), module.__dict__)
     return module

@@ -1,0 +1,153 @@
+//! Loops over shared containers. A `for` reads its container at every step, not only where
+//! it starts: another thread's `d[k] = v` between two steps is what raises "dictionary
+//! changed size during iteration", and `lst.remove(x)` there makes the loop skip an element.
+//! The `iter` report of a loop over a container (or over a view, container iterator,
+//! `enumerate`, `zip`, ... of one) hands back a `LoopIter` for `GET_ITER` to run on; each
+//! of its steps reports an `iter_next` read of the containers before it advances the real
+//! iterator. Only explored threads get one, so nothing changes outside an exploration.
+
+use std::sync::OnceLock;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use super::report_py::{self, Event, EventKind};
+use super::Inner;
+
+/// How deep `Inner::iterated` looks through iterators for the containers underneath
+/// (`enumerate(zip(d.items(), lst))` is four levels).
+const LOOK_THROUGH_DEPTH: usize = 4;
+
+/// The iterable of one loop of an explored thread, standing in for it at `GET_ITER`.
+#[pyclass(frozen, module = "frontrun._native")]
+pub struct LoopIter {
+    iterable: Py<PyAny>,
+    containers: Vec<Py<PyAny>>,
+    line: Option<i32>,
+    /// `iter(iterable)`, made when `GET_ITER` runs (it may run user code: not inside a report).
+    inner: OnceLock<Py<PyAny>>,
+}
+
+#[pymethods]
+impl LoopIter {
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let me = slf.get();
+        if me.inner.get().is_none() {
+            let it = me.iterable.bind(slf.py()).try_iter()?;
+            let _ = me.inner.set(it.into_any().unbind());
+        }
+        Ok(slf.clone())
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let Some(inner) = self.inner.get() else {
+            return Err(PyTypeError::new_err("LoopIter is not an iterator before iter()"));
+        };
+        for c in &self.containers {
+            report_py::deliver_event(
+                py,
+                Event {
+                    kind: EventKind::IterNext,
+                    obj: c.clone_ref(py),
+                    key: py.None(),
+                    method: None,
+                    args: None,
+                    result: None,
+                    line: self.line,
+                    code: None,
+                },
+            );
+        }
+        // SAFETY: attached; `inner` is an iterator (made by PyObject_GetIter); PyIter_Next
+        // returns a new reference, or NULL with or without an exception set (the end).
+        unsafe {
+            let next = ffi::PyIter_Next(inner.as_ptr());
+            if next.is_null() {
+                return match PyErr::take(py) {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+            Ok(Some(Bound::from_owned_ptr(py, next).unbind()))
+        }
+    }
+}
+
+impl Inner {
+    /// The containers a loop over `obj` reads at each step: `obj` itself, or those under a
+    /// view or builtin iterator of the configured kinds (`gc.get_referents`, as deep as
+    /// `LOOK_THROUGH_DEPTH`; tuples only below the top, where `zip` keeps its iterators).
+    pub(super) fn iterated<'py>(&self, obj: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
+        if self.is_container(obj) {
+            return vec![obj.clone()];
+        }
+        let py = obj.py();
+        let (Some(through), Some(referents)) = (&self.types.loop_through, &self.types.referents) else {
+            return Vec::new();
+        };
+        let through = through.bind(py);
+        let mut found: Vec<Bound<'py, PyAny>> = Vec::new();
+        let mut frontier = vec![obj.clone()];
+        for depth in 0..LOOK_THROUGH_DEPTH {
+            let mut next = Vec::new();
+            for o in frontier {
+                let t = o.get_type();
+                let tuple = depth > 0 && o.is_exact_instance_of::<PyTuple>();
+                if !tuple && !through.iter().any(|k| k.is(&t)) {
+                    continue;
+                }
+                let Ok(refs) = referents.bind(py).call1((&o,)) else { continue };
+                let Ok(refs) = refs.cast_into::<PyList>() else { continue };
+                for r in refs.iter() {
+                    if self.is_container(&r) {
+                        if !found.iter().any(|f| f.is(&r)) {
+                            found.push(r);
+                        }
+                    } else {
+                        next.push(r);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        found
+    }
+
+    /// A loop's `iter` report: its containers' reads are stepped, and the loop gets a
+    /// `LoopIter` when it reads any (`None`: leave the iterable as it is).
+    pub(super) fn on_loop(&self, py: Python<'_>, tid: crate::engine::ThreadId, ev: &Event) -> Option<Py<PyAny>> {
+        let obj = ev.obj.bind(py);
+        let containers = self.iterated(obj);
+        if containers.is_empty() {
+            return None;
+        }
+        for c in &containers {
+            let read = Event {
+                kind: EventKind::Iter,
+                obj: c.clone().unbind(),
+                key: py.None(),
+                method: None,
+                args: None,
+                result: None,
+                line: ev.line,
+                code: ev.code.as_ref().map(|c| c.clone_ref(py)),
+            };
+            if self.report(py, tid, &read).is_err() {
+                self.raise_async(py);
+                return None;
+            }
+        }
+        let wrapper = LoopIter {
+            iterable: ev.obj.clone_ref(py),
+            containers: containers.into_iter().map(Bound::unbind).collect(),
+            line: ev.line,
+            inner: OnceLock::new(),
+        };
+        Py::new(py, wrapper).ok().map(|w| w.into_any())
+    }
+}
