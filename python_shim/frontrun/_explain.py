@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import re
 import tracemalloc
 
 WHOLE = (1 << 64) - 1
@@ -143,12 +144,16 @@ def _describe_object(rt, n):
     return f"object #{n}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")
 
 
+_METHOD_CALL = re.compile(r"\.\w+\s*\(")
+
+
 def _step_line(step, width):
     what = step.access
-    if step.kind == "call" and step.key is not None:
-        what = f"{step.access}"
     where = _where(step.file, step.line)
     text = _source(step.file, step.line)
+    # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
+    if step.kind == "call" and isinstance(step.key, str) and len(_METHOD_CALL.findall(text)) > 1:
+        text = f"{text}  [.{step.key}()]"
     return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
 
 
@@ -189,10 +194,12 @@ def _distinct(steps):
 
 def _runs(accesses):
     """Consecutive equal accesses (a loop's steps) as one line: [(first step, count)]."""
+    def same(s):
+        return s.thread, s.access, s.file, s.line, s.key if s.kind == "call" else None
+
     runs = []
     for s in accesses:
-        if runs and (runs[-1][0].thread, runs[-1][0].access, runs[-1][0].file, runs[-1][0].line) == (
-                s.thread, s.access, s.file, s.line):
+        if runs and same(runs[-1][0]) == same(s):
             runs[-1][1] += 1
         else:
             runs.append([s, 1])

@@ -750,3 +750,39 @@ def test_a_long_loop_over_a_container_is_not_a_runaway():
     # A loop that never ends still is one (its appends count).
     runaway = explore(lambda: State(items=[1]), [LOOPS.grow_while_walking], lambda s: True, max_steps=100)
     assert runaway.property_holds is False and runaway.failure_kind == "runaway"
+
+
+RESOURCE_CHAIN = load(
+    """
+    class Db:
+        def __init__(self):
+            self.rows = 0
+
+        def execute(self, q):
+            return self
+
+        def fetchone(self):
+            return self.rows
+
+        def commit(self):
+            pass
+
+    def count_and_add(s):
+        n = s.db.execute("SELECT").fetchone()
+        s.db.rows = n + 1
+        s.db.commit()
+    """,
+    name="dpor_resource_chain_prog",
+)
+
+
+def test_two_resource_calls_on_one_line_are_told_apart():
+    setup = lambda: State(db=RESOURCE_CHAIN.Db())  # noqa: E731
+    inv = lambda s: s.db.rows == 2  # noqa: E731
+    result = explore(setup, [RESOURCE_CHAIN.count_and_add] * 2, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    lines = result.explanation.splitlines()
+    assert any(line.endswith('s.db.execute("SELECT").fetchone()  [.execute()]') for line in lines), lines
+    assert any(line.endswith('s.db.execute("SELECT").fetchone()  [.fetchone()]') for line in lines), lines
+    # A line with one call needs no tag.
+    assert not any("s.db.commit()  [" in line for line in lines), lines
