@@ -12,8 +12,8 @@ from __future__ import annotations
 import _thread
 import atexit
 import bisect
-import gc
 import functools
+import gc
 import os
 import builtins
 import heapq

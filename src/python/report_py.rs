@@ -191,6 +191,13 @@ pub struct Event {
 
 /// A sink may return a replacement for the iterable of an `iter` event (the object the
 /// loop's `GET_ITER` then runs on); for other events its return value is ignored.
+impl Event {
+    /// An event about `obj` alone: no key, method, arguments or result.
+    pub fn about(py: Python<'_>, kind: EventKind, obj: Py<PyAny>, line: Option<i32>, code: Option<Py<PyAny>>) -> Event {
+        Event { kind, obj, key: py.None(), method: None, args: None, result: None, line, code }
+    }
+}
+
 pub type Sink = Arc<dyn Fn(Python<'_>, &Event) -> Option<Py<PyAny>> + Send + Sync>;
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
@@ -200,8 +207,8 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static FLIP: Mutex<()> = Mutex::new(());
 static BUILTINS: OnceLock<Py<PyDict>> = OnceLock::new();
 static METHOD_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
-/// `type(object.__setattr__)` and `type(object().__setattr__)`: slot wrappers, unbound and bound.
-static SLOT_WRAPPER_TYPES: OnceLock<(Py<PyAny>, Py<PyAny>)> = OnceLock::new();
+/// `type(object.__setattr__)`: an unbound slot wrapper.
+static SLOT_WRAPPER_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 /// Tests: build every event even with no one to deliver it to (exercises the natives fully
 /// without keeping objects alive).
@@ -434,18 +441,9 @@ fn passed(py: Python<'_>, values: &[Bound<'_, PyAny>]) -> PyResult<Option<Py<PyT
     Ok(if values.len() > 1 { Some(PyTuple::new(py, &values[1..])?.unbind()) } else { None })
 }
 
-/// Whether `obj` is a slot wrapper (`object.__setattr__`: `Some(false)`) or one bound to an
-/// object (`super().__setattr__`, `obj.__setattr__`: `Some(true)`).
-pub fn slot_wrapper(obj: &Bound<'_, PyAny>) -> Option<bool> {
-    let (unbound, bound) = SLOT_WRAPPER_TYPES.get()?;
-    let t = obj.get_type();
-    if t.is(unbound.bind(obj.py())) {
-        Some(false)
-    } else if t.is(bound.bind(obj.py())) {
-        Some(true)
-    } else {
-        None
-    }
+/// Whether `obj` is an unbound slot wrapper (`object.__setattr__`, `dict.__setitem__`).
+pub fn is_slot_wrapper(obj: &Bound<'_, PyAny>) -> bool {
+    SLOT_WRAPPER_TYPE.get().is_some_and(|t| obj.get_type().is(t.bind(obj.py())))
 }
 
 /// Deliver one report; returns the sink's replacement for an `iter` event's iterable.
@@ -482,15 +480,33 @@ pub fn deliver_event(py: Python<'_>, mut event: Event) {
     if ACTIVE.load(Ordering::Relaxed) == 0 {
         return;
     }
-    event.code = calling_code(py);
     let Some(sink) = SINK.read().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+    in_report(py, "loop report", || {
+        event.code = calling_code(py);
+        sink(py, &event);
+        Ok(())
+    });
+}
+
+/// Runs `f` as this thread's report: `None` if the thread is already inside one (a report
+/// from a finalizer the sink triggered), or if `f` failed or panicked (counted, never raised).
+fn in_report<R>(py: Python<'_>, what: &str, f: impl FnOnce() -> PyResult<R>) -> Option<R> {
     if !IN_REPORT.try_with(|f| !f.replace(true)).unwrap_or(false) {
-        return;
+        return None;
     }
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(py, &event))).is_err() {
-        note_panic("loop report");
-    }
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(r)) => Some(r),
+        Ok(Err(e)) => {
+            note_error(py, e);
+            None
+        }
+        Err(p) => {
+            note_panic(p.downcast_ref::<&str>().copied().unwrap_or(what));
+            None
+        }
+    };
     let _ = IN_REPORT.try_with(|f| f.set(false));
+    outcome
 }
 
 /// Exactly one of the builtin immutable types (subclasses may carry a `__dict__` or a
@@ -545,7 +561,7 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
         // values: the callable, then arguments (a call without any is kept: policy `all`).
         // A slot wrapper (`object.__setattr__(self, "x", v)`) writes the object it is given.
         Some(SiteKind::CallSite) => {
-            n >= 3 && (1..n - 1).all(value) && args.get_borrowed_item(0).is_ok_and(|f| slot_wrapper(&f).is_none())
+            n >= 3 && (1..n - 1).all(value) && args.get_borrowed_item(0).is_ok_and(|f| !is_slot_wrapper(&f))
         }
         _ => false,
     }
@@ -560,24 +576,7 @@ fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
     if ACTIVE.load(Ordering::Relaxed) == 0 || nothing_shared(args) {
         return first();
     }
-    let entered = IN_REPORT.try_with(|f| !f.replace(true)).unwrap_or(false);
-    if !entered {
-        return first();
-    }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(py, args)));
-    let replacement = match outcome {
-        Ok(Ok(replacement)) => replacement,
-        Ok(Err(e)) => {
-            note_error(py, e);
-            None
-        }
-        Err(p) => {
-            note_panic(p.downcast_ref::<&str>().copied().unwrap_or("report"));
-            None
-        }
-    };
-    let _ = IN_REPORT.try_with(|f| f.set(false));
-    replacement.unwrap_or_else(first)
+    in_report(py, "report", || deliver(py, args)).flatten().unwrap_or_else(first)
 }
 
 /// One event as `recording()` returns it.
@@ -752,8 +751,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("REPORT_NAME", REPORT_NAME)?;
     let types = py.import("types")?;
     let _ = METHOD_TYPE.set(types.getattr("MethodType")?.unbind());
-    let _ = SLOT_WRAPPER_TYPES
-        .set((types.getattr("WrapperDescriptorType")?.unbind(), types.getattr("MethodWrapperType")?.unbind()));
+    let _ = SLOT_WRAPPER_TYPE.set(types.getattr("WrapperDescriptorType")?.unbind());
     // The names rewritten code loads; the flag reflects listeners already active (a second
     // import of the module in another interpreter state keeps the first one's value).
     let builtins = py.import("builtins")?.dict();

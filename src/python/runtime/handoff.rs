@@ -564,21 +564,7 @@ impl Inner {
                     let found = match d.found {
                         Some(op) => {
                             let info = st.exec.threads.get(thread).and_then(|th| th.info.as_ref());
-                            let at = match info.and_then(|i| Some((i.file.as_ref(), i.line?))) {
-                                Some((file, line)) => {
-                                    // A code object (`file_of`), or a file name.
-                                    let file = file.map(|f| {
-                                        Python::attach(|py| {
-                                            let f = f.bind(py);
-                                            f.getattr("co_filename").unwrap_or_else(|_| f.clone()).to_string()
-                                        })
-                                    });
-                                    let name = file.as_deref().map(|f| f.rsplit('/').next().unwrap_or(f).to_string());
-                                    format!(" ({}:{line})", name.unwrap_or_else(|| "line".into()))
-                                }
-                                None => String::new(),
-                            };
-                            format!("{}{at}", Self::describe(st, op))
+                            format!("{}{}", Self::describe(st, op), Self::site_text(info))
                         }
                         None => "no scheduling point".to_string(),
                     };
@@ -594,6 +580,20 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// ` (file.py:12)` for a step's site, empty when it has none.
+    fn site_text(info: Option<&StepInfo>) -> String {
+        let Some((file, line)) = info.and_then(|i| Some((i.file.as_ref(), i.line?))) else { return String::new() };
+        // `file` is the reporting code object (`file_of`).
+        let file = file.map(|f| {
+            Python::attach(|py| {
+                let f = f.bind(py);
+                f.getattr("co_filename").unwrap_or_else(|_| f.clone()).to_string()
+            })
+        });
+        let name = file.as_deref().map(|f| f.rsplit('/').next().unwrap_or(f).to_string());
+        format!(" ({}:{line})", name.unwrap_or_else(|| "line".into()))
     }
 
     /// An op in words, for messages (objects by number: the explanation names them).
@@ -648,7 +648,7 @@ impl Inner {
         st.exec.user_steps += 1;
         // A loop's steps over a container (`loops`) end with the container: a long loop is
         // not a runaway thread.
-        let counted = info.as_ref().is_none_or(|i| i.kind != "iter_next");
+        let counted = info.as_ref().is_none_or(|i| i.kind != report_py::EventKind::IterNext.as_str());
         let th = Self::thread_mut(&mut st, tid);
         th.steps += counted as u64;
         if th.steps > st.max_steps {

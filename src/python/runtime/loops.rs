@@ -46,19 +46,7 @@ impl LoopIter {
             return Err(PyTypeError::new_err("LoopIter is not an iterator before iter()"));
         };
         for c in &self.containers {
-            report_py::deliver_event(
-                py,
-                Event {
-                    kind: EventKind::IterNext,
-                    obj: c.clone_ref(py),
-                    key: py.None(),
-                    method: None,
-                    args: None,
-                    result: None,
-                    line: self.line,
-                    code: None,
-                },
-            );
+            report_py::deliver_event(py, Event::about(py, EventKind::IterNext, c.clone_ref(py), self.line, None));
         }
         // SAFETY: attached; `inner` is an iterator (made by PyObject_GetIter); PyIter_Next
         // returns a new reference, or NULL with or without an exception set (the end).
@@ -127,16 +115,8 @@ impl Inner {
             return None;
         }
         for c in &containers {
-            let read = Event {
-                kind: EventKind::Iter,
-                obj: c.clone().unbind(),
-                key: py.None(),
-                method: None,
-                args: None,
-                result: None,
-                line: ev.line,
-                code: ev.code.as_ref().map(|c| c.clone_ref(py)),
-            };
+            let code = ev.code.as_ref().map(|c| c.clone_ref(py));
+            let read = Event::about(py, EventKind::Iter, c.clone().unbind(), ev.line, code);
             if self.report(py, tid, &read).is_err() {
                 self.raise_async(py);
                 return None;

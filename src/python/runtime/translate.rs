@@ -356,7 +356,7 @@ impl Inner {
         callee: &Bound<'_, PyAny>,
     ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let py = callee.py();
-        if report_py::slot_wrapper(callee)? {
+        if !report_py::is_slot_wrapper(callee) {
             return None;
         }
         let args = ev.args.as_ref()?.bind(py);
@@ -517,8 +517,8 @@ impl Inner {
         }
     }
 
-    /// The sink: every report of every thread arrives here.
-    /// The sink: returns the stand-in iterable of a loop (`loops`).
+    /// The sink: every report of every thread arrives here. Returns the stand-in iterable of
+    /// a loop (`loops`).
     pub(super) fn on_event(&self, py: Python<'_>, ev: &Event) -> Option<Py<PyAny>> {
         let tid = self.current()?;
         // The commonest report that means nothing: `total += i` on a local number.
