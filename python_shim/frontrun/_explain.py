@@ -76,8 +76,16 @@ def _is_globals(obj):
     return isinstance(obj, dict) and "__name__" in obj and "__builtins__" in obj
 
 
+# Steps on a generator's "running" (the runtime's `GEN_RUNNING`): its frame is the object.
+GENERATOR_STEPS = ("resume", "inside")
+
+
 def _location_name(step, obj):
     key = step.key
+    if step.kind in GENERATOR_STEPS:
+        code = getattr(obj, "f_code", None)
+        name = getattr(code, "co_qualname", None) or getattr(code, "co_name", "?")
+        return f"generator {name}()"
     if step.kind.startswith("global") or _is_globals(obj):
         module = obj.get("__name__", "?") if isinstance(obj, dict) else "?"
         return f"global {module}.{key}"
@@ -139,6 +147,9 @@ _paths = _Paths(None)
 
 def _describe_object(rt, n):
     obj = rt.object(n)
+    code = getattr(obj, "f_code", None)
+    if code is not None:
+        return f"object #{n}, defined at {_where(code.co_filename, code.co_firstlineno)}"
     where = _created_at(obj) if obj is not None else None
     path = _paths.of(obj) if obj is not None else None
     return f"object #{n}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")
@@ -148,7 +159,7 @@ _METHOD_CALL = re.compile(r"\.\w+\s*\(")
 
 
 def _step_line(step, width):
-    what = step.access
+    what = step.kind if step.kind in GENERATOR_STEPS else step.access
     where = _where(step.file, step.line)
     text = _source(step.file, step.line)
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
@@ -214,6 +225,8 @@ def _accesses_to(steps, loc):
 
 
 def _final_value(obj, step):
+    if step.kind in GENERATOR_STEPS:
+        return None
     try:
         if step.kind.startswith("attr"):
             return repr(getattr(obj, step.key))
@@ -349,6 +362,28 @@ def deadlock_report(rt, steps):
     return out
 
 
+def _others_when_raised(steps, thread, message):
+    """Where the other threads stood when `thread` raised (after its last step, before any
+    other thread's next one): the step each had last taken."""
+    mine = [s.index for s in steps if s.thread == thread and s.access != "exit"]
+    before = steps[: mine[-1] + 1] if mine else []
+    last = {}
+    for s in before:
+        if s.thread != thread and s.file:
+            last[s.thread] = s
+    if not last:
+        return []
+    out = [f"When thread {thread} raised, the other threads had last run:"]
+    width = max(len(_where(s.file, s.line)) for s in last.values())
+    out += [_step_line(last[t], width) for t in sorted(last)]
+    if "already executing" in message:
+        out.append(
+            f"(a generator or coroutine is not thread-safe: thread {thread} resumed it while another "
+            "thread was running inside it)"
+        )
+    return out
+
+
 def explain(rt, run, invariant, schedule):
     global _paths
     _paths = _Paths(run.state)
@@ -369,6 +404,7 @@ def explain(rt, run, invariant, schedule):
         out.append(line)
     elif run.kind == "exception":
         out.append(run.message.rstrip())
+        out += _others_when_raised(steps, run.errors[0][0], run.message)
     elif run.kind == "runaway":
         out.append(run.message + " (a loop that never ends under this schedule?); its last steps:")
         thread = int(run.detail)

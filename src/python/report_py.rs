@@ -282,6 +282,15 @@ fn calling_code(py: Python<'_>) -> Option<Py<PyAny>> {
     }
 }
 
+/// The reporting frame itself (the caller of the native).
+pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    // SAFETY: attached; PyEval_GetFrame returns a borrowed frame (or NULL).
+    unsafe {
+        let frame = ffi::PyEval_GetFrame();
+        (!frame.is_null()).then(|| Bound::from_borrowed_ptr(py, frame as *mut ffi::PyObject))
+    }
+}
+
 fn frame_globals(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     // SAFETY: borrowed reference to the current frame's globals, or NULL.
     unsafe {

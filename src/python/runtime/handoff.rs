@@ -180,6 +180,10 @@ pub(super) struct Exec {
     pub(super) errors: Vec<(ThreadId, String)>,
     pub(super) log: Vec<StepInfo>,
     pub(super) lock_names: HashMap<u64, String>,
+    /// Frames (by number) of the generators in the test's state, whose resumes are modelled
+    /// (`translate::GEN_RUNNING`). Numbered before any thread runs, so their numbers are the
+    /// same in every execution; a generator made by a thread is not modelled.
+    pub(super) gen_frames: std::collections::HashSet<u64>,
 }
 
 pub(super) struct Slot {
@@ -647,8 +651,11 @@ impl Inner {
         }
         st.exec.user_steps += 1;
         // A loop's steps over a container (`loops`) end with the container: a long loop is
-        // not a runaway thread.
-        let counted = info.as_ref().is_none_or(|i| i.kind != report_py::EventKind::IterNext.as_str());
+        // not a runaway thread. Nor is one over a generator; a step inside a generator
+        // comes with an access that is counted.
+        let counted = info.as_ref().is_none_or(|i| {
+            i.kind != report_py::EventKind::IterNext.as_str() && i.kind != "resume" && i.kind != "inside"
+        });
         let th = Self::thread_mut(&mut st, tid);
         th.steps += counted as u64;
         if th.steps > st.max_steps {

@@ -68,7 +68,7 @@ impl Inner {
     /// view or builtin iterator of the configured kinds (`gc.get_referents`, as deep as
     /// `LOOK_THROUGH_DEPTH`; tuples only below the top, where `zip` keeps its iterators).
     pub(super) fn iterated<'py>(&self, obj: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
-        if self.is_container(obj) {
+        if self.is_container(obj) || self.is_generator(obj) {
             return vec![obj.clone()];
         }
         let py = obj.py();

@@ -172,6 +172,8 @@ impl DporRuntime {
             coop_hook,
             loop_through,
             referents,
+            generator: py.import("types")?.getattr("GeneratorType")?.unbind(),
+            next: py.import("builtins")?.getattr("next")?.unbind(),
         };
         let state = State {
             explorer,
@@ -444,6 +446,24 @@ impl DporRuntime {
     /// Uncaught exceptions of this execution: `[(thread, traceback)]` (threads numbered from 0).
     fn errors(&self, py: Python<'_>) -> Vec<(usize, String)> {
         self.inner.lock_state(py).exec.errors.iter().map(|(t, e)| (t.saturating_sub(1), e.clone())).collect()
+    }
+
+    /// The generators in the test's state, before the execution's threads run: resuming one
+    /// while another thread is inside it is then explored (it raises "already executing").
+    fn watch_generators(&self, py: Python<'_>, generators: Vec<Py<PyAny>>) {
+        let mut st = self.inner.lock_state(py);
+        for g in generators {
+            let g = g.bind(py);
+            if !self.inner.is_generator(g) {
+                continue;
+            }
+            if let Ok(frame) = g.getattr(pyo3::intern!(py, "gi_frame")) {
+                if !frame.is_none() {
+                    let n = Inner::number(&mut st, &frame);
+                    st.exec.gen_frames.insert(n);
+                }
+            }
+        }
     }
 
     /// Scheduling points reached by explored threads in this execution.

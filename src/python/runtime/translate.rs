@@ -16,6 +16,14 @@ use super::handoff::*;
 /// Key namespaces: names, subscript values and subscript identities never collide.
 pub(super) const NS_VALUE: u64 = 1 << 61;
 pub(super) const NS_IDENT: u64 = 2 << 61;
+/// The key of "running" on a generator's frame: written by every resume and by every step
+/// taken inside the generator, so that resuming it while another thread is inside (which
+/// raises "generator already executing") is ordered against that thread's steps.
+pub(super) const GEN_RUNNING: u64 = 3 << 61;
+/// `co_flags` of a generator function's code.
+const CO_GENERATOR: u32 = 0x20;
+/// Methods that resume a generator.
+const GEN_RESUMES: &[&str] = &["send", "throw", "close", "__next__"];
 
 pub(super) struct Types {
     pub(super) abort: Py<PyAny>,
@@ -47,6 +55,9 @@ pub(super) struct Types {
     pub(super) loop_through: Option<Py<PyTuple>>,
     /// `gc.get_referents`.
     pub(super) referents: Option<Py<PyAny>>,
+    /// `types.GeneratorType`, `builtins.next`.
+    pub(super) generator: Py<PyAny>,
+    pub(super) next: Py<PyAny>,
 }
 
 /// A resource method call: `name` is a default or configured method, or a configured
@@ -249,6 +260,11 @@ impl Inner {
                     }
                     return None;
                 }
+                if GEN_RESUMES.contains(&name.as_str()) {
+                    if let Some(resume) = self.resume(st, obj) {
+                        return Some(resume);
+                    }
+                }
                 if name.starts_with("__") {
                     // `obj.__setattr__("x", v)`, `d.__setitem__(k, v)`
                     let key = ev.args.as_ref().and_then(|a| a.bind(py).get_item(0).ok());
@@ -327,12 +343,18 @@ impl Inner {
                     None
                 }
             }
+            // A step of a loop over a generator resumes it.
+            EventKind::IterNext if self.is_generator(obj) => self.resume(st, obj),
             // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
             EventKind::Contains | EventKind::Iter | EventKind::IterNext | EventKind::Operand
                 if self.is_container(obj) =>
             {
                 let o = Self::number(st, obj);
                 Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), None))
+            }
+            EventKind::CallSite if obj.is(self.types.next.bind(py)) => {
+                let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
+                self.resume(st, &first)
             }
             EventKind::CallSite => self.slot_call(st, ev, obj),
             EventKind::WithEnter => {
@@ -399,6 +421,45 @@ impl Inner {
             self.item_key(st, target, key)
         };
         Some((Self::access(kind, o, k), shown, Some(key.clone().unbind())))
+    }
+
+    pub(super) fn is_generator(&self, obj: &Bound<'_, PyAny>) -> bool {
+        obj.get_type().is(self.types.generator.bind(obj.py()))
+    }
+
+    /// `next(g)`, `g.send(v)`, a loop's step over `g`: a write of its frame's "running", for a
+    /// generator of the test's state (`watch_generators`) that has not finished.
+    fn resume(&self, st: &mut State, gen: &Bound<'_, PyAny>) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        if !self.is_generator(gen) {
+            return None;
+        }
+        let frame = gen.getattr(pyo3::intern!(gen.py(), "gi_frame")).ok()?;
+        let o = Self::watched_frame(st, &frame)?;
+        Some((Self::access(AccessKind::Write, o, GEN_RUNNING), "resume", None))
+    }
+
+    /// A step taken inside a generator's frame also writes its "running" (see `GEN_RUNNING`).
+    fn inside_generator(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        ev: &Event,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        if st.exec.gen_frames.is_empty() {
+            return None;
+        }
+        let flags: u32 = ev.code.as_ref()?.bind(py).getattr(pyo3::intern!(py, "co_flags")).ok()?.extract().ok()?;
+        if flags & CO_GENERATOR == 0 {
+            return None;
+        }
+        let frame = report_py::calling_frame(py)?;
+        let o = Self::watched_frame(st, &frame)?;
+        Some((Self::access(AccessKind::Write, o, GEN_RUNNING), "inside", None))
+    }
+
+    fn watched_frame(st: &State, frame: &Bound<'_, PyAny>) -> Option<u64> {
+        let n = *st.exec.objects.get(&(frame.as_ptr() as usize))?;
+        st.exec.gen_frames.contains(&n).then_some(n)
     }
 
     /// `len`, `sorted`, `map`, ...: a builtin that reads the containers it is given.
@@ -575,6 +636,13 @@ impl Inner {
             }
         }
         ops.extend(own);
+        if !ops.is_empty() {
+            // First: another thread's resume right before any of these steps finds the
+            // generator running (a resume right after the last would find it suspended).
+            if let Some(inside) = self.inside_generator(py, &mut st, ev) {
+                ops.insert(0, inside);
+            }
+        }
         let mut ops = ops.into_iter();
         let Some(mut next) = ops.next() else { return Ok(()) };
         loop {
