@@ -363,19 +363,19 @@ def deadlock_report(rt, steps):
 
 
 def _others_when_raised(steps, thread, message):
-    """Where the other threads stood when `thread` raised (after its last step, before any
-    other thread's next one): the step each had last taken."""
+    """Where the other threads stood when `thread` raised (after its last step): each was
+    parked at the next step it took."""
     mine = [s.index for s in steps if s.thread == thread and s.access != "exit"]
-    before = steps[: mine[-1] + 1] if mine else []
-    last = {}
-    for s in before:
-        if s.thread != thread and s.file:
-            last[s.thread] = s
-    if not last:
+    cut = mine[-1] if mine else -1
+    parked = {}
+    for s in steps[cut + 1:]:
+        if s.thread != thread and s.thread >= 0 and s.thread not in parked and s.file:
+            parked[s.thread] = s
+    if not parked:
         return []
-    out = [f"When thread {thread} raised, the other threads had last run:"]
-    width = max(len(_where(s.file, s.line)) for s in last.values())
-    out += [_step_line(last[t], width) for t in sorted(last)]
+    out = [f"When thread {thread} raised, the other threads were about to run:"]
+    width = max(len(_where(s.file, s.line)) for s in parked.values())
+    out += [_step_line(parked[t], width) for t in sorted(parked)]
     if "already executing" in message:
         out.append(
             f"(a generator or coroutine is not thread-safe: thread {thread} resumed it while another "

@@ -26,6 +26,8 @@ pub struct LoopIter {
     iterable: Py<PyAny>,
     containers: Vec<Py<PyAny>>,
     line: Option<i32>,
+    /// The code object of the loop (its steps inside a generator mark that generator running).
+    code: Option<Py<PyAny>>,
     /// `iter(iterable)`, made when `GET_ITER` runs (it may run user code: not inside a report).
     inner: OnceLock<Py<PyAny>>,
 }
@@ -46,7 +48,8 @@ impl LoopIter {
             return Err(PyTypeError::new_err("LoopIter is not an iterator before iter()"));
         };
         for c in &self.containers {
-            report_py::deliver_event(py, Event::about(py, EventKind::IterNext, c.clone_ref(py), self.line, None));
+            let code = self.code.as_ref().map(|c| c.clone_ref(py));
+            report_py::deliver_event(py, Event::about(py, EventKind::IterNext, c.clone_ref(py), self.line, code));
         }
         // SAFETY: attached; `inner` is an iterator (made by PyObject_GetIter); PyIter_Next
         // returns a new reference, or NULL with or without an exception set (the end).
@@ -126,6 +129,7 @@ impl Inner {
             iterable: ev.obj.clone_ref(py),
             containers: containers.into_iter().map(Bound::unbind).collect(),
             line: ev.line,
+            code: ev.code.as_ref().map(|c| c.clone_ref(py)),
             inner: OnceLock::new(),
         };
         Py::new(py, wrapper).ok().map(|w| w.into_any())
