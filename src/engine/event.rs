@@ -28,6 +28,29 @@ impl AccessKind {
     }
 }
 
+impl Op {
+    /// The object or lock the op names (object and lock ids share one numbering).
+    pub fn object(&self) -> Option<ObjId> {
+        match *self {
+            Op::Access { obj, .. } => Some(obj),
+            Op::Acquire { lock } | Op::Release { lock } | Op::TryAcquire { lock } => Some(lock),
+            _ => None,
+        }
+    }
+
+    /// The same op on object `to` in place of `from`.
+    pub fn renamed(self, from: ObjId, to: ObjId) -> Op {
+        let r = |n: u64| if n == from { to } else { n };
+        match self {
+            Op::Access { obj, key, kind } => Op::Access { obj: r(obj), key, kind },
+            Op::Acquire { lock } => Op::Acquire { lock: r(lock) },
+            Op::Release { lock } => Op::Release { lock: r(lock) },
+            Op::TryAcquire { lock } => Op::TryAcquire { lock: r(lock) },
+            other => other,
+        }
+    }
+}
+
 /// A thread's next visible operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {

@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, Action, Op, ThreadId};
+use super::event::{dependent, Action, ObjId, Op, ThreadId};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -84,6 +84,8 @@ pub struct Explorer {
     enabled: Vec<ThreadId>,
     stats: Stats,
     failures: Vec<Failure>,
+    /// Objects renamed this step to the plan's names (`choose_with`), for the runtime.
+    renames: Vec<(ObjId, ObjId)>,
 }
 
 impl Explorer {
@@ -104,6 +106,7 @@ impl Explorer {
             enabled: Vec::new(),
             stats: Stats::default(),
             failures: Vec::new(),
+            renames: Vec::new(),
         }
     }
 
@@ -179,6 +182,15 @@ impl Explorer {
 
     /// Picks the thread to run next and records its op as performed.
     pub fn choose(&mut self) -> Choice {
+        self.choose_with(&|_, _| false)
+    }
+
+    /// `choose`, where a thread's op may differ from the planned one only in the name of an
+    /// object first named in this execution: its numbering follows first use, which another
+    /// schedule changes (a list a thread makes, a lock a parent hands a child). The object is
+    /// then renamed to the plan's name, if no performed or pending op uses that name and
+    /// `can_rename(from, to)` agrees; `take_renames` lists what was renamed.
+    pub fn choose_with(&mut self, can_rename: &dyn Fn(ObjId, ObjId) -> bool) -> Choice {
         assert!(self.running, "begin_execution was not called");
         let depth = self.exec.events.len();
         self.enabled.clear();
@@ -215,7 +227,12 @@ impl Explorer {
             Mode::Explore => self.prefix.get(depth).map(|a| (a.thread, Some(a.op))),
         };
         if let Some((thread, op)) = forced {
-            let found = self.exec.thread(thread).and_then(|t| t.pending);
+            let mut found = self.exec.thread(thread).and_then(|t| t.pending);
+            if let (Some(expected), Some(f)) = (op, found) {
+                if self.enabled.contains(&thread) && self.rename_to_plan(expected, f, can_rename) {
+                    found = Some(expected);
+                }
+            }
             let expected_op = op.or(found);
             if !self.enabled.contains(&thread) || expected_op != found || expected_op.is_none() {
                 let expected = Action::new(thread, expected_op.unwrap_or(Op::Exit));
@@ -228,7 +245,7 @@ impl Explorer {
         }
         let thread = match self.mode {
             Mode::Replay { .. } => self.enabled[0],
-            Mode::Explore => match self.explore_step(depth) {
+            Mode::Explore => match self.explore_step(depth, can_rename) {
                 Ok(thread) => thread,
                 Err(divergence) => {
                     self.stats.diverged = true;
@@ -243,19 +260,28 @@ impl Explorer {
 
     /// A step at the frontier: follow the wakeup tree, else any awake thread.
     /// The op is performed by the caller.
-    fn explore_step(&mut self, depth: usize) -> Result<ThreadId, Divergence> {
+    fn explore_step(
+        &mut self,
+        depth: usize,
+        can_rename: &dyn Fn(ObjId, ObjId) -> bool,
+    ) -> Result<ThreadId, Divergence> {
         let prev = depth.checked_sub(1).map(|i| self.exec.events[i].thread);
         let prev_enabled = prev.is_some_and(|p| self.enabled.contains(&p));
         let bound = self.config.preemption_bound;
-        let node = &mut self.nodes[depth];
-        node.last_enabled = prev_enabled;
+        self.nodes[depth].last_enabled = prev_enabled;
+        let node_preemptions = self.nodes[depth].preemptions;
         let preempts = |t: ThreadId| prev_enabled && Some(t) != prev;
-        let within_bound = |t: ThreadId| bound.map_or(true, |b| node.preemptions + preempts(t) as u32 <= b);
+        let within_bound = |t: ThreadId| bound.map_or(true, |b| node_preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
-        while !node.pending.is_empty() {
-            let branch = node.pending.remove(0);
+        while !self.nodes[depth].pending.is_empty() {
+            let branch = self.nodes[depth].pending.remove(0);
             let Action { thread, op } = branch.action;
-            let found = self.exec.thread(thread).and_then(|t| t.pending);
+            let mut found = self.exec.thread(thread).and_then(|t| t.pending);
+            if let Some(f) = found.filter(|f| *f != op) {
+                if self.rename_to_plan(op, f, can_rename) {
+                    found = Some(op);
+                }
+            }
             if found != Some(op) {
                 // Same prefix, different next op: the program is not deterministic.
                 return Err(Divergence { step: depth, expected: branch.action, found });
@@ -269,6 +295,7 @@ impl Explorer {
                 break;
             }
         }
+        let node = &self.nodes[depth];
         let (thread, children) = match chosen {
             Some(c) => c,
             None => {
@@ -291,8 +318,8 @@ impl Explorer {
             }
         };
         let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
-        let sleep = node.sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
-        let preemptions = node.preemptions + preempts(thread) as u32;
+        let sleep = self.nodes[depth].sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
+        let preemptions = node_preemptions + preempts(thread) as u32;
         self.nodes.push(Node { sleep, pending: children, preemptions, last_enabled: false });
         self.stats.max_depth = self.stats.max_depth.max(depth + 1);
         Ok(thread)
@@ -425,6 +452,33 @@ impl Explorer {
     /// The replayable schedule of the current (or just ended) execution. It names
     /// threads by spawn order (main 0, then each child as its spawn ran), which
     /// equals the ids of `child_id` unless threads were discovered in another order.
+    /// Renames `found`'s object to `expected`'s when they differ only there (`choose_with`).
+    fn rename_to_plan(&mut self, expected: Op, found: Op, can_rename: &dyn Fn(ObjId, ObjId) -> bool) -> bool {
+        let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };
+        if from == to || found.renamed(from, to) != expected || !can_rename(from, to) {
+            return false;
+        }
+        let names = |op: &Op| op.object().is_some_and(|o| o == from || o == to);
+        if self.exec.events.iter().any(|e| names(&e.op)) {
+            return false;
+        }
+        if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.object() == Some(to))) {
+            return false;
+        }
+        for t in &mut self.exec.threads {
+            if let Some(p) = t.pending {
+                t.pending = Some(p.renamed(from, to));
+            }
+        }
+        self.renames.push((from, to));
+        true
+    }
+
+    /// The renames of the last `choose_with`, oldest first.
+    pub fn take_renames(&mut self) -> Vec<(ObjId, ObjId)> {
+        std::mem::take(&mut self.renames)
+    }
+
     pub fn schedule(&self) -> Schedule {
         let order = &self.exec.spawn_order;
         let mut position = vec![0; order.iter().max().map_or(0, |m| m + 1)];

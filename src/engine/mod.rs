@@ -20,6 +20,11 @@
 //! it; backtracking follows wakeup trees depth-first. Result: one execution per
 //! Mazurkiewicz trace, none blocked by sleep sets.
 //!
+//! Object names. The runtime numbers objects by first use in an execution, and another
+//! schedule changes that order for objects made during the run; `choose_with` gives an op
+//! the plan's name for its object when that is the only difference and neither name is
+//! used yet (the runtime follows with `take_renames`), instead of calling it nondeterminism.
+//!
 //! Driving it: `begin_execution`; each thread `arrive`s at its next op; when `is_ready`,
 //! `choose` names the thread to run (and records its op as done); `end_execution` with
 //! the outcome; repeat until `begin_execution` returns false. See [`Explorer`].

@@ -166,7 +166,11 @@ pub(super) struct Exec {
     pub(super) id: u64,
     pub(super) threads: Vec<ThreadRt>,
     pub(super) objects: HashMap<usize, u64>,
-    pub(super) refs: Vec<Py<PyAny>>,
+    /// The object numbered `n` at `refs[n - 1]` (and the products that share a number).
+    pub(super) refs: Vec<Option<Py<PyAny>>>,
+    /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
+    /// the rename are mapped through it.
+    pub(super) renamed: HashMap<u64, u64>,
     pub(super) owners: HashMap<u64, ThreadId>,
     pub(super) turn: Option<ThreadId>,
     pub(super) unstarted: VecDeque<ThreadId>,
@@ -463,6 +467,37 @@ impl Inner {
         }
     }
 
+    /// Object `from`, first used in this execution, is `to` from now on (the plan's name).
+    fn renumber(st: &mut State, from: u64, to: u64) {
+        let exec = &mut st.exec;
+        let Some(obj) = exec.refs.get_mut(from as usize - 1).and_then(Option::take) else { return };
+        if exec.refs.len() < to as usize {
+            exec.refs.resize_with(to as usize, || None);
+        }
+        exec.refs[to as usize - 1] = Some(obj);
+        for n in exec.objects.values_mut().filter(|n| **n == from) {
+            *n = to;
+        }
+        for th in &mut exec.threads {
+            th.pending = th.pending.map(|op| op.renamed(from, to));
+            if let Some(info) = th.info.as_mut() {
+                info.op = info.op.renamed(from, to);
+            }
+            for held in th.held_real.iter_mut().filter(|h| h.0 == from) {
+                held.0 = to;
+            }
+        }
+        if let Some(name) = exec.lock_names.remove(&from) {
+            exec.lock_names.insert(to, name);
+        }
+        if exec.gen_frames.remove(&from) {
+            exec.gen_frames.insert(to);
+        }
+        // `to` names this object now, not one renamed away from it earlier.
+        exec.renamed.remove(&to);
+        exec.renamed.insert(from, to);
+    }
+
     /// Book-keeping of a performed op.
     pub(super) fn perform(st: &mut State, x: ThreadId) -> Op {
         let th = &mut st.exec.threads[x];
@@ -539,7 +574,15 @@ impl Inner {
                 return;
             }
             Self::fire_timeouts(st);
-            match st.explorer.choose() {
+            let choice = {
+                let refs = &st.exec.refs;
+                let free = |n: u64| refs.get((n as usize).wrapping_sub(1)).is_none_or(Option::is_none);
+                st.explorer.choose_with(&|from, to| !free(from) && free(to))
+            };
+            for (from, to) in st.explorer.take_renames() {
+                Self::renumber(st, from, to);
+            }
+            match choice {
                 Choice::Run(x) => {
                     let op = Self::perform(st, x);
                     if x == ROOT {
@@ -619,7 +662,7 @@ impl Inner {
                 } else {
                     "[an item]".to_string()
                 };
-                let tname = st.exec.refs.get((obj as usize).wrapping_sub(1)).map(|o| {
+                let tname = st.exec.refs.get((obj as usize).wrapping_sub(1)).and_then(Option::as_ref).map(|o| {
                     Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
                 });
                 match tname {
@@ -649,6 +692,11 @@ impl Inner {
         if st.exec.aborting || st.exec.done.is_some() || self.current_exec() != Some(st.exec.id) {
             return Err(Aborted);
         }
+        let op = match op.object().and_then(|n| st.exec.renamed.get(&n).map(|&to| (n, to))) {
+            Some((from, to)) => op.renamed(from, to),
+            None => op,
+        };
+        let info = info.map(|i| StepInfo { op, ..i });
         st.exec.user_steps += 1;
         // A loop's steps over a container (`loops`) end with the container: a long loop is
         // not a runaway thread. Nor is one over a generator; a step inside a generator

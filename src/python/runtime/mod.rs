@@ -570,7 +570,7 @@ impl DporRuntime {
     /// The object numbered `n` in the last execution.
     fn object(&self, py: Python<'_>, n: u64) -> Option<Py<PyAny>> {
         let st = self.inner.lock_state(py);
-        n.checked_sub(1).and_then(|i| st.exec.refs.get(i as usize)).map(|o| o.clone_ref(py))
+        n.checked_sub(1).and_then(|i| st.exec.refs.get(i as usize)).and_then(Option::as_ref).map(|o| o.clone_ref(py))
     }
 
     fn lock_name(&self, py: Python<'_>, n: u64) -> Option<String> {

@@ -95,7 +95,7 @@ impl Inner {
         }
         let n = st.exec.refs.len() as u64 + 1;
         st.exec.objects.insert(ptr, n);
-        st.exec.refs.push(obj.clone().unbind());
+        st.exec.refs.push(Some(obj.clone().unbind()));
         n
     }
 
@@ -298,7 +298,8 @@ impl Inner {
                 let ptr = result.as_ptr() as usize;
                 if let std::collections::hash_map::Entry::Vacant(slot) = st.exec.objects.entry(ptr) {
                     slot.insert(owner);
-                    st.exec.refs.push(result.clone().unbind());
+                    // Kept alive (its address names the owner) in a slot no number uses.
+                    st.exec.refs.push(Some(result.clone().unbind()));
                 }
                 None
             }
@@ -525,7 +526,8 @@ impl Inner {
         }
         let loads: Vec<(Py<PyAny>, Py<PyAny>)> =
             st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
-        let lock = st.exec.refs[(lock_n - 1) as usize].bind(py).clone();
+        let Some(lock) = st.exec.refs.get((lock_n - 1) as usize).and_then(Option::as_ref) else { return };
+        let lock = lock.bind(py).clone();
         for (owner, name) in loads {
             let (owner, name) = (owner.bind(py), name.bind(py));
             let value = if let Ok(d) = owner.cast::<PyDict>() {
