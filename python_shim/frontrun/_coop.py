@@ -29,6 +29,7 @@ times out when nothing else can run.
 from __future__ import annotations
 
 import _thread
+import logging
 import os
 import queue
 import sys
@@ -275,6 +276,14 @@ class Condition:
         base = getattr(self._lock, "_frontrun_base", None)
         if rt is None or base is None:
             return self._wait_real(timeout)
+        if timeout is not None and timeout <= 0:
+            # Time is up at once (`Semaphore.acquire(timeout=0)`, a deadline already past): the
+            # lock is let go and taken back, and nothing waits for others to run out of work.
+            saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
+            base.acquire()  # what `cond_wait` does once the engine grants it
+            if hasattr(self._lock, "_acquire_restore"):
+                self._lock._acquire_restore(saved)
+            return False
         me = rt.current_id()
         self._waiters.append(me)
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
@@ -475,7 +484,16 @@ def _thread_start(self):
     def run(thread=self):
         thread.run()
 
-    self._frontrun_tid = rt.spawn(run, _site(rt))
+    self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
+
+
+def _is_background(thread):
+    """A daemon, or a ``concurrent.futures`` pool worker: idle, it waits for work forever (the
+    pool wakes it at interpreter exit), which is not a deadlock of the test."""
+    target = getattr(thread, "_target", None)
+    return bool(thread.daemon) or (
+        getattr(target, "__module__", None) == "concurrent.futures.thread" and getattr(target, "__name__", "") == "_worker"
+    )
 
 
 def _thread_join(self, timeout=None):
@@ -523,6 +541,17 @@ for _owner, _name, _ in _PATCHES:
     _orig[_key(_owner, _name)] = getattr(_owner, _name)
 
 
+def _quiet_unwinding(record):
+    """Drops a pool worker's "Exception in worker" log of the unwinding that ends an execution
+    with the worker idle (the abort, or what it raised on the way out)."""
+    exc = record.exc_info[1] if record.exc_info else None
+    while exc is not None:
+        if type(exc).__name__ == "ExecutionAborted":
+            return False
+        exc = exc.__context__
+    return True
+
+
 @contextmanager
 def patched(rt, pool):
     """Cooperative primitives in place and reports routed to ``rt`` for the block's duration."""
@@ -534,11 +563,14 @@ def patched(rt, pool):
         setattr(owner, name, replacement)
     if pool is not None:
         pool.show()
+    futures_log = logging.getLogger("concurrent.futures")
+    futures_log.addFilter(_quiet_unwinding)
     rt.start()
     try:
         yield
     finally:
         rt.stop()
+        futures_log.removeFilter(_quiet_unwinding)
         if pool is not None:
             pool.hide()
         for owner, name, _ in _PATCHES:

@@ -222,9 +222,25 @@ def _session(**config):
     try:
         rt, pool = _runtime(**config)
         with _coop.patched(rt, pool):
-            yield rt, pool
+            try:
+                yield rt, pool
+            finally:
+                _forget_explored_threads()
     finally:
         _BUSY.release()
+
+
+def _forget_explored_threads():
+    """Pool workers an explored thread started were never real threads: ``concurrent.futures``
+    must not wake and join them at interpreter exit (it would raise "cannot join thread before
+    it is started")."""
+    futures_thread = sys.modules.get("concurrent.futures.thread")
+    queues = getattr(futures_thread, "_threads_queues", None)
+    if queues is None:
+        return
+    for t in list(queues):
+        if not t._started.is_set():
+            queues.pop(t, None)
 
 
 def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False,

@@ -86,6 +86,8 @@ pub struct Explorer {
     failures: Vec<Failure>,
     /// Objects renamed this step to the plan's names (`choose_with`), for the runtime.
     renames: Vec<(ObjId, ObjId)>,
+    /// Threads of this execution that may be left waiting when the rest have exited.
+    background: Vec<ThreadId>,
 }
 
 impl Explorer {
@@ -107,6 +109,7 @@ impl Explorer {
             stats: Stats::default(),
             failures: Vec::new(),
             renames: Vec::new(),
+            background: Vec::new(),
         }
     }
 
@@ -137,6 +140,7 @@ impl Explorer {
             }
         }
         self.exec = Execution::new();
+        self.background.clear();
         self.redundant_at = None;
         self.deadlock = None;
         self.running = true;
@@ -208,6 +212,12 @@ impl Explorer {
             return Choice::Finished;
         }
         if self.enabled.is_empty() {
+            let foreground =
+                (0..self.exec.threads.len()).any(|t| self.exec.is_live(t) && !self.background.contains(&t));
+            if !foreground {
+                // Only background threads are left, all waiting (idle pool workers): done.
+                return Choice::Finished;
+            }
             let deadlock = self.exec.deadlock();
             self.deadlock = Some(deadlock.clone());
             return Choice::Deadlock(deadlock);
@@ -452,6 +462,14 @@ impl Explorer {
     /// The replayable schedule of the current (or just ended) execution. It names
     /// threads by spawn order (main 0, then each child as its spawn ran), which
     /// equals the ids of `child_id` unless threads were discovered in another order.
+    /// Marks `thread` (of this execution) as a background thread (a daemon, a pool worker): an
+    /// execution ends, rather than deadlocks, when only such threads are left and all wait.
+    pub fn set_background(&mut self, thread: ThreadId) {
+        if !self.background.contains(&thread) {
+            self.background.push(thread);
+        }
+    }
+
     /// Renames `found`'s object to `expected`'s when they differ only there (`choose_with`).
     fn rename_to_plan(&mut self, expected: Op, found: Op, can_rename: &dyn Fn(ObjId, ObjId) -> bool) -> bool {
         let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };

@@ -442,3 +442,128 @@ def test_event_made_at_import_never_hangs():
 
     holds(setup, [REAL.event_waiter, REAL.event_setter], lambda s: s.seen == 42)
     assert type(REAL.EVENT._cond) is threading.Condition
+
+
+POOL = load(
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bump(s):
+        s.x += 1
+
+    def bump_locked(s):
+        with s.lock:
+            s.x += 1
+
+    def fan_out(s):
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            for f in [ex.submit(bump, s) for _ in range(2)]:
+                f.result()
+
+    def fan_out_locked(s):
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            for f in [ex.submit(bump_locked, s) for _ in range(2)]:
+                f.result()
+
+    def own_pool(s):
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            ex.submit(bump_locked, s).result()
+
+    def client(s):
+        s.pool.submit(bump, s).result()
+
+    def client_locked(s):
+        s.pool.submit(bump_locked, s).result()
+
+    def try_take(s):
+        s.got = s.sem.acquire(timeout=0)
+
+    def give(s):
+        s.sem.release()
+    """,
+    name="dpor_pool_prog",
+)
+
+
+def pool_state(shared):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def setup():
+        s = State(x=0, lock=threading.Lock())
+        if shared:
+            s.pool = ThreadPoolExecutor(max_workers=2)
+        return s
+
+    return setup
+
+
+@pytest.mark.parametrize(
+    "threads, shared, racy",
+    [
+        (["fan_out"], False, True),
+        (["fan_out_locked"], False, False),
+        (["own_pool", "own_pool"], False, False),
+        (["client", "client"], True, True),
+        (["client_locked", "client_locked"], True, False),
+    ],
+    ids=["inside-racy", "inside-locked", "own-pools", "shared-racy", "shared-locked"],
+)
+def test_thread_pool_executor(threads, shared, racy):
+    # Pool workers are explored threads; one left idle when the test's threads are done is not a
+    # deadlock; a second worker is started when the first is busy (`acquire(timeout=0)` on the
+    # idle semaphore does not wait for it).
+    setup = pool_state(shared)
+    result = frontrun.explore_dpor(setup, [getattr(POOL, t) for t in threads], lambda s: s.x == 2, timeout=120)
+    if racy:
+        assert result.property_holds is False and result.failure_kind == "invariant", result.explanation
+        assert "Race on State.x" in result.explanation and "s.x += 1" in result.explanation
+    else:
+        assert result.property_holds is True, (result.failure_kind, result.inconclusive_reason, result.explanation)
+
+
+def test_wait_with_no_time_left_does_not_wait_for_others():
+    # Semaphore.acquire(timeout=0) fails when the semaphore is taken, even if another thread
+    # would release it later.
+    setup = lambda: State(sem=threading.Semaphore(0), got=None)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [POOL.try_take, POOL.give], lambda s: s.got)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    both = frontrun.explore_dpor(setup, [POOL.give, POOL.try_take], lambda s: s.got is not None)
+    assert both.property_holds is True
+
+
+def test_pool_workers_leave_nothing_for_interpreter_exit(tmp_path):
+    # concurrent.futures joins its workers at exit and logs a worker's exception; explored workers
+    # were never real threads, and their unwinding at an execution's end is not an error.
+    import subprocess
+
+    data = Path(__file__).resolve().parent / "data"
+    script = tmp_path / "pool_exit.py"
+    script.write_text(
+        "import sys, threading\n"
+        f"sys.path.insert(0, {str(data)!r})\n"
+        "from dpor_testutil import State, load\n"
+        "import frontrun\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "P = load('''\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "def bump(s):\n"
+        "    with s.lock:\n"
+        "        s.x += 1\n"
+        "def fan_out(s):\n"
+        "    with ThreadPoolExecutor(max_workers=2) as ex:\n"
+        "        ex.submit(bump, s).result()\n"
+        "def client(s):\n"
+        "    s.pool.submit(bump, s).result()\n"
+        "''', name='pool_exit_prog')\n"
+        "r = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [P.fan_out], lambda s: s.x == 1)\n"
+        "print('inside', r.property_holds)\n"
+        "setup = lambda: State(x=0, lock=threading.Lock(), pool=ThreadPoolExecutor(max_workers=2))\n"
+        "r = frontrun.explore_dpor(setup, [P.client, P.client], lambda s: s.x == 2)\n"
+        "print('shared', r.property_holds)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["inside", "True", "shared", "True"]
+    assert "cannot join thread" not in done.stderr
+    assert "Exception in worker" not in done.stderr
+    assert done.stderr.strip() == ""

@@ -420,7 +420,8 @@ impl Inner {
         if st.exec.done.is_some() {
             return;
         }
-        let abort = !matches!(end, End::Finished);
+        // A finished execution may leave background threads waiting: they are unwound too.
+        let abort = !matches!(end, End::Finished) || st.exec.threads.iter().any(|t| t.live);
         st.exec.done = Some(end);
         self.set_turn(st, None);
         if abort {

@@ -738,12 +738,23 @@ impl DporRuntime {
     }
 
     /// Starts `task` as a new explored thread; returns its engine id.
-    #[pyo3(signature = (task, site=None))]
-    fn spawn(&self, py: Python<'_>, task: Py<PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<usize> {
+    /// Starts an explored thread; `background`: a daemon or pool worker, which may be left
+    /// waiting when the other threads have exited.
+    #[pyo3(signature = (task, site=None, background=false))]
+    fn spawn(
+        &self,
+        py: Python<'_>,
+        task: Py<PyAny>,
+        site: Option<(Py<PyAny>, i32)>,
+        background: bool,
+    ) -> PyResult<usize> {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let child = st.explorer.child_id(tid);
+        if background {
+            st.explorer.set_background(child);
+        }
         Inner::thread_mut(&mut st, child).task = Some(task);
         inner.step_at(py, st, tid, Op::Spawn { child }, "start", site)?;
         Ok(child)
