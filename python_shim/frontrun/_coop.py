@@ -485,6 +485,15 @@ def _thread_start(self):
         thread.run()
 
     self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
+    self._frontrun_hash = self._frontrun_tid
+
+
+def _thread_hash(self):
+    """An explored thread hashes as its engine id (stable across executions), so a set of
+    threads (``ThreadPoolExecutor._threads``, joined in set order at shutdown) iterates in
+    the same order in every execution, not in the order of memory addresses."""
+    h = self.__dict__.get("_frontrun_hash")
+    return h if h is not None else object.__hash__(self)
 
 
 def _is_background(thread):
@@ -526,6 +535,7 @@ _PATCHES = [
     (threading.Thread, "start", _thread_start),
     (threading.Thread, "join", _thread_join),
     (threading.Thread, "is_alive", _thread_is_alive),
+    (threading.Thread, "__hash__", _thread_hash),
 ]
 
 

@@ -454,7 +454,16 @@ def _run_one(rt, setup, threads, invariant, timeout):
     state = setup()
     tasks = [functools.partial(fn, state) for fn in threads]
     rt.watch_generators(_generators_in(state))
-    end, detail = rt.run_execution(tasks, timeout)
+    # No cyclic collection while the threads run: its finalizers and weakref callbacks (an
+    # executor collected puts a wake-up in its queue) would run in whichever explored thread
+    # allocated last, which is not part of the schedule; they run between executions instead.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        end, detail = rt.run_execution(tasks, timeout)
+    finally:
+        if collecting:
+            gc.enable()
     run = _Run(end=end, detail=detail, state=state, errors=rt.errors())
     if end == "deadlock":
         run.kind, run.message = "deadlock", detail

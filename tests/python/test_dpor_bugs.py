@@ -977,3 +977,70 @@ def test_lost_update_beside_fresh_locks_is_found():
     assert result.property_holds is False and result.failure_kind == "invariant"
     assert "Race on State.n" in result.explanation
     check_replays(result, lambda: State(n=0), [FRESH.parent], lambda s: s.n == 2)
+
+
+MAPS = load(
+    """
+    class Thing:
+        pass
+
+    def get_or_create(s):
+        obj = s.cache.get("k")
+        if obj is None:
+            obj = Thing()
+            s.made += 1
+            s.cache["k"] = obj
+        s.keep.append(obj)
+
+    def check_then_insert(s):
+        if "k" not in s.cache:
+            s.made += 1
+            s.cache["k"] = Thing()
+
+    def get_or_create_locked(s):
+        with s.lock:
+            get_or_create(s)
+
+    def append_if_short(s):
+        if len(s.items) < 1:
+            s.items.append(1)
+    """,
+    name="dpor_maps_prog",
+)
+
+
+def _containers():
+    import collections
+    import weakref
+
+    return {
+        "WeakValueDictionary": weakref.WeakValueDictionary,
+        "UserDict": collections.UserDict,
+        "ChainMap": collections.ChainMap,
+        "UserList": collections.UserList,
+    }
+
+
+@pytest.mark.parametrize("kind", ["WeakValueDictionary", "UserDict", "ChainMap"])
+@pytest.mark.parametrize("fn", ["get_or_create", "check_then_insert"])
+def test_check_then_act_on_a_mapping_written_in_python(kind, fn):
+    # `.get()`, `in` and `[k] = v` on a MutableMapping the rewriter does not see into are reads
+    # and writes of it, like a dict's.
+    import threading
+
+    make = _containers()[kind]
+    setup = lambda: State(cache=make(), made=0, keep=[], lock=threading.Lock())  # noqa: E731
+    result = explore(setup, [getattr(MAPS, fn)] * 2, lambda s: s.made == 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert f"Race on {kind}" in result.explanation
+    check_replays(result, setup, [getattr(MAPS, fn)] * 2, lambda s: s.made == 1)
+    locked = explore(setup, [MAPS.get_or_create_locked] * 2, lambda s: s.made == 1)
+    assert locked.property_holds is True
+
+
+def test_check_then_act_on_a_user_list():
+    make = _containers()["UserList"]
+    setup = lambda: State(items=make())  # noqa: E731
+    result = explore(setup, [MAPS.append_if_short] * 2, lambda s: len(s.items) == 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "Race on UserList" in result.explanation

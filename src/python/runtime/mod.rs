@@ -174,6 +174,11 @@ impl DporRuntime {
             referents,
             generator: py.import("types")?.getattr("GeneratorType")?.unbind(),
             next: py.import("builtins")?.getattr("next")?.unbind(),
+            abc_containers: {
+                let abc = py.import("collections.abc")?;
+                let get = |name: &str| abc.getattr(name).map(Bound::unbind);
+                [get("MutableMapping")?, get("MutableSequence")?, get("MutableSet")?]
+            },
         };
         let state = State {
             explorer,

@@ -58,6 +58,9 @@ pub(super) struct Types {
     /// `types.GeneratorType`, `builtins.next`.
     pub(super) generator: Py<PyAny>,
     pub(super) next: Py<PyAny>,
+    /// `collections.abc.MutableMapping`, `MutableSequence`, `MutableSet`: containers written in
+    /// Python outside the rewriter's sight (`UserDict`, `WeakValueDictionary`, `ChainMap`, ...).
+    pub(super) abc_containers: [Py<PyAny>; 3],
 }
 
 /// A resource method call: `name` is a default or configured method, or a configured
@@ -480,6 +483,16 @@ impl Inner {
             || obj.is_instance_of::<PySet>()
             || obj.is_instance_of::<PyByteArray>()
             || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
+            || self.abc_kind(obj).is_some()
+    }
+
+    /// Which of the mutable container ABCs `obj` is an instance of (0 mapping, 1 sequence, 2 set).
+    fn abc_kind(&self, obj: &Bound<'_, PyAny>) -> Option<usize> {
+        if obj.is_instance_of::<pyo3::types::PyType>() || obj.is_instance_of::<PyModule>() {
+            return None;
+        }
+        let py = obj.py();
+        self.types.abc_containers.iter().position(|abc| obj.is_instance(abc.bind(py)).unwrap_or(false))
     }
 
     /// Read or write of the whole container for a method of a known container type.
@@ -493,7 +506,11 @@ impl Inner {
         } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
             methods::DEQUE_WRITES
         } else {
-            return None;
+            match self.abc_kind(obj)? {
+                0 => methods::DICT_WRITES,
+                1 => methods::LIST_WRITES,
+                _ => methods::SET_WRITES,
+            }
         };
         Some(if writes.contains(&name) { AccessKind::Write } else { AccessKind::Read })
     }
