@@ -119,6 +119,34 @@ impl Block<'_> {
             && (op == self.ops.call || op == self.ops.load_attr || op == self.ops.binary_subscr)
     }
 
+    /// Whether instruction `k` begins a line, as CPython's line-start scan sees it: the last
+    /// instruction before it that has a line has another one.
+    fn starts_line(&self, k: usize) -> bool {
+        let instrs = &self.code.instrs;
+        instrs[..k].iter().rev().find_map(|x| x.position.line) != instrs[k].position.line
+    }
+
+    /// The earliest place in `bs..=start` where the region may begin and still be on the line
+    /// of `start`: a region then copies its whole first line, so ORIG restarts the line where
+    /// the original starts it.
+    fn line_start(&self, bs: usize, start: usize) -> usize {
+        let instrs = &self.code.instrs;
+        let Some(line) = instrs[start].position.line else { return start };
+        let mut best = start;
+        for k in (bs..start).rev() {
+            match instrs[k].position.line {
+                None => {}
+                Some(l) if l == line => {
+                    if self.sel.splittable[k] {
+                        best = k;
+                    }
+                }
+                Some(_) => break,
+            }
+        }
+        best
+    }
+
     /// The region of block `bs..be`, if it is versioned; marks the stashes local to it.
     fn region(&self, bs: usize, be: usize, local: &mut [bool]) -> Option<Region> {
         let Block { code, ops, sel, before, after, loads, .. } = *self;
@@ -127,6 +155,7 @@ impl Block<'_> {
         let excluded = code.instrs[last].target.is_some() && last_info.flow != Flow::Goto;
         let mut end = if excluded { last } else { be };
         let start = (bs..end).find(|&k| before[k] > 0 || after[k] > 0 || !loads[k].is_empty())?;
+        let start = self.line_start(bs, start);
         if excluded && after[last] > 0 {
             return None;
         }
@@ -164,6 +193,14 @@ impl Block<'_> {
         }
         let r_last = &code.instrs[end - 1];
         if jump && (end >= code.instrs.len() || !sel.splittable[end] || ops.no_insert_after.contains(&r_last.op)) {
+            return None;
+        }
+        // ORIG's first instruction begins its line again when the copy ends on another line.
+        // Debugger jumps (`frame.f_lineno = n`) take the deepest-stacked start of line `n`, so
+        // that must be where the line really begins, with the original's stack.
+        let first_line = code.instrs[start].position.line;
+        let copy_last_line = (start..end + tail as usize).rev().find_map(|k| code.instrs[k].position.line);
+        if first_line.is_some() && copy_last_line != first_line && !self.starts_line(start) {
             return None;
         }
         for s in locals {
