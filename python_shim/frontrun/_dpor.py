@@ -17,7 +17,9 @@ import gc
 import os
 import builtins
 import heapq
+import io
 import operator
+import shutil
 import sys
 import threading
 import time
@@ -337,6 +339,60 @@ def _unseen_callee(callee, method):
     return not (cls.__flags__ & _HEAPTYPE and _instrumented_class(cls))
 
 
+class FileResource:
+    """A file as one shared resource: every handle on it and every call that names its path
+    (``open(p)``, ``os.replace(tmp, p)``, ``os.path.exists(p)``) are ordered against each other,
+    so two threads that each open the same file are seen to share it."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path):
+        self.path = path
+
+    def __repr__(self):
+        return f"file {self.path}"
+
+
+# One object per real path for the whole process: its address names the file in every run.
+_files: dict = {}
+
+
+def _file_resource(target, is_path):
+    """The file a file object (``is_path`` false) or a path names, or None. Runs inside a
+    report: it imports nothing and raises nothing."""
+    try:
+        if not is_path:
+            if not isinstance(target, io.IOBase):
+                return None
+            target = getattr(target, "name", None)
+        if target is None or isinstance(target, (int, bool)):
+            return None  # a descriptor, an in-memory stream
+        path = os.fsdecode(os.fspath(target))
+        key = os.path.realpath(path)
+    except Exception:
+        return None
+    found = _files.get(key)
+    if found is None:
+        found = _files[key] = FileResource(key)
+    return found
+
+
+# Calls that name a file by a path argument: id(function) -> index of that argument | how it
+# uses the file << 4 (PATH_READ, PATH_WRITE, or PATH_OPEN: by the mode, the next argument).
+# A move's path is its destination.
+PATH_READ, PATH_WRITE, PATH_OPEN = 0, 1, 2
+_PATH_FUNCTIONS = (
+    [(f, PATH_OPEN << 4) for f in (builtins.open, io.open)]
+    + [(f, PATH_READ << 4) for f in (os.stat, os.lstat, os.listdir, os.scandir, os.access, os.path.exists,
+                                     os.path.lexists, os.path.isfile, os.path.isdir, os.path.islink,
+                                     os.path.getsize, os.path.getmtime)]
+    + [(f, PATH_WRITE << 4) for f in (os.open, os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir,
+                                      os.removedirs, os.chmod, os.utime, os.truncate, shutil.rmtree)]
+    + [(f, PATH_WRITE << 4 | 1) for f in (os.rename, os.replace, os.link, os.symlink, shutil.copy,
+                                          shutil.copy2, shutil.copyfile, shutil.move)]
+)
+
+
 def _make_runtime():
     from frontrun.rewrite._core import DEFAULT_POLICY  # noqa: F401  (the rewriter is part of the package)
 
@@ -367,6 +423,8 @@ def _make_runtime():
         coop_hook=_coop.make_cooperative,
         loop_through=_LOOP_THROUGH,
         referents=gc.get_referents,
+        file_resource=_file_resource,
+        path_functions={id(f): how for f, how in _PATH_FUNCTIONS},
     )
 
 

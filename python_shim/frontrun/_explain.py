@@ -12,6 +12,8 @@ import os
 import re
 import tracemalloc
 
+from frontrun._dpor import FileResource
+
 WHOLE = (1 << 64) - 1
 DATA = ("read", "write", "delete")
 MAX_LOCATIONS = 4
@@ -91,6 +93,8 @@ def _location_name(step, obj):
         return f"global {module}.{key}"
     if step.kind.startswith("cell"):
         return f"closure variable {key}"
+    if isinstance(obj, FileResource):
+        return repr(obj)
     # A class's own attributes are named after it (`Widget.count`), not after `type`.
     tname = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
     if step.kind.startswith("attr") or step.kind == "builtin_call" and isinstance(key, str) and step.key_id != WHOLE:
@@ -227,6 +231,16 @@ def _accesses_to(steps, loc):
 def _final_value(obj, step):
     if step.kind in GENERATOR_STEPS:
         return None
+    if isinstance(obj, FileResource):
+        try:
+            with open(obj.path, "rb") as f:
+                data = f.read(81)
+        except FileNotFoundError:
+            return "(no such file)"
+        except OSError:
+            return None
+        text = repr(data[:80].decode("utf-8", "replace"))
+        return text + ("..." if len(data) > 80 else "")
     try:
         if step.kind.startswith("attr"):
             return repr(getattr(obj, step.key))

@@ -532,6 +532,14 @@ fn immutable(o: &Bound<'_, PyAny>) -> bool {
         || o.is_exact_instance_of::<PyComplex>()
 }
 
+/// Callables whose path argument (a string) names a file they read or write (`open`,
+/// `os.remove`, ...): the runtime sets them (`DporRuntime(path_functions=...)`), by address.
+pub(crate) static PATH_CALLEES: std::sync::RwLock<Vec<usize>> = std::sync::RwLock::new(Vec::new());
+
+fn is_path_callee(f: &Bound<'_, PyAny>) -> bool {
+    PATH_CALLEES.read().unwrap_or_else(|p| p.into_inner()).contains(&(f.as_ptr() as usize))
+}
+
 /// A report whose object is provably not shared mutable state: an exact immutable builtin
 /// (`x += 1` on an int rebinds; `s.upper`, `t[0]`, `len(s)`, `c in t`, `for c in s` read
 /// something no thread can write). Such an object is never written, so an event on it can
@@ -570,7 +578,9 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
         // values: the callable, then arguments (a call without any is kept: policy `all`).
         // A slot wrapper (`object.__setattr__(self, "x", v)`) writes the object it is given.
         Some(SiteKind::CallSite) => {
-            n >= 3 && (1..n - 1).all(value) && args.get_borrowed_item(0).is_ok_and(|f| !is_slot_wrapper(&f))
+            n >= 3
+                && (1..n - 1).all(value)
+                && args.get_borrowed_item(0).is_ok_and(|f| !is_slot_wrapper(&f) && !is_path_callee(&f))
         }
         _ => false,
     }

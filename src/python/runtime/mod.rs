@@ -121,7 +121,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, loop_through=None, referents=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -143,8 +143,14 @@ impl DporRuntime {
         coop_hook: Option<Py<PyAny>>,
         loop_through: Option<Py<PyTuple>>,
         referents: Option<Py<PyAny>>,
+        file_resource: Option<Py<PyAny>>,
+        path_functions: Option<Py<PyDict>>,
     ) -> PyResult<DporRuntime> {
         let explorer = make_explorer(preemption_bound, max_executions, replay)?;
+        if let Some(table) = &path_functions {
+            let ids = table.bind(py).keys().iter().filter_map(|k| k.extract::<usize>().ok()).collect();
+            *crate::python::report_py::PATH_CALLEES.write().unwrap_or_else(|p| p.into_inner()) = ids;
+        }
         let get = |name: &str| -> PyResult<Py<PyAny>> {
             builtins_map
                 .get_item(name)?
@@ -172,6 +178,8 @@ impl DporRuntime {
             coop_hook,
             loop_through,
             referents,
+            file_resource,
+            path_functions,
             generator: py.import("types")?.getattr("GeneratorType")?.unbind(),
             next: py.import("builtins")?.getattr("next")?.unbind(),
             abc_containers: {

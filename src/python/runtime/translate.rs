@@ -55,6 +55,12 @@ pub(super) struct Types {
     pub(super) loop_through: Option<Py<PyTuple>>,
     /// `gc.get_referents`.
     pub(super) referents: Option<Py<PyAny>>,
+    /// `(target, is_path) -> FileResource | None`: the file a file object (`is_path` false) or
+    /// a path names, one object per real path, so every handle of a file is one resource.
+    pub(super) file_resource: Option<Py<PyAny>>,
+    /// `id(function) -> index` of the path argument of `open`, `os.remove`, `os.replace`, ...
+    /// (keyed by id: looking a callee up must not run its `__hash__`).
+    pub(super) path_functions: Option<Py<PyDict>>,
     /// `types.GeneratorType`, `builtins.next`.
     pub(super) generator: Py<PyAny>,
     pub(super) next: Py<PyAny>,
@@ -86,6 +92,17 @@ pub(super) fn has_class(obj: &Bound<'_, PyAny>, class_path: &str) -> bool {
             _ => false,
         }
     })
+}
+
+/// Whether `open(path, mode)` may change the file: a mode that writes, or an argument that is
+/// not a mode at all (the report has the first two arguments, positional then keyword, so
+/// `open(p, encoding=e, mode="w")` shows only the encoding).
+fn open_writes(mode: Option<&Bound<'_, PyAny>>) -> bool {
+    let Some(mode) = mode else { return false };
+    let Some(text) = mode.cast::<PyString>().ok().and_then(|m| m.to_str().ok().map(str::to_owned)) else {
+        return true;
+    };
+    !text.chars().all(|c| "rbt".contains(c)) || text.is_empty()
 }
 
 pub(super) const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter__"];
@@ -280,7 +297,8 @@ impl Inner {
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
                 if is_resource(self, obj, &name) {
-                    let o = Self::number(st, obj);
+                    let target = self.file_resource(obj, false).unwrap_or_else(|| obj.clone());
+                    let o = Self::number(st, &target);
                     return Some((Self::access(Write, o, WHOLE), "call", Some(method.unbind())));
                 }
                 None
@@ -360,7 +378,7 @@ impl Inner {
                 let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
                 self.resume(st, &first)
             }
-            EventKind::CallSite => self.slot_call(st, ev, obj),
+            EventKind::CallSite => self.path_call(st, ev, obj).or_else(|| self.slot_call(st, ev, obj)),
             EventKind::WithEnter => {
                 if self.is_lock_type(obj).is_some() {
                     self.real_acquire(py, st, tid, obj)
@@ -370,6 +388,36 @@ impl Inner {
             }
             _ => None,
         }
+    }
+
+    /// The file `target` names (a file object's path, or a path), as the object that stands for
+    /// it in every execution; None for anything else.
+    fn file_resource<'py>(&self, target: &Bound<'py, PyAny>, is_path: bool) -> Option<Bound<'py, PyAny>> {
+        let classify = self.types.file_resource.as_ref()?.bind(target.py());
+        classify.call1((target, is_path)).ok().filter(|r| !r.is_none())
+    }
+
+    /// `open(path)`, `os.remove(path)`, `os.path.exists(path)`, ...: a read or write of the
+    /// file at `path`, ordered against every other use of that file (by path or through a
+    /// handle). The table gives the path's argument index and `how << 4` (`_dpor.PATH_*`).
+    fn path_call(
+        &self,
+        st: &mut State,
+        ev: &Event,
+        callee: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let py = callee.py();
+        let table = self.types.path_functions.as_ref()?.bind(py);
+        let how: usize = table.get_item(callee.as_ptr() as usize).ok()??.extract().ok()?;
+        let args = ev.args.as_ref()?.bind(py);
+        let file = self.file_resource(&args.get_item(how & 0xf).ok()?, true)?;
+        let writes = match how >> 4 {
+            0 => false,
+            2 => open_writes(args.get_item(1).ok().as_ref()),
+            _ => true,
+        };
+        let o = Self::number(st, &file);
+        Some((Self::access(if writes { AccessKind::Write } else { AccessKind::Read }, o, WHOLE), "call", None))
     }
 
     /// `object.__setattr__(self, "x", v)`, `dict.__setitem__(d, k, v)`: a slot wrapper called

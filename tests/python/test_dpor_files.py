@@ -1,0 +1,174 @@
+"""Files are shared resources by path: every handle on a file and every call that names its path
+(`open`, `os.path.exists`, `os.replace`, ...) are ordered against each other, so two threads that
+each open the same file are seen to share it, and threads on different files are not."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import load  # noqa: E402
+
+import frontrun  # noqa: E402
+
+PROG = load(
+    """
+    import os
+    import shutil
+
+    class Log:
+        def __init__(self, path):
+            self.path = path
+            open(path, "w").close()
+
+        def append_numbered(self, text):
+            with open(self.path) as f:
+                n = len(f.readlines())
+            with open(self.path, "a") as f:
+                f.write(f"{n}:{text}\\n")
+
+    class Claim:
+        def __init__(self, path):
+            self.path = path
+            if os.path.exists(path):
+                os.remove(path)
+            self.winners = []
+
+        def claim(self, who):
+            if not os.path.exists(self.path):
+                with open(self.path, "w") as f:
+                    f.write(who)
+                self.winners.append(who)
+
+        def claim_atomically(self, who):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+            self.winners.append(who)
+
+    def publish(path, text):
+        tmp = path + "." + text
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+    def read_all(path, out):
+        with open(path) as f:
+            out.append(f.read())
+
+    def check_and_read(path, out):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                out.append(f.read())
+
+    def check_and_size(path, out):
+        if os.path.isfile(path):
+            out.append(os.path.getsize(path))
+
+    def size(path, out):
+        out.append(os.path.getsize(path))
+    """
+)
+
+
+def numbered(path):
+    lines = Path(path).read_text().splitlines()
+    return [line.split(":")[0] for line in lines] == [str(i) for i in range(len(lines))]
+
+
+def test_two_handles_on_one_file_race(tmp_path):
+    path = str(tmp_path / "log.txt")
+    result = frontrun.explore_dpor(
+        setup=lambda: PROG.Log(path),
+        threads=[lambda log: log.append_numbered("a"), lambda log: log.append_numbered("b")],
+        invariant=lambda log: numbered(log.path),
+    )
+    assert result.property_holds is False
+    assert result.failure_kind == "invariant"
+    explanation = result.explanation
+    assert f"Race on file {os.path.realpath(path)}" in explanation
+    assert "read   " in explanation and "with open(self.path) as f:" in explanation
+    assert "f.write(" in explanation
+    assert "afterwards file" in explanation and "'0:" in explanation
+    replayed = frontrun.replay(result.counterexample, lambda: PROG.Log(path),
+                               [lambda log: log.append_numbered("a"), lambda log: log.append_numbered("b")],
+                               lambda log: numbered(log.path))
+    assert replayed.property_holds is False
+
+
+def test_check_then_create_by_path_races(tmp_path):
+    path = str(tmp_path / "lock")
+    result = frontrun.explore_dpor(
+        setup=lambda: PROG.Claim(path),
+        threads=[lambda c: c.claim("a"), lambda c: c.claim("b")],
+        invariant=lambda c: len(c.winners) <= 1,
+    )
+    assert result.property_holds is False
+    assert "if not os.path.exists(self.path):" in result.explanation
+
+
+def test_exclusive_create_is_safe(tmp_path):
+    path = str(tmp_path / "lock")
+    result = frontrun.explore_dpor(
+        setup=lambda: PROG.Claim(path),
+        threads=[lambda c: c.claim_atomically("a"), lambda c: c.claim_atomically("b")],
+        invariant=lambda c: len(c.winners) == 1,
+    )
+    assert result.property_holds is True, result.explanation
+    assert result.num_explored >= 2  # the two orders of os.open on one path
+
+
+def test_replace_orders_against_readers(tmp_path):
+    path = str(tmp_path / "current")
+    Path(path).write_text("old")
+
+    class S:
+        def __init__(self):
+            Path(path).write_text("old")
+            self.seen = []
+
+    result = frontrun.explore_dpor(
+        setup=S,
+        threads=[lambda s: PROG.publish(path, "new"), lambda s: PROG.read_all(path, s.seen)],
+        invariant=lambda s: s.seen == ["new"],
+    )
+    assert result.property_holds is False  # the reader can run before the replace
+    assert result.num_explored == 2
+
+
+def test_files_at_different_paths_are_independent(tmp_path):
+    def writer(name):
+        return lambda s: PROG.publish(str(tmp_path / name), name)
+
+    result = frontrun.explore_dpor(setup=lambda: None, threads=[writer("a"), writer("b")], invariant=lambda s: True)
+    assert result.property_holds is True
+    assert result.num_explored == 1
+
+
+def test_path_reads_commute(tmp_path):
+    """Calls that only read a path commute. (A handle's methods order like writes: its position
+    is shared by whoever uses the handle.)"""
+    path = str(tmp_path / "data")
+    Path(path).write_text("x")
+
+    class S:
+        def __init__(self):
+            self.a, self.b = [], []
+
+    result = frontrun.explore_dpor(
+        setup=S,
+        threads=[lambda s: PROG.check_and_size(path, s.a), lambda s: PROG.size(path, s.b)],
+        invariant=lambda s: s.a == [1] and s.b == [1],
+    )
+    assert result.property_holds is True
+    assert result.num_explored == 1
+    # A write of the same path does not commute with them.
+    result = frontrun.explore_dpor(
+        setup=S,
+        threads=[lambda s: PROG.check_and_read(path, s.a), lambda s: PROG.publish(path, "x")],
+        invariant=lambda s: True,
+    )
+    assert result.property_holds is True
+    assert result.num_explored > 1
