@@ -137,7 +137,7 @@ impl Block<'_> {
             match instrs[k].position.line {
                 None => {}
                 Some(l) if l == line => {
-                    if self.sel.splittable[k] {
+                    if self.sel.insertable[k] {
                         best = k;
                     }
                 }

@@ -102,6 +102,9 @@ pub struct Selection {
     /// before (no pairing or fixed-offset rule joins them); `insertable` adds reachability
     /// and the FOR_ITER target rule. Region versioning ends a region only where this holds.
     pub splittable: Vec<bool>,
+    /// Per instruction: whether code may be inserted right before it (`splittable`, reachable
+    /// and not a FOR_ITER target).
+    pub insertable: Vec<bool>,
 }
 
 /// One call, as the rewriter sees it.
@@ -425,9 +428,17 @@ impl<'a> Selector<'a> {
         let o = self.ops;
         let n = self.code.instrs.len();
         let mut split = vec![true; n];
-        // The RETURN_GENERATOR / POP_TOP / RESUME preamble (3.11+).
+        // The RETURN_GENERATOR / POP_TOP / RESUME preamble (3.11+). A 3.15 generator
+        // expression starts with a RESUME of its own and runs `LOAD_FAST .0; GET_ITER` before
+        // RETURN_GENERATOR; code placed there runs the generator from a wrong offset.
         if let Some(resume) = o.resume {
-            if let Some(p) = self.code.instrs.iter().position(|x| x.op == resume) {
+            let instrs = &self.code.instrs;
+            let first = instrs.iter().position(|x| x.op == resume);
+            let after_generator = o
+                .return_generator
+                .and_then(|g| instrs.iter().position(|x| x.op == g))
+                .and_then(|g| (g..n).find(|&k| instrs[k].op == resume));
+            if let Some(p) = first.max(after_generator) {
                 for slot in split.iter_mut().take(p + 1) {
                     *slot = false;
                 }
@@ -949,6 +960,7 @@ impl<'a> Selector<'a> {
             }
         }
         self.out.splittable = std::mem::take(&mut self.splittable);
+        self.out.insertable = std::mem::take(&mut self.insertable);
         self.out
     }
 }

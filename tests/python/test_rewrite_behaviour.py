@@ -291,3 +291,38 @@ def test_branch_coverage_report_unchanged(fixture, core):
     with recording():
         assert branch_report(new, fixture, core) == plain
 
+
+
+def test_region_never_starts_at_a_loop_exit():
+    """3.15 inlines `all(genexpr)` into a loop whose exit (a FOR_ITER target, reached at a fixed
+    offset) is followed by calls on the same line; a region reaching back to the line's start
+    must not begin there (it executed a cache entry)."""
+    source = textwrap.dedent(
+        """
+        import collections
+
+        class D(collections.OrderedDict):
+            pass
+
+        class T:
+            def check(self, x):
+                return x
+
+            def run(self, od):
+                return self.check(all(type(p) == list for p in od.__reduce__()[1]))
+
+            def run_any(self, items):
+                return self.check(any(x.bit_length() > 2 for x in items)), self.check(len(items))
+        """
+    )
+    code = compile(source, "<loop-exit>", "exec")
+    plain, rewritten = {}, {}
+    exec(code, plain)
+    exec(_native.rewrite_code(code, "all", ()), rewritten)
+    for guard in GUARDS.values():
+        with guard():
+            for ns in (plain, rewritten):
+                t = ns["T"]()
+                assert t.run(ns["D"]([("a", 1), ("b", 2)])) is True
+                assert t.run_any([1, 2]) == (False, 2)
+                assert t.run_any([1, 9]) == (True, 2)
