@@ -216,13 +216,14 @@ def test_debugger_jumps_unchanged(guard):
     assert compared > 50
 
 
-def covered_lines(code, path, core):
+def measured(code, path, core, branch=False):
+    """A coverage.py run of the module `code` with the given core; the stopped Coverage."""
     import coverage
 
     old = os.environ.get("COVERAGE_CORE")
     os.environ["COVERAGE_CORE"] = core
     try:
-        cov = coverage.Coverage(data_file=None, include=[path], config_file=False)
+        cov = coverage.Coverage(data_file=None, include=[path], config_file=False, branch=branch)
     finally:
         if old is None:
             os.environ.pop("COVERAGE_CORE")
@@ -233,7 +234,11 @@ def covered_lines(code, path, core):
         run_module(code, path)
     finally:
         cov.stop()
-    return sorted(cov.get_data().lines(path) or [])
+    return cov
+
+
+def covered_lines(code, path, core):
+    return sorted(measured(code, path, core).get_data().lines(path) or [])
 
 
 CORES = ["ctrace"] + (["sysmon"] if sys.version_info >= (3, 12) else [])
@@ -253,23 +258,7 @@ def test_coverage_lines_unchanged(fixture, core):
 
 
 def branch_report(code, path, core):
-    import coverage
-
-    old = os.environ.get("COVERAGE_CORE")
-    os.environ["COVERAGE_CORE"] = core
-    try:
-        cov = coverage.Coverage(data_file=None, include=[path], config_file=False, branch=True)
-    finally:
-        if old is None:
-            os.environ.pop("COVERAGE_CORE")
-        else:
-            os.environ["COVERAGE_CORE"] = old
-    cov.start()
-    try:
-        run_module(code, path)
-    finally:
-        cov.stop()
-    analysis = cov._analyze(path)
+    analysis = measured(code, path, core, branch=True)._analyze(path)
     return sorted(analysis.missing), sorted(analysis.missing_branch_arcs().items()), analysis.numbers.n_branches
 
 
