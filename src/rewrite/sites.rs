@@ -428,17 +428,9 @@ impl<'a> Selector<'a> {
         let o = self.ops;
         let n = self.code.instrs.len();
         let mut split = vec![true; n];
-        // The RETURN_GENERATOR / POP_TOP / RESUME preamble (3.11+). A 3.15 generator
-        // expression starts with a RESUME of its own and runs `LOAD_FAST .0; GET_ITER` before
-        // RETURN_GENERATOR; code placed there runs the generator from a wrong offset.
+        // The RETURN_GENERATOR / POP_TOP / RESUME preamble (3.11+).
         if let Some(resume) = o.resume {
-            let instrs = &self.code.instrs;
-            let first = instrs.iter().position(|x| x.op == resume);
-            let after_generator = o
-                .return_generator
-                .and_then(|g| instrs.iter().position(|x| x.op == g))
-                .and_then(|g| (g..n).find(|&k| instrs[k].op == resume));
-            if let Some(p) = first.max(after_generator) {
+            if let Some(p) = self.code.instrs.iter().position(|x| x.op == resume) {
                 for slot in split.iter_mut().take(p + 1) {
                     *slot = false;
                 }
