@@ -32,7 +32,7 @@ test_exception_group test_keywordonlyarg test_positional_only_arg test_fstring t
 test_dataclasses test_enum test_functools test_itertools test_collections test_heapq
 test_bisect test_json test_weakref test_property test_super test_iter test_int test_list
 test_dict test_set test_tuple test_threading test_queue test_traceback
-test_sys_settrace test_pdb test_bdb test_trace test_doctest test_typing
+test_sys_settrace test_pdb test_bdb test_trace test_doctest test_typing test_ordered_dict
 """.split()
 
 # What `make test` runs on every interpreter: the language-construct modules, fast to run.
