@@ -14,6 +14,41 @@ from frontrun import _native
 
 __version__ = _native.__version__
 
+# What a new subinterpreter gets in place of the two builtins `_native` sets here: rewritten
+# code run there (`concurrent.interpreters`, `InterpreterPoolExecutor`) loads them, and the
+# extension cannot be imported into another interpreter. Nothing listens there: guard off.
+_SUBINTERPRETER_BUILTINS = f"""
+import builtins
+builtins.{_native.GUARD_NAME} = False
+builtins.{_native.REPORT_NAME} = lambda *values: values[0] if values else None
+"""
+
+
+def _prime_subinterpreters():
+    """Wraps the interpreter factory (``_interpreters.create``, 3.12's ``_xxsubinterpreters``)
+    so that every new interpreter has the stand-ins before it runs anything."""
+    for name, run in (("_interpreters", "exec"), ("_xxsubinterpreters", "run_string")):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        create = module.create
+        if getattr(create, "__frontrun__", False):
+            return
+
+        def primed(*args, _create=create, _run=getattr(module, run), **kwargs):
+            interp = _create(*args, **kwargs)
+            _run(interp, _SUBINTERPRETER_BUILTINS)
+            return interp
+
+        primed.__frontrun__ = True
+        primed.__doc__ = create.__doc__
+        module.create = primed
+        return
+
+
+_prime_subinterpreters()
+
 # The exploration machinery is imported on first use: `import frontrun` stays light.
 _LAZY = {
     "explore_dpor": "frontrun._dpor",

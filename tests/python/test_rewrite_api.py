@@ -279,3 +279,21 @@ def test_errors_on_helper_threads(monkeypatch):
         _native.rewrite_code(module.replace(co_consts=consts), "shared", ())
     # The same module without the bad function still rewrites.
     assert _native.rewrite_code(module, "shared", ()) is not module
+
+
+def test_rewritten_code_runs_in_a_subinterpreter():
+    """A new interpreter (`concurrent.interpreters`, `InterpreterPoolExecutor`) cannot import
+    the extension; it gets stand-ins for the two builtins, so rewritten code runs there too."""
+    subinterpreters = pytest.importorskip("_interpreters" if sys.version_info >= (3, 13) else "_xxsubinterpreters")
+    source = "class O:\n    pass\no = O()\no.x = [1]\no.x.append(2)\nassert o.x == [1, 2]\n"
+    code = _native.rewrite_code(compile(source, "<sub>", "exec"), "all", ())
+    assert _native.GUARD_NAME in code.co_names
+    interp = subinterpreters.create()
+    try:
+        if sys.version_info >= (3, 13):
+            assert subinterpreters.exec(interp, code) is None
+        else:
+            blob = marshal.dumps(code)
+            subinterpreters.run_string(interp, f"import marshal\nexec(marshal.loads({blob!r}))")
+    finally:
+        subinterpreters.destroy(interp)
