@@ -13,6 +13,8 @@ pub struct MethodTables {
     pub container: NameSet,
     /// Synchronisation methods (reported as `call` before the call, like container methods).
     pub sync: NameSet,
+    /// pathlib file methods (`PATH_READS`, `PATH_WRITES`, `open`).
+    pub path: NameSet,
     pub builtin: NameSet,
     /// Builtins that read their first argument's size or contents, reported only when called
     /// by a plain name (`len(x)`, not `obj.len(x)`).
@@ -108,6 +110,15 @@ pub const SYNC_METHODS: &[&str] = &[
     "join",
 ];
 
+/// pathlib methods that read or write the file their receiver names, beside `open` (by its
+/// mode). Reported like container methods (receiver and name, before the call); the runtime
+/// acts only on a `pathlib.PurePath` receiver. (`replace` is left out: `str.replace` is
+/// everywhere; `rename` is the common spelling.)
+pub const PATH_READS: &[&str] =
+    &["exists", "is_file", "is_dir", "is_symlink", "stat", "lstat", "read_text", "read_bytes", "iterdir", "samefile"];
+pub const PATH_WRITES: &[&str] =
+    &["write_text", "write_bytes", "touch", "mkdir", "rmdir", "unlink", "rename", "chmod", "symlink_to", "hardlink_to"];
+
 /// Callables (by the name they are called through) that read or write the state of their
 /// first argument: the report carries the callable, whose identity the runtime checks.
 pub const STATE_BUILTINS: &[&str] = &[
@@ -150,6 +161,7 @@ impl MethodTables {
             resource,
             container: set(CONTAINER_METHODS),
             sync: set(SYNC_METHODS),
+            path: set(PATH_READS).into_iter().chain(set(PATH_WRITES)).chain(set(&["open"])).collect(),
             builtin: set(STATE_BUILTINS),
             reading: set(READING_BUILTINS),
             roles: HashMap::default(),
@@ -159,6 +171,7 @@ impl MethodTables {
             (&tables.resource, role::RESOURCE),
             (&tables.container, role::CONTAINER),
             (&tables.sync, role::CONTAINER),
+            (&tables.path, role::CONTAINER),
             (&tables.reading, role::READING),
         ] {
             for name in names {

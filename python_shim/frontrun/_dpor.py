@@ -19,6 +19,7 @@ import builtins
 import heapq
 import io
 import operator
+import pathlib
 import random
 import shutil
 import sys
@@ -428,6 +429,7 @@ def _make_runtime():
         referents=gc.get_referents,
         file_resource=_file_resource,
         path_functions={id(f): how for f, how in _PATH_FUNCTIONS},
+        pure_path=pathlib.PurePath,
     )
 
 

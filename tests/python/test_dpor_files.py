@@ -172,3 +172,69 @@ def test_path_reads_commute(tmp_path):
     )
     assert result.property_holds is True
     assert result.num_explored > 1
+
+
+PATHLIB = load(
+    """
+    from pathlib import Path
+
+    class Claim:
+        def __init__(self, path):
+            self.path = Path(path)
+            if self.path.exists():
+                self.path.unlink()
+            self.winners = []
+
+        def claim(self, who):
+            if not self.path.exists():
+                self.path.write_text(who)
+                self.winners.append(who)
+
+        def append(self, text):
+            n = len(self.path.read_text().splitlines()) if self.path.exists() else 0
+            with self.path.open("a") as f:
+                f.write(f"{n}:{text}\\n")
+
+    def size(path, out):
+        p = Path(path)
+        out.append(p.stat().st_size if p.is_file() else None)
+    """
+)
+
+
+def test_pathlib_check_then_create_races(tmp_path):
+    path = str(tmp_path / "lock")
+    result = frontrun.explore_dpor(
+        setup=lambda: PATHLIB.Claim(path),
+        threads=[lambda c: c.claim("a"), lambda c: c.claim("b")],
+        invariant=lambda c: len(c.winners) <= 1,
+    )
+    assert result.property_holds is False
+    assert f"Race on file {os.path.realpath(path)}" in result.explanation
+    assert "if not self.path.exists():" in result.explanation
+
+
+def test_pathlib_read_then_append_races_with_open(tmp_path):
+    path = str(tmp_path / "log")
+
+    def setup():
+        Path(path).write_text("")
+        return PATHLIB.Claim(path)
+
+    result = frontrun.explore_dpor(setup=setup, threads=[lambda c: c.append("a"), lambda c: c.append("b")],
+                                   invariant=lambda c: numbered(path))
+    assert result.property_holds is False
+
+
+def test_pathlib_reads_commute(tmp_path):
+    path = str(tmp_path / "data")
+    Path(path).write_text("x")
+
+    class S:
+        def __init__(self):
+            self.a, self.b = [], []
+
+    result = frontrun.explore_dpor(setup=S, threads=[lambda s: PATHLIB.size(path, s.a), lambda s: PATHLIB.size(path, s.b)],
+                                   invariant=lambda s: s.a == s.b == [1])
+    assert result.property_holds is True
+    assert result.num_explored == 1

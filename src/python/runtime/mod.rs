@@ -121,7 +121,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, pure_path=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -145,6 +145,7 @@ impl DporRuntime {
         referents: Option<Py<PyAny>>,
         file_resource: Option<Py<PyAny>>,
         path_functions: Option<Py<PyDict>>,
+        pure_path: Option<Py<PyAny>>,
     ) -> PyResult<DporRuntime> {
         let explorer = make_explorer(preemption_bound, max_executions, replay)?;
         if let Some(table) = &path_functions {
@@ -180,6 +181,7 @@ impl DporRuntime {
             referents,
             file_resource,
             path_functions,
+            pure_path,
             generator: py.import("types")?.getattr("GeneratorType")?.unbind(),
             next: py.import("builtins")?.getattr("next")?.unbind(),
             abc_containers: {

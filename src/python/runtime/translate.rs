@@ -58,6 +58,8 @@ pub(super) struct Types {
     /// `(target, is_path) -> FileResource | None`: the file a file object (`is_path` false) or
     /// a path names, one object per real path, so every handle of a file is one resource.
     pub(super) file_resource: Option<Py<PyAny>>,
+    /// `pathlib.PurePath`: the receiver of a pathlib file method (`methods::PATH_READS`, ...).
+    pub(super) pure_path: Option<Py<PyAny>>,
     /// `id(function) -> index` of the path argument of `open`, `os.remove`, `os.replace`, ...
     /// (keyed by id: looking a callee up must not run its `__hash__`).
     pub(super) path_functions: Option<Py<PyDict>>,
@@ -296,6 +298,10 @@ impl Inner {
                     let o = Self::number(st, obj);
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
+                if let Some((kind, file)) = self.path_method(obj, &name, ev) {
+                    let o = Self::number(st, &file);
+                    return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
+                }
                 if is_resource(self, obj, &name) {
                     let target = self.file_resource(obj, false).unwrap_or_else(|| obj.clone());
                     let o = Self::number(st, &target);
@@ -418,6 +424,35 @@ impl Inner {
         };
         let o = Self::number(st, &file);
         Some((Self::access(if writes { AccessKind::Write } else { AccessKind::Read }, o, WHOLE), "call", None))
+    }
+
+    /// `path.exists()`, `path.write_text(s)`, `path.open("a")`, ...: the file a `pathlib` path
+    /// names, read or written.
+    fn path_method<'py>(
+        &self,
+        receiver: &Bound<'py, PyAny>,
+        name: &str,
+        ev: &Event,
+    ) -> Option<(AccessKind, Bound<'py, PyAny>)> {
+        let py = receiver.py();
+        let kind = if crate::methods::PATH_WRITES.contains(&name) {
+            AccessKind::Write
+        } else if crate::methods::PATH_READS.contains(&name) {
+            AccessKind::Read
+        } else if name == "open" {
+            let mode = ev.args.as_ref().and_then(|a| a.bind(py).get_item(0).ok());
+            if open_writes(mode.as_ref()) {
+                AccessKind::Write
+            } else {
+                AccessKind::Read
+            }
+        } else {
+            return None;
+        };
+        if !receiver.is_instance(self.types.pure_path.as_ref()?.bind(py)).unwrap_or(false) {
+            return None;
+        }
+        Some((kind, self.file_resource(receiver, true)?))
     }
 
     /// `object.__setattr__(self, "x", v)`, `dict.__setitem__(d, k, v)`: a slot wrapper called
