@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
 from dpor_testutil import load  # noqa: E402
 
@@ -72,6 +74,33 @@ PROG = load(
     """
 )
 
+PATHLIB = load(
+    """
+    from pathlib import Path
+
+    class Claim:
+        def __init__(self, path):
+            self.path = Path(path)
+            if self.path.exists():
+                self.path.unlink()
+            self.winners = []
+
+        def claim(self, who):
+            if not self.path.exists():
+                self.path.write_text(who)
+                self.winners.append(who)
+
+        def append(self, text):
+            n = len(self.path.read_text().splitlines()) if self.path.exists() else 0
+            with self.path.open("a") as f:
+                f.write(f"{n}:{text}\\n")
+
+    def size(path, out):
+        p = Path(path)
+        out.append(p.stat().st_size if p.is_file() else None)
+    """
+)
+
 
 def numbered(path):
     lines = Path(path).read_text().splitlines()
@@ -98,15 +127,19 @@ def test_two_handles_on_one_file_race(tmp_path):
     assert replayed.property_holds is False
 
 
-def test_check_then_create_by_path_races(tmp_path):
+@pytest.mark.parametrize("prog, check", [("PROG", "if not os.path.exists(self.path):"),
+                                         ("PATHLIB", "if not self.path.exists():")])
+def test_check_then_create_by_path_races(tmp_path, prog, check):
+    program = globals()[prog]
     path = str(tmp_path / "lock")
     result = frontrun.explore_dpor(
-        setup=lambda: PROG.Claim(path),
+        setup=lambda: program.Claim(path),
         threads=[lambda c: c.claim("a"), lambda c: c.claim("b")],
         invariant=lambda c: len(c.winners) <= 1,
     )
     assert result.property_holds is False
-    assert "if not os.path.exists(self.path):" in result.explanation
+    assert f"Race on file {os.path.realpath(path)}" in result.explanation
+    assert check in result.explanation
 
 
 def test_exclusive_create_is_safe(tmp_path):
@@ -173,45 +206,6 @@ def test_path_reads_commute(tmp_path):
     assert result.property_holds is True
     assert result.num_explored > 1
 
-
-PATHLIB = load(
-    """
-    from pathlib import Path
-
-    class Claim:
-        def __init__(self, path):
-            self.path = Path(path)
-            if self.path.exists():
-                self.path.unlink()
-            self.winners = []
-
-        def claim(self, who):
-            if not self.path.exists():
-                self.path.write_text(who)
-                self.winners.append(who)
-
-        def append(self, text):
-            n = len(self.path.read_text().splitlines()) if self.path.exists() else 0
-            with self.path.open("a") as f:
-                f.write(f"{n}:{text}\\n")
-
-    def size(path, out):
-        p = Path(path)
-        out.append(p.stat().st_size if p.is_file() else None)
-    """
-)
-
-
-def test_pathlib_check_then_create_races(tmp_path):
-    path = str(tmp_path / "lock")
-    result = frontrun.explore_dpor(
-        setup=lambda: PATHLIB.Claim(path),
-        threads=[lambda c: c.claim("a"), lambda c: c.claim("b")],
-        invariant=lambda c: len(c.winners) <= 1,
-    )
-    assert result.property_holds is False
-    assert f"Race on file {os.path.realpath(path)}" in result.explanation
-    assert "if not self.path.exists():" in result.explanation
 
 
 def test_pathlib_read_then_append_races_with_open(tmp_path):
