@@ -369,7 +369,7 @@ def _file_resource(target, is_path):
             if not isinstance(target, io.IOBase):
                 return None
             target = getattr(target, "name", None)
-        if target is None or isinstance(target, (int, bool)):
+        if target is None or isinstance(target, int):
             return None  # a descriptor, an in-memory stream
         path = os.fsdecode(os.fspath(target))
         key = os.path.realpath(path)
@@ -381,19 +381,19 @@ def _file_resource(target, is_path):
     return found
 
 
-# Calls that name a file by a path argument: id(function) -> index of that argument | how it
-# uses the file << 4 (PATH_READ, PATH_WRITE, or PATH_OPEN: by the mode, the next argument).
-# A move's path is its destination.
+# Calls that name a file by a path argument: (function, index of that argument, how it uses the
+# file: PATH_READ, PATH_WRITE, or PATH_OPEN by the mode in the next argument). A move's path is
+# its destination. (`io.open` is `builtins.open`.)
 PATH_READ, PATH_WRITE, PATH_OPEN = 0, 1, 2
 _PATH_FUNCTIONS = (
-    [(f, PATH_OPEN << 4) for f in (builtins.open, io.open)]
-    + [(f, PATH_READ << 4) for f in (os.stat, os.lstat, os.listdir, os.scandir, os.access, os.path.exists,
-                                     os.path.lexists, os.path.isfile, os.path.isdir, os.path.islink,
-                                     os.path.getsize, os.path.getmtime)]
-    + [(f, PATH_WRITE << 4) for f in (os.open, os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir,
-                                      os.removedirs, os.chmod, os.utime, os.truncate, shutil.rmtree)]
-    + [(f, PATH_WRITE << 4 | 1) for f in (os.rename, os.replace, os.link, os.symlink, shutil.copy,
-                                          shutil.copy2, shutil.copyfile, shutil.move)]
+    [(builtins.open, 0, PATH_OPEN)]
+    + [(f, 0, PATH_READ) for f in (os.stat, os.lstat, os.listdir, os.scandir, os.access, os.path.exists,
+                                   os.path.lexists, os.path.isfile, os.path.isdir, os.path.islink,
+                                   os.path.getsize, os.path.getmtime)]
+    + [(f, 0, PATH_WRITE) for f in (os.open, os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir,
+                                    os.removedirs, os.chmod, os.utime, os.truncate, shutil.rmtree)]
+    + [(f, 1, PATH_WRITE) for f in (os.rename, os.replace, os.link, os.symlink, shutil.copy, shutil.copy2,
+                                    shutil.copyfile, shutil.move)]
 )
 
 
@@ -428,7 +428,7 @@ def _make_runtime():
         loop_through=_LOOP_THROUGH,
         referents=gc.get_referents,
         file_resource=_file_resource,
-        path_functions={id(f): how for f, how in _PATH_FUNCTIONS},
+        path_functions={id(f): (index, how) for f, index, how in _PATH_FUNCTIONS},
         pure_path=pathlib.PurePath,
     )
 

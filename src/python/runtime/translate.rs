@@ -60,7 +60,7 @@ pub(super) struct Types {
     pub(super) file_resource: Option<Py<PyAny>>,
     /// `pathlib.PurePath`: the receiver of a pathlib file method (`methods::PATH_READS`, ...).
     pub(super) pure_path: Option<Py<PyAny>>,
-    /// `id(function) -> index` of the path argument of `open`, `os.remove`, `os.replace`, ...
+    /// `id(function) -> (index of the path argument, how)` for `open`, `os.remove`, ...
     /// (keyed by id: looking a callee up must not run its `__hash__`).
     pub(super) path_functions: Option<Py<PyDict>>,
     /// `types.GeneratorType`, `builtins.next`.
@@ -101,9 +101,7 @@ pub(super) fn has_class(obj: &Bound<'_, PyAny>, class_path: &str) -> bool {
 /// `open(p, encoding=e, mode="w")` shows only the encoding).
 fn open_writes(mode: Option<&Bound<'_, PyAny>>) -> bool {
     let Some(mode) = mode else { return false };
-    let Some(text) = mode.cast::<PyString>().ok().and_then(|m| m.to_str().ok().map(str::to_owned)) else {
-        return true;
-    };
+    let Some(text) = mode.cast::<PyString>().ok().and_then(|m| m.to_str().ok()) else { return true };
     !text.chars().all(|c| "rbt".contains(c)) || text.is_empty()
 }
 
@@ -405,7 +403,7 @@ impl Inner {
 
     /// `open(path)`, `os.remove(path)`, `os.path.exists(path)`, ...: a read or write of the
     /// file at `path`, ordered against every other use of that file (by path or through a
-    /// handle). The table gives the path's argument index and `how << 4` (`_dpor.PATH_*`).
+    /// handle). The table gives the path's argument index and how it is used (`_dpor.PATH_*`).
     fn path_call(
         &self,
         st: &mut State,
@@ -414,10 +412,10 @@ impl Inner {
     ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let py = callee.py();
         let table = self.types.path_functions.as_ref()?.bind(py);
-        let how: usize = table.get_item(callee.as_ptr() as usize).ok()??.extract().ok()?;
+        let (index, how): (usize, u8) = table.get_item(callee.as_ptr() as usize).ok()??.extract().ok()?;
         let args = ev.args.as_ref()?.bind(py);
-        let file = self.file_resource(&args.get_item(how & 0xf).ok()?, true)?;
-        let writes = match how >> 4 {
+        let file = self.file_resource(&args.get_item(index).ok()?, true)?;
+        let writes = match how {
             0 => false,
             2 => open_writes(args.get_item(1).ok().as_ref()),
             _ => true,
