@@ -84,3 +84,47 @@ fn whole_object_access_conflicts_with_keys() {
     let threads = vec![vec![SimOp::Write((5, 1), 1)], vec![SimOp::Write((5, 2), 1)]];
     assert_eq!(count(&Program::parallel(threads)), 1);
 }
+
+/// A busy wait (`while not flag: pass`, or with a sleep in the loop) for a flag another thread
+/// sets after its data: a spinning thread gives way, and the search tries the write before
+/// each of its first `SPIN_READS` reads and after them (4 traces), not once per extra round.
+#[test]
+fn busy_wait_for_a_flag_is_explored_in_a_few_executions() {
+    const FLAG: (u64, u64) = (3, 0);
+    const SEEN: (u64, u64) = (4, 0);
+    for sleep in [false, true] {
+        for data_first in [true, false] {
+            let setter = if data_first {
+                vec![SimOp::Write(X, 1), SimOp::Write(FLAG, 1)]
+            } else {
+                vec![SimOp::Write(FLAG, 1), SimOp::Write(X, 1)]
+            };
+            let waiter = vec![SimOp::SpinUntil(FLAG, sleep), SimOp::Read(X), SimOp::WriteInc(SEEN)];
+            let program = Program::parallel(vec![setter, waiter]);
+            let report = explore(&program, Config::default(), &|m| m.get(&SEEN).copied() == Some(2));
+            let what = format!("sleep {sleep}, data first {data_first}: {report:?}");
+            assert!(report.stats.complete, "{what}");
+            assert_eq!(report.stats.redundant, 0, "{what}");
+            if data_first {
+                assert_eq!(report.verdict, Verdict::Pass, "{what}");
+                assert_eq!(report.stats.executions, 4, "{what}");
+            } else {
+                // The flag seen before the data: the waiter reads X = 0.
+                assert_eq!(report.verdict, Verdict::Fail, "{what}");
+                assert!(report.stats.failures >= 1, "{what}");
+            }
+            assert!(report.stats.spins_cut >= 1, "{what}");
+        }
+    }
+}
+
+/// Two waiters on one flag: each may read it unset up to `SPIN_READS` times before the write.
+#[test]
+fn two_busy_waiters() {
+    const FLAG: (u64, u64) = (3, 0);
+    let setter = vec![SimOp::Write(FLAG, 1)];
+    let waiter = vec![SimOp::SpinUntil(FLAG, false)];
+    let report = explore(&Program::parallel(vec![setter, waiter.clone(), waiter]), Config::default(), &|_| true);
+    assert_eq!(report.verdict, Verdict::Pass, "{report:?}");
+    assert_eq!(report.stats.executions, 16, "{report:?}");
+}

@@ -15,6 +15,10 @@ pub type LockId = u64;
 /// Key meaning "the whole object": conflicts with every key of the same object.
 pub const WHOLE: Key = u64::MAX;
 
+/// The object of a yield (`time.sleep`): read with the thread's id as key, so no one else
+/// touches it. A thread that yields lets the others run first (`state::ThreadState::yielding`).
+pub const YIELD: ObjId = 0;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AccessKind {
     Read,

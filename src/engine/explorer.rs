@@ -52,6 +52,8 @@ struct Node {
     preemptions: u32,
     /// Whether the previous step's thread could still run here.
     last_enabled: bool,
+    /// Whether the previous step's thread was spinning or sleeping (switching is no preemption).
+    last_yielded: bool,
 }
 
 #[derive(Debug)]
@@ -167,6 +169,28 @@ impl Explorer {
         assert!(state.pending.is_none(), "thread {thread} arrived twice");
         state.pending = Some(op);
         state.blocked = false;
+        state.moves_on = false;
+        state.frame_state = None;
+    }
+
+    /// Says that `thread`'s pending op also moves the thread on (the next element of a loop
+    /// over a container, a generator's resumption): reading the same location again this way
+    /// is progress, not a spin (`arrive` clears it).
+    pub fn moves_on(&mut self, thread: ThreadId) {
+        self.exec.thread_mut(thread).moves_on = true;
+    }
+
+    /// Whether `op`, a read, would read a location `thread` has read since anything it read
+    /// last changed (the runtime then gives `frame_state`).
+    pub fn rereads(&self, thread: ThreadId, op: Op) -> bool {
+        self.exec.thread(thread).is_some_and(|t| t.rereads(op))
+    }
+
+    /// Gives a fingerprint of the frame that makes `thread`'s pending read (its local
+    /// variables): a read of a location the thread read before, from a frame whose state
+    /// changed since, is progress, not a spin (`arrive` clears it).
+    pub fn frame_state(&mut self, thread: ThreadId, state: u64) {
+        self.exec.thread_mut(thread).frame_state = Some(state);
     }
 
     /// Marks a parked thread as blocked (or not) on a wait the engine does not
@@ -280,7 +304,12 @@ impl Explorer {
         let bound = self.config.preemption_bound;
         self.nodes[depth].last_enabled = prev_enabled;
         let node_preemptions = self.nodes[depth].preemptions;
-        let preempts = |t: ThreadId| prev_enabled && Some(t) != prev;
+        // A switch away from a spinning or sleeping thread is no preemption: it gave way.
+        let yielding_now: Vec<bool> = self.exec.threads.iter().map(|t| t.yielding).collect();
+        let yielding = |t: ThreadId| yielding_now[t];
+        let prev_yields = prev.is_some_and(yielding);
+        self.nodes[depth].last_yielded = prev_yields;
+        let preempts = |t: ThreadId| prev_enabled && !prev_yields && Some(t) != prev;
         let within_bound = |t: ThreadId| bound.map_or(true, |b| node_preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
         while !self.nodes[depth].pending.is_empty() {
@@ -310,19 +339,30 @@ impl Explorer {
             Some(c) => c,
             None => {
                 let awake = |t: &ThreadId| self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t);
-                let pick = prev
-                    .filter(|p| self.enabled.contains(p) && awake(p))
-                    .or_else(|| self.enabled.iter().copied().find(|t| awake(t) && within_bound(*t)));
+                // The thread that ran last goes on, unless it spins or sleeps and another can run.
+                let pick_among = |giving_way: bool| {
+                    let ok = |t: &ThreadId| awake(t) && (giving_way || !yielding(*t));
+                    prev.filter(|p| self.enabled.contains(p) && ok(p))
+                        .or_else(|| self.enabled.iter().copied().find(|t| ok(t) && within_bound(*t)))
+                };
+                // A thread that spins on while the only others that could change what it reads
+                // are asleep (their turn here is explored in another branch) would spin for
+                // ever: the rest of this execution is redundant, like one with every thread asleep.
+                let steady_asleep = self.enabled.iter().any(|&t| !yielding(t) && !awake(&t));
+                let stuck = |t: ThreadId| steady_asleep && self.exec.threads[t].spins_on();
+                let pick = pick_among(false).or_else(|| pick_among(true).filter(|&t| !stuck(t)));
                 match pick {
                     Some(t) => (t, Vec::new()),
                     None => {
                         if self.redundant_at.is_none() {
-                            if self.enabled.iter().any(awake) {
+                            if self.enabled.iter().any(|&t| awake(&t) && !stuck(t)) {
                                 self.stats.bounded = true;
                             }
                             self.redundant_at = Some(depth);
                         }
-                        (prev.filter(|_| prev_enabled).unwrap_or(self.enabled[0]), Vec::new())
+                        let steady = self.enabled.iter().copied().find(|&t| !yielding(t));
+                        let pick = prev.filter(|&p| prev_enabled && !yielding(p)).or(steady);
+                        (pick.or(prev.filter(|_| prev_enabled)).unwrap_or(self.enabled[0]), Vec::new())
                     }
                 }
             }
@@ -330,7 +370,7 @@ impl Explorer {
         let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
         let sleep = self.nodes[depth].sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
         let preemptions = node_preemptions + preempts(thread) as u32;
-        self.nodes.push(Node { sleep, pending: children, preemptions, last_enabled: false });
+        self.nodes.push(Node { sleep, pending: children, preemptions, ..Node::default() });
         self.stats.max_depth = self.stats.max_depth.max(depth + 1);
         Ok(thread)
     }
@@ -381,6 +421,10 @@ impl Explorer {
         let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
         for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
+            if end < events.len() && self.exec.spin_reread(first, end) {
+                self.stats.spins_cut += 1;
+                continue;
+            }
             let e = &events[first];
             let mut seq: Vec<Action> =
                 events[first + 1..end].iter().filter(|x| !x.is_after(e)).map(Event::action).collect();
@@ -401,7 +445,7 @@ impl Explorer {
             node.sleep.push(events[depth].action());
             if let Some(bound) = self.config.preemption_bound {
                 let prev = depth.checked_sub(1).map(|i| events[i].thread);
-                let (preemptions, last_enabled) = (node.preemptions, node.last_enabled);
+                let (preemptions, last_enabled) = (node.preemptions, node.last_enabled && !node.last_yielded);
                 let before = node.pending.len();
                 node.pending.retain(|b| {
                     let preempts = last_enabled && Some(b.action.thread) != prev;

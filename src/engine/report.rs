@@ -38,6 +38,9 @@ pub struct Stats {
     pub failures: u64,
     pub deadlocks: u64,
     pub races: u64,
+    /// Race reversals not tried because they would only make a spinning thread read an
+    /// unchanged location once more (`state::SPIN_READS`).
+    pub spins_cut: u64,
     pub max_depth: usize,
     /// The preemption bound pruned something.
     pub bounded: bool,

@@ -31,6 +31,9 @@ pub enum SimOp {
     Spawn(usize),
     /// Waits for program thread `i`, spawned earlier by this thread.
     Join(usize),
+    /// `while memory[loc] == 0: pass` (`sleep`: with a `time.sleep` after each read that
+    /// sees 0): a busy wait, one read per round.
+    SpinUntil(Loc, bool),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -87,6 +90,8 @@ struct Body<'p> {
     children: HashMap<usize, ThreadId>,
     /// Locks this thread's `TryLock`s took and has not released.
     taken: Vec<LockId>,
+    /// In a `SpinUntil(_, true)` round: the read saw 0, the sleep comes next.
+    asleep: bool,
 }
 
 /// One execution: answers the explorer's choices until it finishes.
@@ -94,7 +99,10 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
     let mut memory = Memory::new();
     let mut owners: HashMap<LockId, ThreadId> = HashMap::new();
     let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
-    bodies.insert(0, Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new() });
+    bodies.insert(
+        0,
+        Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new(), asleep: false },
+    );
     arrive(explorer, &mut bodies, 0);
     let clean_end = loop {
         match explorer.choose() {
@@ -105,6 +113,16 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                 };
                 body.pc += 1;
                 match op {
+                    SimOp::SpinUntil(_, _) if body.asleep => {
+                        body.asleep = false;
+                        body.pc -= 1;
+                    }
+                    SimOp::SpinUntil(loc, sleep) => {
+                        if memory_value(&memory, loc) == 0 {
+                            body.pc -= 1;
+                            body.asleep = sleep;
+                        }
+                    }
                     SimOp::Read(loc) => body.register = memory.get(&loc).copied().unwrap_or(0),
                     SimOp::Write(loc, value) => {
                         memory.insert(loc, value);
@@ -121,7 +139,14 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                         let ops = &program.threads[i];
                         bodies.insert(
                             child,
-                            Body { ops, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new() },
+                            Body {
+                                ops,
+                                pc: 0,
+                                register: 0,
+                                children: HashMap::new(),
+                                taken: Vec::new(),
+                                asleep: false,
+                            },
                         );
                         arrive(explorer, &mut bodies, child);
                     }
@@ -175,6 +200,8 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
     }
     let op = match body.ops.get(body.pc) {
         None => Op::Exit,
+        Some(&SimOp::SpinUntil(_, _)) if body.asleep => Op::read(super::event::YIELD, t as Key),
+        Some(&SimOp::SpinUntil((obj, key), _)) => Op::read(obj, key),
         Some(&SimOp::Read((obj, key))) => Op::read(obj, key),
         Some(&SimOp::Write((obj, key), _) | &SimOp::WriteInc((obj, key)) | &SimOp::Append((obj, key), _)) => {
             Op::write(obj, key)

@@ -2,7 +2,7 @@
 //! with vector clocks, and the races each new event forms with earlier ones.
 
 use super::access::Accesses;
-use super::event::{AccessKind, Action, LockId, Op, ThreadId, WHOLE};
+use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE, YIELD};
 use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
@@ -16,6 +16,9 @@ pub struct Event {
     /// Position of this event among its thread's events (1-based).
     seq: u32,
     clock: VClock,
+    /// For a read: how often its thread has read this location with nothing it read changed
+    /// since (1 for the first), else 0.
+    pub repeat: u32,
 }
 
 impl Event {
@@ -56,9 +59,45 @@ pub(crate) struct ThreadState {
     seq: u32,
     exit_event: Option<usize>,
     pub spawned: u32,
+    /// The locations the thread has read since anything it read last changed: location,
+    /// reads, and the reading frame's state at the last of them. A thread that keeps reading
+    /// the same ones is spinning (`yielding`).
+    streak: Vec<(ObjId, Key, u32, Option<u64>)>,
+    /// The pending op moves the thread on (`Explorer::moves_on`): it ends the streak.
+    pub moves_on: bool,
+    /// The state of the frame making the pending read (`Explorer::frame_state`).
+    pub frame_state: Option<u64>,
+    /// Steps at which `streak` started over (kept for `Execution::spin_reread`).
+    streak_ends: Vec<usize>,
+    /// Spinning or sleeping: the search lets the other threads run first, as a real scheduler
+    /// would, until one of them changes what this one read (`Explorer`'s default pick).
+    pub yielding: bool,
 }
 
+/// Reads of one location, with nothing it read changed in between, that make a spin: the
+/// thread yields, and the search does not try a further unchanged read of it before the write
+/// that ends the spin (`Execution::spin_reread`).
+pub const SPIN_READS: u32 = 3;
+/// Reads of one unchanged location after which a spinning thread is taken to spin until
+/// another thread changes something (`ThreadState::spins_on`).
+const SPIN_FOREVER: u32 = 100;
+/// A streak of more distinct locations than this is no spin: it starts over (and the linear
+/// searches of the streak stay short).
+const STREAK_LOCATIONS: usize = 32;
+
 impl ThreadState {
+    /// Whether `op` reads a location in the thread's streak.
+    pub fn rereads(&self, op: Op) -> bool {
+        let Op::Access { obj, key, kind: AccessKind::Read } = op else { return false };
+        self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key)
+    }
+
+    /// Whether the thread has read one location `SPIN_FOREVER` times with nothing it read
+    /// changed in between: going on with it alone would only repeat those reads.
+    pub fn spins_on(&self) -> bool {
+        self.yielding && self.streak.iter().any(|&(_, _, n, _)| n >= SPIN_FOREVER)
+    }
+
     fn unborn() -> ThreadState {
         ThreadState {
             life: Life::Unborn,
@@ -68,6 +107,11 @@ impl ThreadState {
             seq: 0,
             exit_event: None,
             spawned: 0,
+            streak: Vec::new(),
+            moves_on: false,
+            frame_state: None,
+            streak_ends: Vec::new(),
+            yielding: false,
         }
     }
 }
@@ -251,8 +295,99 @@ impl Execution {
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
         state.seq = seq;
-        self.events.push(Event { step, thread, op, seq, clock });
+        let repeat = self.note_progress(thread, op, step);
+        self.events.push(Event { step, thread, op, seq, clock, repeat });
         step
+    }
+
+    /// Whether `read` (a read by a thread T) run right before `write` would be one more read
+    /// of a location T has read `SPIN_READS` times already with nothing it read changed: a
+    /// spin going round once more, which tells the search nothing new.
+    pub fn spin_reread(&self, write: usize, read: usize) -> bool {
+        let r = &self.events[read];
+        let Op::Access { obj, kind: AccessKind::Read, .. } = r.op else { return false };
+        if obj == YIELD {
+            return false;
+        }
+        let ends = &self.threads[r.thread].streak_ends;
+        // The streak T was on at `write` must last until `read`, but for `write`'s own end of it
+        // and ends by events that happen after `write` (the reversal leaves them after `read`).
+        let w = &self.events[write];
+        let moved = |s: usize| s < write || (s > write && !self.events[s].is_after(w));
+        let last_end = ends[..ends.partition_point(|&s| s < read)].iter().rev().find(|&&s| moved(s));
+        let from = last_end.map_or(0, |&s| s + 1);
+        if from > write {
+            return false;
+        }
+        self.events[from..write]
+            .iter()
+            .rev()
+            .find(|e| e.thread == r.thread && e.op == r.op)
+            .is_some_and(|p| p.repeat >= SPIN_READS)
+    }
+
+    /// Updates which threads spin (`ThreadState::yielding`) after `thread` performed `op` at
+    /// `step`; returns the read's `Event::repeat`. A read counts towards a spin; a sleep yields
+    /// at once; anything else the thread does ends its spin, and so does a change to what a
+    /// spinning thread read (or any lock, spawn, join or exit).
+    fn note_progress(&mut self, thread: ThreadId, op: Op, step: usize) -> u32 {
+        let reset = |t: &mut ThreadState| {
+            t.streak.clear();
+            t.streak_ends.push(step);
+            t.yielding = false;
+        };
+        let moves_on = std::mem::take(&mut self.threads[thread].moves_on);
+        if moves_on && matches!(op, Op::Access { kind: AccessKind::Read, .. }) {
+            reset(&mut self.threads[thread]);
+            return 0;
+        }
+        match op {
+            Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => {
+                self.threads[thread].yielding = true;
+                0
+            }
+            Op::Access { obj, key, kind: AccessKind::Read } => {
+                let t = &mut self.threads[thread];
+                let state = t.frame_state.take();
+                // The same location read again from a frame whose locals changed: the thread
+                // is getting on (a loop counting), not spinning.
+                let changed = t.streak.iter().any(|&(o, k, _, last)| {
+                    o == obj && k == key && state.is_some() && last.is_some_and(|l| Some(l) != state)
+                });
+                if changed || t.streak.len() >= STREAK_LOCATIONS {
+                    reset(t);
+                }
+                let count = match t.streak.iter_mut().find(|(o, k, _, _)| *o == obj && *k == key) {
+                    Some((_, _, n, s)) => {
+                        *n += 1;
+                        *s = state.or(*s);
+                        *n
+                    }
+                    None => {
+                        t.streak.push((obj, key, 1, state));
+                        1
+                    }
+                };
+                if count >= SPIN_READS {
+                    t.yielding = true;
+                }
+                count
+            }
+            Op::Access { obj, key, .. } => {
+                for (u, t) in self.threads.iter_mut().enumerate() {
+                    let read_it =
+                        t.streak.iter().any(|&(o, k, _, _)| o == obj && (k == key || k == WHOLE || key == WHOLE));
+                    if u == thread || read_it {
+                        reset(t);
+                    }
+                }
+                0
+            }
+            _ => {
+                self.threads.iter_mut().for_each(reset);
+                0
+            }
+        }
     }
 
     /// Keeps each thread's latest event: its earlier ones happen before it.

@@ -291,6 +291,26 @@ pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     }
 }
 
+/// A fingerprint of the reporting frame's local variables (the identity of each value), so
+/// the engine can tell a loop that spins from one that gets on. None at module level, where
+/// the locals are the module's globals.
+pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let frame = calling_frame(py)?;
+    let code = frame.getattr(pyo3::intern!(py, "f_code")).ok()?;
+    let locals = frame.getattr(pyo3::intern!(py, "f_locals")).ok()?;
+    if frame.getattr(pyo3::intern!(py, "f_globals")).ok().is_some_and(|g| g.is(&locals)) {
+        return None;
+    }
+    let mut h = crate::rewrite::Fnv::default();
+    code.as_ptr().hash(&mut h);
+    let values = locals.call_method0(pyo3::intern!(py, "values")).ok()?;
+    for v in values.try_iter().ok()? {
+        v.ok()?.as_ptr().hash(&mut h);
+    }
+    Some(h.finish())
+}
+
 fn frame_globals(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     // SAFETY: borrowed reference to the current frame's globals, or NULL.
     unsafe {

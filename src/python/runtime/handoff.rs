@@ -714,7 +714,15 @@ impl Inner {
         if st.exec.turn == Some(tid) {
             self.set_turn(&mut st, None);
         }
+        let reread = counted && info.is_some() && st.explorer.rereads(tid, op);
         Self::arrive(&mut st, tid, op, info);
+        if !counted {
+            st.explorer.moves_on(tid);
+        } else if reread {
+            if let Some(state) = report_py::frame_fingerprint(py) {
+                st.explorer.frame_state(tid, state);
+            }
+        }
         self.drive(&mut st);
         if st.exec.turn == Some(tid) {
             return Ok(());

@@ -48,7 +48,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
 
 use super::report_py::{self, Event};
-use crate::engine::{AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason};
+use crate::engine::{AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, YIELD};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use handoff::*;
@@ -521,6 +521,7 @@ impl DporRuntime {
         d.set_item("max_depth", s.max_depth)?;
         d.set_item("bounded", s.bounded)?;
         d.set_item("hit_max_executions", s.hit_max_executions)?;
+        d.set_item("spins_cut", s.spins_cut)?;
         d.set_item("diverged", s.diverged)?;
         d.set_item("complete", s.complete)?;
         Ok(d)
@@ -748,7 +749,7 @@ impl DporRuntime {
         };
         let st = inner.lock_state(py);
         // A read of a location no one writes: a place to switch, never a race.
-        let op = Op::Access { obj: 0, key: tid as u64, kind: AccessKind::Read };
+        let op = Op::Access { obj: YIELD, key: tid as u64, kind: AccessKind::Read };
         inner.step_at(py, st, tid, op, "sleep", site)
     }
 

@@ -1,0 +1,105 @@
+"""Busy waits and polling loops: a thread that keeps reading what nothing changes gives way to
+the others, and the search tries the write it waits for before each of its first few reads,
+not once per extra round. Loops whose locals change as they read (counting, bounded retries)
+are not waits: every position of a write among their reads is still explored."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import State, load  # noqa: E402
+
+import frontrun  # noqa: E402
+
+PROG = load(
+    """
+    import time
+
+    def publish(s):
+        s.data = 1
+        s.ready = True
+
+    def publish_flag_first(s):
+        s.ready = True
+        s.data = 1
+
+    def spin(s):
+        while not s.ready:
+            pass
+        s.seen = s.data
+
+    def poll(s):
+        while not s.ready:
+            time.sleep(0.01)
+        s.seen = s.data
+
+    def count(s):
+        total = 0
+        for _ in range(5):
+            total += s.data
+        s.seen = total
+
+    def retry(s):
+        tries = 0
+        while not s.ready:
+            tries += 1
+            if tries == 6:
+                break
+        s.seen = tries
+
+    def write_data(s):
+        s.data = 1
+
+    def set_ready(s):
+        s.ready = True
+    """
+)
+
+
+def setup():
+    return State(data=0, ready=False, seen=None)
+
+
+@pytest.mark.parametrize("waiter", ["spin", "poll"])
+def test_a_wait_for_a_flag_set_after_the_data_holds(waiter):
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.publish, getattr(PROG, waiter)],
+                                   invariant=lambda s: s.seen == 1)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    # The write before each of the waiter's first three reads of the flag, or after them.
+    assert result.num_explored == 4
+    assert result.stats["spins_cut"] >= 1
+
+
+@pytest.mark.parametrize("waiter", ["spin", "poll"])
+def test_a_wait_for_a_flag_set_before_the_data_is_a_race(waiter):
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.publish_flag_first, getattr(PROG, waiter)],
+                                   invariant=lambda s: s.seen == 1)
+    assert result.property_holds is False
+    assert result.failure_kind == "invariant"
+    assert "Race on State.data" in result.explanation or "Race on State.ready" in result.explanation
+
+
+def test_a_wait_that_nothing_ends_is_reported_as_a_runaway():
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.write_data, PROG.spin], invariant=lambda s: True,
+                                   max_steps=300)
+    assert result.property_holds is False
+    assert result.failure_kind == "runaway"
+    assert "did not finish within the step limit" in result.explanation
+
+
+@pytest.mark.parametrize("seen", range(6))
+def test_a_counting_loop_sees_the_write_between_any_two_reads(seen):
+    # total = 5 reads of data, each 0 or 1 by where the write falls: every value is reachable.
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.count, PROG.write_data],
+                                   invariant=lambda s: s.seen != seen)
+    assert result.property_holds is False, f"total {seen} never seen"
+    assert result.stats["spins_cut"] == 0
+
+
+@pytest.mark.parametrize("tries", [0, 1, 3, 6])
+def test_a_bounded_retry_loop_is_explored_to_its_last_try(tries):
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.retry, PROG.set_ready],
+                                   invariant=lambda s: s.seen != tries)
+    assert result.property_holds is False, f"{tries} tries never seen"
