@@ -521,16 +521,6 @@ def _thread_is_alive(self):
     return rt.is_alive(tid)
 
 
-def _event_is_set(self):
-    # Event.is_set reads the flag without the lock that set() and clear() take: a plain read
-    # under the GIL, but unseen by the engine, so its answer changed with orders it took for
-    # equivalent. Taking the (cooperative) lock makes it a step ordered against them.
-    if _managed() is None:
-        return _orig["Event.is_set"](self)
-    with self._cond:
-        return self._flag
-
-
 _PATCHES = [
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),
@@ -546,13 +536,12 @@ _PATCHES = [
     (threading.Thread, "join", _thread_join),
     (threading.Thread, "is_alive", _thread_is_alive),
     (threading.Thread, "__hash__", _thread_hash),
-    (threading.Event, "is_set", _event_is_set),
 ]
 
 
 def _key(owner, name):
-    if owner in (threading.Thread, threading.Event):
-        return f"{owner.__name__}.{name}"
+    if owner is threading.Thread:
+        return f"Thread.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"
     return name
