@@ -213,4 +213,8 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
         Some(&SimOp::Join(i)) => Op::Join { child: body.children[&i] },
     };
     explorer.arrive(t, op);
+    if let Some(SimOp::SpinUntil(..)) = body.ops.get(body.pc) {
+        // A spin's frame is the same every round (the runtime fingerprints a frame's locals).
+        explorer.frame_state(t, body.pc as u64);
+    }
 }

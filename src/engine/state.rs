@@ -17,7 +17,7 @@ pub struct Event {
     seq: u32,
     clock: VClock,
     /// For a read: how often its thread has read this location with nothing it read changed
-    /// since (1 for the first), else 0.
+    /// since (1 for the first read, counting only reads from a frame in the same state), else 0.
     pub repeat: u32,
 }
 
@@ -85,11 +85,19 @@ const SPIN_FOREVER: u32 = 100;
 /// searches of the streak stay short).
 const STREAK_LOCATIONS: usize = 32;
 
+/// The location an op looks at without changing it, for spin detection: a read. (A lock
+/// operation ends every streak: a poll through a lock, like `Event.is_set`, is not followed.)
+fn watched(op: Op) -> Option<(ObjId, Key)> {
+    match op {
+        Op::Access { obj, key, kind: AccessKind::Read } if obj != YIELD => Some((obj, key)),
+        _ => None,
+    }
+}
+
 impl ThreadState {
     /// Whether `op` reads a location in the thread's streak.
     pub fn rereads(&self, op: Op) -> bool {
-        let Op::Access { obj, key, kind: AccessKind::Read } = op else { return false };
-        self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key)
+        watched(op).is_some_and(|(obj, key)| self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key))
     }
 
     /// Whether the thread has read one location `SPIN_FOREVER` times with nothing it read
@@ -305,8 +313,7 @@ impl Execution {
     /// spin going round once more, which tells the search nothing new.
     pub fn spin_reread(&self, write: usize, read: usize) -> bool {
         let r = &self.events[read];
-        let Op::Access { obj, kind: AccessKind::Read, .. } = r.op else { return false };
-        if obj == YIELD {
+        if watched(r.op).is_none() {
             return false;
         }
         let ends = &self.threads[r.thread].streak_ends;
@@ -327,9 +334,11 @@ impl Execution {
     }
 
     /// Updates which threads spin (`ThreadState::yielding`) after `thread` performed `op` at
-    /// `step`; returns the read's `Event::repeat`. A read counts towards a spin; a sleep yields
+    /// `step`; returns the read's `Event::repeat`. A read counts towards a spin, a sleep yields
     /// at once; anything else the thread does ends its spin, and so does a change to what a
-    /// spinning thread read (or any lock, spawn, join or exit).
+    /// spinning thread read (a write to it, any lock operation, spawn, join or exit). A step
+    /// that moves the thread on (`Explorer::moves_on`) or a re-read from a frame whose locals
+    /// changed ends its own.
     fn note_progress(&mut self, thread: ThreadId, op: Op, step: usize) -> u32 {
         let reset = |t: &mut ThreadState| {
             t.streak.clear();
@@ -341,37 +350,40 @@ impl Execution {
             reset(&mut self.threads[thread]);
             return 0;
         }
+        if let Some((obj, key)) = watched(op) {
+            let t = &mut self.threads[thread];
+            let state = t.frame_state.take();
+            // Only a look from a frame in the same state as at the last one is a spin round:
+            // one whose locals changed is getting on (a loop counting), and one of unknown
+            // state (the first look, code without a frame) proves nothing.
+            let changed = t.streak.iter().any(|&(o, k, _, last)| {
+                o == obj && k == key && state.is_some() && last.is_some_and(|l| Some(l) != state)
+            });
+            if changed || t.streak.len() >= STREAK_LOCATIONS {
+                reset(t);
+            }
+            let count = match t.streak.iter_mut().find(|(o, k, _, _)| *o == obj && *k == key) {
+                Some((_, _, n, s)) => {
+                    if state.is_some() && *s == state {
+                        *n += 1;
+                    }
+                    *s = state.or(*s);
+                    *n
+                }
+                None => {
+                    t.streak.push((obj, key, 1, state));
+                    1
+                }
+            };
+            if count >= SPIN_READS {
+                t.yielding = true;
+            }
+            return count;
+        }
         match op {
             Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => {
                 self.threads[thread].yielding = true;
                 0
-            }
-            Op::Access { obj, key, kind: AccessKind::Read } => {
-                let t = &mut self.threads[thread];
-                let state = t.frame_state.take();
-                // The same location read again from a frame whose locals changed: the thread
-                // is getting on (a loop counting), not spinning.
-                let changed = t.streak.iter().any(|&(o, k, _, last)| {
-                    o == obj && k == key && state.is_some() && last.is_some_and(|l| Some(l) != state)
-                });
-                if changed || t.streak.len() >= STREAK_LOCATIONS {
-                    reset(t);
-                }
-                let count = match t.streak.iter_mut().find(|(o, k, _, _)| *o == obj && *k == key) {
-                    Some((_, _, n, s)) => {
-                        *n += 1;
-                        *s = state.or(*s);
-                        *n
-                    }
-                    None => {
-                        t.streak.push((obj, key, 1, state));
-                        1
-                    }
-                };
-                if count >= SPIN_READS {
-                    t.yielding = true;
-                }
-                count
             }
             Op::Access { obj, key, .. } => {
                 for (u, t) in self.threads.iter_mut().enumerate() {

@@ -291,12 +291,30 @@ pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     }
 }
 
-/// A fingerprint of the reporting frame's local variables (the identity of each value), so
-/// the engine can tell a loop that spins from one that gets on. None at module level, where
-/// the locals are the module's globals.
+/// A fingerprint of the local variables (the identity of each value) of the frame a step
+/// comes from, so the engine can tell a loop that spins from one that gets on: the reporting
+/// frame, or for a step taken inside frontrun's own primitives or `threading`/`queue`, the
+/// first frame outside them. None at module level, where the locals are the module's globals.
 pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
-    let frame = calling_frame(py)?;
+    let mut frame = calling_frame(py)?;
+    for _ in 0..8 {
+        let module = frame
+            .getattr(pyo3::intern!(py, "f_globals"))
+            .and_then(|g| g.get_item(pyo3::intern!(py, "__name__")))
+            .ok()
+            .and_then(|n| n.extract::<String>().ok())
+            .unwrap_or_default();
+        let ours =
+            module == "frontrun" || module.starts_with("frontrun.") || module == "threading" || module == "queue";
+        if !ours {
+            break;
+        }
+        match frame.getattr(pyo3::intern!(py, "f_back")) {
+            Ok(back) if !back.is_none() => frame = back,
+            _ => break,
+        }
+    }
     let code = frame.getattr(pyo3::intern!(py, "f_code")).ok()?;
     let locals = frame.getattr(pyo3::intern!(py, "f_locals")).ok()?;
     if frame.getattr(pyo3::intern!(py, "f_globals")).ok().is_some_and(|g| g.is(&locals)) {

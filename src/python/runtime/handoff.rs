@@ -682,10 +682,10 @@ impl Inner {
     }
 
     /// `tid` reached a scheduling point before `op`: arrive, drive, park until chosen.
-    pub(super) fn step(
-        &self,
+    pub(super) fn step<'a>(
+        &'a self,
         py: Python<'_>,
-        mut st: Guard<'_>,
+        mut st: Guard<'a>,
         tid: ThreadId,
         op: Op,
         info: Option<StepInfo>,
@@ -698,13 +698,28 @@ impl Inner {
             None => op,
         };
         let info = info.map(|i| StepInfo { op, ..i });
-        st.exec.user_steps += 1;
         // A loop's steps over a container (`loops`) end with the container: a long loop is
         // not a runaway thread. Nor is one over a generator; a step inside a generator
         // comes with an access that is counted.
         let counted = info.as_ref().is_none_or(|i| {
             i.kind != report_py::EventKind::IterNext.as_str() && i.kind != "resume" && i.kind != "inside"
         });
+        // A look at what the thread looked at before: the engine compares its frame's locals.
+        // Reading them runs Python, never under the state lock: a finalizer that reports (a
+        // pool's weakref callback) would wait for the lock for ever.
+        let frame_state = if counted && info.is_some() && st.explorer.rereads(tid, op) {
+            let exec_id = st.exec.id;
+            drop(st);
+            let state = report_py::frame_fingerprint(py);
+            st = self.lock_state(py);
+            if st.exec.aborting || st.exec.done.is_some() || st.exec.id != exec_id {
+                return Err(Aborted);
+            }
+            state
+        } else {
+            None
+        };
+        st.exec.user_steps += 1;
         let th = Self::thread_mut(&mut st, tid);
         th.steps += counted as u64;
         if th.steps > st.max_steps {
@@ -714,14 +729,11 @@ impl Inner {
         if st.exec.turn == Some(tid) {
             self.set_turn(&mut st, None);
         }
-        let reread = counted && info.is_some() && st.explorer.rereads(tid, op);
         Self::arrive(&mut st, tid, op, info);
         if !counted {
             st.explorer.moves_on(tid);
-        } else if reread {
-            if let Some(state) = report_py::frame_fingerprint(py) {
-                st.explorer.frame_state(tid, state);
-            }
+        } else if let Some(state) = frame_state {
+            st.explorer.frame_state(tid, state);
         }
         self.drive(&mut st);
         if st.exec.turn == Some(tid) {
