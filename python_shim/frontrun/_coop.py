@@ -521,6 +521,26 @@ def _thread_is_alive(self):
     return rt.is_alive(tid)
 
 
+def _event_is_set(self):
+    # Event.is_set reads the flag without the lock set() and clear() take, in code frontrun
+    # does not rewrite: it is reported as a read of the event, set() and clear() as writes.
+    rt = _managed()
+    if rt is not None:
+        rt.object_access(self, False, _site(rt))
+    return self._flag
+
+
+def _event_writer(name):
+    def write(self):
+        rt = _managed()
+        if rt is not None:
+            rt.object_access(self, True, _site(rt))
+        return _orig[f"Event.{name}"](self)
+
+    write.__name__ = name
+    return write
+
+
 _PATCHES = [
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),
@@ -536,12 +556,15 @@ _PATCHES = [
     (threading.Thread, "join", _thread_join),
     (threading.Thread, "is_alive", _thread_is_alive),
     (threading.Thread, "__hash__", _thread_hash),
+    (threading.Event, "is_set", _event_is_set),
+    (threading.Event, "set", _event_writer("set")),
+    (threading.Event, "clear", _event_writer("clear")),
 ]
 
 
 def _key(owner, name):
-    if owner is threading.Thread:
-        return f"Thread.{name}"
+    if owner in (threading.Thread, threading.Event):
+        return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"
     return name

@@ -52,6 +52,19 @@ PROG = load(
     def write_data(s):
         s.data = 1
 
+    def poll_event(s):
+        while not s.event.is_set():
+            time.sleep(0.01)
+        s.seen = s.data
+
+    def publish_by_event(s):
+        s.data = 1
+        s.event.set()
+
+    def publish_by_event_too_early(s):
+        s.event.set()
+        s.data = 1
+
     def set_ready(s):
         s.ready = True
     """
@@ -88,6 +101,19 @@ def test_a_wait_that_nothing_ends_is_reported_as_a_runaway():
     assert result.property_holds is False
     assert result.failure_kind == "runaway"
     assert "did not finish within the step limit" in result.explanation
+
+
+@pytest.mark.parametrize("publisher, holds", [("publish_by_event", True), ("publish_by_event_too_early", False)])
+def test_polling_an_event(publisher, holds):
+    # Event.is_set() reads the event and set() writes it: a poll of it explores like a flag's.
+    import threading
+
+    result = frontrun.explore_dpor(setup=lambda: State(data=0, event=threading.Event(), seen=None),
+                                   threads=[PROG.poll_event, getattr(PROG, publisher)], invariant=lambda s: s.seen == 1,
+                                   max_steps=2000)
+    assert result.property_holds is holds, result.explanation or result.inconclusive_reason
+    if holds:
+        assert result.num_explored <= 6 and result.stats["spins_cut"] >= 1
 
 
 @pytest.mark.parametrize("seen", range(6))

@@ -48,7 +48,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
 
 use super::report_py::{self, Event};
-use crate::engine::{AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, YIELD};
+use crate::engine::{
+    AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE, YIELD,
+};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use handoff::*;
@@ -738,6 +740,26 @@ impl DporRuntime {
         } else {
             st.exec.threads[thread].prenotified = true;
         }
+    }
+
+    /// A read or write of `obj` as a whole by frontrun's own Python (`Event.is_set` / `set`):
+    /// a scheduling point ordered against the other thread's uses of it.
+    #[pyo3(signature = (obj, write, site=None))]
+    fn object_access(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        write: bool,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<()> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Ok(());
+        };
+        let mut st = inner.lock_state(py);
+        let n = Inner::number(&mut st, obj);
+        let (kind, what) = if write { (AccessKind::Write, "write") } else { (AccessKind::Read, "read") };
+        inner.step_at(py, st, tid, Op::Access { obj: n, key: WHOLE, kind }, what, site)
     }
 
     /// A scheduling point that touches nothing (`time.sleep`).
