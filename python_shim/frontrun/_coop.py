@@ -521,24 +521,17 @@ def _thread_is_alive(self):
     return rt.is_alive(tid)
 
 
-def _event_is_set(self):
+def _reported_event_method(name, write):
     # Event.is_set reads the flag without the lock set() and clear() take, in code frontrun
     # does not rewrite: it is reported as a read of the event, set() and clear() as writes.
-    rt = _managed()
-    if rt is not None:
-        rt.object_access(self, False, _site(rt))
-    return self._flag
-
-
-def _event_writer(name):
-    def write(self):
+    def method(self):
         rt = _managed()
         if rt is not None:
-            rt.object_access(self, True, _site(rt))
+            rt.object_access(self, write, _site(rt))
         return _orig[f"Event.{name}"](self)
 
-    write.__name__ = name
-    return write
+    method.__name__ = name
+    return method
 
 
 _PATCHES = [
@@ -556,9 +549,9 @@ _PATCHES = [
     (threading.Thread, "join", _thread_join),
     (threading.Thread, "is_alive", _thread_is_alive),
     (threading.Thread, "__hash__", _thread_hash),
-    (threading.Event, "is_set", _event_is_set),
-    (threading.Event, "set", _event_writer("set")),
-    (threading.Event, "clear", _event_writer("clear")),
+    (threading.Event, "is_set", _reported_event_method("is_set", write=False)),
+    (threading.Event, "set", _reported_event_method("set", write=True)),
+    (threading.Event, "clear", _reported_event_method("clear", write=True)),
 ]
 
 

@@ -305,9 +305,7 @@ impl Explorer {
         self.nodes[depth].last_enabled = prev_enabled;
         let node_preemptions = self.nodes[depth].preemptions;
         // A switch away from a spinning or sleeping thread is no preemption: it gave way.
-        let yielding_now: Vec<bool> = self.exec.threads.iter().map(|t| t.yielding).collect();
-        let yielding = |t: ThreadId| yielding_now[t];
-        let prev_yields = prev.is_some_and(yielding);
+        let prev_yields = prev.is_some_and(|p| self.exec.threads[p].yielding);
         self.nodes[depth].last_yielded = prev_yields;
         let preempts = |t: ThreadId| prev_enabled && !prev_yields && Some(t) != prev;
         let within_bound = |t: ThreadId| bound.map_or(true, |b| node_preemptions + preempts(t) as u32 <= b);
@@ -335,6 +333,7 @@ impl Explorer {
             }
         }
         let node = &self.nodes[depth];
+        let yielding = |t: ThreadId| self.exec.threads[t].yielding;
         let (thread, children) = match chosen {
             Some(c) => c,
             None => {

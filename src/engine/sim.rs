@@ -94,15 +94,18 @@ struct Body<'p> {
     asleep: bool,
 }
 
+impl<'p> Body<'p> {
+    fn new(ops: &'p [SimOp]) -> Body<'p> {
+        Body { ops, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new(), asleep: false }
+    }
+}
+
 /// One execution: answers the explorer's choices until it finishes.
 pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant) {
     let mut memory = Memory::new();
     let mut owners: HashMap<LockId, ThreadId> = HashMap::new();
     let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
-    bodies.insert(
-        0,
-        Body { ops: &program.main, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new(), asleep: false },
-    );
+    bodies.insert(0, Body::new(&program.main));
     arrive(explorer, &mut bodies, 0);
     let clean_end = loop {
         match explorer.choose() {
@@ -137,17 +140,7 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                         let Some(Op::Spawn { child }) = explorer.events().last().map(|e| e.op) else { unreachable!() };
                         body.children.insert(i, child);
                         let ops = &program.threads[i];
-                        bodies.insert(
-                            child,
-                            Body {
-                                ops,
-                                pc: 0,
-                                register: 0,
-                                children: HashMap::new(),
-                                taken: Vec::new(),
-                                asleep: false,
-                            },
-                        );
+                        bodies.insert(child, Body::new(ops));
                         arrive(explorer, &mut bodies, child);
                     }
                     SimOp::Lock(lock) => {

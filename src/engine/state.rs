@@ -18,7 +18,7 @@ pub struct Event {
     clock: VClock,
     /// For a read: how often its thread has read this location with nothing it read changed
     /// since (1 for the first read, counting only reads from a frame in the same state), else 0.
-    pub repeat: u32,
+    repeat: u32,
 }
 
 impl Event {
@@ -86,7 +86,7 @@ const SPIN_FOREVER: u32 = 100;
 const STREAK_LOCATIONS: usize = 32;
 
 /// The location an op looks at without changing it, for spin detection: a read. (A lock
-/// operation ends every streak: a poll through a lock, like `Event.is_set`, is not followed.)
+/// operation ends every streak, so a poll made of lock round trips is not followed.)
 fn watched(op: Op) -> Option<(ObjId, Key)> {
     match op {
         Op::Access { obj, key, kind: AccessKind::Read } if obj != YIELD => Some((obj, key)),
@@ -356,18 +356,19 @@ impl Execution {
             // Only a look from a frame in the same state as at the last one is a spin round:
             // one whose locals changed is getting on (a loop counting), and one of unknown
             // state (the first look, code without a frame) proves nothing.
-            let changed = t.streak.iter().any(|&(o, k, _, last)| {
-                o == obj && k == key && state.is_some() && last.is_some_and(|l| Some(l) != state)
-            });
+            let mut at = t.streak.iter().position(|&(o, k, _, _)| o == obj && k == key);
+            let changed = at.is_some_and(|i| state.is_some() && t.streak[i].3.is_some_and(|l| Some(l) != state));
             if changed || t.streak.len() >= STREAK_LOCATIONS {
                 reset(t);
+                at = None;
             }
-            let count = match t.streak.iter_mut().find(|(o, k, _, _)| *o == obj && *k == key) {
-                Some((_, _, n, s)) => {
-                    if state.is_some() && *s == state {
+            let count = match at {
+                Some(i) => {
+                    let (_, _, n, last) = &mut t.streak[i];
+                    if state.is_some() && *last == state {
                         *n += 1;
                     }
-                    *s = state.or(*s);
+                    *last = state.or(*last);
                     *n
                 }
                 None => {

@@ -706,7 +706,8 @@ impl Inner {
         });
         // A look at what the thread looked at before: the engine compares its frame's locals.
         // Reading them runs Python, never under the state lock: a finalizer that reports (a
-        // pool's weakref callback) would wait for the lock for ever.
+        // pool's weakref callback) would wait for the lock for ever. Only reads come here, and
+        // their callers set no state before stepping (a wait's step must not let go of it).
         let frame_state = if counted && info.is_some() && st.explorer.rereads(tid, op) {
             let exec_id = st.exec.id;
             drop(st);
