@@ -115,6 +115,19 @@ fn preemption_bound_prunes_and_is_inconclusive() {
 }
 
 #[test]
+fn threads_start_in_any_order_without_preemptions() {
+    // The reader running first is a failure that needs no preemption: where a thread's first
+    // step falls after it began costs none.
+    let writer = vec![SimOp::Write(X, 1)];
+    let reader = vec![SimOp::Read(X), SimOp::WriteInc(RESULT)];
+    let program = Program::parallel(vec![writer, reader]);
+    let report = explore(&program, Config { preemption_bound: Some(0), ..Config::default() }, &|m| {
+        m.get(&RESULT).copied() == Some(2)
+    });
+    assert_eq!(report.verdict, Verdict::Fail, "{report:?}");
+}
+
+#[test]
 fn max_executions_is_inconclusive() {
     let report = explore(&counter(3), Config { max_executions: Some(5), ..Config::default() }, &|_| true);
     assert_eq!(report.stats.executions, 5);

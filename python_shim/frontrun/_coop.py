@@ -1,7 +1,8 @@
 """Cooperative threading primitives, patched in for the duration of an exploration.
 
 While ``explore_dpor`` runs, ``threading.Lock``/``RLock``/``Condition``, ``queue.SimpleQueue``,
-``time.sleep`` and ``Thread.start/join/is_alive`` are replaced. ``Semaphore``,
+``time.sleep``, ``Thread.start/join/is_alive``, ``Event.is_set/set/clear`` and
+``functools.cached_property.__get__`` are replaced. ``Semaphore``,
 ``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue`` (and its subclasses) are written
 in Python on top of ``Lock`` and ``Condition``, which they look up at construction, so the ones
 made during the exploration are cooperative too.
@@ -29,6 +30,9 @@ times out when nothing else can run.
 from __future__ import annotations
 
 import _thread
+import concurrent.futures._base as _futures
+import functools
+import itertools
 import logging
 import os
 import queue
@@ -149,6 +153,13 @@ class Lock:
     def _acquire_restore(self, _saved):
         pass
 
+    def _at_fork_reinit(self):
+        # Modules registered it with os.register_at_fork at import (concurrent.futures.thread
+        # does, and may first be imported inside an exploration).
+        self._real._at_fork_reinit()
+
+    acquire_lock, release_lock, locked_lock = acquire, release, locked
+
     @property
     def _frontrun_base(self):
         return self
@@ -225,6 +236,17 @@ class RLock:
             self._real._acquire_restore(saved[1])
             return
         self._count, self._owner = saved
+
+    def _at_fork_reinit(self):
+        self._real._at_fork_reinit()
+        self._base._at_fork_reinit()
+        self._owner, self._count = None, 0
+
+    def _recursion_count(self):
+        rt = _managed()
+        if rt is None:
+            return self._real._recursion_count()
+        return self._count if self._owner == rt.current_id() else 0
 
     @property
     def _frontrun_base(self):
@@ -482,7 +504,21 @@ def _thread_start(self):
         _pool.ensure_idle(1)
 
     def run(thread=self):
-        thread.run()
+        # threading.current_thread() is the Thread that was started, as in a real thread
+        # (multiprocessing's ThreadPool reads its handler threads' state through it).
+        ident = _thread.get_ident()
+        with threading._active_limbo_lock:
+            placeholder = threading._active.get(ident)
+            threading._active[ident] = thread
+        thread._ident = ident
+        try:
+            thread.run()
+        finally:
+            with threading._active_limbo_lock:
+                if placeholder is not None:
+                    threading._active[ident] = placeholder
+                else:
+                    threading._active.pop(ident, None)
 
     self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
     self._frontrun_hash = self._frontrun_tid
@@ -534,6 +570,90 @@ def _reported_event_method(name, write):
     return method
 
 
+_NOT_CACHED = object()
+# 3.10/3.11's cached_property computes under one RLock per property, made at import: in an
+# exploration it is taken in the model only, never for real. id(lock) -> this holder's depth.
+_property_lock_depth = {}
+
+
+def _cached_property_get(self, instance, owner=None):
+    """``functools.cached_property.__get__`` in an explored thread. The original looks in the
+    instance's ``__dict__``, computes on a miss and stores, all in code frontrun does not rewrite:
+    two threads that both miss would compute twice unseen, and a store the engine does not know
+    of makes a planned schedule diverge. Here the look is a read of the attribute and the store a
+    write, so both misses are explored."""
+    rt = _managed()
+    name = self.attrname
+    cache = getattr(instance, "__dict__", None) if instance is not None and name is not None else None
+    if rt is None or type(cache) is not dict:
+        return _orig["cached_property.__get__"](self, instance, owner)
+    site = _site(rt)
+    rt.object_access(instance, False, site, name)
+    value = cache.get(name, _NOT_CACHED)
+    if value is not _NOT_CACHED:
+        return value
+    lock = getattr(self, "lock", None)
+    if lock is not None:
+        _model_acquire(rt, lock, site)
+    try:
+        if lock is not None:
+            rt.object_access(instance, False, site, name)
+            value = cache.get(name, _NOT_CACHED)
+        if value is _NOT_CACHED:
+            value = self.func(instance)
+            rt.object_access(instance, True, site, name)
+            cache[name] = value
+    finally:
+        if lock is not None:
+            _model_release(rt, lock, site)
+    return value
+
+
+def _model_acquire(rt, lock, site):
+    if rt.lock_state(lock)[1]:  # held by this thread in this execution: re-entered
+        _property_lock_depth[id(lock)] += 1
+    else:
+        rt.lock_acquire(lock, True, False, site)
+        _property_lock_depth[id(lock)] = 1
+
+
+def _model_release(rt, lock, site):
+    _property_lock_depth[id(lock)] -= 1
+    if _property_lock_depth[id(lock)] == 0:
+        rt.lock_release(lock, site)
+
+
+# Futures made in an exploration are numbered in the order they are made: they hash by that
+# number, and `wait` / `as_completed` take their locks in that order, not by address (sets of
+# futures and that lock order would differ between executions, and schedules not repeat).
+_future_serials = itertools.count()
+
+
+def new_execution():
+    """Per-execution state of the patches starts afresh (before ``setup()``)."""
+    global _future_serials
+    _future_serials = itertools.count()
+
+
+def _future_init(self, *args, **kwargs):
+    _orig["Future.__init__"](self, *args, **kwargs)
+    self._frontrun_serial = next(_future_serials)
+
+
+def _future_hash(self):
+    serial = self.__dict__.get("_frontrun_serial")
+    return serial if serial is not None else object.__hash__(self)
+
+
+def _future_order(future):
+    serial = getattr(future, "_frontrun_serial", None)
+    return (0, serial) if serial is not None else (1, id(future))
+
+
+def _acquire_futures_init(self, futures):
+    self.futures = sorted(futures, key=_future_order)
+
+
 _PATCHES = [
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),
@@ -552,11 +672,16 @@ _PATCHES = [
     (threading.Event, "is_set", _reported_event_method("is_set", write=False)),
     (threading.Event, "set", _reported_event_method("set", write=True)),
     (threading.Event, "clear", _reported_event_method("clear", write=True)),
+    (functools.cached_property, "__get__", _cached_property_get),
+    (_futures.Future, "__init__", _future_init),
+    (_futures.Future, "__hash__", _future_hash),
+    (_futures._AcquireFutures, "__init__", _acquire_futures_init),
 ]
 
 
 def _key(owner, name):
-    if owner in (threading.Thread, threading.Event):
+    if owner in (threading.Thread, threading.Event, functools.cached_property, _futures.Future,
+                 _futures._AcquireFutures):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"

@@ -520,6 +520,7 @@ RANDOM_SEED = 0
 
 def _run_one(rt, setup, threads, invariant, timeout):
     random.seed(RANDOM_SEED)
+    _coop.new_execution()
     state = setup()
     tasks = [functools.partial(fn, state) for fn in threads]
     rt.watch_generators(_generators_in(state))

@@ -84,6 +84,10 @@ pub enum Op {
     Join {
         child: ThreadId,
     },
+    /// A spawned thread's first operation: it begins to run. Its code up to its first report
+    /// runs in this step, when the thread is chosen, not right after `Spawn` (that code may
+    /// touch state nothing reports). Commutes with every other thread's operations.
+    Start,
     /// The thread's last operation.
     Exit,
 }
@@ -168,6 +172,10 @@ mod tests {
         assert!(dependent(&act(0, rel(1)), &act(1, acq(1))));
         assert!(!dependent(&act(0, acq(1)), &act(1, acq(2))));
         assert!(dependent(&act(0, Op::Spawn { child: 3 }), &act(3, Op::write(1, 1))));
+        assert!(dependent(&act(0, Op::Spawn { child: 3 }), &act(3, Op::Start)));
+        for other in [Op::write(1, WHOLE), acq(1), Op::Exit, Op::Join { child: 3 }, Op::Start] {
+            assert!(!dependent(&act(3, Op::Start), &act(1, other)), "{other:?}");
+        }
         assert!(dependent(&act(3, Op::Exit), &act(0, Op::Join { child: 3 })));
         assert!(!dependent(&act(2, Op::Exit), &act(0, Op::Join { child: 3 })));
         assert!(dependent(&act(0, Op::read(1, 1)), &act(0, Op::read(2, 2))));

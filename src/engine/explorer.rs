@@ -304,8 +304,12 @@ impl Explorer {
         let bound = self.config.preemption_bound;
         self.nodes[depth].last_enabled = prev_enabled;
         let node_preemptions = self.nodes[depth].preemptions;
-        // A switch away from a spinning or sleeping thread is no preemption: it gave way.
-        let prev_yields = prev.is_some_and(|p| self.exec.threads[p].yielding);
+        // A switch away from a spinning or sleeping thread is no preemption: it gave way. Nor is
+        // one away from a thread that has just begun (threads start in any order for free).
+        let prev_yields = depth
+            .checked_sub(1)
+            .map(|i| &self.exec.events[i])
+            .is_some_and(|e| e.op == Op::Start || self.exec.threads[e.thread].yielding);
         self.nodes[depth].last_yielded = prev_yields;
         let preempts = |t: ThreadId| prev_enabled && !prev_yields && Some(t) != prev;
         let within_bound = |t: ThreadId| bound.map_or(true, |b| node_preemptions + preempts(t) as u32 <= b);

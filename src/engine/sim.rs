@@ -92,11 +92,13 @@ struct Body<'p> {
     taken: Vec<LockId>,
     /// In a `SpinUntil(_, true)` round: the read saw 0, the sleep comes next.
     asleep: bool,
+    /// Performed its `Start` (the root starts started).
+    started: bool,
 }
 
 impl<'p> Body<'p> {
     fn new(ops: &'p [SimOp]) -> Body<'p> {
-        Body { ops, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new(), asleep: false }
+        Body { ops, pc: 0, register: 0, children: HashMap::new(), taken: Vec::new(), asleep: false, started: true }
     }
 }
 
@@ -111,6 +113,11 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
         match explorer.choose() {
             Choice::Run(t) => {
                 let body = bodies.get_mut(&t).expect("running thread has a body");
+                if !body.started {
+                    body.started = true;
+                    arrive(explorer, &mut bodies, t);
+                    continue;
+                }
                 let Some(&op) = body.ops.get(body.pc) else {
                     continue; // performed Exit
                 };
@@ -140,8 +147,8 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                         let Some(Op::Spawn { child }) = explorer.events().last().map(|e| e.op) else { unreachable!() };
                         body.children.insert(i, child);
                         let ops = &program.threads[i];
-                        bodies.insert(child, Body::new(ops));
-                        arrive(explorer, &mut bodies, child);
+                        bodies.insert(child, Body { started: false, ..Body::new(ops) });
+                        explorer.arrive(child, Op::Start);
                     }
                     SimOp::Lock(lock) => {
                         owners.insert(lock, t);

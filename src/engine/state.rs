@@ -259,7 +259,7 @@ impl Execution {
                 }
             }
             Op::Join { child } => deps.extend(self.threads.get(child).and_then(|c| c.exit_event)),
-            Op::Spawn { .. } => {}
+            Op::Spawn { .. } | Op::Start => {}
             Op::Exit => {
                 let state = &mut self.threads[thread];
                 state.life = Life::Exited;
@@ -396,6 +396,8 @@ impl Execution {
                 }
                 0
             }
+            // A thread beginning changes nothing another one could be waiting for.
+            Op::Start => 0,
             _ => {
                 self.threads.iter_mut().for_each(reset);
                 0

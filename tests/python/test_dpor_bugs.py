@@ -383,6 +383,19 @@ CONTAINER_READS = load(
     def keeps_nothing(lst):
         return None
 
+    # ... and what is nested in it: the inner list is read too.
+    def nested_by_dumps(s):
+        s.seen = json.loads(json.dumps(s.doc))["items"]
+
+    def nested_by_deepcopy(s):
+        s.seen = copy.deepcopy(s.doc)["items"]
+
+    def nested_by_str(s):
+        s.seen = [1, 5] if str(s.doc) == "{'items': [1, 5]}" else None
+
+    def nested_appender(s):
+        s.doc["items"].append(5)
+
     def by_rewritten_function(s):
         s.seen = keeps_nothing(s.items)
 
@@ -457,6 +470,17 @@ def test_contents_read_is_ordered_against_a_writer(reader):
     # The append runs first in the first schedule; the reader before it is a second, failing one.
     setup = lambda: State(items=[1], seen=None)  # noqa: E731
     threads = [CONTAINER_READS.appender, getattr(CONTAINER_READS, reader)]
+    result = explore(setup, threads, lambda s: s.seen == [1, 5])
+    assert result.property_holds is False, result.explanation
+    assert result.num_explored == 2
+    assert "Race on list" in result.explanation
+
+
+@pytest.mark.parametrize("reader", ["nested_by_dumps", "nested_by_deepcopy", "nested_by_str"])
+def test_nested_contents_read_is_ordered_against_a_writer(reader):
+    # A dict holding the list is passed; the append is to the list inside it.
+    setup = lambda: State(doc={"items": [1]}, seen=None)  # noqa: E731
+    threads = [CONTAINER_READS.nested_appender, getattr(CONTAINER_READS, reader)]
     result = explore(setup, threads, lambda s: s.seen == [1, 5])
     assert result.property_holds is False, result.explanation
     assert result.num_explored == 2

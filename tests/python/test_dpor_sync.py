@@ -272,6 +272,77 @@ def test_threads_spawned_by_workers_are_explored():
     holds(lambda: State(x=0, done=None, lock=threading.Lock()), [PROG.spawner], lambda s: s.done == 2)
 
 
+def test_a_thread_runs_nothing_before_it_is_first_scheduled():
+    # What a thread does before its first report (here a C lru_cache lookup that misses, then
+    # the call) happens when the thread is first scheduled, not as soon as it is started: in the
+    # first execution one thread runs after the other, and the second finds the result cached.
+    prog = load(
+        """
+        import functools
+
+        computed = []
+
+        def fresh_cache():
+            computed.clear()
+
+            @functools.lru_cache(maxsize=None)
+            def compute(x):
+                computed.append(x)
+                return x
+
+            return compute
+
+        def call(compute):
+            compute(1)
+        """
+    )
+    per_execution = []
+
+    def check(_):
+        per_execution.append(len(prog.computed))
+        return True
+
+    result = frontrun.explore_dpor(prog.fresh_cache, [prog.call, prog.call], check, max_executions=1)
+    assert result.num_explored == 1
+    assert per_execution == [1]
+
+
+CACHED = load(
+    """
+    import functools
+
+    class Service:
+        def __init__(self):
+            self.created = 0
+            self.seen = []
+
+        @functools.cached_property
+        def conn(self):
+            self.created += 1
+            return object()
+
+    def use(s):
+        s.conn
+        s.seen.append(s.created)
+    """,
+    name="dpor_cached_property_prog",
+)
+
+
+def test_cached_property_misses_are_explored():
+    # 3.12 dropped cached_property's lock: two threads that both miss compute twice. 3.10/3.11
+    # compute under a lock made at import, taken in the model only: safe, and nothing hangs.
+    result = frontrun.explore_dpor(CACHED.Service, [CACHED.use, CACHED.use], lambda s: s.created == 1, timeout=60)
+    if sys.version_info >= (3, 12):
+        assert result.property_holds is False and result.failure_kind == "invariant"
+        assert "Race on Service.conn" in result.explanation, result.explanation
+        assert frontrun.replay(result.counterexample, CACHED.Service, [CACHED.use, CACHED.use],
+                               lambda s: s.created == 1).property_holds is False
+    else:
+        assert result.property_holds is True, result.explanation or result.inconclusive_reason
+        assert result.num_explored > 1
+
+
 def test_thread_local_per_explored_thread_and_execution():
     module_local = threading.local()
 
@@ -281,6 +352,32 @@ def test_thread_local_per_explored_thread_and_execution():
         lambda s: s.values == [1, 1],
     )
     assert result.num_explored >= 1
+
+
+def test_a_module_first_imported_inside_an_exploration(tmp_path, monkeypatch):
+    # Its import-time locks are cooperative ones, which must do all that a real lock does at
+    # import: concurrent.futures.thread (imported by the first `cf.ThreadPoolExecutor`, maybe
+    # inside an exploration) registers its lock's `_at_fork_reinit` with os.register_at_fork.
+    (tmp_path / "late_locks.py").write_text(
+        "import os, threading\n"
+        "lock, rlock = threading.Lock(), threading.RLock()\n"
+        "os.register_at_fork(after_in_child=lock._at_fork_reinit)\n"
+        "os.register_at_fork(after_in_child=rlock._at_fork_reinit)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "late_locks", raising=False)
+    prog = load(
+        """
+        import importlib
+
+        def importer(s):
+            mod = importlib.import_module("late_locks")
+            with mod.lock, mod.rlock, mod.rlock:
+                s.x += 1
+        """
+    )
+    holds(lambda: State(x=0), [prog.importer], lambda s: s.x == 1)
+    sys.modules.pop("late_locks", None)
 
 
 def test_patches_are_restored():
@@ -446,7 +543,7 @@ def test_event_made_at_import_never_hangs():
 
 POOL = load(
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 
     def bump(s):
         s.x += 1
@@ -464,6 +561,20 @@ POOL = load(
         with ThreadPoolExecutor(max_workers=2) as ex:
             for f in [ex.submit(bump_locked, s) for _ in range(2)]:
                 f.result()
+
+    def fan_out_as_completed(s):
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            for f in as_completed([ex.submit(bump, s) for _ in range(2)]):
+                f.result()
+
+    def fan_out_wait(s):
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            wait([ex.submit(bump, s) for _ in range(2)])
+
+    def fan_out_wait_locked(s):
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            done, _ = wait([ex.submit(bump_locked, s) for _ in range(2)])
+            s.done = len(done)
 
     def own_pool(s):
         with ThreadPoolExecutor(max_workers=1) as ex:
@@ -505,8 +616,12 @@ def pool_state(shared):
         (["own_pool", "own_pool"], False, False),
         (["client", "client"], True, True),
         (["client_locked", "client_locked"], True, False),
+        (["fan_out_as_completed"], False, True),
+        (["fan_out_wait"], False, True),
+        (["fan_out_wait_locked"], False, False),
     ],
-    ids=["inside-racy", "inside-locked", "own-pools", "shared-racy", "shared-locked"],
+    ids=["inside-racy", "inside-locked", "own-pools", "shared-racy", "shared-locked", "as-completed", "wait",
+         "wait-locked"],
 )
 def test_thread_pool_executor(threads, shared, racy):
     # Pool workers are explored threads; one left idle when the test's threads are done is not a
@@ -523,6 +638,28 @@ def test_thread_pool_executor(threads, shared, racy):
             assert again.property_holds is False and again.failure_kind == "invariant", again.inconclusive_reason
     else:
         assert result.property_holds is True, (result.failure_kind, result.inconclusive_reason, result.explanation)
+
+
+def test_a_started_thread_is_its_own_current_thread():
+    # multiprocessing's pools keep their handler threads' state on the Thread object and read it
+    # through threading.current_thread().
+    prog = load(
+        """
+        import threading
+
+        class Worker(threading.Thread):
+            def run(self):
+                me = threading.current_thread()
+                self.s.seen.append((me is self, me.ident == threading.get_ident(), me.state))
+
+        def starter(s):
+            w = Worker()
+            w.s, w.state = s, "running"
+            w.start()
+            w.join()
+        """
+    )
+    holds(lambda: State(seen=[]), [prog.starter, prog.starter], lambda s: s.seen == [(True, True, "running")] * 2)
 
 
 def test_wait_with_no_time_left_does_not_wait_for_others():

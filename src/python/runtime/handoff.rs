@@ -173,7 +173,6 @@ pub(super) struct Exec {
     pub(super) renamed: HashMap<u64, u64>,
     pub(super) owners: HashMap<u64, ThreadId>,
     pub(super) turn: Option<ThreadId>,
-    pub(super) unstarted: VecDeque<ThreadId>,
     pub(super) root_tasks: VecDeque<Py<PyAny>>,
     pub(super) done: Option<End>,
     pub(super) aborting: bool,
@@ -533,7 +532,12 @@ impl Inner {
             }
             Op::Spawn { child } => {
                 Self::thread_mut(st, child).live = true;
-                st.exec.unstarted.push_back(child);
+                // A worker is set aside now: the caller made sure one was idle before spawning.
+                if let Some(s) = st.idle.pop() {
+                    st.slots[s].tid = Some(child);
+                    st.exec.threads[child].slot = Some(s);
+                }
+                Self::arrive(st, child, Op::Start, None);
             }
             Op::Exit => {
                 let th = &mut st.exec.threads[x];
@@ -545,21 +549,6 @@ impl Inner {
         op
     }
 
-    /// Hands a thread that was spawned but has not reached its first report the turn.
-    pub(super) fn start_unstarted(&self, st: &mut State) -> bool {
-        let Some(c) = st.exec.unstarted.pop_front() else {
-            return false;
-        };
-        self.set_turn(st, Some(c));
-        if let Some(s) = st.idle.pop() {
-            st.slots[s].tid = Some(c);
-            st.exec.threads[c].slot = Some(s);
-            Self::wake_slot(st, s);
-        }
-        // Else the next worker to register or go idle claims it.
-        true
-    }
-
     /// Baton passing: run the engine until some explored thread holds the turn or the
     /// execution is over. Root steps and exits are performed here, inline.
     pub(super) fn drive(&self, st: &mut State) {
@@ -568,7 +557,7 @@ impl Inner {
                 return;
             }
             if !st.explorer.is_ready() {
-                if !self.start_unstarted(st) && st.exec.turn.is_none() {
+                if st.exec.turn.is_none() {
                     // Cannot happen: a live thread neither arrived nor running.
                     self.end(st, End::Diverged("a live thread never reached a scheduling point".into()));
                 }
@@ -595,6 +584,8 @@ impl Inner {
                     if op == Op::Exit {
                         continue;
                     }
+                    // A thread chosen for its `Start` runs on the worker set aside at its spawn,
+                    // or, if none was idle then, the next worker to register or go idle.
                     self.set_turn(st, Some(x));
                     Self::notify_slot(st, x);
                     return;
@@ -677,6 +668,7 @@ impl Inner {
             Op::Release { lock } => format!("release lock #{lock}"),
             Op::Spawn { child } => format!("start thread {}", child.saturating_sub(1)),
             Op::Join { child } => format!("join thread {}", child.saturating_sub(1)),
+            Op::Start => "begin".to_string(),
             Op::Exit => "finish".to_string(),
         }
     }

@@ -558,6 +558,7 @@ impl DporRuntime {
                     Op::TryAcquire { lock } => (s.kind, lock, 0),
                     Op::Spawn { child } => ("spawn", child as u64 - 1, 0),
                     Op::Join { child } => ("join", child as u64 - 1, 0),
+                    Op::Start => ("start", 0, 0),
                     Op::Exit => ("exit", 0, 0),
                 };
                 (
@@ -742,24 +743,33 @@ impl DporRuntime {
         }
     }
 
-    /// A read or write of `obj` as a whole by frontrun's own Python (`Event.is_set` / `set`):
-    /// a scheduling point ordered against the other thread's uses of it.
-    #[pyo3(signature = (obj, write, site=None))]
+    /// A read or write of `obj` as a whole, or of its attribute `name`, by frontrun's own Python
+    /// (`Event.is_set` / `set`, `functools.cached_property`): a scheduling point ordered against
+    /// the other threads' uses of it.
+    #[pyo3(signature = (obj, write, site=None, name=None))]
     fn object_access(
         &self,
         py: Python<'_>,
         obj: &Bound<'_, PyAny>,
         write: bool,
         site: Option<(Py<PyAny>, i32)>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
             return Ok(());
         };
         let mut st = inner.lock_state(py);
-        let n = Inner::number(&mut st, obj);
-        let (kind, what) = if write { (AccessKind::Write, "write") } else { (AccessKind::Read, "read") };
-        inner.step_at(py, st, tid, Op::Access { obj: n, key: WHOLE, kind }, what, site)
+        let kind = if write { AccessKind::Write } else { AccessKind::Read };
+        let Some(name) = name else {
+            let n = Inner::number(&mut st, obj);
+            let what = if write { "write" } else { "read" };
+            return inner.step_at(py, st, tid, Op::Access { obj: n, key: WHOLE, kind }, what, site);
+        };
+        let op = Op::Access { obj: Inner::number_owner(&mut st, obj), key: Inner::name_key(&mut st, name), kind };
+        let what = if write { "attr_store" } else { "attr_load" };
+        let info = site_info(py, tid, op, what, site, Some(name.clone().unbind()));
+        inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 
     /// A scheduling point that touches nothing (`time.sleep`).

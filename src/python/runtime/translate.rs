@@ -107,6 +107,9 @@ fn open_writes(mode: Option<&Bound<'_, PyAny>>) -> bool {
 
 pub(super) const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter__"];
 
+/// The reading builtins that read what is nested in a container too.
+const DEEP_READERS: &[&str] = &["str", "repr", "format", "print"];
+
 impl Inner {
     pub(super) fn number(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
         let ptr = obj.as_ptr() as usize;
@@ -772,14 +775,65 @@ impl Inner {
         if ev.kind == EventKind::BuiltinCall {
             // The reading builtins read every container they are given (`zip(a, b)`,
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
-            return if self.is_whole_reader(obj) { containers } else { Vec::new() };
+            if !self.is_whole_reader(obj) {
+                return Vec::new();
+            }
+            // The text of a container shows everything in it.
+            let name = obj.getattr(pyo3::intern!(py, "__name__")).ok();
+            let formats = name.is_some_and(|n| n.extract::<&str>().is_ok_and(|n| DEEP_READERS.contains(&n)));
+            return if formats { self.with_nested(containers) } else { containers };
         }
         let Some(classify) = self.types.unseen_callee.as_ref() else { return Vec::new() };
         let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
         match classify.bind(py).call1((obj, method)).and_then(|r| r.is_truthy()) {
-            Ok(true) => containers,
+            // What such code does with a container is unknown: it may read all of it
+            // (`json.dumps`, `copy.deepcopy`, `pickle.dumps`).
+            Ok(true) => self.with_nested(containers),
             _ => Vec::new(),
         }
+    }
+
+    /// `roots`, then the containers nested in them at any depth (list and tuple items, dict
+    /// keys and values, set members). Only builtin lists, tuples, dicts and sets are looked
+    /// into, so no Python runs; a big structure is read through its first `NESTED_MAX`.
+    fn with_nested<'py>(&self, roots: Vec<Bound<'py, PyAny>>) -> Vec<Bound<'py, PyAny>> {
+        const NESTED_MAX: usize = 16;
+        const ITEMS_MAX: usize = 256;
+        let mut found = roots;
+        let mut frontier: Vec<Bound<'py, PyAny>> = found.clone();
+        let mut seen: std::collections::HashSet<usize> = found.iter().map(|c| c.as_ptr() as usize).collect();
+        let mut budget = ITEMS_MAX * 4;
+        while let Some(c) = frontier.pop() {
+            let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = c.cast_exact::<PyList>() {
+                l.iter().take(ITEMS_MAX).collect()
+            } else if let Ok(t) = c.cast_exact::<PyTuple>() {
+                t.iter().take(ITEMS_MAX).collect()
+            } else if let Ok(d) = c.cast_exact::<PyDict>() {
+                d.iter().take(ITEMS_MAX / 2).flat_map(|(k, v)| [k, v]).collect()
+            } else if let Ok(s) = c.cast_exact::<PySet>() {
+                s.iter().take(ITEMS_MAX).collect()
+            } else if let Ok(s) = c.cast_exact::<PyFrozenSet>() {
+                s.iter().take(ITEMS_MAX).collect()
+            } else {
+                continue;
+            };
+            for item in items {
+                if budget == 0 || found.len() > NESTED_MAX {
+                    return found;
+                }
+                budget -= 1;
+                if Self::is_scalar_key(&item) || !seen.insert(item.as_ptr() as usize) {
+                    continue;
+                }
+                if self.is_container(&item) {
+                    found.push(item.clone());
+                    frontier.push(item);
+                } else if item.is_exact_instance_of::<PyTuple>() || item.is_exact_instance_of::<PyFrozenSet>() {
+                    frontier.push(item);
+                }
+            }
+        }
+        found
     }
 
     /// The reporting code object; its file name is read only when shown.
