@@ -703,6 +703,23 @@ def _quiet_unwinding(record):
     return True
 
 
+def _cooperative_logging_locks():
+    """logging takes a handler's lock around ``emit()``; handlers made before the exploration hold
+    real RLocks. A thread parked inside (a handler or formatter in rewritten code, or the
+    ``__repr__`` of a logged object) would block the next thread to log for real, so they hold
+    cooperative RLocks while it runs. (logging's module lock is left real: no user code runs
+    under it, and the loggers' level caches take it in the first execution only, so modelled it
+    would make schedules differ.) Returns what to put back."""
+    swapped = []
+    for ref in list(logging._handlerList):
+        handler = ref()
+        lock = getattr(handler, "lock", None)
+        if lock is not None and not isinstance(lock, (Lock, RLock)):
+            swapped.append((handler, "lock", lock))
+            handler.lock = RLock()
+    return swapped
+
+
 @contextmanager
 def patched(rt, pool):
     """Cooperative primitives in place and reports routed to ``rt`` for the block's duration."""
@@ -716,11 +733,14 @@ def patched(rt, pool):
         pool.show()
     futures_log = logging.getLogger("concurrent.futures")
     futures_log.addFilter(_quiet_unwinding)
+    logging_locks = _cooperative_logging_locks()
     rt.start()
     try:
         yield
     finally:
         rt.stop()
+        for owner, name, lock in logging_locks:
+            setattr(owner, name, lock)
         futures_log.removeFilter(_quiet_unwinding)
         if pool is not None:
             pool.hide()

@@ -640,6 +640,42 @@ def test_thread_pool_executor(threads, shared, racy):
         assert result.property_holds is True, (result.failure_kind, result.inconclusive_reason, result.explanation)
 
 
+def test_logging_through_a_handler_made_at_import_never_hangs():
+    # logging holds the handler's lock (a real RLock, made at import) around emit(), which here
+    # is rewritten code: a thread parked inside must not block the next one to log for real.
+    prog = load(
+        """
+        import logging
+
+        class ListHandler(logging.Handler):
+            def __init__(self):
+                super().__init__()
+                self.records = []
+
+            def emit(self, record):
+                n = len(self.records)
+                self.records.append((n, record.getMessage()))
+
+        HANDLER = ListHandler()
+        LOG = logging.getLogger("frontrun-test-handler-at-import")
+        LOG.propagate = False
+        LOG.addHandler(HANDLER)
+        LOG.setLevel(logging.INFO)
+
+        def fresh():
+            HANDLER.records.clear()
+            return HANDLER
+
+        def worker(h):
+            LOG.info("from %s", len(h.records))
+        """
+    )
+    real_lock = prog.HANDLER.lock
+    result = holds(prog.fresh, [prog.worker, prog.worker], lambda h: [n for n, _ in h.records] == [0, 1])
+    assert result.num_explored > 1
+    assert prog.HANDLER.lock is real_lock
+
+
 def test_a_started_thread_is_its_own_current_thread():
     # multiprocessing's pools keep their handler threads' state on the Thread object and read it
     # through threading.current_thread().
