@@ -53,7 +53,8 @@ pub const DEFAULT_RESOURCE_METHODS: &[&str] = &[
     "seek",
 ];
 
-/// Methods of list, dict, set, deque and bytearray that read or mutate the receiver.
+/// Methods of list, dict (and OrderedDict, Counter), set, deque and bytearray that read or mutate
+/// the receiver.
 pub const CONTAINER_METHODS: &[&str] = &[
     "append",
     "extend",
@@ -73,6 +74,8 @@ pub const CONTAINER_METHODS: &[&str] = &[
     "values",
     "items",
     "popitem",
+    "move_to_end",
+    "subtract",
     "add",
     "discard",
     "difference_update",
@@ -207,8 +210,19 @@ pub const LIST_WRITES: &[&str] = &[
     "__delitem__",
     "__iadd__",
 ];
-pub const DICT_WRITES: &[&str] =
-    &["pop", "popitem", "clear", "update", "setdefault", "__setitem__", "__delitem__", "__ior__"];
+/// (`move_to_end`: OrderedDict; `subtract`: Counter.)
+pub const DICT_WRITES: &[&str] = &[
+    "pop",
+    "popitem",
+    "move_to_end",
+    "subtract",
+    "clear",
+    "update",
+    "setdefault",
+    "__setitem__",
+    "__delitem__",
+    "__ior__",
+];
 pub const SET_WRITES: &[&str] = &[
     "add",
     "discard",

@@ -487,6 +487,27 @@ def test_nested_contents_read_is_ordered_against_a_writer(reader):
     assert "Race on list" in result.explanation
 
 
+def test_ordered_dict_and_counter_writes_are_seen():
+    # OrderedDict.move_to_end reorders and Counter.subtract changes counts: writes, ordered
+    # against a reader, so the reader before them is explored (and fails here).
+    prog = load(
+        """
+        def touch(s):
+            s.lru.move_to_end("a")
+            s.counts.subtract({"a": 1})
+
+        def oldest(s):
+            s.seen = (next(iter(s.lru)), s.counts["a"])
+        """
+    )
+    import collections
+
+    setup = lambda: State(lru=collections.OrderedDict(a=1, b=2), counts=collections.Counter(a=1), seen=None)  # noqa: E731
+    result = explore(setup, [prog.touch, prog.oldest], lambda s: s.seen == ("b", 0))
+    assert result.property_holds is False and result.num_explored >= 2, result.explanation
+    assert "move_to_end" in result.explanation or "subtract" in result.explanation
+
+
 def test_which_callees_are_out_of_sight():
     from frontrun._dpor import _unseen_callee
 
