@@ -236,6 +236,37 @@ def _session(**config):
         _BUSY.release()
 
 
+# lru_cache wrappers around rewritten functions, by the modules loaded when they were looked for.
+_caches = ([], -1)
+
+
+def _instrumented_caches():
+    """``functools.lru_cache`` / ``cache`` wrappers of rewritten functions, at module or class
+    level: what they keep outlives an execution, and a later execution that found a value
+    cached would not repeat the steps of the first one that computed it (an inconclusive
+    "nondeterminism"). They are cleared before every execution. Looked for again when modules
+    were imported since."""
+    global _caches
+    if _caches[1] == len(sys.modules):
+        return _caches[0]
+    found = {}
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for value in list(namespace.values()):
+            members = list(vars(value).values()) if isinstance(value, type) else ()
+            for candidate in (value, *members):
+                candidate = getattr(candidate, "__func__", candidate)
+                if type(candidate) is _LRU_WRAPPER and _function_reports(getattr(candidate, "__wrapped__", None)):
+                    found[id(candidate)] = candidate
+    _caches = (list(found.values()), len(sys.modules))
+    return _caches[0]
+
+
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+
+
 def _forget_explored_threads():
     """Pool workers an explored thread started were never real threads: ``concurrent.futures``
     must not wake and join them at interpreter exit (it would raise "cannot join thread before
@@ -521,6 +552,8 @@ RANDOM_SEED = 0
 def _run_one(rt, setup, threads, invariant, timeout):
     random.seed(RANDOM_SEED)
     _coop.new_execution()
+    for cache in _instrumented_caches():
+        cache.cache_clear()
     state = setup()
     tasks = [functools.partial(fn, state) for fn in threads]
     rt.watch_generators(_generators_in(state))
@@ -664,7 +697,8 @@ def explore_dpor(
                 rt.end_execution(None)
                 stopped_reason = (
                     "nondeterminism: the program did not repeat a recorded schedule "
-                    f"({run.detail}); make setup() and the threads deterministic"
+                    f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
+                    "execution, such as a module-level cache or counter, must be reset by setup())"
                 )
                 break
             schedule = rt.schedule() if run.kind else None

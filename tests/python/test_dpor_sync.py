@@ -640,6 +640,40 @@ def test_thread_pool_executor(threads, shared, racy):
         assert result.property_holds is True, (result.failure_kind, result.inconclusive_reason, result.explanation)
 
 
+def test_module_level_lru_caches_start_every_execution_empty():
+    # A cache filled in the first execution would skip the computation's steps in the next
+    # ones, which then could not repeat a schedule (it was an inconclusive "nondeterminism").
+    prog = load(
+        """
+        import functools
+
+        computed = []
+
+        @functools.lru_cache(maxsize=None)
+        def client():
+            computed.append(1)
+            return object()
+
+        class Holder:
+            @functools.cache
+            def config(self):
+                computed.append(2)
+                return {}
+
+        HOLDER = Holder()
+
+        def fresh():
+            computed.clear()
+            return []
+
+        def user(seen):
+            seen.append((client(), HOLDER.config()))
+        """
+    )
+    result = holds(prog.fresh, [prog.user, prog.user], lambda seen: sorted(prog.computed) == [1, 2])
+    assert result.num_explored >= 2
+
+
 def test_logging_through_a_handler_made_at_import_never_hangs():
     # logging holds the handler's lock (a real RLock, made at import) around emit(), which here
     # is rewritten code: a thread parked inside must not block the next one to log for real.
