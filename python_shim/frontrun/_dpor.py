@@ -226,7 +226,7 @@ def _session(**config):
     callers_random = random.getstate()
     try:
         rt, pool = _runtime(**config)
-        with _coop.patched(rt, pool):
+        with _coop.patched(rt, pool), _cached_functions_stood_in():
             try:
                 yield rt, pool
             finally:
@@ -236,35 +236,115 @@ def _session(**config):
         _BUSY.release()
 
 
-# lru_cache wrappers around rewritten functions, by the modules loaded when they were looked for.
-_caches = ([], -1)
+# Where lru_cache wrappers of rewritten functions are bound, by the modules loaded when looked for.
+_cache_bindings = ([], -1)
 
 
-def _instrumented_caches():
-    """``functools.lru_cache`` / ``cache`` wrappers of rewritten functions, at module or class
-    level: what they keep outlives an execution, and a later execution that found a value
-    cached would not repeat the steps of the first one that computed it (an inconclusive
-    "nondeterminism"). They are cleared before every execution. Looked for again when modules
-    were imported since."""
-    global _caches
-    if _caches[1] == len(sys.modules):
-        return _caches[0]
-    found = {}
+def _lru_cache_bindings():
+    """``(owner, name, value, wrapper)`` for each module global or class attribute that is a
+    ``functools.lru_cache`` / ``cache`` wrapper of a rewritten function (``value`` is the wrapper,
+    or the staticmethod/classmethod holding it). Looked for again when modules were imported."""
+    global _cache_bindings
+    if _cache_bindings[1] == len(sys.modules):
+        return _cache_bindings[0]
+    found = []
+
+    def look(owner, namespace):
+        for name, value in list(namespace.items()):
+            wrapper = getattr(value, "__func__", value)
+            if type(wrapper) is _LRU_WRAPPER and _function_reports(getattr(wrapper, "__wrapped__", None)):
+                found.append((owner, name, value, wrapper))
+
     for module in list(sys.modules.values()):
         namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for value in list(namespace.values()):
-            members = list(vars(value).values()) if isinstance(value, type) else ()
-            for candidate in (value, *members):
-                candidate = getattr(candidate, "__func__", candidate)
-                if type(candidate) is _LRU_WRAPPER and _function_reports(getattr(candidate, "__wrapped__", None)):
-                    found[id(candidate)] = candidate
-    _caches = (list(found.values()), len(sys.modules))
-    return _caches[0]
+        if isinstance(namespace, dict):
+            look(module, namespace)
+            for value in list(namespace.values()):
+                if isinstance(value, type) and value.__module__ == getattr(module, "__name__", None):
+                    look(value, vars(value))
+    _cache_bindings = (found, len(sys.modules))
+    return found
 
 
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+
+
+class CachedFunction:
+    """Stands in for an ``lru_cache`` wrapper of a rewritten function while an exploration runs.
+    The C wrapper looks in its cache and stores a computed value in code frontrun does not see,
+    and what it keeps outlives an execution (a later execution that finds the value cached does
+    not repeat the steps of the first). This one's cache is a dict, empty at every execution's
+    start; looking in it is a read of the cache and storing a write, so two threads that both
+    miss and compute twice are found."""
+
+    def __init__(self, wrapper):
+        functools.update_wrapper(self, wrapper)
+        self._function = wrapper.__wrapped__
+        code = getattr(self._function, "__code__", None)
+        self._frontrun_site = (code.co_filename, code.co_firstlineno) if code is not None else None
+        params = wrapper.cache_parameters()
+        self._maxsize, self._typed = params["maxsize"], params["typed"]
+        self.cache_clear()
+
+    def __call__(self, *args, **kwargs):
+        rt = _coop._managed()
+        site = _coop._site(rt) if rt is not None else None
+        key = functools._make_key(args, kwargs, self._typed)
+        if rt is not None:
+            rt.object_access(self, False, site)
+        value = self._cache.get(key, _MISSING)
+        if value is not _MISSING:
+            self._hits += 1
+            self._cache.move_to_end(key)
+            return value
+        self._misses += 1
+        value = self._function(*args, **kwargs)
+        if rt is not None:
+            rt.object_access(self, True, site)
+        if self._maxsize != 0:
+            self._cache[key] = value
+            if self._maxsize is not None and len(self._cache) > self._maxsize:
+                self._cache.popitem(last=False)
+        return value
+
+    def __get__(self, instance, owner=None):
+        return self if instance is None else types.MethodType(self, instance)
+
+    def cache_info(self):
+        return functools._CacheInfo(self._hits, self._misses, self._maxsize, len(self._cache))
+
+    def cache_clear(self):
+        self._cache, self._hits, self._misses = OrderedDict(), 0, 0
+
+    def cache_parameters(self):
+        return {"maxsize": self._maxsize, "typed": self._typed}
+
+    def __repr__(self):
+        return f"lru_cache of {getattr(self._function, '__qualname__', '?')}()"
+
+
+_MISSING = object()
+_stand_ins = []  # the CachedFunctions of the exploration in progress
+
+
+@contextmanager
+def _cached_functions_stood_in():
+    """Module globals and class attributes bound to lru_cache wrappers of rewritten functions
+    hold a ``CachedFunction`` for the block's duration."""
+    bindings = _lru_cache_bindings()
+    stand_ins = {}
+    for owner, name, value, wrapper in bindings:
+        stand_in = stand_ins.setdefault(id(wrapper), CachedFunction(wrapper))
+        if value is not wrapper:
+            stand_in = type(value)(stand_in)  # staticmethod / classmethod
+        setattr(owner, name, stand_in)
+    _stand_ins[:] = stand_ins.values()
+    try:
+        yield
+    finally:
+        _stand_ins.clear()
+        for owner, name, value, _ in bindings:
+            setattr(owner, name, value)
 
 
 def _forget_explored_threads():
@@ -552,8 +632,8 @@ RANDOM_SEED = 0
 def _run_one(rt, setup, threads, invariant, timeout):
     random.seed(RANDOM_SEED)
     _coop.new_execution()
-    for cache in _instrumented_caches():
-        cache.cache_clear()
+    for stand_in in _stand_ins:
+        stand_in.cache_clear()
     state = setup()
     tasks = [functools.partial(fn, state) for fn in threads]
     rt.watch_generators(_generators_in(state))

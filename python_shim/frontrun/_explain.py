@@ -12,7 +12,7 @@ import os
 import re
 import tracemalloc
 
-from frontrun._dpor import FileResource
+from frontrun._dpor import CachedFunction, FileResource
 
 WHOLE = (1 << 64) - 1
 DATA = ("read", "write", "delete")
@@ -93,7 +93,7 @@ def _location_name(step, obj):
         return f"global {module}.{key}"
     if step.kind.startswith("cell"):
         return f"closure variable {key}"
-    if isinstance(obj, FileResource):
+    if isinstance(obj, (FileResource, CachedFunction)):
         return repr(obj)
     # A class's own attributes are named after it (`Widget.count`), not after `type`.
     tname = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
@@ -231,6 +231,9 @@ def _accesses_to(steps, loc):
 def _final_value(obj, step):
     if step.kind in GENERATOR_STEPS:
         return None
+    if isinstance(obj, CachedFunction):
+        info = obj.cache_info()
+        return f"{info.currsize} cached, computed {info.misses} time{'s' if info.misses != 1 else ''}"
     if isinstance(obj, FileResource):
         try:
             with open(obj.path, "rb") as f:

@@ -640,37 +640,65 @@ def test_thread_pool_executor(threads, shared, racy):
         assert result.property_holds is True, (result.failure_kind, result.inconclusive_reason, result.explanation)
 
 
-def test_module_level_lru_caches_start_every_execution_empty():
-    # A cache filled in the first execution would skip the computation's steps in the next
-    # ones, which then could not repeat a schedule (it was an inconclusive "nondeterminism").
-    prog = load(
-        """
-        import functools
+LRU = load(
+    """
+    import functools, threading
 
-        computed = []
+    computed = []
+    LOCK = threading.Lock()
 
-        @functools.lru_cache(maxsize=None)
-        def client():
-            computed.append(1)
-            return object()
+    @functools.lru_cache(maxsize=None)
+    def client():
+        computed.append("client")
+        return object()
 
-        class Holder:
-            @functools.cache
-            def config(self):
-                computed.append(2)
-                return {}
+    class Holder:
+        @functools.cache
+        def config(self):
+            computed.append("config")
+            return {}
 
-        HOLDER = Holder()
+    HOLDER = Holder()
 
-        def fresh():
-            computed.clear()
-            return []
+    def fresh():
+        computed.clear()
+        return []
 
-        def user(seen):
+    def user(seen):
+        seen.append(client())
+
+    def method_user(seen):
+        seen.append(HOLDER.config())
+
+    def locked_user(seen):
+        with LOCK:
             seen.append((client(), HOLDER.config()))
-        """
-    )
-    result = holds(prog.fresh, [prog.user, prog.user], lambda seen: sorted(prog.computed) == [1, 2])
+    """,
+    name="dpor_lru_prog",
+)
+
+
+@pytest.mark.parametrize("user", ["user", "method_user"])
+def test_lru_cache_computed_twice_is_found(user):
+    # The C wrapper's look and store are unseen; while an exploration runs, a stand-in whose
+    # cache is empty at every execution's start reports them: both threads may miss.
+    real = LRU.client
+    real_info = real.cache_info()
+    threads = [getattr(LRU, user)] * 2
+    result = frontrun.explore_dpor(LRU.fresh, threads, lambda seen: seen[0] is seen[1], timeout=60)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on lru_cache of " in result.explanation, result.explanation
+    again = frontrun.replay(result.counterexample, LRU.fresh, threads, lambda seen: seen[0] is seen[1])
+    assert again.property_holds is False
+    # The module's own wrapper is back, its cache as it was.
+    assert LRU.client is real and real.cache_info() == real_info
+    assert type(LRU.Holder.__dict__["config"]).__name__ == "_lru_cache_wrapper"
+
+
+def test_lru_cache_under_a_lock_is_computed_once_in_every_execution():
+    # Every execution starts with the cache empty, so each computes once and schedules repeat
+    # (a cache kept from the first execution made the next ones diverge).
+    result = holds(LRU.fresh, [LRU.locked_user] * 2, lambda seen: sorted(LRU.computed) == ["client", "config"])
     assert result.num_explored >= 2
 
 
