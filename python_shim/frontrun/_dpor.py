@@ -331,20 +331,25 @@ _stand_ins = []  # the CachedFunctions of the exploration in progress
 def _cached_functions_stood_in():
     """Module globals and class attributes bound to lru_cache wrappers of rewritten functions
     hold a ``CachedFunction`` for the block's duration."""
-    bindings = _lru_cache_bindings()
+    # Only bindings that still hold the wrapper (the list is kept between explorations, and a
+    # test may have rebound a name since).
+    bindings = [b for b in _lru_cache_bindings() if vars(b[0]).get(b[1]) is b[2]]
     stand_ins = {}
+    placed = []
     for owner, name, value, wrapper in bindings:
         stand_in = stand_ins.setdefault(id(wrapper), CachedFunction(wrapper))
         if value is not wrapper:
             stand_in = type(value)(stand_in)  # staticmethod / classmethod
         setattr(owner, name, stand_in)
+        placed.append((owner, name, value, stand_in))
     _stand_ins[:] = stand_ins.values()
     try:
         yield
     finally:
         _stand_ins.clear()
-        for owner, name, value, _ in bindings:
-            setattr(owner, name, value)
+        for owner, name, value, stand_in in placed:
+            if vars(owner).get(name) is stand_in:  # else the exploration rebound it: leave that
+                setattr(owner, name, value)
 
 
 def _forget_explored_threads():

@@ -695,6 +695,14 @@ def test_lru_cache_computed_twice_is_found(user):
     assert type(LRU.Holder.__dict__["config"]).__name__ == "_lru_cache_wrapper"
 
 
+def test_lru_cache_rebound_since_an_earlier_exploration_stays_rebound(monkeypatch):
+    frontrun.explore_dpor(LRU.fresh, [LRU.user] * 2, lambda seen: True)
+    stub = lambda: "stub"  # noqa: E731
+    monkeypatch.setattr(LRU, "client", stub)
+    result = holds(LRU.fresh, [LRU.user] * 2, lambda seen: seen == ["stub", "stub"])
+    assert result.num_explored >= 1 and LRU.client is stub
+
+
 def test_lru_cache_under_a_lock_is_computed_once_in_every_execution():
     # Every execution starts with the cache empty, so each computes once and schedules repeat
     # (a cache kept from the first execution made the next ones diverge).
