@@ -1,8 +1,9 @@
 """Cooperative threading primitives, patched in for the duration of an exploration.
 
 While ``explore_dpor`` runs, ``threading.Lock``/``RLock``/``Condition``, ``queue.SimpleQueue``,
-``time.sleep``, ``Thread.start/join/is_alive``, ``Event.is_set/set/clear`` and
-``functools.cached_property.__get__`` are replaced. ``Semaphore``,
+``time.sleep``, ``Thread.start/join/is_alive``, ``Event.is_set/set/clear``,
+``functools.cached_property.__get__`` and the ordering of ``concurrent.futures`` futures are
+replaced, and logging handlers hold cooperative locks. ``Semaphore``,
 ``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue`` (and its subclasses) are written
 in Python on top of ``Lock`` and ``Condition``, which they look up at construction, so the ones
 made during the exploration are cooperative too.
@@ -610,6 +611,7 @@ def _cached_property_get(self, instance, owner=None):
 
 
 def _model_acquire(rt, lock, site):
+    """Takes a real RLock in the model only (re-entrant: the depth is counted here)."""
     if rt.lock_state(lock)[1]:  # held by this thread in this execution: re-entered
         _property_lock_depth[id(lock)] += 1
     else:
@@ -715,7 +717,7 @@ def _cooperative_logging_locks():
         handler = ref()
         lock = getattr(handler, "lock", None)
         if lock is not None and not isinstance(lock, (Lock, RLock)):
-            swapped.append((handler, "lock", lock))
+            swapped.append((handler, lock))
             handler.lock = RLock()
     return swapped
 
@@ -739,8 +741,8 @@ def patched(rt, pool):
         yield
     finally:
         rt.stop()
-        for owner, name, lock in logging_locks:
-            setattr(owner, name, lock)
+        for handler, lock in logging_locks:
+            handler.lock = lock
         futures_log.removeFilter(_quiet_unwinding)
         if pool is not None:
             pool.hide()

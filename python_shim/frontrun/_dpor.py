@@ -337,10 +337,15 @@ def _cached_functions_stood_in():
     stand_ins = {}
     placed = []
     for owner, name, value, wrapper in bindings:
-        stand_in = stand_ins.setdefault(id(wrapper), CachedFunction(wrapper))
+        if id(wrapper) not in stand_ins:
+            stand_ins[id(wrapper)] = CachedFunction(wrapper)
+        stand_in = stand_ins[id(wrapper)]
         if value is not wrapper:
             stand_in = type(value)(stand_in)  # staticmethod / classmethod
-        setattr(owner, name, stand_in)
+        try:
+            setattr(owner, name, stand_in)
+        except (AttributeError, TypeError):  # a class that forbids it (an Enum's metaclass)
+            continue
         placed.append((owner, name, value, stand_in))
     _stand_ins[:] = stand_ins.values()
     try:
