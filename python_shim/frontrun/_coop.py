@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import _thread
 import concurrent.futures._base as _futures
+import contextvars
 import functools
 import itertools
 import logging
@@ -504,6 +505,16 @@ def _thread_start(self):
     if _pool is not None:
         _pool.ensure_idle(1)
 
+    # 3.14+: the context the thread runs in is chosen by start() (a copy of the caller's when
+    # sys.flags.thread_inherit_context is set); before, a new thread's context is empty.
+    if getattr(self, "_context", None) is None:
+        inherit = getattr(sys.flags, "thread_inherit_context", False)
+        context = contextvars.copy_context() if inherit else contextvars.Context()
+        if hasattr(self, "_context"):
+            self._context = context
+    else:
+        context = self._context
+
     def run(thread=self):
         # threading.current_thread() is the Thread that was started, as in a real thread
         # (multiprocessing's ThreadPool reads its handler threads' state through it).
@@ -513,7 +524,7 @@ def _thread_start(self):
             threading._active[ident] = thread
         thread._ident = ident
         try:
-            thread.run()
+            context.run(thread.run)
         finally:
             with threading._active_limbo_lock:
                 if placeholder is not None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import _thread
 import atexit
 import bisect
+import contextvars
 import functools
 import gc
 import os
 import builtins
 import heapq
+import inspect
 import io
 import operator
 import pathlib
@@ -163,6 +165,7 @@ class _Pool:
     def _loop(self, slot):
         next_task = self.rt.next_task
         finished, error = False, None
+        used_here = set()  # ids of the threading.locals this worker's tasks may have used
         while True:
             try:
                 task = next_task(slot, finished, error)
@@ -175,17 +178,39 @@ class _Pool:
                 _tid, fn, thread_locals = task
                 finished = True
                 if thread_locals:
-                    # Worker threads are reused: no thread-local value leaks to the next task.
-                    for loc in thread_locals:
-                        loc.__dict__.clear()
+                    _fresh_thread_locals(thread_locals, used_here)
                 try:
-                    fn()
+                    # A new thread starts with an empty context (contextvars): a reused worker too.
+                    contextvars.Context().run(fn)
                 except ExecutionAborted:
                     pass
                 except BaseException:
                     error = _format_exception(sys.exc_info())
+                used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
+
+
+def _fresh_thread_locals(thread_locals, used_here):
+    """Worker threads are reused: a task finds each ``threading.local`` as a new thread would,
+    with no value an earlier task left and its subclass's ``__init__`` run again (for a new
+    thread it runs with the arguments the local was made with, which Python cannot see: only an
+    ``__init__`` that takes none is re-run)."""
+    for loc in thread_locals:
+        values = loc.__dict__  # made now, __init__ and all, if this worker never used it
+        if id(loc) in used_here:
+            values.clear()
+            init = type(loc).__init__
+            if init is not object.__init__ and _takes_no_arguments(init, loc):
+                init(loc)
+
+
+def _takes_no_arguments(init, obj):
+    try:
+        inspect.signature(init).bind(obj)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _nothing():
@@ -236,16 +261,20 @@ def _session(**config):
         _BUSY.release()
 
 
-# Where lru_cache wrappers of rewritten functions are bound, by the modules loaded when looked for.
-_cache_bindings = ([], -1)
+# Where lru_cache wrappers of rewritten functions are bound, and the size of every module's
+# namespace when that was looked for.
+_cache_bindings = ([], None)
 
 
 def _lru_cache_bindings():
     """``(owner, name, value, wrapper)`` for each module global or class attribute that is a
     ``functools.lru_cache`` / ``cache`` wrapper of a rewritten function (``value`` is the wrapper,
-    or the staticmethod/classmethod holding it). Looked for again when modules were imported."""
+    or the staticmethod/classmethod holding it). Looked for again when a module was imported or
+    a module's namespace grew or shrank (a script defines more between explorations)."""
     global _cache_bindings
-    if _cache_bindings[1] == len(sys.modules):
+    modules = list(sys.modules.values())
+    sizes = tuple(len(getattr(m, "__dict__", ())) for m in modules)
+    if _cache_bindings[1] == sizes:
         return _cache_bindings[0]
     found = []
 
@@ -255,14 +284,14 @@ def _lru_cache_bindings():
             if type(wrapper) is _LRU_WRAPPER and _function_reports(getattr(wrapper, "__wrapped__", None)):
                 found.append((owner, name, value, wrapper))
 
-    for module in list(sys.modules.values()):
+    for module in modules:
         namespace = getattr(module, "__dict__", None)
         if isinstance(namespace, dict):
             look(module, namespace)
             for value in list(namespace.values()):
                 if isinstance(value, type) and value.__module__ == getattr(module, "__name__", None):
                     look(value, vars(value))
-    _cache_bindings = (found, len(sys.modules))
+    _cache_bindings = (found, sizes)
     return found
 
 

@@ -354,6 +354,73 @@ def test_thread_local_per_explored_thread_and_execution():
     assert result.num_explored >= 1
 
 
+NEW_THREAD_STATE = load(
+    """
+    import contextvars, threading
+
+    class Counter(threading.local):
+        def __init__(self):
+            self.count = 0
+
+    COUNTER = Counter()
+    VAR = contextvars.ContextVar("var", default=0)
+
+    def bump(s):
+        COUNTER.count += 1
+        VAR.set(VAR.get() + 1)
+        s.seen.append((COUNTER.count, VAR.get()))
+
+    def bump_in_a_thread(s):
+        t = threading.Thread(target=bump, args=(s,))
+        t.start()
+        t.join()
+    """,
+    name="dpor_new_thread_state_prog",
+)
+
+
+@pytest.mark.parametrize("thread", ["bump", "bump_in_a_thread"])
+def test_every_thread_starts_with_fresh_thread_state(thread):
+    # Workers are reused across tasks and executions; each explored thread must still find a
+    # threading.local subclass freshly __init__-ed and an empty contextvars context.
+    fn = getattr(NEW_THREAD_STATE, thread)
+    for _ in range(2):
+        holds(lambda: State(seen=[]), [fn, fn, fn], lambda s: s.seen == [(1, 1)] * 3)
+
+
+def test_lru_cache_defined_after_an_earlier_exploration_is_stood_in_for():
+    # A script defines more between explorations: the bindings are looked for again.
+    from frontrun.rewrite import rewrite_code
+
+    prog = load(
+        """
+        computed = []
+
+        def fresh():
+            computed.clear()
+            return []
+
+        def touch(seen):
+            seen.append(0)
+        """
+    )
+    assert frontrun.explore_dpor(prog.fresh, [prog.touch] * 2, lambda seen: True).property_holds is True
+    later = (
+        "import functools\n"
+        "@functools.lru_cache(maxsize=None)\n"
+        "def late():\n"
+        "    computed.append(1)\n"
+        "    return object()\n"
+        "def user(seen):\n"
+        "    seen.append(late())\n"
+    )
+    exec(rewrite_code(compile(later, prog.__file__, "exec"), "shared"), prog.__dict__)
+    result = frontrun.explore_dpor(prog.fresh, [prog.user] * 2, lambda seen: len(prog.computed) == 1)
+    assert result.property_holds is False and "Race on lru_cache of late()" in result.explanation, (
+        result.inconclusive_reason
+    )
+
+
 def test_a_module_first_imported_inside_an_exploration(tmp_path, monkeypatch):
     # Its import-time locks are cooperative ones, which must do all that a real lock does at
     # import: concurrent.futures.thread (imported by the first `cf.ThreadPoolExecutor`, maybe
