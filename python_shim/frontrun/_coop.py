@@ -153,7 +153,9 @@ class Lock:
         self.release()
 
     def _acquire_restore(self, _saved):
-        pass
+        # In an explored thread the engine took it back (``cond_wait``); elsewhere it is ours to.
+        if _managed() is None:
+            self._real.acquire()
 
     def _at_fork_reinit(self):
         # Modules registered it with os.register_at_fork at import (concurrent.futures.thread
@@ -496,11 +498,29 @@ def _sleep(seconds):
     _advance_clock(seconds)
 
 
+# While ``setup()`` runs in the exploring thread: the threads it starts, as (thread, task). They
+# are explored too, as background threads started right after the test's own.
+_setup_started = None
+_setup_ident = None
+
+
+@contextmanager
+def threads_started_in_setup():
+    """Collects the threads the calling thread starts in the block (``setup()``)."""
+    global _setup_started, _setup_ident
+    _setup_started, _setup_ident = [], _thread.get_ident()
+    try:
+        yield _setup_started
+    finally:
+        _setup_started = _setup_ident = None
+
+
 def _thread_start(self):
     rt = _managed()
-    if rt is None:
+    in_setup = rt is None and _setup_started is not None and _thread.get_ident() == _setup_ident
+    if rt is None and not in_setup:
         return _orig["Thread.start"](self)
-    if getattr(self, "_frontrun_tid", None) is not None:
+    if getattr(self, "_frontrun_tid", None) is not None or self in [t for t, _ in _setup_started or ()]:
         raise RuntimeError("threads can only be started once")
     if _pool is not None:
         _pool.ensure_idle(1)
@@ -532,6 +552,9 @@ def _thread_start(self):
                 else:
                     threading._active.pop(ident, None)
 
+    if in_setup:
+        _setup_started.append((self, run))
+        return
     self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
     self._frontrun_hash = self._frontrun_tid
 

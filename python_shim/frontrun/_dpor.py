@@ -184,11 +184,22 @@ class _Pool:
                     contextvars.Context().run(fn)
                 except ExecutionAborted:
                     pass
-                except BaseException:
-                    error = _format_exception(sys.exc_info())
+                except BaseException as e:
+                    if not _raised_unwinding(e):
+                        error = _format_exception(sys.exc_info())
                 used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
+
+
+def _raised_unwinding(exc):
+    """Whether ``exc`` was raised while the end of an execution unwound the thread (a ``with``
+    of a lock it was waiting to take back lets go of one it does not hold): not the program's."""
+    while exc is not None:
+        if isinstance(exc, ExecutionAborted):
+            return True
+        exc = exc.__context__
+    return False
 
 
 def _fresh_thread_locals(thread_locals, used_here):
@@ -673,8 +684,18 @@ def _run_one(rt, setup, threads, invariant, timeout):
     _coop.new_execution()
     for stand_in in _stand_ins:
         stand_in.cache_clear()
-    state = setup()
+    with _coop.threads_started_in_setup() as started:
+        state = setup()
     tasks = [functools.partial(fn, state) for fn in threads]
+    # Threads setup() started belong to the state (a service's worker): explored, after the
+    # test's threads (engine ids follow theirs), as background threads that may be left waiting.
+    background = []
+    for thread, run in started:
+        background.append(len(tasks))
+        tasks.append(run)
+        thread._frontrun_tid = thread._frontrun_hash = len(tasks)
+    if started and _coop._pool is not None:
+        _coop._pool.ensure_idle(len(tasks))
     rt.watch_generators(_generators_in(state))
     # No cyclic collection while the threads run: its finalizers and weakref callbacks (an
     # executor collected puts a wake-up in its queue) would run in whichever explored thread
@@ -682,7 +703,7 @@ def _run_one(rt, setup, threads, invariant, timeout):
     collecting = gc.isenabled()
     gc.disable()
     try:
-        end, detail = rt.run_execution(tasks, timeout)
+        end, detail = rt.run_execution(tasks, timeout, background)
     finally:
         if collecting:
             gc.enable()

@@ -813,6 +813,52 @@ def test_logging_through_a_handler_made_at_import_never_hangs():
     assert prog.HANDLER.lock is real_lock
 
 
+SERVICE = load(
+    """
+    import queue, threading
+
+    class Service:
+        def __init__(self):
+            self.q = queue.Queue()
+            self.total = 0
+            threading.Thread(target=self._run, daemon=True).start()
+
+        def _run(self):
+            while True:
+                n = self.q.get()
+                self.total += n
+                self.q.task_done()
+
+        def submit(self, n):
+            self.q.put(n)
+            self.q.join()
+
+    def client(s):
+        s.submit(1)
+
+    def client_then_bump(s):
+        s.submit(1)
+        s.total += 10
+    """,
+    name="dpor_service_prog",
+)
+
+
+@pytest.mark.parametrize("threads, racy", [(["client"], False), (["client", "client_then_bump"], True)])
+def test_a_thread_setup_starts_is_explored(threads, racy):
+    # A service that starts its worker in __init__, made by setup(): the worker is explored
+    # (after the test's threads), left waiting at the end like a daemon, never a real thread.
+    threads = [getattr(SERVICE, t) for t in threads]
+    result = frontrun.explore_dpor(SERVICE.Service, threads, lambda s: s.total == 1 + 11 * (len(threads) - 1),
+                                   timeout=60)
+    if racy:
+        assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+        assert "Race on Service.total" in result.explanation and "thread 2" in result.explanation
+    else:
+        assert result.property_holds is True, (result.failure_kind, result.inconclusive_reason, result.explanation)
+        assert threading.active_count() < 10  # no real thread per execution
+
+
 def test_a_started_thread_is_its_own_current_thread():
     # multiprocessing's pools keep their handler threads' state on the Thread object and read it
     # through threading.current_thread().

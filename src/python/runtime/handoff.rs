@@ -173,7 +173,8 @@ pub(super) struct Exec {
     pub(super) renamed: HashMap<u64, u64>,
     pub(super) owners: HashMap<u64, ThreadId>,
     pub(super) turn: Option<ThreadId>,
-    pub(super) root_tasks: VecDeque<Py<PyAny>>,
+    /// The test's threads, not yet started, and whether each is a background thread.
+    pub(super) root_tasks: VecDeque<(Py<PyAny>, bool)>,
     pub(super) done: Option<End>,
     pub(super) aborting: bool,
     /// Worker threads currently inside a task of this execution.
@@ -366,8 +367,11 @@ impl Inner {
 
     pub(super) fn root_arrive(st: &mut State) {
         let op = match st.exec.root_tasks.pop_front() {
-            Some(task) => {
+            Some((task, background)) => {
                 let child = st.explorer.child_id(ROOT);
+                if background {
+                    st.explorer.set_background(child);
+                }
                 Self::thread_mut(st, child).task = Some(task);
                 Op::Spawn { child }
             }

@@ -401,15 +401,23 @@ impl DporRuntime {
     }
 
     /// Runs one execution of `tasks` (one callable per thread) to its end; blocks, detached.
-    /// Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/timeout.
-    #[pyo3(signature = (tasks, timeout=None))]
-    fn run_execution(&self, py: Python<'_>, tasks: Vec<Py<PyAny>>, timeout: Option<f64>) -> PyResult<(String, String)> {
+    /// `background`: the indices of tasks that are daemons (threads `setup()` started), which
+    /// may be left waiting. Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/
+    /// timeout.
+    #[pyo3(signature = (tasks, timeout=None, background=Vec::new()))]
+    fn run_execution(
+        &self,
+        py: Python<'_>,
+        tasks: Vec<Py<PyAny>>,
+        timeout: Option<f64>,
+        background: Vec<usize>,
+    ) -> PyResult<(String, String)> {
         let inner = self.inner.clone();
         let parker = Parker::mine();
         let wakes = {
             let mut st = inner.lock_state(py);
             st.controller = Some(parker.clone());
-            st.exec.root_tasks = tasks.into();
+            st.exec.root_tasks = tasks.into_iter().enumerate().map(|(i, t)| (t, background.contains(&i))).collect();
             Inner::thread_mut(&mut st, ROOT).live = true;
             Inner::root_arrive(&mut st);
             inner.drive(&mut st);
