@@ -63,8 +63,8 @@ class DporResult:
     ``inconclusive_reason``).
 
     Threads are numbered as in the ``threads`` list everywhere in ``explanation`` and messages:
-    thread 0 is ``threads[0]``; threads the test starts itself (``threading.Thread``) follow, in
-    the order they are started.
+    thread 0 is ``threads[0]``; the threads ``setup()`` started follow, then those the test's
+    threads start themselves (``threading.Thread``), in the order they are started.
 
     ``counterexample`` is the failing schedule, for ``replay``: the thread that took each step,
     run-length encoded (``"1*3,2"`` = three steps of one thread, then one of another). It is the
