@@ -498,21 +498,23 @@ def _sleep(seconds):
     _advance_clock(seconds)
 
 
-# While ``setup()`` runs in the exploring thread: the threads it starts, as (thread, task). They
-# are explored too, as background threads started right after the test's own.
+# While ``setup()`` runs in the exploring thread: the tasks of the threads it starts. They are
+# explored too, as background threads started right after the test's own.
 _setup_started = None
 _setup_ident = None
+_setup_first_tid = None
 
 
 @contextmanager
-def threads_started_in_setup():
-    """Collects the threads the calling thread starts in the block (``setup()``)."""
-    global _setup_started, _setup_ident
-    _setup_started, _setup_ident = [], _thread.get_ident()
+def threads_started_in_setup(first_tid):
+    """Collects the tasks of the threads the calling thread starts in the block (``setup()``);
+    the first will have engine id ``first_tid``, the next one more, and so on."""
+    global _setup_started, _setup_ident, _setup_first_tid
+    _setup_started, _setup_ident, _setup_first_tid = [], _thread.get_ident(), first_tid
     try:
         yield _setup_started
     finally:
-        _setup_started = _setup_ident = None
+        _setup_started = _setup_ident = _setup_first_tid = None
 
 
 def _thread_start(self):
@@ -520,7 +522,7 @@ def _thread_start(self):
     in_setup = rt is None and _setup_started is not None and _thread.get_ident() == _setup_ident
     if rt is None and not in_setup:
         return _orig["Thread.start"](self)
-    if getattr(self, "_frontrun_tid", None) is not None or self in [t for t, _ in _setup_started or ()]:
+    if getattr(self, "_frontrun_tid", None) is not None:
         raise RuntimeError("threads can only be started once")
     if _pool is not None:
         _pool.ensure_idle(1)
@@ -553,7 +555,8 @@ def _thread_start(self):
                     threading._active.pop(ident, None)
 
     if in_setup:
-        _setup_started.append((self, run))
+        self._frontrun_tid = self._frontrun_hash = _setup_first_tid + len(_setup_started)
+        _setup_started.append(run)
         return
     self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
     self._frontrun_hash = self._frontrun_tid
@@ -728,15 +731,21 @@ for _owner, _name, _ in _PATCHES:
     _orig[_key(_owner, _name)] = getattr(_owner, _name)
 
 
+def raised_unwinding(exc):
+    """Whether ``exc`` is the abort that ends an execution, or was raised while it unwound the
+    thread (a ``with`` of a lock it was waiting to take back lets go of one it does not hold):
+    not the program's. (``ExecutionAborted`` is ``_dpor``'s: known here by name.)"""
+    while exc is not None:
+        if type(exc).__name__ == "ExecutionAborted":
+            return True
+        exc = exc.__context__
+    return False
+
+
 def _quiet_unwinding(record):
     """Drops a pool worker's "Exception in worker" log of the unwinding that ends an execution
     with the worker idle (the abort, or what it raised on the way out)."""
-    exc = record.exc_info[1] if record.exc_info else None
-    while exc is not None:
-        if type(exc).__name__ == "ExecutionAborted":
-            return False
-        exc = exc.__context__
-    return True
+    return not raised_unwinding(record.exc_info[1] if record.exc_info else None)
 
 
 def _cooperative_logging_locks():

@@ -185,21 +185,11 @@ class _Pool:
                 except ExecutionAborted:
                     pass
                 except BaseException as e:
-                    if not _raised_unwinding(e):
+                    if not _coop.raised_unwinding(e):
                         error = _format_exception(sys.exc_info())
                 used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
-
-
-def _raised_unwinding(exc):
-    """Whether ``exc`` was raised while the end of an execution unwound the thread (a ``with``
-    of a lock it was waiting to take back lets go of one it does not hold): not the program's."""
-    while exc is not None:
-        if isinstance(exc, ExecutionAborted):
-            return True
-        exc = exc.__context__
-    return False
 
 
 def _fresh_thread_locals(thread_locals, used_here):
@@ -684,16 +674,13 @@ def _run_one(rt, setup, threads, invariant, timeout):
     _coop.new_execution()
     for stand_in in _stand_ins:
         stand_in.cache_clear()
-    with _coop.threads_started_in_setup() as started:
+    # Threads setup() starts belong to the state (a service's worker): explored, after the test's
+    # threads (engine ids follow theirs: the root's children are 1, 2, ...), as background
+    # threads that may be left waiting.
+    with _coop.threads_started_in_setup(first_tid=len(threads) + 1) as started:
         state = setup()
-    tasks = [functools.partial(fn, state) for fn in threads]
-    # Threads setup() started belong to the state (a service's worker): explored, after the
-    # test's threads (engine ids follow theirs), as background threads that may be left waiting.
-    background = []
-    for thread, run in started:
-        background.append(len(tasks))
-        tasks.append(run)
-        thread._frontrun_tid = thread._frontrun_hash = len(tasks)
+    tasks = [functools.partial(fn, state) for fn in threads] + started
+    background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
         _coop._pool.ensure_idle(len(tasks))
     rt.watch_generators(_generators_in(state))

@@ -380,6 +380,12 @@ impl Inner {
         Self::arrive(st, ROOT, op, None);
     }
 
+    /// Worker `slot` (no longer idle) will run thread `t`'s task.
+    pub(super) fn assign_worker(st: &mut State, slot: usize, t: ThreadId) {
+        st.slots[slot].tid = Some(t);
+        st.exec.threads[t].slot = Some(slot);
+    }
+
     pub(super) fn notify_slot(st: &mut State, t: ThreadId) {
         if let Some(s) = st.exec.threads.get(t).and_then(|th| th.slot) {
             Self::wake_slot(st, s);
@@ -538,8 +544,7 @@ impl Inner {
                 Self::thread_mut(st, child).live = true;
                 // A worker is set aside now: the caller made sure one was idle before spawning.
                 if let Some(s) = st.idle.pop() {
-                    st.slots[s].tid = Some(child);
-                    st.exec.threads[child].slot = Some(s);
+                    Self::assign_worker(st, s, child);
                 }
                 Self::arrive(st, child, Op::Start, None);
             }

@@ -364,8 +364,7 @@ impl DporRuntime {
                                 if let Some(pos) = st.idle.iter().position(|&s| s == slot) {
                                     st.idle.remove(pos);
                                 }
-                                st.slots[slot].tid = Some(t);
-                                st.exec.threads[t].slot = Some(slot);
+                                Inner::assign_worker(st, slot, t);
                                 continue;
                             }
                         }
@@ -768,15 +767,16 @@ impl DporRuntime {
             return Ok(());
         };
         let mut st = inner.lock_state(py);
-        let kind = if write { AccessKind::Write } else { AccessKind::Read };
-        let Some(name) = name else {
-            let n = Inner::number(&mut st, obj);
-            let what = if write { "write" } else { "read" };
-            return inner.step_at(py, st, tid, Op::Access { obj: n, key: WHOLE, kind }, what, site);
+        let (obj, key, what) = match name {
+            Some(name) => {
+                let what = if write { "attr_store" } else { "attr_load" };
+                (Inner::number_owner(&mut st, obj), Inner::name_key(&mut st, name), what)
+            }
+            None => (Inner::number(&mut st, obj), WHOLE, if write { "write" } else { "read" }),
         };
-        let op = Op::Access { obj: Inner::number_owner(&mut st, obj), key: Inner::name_key(&mut st, name), kind };
-        let what = if write { "attr_store" } else { "attr_load" };
-        let info = site_info(py, tid, op, what, site, Some(name.clone().unbind()));
+        let kind = if write { AccessKind::Write } else { AccessKind::Read };
+        let op = Op::Access { obj, key, kind };
+        let info = site_info(py, tid, op, what, site, name.map(|n| n.clone().unbind()));
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 
@@ -793,9 +793,8 @@ impl DporRuntime {
         inner.step_at(py, st, tid, op, "sleep", site)
     }
 
-    /// Starts `task` as a new explored thread; returns its engine id.
-    /// Starts an explored thread; `background`: a daemon or pool worker, which may be left
-    /// waiting when the other threads have exited.
+    /// Starts `task` as a new explored thread; returns its engine id. `background`: a daemon or
+    /// pool worker, which may be left waiting when the other threads have exited.
     #[pyo3(signature = (task, site=None, background=false))]
     fn spawn(
         &self,

@@ -552,7 +552,14 @@ impl Inner {
 
     /// `len`, `sorted`, `map`, ...: a builtin that reads the containers it is given.
     pub(super) fn is_whole_reader(&self, obj: &Bound<'_, PyAny>) -> bool {
-        self.types.whole_readers.iter().any(|f| obj.is(f.bind(obj.py())))
+        self.whole_reader_name(obj).is_some()
+    }
+
+    /// The name of the reading builtin `obj` is (`whole_readers` holds them in
+    /// `methods::READING_BUILTINS` order).
+    fn whole_reader_name(&self, obj: &Bound<'_, PyAny>) -> Option<&'static str> {
+        let i = self.types.whole_readers.iter().position(|f| obj.is(f.bind(obj.py())))?;
+        methods::READING_BUILTINS.get(i).copied()
     }
 
     pub(super) fn is_container(&self, obj: &Bound<'_, PyAny>) -> bool {
@@ -775,13 +782,12 @@ impl Inner {
         if ev.kind == EventKind::BuiltinCall {
             // The reading builtins read every container they are given (`zip(a, b)`,
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
-            if !self.is_whole_reader(obj) {
-                return Vec::new();
-            }
             // The text of a container shows everything in it.
-            let name = obj.getattr(pyo3::intern!(py, "__name__")).ok();
-            let formats = name.is_some_and(|n| n.extract::<&str>().is_ok_and(|n| DEEP_READERS.contains(&n)));
-            return if formats { self.with_nested(containers) } else { containers };
+            return match self.whole_reader_name(obj) {
+                Some(name) if DEEP_READERS.contains(&name) => self.with_nested(containers),
+                Some(_) => containers,
+                None => Vec::new(),
+            };
         }
         let Some(classify) = self.types.unseen_callee.as_ref() else { return Vec::new() };
         let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
