@@ -880,6 +880,12 @@ GEN = load(
         g = s.gen
         if g is not None:
             s.out.append(next(g))
+
+    def take_or_note(s):
+        try:
+            s.out.append(next(s.gen))
+        except ValueError as e:
+            s.out.append(str(e))
     """,
     name="dpor_gen_prog",
 )
@@ -913,6 +919,23 @@ def test_generator_resumed_by_two_threads(make, inside, take):
     )
     assert inside in text.split("raised")[-1]
     check_replays(result, setup, threads, lambda s: True)
+
+
+@pytest.mark.parametrize("make", ["counting", "summing"])
+def test_generator_resumed_while_running_is_found_when_the_error_is_caught(make):
+    # Whether the second resume raises depends on whether the first thread has left the
+    # generator, which it does right after its last step inside: that step must be ordered
+    # against the resume (it was not, and the search stopped on "nondeterminism").
+    setup = gen_setup(getattr(GEN, make))
+    threads = [GEN.take_or_note] * 2
+    invariant = lambda s: "generator already executing" not in s.out  # noqa: E731
+    result = explore(setup, threads, invariant)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.explanation
+    assert f"Race on generator {make}()" in result.explanation
+    check_replays(result, setup, threads, invariant)
+    # Every resume order that does not overlap is explored too.
+    result = explore(setup, threads, invariant, stop_on_first=False)
+    assert result.inconclusive_reason is None and result.stats["failing_executions"] >= 1
 
 
 def test_generator_behind_a_lock_is_safe():

@@ -747,10 +747,11 @@ impl Inner {
         }
         ops.extend(own);
         if !ops.is_empty() {
-            // First: another thread's resume right before any of these steps finds the
-            // generator running (a resume right after the last would find it suspended).
+            // Last: the thread may leave the generator (yield, return, raise) right after its
+            // last step, so another thread's resume finds it running before that step and
+            // suspended after it; a write there orders the two. (Its entry is the resume.)
             if let Some(inside) = self.inside_generator(py, &mut st, ev) {
-                ops.insert(0, inside);
+                ops.push(inside);
             }
         }
         let mut ops = ops.into_iter();
