@@ -592,7 +592,7 @@ def _thread_is_alive(self):
     rt = _rt
     if tid is None or rt is None:
         return _orig["Thread.is_alive"](self)
-    return rt.is_alive(tid)
+    return rt.is_alive(tid, _site(rt) if _managed() is not None else None)
 
 
 def _reported_event_method(name, write):

@@ -15,7 +15,9 @@ import tracemalloc
 from frontrun._dpor import CachedFunction, FileResource
 
 WHOLE = (1 << 64) - 1
-DATA = ("read", "write", "delete")
+# `Thread.is_alive` reads the thread's entry here (the runtime's `LIVENESS`); its exit writes it.
+LIVENESS = (1 << 64) - 1
+DATA = ("read", "write", "delete", "exit")
 MAX_LOCATIONS = 4
 MAX_LINES = 16
 _PKG = os.path.dirname(os.path.abspath(__file__))
@@ -27,6 +29,8 @@ class Step:
     def __init__(self, index, raw):
         self.index = index
         (self.thread, self.kind, self.access, self.obj, self.key_id, self.key, self.file, self.line) = raw
+        if self.access == "exit":
+            self.obj, self.key_id = LIVENESS, self.thread
 
     def conflicts(self, other):
         if self.thread == other.thread or self.obj != other.obj:
@@ -84,6 +88,8 @@ GENERATOR_STEPS = ("resume", "inside")
 
 def _location_name(step, obj):
     key = step.key
+    if step.obj == LIVENESS:
+        return f"whether thread {step.key_id} is alive"
     if step.kind in GENERATOR_STEPS:
         code = getattr(obj, "f_code", None)
         name = getattr(code, "co_qualname", None) or getattr(code, "co_name", "?")
@@ -150,6 +156,8 @@ _paths = _Paths(None)
 
 
 def _describe_object(rt, n):
+    if n == LIVENESS:
+        return "Thread.is_alive() and the thread's exit"
     obj = rt.object(n)
     code = getattr(obj, "f_code", None)
     if code is not None:
@@ -164,6 +172,8 @@ _METHOD_CALL = re.compile(r"\.\w+\s*\(")
 
 def _step_line(step, width):
     what = step.kind if step.kind in GENERATOR_STEPS else step.access
+    if step.access == "exit":
+        return f"  thread {step.thread}  exit   (its function returned)"
     where = _where(step.file, step.line)
     text = _source(step.file, step.line)
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).

@@ -19,6 +19,10 @@ pub const WHOLE: Key = u64::MAX;
 /// touches it. A thread that yields lets the others run first (`state::ThreadState::yielding`).
 pub const YIELD: ObjId = 0;
 
+/// The object of threads' liveness (`Thread.is_alive`): a read with the thread's id as key.
+/// The thread's `Exit` writes it, so a look before the exit and one after are ordered.
+pub const LIVENESS: ObjId = u64::MAX;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AccessKind {
     Read,
@@ -136,6 +140,8 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
         (_, Op::Spawn { child }) => child == a.thread,
         (Op::Exit, Op::Join { child }) => child == a.thread,
         (Op::Join { child }, Op::Exit) => child == b.thread,
+        (Op::Exit, Op::Access { obj: LIVENESS, key, .. }) => key == a.thread as Key,
+        (Op::Access { obj: LIVENESS, key, .. }, Op::Exit) => key == b.thread as Key,
         _ => false,
     }
 }
@@ -178,6 +184,10 @@ mod tests {
         }
         assert!(dependent(&act(3, Op::Exit), &act(0, Op::Join { child: 3 })));
         assert!(!dependent(&act(2, Op::Exit), &act(0, Op::Join { child: 3 })));
+        assert!(dependent(&act(3, Op::Exit), &act(0, Op::read(LIVENESS, 3))));
+        assert!(dependent(&act(0, Op::read(LIVENESS, 3)), &act(3, Op::Exit)));
+        assert!(!dependent(&act(2, Op::Exit), &act(0, Op::read(LIVENESS, 3))));
+        assert!(!dependent(&act(0, Op::read(LIVENESS, 3)), &act(1, Op::read(LIVENESS, 3))));
         assert!(dependent(&act(0, Op::read(1, 1)), &act(0, Op::read(2, 2))));
         let try_ = |l| Op::TryAcquire { lock: l };
         assert!(dependent(&act(0, try_(1)), &act(1, rel(1))));

@@ -2,7 +2,7 @@
 //! with vector clocks, and the races each new event forms with earlier ones.
 
 use super::access::Accesses;
-use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, WHOLE, YIELD};
+use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, LIVENESS, WHOLE, YIELD};
 use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
@@ -261,6 +261,7 @@ impl Execution {
             Op::Join { child } => deps.extend(self.threads.get(child).and_then(|c| c.exit_event)),
             Op::Spawn { .. } | Op::Start => {}
             Op::Exit => {
+                self.accesses.access(LIVENESS, thread as Key, AccessKind::Write, thread, step, &mut racing);
                 let state = &mut self.threads[thread];
                 state.life = Life::Exited;
                 state.exit_event = Some(step);

@@ -67,6 +67,23 @@ PROG = load(
 
     def set_ready(s):
         s.ready = True
+
+    def start_and_poll_alive(s):
+        import threading
+
+        t = threading.Thread(target=write_data, args=(s,))
+        t.start()
+        while t.is_alive():
+            time.sleep(0.01)
+        s.seen = s.data
+
+    def start_and_check_alive_once(s):
+        import threading
+
+        t = threading.Thread(target=write_data, args=(s,))
+        t.start()
+        time.sleep(0.01)
+        s.seen = "running" if t.is_alive() else s.data
     """
 )
 
@@ -130,3 +147,25 @@ def test_a_bounded_retry_loop_is_explored_to_its_last_try(tries):
     result = frontrun.explore_dpor(setup=setup, threads=[PROG.retry, PROG.set_ready],
                                    invariant=lambda s: s.seen != tries)
     assert result.property_holds is False, f"{tries} tries never seen"
+
+
+def test_polling_a_thread_until_it_ends_holds():
+    # Thread.is_alive() reads the thread's liveness and its exit writes it: the loop ends where
+    # the schedule says (it was a "nondeterminism" stop), and its extra rounds are cut as a spin.
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.start_and_poll_alive], invariant=lambda s: s.seen == 1)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.num_explored <= 6 and result.stats["spins_cut"] >= 1
+
+
+def test_a_thread_seen_alive_before_its_exit_is_explained():
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.start_and_check_alive_once],
+                                   invariant=lambda s: s.seen == 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    lines = result.explanation.splitlines()
+    assert lines[0] == "Race on whether thread 1 is alive (Thread.is_alive() and the thread's exit):", lines
+    assert lines[1].split()[:3] == ["thread", "0", "read"] and "t.is_alive()" in lines[1], lines
+    assert lines[2].split()[:3] == ["thread", "1", "exit"], lines
+    # The other order is explored too: seen after the exit, the data is there.
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.start_and_check_alive_once],
+                                   invariant=lambda s: s.seen == "running")
+    assert result.property_holds is False and result.failure_kind == "invariant"

@@ -49,7 +49,7 @@ use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
 
 use super::report_py::{self, Event};
 use crate::engine::{
-    AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, WHOLE, YIELD,
+    AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, LIVENESS, WHOLE, YIELD,
 };
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
@@ -539,7 +539,8 @@ impl DporRuntime {
     // ------------------------------------------------------------ explanation data
 
     /// Steps of the last execution (explain mode): `(thread, kind, access, obj, key_id, key, file, line)`;
-    /// `access` is read/write/delete/acquire/release/spawn/join/exit, `obj` the object or lock number.
+    /// `access` is read/write/delete/acquire/release/spawn/join/exit, `obj` the object or lock number
+    /// (`LIVENESS` for `Thread.is_alive`, keyed by the thread's number as shown).
     #[allow(clippy::type_complexity)]
     fn steps(
         &self,
@@ -558,7 +559,8 @@ impl DporRuntime {
                             AccessKind::Delete => "delete",
                         },
                         obj,
-                        key,
+                        // A thread's liveness is keyed by its engine id; shown, by its number.
+                        if obj == LIVENESS { key.wrapping_sub(1) } else { key },
                     ),
                     Op::Acquire { lock } => ("acquire", lock, 0),
                     Op::Release { lock } => ("release", lock, 0),
@@ -823,10 +825,18 @@ impl DporRuntime {
         inner.step_at(py, st, tid, Op::Join { child }, "join", site)
     }
 
-    /// Whether explored thread `child` (engine id) has started and not exited.
-    fn is_alive(&self, py: Python<'_>, child: usize) -> bool {
-        let st = self.inner.lock_state(py);
-        st.exec.threads.get(child).is_some_and(|t| t.live)
+    /// Whether explored thread `child` (engine id) has been started and not exited. From an
+    /// explored thread the look is a step, ordered against the child's exit (a polling loop
+    /// `while t.is_alive()` sees it end where the schedule says).
+    #[pyo3(signature = (child, site=None))]
+    fn is_alive(&self, py: Python<'_>, child: usize, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
+        let inner = &self.inner;
+        if let Some(tid) = inner.current() {
+            let st = inner.lock_state(py);
+            inner.step_at(py, st, tid, Op::read(LIVENESS, child as u64), "is_alive", site)?;
+        }
+        let st = inner.lock_state(py);
+        Ok(st.exec.threads.get(child).is_some_and(|t| t.live))
     }
 
     /// Whether `lock` (cooperative) is held in the model, and by the current thread.
