@@ -35,7 +35,6 @@ reported: ``x += 1`` on an int, ``s.upper()``, ``len(t)`` or ``for c in s`` touc
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
 
 from frontrun import _native
 
@@ -45,7 +44,7 @@ Event = _native.Event
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[list]:
+def recording():
     """Collect the events this thread reports while the block runs (a live list)."""
     events = _native._recording_begin()
     try:

@@ -248,3 +248,27 @@ def test_optimization_level_has_its_own_cache_file(project):
     assert optimized.returncode == 0 and optimized.stdout == "1 None\n"
     assert len(list((project / "__pycache__").glob("opt.*.frontrun-*.pyc"))) == 2
     assert run(["-OO", *LAUNCHER, "case.py"], cwd=project).stdout == "1 None\n"  # from its cache
+
+
+def test_zip_application_parity_with_plain_python(project):
+    import zipfile
+
+    archive = project / "app.pyz"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("__main__.py", "import sys, json\nprint(json.dumps({'argv': sys.argv, 'path0': sys.path[0], "
+                                  "'name': __name__, 'file': __file__}))\n")
+    plain = report(run(["app.pyz", "z"], cwd=project))
+    launched = report(run([*LAUNCHER, "app.pyz", "z"], cwd=project))
+    assert launched == plain and plain["path0"] == str(archive)
+    # A file that is not a zip runs as a script, whatever its name.
+    (project / "notzip.pyz").write_text("print('{\"ran\": 1}')\n")
+    assert report(run([*LAUNCHER, "notzip.pyz"], cwd=project)) == report(run(["notzip.pyz"], cwd=project)) == {"ran": 1}
+
+
+def test_the_launcher_imports_little_before_the_hook(project):
+    # Modules the launcher imported before installing the hook could not be rewritten if a user
+    # included them; it keeps clear of the heavy ones.
+    script = project / "modules.py"
+    script.write_text("import sys, json\nprint(json.dumps(sorted(sys.modules)))\n")
+    added = set(report(run([*LAUNCHER, "modules.py"], cwd=project))) - set(report(run(["modules.py"], cwd=project)))
+    assert not added & {"inspect", "dataclasses", "typing", "zipfile", "shutil", "pathlib", "ast", "dis", "tokenize"}

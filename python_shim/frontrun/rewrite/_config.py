@@ -46,7 +46,6 @@ import os
 import site
 import sys
 import sysconfig
-from dataclasses import dataclass, field
 
 from frontrun.rewrite._core import DEFAULT_POLICY, check_policy, normalize_resource_methods
 
@@ -66,12 +65,44 @@ def _is_under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
-@dataclass(frozen=True)
-class Pattern:
-    text: str
-    policy: str | None = None
-    # For path patterns: the absolute, symlink-resolved pattern; None for module-name globs.
-    path: str | None = None
+class _Record:
+    """A small immutable record (the launcher does not import `dataclasses`, and with it
+    `inspect`, before the hook: those modules could not be rewritten then)."""
+
+    __slots__ = ()
+
+    def __init__(self, *args, **kwargs):
+        values = dict(zip(self.__slots__, args), **kwargs)
+        for name, default in zip(self.__slots__, self._defaults()):
+            object.__setattr__(self, name, values.pop(name) if name in values else default)
+        if values:
+            raise TypeError(f"{type(self).__name__}: unexpected {', '.join(values)}")
+
+    def _defaults(self):
+        raise NotImplementedError
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _fields(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self):
+        return hash(self._fields())
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in zip(self.__slots__, self._fields()))})"
+
+
+class Pattern(_Record):
+    # path: for path patterns, the absolute, symlink-resolved pattern; None for module-name globs.
+    __slots__ = ("text", "policy", "path")
+
+    def _defaults(self):
+        return (None, None, None)
 
     def matches(self, name: str, filename: str | None) -> bool:
         if self.path is None:
@@ -194,18 +225,13 @@ def _as_list(value, key: str, source: str) -> list:
     return list(value)
 
 
-@dataclass(frozen=True)
-class Selection:
-    include: tuple[Pattern, ...] = ()
-    exclude: tuple[Pattern, ...] = ()
-    policy: str = DEFAULT_POLICY
-    resource_methods: tuple[str, ...] = ()
-    root: str = field(default_factory=os.getcwd)
-    # Directories whose code is "the user's own" when no include pattern is given.
-    roots: tuple[str, ...] = ()
-    cache_dir: str | None = None
-    pyproject: str | None = None
-    system_dirs: tuple[str, ...] = ()
+class Selection(_Record):
+    # roots: directories whose code is "the user's own" when no include pattern is given.
+    __slots__ = ("include", "exclude", "policy", "resource_methods", "root", "roots", "cache_dir", "pyproject",
+                 "system_dirs")
+
+    def _defaults(self):
+        return ((), (), DEFAULT_POLICY, (), os.getcwd(), (), None, None, ())
 
     def is_excluded(self, name: str, filename: str | None) -> bool:
         return any(pattern.matches(name, filename) for pattern in self.exclude)

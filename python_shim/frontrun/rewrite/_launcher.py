@@ -195,9 +195,17 @@ def _compile_main(source: bytes, path: str, finder):
 
 
 def _is_zipfile(path: str) -> bool:
-    import zipfile
+    # As `python path` decides: zipimport (loaded at startup) accepts it; `zipfile` would
+    # import a dozen modules before the hook.
+    import zipimport
 
-    return os.path.isfile(path) and zipfile.is_zipfile(path)
+    if not os.path.isfile(path):
+        return False
+    try:
+        zipimport.zipimporter(path)
+    except zipimport.ZipImportError:
+        return False
+    return True
 
 
 # --- errors as plain python reports them -----------------------------------------------------
