@@ -38,6 +38,7 @@ import itertools
 import logging
 import os
 import queue
+import selectors
 import sys
 import threading
 import time
@@ -672,6 +673,99 @@ def new_execution():
     """Per-execution state of the patches starts afresh (before ``setup()``)."""
     global _future_serials
     _future_serials = itertools.count()
+    _selector_wakeups.clear()
+
+
+# --- selectors: an event loop waiting for other explored threads -----------------------------
+#
+# A real blocking ``select()`` in an explored thread would wait for threads that only run when it
+# reaches a scheduling point (``asyncio.to_thread``, ``run_in_executor``,
+# ``run_coroutine_threadsafe``: the loop sleeps in its selector until a worker's
+# ``call_soon_threadsafe`` queues a callback and writes to the loop's self-pipe). In an
+# exploration a selector is looked at under its cooperative wakeup lock, and asyncio's
+# ``call_soon_threadsafe`` runs under the same lock and notifies it: the callback queue and the
+# self-pipe are then state whose changes the model orders. A select that finds nothing ready waits
+# on the wakeup; when nothing else can run, one with a timeout times out (the modelled clock moves
+# on), and one without waits for the outside world (a subprocess, a server) for up to
+# ``OUTSIDE_WAIT`` seconds of real time (not when only background threads are left), then for
+# good (a deadlock, or a background thread left waiting at the end of an execution).
+
+OUTSIDE_WAIT = 1.0
+_selector_wakeups = {}  # id(selector) -> (Condition, selector), this execution's
+# Those that define `select` (PollSelector inherits _PollLikeSelector's; the base's is abstract).
+_SELECTOR_CLASSES = list(dict.fromkeys(
+    c for c in vars(selectors).values() if isinstance(c, type) and c is not selectors.BaseSelector
+    and issubclass(c, selectors.BaseSelector) and "select" in c.__dict__))
+_asyncio_patched = None  # asyncio's BaseEventLoop while its call_soon_threadsafe is ours
+
+
+def _selector_wakeup(selector):
+    found = _selector_wakeups.get(id(selector))
+    if found is None:
+        found = _selector_wakeups[id(selector)] = (Condition(Lock()), selector)
+    return found[0]
+
+
+def _patch_asyncio_wakeups():
+    """For the whole exploration, so that every execution takes the same steps: asyncio is
+    imported now if the program has not yet (it may do so inside its threads)."""
+    global _asyncio_patched
+    import asyncio.base_events
+
+    cls = asyncio.base_events.BaseEventLoop
+    original = cls.__dict__["call_soon_threadsafe"]
+    _orig["BaseEventLoop.call_soon_threadsafe"] = original
+
+    @functools.wraps(original)
+    def call_soon_threadsafe(self, *args, **kwargs):
+        selector = getattr(self, "_selector", None)
+        if _rt is None or selector is None:
+            return original(self, *args, **kwargs)
+        wakeup = _selector_wakeup(selector)
+        with wakeup:
+            handle = original(self, *args, **kwargs)
+            wakeup.notify_all()
+        return handle
+
+    cls.call_soon_threadsafe = call_soon_threadsafe
+    _asyncio_patched = cls
+
+
+def _unpatch_asyncio_wakeups():
+    global _asyncio_patched
+    if _asyncio_patched is not None:
+        _asyncio_patched.call_soon_threadsafe = _orig.pop("BaseEventLoop.call_soon_threadsafe")
+        _asyncio_patched = None
+
+
+def _selector_select(original):
+    @functools.wraps(original)
+    def select(self, timeout=None):
+        rt = _managed()
+        if rt is None:
+            return original(self, timeout)
+        wakeup = _selector_wakeup(self)
+        patient = True
+        with wakeup:
+            while True:
+                ready = original(self, 0)
+                if ready or timeout is not None and timeout <= 0:
+                    return ready
+                if timeout is not None:
+                    wakeup.wait(timeout)  # notified, or timed out (the modelled clock moved on)
+                    return original(self, 0)
+                # (A nominal timeout: the modelled clock hardly moves.)
+                if wakeup.wait(1e-6 if patient else None):
+                    continue
+                # Nothing in the program can wake it: only the outside world can, unless all
+                # that is left is background threads (a daemon loop no one stops).
+                if rt.foreground_alive():
+                    ready = original(self, OUTSIDE_WAIT)
+                    if ready:
+                        return ready
+                patient = False
+
+    return select
 
 
 def _future_init(self, *args, **kwargs):
@@ -715,12 +809,12 @@ _PATCHES = [
     (_futures.Future, "__init__", _future_init),
     (_futures.Future, "__hash__", _future_hash),
     (_futures._AcquireFutures, "__init__", _acquire_futures_init),
-]
+] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES]
 
 
 def _key(owner, name):
     if owner in (threading.Thread, threading.Event, functools.cached_property, _futures.Future,
-                 _futures._AcquireFutures):
+                 _futures._AcquireFutures, *_SELECTOR_CLASSES):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"
@@ -774,6 +868,7 @@ def patched(rt, pool):
     _rt, _pool = rt, pool
     for owner, name, replacement in _PATCHES:
         setattr(owner, name, replacement)
+    _patch_asyncio_wakeups()
     if pool is not None:
         pool.show()
     futures_log = logging.getLogger("concurrent.futures")
@@ -791,5 +886,7 @@ def patched(rt, pool):
             pool.hide()
         for owner, name, _ in _PATCHES:
             setattr(owner, name, _orig[_key(owner, name)])
+        _unpatch_asyncio_wakeups()
+        _selector_wakeups.clear()
         _restore_converted()
         _rt, _pool = None, None

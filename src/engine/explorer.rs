@@ -506,15 +506,16 @@ impl Explorer {
         a < b && self.exec.events[b].is_after(&self.exec.events[a])
     }
 
-    /// The replayable schedule of the current (or just ended) execution. It names
-    /// threads by spawn order (main 0, then each child as its spawn ran), which
-    /// equals the ids of `child_id` unless threads were discovered in another order.
     /// Marks `thread` (of this execution) as a background thread (a daemon, a pool worker): an
     /// execution ends, rather than deadlocks, when only such threads are left and all wait.
     pub fn set_background(&mut self, thread: ThreadId) {
         if !self.background.contains(&thread) {
             self.background.push(thread);
         }
+    }
+
+    pub fn is_background(&self, thread: ThreadId) -> bool {
+        self.background.contains(&thread)
     }
 
     /// Renames `found`'s object to `expected`'s when they differ only there (`choose_with`).
@@ -544,6 +545,9 @@ impl Explorer {
         std::mem::take(&mut self.renames)
     }
 
+    /// The replayable schedule of the current (or just ended) execution. It names
+    /// threads by spawn order (main 0, then each child as its spawn ran), which
+    /// equals the ids of `child_id` unless threads were discovered in another order.
     pub fn schedule(&self) -> Schedule {
         let order = &self.exec.spawn_order;
         let mut position = vec![0; order.iter().max().map_or(0, |m| m + 1)];

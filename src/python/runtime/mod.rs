@@ -839,6 +839,13 @@ impl DporRuntime {
         Ok(st.exec.threads.get(child).is_some_and(|t| t.live))
     }
 
+    /// Whether a thread that is not a background thread (the caller included) is alive: if not,
+    /// nothing a background thread waits for can still come from the program.
+    fn foreground_alive(&self, py: Python<'_>) -> bool {
+        let st = self.inner.lock_state(py);
+        (0..st.exec.threads.len()).any(|t| st.exec.threads[t].live && !st.explorer.is_background(t))
+    }
+
     /// Whether `lock` (cooperative) is held in the model, and by the current thread.
     fn lock_state(&self, py: Python<'_>, lock: &Bound<'_, PyAny>) -> (bool, bool) {
         let st = self.inner.lock_state(py);

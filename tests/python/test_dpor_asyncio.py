@@ -1,0 +1,104 @@
+"""Event loops in explored threads: a loop that waits in its selector for another explored thread
+(``run_coroutine_threadsafe``, ``asyncio.to_thread``) is woken by that thread's
+``call_soon_threadsafe`` in the model; a real blocking select would wait for a thread that only
+runs once the loop reaches a scheduling point (the search hung until its timeout)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import State, load  # noqa: E402
+
+import frontrun  # noqa: E402
+from frontrun import _coop  # noqa: E402
+
+PROG = load(
+    """
+    import asyncio
+    import subprocess
+    import sys
+    import threading
+
+    async def bump(s):
+        v = s.n
+        await asyncio.sleep(0)
+        s.n = v + 1
+
+    def bump_plain(s):
+        s.n += 1
+
+    def start_loop(s, daemon=False):
+        s.loop = asyncio.new_event_loop()
+        s.thread = threading.Thread(target=s.loop.run_forever, daemon=daemon)
+        s.thread.start()
+
+    def stop_loop(s):
+        s.loop.call_soon_threadsafe(s.loop.stop)
+        s.thread.join()
+        s.loop.close()
+
+    def submit_and_stop(s):
+        start_loop(s)
+        asyncio.run_coroutine_threadsafe(bump(s), s.loop).result()
+        stop_loop(s)
+
+    def submit_to_a_loop_left_running(s):
+        start_loop(s, daemon=True)
+        asyncio.run_coroutine_threadsafe(bump(s), s.loop).result()
+
+    def submit_beside_a_plain_writer(s):
+        start_loop(s)
+        writer = threading.Thread(target=bump_plain, args=(s,))
+        writer.start()
+        asyncio.run_coroutine_threadsafe(bump(s), s.loop).result()
+        writer.join()
+        stop_loop(s)
+
+    def two_to_thread(s):
+        async def main():
+            await asyncio.gather(asyncio.to_thread(bump_plain, s), asyncio.to_thread(bump_plain, s))
+        asyncio.run(main())
+
+    def run_a_child_process(s):
+        done = subprocess.run([sys.executable, "-c", "print('hi')"], capture_output=True, text=True)
+        s.out = done.stdout
+    """,
+    name="dpor_asyncio_prog",
+)
+
+
+def setup():
+    return State(n=0, out=None)
+
+
+def test_a_coroutine_submitted_from_another_thread_runs_on_the_loop():
+    result = frontrun.explore_dpor(setup, [PROG.submit_and_stop], lambda s: s.n == 1, timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+def test_a_coroutine_races_a_plain_thread():
+    result = frontrun.explore_dpor(setup, [PROG.submit_beside_a_plain_writer], lambda s: s.n == 2, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on State.n" in result.explanation
+
+
+def test_to_thread_workers_race():
+    result = frontrun.explore_dpor(setup, [PROG.two_to_thread], lambda s: s.n == 2, timeout=120)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on State.n" in result.explanation
+
+
+def test_a_daemon_loop_no_one_stops_ends_with_the_execution(monkeypatch):
+    # Only background threads are left: nothing outside is waited for (with the wait this long,
+    # the first execution alone would outlast the budget).
+    monkeypatch.setattr(_coop, "OUTSIDE_WAIT", 60.0)
+    result = frontrun.explore_dpor(setup, [PROG.submit_to_a_loop_left_running], lambda s: s.n == 1, timeout=30)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+def test_a_child_process_is_waited_for():
+    # subprocess waits in a selector for a process outside the program: when nothing in the
+    # program can run, the select waits for real.
+    result = frontrun.explore_dpor(setup, [PROG.run_a_child_process, PROG.bump_plain], lambda s: s.out == "hi\n",
+                                   timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
