@@ -1,7 +1,8 @@
-"""Event loops in explored threads: a loop that waits in its selector for another explored thread
+"""Selectors in explored threads. An event loop that waits in its selector for another explored thread
 (``run_coroutine_threadsafe``, ``asyncio.to_thread``) is woken by that thread's
 ``call_soon_threadsafe`` in the model; a real blocking select would wait for a thread that only
-runs once the loop reaches a scheduling point (the search hung until its timeout)."""
+runs once the loop reaches a scheduling point (the search hung until its timeout). The same
+goes for ``multiprocessing.pool.ThreadPool``, whose result handler polls a pipe."""
 
 import sys
 from pathlib import Path
@@ -59,6 +60,12 @@ PROG = load(
             await asyncio.gather(asyncio.to_thread(bump_plain, s), asyncio.to_thread(bump_plain, s))
         asyncio.run(main())
 
+    def thread_pool_map(s):
+        from multiprocessing.pool import ThreadPool
+
+        with ThreadPool(2) as pool:
+            pool.map(lambda _: bump_plain(s), range(2))
+
     def run_a_child_process(s):
         done = subprocess.run([sys.executable, "-c", "print('hi')"], capture_output=True, text=True)
         s.out = done.stdout
@@ -102,3 +109,9 @@ def test_a_child_process_is_waited_for():
     result = frontrun.explore_dpor(setup, [PROG.run_a_child_process, PROG.bump_plain], lambda s: s.out == "hi\n",
                                    timeout=60)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+def test_thread_pool_workers_race():
+    result = frontrun.explore_dpor(setup, [PROG.thread_pool_map], lambda s: s.n == 2, timeout=120)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on State.n" in result.explanation
