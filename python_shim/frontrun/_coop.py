@@ -38,7 +38,9 @@ import itertools
 import logging
 import os
 import queue
+import select as _select
 import selectors
+import socket
 import sys
 import threading
 import time
@@ -673,45 +675,137 @@ def new_execution():
     """Per-execution state of the patches starts afresh (before ``setup()``)."""
     global _future_serials
     _future_serials = itertools.count()
-    _selector_wakeups.clear()
+    _wakeups.clear()
 
 
-# --- selectors: an event loop waiting for other explored threads -----------------------------
+# --- I/O between explored threads -------------------------------------------------------------
 #
-# A real blocking ``select()`` in an explored thread would wait for threads that only run when it
-# reaches a scheduling point (``asyncio.to_thread``, ``run_in_executor``,
-# ``run_coroutine_threadsafe``: the loop sleeps in its selector until a worker's
-# ``call_soon_threadsafe`` queues a callback and writes to the loop's self-pipe). In an
-# exploration a selector is looked at under its cooperative wakeup lock, and asyncio's
-# ``call_soon_threadsafe`` runs under the same lock and notifies it: the callback queue and the
-# self-pipe are then state whose changes the model orders. A select that finds nothing ready waits
-# on the wakeup; when nothing else can run, one with a timeout times out (the modelled clock moves
-# on), and one without waits for the outside world (a subprocess, a server) for up to
-# ``OUTSIDE_WAIT`` seconds of real time (not when only background threads are left), then for
-# good (a deadlock, or a background thread left waiting at the end of an execution).
+# A real blocking ``select()``, ``accept()`` or ``recv()`` in an explored thread would wait for a
+# thread that only runs once the waiter reaches a scheduling point: an event loop waiting for a
+# worker (``asyncio.to_thread``, ``run_in_executor``, ``run_coroutine_threadsafe``), a server
+# waiting for its client. In an exploration such a look happens under a cooperative lock, and
+# what makes it ready happens under the same lock and wakes the waiters, so the model orders the
+# two like any shared state: a selector's lock is taken by its asyncio loop's
+# ``call_soon_threadsafe`` (the callback queue and the self-pipe), and blocking sockets share one
+# lock, taken by their sends, connects, shutdowns and closes. A look that finds nothing ready
+# waits; when nothing else can run, one with a timeout times out (the modelled clock moves on),
+# and one without waits for the outside world (a child process, a server, a write the model does
+# not see) for up to ``OUTSIDE_WAIT`` seconds of real time (not when only background threads are
+# left), then for good (a deadlock, or a background thread left waiting at the end of an
+# execution). Non-blocking sockets are left alone (an event loop's self-pipe, say).
 
 OUTSIDE_WAIT = 1.0
-_selector_wakeups = {}  # id(selector) -> (Condition, selector), this execution's
+_wakeups = {}  # this execution's wakeups (cooperative Conditions): per selector, and "sockets"
 # Those that define `select` (PollSelector inherits _PollLikeSelector's; the base's is abstract).
 _SELECTOR_CLASSES = list(dict.fromkeys(
     c for c in vars(selectors).values() if isinstance(c, type) and c is not selectors.BaseSelector
     and issubclass(c, selectors.BaseSelector) and "select" in c.__dict__))
+_SOCKET_READS = ("accept", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg")
+_SOCKET_WRITES = ("send", "sendall", "sendto", "sendmsg", "connect", "connect_ex", "shutdown", "close")
 _asyncio_patched = None  # asyncio's BaseEventLoop while its call_soon_threadsafe is ours
 
 
-def _selector_wakeup(selector):
-    found = _selector_wakeups.get(id(selector))
+def _wakeup(key, keep=None):
+    """The wakeup for ``key`` (``keep``: an object whose id is the key, kept alive with it)."""
+    found = _wakeups.get(key)
     if found is None:
-        found = _selector_wakeups[id(selector)] = (Condition(Lock()), selector)
+        found = _wakeups[key] = (Condition(Lock()), keep)
     return found[0]
 
 
-def _patch_asyncio_wakeups():
+def _changing(wakeup, action, *args, **kwargs):
+    """``action`` under ``wakeup``'s lock, then its waiters are woken."""
+    with wakeup:
+        result = action(*args, **kwargs)
+        wakeup.notify_all()
+    return result
+
+
+def _wait_for(rt, wakeup, look, timeout):
+    """``look(seconds)`` (a real poll) under ``wakeup``'s lock until it finds something, as
+    described above; returns what it found last."""
+    patient = True
+    with wakeup:
+        while True:
+            found = look(0)
+            if found or timeout is not None and timeout <= 0:
+                return found
+            if timeout is not None:
+                wakeup.wait(timeout)  # woken, or timed out (the modelled clock moved on)
+                return look(0)
+            # (A nominal timeout: the modelled clock hardly moves.)
+            if wakeup.wait(1e-6 if patient else None):
+                continue
+            # Nothing in the program can wake it: only the outside world can, unless all that is
+            # left is background threads (a daemon loop no one stops).
+            if rt.foreground_alive():
+                found = look(OUTSIDE_WAIT)
+                if found:
+                    return found
+            patient = False
+
+
+def _selector_select(original):
+    @functools.wraps(original)
+    def select(self, timeout=None):
+        rt = _managed()
+        if rt is None:
+            return original(self, timeout)
+        return _wait_for(rt, _wakeup(id(self), self), lambda seconds: original(self, seconds), timeout)
+
+    return select
+
+
+def _readable(sock, seconds):
+    try:
+        poller = _select.poll()
+        poller.register(sock, _select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
+    except (OSError, ValueError):
+        return True  # closed or odd: the call itself says what is wrong
+
+
+def _socket_read(name):
+    original = getattr(socket.socket, name)
+
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        rt = _managed()
+        if rt is not None:
+            timeout = self.gettimeout()
+            if timeout != 0:
+                _wait_for(rt, _wakeup("sockets"), lambda seconds: _readable(self, seconds), timeout)
+        return original(self, *args, **kwargs)
+
+    return method
+
+
+def _socket_write(name):
+    original = getattr(socket.socket, name)
+
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        if _managed() is None or self.gettimeout() == 0:
+            return original(self, *args, **kwargs)
+        return _changing(_wakeup("sockets"), original, self, *args, **kwargs)
+
+    return method
+
+
+_SOCKET_PATCHES = [(name, _socket_read(name)) for name in _SOCKET_READS if hasattr(socket.socket, name)] + [
+    (name, _socket_write(name)) for name in _SOCKET_WRITES if hasattr(socket.socket, name)]
+_SOCKET_OWN = {name for name, _ in _SOCKET_PATCHES if name in socket.socket.__dict__}
+
+
+def _patch_io():
     """For the whole exploration, so that every execution takes the same steps: asyncio is
     imported now if the program has not yet (it may do so inside its threads)."""
     global _asyncio_patched
     import asyncio.base_events
 
+    for name, method in _SOCKET_PATCHES:
+        _orig[f"socket.{name}"] = socket.socket.__dict__.get(name)
+        setattr(socket.socket, name, method)
     cls = asyncio.base_events.BaseEventLoop
     original = cls.__dict__["call_soon_threadsafe"]
     _orig["BaseEventLoop.call_soon_threadsafe"] = original
@@ -721,51 +815,24 @@ def _patch_asyncio_wakeups():
         selector = getattr(self, "_selector", None)
         if _rt is None or selector is None:
             return original(self, *args, **kwargs)
-        wakeup = _selector_wakeup(selector)
-        with wakeup:
-            handle = original(self, *args, **kwargs)
-            wakeup.notify_all()
-        return handle
+        return _changing(_wakeup(id(selector), selector), original, self, *args, **kwargs)
 
     cls.call_soon_threadsafe = call_soon_threadsafe
     _asyncio_patched = cls
 
 
-def _unpatch_asyncio_wakeups():
+def _unpatch_io():
     global _asyncio_patched
+    for name, _ in _SOCKET_PATCHES:
+        saved = _orig.pop(f"socket.{name}", None)
+        if name in _SOCKET_OWN:
+            setattr(socket.socket, name, saved)
+        else:
+            delattr(socket.socket, name)
     if _asyncio_patched is not None:
         _asyncio_patched.call_soon_threadsafe = _orig.pop("BaseEventLoop.call_soon_threadsafe")
         _asyncio_patched = None
-
-
-def _selector_select(original):
-    @functools.wraps(original)
-    def select(self, timeout=None):
-        rt = _managed()
-        if rt is None:
-            return original(self, timeout)
-        wakeup = _selector_wakeup(self)
-        patient = True
-        with wakeup:
-            while True:
-                ready = original(self, 0)
-                if ready or timeout is not None and timeout <= 0:
-                    return ready
-                if timeout is not None:
-                    wakeup.wait(timeout)  # notified, or timed out (the modelled clock moved on)
-                    return original(self, 0)
-                # (A nominal timeout: the modelled clock hardly moves.)
-                if wakeup.wait(1e-6 if patient else None):
-                    continue
-                # Nothing in the program can wake it: only the outside world can, unless all
-                # that is left is background threads (a daemon loop no one stops).
-                if rt.foreground_alive():
-                    ready = original(self, OUTSIDE_WAIT)
-                    if ready:
-                        return ready
-                patient = False
-
-    return select
+    _wakeups.clear()
 
 
 def _future_init(self, *args, **kwargs):
@@ -868,7 +935,7 @@ def patched(rt, pool):
     _rt, _pool = rt, pool
     for owner, name, replacement in _PATCHES:
         setattr(owner, name, replacement)
-    _patch_asyncio_wakeups()
+    _patch_io()
     if pool is not None:
         pool.show()
     futures_log = logging.getLogger("concurrent.futures")
@@ -886,7 +953,6 @@ def patched(rt, pool):
             pool.hide()
         for owner, name, _ in _PATCHES:
             setattr(owner, name, _orig[_key(owner, name)])
-        _unpatch_asyncio_wakeups()
-        _selector_wakeups.clear()
+        _unpatch_io()
         _restore_converted()
         _rt, _pool = None, None

@@ -1,8 +1,10 @@
-"""Selectors in explored threads. An event loop that waits in its selector for another explored thread
+"""I/O between explored threads. An event loop that waits in its selector for another explored thread
 (``run_coroutine_threadsafe``, ``asyncio.to_thread``) is woken by that thread's
 ``call_soon_threadsafe`` in the model; a real blocking select would wait for a thread that only
 runs once the loop reaches a scheduling point (the search hung until its timeout). The same
-goes for ``multiprocessing.pool.ThreadPool``, whose result handler polls a pipe."""
+goes for ``multiprocessing.pool.ThreadPool``, whose result handler polls a pipe, and for a
+server thread blocked in ``accept()``/``recv()`` while its client, another explored thread, has
+not run yet."""
 
 import sys
 from pathlib import Path
@@ -66,6 +68,36 @@ PROG = load(
         with ThreadPool(2) as pool:
             pool.map(lambda _: bump_plain(s), range(2))
 
+    def serve_once(s):
+        conn, _ = s.server.accept()
+        with conn:
+            s.count += 1
+            line = conn.makefile("rb").readline()
+            conn.sendall(line.upper())
+
+    def ask(s):
+        import socket
+
+        with socket.create_connection(s.address) as c:
+            c.sendall(b"hi\\n")
+            s.reply = c.recv(100)
+        s.count += 1
+
+    def count_once_connected(s):
+        import socket
+
+        with socket.create_connection(s.address) as c:
+            s.count += 1  # unordered with the server's: both only follow the connect
+            c.sendall(b"hi\\n")
+            s.reply = c.recv(100)
+
+    def wait_for_nothing(s):
+        s.server.settimeout(0.05)
+        try:
+            s.server.accept()
+        except TimeoutError:
+            s.reply = "timed out"
+
     def run_a_child_process(s):
         done = subprocess.run([sys.executable, "-c", "print('hi')"], capture_output=True, text=True)
         s.out = done.stdout
@@ -115,3 +147,33 @@ def test_thread_pool_workers_race():
     result = frontrun.explore_dpor(setup, [PROG.thread_pool_map], lambda s: s.n == 2, timeout=120)
     assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
     assert "Race on State.n" in result.explanation
+
+
+def socket_setup():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return State(server=server, address=server.getsockname(), count=0, reply=None, n=0)
+
+
+def test_a_server_thread_waits_for_its_client():
+    # Whichever thread runs first, the exchange completes; the counts are ordered by it.
+    result = frontrun.explore_dpor(socket_setup, [PROG.serve_once, PROG.ask],
+                                   lambda s: s.reply == b"HI\n" and s.count == 2, timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.num_explored > 1
+
+
+def test_counts_the_exchange_does_not_order_race():
+    result = frontrun.explore_dpor(socket_setup, [PROG.serve_once, PROG.count_once_connected],
+                                   lambda s: s.count == 2, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on State.count" in result.explanation
+
+
+def test_an_accept_with_a_timeout_times_out():
+    result = frontrun.explore_dpor(socket_setup, [PROG.wait_for_nothing, PROG.bump_plain],
+                                   lambda s: s.reply == "timed out", timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
