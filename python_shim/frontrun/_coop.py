@@ -115,7 +115,7 @@ class Lock:
         if not blocking and timeout != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
         timed = timeout is not None and timeout >= 0
-        got = rt.lock_acquire(self, blocking, timed, _site(rt))
+        got = rt.lock_acquire(self, blocking, timeout if timed else None, _site(rt))
         if not got and timed:
             _advance_clock(timeout)
         return got
@@ -318,7 +318,7 @@ class Condition:
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         notified = False
         try:
-            notified = rt.cond_wait(base, timeout is not None, _site(rt))
+            notified = rt.cond_wait(base, timeout, _site(rt))
             if not notified and timeout is not None:
                 _advance_clock(timeout)
         finally:
@@ -655,7 +655,7 @@ def _model_acquire(rt, lock, site):
     if rt.lock_state(lock)[1]:  # held by this thread in this execution: re-entered
         _property_lock_depth[id(lock)] += 1
     else:
-        rt.lock_acquire(lock, True, False, site)
+        rt.lock_acquire(lock, True, None, site)
         _property_lock_depth[id(lock)] = 1
 
 
@@ -731,8 +731,9 @@ def _wait_for(rt, wakeup, look, timeout):
             if found or timeout is not None and timeout <= 0:
                 return found
             if timeout is not None:
-                wakeup.wait(timeout)  # woken, or timed out (the modelled clock moved on)
-                return look(0)
+                if wakeup.wait(timeout):
+                    continue  # woken: look again
+                return look(0)  # timed out (the modelled clock moved on)
             # (A nominal timeout: the modelled clock hardly moves.)
             if wakeup.wait(1e-6 if patient else None):
                 continue

@@ -30,6 +30,9 @@ PROG = load(
     def bump_plain(s):
         s.n += 1
 
+    def bump_hits(s):
+        s.hits += 1
+
     def start_loop(s, daemon=False):
         s.loop = asyncio.new_event_loop()
         s.thread = threading.Thread(target=s.loop.run_forever, daemon=daemon)
@@ -97,6 +100,20 @@ PROG = load(
             s.server.accept()
         except TimeoutError:
             s.reply = "timed out"
+
+    def fetch(s):
+        import urllib.request
+
+        with urllib.request.urlopen(s.url, timeout=5) as reply:
+            s.got.append(reply.read())
+
+    def wait_long(s):
+        if not s.event.wait(5):
+            s.order.append("long")
+
+    def wait_short(s):
+        if not s.event.wait(0.1):
+            s.order.append("short")
 
     def run_a_child_process(s):
         done = subprocess.run([sys.executable, "-c", "print('hi')"], capture_output=True, text=True)
@@ -176,4 +193,45 @@ def test_counts_the_exchange_does_not_order_race():
 def test_an_accept_with_a_timeout_times_out():
     result = frontrun.explore_dpor(socket_setup, [PROG.wait_for_nothing, PROG.bump_plain],
                                    lambda s: s.reply == "timed out", timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+def http_setup():
+    import http.server
+    import threading
+
+    state = State(hits=0, got=[])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            PROG.bump_hits(state)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    return state
+
+
+def test_a_threading_http_server_and_its_clients():
+    # The server polls for requests in a daemon thread setup() starts: once the clients are done,
+    # it is waiting, and the execution ends (it used to poll until the step limit). The handler
+    # threads' unlocked count is found.
+    result = frontrun.explore_dpor(http_setup, [PROG.fetch, PROG.fetch],
+                                   lambda s: s.got == [b"ok", b"ok"] and s.hits == 2, timeout=120, preemption_bound=1)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on State.hits" in result.explanation
+
+
+def test_the_earliest_deadline_times_out_first():
+    import threading
+
+    setup = lambda: State(event=threading.Event(), order=[])  # noqa: E731
+    result = frontrun.explore_dpor(setup, [PROG.wait_long, PROG.wait_short], lambda s: s.order == ["short", "long"])
     assert result.property_holds is True, result.explanation or result.inconclusive_reason

@@ -136,6 +136,8 @@ pub(super) struct ThreadRt {
     pub(super) blocked: bool,
     /// The wait may time out when nothing else can run.
     pub(super) timed: bool,
+    /// When it times out, on the execution's clock (`Exec::clock`).
+    pub(super) deadline: f64,
     pub(super) timed_out: bool,
     /// A notify that arrived before the thread parked in its condition wait.
     pub(super) prenotified: bool,
@@ -188,6 +190,9 @@ pub(super) struct Exec {
     /// (`translate::GEN_RUNNING`). Numbered before any thread runs, so their numbers are the
     /// same in every execution; a generator made by a thread is not modelled.
     pub(super) gen_frames: std::collections::HashSet<u64>,
+    /// Seconds since the execution began, moved on only by timeouts that fire: it orders timed
+    /// waits by deadline, the same in every execution.
+    pub(super) clock: f64,
 }
 
 pub(super) struct Slot {
@@ -453,13 +458,21 @@ impl Inner {
         }
     }
 
-    /// When nothing can run, a timed wait times out (the lowest such thread).
+    /// When nothing can run, the timed wait with the earliest deadline times out (the lowest
+    /// thread of those). Not when only background threads are left: they are waiting, and the
+    /// execution is over (a server polling for requests no one will send).
     pub(super) fn fire_timeouts(st: &mut State) {
         let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
-        if live.iter().any(|&t| Self::enabled(st, t)) {
+        if live.iter().any(|&t| Self::enabled(st, t)) || live.iter().all(|&t| st.explorer.is_background(t)) {
             return;
         }
-        if let Some(&t) = live.iter().find(|&&t| st.exec.threads[t].blocked && st.exec.threads[t].timed) {
+        let first = live
+            .iter()
+            .copied()
+            .filter(|&t| st.exec.threads[t].blocked && st.exec.threads[t].timed)
+            .min_by(|&a, &b| st.exec.threads[a].deadline.total_cmp(&st.exec.threads[b].deadline));
+        if let Some(t) = first {
+            st.exec.clock = st.exec.clock.max(st.exec.threads[t].deadline);
             let th = &mut st.exec.threads[t];
             th.blocked = false;
             th.timed_out = true;

@@ -652,17 +652,19 @@ impl DporRuntime {
         self.inner.current()
     }
 
-    /// Acquire of a cooperative lock. `blocking=False`: fails at once if held; `timed`: may
-    /// time out when nothing else can run. Returns whether the lock was taken.
-    #[pyo3(signature = (lock, blocking=true, timed=false, site=None))]
+    /// Acquire of a cooperative lock. `blocking=False`: fails at once if held; `timeout`
+    /// (seconds): may time out when nothing else can run, the earliest deadline first. Returns
+    /// whether the lock was taken.
+    #[pyo3(signature = (lock, blocking=true, timeout=None, site=None))]
     fn lock_acquire(
         &self,
         py: Python<'_>,
         lock: &Bound<'_, PyAny>,
         blocking: bool,
-        timed: bool,
+        timeout: Option<f64>,
         site: Option<(Py<PyAny>, i32)>,
     ) -> PyResult<bool> {
+        let timed = timeout.is_some();
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let site_copy = |py: Python<'_>| site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
@@ -676,12 +678,14 @@ impl DporRuntime {
         // A try is the same op whatever the lock's state (a thread's next op must depend on its
         // own past only); the engine decides when it performs it whether it takes the lock.
         let try_op = Op::TryAcquire { lock: n };
+        let deadline = st.exec.clock + timeout.unwrap_or(0.0);
         let mut polling = false;
         loop {
             if polling {
                 let th = &mut st.exec.threads[tid];
                 th.blocked = true;
                 th.timed = true;
+                th.deadline = deadline;
                 th.polling = Some(n);
             }
             // A non-reentrant lock this thread holds stays held: the try fails.
@@ -710,27 +714,30 @@ impl DporRuntime {
         inner.step_at(py, st, tid, Op::Release { lock: n }, "release", site)
     }
 
-    /// Second half of a condition wait: re-acquire `lock` once notified (or timed out).
+    /// Second half of a condition wait: re-acquire `lock` once notified (or, with a `timeout`
+    /// in seconds, timed out: when nothing else can run, the earliest deadline first).
     /// Returns False on timeout.
-    #[pyo3(signature = (lock, timed=false, site=None))]
+    #[pyo3(signature = (lock, timeout=None, site=None))]
     fn cond_wait(
         &self,
         py: Python<'_>,
         lock: &Bound<'_, PyAny>,
-        timed: bool,
+        timeout: Option<f64>,
         site: Option<(Py<PyAny>, i32)>,
     ) -> PyResult<bool> {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
+        let deadline = st.exec.clock + timeout.unwrap_or(0.0);
         let th = Inner::thread_mut(&mut st, tid);
         th.timed_out = false;
         if std::mem::take(&mut th.prenotified) {
             th.blocked = false;
         } else {
             th.blocked = true;
-            th.timed = timed;
+            th.timed = timeout.is_some();
+            th.deadline = deadline;
         }
         inner.step_at(py, st, tid, Op::Acquire { lock: n }, "wait", site)?;
         let mut st = inner.lock_state(py);
