@@ -796,33 +796,88 @@ def explore_dpor(
     started = _now()
     deadline = None if timeout is None else started + timeout
     progress = _Progress()
-    first_failure = None
-    failures = 0
-    executions = 0
-    stopped_reason = None
-    config = dict(preemption_bound=preemption_bound, max_executions=max_executions, max_steps=max_steps,
-                  resource_methods=tuple(resource_methods))
+    passes = [(preemption_bound, max_executions)]
+    if preemption_bound is None and stop_on_first:
+        passes[:0] = FIRST_BOUNDS
+    spent = 0
+    for bound, limit in passes:
+        last = (bound, limit) == passes[-1]
+        if max_executions is not None:
+            limit = max_executions - spent if limit is None else min(limit, max_executions - spent)
+        search = _search(setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first,
+                         dict(preemption_bound=bound, max_executions=limit, max_steps=max_steps,
+                              resource_methods=tuple(resource_methods)))
+        spent += search.executions
+        if search.first_failure is not None or search.stopped_reason is not None or last:
+            break
+        if max_executions is not None and spent >= max_executions:
+            break
+    progress.done()
+    elapsed = _now() - started
+    stats = search.stats
+    if len(passes) > 1:
+        # The search that decided is reported; the bounded ones before it ran `spent - n` more.
+        stats["bounded_first"] = spent - int(stats.get("executions", search.executions))
+    if search.first_failure is not None:
+        run, schedule = search.first_failure
+        result = _explained(schedule, setup, threads, invariant, run, max_steps)
+        result.num_explored = spent
+        result.elapsed = elapsed
+        result.stats = stats
+        stats["failing_executions"] = search.failures
+        return result
+    num = int(stats.get("executions", search.executions))
+    stopped_reason = search.stopped_reason
+    if stopped_reason is None and search.verdict == "inconclusive":
+        stopped_reason = _reason(search.reason, preemption_bound, max_executions)
+    holds = None if stopped_reason else True
+    return DporResult(property_holds=holds, num_explored=num, inconclusive_reason=stopped_reason, elapsed=elapsed, stats=stats)
+
+
+# Searches with a preemption bound come first when the caller sets none and stops at the first
+# failure: most bugs need one or two preemptions, and the full search of a program built on a
+# library's internals (an HTTP server, an executor, an event loop) is far larger. (bound, most
+# executions); the full search follows if they find nothing. The first failure found is also
+# one with the fewest preemptions the bounds allow: an easier counterexample to read.
+FIRST_BOUNDS = [(1, 2000), (2, 2000)]
+
+
+class _Search:
+    """One search's outcome (`_search`)."""
+
+    def __init__(self):
+        self.first_failure = None  # (run, schedule)
+        self.failures = 0
+        self.executions = 0
+        self.stopped_reason = None
+        self.stats = {}
+        self.verdict = None
+        self.reason = None
+
+
+def _search(setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first, config):
+    out = _Search()
     with _session(**config) as (rt, pool):
         while True:
             if deadline is not None and _now() >= deadline:
-                stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+                out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
                 break
             if not rt.begin_execution():
                 break
             pool.ensure_idle(len(threads))
             remaining = None if deadline is None else max(0.0, deadline - _now())
             run = _run_one(rt, setup, threads, invariant, remaining)
-            executions += 1
-            if executions == 1 and rt.user_steps() == 0 and run.end == "finished":
+            out.executions += 1
+            if spent + out.executions == 1 and rt.user_steps() == 0 and run.end == "finished":
                 rt.end_execution(None)
                 raise NotInstrumentedError(NOT_INSTRUMENTED)
             if run.end == "timeout":
                 rt.end_execution(None)
-                stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+                out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
                 break
             if run.end == "diverged" and not run.kind:
                 rt.end_execution(None)
-                stopped_reason = (
+                out.stopped_reason = (
                     "nondeterminism: the program did not repeat a recorded schedule "
                     f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
                     "execution, such as a module-level cache or counter, must be reset by setup())"
@@ -831,29 +886,15 @@ def explore_dpor(
             schedule = rt.schedule() if run.kind else None
             rt.end_execution(run.message if run.kind else None)
             if run.kind:
-                failures += 1
-                if first_failure is None:
-                    first_failure = (run, schedule)
+                out.failures += 1
+                if out.first_failure is None:
+                    out.first_failure = (run, schedule)
                 if stop_on_first:
                     break
-            progress.tick(executions)
-        stats = dict(rt.stats())
-        verdict, reason = rt.verdict()
-    progress.done()
-    num = int(stats.get("executions", executions))
-    elapsed = _now() - started
-    if first_failure is not None:
-        run, schedule = first_failure
-        result = _explained(schedule, setup, threads, invariant, run, max_steps)
-        result.num_explored = num
-        result.elapsed = elapsed
-        result.stats = stats
-        stats["failing_executions"] = failures
-        return result
-    if stopped_reason is None and verdict == "inconclusive":
-        stopped_reason = _reason(reason, preemption_bound, max_executions)
-    holds = None if stopped_reason else True
-    return DporResult(property_holds=holds, num_explored=num, inconclusive_reason=stopped_reason, elapsed=elapsed, stats=stats)
+            progress.tick(spent + out.executions)
+        out.stats = dict(rt.stats())
+        out.verdict, out.reason = rt.verdict()
+    return out
 
 
 def _reason(engine_reason, preemption_bound, max_executions):
