@@ -47,7 +47,10 @@ import time
 from collections import deque
 from contextlib import contextmanager
 
+from frontrun import _native
+
 _rt = None  # the DporRuntime of the exploration in progress
+_rt_pid = None  # the process it runs in
 _pool = None
 # Seconds the modelled clock is ahead of the real one: a sleep or a wait that times out takes no
 # real time, but code that re-reads the clock (``queue.Queue.get(timeout=...)``) must see it pass.
@@ -87,9 +90,10 @@ def _caller_site(depth=2):
 
 
 def _managed():
-    """The runtime, if the calling thread is an explored thread."""
+    """The runtime, if the calling thread is an explored thread (not in a process forked from
+    one: threading's own after-fork hook runs before frontrun's)."""
     rt = _rt
-    if rt is not None and rt.current_id() is not None:
+    if rt is not None and rt.current_id() is not None and _rt_pid == os.getpid():
         return rt
     return None
 
@@ -288,6 +292,12 @@ class Condition:
 
     def __repr__(self):
         return f"<frontrun cooperative Condition({self._lock!r}, {len(self._waiters)})>"
+
+    def _at_fork_reinit(self):
+        # threading's after-fork hook, in a child forked while a thread waited on it.
+        self._lock._at_fork_reinit()
+        self._waiters.clear()
+        self._real_waiters.clear()
 
     def _is_owned(self):
         owned = getattr(self._lock, "_is_owned", None)
@@ -927,13 +937,52 @@ def _cooperative_logging_locks():
     return swapped
 
 
+_forking = None  # (ident, the Thread it runs as) set aside while an explored thread forks
+
+
+def _before_fork():
+    # The child's threading would make the Thread the forking thread runs as its main thread: a
+    # started Thread no real thread backs, or a worker's dummy one, and neither can shut down
+    # (3.12: "assert tlock is not None"). Unlisted, the child makes a main thread of its own.
+    global _forking
+    ident = _thread.get_ident()
+    if _managed() is not None and ident in threading._active:
+        _forking = (ident, threading._active.pop(ident))
+
+
+def _after_fork_in_parent():
+    global _forking
+    if _forking is not None:
+        threading._active[_forking[0]] = _forking[1]
+        _forking = None
+
+
+def _after_fork_in_child():
+    """A process forked in an exploration (a process pool's worker) is not explored: its
+    threading and sockets are the real ones again, and nothing it does is reported."""
+    global _rt, _pool, _forking
+    _forking = None
+    if _rt is None:
+        return
+    _rt, _pool = None, None
+    _native._set_python_sink(None)
+    for owner, name, _ in _PATCHES:
+        setattr(owner, name, _orig[_key(owner, name)])
+    _unpatch_io()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
 @contextmanager
 def patched(rt, pool):
     """Cooperative primitives in place and reports routed to ``rt`` for the block's duration."""
-    global _rt, _pool
+    global _rt, _pool, _rt_pid
     if _rt is not None:
         raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
-    _rt, _pool = rt, pool
+    _rt, _pool, _rt_pid = rt, pool, os.getpid()
     for owner, name, replacement in _PATCHES:
         setattr(owner, name, replacement)
     _patch_io()

@@ -388,16 +388,15 @@ def _cached_functions_stood_in():
 
 
 def _forget_explored_threads():
-    """Pool workers an explored thread started were never real threads: ``concurrent.futures``
-    must not wake and join them at interpreter exit (it would raise "cannot join thread before
-    it is started")."""
-    futures_thread = sys.modules.get("concurrent.futures.thread")
-    queues = getattr(futures_thread, "_threads_queues", None)
-    if queues is None:
-        return
-    for t in list(queues):
-        if not t._started.is_set():
-            queues.pop(t, None)
+    """Pool workers (and a process pool's manager) an explored thread started were never real
+    threads: ``concurrent.futures`` must not wake and join them at interpreter exit (it would
+    raise "cannot join thread before it is started")."""
+    registries = [getattr(sys.modules.get("concurrent.futures.thread"), "_threads_queues", None),
+                  getattr(sys.modules.get("concurrent.futures.process"), "_threads_wakeups", None)]
+    for registry in registries:
+        for t in list(registry or ()):
+            if not t._started.is_set():
+                registry.pop(t, None)
 
 
 def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MAX_STEPS, replay=None, explain=False,

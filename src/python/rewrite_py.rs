@@ -152,14 +152,7 @@ impl<'py> Rewriter<'py> {
         } else {
             None
         };
-        Ok(Rewriter {
-            py,
-            table,
-            code_type: py.import("types")?.getattr("CodeType")?,
-            policy,
-            methods: method_tables(&resource_methods),
-            report,
-        })
+        Ok(Rewriter { py, table, code_type: code_type(py)?, policy, methods: method_tables(&resource_methods), report })
     }
 
     /// `code` and every code object nested in it, rewritten: all are read first, then rebuilt
@@ -428,8 +421,20 @@ fn pipelined<T: Sync, R: Send>(
     })
 }
 
+/// `types.CodeType`, taken from a code object: `types` may be the module being rewritten (a
+/// fresh import of it is partly initialised while its code is rewritten).
+fn code_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static CODE_TYPE: std::sync::OnceLock<Py<PyAny>> = std::sync::OnceLock::new();
+    if let Some(t) = CODE_TYPE.get() {
+        return Ok(t.bind(py).clone());
+    }
+    let code = py.import("builtins")?.getattr("compile")?.call1(("", "<frontrun>", "exec"))?;
+    let t = CODE_TYPE.get_or_init(|| code.get_type().into_any().unbind());
+    Ok(t.bind(py).clone())
+}
+
 fn check_code<'py>(py: Python<'py>, code: &Bound<'py, PyAny>) -> PyResult<()> {
-    let code_type = py.import("types")?.getattr("CodeType")?;
+    let code_type = code_type(py)?;
     if !code.is_instance(&code_type)? {
         return Err(PyTypeError::new_err(format!(
             "rewrite_code() expects a code object, got {}",

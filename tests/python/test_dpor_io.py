@@ -9,6 +9,8 @@ not run yet."""
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
 from dpor_testutil import State, load  # noqa: E402
 
@@ -114,6 +116,22 @@ PROG = load(
     def wait_short(s):
         if not s.event.wait(0.1):
             s.order.append("short")
+
+    def fork_a_worker(s):
+        import multiprocessing
+
+        def work():
+            # Threading in the child is the real one: it is not explored.
+            lock = threading.Lock()
+            with lock:
+                event = threading.Event()
+                event.set()
+            sys.exit(0 if event.wait(1) else 3)
+
+        child = multiprocessing.get_context("fork").Process(target=work)
+        child.start()
+        child.join()
+        s.out = child.exitcode
 
     def run_a_child_process(s):
         done = subprocess.run([sys.executable, "-c", "print('hi')"], capture_output=True, text=True)
@@ -237,4 +255,12 @@ def test_the_earliest_deadline_times_out_first():
 
     setup = lambda: State(event=threading.Event(), order=[])  # noqa: E731
     result = frontrun.explore_dpor(setup, [PROG.wait_long, PROG.wait_short], lambda s: s.order == ["short", "long"])
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() in a process with threads
+def test_a_process_forked_by_an_explored_thread_is_not_explored():
+    # It used to crash in the child: threading's after-fork hook took a cooperative lock, whose
+    # runtime only the parent has.
+    result = frontrun.explore_dpor(setup, [PROG.fork_a_worker, PROG.bump_plain], lambda s: s.out == 0, timeout=60)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason

@@ -272,3 +272,15 @@ def test_the_launcher_imports_little_before_the_hook(project):
     script.write_text("import sys, json\nprint(json.dumps(sorted(sys.modules)))\n")
     added = set(report(run([*LAUNCHER, "modules.py"], cwd=project))) - set(report(run(["modules.py"], cwd=project)))
     assert not added & {"inspect", "dataclasses", "typing", "zipfile", "shutil", "pathlib", "ast", "dis", "tokenize"}
+
+
+def test_the_types_module_itself_can_be_rewritten(project):
+    # A fresh import of `types` (as test.support's import_fresh_module does) is partly
+    # initialised while its code is rewritten: the rewriter must not look CodeType up in it.
+    (project / "fresh.py").write_text(
+        "import sys, warnings\nwarnings.simplefilter('ignore')\nsys.modules.pop('types')\nimport types\n"
+        "print(types.CodeType is type(compile('', '', 'exec')), '__frontrun_on__' in types.coroutine.__code__.co_names)\n"
+    )
+    proc = run([*LAUNCHER, "--include", "types", "fresh.py"], cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"]
