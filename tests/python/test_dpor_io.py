@@ -23,6 +23,8 @@ PROG = load(
     import subprocess
     import sys
     import threading
+    # Imported before the search: an import inside a thread runs only in the first execution.
+    from multiprocessing.pool import ThreadPool
 
     async def bump(s):
         v = s.n
@@ -68,8 +70,6 @@ PROG = load(
         asyncio.run(main())
 
     def thread_pool_map(s):
-        from multiprocessing.pool import ThreadPool
-
         with ThreadPool(2) as pool:
             pool.map(lambda _: bump_plain(s), range(2))
 
@@ -179,6 +179,9 @@ def test_a_child_process_is_waited_for():
 
 
 def test_thread_pool_workers_race():
+    # A first pool outside the search: on 3.14+ the first one starts multiprocessing's resource
+    # tracker, state that outlives an execution.
+    PROG.thread_pool_map(State(n=0))
     result = frontrun.explore_dpor(setup, [PROG.thread_pool_map], lambda s: s.n == 2, timeout=120)
     assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
     assert "Race on State.n" in result.explanation
