@@ -937,6 +937,18 @@ def _cooperative_logging_locks():
     return swapped
 
 
+def _patch():
+    for owner, name, replacement in _PATCHES:
+        setattr(owner, name, replacement)
+    _patch_io()
+
+
+def _unpatch():
+    for owner, name, _ in _PATCHES:
+        setattr(owner, name, _orig[_key(owner, name)])
+    _unpatch_io()
+
+
 _forking = None  # (ident, the Thread it runs as) set aside while an explored thread forks
 
 
@@ -966,9 +978,7 @@ def _after_fork_in_child():
         return
     _rt, _pool = None, None
     _native._set_python_sink(None)
-    for owner, name, _ in _PATCHES:
-        setattr(owner, name, _orig[_key(owner, name)])
-    _unpatch_io()
+    _unpatch()
 
 
 if hasattr(os, "register_at_fork"):
@@ -983,9 +993,7 @@ def patched(rt, pool):
     if _rt is not None:
         raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
     _rt, _pool, _rt_pid = rt, pool, os.getpid()
-    for owner, name, replacement in _PATCHES:
-        setattr(owner, name, replacement)
-    _patch_io()
+    _patch()
     if pool is not None:
         pool.show()
     futures_log = logging.getLogger("concurrent.futures")
@@ -1001,8 +1009,6 @@ def patched(rt, pool):
         futures_log.removeFilter(_quiet_unwinding)
         if pool is not None:
             pool.hide()
-        for owner, name, _ in _PATCHES:
-            setattr(owner, name, _orig[_key(owner, name)])
-        _unpatch_io()
+        _unpatch()
         _restore_converted()
         _rt, _pool = None, None

@@ -799,18 +799,17 @@ def explore_dpor(
     if preemption_bound is None and stop_on_first:
         passes[:0] = FIRST_BOUNDS
     spent = 0
-    for bound, limit in passes:
-        last = (bound, limit) == passes[-1]
-        if max_executions is not None:
-            limit = max_executions - spent if limit is None else min(limit, max_executions - spent)
-        search = _search(setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first,
-                         dict(preemption_bound=bound, max_executions=limit, max_steps=max_steps,
-                              resource_methods=tuple(resource_methods)))
-        spent += search.executions
-        if search.first_failure is not None or search.stopped_reason is not None or last:
-            break
-        if max_executions is not None and spent >= max_executions:
-            break
+    with _session(max_steps=max_steps, resource_methods=tuple(resource_methods)) as (rt, pool):
+        for i, (bound, limit) in enumerate(passes):
+            if max_executions is not None:
+                limit = max_executions - spent if limit is None else min(limit, max_executions - spent)
+            rt.configure(preemption_bound=bound, max_executions=limit, max_steps=max_steps)
+            search = _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first)
+            spent += search.executions
+            if search.first_failure is not None or search.stopped_reason is not None or i == len(passes) - 1:
+                break
+            if max_executions is not None and spent >= max_executions:
+                break
     progress.done()
     elapsed = _now() - started
     stats = search.stats
@@ -854,45 +853,46 @@ class _Search:
         self.reason = None
 
 
-def _search(setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first, config):
+def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first):
+    """Runs executions on ``rt`` (configured for this search) until its engine is done, the
+    deadline passes or, with ``stop_on_first``, a run fails."""
     out = _Search()
-    with _session(**config) as (rt, pool):
-        while True:
-            if deadline is not None and _now() >= deadline:
-                out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+    while True:
+        if deadline is not None and _now() >= deadline:
+            out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+            break
+        if not rt.begin_execution():
+            break
+        pool.ensure_idle(len(threads))
+        remaining = None if deadline is None else max(0.0, deadline - _now())
+        run = _run_one(rt, setup, threads, invariant, remaining)
+        out.executions += 1
+        if spent + out.executions == 1 and rt.user_steps() == 0 and run.end == "finished":
+            rt.end_execution(None)
+            raise NotInstrumentedError(NOT_INSTRUMENTED)
+        if run.end == "timeout":
+            rt.end_execution(None)
+            out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+            break
+        if run.end == "diverged" and not run.kind:
+            rt.end_execution(None)
+            out.stopped_reason = (
+                "nondeterminism: the program did not repeat a recorded schedule "
+                f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
+                "execution, such as a module-level cache or counter, must be reset by setup())"
+            )
+            break
+        schedule = rt.schedule() if run.kind else None
+        rt.end_execution(run.message if run.kind else None)
+        if run.kind:
+            out.failures += 1
+            if out.first_failure is None:
+                out.first_failure = (run, schedule)
+            if stop_on_first:
                 break
-            if not rt.begin_execution():
-                break
-            pool.ensure_idle(len(threads))
-            remaining = None if deadline is None else max(0.0, deadline - _now())
-            run = _run_one(rt, setup, threads, invariant, remaining)
-            out.executions += 1
-            if spent + out.executions == 1 and rt.user_steps() == 0 and run.end == "finished":
-                rt.end_execution(None)
-                raise NotInstrumentedError(NOT_INSTRUMENTED)
-            if run.end == "timeout":
-                rt.end_execution(None)
-                out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
-                break
-            if run.end == "diverged" and not run.kind:
-                rt.end_execution(None)
-                out.stopped_reason = (
-                    "nondeterminism: the program did not repeat a recorded schedule "
-                    f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
-                    "execution, such as a module-level cache or counter, must be reset by setup())"
-                )
-                break
-            schedule = rt.schedule() if run.kind else None
-            rt.end_execution(run.message if run.kind else None)
-            if run.kind:
-                out.failures += 1
-                if out.first_failure is None:
-                    out.first_failure = (run, schedule)
-                if stop_on_first:
-                    break
-            progress.tick(spent + out.executions)
-        out.stats = dict(rt.stats())
-        out.verdict, out.reason = rt.verdict()
+        progress.tick(spent + out.executions)
+    out.stats = dict(rt.stats())
+    out.verdict, out.reason = rt.verdict()
     return out
 
 

@@ -134,10 +134,9 @@ pub(super) struct ThreadRt {
     pub(super) pending: Option<Op>,
     /// Blocked on a wait the engine does not model (condition, lock poll).
     pub(super) blocked: bool,
-    /// The wait may time out when nothing else can run.
-    pub(super) timed: bool,
-    /// When it times out, on the execution's clock (`Exec::clock`).
-    pub(super) deadline: f64,
+    /// A timed wait's deadline, on the execution's clock (`Exec::clock`): it may time out when
+    /// nothing else can run.
+    pub(super) deadline: Option<f64>,
     pub(super) timed_out: bool,
     /// A notify that arrived before the thread parked in its condition wait.
     pub(super) prenotified: bool,
@@ -468,11 +467,11 @@ impl Inner {
         }
         let first = live
             .iter()
-            .copied()
-            .filter(|&t| st.exec.threads[t].blocked && st.exec.threads[t].timed)
-            .min_by(|&a, &b| st.exec.threads[a].deadline.total_cmp(&st.exec.threads[b].deadline));
-        if let Some(t) = first {
-            st.exec.clock = st.exec.clock.max(st.exec.threads[t].deadline);
+            .filter(|&&t| st.exec.threads[t].blocked)
+            .filter_map(|&t| Some((st.exec.threads[t].deadline?, t)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((deadline, t)) = first {
+            st.exec.clock = st.exec.clock.max(deadline);
             let th = &mut st.exec.threads[t];
             th.blocked = false;
             th.timed_out = true;

@@ -678,13 +678,12 @@ impl DporRuntime {
         // A try is the same op whatever the lock's state (a thread's next op must depend on its
         // own past only); the engine decides when it performs it whether it takes the lock.
         let try_op = Op::TryAcquire { lock: n };
-        let deadline = st.exec.clock + timeout.unwrap_or(0.0);
+        let deadline = timeout.map(|t| st.exec.clock + t);
         let mut polling = false;
         loop {
             if polling {
                 let th = &mut st.exec.threads[tid];
                 th.blocked = true;
-                th.timed = true;
                 th.deadline = deadline;
                 th.polling = Some(n);
             }
@@ -694,7 +693,7 @@ impl DporRuntime {
             st = inner.lock_state(py);
             let th = &mut st.exec.threads[tid];
             let timed_out = std::mem::take(&mut th.timed_out);
-            th.timed = false;
+            th.deadline = None;
             if !held_by_me && st.exec.owners.get(&n) == Some(&tid) {
                 return Ok(true);
             }
@@ -729,20 +728,19 @@ impl DporRuntime {
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
-        let deadline = st.exec.clock + timeout.unwrap_or(0.0);
+        let deadline = timeout.map(|t| st.exec.clock + t);
         let th = Inner::thread_mut(&mut st, tid);
         th.timed_out = false;
         if std::mem::take(&mut th.prenotified) {
             th.blocked = false;
         } else {
             th.blocked = true;
-            th.timed = timeout.is_some();
             th.deadline = deadline;
         }
         inner.step_at(py, st, tid, Op::Acquire { lock: n }, "wait", site)?;
         let mut st = inner.lock_state(py);
         let th = &mut st.exec.threads[tid];
-        th.timed = false;
+        th.deadline = None;
         Ok(!std::mem::take(&mut th.timed_out))
     }
 
