@@ -6,7 +6,8 @@ While ``explore_dpor`` runs, ``threading.Lock``/``RLock``/``Condition``, ``queue
 replaced, and logging handlers hold cooperative locks. ``Semaphore``,
 ``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue`` (and its subclasses) are written
 in Python on top of ``Lock`` and ``Condition``, which they look up at construction, so the ones
-made during the exploration are cooperative too.
+made during the exploration are cooperative too. ``__import__`` and ``importlib.import_module``
+run an explored thread's imports quietly (``quiet_import``).
 
 In an explored thread every acquire, release and condition wait is an engine operation: the
 engine knows who holds which lock, never runs a thread whose lock is taken, and reports a
@@ -31,9 +32,11 @@ times out when nothing else can run.
 from __future__ import annotations
 
 import _thread
+import builtins
 import concurrent.futures._base as _futures
 import contextvars
 import functools
+import importlib
 import itertools
 import logging
 import os
@@ -91,11 +94,35 @@ def _caller_site(depth=2):
 
 def _managed():
     """The runtime, if the calling thread is an explored thread (not in a process forked from
-    one: threading's own after-fork hook runs before frontrun's)."""
+    one: threading's own after-fork hook runs before frontrun's) and not importing a module."""
     rt = _rt
     if rt is not None and rt.current_id() is not None and _rt_pid == os.getpid():
+        if _importing and _thread.get_ident() in _importing:
+            return None
         return rt
     return None
+
+
+# Idents of explored threads running a module body (``quiet_import``).
+_importing = set()
+
+
+@contextmanager
+def quiet_import():
+    """Run an explored thread's import unseen: no reports, ordinary locks. A module body runs
+    in the first execution only (later ones find the module in ``sys.modules``), so anything it
+    reported would make the next executions differ from the schedules recorded."""
+    if _managed() is None:
+        yield
+        return
+    ident = _thread.get_ident()
+    _importing.add(ident)
+    was_muted = _native._mute_reports(True)
+    try:
+        yield
+    finally:
+        _native._mute_reports(was_muted)
+        _importing.discard(ident)
 
 
 def _site(rt):
@@ -865,7 +892,20 @@ def _acquire_futures_init(self, futures):
     self.futures = sorted(futures, key=_future_order)
 
 
+def _quietly(importer):
+    @functools.wraps(importer)
+    def quiet(*args, **kwargs):
+        if _rt is None or _managed() is None:
+            return importer(*args, **kwargs)
+        with quiet_import():
+            return importer(*args, **kwargs)
+
+    return quiet
+
+
 _PATCHES = [
+    (builtins, "__import__", _quietly(builtins.__import__)),
+    (importlib, "import_module", _quietly(importlib.import_module)),
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),
     (threading, "Condition", Condition),

@@ -765,6 +765,14 @@ fn _set_python_sink(callback: Option<Py<PyAny>>) {
     set_sink(sink);
 }
 
+/// Mute (`True`) or unmute this thread's reports, as if it were inside one; returns whether
+/// they were muted. An explored thread's import runs muted: a module body runs in the first
+/// execution only, so its events would make the next executions differ.
+#[pyfunction]
+fn _mute_reports(muted: bool) -> bool {
+    IN_REPORT.try_with(|f| f.replace(muted)).unwrap_or(false)
+}
+
 /// `(count, last_error)` of failures swallowed by the report natives.
 #[pyfunction]
 fn report_errors() -> (u64, Option<String>) {
@@ -800,6 +808,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_recording_begin, m)?)?;
     m.add_function(wrap_pyfunction!(_recording_end, m)?)?;
     m.add_function(wrap_pyfunction!(report_errors, m)?)?;
+    m.add_function(wrap_pyfunction!(_mute_reports, m)?)?;
     m.add_function(wrap_pyfunction!(_set_python_sink, m)?)?;
     m.add_function(wrap_pyfunction!(_reporting_activate, m)?)?;
     m.add_function(wrap_pyfunction!(_reporting_deactivate, m)?)?;

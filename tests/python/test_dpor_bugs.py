@@ -1112,3 +1112,89 @@ def test_check_then_act_on_a_user_list():
     result = explore(setup, [MAPS.append_if_short] * 2, lambda s: len(s.items) == 1)
     assert result.property_holds is False and result.failure_kind == "invariant"
     assert "Race on UserList" in result.explanation
+
+
+@pytest.fixture
+def lazy_module(tmp_path, monkeypatch):
+    """``make(name, source)``: a module on sys.path that the import hook rewrites, not imported
+    yet; the hook and the module are gone afterwards."""
+    import textwrap
+
+    from frontrun.rewrite import _hook
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = []
+
+    def make(name, source):
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        names.append(name)
+        frontrun.rewrite.install(include=names, use_config=False)
+        return name
+
+    yield make
+    _hook.uninstall()
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+LAZY_COUNTER = """
+    REGISTRY = {}
+
+    class Thing:
+        made = 0
+
+    for i in range(3):
+        REGISTRY[i] = Thing()
+        Thing.made += 1
+
+    def bump(s):
+        s.n += 1
+"""
+
+
+@pytest.mark.parametrize("how", ["statement", "import_module"])
+def test_a_module_first_imported_inside_the_threads_runs_unseen(lazy_module, how):
+    # Its body runs in the first execution only: what it reported there made the later ones
+    # differ ("nondeterminism"). An explored thread's import is not part of the test.
+    import importlib
+
+    name = lazy_module(f"lazy_counter_{how}", LAZY_COUNTER)
+
+    def thread(s):
+        if how == "statement":
+            mod = __import__(name)
+        else:
+            mod = importlib.import_module(name)
+        mod.bump(s)
+
+    result = explore(lambda: State(n=0), [thread, thread], lambda s: s.n == 2)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert result.failure_kind == "invariant"
+    assert f"{name}.py:12  s.n += 1" in result.explanation
+    assert "REGISTRY" not in result.explanation and "Thing" not in result.explanation
+    assert sys.modules[name].Thing.made == 3
+
+
+def test_a_lock_made_by_a_module_imported_inside_the_threads_is_taken_in_the_model(lazy_module):
+    name = lazy_module(
+        "lazy_locked_counter",
+        """
+        import threading
+
+        LOCK = threading.Lock()
+        with LOCK:
+            READY = True
+
+        def bump(s):
+            with LOCK:
+                v = s.n
+                s.n = v + 1
+        """,
+    )
+
+    def thread(s):
+        __import__(name).bump(s)
+
+    result = explore(lambda: State(n=0), [thread, thread], lambda s: s.n == 2)
+    assert result.property_holds is True, (result.inconclusive_reason, result.explanation)
+    assert result.num_explored == 2
