@@ -147,3 +147,60 @@ fn replay_forces_the_schedule() {
     assert!(schedule.starts_with("0*2,2,1,"), "{schedule}");
     assert_eq!(replay_two_writers("0*2,1,2").0, vec![1, 2]);
 }
+
+/// Main spawns two children; child `i` (0 or 1) writes key `key(run, i)` of object 1, then
+/// key 0 of object 2 (so the two orders of those writes are explored). Returns the verdict and
+/// the number of executions.
+fn keyed_writers(key: impl Fn(usize, usize) -> u64, rename_keys: bool) -> (Verdict, u64) {
+    use frontrun::engine::Rename;
+    let mut ex = Explorer::new(Config::default());
+    let mut run = 0;
+    while ex.begin_execution() {
+        run += 1;
+        let mut children = vec![ex.child_id(0)];
+        ex.arrive(0, Op::Spawn { child: children[0] });
+        loop {
+            let choice = ex.choose_with(&|r| rename_keys && matches!(r, Rename::Keys { .. }));
+            let Choice::Run(t) = choice else { break };
+            match ex.events().last().unwrap().op {
+                Op::Spawn { child } => {
+                    let i = children.iter().position(|&c| c == child).unwrap();
+                    ex.arrive(child, Op::write(1, key(run, i)));
+                    if children.len() == 1 {
+                        children.push(ex.child_id(0));
+                        ex.arrive(0, Op::Spawn { child: children[1] });
+                    } else {
+                        ex.arrive(0, Op::Exit);
+                    }
+                }
+                Op::Access { obj: 1, .. } => ex.arrive(t, Op::write(2, 0)),
+                Op::Access { .. } => ex.arrive(t, Op::Exit),
+                _ => {}
+            }
+        }
+        ex.end_execution(Outcome::Ok);
+    }
+    (ex.verdict(), ex.stats().executions)
+}
+
+#[test]
+fn keys_made_of_fresh_values_are_renamed_to_the_plan() {
+    // An id from a global counter: other values in every execution, the same structure.
+    let fresh = |run: usize, i: usize| (10 * run + i) as u64;
+    assert_eq!(keyed_writers(fresh, true), (Verdict::Pass, 2));
+    let (verdict, runs) = keyed_writers(fresh, false);
+    assert!(matches!(verdict, Verdict::Inconclusive(r) if r.contains("nondeterminism")), "{runs}");
+    // Two threads that share a key in every execution keep sharing it: both orders of their
+    // writes to it are explored too, as with a key that stays the same.
+    let shared = |run: usize, _: usize| (10 * run) as u64;
+    assert_eq!(keyed_writers(shared, true), (Verdict::Pass, 4));
+    assert_eq!(keyed_writers(|_, _| 7, false), (Verdict::Pass, 4));
+}
+
+#[test]
+fn keys_that_stop_being_shared_are_still_nondeterminism() {
+    // First run: both children write key 5; then keys 5 and 6. No renaming makes them one key.
+    let split = |run: usize, i: usize| if run == 1 { 5 } else { 5 + i as u64 };
+    let (verdict, _) = keyed_writers(split, true);
+    assert!(matches!(verdict, Verdict::Inconclusive(r) if r.contains("nondeterminism")));
+}

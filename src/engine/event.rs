@@ -46,6 +46,23 @@ impl Op {
         }
     }
 
+    /// The same op with keys `a` and `b` swapped.
+    pub fn rekeyed(self, a: Key, b: Key) -> Op {
+        match self {
+            Op::Access { obj, key, kind } => {
+                let key = if key == a {
+                    b
+                } else if key == b {
+                    a
+                } else {
+                    key
+                };
+                Op::Access { obj, key, kind }
+            }
+            other => other,
+        }
+    }
+
     /// The same op on object `to` in place of `from`.
     pub fn renamed(self, from: ObjId, to: ObjId) -> Op {
         let r = |n: u64| if n == from { to } else { n };
@@ -57,6 +74,17 @@ impl Op {
             other => other,
         }
     }
+}
+
+/// A name a run takes over from its plan (`Explorer::choose_with`): names follow first use or
+/// fresh values, which another schedule or a later execution changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rename {
+    /// Object `from`, first used in this execution, is `to` from now on.
+    Object { from: ObjId, to: ObjId },
+    /// Keys `from` and `to` trade names for the rest of this execution (a key made of a value
+    /// that differs per execution: an id from a global counter, a uuid, a time).
+    Keys { from: Key, to: Key },
 }
 
 /// A thread's next visible operation.

@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, Action, ObjId, Op, ThreadId};
+use super::event::{dependent, Action, Key, Op, Rename, ThreadId, WHOLE};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -86,8 +86,8 @@ pub struct Explorer {
     enabled: Vec<ThreadId>,
     stats: Stats,
     failures: Vec<Failure>,
-    /// Objects renamed this step to the plan's names (`choose_with`), for the runtime.
-    renames: Vec<(ObjId, ObjId)>,
+    /// Names taken over from the plan this step (`choose_with`), for the runtime.
+    renames: Vec<Rename>,
     /// Threads of this execution that may be left waiting when the rest have exited.
     background: Vec<ThreadId>,
 }
@@ -210,15 +210,17 @@ impl Explorer {
 
     /// Picks the thread to run next and records its op as performed.
     pub fn choose(&mut self) -> Choice {
-        self.choose_with(&|_, _| false)
+        self.choose_with(&|_| false)
     }
 
     /// `choose`, where a thread's op may differ from the planned one only in the name of an
     /// object first named in this execution: its numbering follows first use, which another
     /// schedule changes (a list a thread makes, a lock a parent hands a child). The object is
     /// then renamed to the plan's name, if no performed or pending op uses that name and
-    /// `can_rename(from, to)` agrees; `take_renames` lists what was renamed.
-    pub fn choose_with(&mut self, can_rename: &dyn Fn(ObjId, ObjId) -> bool) -> Choice {
+    /// `can_rename` agrees. Likewise an access that differs only in its key, if no performed
+    /// op uses either key: the two keys trade names for the rest of the execution (a key
+    /// made of a fresh value). `take_renames` lists what was renamed.
+    pub fn choose_with(&mut self, can_rename: &dyn Fn(Rename) -> bool) -> Choice {
         assert!(self.running, "begin_execution was not called");
         let depth = self.exec.events.len();
         self.enabled.clear();
@@ -294,11 +296,7 @@ impl Explorer {
 
     /// A step at the frontier: follow the wakeup tree, else any awake thread.
     /// The op is performed by the caller.
-    fn explore_step(
-        &mut self,
-        depth: usize,
-        can_rename: &dyn Fn(ObjId, ObjId) -> bool,
-    ) -> Result<ThreadId, Divergence> {
+    fn explore_step(&mut self, depth: usize, can_rename: &dyn Fn(Rename) -> bool) -> Result<ThreadId, Divergence> {
         let prev = depth.checked_sub(1).map(|i| self.exec.events[i].thread);
         let prev_enabled = prev.is_some_and(|p| self.enabled.contains(&p));
         let bound = self.config.preemption_bound;
@@ -518,10 +516,18 @@ impl Explorer {
         self.background.contains(&thread)
     }
 
-    /// Renames `found`'s object to `expected`'s when they differ only there (`choose_with`).
-    fn rename_to_plan(&mut self, expected: Op, found: Op, can_rename: &dyn Fn(ObjId, ObjId) -> bool) -> bool {
+    /// Renames `found`'s object (or key) to `expected`'s when they differ only there
+    /// (`choose_with`).
+    fn rename_to_plan(&mut self, expected: Op, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> bool {
+        if let (Op::Access { obj: o1, key: to, kind: k1 }, Op::Access { obj: o2, key: from, kind: k2 }) =
+            (expected, found)
+        {
+            if o1 == o2 && k1 == k2 && from != to {
+                return self.rekey_to_plan(from, to, can_rename);
+            }
+        }
         let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };
-        if from == to || found.renamed(from, to) != expected || !can_rename(from, to) {
+        if from == to || found.renamed(from, to) != expected || !can_rename(Rename::Object { from, to }) {
             return false;
         }
         let names = |op: &Op| op.object().is_some_and(|o| o == from || o == to);
@@ -536,12 +542,31 @@ impl Explorer {
                 t.pending = Some(p.renamed(from, to));
             }
         }
-        self.renames.push((from, to));
+        self.renames.push(Rename::Object { from, to });
+        true
+    }
+
+    /// Swaps keys `from` and `to` for the rest of the execution, if neither was used yet:
+    /// the swap is a one-to-one renaming, so which accesses conflict stays as it was.
+    fn rekey_to_plan(&mut self, from: Key, to: Key, can_rename: &dyn Fn(Rename) -> bool) -> bool {
+        if from == WHOLE || to == WHOLE || !can_rename(Rename::Keys { from, to }) {
+            return false;
+        }
+        let names = |op: &Op| matches!(*op, Op::Access { key, .. } if key == from || key == to);
+        if self.exec.events.iter().any(|e| names(&e.op)) {
+            return false;
+        }
+        for t in &mut self.exec.threads {
+            if let Some(p) = t.pending {
+                t.pending = Some(p.rekeyed(from, to));
+            }
+        }
+        self.renames.push(Rename::Keys { from, to });
         true
     }
 
     /// The renames of the last `choose_with`, oldest first.
-    pub fn take_renames(&mut self) -> Vec<(ObjId, ObjId)> {
+    pub fn take_renames(&mut self) -> Vec<Rename> {
         std::mem::take(&mut self.renames)
     }
 

@@ -24,6 +24,8 @@
 //! schedule changes that order for objects made during the run; `choose_with` gives an op
 //! the plan's name for its object when that is the only difference and neither name is
 //! used yet (the runtime follows with `take_renames`), instead of calling it nondeterminism.
+//! Keys made of values that differ per execution (ids from a global counter, uuids) are
+//! renamed the same way, by swapping two keys for the rest of the execution.
 //!
 //! Driving it: `begin_execution`; each thread `arrive`s at its next op; when `is_ready`,
 //! `choose` names the thread to run (and records its op as done); `end_execution` with
@@ -39,7 +41,7 @@ mod state;
 mod vclock;
 mod wakeup;
 
-pub use event::{dependent, AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, LIVENESS, WHOLE, YIELD};
+pub use event::{dependent, AccessKind, Action, Key, LockId, ObjId, Op, Rename, ThreadId, LIVENESS, WHOLE, YIELD};
 pub use explorer::{Choice, Config, Divergence, Explorer};
 pub use report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict, WaitReason, Waiter};
 pub use schedule::{ParseScheduleError, Schedule};

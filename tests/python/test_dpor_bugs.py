@@ -1198,3 +1198,67 @@ def test_a_lock_made_by_a_module_imported_inside_the_threads_is_taken_in_the_mod
     result = explore(lambda: State(n=0), [thread, thread], lambda s: s.n == 2)
     assert result.property_holds is True, (result.inconclusive_reason, result.explanation)
     assert result.num_explored == 2
+
+
+FRESH_KEYS = load(
+    """
+    import itertools
+    import uuid
+
+    _ids = itertools.count()
+    _pairs = itertools.count()
+    _thirds = itertools.count()
+
+    def register(s):
+        s.jobs[next(_ids)] = "new"
+        s.n += 1
+
+    def register_locked(s):
+        s.jobs[uuid.uuid4().hex] = "new"
+        with s.lock:
+            s.n += 1
+
+    def claim_pair(s):
+        key = next(_pairs) // 2  # the two threads draw one key, another in every execution
+        if key not in s.jobs:
+            s.jobs[key] = "claimed"
+            s.n += 1
+
+    def by_thirds(s):
+        key = next(_thirds) // 3
+        s.jobs[key] = "a"
+        s.jobs[key] = "b"
+    """,
+    name="dpor_fresh_keys_prog",
+)
+
+
+def _jobs():
+    return State(jobs={}, n=0, lock=threading.Lock())
+
+
+def test_keys_made_of_fresh_values_are_not_nondeterminism():
+    # Ids from a global counter or uuids differ in every execution: the keys they make are
+    # renamed to the plan's, as long as the same accesses share a key (or none).
+    result = explore(_jobs, [FRESH_KEYS.register] * 2, lambda s: s.n == 2)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert result.failure_kind == "invariant" and "Race on State.n" in result.explanation
+    check_replays(result, _jobs, [FRESH_KEYS.register] * 2, lambda s: s.n == 2)
+
+    result = explore(_jobs, [FRESH_KEYS.register_locked] * 2, lambda s: s.n == 2 and len(s.jobs) == 2)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored == 2  # the two orders of the locked increments; the keys differ
+
+    result = explore(_jobs, [FRESH_KEYS.claim_pair] * 2, lambda s: s.n == 1)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert "Race on dict" in result.explanation
+
+
+def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_by_value():
+    # One search from a fresh counter (no bounded passes first): both threads write key 0 in
+    # the first execution, keys 0 and 1 in the second, which no renaming makes one key.
+    FRESH_KEYS._thirds = __import__("itertools").count()
+    result = explore(_jobs, [FRESH_KEYS.by_thirds] * 2, lambda s: True, stop_on_first=False)
+    assert result.property_holds is None
+    reason = result.inconclusive_reason
+    assert "nondeterminism" in reason and "write dict[0]" in reason and "write dict[1]" in reason, reason

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::engine::{Choice, Deadlock, Explorer, Op, ThreadId, WHOLE};
+use crate::engine::{Choice, Deadlock, Explorer, Op, Rename, ThreadId, WHOLE};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -172,6 +172,9 @@ pub(super) struct Exec {
     /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
     /// the rename are mapped through it.
     pub(super) renamed: HashMap<u64, u64>,
+    /// Value keys renamed to the plan's (`Explorer::choose_with`): a value's key → its name in
+    /// this execution; absent, the key is its own name.
+    pub(super) rekeyed: HashMap<u64, u64>,
     pub(super) owners: HashMap<u64, ThreadId>,
     pub(super) turn: Option<ThreadId>,
     /// The test's threads, not yet started, and whether each is a background thread.
@@ -489,6 +492,34 @@ impl Inner {
         }
     }
 
+    /// Keys `from` and `to` trade names for the rest of this execution (the plan's names).
+    fn rekey(st: &mut State, from: u64, to: u64) {
+        let exec = &mut st.exec;
+        // `rekeyed` maps a value's key to its name in this execution (absent: itself); the
+        // swap comes after what it already maps.
+        let swap = |k: u64| {
+            if k == from {
+                to
+            } else if k == to {
+                from
+            } else {
+                k
+            }
+        };
+        for named in exec.rekeyed.values_mut() {
+            *named = swap(*named);
+        }
+        for k in [from, to] {
+            exec.rekeyed.entry(k).or_insert_with(|| swap(k));
+        }
+        for th in &mut exec.threads {
+            th.pending = th.pending.map(|op| op.rekeyed(from, to));
+            if let Some(info) = th.info.as_mut() {
+                info.op = info.op.rekeyed(from, to);
+            }
+        }
+    }
+
     /// Object `from`, first used in this execution, is `to` from now on (the plan's name).
     fn renumber(st: &mut State, from: u64, to: u64) {
         let exec = &mut st.exec;
@@ -588,10 +619,16 @@ impl Inner {
             let choice = {
                 let refs = &st.exec.refs;
                 let free = |n: u64| refs.get((n as usize).wrapping_sub(1)).is_none_or(Option::is_none);
-                st.explorer.choose_with(&|from, to| !free(from) && free(to))
+                st.explorer.choose_with(&|rename| match rename {
+                    Rename::Object { from, to } => !free(from) && free(to),
+                    Rename::Keys { from, to } => is_value_key(from) && is_value_key(to),
+                })
             };
-            for (from, to) in st.explorer.take_renames() {
-                Self::renumber(st, from, to);
+            for rename in st.explorer.take_renames() {
+                match rename {
+                    Rename::Object { from, to } => Self::renumber(st, from, to),
+                    Rename::Keys { from, to } => Self::rekey(st, from, to),
+                }
             }
             match choice {
                 Choice::Run(x) => {
@@ -624,7 +661,7 @@ impl Inner {
                     let found = match d.found {
                         Some(op) => {
                             let info = st.exec.threads.get(thread).and_then(|th| th.info.as_ref());
-                            format!("{}{}", Self::describe(st, op), Self::site_text(info))
+                            format!("{}{}", self.describe(st, op), Self::site_text(info))
                         }
                         None => "no scheduling point".to_string(),
                     };
@@ -632,7 +669,7 @@ impl Inner {
                         "at step {} thread {} was expected to {} but was at {}",
                         d.step,
                         thread.saturating_sub(1),
-                        Self::describe(st, d.expected.op),
+                        self.describe(st, d.expected.op),
                         found
                     );
                     self.end(st, End::Diverged(msg));
@@ -657,7 +694,7 @@ impl Inner {
     }
 
     /// An op in words, for messages (objects by number: the explanation names them).
-    fn describe(st: &State, op: Op) -> String {
+    fn describe(&self, st: &State, op: Op) -> String {
         match op {
             Op::Access { obj, key, kind } => {
                 let verb = match kind {
@@ -673,7 +710,7 @@ impl Inner {
                         None => " (a name)".to_string(),
                     }
                 } else {
-                    "[an item]".to_string()
+                    format!("[{}]", self.key_text(st, key))
                 };
                 let tname = st.exec.refs.get((obj as usize).wrapping_sub(1)).and_then(Option::as_ref).map(|o| {
                     Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
@@ -694,6 +731,25 @@ impl Inner {
         }
     }
 
+    /// A subscript key for messages: its value's repr when it has one, shortened.
+    fn key_text(&self, st: &State, key: u64) -> String {
+        if !is_value_key(key) {
+            return "an item".to_string();
+        }
+        // The value whose key is named `key` in this execution.
+        let value_key = st.exec.rekeyed.iter().find(|(_, &named)| named == key).map_or(key, |(&k, _)| k);
+        let id = value_key & !NS_VALUE;
+        Python::attach(|py| {
+            let table = self.types.value_keys.bind(py);
+            let value = table.iter().find(|(_, v)| v.extract::<u64>().is_ok_and(|v| v == id)).map(|(k, _)| k);
+            match value.and_then(|v| v.repr().ok()).map(|r| r.to_string()) {
+                Some(r) if r.chars().count() > 40 => format!("{}...", r.chars().take(37).collect::<String>()),
+                Some(r) => r,
+                None => "an item".to_string(),
+            }
+        })
+    }
+
     /// `tid` reached a scheduling point before `op`: arrive, drive, park until chosen.
     pub(super) fn step<'a>(
         &'a self,
@@ -709,6 +765,12 @@ impl Inner {
         let op = match op.object().and_then(|n| st.exec.renamed.get(&n).map(|&to| (n, to))) {
             Some((from, to)) => op.renamed(from, to),
             None => op,
+        };
+        let op = match op {
+            Op::Access { obj, key, kind } if is_value_key(key) => {
+                Op::Access { obj, key: st.exec.rekeyed.get(&key).copied().unwrap_or(key), kind }
+            }
+            _ => op,
         };
         let info = info.map(|i| StepInfo { op, ..i });
         // A loop's steps over a container (`loops`) end with the container: a long loop is

@@ -16,6 +16,12 @@ use super::handoff::*;
 /// Key namespaces: names, subscript values and subscript identities never collide.
 pub(super) const NS_VALUE: u64 = 1 << 61;
 pub(super) const NS_IDENT: u64 = 2 << 61;
+
+/// A key made of a scalar value (`NS_VALUE`), not a name, an object or `WHOLE`.
+pub(super) fn is_value_key(key: u64) -> bool {
+    key & (NS_VALUE | NS_IDENT) == NS_VALUE
+}
+
 /// The key of "running" on a generator's frame: written by every resume and by every step
 /// taken inside the generator, so that resuming it while another thread is inside (which
 /// raises "generator already executing") is ordered against that thread's steps.
