@@ -835,12 +835,32 @@ _SOCKET_PATCHES = [(name, _socket_read(name)) for name in _SOCKET_READS if hasat
 _SOCKET_OWN = {name for name, _ in _SOCKET_PATCHES if name in socket.socket.__dict__}
 
 
+_IMPORTERS = [(builtins, "__import__"), (importlib, "import_module")]
+
+
+def _quietly(importer):
+    @functools.wraps(importer)
+    def quiet(*args, **kwargs):
+        if _rt is None or _managed() is None:
+            return importer(*args, **kwargs)
+        with quiet_import():
+            return importer(*args, **kwargs)
+
+    return quiet
+
+
 def _patch_io():
-    """For the whole exploration, so that every execution takes the same steps: asyncio is
-    imported now if the program has not yet (it may do so inside its threads)."""
+    """The patches taken from what is in place when the exploration starts: the import
+    functions, sockets, asyncio's loop. asyncio is imported now if the program has not yet (it
+    may do so inside its threads), so that every execution takes the same steps."""
     global _asyncio_patched
     import asyncio.base_events
 
+    # Whatever import hook is in place now (a tool's own ``__import__``) is wrapped and put back.
+    for owner, name in _IMPORTERS:
+        current = getattr(owner, name)
+        _orig[f"import.{name}"] = current
+        setattr(owner, name, _quietly(current))
     for name, method in _SOCKET_PATCHES:
         _orig[f"socket.{name}"] = socket.socket.__dict__.get(name)
         setattr(socket.socket, name, method)
@@ -861,6 +881,8 @@ def _patch_io():
 
 def _unpatch_io():
     global _asyncio_patched
+    for owner, name in _IMPORTERS:
+        setattr(owner, name, _orig.pop(f"import.{name}"))
     for name, _ in _SOCKET_PATCHES:
         saved = _orig.pop(f"socket.{name}", None)
         if name in _SOCKET_OWN:
@@ -892,20 +914,7 @@ def _acquire_futures_init(self, futures):
     self.futures = sorted(futures, key=_future_order)
 
 
-def _quietly(importer):
-    @functools.wraps(importer)
-    def quiet(*args, **kwargs):
-        if _rt is None or _managed() is None:
-            return importer(*args, **kwargs)
-        with quiet_import():
-            return importer(*args, **kwargs)
-
-    return quiet
-
-
 _PATCHES = [
-    (builtins, "__import__", _quietly(builtins.__import__)),
-    (importlib, "import_module", _quietly(importlib.import_module)),
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),
     (threading, "Condition", Condition),

@@ -1262,3 +1262,25 @@ def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_
     assert result.property_holds is None
     reason = result.inconclusive_reason
     assert "nondeterminism" in reason and "write dict[0]" in reason and "write dict[1]" in reason, reason
+
+
+def test_an_import_hook_in_place_is_used_and_put_back(lazy_module, monkeypatch):
+    import builtins
+
+    seen = []
+    original = builtins.__import__
+
+    def hook(name, *args, **kwargs):
+        seen.append(name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", hook)
+    name = lazy_module("lazy_counter_hooked", LAZY_COUNTER)
+
+    def thread(s):
+        __import__(name).bump(s)
+
+    result = explore(lambda: State(n=0), [thread, thread], lambda s: s.n == 2)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert name in seen
+    assert builtins.__import__ is hook
