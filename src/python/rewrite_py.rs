@@ -756,8 +756,18 @@ fn rewrite_pyc_report<'py>(
     Ok((PyBytes::new(py, &out), site_list, before, after))
 }
 
+/// The `(major, minor)` versions there are opcode tables for, oldest first.
+#[pyfunction]
+fn supported_versions() -> Vec<(u8, u8)> {
+    let mut versions: Vec<(u8, u8)> = crate::tables::all().iter().map(|t| t.version).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    versions
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_rewrite_check, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_versions, m)?)?;
     m.add("REWRITER_VERSION", REWRITER_VERSION)?;
     m.add("UnsupportedVersion", m.py().get_type::<UnsupportedVersion>())?;
     m.add_function(wrap_pyfunction!(rewrite_code, m)?)?;

@@ -162,10 +162,19 @@ def test_usage_errors(tree):
 
 
 def test_other_version_interpreter_mismatch_is_an_error(tree):
-    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", "3.9",
+    other = "3.11" if sys.version_info[:2] == (3, 10) else "3.10"
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", other,
                 "--python", sys.executable], cwd=tree)
     assert proc.returncode == 2
-    assert f"is Python {sys.version_info[0]}.{sys.version_info[1]}, not 3.9" in proc.stderr
+    assert f"is Python {sys.version_info[0]}.{sys.version_info[1]}, not {other}" in proc.stderr
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.16", "2.7"])
+def test_a_version_without_opcode_tables_is_a_usage_error(tree, version):
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", version], cwd=tree)
+    assert proc.returncode == 2
+    assert f"--python-version {version}: not a supported version (frontrun rewrites 3.10, 3.11, 3.12, 3.13, 3.14, 3.15)" in proc.stderr
+    assert not (tree / "o").exists()
 
 
 def _other_interpreter():

@@ -431,6 +431,11 @@ def main(argv: list[str]) -> int:
                         help="rewrite for this interpreter version (default: the running one)")
     parser.add_argument("--python", metavar="PATH", help="interpreter to compile with for --python-version")
     args = parser.parse_args(argv)
+    supported = _native.supported_versions()
+    if tuple(args.python_version) not in supported:
+        names = ", ".join(f"{major}.{minor}" for major, minor in supported)
+        version = "{}.{}".format(*args.python_version)
+        parser.error(f"--python-version {version}: not a supported version (frontrun rewrites {names})")
     try:
         modules = resolve_target(args.target)
         if os.path.exists(args.out) and not os.path.isdir(args.out):
