@@ -46,10 +46,10 @@ impl Op {
         }
     }
 
-    /// The same op with keys `a` and `b` swapped.
-    pub fn rekeyed(self, a: Key, b: Key) -> Op {
+    /// The same op with keys `a` and `b` of object `of` swapped.
+    pub fn rekeyed(self, of: ObjId, a: Key, b: Key) -> Op {
         match self {
-            Op::Access { obj, key, kind } => {
+            Op::Access { obj, key, kind } if obj == of => {
                 let key = if key == a {
                     b
                 } else if key == b {
@@ -82,9 +82,9 @@ impl Op {
 pub enum Rename {
     /// Object `from`, first used in this execution, is `to` from now on.
     Object { from: ObjId, to: ObjId },
-    /// Keys `from` and `to` trade names for the rest of this execution (a key made of a value
-    /// that differs per execution: an id from a global counter, a uuid, a time).
-    Keys { from: Key, to: Key },
+    /// Keys `from` and `to` of object `obj` trade names for the rest of this execution (a key
+    /// made of a value that differs per execution: an id from a global counter, a uuid, a time).
+    Keys { obj: ObjId, from: Key, to: Key },
 }
 
 /// A thread's next visible operation.

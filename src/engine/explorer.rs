@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, Action, Key, Op, Rename, ThreadId, WHOLE};
+use super::event::{dependent, Action, Key, ObjId, Op, Rename, ThreadId, WHOLE};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -523,7 +523,7 @@ impl Explorer {
             (expected, found)
         {
             if o1 == o2 && k1 == k2 && from != to {
-                return self.rekey_to_plan(from, to, can_rename);
+                return self.rekey_to_plan(o1, from, to, can_rename);
             }
         }
         let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };
@@ -546,22 +546,22 @@ impl Explorer {
         true
     }
 
-    /// Swaps keys `from` and `to` for the rest of the execution, if neither was used yet:
-    /// the swap is a one-to-one renaming, so which accesses conflict stays as it was.
-    fn rekey_to_plan(&mut self, from: Key, to: Key, can_rename: &dyn Fn(Rename) -> bool) -> bool {
-        if from == WHOLE || to == WHOLE || !can_rename(Rename::Keys { from, to }) {
+    /// Swaps keys `from` and `to` of `obj` for the rest of the execution, if neither was used
+    /// on it yet: the swap is a one-to-one renaming, so which accesses conflict stays as it was.
+    fn rekey_to_plan(&mut self, obj: ObjId, from: Key, to: Key, can_rename: &dyn Fn(Rename) -> bool) -> bool {
+        if from == WHOLE || to == WHOLE || !can_rename(Rename::Keys { obj, from, to }) {
             return false;
         }
-        let names = |op: &Op| matches!(*op, Op::Access { key, .. } if key == from || key == to);
+        let names = |op: &Op| matches!(*op, Op::Access { obj: o, key, .. } if o == obj && (key == from || key == to));
         if self.exec.events.iter().any(|e| names(&e.op)) {
             return false;
         }
         for t in &mut self.exec.threads {
             if let Some(p) = t.pending {
-                t.pending = Some(p.rekeyed(from, to));
+                t.pending = Some(p.rekeyed(obj, from, to));
             }
         }
-        self.renames.push(Rename::Keys { from, to });
+        self.renames.push(Rename::Keys { obj, from, to });
         true
     }
 

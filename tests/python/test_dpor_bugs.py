@@ -1224,6 +1224,16 @@ FRESH_KEYS = load(
             s.jobs[key] = "claimed"
             s.n += 1
 
+    SQUARES = {n: n * n for n in range(8)}
+    _ids_too = itertools.count()
+
+    def register_sum(s):
+        total = 0
+        for k in range(4):
+            total += SQUARES[k]  # keys 0..3 of another dict, read in every execution
+        s.jobs[next(_ids_too)] = total
+        s.n += 1
+
     def by_thirds(s):
         key = next(_thirds) // 3
         s.jobs[key] = "a"
@@ -1252,6 +1262,12 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
     result = explore(_jobs, [FRESH_KEYS.claim_pair] * 2, lambda s: s.n == 1)
     assert result.property_holds is False, result.inconclusive_reason
     assert "Race on dict" in result.explanation
+
+    # Keys are renamed per container: the same values read as keys of another dict are not
+    # in the way.
+    result = explore(_jobs, [FRESH_KEYS.register_sum] * 2, lambda s: s.n == 2)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert result.failure_kind == "invariant" and "Race on State.n" in result.explanation
 
 
 def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_by_value():

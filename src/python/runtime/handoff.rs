@@ -172,9 +172,9 @@ pub(super) struct Exec {
     /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
     /// the rename are mapped through it.
     pub(super) renamed: HashMap<u64, u64>,
-    /// Value keys renamed to the plan's (`Explorer::choose_with`): a value's key → its name in
-    /// this execution; absent, the key is its own name.
-    pub(super) rekeyed: HashMap<u64, u64>,
+    /// Value keys renamed to the plan's (`Explorer::choose_with`): (object, a value's key) →
+    /// the key's name in this execution; absent, the key is its own name.
+    pub(super) rekeyed: HashMap<(u64, u64), u64>,
     pub(super) owners: HashMap<u64, ThreadId>,
     pub(super) turn: Option<ThreadId>,
     /// The test's threads, not yet started, and whether each is a background thread.
@@ -492,11 +492,12 @@ impl Inner {
         }
     }
 
-    /// Keys `from` and `to` trade names for the rest of this execution (the plan's names).
-    fn rekey(st: &mut State, from: u64, to: u64) {
+    /// Keys `from` and `to` of object `obj` trade names for the rest of this execution (the
+    /// plan's names).
+    fn rekey(st: &mut State, obj: u64, from: u64, to: u64) {
         let exec = &mut st.exec;
-        // `rekeyed` maps a value's key to its name in this execution (absent: itself); the
-        // swap comes after what it already maps.
+        // `rekeyed` maps an object's value key to its name in this execution (absent: itself);
+        // the swap comes after what it already maps.
         let swap = |k: u64| {
             if k == from {
                 to
@@ -506,16 +507,16 @@ impl Inner {
                 k
             }
         };
-        for named in exec.rekeyed.values_mut() {
+        for (_, named) in exec.rekeyed.iter_mut().filter(|((o, _), _)| *o == obj) {
             *named = swap(*named);
         }
         for k in [from, to] {
-            exec.rekeyed.entry(k).or_insert_with(|| swap(k));
+            exec.rekeyed.entry((obj, k)).or_insert_with(|| swap(k));
         }
         for th in &mut exec.threads {
-            th.pending = th.pending.map(|op| op.rekeyed(from, to));
+            th.pending = th.pending.map(|op| op.rekeyed(obj, from, to));
             if let Some(info) = th.info.as_mut() {
-                info.op = info.op.rekeyed(from, to);
+                info.op = info.op.rekeyed(obj, from, to);
             }
         }
     }
@@ -621,13 +622,13 @@ impl Inner {
                 let free = |n: u64| refs.get((n as usize).wrapping_sub(1)).is_none_or(Option::is_none);
                 st.explorer.choose_with(&|rename| match rename {
                     Rename::Object { from, to } => !free(from) && free(to),
-                    Rename::Keys { from, to } => is_value_key(from) && is_value_key(to),
+                    Rename::Keys { from, to, .. } => is_value_key(from) && is_value_key(to),
                 })
             };
             for rename in st.explorer.take_renames() {
                 match rename {
                     Rename::Object { from, to } => Self::renumber(st, from, to),
-                    Rename::Keys { from, to } => Self::rekey(st, from, to),
+                    Rename::Keys { obj, from, to } => Self::rekey(st, obj, from, to),
                 }
             }
             match choice {
@@ -710,7 +711,7 @@ impl Inner {
                         None => " (a name)".to_string(),
                     }
                 } else {
-                    format!("[{}]", self.key_text(st, key))
+                    format!("[{}]", self.key_text(st, obj, key))
                 };
                 let tname = st.exec.refs.get((obj as usize).wrapping_sub(1)).and_then(Option::as_ref).map(|o| {
                     Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
@@ -732,12 +733,13 @@ impl Inner {
     }
 
     /// A subscript key for messages: its value's repr when it has one, shortened.
-    fn key_text(&self, st: &State, key: u64) -> String {
+    fn key_text(&self, st: &State, obj: u64, key: u64) -> String {
         if !is_value_key(key) {
             return "an item".to_string();
         }
-        // The value whose key is named `key` in this execution.
-        let value_key = st.exec.rekeyed.iter().find(|(_, &named)| named == key).map_or(key, |(&k, _)| k);
+        // The value whose key is named `key` on `obj` in this execution.
+        let value_key =
+            st.exec.rekeyed.iter().find(|(&(o, _), &named)| o == obj && named == key).map_or(key, |(&(_, k), _)| k);
         let id = value_key & !NS_VALUE;
         Python::attach(|py| {
             let table = self.types.value_keys.bind(py);
@@ -768,7 +770,7 @@ impl Inner {
         };
         let op = match op {
             Op::Access { obj, key, kind } if is_value_key(key) => {
-                Op::Access { obj, key: st.exec.rekeyed.get(&key).copied().unwrap_or(key), kind }
+                Op::Access { obj, key: st.exec.rekeyed.get(&(obj, key)).copied().unwrap_or(key), kind }
             }
             _ => op,
         };
