@@ -166,6 +166,7 @@ class _Pool:
         next_task = self.rt.next_task
         finished, error = False, None
         used_here = set()  # ids of the threading.locals this worker's tasks may have used
+        hooks = (None, None)  # the trace and profile functions this worker has
         while True:
             try:
                 task = next_task(slot, finished, error)
@@ -177,6 +178,7 @@ class _Pool:
                     continue
                 _tid, fn, thread_locals = task
                 finished = True
+                hooks = _thread_hooks(hooks)
                 if thread_locals:
                     _fresh_thread_locals(thread_locals, used_here)
                 try:
@@ -190,6 +192,16 @@ class _Pool:
                 used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
+
+
+def _thread_hooks(had):
+    """Gives the worker what ``threading.settrace``/``setprofile`` give every new thread
+    (coverage.py's tracer, a profiler), as they are when its task starts; returns them."""
+    hooks = (threading._trace_hook, threading._profile_hook)
+    if hooks != had:
+        sys.settrace(hooks[0])
+        sys.setprofile(hooks[1])
+    return hooks
 
 
 def _fresh_thread_locals(thread_locals, used_here):

@@ -927,3 +927,36 @@ def test_pool_workers_leave_nothing_for_interpreter_exit(tmp_path):
     assert "cannot join thread" not in done.stderr
     assert "Exception in worker" not in done.stderr
     assert done.stderr.strip() == ""
+
+
+def test_explored_threads_get_threading_settrace_and_setprofile_hooks():
+    # As every new thread does: coverage.py measures code that only explored threads run.
+    traced, profiled = set(), set()
+
+    def trace(frame, event, arg):
+        if event == "call":
+            traced.add(frame.f_code.co_name)
+        return None
+
+    def profile(frame, event, arg):
+        if event == "call":
+            profiled.add(frame.f_code.co_name)
+
+    def only_in_a_thread(s):
+        with s.lock:
+            s.x += 1
+
+    threading.settrace(trace)
+    threading.setprofile(profile)
+    try:
+        result = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [only_in_a_thread] * 2,
+                                       lambda s: s.x == 2)
+    finally:
+        threading.settrace(None)
+        threading.setprofile(None)
+    assert result.property_holds is True
+    assert "only_in_a_thread" in traced and "only_in_a_thread" in profiled
+    # Once the hooks are gone, the next exploration's threads run without them.
+    traced.clear()
+    result = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [only_in_a_thread], lambda s: s.x == 1)
+    assert result.property_holds is True and "only_in_a_thread" not in traced
