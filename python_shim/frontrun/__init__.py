@@ -8,6 +8,10 @@ interleaving of the test's threads.
     if not result.property_holds:
         print(result.explanation)
         frontrun.replay(result.counterexample, setup, [thread_a, thread_b], invariant)
+
+PYTEST_DONT_REWRITE: pytest assert-rewrites the packages of plugins it loads by entry point,
+and warns when one is already imported, as frontrun is under ``python -m frontrun.rewrite -m
+pytest``; frontrun has no test assertions to rewrite.
 """
 
 from frontrun import _native

@@ -201,3 +201,14 @@ def test_under_the_launcher_without_plugin_configuration(project):
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
                       "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
     assert_rich_assertion(proc, output)
+
+
+def test_under_the_launcher_pytest_has_no_rewrite_warning_about_frontrun(project):
+    # The launcher imports frontrun before pytest loads its plugin by entry point; pytest would
+    # warn that it cannot assert-rewrite it (frontrun's docstring says PYTEST_DONT_REWRITE).
+    without_frontrun_table(project)
+    proc = run(["-m", "frontrun.rewrite", "-m", "pytest", "-s", "-p", "no:cacheprovider",
+                "-W", "error::pytest.PytestAssertRewriteWarning", "tests"], cwd=project, marker=True)
+    output = proc.stdout + proc.stderr
+    assert "PytestAssertRewriteWarning" not in output and "already imported" not in output, output
+    assert_rich_assertion(proc, output)
