@@ -1,8 +1,9 @@
 //! Optimality and completeness against brute force: on random small programs the
 //! explorer runs exactly one execution per Mazurkiewicz trace (of the feasible
-//! interleavings, with locks), and every trace is among them.
+//! interleavings, with locks), and every trace is among them — also when the program's keys
+//! are other values in every execution, as fresh ids are, and the engine renames them.
 
-use frontrun::engine::sim::{run_once, Program, SimOp};
+use frontrun::engine::sim::{run_once, run_once_fresh_keys, Loc, Program, SimOp};
 use frontrun::engine::ThreadId;
 use frontrun::engine::{Config, Explorer, Op, WHOLE};
 use proptest::prelude::*;
@@ -171,15 +172,27 @@ fn to_sim(act: Act) -> SimOp {
 }
 
 /// Runs the explorer; returns the canonical trace of every execution it ran.
-fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
+fn explore_traces(threads: &[Vec<Act>], naming: Naming) -> (Vec<TraceKey>, u64) {
     // Main spawns the threads no other thread spawns, then joins them.
     let roots: Vec<usize> = (0..threads.len()).filter(|&t| !is_spawned(threads, t)).collect();
     let main = roots.iter().map(|&t| SimOp::Spawn(t)).chain(roots.iter().map(|&t| SimOp::Join(t))).collect();
     let program = Program { main, threads: threads.iter().map(|t| t.iter().copied().map(to_sim).collect()).collect() };
     let mut explorer = Explorer::new(Config::default());
     let mut keys = Vec::new();
+    let mut execution = 0;
     while explorer.begin_execution() {
-        run_once(&mut explorer, &program, &|_| true);
+        execution += 1;
+        // The program's own keys of its accesses, in order (the engine's may be renamed).
+        let mut ran: std::vec::IntoIter<Loc> = match naming {
+            Naming::Fixed => {
+                run_once(&mut explorer, &program, &|_| true);
+                Vec::new().into_iter()
+            }
+            _ => {
+                let fresh = |(_, key): Loc| naming.key(execution, key);
+                run_once_fresh_keys(&mut explorer, &program, &|_| true, &fresh).into_iter()
+            }
+        };
         let mut worker_of: HashMap<ThreadId, usize> = HashMap::new();
         let mut run = Vec::new();
         for event in explorer.events() {
@@ -200,6 +213,10 @@ fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
                     run.push((worker_of[&event.thread], Act::Join(worker_of[&child])))
                 }
                 Op::Access { key, kind, .. } => {
+                    let key = match naming {
+                        Naming::Fixed => key,
+                        _ => ran.next().expect("an access the program made").1,
+                    };
                     let act = if kind.is_read() { Act::Read(key) } else { Act::Write(key) };
                     run.push((worker_of[&event.thread], act));
                 }
@@ -215,12 +232,45 @@ fn explore_traces(threads: &[Vec<Act>]) -> (Vec<TraceKey>, u64) {
     (keys, explorer.stats().executions)
 }
 
+/// How the program's keys look to the engine in execution `n` (from 1): the same, or values
+/// that differ in every execution (ids from a global counter; reused values such as thread
+/// idents, traded between keys), which the engine renames to its plan.
+#[derive(Clone, Copy, Debug)]
+enum Naming {
+    Fixed,
+    /// Key k is k + 1000·n: other values every time.
+    Shifted,
+    /// Keys 0 and 1 trade values in every other execution.
+    Swapped,
+}
+
+impl Naming {
+    fn key(self, execution: u64, key: u64) -> u64 {
+        match self {
+            _ if key == WHOLE => WHOLE,
+            Naming::Fixed => key,
+            Naming::Shifted => key + 1000 * execution,
+            Naming::Swapped if execution % 2 == 0 && key < 2 => key ^ 1,
+            Naming::Swapped => key,
+        }
+    }
+}
+
+/// One execution per trace, whether the program's keys stay the same from one execution to
+/// the next or are fresh values every time (renamed to the plan's as the runtime does).
 fn check(threads: &[Vec<Act>]) -> Result<(), TestCaseError> {
+    for naming in [Naming::Fixed, Naming::Shifted, Naming::Swapped] {
+        check_named(threads, naming)?;
+    }
+    Ok(())
+}
+
+fn check_named(threads: &[Vec<Act>], naming: Naming) -> Result<(), TestCaseError> {
     let expected = brute_force(threads);
-    let (keys, executions) = explore_traces(threads);
+    let (keys, executions) = explore_traces(threads, naming);
     let distinct: HashSet<TraceKey> = keys.iter().cloned().collect();
     prop_assert_eq!(executions as usize, keys.len());
-    prop_assert_eq!(distinct.len(), keys.len(), "an equivalent execution ran twice: {:?}", threads);
+    prop_assert_eq!(distinct.len(), keys.len(), "an equivalent execution ran twice ({:?} keys): {:?}", naming, threads);
     prop_assert_eq!(
         distinct.len(),
         expected.len(),
@@ -229,7 +279,7 @@ fn check(threads: &[Vec<Act>]) -> Result<(), TestCaseError> {
         expected.len(),
         threads
     );
-    prop_assert!(distinct == expected, "different traces: {:?}", threads);
+    prop_assert!(distinct == expected, "different traces ({:?} keys): {:?}", naming, threads);
     Ok(())
 }
 

@@ -276,6 +276,7 @@ impl Explorer {
                 self.done = true;
                 return Choice::Diverged(Divergence { step: depth, expected, found });
             }
+            self.rename_sleepers(depth);
             self.exec.perform(thread);
             return Choice::Run(thread);
         }
@@ -313,12 +314,14 @@ impl Explorer {
         let within_bound = |t: ThreadId| bound.map_or(true, |b| node_preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
         while !self.nodes[depth].pending.is_empty() {
-            let branch = self.nodes[depth].pending.remove(0);
-            let Action { thread, op } = branch.action;
+            let mut branch = self.nodes[depth].pending.remove(0);
+            let Action { thread, mut op } = branch.action;
             let mut found = self.exec.thread(thread).and_then(|t| t.pending);
             if let Some(f) = found.filter(|f| *f != op) {
                 if self.rename_to_plan(op, f, can_rename) {
                     found = Some(op);
+                } else if let Some(renamed) = self.rekey_branch(&mut branch, f, can_rename) {
+                    op = renamed;
                 }
             }
             if found != Some(op) {
@@ -369,6 +372,7 @@ impl Explorer {
             }
         };
         let action = Action::new(thread, self.exec.threads[thread].pending.expect("arrived"));
+        self.rename_sleepers(depth);
         let sleep = self.nodes[depth].sleep.iter().filter(|s| !dependent(s, &action)).copied().collect();
         let preemptions = node_preemptions + preempts(thread) as u32;
         self.nodes.push(Node { sleep, pending: children, preemptions, ..Node::default() });
@@ -516,6 +520,19 @@ impl Explorer {
         self.background.contains(&thread)
     }
 
+    /// A sleeping thread has not moved since it fell asleep: its entry is its pending op, named
+    /// as in this execution (an earlier one may have named a fresh key otherwise).
+    fn rename_sleepers(&mut self, depth: usize) {
+        let threads = &self.exec.threads;
+        // (A replay keeps no nodes.)
+        let Some(node) = self.nodes.get_mut(depth) else { return };
+        for s in &mut node.sleep {
+            if let Some(op) = threads.get(s.thread).and_then(|t| t.pending) {
+                s.op = op;
+            }
+        }
+    }
+
     /// Renames `found`'s object (or key) to `expected`'s when they differ only there
     /// (`choose_with`).
     fn rename_to_plan(&mut self, expected: Op, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> bool {
@@ -561,8 +578,46 @@ impl Explorer {
                 t.pending = Some(p.rekeyed(obj, from, to));
             }
         }
+        // Sleep entries along this execution are named as its pending ops were (`rename_sleepers`).
+        for node in &mut self.nodes {
+            for s in &mut node.sleep {
+                s.op = s.op.rekeyed(obj, from, to);
+            }
+        }
         self.renames.push(Rename::Keys { obj, from, to });
         true
+    }
+
+    /// A branch made in an earlier execution may name a fresh key otherwise than this one has
+    /// since (its first use came before the branch, at a step named differently then): when
+    /// `found` differs from the branch's op only in that key, which this execution already uses
+    /// and the branch's name not, the branch's two keys trade names. Returns the renamed op.
+    fn rekey_branch(&self, branch: &mut Branch, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> Option<Op> {
+        let (Op::Access { obj, key: to, kind: k1 }, Op::Access { obj: o2, key: from, kind: k2 }) =
+            (branch.action.op, found)
+        else {
+            return None;
+        };
+        if obj != o2 || k1 != k2 || from == to || from == WHOLE || to == WHOLE {
+            return None;
+        }
+        if !can_rename(Rename::Keys { obj, from, to }) {
+            return None;
+        }
+        let uses = |key: Key| {
+            self.exec.events.iter().any(|e| matches!(e.op, Op::Access { obj: o, key: k, .. } if o == obj && k == key))
+        };
+        if !uses(from) || uses(to) {
+            return None;
+        }
+        fn swap(branch: &mut Branch, obj: ObjId, a: Key, b: Key) {
+            branch.action.op = branch.action.op.rekeyed(obj, a, b);
+            for child in &mut branch.children {
+                swap(child, obj, a, b);
+            }
+        }
+        swap(branch, obj, from, to);
+        Some(branch.action.op)
     }
 
     /// The renames of the last `choose_with`, oldest first.

@@ -25,7 +25,11 @@
 //! the plan's name for its object when that is the only difference and neither name is
 //! used yet (the runtime follows with `take_renames`), instead of calling it nondeterminism.
 //! Keys made of values that differ per execution (ids from a global counter, uuids) are
-//! renamed the same way, by swapping two keys for the rest of the execution.
+//! renamed the same way, by swapping two keys of one object for the rest of the execution.
+//! What earlier executions left behind is named the way this one names it: a sleeping
+//! thread's entry is its pending op, and a wakeup branch whose key this execution already
+//! named otherwise takes that name. The brute-force proptests check one execution per trace
+//! with keys that change every execution too.
 //!
 //! Driving it: `begin_execution`; each thread `arrive`s at its next op; when `is_ready`,
 //! `choose` names the thread to run (and records its op as done); `end_execution` with

@@ -2,7 +2,7 @@
 //! used by the tests and the bench. A program is a main thread plus spawnable
 //! threads, each a list of [`SimOp`]s over integer memory and one register.
 
-use super::event::{Key, LockId, ObjId, Op, ThreadId};
+use super::event::{Key, LockId, ObjId, Op, Rename, ThreadId};
 use super::explorer::{Choice, Config, Explorer};
 use super::report::{Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
@@ -104,24 +104,101 @@ impl<'p> Body<'p> {
 
 /// One execution: answers the explorer's choices until it finishes.
 pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant) {
+    run_keyed(explorer, program, invariant, &mut Keys::Fixed);
+}
+
+/// `run_once` for a program whose keys are made of fresh values, as a global counter's ids
+/// are: the engine sees key `fresh(loc)` for each access, another one in every execution, and
+/// renames keys to its plan (`Rename::Keys`) as the runtime lets it. Returns the program's own
+/// location of every read and write, in the order they ran.
+pub fn run_once_fresh_keys(
+    explorer: &mut Explorer,
+    program: &Program,
+    invariant: Invariant,
+    fresh: &dyn Fn(Loc) -> Key,
+) -> Vec<Loc> {
+    let mut keys = Keys::Fresh { fresh, renamed: HashMap::new(), ran: Vec::new() };
+    run_keyed(explorer, program, invariant, &mut keys);
+    match keys {
+        Keys::Fresh { ran, .. } => ran,
+        Keys::Fixed => unreachable!(),
+    }
+}
+
+/// How a run names the keys it shows the engine.
+enum Keys<'a> {
+    Fixed,
+    Fresh {
+        fresh: &'a dyn Fn(Loc) -> Key,
+        /// (object, fresh key) → its name in this execution, as the runtime keeps it.
+        renamed: HashMap<(ObjId, Key), Key>,
+        ran: Vec<Loc>,
+    },
+}
+
+impl Keys<'_> {
+    fn choose(&mut self, explorer: &mut Explorer) -> Choice {
+        let Keys::Fresh { renamed, .. } = self else { return explorer.choose() };
+        let choice = explorer.choose_with(&|r| matches!(r, Rename::Keys { .. }));
+        for rename in explorer.take_renames() {
+            if let Rename::Keys { obj, from, to } = rename {
+                let swap = |k: Key| {
+                    if k == from {
+                        to
+                    } else if k == to {
+                        from
+                    } else {
+                        k
+                    }
+                };
+                for (_, named) in renamed.iter_mut().filter(|((o, _), _)| *o == obj) {
+                    *named = swap(*named);
+                }
+                for k in [from, to] {
+                    renamed.entry((obj, k)).or_insert_with(|| swap(k));
+                }
+            }
+        }
+        choice
+    }
+
+    fn name(&self, (obj, key): Loc) -> Key {
+        match self {
+            Keys::Fixed => key,
+            Keys::Fresh { fresh, renamed, .. } => {
+                let k = fresh((obj, key));
+                renamed.get(&(obj, k)).copied().unwrap_or(k)
+            }
+        }
+    }
+}
+
+fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, keys: &mut Keys) {
     let mut memory = Memory::new();
     let mut owners: HashMap<LockId, ThreadId> = HashMap::new();
     let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
     bodies.insert(0, Body::new(&program.main));
-    arrive(explorer, &mut bodies, 0);
+    arrive(explorer, &mut bodies, 0, keys);
     let clean_end = loop {
-        match explorer.choose() {
+        match keys.choose(explorer) {
             Choice::Run(t) => {
                 let body = bodies.get_mut(&t).expect("running thread has a body");
                 if !body.started {
                     body.started = true;
-                    arrive(explorer, &mut bodies, t);
+                    arrive(explorer, &mut bodies, t, keys);
                     continue;
                 }
                 let Some(&op) = body.ops.get(body.pc) else {
                     continue; // performed Exit
                 };
                 body.pc += 1;
+                if let (
+                    Keys::Fresh { ran, .. },
+                    SimOp::Read(loc) | SimOp::Write(loc, _) | SimOp::WriteInc(loc) | SimOp::Append(loc, _),
+                ) = (&mut *keys, op)
+                {
+                    ran.push(loc);
+                }
                 match op {
                     SimOp::SpinUntil(_, _) if body.asleep => {
                         body.asleep = false;
@@ -170,7 +247,7 @@ pub fn run_once(explorer: &mut Explorer, program: &Program, invariant: Invariant
                     }
                     SimOp::Join(_) => {}
                 }
-                arrive(explorer, &mut bodies, t);
+                arrive(explorer, &mut bodies, t, keys);
             }
             Choice::Finished | Choice::Deadlock(_) => break true,
             Choice::Diverged(_) => break false,
@@ -190,7 +267,7 @@ fn memory_value(memory: &Memory, loc: Loc) -> i64 {
 }
 
 /// Parks thread `t` before its next op.
-fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: ThreadId) {
+fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: ThreadId, keys: &Keys) {
     let body = bodies.get_mut(&t).expect("arriving thread has a body");
     while let Some(SimOp::UnlockIfTaken(lock)) = body.ops.get(body.pc) {
         if body.taken.contains(lock) {
@@ -201,10 +278,10 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
     let op = match body.ops.get(body.pc) {
         None => Op::Exit,
         Some(&SimOp::SpinUntil(_, _)) if body.asleep => Op::read(super::event::YIELD, t as Key),
-        Some(&SimOp::SpinUntil((obj, key), _)) => Op::read(obj, key),
-        Some(&SimOp::Read((obj, key))) => Op::read(obj, key),
-        Some(&SimOp::Write((obj, key), _) | &SimOp::WriteInc((obj, key)) | &SimOp::Append((obj, key), _)) => {
-            Op::write(obj, key)
+        Some(&SimOp::SpinUntil(loc, _)) => Op::read(loc.0, keys.name(loc)),
+        Some(&SimOp::Read(loc)) => Op::read(loc.0, keys.name(loc)),
+        Some(&SimOp::Write(loc, _) | &SimOp::WriteInc(loc) | &SimOp::Append(loc, _)) => {
+            Op::write(loc.0, keys.name(loc))
         }
         Some(&SimOp::Lock(lock)) => Op::Acquire { lock },
         Some(&SimOp::Unlock(lock) | &SimOp::UnlockIfTaken(lock)) => Op::Release { lock },
