@@ -559,6 +559,11 @@ impl Explorer {
                 t.pending = Some(p.renamed(from, to));
             }
         }
+        for node in &mut self.nodes {
+            for s in &mut node.sleep {
+                s.op = s.op.renamed(from, to);
+            }
+        }
         self.renames.push(Rename::Object { from, to });
         true
     }
