@@ -107,7 +107,7 @@ fn stack(spec: &str) -> Result<String, String> {
             let (v, n) = cell.split_once('*').unwrap_or((cell, "1"));
             let n: usize = n.parse().map_err(|e| format!("{spec}: {e}"))?;
             let v = if v == "x" { "None".to_string() } else { format!("Some({v})") };
-            values.extend(std::iter::repeat(v).take(n));
+            values.extend(std::iter::repeat_n(v, n));
         }
         return Ok(format!("StackEffect::Table(&[{}])", values.join(",")));
     }

@@ -311,7 +311,7 @@ impl Explorer {
             .is_some_and(|e| e.op == Op::Start || self.exec.threads[e.thread].yielding);
         self.nodes[depth].last_yielded = prev_yields;
         let preempts = |t: ThreadId| prev_enabled && !prev_yields && Some(t) != prev;
-        let within_bound = |t: ThreadId| bound.map_or(true, |b| node_preemptions + preempts(t) as u32 <= b);
+        let within_bound = |t: ThreadId| bound.is_none_or(|b| node_preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
         while !self.nodes[depth].pending.is_empty() {
             let mut branch = self.nodes[depth].pending.remove(0);

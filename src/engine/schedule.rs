@@ -58,7 +58,7 @@ impl FromStr for Schedule {
                 None => (item, 1),
             };
             let thread: ThreadId = thread.parse().map_err(|_| bad())?;
-            steps.extend(std::iter::repeat(thread).take(run));
+            steps.extend(std::iter::repeat_n(thread, run));
         }
         Ok(Schedule(steps))
     }

@@ -136,11 +136,8 @@ impl Block<'_> {
         for k in (bs..start).rev() {
             match instrs[k].position.line {
                 None => {}
-                Some(l) if l == line => {
-                    if self.sel.insertable[k] {
-                        best = k;
-                    }
-                }
+                Some(l) if l == line && self.sel.insertable[k] => best = k,
+                Some(l) if l == line => {}
                 Some(_) => break,
             }
         }

@@ -665,7 +665,7 @@ impl<'a> Selector<'a> {
     /// A report of the call `cs` by the state-accessing builtin `name`: the callable and the
     /// first two argument values.
     fn builtin_call(&mut self, cs: CallSite, name: SiteName) {
-        if !cs.values.is_some_and(|(_, count)| count > 0) || !self.claimed.insert(cs.start) {
+        if cs.values.is_none_or(|(_, count)| count == 0) || !self.claimed.insert(cs.start) {
             return;
         }
         self.report(cs.insert_at, SiteKind::BuiltinCall, name, with_values(cs, Fetch::Depth(cs.probe)));
