@@ -111,10 +111,8 @@ _importing = set()
 def quiet_import():
     """Run an explored thread's import unseen: no reports, ordinary locks. A module body runs
     in the first execution only (later ones find the module in ``sys.modules``), so anything it
-    reported would make the next executions differ from the schedules recorded."""
-    if _managed() is None:
-        yield
-        return
+    reported would make the next executions differ from the schedules recorded. (For the
+    explored thread's own use: ``_quietly`` checks.)"""
     ident = _thread.get_ident()
     _importing.add(ident)
     was_muted = _native._mute_reports(True)
@@ -841,7 +839,8 @@ _IMPORTERS = [(builtins, "__import__"), (importlib, "import_module")]
 def _quietly(importer):
     @functools.wraps(importer)
     def quiet(*args, **kwargs):
-        if _rt is None or _managed() is None:
+        # Not explored, or already importing (``_managed`` says None for both).
+        if _managed() is None:
             return importer(*args, **kwargs)
         with quiet_import():
             return importer(*args, **kwargs)

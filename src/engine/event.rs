@@ -49,16 +49,7 @@ impl Op {
     /// The same op with keys `a` and `b` of object `of` swapped.
     pub fn rekeyed(self, of: ObjId, a: Key, b: Key) -> Op {
         match self {
-            Op::Access { obj, key, kind } if obj == of => {
-                let key = if key == a {
-                    b
-                } else if key == b {
-                    a
-                } else {
-                    key
-                };
-                Op::Access { obj, key, kind }
-            }
+            Op::Access { obj, key, kind } if obj == of => Op::Access { obj, key: swapped(key, a, b), kind },
             other => other,
         }
     }
@@ -85,6 +76,47 @@ pub enum Rename {
     /// Keys `from` and `to` of object `obj` trade names for the rest of this execution (a key
     /// made of a value that differs per execution: an id from a global counter, a uuid, a time).
     Keys { obj: ObjId, from: Key, to: Key },
+}
+
+/// `key`, with `a` and `b` trading places.
+fn swapped(key: Key, a: Key, b: Key) -> Key {
+    if key == a {
+        b
+    } else if key == b {
+        a
+    } else {
+        key
+    }
+}
+
+/// What each key is named in one execution after its `Rename::Keys` swaps, as a runtime keeps
+/// it to name the accesses it reports next: (object, key) → name; absent, a key is its own.
+#[derive(Clone, Debug, Default)]
+pub struct KeyNames(std::collections::HashMap<(ObjId, Key), Key>);
+
+impl KeyNames {
+    /// Keys `a` and `b` of `obj` trade names, after the swaps before.
+    pub fn swap(&mut self, obj: ObjId, a: Key, b: Key) {
+        for (_, named) in self.0.iter_mut().filter(|((o, _), _)| *o == obj) {
+            *named = swapped(*named, a, b);
+        }
+        for k in [a, b] {
+            self.0.entry((obj, k)).or_insert_with(|| swapped(k, a, b));
+        }
+    }
+
+    /// The name of `key` of `obj`.
+    pub fn name(&self, obj: ObjId, key: Key) -> Key {
+        if self.0.is_empty() {
+            return key;
+        }
+        self.0.get(&(obj, key)).copied().unwrap_or(key)
+    }
+
+    /// The key of `obj` that is named `name`.
+    pub fn key_named(&self, obj: ObjId, name: Key) -> Key {
+        self.0.iter().find(|(&(o, _), &n)| o == obj && n == name).map_or(name, |(&(_, k), _)| k)
+    }
 }
 
 /// A thread's next visible operation.

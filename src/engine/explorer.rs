@@ -39,6 +39,19 @@ pub struct Divergence {
     pub found: Option<Op>,
 }
 
+/// `(obj, from, to)` when `found` differs from `expected` only in its key (`from`; the plan's
+/// is `to`), neither of them `WHOLE`.
+fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
+    match (expected, found) {
+        (Op::Access { obj, key: to, kind }, Op::Access { obj: o, key: from, kind: k })
+            if obj == o && kind == k && from != to && from != WHOLE && to != WHOLE =>
+        {
+            Some((obj, from, to))
+        }
+        _ => None,
+    }
+}
+
 /// Failures kept in full; later ones are only counted.
 const KEPT_FAILURES: usize = 64;
 
@@ -536,12 +549,8 @@ impl Explorer {
     /// Renames `found`'s object (or key) to `expected`'s when they differ only there
     /// (`choose_with`).
     fn rename_to_plan(&mut self, expected: Op, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> bool {
-        if let (Op::Access { obj: o1, key: to, kind: k1 }, Op::Access { obj: o2, key: from, kind: k2 }) =
-            (expected, found)
-        {
-            if o1 == o2 && k1 == k2 && from != to {
-                return self.rekey_to_plan(o1, from, to, can_rename);
-            }
+        if let Some((obj, from, to)) = key_difference(expected, found) {
+            return self.rekey_to_plan(obj, from, to, can_rename);
         }
         let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };
         if from == to || found.renamed(from, to) != expected || !can_rename(Rename::Object { from, to }) {
@@ -554,16 +563,7 @@ impl Explorer {
         if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.object() == Some(to))) {
             return false;
         }
-        for t in &mut self.exec.threads {
-            if let Some(p) = t.pending {
-                t.pending = Some(p.renamed(from, to));
-            }
-        }
-        for node in &mut self.nodes {
-            for s in &mut node.sleep {
-                s.op = s.op.renamed(from, to);
-            }
-        }
+        self.rename_everywhere(|op| op.renamed(from, to));
         self.renames.push(Rename::Object { from, to });
         true
     }
@@ -571,24 +571,10 @@ impl Explorer {
     /// Swaps keys `from` and `to` of `obj` for the rest of the execution, if neither was used
     /// on it yet: the swap is a one-to-one renaming, so which accesses conflict stays as it was.
     fn rekey_to_plan(&mut self, obj: ObjId, from: Key, to: Key, can_rename: &dyn Fn(Rename) -> bool) -> bool {
-        if from == WHOLE || to == WHOLE || !can_rename(Rename::Keys { obj, from, to }) {
+        if !can_rename(Rename::Keys { obj, from, to }) || self.uses_key(obj, from) || self.uses_key(obj, to) {
             return false;
         }
-        let names = |op: &Op| matches!(*op, Op::Access { obj: o, key, .. } if o == obj && (key == from || key == to));
-        if self.exec.events.iter().any(|e| names(&e.op)) {
-            return false;
-        }
-        for t in &mut self.exec.threads {
-            if let Some(p) = t.pending {
-                t.pending = Some(p.rekeyed(obj, from, to));
-            }
-        }
-        // Sleep entries along this execution are named as its pending ops were (`rename_sleepers`).
-        for node in &mut self.nodes {
-            for s in &mut node.sleep {
-                s.op = s.op.rekeyed(obj, from, to);
-            }
-        }
+        self.rename_everywhere(|op| op.rekeyed(obj, from, to));
         self.renames.push(Rename::Keys { obj, from, to });
         true
     }
@@ -598,21 +584,8 @@ impl Explorer {
     /// `found` differs from the branch's op only in that key, which this execution already uses
     /// and the branch's name not, the branch's two keys trade names. Returns the renamed op.
     fn rekey_branch(&self, branch: &mut Branch, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> Option<Op> {
-        let (Op::Access { obj, key: to, kind: k1 }, Op::Access { obj: o2, key: from, kind: k2 }) =
-            (branch.action.op, found)
-        else {
-            return None;
-        };
-        if obj != o2 || k1 != k2 || from == to || from == WHOLE || to == WHOLE {
-            return None;
-        }
-        if !can_rename(Rename::Keys { obj, from, to }) {
-            return None;
-        }
-        let uses = |key: Key| {
-            self.exec.events.iter().any(|e| matches!(e.op, Op::Access { obj: o, key: k, .. } if o == obj && k == key))
-        };
-        if !uses(from) || uses(to) {
+        let (obj, from, to) = key_difference(branch.action.op, found)?;
+        if !can_rename(Rename::Keys { obj, from, to }) || !self.uses_key(obj, from) || self.uses_key(obj, to) {
             return None;
         }
         fn swap(branch: &mut Branch, obj: ObjId, a: Key, b: Key) {
@@ -623,6 +596,24 @@ impl Explorer {
         }
         swap(branch, obj, from, to);
         Some(branch.action.op)
+    }
+
+    /// Whether a step of this execution accessed key `key` of `obj`.
+    fn uses_key(&self, obj: ObjId, key: Key) -> bool {
+        self.exec.events.iter().any(|e| matches!(e.op, Op::Access { obj: o, key: k, .. } if o == obj && k == key))
+    }
+
+    /// Renames the pending ops, and the sleep entries along this execution (named as the
+    /// pending ops were: `rename_sleepers`).
+    fn rename_everywhere(&mut self, rename: impl Fn(Op) -> Op) {
+        for t in &mut self.exec.threads {
+            t.pending = t.pending.map(&rename);
+        }
+        for node in &mut self.nodes {
+            for s in &mut node.sleep {
+                s.op = rename(s.op);
+            }
+        }
     }
 
     /// The renames of the last `choose_with`, oldest first.

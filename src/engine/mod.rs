@@ -45,7 +45,9 @@ mod state;
 mod vclock;
 mod wakeup;
 
-pub use event::{dependent, AccessKind, Action, Key, LockId, ObjId, Op, Rename, ThreadId, LIVENESS, WHOLE, YIELD};
+pub use event::{
+    dependent, AccessKind, Action, Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId, LIVENESS, WHOLE, YIELD,
+};
 pub use explorer::{Choice, Config, Divergence, Explorer};
 pub use report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict, WaitReason, Waiter};
 pub use schedule::{ParseScheduleError, Schedule};

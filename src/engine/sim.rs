@@ -2,7 +2,7 @@
 //! used by the tests and the bench. A program is a main thread plus spawnable
 //! threads, each a list of [`SimOp`]s over integer memory and one register.
 
-use super::event::{Key, LockId, ObjId, Op, Rename, ThreadId};
+use super::event::{Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId};
 use super::explorer::{Choice, Config, Explorer};
 use super::report::{Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
@@ -117,7 +117,7 @@ pub fn run_once_fresh_keys(
     invariant: Invariant,
     fresh: &dyn Fn(Loc) -> Key,
 ) -> Vec<Loc> {
-    let mut keys = Keys::Fresh { fresh, renamed: HashMap::new(), ran: Vec::new() };
+    let mut keys = Keys::Fresh { fresh, names: KeyNames::default(), ran: Vec::new() };
     run_keyed(explorer, program, invariant, &mut keys);
     match keys {
         Keys::Fresh { ran, .. } => ran,
@@ -130,33 +130,19 @@ enum Keys<'a> {
     Fixed,
     Fresh {
         fresh: &'a dyn Fn(Loc) -> Key,
-        /// (object, fresh key) → its name in this execution, as the runtime keeps it.
-        renamed: HashMap<(ObjId, Key), Key>,
+        /// As the runtime keeps them.
+        names: KeyNames,
         ran: Vec<Loc>,
     },
 }
 
 impl Keys<'_> {
     fn choose(&mut self, explorer: &mut Explorer) -> Choice {
-        let Keys::Fresh { renamed, .. } = self else { return explorer.choose() };
+        let Keys::Fresh { names, .. } = self else { return explorer.choose() };
         let choice = explorer.choose_with(&|r| matches!(r, Rename::Keys { .. }));
         for rename in explorer.take_renames() {
             if let Rename::Keys { obj, from, to } = rename {
-                let swap = |k: Key| {
-                    if k == from {
-                        to
-                    } else if k == to {
-                        from
-                    } else {
-                        k
-                    }
-                };
-                for (_, named) in renamed.iter_mut().filter(|((o, _), _)| *o == obj) {
-                    *named = swap(*named);
-                }
-                for k in [from, to] {
-                    renamed.entry((obj, k)).or_insert_with(|| swap(k));
-                }
+                names.swap(obj, from, to);
             }
         }
         choice
@@ -165,10 +151,7 @@ impl Keys<'_> {
     fn name(&self, (obj, key): Loc) -> Key {
         match self {
             Keys::Fixed => key,
-            Keys::Fresh { fresh, renamed, .. } => {
-                let k = fresh((obj, key));
-                renamed.get(&(obj, k)).copied().unwrap_or(k)
-            }
+            Keys::Fresh { fresh, names, .. } => names.name(obj, fresh((obj, key))),
         }
     }
 }

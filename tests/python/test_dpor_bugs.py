@@ -1,6 +1,10 @@
 """Bugs the exploration must find, each reported (never raised) and replayed exactly."""
 
+import builtins
+import importlib
+import itertools
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -1118,8 +1122,6 @@ def test_check_then_act_on_a_user_list():
 def lazy_module(tmp_path, monkeypatch):
     """``make(name, source)``: a module on sys.path that the import hook rewrites, not imported
     yet; the hook and the module are gone afterwards."""
-    import textwrap
-
     from frontrun.rewrite import _hook
 
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -1156,8 +1158,6 @@ LAZY_COUNTER = """
 def test_a_module_first_imported_inside_the_threads_runs_unseen(lazy_module, how):
     # Its body runs in the first execution only: what it reported there made the later ones
     # differ ("nondeterminism"). An explored thread's import is not part of the test.
-    import importlib
-
     name = lazy_module(f"lazy_counter_{how}", LAZY_COUNTER)
 
     def thread(s):
@@ -1273,7 +1273,7 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
 def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_by_value():
     # One search from a fresh counter (no bounded passes first): both threads write key 0 in
     # the first execution, keys 0 and 1 in the second, which no renaming makes one key.
-    FRESH_KEYS._thirds = __import__("itertools").count()
+    FRESH_KEYS._thirds = itertools.count()
     result = explore(_jobs, [FRESH_KEYS.by_thirds] * 2, lambda s: True, stop_on_first=False)
     assert result.property_holds is None
     reason = result.inconclusive_reason
@@ -1281,8 +1281,6 @@ def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_
 
 
 def test_an_import_hook_in_place_is_used_and_put_back(lazy_module, monkeypatch):
-    import builtins
-
     seen = []
     original = builtins.__import__
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::engine::{Choice, Deadlock, Explorer, Op, Rename, ThreadId, WHOLE};
+use crate::engine::{Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, WHOLE};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -172,9 +172,8 @@ pub(super) struct Exec {
     /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
     /// the rename are mapped through it.
     pub(super) renamed: HashMap<u64, u64>,
-    /// Value keys renamed to the plan's (`Explorer::choose_with`): (object, a value's key) →
-    /// the key's name in this execution; absent, the key is its own name.
-    pub(super) rekeyed: HashMap<(u64, u64), u64>,
+    /// Value keys renamed to the plan's (`Explorer::choose_with`).
+    pub(super) rekeyed: KeyNames,
     pub(super) owners: HashMap<u64, ThreadId>,
     pub(super) turn: Option<ThreadId>,
     /// The test's threads, not yet started, and whether each is a background thread.
@@ -496,23 +495,7 @@ impl Inner {
     /// plan's names).
     fn rekey(st: &mut State, obj: u64, from: u64, to: u64) {
         let exec = &mut st.exec;
-        // `rekeyed` maps an object's value key to its name in this execution (absent: itself);
-        // the swap comes after what it already maps.
-        let swap = |k: u64| {
-            if k == from {
-                to
-            } else if k == to {
-                from
-            } else {
-                k
-            }
-        };
-        for (_, named) in exec.rekeyed.iter_mut().filter(|((o, _), _)| *o == obj) {
-            *named = swap(*named);
-        }
-        for k in [from, to] {
-            exec.rekeyed.entry((obj, k)).or_insert_with(|| swap(k));
-        }
+        exec.rekeyed.swap(obj, from, to);
         for th in &mut exec.threads {
             th.pending = th.pending.map(|op| op.rekeyed(obj, from, to));
             if let Some(info) = th.info.as_mut() {
@@ -738,9 +721,7 @@ impl Inner {
             return "an item".to_string();
         }
         // The value whose key is named `key` on `obj` in this execution.
-        let value_key =
-            st.exec.rekeyed.iter().find(|(&(o, _), &named)| o == obj && named == key).map_or(key, |(&(_, k), _)| k);
-        let id = value_key & !NS_VALUE;
+        let id = st.exec.rekeyed.key_named(obj, key) & !NS_VALUE;
         Python::attach(|py| {
             let table = self.types.value_keys.bind(py);
             let value = table.iter().find(|(_, v)| v.extract::<u64>().is_ok_and(|v| v == id)).map(|(k, _)| k);
@@ -770,7 +751,7 @@ impl Inner {
         };
         let op = match op {
             Op::Access { obj, key, kind } if is_value_key(key) => {
-                Op::Access { obj, key: st.exec.rekeyed.get(&(obj, key)).copied().unwrap_or(key), kind }
+                Op::Access { obj, key: st.exec.rekeyed.name(obj, key), kind }
             }
             _ => op,
         };
