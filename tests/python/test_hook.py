@@ -264,6 +264,126 @@ def test_extension_and_builtin_modules_pass_through(sandbox):
     assert not isinstance(getattr(math, "__loader__", None), fr.FrontrunLoader)
 
 
+ZIPPED_COUNTER = """\
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+def bump(c):
+    c.n += 1
+    return c.n
+
+def fail(c):
+    c.n += 1
+    raise KeyError(c.n)
+"""
+
+
+def _events_of(module):
+    from frontrun.rewrite import recording
+
+    c = module.Counter()
+    with recording() as events:
+        assert module.bump(c) == 1
+    return [(e.kind, e.key) for e in events]
+
+
+def _zip_package(sandbox):
+    import zipfile
+
+    archive = sandbox / "hookzip.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("hookzip/__init__.py", ZIPPED_COUNTER)
+        z.writestr("hookzip/data.txt", "zipped data\n")
+    sys.path.insert(0, str(archive))
+    return archive
+
+
+def test_a_selected_module_in_a_zip_archive_is_rewritten(sandbox):
+    import zipimport
+
+    archive = _zip_package(sandbox)
+    try:
+        import hookzip
+
+        plain = (hookzip.__file__, _events_of(hookzip))
+        with pytest.raises(KeyError) as plain_error:
+            hookzip.fail(hookzip.Counter())
+        del sys.modules["hookzip"]
+        fr.install(include=["hookzip"], use_config=False)
+        import hookzip  # noqa: F811
+    finally:
+        sys.path.remove(str(archive))
+    assert plain == (str(archive / "hookzip" / "__init__.py"), [])
+    assert isinstance(hookzip.__loader__, zipimport.zipimporter)
+    assert isinstance(hookzip.__loader__, _hook.FrontrunZipLoader)
+    assert hookzip.__file__ == plain[0]
+    assert _events_of(hookzip) == [("attr_load", "n"), ("attr_store", "n"), ("attr_load", "n")]
+    assert importlib.resources.files("hookzip").joinpath("data.txt").read_text() == "zipped data\n"
+    with pytest.raises(KeyError) as hooked_error:
+        hookzip.fail(hookzip.Counter())
+    lines = lambda info: [(e.name, e.lineno, str(e.statement).strip()) for e in info.traceback[1:]]  # noqa: E731
+    assert lines(hooked_error) == lines(plain_error) != []
+
+
+def test_a_selected_module_with_only_a_pyc_is_rewritten(sandbox):
+    import py_compile
+
+    source = sandbox / "hookpyc_src.py"
+    source.write_text(ZIPPED_COUNTER)
+    py_compile.compile(str(source), cfile=str(sandbox / "hookpyc.pyc"), doraise=True)
+    source.unlink()
+    importlib.invalidate_caches()
+    import hookpyc
+
+    assert _events_of(hookpyc) == []
+    del sys.modules["hookpyc"]
+    fr.install(include=["hookpyc"], use_config=False)
+    import hookpyc  # noqa: F811
+
+    assert isinstance(hookpyc.__loader__, importlib.machinery.SourcelessFileLoader)
+    assert isinstance(hookpyc.__loader__, _hook.FrontrunSourcelessLoader)
+    assert hookpyc.__file__ == str(sandbox / "hookpyc.pyc")
+    assert _events_of(hookpyc) == [("attr_load", "n"), ("attr_store", "n"), ("attr_load", "n")]
+
+
+class _StringLoader:
+    """Another tool's loader: runs a module from a string."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(self.source, module.__dict__)
+
+
+class _StringFinder:
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.startswith("hookstring"):
+            origin = None if fullname.endswith("_moves") else f"/elsewhere/{fullname}.py"
+            return importlib.util.spec_from_loader(fullname, _StringLoader(ZIPPED_COUNTER), origin=origin)
+        return None
+
+
+def test_a_selected_module_another_loader_runs_is_left_alone_with_one_warning(sandbox, monkeypatch):
+    monkeypatch.setattr(_hook, "_unrewritten_warned", False)
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, _StringFinder()])
+    fr.install(include=["hookstring*"], use_config=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import hookstring_moves  # no file behind it (six.moves): nothing to say
+    with pytest.warns(_hook.UnrewrittenModuleWarning, match="'hookstring_a' is loaded by .*_StringLoader"):
+        import hookstring_a
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import hookstring_b
+    assert isinstance(hookstring_a.__loader__, _StringLoader)
+    assert _events_of(hookstring_a) == _events_of(hookstring_b) == _events_of(hookstring_moves) == []
+
+
 def test_frontrun_never_rewrites_itself(sandbox):
     finder = fr.install(include=["*"], use_config=False, instrument_imported=False)
     assert finder.find_spec("frontrun.rewrite._cache") is None

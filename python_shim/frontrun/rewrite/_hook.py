@@ -4,9 +4,9 @@ How it finds and loads
     ``FrontrunFinder`` sits at ``sys.meta_path[0]``. For each import it asks the finders after
     it (the ones the import system would ask next, normally ``PathFinder``) for the spec, and:
 
-    * returns that very spec untouched when the module is not selected, or its loader is not a
-      plain ``SourceFileLoader`` (extension modules, namespace packages, zip imports, frozen
-      and builtin modules, custom loaders, specs already carrying a frontrun loader);
+    * returns that very spec untouched when the module is not selected, or has no Python code
+      of its own (extension modules, namespace packages, frozen and builtin modules) or
+      already carries a frontrun loader;
     * for a selected source module, swaps in ``FrontrunLoader`` (a ``SourceFileLoader``
       subclass, so ``get_source``/``get_filename``/``is_package``/``get_data``/
       ``get_resource_reader`` behave as before; ``get_code`` — used by ``exec_module`` and by
@@ -15,6 +15,12 @@ How it finds and loads
       conftest), wraps pytest's loader in ``PytestChainLoader``: pytest rewrites the asserts
       and compiles (or takes its own cached pyc), then frontrun rewrites that code object just
       before pytest executes it. Those modules are not cached by frontrun (pytest caches its half).
+    * for a selected module in a zip archive (``zipimporter``) or with only a pyc
+      (``SourcelessFileLoader``), swaps in a subclass of that loader whose ``get_code`` rewrites
+      (nothing cached: there is no source to key a cache on, or no place to write it);
+    * for a selected Python file any other loader executes (another tool's import hook), leaves
+      the spec alone and warns once (``UnrewrittenModuleWarning``): frontrun cannot see how that
+      loader runs the module.
 
     The spec keeps ``origin``, ``submodule_search_locations``, ``loader_state`` and
     ``has_location``; ``spec.cached`` (hence ``__cached__``) names frontrun's cache file.
@@ -37,6 +43,7 @@ import threading
 import types
 import warnings
 import weakref
+import zipimport
 
 from frontrun.rewrite import _cache, _core
 from frontrun.rewrite._config import Selection, make_selection
@@ -46,6 +53,10 @@ _SourceFileLoader = importlib.machinery.SourceFileLoader
 
 class AlreadyImportedWarning(UserWarning):
     """Selected modules were imported before the frontrun hook and were instrumented in place."""
+
+
+class UnrewrittenModuleWarning(UserWarning):
+    """A selected module is loaded by a loader frontrun does not know how to rewrite for."""
 
 
 class FrontrunLoader(_SourceFileLoader):
@@ -81,6 +92,65 @@ class FrontrunLoader(_SourceFileLoader):
             print(f"# frontrun: rewrote {source_path} (policy {self.policy})", file=sys.stderr)
         _cache.store(self.cache_file, source_path, source_hash, code)
         return code
+
+
+# --- zip archives and pyc-only modules ---------------------------------------------------------
+
+
+class _RewritingGetCode:
+    """Mixed into a loader class whose ``exec_module`` (``_LoaderBasics``') runs ``get_code``'s
+    code object: that code comes back rewritten."""
+
+    _frontrun_policy: str
+    _frontrun_resource_methods: tuple
+
+    def get_code(self, fullname):
+        __tracebackhide__ = True
+        code = super().get_code(fullname)
+        if code is None:
+            return None
+        return _core.rewrite_code(code, self._frontrun_policy, self._frontrun_resource_methods)
+
+
+class FrontrunZipLoader(_RewritingGetCode, zipimport.zipimporter):
+    """``zipimporter`` for a selected module in a zip archive, rewriting its code."""
+
+
+class FrontrunSourcelessLoader(_RewritingGetCode, importlib.machinery.SourcelessFileLoader):
+    """``SourcelessFileLoader`` for a selected module shipped as a pyc only, rewriting its code."""
+
+
+_REWRITING_SUBCLASS = {
+    zipimport.zipimporter: FrontrunZipLoader,
+    importlib.machinery.SourcelessFileLoader: FrontrunSourcelessLoader,
+}
+
+_unrewritten_warned = False
+
+
+def _rewriting_copy(loader, policy: str, selection: Selection):
+    """The same loader (same archive, prefix, path), as its rewriting subclass."""
+    cls = _REWRITING_SUBCLASS[type(loader)]
+    copy = cls.__new__(cls)
+    copy.__dict__.update(loader.__dict__)
+    copy._frontrun_policy = policy
+    copy._frontrun_resource_methods = selection.resource_methods
+    return copy
+
+
+def _warn_unrewritten(name: str, loader) -> None:
+    global _unrewritten_warned
+    if _unrewritten_warned:
+        return
+    _unrewritten_warned = True
+    cls = type(loader)
+    warnings.warn(
+        f"frontrun: the selected module {name!r} is loaded by {cls.__module__}.{cls.__qualname__}, "
+        "which frontrun cannot rewrite for; it runs un-instrumented (so may other modules that "
+        "loader imports). Load it with the plain source loader to have it rewritten.",
+        UnrewrittenModuleWarning,
+        stacklevel=2,
+    )
 
 
 # --- pytest's assertion rewriting -------------------------------------------------------------
@@ -260,6 +330,18 @@ class FrontrunFinder:
                 return spec
             spec.loader = PytestChainLoader(loader, policy, self.selection)
             return spec
+        if type(loader) in _REWRITING_SUBCLASS:
+            policy = self.selection.policy_for(spec.name, spec.origin)
+            if policy is not None:
+                spec.loader = _rewriting_copy(loader, policy, self.selection)
+            return spec
+        if (
+            isinstance(spec.origin, str)
+            and spec.origin.endswith((".py", ".pyw", ".pyc"))
+            and not isinstance(loader, (FrontrunLoader, PytestChainLoader, _RewritingGetCode))
+            and self.selection.policy_for(spec.name, spec.origin) is not None
+        ):
+            _warn_unrewritten(spec.name, loader)
         return spec
 
     def invalidate_caches(self):
