@@ -124,9 +124,10 @@ def test_pyproject_configuration(project):
     [
         (["--policy", "bogus", "main.py"], "unknown frontrun policy 'bogus'"),
         (["--frobnicate", "main.py"], "unknown option --frobnicate"),
-        ([], "no script or -m module to run"),
+        ([], "no script, -m module or -c command to run"),
         (["--include"], "--include needs a value"),
         (["-m"], "-m needs a module name"),
+        (["-c"], "-c needs a command"),
     ],
 )
 def test_usage_errors(project, args, message):
@@ -143,6 +144,67 @@ def test_help(project):
 def test_double_dash_ends_the_options(project):
     launched = report(run([*LAUNCHER, "--", "main.py", "--include", "x"], cwd=project))
     assert launched["argv"] == ["main.py", "--include", "x"]
+
+
+COMMAND_REPORT = """\
+import json, sys
+import helper
+def local():
+    return "MARK"
+print(json.dumps({
+    "argv": sys.argv, "path0": sys.path[0], "name": __name__, "file": globals().get("__file__"),
+    "cached": globals().get("__cached__", "<unset>"), "spec": repr(__spec__), "loader": repr(__loader__),
+    "dunders": sorted(k for k in globals() if k.startswith("__")), "doc": __doc__, "package": __package__,
+    "main_module_is_us": sys.modules["__main__"].__dict__ is globals(),
+}))
+print(json.dumps({"local": local(), "helper": helper.value()}))
+"""
+
+
+@pytest.mark.parametrize("how", ["-c", "-"])
+def test_command_and_standard_input_parity_with_plain_python(project, how):
+    def both(args):
+        if how == "-c":
+            return run([*args, "-c", COMMAND_REPORT, "a", "-b"], cwd=project, marker=True)
+        return run([*args, "-", "a", "-b"], cwd=project, marker=True, input=COMMAND_REPORT)
+
+    plain, launched = both([]), both(LAUNCHER)
+    assert plain.returncode == launched.returncode == 0, launched.stderr
+    plain_globals, plain_marks = map(json.loads, plain.stdout.splitlines())
+    launched_globals, launched_marks = map(json.loads, launched.stdout.splitlines())
+    assert launched_globals == plain_globals
+    assert plain_globals["argv"] == [how, "a", "-b"] and plain_globals["path0"] == ""
+    # The command is the user's own code, like a script: rewritten, and so are its imports.
+    assert plain_marks == {"local": MARK, "helper": MARK}
+    assert launched_marks == {"local": REWRITTEN, "helper": REWRITTEN}
+
+
+@pytest.mark.parametrize("case", ["uncaught", "chained", "in-import", "exit-3", "syntax-error"])
+def test_command_exit_status_and_traceback_parity(project, case):
+    (project / "helper.py").write_text('def value():\n    return "MARK"\n\ndef explode():\n    raise LookupError("deep")\n')
+    plain = run(["-c", EXIT_CASES[case]], cwd=project)
+    launched = run([*LAUNCHER, "-c", EXIT_CASES[case]], cwd=project)
+    assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_a_race_in_a_command_is_found_and_explained(project):
+    command = textwrap.dedent(
+        """\
+        from frontrun import explore_dpor
+        class S:
+            n = 0
+        def bump(s):
+            v = s.n
+            s.n = v + 1
+        result = explore_dpor(S, [bump, bump], lambda s: s.n == 2)
+        print(result.property_holds, result.num_explored)
+        print(result.explanation)
+        """
+    )
+    proc = run([*LAUNCHER, "-c", command], cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("False 2\nRace on S.n")
+    assert "thread 0  read   <string>:5" in proc.stdout
 
 
 EXIT_CASES = {

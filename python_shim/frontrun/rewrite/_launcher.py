@@ -18,7 +18,7 @@ import sys
 import types
 
 USAGE = """\
-usage: python -m frontrun.rewrite [options] (script.py | -m module) [args ...]
+usage: python -m frontrun.rewrite [options] (script.py | -m module | -c command | -) [args ...]
        python -m frontrun.rewrite inspect TARGET --out DIR [--policy P] [--python-version X.Y]
 
 Run a Python program with frontrun's import-time rewriter installed.
@@ -44,7 +44,8 @@ class UsageError(Exception):
 
 
 def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
-    """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module"}."""
+    """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module", "command"}
+    (``-`` is the script that standard input holds)."""
     options: dict = {"include": [], "exclude": [], "policy": None, "resource_method": [], "cache_dir": None,
                      "no_config": False}
     i = 0
@@ -74,6 +75,10 @@ def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
             if i + 1 >= len(argv):
                 raise UsageError("-m needs a module name")
             return options, "module", argv[i + 1], argv[i + 2 :]
+        if arg == "-c":
+            if i + 1 >= len(argv):
+                raise UsageError("-c needs a command")
+            return options, "command", argv[i + 1], argv[i + 2 :]
         if arg == "--":
             i += 1
             if i >= len(argv):
@@ -82,7 +87,7 @@ def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
         if arg.startswith("-") and arg != "-":
             raise UsageError(f"unknown option {arg}")
         return options, "script", arg, argv[i + 1 :]
-    raise UsageError("no script or -m module to run")
+    raise UsageError("no script, -m module or -c command to run")
 
 
 def _print_usage(status: int) -> int:
@@ -105,9 +110,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from frontrun.rewrite import _hook
 
-    # Configuration is looked up from the script's directory (the cwd for -m), which is also
-    # a root of "the user's own code".
-    if kind == "module":
+    # Configuration is looked up from the script's directory (the cwd for -m, -c and -), which
+    # is also a root of "the user's own code".
+    if kind in ("module", "command") or target == "-":
         start = os.getcwd()
     elif os.path.isdir(target):
         start = os.path.abspath(target)
@@ -130,6 +135,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if kind == "module":
         _run_guarded(lambda: _run_module(target, program_args))
+    elif kind == "command":
+        _run_guarded(lambda: _run_source(target, "<string>", ["-c", *program_args], finder))
+    elif target == "-":
+        source = sys.stdin.buffer.read()
+        _run_guarded(lambda: _run_source(source, "<stdin>", ["-", *program_args], finder))
     else:
         _run_guarded(lambda: _run_script(target, program_args, finder))
 
@@ -179,6 +189,30 @@ def _run_script(path: str, args: list[str], finder) -> None:
         main.__cached__ = None
     main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
     code = _compile_main(source, full_path, finder)
+    exec(code, main.__dict__)
+
+
+def _run_source(source, filename: str, argv: list[str], finder) -> None:
+    """``python -c command`` / ``python -`` (the source on standard input)."""
+    sys.argv = argv
+    if not getattr(sys.flags, "safe_path", False):
+        sys.path[0] = ""
+    main = _fresh_main()
+    main.__loader__ = importlib.machinery.BuiltinImporter
+    main.__spec__ = None
+    if filename == "<stdin>":
+        main.__file__ = filename
+        if sys.version_info < (3, 15):
+            main.__cached__ = None
+    code = _compile_main(source, filename, finder)
+    if filename == "<string>":
+        import linecache
+
+        # As python -c does on 3.13+, for tracebacks with source lines: 3.13 keys the lines by
+        # file name, 3.14+ by code object.
+        register = getattr(linecache, "_register_code", None)
+        if register is not None:
+            register(filename if sys.version_info < (3, 14) else code, source, filename)
     exec(code, main.__dict__)
 
 
