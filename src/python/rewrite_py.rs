@@ -329,8 +329,8 @@ impl<'py> Rewriter<'py> {
             let qn = qualname(code);
             for s in &rw.sites {
                 let what = site_name(s.name)?;
-                let what = if what.is_none() { "[]".to_string() } else { what.to_string() };
-                sites.push((s.line, s.kind.event(), format!("{qn}: {what}")));
+                let shown = if what.is_none() { qn.to_string() } else { format!("{qn}: {what}") };
+                sites.push((s.line, s.kind.event(), shown));
             }
             let after: String = disassemble.call1((&new_code,))?.extract()?;
             if let Some(at) = node.listed_at {
@@ -705,10 +705,10 @@ impl PycRewriter {
         code.stacksize = code.stacksize.max(rw.stacksize as i32);
         for s in &rw.sites {
             let shown = match site_name(s.name).as_str() {
-                Some(n) => n.into_owned(),
-                None => "[]".to_string(),
+                Some(n) => format!("{qn}: {n}"),
+                None => qn.to_string(),
             };
-            self.sites.push((s.line, s.kind.event(), format!("{qn}: {shown}")));
+            self.sites.push((s.line, s.kind.event(), shown));
         }
         let mut names_after = names.clone();
         names_after.extend(rw.new_names.iter().map(|n| n.to_string()));

@@ -306,7 +306,7 @@ def test_native_report_is_used_when_present(tree, monkeypatch):
     assert results[0].error is None
     report = (out / "hookpkg.sub.txt").read_text()
     assert "sites (3):" in report and "self.count" in report and "+ injected" in report
-    assert "load_attr        2" in report
+    assert "load_attr            2" in report
     assert "load_attr=2 store_attr=1" in (out / "index.txt").read_text()
 
 
@@ -332,3 +332,29 @@ def test_other_version_uses_its_cached_pycs_without_an_interpreter(tree):
     proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "out2"), "--python-version", "%d.%d" % version,
                 "--python", "/nonexistent/python"], cwd=tree)
     assert proc.returncode != 0
+
+
+def test_the_site_table_names_where_and_what_and_the_counts_say_what_kinds_mean(tmp_path):
+    (tmp_path / "tally.py").write_text(
+        "class Tally:\n"
+        "    def bump(self):\n"
+        "        v = self.n\n"
+        "        self.n = v + 1\n"
+        "        print(v)\n"
+    )
+    out = tmp_path / "out"
+    results = _inspect.inspect_modules(_inspect.resolve_target(str(tmp_path / "tally.py")), str(out), "shared", (),
+                                       sys.version_info[:2])
+    assert results[0].error is None
+    report = (out / "tally.txt").read_text()
+    table = report.split("sites (", 1)[1].split("counts:", 1)[0]
+    rows = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    where = "Tally.bump" if sys.version_info >= (3, 11) else "bump"  # 3.10 code has no co_qualname
+    assert ["3", "attr_load", f"{where}:", "n"] in rows
+    assert ["4", "attr_store", f"{where}:", "n"] in rows
+    assert ["5", "builtin_call", f"{where}:", "print"] in rows
+    assert ["1", "call_site", "<module>"] in rows  # the class statement; no name: where alone
+    assert "[]" not in table
+    counts = report.split("counts:", 1)[1].split("---", 1)[0]
+    assert "attr_load            1  obj.name read" in counts
+    assert "call_site            1  any other call" in counts

@@ -290,6 +290,35 @@ def _format_counts(counts: Counter) -> str:
     return " ".join(f"{kind}={n}" for kind, n in sorted(counts.items())) or "-"
 
 
+# What each kind in a report's site table stands for (the events `recording()` shows).
+KIND_MEANINGS = {
+    "attr_load": "obj.name read",
+    "attr_store": "obj.name assigned (also by augmented assignment)",
+    "attr_delete": "del obj.name",
+    "item_load": "c[k] or c[a:b] read",
+    "item_store": "c[k] or c[a:b] assigned",
+    "item_delete": "del c[k]",
+    "global_load": "module global read",
+    "global_store": "module global assigned",
+    "global_delete": "del of a module global",
+    "cell_load": "closure variable read",
+    "cell_store": "closure variable assigned (nonlocal)",
+    "cell_delete": "del of a closure variable",
+    "name_load": "name read in a class or module body",
+    "name_store": "name assigned in a class or module body",
+    "name_delete": "del of a name in a class or module body",
+    "call": "method call on its receiver (container methods, resource methods)",
+    "call_return": "object a resource method returned",
+    "builtin_call": "call of a builtin that reads or writes its arguments (len, sorted, print, getattr, setattr, heapq.*, ...)",
+    "call_site": "any other call: its callee and first arguments, classified at run time",
+    "inplace": "augmented assignment to a local that may alias a container (lst += ...)",
+    "with_enter": "context manager a with statement enters (a lock taken)",
+    "contains": "container `in` looks into",
+    "iter": "iterable a loop, comprehension or unpacking walks",
+    "operand": "operand whose contents an operator, truth test, unpacking or f-string reads",
+}
+
+
 def format_report(module: ModuleSource, version: str, policy: str, resource_methods, sites, before, after, note) -> str:
     lines = [
         f"module: {module.name}",
@@ -306,14 +335,14 @@ def format_report(module: ModuleSource, version: str, policy: str, resource_meth
         lines.append("sites: (unavailable)")
     else:
         lines.append(f"sites ({len(sites)}):")
-        lines.append(f"  {'line':>6}  {'kind':<16} name")
+        lines.append(f"  {'line':>6}  {'kind':<16} where: name")
         for line, kind, name in sites:
             lines.append(f"  {line if line is not None else '-':>6}  {kind:<16} {name}")
         lines.append("")
         lines.append("counts:")
         counts = Counter(kind for _line, kind, _name in sites)
         for kind, n in sorted(counts.items()):
-            lines.append(f"  {kind:<16} {n}")
+            lines.append(f"  {kind:<16} {n:>5}  {KIND_MEANINGS.get(kind, '')}".rstrip())
         if not counts:
             lines.append("  (none)")
     lines += ["", "--- before ---", before.rstrip("\n"), "", "--- after (+ = injected) ---",
