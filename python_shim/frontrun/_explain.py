@@ -106,7 +106,7 @@ def _location_name(step, obj):
     if step.kind.startswith("attr") or step.kind == "builtin_call" and isinstance(key, str) and step.key_id != WHOLE:
         return f"{tname}.{key}"
     if step.key_id == WHOLE:
-        return f"{tname} (whole object)"
+        return f"{tname} as a whole"
     return f"{tname}[{key!r}]"
 
 
@@ -287,10 +287,18 @@ def race_report(rt, steps):
     """The report's lines, and whether they show a race (else synchronised uses, or nothing)."""
     locs, racing = _conflicting_locations(steps, rt.races())
     found = []
+    shown_as = {}  # the same accesses under two locations (a key and the whole object): once
     for loc in locs:
         accesses = _accesses_to(steps, loc)
-        if accesses:
-            found.append((loc, accesses, _interleaved(accesses)))
+        if not accesses:
+            continue
+        same = tuple(s.index for s in accesses)
+        if same in shown_as:
+            if loc[1] == WHOLE:  # every key's: named after the whole object
+                found[shown_as[same]] = (loc, accesses, found[shown_as[same]][2])
+            continue
+        shown_as[same] = len(found)
+        found.append((loc, accesses, _interleaved(accesses)))
     # The locations whose accesses interleave explain the failure: they come first, in full. The
     # others were used by one thread after the other in this schedule: one line each.
     if any(inter for _, _, inter in found):
@@ -301,7 +309,7 @@ def race_report(rt, steps):
         if shown == MAX_LOCATIONS:
             break
         shown += 1
-        named = next((s for s in accesses if s.key_id != WHOLE), accesses[0])
+        named = next((s for s in accesses if s.key_id == loc[1]), accesses[0])
         obj = rt.object(loc[0])
         title = _location_name(named, obj)
         if not inter and out:

@@ -1298,3 +1298,33 @@ def test_an_import_hook_in_place_is_used_and_put_back(lazy_module, monkeypatch):
     assert result.property_holds is False, result.inconclusive_reason
     assert name in seen
     assert builtins.__import__ is hook
+
+
+WHOLE_AND_KEYS = load(
+    """
+    def move_if_there(s):
+        if "a" in s.d:
+            s.d.move_to_end("a")
+
+    def add_then_drop(s):
+        s.d["c"] = 3
+        s.d.pop("a")
+    """
+)
+
+
+def test_accesses_racing_on_a_whole_container_are_explained_once_under_its_name():
+    # The same accesses made two locations, a key ('c') and the whole object: the block came
+    # twice and was titled after the unrelated key the other thread inserted.
+    from collections import OrderedDict
+
+    setup = lambda: State(d=OrderedDict(a=1, b=2))  # noqa: E731
+    threads = [WHOLE_AND_KEYS.move_if_there, WHOLE_AND_KEYS.add_then_drop]
+    result = explore(setup, threads, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert result.explanation.count("Race on") == 1
+    assert "Race on OrderedDict as a whole" in result.explanation
+    assert "['c']" not in result.explanation
+    for line in ('s.d["c"] = 3', 's.d.pop("a")', 's.d.move_to_end("a")', 'if "a" in s.d:'):
+        assert line in result.explanation
+    check_replays(result, setup, threads, lambda s: True)
