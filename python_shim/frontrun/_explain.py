@@ -17,7 +17,9 @@ from frontrun._dpor import CachedFunction, FileResource
 WHOLE = (1 << 64) - 1
 # `Thread.is_alive` reads the thread's entry here (the runtime's `LIVENESS`); its exit writes it.
 LIVENESS = (1 << 64) - 1
-DATA = ("read", "write", "delete", "exit")
+DATA = ("read", "write", "delete", "insert", "exit")
+# The location two insertions of different keys race on: the order of the container's keys.
+KEY_ORDER = "key order"
 MAX_LOCATIONS = 4
 MAX_LINES = 16
 _PKG = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +41,15 @@ class Step:
             return False
         if self.access == "read" and other.access == "read":
             return False
+        if self.access == "insert" and other.access == "insert":
+            return True
         return self.key_id == other.key_id or WHOLE in (self.key_id, other.key_id)
+
+    def location_with(self, other):
+        """The location this step and a conflicting ``other`` race on."""
+        if self.key_id != other.key_id and self.access == other.access == "insert":
+            return self.obj, KEY_ORDER
+        return self.obj, self.key_id if self.key_id != WHOLE else other.key_id
 
 
 def _short(path):
@@ -191,7 +201,7 @@ def _conflicting_locations(steps, racy_pairs):
         sa, sb = steps[a], steps[b]
         if not sa.conflicts(sb):
             continue
-        loc = (sa.obj, sa.key_id if sa.key_id != WHOLE else sb.key_id)
+        loc = sa.location_with(sb)
         if loc not in seen:
             seen.add(loc)
             order.append(loc)
@@ -201,7 +211,7 @@ def _conflicting_locations(steps, racy_pairs):
     for i, s in enumerate(data):
         for t in data[i + 1:]:
             if s.conflicts(t):
-                loc = (s.obj, s.key_id if s.key_id != WHOLE else t.key_id)
+                loc = s.location_with(t)
                 if loc not in seen:
                     seen.add(loc)
                     order.append(loc)
@@ -233,7 +243,10 @@ def _runs(accesses):
 
 def _accesses_to(steps, loc):
     obj, key = loc
-    touching = [s for s in steps if s.access in DATA and s.obj == obj and (key == WHOLE or s.key_id in (key, WHOLE))]
+    if key == KEY_ORDER:
+        touching = [s for s in steps if s.obj == obj and (s.access == "insert" or s.key_id == WHOLE and s.access in DATA)]
+    else:
+        touching = [s for s in steps if s.access in DATA and s.obj == obj and (key == WHOLE or s.key_id in (key, WHOLE))]
     kinds = _distinct(touching)
     return [s for s in touching if any(s.conflicts(o) for o in kinds)]
 
@@ -267,6 +280,14 @@ def _final_value(obj, step):
         return text if len(text) <= 80 else text[:77] + "..."
     except Exception:
         return None
+
+
+def _final_keys(obj):
+    try:
+        text = repr(list(obj))
+    except Exception:
+        return None
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _interleaved(accesses):
@@ -311,7 +332,10 @@ def race_report(rt, steps):
         shown += 1
         named = next((s for s in accesses if s.key_id == loc[1]), accesses[0])
         obj = rt.object(loc[0])
-        title = _location_name(named, obj)
+        if loc[1] == KEY_ORDER:
+            title = f"the order of {type(obj).__name__ if obj is not None else '?'}'s keys"
+        else:
+            title = _location_name(named, obj)
         if not inter and out:
             order = ", then ".join(f"thread {t}" for t in dict.fromkeys(s.thread for s in accesses))
             out.append(f"Also {title} ({_describe_object(rt, loc[0])}): used by {order}, one after the other "
@@ -328,7 +352,10 @@ def race_report(rt, steps):
             out.append(_step_line(s, width) + (f"  (x{count})" if count > 1 else ""))
         if len(runs) > MAX_LINES:
             out.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
-        value = _final_value(obj, named) if obj is not None else None
+        if loc[1] == KEY_ORDER:
+            value = _final_keys(obj)
+        else:
+            value = _final_value(obj, named) if obj is not None else None
         if value is not None and " object at 0x" not in value:
             out.append(f"  afterwards {title} = {value}")
     if len(found) > shown:

@@ -33,6 +33,8 @@ impl Location {
 struct ObjectState {
     whole: Location,
     keys: HashMap<Key, Location>,
+    /// The last insertion since the last whole write: insertions are ordered among themselves.
+    insert: Option<usize>,
 }
 
 /// Every object's access summaries.
@@ -68,10 +70,14 @@ impl Accesses {
                 deps.extend(object.whole.all());
                 object.whole = Location::written(step);
                 object.keys.clear();
+                object.insert = None;
             } else {
                 object.whole.add_read(thread, step);
             }
         } else {
+            if kind == AccessKind::Insert {
+                deps.extend(object.insert.replace(step));
+            }
             let loc = object.keys.entry(key).or_default();
             if writes {
                 deps.extend(object.whole.reads.iter().map(|&(_, s)| s));
@@ -121,5 +127,17 @@ mod tests {
         // The whole write stands for everything before it.
         assert_eq!(deps(&mut a, 1, Read, 1, 5), vec![4]);
         assert_eq!(deps(&mut a, 7, Write, 1, 6), vec![4]);
+    }
+
+    #[test]
+    fn insertions_depend_on_the_last_insertion() {
+        let mut a = Accesses::default();
+        assert_eq!(deps(&mut a, 1, AccessKind::Insert, 0, 0), Vec::<usize>::new());
+        assert_eq!(deps(&mut a, 2, Write, 1, 1), Vec::<usize>::new());
+        assert_eq!(deps(&mut a, 3, AccessKind::Insert, 1, 2), vec![0]);
+        assert_eq!(deps(&mut a, 4, AccessKind::Insert, 2, 3), vec![2]);
+        assert_eq!(deps(&mut a, WHOLE, Write, 0, 4), vec![0, 1, 2, 3]);
+        // The whole write stands for the insertions before it.
+        assert_eq!(deps(&mut a, 5, AccessKind::Insert, 1, 5), vec![4]);
     }
 }

@@ -28,6 +28,9 @@ pub enum AccessKind {
     Read,
     Write,
     Delete,
+    /// A write of a key the container did not hold (a dict's new key): it also writes the order
+    /// of the container's keys, which iteration shows, so two insertions never commute.
+    Insert,
 }
 
 impl AccessKind {
@@ -166,6 +169,9 @@ impl Op {
     pub fn delete(obj: ObjId, key: Key) -> Op {
         Op::Access { obj, key, kind: AccessKind::Delete }
     }
+    pub fn insert(obj: ObjId, key: Key) -> Op {
+        Op::Access { obj, key, kind: AccessKind::Insert }
+    }
 }
 
 /// A thread together with the operation it performs: the unit that wakeup trees,
@@ -190,7 +196,8 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
     }
     match (a.op, b.op) {
         (Op::Access { obj: oa, key: ka, kind: ta }, Op::Access { obj: ob, key: kb, kind: tb }) => {
-            oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE) && !(ta.is_read() && tb.is_read())
+            let both_insert = ta == AccessKind::Insert && tb == AccessKind::Insert;
+            oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE || both_insert) && !(ta.is_read() && tb.is_read())
         }
         (
             Op::Acquire { lock: la } | Op::Release { lock: la } | Op::TryAcquire { lock: la },
@@ -221,6 +228,16 @@ mod tests {
         assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(1, 3))));
         assert!(!dependent(&act(0, Op::write(1, 2)), &act(1, Op::write(2, 2))));
         assert!(dependent(&act(0, Op::delete(1, 2)), &act(1, Op::read(1, 2))));
+    }
+
+    #[test]
+    fn insertions_of_different_keys_conflict_and_are_writes_otherwise() {
+        assert!(dependent(&act(0, Op::insert(1, 2)), &act(1, Op::insert(1, 3))));
+        assert!(!dependent(&act(0, Op::insert(1, 2)), &act(1, Op::insert(2, 3))));
+        assert!(dependent(&act(0, Op::insert(1, 2)), &act(1, Op::read(1, 2))));
+        assert!(dependent(&act(0, Op::insert(1, 2)), &act(1, Op::read(1, WHOLE))));
+        assert!(!dependent(&act(0, Op::insert(1, 2)), &act(1, Op::read(1, 3))));
+        assert!(!dependent(&act(0, Op::insert(1, 2)), &act(1, Op::write(1, 3))));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, Action, Key, ObjId, Op, Rename, ThreadId, WHOLE};
+use super::event::{dependent, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, WHOLE};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -39,12 +39,30 @@ pub struct Divergence {
     pub found: Option<Op>,
 }
 
+/// Whether an access of kind `found` performs the plan's `expected`: a store is an insertion
+/// or a write by whether the key was there, which the order being explored decides (the other
+/// thread's store of that key went first or not), so either stands for the other.
+fn same_store(expected: AccessKind, found: AccessKind) -> bool {
+    use AccessKind::{Insert, Write};
+    expected == found || matches!((expected, found), (Write, Insert) | (Insert, Write))
+}
+
+/// Whether `found` is the plan's `expected` op (up to `same_store`).
+fn performs(expected: Op, found: Op) -> bool {
+    match (expected, found) {
+        (Op::Access { obj, key, kind }, Op::Access { obj: o, key: k, kind: f }) => {
+            obj == o && key == k && same_store(kind, f)
+        }
+        _ => expected == found,
+    }
+}
+
 /// `(obj, from, to)` when `found` differs from `expected` only in its key (`from`; the plan's
 /// is `to`), neither of them `WHOLE`.
 fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
     match (expected, found) {
         (Op::Access { obj, key: to, kind }, Op::Access { obj: o, key: from, kind: k })
-            if obj == o && kind == k && from != to && from != WHOLE && to != WHOLE =>
+            if obj == o && same_store(kind, k) && from != to && from != WHOLE && to != WHOLE =>
         {
             Some((obj, from, to))
         }
@@ -279,11 +297,12 @@ impl Explorer {
             let mut found = self.exec.thread(thread).and_then(|t| t.pending);
             if let (Some(expected), Some(f)) = (op, found) {
                 if self.enabled.contains(&thread) && self.rename_to_plan(expected, f, can_rename) {
-                    found = Some(expected);
+                    found = self.exec.thread(thread).and_then(|t| t.pending);
                 }
             }
             let expected_op = op.or(found);
-            if !self.enabled.contains(&thread) || expected_op != found || expected_op.is_none() {
+            let performed = matches!((expected_op, found), (Some(e), Some(f)) if performs(e, f));
+            if !self.enabled.contains(&thread) || !performed {
                 let expected = Action::new(thread, expected_op.unwrap_or(Op::Exit));
                 self.stats.diverged = true;
                 self.done = true;
@@ -330,14 +349,14 @@ impl Explorer {
             let mut branch = self.nodes[depth].pending.remove(0);
             let Action { thread, mut op } = branch.action;
             let mut found = self.exec.thread(thread).and_then(|t| t.pending);
-            if let Some(f) = found.filter(|f| *f != op) {
+            if let Some(f) = found.filter(|f| !performs(op, *f)) {
                 if self.rename_to_plan(op, f, can_rename) {
-                    found = Some(op);
+                    found = self.exec.thread(thread).and_then(|t| t.pending);
                 } else if let Some(renamed) = self.rekey_branch(&mut branch, f, can_rename) {
                     op = renamed;
                 }
             }
-            if found != Some(op) {
+            if !found.is_some_and(|f| performs(op, f)) {
                 // Same prefix, different next op: the program is not deterministic.
                 return Err(Divergence { step: depth, expected: branch.action, found });
             }
@@ -553,7 +572,7 @@ impl Explorer {
             return self.rekey_to_plan(obj, from, to, can_rename);
         }
         let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };
-        if from == to || found.renamed(from, to) != expected || !can_rename(Rename::Object { from, to }) {
+        if from == to || !performs(expected, found.renamed(from, to)) || !can_rename(Rename::Object { from, to }) {
             return false;
         }
         let names = |op: &Op| op.object().is_some_and(|o| o == from || o == to);

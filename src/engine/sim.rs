@@ -21,6 +21,12 @@ pub enum SimOp {
     WriteInc(Loc),
     /// memory[loc] := memory[loc] * 10 + digit, as one write (records order).
     Append(Loc, i64),
+    /// memory[loc] := value, as an insertion (a dict's new key: ordered against every other
+    /// insertion into the object).
+    Insert(Loc, i64),
+    /// memory[loc] := value, an insertion if memory has no `loc` when the thread arrives at it
+    /// (as the runtime classifies a dict store when it is reported), else a write.
+    Store(Loc, i64),
     Lock(LockId),
     Unlock(LockId),
     /// register := 1 if it took the free lock, else 0 (`acquire(blocking=False)`).
@@ -161,14 +167,14 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
     let mut owners: HashMap<LockId, ThreadId> = HashMap::new();
     let mut bodies: HashMap<ThreadId, Body> = HashMap::new();
     bodies.insert(0, Body::new(&program.main));
-    arrive(explorer, &mut bodies, 0, keys);
+    arrive(explorer, &mut bodies, 0, keys, &memory);
     let clean_end = loop {
         match keys.choose(explorer) {
             Choice::Run(t) => {
                 let body = bodies.get_mut(&t).expect("running thread has a body");
                 if !body.started {
                     body.started = true;
-                    arrive(explorer, &mut bodies, t, keys);
+                    arrive(explorer, &mut bodies, t, keys, &memory);
                     continue;
                 }
                 let Some(&op) = body.ops.get(body.pc) else {
@@ -177,7 +183,12 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                 body.pc += 1;
                 if let (
                     Keys::Fresh { ran, .. },
-                    SimOp::Read(loc) | SimOp::Write(loc, _) | SimOp::WriteInc(loc) | SimOp::Append(loc, _),
+                    SimOp::Read(loc)
+                    | SimOp::Write(loc, _)
+                    | SimOp::WriteInc(loc)
+                    | SimOp::Append(loc, _)
+                    | SimOp::Insert(loc, _)
+                    | SimOp::Store(loc, _),
                 ) = (&mut *keys, op)
                 {
                     ran.push(loc);
@@ -194,7 +205,7 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                         }
                     }
                     SimOp::Read(loc) => body.register = memory.get(&loc).copied().unwrap_or(0),
-                    SimOp::Write(loc, value) => {
+                    SimOp::Write(loc, value) | SimOp::Insert(loc, value) | SimOp::Store(loc, value) => {
                         memory.insert(loc, value);
                     }
                     SimOp::WriteInc(loc) => {
@@ -230,7 +241,7 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                     }
                     SimOp::Join(_) => {}
                 }
-                arrive(explorer, &mut bodies, t, keys);
+                arrive(explorer, &mut bodies, t, keys, &memory);
             }
             Choice::Finished | Choice::Deadlock(_) => break true,
             Choice::Diverged(_) => break false,
@@ -250,7 +261,7 @@ fn memory_value(memory: &Memory, loc: Loc) -> i64 {
 }
 
 /// Parks thread `t` before its next op.
-fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: ThreadId, keys: &Keys) {
+fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: ThreadId, keys: &Keys, memory: &Memory) {
     let body = bodies.get_mut(&t).expect("arriving thread has a body");
     while let Some(SimOp::UnlockIfTaken(lock)) = body.ops.get(body.pc) {
         if body.taken.contains(lock) {
@@ -266,6 +277,9 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
         Some(&SimOp::Write(loc, _) | &SimOp::WriteInc(loc) | &SimOp::Append(loc, _)) => {
             Op::write(loc.0, keys.name(loc))
         }
+        Some(&SimOp::Insert(loc, _)) => Op::insert(loc.0, keys.name(loc)),
+        Some(&SimOp::Store(loc, _)) if memory.contains_key(&loc) => Op::write(loc.0, keys.name(loc)),
+        Some(&SimOp::Store(loc, _)) => Op::insert(loc.0, keys.name(loc)),
         Some(&SimOp::Lock(lock)) => Op::Acquire { lock },
         Some(&SimOp::Unlock(lock) | &SimOp::UnlockIfTaken(lock)) => Op::Release { lock },
         Some(&SimOp::TryLock(lock)) => Op::TryAcquire { lock },

@@ -668,8 +668,9 @@ def test_loops_over_local_containers_behave_and_add_no_executions():
     setup = lambda: State(totals={})  # noqa: E731
     result = explore(setup, [LOOPS.local_loops, LOOPS.local_loops], lambda s: sorted(s.totals.values()) == [2470, 2470])
     assert result.property_holds is True, result.explanation
-    # The two threads only meet at `s.totals[...]` (distinct keys) and the `s.totals` load.
-    assert result.num_explored == 1
+    # The two threads only meet at `s.totals[...]` (distinct keys, inserted: in either order)
+    # and the `s.totals` load.
+    assert result.num_explored == 2
 
 
 SLOTS = load(
@@ -1257,7 +1258,8 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
 
     result = explore(_jobs, [FRESH_KEYS.register_locked] * 2, lambda s: s.n == 2 and len(s.jobs) == 2)
     assert result.property_holds is True, result.inconclusive_reason
-    assert result.num_explored == 2  # the two orders of the locked increments; the keys differ
+    # The orders of the locked increments and of the two insertions (the keys differ).
+    assert result.num_explored == 4
 
     result = explore(_jobs, [FRESH_KEYS.claim_pair] * 2, lambda s: s.n == 1)
     assert result.property_holds is False, result.inconclusive_reason
@@ -1277,7 +1279,7 @@ def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_
     result = explore(_jobs, [FRESH_KEYS.by_thirds] * 2, lambda s: True, stop_on_first=False)
     assert result.property_holds is None
     reason = result.inconclusive_reason
-    assert "nondeterminism" in reason and "write dict[0]" in reason and "write dict[1]" in reason, reason
+    assert "nondeterminism" in reason and "write dict[0]" in reason and "insert dict[1]" in reason, reason
 
 
 def test_an_import_hook_in_place_is_used_and_put_back(lazy_module, monkeypatch):
@@ -1328,3 +1330,54 @@ def test_accesses_racing_on_a_whole_container_are_explained_once_under_its_name(
     for line in ('s.d["c"] = 3', 's.d.pop("a")', 's.d.move_to_end("a")', 'if "a" in s.d:'):
         assert line in result.explanation
     check_replays(result, setup, threads, lambda s: True)
+
+
+INSERTIONS = load(
+    """
+    def put_a(s):
+        s.d["a"] = 1
+
+    def put_b(s):
+        s.d["b"] = 2
+
+    def count_a(s):
+        s.d["a"] += 1
+
+    def count_b(s):
+        s.d["b"] += 1
+    """
+)
+
+
+def _keys_in_order(s):
+    return list(s.d) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "kind, threads",
+    [
+        ("dict", ("put_a", "put_b")),
+        ("OrderedDict", ("put_a", "put_b")),
+        ("defaultdict", ("put_a", "put_b")),
+        ("defaultdict", ("count_a", "count_b")),  # inserted by the load, through __missing__
+    ],
+)
+def test_the_order_threads_insert_new_keys_in_is_explored(kind, threads):
+    # A dict keeps its keys in insertion order (iteration, popitem, an LRU's eviction): two
+    # insertions of different keys do not commute. Stores to keys already there do.
+    import collections
+
+    make = {"dict": dict, "OrderedDict": collections.OrderedDict,
+            "defaultdict": lambda *a: collections.defaultdict(int, *a)}[kind]
+    fns = [getattr(INSERTIONS, name) for name in threads]
+    setup = lambda: State(d=make())  # noqa: E731
+    result = explore(setup, fns, _keys_in_order)
+    assert result.property_holds is False, (result.inconclusive_reason, result.explanation)
+    assert result.failure_kind == "invariant"
+    assert f"Race on the order of {type(make()).__name__}'s keys" in result.explanation
+    assert "afterwards the order of" in result.explanation and "['b', 'a']" in result.explanation
+    check_replays(result, setup, fns, _keys_in_order)
+
+    present = lambda: State(d=make({"a": 0, "b": 0}))  # noqa: E731
+    result = explore(present, fns, _keys_in_order)
+    assert result.property_holds is True and result.num_explored == 1

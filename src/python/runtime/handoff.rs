@@ -685,6 +685,7 @@ impl Inner {
                     AccessKind::Read => "read",
                     AccessKind::Write => "write",
                     AccessKind::Delete => "delete",
+                    AccessKind::Insert => "insert",
                 };
                 let what = if key == WHOLE {
                     String::new()

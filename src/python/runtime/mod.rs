@@ -557,6 +557,7 @@ impl DporRuntime {
                             AccessKind::Read => "read",
                             AccessKind::Write => "write",
                             AccessKind::Delete => "delete",
+                            AccessKind::Insert => "insert",
                         },
                         obj,
                         // A thread's liveness is keyed by its engine id; shown, by its number.

@@ -169,6 +169,30 @@ impl Inner {
         }
     }
 
+    /// `c[key] = v`: an insertion when `c` is a dict without `key` (its keys' order changes),
+    /// else a write.
+    fn store_kind(container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
+        match container.cast::<PyDict>() {
+            Ok(dict) if !dict.contains(key).unwrap_or(true) => AccessKind::Insert,
+            _ => AccessKind::Write,
+        }
+    }
+
+    /// `c[key]`: a read, or an insertion when `c` is a dict without `key` whose `__missing__`
+    /// may add it (a `defaultdict`: `d[k] += 1`, `d[k].append(x)`).
+    fn load_kind(container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
+        match container.cast::<PyDict>() {
+            Ok(dict)
+                if !dict.is_exact_instance_of::<PyDict>()
+                    && container.get_type().hasattr(pyo3::intern!(container.py(), "__missing__")).unwrap_or(false)
+                    && !dict.contains(key).unwrap_or(true) =>
+            {
+                AccessKind::Insert
+            }
+            _ => AccessKind::Read,
+        }
+    }
+
     pub(super) fn item_key(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> u64 {
         let py = key.py();
         if key.is_instance_of::<PySlice>() {
@@ -263,8 +287,8 @@ impl Inner {
             EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => named(st, Delete),
             EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
                 let kind = match ev.kind {
-                    EventKind::ItemLoad => Read,
-                    EventKind::ItemStore => Write,
+                    EventKind::ItemLoad => Self::load_kind(obj, key),
+                    EventKind::ItemStore => Self::store_kind(obj, key),
                     _ => Delete,
                 };
                 let o = Self::number_owner(st, obj);
@@ -500,7 +524,7 @@ impl Inner {
             "__setattr__" => (Write, "attr_store"),
             "__delattr__" => (Delete, "attr_delete"),
             "__getattribute__" | "__getattr__" => (Read, "attr_load"),
-            "__setitem__" => (Write, "item_store"),
+            "__setitem__" => (Self::store_kind(target, key), "item_store"),
             "__delitem__" => (Delete, "item_delete"),
             "__getitem__" => (Read, "item_load"),
             _ => return None,
