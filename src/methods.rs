@@ -19,6 +19,7 @@ pub struct MethodTables {
     /// Builtins that read their first argument's size or contents, reported only when called
     /// by a plain name (`len(x)`, not `obj.len(x)`).
     pub reading: NameSet,
+    pub holding: NameSet,
     /// Every name above with the sets it is in (`sites::role` bits): one lookup per name.
     pub(crate) roles: HashMap<String, u8, FastHash>,
 }
@@ -167,6 +168,7 @@ impl MethodTables {
             path: set(PATH_READS).into_iter().chain(set(PATH_WRITES)).chain(set(&["open"])).collect(),
             builtin: set(STATE_BUILTINS),
             reading: set(READING_BUILTINS),
+            holding: set(HOLDING_METHODS),
             roles: HashMap::default(),
         };
         for (names, bit) in [
@@ -176,6 +178,7 @@ impl MethodTables {
             (&tables.sync, role::CONTAINER),
             (&tables.path, role::CONTAINER),
             (&tables.reading, role::READING),
+            (&tables.holding, role::HOLDING),
         ] {
             for name in names {
                 *tables.roles.entry(name.clone()).or_insert(0) |= bit;
@@ -194,6 +197,11 @@ impl MethodTables {
 pub fn method_name(entry: &str) -> &str {
     entry.rsplit('.').next().unwrap_or(entry)
 }
+
+/// Container methods that may run the caller's code (a `key=` function, a `__lt__`) while they
+/// hold their receiver: `list.sort` empties the list until it is done, so another thread's
+/// append in between is lost ("list modified during sort"). Reported after the call too.
+pub const HOLDING_METHODS: &[&str] = &["sort"];
 
 /// Methods that write their receiver, per builtin container type (every other method of the
 /// type reads it). `bytearray` shares the list table.

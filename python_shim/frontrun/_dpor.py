@@ -935,7 +935,13 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
             if explain:
                 from frontrun import _explain
 
-                run.explanation = _explain.explain(rt, run, invariant, schedule)
+                try:
+                    run.explanation = _explain.explain(rt, run, invariant, schedule)
+                except Exception as exc:  # a flaw of ours must not hide what was found
+                    import traceback
+
+                    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    run.explanation = f"{run.message or run.kind}\n(frontrun could not explain this schedule: {detail})"
             rt.end_execution(run.message if run.kind else None)
     finally:
         if explain and not tracing:

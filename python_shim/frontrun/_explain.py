@@ -189,6 +189,8 @@ def _step_line(step, width):
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
     if step.kind == "call" and isinstance(step.key, str) and len(_METHOD_CALL.findall(text)) > 1:
         text = f"{text}  [.{step.key}()]"
+    elif step.kind == "held":  # the first step inside `lst.sort(key=f)`: f is running
+        text = f"{text}  [inside .{step.key}(), which holds it]" if isinstance(step.key, str) else text
     return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
 
 
@@ -357,7 +359,9 @@ def race_report(rt, steps):
         else:
             value = _final_value(obj, named) if obj is not None else None
         if value is not None and " object at 0x" not in value:
-            out.append(f"  afterwards {title} = {value}")
+            # The whole object is named by its path from the state, if it has one.
+            named_as = (_paths.of(obj) or title) if loc[1] == WHOLE and obj is not None else title
+            out.append(f"  afterwards {named_as} = {value}")
     if len(found) > shown:
         out.append(f"(and {len(found) - shown} more racing locations)")
     return out, racing and bool(out)

@@ -222,6 +222,9 @@ pub(crate) mod role {
     /// Container or synchronisation method.
     pub const CONTAINER: u8 = 4;
     pub const READING: u8 = 8;
+    /// Container method that may run the caller's code while it holds its receiver
+    /// (`methods::HOLDING_METHODS`): reported after the call too.
+    pub const HOLDING: u8 = 16;
     /// Set on every cached entry (0 = not looked up yet).
     pub const KNOWN: u8 = 128;
 }
@@ -792,7 +795,8 @@ impl<'a> Selector<'a> {
                         self.builtin_call(cs, name);
                     }
                 } else {
-                    self.stash_call(i, slot, calls, region, name, resource || all);
+                    let holding = container && roles & role::HOLDING != 0;
+                    self.stash_call(i, slot, calls, region, name, resource || holding || all);
                 }
                 if self.claimed.len() > before {
                     method_loads_done.insert(i);

@@ -1381,3 +1381,59 @@ def test_the_order_threads_insert_new_keys_in_is_explored(kind, threads):
     present = lambda: State(d=make({"a": 0, "b": 0}))  # noqa: E731
     result = explore(present, fns, _keys_in_order)
     assert result.property_holds is True and result.num_explored == 1
+
+
+SORTING = load(
+    """
+    def sort_by_priority(s):
+        s.items.sort(key=lambda x: s.prio[x])
+
+    def sort_plain(s):
+        s.items.sort()
+
+    def add(s):
+        s.items.append("c")
+
+    def look(s):
+        s.seen = len(s.items)
+    """
+)
+
+
+def _sortable():
+    return State(items=["b", "a"], prio={"a": 2, "b": 1, "c": 0}, seen=None)
+
+
+def test_an_append_while_sort_runs_its_key_function_is_found():
+    # list.sort empties the list until it is done; its key function's steps are inside it.
+    threads = [SORTING.sort_by_priority, SORTING.add]
+    result = explore(_sortable, threads, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert "ValueError: list modified during sort" in result.explanation
+    assert "[inside .sort(), which holds it]" in result.explanation
+    check_replays(result, _sortable, threads, lambda s: True)
+
+
+def test_a_reader_while_sort_runs_its_key_function_sees_the_list_empty():
+    threads = [SORTING.sort_by_priority, SORTING.look]
+    result = explore(_sortable, threads, lambda s: s.seen == 2)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    check_replays(result, _sortable, threads, lambda s: s.seen == 2)
+
+
+def test_a_sort_that_runs_no_reported_code_cannot_be_entered():
+    result = explore(_sortable, [SORTING.sort_plain, SORTING.add], lambda s: True)
+    assert result.property_holds is True and result.num_explored == 2
+
+
+def test_an_explanation_that_fails_to_build_still_reports_the_failure(monkeypatch):
+    from frontrun import _explain
+
+    def broken(*args):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(_explain, "explain", broken)
+    result = explore(lambda: State(x=0), [PROG.increment] * 2, lambda s: s.x == 2)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "frontrun could not explain this schedule: KeyError: 'oops'" in result.explanation
+    assert result.counterexample

@@ -151,6 +151,9 @@ pub(super) struct ThreadRt {
     /// Last attribute/global loads (object, name), newest last: name the lock a `with` or an
     /// `acquire` then uses (`s.lock.acquire()` loads `lock`, then `acquire`).
     pub(super) last_loads: Vec<(Py<PyAny>, Py<PyAny>)>,
+    /// The container a holding call (`lst.sort(key=f)`) has taken (`methods::HOLDING_METHODS`)
+    /// and the method, until the thread's first report inside the call or the call's return.
+    pub(super) holding: Option<(u64, Py<PyAny>)>,
 }
 
 #[derive(Clone, Debug)]

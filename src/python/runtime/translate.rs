@@ -327,6 +327,9 @@ impl Inner {
                 }
                 if let Some(kind) = self.container_call(obj, &name) {
                     let o = Self::number(st, obj);
+                    if kind == Write && methods::HOLDING_METHODS.contains(&name.as_str()) {
+                        st.exec.threads[tid].holding = Some((o, method.clone().unbind()));
+                    }
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
                 if let Some((kind, file)) = self.path_method(obj, &name, ev) {
@@ -341,10 +344,14 @@ impl Inner {
                 None
             }
             EventKind::CallReturn => {
-                // A resource's product (a cursor) shares its owner's identity.
                 let name = ev.method.as_ref().and_then(|m| {
                     m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
                 })?;
+                if methods::HOLDING_METHODS.contains(&name.as_str()) {
+                    st.exec.threads[tid].holding = None; // it ran no reported code: nothing more
+                    return None;
+                }
+                // A resource's product (a cursor) shares its owner's identity.
                 if !is_resource(self, obj, &name) {
                     return None;
                 }
@@ -758,12 +765,25 @@ impl Inner {
             self.step(py, st, tid, Op::Release { lock }, info)?;
             st = self.lock_state(py);
         }
+        // The first report from inside a holding call (`lst.sort(key=f)` running `f`): the
+        // list is still being written (emptied until the sort ends), so another thread's access
+        // can fall inside the call, before this step, as it can for real.
+        let returning = ev.kind == EventKind::CallReturn
+            && ev.method.as_ref().is_some_and(|m| {
+                m.bind(py)
+                    .cast::<PyString>()
+                    .is_ok_and(|n| n.to_str().is_ok_and(|n| methods::HOLDING_METHODS.contains(&n)))
+            });
+        let inside_hold = st.exec.threads[tid].holding.take().filter(|_| !returning).map(|(o, method)| {
+            let what = if st.explain { Some(method) } else { None };
+            (Self::access(AccessKind::Write, o, WHOLE), "held", what)
+        });
         let own = self.translate(py, &mut st, tid, ev);
         // The arguments' reads go first: the thread makes the call right after its last
         // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
         // it first, another thread could run between it and the call, and the engine
         // would order that thread's accesses after a write that had not happened yet.
-        let mut ops: Vec<(Op, &'static str, Option<Py<PyAny>>)> = Vec::new();
+        let mut ops: Vec<(Op, &'static str, Option<Py<PyAny>>)> = inside_hold.into_iter().collect();
         for arg in &passed {
             let o = Self::number(&mut st, arg);
             // `lst.extend(lst)`: the receiver's own access covers it.
