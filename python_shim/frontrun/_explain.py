@@ -82,7 +82,12 @@ def _created_at(obj):
         tb = None
     if not tb:
         return None
-    for frame in reversed(list(tb)):
+    frames = list(tb)
+    if os.path.abspath(frames[-1].filename).startswith(_PKG):
+        # Made by frontrun itself: `setup` is a class (the state), or our own bookkeeping. Its
+        # caller is the explore_dpor() call, which made nothing.
+        return None
+    for frame in reversed(frames):
         if not os.path.abspath(frame.filename).startswith(_PKG):
             return _where(frame.filename, frame.lineno)
     return None

@@ -1437,3 +1437,34 @@ def test_an_explanation_that_fails_to_build_still_reports_the_failure(monkeypatc
     assert result.property_holds is False and result.failure_kind == "invariant"
     assert "frontrun could not explain this schedule: KeyError: 'oops'" in result.explanation
     assert result.counterexample
+
+
+CREATION = load(
+    """
+    class Counter:
+        def __init__(self):
+            self.n = 0
+            self.log = []
+
+    def bump(c):
+        c.n += 1
+        c.log.append(c.n)
+
+    def make_counter():
+        return Counter()
+    """,
+    name="dpor_creation_prog",
+)
+
+
+def test_where_objects_were_created_names_the_line_that_made_them():
+    # With `setup` a class, frontrun made the state: its line is not the explore_dpor() call.
+    for setup, state_made_at in ((CREATION.Counter, None), (CREATION.make_counter, "dpor_creation_prog.py:12")):
+        result = explore(setup, [CREATION.bump] * 2, lambda c: c.n == 2)
+        assert result.property_holds is False
+        first = result.explanation.splitlines()[0]
+        assert first.startswith("Race on Counter.n (object #1 = state"), first
+        if state_made_at is None:
+            assert "created at" not in first, first
+        else:
+            assert first.endswith(f"created at {state_made_at}):"), first
