@@ -841,6 +841,8 @@ def explore_dpor(
     if stopped_reason is None and search.verdict == "inconclusive":
         stopped_reason = _reason(search.reason, preemption_bound, max_executions)
     holds = None if stopped_reason else True
+    if stopped_reason:
+        num = spent  # a search cut short counts every execution it ran (max_executions=50: 50)
     return DporResult(property_holds=holds, num_explored=num, inconclusive_reason=stopped_reason, elapsed=elapsed, stats=stats)
 
 

@@ -258,6 +258,10 @@ def test_max_executions_is_inconclusive():
     result = explore(setup, [PROG.three_writes] * 2, lambda s: True, max_executions=5)
     assert result.property_holds is None and result.num_explored == 5
     assert "max_executions" in result.inconclusive_reason
+    # Past the bounded first passes (6 executions here), every execution counts.
+    result = explore(setup, [PROG.three_writes] * 2, lambda s: True, max_executions=15)
+    assert result.property_holds is None and result.num_explored == 15
+    assert result.stats["bounded_first"] == 6
 
 
 def test_timeout_is_inconclusive_never_a_pass():
