@@ -397,10 +397,12 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         | SiteKind::CellStore
         | SiteKind::CellDelete
         | SiteKind::Inplace => event.obj = value(0)?,
-        SiteKind::WithEnter | SiteKind::Contains | SiteKind::Iter | SiteKind::Operand => {
+        SiteKind::WithEnter | SiteKind::Contains | SiteKind::Iter => {
             event.obj = value(0)?;
             event.key = none();
         }
+        // The key is the site's name: None, or what reads the operand (a class pattern).
+        SiteKind::Operand => event.obj = value(0)?,
         SiteKind::CallSite => {
             event.obj = value(0)?;
             event.key = none();

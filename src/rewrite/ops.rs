@@ -40,6 +40,8 @@ pub struct Ops {
     pub load_special: Option<u8>,
     pub for_iter: Option<u8>,
     pub get_iter: Option<u8>,
+    /// A class pattern (`case Point(x=0)`): reads the subject's attributes in C.
+    pub match_class: Option<u8>,
     pub contains_op: Option<u8>,
     pub end_for: Option<u8>,
     pub resume: Option<u8>,
@@ -73,7 +75,8 @@ pub struct Ops {
     /// the conditional jumps on truth and UNARY_NOT.
     pub truth: Vec<u8>,
     /// Ops that read the contents of their top value: unpacking, `*`/`**` expansion into a
-    /// display or call, `len()` of a `match` subject, conversion and formatting in f-strings.
+    /// display or call, a mapping or sequence pattern's subject, conversion and formatting in
+    /// f-strings.
     pub reads_top: Vec<u8>,
     /// Ops that read both of their top two values: comparisons and 3.10's binary operators
     /// (BINARY_OP is told apart by its argument).
@@ -146,7 +149,11 @@ fn build(t: &OpTable) -> Ops {
         "SET_UPDATE",
         "DICT_UPDATE",
         "DICT_MERGE",
-        "GET_LEN",
+        // A mapping or sequence pattern reads its subject (its keys, length, items) from here;
+        // the GET_LEN that follows may come right after a NOT_TAKEN (3.14+), where nothing is
+        // inserted.
+        "MATCH_MAPPING",
+        "MATCH_SEQUENCE",
         "CONVERT_VALUE",
         "FORMAT_SIMPLE",
     ]);
@@ -257,6 +264,7 @@ fn build(t: &OpTable) -> Ops {
         load_special: c("LOAD_SPECIAL"),
         for_iter: c("FOR_ITER"),
         get_iter: c("GET_ITER"),
+        match_class: c("MATCH_CLASS"),
         contains_op: c("CONTAINS_OP"),
         end_for: c("END_FOR"),
         resume: c("RESUME"),

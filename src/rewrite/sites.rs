@@ -169,6 +169,7 @@ enum Class {
     ReadsPair,
     FormatValue,
     FormatWithSpec,
+    MatchClass,
 }
 
 fn classes(o: &Ops) -> [Class; 256] {
@@ -199,6 +200,7 @@ fn classes(o: &Ops) -> [Class; 256] {
         (o.before_with, Class::WithEnter),
         (o.before_async_with, Class::WithEnter),
         (o.load_special, Class::LoadSpecial),
+        (o.match_class, Class::MatchClass),
     ];
     let inplace = o.inplace.iter().map(|&(op, _)| (Some(op), Class::Inplace310));
     let reads = (o.truth.iter().chain(&o.reads_top).map(|&op| (Some(op), Class::ReadsTop)))
@@ -228,6 +230,10 @@ pub(crate) mod role {
     /// Set on every cached entry (0 = not looked up yet).
     pub const KNOWN: u8 = 128;
 }
+
+/// The name of a class pattern's report (`case Point(x=0)`): the runtime reads the subject's
+/// attributes, whatever the subject is.
+pub const CLASS_PATTERN: &str = "case Class()";
 
 /// Compiler-made closure cells that are not program state.
 const HIDDEN_CELLS: &[&str] = &["__class__", "__classdict__", "__conditional_annotations__"];
@@ -940,6 +946,9 @@ impl<'a> Selector<'a> {
                 self.report(i, SiteKind::WithEnter, SiteName::None, [d(1)]);
             } else if is(Class::ReadsTop) {
                 self.operands(i, &[1]);
+            } else if is(Class::MatchClass) {
+                // Subject, class, attribute names: the subject's attributes are read.
+                self.report(i, SiteKind::Operand, SiteName::Symbol(CLASS_PATTERN), [d(3)]);
             } else if is(Class::ReadsPair) {
                 self.operands(i, &[2, 1]);
             } else if is(Class::FormatValue) {

@@ -1472,3 +1472,52 @@ def test_where_objects_were_created_names_the_line_that_made_them():
             assert "created at" not in first, first
         else:
             assert first.endswith(f"created at {state_made_at}):"), first
+
+
+MATCHING = load(
+    """
+    class Point:
+        def __init__(self):
+            self.x = 0
+            self.y = 0
+
+    def classify(s):
+        match s.p:
+            case Point(x=0, y=0):
+                s.out = "origin"
+            case _:
+                s.out = "elsewhere"
+
+    def move(s):
+        s.p.x = 1
+
+    def route(s):
+        match s.msg:
+            case {"type": "move"}:
+                s.out = "move"
+            case [_, _]:
+                s.out = "pair"
+            case _:
+                s.out = "other"
+
+    def quit(s):
+        s.msg["type"] = "quit"
+    """
+)
+
+
+@pytest.mark.parametrize("pattern", ["class", "mapping"])
+def test_a_match_statement_reads_its_subject(pattern):
+    # The class pattern reads the attributes in C; on 3.14+ the mapping pattern's length check
+    # follows a NOT_TAKEN. Both reads were unseen (one execution, "holds").
+    if pattern == "class":
+        setup = lambda: State(p=MATCHING.Point(), out=None)  # noqa: E731
+        threads, expected, read = [MATCHING.classify, MATCHING.move], "origin", "read   {}:9   case Point(x=0, y=0):"
+    else:
+        setup = lambda: State(msg={"type": "move"}, out=None)  # noqa: E731
+        threads, expected, read = [MATCHING.route, MATCHING.quit], "move", 'read   {}:19  case {{"type": "move"}}:'
+    invariant = lambda s: s.out == expected  # noqa: E731
+    result = explore(setup, threads, invariant)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert read.format(MATCHING.__name__ + ".py") in result.explanation, result.explanation
+    check_replays(result, setup, threads, invariant)

@@ -743,6 +743,42 @@ def test_operands_whose_contents_are_read():
     assert _native.report_errors()[0] == errors_before
 
 
+def test_match_patterns_read_their_subject():
+    ns = load(
+        """
+        class Point:
+            __match_args__ = ("x",)
+
+            def __init__(self, x):
+                self.x = x
+
+        def kind(subject):
+            match subject:
+                case {"type": t}:
+                    return t
+                case [_, _]:
+                    return "pair"
+                case Point(x=0):
+                    return "origin"
+                case Point(x):
+                    return x
+            return None
+        """
+    )
+    m, pair, p = {"type": "move"}, [1, 2], ns["Point"](3)
+    # Each pattern tried reads the subject: mapping and sequence patterns their container,
+    # class patterns the object's attributes (read in C). Constants are not shared state.
+    assert shown(record(ns["kind"], m)[1], m=m) == [("operand", "m", None, 10)]
+    assert shown(record(ns["kind"], pair)[1], pair=pair) == [
+        ("operand", "pair", None, 10), ("operand", "pair", None, 12),
+    ]
+    assert shown(record(ns["kind"], p)[1], p=p) == [
+        ("operand", "p", None, 10), ("operand", "p", None, 12),
+        ("global_load", "dict", "Point", 14), ("operand", "p", "case Class()", 14),
+        ("global_load", "dict", "Point", 16), ("operand", "p", "case Class()", 16),
+    ]
+
+
 def test_arguments_of_calls_are_fetched():
     """A call's first two argument values travel with its report: the callee may be C or
     unselected Python, whose reads of them nothing else would report."""

@@ -10,6 +10,7 @@ use pyo3::types::{
 use super::report_py::{self, Event, EventKind};
 use crate::engine::{AccessKind, Op, ThreadId, WHOLE};
 use crate::methods;
+use crate::rewrite::sites::CLASS_PATTERN;
 
 use super::handoff::*;
 
@@ -411,6 +412,16 @@ impl Inner {
             }
             // A step of a loop over a generator resumes it.
             EventKind::IterNext if self.is_generator(obj) => self.resume(st, obj),
+            // `case Point(x=0)`: the pattern reads the subject's attributes, in C.
+            EventKind::Operand
+                if key.cast::<PyString>().is_ok_and(|k| k.to_str().is_ok_and(|k| k == CLASS_PATTERN)) =>
+            {
+                if Self::is_scalar_key(obj) {
+                    return None;
+                }
+                let o = Self::number_owner(st, obj);
+                Some((Self::access(Read, o, WHOLE), "operand", Some(ev.key.clone_ref(py))))
+            }
             // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
             EventKind::Contains | EventKind::Iter | EventKind::IterNext | EventKind::Operand
                 if self.is_container(obj) =>
