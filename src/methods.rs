@@ -152,6 +152,8 @@ pub const READING_BUILTINS: &[&str] = &[
     "len", "bool", "iter", "sorted", "list", "tuple", "set", "frozenset", "dict", "sum", "min", "max", "any", "all",
     "enumerate", "zip", "reversed", "map", "filter",
     "str", "repr", "format", "print",
+    // Not a container's: every attribute of its argument (`json.dumps(vars(p))`).
+    "vars",
 ];
 
 impl MethodTables {

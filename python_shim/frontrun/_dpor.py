@@ -479,12 +479,30 @@ def _instrumented_class(cls):
     return hit[1]
 
 
+def _object_readers():
+    """Functions out of the rewriter's sight that read the attributes of the objects they are
+    given (and what those hold), not only the containers."""
+    import copy
+    import dataclasses
+    import pickle
+
+    readers = [copy.copy, copy.deepcopy, dataclasses.asdict, dataclasses.astuple, dataclasses.replace,
+               pickle.dumps, pickle.dump]
+    return {id(f) for f in readers}
+
+
+_OBJECT_READERS = _object_readers()
+
+
 def _unseen_callee(callee, method):
     """Whether a call hands its arguments to code that reports nothing of its own: C, or Python
     the rewriter did not select (``json.dumps``, ``",".join``, ``copy.copy``, ``Counter``). The
-    runtime then reports its reads of any container argument at the call. ``callee`` is the
-    receiver when ``method`` is given; without one it is the callable, or on 3.10-3.12 the
-    receiver of a method call (whose method the rewriter could not name)."""
+    runtime then reports its reads of any container argument at the call: 1; 2 when the callee
+    reads the attributes of objects too (``copy.deepcopy``, ``dataclasses.asdict``); else 0.
+    ``callee`` is the receiver when ``method`` is given; without one it is the callable, or on
+    3.10-3.12 the receiver of a method call (whose method the rewriter could not name)."""
+    if method is None and id(callee) in _OBJECT_READERS:
+        return 2
     if method is not None:
         cls = type(callee)
         if not cls.__flags__ & _HEAPTYPE:

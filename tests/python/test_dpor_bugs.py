@@ -1521,3 +1521,66 @@ def test_a_match_statement_reads_its_subject(pattern):
     assert result.property_holds is False and result.failure_kind == "invariant"
     assert read.format(MATCHING.__name__ + ".py") in result.explanation, result.explanation
     check_replays(result, setup, threads, invariant)
+
+
+OBJECT_READS = load(
+    """
+    import copy
+    import dataclasses
+    import json
+
+    class Point:
+        def __init__(self):
+            self.x = 0
+            self.y = 0
+
+    @dataclasses.dataclass
+    class Pair:
+        x: int = 0
+        y: int = 0
+
+    def move(s):
+        s.p.x = 1
+        s.p.y = 1
+
+    def snap_vars(s):
+        s.seen = json.loads(json.dumps(vars(s.p)))
+
+    def snap_dict(s):
+        s.seen = json.loads(json.dumps(s.p.__dict__))
+
+    def snap_copy(s):
+        s.seen = vars(copy.copy(s.p))
+
+    def snap_deepcopy(s):
+        s.seen = vars(copy.deepcopy(s.p))
+
+    def snap_astuple(s):
+        x, y = dataclasses.astuple(s.p)
+        s.seen = {"x": x, "y": y}
+
+    def snap_eq(s):
+        s.seen = {"x": 0, "y": 0} if s.p == Pair() else {"x": 1, "y": 1}
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["vars", "dict", "copy", "deepcopy", "astuple"])
+def test_attributes_read_out_of_sight_are_reads_of_the_object(how):
+    # vars(), __dict__, copy and dataclasses' helpers read every attribute in C or in
+    # unrewritten code: a torn read ({x: 1, y: 0}) was missed.
+    make = OBJECT_READS.Pair if how == "astuple" else OBJECT_READS.Point
+    setup = lambda: State(p=make(), seen=None)  # noqa: E731
+    threads = [getattr(OBJECT_READS, f"snap_{how}"), OBJECT_READS.move]
+    invariant = lambda s: s.seen["x"] == s.seen["y"]  # noqa: E731
+    result = explore(setup, threads, invariant)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.explanation
+    check_replays(result, setup, threads, invariant)
+
+
+def test_a_dataclass_comparison_reads_every_field():
+    # The generated __eq__ (made by exec, never rewritten) reads x and y: the comparison goes
+    # before, between or after the two writes.
+    setup = lambda: State(p=OBJECT_READS.Pair(), seen=None)  # noqa: E731
+    result = explore(setup, [OBJECT_READS.snap_eq, OBJECT_READS.move], lambda s: True)
+    assert result.property_holds is True and result.num_explored == 3

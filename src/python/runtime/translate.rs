@@ -273,6 +273,14 @@ impl Inner {
             Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
         };
         match ev.kind {
+            // `p.__dict__` gives every attribute of `p` to whatever takes it (`json.dumps`).
+            EventKind::AttrLoad
+                if key.cast::<PyString>().is_ok_and(|k| k.to_str().is_ok_and(|k| k == "__dict__"))
+                    && obj.cast::<PyModule>().is_err() =>
+            {
+                let o = Self::number_owner(st, obj);
+                Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
+            }
             EventKind::AttrLoad | EventKind::GlobalLoad => {
                 if st.explain {
                     let loads = &mut st.exec.threads[tid].last_loads;
@@ -403,6 +411,12 @@ impl Inner {
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
+                } else if self.is_whole_reader(obj)
+                    && (self.whole_reader_name(obj) == Some("vars") && !Self::is_scalar_key(&first)
+                        || self.is_dataclass_instance(&first))
+                {
+                    let o = Self::number_owner(st, &first);
+                    Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
                 } else if self.is_container(&first) && self.is_whole_reader(obj) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
@@ -421,6 +435,12 @@ impl Inner {
                 }
                 let o = Self::number_owner(st, obj);
                 Some((Self::access(Read, o, WHOLE), "operand", Some(ev.key.clone_ref(py))))
+            }
+            // A dataclass's generated `__eq__`, `__repr__`, ... read every field, out of sight
+            // (they are made by `exec`, never rewritten): `a == b`, f"{a}".
+            EventKind::Operand if self.is_dataclass_instance(obj) => {
+                let o = Self::number_owner(st, obj);
+                Some((Self::access(Read, o, WHOLE), "operand", None))
             }
             // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
             EventKind::Contains | EventKind::Iter | EventKind::IterNext | EventKind::Operand
@@ -837,7 +857,9 @@ impl Inner {
         }
         let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
         let containers: Vec<Bound<'py, PyAny>> = args.iter().filter(|a| self.is_container(a)).collect();
-        if containers.is_empty() {
+        if containers.is_empty()
+            && (ev.kind == EventKind::BuiltinCall || !args.iter().any(|a| self.is_plain_object(&a)))
+        {
             return containers;
         }
         let obj = ev.obj.bind(py);
@@ -853,12 +875,50 @@ impl Inner {
         }
         let Some(classify) = self.types.unseen_callee.as_ref() else { return Vec::new() };
         let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
-        match classify.bind(py).call1((obj, method)).and_then(|r| r.is_truthy()) {
+        match classify.bind(py).call1((obj, method)).and_then(|r| r.extract::<i64>()) {
             // What such code does with a container is unknown: it may read all of it
-            // (`json.dumps`, `copy.deepcopy`, `pickle.dumps`).
-            Ok(true) => self.with_nested(containers),
+            // (`json.dumps`, `pickle.dumps`).
+            Ok(1) => self.with_nested(containers),
+            // It reads objects' attributes too (`copy.deepcopy`, `dataclasses.asdict`): the
+            // objects among the arguments and in the containers given, and what they hold.
+            Ok(2) => {
+                let objects: Vec<Bound<'py, PyAny>> = args.iter().filter(|a| self.is_plain_object(a)).collect();
+                let mut roots = containers;
+                for o in &objects {
+                    if let Ok(attrs) = o.getattr(pyo3::intern!(py, "__dict__")) {
+                        roots.extend(
+                            attrs
+                                .cast::<PyDict>()
+                                .into_iter()
+                                .flat_map(|d| d.values())
+                                .filter(|v| self.is_container(v)),
+                        );
+                    }
+                }
+                let mut found = objects;
+                found.extend(self.with_nested(roots));
+                found
+            }
             _ => Vec::new(),
         }
+    }
+
+    fn is_dataclass_instance(&self, obj: &Bound<'_, PyAny>) -> bool {
+        self.is_plain_object(obj)
+            && obj.get_type().as_any().hasattr(pyo3::intern!(obj.py(), "__dataclass_fields__")).unwrap_or(false)
+    }
+
+    /// An instance of a class defined in Python whose attributes are its state (not a module,
+    /// class, function or container).
+    fn is_plain_object(&self, obj: &Bound<'_, PyAny>) -> bool {
+        // SAFETY: the type object of a live object.
+        let flags = unsafe { pyo3::ffi::PyType_GetFlags(obj.get_type().as_type_ptr()) };
+        flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0
+            && !obj.is_instance_of::<pyo3::types::PyType>()
+            && !Self::is_scalar_key(obj)
+            && !self.is_container(obj)
+            && obj.cast::<PyModule>().is_err()
+            && !obj.is_callable()
     }
 
     /// `roots`, then the containers nested in them at any depth (list and tuple items, dict
