@@ -169,7 +169,7 @@ enum Class {
     ReadsPair,
     FormatValue,
     FormatWithSpec,
-    ClassPattern,
+    MatchPattern,
 }
 
 fn classes(o: &Ops) -> [Class; 256] {
@@ -200,7 +200,7 @@ fn classes(o: &Ops) -> [Class; 256] {
         (o.before_with, Class::WithEnter),
         (o.before_async_with, Class::WithEnter),
         (o.load_special, Class::LoadSpecial),
-        (o.match_class, Class::ClassPattern),
+        (o.match_class, Class::MatchPattern),
     ];
     let inplace = o.inplace.iter().map(|&(op, _)| (Some(op), Class::Inplace310));
     let reads = (o.truth.iter().chain(&o.reads_top).map(|&op| (Some(op), Class::ReadsTop)))
@@ -946,7 +946,7 @@ impl<'a> Selector<'a> {
                 self.report(i, SiteKind::WithEnter, SiteName::None, [d(1)]);
             } else if is(Class::ReadsTop) {
                 self.operands(i, &[1]);
-            } else if is(Class::ClassPattern) {
+            } else if is(Class::MatchPattern) {
                 // Subject, class, attribute names: the subject's attributes are read.
                 self.report(i, SiteKind::Operand, SiteName::Symbol(CLASS_PATTERN), [d(3)]);
             } else if is(Class::ReadsPair) {
