@@ -707,7 +707,10 @@ def _run_one(rt, setup, threads, invariant, timeout):
     # threads (engine ids follow theirs: the root's children are 1, 2, ...), as background
     # threads that may be left waiting.
     with _coop.threads_started_in_setup(first_tid=len(threads) + 1) as started:
-        state = setup()
+        try:
+            state = setup()
+        except Exception as exc:
+            raise _SetupFailed(exc) from exc
     tasks = [functools.partial(fn, state) for fn in threads] + started
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
@@ -872,6 +875,10 @@ def explore_dpor(
 FIRST_BOUNDS = [(1, 2000), (2, 2000)]
 
 
+class _SetupFailed(Exception):
+    """``setup()`` raised (the exception is the cause)."""
+
+
 class _Search:
     """One search's outcome (`_search`)."""
 
@@ -897,7 +904,20 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             break
         pool.ensure_idle(len(threads))
         remaining = None if deadline is None else max(0.0, deadline - _now())
-        run = _run_one(rt, setup, threads, invariant, remaining)
+        try:
+            run = _run_one(rt, setup, threads, invariant, remaining)
+        except _SetupFailed as failed:
+            error = failed.__cause__
+            if spent + out.executions == 0:
+                raise error  # the test's own setup does not work: its error, as it is
+            # It worked before: state an earlier execution left behind (a port, a file, a
+            # module-level counter). What was explored until then stands; the search stops.
+            out.stopped_reason = (
+                f"setup() raised in execution {spent + out.executions + 1} "
+                f"({type(error).__name__}: {error}); it had worked before, so an earlier execution "
+                "left state behind that setup() does not reset"
+            )
+            break
         out.executions += 1
         if spent + out.executions == 1 and rt.user_steps() == 0 and run.end == "finished":
             rt.end_execution(None)

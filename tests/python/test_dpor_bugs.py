@@ -1584,3 +1584,23 @@ def test_a_dataclass_comparison_reads_every_field():
     setup = lambda: State(p=OBJECT_READS.Pair(), seen=None)  # noqa: E731
     result = explore(setup, [OBJECT_READS.snap_eq, OBJECT_READS.move], lambda s: True)
     assert result.property_holds is True and result.num_explored == 3
+
+
+def test_a_setup_that_fails_after_working_ends_the_search_inconclusive():
+    calls = []
+
+    def setup():
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(98, "Address already in use")
+        return State(x=0)
+
+    result = explore(setup, [PROG.increment] * 2, lambda s: True)
+    assert result.property_holds is None and result.num_explored == 2
+    assert result.inconclusive_reason.startswith(
+        "setup() raised in execution 3 (OSError: [Errno 98] Address already in use)"
+    )
+    # A setup that never works is the test's own error, raised as it is; the next search is fine.
+    with pytest.raises(ZeroDivisionError):
+        explore(lambda: 1 / 0, [PROG.increment], lambda s: True)
+    assert explore(lambda: State(x=0), [PROG.increment] * 2, lambda s: s.x == 2).property_holds is False
