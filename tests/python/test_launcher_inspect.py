@@ -358,3 +358,28 @@ def test_the_site_table_names_where_and_what_and_the_counts_say_what_kinds_mean(
     counts = report.split("counts:", 1)[1].split("---", 1)[0]
     assert "attr_load            1  obj.name read" in counts
     assert "call_site            1  any other call" in counts
+
+
+def test_the_projects_configuration_is_what_is_inspected(tmp_path):
+    # [tool.frontrun]'s policy and resource methods, as the hook would use them; options add to
+    # or override them, and --no-config leaves them out.
+    (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\npolicy = "all"\nresource_methods = ["publish"]\n')
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("def notify(bus, m):\n    bus.publish(m)\n    bus.flush()\n")
+
+    def header(*options):
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        proc = run([*INSPECT, "app", "--out", str(out), *options], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        report = (out / "app.txt").read_text()
+        return (out / "index.txt").read_text().splitlines()[0], report
+
+    first, report = header()
+    assert "policy all, resource methods publish" in first
+    assert "call_return      notify: publish" in report
+    assert "policy shared, resource methods publish, write" in header("--policy", "shared", "--resource-method", "write")[0]
+    first, report = header("--no-config")
+    assert "policy shared, resource methods -" in first and "call_return      notify: publish" not in report
+    (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\npolicy = "bogus"\n')
+    proc = run([*INSPECT, "app", "--out", str(tmp_path / "bad")], cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown frontrun policy 'bogus'" in proc.stderr

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from frontrun import _native
 from frontrun.rewrite import _cache, _core
+from frontrun.rewrite._config import make_selection
 
 POLICIES = _core.POLICIES
 
@@ -453,9 +454,13 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("target", metavar="TARGET", help="import name (myapp, myapp.mod) or path (.py file, directory)")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory for the pycs, reports and index.txt")
-    parser.add_argument("--policy", default=_core.DEFAULT_POLICY, choices=POLICIES)
+    parser.add_argument("--policy", default=None, choices=POLICIES,
+                        help="default: [tool.frontrun]'s policy, else shared")
     parser.add_argument("--resource-method", action="append", default=[], metavar="M",
-                        help="also treat method M as a resource operation (repeatable)")
+                        help="also treat method M as a resource operation (repeatable; added to "
+                             "[tool.frontrun]'s resource_methods)")
+    parser.add_argument("--no-config", action="store_true",
+                        help="ignore [tool.frontrun] in the target's pyproject.toml")
     parser.add_argument("--python-version", type=_parse_version, default=sys.version_info[:2], metavar="X.Y",
                         help="rewrite for this interpreter version (default: the running one)")
     parser.add_argument("--python", metavar="PATH", help="interpreter to compile with for --python-version")
@@ -469,8 +474,15 @@ def main(argv: list[str]) -> int:
         modules = resolve_target(args.target)
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise InspectError(f"--out {args.out!r} exists and is not a directory")
-        resource_methods = _core.normalize_resource_methods(args.resource_method)
-        results = inspect_modules(modules, args.out, args.policy, resource_methods, args.python_version, args.python)
+        # What the hook would use for this project: [tool.frontrun] beside the target.
+        start = os.path.dirname(os.path.abspath(modules[0].path)) if modules else os.getcwd()
+        try:
+            selection = make_selection(policy=args.policy, resource_methods=args.resource_method, root=start,
+                                       use_config=not args.no_config)
+        except (ValueError, TypeError) as exc:  # a malformed [tool.frontrun]
+            raise InspectError(str(exc)) from None
+        results = inspect_modules(modules, args.out, selection.policy, selection.resource_methods,
+                                  args.python_version, args.python)
     except InspectError as exc:
         sys.stderr.write(f"python -m frontrun.rewrite inspect: error: {exc}\n")
         return 2
