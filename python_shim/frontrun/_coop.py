@@ -595,9 +595,12 @@ def _thread_start(self):
     if in_setup:
         self._frontrun_tid = self._frontrun_hash = _setup_first_tid + len(_setup_started)
         _setup_started.append(run)
+        started_threads[self._frontrun_tid - 1] = (_runs(self), "setup()")
         return
+    parent = rt.current()
     self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
     self._frontrun_hash = self._frontrun_tid
+    started_threads[self._frontrun_tid - 1] = (_runs(self), f"thread {parent}")
 
 
 def _thread_hash(self):
@@ -711,6 +714,26 @@ def new_execution():
     global _future_serials
     _future_serials = itertools.count()
     _wakeups.clear()
+    started_threads.clear()
+
+
+# What each thread started in this execution runs, by its number in explanations:
+# (what it runs, who started it: a thread's number or "setup()").
+started_threads: dict = {}
+
+
+def _runs(thread) -> str:
+    """What a started thread runs, in words (``worker()``, ``a ThreadPoolExecutor worker``)."""
+    target = getattr(thread, "_target", None)
+    if target is None:
+        return f"{type(thread).__qualname__}.run()"
+    module = getattr(target, "__module__", "") or ""
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    if module == "concurrent.futures.thread" and name == "_worker":
+        return "a ThreadPoolExecutor worker"
+    if module.startswith(("multiprocessing.", "asyncio.", "concurrent.")):
+        return f"{module}.{name}()"
+    return f"{name}()"
 
 
 # --- I/O between explored threads -------------------------------------------------------------

@@ -455,6 +455,22 @@ def _others_when_raised(steps, thread, message):
     return out
 
 
+def _started_threads_shown(lines):
+    """Which function each thread the test's threads or setup() started runs, for those the
+    explanation names (the test's own are numbered as in ``threads``)."""
+    from frontrun import _coop
+
+    named = set()
+    for line in lines:
+        named.update(int(n) for n in re.findall(r"\bthread (\d+)", line))
+    shown = [
+        f"  thread {n} runs {what}, started by {by}"
+        for n, (what, by) in sorted(_coop.started_threads.items())
+        if n in named
+    ]
+    return ["where:"] + shown if shown else []
+
+
 def explain(rt, run, invariant, schedule):
     global _paths
     _paths = _Paths(run.state)
@@ -485,5 +501,6 @@ def explain(rt, run, invariant, schedule):
             out += [_step_line(s, width) for s in last]
     if not out:
         out.append(run.message or "no failure")
+    out += _started_threads_shown(out)
     out.append(f"counterexample: {schedule!r} (frontrun.replay(counterexample, setup, threads, invariant) reruns it)")
     return "\n".join(out)

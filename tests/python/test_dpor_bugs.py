@@ -243,6 +243,8 @@ def test_race_with_a_spawned_thread():
     result = explore(setup, [PROG.parent], inv)
     assert result.failure_kind == "invariant"
     assert "Race on State.x" in result.explanation
+    # The thread the test's thread started is named after what it runs, and by whom.
+    assert "where:\n  thread 1 runs child(), started by thread 0\n" in result.explanation
     check_replays(result, setup, [PROG.parent], inv)
 
 
