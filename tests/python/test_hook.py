@@ -450,6 +450,24 @@ def test_install_instruments_already_imported_modules_and_warns_once(sandbox, ma
         fr.install(include=["instrumented", "hookpkg"], use_config=False)
 
 
+class _OtherToolsLoader(importlib.machinery.SourceFileLoader):
+    """A loader another tool put in place (pytest's assertion rewriter loads the packages that
+    are pytest plugins before any hook is installed)."""
+
+
+def test_modules_another_loader_imported_before_the_hook_are_instrumented_too(sandbox, marker):
+    path = sandbox / "instrumented.py"
+    loader = _OtherToolsLoader("instrumented", str(path))
+    spec = importlib.util.spec_from_file_location("instrumented", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["instrumented"] = module
+    loader.exec_module(module)
+    assert module.top() == MARK
+    with pytest.warns(fr.AlreadyImportedWarning, match="instrumented"):
+        fr.install(include=["instrumented"], use_config=False)
+    assert module.top() == REWRITTEN
+
+
 def test_modules_loaded_by_the_hook_are_not_instrumented_twice(sandbox, marker):
     fr.install(include=["hookpkg"], use_config=False)
     import hookpkg

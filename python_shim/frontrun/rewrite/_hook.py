@@ -409,7 +409,7 @@ def instrument_module(module: types.ModuleType, policy: str = _core.DEFAULT_POLI
     _core.check_policy(policy)
     resource_methods = _core.normalize_resource_methods(resource_methods)
     spec = module.__dict__.get("__spec__")
-    if spec is not None and isinstance(spec.loader, (FrontrunLoader, PytestChainLoader)):
+    if spec is not None and isinstance(spec.loader, (FrontrunLoader, PytestChainLoader, _RewritingGetCode)):
         return 0
     if module in _instrumented_modules:
         return 0
@@ -431,15 +431,20 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
         if not isinstance(module, types.ModuleType) or module in _instrumented_modules:
             continue
         spec = module.__dict__.get("__spec__")
-        if spec is None or spec.origin is None or type(spec.loader) is not _SourceFileLoader:
+        # Any loader of a Python file: the plain one, pytest's assertion rewriter (a package
+        # that is also a pytest plugin is imported by it before any hook), a zip archive's.
+        if spec is None or not isinstance(spec.origin, str) or not spec.origin.endswith((".py", ".pyw", ".pyc")):
             continue
+        if isinstance(spec.loader, (FrontrunLoader, PytestChainLoader, _RewritingGetCode)):
+            continue  # loaded through a hook: rewritten already
         if getattr(spec, "_initializing", False):
             continue  # still executing (e.g. the conftest.py calling install()): half-defined
         policy = selection.policy_for(spec.name, spec.origin)
         if policy is None:
             continue
         instrument_module(module, policy, selection.resource_methods)
-        instrumented.append(key)
+        if os.path.basename(spec.origin) != "conftest.py":  # the one-line conftest hook's own
+            instrumented.append(key)
     fresh = sorted(set(instrumented) - _warned_already_imported)
     if fresh:
         _warned_already_imported.update(fresh)
