@@ -19,6 +19,7 @@ pub struct MethodTables {
     /// Builtins that read their first argument's size or contents, reported only when called
     /// by a plain name (`len(x)`, not `obj.len(x)`).
     pub reading: NameSet,
+    /// Container methods reported after the call too (`HOLDING_METHODS`).
     pub holding: NameSet,
     /// Every name above with the sets it is in (`sites::role` bits): one lookup per name.
     pub(crate) roles: HashMap<String, u8, FastHash>,

@@ -283,17 +283,19 @@ def _final_value(obj, step):
             return repr(obj[step.key])
         if step.kind.startswith("cell"):
             return repr(obj.cell_contents)
-        text = repr(obj)
-        return text if len(text) <= 80 else text[:77] + "..."
+        return _brief(repr(obj))
     except Exception:
         return None
 
 
 def _final_keys(obj):
     try:
-        text = repr(list(obj))
+        return _brief(repr(list(obj)))
     except Exception:
         return None
+
+
+def _brief(text):
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -153,6 +153,11 @@ def _warn_unrewritten(name: str, loader) -> None:
     )
 
 
+def _is_python_file(origin) -> bool:
+    """Whether a spec's origin is a Python source or bytecode file (its loader runs its code)."""
+    return isinstance(origin, str) and origin.endswith((".py", ".pyw", ".pyc"))
+
+
 # --- pytest's assertion rewriting -------------------------------------------------------------
 #
 # pytest's AssertionRewritingHook.exec_module ends with ``exec(co, module.__dict__)`` where ``co``
@@ -260,6 +265,10 @@ def _warn_chain_failure(name: str) -> None:
     )
 
 
+# The loaders whose modules come out rewritten.
+_FRONTRUN_LOADERS = (FrontrunLoader, PytestChainLoader, _RewritingGetCode)
+
+
 # --- the finder ------------------------------------------------------------------------------
 
 
@@ -336,9 +345,8 @@ class FrontrunFinder:
                 spec.loader = _rewriting_copy(loader, policy, self.selection)
             return spec
         if (
-            isinstance(spec.origin, str)
-            and spec.origin.endswith((".py", ".pyw", ".pyc"))
-            and not isinstance(loader, (FrontrunLoader, PytestChainLoader, _RewritingGetCode))
+            _is_python_file(spec.origin)
+            and not isinstance(loader, _FRONTRUN_LOADERS)
             and self.selection.policy_for(spec.name, spec.origin) is not None
         ):
             _warn_unrewritten(spec.name, loader)
@@ -409,7 +417,7 @@ def instrument_module(module: types.ModuleType, policy: str = _core.DEFAULT_POLI
     _core.check_policy(policy)
     resource_methods = _core.normalize_resource_methods(resource_methods)
     spec = module.__dict__.get("__spec__")
-    if spec is not None and isinstance(spec.loader, (FrontrunLoader, PytestChainLoader, _RewritingGetCode)):
+    if spec is not None and isinstance(spec.loader, _FRONTRUN_LOADERS):
         return 0
     if module in _instrumented_modules:
         return 0
@@ -433,9 +441,9 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
         spec = module.__dict__.get("__spec__")
         # Any loader of a Python file: the plain one, pytest's assertion rewriter (a package
         # that is also a pytest plugin is imported by it before any hook), a zip archive's.
-        if spec is None or not isinstance(spec.origin, str) or not spec.origin.endswith((".py", ".pyw", ".pyc")):
+        if spec is None or not _is_python_file(spec.origin):
             continue
-        if isinstance(spec.loader, (FrontrunLoader, PytestChainLoader, _RewritingGetCode)):
+        if isinstance(spec.loader, _FRONTRUN_LOADERS):
             continue  # loaded through a hook: rewritten already
         if getattr(spec, "_initializing", False):
             continue  # still executing (e.g. the conftest.py calling install()): half-defined

@@ -44,8 +44,8 @@ class UsageError(Exception):
 
 
 def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
-    """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module", "command"}
-    (``-`` is the script that standard input holds)."""
+    """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module", "command",
+    "stdin"} (``-``: the program is on standard input)."""
     options: dict = {"include": [], "exclude": [], "policy": None, "resource_method": [], "cache_dir": None,
                      "no_config": False}
     i = 0
@@ -83,8 +83,10 @@ def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
             i += 1
             if i >= len(argv):
                 break
-            return options, "script", argv[i], argv[i + 1 :]
-        if arg.startswith("-") and arg != "-":
+            return options, "stdin" if argv[i] == "-" else "script", argv[i], argv[i + 1 :]
+        if arg == "-":
+            return options, "stdin", arg, argv[i + 1 :]
+        if arg.startswith("-"):
             raise UsageError(f"unknown option {arg}")
         return options, "script", arg, argv[i + 1 :]
     raise UsageError("no script, -m module or -c command to run")
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # Configuration is looked up from the script's directory (the cwd for -m, -c and -), which
     # is also a root of "the user's own code".
-    if kind in ("module", "command") or target == "-":
+    if kind in ("module", "command", "stdin"):
         start = os.getcwd()
     elif os.path.isdir(target):
         start = os.path.abspath(target)
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         _run_guarded(lambda: _run_module(target, program_args))
     elif kind == "command":
         _run_guarded(lambda: _run_source(target, "<string>", ["-c", *program_args], finder))
-    elif target == "-":
+    elif kind == "stdin":
         source = sys.stdin.buffer.read()
         _run_guarded(lambda: _run_source(source, "<stdin>", ["-", *program_args], finder))
     else:

@@ -170,6 +170,11 @@ impl Inner {
         }
     }
 
+    /// `obj`'s text when it is a str (a site's name, a method name).
+    fn text<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+        obj.cast::<PyString>().ok()?.to_str().ok()
+    }
+
     /// `c[key] = v`: an insertion when `c` is a dict without `key` (its keys' order changes),
     /// else a write.
     fn store_kind(container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
@@ -274,10 +279,7 @@ impl Inner {
         };
         match ev.kind {
             // `p.__dict__` gives every attribute of `p` to whatever takes it (`json.dumps`).
-            EventKind::AttrLoad
-                if key.cast::<PyString>().is_ok_and(|k| k.to_str().is_ok_and(|k| k == "__dict__"))
-                    && obj.cast::<PyModule>().is_err() =>
-            {
+            EventKind::AttrLoad if Self::text(key) == Some("__dict__") && obj.cast::<PyModule>().is_err() => {
                 let o = Self::number_owner(st, obj);
                 Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
             }
@@ -357,8 +359,7 @@ impl Inner {
                     m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
                 })?;
                 if methods::HOLDING_METHODS.contains(&name.as_str()) {
-                    st.exec.threads[tid].holding = None; // it ran no reported code: nothing more
-                    return None;
+                    return None; // the hold is over: `report` dropped it
                 }
                 // A resource's product (a cursor) shares its owner's identity.
                 if !is_resource(self, obj, &name) {
@@ -411,14 +412,15 @@ impl Inner {
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
-                } else if self.is_whole_reader(obj)
-                    && (self.whole_reader_name(obj) == Some("vars") && !Self::is_scalar_key(&first)
-                        || self.is_dataclass_instance(&first))
-                {
-                    let o = Self::number_owner(st, &first);
-                    Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
-                } else if self.is_container(&first) && self.is_whole_reader(obj) {
-                    let o = Self::number(st, &first);
+                } else if let Some(reader) = self.whole_reader_name(obj) {
+                    // `vars(p)` reads every attribute; so does a dataclass's generated `__repr__`.
+                    let o = if reader == "vars" && !Self::is_scalar_key(&first) || self.is_dataclass_instance(&first) {
+                        Self::number_owner(st, &first)
+                    } else if self.is_container(&first) {
+                        Self::number(st, &first)
+                    } else {
+                        return None;
+                    };
                     Some((Self::access(Read, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
                 } else {
                     None
@@ -427,9 +429,7 @@ impl Inner {
             // A step of a loop over a generator resumes it.
             EventKind::IterNext if self.is_generator(obj) => self.resume(st, obj),
             // `case Point(x=0)`: the pattern reads the subject's attributes, in C.
-            EventKind::Operand
-                if key.cast::<PyString>().is_ok_and(|k| k.to_str().is_ok_and(|k| k == CLASS_PATTERN)) =>
-            {
+            EventKind::Operand if Self::text(key) == Some(CLASS_PATTERN) => {
                 if Self::is_scalar_key(obj) {
                     return None;
                 }
@@ -618,13 +618,8 @@ impl Inner {
         st.exec.gen_frames.contains(&n).then_some(n)
     }
 
-    /// `len`, `sorted`, `map`, ...: a builtin that reads the containers it is given.
-    pub(super) fn is_whole_reader(&self, obj: &Bound<'_, PyAny>) -> bool {
-        self.whole_reader_name(obj).is_some()
-    }
-
-    /// The name of the reading builtin `obj` is (`whole_readers` holds them in
-    /// `methods::READING_BUILTINS` order).
+    /// The name of the reading builtin `obj` is (`len`, `sorted`, `map`, ...: one that reads the
+    /// containers it is given; `whole_readers` holds them in `methods::READING_BUILTINS` order).
     fn whole_reader_name(&self, obj: &Bound<'_, PyAny>) -> Option<&'static str> {
         let i = self.types.whole_readers.iter().position(|f| obj.is(f.bind(obj.py())))?;
         methods::READING_BUILTINS.get(i).copied()
@@ -800,11 +795,11 @@ impl Inner {
         // list is still being written (emptied until the sort ends), so another thread's access
         // can fall inside the call, before this step, as it can for real.
         let returning = ev.kind == EventKind::CallReturn
-            && ev.method.as_ref().is_some_and(|m| {
-                m.bind(py)
-                    .cast::<PyString>()
-                    .is_ok_and(|n| n.to_str().is_ok_and(|n| methods::HOLDING_METHODS.contains(&n)))
-            });
+            && ev
+                .method
+                .as_ref()
+                .and_then(|m| Self::text(m.bind(py)))
+                .is_some_and(|n| methods::HOLDING_METHODS.contains(&n));
         let inside_hold = st.exec.threads[tid].holding.take().filter(|_| !returning).map(|(o, method)| {
             let what = if st.explain { Some(method) } else { None };
             (Self::access(AccessKind::Write, o, WHOLE), "held", what)
@@ -857,9 +852,13 @@ impl Inner {
         }
         let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
         let containers: Vec<Bound<'py, PyAny>> = args.iter().filter(|a| self.is_container(a)).collect();
-        if containers.is_empty()
-            && (ev.kind == EventKind::BuiltinCall || !args.iter().any(|a| self.is_plain_object(&a)))
-        {
+        // Objects matter only to an unseen callee that reads their attributes (below).
+        let objects: Vec<Bound<'py, PyAny>> = if ev.kind == EventKind::BuiltinCall {
+            Vec::new()
+        } else {
+            args.iter().filter(|a| self.is_plain_object(a)).collect()
+        };
+        if containers.is_empty() && objects.is_empty() {
             return containers;
         }
         let obj = ev.obj.bind(py);
@@ -882,7 +881,6 @@ impl Inner {
             // It reads objects' attributes too (`copy.deepcopy`, `dataclasses.asdict`): the
             // objects among the arguments and in the containers given, and what they hold.
             Ok(2) => {
-                let objects: Vec<Bound<'py, PyAny>> = args.iter().filter(|a| self.is_plain_object(a)).collect();
                 let mut roots = containers;
                 for o in &objects {
                     if let Ok(attrs) = o.getattr(pyo3::intern!(py, "__dict__")) {
