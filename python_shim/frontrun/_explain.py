@@ -12,6 +12,7 @@ import os
 import re
 import tracemalloc
 
+from frontrun import _coop
 from frontrun._dpor import CachedFunction, FileResource
 
 WHOLE = (1 << 64) - 1
@@ -460,8 +461,6 @@ def _others_when_raised(steps, thread, message):
 def _started_threads_shown(lines):
     """Which function each thread the test's threads or setup() started runs, for those the
     explanation names (the test's own are numbered as in ``threads``)."""
-    from frontrun import _coop
-
     named = set()
     for line in lines:
         named.update(int(n) for n in re.findall(r"\bthread (\d+)", line))
