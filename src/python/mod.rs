@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod bytecode_py;
 mod marshal_py;
+mod pipeline;
 pub mod report_py;
 mod rewrite_py;
 mod runtime;

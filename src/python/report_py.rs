@@ -320,7 +320,7 @@ pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
     if frame.getattr(pyo3::intern!(py, "f_globals")).ok().is_some_and(|g| g.is(&locals)) {
         return None;
     }
-    let mut h = crate::rewrite::Fnv::default();
+    let mut h = crate::rewrite::QuickHasher::default();
     code.as_ptr().hash(&mut h);
     let values = locals.call_method0(pyo3::intern!(py, "values")).ok()?;
     for v in values.try_iter().ok()? {

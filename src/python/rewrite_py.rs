@@ -2,7 +2,7 @@
 //!
 //! abi3: code objects are read with `getattr` and rebuilt with `code.replace(...)`. Reading and
 //! rebuilding need the GIL; the pure-Rust core between them runs on helper threads
-//! (`pipelined`) for a large module.
+//! (`pipeline`) for a large module.
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -10,6 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use super::pipeline::{rewrite_threads, Batch, Item, Job};
 use crate::decode::{self, RawCode};
 use crate::encode;
 use crate::marshal::{self, Code as MCode, CodeExtra, Obj as MObj, Value as MValue};
@@ -112,6 +113,15 @@ fn method_tables(extra: &[String]) -> std::sync::Arc<MethodTables> {
     std::sync::Arc::new(MethodTables::new(extra))
 }
 
+/// Finishes the batch when the rewrite ends, however it ends.
+struct Finished<'a>(&'a Batch);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
 struct Rewriter<'py> {
     py: Python<'py>,
     table: &'static OpTable,
@@ -128,10 +138,8 @@ struct Node<'py> {
     consts: Bound<'py, PyTuple>,
     /// `(index in co_consts, node)` of each nested code object.
     children: Vec<(usize, usize)>,
-    raw_code: Bound<'py, PyBytes>,
-    exception_table: Option<Bound<'py, PyBytes>>,
-    line_table: Bound<'py, PyBytes>,
-    first_line: i32,
+    /// `co_code`, `co_exceptiontable`, `co_linetable`: the batch's item points into them.
+    _read_by_helpers: (Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, Bound<'py, PyBytes>),
     co_names: Bound<'py, PyTuple>,
     name_objs: Vec<Bound<'py, PyString>>,
     /// Empty unless the code has an instruction on a cell or free variable.
@@ -155,47 +163,26 @@ impl<'py> Rewriter<'py> {
         Ok(Rewriter { py, table, code_type: code_type(py)?, policy, methods: method_tables(&resource_methods), report })
     }
 
-    /// `code` and every code object nested in it, rewritten: all are read first, then rebuilt
-    /// bottom-up while helper threads run the Rust rewriter ahead of the rebuilding.
+    /// `code` and every code object nested in it, rewritten: each is handed to the helper
+    /// threads as soon as it is read, then all are rebuilt bottom-up.
     fn rewrite(&mut self, code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        // Declared before the batch: the nodes own what the helpers read, and must outlive it.
         let mut nodes = Vec::new();
-        self.gather(code, &mut nodes)?;
-        // Borrowed UTF-8 views of the names (no copy for the usual ASCII names).
-        let names = nodes
-            .iter()
-            .map(|n| n.name_objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>())
-            .collect::<PyResult<Vec<_>>>()?;
-        let parts: Vec<Parts<'_>> = nodes
-            .iter()
-            .zip(&names)
-            .map(|(n, names)| Parts {
-                code: n.raw_code.as_bytes(),
-                exception_table: n.exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
-                line_table: n.line_table.as_bytes(),
-                first_line: n.first_line,
-                names,
-                const_count: n.consts.len(),
-                deref_names: &n.deref_names,
-            })
-            .collect();
-        let (table, policy, methods) = (self.table, self.policy, std::sync::Arc::clone(&self.methods));
+        let job = Job { table: self.table, policy: self.policy, methods: std::sync::Arc::clone(&self.methods) };
+        let batch = Batch::new(job, rewrite_threads() - 1);
+        let _finished = Finished(&batch);
+        self.gather(code, &mut nodes, &batch)?;
         let mut built: Vec<Bound<'py, PyAny>> = Vec::with_capacity(nodes.len());
-        pipelined(
-            &parts,
-            |p| p.code.len(),
-            |p| rewrite::rewrite_parts(table, p, policy, &methods),
-            |k, outcome| {
-                let new = self.build(&nodes[k], outcome, &built)?;
-                built.push(new);
-                Ok(())
-            },
-        )?;
+        for (k, node) in nodes.iter().enumerate() {
+            let new = self.build(node, batch.take(k), &built)?;
+            built.push(new);
+        }
         Ok(built.pop().expect("the outermost code object is gathered last"))
     }
 
     /// Appends the code objects nested in `code`, then `code` itself, to `nodes`; returns
     /// `code`'s index.
-    fn gather(&mut self, code: &Bound<'py, PyAny>, nodes: &mut Vec<Node<'py>>) -> PyResult<usize> {
+    fn gather(&mut self, code: &Bound<'py, PyAny>, nodes: &mut Vec<Node<'py>>, batch: &Batch) -> PyResult<usize> {
         let py = self.py;
         let mut listed_at = None;
         if let Some((_, listed, disassemble)) = &mut self.report {
@@ -212,7 +199,7 @@ impl<'py> Rewriter<'py> {
         for (i, c) in consts.iter().enumerate() {
             // CodeType cannot be subclassed: an exact type check suffices.
             if c.get_type().is(&self.code_type) {
-                children.push((i, self.gather(&c, nodes)?));
+                children.push((i, self.gather(&c, nodes, batch)?));
             }
         }
         let raw_code = bytes_attr(code, intern!(py, "co_code"))?;
@@ -223,14 +210,25 @@ impl<'py> Rewriter<'py> {
         let name_objs =
             co_names.iter().map(|n| n.cast_into::<PyString>().map_err(PyErr::from)).collect::<PyResult<Vec<_>>>()?;
         let deref_names = if uses_deref(self.table, raw_code.as_bytes()) { self.deref_names(code) } else { Vec::new() };
+        let first_line = code.getattr(intern!(py, "co_firstlineno"))?.extract::<i32>()?;
+        // Borrowed UTF-8 views of the names (no copy for the usual ASCII names).
+        let names = name_objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>()?;
+        let parts = Parts {
+            code: raw_code.as_bytes(),
+            exception_table: exception_table.as_ref().map_or(&[], |b| b.as_bytes()),
+            line_table: line_table.as_bytes(),
+            first_line,
+            names: &names,
+            const_count: consts.len(),
+            deref_names: &deref_names,
+        };
+        // Safety: `nodes` keeps these objects alive until the batch is finished (`rewrite`).
+        unsafe { batch.push(Item::new(&parts)) };
         nodes.push(Node {
-            first_line: code.getattr(intern!(py, "co_firstlineno"))?.extract::<i32>()?,
             code: code.clone(),
             consts,
             children,
-            raw_code,
-            exception_table,
-            line_table,
+            _read_by_helpers: (raw_code, exception_table, line_table),
             co_names,
             name_objs,
             deref_names,
@@ -345,80 +343,6 @@ impl<'py> Rewriter<'py> {
 /// caches read as opcode 0, which has none).
 fn uses_deref(table: &OpTable, code: &[u8]) -> bool {
     code.chunks_exact(2).any(|unit| table.op(unit[0]).is_some_and(|op| matches!(op.arg, ArgKind::Free)))
-}
-
-/// Threads for rewriting one module: `FRONTRUN_REWRITE_THREADS` (read per call), else the
-/// machine's cores (at most 8).
-fn rewrite_threads() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
-    match std::env::var("FRONTRUN_REWRITE_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
-        Some(n) => n.max(1),
-        None => cores(),
-    }
-}
-
-/// Below this much bytecode a module is rewritten on the calling thread alone: starting a
-/// thread costs tens of microseconds, the rewriter about a microsecond per 20 bytes.
-const PARALLEL_MIN_BYTES: usize = 4096;
-
-/// `each(i, f(&items[i]))` for every item in order, on the calling thread (which keeps the
-/// GIL), while helper threads, which never touch Python, compute `f` for the items ahead.
-/// The calling thread takes the next item itself when the result it needs is not ready.
-/// Helpers start only when the items' total `size` pays for them.
-fn pipelined<T: Sync, R: Send>(
-    items: &[T],
-    size: impl Fn(&T) -> usize,
-    f: impl Fn(&T) -> R + Sync,
-    mut each: impl FnMut(usize, R) -> PyResult<()>,
-) -> PyResult<()> {
-    let helpers = rewrite_threads().min(items.len()).saturating_sub(1);
-    if helpers == 0 || items.iter().map(size).sum::<usize>() < PARALLEL_MIN_BYTES {
-        return items.iter().enumerate().try_for_each(|(i, item)| each(i, f(item)));
-    }
-    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-    // Items are taken in order; an index past the end means nothing is left.
-    let next = AtomicUsize::new(0);
-    let (done, results) = std::sync::mpsc::channel::<(usize, R)>();
-    std::thread::scope(|scope| {
-        for _ in 0..helpers {
-            let (done, next, f) = (done.clone(), &next, &f);
-            // A helper the system refuses to start is no error: this thread does its share.
-            let _ = std::thread::Builder::new().name("frontrun-rewrite".into()).spawn_scoped(scope, move || loop {
-                let i = next.fetch_add(1, Relaxed);
-                let Some(item) = items.get(i) else { return };
-                if done.send((i, f(item))).is_err() {
-                    return;
-                }
-            });
-        }
-        drop(done);
-        let mut ready: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-        for k in 0..items.len() {
-            let r = loop {
-                if let Some(r) = ready[k].take() {
-                    break r;
-                }
-                if let Ok((i, r)) = results.try_recv() {
-                    ready[i] = Some(r);
-                    continue;
-                }
-                let i = next.fetch_add(1, Relaxed);
-                if let Some(item) = items.get(i) {
-                    ready[i] = Some(f(item));
-                } else {
-                    let (i, r) = results.recv().expect("a rewriting thread stopped without its result");
-                    ready[i] = Some(r);
-                }
-            };
-            if let Err(e) = each(k, r) {
-                // Helpers stop at their next item; the scope waits for them.
-                next.store(items.len(), Relaxed);
-                return Err(e);
-            }
-        }
-        Ok(())
-    })
 }
 
 /// `types.CodeType`, taken from a code object: `types` may be the module being rewritten (a
@@ -765,7 +689,21 @@ fn supported_versions() -> Vec<(u8, u8)> {
     versions
 }
 
+/// Stops the rewriter's helper threads (they start again when needed); registered to run
+/// before `os.fork()`. The GIL stays held: no other thread can start a rewrite in between.
+#[pyfunction]
+fn _stop_rewrite_helpers() {
+    super::pipeline::stop_helpers();
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_stop_rewrite_helpers, m)?)?;
+    let os = m.py().import("os")?;
+    if os.hasattr("register_at_fork")? {
+        let kwargs = PyDict::new(m.py());
+        kwargs.set_item("before", m.getattr("_stop_rewrite_helpers")?)?;
+        os.call_method("register_at_fork", (), Some(&kwargs))?;
+    }
     m.add_function(wrap_pyfunction!(_rewrite_check, m)?)?;
     m.add_function(wrap_pyfunction!(supported_versions, m)?)?;
     m.add("REWRITER_VERSION", REWRITER_VERSION)?;

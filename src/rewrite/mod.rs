@@ -190,26 +190,59 @@ impl SiteKind {
     }
 }
 
-/// FNV-1a: the rewriter hashes short names and small integers millions of times over a
-/// stdlib; SipHash's flooding resistance buys nothing here.
+/// A word at a time, one rotate-xor-multiply per word (the scheme of rustc's FxHash): the
+/// rewriter hashes short names and small integers millions of times over a stdlib;
+/// SipHash's flooding resistance buys nothing here, and byte-wise FNV cost a tenth of a rewrite.
 #[derive(Default, Clone, Copy)]
-pub struct Fnv(u64);
+pub struct QuickHasher(u64);
 
-impl Hasher for Fnv {
+impl QuickHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for QuickHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
         }
-        self.0 = h;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(i as u64);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
     }
 }
 
-pub type FastHash = BuildHasherDefault<Fnv>;
+pub type FastHash = BuildHasherDefault<QuickHasher>;
 pub type NameSet = HashSet<String, FastHash>;
 
 pub use crate::methods::MethodTables;

@@ -281,6 +281,53 @@ def test_errors_on_helper_threads(monkeypatch):
     assert _native.rewrite_code(module, "shared", ()) is not module
 
 
+def test_rewrites_from_several_threads_share_the_helpers(monkeypatch):
+    """Threads rewriting at once (imports in several threads) share one pool of helpers; each
+    gets exactly what it gets alone."""
+    import threading
+
+    modules = [big_module(k) for k in (60, 120, 200)]
+    monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "1")
+    alone = [_native.rewrite_code(m, "shared", ()) for m in modules]
+    monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "3")
+    results = {}
+
+    def work(t):
+        results[t] = [_native.rewrite_code(m, "shared", ()) for m in modules * 3]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 1, 2, 3]
+    for got in results.values():
+        assert got == alone * 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_fork_after_rewriting_with_helpers(monkeypatch):
+    """The helper threads stop before `os.fork()`, so CPython (3.12+) has no extra threads to
+    warn about, and the child, which has none of them, rewrites with helpers of its own."""
+    import warnings
+
+    monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "3")
+    module = big_module()
+    expected = _native.rewrite_code(module, "shared", ())
+    assert len(os.listdir("/proc/self/task")) >= 2  # the helpers are there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pid = os.fork()
+    if pid == 0:
+        try:
+            same = _native.rewrite_code(module, "shared", ()) == expected
+        finally:
+            os._exit(0 if same else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _native.rewrite_code(module, "shared", ()) == expected
+
+
 def test_rewritten_code_runs_in_a_subinterpreter():
     """A new interpreter (`concurrent.interpreters`, `InterpreterPoolExecutor`) cannot import
     the extension; it gets stand-ins for the two builtins, so rewritten code runs there too."""

@@ -1,0 +1,305 @@
+//! The pure-Rust rewrite of a module's code objects on helper threads, while the importing
+//! thread (which holds the GIL) reads the code objects and rebuilds them.
+//!
+//! The helpers are a pool started once per process, so a module of a few functions pays a
+//! wake-up, not a thread start. The importing thread hands each code object to the pool as soon
+//! as it has read it, so the helpers start while it reads the rest; then it rebuilds the code
+//! objects in order, rewriting itself whichever one no helper has taken yet.
+//!
+//! Helpers never touch Python: an item's parts point into bytes and str objects that the
+//! importing thread keeps alive until `Batch::finish` has seen every helper leave the batch.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use crate::rewrite::{self, MethodTables, Parts, Policy, RewriteError, RewrittenParts};
+use crate::tables::OpTable;
+
+pub type Outcome = Result<Option<RewrittenParts>, RewriteError>;
+
+/// Threads for rewriting one module: `FRONTRUN_REWRITE_THREADS` (read per call), else the
+/// machine's cores (at most 8).
+pub fn rewrite_threads() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
+    match std::env::var("FRONTRUN_REWRITE_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+        Some(n) => n.max(1),
+        None => cores(),
+    }
+}
+
+/// Below this much bytecode a module is rewritten on the importing thread alone: waking a
+/// helper costs tens of microseconds, the rewriter about a microsecond per 20 bytes.
+const PARALLEL_MIN_BYTES: usize = 4096;
+
+/// A byte string owned by a Python object the importing thread keeps alive.
+#[derive(Clone, Copy)]
+struct Borrowed {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Borrowed {
+    fn of(bytes: &[u8]) -> Borrowed {
+        Borrowed { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    /// Safety: the owner is alive (the batch is not finished).
+    unsafe fn get<'a>(self) -> &'a [u8] {
+        std::slice::from_raw_parts(self.ptr, self.len)
+    }
+}
+
+/// One code object's `Parts`, with the borrows erased.
+pub struct Item {
+    code: Borrowed,
+    exception_table: Borrowed,
+    line_table: Borrowed,
+    first_line: i32,
+    /// UTF-8 of each name (valid: it came from a `&str`).
+    names: Vec<Borrowed>,
+    const_count: usize,
+    deref_names: Vec<String>,
+}
+
+impl Item {
+    pub fn new(parts: &Parts<'_>) -> Item {
+        Item {
+            code: Borrowed::of(parts.code),
+            exception_table: Borrowed::of(parts.exception_table),
+            line_table: Borrowed::of(parts.line_table),
+            first_line: parts.first_line,
+            names: parts.names.iter().map(|n| Borrowed::of(n.as_bytes())).collect(),
+            const_count: parts.const_count,
+            deref_names: parts.deref_names.to_vec(),
+        }
+    }
+
+    /// Safety: the Python objects behind the item are alive.
+    unsafe fn rewrite(&self, job: &Job) -> Outcome {
+        let names: Vec<&str> = self.names.iter().map(|n| std::str::from_utf8_unchecked(n.get())).collect();
+        let parts = Parts {
+            code: self.code.get(),
+            exception_table: self.exception_table.get(),
+            line_table: self.line_table.get(),
+            first_line: self.first_line,
+            names: &names,
+            const_count: self.const_count,
+            deref_names: &self.deref_names,
+        };
+        // A panic is a rewriter bug: the code object is left as it was, like any internal error.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut outcome = rewrite::rewrite_parts(job.table, &parts, job.policy, &job.methods);
+            // The instruction list is for listings of other versions' pycs, never needed here;
+            // it is dropped where it was made (freeing it elsewhere costs the importing thread
+            // a trip through memory another core wrote).
+            if let Ok(Some(rw)) = &mut outcome {
+                rw.instrs.instrs = Vec::new();
+            }
+            outcome
+        }))
+        .unwrap_or_else(|_| Err(RewriteError::Internal("the rewriter panicked".into())))
+    }
+}
+
+/// What every item of a batch is rewritten with.
+pub struct Job {
+    pub table: &'static OpTable,
+    pub policy: Policy,
+    pub methods: Arc<MethodTables>,
+}
+
+struct State {
+    /// Boxed: a helper reads an item outside the lock while more are pushed.
+    #[allow(clippy::vec_box)]
+    items: Vec<Box<Item>>,
+    results: Vec<Option<Outcome>>,
+    /// Items are taken in order; `next` is the first not taken.
+    next: usize,
+    /// Helpers inside `Item::rewrite`.
+    busy: usize,
+    finished: bool,
+    /// Bytecode pushed so far, and whether helpers have been told of the items.
+    bytes: usize,
+    handed_out: bool,
+}
+
+/// One module's items, shared with the pool.
+pub struct Batch {
+    job: Job,
+    state: Mutex<State>,
+    /// Signalled when a helper stores a result or leaves.
+    done: Condvar,
+    /// None: no helpers; everything runs on the importing thread.
+    pool: Option<Sender<Ticket>>,
+    /// At most this many helpers work on the batch at once.
+    helpers: usize,
+    me: std::sync::Weak<Batch>,
+}
+
+// Safety: the raw pointers in `Item`s are only read while the importing thread keeps their
+// owners alive (until `finish`), and those owners are immutable bytes and str objects.
+unsafe impl Send for Batch {}
+unsafe impl Sync for Batch {}
+
+impl Batch {
+    /// `helpers`: how many pool threads may take items (0: none).
+    pub fn new(job: Job, helpers: usize) -> Arc<Batch> {
+        let pool = if helpers > 0 { pool(helpers) } else { None };
+        Arc::new_cyclic(|me| Batch {
+            job,
+            state: Mutex::new(State {
+                items: Vec::new(),
+                results: Vec::new(),
+                next: 0,
+                busy: 0,
+                finished: false,
+                bytes: 0,
+                handed_out: false,
+            }),
+            done: Condvar::new(),
+            pool,
+            helpers,
+            me: me.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an item; a helper may start on it at once. Safety: what the item points into
+    /// stays alive until `finish` returns.
+    pub unsafe fn push(&self, item: Item) {
+        let tickets = {
+            let mut s = self.lock();
+            s.bytes += item.code.len;
+            s.items.push(Box::new(item));
+            s.results.push(None);
+            match (s.handed_out, s.bytes >= PARALLEL_MIN_BYTES) {
+                (false, false) => 0,
+                (false, true) => {
+                    s.handed_out = true;
+                    s.items.len()
+                }
+                (true, _) => 1,
+            }
+        };
+        if let (Some(pool), Some(me)) = (&self.pool, self.me.upgrade()) {
+            for _ in 0..tickets {
+                // A closed pool (its threads gone) leaves the item to the importing thread.
+                let _ = pool.send(Some(Arc::clone(&me)));
+            }
+        }
+    }
+
+    /// A helper's turn: rewrite the next item not taken, if any.
+    fn help(&self) {
+        let mut s = self.lock();
+        if s.finished || s.next >= s.items.len() || s.busy >= self.helpers {
+            return;
+        }
+        let i = s.next;
+        s.next += 1;
+        s.busy += 1;
+        let item: *const Item = &*s.items[i];
+        drop(s);
+        // Safety: `finish` waits for `busy` to drop to zero before the owners may go.
+        let outcome = unsafe { (*item).rewrite(&self.job) };
+        let mut s = self.lock();
+        s.results[i] = Some(outcome);
+        s.busy -= 1;
+        drop(s);
+        self.done.notify_all();
+    }
+
+    /// Item `k`'s outcome: a helper's, or rewritten here if no helper has taken it. While a
+    /// helper is on `k`, this thread rewrites the next item no one has taken rather than wait.
+    pub fn take(&self, k: usize) -> Outcome {
+        let mut s = self.lock();
+        loop {
+            if let Some(r) = s.results[k].take() {
+                return r;
+            }
+            if s.next < s.items.len() {
+                let i = s.next;
+                s.next += 1;
+                let item: *const Item = &*s.items[i];
+                drop(s);
+                // Safety: the caller keeps the owners alive (`push`).
+                let outcome = unsafe { (*item).rewrite(&self.job) };
+                s = self.lock();
+                s.results[i] = Some(outcome);
+                continue;
+            }
+            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// No item is taken after this, and it returns once no helper is still reading one.
+    pub fn finish(&self) {
+        let mut s = self.lock();
+        s.finished = true;
+        while s.busy > 0 {
+            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Tells pool threads of an item handed out (a helper that finds it already taken goes back
+/// to waiting); `None` tells one thread to stop.
+type Ticket = Option<Arc<Batch>>;
+
+struct Pool {
+    pid: u32,
+    queue: Sender<Ticket>,
+    work: Arc<Mutex<Receiver<Ticket>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// The pool's queue, with at least `helpers` threads (started on first use, grown on
+/// demand); a forked child starts its own.
+fn pool(helpers: usize) -> Option<Sender<Ticket>> {
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    if guard.as_ref().is_none_or(|p| p.pid != pid) {
+        // In a child forked without `stop_helpers`, the old pool's threads do not exist.
+        let (queue, work) = channel();
+        *guard = Some(Pool { pid, queue, work: Arc::new(Mutex::new(work)), threads: Vec::new() });
+    }
+    let p = guard.as_mut().expect("just made");
+    while p.threads.len() < helpers {
+        let work = Arc::clone(&p.work);
+        let started = std::thread::Builder::new().name("frontrun-rewrite".into()).spawn(move || loop {
+            let next = work.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            match next {
+                Ok(Some(batch)) => batch.help(),
+                Ok(None) | Err(_) => return,
+            }
+        });
+        match started {
+            Ok(thread) => p.threads.push(thread),
+            // The system refuses more threads: the ones there are (or the importing thread) do it.
+            Err(_) => break,
+        }
+    }
+    (!p.threads.is_empty()).then(|| p.queue.clone())
+}
+
+/// Stops the pool's threads and waits for them (the next rewrite starts new ones). Run before
+/// `os.fork()`: a process with extra threads is one whose fork CPython warns about, and the
+/// child would not have them anyway. A batch still running finishes its items itself.
+pub fn stop_helpers() {
+    let Some(p) = POOL.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    if p.pid != std::process::id() {
+        return;
+    }
+    for _ in &p.threads {
+        let _ = p.queue.send(None);
+    }
+    for t in p.threads {
+        let _ = t.join();
+    }
+}
