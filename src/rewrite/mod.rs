@@ -413,32 +413,26 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
 
     // Group what goes around each instruction.
-    let mut before: Vec<Vec<Chunk>> = vec![Vec::new(); n];
-    let mut after: Vec<Vec<Chunk>> = vec![Vec::new(); n];
+    let mut grouped: Vec<(usize, Chunk)> = Vec::with_capacity(selection.reports.len() + 3 * selection.stashes.len());
     for (r, (_, index)) in selection.reports.iter().zip(&site_of) {
         let replace_top = r.kind == SiteKind::Iter;
-        let chunk = Chunk::Report { fetch: &r.fetch, site_const: *index, replace_top };
-        if r.after {
-            after[r.at].push(chunk);
-        } else {
-            before[r.at].push(chunk);
-        }
+        grouped.push((Around::slot(r.at, r.after), Chunk::Report { fetch: &r.fetch, site_const: *index, replace_top }));
     }
     for (k, s) in selection.stashes.iter().enumerate() {
         let local = plan.local[k];
-        before[s.load].push(Chunk::Stash { local });
+        grouped.push((Around::slot(s.load, false), Chunk::Stash { local }));
         for end in &s.call_ends {
             if end.pop_after_pop_top {
-                after[end.call_end + 1].push(Chunk::PopTop { local });
+                grouped.push((Around::slot(end.call_end + 1, true), Chunk::PopTop { local }));
             } else {
-                after[end.call_end].push(Chunk::Unstash { local });
+                grouped.push((Around::slot(end.call_end, true), Chunk::Unstash { local }));
             }
         }
     }
-    for a in &mut after {
-        // After-reports read the stash, so they run before it is dropped.
-        a.sort_by_key(|c| !matches!(c, Chunk::Report { .. }));
-    }
+    // Stable: reports (pushed first) stay ahead of stash chunks, as after-reports read the
+    // stash and must run before it is dropped.
+    grouped.sort_by_key(|&(slot, _)| slot);
+    let mut around = Around::new(n, grouped);
 
     let mut old = std::mem::take(&mut code.instrs);
     let copied: usize = plan.regions.iter().map(|r| r.end - r.start).sum();
@@ -451,12 +445,12 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut i = 0;
     while i < n {
         if let Some(r) = regions.next_if(|r| r.start == i) {
-            e.region(r, &mut old, &mut before, &after, &mut code);
+            e.region(r, &mut old, &mut around, &mut code);
             i = r.end;
             continue;
         }
         let instr = std::mem::replace(&mut old[i], Instr::new(0, 0));
-        if !e.guarded(instr, &before[i], &after[i], &mut code) {
+        if !e.guarded(instr, around.before(i), around.after(i), &mut code) {
             return Err(RewriteError::Internal(format!("a report after instruction {i} has nowhere to skip to")));
         }
         i += 1;
@@ -614,6 +608,63 @@ impl Chunk<'_> {
     }
 }
 
+/// The chunks before and after each instruction, in one list grouped by slot (`2i`: before
+/// instruction `i`, `2i + 1`: after it): most instructions have none, and a `Vec` per
+/// instruction cost an allocation per site.
+struct Around<'a> {
+    chunks: Vec<Chunk<'a>>,
+    /// Slot `s` is `chunks[starts[s]..ends[s]]`.
+    starts: Vec<u32>,
+    ends: Vec<u32>,
+}
+
+impl<'a> Around<'a> {
+    fn slot(i: usize, after: bool) -> usize {
+        2 * i + after as usize
+    }
+
+    /// From `(slot, chunk)` pairs sorted by slot, for `n` instructions.
+    fn new(n: usize, grouped: Vec<(usize, Chunk<'a>)>) -> Self {
+        let mut starts = vec![0u32; 2 * n + 1];
+        for &(slot, _) in &grouped {
+            starts[slot + 1] += 1;
+        }
+        for s in 1..starts.len() {
+            starts[s] += starts[s - 1];
+        }
+        let ends = starts[1..].to_vec();
+        starts.pop();
+        Around { chunks: grouped.into_iter().map(|(_, c)| c).collect(), starts, ends }
+    }
+
+    fn get(&self, slot: usize) -> &[Chunk<'a>] {
+        &self.chunks[self.starts[slot] as usize..self.ends[slot] as usize]
+    }
+
+    fn before(&self, i: usize) -> &[Chunk<'a>] {
+        self.get(Self::slot(i, false))
+    }
+
+    fn after(&self, i: usize) -> &[Chunk<'a>] {
+        self.get(Self::slot(i, true))
+    }
+
+    /// Removes the reports before instruction `i` (a region's tail took them), keeping the
+    /// order of the rest.
+    fn drop_reports_before(&mut self, i: usize) {
+        let slot = Self::slot(i, false);
+        let (start, end) = (self.starts[slot] as usize, self.ends[slot] as usize);
+        let mut kept = start;
+        for k in start..end {
+            if !matches!(self.chunks[k], Chunk::Report { .. }) {
+                self.chunks.swap(kept, k);
+                kept += 1;
+            }
+        }
+        self.ends[slot] = kept as u32;
+    }
+}
+
 /// Position and handler of the instruction an injected sequence serves.
 type Served = (crate::linetable::Position, Option<crate::instr::HandlerId>);
 
@@ -668,14 +719,7 @@ impl Emitter<'_> {
     }
 
     /// `guard; COPY; [JUMP_FORWARD END]; ORIG` for region `r` (the module docs).
-    fn region(
-        &mut self,
-        r: &regions::Region,
-        old: &mut [Instr],
-        before: &mut [Vec<Chunk<'_>>],
-        after: &[Vec<Chunk<'_>>],
-        code: &mut Code,
-    ) {
+    fn region(&mut self, r: &regions::Region, old: &mut [Instr], around: &mut Around<'_>, code: &mut Code) {
         let orig = code.new_label();
         let first = self.out.len();
         self.inj.guard(orig, old[r.start].position, &mut self.out);
@@ -687,23 +731,23 @@ impl Emitter<'_> {
         // COPY: today's instrumentation without per-site guards.
         for k in r.start..r.end {
             let served = (old[k].position, old[k].handler);
-            for chunk in &before[k] {
+            for chunk in around.before(k) {
                 self.chunk(chunk, code, served, false, None);
             }
             let mut copy = old[k].clone();
             copy.label = None;
             self.out.push(copy);
             self.injected.push(true);
-            for chunk in &after[k] {
+            for chunk in around.after(k) {
                 self.chunk(chunk, code, served, false, None);
             }
         }
         if r.tail {
             let served = (old[r.end].position, old[r.end].handler);
-            for chunk in before[r.end].iter().filter(|c| matches!(c, Chunk::Report { .. })) {
+            for chunk in around.before(r.end).iter().filter(|c| matches!(c, Chunk::Report { .. })) {
                 self.chunk(chunk, code, served, false, None);
             }
-            before[r.end].retain(|c| !matches!(c, Chunk::Report { .. }));
+            around.drop_reports_before(r.end);
         }
         if r.jump {
             let end = match old[r.end].label {
@@ -724,7 +768,7 @@ impl Emitter<'_> {
         let mut pending = Some(orig);
         for k in r.start..r.end {
             let served = (old[k].position, old[k].handler);
-            for chunk in before[k].iter().filter(|c| !c.instrumented_only()) {
+            for chunk in around.before(k).iter().filter(|c| !c.instrumented_only()) {
                 self.chunk(chunk, code, served, false, pending.take());
             }
             let mut instr = std::mem::replace(&mut old[k], Instr::new(0, 0));
@@ -733,7 +777,7 @@ impl Emitter<'_> {
             }
             self.out.push(instr);
             self.injected.push(false);
-            for chunk in after[k].iter().filter(|c| !c.instrumented_only()) {
+            for chunk in around.after(k).iter().filter(|c| !c.instrumented_only()) {
                 self.chunk(chunk, code, served, false, None);
             }
         }

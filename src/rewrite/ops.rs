@@ -300,10 +300,14 @@ fn build(t: &OpTable) -> Ops {
 
 /// The ops of `table` (built once per embedded table).
 pub fn for_table(table: &'static OpTable) -> &'static Ops {
-    static ALL: OnceLock<Vec<Ops>> = OnceLock::new();
-    let all = ALL.get_or_init(|| tables::all().iter().map(build).collect());
     let index = tables::all().iter().position(|t| std::ptr::eq(t, table)).expect("an embedded table");
-    &all[index]
+    &all()[index]
+}
+
+/// The ops of every embedded table, in `tables::all()` order.
+pub fn all() -> &'static [Ops] {
+    static ALL: OnceLock<Vec<Ops>> = OnceLock::new();
+    ALL.get_or_init(|| tables::all().iter().map(build).collect())
 }
 
 impl Ops {

@@ -172,6 +172,14 @@ enum Class {
     MatchPattern,
 }
 
+/// `classes` of `ops`, made once per table (a selector is made per code object).
+fn classes_of(ops: &Ops) -> &'static [Class; 256] {
+    static ALL: std::sync::OnceLock<Vec<[Class; 256]>> = std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| super::ops::all().iter().map(classes).collect());
+    let index = super::ops::all().iter().position(|o| std::ptr::eq(o, ops)).expect("ops of an embedded table");
+    &all[index]
+}
+
 fn classes(o: &Ops) -> [Class; 256] {
     let mut table = [Class::Other; 256];
     let pairs = [
@@ -306,7 +314,7 @@ pub struct Selector<'a> {
     /// Calls already given a report (by their start instruction).
     claimed: Marks,
     out: Selection,
-    classes: [Class; 256],
+    classes: &'static [Class; 256],
     /// `role` bits per co_names entry, looked up on first use.
     name_roles: Vec<u8>,
     /// Visit marks for the pairing walks: `seen[i] == walk` (no per-walk allocation).
@@ -331,7 +339,7 @@ impl<'a> Selector<'a> {
             splittable: Vec::new(),
             claimed: Marks::new(code.instrs.len()),
             out: Selection::default(),
-            classes: classes(ops),
+            classes: classes_of(ops),
             name_roles: vec![0; ctx.names.len()],
             seen: std::cell::RefCell::new(vec![0; code.instrs.len()]),
             walk: std::cell::Cell::new(0),
