@@ -1,10 +1,12 @@
 //! The pure-Rust rewrite of a module's code objects on helper threads, while the importing
 //! thread (which holds the GIL) reads the code objects and rebuilds them.
 //!
-//! The helpers are a pool started once per process, so a module of a few functions pays a
-//! wake-up, not a thread start. The importing thread hands each code object to the pool as soon
-//! as it has read it, so the helpers start while it reads the rest; then it rebuilds the code
-//! objects in order, rewriting itself whichever one no helper has taken yet.
+//! The helpers are a pool started once per process, so a module pays a wake-up, not a thread
+//! start. The importing thread calls them in once it has read 4 KB of the module's bytecode;
+//! each stays on the module, taking its code objects in order as they are read. Then the
+//! importing thread rebuilds the code objects in order, rewriting itself the next one no helper
+//! has taken whenever the one it needs is not ready. Threads are woken only when one waits (a
+//! wake-up is a system call).
 //!
 //! Helpers never touch Python: an item's parts point into bytes and str objects that the
 //! importing thread keeps alive until `Batch::finish` has seen every helper leave the batch.
@@ -118,21 +120,28 @@ struct State {
     next: usize,
     /// Helpers inside `Item::rewrite`.
     busy: usize,
+    /// Until `gathered`: more items may come, so an idle helper waits for them.
+    gathering: bool,
     finished: bool,
-    /// Bytecode pushed so far, and whether helpers have been told of the items.
+    /// Bytecode pushed so far, and whether helpers have been called in.
     bytes: usize,
-    handed_out: bool,
+    called: bool,
+    /// Who is waiting (a wake-up is a system call: made only for someone waiting).
+    idle_helpers: usize,
+    importer_waiting: bool,
 }
 
 /// One module's items, shared with the pool.
 pub struct Batch {
     job: Job,
     state: Mutex<State>,
-    /// Signalled when a helper stores a result or leaves.
+    /// Signalled to the importing thread when a helper stores a result or leaves.
     done: Condvar,
+    /// Signalled to idle helpers when an item comes or the batch is gathered or finished.
+    more: Condvar,
     /// None: no helpers; everything runs on the importing thread.
     pool: Option<Sender<Ticket>>,
-    /// At most this many helpers work on the batch at once.
+    /// How many pool threads are called in.
     helpers: usize,
     me: std::sync::Weak<Batch>,
 }
@@ -153,11 +162,15 @@ impl Batch {
                 results: Vec::new(),
                 next: 0,
                 busy: 0,
+                gathering: true,
                 finished: false,
                 bytes: 0,
-                handed_out: false,
+                called: false,
+                idle_helpers: 0,
+                importer_waiting: false,
             }),
             done: Condvar::new(),
+            more: Condvar::new(),
             pool,
             helpers,
             me: me.clone(),
@@ -171,46 +184,63 @@ impl Batch {
     /// Adds an item; a helper may start on it at once. Safety: what the item points into
     /// stays alive until `finish` returns.
     pub unsafe fn push(&self, item: Item) {
-        let tickets = {
+        let call_in = {
             let mut s = self.lock();
             s.bytes += item.code.len;
             s.items.push(Box::new(item));
             s.results.push(None);
-            match (s.handed_out, s.bytes >= PARALLEL_MIN_BYTES) {
-                (false, false) => 0,
-                (false, true) => {
-                    s.handed_out = true;
-                    s.items.len()
-                }
-                (true, _) => 1,
+            if s.idle_helpers > 0 {
+                self.more.notify_one();
             }
+            let call_in = !s.called && s.bytes >= PARALLEL_MIN_BYTES;
+            s.called |= call_in;
+            call_in
         };
-        if let (Some(pool), Some(me)) = (&self.pool, self.me.upgrade()) {
-            for _ in 0..tickets {
-                // A closed pool (its threads gone) leaves the item to the importing thread.
-                let _ = pool.send(Some(Arc::clone(&me)));
+        if call_in {
+            if let (Some(pool), Some(me)) = (&self.pool, self.me.upgrade()) {
+                for _ in 0..self.helpers {
+                    // A closed pool (its threads gone) leaves the items to the importing thread.
+                    let _ = pool.send(Some(Arc::clone(&me)));
+                }
             }
         }
     }
 
-    /// A helper's turn: rewrite the next item not taken, if any.
+    /// Every item is pushed: helpers stop waiting for more.
+    pub fn gathered(&self) {
+        let mut s = self.lock();
+        s.gathering = false;
+        if s.idle_helpers > 0 {
+            self.more.notify_all();
+        }
+    }
+
+    /// A pool thread's time on this batch: items in order, until none is left to take.
     fn help(&self) {
         let mut s = self.lock();
-        if s.finished || s.next >= s.items.len() || s.busy >= self.helpers {
-            return;
+        loop {
+            while !s.finished && s.next >= s.items.len() && s.gathering {
+                s.idle_helpers += 1;
+                s = self.more.wait(s).unwrap_or_else(|p| p.into_inner());
+                s.idle_helpers -= 1;
+            }
+            if s.finished || s.next >= s.items.len() {
+                return;
+            }
+            let i = s.next;
+            s.next += 1;
+            s.busy += 1;
+            let item: *const Item = &*s.items[i];
+            drop(s);
+            // Safety: `finish` waits for `busy` to drop to zero before the owners may go.
+            let outcome = unsafe { (*item).rewrite(&self.job) };
+            s = self.lock();
+            s.results[i] = Some(outcome);
+            s.busy -= 1;
+            if s.importer_waiting {
+                self.done.notify_one();
+            }
         }
-        let i = s.next;
-        s.next += 1;
-        s.busy += 1;
-        let item: *const Item = &*s.items[i];
-        drop(s);
-        // Safety: `finish` waits for `busy` to drop to zero before the owners may go.
-        let outcome = unsafe { (*item).rewrite(&self.job) };
-        let mut s = self.lock();
-        s.results[i] = Some(outcome);
-        s.busy -= 1;
-        drop(s);
-        self.done.notify_all();
     }
 
     /// Item `k`'s outcome: a helper's, or rewritten here if no helper has taken it. While a
@@ -232,22 +262,31 @@ impl Batch {
                 s.results[i] = Some(outcome);
                 continue;
             }
-            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = self.wait_done(s);
         }
+    }
+
+    fn wait_done<'a>(&self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        s.importer_waiting = true;
+        s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        s.importer_waiting = false;
+        s
     }
 
     /// No item is taken after this, and it returns once no helper is still reading one.
     pub fn finish(&self) {
         let mut s = self.lock();
         s.finished = true;
+        if s.idle_helpers > 0 {
+            self.more.notify_all();
+        }
         while s.busy > 0 {
-            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = self.wait_done(s);
         }
     }
 }
 
-/// Tells pool threads of an item handed out (a helper that finds it already taken goes back
-/// to waiting); `None` tells one thread to stop.
+/// Calls a pool thread in to a batch; `None` tells one thread to stop.
 type Ticket = Option<Arc<Batch>>;
 
 struct Pool {

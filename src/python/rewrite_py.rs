@@ -172,6 +172,7 @@ impl<'py> Rewriter<'py> {
         let batch = Batch::new(job, rewrite_threads() - 1);
         let _finished = Finished(&batch);
         self.gather(code, &mut nodes, &batch)?;
+        batch.gathered();
         let mut built: Vec<Bound<'py, PyAny>> = Vec::with_capacity(nodes.len());
         for (k, node) in nodes.iter().enumerate() {
             let new = self.build(node, batch.take(k), &built)?;
