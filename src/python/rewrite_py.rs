@@ -691,7 +691,8 @@ fn supported_versions() -> Vec<(u8, u8)> {
 }
 
 /// Stops the rewriter's helper threads (they start again when needed); registered to run
-/// before `os.fork()`. The GIL stays held: no other thread can start a rewrite in between.
+/// before `os.fork()`. The GIL stays held: on GIL builds no other thread can start a rewrite
+/// in between.
 #[pyfunction]
 fn _stop_rewrite_helpers() {
     super::pipeline::stop_helpers();
