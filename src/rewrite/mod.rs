@@ -339,7 +339,8 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
 
     // Site constants, deduplicated.
     let mut consts: Vec<SiteConst> = Vec::new();
-    let mut const_index: HashMap<SiteConst, u32, FastHash> = HashMap::default();
+    let mut const_index: HashMap<SiteConst, u32, FastHash> =
+        HashMap::with_capacity_and_hasher(selection.reports.len(), FastHash::default());
     let mut site_of = Vec::with_capacity(selection.reports.len());
     for r in &selection.reports {
         let line = code.instrs[r.at].position.line;
@@ -436,11 +437,8 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
 
     let mut old = std::mem::take(&mut code.instrs);
     let copied: usize = plan.regions.iter().map(|r| r.end - r.start).sum();
-    let mut e = Emitter {
-        inj: &injector,
-        out: Vec::with_capacity(old.len() + copied + selection.reports.len() * 8),
-        injected: Vec::new(),
-    };
+    let room = old.len() + copied + selection.reports.len() * 8;
+    let mut e = Emitter { inj: &injector, out: Vec::with_capacity(room), injected: Vec::with_capacity(room) };
     let mut regions = plan.regions.iter().peekable();
     let mut i = 0;
     while i < n {
