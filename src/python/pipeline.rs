@@ -294,9 +294,21 @@ struct Pool {
     queue: Sender<Ticket>,
     work: Arc<Mutex<Receiver<Ticket>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Threads not yet returned, and the signal of one returning.
+    live: Arc<(Mutex<usize>, Condvar)>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// Counts its thread out of `live` when the thread returns.
+struct Leaving(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.0 .1.notify_all();
+    }
+}
 
 /// The pool's queue, with at least `helpers` threads (started on first use, grown on
 /// demand); a forked child starts its own.
@@ -306,30 +318,39 @@ fn pool(helpers: usize) -> Option<Sender<Ticket>> {
     if guard.as_ref().is_none_or(|p| p.pid != pid) {
         // In a child forked without `stop_helpers`, the old pool's threads do not exist.
         let (queue, work) = channel();
-        *guard = Some(Pool { pid, queue, work: Arc::new(Mutex::new(work)), threads: Vec::new() });
+        let live = Arc::new((Mutex::new(0), Condvar::new()));
+        *guard = Some(Pool { pid, queue, work: Arc::new(Mutex::new(work)), threads: Vec::new(), live });
     }
     let p = guard.as_mut().expect("just made");
     while p.threads.len() < helpers {
         let work = Arc::clone(&p.work);
-        let started = std::thread::Builder::new().name("frontrun-rewrite".into()).spawn(move || loop {
-            let next = work.lock().unwrap_or_else(|p| p.into_inner()).recv();
-            match next {
-                Ok(Some(batch)) => batch.help(),
-                Ok(None) | Err(_) => return,
+        *p.live.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let leaving = Leaving(Arc::clone(&p.live));
+        let started = std::thread::Builder::new().name("frontrun-rewrite".into()).spawn(move || {
+            let _leaving = leaving;
+            loop {
+                let next = work.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                match next {
+                    Ok(Some(batch)) => batch.help(),
+                    Ok(None) | Err(_) => return,
+                }
             }
         });
+        // A thread the system refuses counts itself out (its closure is dropped); the ones
+        // there are (or the importing thread) do the work.
         match started {
             Ok(thread) => p.threads.push(thread),
-            // The system refuses more threads: the ones there are (or the importing thread) do it.
             Err(_) => break,
         }
     }
     (!p.threads.is_empty()).then(|| p.queue.clone())
 }
 
-/// Stops the pool's threads and waits for them (the next rewrite starts new ones). Run before
-/// `os.fork()`: a process with extra threads is one whose fork CPython warns about, and the
-/// child would not have them anyway. A batch still running finishes its items itself.
+/// Stops the pool's threads (the next rewrite starts new ones) and waits for them, at most
+/// half a second. Run before `os.fork()`: a process with extra threads is one whose fork
+/// CPython warns about, and the child would not have them anyway. A batch still running
+/// finishes its items itself; a helper held up in one (its importing thread is waiting for the
+/// thread that forks) is not waited for past the limit, so a fork never hangs on it.
 pub fn stop_helpers() {
     let Some(p) = POOL.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
     if p.pid != std::process::id() {
@@ -338,7 +359,16 @@ pub fn stop_helpers() {
     for _ in &p.threads {
         let _ = p.queue.send(None);
     }
-    for t in p.threads {
-        let _ = t.join();
+    let (live, left) = &*p.live;
+    let live = live.lock().unwrap_or_else(|p| p.into_inner());
+    let (live, _) = left
+        .wait_timeout_while(live, std::time::Duration::from_millis(500), |n| *n > 0)
+        .unwrap_or_else(|p| p.into_inner());
+    if *live == 0 {
+        drop(live);
+        // Each has returned from its loop: joining only waits out its exit.
+        for t in p.threads {
+            let _ = t.join();
+        }
     }
 }

@@ -717,6 +717,7 @@ impl Emitter<'_> {
     }
 
     /// `guard; COPY; [JUMP_FORWARD END]; ORIG` for region `r` (the module docs).
+    #[allow(clippy::needless_range_loop)] // `k` names both an instruction and its chunk slots
     fn region(&mut self, r: &regions::Region, old: &mut [Instr], around: &mut Around<'_>, code: &mut Code) {
         let orig = code.new_label();
         let first = self.out.len();
