@@ -227,20 +227,28 @@ impl Batch {
             if s.finished || s.next >= s.items.len() {
                 return;
             }
-            let i = s.next;
-            s.next += 1;
-            s.busy += 1;
-            let item: *const Item = &*s.items[i];
-            drop(s);
-            // Safety: `finish` waits for `busy` to drop to zero before the owners may go.
-            let outcome = unsafe { (*item).rewrite(&self.job) };
-            s = self.lock();
-            s.results[i] = Some(outcome);
-            s.busy -= 1;
+            s = self.rewrite_next(s, true);
             if s.importer_waiting {
                 self.done.notify_one();
             }
         }
+    }
+
+    /// Takes the next item, rewrites it without the lock and stores its outcome. A helper
+    /// counts itself `busy` meanwhile; the importing thread need not, being the one that
+    /// waits in `finish`.
+    fn rewrite_next<'a>(&'a self, mut s: MutexGuard<'a, State>, helper: bool) -> MutexGuard<'a, State> {
+        let i = s.next;
+        s.next += 1;
+        s.busy += helper as usize;
+        let item: *const Item = &*s.items[i];
+        drop(s);
+        // Safety: the owners live until `finish`, which waits for `busy` to drop to zero.
+        let outcome = unsafe { (*item).rewrite(&self.job) };
+        let mut s = self.lock();
+        s.results[i] = Some(outcome);
+        s.busy -= helper as usize;
+        s
     }
 
     /// Item `k`'s outcome: a helper's, or rewritten here if no helper has taken it. While a
@@ -252,14 +260,7 @@ impl Batch {
                 return r;
             }
             if s.next < s.items.len() {
-                let i = s.next;
-                s.next += 1;
-                let item: *const Item = &*s.items[i];
-                drop(s);
-                // Safety: the caller keeps the owners alive (`push`).
-                let outcome = unsafe { (*item).rewrite(&self.job) };
-                s = self.lock();
-                s.results[i] = Some(outcome);
+                s = self.rewrite_next(s, false);
                 continue;
             }
             s = self.wait_done(s);
