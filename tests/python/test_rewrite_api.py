@@ -306,26 +306,46 @@ def test_rewrites_from_several_threads_share_the_helpers(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
-def test_fork_after_rewriting_with_helpers(monkeypatch):
+def test_fork_after_rewriting_with_helpers():
     """The helper threads stop before `os.fork()`, so CPython (3.12+) has no extra threads to
-    warn about, and the child, which has none of them, rewrites with helpers of its own."""
-    import warnings
+    warn about, and the child, which has none of them, rewrites with helpers of its own. (In a
+    fresh interpreter: threads other tests leave behind would make their own warning.)"""
+    script = textwrap.dedent(
+        """
+        import os, sys, warnings
+        sys.path.insert(0, %r)
+        from test_rewrite_api import big_module
+        from frontrun import _native
 
-    monkeypatch.setenv("FRONTRUN_REWRITE_THREADS", "3")
-    module = big_module()
-    expected = _native.rewrite_code(module, "shared", ())
-    assert len(os.listdir("/proc/self/task")) >= 2  # the helpers are there
-    with warnings.catch_warnings():
+        def helpers():
+            names = []
+            for task in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{task}/comm") as f:
+                    names.append(f.read().strip())
+            return sum(n.startswith("frontrun-rewrit") for n in names)
+
+        os.environ["FRONTRUN_REWRITE_THREADS"] = "3"
+        module = big_module()
+        expected = _native.rewrite_code(module, "shared", ())
+        assert helpers() == 2, helpers()
         warnings.simplefilter("error")
         pid = os.fork()
-    if pid == 0:
-        try:
+        if pid == 0:
             same = _native.rewrite_code(module, "shared", ()) == expected
-        finally:
-            os._exit(0 if same else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert _native.rewrite_code(module, "shared", ()) == expected
+            os._exit(0 if same and helpers() == 2 else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert helpers() == 0
+        assert _native.rewrite_code(module, "shared", ()) == expected
+        assert helpers() == 2
+        print("ok")
+        """
+        % os.path.dirname(__file__)
+    )
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_rewritten_code_runs_in_a_subinterpreter():
