@@ -252,6 +252,37 @@ def _forget_dummy_thread():
 _RUNTIME = None  # (runtime, pool, pid): one per process, its workers reused by every exploration
 
 
+def _tasks():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+def _send_workers_home_before_fork():
+    """Between explorations the idle workers are sent home before ``os.fork()``: CPython
+    3.12+ warns about forking a process with threads (an error under ``-W error``, and a
+    multiprocessing pool forks often), and the child would not have them anyway. The next
+    exploration starts new ones. A fork inside an exploration keeps them."""
+    global _RUNTIME
+    runtime = _RUNTIME
+    if runtime is None or runtime[2] != os.getpid() or _coop._rt is not None:
+        return
+    _RUNTIME = None
+    before = _tasks()
+    rt, pool, _pid = runtime
+    pool.shutdown(timeout=1.0)
+    # A worker's last act releases its lock; the thread itself ends a moment later, and the
+    # warning counts threads the system still lists.
+    deadline = _now() + 0.2
+    while before is not None and _tasks() > before - len(pool.exited) and _now() < deadline:
+        time.sleep(0.001)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_send_workers_home_before_fork)
+
+
 _BUSY = _thread.allocate_lock()  # held by the exploration (or replay) in progress
 
 

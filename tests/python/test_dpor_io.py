@@ -6,7 +6,10 @@ goes for ``multiprocessing.pool.ThreadPool``, whose result handler polls a pipe,
 server thread blocked in ``accept()``/``recv()`` while its client, another explored thread, has
 not run yet."""
 
+import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -267,3 +270,44 @@ def test_a_process_forked_by_an_explored_thread_is_not_explored():
     # runtime only the parent has.
     result = frontrun.explore_dpor(setup, [PROG.fork_a_worker, PROG.bump_plain], lambda s: s.out == 0, timeout=60)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_fork_between_explorations_has_no_worker_threads(tmp_path):
+    """The runtime's idle workers are sent home before `os.fork()`, so 3.12+ does not warn
+    about forking a process with threads (a multiprocessing pool under `-W error`), and the
+    next exploration starts new ones. In a fresh interpreter: other tests leave threads."""
+    script = tmp_path / "forks.py"
+    script.write_text(textwrap.dedent(
+        """
+        import os, warnings
+        import frontrun
+
+        class Counter:
+            def __init__(self):
+                self.n = 0
+
+        def bump(c):
+            c.n += 1
+
+        def explore():
+            return frontrun.explore_dpor(Counter, [bump, bump], lambda c: c.n == 2)
+
+        first = explore()
+        assert first.property_holds is False and first.num_explored == 2, first
+        assert len(os.listdir("/proc/self/task")) > 1  # the workers wait for the next one
+        warnings.simplefilter("error")
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert len(os.listdir("/proc/self/task")) == 1
+        again = explore()
+        assert again.property_holds is False and again.num_explored == 2, again
+        print("ok")
+        """
+    ))
+    done = subprocess.run([sys.executable, "-m", "frontrun.rewrite", str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
