@@ -270,7 +270,7 @@ def _send_workers_home_before_fork():
         return
     _RUNTIME = None
     before = _tasks()
-    rt, pool, _pid = runtime
+    pool = runtime[1]
     pool.shutdown(timeout=1.0)
     # A worker's last act releases its lock; the thread itself ends a moment later, and the
     # warning counts threads the system still lists.

@@ -135,7 +135,7 @@ struct State {
 pub struct Batch {
     job: Job,
     state: Mutex<State>,
-    /// Signalled to the importing thread when a helper stores a result or leaves.
+    /// Signalled to the importing thread when a helper stores a result.
     done: Condvar,
     /// Signalled to idle helpers when an item comes or the batch is gathered or finished.
     more: Condvar,
@@ -143,7 +143,6 @@ pub struct Batch {
     pool: Option<Sender<Ticket>>,
     /// How many pool threads are called in.
     helpers: usize,
-    me: std::sync::Weak<Batch>,
 }
 
 // Safety: the raw pointers in `Item`s are only read while the importing thread keeps their
@@ -155,7 +154,7 @@ impl Batch {
     /// `helpers`: how many pool threads may take items (0: none).
     pub fn new(job: Job, helpers: usize) -> Arc<Batch> {
         let pool = if helpers > 0 { pool(helpers) } else { None };
-        Arc::new_cyclic(|me| Batch {
+        Arc::new(Batch {
             job,
             state: Mutex::new(State {
                 items: Vec::new(),
@@ -173,7 +172,6 @@ impl Batch {
             more: Condvar::new(),
             pool,
             helpers,
-            me: me.clone(),
         })
     }
 
@@ -183,7 +181,7 @@ impl Batch {
 
     /// Adds an item; a helper may start on it at once. Safety: what the item points into
     /// stays alive until `finish` returns.
-    pub unsafe fn push(&self, item: Item) {
+    pub unsafe fn push(self: &Arc<Self>, item: Item) {
         let call_in = {
             let mut s = self.lock();
             s.bytes += item.code.len;
@@ -197,10 +195,10 @@ impl Batch {
             call_in
         };
         if call_in {
-            if let (Some(pool), Some(me)) = (&self.pool, self.me.upgrade()) {
+            if let Some(pool) = &self.pool {
                 for _ in 0..self.helpers {
                     // A closed pool (its threads gone) leaves the items to the importing thread.
-                    let _ = pool.send(Some(Arc::clone(&me)));
+                    let _ = pool.send(Some(Arc::clone(self)));
                 }
             }
         }

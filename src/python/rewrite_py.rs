@@ -183,7 +183,12 @@ impl<'py> Rewriter<'py> {
 
     /// Appends the code objects nested in `code`, then `code` itself, to `nodes`; returns
     /// `code`'s index.
-    fn gather(&mut self, code: &Bound<'py, PyAny>, nodes: &mut Vec<Node<'py>>, batch: &Batch) -> PyResult<usize> {
+    fn gather(
+        &mut self,
+        code: &Bound<'py, PyAny>,
+        nodes: &mut Vec<Node<'py>>,
+        batch: &std::sync::Arc<Batch>,
+    ) -> PyResult<usize> {
         let py = self.py;
         let mut listed_at = None;
         if let Some((_, listed, disassemble)) = &mut self.report {

@@ -108,7 +108,7 @@ pub(super) fn has_class(obj: &Bound<'_, PyAny>, class_path: &str) -> bool {
 /// `open(p, encoding=e, mode="w")` shows only the encoding).
 fn open_writes(mode: Option<&Bound<'_, PyAny>>) -> bool {
     let Some(mode) = mode else { return false };
-    let Some(text) = mode.cast::<PyString>().ok().and_then(|m| m.to_str().ok()) else { return true };
+    let Some(text) = Inner::text(mode) else { return true };
     !text.chars().all(|c| "rbt".contains(c)) || text.is_empty()
 }
 
@@ -317,7 +317,7 @@ impl Inner {
             }
             EventKind::Call => {
                 let method = ev.method.as_ref().map(|m| m.bind(py).clone()).unwrap_or_else(|| key.clone());
-                let name = method.cast::<PyString>().ok()?.to_str().ok()?.to_owned();
+                let name = Self::text(&method)?.to_owned();
                 if let Some(_rlock) = self.is_lock_type(obj) {
                     if LOCK_ACQUIRES.contains(&name.as_str()) {
                         return self.real_acquire(py, st, tid, obj);
@@ -355,9 +355,7 @@ impl Inner {
                 None
             }
             EventKind::CallReturn => {
-                let name = ev.method.as_ref().and_then(|m| {
-                    m.bind(py).cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
-                })?;
+                let name = ev.method.as_ref().and_then(|m| Self::text(m.bind(py)).map(str::to_owned))?;
                 if methods::HOLDING_METHODS.contains(&name.as_str()) {
                     return None; // the hold is over: `report` dropped it
                 }
@@ -545,7 +543,7 @@ impl Inner {
             return None;
         }
         let name = callee.getattr("__name__").ok()?;
-        self.slot_access(st, &target, name.cast::<PyString>().ok()?.to_str().ok()?, &args.get_item(1).ok()?)
+        self.slot_access(st, &target, Self::text(&name)?, &args.get_item(1).ok()?)
     }
 
     /// The access of the special method `name` called with `key` on `target` (`__setattr__`,
