@@ -39,19 +39,21 @@ pub struct Divergence {
     pub found: Option<Op>,
 }
 
-/// Whether an access of kind `found` performs the plan's `expected`: a store is an insertion
-/// or a write by whether the key was there, which the order being explored decides (the other
-/// thread's store of that key went first or not), so either stands for the other.
-fn same_store(expected: AccessKind, found: AccessKind) -> bool {
-    use AccessKind::{Insert, Write};
-    expected == found || matches!((expected, found), (Write, Insert) | (Insert, Write))
+/// Whether an access of kind `found` performs the plan's `expected`. Some kinds depend on
+/// whether the key was there, which the order being explored decides (the other thread's
+/// insertion of that key went first or not): a store is an insertion or a write, and a load
+/// from a dict whose `__missing__` adds the key (a `defaultdict`) an insertion or a read. So an
+/// insertion stands for either, and either for an insertion.
+fn same_access(expected: AccessKind, found: AccessKind) -> bool {
+    use AccessKind::{Insert, Read, Write};
+    expected == found || matches!((expected, found), (Read | Write, Insert) | (Insert, Read | Write))
 }
 
-/// Whether `found` is the plan's `expected` op (up to `same_store`).
+/// Whether `found` is the plan's `expected` op (up to `same_access`).
 fn performs(expected: Op, found: Op) -> bool {
     match (expected, found) {
         (Op::Access { obj, key, kind }, Op::Access { obj: o, key: k, kind: f }) => {
-            obj == o && key == k && same_store(kind, f)
+            obj == o && key == k && same_access(kind, f)
         }
         _ => expected == found,
     }
@@ -62,7 +64,7 @@ fn performs(expected: Op, found: Op) -> bool {
 fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
     match (expected, found) {
         (Op::Access { obj, key: to, kind }, Op::Access { obj: o, key: from, kind: k })
-            if obj == o && same_store(kind, k) && from != to && from != WHOLE && to != WHOLE =>
+            if obj == o && same_access(kind, k) && from != to && from != WHOLE && to != WHOLE =>
         {
             Some((obj, from, to))
         }

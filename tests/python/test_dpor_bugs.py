@@ -1389,6 +1389,105 @@ def test_the_order_threads_insert_new_keys_in_is_explored(kind, threads):
     assert result.property_holds is True and result.num_explored == 1
 
 
+MISSING_KEYS = load(
+    """
+    def add_one(s):
+        s.d["a"].append(1)
+
+    def add_two(s):
+        s.d["a"].append(2)
+
+    def bump(s):
+        n = s.d["a"]
+        s.d["a"] = n + 1
+    """
+)
+
+
+def test_a_load_that_may_insert_is_explored_in_every_order_without_diverging():
+    # A defaultdict's load of a missing key inserts it; the same load after the other thread's
+    # is a read. Which one a thread makes depends on the order explored, so the plan's "read"
+    # may come out an "insert" (and back): the full search must not stop on "nondeterminism".
+    import collections
+
+    threads = [MISSING_KEYS.add_one, MISSING_KEYS.add_two]
+    setup = lambda: State(d=collections.defaultdict(list))  # noqa: E731
+    both = lambda s: sorted(s.d["a"]) == [1, 2]  # noqa: E731
+    result = explore(setup, threads, both, stop_on_first=False)
+    assert result.property_holds is True, (result.inconclusive_reason, result.explanation)
+    assert result.num_explored >= 2  # the list made by either thread's insertion
+
+    # A Counter's missing key reads as 0 and is not added: its load is a read.
+    threads = [MISSING_KEYS.bump, MISSING_KEYS.bump]
+    setup = lambda: State(d=collections.Counter())  # noqa: E731
+    two = lambda s: s.d["a"] == 2  # noqa: E731
+    result = explore(setup, threads, two, stop_on_first=False)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert result.inconclusive_reason is None
+    race = result.explanation.split("Race on Counter['a']")[1].split("afterwards")[0]
+    loads = [line for line in race.splitlines() if line.endswith('n = s.d["a"]')]
+    stores = [line for line in race.splitlines() if line.endswith('s.d["a"] = n + 1')]
+    assert len(loads) == 2 and all(" read " in line for line in loads), race
+    assert len(stores) == 2 and all(" insert " in line or " write " in line for line in stores), race
+    check_replays(result, setup, threads, two)
+
+
+SPECIAL_CALLS = load(
+    """
+    class Registry(dict):
+        def claim_direct(self, k, log):
+            if not self.__contains__(k):
+                self.__setitem__(k, 1)
+                log.append(k)
+
+        def claim_through_class(self, k, log):
+            if not dict.__contains__(self, k):
+                dict.__setitem__(self, k, 1)
+                log.append(k)
+
+        def claim_through_super(self, k, log):
+            if k not in self:
+                super().__setitem__(k, 1)
+                log.append(k)
+
+    def claim_direct(s):
+        s.d.claim_direct("x", s.log)
+
+    def claim_through_class(s):
+        s.d.claim_through_class("x", s.log)
+
+    def claim_through_super(s):
+        s.d.claim_through_super("x", s.log)
+
+    def append_through_class(s):
+        if not list.__len__(s.log):
+            list.append(s.log, "x")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["claim_direct", "claim_through_class", "append_through_class"]
+    # 3.12+ loads super()'s method with LOAD_SUPER_ATTR, which is not reported (README).
+    + (["claim_through_super"] if sys.version_info < (3, 12) else []),
+)
+def test_special_methods_and_methods_called_through_the_class_are_accesses(name):
+    # `d.__setitem__(k, v)`, `dict.__setitem__(d, k, v)`, `list.append(lst, x)`: the same
+    # accesses as `d[k] = v` and `lst.append(x)`, of the object they act on (not the class), so
+    # both threads can pass the check before either claims.
+    fn = getattr(SPECIAL_CALLS, name)
+    setup = lambda: State(d=SPECIAL_CALLS.Registry(), log=[])  # noqa: E731
+    once = lambda s: s.log == ["x"]  # noqa: E731
+    result = explore(setup, [fn, fn], once)
+    assert result.property_holds is False, (name, result.inconclusive_reason)
+    assert result.failure_kind == "invariant"
+    target = "list" if name == "append_through_class" else "Registry['x']"
+    assert f"Race on {target}" in result.explanation, result.explanation
+    assert "Race on type" not in result.explanation
+    check_replays(result, setup, [fn, fn], once)
+
+
 SORTING = load(
     """
     def sort_by_priority(s):

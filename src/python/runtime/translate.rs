@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PySet, PySlice, PyString,
-    PyTuple,
+    PySuper, PyTuple, PyType,
 };
 
 use super::report_py::{self, Event, EventKind};
@@ -76,6 +76,8 @@ pub(super) struct Types {
     /// `collections.abc.MutableMapping`, `MutableSequence`, `MutableSet`: containers written in
     /// Python outside the rewriter's sight (`UserDict`, `WeakValueDictionary`, `ChainMap`, ...).
     pub(super) abc_containers: [Py<PyAny>; 3],
+    /// `Counter.__missing__`: answers 0 and adds nothing, unlike a `defaultdict`'s.
+    pub(super) counter_missing: Py<PyAny>,
 }
 
 /// A resource method call: `name` is a default or configured method, or a configured
@@ -185,16 +187,14 @@ impl Inner {
     }
 
     /// `c[key]`: a read, or an insertion when `c` is a dict without `key` whose `__missing__`
-    /// may add it (a `defaultdict`: `d[k] += 1`, `d[k].append(x)`).
-    fn load_kind(container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
-        match container.cast::<PyDict>() {
-            Ok(dict)
-                if !dict.is_exact_instance_of::<PyDict>()
-                    && container.get_type().hasattr(pyo3::intern!(container.py(), "__missing__")).unwrap_or(false)
-                    && !dict.contains(key).unwrap_or(true) =>
-            {
-                AccessKind::Insert
-            }
+    /// may add it (a `defaultdict`: `d[k] += 1`, `d[k].append(x)`; not a `Counter`'s).
+    fn load_kind(&self, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
+        let Ok(dict) = container.cast::<PyDict>() else { return AccessKind::Read };
+        if dict.is_exact_instance_of::<PyDict>() || dict.contains(key).unwrap_or(true) {
+            return AccessKind::Read;
+        }
+        match container.get_type().getattr(pyo3::intern!(container.py(), "__missing__")) {
+            Ok(missing) if !missing.is(self.types.counter_missing.bind(container.py())) => AccessKind::Insert,
             _ => AccessKind::Read,
         }
     }
@@ -298,7 +298,7 @@ impl Inner {
             EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => named(st, Delete),
             EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
                 let kind = match ev.kind {
-                    EventKind::ItemLoad => Self::load_kind(obj, key),
+                    EventKind::ItemLoad => self.load_kind(obj, key),
                     EventKind::ItemStore => Self::store_kind(obj, key),
                     _ => Delete,
                 };
@@ -329,9 +329,15 @@ impl Inner {
                         return Some(resume);
                     }
                 }
+                // Called through the class (`list.append(lst, x)`, `dict.__setitem__(d, k, v)`)
+                // or `super()` (`super().__setitem__(k, v)`, which 3.10/3.11 report): it acts on
+                // that object, and its arguments start after it.
+                let args = ev.args.as_ref().map(|a| a.bind(py).clone());
+                let (target, skip) = Self::called_on(obj, args.as_ref()).unwrap_or_else(|| (obj.clone(), 0));
+                let obj = &target;
                 if name.starts_with("__") {
                     // `obj.__setattr__("x", v)`, `d.__setitem__(k, v)`
-                    let key = ev.args.as_ref().and_then(|a| a.bind(py).get_item(0).ok());
+                    let key = args.and_then(|a| a.get_item(skip).ok());
                     if let Some(access) = key.and_then(|k| self.slot_access(st, obj, &name, &k)) {
                         return Some(access);
                     }
@@ -544,6 +550,25 @@ impl Inner {
         }
         let name = callee.getattr("__name__").ok()?;
         self.slot_access(st, &target, Self::text(&name)?, &args.get_item(1).ok()?)
+    }
+
+    /// The object a method acts on when the receiver is not it: the first argument of one
+    /// called through a class it is an instance of (then the other arguments start at 1), or a
+    /// `super()`'s object (at 0).
+    fn called_on<'py>(
+        receiver: &Bound<'py, PyAny>,
+        args: Option<&Bound<'py, PyTuple>>,
+    ) -> Option<(Bound<'py, PyAny>, usize)> {
+        let py = receiver.py();
+        if receiver.is_instance_of::<PyType>() {
+            let first = args?.get_item(0).ok()?;
+            return first.is_instance(receiver).unwrap_or(false).then_some((first, 1));
+        }
+        if receiver.is_instance_of::<PySuper>() {
+            let owner = receiver.getattr(pyo3::intern!(py, "__self__")).ok()?;
+            return (!owner.is_none() && !owner.is_instance_of::<PyType>()).then_some((owner, 0));
+        }
+        None
     }
 
     /// The access of the special method `name` called with `key` on `target` (`__setattr__`,
