@@ -147,6 +147,13 @@ def test_getattr_setattr_by_name():
 
 def test_operator_getitem_setitem():
     assert explored(lambda: State(d={"k": 0}), [PROG.setitem_k, PROG.getitem_k]) == 2
+    # Explained as the subscripts they stand for (they were shown as an attribute, `dict.k`),
+    # and a new key is an insertion.
+    result = frontrun.explore_dpor(lambda: State(d={}), [PROG.setitem_k, PROG.getitem_k], lambda s: False)
+    assert result.property_holds is False
+    assert "Race on dict['k']" in result.explanation, result.explanation
+    assert "insert" in result.explanation and "afterwards dict['k'] = 1" in result.explanation
+    assert "dict.k" not in result.explanation
 
 
 def test_deque_methods():

@@ -395,11 +395,17 @@ impl Inner {
                     let k = Self::name_key(st, &attr);
                     Some((Self::access(kind, o, k), "builtin_call", Some(attr.unbind())))
                 };
-                let item_access = |st: &mut State, kind: AccessKind| {
+                // Shown as `d[k]`, as the subscript it stands for.
+                let item_access = |st: &mut State, shown: &'static str| {
                     let k = args.get_item(1).ok()?;
+                    let kind = match shown {
+                        "item_load" => self.load_kind(&first, &k),
+                        "item_store" => Self::store_kind(&first, &k),
+                        _ => Delete,
+                    };
                     let o = Self::number_owner(st, &first);
                     let key = self.item_key(st, &first, &k);
-                    Some((Self::access(kind, o, key), "builtin_call", Some(k.unbind())))
+                    Some((Self::access(kind, o, key), shown, Some(k.unbind())))
                 };
                 if obj.is(t.getattr.bind(py)) || obj.is(t.hasattr.bind(py)) {
                     name_access(st, Read)
@@ -408,11 +414,11 @@ impl Inner {
                 } else if obj.is(t.delattr.bind(py)) {
                     name_access(st, Delete)
                 } else if obj.is(t.getitem.bind(py)) {
-                    item_access(st, Read)
+                    item_access(st, "item_load")
                 } else if obj.is(t.setitem.bind(py)) {
-                    item_access(st, Write)
+                    item_access(st, "item_store")
                 } else if obj.is(t.delitem.bind(py)) {
-                    item_access(st, Delete)
+                    item_access(st, "item_delete")
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
