@@ -48,6 +48,15 @@ PROG = load(
     def dict_get_a(s):
         v = s.d.get("a")
 
+    def dict_setdefault_a(s):
+        s.d.setdefault("a", 0)
+
+    def dict_pop_a(s):
+        s.d.pop("a", None)
+
+    def dict_keys(s):
+        v = list(s.d.keys())
+
     def heap_push(s):
         heapq.heappush(s.heap, 1)
 
@@ -128,12 +137,26 @@ def test_list_indexes_by_value_negative_normalised():
     assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_last]) == 1
 
 
-def test_dict_keys_by_value_and_methods_on_the_whole():
+def test_dict_keys_by_value_key_methods_by_key_others_on_the_whole():
     # Two new keys: the dict's order of keys is theirs, so both orders of the insertions count.
     assert explored(lambda: State(d={}), [PROG.write_key_a, PROG.write_key_b]) == 2
     assert explored(lambda: State(d={"a": 0, "b": 0}), [PROG.write_key_a, PROG.write_key_b]) == 1
     assert explored(lambda: State(d={}), [PROG.write_key_a, PROG.write_key_a]) == 2
-    assert explored(lambda: State(d={}), [PROG.dict_get_a, PROG.write_key_b]) == 2
+    # get/setdefault/pop of one key are accesses of that key, as d[k] is.
+    assert explored(lambda: State(d={}), [PROG.dict_get_a, PROG.write_key_b]) == 1
+    assert explored(lambda: State(d={}), [PROG.dict_get_a, PROG.write_key_a]) == 2
+    assert explored(lambda: State(d={"b": 0}), [PROG.dict_pop_a, PROG.write_key_b]) == 1
+    assert explored(lambda: State(d={"a": 0}), [PROG.dict_pop_a, PROG.dict_get_a]) == 2
+    assert explored(lambda: State(d={}), [PROG.dict_setdefault_a, PROG.dict_setdefault_a]) == 2
+    assert explored(lambda: State(d={"b": 0}), [PROG.dict_setdefault_a, PROG.write_key_b]) == 1
+    # A method of the whole dict conflicts with any key's write.
+    assert explored(lambda: State(d={}), [PROG.dict_keys, PROG.write_key_b]) == 2
+    # So does a subclass's own `get`, which may read any key.
+    class Folded(dict):
+        def get(self, k, default=None):
+            return dict.get(self, k.lower(), default)
+
+    assert explored(lambda: State(d=Folded()), [PROG.dict_get_a, PROG.write_key_b]) == 2
 
 
 def test_heapq_writes_its_heap():

@@ -335,10 +335,15 @@ impl Inner {
                 let args = ev.args.as_ref().map(|a| a.bind(py).clone());
                 let (target, skip) = Self::called_on(obj, args.as_ref()).unwrap_or_else(|| (obj.clone(), 0));
                 let obj = &target;
-                if name.starts_with("__") {
+                let first = args.and_then(|a| a.get_item(skip).ok());
+                if let Some(k) = &first {
                     // `obj.__setattr__("x", v)`, `d.__setitem__(k, v)`
-                    let key = args.and_then(|a| a.get_item(skip).ok());
-                    if let Some(access) = key.and_then(|k| self.slot_access(st, obj, &name, &k)) {
+                    if name.starts_with("__") {
+                        if let Some(access) = self.slot_access(st, obj, &name, k) {
+                            return Some(access);
+                        }
+                    }
+                    if let Some(access) = self.dict_key_call(st, obj, &name, k) {
                         return Some(access);
                     }
                 }
@@ -556,6 +561,35 @@ impl Inner {
         }
         let name = callee.getattr("__name__").ok()?;
         self.slot_access(st, &target, Self::text(&name)?, &args.get_item(1).ok()?)
+    }
+
+    /// `d.get(k)`, `d.__contains__(k)`, `d.setdefault(k, v)`, `d.pop(k)` by dict's own methods:
+    /// accesses of the key `k` alone, as `d[k]` is, so other keys' writes commute with them.
+    /// (A subclass's own `get` may look at other keys: then the whole dict, as any method.)
+    fn dict_key_call(
+        &self,
+        st: &mut State,
+        obj: &Bound<'_, PyAny>,
+        name: &str,
+        key: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        use AccessKind::{Delete, Insert, Read};
+        let dict = obj.cast::<PyDict>().ok()?;
+        let (kind, shown) = match name {
+            "get" | "__contains__" => (Read, "item_load"),
+            "setdefault" if dict.contains(key).unwrap_or(true) => (Read, "item_load"),
+            "setdefault" => (Insert, "item_store"),
+            "pop" => (Delete, "item_delete"),
+            _ => return None,
+        };
+        let py = obj.py();
+        let own = obj.get_type().getattr(name).ok()?;
+        if !own.is(&py.get_type::<PyDict>().getattr(name).ok()?) {
+            return None;
+        }
+        let o = Self::number_owner(st, obj);
+        let k = self.item_key(st, obj, key);
+        Some((Self::access(kind, o, k), shown, Some(key.clone().unbind())))
     }
 
     /// The object a method acts on when the receiver is not it: the first argument of one
