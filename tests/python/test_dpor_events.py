@@ -48,6 +48,18 @@ PROG = load(
     def dict_get_a(s):
         v = s.d.get("a")
 
+    def delete_first(s):
+        del s.x[0]
+
+    def read_second(s):
+        s.seen = s.x[1]
+
+    def bump_last(s):
+        s.x[-1] += 1
+
+    def bump_fourth(s):
+        s.x[3] += 1
+
     def dict_setdefault_a(s):
         s.d.setdefault("a", 0)
 
@@ -135,6 +147,26 @@ def test_list_indexes_by_value_negative_normalised():
     assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_item_1]) == 1
     assert explored(lambda: State(items=[0, 0]), [PROG.write_item_1, PROG.write_last]) == 2
     assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_last]) == 1
+
+
+SEQUENCES = {
+    "list": lambda: [1, 2, 3, 4],
+    "deque": lambda: deque([1, 2, 3, 4]),
+    "UserList": lambda: __import__("collections").UserList([1, 2, 3, 4]),
+    "array": lambda: __import__("array").array("i", [1, 2, 3, 4]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SEQUENCES))
+def test_a_deletion_moves_every_later_element_and_negative_indexes_are_positions(kind):
+    # `del s[0]` moves s[1] down: it conflicts with a read of s[1] (it did not: one execution).
+    make = SEQUENCES[kind]
+    setup = lambda: State(x=make(), seen=None)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [PROG.delete_first, PROG.read_second], lambda s: s.seen == 3)
+    assert result.property_holds is False and result.num_explored == 2, result.explanation
+    # s[-1] is s[3] of four elements, in any mutable sequence (array and UserList were missed).
+    result = frontrun.explore_dpor(setup, [PROG.bump_last, PROG.bump_fourth], lambda s: s.x[3] == 6)
+    assert result.property_holds is False and result.failure_kind == "invariant"
 
 
 def test_dict_keys_by_value_key_methods_by_key_others_on_the_whole():

@@ -199,6 +199,30 @@ impl Inner {
         }
     }
 
+    /// A list, bytearray, deque, or other mutable sequence (`array`, `UserList`): indexed by
+    /// position, so `del s[i]` moves every later element.
+    fn is_sequence(&self, obj: &Bound<'_, PyAny>) -> bool {
+        obj.is_instance_of::<PyList>()
+            || obj.is_instance_of::<PyByteArray>()
+            || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
+            || self.abc_kind(obj) == Some(1)
+    }
+
+    /// The key of `container[key]`; for a deletion from a sequence the whole of it (later
+    /// elements move down).
+    fn item_key_for(
+        &self,
+        st: &mut State,
+        kind: AccessKind,
+        container: &Bound<'_, PyAny>,
+        key: &Bound<'_, PyAny>,
+    ) -> u64 {
+        if kind == AccessKind::Delete && self.is_sequence(container) {
+            return WHOLE;
+        }
+        self.item_key(st, container, key)
+    }
+
     pub(super) fn item_key(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> u64 {
         let py = key.py();
         if key.is_instance_of::<PySlice>() {
@@ -207,11 +231,7 @@ impl Inner {
         if Self::is_scalar_key(key) {
             let mut key = key.clone();
             // lst[-1] and lst[len-1] are one element.
-            if key.is_exact_instance_of::<PyInt>()
-                && (container.is_instance_of::<PyList>()
-                    || container.is_instance_of::<PyByteArray>()
-                    || container.is_instance(self.types.deque.bind(py)).unwrap_or(false))
-            {
+            if key.is_exact_instance_of::<PyInt>() && self.is_sequence(container) {
                 if let (Ok(i), Ok(n)) = (key.extract::<i64>(), container.len()) {
                     if i < 0 {
                         key = (i + n as i64).into_pyobject(py).map(|b| b.into_any()).unwrap_or(key);
@@ -303,7 +323,7 @@ impl Inner {
                     _ => Delete,
                 };
                 let o = Self::number_owner(st, obj);
-                let k = self.item_key(st, obj, key);
+                let k = self.item_key_for(st, kind, obj, key);
                 Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
             }
             EventKind::Inplace => {
@@ -336,16 +356,9 @@ impl Inner {
                 let (target, skip) = Self::called_on(obj, args.as_ref()).unwrap_or_else(|| (obj.clone(), 0));
                 let obj = &target;
                 let first = args.and_then(|a| a.get_item(skip).ok());
-                if let Some(k) = &first {
-                    // `obj.__setattr__("x", v)`, `d.__setitem__(k, v)`
-                    if name.starts_with("__") {
-                        if let Some(access) = self.slot_access(st, obj, &name, k) {
-                            return Some(access);
-                        }
-                    }
-                    if let Some(access) = self.dict_key_call(st, obj, &name, k) {
-                        return Some(access);
-                    }
+                // `obj.__setattr__("x", v)`, `d.__setitem__(k, v)`, `d.get(k)`
+                if let Some(access) = first.and_then(|k| self.slot_access(st, obj, &name, &k)) {
+                    return Some(access);
                 }
                 if let Some(kind) = self.container_call(obj, &name) {
                     let o = Self::number(st, obj);
@@ -409,7 +422,7 @@ impl Inner {
                         _ => Delete,
                     };
                     let o = Self::number_owner(st, &first);
-                    let key = self.item_key(st, &first, &k);
+                    let key = self.item_key_for(st, kind, &first, &k);
                     Some((Self::access(kind, o, key), shown, Some(k.unbind())))
                 };
                 if obj.is(t.getattr.bind(py)) || obj.is(t.hasattr.bind(py)) {
@@ -566,30 +579,22 @@ impl Inner {
     /// `d.get(k)`, `d.__contains__(k)`, `d.setdefault(k, v)`, `d.pop(k)` by dict's own methods:
     /// accesses of the key `k` alone, as `d[k]` is, so other keys' writes commute with them.
     /// (A subclass's own `get` may look at other keys: then the whole dict, as any method.)
-    fn dict_key_call(
-        &self,
-        st: &mut State,
-        obj: &Bound<'_, PyAny>,
+    fn dict_key_kind(
+        target: &Bound<'_, PyAny>,
         name: &str,
         key: &Bound<'_, PyAny>,
-    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+    ) -> Option<(AccessKind, &'static str)> {
         use AccessKind::{Delete, Insert, Read};
-        let dict = obj.cast::<PyDict>().ok()?;
-        let (kind, shown) = match name {
+        let dict = target.cast::<PyDict>().ok()?;
+        let kind = match name {
             "get" | "__contains__" => (Read, "item_load"),
             "setdefault" if dict.contains(key).unwrap_or(true) => (Read, "item_load"),
             "setdefault" => (Insert, "item_store"),
             "pop" => (Delete, "item_delete"),
             _ => return None,
         };
-        let py = obj.py();
-        let own = obj.get_type().getattr(name).ok()?;
-        if !own.is(&py.get_type::<PyDict>().getattr(name).ok()?) {
-            return None;
-        }
-        let o = Self::number_owner(st, obj);
-        let k = self.item_key(st, obj, key);
-        Some((Self::access(kind, o, k), shown, Some(key.clone().unbind())))
+        let own = target.get_type().getattr(name).ok()?;
+        own.is(&target.py().get_type::<PyDict>().getattr(name).ok()?).then_some(kind)
     }
 
     /// The object a method acts on when the receiver is not it: the first argument of one
@@ -611,8 +616,8 @@ impl Inner {
         None
     }
 
-    /// The access of the special method `name` called with `key` on `target` (`__setattr__`,
-    /// `__getitem__`, ...), if it is one.
+    /// The access of the method `name` called with `key` on `target` (`__setattr__`,
+    /// `__getitem__`, ..., a dict's `get`), if it is one.
     fn slot_access(
         &self,
         st: &mut State,
@@ -628,7 +633,7 @@ impl Inner {
             "__setitem__" => (Self::store_kind(target, key), "item_store"),
             "__delitem__" => (Delete, "item_delete"),
             "__getitem__" => (Read, "item_load"),
-            _ => return None,
+            _ => Self::dict_key_kind(target, name, key)?,
         };
         let o = Self::number_owner(st, target);
         let k = if shown.starts_with("attr") {
@@ -637,7 +642,7 @@ impl Inner {
             }
             Self::name_key(st, key)
         } else {
-            self.item_key(st, target, key)
+            self.item_key_for(st, kind, target, key)
         };
         Some((Self::access(kind, o, k), shown, Some(key.clone().unbind())))
     }
