@@ -500,6 +500,10 @@ def explain(rt, run, invariant, schedule):
         if last:
             width = max(len(_where(s.file, s.line)) for s in last)
             out += [_step_line(s, width) for s in last]
+    if run.kind in ("deadlock", "runaway") and run.errors:
+        # A thread that raised while holding a lock (no `finally`) is often why the others wait.
+        thread, text = run.errors[0]
+        out.append(f"before that, thread {thread} raised an uncaught exception:\n{text.rstrip()}")
     if not out:
         out.append(run.message or "no failure")
     out += _started_threads_shown(out)

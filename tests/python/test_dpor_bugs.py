@@ -191,6 +191,36 @@ def test_two_lock_deadlock_is_reported_quickly():
     check_replays(result, setup, [PROG.a_then_b, PROG.b_then_a], lambda s: True)
 
 
+RAISE_HOLDING = load(
+    """
+    def check_then_release(s):
+        s.lock.acquire()
+        if not s.done:
+            raise ValueError("nothing done yet")
+        s.lock.release()
+
+    def finish(s):
+        with s.lock:
+            s.done.append(1)
+    """
+)
+
+
+def test_a_deadlock_after_a_thread_raised_holding_the_lock_shows_the_exception():
+    # Thread 0 raises with the lock held (no `finally`), so thread 1 waits for ever: the
+    # deadlock is real, and the exception, its cause, is in the explanation too.
+    import threading
+
+    setup = lambda: State(lock=threading.Lock(), done=[])  # noqa: E731
+    threads = [RAISE_HOLDING.check_then_release, RAISE_HOLDING.finish]
+    result = explore(setup, threads, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "deadlock"
+    text = result.explanation
+    assert "before that, thread 0 raised an uncaught exception:" in text, text
+    assert "ValueError: nothing done yet" in text and 'raise ValueError("nothing done yet")' in text
+    check_replays(result, setup, threads, lambda s: True)
+
+
 def test_condition_if_instead_of_while():
     import threading
 
