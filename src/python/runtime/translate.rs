@@ -413,18 +413,9 @@ impl Inner {
                     let k = Self::name_key(st, &attr);
                     Some((Self::access(kind, o, k), "builtin_call", Some(attr.unbind())))
                 };
-                // Shown as `d[k]`, as the subscript it stands for.
-                let item_access = |st: &mut State, shown: &'static str| {
-                    let k = args.get_item(1).ok()?;
-                    let kind = match shown {
-                        "item_load" => self.load_kind(&first, &k),
-                        "item_store" => Self::store_kind(&first, &k),
-                        _ => Delete,
-                    };
-                    let o = Self::number_owner(st, &first);
-                    let key = self.item_key_for(st, kind, &first, &k);
-                    Some((Self::access(kind, o, key), shown, Some(k.unbind())))
-                };
+                // `operator.getitem(d, k)` is `d.__getitem__(k)`, shown as the subscript.
+                let item_access =
+                    |st: &mut State, slot: &str| self.slot_access(st, &first, slot, &args.get_item(1).ok()?);
                 if obj.is(t.getattr.bind(py)) || obj.is(t.hasattr.bind(py)) {
                     name_access(st, Read)
                 } else if obj.is(t.setattr.bind(py)) {
@@ -432,11 +423,11 @@ impl Inner {
                 } else if obj.is(t.delattr.bind(py)) {
                     name_access(st, Delete)
                 } else if obj.is(t.getitem.bind(py)) {
-                    item_access(st, "item_load")
+                    item_access(st, "__getitem__")
                 } else if obj.is(t.setitem.bind(py)) {
-                    item_access(st, "item_store")
+                    item_access(st, "__setitem__")
                 } else if obj.is(t.delitem.bind(py)) {
-                    item_access(st, "item_delete")
+                    item_access(st, "__delitem__")
                 } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
@@ -632,7 +623,7 @@ impl Inner {
             "__getattribute__" | "__getattr__" => (Read, "attr_load"),
             "__setitem__" => (Self::store_kind(target, key), "item_store"),
             "__delitem__" => (Delete, "item_delete"),
-            "__getitem__" => (Read, "item_load"),
+            "__getitem__" => (self.load_kind(target, key), "item_load"),
             _ => Self::dict_key_kind(target, name, key)?,
         };
         let o = Self::number_owner(st, target);
