@@ -1381,6 +1381,9 @@ INSERTIONS = load(
 
     def count_b(s):
         s.d["b"] += 1
+
+    def touch_a_by_name(s):
+        s.d.__getitem__("a")
     """
 )
 
@@ -1396,6 +1399,7 @@ def _keys_in_order(s):
         ("OrderedDict", ("put_a", "put_b")),
         ("defaultdict", ("put_a", "put_b")),
         ("defaultdict", ("count_a", "count_b")),  # inserted by the load, through __missing__
+        ("defaultdict", ("touch_a_by_name", "put_b")),  # the same load, called by name
     ],
 )
 def test_the_order_threads_insert_new_keys_in_is_explored(kind, threads):
