@@ -14,6 +14,10 @@ and warns when one is already imported, as frontrun is under ``python -m frontru
 pytest``; frontrun has no test assertions to rewrite.
 """
 
+import atexit
+import sys
+import types
+
 from frontrun import _native
 
 __version__ = _native.__version__
@@ -52,6 +56,23 @@ def _prime_subinterpreters():
 
 
 _prime_subinterpreters()
+
+
+def _keep_names_through_shutdown():
+    """At exit, rewritten modules get the two names in their own globals: finalization then
+    restores the builtins CPython started with, and a rewritten ``__del__`` or generator
+    ``finally`` run by the last collections would otherwise fail its guard with NameError."""
+    module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
+    for module in list(sys.modules.values()):
+        if not isinstance(module, types.ModuleType):
+            continue
+        namespace = module_dict(module)
+        file = namespace.get("__file__")
+        if isinstance(file, str) and _native.is_rewritten_file(file):
+            _native._keep_names_in(module)
+
+
+atexit.register(_keep_names_through_shutdown)
 
 # The exploration machinery is imported on first use: `import frontrun` stays light.
 _LAZY = {

@@ -38,7 +38,10 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyModule, PyString, PyTuple,
+    PyWeakrefReference,
+};
 
 use crate::rewrite::{SiteKind, GUARD_NAME, REPORT_NAME};
 
@@ -206,6 +209,9 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises flips of the builtins flag so it always ends equal to `ACTIVE > 0`.
 static FLIP: Mutex<()> = Mutex::new(());
 static BUILTINS: OnceLock<Py<PyDict>> = OnceLock::new();
+/// Rewritten modules whose globals hold the two names themselves (`_keep_names_in`); weak, so
+/// that finalization still frees a module's globals and the objects in them.
+static PINNED: Mutex<Vec<Py<PyWeakrefReference>>> = Mutex::new(Vec::new());
 static METHOD_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
 /// `type(object.__setattr__)`: an unbound slot wrapper.
 static SLOT_WRAPPER_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
@@ -235,7 +241,30 @@ fn set_flag(py: Python<'_>) {
         if let Err(e) = b.bind(py).set_item(GUARD_NAME, on) {
             note_error(py, e);
         }
+        for module in PINNED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Some(module) = module.bind(py).upgrade_as::<PyModule>().ok().flatten() {
+                if let Err(e) = module.dict().set_item(GUARD_NAME, on) {
+                    note_error(py, e);
+                }
+            }
+        }
     }
+}
+
+/// Puts the guard and the report native into `module`'s globals (which `LOAD_GLOBAL` searches
+/// before builtins) and keeps that flag in step from now on. Called at exit for rewritten
+/// modules: CPython's finalization then puts back the builtins it started with, before the
+/// last collections run `__del__` methods and suspended generators' `finally` blocks.
+#[pyfunction]
+fn _keep_names_in(py: Python<'_>, module: Bound<'_, PyModule>) -> PyResult<()> {
+    let _order = FLIP.lock().unwrap_or_else(|e| e.into_inner());
+    let namespace = module.dict();
+    let report = BUILTINS.get().and_then(|b| b.bind(py).get_item(REPORT_NAME).ok().flatten());
+    namespace.set_item(REPORT_NAME, report)?;
+    namespace.set_item(GUARD_NAME, ACTIVE.load(Ordering::SeqCst) > 0)?;
+    let weak = PyWeakrefReference::new(&module)?;
+    PINNED.lock().unwrap_or_else(|e| e.into_inner()).push(weak.unbind());
+    Ok(())
 }
 
 /// One more listener: reports are made from now on (by every thread).
@@ -815,6 +844,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_reporting_activate, m)?)?;
     m.add_function(wrap_pyfunction!(_reporting_deactivate, m)?)?;
     m.add_function(wrap_pyfunction!(reporting_active, m)?)?;
+    m.add_function(wrap_pyfunction!(_keep_names_in, m)?)?;
     m.add("GUARD_NAME", GUARD_NAME)?;
     m.add("REPORT_NAME", REPORT_NAME)?;
     let types = py.import("types")?;

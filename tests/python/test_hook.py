@@ -344,6 +344,8 @@ def test_a_selected_module_with_only_a_pyc_is_rewritten(sandbox):
     assert isinstance(hookpyc.__loader__, importlib.machinery.SourcelessFileLoader)
     assert isinstance(hookpyc.__loader__, _hook.FrontrunSourcelessLoader)
     assert hookpyc.__file__ == str(sandbox / "hookpyc.pyc")
+    # Its module file is known as rewritten too: at exit its globals get the guard.
+    assert _core._native.is_rewritten_file(hookpyc.__file__)
     assert _events_of(hookpyc) == [("attr_load", "n"), ("attr_store", "n"), ("attr_load", "n")]
 
 

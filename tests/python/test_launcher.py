@@ -346,3 +346,70 @@ def test_the_types_module_itself_can_be_rewritten(project):
     proc = run([*LAUNCHER, "--include", "types", "fresh.py"], cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True"]
+
+
+# Code that runs after the interpreter has begun to shut down: finalization restores the builtins
+# CPython started with before its last collections, so the guard must be found elsewhere.
+SHUTDOWN_MODULE = textwrap.dedent("""\
+    log = []
+
+    class Resource:
+        def __init__(self, name):
+            self.name = name
+            self.me = self  # a cycle: only the collector frees it
+
+        def __del__(self):
+            log.append(self.name)
+            print("closing", self.name, len(log))
+
+    def worker():
+        try:
+            yield 1
+        finally:
+            log.append("gen")
+            print("generator cleanup", len(log))
+
+    r = Resource("in-module")
+    g = worker()
+    next(g)
+""")
+
+
+@pytest.mark.parametrize("policy", ["shared", "all"])
+def test_rewritten_code_run_at_shutdown_behaves_as_plain(project, policy):
+    (project / "atshutdown.py").write_text(SHUTDOWN_MODULE)
+    (project / "case.py").write_text(SHUTDOWN_MODULE.replace("in-module", "in-main") + "import atshutdown\nprint('main done')\n")
+    plain = run(["case.py"], cwd=project)
+    assert plain.returncode == 0 and "closing in-module" in plain.stdout and "generator cleanup" in plain.stdout
+    for attempt in ("rewritten", "from the cache"):
+        launched = run([*LAUNCHER, "--policy", policy, "case.py"], cwd=project)
+        # Which module's cycles the last collection frees first is not the launcher's to keep.
+        assert sorted(launched.stdout.splitlines()) == sorted(plain.stdout.splitlines()), attempt
+        assert (launched.returncode, launched.stderr) == (0, plain.stderr), attempt
+
+
+def test_reports_made_at_exit_still_reach_the_runtime(project):
+    # This atexit handler is registered before frontrun's own, so it runs after it: the guard
+    # the rewritten module's globals got at exit must follow recording() on and off.
+    (project / "counter.py").write_text("class Counter:\n    n = 0\n\ndef bump(c):\n    c.n = c.n + 1\n")
+    (project / "case.py").write_text(textwrap.dedent("""\
+        import atexit
+
+        def at_exit():
+            import counter
+            from frontrun.rewrite import recording
+            print(counter.__dict__.get("__frontrun_on__"))
+            with recording() as events:
+                counter.bump(counter.Counter)
+            print(counter.__dict__.get("__frontrun_on__"), [(e.kind, e.key) for e in events])
+
+        atexit.register(at_exit)
+        import frontrun.rewrite
+        frontrun.rewrite.install(include=["counter"], use_config=False)
+        import counter
+        print(counter.__dict__.get("__frontrun_on__"))
+    """))
+    proc = run(["case.py"], cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["None", "False", "False [('attr_load', 'n'), ('attr_store', 'n')]"]
+    assert proc.stderr == ""

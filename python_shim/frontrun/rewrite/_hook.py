@@ -109,6 +109,8 @@ class _RewritingGetCode:
         code = super().get_code(fullname)
         if code is None:
             return None
+        # A pyc's module file is not the file its code was compiled from (shutdown needs both).
+        _core.note_rewritten_file(self.get_filename(fullname))
         return _core.rewrite_code(code, self._frontrun_policy, self._frontrun_resource_methods)
 
 
