@@ -377,18 +377,28 @@ impl Explorer {
             Some(c) => c,
             None => {
                 let awake = |t: &ThreadId| self.redundant_at.is_none() && !node.sleep.iter().any(|s| s.thread == *t);
-                // The thread that ran last goes on, unless it spins or sleeps and another can run.
-                let pick_among = |giving_way: bool| {
-                    let ok = |t: &ThreadId| awake(t) && (giving_way || !yielding(*t));
-                    prev.filter(|p| self.enabled.contains(p) && ok(p))
-                        .or_else(|| self.enabled.iter().copied().find(|t| ok(t) && within_bound(*t)))
-                };
                 // A thread that spins on while the only others that could change what it reads
                 // are asleep (their turn here is explored in another branch) would spin for
                 // ever: the rest of this execution is redundant, like one with every thread asleep.
                 let steady_asleep = self.enabled.iter().any(|&t| !yielding(t) && !awake(&t));
                 let stuck = |t: ThreadId| steady_asleep && self.exec.threads[t].spins_on();
-                let pick = pick_among(false).or_else(|| pick_among(true).filter(|&t| !stuck(t)));
+                // The thread that ran last goes on, unless it spins or sleeps and another can
+                // run. Threads that all spin or sleep take turns, the one that has waited
+                // longest first: one polling in a loop does not keep one that slept from
+                // waking up (to set what the first one polls).
+                let steady = || {
+                    prev.filter(|p| self.enabled.contains(p) && awake(p) && !yielding(*p)).or_else(|| {
+                        self.enabled.iter().copied().find(|t| awake(t) && !yielding(*t) && within_bound(*t))
+                    })
+                };
+                let in_turn = || {
+                    self.enabled
+                        .iter()
+                        .copied()
+                        .filter(|&t| awake(&t) && within_bound(t) && !stuck(t))
+                        .min_by_key(|&t| self.exec.threads[t].last_step)
+                };
+                let pick = steady().or_else(in_turn);
                 match pick {
                     Some(t) => (t, Vec::new()),
                     None => {

@@ -72,6 +72,9 @@ pub(crate) struct ThreadState {
     /// Spinning or sleeping: the search lets the other threads run first, as a real scheduler
     /// would, until one of them changes what this one read (`Explorer`'s default pick).
     pub yielding: bool,
+    /// The step of the thread's latest event: of the threads that yield, the one that has
+    /// waited longest goes first.
+    pub last_step: Option<usize>,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
@@ -120,6 +123,7 @@ impl ThreadState {
             frame_state: None,
             streak_ends: Vec::new(),
             yielding: false,
+            last_step: None,
         }
     }
 }
@@ -304,6 +308,7 @@ impl Execution {
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
         state.seq = seq;
+        state.last_step = Some(step);
         let repeat = self.note_progress(thread, op, step);
         self.events.push(Event { step, thread, op, seq, clock, repeat });
         step

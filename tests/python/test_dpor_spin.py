@@ -21,6 +21,12 @@ PROG = load(
         s.data = 1
         s.ready = True
 
+    def publish_after_a_nap(s):
+        time.sleep(0.001)
+        s.data = 1
+        time.sleep(0.001)
+        s.ready = True
+
     def publish_flag_first(s):
         s.ready = True
         s.data = 1
@@ -101,6 +107,17 @@ def test_a_wait_for_a_flag_set_after_the_data_holds(waiter):
     # first read has no earlier frame state to compare with).
     assert result.num_explored == 5
     assert result.stats["spins_cut"] >= 1
+
+
+@pytest.mark.parametrize("waiter", ["spin", "poll"])
+def test_a_wait_for_a_publisher_that_sleeps_first_holds(waiter):
+    # Both threads give way (one sleeps, one waits): they take turns, so the publisher wakes up
+    # and sets the flag. (The waiter went on alone until the step limit: a false runaway.)
+    result = frontrun.explore_dpor(setup=setup, threads=[getattr(PROG, waiter), PROG.publish_after_a_nap],
+                                   invariant=lambda s: s.seen == 1, max_steps=400)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    # A few executions: the writes before each of the waiter's first reads, its later rounds cut.
+    assert result.num_explored <= 7 and result.stats["spins_cut"] >= 1
 
 
 @pytest.mark.parametrize("waiter", ["spin", "poll"])
