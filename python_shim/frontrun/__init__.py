@@ -80,6 +80,7 @@ _LAZY = {
     "replay": "frontrun._dpor",
     "DporResult": "frontrun._dpor",
     "NotInstrumentedError": "frontrun._dpor",
+    "NotInstrumentedWarning": "frontrun._dpor",
     "ExecutionAborted": "frontrun._dpor",
 }
 

@@ -29,6 +29,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class ExecutionAborted(BaseException):
 
 class NotInstrumentedError(RuntimeError):
     """The code under test reported no shared-state access: it was not rewritten."""
+
+
+class NotInstrumentedWarning(UserWarning):
+    """The threads reported no shared-state access, only their locks, waits or sleeps: the code
+    under test was probably not rewritten, and what it shares is not explored."""
 
 
 @dataclass
@@ -821,14 +827,21 @@ def _check_threads(threads):
     return threads
 
 
-NOT_INSTRUMENTED = (
-    "frontrun saw no shared-state access in the threads' first execution: the code under test was "
-    "not rewritten, so there is nothing to interleave.\n"
+_REWRITE_HOW = (
     "Rewrite it at import time, before it is imported, by one of:\n"
     "  * running the program as  python -m frontrun.rewrite your_script.py\n"
     "  * running the tests with the pytest plugin enabled (pytest --frontrun, or [tool.frontrun] in pyproject.toml)\n"
     "  * calling frontrun.rewrite.install(include=['your_package']) before importing the code\n"
     "  * or instrumenting an imported module in place: frontrun.rewrite.instrument_module(module)"
+)
+NOT_INSTRUMENTED = (
+    "frontrun saw no shared-state access in the threads' first execution: the code under test was "
+    "not rewritten, so there is nothing to interleave.\n" + _REWRITE_HOW
+)
+NOT_INSTRUMENTED_STEPS = (
+    "frontrun saw no shared-state access in the threads' first execution, only their locks, waits "
+    "or sleeps: the code under test was probably not rewritten, and the state it shares is not "
+    "explored (a race on it cannot be found).\n" + _REWRITE_HOW
 )
 
 
@@ -950,9 +963,13 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             )
             break
         out.executions += 1
-        if spent + out.executions == 1 and rt.user_steps() == 0 and run.end == "finished":
-            rt.end_execution(None)
-            raise NotInstrumentedError(NOT_INSTRUMENTED)
+        if spent + out.executions == 1 and run.end == "finished":
+            if rt.user_steps() == 0:
+                rt.end_execution(None)
+                raise NotInstrumentedError(NOT_INSTRUMENTED)
+            if rt.reports_heard() == 0:
+                # Locks, waits and sleeps are explored without rewriting; the rest is not seen.
+                warnings.warn(NOT_INSTRUMENTED_STEPS, NotInstrumentedWarning, stacklevel=3)
         if run.end == "timeout":
             rt.end_execution(None)
             out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,42 @@ def test_not_instrumented_code_raises_clear_error():
 
     with pytest.raises(frontrun.NotInstrumentedError, match="python -m frontrun.rewrite"):
         frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)
+
+
+LOCKED = load(
+    """
+    def locked(s):
+        with s.lock:
+            s.x += 1
+    """
+)
+
+
+def test_code_not_rewritten_that_only_sleeps_or_locks_is_warned_about():
+    # The sleeps and locks are explored without rewriting, but the race on s.x is not seen.
+    def plain(s):
+        x = s.x
+        time.sleep(0.001)
+        s.x = x + 1
+
+    with pytest.warns(frontrun.NotInstrumentedWarning, match="python -m frontrun.rewrite") as caught:
+        result = frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)
+    assert result.property_holds is True
+    assert caught[0].filename == __file__
+
+    def plain_locked(s):
+        with s.lock:
+            s.x += 1
+
+    with pytest.warns(frontrun.NotInstrumentedWarning):
+        frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [plain_locked] * 2, lambda s: True)
+    # The same with the code rewritten: its accesses are heard, nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", frontrun.NotInstrumentedWarning)
+        result = frontrun.explore_dpor(
+            lambda: State(x=0, lock=threading.Lock()), [LOCKED.locked] * 2, lambda s: s.x == 2
+        )
+    assert result.property_holds is True
 
 
 CONTAINER_READS = load(

@@ -187,6 +187,8 @@ pub(super) struct Exec {
     pub(super) active: usize,
     /// Steps reported by explored threads (reports and cooperative primitives).
     pub(super) user_steps: u64,
+    /// Reports heard from rewritten code run by explored threads.
+    pub(super) reports: u64,
     pub(super) errors: Vec<(ThreadId, String)>,
     pub(super) log: Vec<StepInfo>,
     pub(super) lock_names: HashMap<u64, String>,

@@ -496,6 +496,11 @@ impl DporRuntime {
         self.inner.lock_state(py).exec.user_steps
     }
 
+    /// Reports heard from rewritten code run by explored threads in this execution.
+    fn reports_heard(&self, py: Python<'_>) -> u64 {
+        self.inner.lock_state(py).exec.reports
+    }
+
     #[pyo3(signature = (failure=None))]
     fn end_execution(&self, py: Python<'_>, failure: Option<String>) {
         let mut st = self.inner.lock_state(py);

@@ -836,6 +836,7 @@ impl Inner {
         if st.exec.aborting {
             return Err(Aborted);
         }
+        st.exec.reports += 1;
         while let Some(lock) =
             if st.exec.threads[tid].held_real.is_empty() { None } else { self.released_real_lock(py, &mut st, tid) }
         {
