@@ -122,11 +122,17 @@ impl Injector<'_> {
         }
     }
 
-    /// Keep a copy of the receiver: `COPY 1` (3.10 `DUP_TOP`).
-    pub fn stash(&self, at: Position) -> Instr {
+    /// Keep a copy of the receiver: `COPY 1` (3.10 `DUP_TOP`), moved below the `under`
+    /// values above it (`LOAD_SUPER_ATTR`'s `[super, class, self]`: `SWAP 4; SWAP 3; SWAP 2`
+    /// makes `[copy, super, class, self]`).
+    pub fn stash(&self, under: u32, at: Position, out: &mut Vec<Instr>) {
         match self.ops.copy {
-            Some(copy) => Instr::new(copy, 1).at(at),
-            None => Instr::new(self.ops.dup_top.expect("DUP_TOP"), 0).at(at),
+            Some(copy) => out.push(Instr::new(copy, 1).at(at)),
+            None => out.push(Instr::new(self.ops.dup_top.expect("DUP_TOP"), 0).at(at)),
+        }
+        if under > 0 {
+            let swap = self.ops.swap.expect("SWAP (only 3.12+ loads take values above the receiver)");
+            out.extend((2..=under + 2).rev().map(|n| Instr::new(swap, n).at(at)));
         }
     }
 

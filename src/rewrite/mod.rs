@@ -50,7 +50,7 @@ use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 8;
+pub const REWRITER_VERSION: u32 = 9;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -421,7 +421,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     }
     for (k, s) in selection.stashes.iter().enumerate() {
         let local = plan.local[k];
-        grouped.push((Around::slot(s.load, false), Chunk::Stash { local }));
+        grouped.push((Around::slot(s.load, false), Chunk::Stash { local, under: s.under }));
         for end in &s.call_ends {
             if end.pop_after_pop_top {
                 grouped.push((Around::slot(end.call_end + 1, true), Chunk::PopTop { local }));
@@ -553,6 +553,7 @@ enum Chunk<'a> {
     },
     Stash {
         local: bool,
+        under: u32,
     },
     Unstash {
         local: bool,
@@ -567,7 +568,7 @@ impl Chunk<'_> {
     fn instrumented_only(&self) -> bool {
         match *self {
             Chunk::Report { .. } => true,
-            Chunk::Stash { local } | Chunk::Unstash { local } | Chunk::PopTop { local } => local,
+            Chunk::Stash { local, .. } | Chunk::Unstash { local } | Chunk::PopTop { local } => local,
         }
     }
 
@@ -590,8 +591,8 @@ impl Chunk<'_> {
                 inj.call(fetch, *site_const, *replace_top, at, out);
                 skip
             }
-            Chunk::Stash { .. } => {
-                out.push(inj.stash(at));
+            Chunk::Stash { under, .. } => {
+                inj.stash(*under, at, out);
                 None
             }
             Chunk::Unstash { .. } => {

@@ -9,6 +9,7 @@ use crate::tables::{self, JumpDir, OpTable};
 pub struct Ops {
     pub load_attr: Option<u8>,
     pub load_method: Option<u8>,
+    pub load_super_attr: Option<u8>,
     pub store_attr: Option<u8>,
     pub delete_attr: Option<u8>,
     pub load_global: Option<u8>,
@@ -233,6 +234,7 @@ fn build(t: &OpTable) -> Ops {
         pop_one,
         load_attr: c("LOAD_ATTR"),
         load_method: c("LOAD_METHOD"),
+        load_super_attr: c("LOAD_SUPER_ATTR"),
         store_attr: c("STORE_ATTR"),
         delete_attr: c("DELETE_ATTR"),
         load_global: c("LOAD_GLOBAL"),

@@ -72,6 +72,9 @@ pub struct Stash {
     /// Stack index (original coordinates) of the pair's bottom slot; the stash takes this
     /// index and everything from it up moves one slot higher while the stash lives.
     pub slot: u32,
+    /// Values the load consumes above the receiver (2 for `LOAD_SUPER_ATTR`'s `super` and
+    /// class): the copy goes below them.
+    pub under: u32,
     /// Instructions executed while the stash is on the stack (including exception handlers
     /// that keep the pair), for handler depth adjustment.
     pub region: Vec<usize>,
@@ -140,6 +143,8 @@ enum Class {
     Other,
     LoadMethod,
     LoadAttr,
+    /// 3.12+ `super().name` (`[super, class, self]` → the pair).
+    LoadSuperAttr,
     LoadGlobal,
     LoadName,
     LoadDeref,
@@ -185,6 +190,7 @@ fn classes(o: &Ops) -> [Class; 256] {
     let pairs = [
         (o.load_method, Class::LoadMethod),
         (o.load_attr, Class::LoadAttr),
+        (o.load_super_attr, Class::LoadSuperAttr),
         (o.load_global, Class::LoadGlobal),
         (o.load_name, Class::LoadName),
         (o.load_deref, Class::LoadDeref),
@@ -709,10 +715,12 @@ impl<'a> Selector<'a> {
         self.report(cs.insert_at, SiteKind::CallSite, SiteName::None, with_values(cs, Fetch::Depth(cs.probe)));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn stash_call(
         &mut self,
         load: usize,
         slot: u32,
+        under: u32,
         calls: Vec<CallSite>,
         region: Vec<usize>,
         name: SiteName,
@@ -750,7 +758,7 @@ impl<'a> Selector<'a> {
             call_ends.push(StashEnd { call_end: cs.end, pop_after_pop_top });
         }
         self.note_borrowed_receiver(load);
-        self.out.stashes.push(Stash { load, call_ends, slot, region });
+        self.out.stashes.push(Stash { load, call_ends, slot, under, region });
     }
 
     /// 3.14+: the stash copies the receiver; if that is a borrowed reference it must become
@@ -787,11 +795,15 @@ impl<'a> Selector<'a> {
             let Some(h) = self.height[i] else { continue };
             let class = self.classes[self.op(i) as usize];
             let is = |c: Class| class == c;
-            if is(Class::LoadMethod) || (is(Class::LoadAttr) && self.name_flag(i)) {
-                if self.name(i).is_none() || h == 0 {
+            let super_call = is(Class::LoadSuperAttr) && self.name_flag(i);
+            if is(Class::LoadMethod) || (is(Class::LoadAttr) && self.name_flag(i)) || super_call {
+                // `super().m(...)` acts on `self`, below which the load also takes `super` and
+                // the class: the receiver's copy goes under those.
+                let under = if super_call { 2 } else { 0 };
+                if self.name(i).is_none() || h <= under {
                     continue;
                 }
-                let slot = h - 1;
+                let slot = h - 1 - under;
                 let roles = self.roles(i);
                 let builtin = shared && roles & role::BUILTIN != 0;
                 let resource = roles & role::RESOURCE != 0;
@@ -810,7 +822,7 @@ impl<'a> Selector<'a> {
                     }
                 } else {
                     let holding = container && roles & role::HOLDING != 0;
-                    self.stash_call(i, slot, calls, region, name, resource || holding || all);
+                    self.stash_call(i, slot, under, calls, region, name, resource || holding || all);
                 }
                 if self.claimed.len() > before {
                     method_loads_done.insert(i);

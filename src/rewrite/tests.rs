@@ -461,3 +461,34 @@ fn versioning_off_is_the_per_site_layout() {
         verify::check(&rw.code).unwrap();
     }
 }
+
+/// `super().append(x)` on 3.12+ (`LOAD_SUPER_ATTR`, method form): the receiver's copy goes
+/// below `super` and the class, so the call is reported on `self` as any method call is.
+#[test]
+fn a_super_method_call_stashes_self_below_the_super_and_class() {
+    let names = vec!["super", "append"];
+    let methods = MethodTables::new(&[]);
+    for t in tables::all().iter().filter(|t| t.code("LOAD_SUPER_ATTR").is_some()) {
+        let mut code = Code::new(t, 2);
+        code.instrs.push(Instr::new(op(t, "RESUME"), 0));
+        code.instrs.push(Instr::new(op(t, "LOAD_GLOBAL"), 0 << name_shift(t, "LOAD_GLOBAL")));
+        code.instrs.push(Instr::new(op(t, "LOAD_FAST"), 1)); // stands in for LOAD_DEREF __class__
+        code.instrs.push(Instr::new(op(t, "LOAD_FAST"), 0));
+        let load = code.instrs.len();
+        code.instrs.push(Instr::new(op(t, "LOAD_SUPER_ATTR"), 1 << 2 | 1));
+        code.instrs.push(Instr::new(op(t, "LOAD_FAST"), 1));
+        code.instrs.extend(method_call(t, 1));
+        code.instrs.push(Instr::new(op(t, "RETURN_VALUE"), 0));
+        let rw = rewrite_checked(code, &input(&names, &methods, Policy::Shared));
+        let kinds: Vec<SiteKind> = rw.sites.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, vec![SiteKind::GlobalLoad, SiteKind::Call], "{:?}", t.version);
+        let ops = ops::for_table(t);
+        let (copy, swap) = (ops.copy.unwrap(), ops.swap.unwrap());
+        let super_load = |i: &usize| rw.code.instrs[*i].op == op(t, "LOAD_SUPER_ATTR");
+        let at: Vec<usize> = (0..rw.code.instrs.len()).filter(super_load).collect();
+        assert!(!at.is_empty() && at.iter().all(|&i| i >= load), "{:?}", t.version);
+        // In the instrumented copy: COPY 1; SWAP 4; SWAP 3; SWAP 2 right before the load.
+        let before = |i: usize| rw.code.instrs[i - 4..i].iter().map(|x| (x.op, x.arg)).collect::<Vec<_>>();
+        assert!(at.iter().any(|&i| before(i) == vec![(copy, 1), (swap, 4), (swap, 3), (swap, 2)]), "{:?}", t.version);
+    }
+}

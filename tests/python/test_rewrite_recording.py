@@ -280,6 +280,37 @@ def test_container_methods():
     assert shown(events, lst=lst) == [("call", "lst", "append", 6), ("call", "lst", "append", 7)]
 
 
+def test_container_methods_called_through_super():
+    ns = load(
+        """
+        class Log(list):
+            def add(self, x, *more):
+                super().append(x)
+                super(Log, self).extend(more)
+                try:
+                    return super().__getitem__(len(self) - 1 if more else 0)
+                except IndexError:
+                    return None
+
+            def gen(self):
+                yield super().pop()
+        """
+    )
+    log = ns["Log"]()
+    result, events = record(log.add, 1, 2, 3)
+    assert (result, log) == (3, [1, 2, 3])
+    # 3.12+ (LOAD_SUPER_ATTR): the call of the method on `self`; 3.10/3.11 load it from the
+    # super object, which the runtime maps to its object.
+    receivers = [e.obj if type(e.obj) is not super else e.obj.__self__ for e in events if e.kind == "call"]
+    assert [e.key for e in events if e.kind == "call"] == ["append", "extend", "__getitem__"]
+    assert all(r is log for r in receivers)
+    assert [e.line for e in events if e.kind == "call"] == [4, 5, 7]
+    result, events = record(lambda: list(log.gen()))
+    assert (result, log) == ([3], [1, 2])
+    assert [(e.key, e.line) for e in events if e.kind == "call"] == [("pop", 12)]
+    assert_no_report_errors()
+
+
 def test_lock_and_synchronisation_method_calls():
     ns = load(
         """
