@@ -215,13 +215,18 @@ def _fresh_thread_locals(thread_locals, used_here):
     with no value an earlier task left and its subclass's ``__init__`` run again (for a new
     thread it runs with the arguments the local was made with, which Python cannot see: only an
     ``__init__`` that takes none is re-run)."""
-    for loc in thread_locals:
-        values = loc.__dict__  # made now, __init__ and all, if this worker never used it
-        if id(loc) in used_here:
-            values.clear()
-            init = type(loc).__init__
-            if init is not object.__init__ and _takes_no_arguments(init, loc):
-                init(loc)
+    # What __init__ does is this thread's own (no other thread sees its values): unreported.
+    was_muted = _native._mute_reports(True)
+    try:
+        for loc in thread_locals:
+            values = loc.__dict__  # made now, __init__ and all, if this worker never used it
+            if id(loc) in used_here:
+                values.clear()
+                init = type(loc).__init__
+                if init is not object.__init__ and _takes_no_arguments(init, loc):
+                    init(loc)
+    finally:
+        _native._mute_reports(was_muted)
 
 
 def _takes_no_arguments(init, obj):
