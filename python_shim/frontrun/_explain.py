@@ -11,6 +11,7 @@ import linecache
 import os
 import re
 import tracemalloc
+import types
 
 from frontrun import _coop
 from frontrun._dpor import CachedFunction, FileResource
@@ -95,7 +96,8 @@ def _created_at(obj):
 
 
 def _is_globals(obj):
-    return isinstance(obj, dict) and "__name__" in obj and "__builtins__" in obj
+    # A Python module's globals have __builtins__; a C module's dict (`time`) has its spec.
+    return isinstance(obj, dict) and "__name__" in obj and ("__builtins__" in obj or "__spec__" in obj)
 
 
 # Steps on a generator's "running" (the runtime's `GEN_RUNNING`): its frame is the object.
@@ -126,27 +128,40 @@ def _location_name(step, obj):
     return f"{tname}[{key!r}]"
 
 
+# Values never named by a path: nothing can change them, and small ints and strings are shared.
+_UNNAMED = (int, float, str, bytes, bool, type(None))
+# Module globals that are not the program's state: modules, functions, classes.
+_NOT_STATE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+
+
 class _Paths:
     """Names objects by how the test state reaches them (``state.accounts['alice']``)."""
 
     def __init__(self, state, limit=4, budget=5000):
         self.found = {}
-        if state is None:
+        self.by_path = {}
+        self.limit, self.budget = limit, budget
+        if state is not None:
+            self.add_root(state, "state")
+
+    def add_root(self, root, path):
+        """Names ``root`` and what it reaches, where the state did not name them first."""
+        if id(root) in self.found:
             return
-        frontier = [(state, "state")]
-        seen = {id(state)}
-        self.found[id(state)] = "state"
-        for _ in range(limit):
+        self.found[id(root)] = path
+        self.by_path[path] = root
+        frontier = [(root, path)]
+        for _ in range(self.limit):
             nxt = []
             for obj, path in frontier:
                 for child, child_path in self._children(obj, path):
-                    budget -= 1
-                    if budget <= 0:
+                    self.budget -= 1
+                    if self.budget <= 0:
                         return
-                    if id(child) in seen or isinstance(child, (int, float, str, bytes, bool, type(None))):
+                    if id(child) in self.found or isinstance(child, _UNNAMED):
                         continue
-                    seen.add(id(child))
                     self.found[id(child)] = child_path
+                    self.by_path[child_path] = child
                     nxt.append((child, child_path))
             frontier = nxt
 
@@ -166,6 +181,18 @@ class _Paths:
 
     def of(self, obj):
         return self.found.get(id(obj))
+
+    def holder(self, obj, kinds):
+        """The outermost object of one of ``kinds`` on the path to ``obj`` (the Queue whose
+        ``mutex`` it is, the Event whose condition's lock it is), with its path."""
+        path = self.of(obj)
+        found = None, None
+        while path and "." in path:
+            path = path.rsplit(".", 1)[0]
+            holder = self.by_path.get(path)
+            if isinstance(holder, kinds):
+                found = holder, path
+        return found
 
 
 _paths = _Paths(None)
@@ -187,7 +214,8 @@ _METHOD_CALL = re.compile(r"\.\w+\s*\(")
 
 
 def _step_line(step, width):
-    what = step.kind if step.kind in GENERATOR_STEPS else step.access
+    # A sleep is a step that touches nothing (the engine has it read a location of its own).
+    what = step.kind if step.kind in GENERATOR_STEPS or step.kind == "sleep" else step.access
     if step.access == "exit":
         return f"  thread {step.thread}  exit   (its function returned)"
     where = _where(step.file, step.line)
@@ -198,6 +226,16 @@ def _step_line(step, width):
     elif step.kind == "held":  # the first step inside `lst.sort(key=f)`: f is running
         text = f"{text}  [inside .{step.key}(), which holds it]" if isinstance(step.key, str) else text
     return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
+
+
+def _what_it_touched(rt, step):
+    """`  [W.stop]`: the location of a step shown without its race (a runaway's last steps)."""
+    if step.access not in DATA or step.kind == "sleep":
+        return ""
+    try:
+        return f"  [{_location_name(step, rt.object(step.obj))}]"
+    except Exception:
+        return ""
 
 
 def _conflicting_locations(steps, racy_pairs):
@@ -394,9 +432,37 @@ def _lock_label(rt, n):
     name = rt.lock_name(n)
     path = _paths.of(getattr(obj, "_frontrun_owner", obj))
     where = _created_at(obj) if obj is not None else None
-    details = [d for d in (path if path != name else None, f"created at {where}" if where else None) if d]
+    named = path and name and name.endswith(path)
+    details = [d for d in (path if not named else None, f"created at {where}" if where else None) if d]
     label = name or (f"the lock {path}" if path else f"lock #{n}")
     return f"{label} ({', '.join(details)})" if details else label
+
+
+def _waitables():
+    import queue
+    import threading
+
+    # The object a wait is on, by the lock of the condition it waits with (a Queue's mutex,
+    # an Event's or Barrier's condition's lock): what it waits for, and who would end it.
+    return (
+        (queue.Queue, "the queue", "put to or take from"),
+        (threading.Event, "the event", "set"),
+        (threading.Barrier, "the barrier", "reach"),
+        (threading.Semaphore, "the semaphore", "release"),
+        (threading.Condition, "the condition", "notify"),
+    )
+
+
+def _condition_wait(rt, n):
+    obj = rt.object(n)
+    lock = getattr(obj, "_frontrun_owner", obj)
+    waitables = _waitables()
+    holder, path = _paths.holder(lock, tuple(kind for kind, _, _ in waitables))
+    if holder is None:
+        return f"waits on a condition of {_lock_label(rt, n)} that no one will notify"
+    what, ends = next((w, e) for kind, w, e in waitables if isinstance(holder, kind))
+    where = _created_at(holder)
+    return f"waits on {what} {path}" + (f" (created at {where})" if where else "") + f", which no other thread will {ends}"
 
 
 def deadlock_report(rt, steps):
@@ -422,7 +488,7 @@ def deadlock_report(rt, steps):
             by = f", held by thread {holder}" if holder is not None else ""
             out.append(f"  thread {thread} waits for {_lock_label(rt, n)}{by}{holding}{at}")
         elif what == "condition":
-            out.append(f"  thread {thread} waits on a condition of {_lock_label(rt, n)} that no one will notify{holding}{at}")
+            out.append(f"  thread {thread} {_condition_wait(rt, n)}{holding}{at}")
         elif what == "join":
             out.append(f"  thread {thread} waits to join thread {n - 1}{holding}{at}")
         else:
@@ -472,10 +538,22 @@ def _started_threads_shown(lines):
     return ["where:"] + shown if shown else []
 
 
+def _name_globals_used(rt, steps):
+    """Objects the threads reached through a module global are named after it (``app.CACHE``)."""
+    for step in steps:
+        if not step.kind.startswith("global") or not isinstance(step.key, str):
+            continue
+        namespace = rt.object(step.obj)
+        value = namespace.get(step.key) if _is_globals(namespace) else None
+        if value is not None and not isinstance(value, _UNNAMED + _NOT_STATE):
+            _paths.add_root(value, f"{namespace.get('__name__', '?')}.{step.key}")
+
+
 def explain(rt, run, invariant, schedule):
     global _paths
     _paths = _Paths(run.state)
     steps = [Step(i, raw) for i, raw in enumerate(rt.steps())]
+    _name_globals_used(rt, steps)
     out = []
     if run.kind == "deadlock":
         out += deadlock_report(rt, steps)
@@ -499,7 +577,7 @@ def explain(rt, run, invariant, schedule):
         last = [s for s in steps if s.thread == thread][-5:]
         if last:
             width = max(len(_where(s.file, s.line)) for s in last)
-            out += [_step_line(s, width) for s in last]
+            out += [_step_line(s, width) + _what_it_touched(rt, s) for s in last]
     if run.kind in ("deadlock", "runaway") and run.errors:
         # A thread that raised while holding a lock (no `finally`) is often why the others wait.
         thread, text = run.errors[0]

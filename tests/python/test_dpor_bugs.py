@@ -1654,6 +1654,33 @@ def test_where_objects_were_created_names_the_line_that_made_them():
             assert "created at" not in first, first
 
 
+GLOBAL_CACHE = load(
+    """
+    CACHE = {"config": {}}
+
+    def fill(s):
+        config = CACHE["config"]
+        if "k" not in config:
+            config["k"] = len(config) + 1
+    """,
+    name="dpor_global_cache_prog",
+)
+
+
+def test_objects_reached_through_a_module_global_are_named_after_it():
+    def setup():
+        GLOBAL_CACHE.CACHE["config"] = {}
+        return State()
+
+    once = lambda s: GLOBAL_CACHE.CACHE["config"]["k"] == 1  # noqa: E731
+    result = explore(setup, [GLOBAL_CACHE.fill] * 2, once)
+    assert result.property_holds is False
+    first = result.explanation.splitlines()[0]
+    assert first.startswith("Race on dict['k'] (object #"), first
+    assert "= dpor_global_cache_prog.CACHE['config']" in first, first
+    check_replays(result, setup, [GLOBAL_CACHE.fill] * 2, once)
+
+
 MATCHING = load(
     """
     class Point:

@@ -135,6 +135,20 @@ def test_a_wait_that_nothing_ends_is_reported_as_a_runaway():
     assert result.property_holds is False
     assert result.failure_kind == "runaway"
     assert "did not finish within the step limit" in result.explanation
+    # Its last steps, each with what it read.
+    last = result.explanation.splitlines()[1:-1]
+    assert len(last) == 5 and all(line.split()[:3] == ["thread", "1", "read"] for line in last), last
+    assert all(line.endswith("while not s.ready:  [State.ready]") for line in last), last
+
+
+def test_a_runaway_that_sleeps_shows_its_sleeps_and_what_it_read():
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.poll], invariant=lambda s: True, max_steps=60)
+    assert result.failure_kind == "runaway"
+    last = [line.split(None, 4)[2:] for line in result.explanation.splitlines()[1:-1]]
+    steps = {(what, line.rsplit("  ", 1)[-1]) for what, _, line in last}
+    expected = {("read", "[State.ready]"), ("read", "[global time.sleep]"), ("sleep", "time.sleep(0.01)")}
+    # (The load of the module global `time` is a step on some versions only.)
+    assert expected <= steps <= expected | {("read", f"[global {PROG.__name__}.time]")}, last
 
 
 @pytest.mark.parametrize("publisher, holds", [("publish_by_event", True), ("publish_by_event_too_early", False)])

@@ -1,6 +1,7 @@
 """Cooperative primitives: safe programs pass, waits never hang, patches come off afterwards."""
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -226,6 +227,60 @@ def test_blocking_acquire_of_a_lock_never_released_is_a_deadlock():
     )
     assert result.failure_kind == "deadlock"
     assert "State.other" in result.explanation
+
+
+WAITS = load(
+    """
+    import queue
+    import threading
+
+    JOBS = queue.Queue()
+
+    def take(s):
+        s.q.get()
+
+    def take_global(s):
+        JOBS.get()
+
+    def wait_event(s):
+        s.event.wait()
+
+    def wait_condition(s):
+        with s.cv:
+            s.cv.wait()
+
+    def acquire_semaphore(s):
+        s.sem.acquire()
+
+    def wait_barrier(s):
+        s.barrier.wait()
+    """,
+    name="dpor_waits_prog",
+)
+
+
+def test_a_deadlock_names_what_each_thread_waits_on():
+    import queue
+
+    def setup():
+        return State(q=queue.Queue(), event=threading.Event(), cv=threading.Condition(),
+                     sem=threading.Semaphore(0), barrier=threading.Barrier(2))
+
+    threads = [WAITS.take, WAITS.take_global, WAITS.wait_event, WAITS.wait_condition, WAITS.acquire_semaphore,
+               WAITS.wait_barrier]
+    result = frontrun.explore_dpor(setup, threads, lambda s: True)
+    assert result.failure_kind == "deadlock"
+    lines = result.explanation.splitlines()[1:13]
+    waits = [re.sub(r" \(created at [^)]*\)", "", line) for line in lines[0::2]]
+    assert waits == [
+        "  thread 0 waits on the queue state.q, which no other thread will put to or take from",
+        "  thread 1 waits on the queue dpor_waits_prog.JOBS, which no other thread will put to or take from",
+        "  thread 2 waits on the event state.event, which no other thread will set",
+        "  thread 3 waits on the condition state.cv, which no other thread will notify",
+        "  thread 4 waits on the semaphore state.sem, which no other thread will release",
+        "  thread 5 waits on the barrier state.barrier, which no other thread will reach",
+    ], result.explanation
+    assert all(line.startswith("      at dpor_waits_prog.py:") for line in lines[1::2]), result.explanation
 
 
 def test_timed_event_wait_times_out():
@@ -929,6 +984,7 @@ def test_pool_workers_leave_nothing_for_interpreter_exit(tmp_path):
     assert done.stderr.strip() == ""
 
 
+@pytest.mark.filterwarnings("ignore::frontrun.NotInstrumentedWarning")  # only its lock is seen
 def test_explored_threads_get_threading_settrace_and_setprofile_hooks():
     # As every new thread does: coverage.py measures code that only explored threads run.
     traced, profiled = set(), set()
