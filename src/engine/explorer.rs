@@ -312,6 +312,7 @@ impl Explorer {
             }
             self.rename_sleepers(depth);
             self.exec.perform(thread);
+            self.exec.note_turn(thread, &self.enabled);
             return Choice::Run(thread);
         }
         let thread = match self.mode {
@@ -326,6 +327,7 @@ impl Explorer {
             },
         };
         self.exec.perform(thread);
+        self.exec.note_turn(thread, &self.enabled);
         Choice::Run(thread)
     }
 
@@ -364,6 +366,8 @@ impl Explorer {
             }
             if !self.enabled.contains(&thread) {
                 self.stats.infeasible += 1;
+            } else if self.exec.unfair(thread, &self.enabled) {
+                self.stats.unfair += 1;
             } else if !within_bound(thread) {
                 self.stats.bounded = true;
             } else {
@@ -386,16 +390,17 @@ impl Explorer {
                 // run. Threads that all spin or sleep take turns, the one that has waited
                 // longest first: one polling in a loop does not keep one that slept from
                 // waking up (to set what the first one polls).
+                let fair = |t: ThreadId| !self.exec.unfair(t, &self.enabled);
                 let steady = || {
-                    prev.filter(|p| self.enabled.contains(p) && awake(p) && !yielding(*p)).or_else(|| {
-                        self.enabled.iter().copied().find(|t| awake(t) && !yielding(*t) && within_bound(*t))
+                    prev.filter(|p| self.enabled.contains(p) && awake(p) && !yielding(*p) && fair(*p)).or_else(|| {
+                        self.enabled.iter().copied().find(|t| awake(t) && !yielding(*t) && within_bound(*t) && fair(*t))
                     })
                 };
                 let in_turn = || {
                     self.enabled
                         .iter()
                         .copied()
-                        .filter(|&t| awake(&t) && within_bound(t) && !stuck(t))
+                        .filter(|&t| awake(&t) && within_bound(t) && !stuck(t) && fair(t))
                         .min_by_key(|&t| self.exec.threads[t].last_step)
                 };
                 let pick = steady().or_else(in_turn);
@@ -403,14 +408,22 @@ impl Explorer {
                     Some(t) => (t, Vec::new()),
                     None => {
                         if self.redundant_at.is_none() {
-                            if self.enabled.iter().any(|&t| awake(&t) && !stuck(t)) {
+                            if self.enabled.iter().any(|&t| awake(&t) && !stuck(t) && fair(t)) {
                                 self.stats.bounded = true;
                             }
                             self.redundant_at = Some(depth);
                         }
-                        let steady = self.enabled.iter().copied().find(|&t| !yielding(t));
-                        let pick = prev.filter(|&p| prev_enabled && !yielding(p)).or(steady);
-                        (pick.or(prev.filter(|_| prev_enabled)).unwrap_or(self.enabled[0]), Vec::new())
+                        // The rest only has to end: the same picks, with no one asleep.
+                        let steady = self.enabled.iter().copied().find(|&t| !yielding(t) && fair(t));
+                        let pick = prev.filter(|&p| prev_enabled && !yielding(p) && fair(p)).or(steady);
+                        let in_turn = || {
+                            self.enabled
+                                .iter()
+                                .copied()
+                                .filter(|&t| fair(t))
+                                .min_by_key(|&t| self.exec.threads[t].last_step)
+                        };
+                        (pick.or_else(in_turn).or(prev.filter(|_| prev_enabled)).unwrap_or(self.enabled[0]), Vec::new())
                     }
                 }
             }

@@ -41,6 +41,10 @@ pub struct Stats {
     /// Race reversals not tried because they would only make a spinning thread read an
     /// unchanged location once more (`state::SPIN_READS`).
     pub spins_cut: u64,
+    /// Wakeup branches not taken because they would run a thread that has gone round
+    /// (slept or spun) `state::FAIR_ROUNDS` times while another thread was ready to run and
+    /// has not run since: schedules that starve a ready thread are not explored.
+    pub unfair: u64,
     pub max_depth: usize,
     /// The preemption bound pruned something.
     pub bounded: bool,

@@ -75,12 +75,20 @@ pub(crate) struct ThreadState {
     /// The step of the thread's latest event: of the threads that yield, the one that has
     /// waited longest goes first.
     pub last_step: Option<usize>,
+    /// Threads that were ready to run when this one went round (slept, or spun once more)
+    /// and have not run since, with how many rounds it has gone since (`FAIR_ROUNDS`).
+    pub overtaken: Vec<(ThreadId, u32)>,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
 /// thread yields, and the search does not try a further unchanged read of it before the write
 /// that ends the spin (`Execution::spin_reread`).
 pub const SPIN_READS: u32 = 3;
+/// Rounds (sleeps, spin reads) a thread may go while another thread is ready to run and does
+/// not: beyond them the search does not starve the other one (as a fair scheduler would not),
+/// so a loop that sleeps between rounds of work is followed for this many rounds past the
+/// point where the write that ends it could come, not for ever.
+pub const FAIR_ROUNDS: u32 = 4;
 /// Reads of one unchanged location after which a spinning thread is taken to spin until
 /// another thread changes something (`ThreadState::spins_on`).
 const SPIN_FOREVER: u32 = 100;
@@ -124,6 +132,7 @@ impl ThreadState {
             streak_ends: Vec::new(),
             yielding: false,
             last_step: None,
+            overtaken: Vec::new(),
         }
     }
 }
@@ -312,6 +321,38 @@ impl Execution {
         let repeat = self.note_progress(thread, op, step);
         self.events.push(Event { step, thread, op, seq, clock, repeat });
         step
+    }
+
+    /// Fairness bookkeeping after `thread`'s step, `ready` the threads that could have run
+    /// instead: no one waits on `thread` any more, and a round (a sleep, a spin read, a failed
+    /// try of a lock) overtakes the others once more.
+    pub fn note_turn(&mut self, thread: ThreadId, ready: &[ThreadId]) {
+        for t in &mut self.threads {
+            t.overtaken.retain(|&(u, _)| u != thread);
+        }
+        let Some(e) = self.events.last() else { return };
+        let round = match e.op {
+            Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => true,
+            // A failed `acquire(blocking=False)`: a look at a lock someone else holds.
+            Op::TryAcquire { lock } => self.locks.get(&lock).and_then(|l| l.owner) != Some(thread),
+            _ => e.repeat >= SPIN_READS,
+        };
+        if !round {
+            return;
+        }
+        let overtaken = &mut self.threads[thread].overtaken;
+        for &u in ready.iter().filter(|&&u| u != thread) {
+            match overtaken.iter_mut().find(|(o, _)| *o == u) {
+                Some((_, n)) => *n += 1,
+                None => overtaken.push((u, 1)),
+            }
+        }
+    }
+
+    /// Whether running `thread` now would starve a ready thread it has gone round
+    /// `FAIR_ROUNDS` times ahead of.
+    pub fn unfair(&self, thread: ThreadId, ready: &[ThreadId]) -> bool {
+        self.threads[thread].overtaken.iter().any(|&(u, n)| n >= FAIR_ROUNDS && ready.contains(&u))
     }
 
     /// Whether `read` (a read by a thread T) run right before `write` would be one more read

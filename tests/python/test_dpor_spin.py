@@ -27,6 +27,33 @@ PROG = load(
         time.sleep(0.001)
         s.ready = True
 
+    def work_until_stopped(s):
+        while not s.ready:
+            s.data += 1
+            time.sleep(0.01)
+        s.seen = s.data
+
+    def stop_after_a_nap(s):
+        time.sleep(0.05)
+        s.ready = True
+
+    def retry_lock_until_free(s):
+        while not s.lock.acquire(blocking=False):
+            time.sleep(0.01)
+        s.data += 1
+        s.lock.release()
+
+    def try_lock_until_free(s):
+        while not s.lock.acquire(blocking=False):
+            pass
+        s.data += 1
+        s.lock.release()
+
+    def hold_lock_a_while(s):
+        with s.lock:
+            time.sleep(0.05)
+            s.data += 1
+
     def publish_flag_first(s):
         s.ready = True
         s.data = 1
@@ -200,3 +227,36 @@ def test_a_thread_seen_alive_before_its_exit_is_explained():
     result = frontrun.explore_dpor(setup=setup, threads=[PROG.start_and_check_alive_once],
                                    invariant=lambda s: s.seen == "running")
     assert result.property_holds is False and result.failure_kind == "invariant"
+
+
+def test_a_loop_that_works_and_sleeps_until_stopped_is_explored_for_a_few_rounds():
+    # Each round writes, so it is no spin: the stop can come after any round. A thread that
+    # goes round while the other is ready to run starves it after a few rounds, which the
+    # search does not explore (a fair scheduler would run the other): bounded, not a timeout.
+    seen = set()
+
+    def record(s):
+        seen.add(s.seen)
+        return s.seen == s.data
+
+    result = frontrun.explore_dpor(setup=setup, threads=[PROG.work_until_stopped, PROG.stop_after_a_nap],
+                                   invariant=record, stop_on_first=False, timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.stats["complete"] and result.stats["unfair"] >= 1
+    # The stop before each of the first rounds, and after them (FAIR_ROUNDS = 4, plus the
+    # round under way when the stopper became ready).
+    assert seen == {0, 1, 2, 3, 4, 5}, seen
+    assert result.num_explored == 6
+
+
+@pytest.mark.parametrize("retry, explored", [("retry_lock_until_free", 5), ("try_lock_until_free", 10)])
+def test_a_trylock_retry_loop_is_bounded(retry, explored):
+    # A failed try is a round too: with or without a sleep between tries, the holder gets to
+    # release the lock (the busy loop was a false runaway, the sleeping one a search without end).
+    import threading
+
+    result = frontrun.explore_dpor(setup=lambda: State(data=0, lock=threading.Lock()),
+                                   threads=[getattr(PROG, retry), PROG.hold_lock_a_while],
+                                   invariant=lambda s: s.data == 2, stop_on_first=False, timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.stats["complete"] and result.num_explored == explored
