@@ -88,7 +88,7 @@ pub const SPIN_READS: u32 = 3;
 /// not: beyond them the search does not starve the other one (as a fair scheduler would not),
 /// so a loop that sleeps between rounds of work is followed for this many rounds past the
 /// point where the write that ends it could come, not for ever.
-pub const FAIR_ROUNDS: u32 = 4;
+pub const FAIR_ROUNDS: u32 = 8;
 /// Reads of one unchanged location after which a spinning thread is taken to spin until
 /// another thread changes something (`ThreadState::spins_on`).
 const SPIN_FOREVER: u32 = 100;
