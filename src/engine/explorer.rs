@@ -391,20 +391,21 @@ impl Explorer {
                 // longest first: one polling in a loop does not keep one that slept from
                 // waking up (to set what the first one polls).
                 let fair = |t: ThreadId| !self.exec.unfair(t, &self.enabled);
-                let steady = || {
-                    prev.filter(|p| self.enabled.contains(p) && awake(p) && !yielding(*p) && fair(*p)).or_else(|| {
-                        self.enabled.iter().copied().find(|t| awake(t) && !yielding(*t) && within_bound(*t) && fair(*t))
-                    })
+                // Of the threads `ok` allows: the last one unless it yields, else one that does
+                // not yield, else the one that has waited longest.
+                let pick_among = |ok: &dyn Fn(ThreadId) -> bool| {
+                    prev.filter(|&p| prev_enabled && !yielding(p) && ok(p))
+                        .or_else(|| self.enabled.iter().copied().find(|&t| !yielding(t) && ok(t)))
+                        .or_else(|| {
+                            self.enabled
+                                .iter()
+                                .copied()
+                                .filter(|&t| ok(t))
+                                .min_by_key(|&t| self.exec.threads[t].last_step)
+                        })
                 };
-                let in_turn = || {
-                    self.enabled
-                        .iter()
-                        .copied()
-                        .filter(|&t| awake(&t) && within_bound(t) && !stuck(t) && fair(t))
-                        .min_by_key(|&t| self.exec.threads[t].last_step)
-                };
-                let pick = steady().or_else(in_turn);
-                match pick {
+                let open = |t: ThreadId| awake(&t) && within_bound(t) && !stuck(t) && fair(t);
+                match pick_among(&open) {
                     Some(t) => (t, Vec::new()),
                     None => {
                         if self.redundant_at.is_none() {
@@ -413,17 +414,9 @@ impl Explorer {
                             }
                             self.redundant_at = Some(depth);
                         }
-                        // The rest only has to end: the same picks, with no one asleep.
-                        let steady = self.enabled.iter().copied().find(|&t| !yielding(t) && fair(t));
-                        let pick = prev.filter(|&p| prev_enabled && !yielding(p) && fair(p)).or(steady);
-                        let in_turn = || {
-                            self.enabled
-                                .iter()
-                                .copied()
-                                .filter(|&t| fair(t))
-                                .min_by_key(|&t| self.exec.threads[t].last_step)
-                        };
-                        (pick.or_else(in_turn).or(prev.filter(|_| prev_enabled)).unwrap_or(self.enabled[0]), Vec::new())
+                        // The rest only has to end: the same picks, with no one asleep or bounded.
+                        let pick = pick_among(&fair).or(prev.filter(|_| prev_enabled));
+                        (pick.unwrap_or(self.enabled[0]), Vec::new())
                     }
                 }
             }
