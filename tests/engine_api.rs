@@ -204,3 +204,80 @@ fn keys_that_stop_being_shared_are_still_nondeterminism() {
     let (verdict, _) = keyed_writers(split, true);
     assert!(matches!(verdict, Verdict::Inconclusive(r) if r.contains("nondeterminism")));
 }
+
+/// Main spawns W, T and P, then exits. W writes Y then Z; P (maybe the prologue) writes Y; T
+/// joins P, then writes Z. Returns the executions of the full search.
+fn prologue_program(prologue: bool) -> u64 {
+    const Y: u64 = 60;
+    const Z: u64 = 61;
+    let mut ex = Explorer::new(Config::default());
+    while ex.begin_execution() {
+        let (mut w, mut t, mut p) = (0, 0, 0);
+        let mut spawned = 0;
+        let mut kids = [0usize; 3];
+        kids[0] = ex.child_id(0);
+        ex.arrive(0, Op::Spawn { child: kids[0] });
+        loop {
+            match ex.choose() {
+                Choice::Run(0) if spawned == 3 => {} // exited
+                Choice::Run(0) => {
+                    spawned += 1;
+                    if spawned < 3 {
+                        kids[spawned] = ex.child_id(0);
+                        ex.arrive(0, Op::Spawn { child: kids[spawned] });
+                    } else if spawned == 3 {
+                        ex.arrive(0, Op::Exit);
+                    }
+                    // A child arrives at its first op once spawned.
+                    let just = kids[spawned - 1];
+                    if just == kids[0] {
+                        ex.arrive(just, Op::write(Y, 0));
+                    } else if just == kids[1] {
+                        ex.arrive(just, Op::Join { child: kids[2] });
+                    } else {
+                        if prologue {
+                            ex.set_prologue(just);
+                        }
+                        ex.arrive(just, Op::write(Y, 0));
+                    }
+                }
+                Choice::Run(x) if x == kids[0] => {
+                    w += 1;
+                    match w {
+                        1 => ex.arrive(x, Op::write(Z, 0)),
+                        2 => ex.arrive(x, Op::Exit),
+                        _ => {}
+                    }
+                }
+                Choice::Run(x) if x == kids[1] => {
+                    t += 1;
+                    match t {
+                        1 => ex.arrive(x, Op::write(Z, 0)),
+                        2 => ex.arrive(x, Op::Exit),
+                        _ => {}
+                    }
+                }
+                Choice::Run(x) if x == kids[2] => {
+                    p += 1;
+                    if p == 1 {
+                        ex.arrive(x, Op::Exit);
+                    }
+                }
+                Choice::Run(_) => unreachable!(),
+                Choice::Finished | Choice::Deadlock(_) | Choice::Diverged(_) => break,
+            }
+        }
+        ex.end_execution(Outcome::Ok);
+    }
+    assert_eq!(ex.verdict(), Verdict::Pass);
+    ex.stats().executions
+}
+
+#[test]
+fn a_prologue_is_taken_in_one_order() {
+    // Without: W's and P's writes of Y in both orders, each with W's and T's writes of Z in
+    // both. With P a prologue, Y is written in the first order found; Z still in both.
+    let full = prologue_program(false);
+    let with_prologue = prologue_program(true);
+    assert_eq!((full, with_prologue), (4, 2));
+}

@@ -367,6 +367,7 @@ class Condition:
         return notified
 
     def _wait_real(self, timeout):
+        _setup_would_wait()
         waiter = _thread.allocate_lock()
         waiter.acquire()
         self._real_waiters.append(waiter)
@@ -529,6 +530,7 @@ def _time():
 def _sleep(seconds):
     rt = _managed()
     if rt is None:
+        _setup_would_wait()
         return _orig["sleep"](seconds)
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
@@ -541,6 +543,20 @@ def _sleep(seconds):
 _setup_started = None
 _setup_ident = None
 _setup_first_tid = None
+# When setup() runs as an explored thread of its own (it waits for a thread it started): that
+# thread's number; the threads it starts are background threads "started by setup()".
+setup_thread = None
+
+
+class SetupWaits(BaseException):
+    """``setup()``, run in the exploring thread, would wait for a thread it started (its worker's
+    "ready" event, a join, a sleep): those threads only run in the exploration, so setup() has
+    to run there too. (A BaseException: the program's ``except Exception`` lets it through.)"""
+
+
+def _setup_would_wait():
+    if _setup_started and _thread.get_ident() == _setup_ident:
+        raise SetupWaits()
 
 
 @contextmanager
@@ -598,9 +614,10 @@ def _thread_start(self):
         started_threads[self._frontrun_tid - 1] = (_runs(self), "setup()")
         return
     parent = rt.current()
-    self._frontrun_tid = rt.spawn(run, _site(rt), _is_background(self))
+    by_setup = parent == setup_thread
+    self._frontrun_tid = rt.spawn(run, _site(rt), by_setup or _is_background(self))
     self._frontrun_hash = self._frontrun_tid
-    started_threads[self._frontrun_tid - 1] = (_runs(self), f"thread {parent}")
+    started_threads[self._frontrun_tid - 1] = (_runs(self), "setup()" if by_setup else f"thread {parent}")
 
 
 def _thread_hash(self):
@@ -623,8 +640,13 @@ def _is_background(thread):
 def _thread_join(self, timeout=None):
     tid = getattr(self, "_frontrun_tid", None)
     rt = _managed()
-    if tid is None or rt is None:
+    if tid is None:
         return _orig["Thread.join"](self, timeout)
+    if rt is None:
+        _setup_would_wait()
+        # An explored thread seen from outside its exploration (an invariant that shuts an
+        # executor down): its execution is over, and so is the thread.
+        return None
     rt.join(tid, _site(rt))
 
 
@@ -809,6 +831,8 @@ def _selector_select(original):
     def select(self, timeout=None):
         rt = _managed()
         if rt is None:
+            if _setup_started and timeout != 0:
+                _setup_would_wait()
             return original(self, timeout)
         return _wait_for(rt, _wakeup(id(self), self), lambda seconds: original(self, seconds), timeout)
 
@@ -834,6 +858,8 @@ def _socket_read(name):
             timeout = self.gettimeout()
             if timeout != 0:
                 _wait_for(rt, _wakeup("sockets"), lambda seconds: _readable(self, seconds), timeout)
+        elif _setup_started and self.gettimeout() != 0 and not _readable(self, 0):
+            _setup_would_wait()  # setup() waits for a server thread it started
         return original(self, *args, **kwargs)
 
     return method

@@ -740,34 +740,108 @@ def _generators_in(state, depth=3, budget=500):
 RANDOM_SEED = 0
 
 
-def _run_one(rt, setup, threads, invariant, timeout):
+def _fresh_execution():
     random.seed(RANDOM_SEED)
     _coop.new_execution()
     for stand_in in _stand_ins:
         stand_in.cache_clear()
+
+
+# setup()s that wait for a thread they start, run as an explored thread of their own.
+_setups_explored = []
+
+
+def _run_one(rt, setup, threads, invariant, timeout):
+    _fresh_execution()
+    if any(s is setup for s in _setups_explored):
+        return _run_with_explored_setup(rt, setup, threads, invariant, timeout)
     # Threads setup() starts belong to the state (a service's worker): explored, after the test's
     # threads (engine ids follow theirs: the root's children are 1, 2, ...), as background
     # threads that may be left waiting.
+    waits = False
     with _coop.threads_started_in_setup(first_tid=len(threads) + 1) as started:
         try:
             state = setup()
+        except _coop.SetupWaits:
+            waits = True
         except Exception as exc:
             raise _SetupFailed(exc) from exc
+    if waits:
+        # It waits for them: from now on setup() runs in the exploration, before the test's
+        # threads. What this attempt made is let go first (a port it bound, say).
+        state = started = None
+        gc.collect()
+        _setups_explored.append(setup)
+        _fresh_execution()
+        return _run_with_explored_setup(rt, setup, threads, invariant, timeout)
     tasks = [functools.partial(fn, state) for fn in threads] + started
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
         _coop._pool.ensure_idle(len(tasks))
     rt.watch_generators(_generators_in(state))
+    return _run_tasks(rt, tasks, background, state, invariant, timeout)
+
+
+def _run_with_explored_setup(rt, setup, threads, invariant, timeout):
+    """setup() as explored thread ``len(threads)``, started after the test's threads, which
+    join it before they begin; the threads it starts are background threads, as they are when
+    setup() runs before the exploration. Its steps and theirs until it returns are taken in
+    one order (the search is of the test's threads, not of setup())."""
+    made = {}
+    setup_tid = len(threads) + 1  # engine id
+
+    def run_setup():
+        try:
+            made["state"] = setup()
+        except BaseException as exc:
+            if _coop.raised_unwinding(exc):
+                raise
+            made["error"] = exc
+            return
+        rt.watch_generators(_generators_in(made["state"]))
+
+    def after_setup(fn):
+        def run():
+            rt.join(setup_tid, None)
+            if "state" in made:
+                fn(made["state"])
+
+        return run
+
+    _coop.setup_thread = len(threads)
+    _coop.started_threads[len(threads)] = (
+        "setup()", "frontrun before the test's threads (setup() waits for a thread it starts)")
+    tasks = [after_setup(fn) for fn in threads] + [run_setup]
+    if _coop._pool is not None:
+        _coop._pool.ensure_idle(len(tasks))
+
+    @functools.wraps(invariant)
+    def check(state):
+        return "state" not in made or invariant(state)
+
+    try:
+        run = _run_tasks(rt, tasks, [], None, check, timeout, prologue=len(threads), state_of=lambda: made.get("state"))
+    finally:
+        _coop.setup_thread = None
+    if "error" in made:
+        error = made["error"]
+        raise _SetupFailed(error) from error
+    return run
+
+
+def _run_tasks(rt, tasks, background, state, invariant, timeout, prologue=None, state_of=None):
     # No cyclic collection while the threads run: its finalizers and weakref callbacks (an
     # executor collected puts a wake-up in its queue) would run in whichever explored thread
     # allocated last, which is not part of the schedule; they run between executions instead.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        end, detail = rt.run_execution(tasks, timeout, background)
+        end, detail = rt.run_execution(tasks, timeout, background, prologue)
     finally:
         if collecting:
             gc.enable()
+    if state_of is not None:
+        state = state_of()
     run = _Run(end=end, detail=detail, state=state, errors=rt.errors())
     if end == "deadlock":
         run.kind, run.message = "deadlock", detail

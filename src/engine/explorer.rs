@@ -123,6 +123,9 @@ pub struct Explorer {
     renames: Vec<Rename>,
     /// Threads of this execution that may be left waiting when the rest have exited.
     background: Vec<ThreadId>,
+    /// A thread whose run is a fixed prologue (`setup()` run as a thread): the order of steps
+    /// before it exits is taken as the first execution found it, not searched.
+    prologue: Option<ThreadId>,
 }
 
 impl Explorer {
@@ -145,7 +148,14 @@ impl Explorer {
             failures: Vec::new(),
             renames: Vec::new(),
             background: Vec::new(),
+            prologue: None,
         }
+    }
+
+    /// Races whose later step comes before `thread` exits are not reversed: what happens
+    /// before then is searched in one order only.
+    pub fn set_prologue(&mut self, thread: ThreadId) {
+        self.prologue = Some(thread);
     }
 
     /// An explorer that runs exactly one execution following `schedule`
@@ -474,8 +484,13 @@ impl Explorer {
         let new_races = self.exec.races.iter().filter(|r| r.second >= self.diverged_at);
         let performed = new_races.map(|r| (r.first, r.second, events[r.second].action()));
         let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
+        // Before the prologue's thread exits (never, in an execution where it does not).
+        let settled = self.prologue.map_or(0, |t| self.exec.exit_step(t).map_or(usize::MAX, |s| s + 1));
         for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
+            if end < settled {
+                continue;
+            }
             if end < events.len() && self.exec.spin_reread(first, end) {
                 self.stats.spins_cut += 1;
                 continue;

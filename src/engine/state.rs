@@ -167,6 +167,11 @@ impl Execution {
         Execution { threads: vec![main], spawn_order: vec![0], ..Execution::default() }
     }
 
+    /// The step at which `thread` exited, if it has.
+    pub fn exit_step(&self, thread: ThreadId) -> Option<usize> {
+        self.thread(thread).and_then(|t| t.exit_event)
+    }
+
     pub fn thread(&self, thread: ThreadId) -> Option<&ThreadState> {
         self.threads.get(thread)
     }

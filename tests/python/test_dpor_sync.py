@@ -914,6 +914,141 @@ def test_a_thread_setup_starts_is_explored(threads, racy):
         assert threading.active_count() < 10  # no real thread per execution
 
 
+WAITING_SETUP = load(
+    """
+    import queue, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+
+    class ReadyService:
+        # __init__ waits for its worker's "ready" event.
+        def __init__(self):
+            self.q = queue.Queue()
+            self.ready = threading.Event()
+            self.total = 0
+            threading.Thread(target=self._run, daemon=True).start()
+            if not self.ready.wait(timeout=3):
+                raise RuntimeError("worker did not start")
+
+        def _run(self):
+            self.ready.set()
+            while True:
+                self.total += self.q.get()
+                self.q.task_done()
+
+    class Warmed:
+        # A warm-up thread joined, then a pool used in a with block.
+        def __init__(self):
+            self.d = {}
+            t = threading.Thread(target=self._warm)
+            t.start()
+            t.join()
+            with ThreadPoolExecutor(2) as ex:
+                self.squares = list(ex.map(lambda x: x * x, range(3)))
+            self.hits = 0
+
+        def _warm(self):
+            self.d["warm"] = True
+
+    class Polled:
+        # Polls with sleeps until the worker says it started.
+        def __init__(self):
+            self.started = False
+            self.n = 0
+            threading.Thread(target=self._start, daemon=True).start()
+            while not self.started:
+                time.sleep(0.01)
+
+        def _start(self):
+            self.started = True
+
+    def submit(s):
+        s.q.put(5)
+        s.q.join()
+
+    def bump(s):
+        s.total = s.total + 100
+
+    def hit(s):
+        s.hits += 1
+
+    def hit_locked(s):
+        with s.lock:
+            s.hits += 1
+
+    def count(s):
+        s.n += 1
+    """,
+    name="dpor_waiting_setup_prog",
+)
+
+
+def test_a_setup_that_waits_for_a_thread_it_starts_runs_in_the_exploration():
+    # Such a setup() cannot run before the exploration (its threads only run inside it): it runs
+    # as an explored thread the test's threads wait for, and its threads are explored with them.
+    p = WAITING_SETUP
+    result = frontrun.explore_dpor(p.ReadyService, [p.submit, p.bump], lambda s: s.total == 105)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on ReadyService.total" in result.explanation
+    assert "thread 2 runs setup()" in result.explanation
+    assert "thread 3 runs ReadyService._run(), started by setup()" in result.explanation
+    again = frontrun.replay(result.counterexample, p.ReadyService, [p.submit, p.bump], lambda s: s.total == 105)
+    assert again.property_holds is False and again.failure_kind == "invariant"
+    assert frontrun.explore_dpor(p.ReadyService, [p.submit], lambda s: s.total == 5).property_holds is True
+
+    def warmed_ok(s):
+        return s.d == {"warm": True} and s.squares == [0, 1, 4]
+
+    racy = frontrun.explore_dpor(p.Warmed, [p.hit, p.hit], lambda s: warmed_ok(s) and s.hits == 2)
+    assert racy.property_holds is False and "Race on Warmed.hits" in racy.explanation
+
+    def locked():
+        w = p.Warmed()
+        w.lock = threading.Lock()
+        return w
+
+    assert frontrun.explore_dpor(locked, [p.hit_locked, p.hit_locked], lambda s: warmed_ok(s) and s.hits == 2).property_holds
+
+    polled = frontrun.explore_dpor(p.Polled, [p.count, p.count], lambda s: s.started and s.n == 2)
+    assert polled.property_holds is False and "Race on Polled.n" in polled.explanation
+
+
+def test_a_setup_that_waits_and_then_fails_raises_its_error():
+    # As any setup() that fails the first time: its own error, as it is.
+    def setup():
+        s = WAITING_SETUP.ReadyService()
+        raise KeyError("no config")
+
+    with pytest.raises(KeyError, match="no config"):
+        frontrun.explore_dpor(setup, [WAITING_SETUP.bump], lambda s: True)
+
+
+def test_joining_an_explored_thread_after_its_execution_returns():
+    # An invariant that shuts the executor down joins workers that ran in the model only.
+    prog = load(
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        class S:
+            def __init__(self):
+                self.ex = ThreadPoolExecutor(max_workers=2)
+                self.hits = 0
+
+        def task(s):
+            s.hits = s.hits + 1
+
+        def submit(s):
+            s.ex.submit(task, s).result()
+
+        def shut_down_and_check(s):
+            s.ex.shutdown(wait=True)
+            return s.hits == 2
+        """
+    )
+    result = frontrun.explore_dpor(prog.S, [prog.submit, prog.submit], prog.shut_down_and_check)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "Race on S.hits" in result.explanation and "raising" not in result.explanation
+
+
 def test_a_started_thread_is_its_own_current_thread():
     # multiprocessing's pools keep their handler threads' state on the Thread object and read it
     # through threading.current_thread().

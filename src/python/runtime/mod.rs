@@ -404,18 +404,25 @@ impl DporRuntime {
     /// `background`: the indices of tasks that are daemons (threads `setup()` started), which
     /// may be left waiting. Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/
     /// timeout.
-    #[pyo3(signature = (tasks, timeout=None, background=Vec::new()))]
+    /// `prologue`: the index of a task that runs first (`setup()`, which the others wait for):
+    /// the order of the steps taken before it ends is not searched.
+    #[pyo3(signature = (tasks, timeout=None, background=Vec::new(), prologue=None))]
     fn run_execution(
         &self,
         py: Python<'_>,
         tasks: Vec<Py<PyAny>>,
         timeout: Option<f64>,
         background: Vec<usize>,
+        prologue: Option<usize>,
     ) -> PyResult<(String, String)> {
         let inner = self.inner.clone();
         let parker = Parker::mine();
         let wakes = {
             let mut st = inner.lock_state(py);
+            if let Some(i) = prologue {
+                // Root task i is the root's (i + 1)-th child: engine id i + 1 (`root_arrive`).
+                st.explorer.set_prologue(i + 1);
+            }
             st.controller = Some(parker.clone());
             st.exec.root_tasks = tasks.into_iter().enumerate().map(|(i, t)| (t, background.contains(&i))).collect();
             Inner::thread_mut(&mut st, ROOT).live = true;
