@@ -78,6 +78,15 @@ pub(crate) struct ThreadState {
     /// Threads that were ready to run when this one went round (slept, or spun once more)
     /// and have not run since, with how many rounds it has gone since (`FAIR_ROUNDS`).
     pub overtaken: Vec<(ThreadId, u32)>,
+    /// Locations the thread read that no one has written since, with the reading frame's
+    /// state and `rounds` then: reading one again from a frame in the same state, with no other
+    /// round in between, is a round of a loop that polls it while it works
+    /// (`while not s.stop: s.count += 1`), for fairness only.
+    polls: Vec<(ObjId, Key, Option<u64>, u32)>,
+    /// The thread's latest step was such a round.
+    polled: bool,
+    /// Its sleeps, spin reads and failed tries of a lock so far.
+    rounds: u32,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
@@ -108,7 +117,30 @@ fn watched(op: Op) -> Option<(ObjId, Key)> {
 impl ThreadState {
     /// Whether `op` reads a location in the thread's streak.
     pub fn rereads(&self, op: Op) -> bool {
-        watched(op).is_some_and(|(obj, key)| self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key))
+        watched(op).is_some_and(|(obj, key)| {
+            self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key)
+                || self.polls.iter().any(|&(o, k, _, _)| o == obj && k == key)
+        })
+    }
+
+    /// Notes a read of `(obj, key)` from a frame in `state`; whether it is a poll round.
+    fn poll(&mut self, obj: ObjId, key: Key, state: Option<u64>) -> bool {
+        let rounds = self.rounds;
+        match self.polls.iter_mut().find(|(o, k, _, _)| *o == obj && *k == key) {
+            Some((_, _, last, seen)) => {
+                let round = state.is_some() && *last == state && *seen == rounds;
+                *last = state.or(*last);
+                *seen = rounds;
+                round
+            }
+            None => {
+                if self.polls.len() >= STREAK_LOCATIONS {
+                    self.polls.clear();
+                }
+                self.polls.push((obj, key, state, rounds));
+                false
+            }
+        }
     }
 
     /// Whether the thread has read one location `SPIN_FOREVER` times with nothing it read
@@ -133,6 +165,9 @@ impl ThreadState {
             yielding: false,
             last_step: None,
             overtaken: Vec::new(),
+            polls: Vec::new(),
+            polled: false,
+            rounds: 0,
         }
     }
 }
@@ -330,19 +365,21 @@ impl Execution {
 
     /// Fairness bookkeeping after `thread`'s step, `ready` the threads that could have run
     /// instead: no one waits on `thread` any more, and a round (a sleep, a spin read, a failed
-    /// try of a lock) overtakes the others once more.
+    /// try of a lock, a poll of a flag in a loop that works) overtakes the others once more.
     pub fn note_turn(&mut self, thread: ThreadId, ready: &[ThreadId]) {
         for t in &mut self.threads {
             t.overtaken.retain(|&(u, _)| u != thread);
         }
         let Some(e) = self.events.last() else { return };
-        let round = match e.op {
+        let went_round = match e.op {
             Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => true,
             // A failed `acquire(blocking=False)`: a look at a lock someone else holds.
             Op::TryAcquire { lock } => self.locks.get(&lock).and_then(|l| l.owner) != Some(thread),
             _ => e.repeat >= SPIN_READS,
         };
-        if !round {
+        let t = &mut self.threads[thread];
+        t.rounds += went_round as u32;
+        if !went_round && !t.polled {
             return;
         }
         let overtaken = &mut self.threads[thread].overtaken;
@@ -398,6 +435,7 @@ impl Execution {
             t.yielding = false;
         };
         let moves_on = std::mem::take(&mut self.threads[thread].moves_on);
+        self.threads[thread].polled = false;
         if moves_on && matches!(op, Op::Access { kind: AccessKind::Read, .. }) {
             reset(&mut self.threads[thread]);
             return 0;
@@ -405,6 +443,7 @@ impl Execution {
         if let Some((obj, key)) = watched(op) {
             let t = &mut self.threads[thread];
             let state = t.frame_state.take();
+            t.polled = t.poll(obj, key, state);
             // Only a look from a frame in the same state as at the last one is a spin round:
             // one whose locals changed is getting on (a loop counting), and one of unknown
             // state (the first look, code without a frame) proves nothing.
@@ -439,6 +478,9 @@ impl Execution {
                 0
             }
             Op::Access { obj, key, .. } => {
+                for t in &mut self.threads {
+                    t.polls.retain(|&(o, k, _, _)| o != obj || (k != key && k != WHOLE && key != WHOLE));
+                }
                 for (u, t) in self.threads.iter_mut().enumerate() {
                     let read_it =
                         t.streak.iter().any(|&(o, k, _, _)| o == obj && (k == key || k == WHOLE || key == WHOLE));

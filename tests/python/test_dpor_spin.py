@@ -272,6 +272,59 @@ def test_a_trylock_retry_loop_is_bounded(retry, explored):
     assert result.stats["complete"] and result.num_explored == explored
 
 
+BUSY = load(
+    """
+    import threading
+
+    def count_until_stopped(s):
+        while not s.ready:
+            s.data += 1
+        s.seen = s.data
+
+    def count_under_the_lock_until_stopped(s):
+        while True:
+            with s.lock:
+                if s.ready:
+                    return
+                s.data += 1
+
+    def stop(s):
+        s.ready = True
+
+    def stop_under_the_lock(s):
+        with s.lock:
+            s.ready = True
+    """,
+    name="dpor_busy_prog",
+)
+
+
+@pytest.mark.parametrize("worker, stopper", [("count_until_stopped", "stop"),
+                                             ("count_under_the_lock_until_stopped", "stop_under_the_lock")])
+def test_a_loop_that_works_without_sleeping_until_stopped_is_bounded(worker, stopper):
+    # Reading the flag again, unchanged and from a frame whose locals are as they were, is a round
+    # of a loop that polls it while it works: the stopper gets to run (it was a false runaway).
+    import threading
+
+    seen = set()
+
+    def record(s):
+        seen.add(s.data)
+        return s.ready
+
+    result = frontrun.explore_dpor(setup=lambda: State(ready=False, data=0, seen=None, lock=threading.Lock()),
+                                   threads=[getattr(BUSY, worker), getattr(BUSY, stopper)], invariant=record,
+                                   stop_on_first=False, timeout=60)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.stats["complete"] and result.stats["unfair"] >= 1 and result.num_explored < 40
+    assert set(range(9)) <= seen, seen
+    # A check a few rounds in is still found.
+    late = frontrun.explore_dpor(setup=lambda: State(ready=False, data=0, seen=None, lock=threading.Lock()),
+                                 threads=[getattr(BUSY, worker), getattr(BUSY, stopper)],
+                                 invariant=lambda s: s.data != 5)
+    assert late.property_holds is False and late.failure_kind == "invariant"
+
+
 def test_a_check_several_rounds_into_a_sleeping_loop_is_still_found():
     # Fairness bounds how long a ready thread waits (FAIR_ROUNDS), not where it may look in.
     result = frontrun.explore_dpor(setup=setup, threads=[PROG.fill_slowly, PROG.check_for_six],
