@@ -87,6 +87,8 @@ pub(crate) struct ThreadState {
     polled: bool,
     /// Its sleeps, spin reads and failed tries of a lock so far.
     rounds: u32,
+    /// Its steps since another thread's.
+    run: u32,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
@@ -98,6 +100,10 @@ pub const SPIN_READS: u32 = 3;
 /// so a loop that sleeps between rounds of work is followed for this many rounds past the
 /// point where the write that ends it could come, not for ever.
 pub const FAIR_ROUNDS: u32 = 8;
+/// Steps a thread takes on its own before its polls of a flag count as rounds: a loop that
+/// ends by itself (draining a list, filling one) is not cut short, one that waits for another
+/// thread's write while it works is, after a hundred or so rounds.
+const LONG_RUN: u32 = 300;
 /// Reads of one unchanged location after which a spinning thread is taken to spin until
 /// another thread changes something (`ThreadState::spins_on`).
 const SPIN_FOREVER: u32 = 100;
@@ -168,6 +174,7 @@ impl ThreadState {
             polls: Vec::new(),
             polled: false,
             rounds: 0,
+            run: 0,
         }
     }
 }
@@ -371,6 +378,9 @@ impl Execution {
             t.overtaken.retain(|&(u, _)| u != thread);
         }
         let Some(e) = self.events.last() else { return };
+        let again = self.events.len() >= 2 && self.events[self.events.len() - 2].thread == thread;
+        let t = &mut self.threads[thread];
+        t.run = if again { t.run.saturating_add(1) } else { 1 };
         let went_round = match e.op {
             Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => true,
             // A failed `acquire(blocking=False)`: a look at a lock someone else holds.
@@ -379,7 +389,7 @@ impl Execution {
         };
         let t = &mut self.threads[thread];
         t.rounds += went_round as u32;
-        if !went_round && !t.polled {
+        if !went_round && !(t.polled && t.run >= LONG_RUN) {
             return;
         }
         let overtaken = &mut self.threads[thread].overtaken;

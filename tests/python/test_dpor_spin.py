@@ -316,7 +316,7 @@ def test_a_loop_that_works_without_sleeping_until_stopped_is_bounded(worker, sto
                                    threads=[getattr(BUSY, worker), getattr(BUSY, stopper)], invariant=record,
                                    stop_on_first=False, timeout=60)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
-    assert result.stats["complete"] and result.stats["unfair"] >= 1 and result.num_explored < 40
+    assert result.stats["complete"] and result.stats["unfair"] >= 1 and result.num_explored < 300
     assert set(range(9)) <= seen, seen
     # A check a few rounds in is still found.
     late = frontrun.explore_dpor(setup=lambda: State(ready=False, data=0, seen=None, lock=threading.Lock()),
