@@ -772,6 +772,7 @@ def _run_one(rt, setup, threads, invariant, timeout):
         state = started = None
         gc.collect()
         _setups_explored.append(setup)
+        del _setups_explored[:-64]  # a long test session's setups are not kept for ever
         _fresh_execution()
         return _run_with_explored_setup(rt, setup, threads, invariant, timeout)
     tasks = [functools.partial(fn, state) for fn in threads] + started
