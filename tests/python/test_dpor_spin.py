@@ -3,6 +3,7 @@ the others, and the search tries the write it waits for before each of its first
 not once per extra round. Loops whose locals change as they read (counting, bounded retries)
 are not waits: every position of a write among their reads is still explored."""
 
+import queue
 import sys
 from pathlib import Path
 
@@ -274,6 +275,7 @@ def test_a_trylock_retry_loop_is_bounded(retry, explored):
 
 BUSY = load(
     """
+    import queue
     import threading
 
     def count_until_stopped(s):
@@ -294,9 +296,28 @@ BUSY = load(
     def stop_under_the_lock(s):
         with s.lock:
             s.ready = True
+
+    def take_when_there(s):
+        while True:
+            try:
+                s.seen = s.q.get_nowait()
+                return
+            except queue.Empty:
+                continue
+
+    def put_one(s):
+        s.q.put(42)
     """,
     name="dpor_busy_prog",
 )
+
+
+def test_a_consumer_that_busy_polls_a_queue_gets_its_item():
+    # get_nowait() in a loop, no sleep: a false runaway before polls of a flag counted as rounds.
+    result = frontrun.explore_dpor(setup=lambda: State(q=queue.Queue(), seen=None),
+                                   threads=[BUSY.take_when_there, BUSY.put_one], invariant=lambda s: s.seen == 42)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.stats["complete"]
 
 
 @pytest.mark.parametrize("worker, stopper", [("count_until_stopped", "stop"),
