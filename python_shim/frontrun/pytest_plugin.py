@@ -51,6 +51,7 @@ Exploring from a test
 from __future__ import annotations
 
 import sys
+import warnings
 
 import pytest
 
@@ -145,10 +146,20 @@ def _install(config, options) -> None:
         # pytest put its assertion hook in front of it since: restore the order.
         _hook.move_to_front()
         return
-    try:
-        finder = _hook.install(**kwargs, _stacklevel=2)
-    except (ValueError, TypeError) as exc:
-        raise pytest.UsageError(f"frontrun: {exc}") from None
+    # Modules pytest imported first (`packaging` for `minversion`) are instrumented in place, and
+    # said so; as a warning here, a project's `filterwarnings = error` would end the session
+    # before it starts, so it goes to stderr as a note.
+    with warnings.catch_warnings(record=True) as noted:
+        warnings.simplefilter("always", _hook.AlreadyImportedWarning)
+        try:
+            finder = _hook.install(**kwargs, _stacklevel=2)
+        except (ValueError, TypeError) as exc:
+            raise pytest.UsageError(f"frontrun: {exc}") from None
+    for w in noted:
+        if issubclass(w.category, _hook.AlreadyImportedWarning):
+            sys.stderr.write(f"{w.message}\n")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     setattr(config, _INSTALLED_KEY, finder)
 
 

@@ -185,6 +185,19 @@ def test_late_plugin_instruments_earlier_imports_and_warns(project):
     assert "imported before the frontrun import hook was installed: mypkg" in output
 
 
+def test_modules_pytest_imported_first_are_noted_not_warned_as_errors(project):
+    # `minversion` makes pytest import `packaging` before the plugin installs its hook; under
+    # `filterwarnings = error` the note that they were instrumented in place ended the session.
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\n\n[tool.pytest.ini_options]\nminversion = "6.2"\nfilterwarnings = ["error"]\n\n'
+        '[tool.frontrun]\ninclude = ["packaging*", "mypkg*", "tests*"]\n'
+    )
+    proc, output, report = pytest_run(project)
+    assert report is not None and report["pkg"] == REWRITTEN, output
+    assert_rich_assertion(proc, output)
+    assert "imported before the frontrun import hook was installed: packaging" in output
+
+
 def test_importlib_import_mode(project):
     proc, output, report = pytest_run(project, "--import-mode=importlib")
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
