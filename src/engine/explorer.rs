@@ -214,7 +214,6 @@ impl Explorer {
         state.blocked = false;
         state.moves_on = false;
         state.frame_state = None;
-        state.frame_state_for_streak = false;
     }
 
     /// Says that `thread`'s pending op also moves the thread on (the next element of a loop
@@ -234,9 +233,7 @@ impl Explorer {
     /// variables): a read of a location the thread read before, from a frame whose state
     /// changed since, is progress, not a spin (`arrive` clears it).
     pub fn frame_state(&mut self, thread: ThreadId, state: u64) {
-        let t = self.exec.thread_mut(thread);
-        t.frame_state_for_streak = t.pending.is_some_and(|op| t.rereads_in_streak(op));
-        t.frame_state = Some(state);
+        self.exec.thread_mut(thread).frame_state = Some(state);
     }
 
     /// Marks a parked thread as blocked (or not) on a wait the engine does not

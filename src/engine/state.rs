@@ -67,9 +67,6 @@ pub(crate) struct ThreadState {
     pub moves_on: bool,
     /// The state of the frame making the pending read (`Explorer::frame_state`).
     pub frame_state: Option<u64>,
-    /// Whether that read was of a location in `streak` when the state was given (the spin
-    /// count uses the state only then; a poll's state alone must not make a spin sooner).
-    pub frame_state_for_streak: bool,
     /// Steps at which `streak` started over (kept for `Execution::spin_reread`).
     streak_ends: Vec<usize>,
     /// Spinning or sleeping: the search lets the other threads run first, as a real scheduler
@@ -126,12 +123,10 @@ fn watched(op: Op) -> Option<(ObjId, Key)> {
 impl ThreadState {
     /// Whether `op` reads a location in the thread's streak.
     pub fn rereads(&self, op: Op) -> bool {
-        self.rereads_in_streak(op)
-            || watched(op).is_some_and(|(obj, key)| self.polls.iter().any(|&(o, k, _, _)| o == obj && k == key))
-    }
-
-    pub fn rereads_in_streak(&self, op: Op) -> bool {
-        watched(op).is_some_and(|(obj, key)| self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key))
+        watched(op).is_some_and(|(obj, key)| {
+            self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key)
+                || self.polls.iter().any(|&(o, k, _, _)| o == obj && k == key)
+        })
     }
 
     /// Notes a read of `(obj, key)` from a frame in `state`; whether it is a poll round.
@@ -172,7 +167,6 @@ impl ThreadState {
             streak: Vec::new(),
             moves_on: false,
             frame_state: None,
-            frame_state_for_streak: false,
             streak_ends: Vec::new(),
             yielding: false,
             last_step: None,
@@ -460,7 +454,6 @@ impl Execution {
             let t = &mut self.threads[thread];
             let state = t.frame_state.take();
             t.polled = t.poll(obj, key, state);
-            let state = if std::mem::take(&mut t.frame_state_for_streak) { state } else { None };
             // Only a look from a frame in the same state as at the last one is a spin round:
             // one whose locals changed is getting on (a loop counting), and one of unknown
             // state (the first look, code without a frame) proves nothing.
