@@ -212,58 +212,40 @@ fn prologue_program(prologue: bool) -> u64 {
     const Z: u64 = 61;
     let mut ex = Explorer::new(Config::default());
     while ex.begin_execution() {
-        let (mut w, mut t, mut p) = (0, 0, 0);
-        let mut spawned = 0;
+        // Main spawns W, T, P; each child's ops, its first one arriving at its spawn.
         let mut kids = [0usize; 3];
+        let mut scripts: [Vec<Op>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut spawned = 0;
         kids[0] = ex.child_id(0);
         ex.arrive(0, Op::Spawn { child: kids[0] });
         loop {
             match ex.choose() {
                 Choice::Run(0) if spawned == 3 => {} // exited
                 Choice::Run(0) => {
+                    let i = spawned;
                     spawned += 1;
                     if spawned < 3 {
                         kids[spawned] = ex.child_id(0);
                         ex.arrive(0, Op::Spawn { child: kids[spawned] });
-                    } else if spawned == 3 {
+                    } else {
                         ex.arrive(0, Op::Exit);
                     }
-                    // A child arrives at its first op once spawned.
-                    let just = kids[spawned - 1];
-                    if just == kids[0] {
-                        ex.arrive(just, Op::write(Y, 0));
-                    } else if just == kids[1] {
-                        ex.arrive(just, Op::Join { child: kids[2] });
-                    } else {
-                        if prologue {
-                            ex.set_prologue(just);
-                        }
-                        ex.arrive(just, Op::write(Y, 0));
+                    scripts[i] = match i {
+                        0 => vec![Op::write(Y, 0), Op::write(Z, 0), Op::Exit],
+                        1 => vec![Op::Join { child: kids[2] }, Op::write(Z, 0), Op::Exit],
+                        _ => vec![Op::write(Y, 0), Op::Exit],
+                    };
+                    if i == 2 && prologue {
+                        ex.set_prologue(kids[2]);
+                    }
+                    ex.arrive(kids[i], scripts[i].remove(0));
+                }
+                Choice::Run(x) => {
+                    let i = kids.iter().position(|&k| k == x).expect("a child");
+                    if !scripts[i].is_empty() {
+                        ex.arrive(x, scripts[i].remove(0));
                     }
                 }
-                Choice::Run(x) if x == kids[0] => {
-                    w += 1;
-                    match w {
-                        1 => ex.arrive(x, Op::write(Z, 0)),
-                        2 => ex.arrive(x, Op::Exit),
-                        _ => {}
-                    }
-                }
-                Choice::Run(x) if x == kids[1] => {
-                    t += 1;
-                    match t {
-                        1 => ex.arrive(x, Op::write(Z, 0)),
-                        2 => ex.arrive(x, Op::Exit),
-                        _ => {}
-                    }
-                }
-                Choice::Run(x) if x == kids[2] => {
-                    p += 1;
-                    if p == 1 {
-                        ex.arrive(x, Op::Exit);
-                    }
-                }
-                Choice::Run(_) => unreachable!(),
                 Choice::Finished | Choice::Deadlock(_) | Choice::Diverged(_) => break,
             }
         }

@@ -831,7 +831,7 @@ def _selector_select(original):
     def select(self, timeout=None):
         rt = _managed()
         if rt is None:
-            if _setup_started and timeout != 0:
+            if timeout != 0:
                 _setup_would_wait()
             return original(self, timeout)
         return _wait_for(rt, _wakeup(id(self), self), lambda seconds: original(self, seconds), timeout)

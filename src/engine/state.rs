@@ -379,8 +379,6 @@ impl Execution {
         }
         let Some(e) = self.events.last() else { return };
         let again = self.events.len() >= 2 && self.events[self.events.len() - 2].thread == thread;
-        let t = &mut self.threads[thread];
-        t.run = if again { t.run.saturating_add(1) } else { 1 };
         let went_round = match e.op {
             Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => true,
             // A failed `acquire(blocking=False)`: a look at a lock someone else holds.
@@ -388,15 +386,16 @@ impl Execution {
             _ => e.repeat >= SPIN_READS,
         };
         let t = &mut self.threads[thread];
+        t.run = if again { t.run.saturating_add(1) } else { 1 };
         t.rounds += went_round as u32;
-        if !went_round && !(t.polled && t.run >= LONG_RUN) {
+        let polled_long = t.polled && t.run >= LONG_RUN;
+        if !(went_round || polled_long) {
             return;
         }
-        let overtaken = &mut self.threads[thread].overtaken;
         for &u in ready.iter().filter(|&&u| u != thread) {
-            match overtaken.iter_mut().find(|(o, _)| *o == u) {
+            match t.overtaken.iter_mut().find(|(o, _)| *o == u) {
                 Some((_, n)) => *n += 1,
-                None => overtaken.push((u, 1)),
+                None => t.overtaken.push((u, 1)),
             }
         }
     }
@@ -488,12 +487,10 @@ impl Execution {
                 0
             }
             Op::Access { obj, key, .. } => {
-                for t in &mut self.threads {
-                    t.polls.retain(|&(o, k, _, _)| o != obj || (k != key && k != WHOLE && key != WHOLE));
-                }
+                let touches = |o: ObjId, k: Key| o == obj && (k == key || k == WHOLE || key == WHOLE);
                 for (u, t) in self.threads.iter_mut().enumerate() {
-                    let read_it =
-                        t.streak.iter().any(|&(o, k, _, _)| o == obj && (k == key || k == WHOLE || key == WHOLE));
+                    t.polls.retain(|&(o, k, _, _)| !touches(o, k));
+                    let read_it = t.streak.iter().any(|&(o, k, _, _)| touches(o, k));
                     if u == thread || read_it {
                         reset(t);
                     }
