@@ -448,3 +448,14 @@ fn brute_force_agrees_with_known_counts() {
     assert_eq!(brute_force(&deadlock).len(), 3);
     check(&deadlock).unwrap();
 }
+
+/// A branch made by one execution names a key first used past its node as that execution
+/// did; the same location comes under another name in a later one (keys of fresh values).
+/// Compared by name, thread 0's write below would look independent of thread 2's read, and the
+/// order "thread 2 reads and inserts between thread 0's insertion and its write" would be
+/// taken for covered.
+#[test]
+fn fresh_keys_of_earlier_branches_are_named_as_this_execution_names_them() {
+    use Act::*;
+    check(&[vec![Insert(2), Write(1)], vec![Read(2), Read(0), Read(WHOLE)], vec![Read(1), Insert(0)]]).unwrap();
+}

@@ -72,6 +72,97 @@ fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
     }
 }
 
+/// Where each thread's steps and each key's first use are in one execution.
+struct Naming<'a> {
+    events: &'a [Event],
+    /// Per thread, the indices of its steps.
+    steps: Vec<Vec<usize>>,
+    /// The first step that accesses each (object, key).
+    first_use: HashMap<(ObjId, Key), usize>,
+}
+
+impl<'a> Naming<'a> {
+    fn of(events: &'a [Event]) -> Naming<'a> {
+        let mut steps: Vec<Vec<usize>> = Vec::new();
+        let mut first_use = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if steps.len() <= e.thread {
+                steps.resize(e.thread + 1, Vec::new());
+            }
+            steps[e.thread].push(i);
+            if let Op::Access { obj, key, .. } = e.op {
+                first_use.entry((obj, key)).or_insert(i);
+            }
+        }
+        Naming { events, steps, first_use }
+    }
+
+    /// The branches below node `depth` as this execution names keys.
+    fn below(&self, depth: usize) -> Projection<'_> {
+        let at = self.steps.iter().map(|s| s.partition_point(|&i| i < depth)).collect();
+        Projection { naming: self, depth, at, astray: Vec::new() }
+    }
+}
+
+/// A wakeup tree read with the keys of the execution that just ended. A branch was made by an
+/// earlier execution, which named a key first used past its node its own way (a fresh value:
+/// an id from a global counter); compared with a sequence of this execution, one location
+/// under two names would look independent, and the sequence covered. A branch's action reads
+/// as the one its thread took at that place (its n-th step) in this execution when the two
+/// differ only in the key, the branch's key is one this execution never uses (stale), this
+/// execution's is not used before the node (where names are the plan's), and the thread's
+/// steps on the way down were this execution's too (else it went another way: a failed
+/// `acquire(blocking=False)` skips its release). The tree itself keeps its names: the runtime
+/// renames as it replays.
+struct Projection<'a> {
+    naming: &'a Naming<'a>,
+    depth: usize,
+    /// Per thread, its next step's place in its steps.
+    at: Vec<usize>,
+    /// Threads whose steps on the way down differ from this execution's.
+    astray: Vec<ThreadId>,
+}
+
+impl Projection<'_> {
+    /// This execution's op at `branch`'s place, if the thread has not gone astray.
+    fn here(&self, branch: &Action) -> Option<Op> {
+        let t = branch.thread;
+        if self.astray.contains(&t) {
+            return None;
+        }
+        let at = self.at.get(t).copied().unwrap_or(0);
+        self.naming.steps.get(t).and_then(|s| s.get(at)).map(|&i| self.naming.events[i].op)
+    }
+}
+
+impl wakeup::View for Projection<'_> {
+    fn name(&self, branch: &Action) -> Action {
+        let Some((obj, from, to)) = self.here(branch).and_then(|op| key_difference(op, branch.op)) else {
+            return *branch;
+        };
+        let first_use = &self.naming.first_use;
+        let stale = !first_use.contains_key(&(obj, from));
+        if stale && first_use.get(&(obj, to)).is_some_and(|&i| i >= self.depth) {
+            Action { op: branch.op.rekeyed(obj, from, to), ..*branch }
+        } else {
+            *branch
+        }
+    }
+
+    fn descend(&mut self, branch: &Action) {
+        let t = branch.thread;
+        let same =
+            self.here(branch).is_some_and(|op| performs(op, branch.op) || key_difference(op, branch.op).is_some());
+        if !same && !self.astray.contains(&t) {
+            self.astray.push(t);
+        }
+        if self.at.len() <= t {
+            self.at.resize(t + 1, 0);
+        }
+        self.at[t] += 1;
+    }
+}
+
 /// Failures kept in full; later ones are only counted.
 const KEPT_FAILURES: usize = 64;
 
@@ -126,6 +217,9 @@ pub struct Explorer {
     /// A thread whose run is a fixed prologue (`setup()` run as a thread): the order of steps
     /// before it exits is taken as the first execution found it, not searched.
     prologue: Option<ThreadId>,
+    /// Whether a key has been renamed to the plan's: keys are then fresh values, which each
+    /// execution names its own way past its plan (`Projection`).
+    keys_renamed: bool,
 }
 
 impl Explorer {
@@ -149,6 +243,7 @@ impl Explorer {
             renames: Vec::new(),
             background: Vec::new(),
             prologue: None,
+            keys_renamed: false,
         }
     }
 
@@ -486,6 +581,7 @@ impl Explorer {
         let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
         // Before the prologue's thread exits (never, in an execution where it does not).
         let settled = self.prologue.map_or(0, |t| self.exec.exit_step(t).map_or(usize::MAX, |s| s + 1));
+        let naming = self.keys_renamed.then(|| Naming::of(events));
         for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
             if end < settled {
@@ -503,7 +599,10 @@ impl Explorer {
             if node.sleep.iter().any(|q| weak_initial(q, &seq).is_some()) {
                 continue;
             }
-            wakeup::insert(&mut node.pending, seq);
+            match &naming {
+                Some(naming) => wakeup::insert_viewed(&mut node.pending, seq, &mut naming.below(first)),
+                None => wakeup::insert(&mut node.pending, seq),
+            };
         }
     }
 
@@ -628,6 +727,7 @@ impl Explorer {
         }
         self.rename_everywhere(|op| op.rekeyed(obj, from, to));
         self.renames.push(Rename::Keys { obj, from, to });
+        self.keys_renamed = true;
         true
     }
 
@@ -635,7 +735,7 @@ impl Explorer {
     /// since (its first use came before the branch, at a step named differently then): when
     /// `found` differs from the branch's op only in that key, which this execution already uses
     /// and the branch's name not, the branch's two keys trade names. Returns the renamed op.
-    fn rekey_branch(&self, branch: &mut Branch, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> Option<Op> {
+    fn rekey_branch(&mut self, branch: &mut Branch, found: Op, can_rename: &dyn Fn(Rename) -> bool) -> Option<Op> {
         let (obj, from, to) = key_difference(branch.action.op, found)?;
         if !can_rename(Rename::Keys { obj, from, to }) || !self.uses_key(obj, from) || self.uses_key(obj, to) {
             return None;
@@ -647,6 +747,7 @@ impl Explorer {
             }
         }
         swap(branch, obj, from, to);
+        self.keys_renamed = true;
         Some(branch.action.op)
     }
 

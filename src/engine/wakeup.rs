@@ -21,14 +21,39 @@ pub fn weak_initial(p: &Action, w: &[Action]) -> Option<Option<usize>> {
     }
 }
 
+/// How the branches below a node read to the sequence being inserted: an earlier execution
+/// may have named a key otherwise than the one that made the sequence.
+pub trait View {
+    /// `branch`'s action as the sequence's execution would name it.
+    fn name(&self, branch: &Action) -> Action;
+    /// Goes down through `branch`.
+    fn descend(&mut self, branch: &Action);
+}
+
+/// The branches as they are.
+pub struct AsNamed;
+
+impl View for AsNamed {
+    fn name(&self, branch: &Action) -> Action {
+        *branch
+    }
+
+    fn descend(&mut self, _: &Action) {}
+}
+
 /// Inserts `w` into the branches below a node unless it is already covered.
 /// Returns whether the tree changed.
-pub fn insert(mut level: &mut Vec<Branch>, mut w: Vec<Action>) -> bool {
+pub fn insert(level: &mut Vec<Branch>, w: Vec<Action>) -> bool {
+    insert_viewed(level, w, &mut AsNamed)
+}
+
+/// `insert`, comparing `w` with the branches as `view` names them.
+pub fn insert_viewed(mut level: &mut Vec<Branch>, mut w: Vec<Action>, view: &mut dyn View) -> bool {
     loop {
         if w.is_empty() {
             return false;
         }
-        let hit = level.iter().enumerate().find_map(|(i, b)| Some((i, weak_initial(&b.action, &w)?)));
+        let hit = level.iter().enumerate().find_map(|(i, b)| Some((i, weak_initial(&view.name(&b.action), &w)?)));
         match hit {
             Some((i, position)) => {
                 if level[i].children.is_empty() {
@@ -38,6 +63,7 @@ pub fn insert(mut level: &mut Vec<Branch>, mut w: Vec<Action>) -> bool {
                 if let Some(k) = position {
                     w.remove(k);
                 }
+                view.descend(&level[i].action);
                 level = &mut level[i].children;
             }
             None => {
