@@ -154,6 +154,8 @@ pub const STATE_BUILTINS: &[&str] = &[
     "insort",
     "insort_left",
     "insort_right",
+    // `random.shuffle(x)`, `rng.shuffle(x)`: Python the user did not select, writing `x`.
+    "shuffle",
 ];
 
 /// Builtins whose result depends on a container's size or contents (a thread branching on

@@ -634,7 +634,7 @@ def _make_runtime():
         "delitem": operator.delitem,
     }
     heap_writers = [heapq.heappush, heapq.heappop, heapq.heapify, heapq.heapreplace, heapq.heappushpop,
-                    bisect.insort, bisect.insort_left, bisect.insort_right]
+                    bisect.insort, bisect.insort_left, bisect.insort_right, random.shuffle, random.Random.shuffle]
     return _native.DporRuntime(
         abort_exc=ExecutionAborted,
         deque=deque,

@@ -18,7 +18,9 @@ PROG = load(
     """
     import heapq
     import operator
+    import random
     import threading
+    from random import shuffle
 
     def append_one(s):
         s.items.append(1)
@@ -75,6 +77,22 @@ PROG = load(
     def heap_push_via_attr(s):
         h = s.heap
         heapq.heappush(h, 2)
+
+    def shuffle_module(s):
+        random.shuffle(s.items)
+
+    def shuffle_own_rng(s):
+        s.rng.shuffle(s.items)
+
+    def shuffle_imported(s):
+        shuffle(s.items)
+
+    def shuffle_through_a_local(s):
+        mix = s.rng.shuffle
+        mix(s.items)
+
+    def copy_items(s):
+        s.seen = list(s.items)
 
     def setattr_x(s):
         setattr(s, "x", 1)
@@ -193,6 +211,17 @@ def test_dict_keys_by_value_key_methods_by_key_others_on_the_whole():
 
 def test_heapq_writes_its_heap():
     assert explored(lambda: State(heap=[]), [PROG.heap_push, PROG.heap_push_via_attr]) == 2
+
+
+@pytest.mark.parametrize("how", ["module", "own_rng", "imported", "through_a_local"])
+def test_shuffle_writes_its_list(how):
+    # `random.shuffle` is Python the user did not select: its stores were not seen, and the list
+    # it was given counted as read only, so a copy taken before the shuffle was never explored.
+    setup = lambda: State(items=list(range(10)), rng=__import__("random").Random(5), seen=None)  # noqa: E731
+    shuffled = getattr(PROG, "shuffle_" + how)
+    result = frontrun.explore_dpor(setup, [shuffled, PROG.copy_items], lambda s: s.seen != list(range(10)))
+    assert result.property_holds is False and result.num_explored == 2, result.explanation
+    assert "thread 0  write" in result.explanation, result.explanation
 
 
 def test_getattr_setattr_by_name():

@@ -186,6 +186,7 @@ impl DporRuntime {
             pure_path,
             generator: py.import("types")?.getattr("GeneratorType")?.unbind(),
             next: py.import("builtins")?.getattr("next")?.unbind(),
+            method: py.import("types")?.getattr("MethodType")?.unbind(),
             counter_missing: py.import("collections")?.getattr("Counter")?.getattr("__missing__")?.unbind(),
             abc_containers: {
                 let abc = py.import("collections.abc")?;

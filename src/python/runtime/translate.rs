@@ -45,7 +45,8 @@ pub(super) struct Types {
     pub(super) getitem: Py<PyAny>,
     pub(super) setitem: Py<PyAny>,
     pub(super) delitem: Py<PyAny>,
-    /// heapq and bisect functions: write their first argument.
+    /// heapq and bisect functions, `random.shuffle` and `Random.shuffle`: write their first
+    /// argument.
     pub(super) heap_writers: Vec<Py<PyAny>>,
     /// len, sorted, sum, ...: read their first argument as a whole.
     pub(super) whole_readers: Vec<Py<PyAny>>,
@@ -70,8 +71,9 @@ pub(super) struct Types {
     /// `id(function) -> (index of the path argument, how)` for `open`, `os.remove`, ...
     /// (keyed by id: looking a callee up must not run its `__hash__`).
     pub(super) path_functions: Option<Py<PyDict>>,
-    /// `types.GeneratorType`, `builtins.next`.
+    /// `types.GeneratorType`, `builtins.next`, `types.MethodType`.
     pub(super) generator: Py<PyAny>,
+    pub(super) method: Py<PyAny>,
     pub(super) next: Py<PyAny>,
     /// `collections.abc.MutableMapping`, `MutableSequence`, `MutableSet`: containers written in
     /// Python outside the rewriter's sight (`UserDict`, `WeakValueDictionary`, `ChainMap`, ...).
@@ -428,7 +430,7 @@ impl Inner {
                     item_access(st, "__setitem__")
                 } else if obj.is(t.delitem.bind(py)) {
                     item_access(st, "__delitem__")
-                } else if t.heap_writers.iter().any(|f| obj.is(f.bind(py))) {
+                } else if self.writes_first_argument(obj, Some(key)) {
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
                 } else if let Some(reader) = self.whole_reader_name(obj) {
@@ -471,6 +473,15 @@ impl Inner {
             EventKind::CallSite if obj.is(self.types.next.bind(py)) => {
                 let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
                 self.resume(st, &first)
+            }
+            // `shuffle(x)` through a local name, or a writer passed around.
+            EventKind::CallSite if self.writes_first_argument(obj, None) => {
+                let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
+                if !self.is_container(&first) {
+                    return None;
+                }
+                let o = Self::number(st, &first);
+                Some((Self::access(Write, o, WHOLE), "builtin_call", None))
             }
             EventKind::CallSite => self.path_call(st, ev, obj).or_else(|| self.slot_call(st, ev, obj)),
             EventKind::WithEnter => {
@@ -679,6 +690,24 @@ impl Inner {
 
     /// The name of the reading builtin `obj` is (`len`, `sorted`, `map`, ...: one that reads the
     /// containers it is given; `whole_readers` holds them in `methods::READING_BUILTINS` order).
+    /// Whether calling `obj` writes its first argument: a writer itself, a bound method of one
+    /// (`rng.shuffle`), or, for a method call whose receiver the report carries, the
+    /// receiver's class's `name` (`rng.shuffle(x)` reports `rng` and "shuffle").
+    fn writes_first_argument(&self, obj: &Bound<'_, PyAny>, name: Option<&Bound<'_, PyAny>>) -> bool {
+        let py = obj.py();
+        let writer = |f: &Bound<'_, PyAny>| self.types.heap_writers.iter().any(|w| f.is(w.bind(py)));
+        if writer(obj) {
+            return true;
+        }
+        // Only a real bound method's `__func__` is read: another object's attribute lookup
+        // may run its code (a mock makes a child).
+        if obj.get_type().is(self.types.method.bind(py)) {
+            return obj.getattr(pyo3::intern!(py, "__func__")).is_ok_and(|f| writer(&f));
+        }
+        let Some(name) = name.filter(|n| n.is_instance_of::<PyString>()) else { return false };
+        obj.get_type().getattr(name.cast::<PyString>().expect("checked")).is_ok_and(|f| writer(&f))
+    }
+
     fn whole_reader_name(&self, obj: &Bound<'_, PyAny>) -> Option<&'static str> {
         let i = self.types.whole_readers.iter().position(|f| obj.is(f.bind(obj.py())))?;
         methods::READING_BUILTINS.get(i).copied()
