@@ -156,6 +156,14 @@ pub const STATE_BUILTINS: &[&str] = &[
     "insort_right",
     // `random.shuffle(x)`, `rng.shuffle(x)`: Python the user did not select, writing `x`.
     "shuffle",
+    // `operator.iadd(lst, more)`: in place on a mutable container.
+    "iadd",
+    "iconcat",
+    "ior",
+    "iand",
+    "isub",
+    "ixor",
+    "imul",
 ];
 
 /// Builtins whose result depends on a container's size or contents (a thread branching on

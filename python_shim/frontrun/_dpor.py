@@ -634,7 +634,9 @@ def _make_runtime():
         "delitem": operator.delitem,
     }
     heap_writers = [heapq.heappush, heapq.heappop, heapq.heapify, heapq.heapreplace, heapq.heappushpop,
-                    bisect.insort, bisect.insort_left, bisect.insort_right, random.shuffle, random.Random.shuffle]
+                    bisect.insort, bisect.insort_left, bisect.insort_right, random.shuffle, random.Random.shuffle,
+                    operator.iadd, operator.iconcat, operator.ior, operator.iand, operator.isub, operator.ixor,
+                    operator.imul]
     return _native.DporRuntime(
         abort_exc=ExecutionAborted,
         deque=deque,

@@ -91,6 +91,12 @@ PROG = load(
         mix = s.rng.shuffle
         mix(s.items)
 
+    def iadd_items(s):
+        operator.iadd(s.items, [1])
+
+    def iadd_number(s):
+        s.total = operator.iadd(s.total, 1)
+
     def copy_items(s):
         s.seen = list(s.items)
 
@@ -222,6 +228,14 @@ def test_shuffle_writes_its_list(how):
     result = frontrun.explore_dpor(setup, [shuffled, PROG.copy_items], lambda s: s.seen != list(range(10)))
     assert result.property_holds is False and result.num_explored == 2, result.explanation
     assert "thread 0  write" in result.explanation, result.explanation
+
+
+def test_in_place_operators_write_a_container():
+    setup = lambda: State(items=[], seen=None, total=0)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [PROG.iadd_items, PROG.copy_items], lambda s: s.seen == [1])
+    assert result.property_holds is False and result.num_explored == 2, result.explanation
+    # Of a number it makes a new one: only the attribute is shared.
+    assert explored(setup, [PROG.iadd_number, PROG.copy_items]) == 1
 
 
 def test_getattr_setattr_by_name():

@@ -45,8 +45,8 @@ pub(super) struct Types {
     pub(super) getitem: Py<PyAny>,
     pub(super) setitem: Py<PyAny>,
     pub(super) delitem: Py<PyAny>,
-    /// heapq and bisect functions, `random.shuffle` and `Random.shuffle`: write their first
-    /// argument.
+    /// heapq and bisect functions, `random.shuffle` and `Random.shuffle`, `operator.iadd` and
+    /// the other in-place operators: write their first argument (a container).
     pub(super) heap_writers: Vec<Py<PyAny>>,
     /// len, sorted, sum, ...: read their first argument as a whole.
     pub(super) whole_readers: Vec<Py<PyAny>>,
@@ -431,6 +431,10 @@ impl Inner {
                 } else if obj.is(t.delitem.bind(py)) {
                     item_access(st, "__delitem__")
                 } else if self.writes_first_argument(obj, Some(key)) {
+                    // (`operator.iadd(n, 1)` of a number makes a new one.)
+                    if !self.is_container(&first) {
+                        return None;
+                    }
                     let o = Self::number(st, &first);
                     Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
                 } else if let Some(reader) = self.whole_reader_name(obj) {
