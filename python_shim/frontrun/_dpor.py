@@ -906,6 +906,14 @@ def _check_threads(threads):
     for fn in threads:
         if not callable(fn):
             raise TypeError(f"thread functions must be callable, got {fn!r}")
+        # Calling one would only make a coroutine, which nothing runs.
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"thread function {getattr(fn, '__qualname__', fn)!r} is a coroutine function: explore_dpor "
+                "interleaves threads, each a plain function of the state, and calling it would only make a "
+                "coroutine. Run it on its own thread with its own event loop: lambda s: asyncio.run(fn(s)) "
+                "(frontrun does not reorder the tasks of one event loop)"
+            )
     return threads
 
 

@@ -1,6 +1,7 @@
 """Bugs the exploration must find, each reported (never raised) and replayed exactly."""
 
 import builtins
+import functools
 import importlib
 import itertools
 import sys
@@ -330,6 +331,19 @@ def test_not_instrumented_code_raises_clear_error():
 
     with pytest.raises(frontrun.NotInstrumentedError, match="python -m frontrun.rewrite"):
         frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)
+
+
+def test_a_coroutine_function_as_a_thread_is_a_clear_error():
+    # Calling it only made a coroutine: the error was "not rewritten", which it may well be.
+    async def bump(s):
+        s.x += 1
+
+    async def numbers(s):
+        yield s.x
+
+    for fn in (bump, numbers, functools.partial(bump)):
+        with pytest.raises(TypeError, match=r"coroutine function.*asyncio\.run\(fn\(s\)\)"):
+            frontrun.explore_dpor(lambda: State(x=0), [fn, fn], lambda s: True)
 
 
 LOCKED = load(
