@@ -917,6 +917,22 @@ def _check_threads(threads):
     return threads
 
 
+def no_invariant(state):
+    """What an exploration without an invariant checks: nothing (exceptions, deadlocks and
+    runaways still fail it)."""
+    return True
+
+
+def _check_callables(setup, invariant):
+    if not callable(setup):
+        raise TypeError(f"setup must be callable (it makes each execution's state), got {setup!r}")
+    if invariant is None:
+        return setup, no_invariant
+    if not callable(invariant):
+        raise TypeError(f"invariant must be callable (or None), got {invariant!r}")
+    return setup, invariant
+
+
 _REWRITE_HOW = (
     "Rewrite it at import time, before it is imported, by one of:\n"
     "  * running the program as  python -m frontrun.rewrite your_script.py\n"
@@ -938,7 +954,7 @@ NOT_INSTRUMENTED_STEPS = (
 def explore_dpor(
     setup: Callable[[], Any],
     threads: Sequence[Callable[[Any], Any]],
-    invariant: Callable[[Any], bool],
+    invariant: Optional[Callable[[Any], bool]] = None,
     *,
     preemption_bound: Optional[int] = None,
     max_executions: Optional[int] = None,
@@ -949,6 +965,8 @@ def explore_dpor(
 ) -> DporResult:
     """Explore every meaningfully different interleaving of ``threads`` on fresh ``setup()`` state.
 
+    ``invariant(state)`` is checked when the threads are done; without one, only exceptions,
+    deadlocks and runaways fail.
     ``preemption_bound``: explore only schedules with at most this many preemptions (the verdict
     is then inconclusive if anything was pruned). ``max_executions``: stop after that many.
     ``timeout``: wall-clock budget in seconds for the whole search (inconclusive when hit).
@@ -959,6 +977,7 @@ def explore_dpor(
     must also be given to the rewriter that instrumented the code).
     """
     threads = _check_threads(threads)
+    setup, invariant = _check_callables(setup, invariant)
     started = _now()
     deadline = None if timeout is None else started + timeout
     progress = _Progress()
@@ -1151,12 +1170,13 @@ def replay(
     counterexample: str,
     setup: Callable[[], Any],
     threads: Sequence[Callable[[Any], Any]],
-    invariant: Callable[[Any], bool],
+    invariant: Optional[Callable[[Any], bool]] = None,
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
 ) -> DporResult:
     """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
     threads = _check_threads(threads)
+    setup, invariant = _check_callables(setup, invariant)
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
     elapsed = _now() - started

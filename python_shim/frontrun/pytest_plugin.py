@@ -183,7 +183,7 @@ _EXPLORE_OPTIONS = ("preemption_bound", "max_executions", "timeout", "stop_on_fi
 
 @pytest.fixture
 def frontrun_explore(request):
-    """``explore(setup, threads, invariant, *, allow_inconclusive=False, **options)``: runs
+    """``explore(setup, threads, invariant=None, *, allow_inconclusive=False, **options)``: runs
     ``frontrun.explore_dpor`` and fails the test with the explanation unless the property holds."""
     marker = request.node.get_closest_marker("frontrun_dpor")
     defaults = dict(marker.kwargs) if marker is not None else {}
@@ -191,7 +191,7 @@ def frontrun_explore(request):
     if unknown:
         raise pytest.UsageError(f"frontrun_dpor marker: unknown option(s) {', '.join(sorted(unknown))}")
 
-    def explore(setup, threads, invariant, *, allow_inconclusive=False, **options):
+    def explore(setup, threads, invariant=None, *, allow_inconclusive=False, **options):
         from frontrun import explore_dpor
 
         result = explore_dpor(setup, threads, invariant, **{**defaults, **options})

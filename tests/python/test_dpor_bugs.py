@@ -193,6 +193,25 @@ def test_two_lock_deadlock_is_reported_quickly():
     check_replays(result, setup, [PROG.a_then_b, PROG.b_then_a], lambda s: True)
 
 
+def test_without_an_invariant_deadlocks_and_exceptions_still_fail():
+    # `invariant=None` (or none given) checks nothing at the end; None was called, and its
+    # TypeError reported as a failed invariant instead of the deadlock.
+    import threading
+
+    setup = lambda: State(a=threading.Lock(), b=threading.Lock(), x=0)  # noqa: E731
+    for result in (
+        frontrun.explore_dpor(setup, [PROG.a_then_b, PROG.b_then_a]),
+        frontrun.explore_dpor(setup, [PROG.a_then_b, PROG.b_then_a], None),
+    ):
+        assert result.property_holds is False and result.failure_kind == "deadlock", result.explanation
+        assert frontrun.replay(result.counterexample, setup, [PROG.a_then_b, PROG.b_then_a]).failure_kind == "deadlock"
+    assert frontrun.explore_dpor(setup, [PROG.a_then_b, PROG.a_then_b]).property_holds is True
+    with pytest.raises(TypeError, match="invariant must be callable"):
+        frontrun.explore_dpor(setup, [PROG.a_then_b], "s.x == 0")
+    with pytest.raises(TypeError, match="setup must be callable"):
+        frontrun.explore_dpor(State(x=0), [PROG.a_then_b])
+
+
 RAISE_HOLDING = load(
     """
     def check_then_release(s):
