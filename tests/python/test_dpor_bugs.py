@@ -365,6 +365,17 @@ def test_a_coroutine_function_as_a_thread_is_a_clear_error():
             frontrun.explore_dpor(lambda: State(x=0), [fn, fn], lambda s: True)
 
 
+def test_a_thread_that_raises_at_once_is_reported_not_taken_for_code_not_rewritten():
+    def takes_nothing():
+        pass
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = frontrun.explore_dpor(lambda: State(x=0), [takes_nothing, takes_nothing])
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert "takes 0 positional arguments but 1 was given" in result.explanation, result.explanation
+
+
 LOCKED = load(
     """
     def locked(s):
