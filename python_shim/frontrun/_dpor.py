@@ -700,6 +700,8 @@ class _Run:
     errors: list = field(default_factory=list)
     invariant_error: Optional[str] = None
     explanation: str = ""
+    # The thread a setup() that waits for its threads ran as (it ran before the test's).
+    setup_thread: Optional[int] = None
 
 
 def _invariant_name(invariant):
@@ -829,6 +831,7 @@ def _run_with_explored_setup(rt, setup, threads, invariant, timeout):
     if "error" in made:
         error = made["error"]
         raise _SetupFailed(error) from error
+    run.setup_thread = len(threads)
     return run
 
 

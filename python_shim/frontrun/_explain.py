@@ -238,9 +238,10 @@ def _what_it_touched(rt, step):
         return ""
 
 
-def _conflicting_locations(steps, racy_pairs):
+def _conflicting_locations(steps, racy_pairs, since=0):
     """Locations (obj, key_id) to show, and whether they race: those of engine races (accesses
-    nothing orders), else any cross-thread conflict (ordered by synchronisation)."""
+    nothing orders), else any cross-thread conflict (ordered by synchronisation) from step
+    ``since`` on."""
     order = []
     seen = set()
     for a, b in racy_pairs:
@@ -253,7 +254,7 @@ def _conflicting_locations(steps, racy_pairs):
             order.append(loc)
     if order:
         return order, True
-    data = _distinct([s for s in steps if s.access in DATA])
+    data = _distinct([s for s in steps[since:] if s.access in DATA])
     for i, s in enumerate(data):
         for t in data[i + 1:]:
             if s.conflicts(t):
@@ -352,13 +353,15 @@ def _interleaved(accesses):
     return False
 
 
-def race_report(rt, steps):
-    """The report's lines, and whether they show a race (else synchronised uses, or nothing)."""
-    locs, racing = _conflicting_locations(steps, rt.races())
+def race_report(rt, steps, since=0):
+    """The report's lines, and whether they show a race (else synchronised uses, or nothing).
+    Steps before ``since`` (a ``setup()`` run as a thread, until it returned) are left out."""
+    races = [(a, b) for a, b in rt.races() if a >= since]
+    locs, racing = _conflicting_locations(steps, races, since)
     found = []
     shown_as = {}  # the same accesses under two locations (a key and the whole object): once
     for loc in locs:
-        accesses = _accesses_to(steps, loc)
+        accesses = _accesses_to(steps[since:], loc)
         if not accesses:
             continue
         same = tuple(s.index for s in accesses)
@@ -554,14 +557,17 @@ def explain(rt, run, invariant, schedule):
     _paths = _Paths(run.state)
     steps = [Step(i, raw) for i, raw in enumerate(rt.steps())]
     _name_globals_used(rt, steps)
+    # A setup() run as a thread made the state before the test's threads began (they wait for
+    # it): what it and the threads it started did until it returned is no part of the story.
+    since = 1 + max((s.index for s in steps if s.thread == run.setup_thread and s.access == "exit"), default=-1)
     out = []
     if run.kind == "deadlock":
         out += deadlock_report(rt, steps)
     else:
-        lines, raced = race_report(rt, steps)
+        lines, raced = race_report(rt, steps, since)
         out += lines
         if not raced:
-            out += lock_order_report(rt, steps)
+            out += lock_order_report(rt, steps[since:])
     if run.kind == "invariant":
         name = getattr(invariant, "__qualname__", None) or repr(invariant)
         line = f"invariant {name} failed"
