@@ -173,6 +173,14 @@ impl DporRuntime {
             getitem: get("getitem")?,
             setitem: get("setitem")?,
             delitem: get("delitem")?,
+            method_writers: heap_writers
+                .iter()
+                .filter_map(|f| {
+                    let f = f.bind(py);
+                    let qualname = f.getattr("__qualname__").ok()?.extract::<String>().ok()?;
+                    qualname.contains('.').then(|| f.getattr("__name__").ok()?.extract::<String>().ok()).flatten()
+                })
+                .collect(),
             heap_writers,
             whole_readers: whole_readers.unwrap_or_default(),
             unseen_callee,

@@ -48,6 +48,9 @@ pub(super) struct Types {
     /// heapq and bisect functions, `random.shuffle` and `Random.shuffle`, `operator.iadd` and
     /// the other in-place operators: write their first argument (a container).
     pub(super) heap_writers: Vec<Py<PyAny>>,
+    /// The names of those that are methods (`Random.shuffle`): `rng.shuffle(x)` reports the
+    /// receiver and the name.
+    pub(super) method_writers: Vec<String>,
     /// len, sorted, sum, ...: read their first argument as a whole.
     pub(super) whole_readers: Vec<Py<PyAny>>,
     /// `(callee, method name or None) -> bool`: whether a call hands its arguments to code
@@ -708,8 +711,10 @@ impl Inner {
         if obj.get_type().is(self.types.method.bind(py)) {
             return obj.getattr(pyo3::intern!(py, "__func__")).is_ok_and(|f| writer(&f));
         }
-        let Some(name) = name.filter(|n| n.is_instance_of::<PyString>()) else { return false };
-        obj.get_type().getattr(name.cast::<PyString>().expect("checked")).is_ok_and(|f| writer(&f))
+        // (Looked up only by a writer's own name: `len(x)` reports `len` and "len".)
+        let Some(name) = name.and_then(|n| n.cast::<PyString>().ok()) else { return false };
+        let named = name.to_str().is_ok_and(|n| self.types.method_writers.iter().any(|w| w == n));
+        named && obj.get_type().getattr(name).is_ok_and(|f| writer(&f))
     }
 
     fn whole_reader_name(&self, obj: &Bound<'_, PyAny>) -> Option<&'static str> {
