@@ -1356,6 +1356,28 @@ FRESH_KEYS = load(
         key = next(_thirds) // 3
         s.jobs[key] = "a"
         s.jobs[key] = "b"
+
+    # Three threads on keys k0, k1, k2 (k1 there at the start): fixed, or other values in
+    # every execution (`fresh_keys`, made in setup from a global counter).
+    def insert_k2_write_k1(s):
+        s.jobs[s.k[2]] = 1
+        s.jobs[s.k[1]] = 1
+
+    def look_k2_k0_then_all(s):
+        s.jobs.get(s.k[2])
+        s.jobs.get(s.k[0])
+        len(s.jobs)
+
+    def look_k1_insert_k0(s):
+        s.jobs.get(s.k[1])
+        s.jobs[s.k[0]] = 1
+
+    _executions = itertools.count(1)
+
+    def keyed(fresh):
+        base = 1000 * next(_executions) if fresh else 0
+        k = [base, base + 1, base + 2]
+        return k, {k[1]: 0}
     """,
     name="dpor_fresh_keys_prog",
 )
@@ -1387,6 +1409,24 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
     result = explore(_jobs, [FRESH_KEYS.register_sum] * 2, lambda s: s.n == 2)
     assert result.property_holds is False, result.inconclusive_reason
     assert result.failure_kind == "invariant" and "Race on State.n" in result.explanation
+
+
+def test_fresh_keys_explore_every_trace_fixed_keys_do():
+    # A branch made by one execution named a key first used past its node as that execution
+    # did; compared by name with a later execution's accesses, one location looked like two,
+    # and 2 of the 31 orders were taken for covered (29 executions).
+    p = FRESH_KEYS
+    threads = [p.insert_k2_write_k1, p.look_k2_k0_then_all, p.look_k1_insert_k0]
+    counts = []
+    for fresh in (False, True):
+        def setup():
+            k, jobs = p.keyed(fresh)
+            return State(k=k, jobs=jobs)
+
+        result = frontrun.explore_dpor(setup, threads, lambda s: True, stop_on_first=False)
+        assert result.property_holds is True, result.inconclusive_reason
+        counts.append(result.num_explored)
+    assert counts == [31, 31]
 
 
 def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_by_value():
