@@ -76,8 +76,8 @@ pub(super) struct Types {
     pub(super) path_functions: Option<Py<PyDict>>,
     /// `types.GeneratorType`, `builtins.next`, `types.MethodType`.
     pub(super) generator: Py<PyAny>,
-    pub(super) method: Py<PyAny>,
     pub(super) next: Py<PyAny>,
+    pub(super) method: Py<PyAny>,
     /// `collections.abc.MutableMapping`, `MutableSequence`, `MutableSet`: containers written in
     /// Python outside the rewriter's sight (`UserDict`, `WeakValueDictionary`, `ChainMap`, ...).
     pub(super) abc_containers: [Py<PyAny>; 3],
@@ -434,12 +434,7 @@ impl Inner {
                 } else if obj.is(t.delitem.bind(py)) {
                     item_access(st, "__delitem__")
                 } else if self.writes_first_argument(obj, Some(key)) {
-                    // (`operator.iadd(n, 1)` of a number makes a new one.)
-                    if !self.is_container(&first) {
-                        return None;
-                    }
-                    let o = Self::number(st, &first);
-                    Some((Self::access(Write, o, WHOLE), "builtin_call", Some(ev.key.clone_ref(py))))
+                    self.container_written(st, &first, Some(ev.key.clone_ref(py)))
                 } else if let Some(reader) = self.whole_reader_name(obj) {
                     // `vars(p)` reads every attribute; so does a dataclass's generated `__repr__`.
                     let o = if reader == "vars" && !Self::is_scalar_key(&first) || self.is_dataclass_instance(&first) {
@@ -484,11 +479,7 @@ impl Inner {
             // `shuffle(x)` through a local name, or a writer passed around.
             EventKind::CallSite if self.writes_first_argument(obj, None) => {
                 let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
-                if !self.is_container(&first) {
-                    return None;
-                }
-                let o = Self::number(st, &first);
-                Some((Self::access(Write, o, WHOLE), "builtin_call", None))
+                self.container_written(st, &first, None)
             }
             EventKind::CallSite => self.path_call(st, ev, obj).or_else(|| self.slot_call(st, ev, obj)),
             EventKind::WithEnter => {
@@ -695,8 +686,21 @@ impl Inner {
         st.exec.gen_frames.contains(&n).then_some(n)
     }
 
-    /// The name of the reading builtin `obj` is (`len`, `sorted`, `map`, ...: one that reads the
-    /// containers it is given; `whole_readers` holds them in `methods::READING_BUILTINS` order).
+    /// The whole of `first` written by a writer (`writes_first_argument`), if it is a container
+    /// (`operator.iadd(n, 1)` of a number makes a new one).
+    fn container_written(
+        &self,
+        st: &mut State,
+        first: &Bound<'_, PyAny>,
+        key: Option<Py<PyAny>>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        if !self.is_container(first) {
+            return None;
+        }
+        let o = Self::number(st, first);
+        Some((Self::access(AccessKind::Write, o, WHOLE), "builtin_call", key))
+    }
+
     /// Whether calling `obj` writes its first argument: a writer itself, a bound method of one
     /// (`rng.shuffle`), or, for a method call whose receiver the report carries, the
     /// receiver's class's `name` (`rng.shuffle(x)` reports `rng` and "shuffle").
@@ -717,6 +721,8 @@ impl Inner {
         named && obj.get_type().getattr(name).is_ok_and(|f| writer(&f))
     }
 
+    /// The name of the reading builtin `obj` is (`len`, `sorted`, `map`, ...: one that reads the
+    /// containers it is given; `whole_readers` holds them in `methods::READING_BUILTINS` order).
     fn whole_reader_name(&self, obj: &Bound<'_, PyAny>) -> Option<&'static str> {
         let i = self.types.whole_readers.iter().position(|f| obj.is(f.bind(obj.py())))?;
         methods::READING_BUILTINS.get(i).copied()
