@@ -902,7 +902,9 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _check_threads(threads):
+def _checked(setup, threads, invariant):
+    """The arguments of ``explore_dpor`` / ``replay``, checked: ``threads`` as a list, and
+    ``no_invariant`` for an invariant of None."""
     threads = list(threads)
     if not threads:
         raise ValueError("explore_dpor needs at least one thread function")
@@ -917,23 +919,19 @@ def _check_threads(threads):
                 "coroutine. Run it on its own thread with its own event loop: lambda s: asyncio.run(fn(s)) "
                 "(frontrun does not reorder the tasks of one event loop)"
             )
-    return threads
+    if not callable(setup):
+        raise TypeError(f"setup must be callable (it makes each execution's state), got {setup!r}")
+    if invariant is None:
+        invariant = no_invariant
+    elif not callable(invariant):
+        raise TypeError(f"invariant must be callable (or None), got {invariant!r}")
+    return setup, threads, invariant
 
 
 def no_invariant(state):
     """What an exploration without an invariant checks: nothing (exceptions, deadlocks and
     runaways still fail it)."""
     return True
-
-
-def _check_callables(setup, invariant):
-    if not callable(setup):
-        raise TypeError(f"setup must be callable (it makes each execution's state), got {setup!r}")
-    if invariant is None:
-        return setup, no_invariant
-    if not callable(invariant):
-        raise TypeError(f"invariant must be callable (or None), got {invariant!r}")
-    return setup, invariant
 
 
 _REWRITE_HOW = (
@@ -979,8 +977,7 @@ def explore_dpor(
     act on their receiver as a shared resource, beside the defaults and ``[tool.frontrun]``'s (they
     must also be given to the rewriter that instrumented the code).
     """
-    threads = _check_threads(threads)
-    setup, invariant = _check_callables(setup, invariant)
+    setup, threads, invariant = _checked(setup, threads, invariant)
     started = _now()
     deadline = None if timeout is None else started + timeout
     progress = _Progress()
@@ -1180,8 +1177,7 @@ def replay(
     max_steps: int = DEFAULT_MAX_STEPS,
 ) -> DporResult:
     """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
-    threads = _check_threads(threads)
-    setup, invariant = _check_callables(setup, invariant)
+    setup, threads, invariant = _checked(setup, threads, invariant)
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
     elapsed = _now() - started
