@@ -22,7 +22,8 @@ When
     frontrun's finder goes in front of pytest's, so a test module is assert-rewritten by pytest
     and then rewritten by frontrun. A plugin registered later (``pytest_plugins`` in a
     conftest) installs in ``pytest_configure`` instead; selected modules imported before that
-    are instrumented in place, with a warning. The hook is removed in ``pytest_unconfigure``.
+    are instrumented in place, noted in the terminal summary. The hook is removed in
+    ``pytest_unconfigure``.
 
 Without autoloading (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, or frontrun not installed as a
 distribution): ``pytest -p frontrun.pytest_plugin``, or in the rootdir's ``conftest.py``::
@@ -56,6 +57,9 @@ import warnings
 import pytest
 
 _INSTALLED_KEY = "_frontrun_installed_hook"
+# Notes for the end of the session: written when the hook is installed they would be lost, since
+# pytest captures output from before the first conftest is loaded until the session ends.
+_NOTES_KEY = "_frontrun_notes"
 
 
 # The same module is reachable under two plugin names: "frontrun" (the entry point) and
@@ -148,7 +152,7 @@ def _install(config, options) -> None:
         return
     # Modules pytest imported first (`packaging` for `minversion`) are instrumented in place, and
     # said so; as a warning here, a project's `filterwarnings = error` would end the session
-    # before it starts, so it goes to stderr as a note.
+    # before it starts, so it is a note in the terminal summary.
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", _hook.AlreadyImportedWarning)
         try:
@@ -157,7 +161,7 @@ def _install(config, options) -> None:
             raise pytest.UsageError(f"frontrun: {exc}") from None
     for w in noted:
         if issubclass(w.category, _hook.AlreadyImportedWarning):
-            sys.stderr.write(f"{w.message}\n")
+            _notes(config).append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     setattr(config, _INSTALLED_KEY, finder)
@@ -222,7 +226,25 @@ def pytest_report_header(config):
     return f"frontrun: rewriting on ({finder.selection.describe()}; rewriter {rewriter})"
 
 
+def _notes(config) -> list[str]:
+    if getattr(config, _NOTES_KEY, None) is None:
+        setattr(config, _NOTES_KEY, [])
+    return getattr(config, _NOTES_KEY)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    notes = _notes(config)
+    if notes:
+        terminalreporter.write_sep("=", "frontrun")
+        for note in notes:
+            terminalreporter.write_line(note)
+        notes.clear()
+
+
 def pytest_unconfigure(config):
+    # No terminal (`-p no:terminal`) or no session: the notes go to stderr, uncaptured by now.
+    for note in _notes(config):
+        sys.stderr.write(f"{note}\n")
     finder = getattr(config, _INSTALLED_KEY, None)
     if finder is None:
         return

@@ -198,6 +198,20 @@ def test_modules_pytest_imported_first_are_noted_not_warned_as_errors(project):
     assert "imported before the frontrun import hook was installed: packaging" in output
 
 
+@pytest.mark.parametrize("flags", [(), ("-q",), ("-p", "no:terminal")])
+def test_the_in_place_note_survives_output_capture(project, flags):
+    # Without -s pytest captures output from before the first conftest until the session ends:
+    # the note written when the hook was installed was swallowed. It is in the terminal summary
+    # now (quiet runs too), or on stderr at the end without a terminal.
+    # `-p mypkg`: pytest imports it as a plugin before the hook is installed.
+    proc = run(["-m", "pytest", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                "-p", "mypkg", "-p", "frontrun.pytest_plugin", *flags, "tests"],
+               cwd=project, marker=True, env_extra={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert output.count("imported before the frontrun import hook was installed: mypkg") == 1, output
+
+
 def test_importlib_import_mode(project):
     proc, output, report = pytest_run(project, "--import-mode=importlib")
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
