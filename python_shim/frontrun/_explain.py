@@ -10,6 +10,7 @@ from __future__ import annotations
 import linecache
 import os
 import re
+import sys
 import tracemalloc
 import types
 
@@ -61,7 +62,21 @@ def _short(path):
         rel = os.path.relpath(path)
     except ValueError:
         return path
-    return rel if not rel.startswith("..") else os.path.basename(path)
+    if not rel.startswith(".."):
+        return rel
+    # Outside the working directory (an installed library): the path below its sys.path entry,
+    # `cachetools/__init__.py` rather than a bare `__init__.py`.
+    path = os.path.abspath(path)
+    below = [os.path.relpath(path, entry) for entry in _path_entries() if _is_within(path, entry)]
+    return min(below, key=len) if below else os.path.basename(path)
+
+
+def _path_entries():
+    return [os.path.abspath(entry) for entry in sys.path if isinstance(entry, str) and entry]
+
+
+def _is_within(path, directory):
+    return path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _where(file, line):

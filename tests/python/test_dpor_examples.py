@@ -47,3 +47,26 @@ def test_bank_explanation_lists_the_lost_update_and_only_mentions_the_sequential
     assert all(s[3].startswith("examples/bank.py:") for s in steps)
     # bob's account was updated by one thread after the other: said in one line, not listed.
     assert "state.accounts['bob']" in out and "one after the other" in out
+
+
+def test_a_race_inside_a_library_names_its_file_below_the_sys_path_entry(tmp_path):
+    # Outside the working directory a file was shown by its base name: a race in an installed
+    # package read `__init__.py:3`, which says nothing about where.
+    lib = tmp_path / "lib" / "tallies"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("class Tally:\n    def __init__(self):\n        self.n = 0\n\n"
+                                     "    def add(self):\n        self.n += 1\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "prog.py").write_text(
+        "import tallies\nfrom frontrun import explore_dpor\n\n"
+        "r = explore_dpor(tallies.Tally, [lambda t: t.add(), lambda t: t.add()], lambda t: t.n == 2)\n"
+        "print(r.explanation)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "lib")}
+    proc = subprocess.run([sys.executable, "-m", "frontrun.rewrite", "--include", "tallies", "--include", "prog",
+                           "prog.py"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Race on Tally.n" in out, out
+    assert f"write  tallies{os.sep}__init__.py:6  self.n += 1" in out, out
