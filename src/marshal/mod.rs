@@ -28,6 +28,7 @@
 mod obj;
 mod pyc;
 mod read;
+mod repr;
 mod write;
 
 #[cfg(test)]

@@ -502,12 +502,26 @@ fn _rewrite_check(code: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
 
 // ------------------------------------------------------------------ other interpreter versions
 
+/// What a listing shows beside an instruction's argument, by argument kind.
+struct Symbols<'a> {
+    names: &'a [String],
+    /// `repr` of each constant.
+    consts: Vec<String>,
+    locals: &'a [String],
+    derefs: &'a [String],
+}
+
+/// `dis.cmp_op`, the same in every supported version.
+const CMP_OP: [&str; 6] = ["<", "<=", "==", "!=", ">", ">="];
+
 /// A dis-like listing of decoded instructions without an interpreter of that version:
-/// line (when it changes), offset, opname, argument, and the co_names entry or jump target.
-fn plain_listing(code: &crate::instr::Code, names: &[String]) -> String {
+/// line (when it changes), offset, opname, argument, and what the argument stands for (name,
+/// constant, local, cell, comparison, jump target).
+fn plain_listing(code: &crate::instr::Code, symbols: &Symbols<'_>) -> String {
     use std::fmt::Write as _;
     let Ok(lay) = encode::layout(code) else { return "(no layout)\n".to_string() };
     let labels = code.label_targets();
+    let lookup = |table: &[String], i: u32| table.get(i as usize).map_or("?".to_string(), String::clone);
     let mut out = String::new();
     let mut last_line: Option<Option<i32>> = None;
     for (i, instr) in code.instrs.iter().enumerate() {
@@ -519,19 +533,39 @@ fn plain_listing(code: &crate::instr::Code, names: &[String]) -> String {
             String::new()
         };
         let offset = 2 * (lay.starts[i] + lay.prefixes[i] as u32);
-        let shown = if let Some(t) = instr.target.and_then(|l| labels.get(l.0 as usize).copied().flatten()) {
-            format!("{} (to {})", lay.args[i], 2 * lay.starts[t])
-        } else if let ArgKind::Name { shift } = info.arg {
-            let name = names.get((instr.arg >> shift) as usize).map_or("?", |n| n.as_str());
-            format!("{} ({name})", instr.arg)
-        } else if info.code >= code.table.have_argument {
-            instr.arg.to_string()
+        let meaning = if let Some(t) = instr.target.and_then(|l| labels.get(l.0 as usize).copied().flatten()) {
+            Some(format!("to {}", 2 * lay.starts[t]))
         } else {
-            String::new()
+            match info.arg {
+                ArgKind::Name { shift } => Some(lookup(symbols.names, instr.arg >> shift)),
+                ArgKind::Const => Some(lookup(&symbols.consts, instr.arg)),
+                ArgKind::Local => Some(lookup(symbols.locals, instr.arg)),
+                ArgKind::LocalPair => Some(format!(
+                    "{}, {}",
+                    lookup(symbols.locals, instr.arg >> 4),
+                    lookup(symbols.locals, instr.arg & 15)
+                )),
+                ArgKind::Free => Some(lookup(symbols.derefs, instr.arg)),
+                ArgKind::Compare { shift } => {
+                    Some(CMP_OP.get((instr.arg >> shift) as usize).map_or("?", |op| op).to_string())
+                }
+                _ => None,
+            }
         };
-        let _ = writeln!(out, "{}", format!("{line:>5} {offset:>6} {:<28}{shown}", info.name).trim_end());
+        let shown = match meaning {
+            Some(m) => format!("{} ({m})", if instr.target.is_some() { lay.args[i] } else { instr.arg }),
+            None if info.code >= code.table.have_argument => instr.arg.to_string(),
+            None => String::new(),
+        };
+        // A name as long as the column still gets a space before its argument.
+        let width = 28.max(info.name.len() + 1);
+        let _ = writeln!(out, "{}", format!("{line:>5} {offset:>6} {:<width$}{shown}", info.name).trim_end());
     }
     out
+}
+
+fn const_reprs(consts: &MObj) -> Vec<String> {
+    consts.as_tuple().map_or_else(Vec::new, |items| items.iter().map(MObj::repr).collect())
 }
 
 fn marshal_strings(obj: &MObj) -> Option<Vec<String>> {
@@ -567,6 +601,10 @@ impl PycRewriter {
             // The deref index is the localsplus index.
             CodeExtra::Py311 { localsplusnames, .. } => marshal_strings(localsplusnames).unwrap_or_default(),
         };
+        let locals: Vec<String> = match &code.extra {
+            CodeExtra::Py310 { varnames, .. } => marshal_strings(varnames).unwrap_or_default(),
+            CodeExtra::Py311 { .. } => deref_names.clone(),
+        };
         let before = crate::decode::decode(
             self.table,
             RawCode {
@@ -581,7 +619,10 @@ impl PycRewriter {
         self.listed.push(Listed {
             qualname: qn.clone(),
             first_line: code.firstlineno as i64,
-            before: plain_listing(&before, &names),
+            before: plain_listing(
+                &before,
+                &Symbols { names: &names, consts: const_reprs(&code.consts), locals: &locals, derefs: &deref_names },
+            ),
             after: None,
         });
 
@@ -642,7 +683,9 @@ impl PycRewriter {
         }
         let mut names_after = names.clone();
         names_after.extend(rw.new_names.iter().map(|n| n.to_string()));
-        self.listed[at].after = Some((plain_listing(&rw.instrs, &names_after), rw.injected));
+        let symbols =
+            Symbols { names: &names_after, consts: const_reprs(&code.consts), locals: &locals, derefs: &deref_names };
+        self.listed[at].after = Some((plain_listing(&rw.instrs, &symbols), rw.injected));
         Ok(true)
     }
 }

@@ -233,3 +233,95 @@ def test_bad_pycs_are_value_errors():
         _native.rewrite_pyc_report(header + marshal.dumps(compile("x = 1", "f", "exec")), "bogus", ())
     with pytest.raises(ValueError, match="code object"):
         _native.rewrite_pyc_report(header + marshal.dumps(1), "shared", ())
+
+
+LISTING_SOURCE = textwrap.dedent(
+    '''
+    """doc's "quotes"\\n"""
+    BIG = 123456789012345678901234567890
+    NEG = -98765432109876543210
+    FLOATS = (0.1, 1e16, 1e-05, 123.456, -0.0, 2.5e300, 1e300 * 1e300)
+    TEXT = ("tab\\there", 'it\\'s', "\\x00\\x7f\\u00e9\\u4e2d", b"\\x00bytes'\\"", (), (1,), 3j, (1-2.5j))
+    SEEN = frozenset({"a"})
+
+    def f(a, b=(1, "x"), *args, **kw):
+        c = a < b
+        d = a >= 2
+        if a == 3 or b != 4:
+            return [a, b, c, d, args, kw, ...]
+
+        def g():
+            nonlocal a
+            a = a + 1
+            return a, c
+        return g
+    '''
+)
+
+# In the interpreter that made the pyc: each instruction's offset, name and `dis` argrepr.
+DIS_ARGREPRS = r"""
+import dis, json, marshal, sys
+with open(sys.argv[1], "rb") as f:
+    code = marshal.loads(f.read()[16:])
+out = []
+def walk(c):
+    for k in c.co_consts:
+        if hasattr(k, "co_code"):
+            walk(k)
+    rows = [(i.offset, i.opname, i.argrepr) for i in dis.get_instructions(c)]
+    out.append([getattr(c, "co_qualname", c.co_name), c.co_firstlineno, rows])
+walk(code)
+print(json.dumps(out))
+"""
+
+
+def listed_arguments(listing):
+    """{(qualname, first line): {offset: (opname, what its argument stands for)}} of a listing."""
+    found, current = {}, None
+    for line in listing.splitlines():
+        if line.startswith("Disassembly of "):
+            name, first = line[len("Disassembly of "):].rstrip("):").rsplit(" (line ", 1)
+            current = found.setdefault((name, int(first)), {})
+        elif current is not None and len(line) > 14 and line[8:14].strip().isdigit():
+            opname, _, arg = line[15:].partition(" ")
+            arg = arg.strip()
+            meaning = arg[arg.index("(") + 1:-1] if "(" in arg else None
+            current[int(line[8:14])] = (opname, meaning)
+    return found
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: "%d.%d" % v)
+def test_listing_of_another_version_shows_what_dis_there_shows(version, tmp_path):
+    exe = find_interpreter(version)
+    if exe is None:
+        pytest.skip("no Python %d.%d found" % version)
+    source = tmp_path / "consts.py"
+    source.write_text(LISTING_SOURCE)
+    pyc = tmp_path / "consts.pyc"
+    run(exe, "-I", "-c", COMPILE, str(source), str(pyc))
+    (tmp_path / "dis_argreprs.py").write_text(DIS_ARGREPRS)
+    expected = json.loads(run(exe, "-I", str(tmp_path / "dis_argreprs.py"), str(pyc)))
+    listed = listed_arguments(_native.rewrite_pyc_report(pyc.read_bytes(), "shared", ())[2])
+    compared = set()
+    for qualname, first_line, rows in expected:
+        ours = listed[(qualname, first_line)]
+        for offset, opname, argrepr in rows:
+            if not argrepr or argrepr.startswith("<code object") or opname == "EXTENDED_ARG":
+                continue
+            # dis's own decorations of a name or comparison: the listing shows the bare name/op.
+            for prefix in ("NULL|self + ", "NULL + "):
+                argrepr = argrepr.removeprefix(prefix)
+            if argrepr.startswith("to L"):
+                continue  # 3.13+ dis names jump targets by label; the listing gives the offset
+            if argrepr.startswith("bool("):
+                argrepr = argrepr[5:-1]
+            assert ours[offset][0] == opname, (qualname, offset)
+            if ours[offset][1] is None:
+                continue  # an argument the listing shows as a plain number (counts, flags, ...)
+            assert ours[offset][1] == argrepr, (qualname, offset, opname)
+            compared.add(argrepr)
+    namespace = {}
+    exec(LISTING_SOURCE, namespace)
+    constants = [repr(namespace[name]) for name in ("BIG", "NEG", "FLOATS", "TEXT")]
+    assert set(constants) <= compared, constants
+    assert {"d, args" if version >= (3, 13) else "d", "<", ">=", "==", "!=", "c", "BIG", "__doc__"} <= compared
