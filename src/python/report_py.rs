@@ -206,6 +206,11 @@ pub type Sink = Arc<dyn Fn(Python<'_>, &Event) -> Option<Py<PyAny>> + Send + Syn
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 /// Listeners (activations) alive; the guard is on while this is above zero.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Set while an execution watches generators of the test's state: every report from inside
+/// one is then a place its thread can be preempted while the generator runs, even a report
+/// on an immutable object (`i += 1` on a local int), so none is dropped (`nothing_shared`).
+pub(crate) static WATCHING_GENERATORS: AtomicBool = AtomicBool::new(false);
 /// Serialises flips of the builtins flag so it always ends equal to `ACTIVE > 0`.
 static FLIP: Mutex<()> = Mutex::new(());
 static BUILTINS: OnceLock<Py<PyDict>> = OnceLock::new();
@@ -661,7 +666,7 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
 #[pyfunction(signature = (*args))]
 fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
     let first = || args.get_item(0).map(Bound::unbind).unwrap_or_else(|_| py.None());
-    if ACTIVE.load(Ordering::Relaxed) == 0 || nothing_shared(args) {
+    if ACTIVE.load(Ordering::Relaxed) == 0 || (nothing_shared(args) && !WATCHING_GENERATORS.load(Ordering::Relaxed)) {
         return first();
     }
     in_report(py, "report", || deliver(py, args)).flatten().unwrap_or_else(first)

@@ -978,6 +978,13 @@ GEN = load(
         while True:
             yield c.n
 
+    def numbering(c):
+        # Touches nothing shared: `i += 1` on a local int is its only report.
+        i = 0
+        while True:
+            i += 1
+            yield i
+
     def take_next(s):
         s.out.append(next(s.gen))
 
@@ -1023,7 +1030,8 @@ def gen_setup(make):
     return setup
 
 
-@pytest.mark.parametrize("make, inside", [("counting", "yield c.n"), ("reading", "yield c.n"), ("summing", "for x in c.items:")])
+@pytest.mark.parametrize("make, inside", [("counting", "yield c.n"), ("reading", "yield c.n"), ("summing", "for x in c.items:"),
+                                          ("numbering", "i += 1")])
 @pytest.mark.parametrize("take", ["take_next", "take_for"])
 def test_generator_resumed_by_two_threads(make, inside, take):
     # Resuming a generator while another thread is inside it raises; the search must reach
@@ -1043,7 +1051,7 @@ def test_generator_resumed_by_two_threads(make, inside, take):
     check_replays(result, setup, threads, lambda s: True)
 
 
-@pytest.mark.parametrize("make", ["counting", "summing"])
+@pytest.mark.parametrize("make", ["counting", "summing", "numbering"])
 def test_generator_resumed_while_running_is_found_when_the_error_is_caught(make):
     # Whether the second resume raises depends on whether the first thread has left the
     # generator, which it does right after its last step inside: that step must be ordered

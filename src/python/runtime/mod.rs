@@ -239,6 +239,7 @@ impl DporRuntime {
     fn stop(&self, py: Python<'_>) {
         report_py::deactivate(py);
         report_py::set_sink(None);
+        report_py::WATCHING_GENERATORS.store(false, std::sync::atomic::Ordering::Relaxed);
         let mut st = self.inner.lock_state(py);
         if st.exec.done.is_none() && st.exec.active > 0 {
             st.exec.aborting = true;
@@ -404,6 +405,7 @@ impl DporRuntime {
         st.next_exec += 1;
         Inner::release_unstarted(&mut st);
         let old = std::mem::replace(&mut st.exec, Exec { id, ..Exec::default() });
+        report_py::WATCHING_GENERATORS.store(false, std::sync::atomic::Ordering::Relaxed);
         drop(st);
         drop(old); // releases the previous execution's objects (attached: may run finalizers)
         true
@@ -502,6 +504,7 @@ impl DporRuntime {
                 if !frame.is_none() {
                     let n = Inner::number(&mut st, &frame);
                     st.exec.gen_frames.insert(n);
+                    report_py::WATCHING_GENERATORS.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -858,8 +858,12 @@ impl Inner {
     /// a loop (`loops`).
     pub(super) fn on_event(&self, py: Python<'_>, ev: &Event) -> Option<Py<PyAny>> {
         let tid = self.current()?;
-        // The commonest report that means nothing: `total += i` on a local number.
-        if ev.kind == EventKind::Inplace && !self.is_container(ev.obj.bind(py)) {
+        // The commonest report that means nothing: `total += i` on a local number (unless it
+        // is inside a generator another thread may resume).
+        if ev.kind == EventKind::Inplace
+            && !self.is_container(ev.obj.bind(py))
+            && !report_py::WATCHING_GENERATORS.load(std::sync::atomic::Ordering::Relaxed)
+        {
             return None;
         }
         if ev.kind == EventKind::Iter {
@@ -926,13 +930,13 @@ impl Inner {
             }
         }
         ops.extend(own);
-        if !ops.is_empty() {
-            // Last: the thread may leave the generator (yield, return, raise) right after its
-            // last step, so another thread's resume finds it running before that step and
-            // suspended after it; a write there orders the two. (Its entry is the resume.)
-            if let Some(inside) = self.inside_generator(py, &mut st, ev) {
-                ops.push(inside);
-            }
+        // Last: the thread may leave the generator (yield, return, raise) right after its
+        // last step, so another thread's resume finds it running before that step and
+        // suspended after it; a write there orders the two. (Its entry is the resume.) Also for
+        // a report that accesses nothing shared (`i += 1` on a local int): it may be the only
+        // place inside the generator where the thread can be preempted.
+        if let Some(inside) = self.inside_generator(py, &mut st, ev) {
+            ops.push(inside);
         }
         let mut ops = ops.into_iter();
         let Some(mut next) = ops.next() else { return Ok(()) };
