@@ -708,35 +708,63 @@ def _invariant_name(invariant):
     return getattr(invariant, "__qualname__", None) or getattr(invariant, "__name__", None) or repr(invariant)
 
 
-def _generators_in(state, depth=3, budget=500):
-    """Generators the test's state holds (its attributes, items and their own, a few levels
-    down), in a fixed order: two threads resuming one at once is a bug the search looks for."""
-    found = []
+def _held_in(state, depth=3, budget=500):
+    """``(holder, slot, obj)`` for ``state`` and what it holds (its attributes, items and their
+    own, a few levels down), breadth first, in a fixed order. ``slot`` is ``("attr", name)`` or
+    ``("item", key)`` (None for ``state`` itself). Generators are not looked into."""
+    reached = [(None, None, state)]
     frontier = [state]
     seen = {id(state)}
     for _ in range(depth):
         nxt = []
         for obj in frontier:
             if isinstance(obj, types.GeneratorType):
-                found.append(obj)
                 continue
             if isinstance(obj, dict):
-                children = list(obj.values())
+                children = [(("item", k), v) for k, v in obj.items()]
             elif isinstance(obj, (list, tuple)):
-                children = list(obj)
+                children = [(("item", i), v) for i, v in enumerate(obj)]
             else:
                 d = getattr(obj, "__dict__", None)
-                children = list(d.values()) if isinstance(d, dict) and not isinstance(obj, type) else []
-            for child in children[:50]:
+                is_instance = isinstance(d, dict) and not isinstance(obj, type)
+                children = [(("attr", k), v) for k, v in d.items()] if is_instance else []
+            for slot, child in children[:50]:
                 budget -= 1
                 if budget < 0:
-                    return found
+                    return reached
                 if id(child) not in seen and not isinstance(child, (int, float, str, bytes, bool, type(None))):
                     seen.add(id(child))
                     nxt.append(child)
+                    reached.append((obj, slot, child))
         frontier = nxt
-    found += [g for g in frontier if isinstance(g, types.GeneratorType)]
-    return found
+    return reached
+
+
+def _generators_in(held):
+    """The generators among ``_held_in``'s finds: two threads resuming one at once is a bug
+    the search looks for."""
+    return [obj for _, _, obj in held if isinstance(obj, types.GeneratorType)]
+
+
+def _stand_in_cached_functions(held):
+    """lru_cache wrappers of rewritten functions that the state's objects hold (the
+    per-instance idiom ``self.load = functools.lru_cache()(self._load)``), each replaced by a
+    ``CachedFunction`` for this execution: their cache is made with the state, so a miss in
+    one thread and a hit in another depend on the schedule. A wrapper that already caches
+    something is left (its cache cannot be copied)."""
+    for holder, slot, obj in held:
+        if (
+            slot is None
+            or slot[0] != "attr"
+            or type(obj) is not _LRU_WRAPPER
+            or not _function_reports(getattr(obj, "__wrapped__", None))
+            or obj.cache_info().currsize
+        ):
+            continue
+        try:
+            setattr(holder, slot[1], CachedFunction(obj))
+        except (AttributeError, TypeError):
+            continue
 
 
 # Every execution starts `random` from the same seed: a program whose accesses depend on random
@@ -783,7 +811,9 @@ def _run_one(rt, setup, threads, invariant, timeout):
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
         _coop._pool.ensure_idle(len(tasks))
-    rt.watch_generators(_generators_in(state))
+    held = _held_in(state)
+    _stand_in_cached_functions(held)
+    rt.watch_generators(_generators_in(held))
     return _run_tasks(rt, tasks, background, state, invariant, timeout)
 
 
@@ -803,7 +833,9 @@ def _run_with_explored_setup(rt, setup, threads, invariant, timeout):
                 raise
             made["error"] = exc
             return
-        rt.watch_generators(_generators_in(made["state"]))
+        held = _held_in(made["state"])
+        _stand_in_cached_functions(held)
+        rt.watch_generators(_generators_in(held))
 
     def after_setup(fn):
         def run():

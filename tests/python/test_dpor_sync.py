@@ -817,6 +817,46 @@ def test_lru_cache_computed_twice_is_found(user):
     assert type(LRU.Holder.__dict__["config"]).__name__ == "_lru_cache_wrapper"
 
 
+PER_INSTANCE_LRU = load(
+    """
+    import functools
+
+    class Repo:
+        def __init__(self, warm=False):
+            self.loads = 0
+            self.get = functools.lru_cache(maxsize=None)(self._load)  # a cache per instance
+            if warm:
+                self.get(1)
+
+        def _load(self, key):
+            self.loads += 1
+            return key
+
+    def fetch(repo):
+        repo.got = repo.get(1)
+    """,
+    name="dpor_lru_instance_prog",
+)
+
+
+def test_a_per_instance_lru_cache_computed_twice_is_found():
+    # The wrapper is made with the state, so it is not a module's or class's: it was looked up
+    # in C unseen, and only one execution ran (the second thread always hit).
+    repo = PER_INSTANCE_LRU.Repo
+    result = frontrun.explore_dpor(repo, [PER_INSTANCE_LRU.fetch] * 2, lambda r: r.loads == 1, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on lru_cache of Repo._load() (object #1 = state.get" in result.explanation, result.explanation
+    assert "afterwards state.get = 1 cached, computed 2 times" in result.explanation
+    again = frontrun.replay(result.counterexample, repo, [PER_INSTANCE_LRU.fetch] * 2, lambda r: r.loads == 1)
+    assert again.property_holds is False
+
+
+def test_a_per_instance_lru_cache_warmed_in_setup_is_kept():
+    # Its cache cannot be copied into a stand-in; an empty one would compute again.
+    result = holds(lambda: PER_INSTANCE_LRU.Repo(warm=True), [PER_INSTANCE_LRU.fetch] * 2, lambda r: r.loads == 1)
+    assert result.num_explored >= 1
+
+
 def test_lru_cache_rebound_since_an_earlier_exploration_stays_rebound(monkeypatch):
     frontrun.explore_dpor(LRU.fresh, [LRU.user] * 2, lambda seen: True)
     stub = lambda: "stub"  # noqa: E731
