@@ -161,7 +161,7 @@ def _install(config, options) -> None:
             raise pytest.UsageError(f"frontrun: {exc}") from None
     for w in noted:
         if issubclass(w.category, _hook.AlreadyImportedWarning):
-            _notes(config).append(str(w.message))
+            _notes(config).append(_imported_first_note(getattr(w.message, "modules", ())) or str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     setattr(config, _INSTALLED_KEY, finder)
@@ -224,6 +224,22 @@ def pytest_report_header(config):
 
     rewriter = _core.rewriter_version()
     return f"frontrun: rewriting on ({finder.selection.describe()}; rewriter {rewriter})"
+
+
+def _imported_first_note(modules) -> str:
+    """The note for selected modules pytest imported before this plugin could install the
+    hook: the plugin cannot be earlier, the launcher can."""
+    if not modules:
+        return ""
+    from frontrun.rewrite import _hook
+
+    return (
+        f"frontrun: these selected modules were imported before the plugin could install the import hook "
+        f"(by pytest itself, a -p plugin or a conftest): {_hook.shown_names(modules)}. Their functions were "
+        "instrumented in place, but their module-level code ran un-instrumented and code objects held "
+        "elsewhere keep the old code. To have them rewritten as they are imported, run pytest under the "
+        "launcher: python -m frontrun.rewrite -m pytest ..."
+    )
 
 
 def _notes(config) -> list[str]:

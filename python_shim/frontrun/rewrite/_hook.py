@@ -52,7 +52,10 @@ _SourceFileLoader = importlib.machinery.SourceFileLoader
 
 
 class AlreadyImportedWarning(UserWarning):
-    """Selected modules were imported before the frontrun hook and were instrumented in place."""
+    """Selected modules were imported before the frontrun hook and were instrumented in place
+    (``modules``: their names)."""
+
+    modules: tuple[str, ...] = ()
 
 
 class UnrewrittenModuleWarning(UserWarning):
@@ -435,6 +438,11 @@ def instrument_module(module: types.ModuleType, policy: str = _core.DEFAULT_POLI
     return changed
 
 
+def shown_names(names) -> str:
+    names = list(names)
+    return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+
+
 def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[str]:
     instrumented = []
     for key, module in list(sys.modules.items()):
@@ -458,16 +466,15 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
     fresh = sorted(set(instrumented) - _warned_already_imported)
     if fresh:
         _warned_already_imported.update(fresh)
-        shown = ", ".join(fresh[:20]) + (f" and {len(fresh) - 20} more" if len(fresh) > 20 else "")
-        warnings.warn(
+        warning = AlreadyImportedWarning(
             "frontrun: these modules were imported before the frontrun import hook was installed: "
-            f"{shown}. Their functions were instrumented in place, but their module-level "
+            f"{shown_names(fresh)}. Their functions were instrumented in place, but their module-level "
             "code already ran un-instrumented and code objects held elsewhere keep the old code. "
             "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
-            "the pytest plugin, or call frontrun.rewrite.install() before importing them.",
-            AlreadyImportedWarning,
-            stacklevel=stacklevel,
+            "the pytest plugin, or call frontrun.rewrite.install() before importing them."
         )
+        warning.modules = tuple(fresh)
+        warnings.warn(warning, stacklevel=stacklevel)
     return instrumented
 
 
