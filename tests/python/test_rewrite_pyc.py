@@ -167,6 +167,18 @@ def run(exe, *args, cwd=None):
     return proc.stdout
 
 
+def compiled_by(version, text, source):
+    """``(interpreter, source, pyc)``: ``text`` written to ``source`` and compiled by an
+    interpreter of ``version`` (the test is skipped without one)."""
+    exe = find_interpreter(version)
+    if exe is None:
+        pytest.skip("no Python %d.%d found" % version)
+    source.write_text(text)
+    pyc = source.with_suffix(".pyc")
+    run(exe, "-I", "-c", COMPILE, str(source), str(pyc))
+    return exe, source, pyc
+
+
 def code_bytes(code):
     """co_code of a code object and all nested ones, in order."""
     out = [code.co_code]
@@ -178,13 +190,7 @@ def code_bytes(code):
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: "%d.%d" % v)
 def test_pyc_of_another_version_rewritten_here_runs_there(version, tmp_path):
-    exe = find_interpreter(version)
-    if exe is None:
-        pytest.skip("no Python %d.%d found" % version)
-    source = tmp_path / "fixture.py"
-    source.write_text(FIXTURE)
-    pyc = tmp_path / "fixture.pyc"
-    run(exe, "-I", "-c", COMPILE, str(source), str(pyc))
+    exe, source, pyc = compiled_by(version, FIXTURE, tmp_path / "fixture.py")
     (tmp_path / "run_pyc.py").write_text(RUN_PYC)
     plain = run(exe, "-I", str(source))
     assert plain.count("\n") == 3  # the fixture ran to the end
@@ -292,13 +298,7 @@ def listed_arguments(listing):
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: "%d.%d" % v)
 def test_listing_of_another_version_shows_what_dis_there_shows(version, tmp_path):
-    exe = find_interpreter(version)
-    if exe is None:
-        pytest.skip("no Python %d.%d found" % version)
-    source = tmp_path / "consts.py"
-    source.write_text(LISTING_SOURCE)
-    pyc = tmp_path / "consts.pyc"
-    run(exe, "-I", "-c", COMPILE, str(source), str(pyc))
+    exe, _, pyc = compiled_by(version, LISTING_SOURCE, tmp_path / "consts.py")
     (tmp_path / "dis_argreprs.py").write_text(DIS_ARGREPRS)
     expected = json.loads(run(exe, "-I", str(tmp_path / "dis_argreprs.py"), str(pyc)))
     listed = listed_arguments(_native.rewrite_pyc_report(pyc.read_bytes(), "shared", ())[2])
