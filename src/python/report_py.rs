@@ -208,8 +208,9 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Set while an execution watches generators of the test's state: every report from inside
-/// one is then a place its thread can be preempted while the generator runs, even a report
-/// on an immutable object (`i += 1` on a local int), so none is dropped (`nothing_shared`).
+/// a generator is then a place its thread can be preempted while the generator runs, even a
+/// report on an immutable object (`i += 1` on a local int), so those are not dropped there
+/// (`nothing_shared`).
 pub(crate) static WATCHING_GENERATORS: AtomicBool = AtomicBool::new(false);
 /// Serialises flips of the builtins flag so it always ends equal to `ACTIVE > 0`.
 static FLIP: Mutex<()> = Mutex::new(());
@@ -299,6 +300,16 @@ fn note_panic(what: &str) {
 }
 
 /// The reporting frame's code object (the caller of the native).
+/// `co_flags` bit of a generator function's code.
+pub(crate) const CO_GENERATOR: u32 = 0x20;
+
+/// Whether the report comes from a generator's frame.
+fn in_generator(py: Python<'_>) -> bool {
+    calling_code(py)
+        .and_then(|code| code.bind(py).getattr(pyo3::intern!(py, "co_flags")).ok()?.extract::<u32>().ok())
+        .is_some_and(|flags| flags & CO_GENERATOR != 0)
+}
+
 fn calling_code(py: Python<'_>) -> Option<Py<PyAny>> {
     // SAFETY: attached to the interpreter; PyEval_GetFrame returns a borrowed frame (or NULL),
     // PyFrame_GetCode a new reference.
@@ -666,7 +677,9 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
 #[pyfunction(signature = (*args))]
 fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
     let first = || args.get_item(0).map(Bound::unbind).unwrap_or_else(|_| py.None());
-    if ACTIVE.load(Ordering::Relaxed) == 0 || (nothing_shared(args) && !WATCHING_GENERATORS.load(Ordering::Relaxed)) {
+    if ACTIVE.load(Ordering::Relaxed) == 0
+        || (nothing_shared(args) && !(WATCHING_GENERATORS.load(Ordering::Relaxed) && in_generator(py)))
+    {
         return first();
     }
     in_report(py, "report", || deliver(py, args)).flatten().unwrap_or_else(first)

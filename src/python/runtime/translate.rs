@@ -27,8 +27,6 @@ pub(super) fn is_value_key(key: u64) -> bool {
 /// taken inside the generator, so that resuming it while another thread is inside (which
 /// raises "generator already executing") is ordered against that thread's steps.
 pub(super) const GEN_RUNNING: u64 = 3 << 61;
-/// `co_flags` of a generator function's code.
-const CO_GENERATOR: u32 = 0x20;
 /// Methods that resume a generator.
 const GEN_RESUMES: &[&str] = &["send", "throw", "close", "__next__"];
 
@@ -673,7 +671,7 @@ impl Inner {
             return None;
         }
         let flags: u32 = ev.code.as_ref()?.bind(py).getattr(pyo3::intern!(py, "co_flags")).ok()?.extract().ok()?;
-        if flags & CO_GENERATOR == 0 {
+        if flags & report_py::CO_GENERATOR == 0 {
             return None;
         }
         let frame = report_py::calling_frame(py)?;
