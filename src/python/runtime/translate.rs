@@ -275,12 +275,15 @@ impl Inner {
     }
 
     /// The op an event stands for, with what the explanation shows of it.
+    /// `reports_itself`: a method call whose method is rewritten code on a container that is
+    /// no builtin one (`method_reports_itself`).
     pub(super) fn translate(
         &self,
         py: Python<'_>,
         st: &mut State,
         tid: ThreadId,
         ev: &Event,
+        reports_itself: bool,
     ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let obj = ev.obj.bind(py);
         let key = ev.key.bind(py);
@@ -363,7 +366,7 @@ impl Inner {
                 if let Some(access) = first.and_then(|k| self.slot_access(st, obj, &name, &k)) {
                     return Some(access);
                 }
-                if let Some(kind) = self.container_call(obj, &name) {
+                if let Some(kind) = self.container_call(obj, &name).filter(|_| !reports_itself) {
                     let o = Self::number(st, obj);
                     if kind == Write && methods::HOLDING_METHODS.contains(&name.as_str()) {
                         st.exec.threads[tid].holding = Some((o, method.clone().unbind()));
@@ -878,6 +881,7 @@ impl Inner {
 
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
         let passed = self.passed_to_unseen(py, ev);
+        let reports_itself = self.method_reports_itself(py, ev);
         let mut st = self.lock_state(py);
         if st.exec.aborting {
             return Err(Aborted);
@@ -910,7 +914,7 @@ impl Inner {
             let what = if st.explain { Some(method) } else { None };
             (Self::access(AccessKind::Write, o, WHOLE), "held", what)
         });
-        let own = self.translate(py, &mut st, tid, ev);
+        let own = self.translate(py, &mut st, tid, ev, reports_itself);
         // The arguments' reads go first: the thread makes the call right after its last
         // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
         // it first, another thread could run between it and the call, and the engine
@@ -947,6 +951,31 @@ impl Inner {
             next = more;
             st = self.lock_state(py);
         }
+    }
+
+    /// A method call on a container of a Python class (a `MutableMapping` or `MutableSequence`
+    /// one, say) whose method is rewritten code: it reports what it reads and writes itself, so
+    /// the call is not also taken as an access of the whole container (it would add a read of
+    /// all of it to every race on it). Decided before the state is locked (the classifier is
+    /// Python).
+    fn method_reports_itself(&self, py: Python<'_>, ev: &Event) -> bool {
+        if ev.kind != EventKind::Call {
+            return false;
+        }
+        let obj = ev.obj.bind(py);
+        let builtin = obj.is_instance_of::<PyList>()
+            || obj.is_instance_of::<PyDict>()
+            || obj.is_instance_of::<PySet>()
+            || obj.is_instance_of::<PyFrozenSet>()
+            || obj.is_instance_of::<PyByteArray>()
+            || obj.is_instance(self.types.deque.bind(py)).unwrap_or(false);
+        if builtin || self.abc_kind(obj).is_none() {
+            return false;
+        }
+        let (Some(classify), Some(method)) = (self.types.unseen_callee.as_ref(), ev.method.as_ref()) else {
+            return false;
+        };
+        matches!(classify.bind(py).call1((obj, method.bind(py))).and_then(|r| r.extract::<i64>()), Ok(0))
     }
 
     /// The containers among a call's arguments that code out of the rewriter's sight receives
