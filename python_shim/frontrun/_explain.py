@@ -386,6 +386,18 @@ def race_report(rt, steps, since=0):
             continue
         shown_as[same] = len(found)
         found.append((loc, accesses, _interleaved(accesses)))
+    synchronised = set()
+    if racing and found and not any(inter for _, _, inter in found):
+        # No racing location interleaves in this schedule: a check and its act in separate
+        # critical sections (a cache looked up under a lock, filled under it again later) let
+        # another thread in between. The synchronised locations whose uses interleave show it.
+        for loc in _conflicting_locations(steps, [], since)[0]:
+            accesses = _accesses_to(steps[since:], loc)
+            same = tuple(s.index for s in accesses)
+            if accesses and same not in shown_as and _interleaved(accesses):
+                shown_as[same] = None
+                synchronised.add(loc)
+                found.append((loc, accesses, True))
     # The locations whose accesses interleave explain the failure: they come first, in full. The
     # others were used by one thread after the other in this schedule: one line each.
     if any(inter for _, _, inter in found):
@@ -407,7 +419,10 @@ def race_report(rt, steps, since=0):
             out.append(f"Also {title} ({_describe_object(rt, loc[0])}): used by {order}, one after the other "
                        "in this schedule (not interleaved).")
             continue
-        if racing:
+        if loc in synchronised:
+            out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), each use synchronised, "
+                       "but another thread's came in between:")
+        elif racing:
             out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
         else:
             # Synchronised accesses (under one lock, say): the order the threads ran in fails.

@@ -1949,3 +1949,41 @@ def test_a_setup_that_fails_after_working_ends_the_search_inconclusive():
     with pytest.raises(ZeroDivisionError):
         explore(lambda: 1 / 0, [PROG.increment], lambda s: True)
     assert explore(lambda: State(x=0), [PROG.increment] * 2, lambda s: s.x == 2).property_holds is False
+
+
+CHECK_THEN_ACT_LOCKED = load(
+    """
+    class Cache:
+        def __init__(self):
+            import threading
+            self.lock = threading.Lock()
+            self.data = {}
+            self.computed = 0
+
+    def get(c):
+        with c.lock:
+            hit = "k" in c.data
+        if not hit:
+            c.computed += 1
+            with c.lock:
+                c.data["k"] = 1
+    """,
+    name="dpor_check_then_act_locked_prog",
+)
+
+
+def test_a_check_and_act_in_separate_critical_sections_is_explained_by_their_order():
+    # The only race (`computed`, outside the lock) is used one thread after the other in the
+    # failing schedule; it was shown as the race, which says nothing. The lookup and the store,
+    # each under the lock, with the other thread's in between, are what went wrong.
+    prog = CHECK_THEN_ACT_LOCKED
+    result = explore(prog.Cache, [prog.get] * 2, lambda c: c.computed == 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    lines = result.explanation.splitlines()
+    assert lines[0].startswith("Order of use of dict['k'] (object #") and lines[0].endswith(
+        "each use synchronised, but another thread's came in between:"), result.explanation
+    assert [line.split()[1:3] for line in lines[1:5]] == [["0", "read"], ["1", "read"], ["1", "insert"],
+                                                          ["0", "write"]], result.explanation
+    assert 'hit = "k" in c.data' in lines[1] and 'c.data["k"] = 1' in lines[4]
+    assert any(line.startswith("Also Cache.computed") for line in lines), result.explanation
+    check_replays(result, prog.Cache, [prog.get] * 2, lambda c: c.computed == 1)
