@@ -336,7 +336,7 @@ def _lru_cache_bindings():
     def look(owner, namespace):
         for name, value in list(namespace.items()):
             wrapper = getattr(value, "__func__", value)
-            if type(wrapper) is _LRU_WRAPPER and _function_reports(getattr(wrapper, "__wrapped__", None)):
+            if _is_rewritten_lru_wrapper(wrapper):
                 found.append((owner, name, value, wrapper))
 
     for module in modules:
@@ -351,6 +351,11 @@ def _lru_cache_bindings():
 
 
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+
+
+def _is_rewritten_lru_wrapper(obj):
+    """Whether ``obj`` is an ``lru_cache`` / ``cache`` wrapper of a rewritten function."""
+    return type(obj) is _LRU_WRAPPER and bool(_function_reports(getattr(obj, "__wrapped__", None)))
 
 
 class CachedFunction:
@@ -753,13 +758,7 @@ def _stand_in_cached_functions(held):
     one thread and a hit in another depend on the schedule. A wrapper that already caches
     something is left (its cache cannot be copied)."""
     for holder, slot, obj in held:
-        if (
-            slot is None
-            or slot[0] != "attr"
-            or type(obj) is not _LRU_WRAPPER
-            or not _function_reports(getattr(obj, "__wrapped__", None))
-            or obj.cache_info().currsize
-        ):
+        if slot is None or slot[0] != "attr" or not _is_rewritten_lru_wrapper(obj) or obj.cache_info().currsize:
             continue
         try:
             setattr(holder, slot[1], CachedFunction(obj))

@@ -373,10 +373,11 @@ def race_report(rt, steps, since=0):
     Steps before ``since`` (a ``setup()`` run as a thread, until it returned) are left out."""
     races = [(a, b) for a, b in rt.races() if a >= since]
     locs, racing = _conflicting_locations(steps, races, since)
+    told = steps[since:]
     found = []
     shown_as = {}  # the same accesses under two locations (a key and the whole object): once
     for loc in locs:
-        accesses = _accesses_to(steps[since:], loc)
+        accesses = _accesses_to(told, loc)
         if not accesses:
             continue
         same = tuple(s.index for s in accesses)
@@ -392,10 +393,10 @@ def race_report(rt, steps, since=0):
         # critical sections (a cache looked up under a lock, filled under it again later) let
         # another thread in between. The synchronised locations whose uses interleave show it.
         for loc in _conflicting_locations(steps, [], since)[0]:
-            accesses = _accesses_to(steps[since:], loc)
+            accesses = _accesses_to(told, loc)
             same = tuple(s.index for s in accesses)
             if accesses and same not in shown_as and _interleaved(accesses):
-                shown_as[same] = None
+                shown_as[same] = len(found)
                 synchronised.add(loc)
                 found.append((loc, accesses, True))
     # The locations whose accesses interleave explain the failure: they come first, in full. The

@@ -299,17 +299,17 @@ fn note_panic(what: &str) {
     *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("panic: {what}"));
 }
 
-/// The reporting frame's code object (the caller of the native).
 /// `co_flags` bit of a generator function's code.
-pub(crate) const CO_GENERATOR: u32 = 0x20;
+const CO_GENERATOR: u32 = 0x20;
 
-/// Whether the report comes from a generator's frame.
-fn in_generator(py: Python<'_>) -> bool {
-    calling_code(py)
-        .and_then(|code| code.bind(py).getattr(pyo3::intern!(py, "co_flags")).ok()?.extract::<u32>().ok())
-        .is_some_and(|flags| flags & CO_GENERATOR != 0)
+/// Whether `code` is a generator function's.
+pub(crate) fn is_generator_code(code: &Bound<'_, PyAny>) -> bool {
+    code.getattr(pyo3::intern!(code.py(), "co_flags"))
+        .and_then(|flags| flags.extract::<u32>())
+        .is_ok_and(|flags| flags & CO_GENERATOR != 0)
 }
 
+/// The reporting frame's code object (the caller of the native).
 fn calling_code(py: Python<'_>) -> Option<Py<PyAny>> {
     // SAFETY: attached to the interpreter; PyEval_GetFrame returns a borrowed frame (or NULL),
     // PyFrame_GetCode a new reference.
@@ -678,7 +678,9 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
 fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
     let first = || args.get_item(0).map(Bound::unbind).unwrap_or_else(|_| py.None());
     if ACTIVE.load(Ordering::Relaxed) == 0
-        || (nothing_shared(args) && !(WATCHING_GENERATORS.load(Ordering::Relaxed) && in_generator(py)))
+        || (nothing_shared(args)
+            && !(WATCHING_GENERATORS.load(Ordering::Relaxed)
+                && calling_code(py).is_some_and(|code| is_generator_code(code.bind(py)))))
     {
         return first();
     }

@@ -673,8 +673,7 @@ impl Inner {
         if st.exec.gen_frames.is_empty() {
             return None;
         }
-        let flags: u32 = ev.code.as_ref()?.bind(py).getattr(pyo3::intern!(py, "co_flags")).ok()?.extract().ok()?;
-        if flags & report_py::CO_GENERATOR == 0 {
+        if !ev.code.as_ref().is_some_and(|code| report_py::is_generator_code(code.bind(py))) {
             return None;
         }
         let frame = report_py::calling_frame(py)?;
@@ -755,22 +754,30 @@ impl Inner {
 
     /// Read or write of the whole container for a method of a known container type.
     pub(super) fn container_call(&self, obj: &Bound<'_, PyAny>, name: &str) -> Option<AccessKind> {
-        let writes: &[&str] = if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
-            methods::LIST_WRITES
-        } else if obj.is_instance_of::<PyDict>() {
-            methods::DICT_WRITES
-        } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-            methods::SET_WRITES
-        } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
-            methods::DEQUE_WRITES
-        } else {
-            match self.abc_kind(obj)? {
+        let writes = match self.builtin_writes(obj) {
+            Some(writes) => writes,
+            None => match self.abc_kind(obj)? {
                 0 => methods::DICT_WRITES,
                 1 => methods::LIST_WRITES,
                 _ => methods::SET_WRITES,
-            }
+            },
         };
         Some(if writes.contains(&name) { AccessKind::Write } else { AccessKind::Read })
+    }
+
+    /// The writing methods of `obj`'s type, if it is (a subclass of) a builtin container.
+    fn builtin_writes(&self, obj: &Bound<'_, PyAny>) -> Option<&'static [&'static str]> {
+        if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyByteArray>() {
+            Some(methods::LIST_WRITES)
+        } else if obj.is_instance_of::<PyDict>() {
+            Some(methods::DICT_WRITES)
+        } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
+            Some(methods::SET_WRITES)
+        } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
+            Some(methods::DEQUE_WRITES)
+        } else {
+            None
+        }
     }
 
     /// `with lock:` / `lock.acquire()` on a real lock: an engine lock, so the thread is only run
@@ -863,7 +870,8 @@ impl Inner {
         // is inside a generator another thread may resume).
         if ev.kind == EventKind::Inplace
             && !self.is_container(ev.obj.bind(py))
-            && !report_py::WATCHING_GENERATORS.load(std::sync::atomic::Ordering::Relaxed)
+            && !(report_py::WATCHING_GENERATORS.load(std::sync::atomic::Ordering::Relaxed)
+                && ev.code.as_ref().is_some_and(|code| report_py::is_generator_code(code.bind(py))))
         {
             return None;
         }
@@ -963,13 +971,7 @@ impl Inner {
             return false;
         }
         let obj = ev.obj.bind(py);
-        let builtin = obj.is_instance_of::<PyList>()
-            || obj.is_instance_of::<PyDict>()
-            || obj.is_instance_of::<PySet>()
-            || obj.is_instance_of::<PyFrozenSet>()
-            || obj.is_instance_of::<PyByteArray>()
-            || obj.is_instance(self.types.deque.bind(py)).unwrap_or(false);
-        if builtin || self.abc_kind(obj).is_none() {
+        if self.builtin_writes(obj).is_some() || self.abc_kind(obj).is_none() {
             return false;
         }
         let (Some(classify), Some(method)) = (self.types.unseen_callee.as_ref(), ev.method.as_ref()) else {
