@@ -27,6 +27,11 @@ it is free and fails otherwise, never waiting in between. The engine orders it a
 acquire, release and try of that lock, so DPOR explores it both before and after another
 thread's critical section. A timed acquire that fails retries once the lock is released, and
 times out when nothing else can run.
+
+With ``timeouts="any_time"`` a timed wait may time out wherever it waits: a timed acquire is a
+try, a timed condition wait re-acquires its lock whenever the engine runs it (notified or not,
+ordered against the notifier's hold of that lock), and a timed ``join`` looks whether the thread
+is alive and returns.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ _pool = None
 # Seconds the modelled clock is ahead of the real one: a sleep or a wait that times out takes no
 # real time, but code that re-reads the clock (``queue.Queue.get(timeout=...)``) must see it pass.
 _clock_offset = 0.0
+# ``explore_dpor(timeouts="any_time")``: a timed wait may time out at any point while it waits,
+# not only once nothing else can run.
+timeouts_any_time = False
 
 _orig = {}
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -85,11 +93,15 @@ def _caller_site(depth=2):
         f = sys._getframe(depth)
     except ValueError:
         return None
+    library = None  # threading's or queue's own frame, when no caller is outside them
     while f is not None:
-        if not _is_internal(f.f_code.co_filename):
-            return (f.f_code.co_filename, f.f_lineno)
+        name = f.f_code.co_filename
+        if not _is_internal(name):
+            return (name, f.f_lineno)
+        if library is None and not os.path.abspath(name).startswith(_HERE):
+            library = (name, f.f_lineno)
         f = f.f_back
-    return None
+    return library
 
 
 def _managed():
@@ -144,9 +156,14 @@ class Lock:
         if not blocking and timeout != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
         timed = timeout is not None and timeout >= 0
-        got = rt.lock_acquire(self, blocking, timeout if timed else None, _site(rt))
+        if timed and timeouts_any_time:
+            # Taken if free, else timed out: a try, ordered against the holder's release.
+            got = rt.lock_acquire(self, False, None, _site(rt))
+        else:
+            got = rt.lock_acquire(self, blocking, timeout if timed else None, _site(rt))
         if not got and timed:
             _advance_clock(timeout)
+            _note_timed_out(rt, "acquire")
         return got
 
     def release(self):
@@ -353,9 +370,10 @@ class Condition:
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         notified = False
         try:
-            notified = rt.cond_wait(base, timeout, _site(rt))
+            notified = rt.cond_wait(base, timeout, _site(rt), timeouts_any_time)
             if not notified and timeout is not None:
                 _advance_clock(timeout)
+                _note_timed_out(rt, "wait")
         finally:
             if hasattr(self._lock, "_acquire_restore"):
                 self._lock._acquire_restore(saved)
@@ -647,6 +665,12 @@ def _thread_join(self, timeout=None):
         # An explored thread seen from outside its exploration (an invariant that shuts an
         # executor down): its execution is over, and so is the thread.
         return None
+    if timeout is not None and timeouts_any_time:
+        # Returns at once, the thread finished or not: a look ordered against its exit.
+        if rt.is_alive(tid, _site(rt)):
+            _advance_clock(max(timeout, 0.0))
+            _note_timed_out(rt, "join")
+        return None
     rt.join(tid, _site(rt))
 
 
@@ -737,6 +761,17 @@ def new_execution():
     _future_serials = itertools.count()
     _wakeups.clear()
     started_threads.clear()
+    timed_out.clear()
+
+
+# The timed waits that timed out in this execution, for explanations: (thread's number in
+# explanations, (file, line) or None, "wait" / "acquire" / "join").
+timed_out = []
+
+
+def _note_timed_out(rt, what):
+    if rt.explaining:
+        timed_out.append((rt.current_id() - 1, _caller_site(3), what))
 
 
 # What each thread started in this execution runs, by its number in explanations:

@@ -294,11 +294,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_send_workers_home_before_fork)
 
 
+# When a timed wait (`lock.acquire(timeout=...)`, `Event.wait(timeout)`, `Condition.wait`,
+# `Queue.get(timeout=...)`, `Thread.join(timeout)`, ...) may time out.
+WHEN_STUCK = "when_stuck"
+ANY_TIME = "any_time"
+_TIMEOUTS = (WHEN_STUCK, ANY_TIME)
+# A counterexample found with timeouts="any_time" starts with this, so replay runs it the same way.
+_ANY_TIME_PREFIX = "timeouts=any_time;"
+
+
+def _checked_timeouts(timeouts):
+    if timeouts not in _TIMEOUTS:
+        raise ValueError(f"timeouts must be {WHEN_STUCK!r} or {ANY_TIME!r}, not {timeouts!r}")
+    return timeouts
+
+
 _BUSY = _thread.allocate_lock()  # held by the exploration (or replay) in progress
 
 
 @contextmanager
-def _session(**config):
+def _session(timeouts=WHEN_STUCK, **config):
     """The process's runtime, configured for a new exploration (or replay), cooperative
     primitives patched in and reports routed to it for the block's duration."""
     if not _BUSY.acquire(False):
@@ -306,12 +321,14 @@ def _session(**config):
     callers_random = random.getstate()
     try:
         rt, pool = _runtime(**config)
+        _coop.timeouts_any_time = timeouts == ANY_TIME
         with _coop.patched(rt, pool), _cached_functions_stood_in():
             try:
                 yield rt, pool
             finally:
                 _forget_explored_threads()
     finally:
+        _coop.timeouts_any_time = False
         random.setstate(callers_random)
         _BUSY.release()
 
@@ -994,6 +1011,7 @@ def explore_dpor(
     stop_on_first: bool = True,
     max_steps: int = DEFAULT_MAX_STEPS,
     resource_methods: Sequence[str] = (),
+    timeouts: str = WHEN_STUCK,
 ) -> DporResult:
     """Explore every meaningfully different interleaving of ``threads`` on fresh ``setup()`` state.
 
@@ -1007,8 +1025,13 @@ def explore_dpor(
     as a runaway. ``resource_methods``: more methods (``name`` or ``module.Class.name``) whose calls
     act on their receiver as a shared resource, beside the defaults and ``[tool.frontrun]``'s (they
     must also be given to the rewriter that instrumented the code).
+    ``timeouts``: ``"when_stuck"`` (a timed wait times out only when nothing else can run, so a
+    timeout kept as a safety net never fires while the awaited thread can still act) or
+    ``"any_time"`` (it may also time out at any point while it waits, as a slow machine can make
+    it: finds code that ignores a wait's result or assumes its thread got there in time).
     """
     setup, threads, invariant = _checked(setup, threads, invariant)
+    timeouts = _checked_timeouts(timeouts)
     started = _now()
     deadline = None if timeout is None else started + timeout
     progress = _Progress()
@@ -1016,7 +1039,7 @@ def explore_dpor(
     if preemption_bound is None and stop_on_first:
         passes[:0] = FIRST_BOUNDS
     spent = 0
-    with _session(max_steps=max_steps, resource_methods=tuple(resource_methods)) as (rt, pool):
+    with _session(max_steps=max_steps, resource_methods=tuple(resource_methods), timeouts=timeouts) as (rt, pool):
         for i, (bound, limit) in enumerate(passes):
             if max_executions is not None:
                 limit = max_executions - spent if limit is None else min(limit, max_executions - spent)
@@ -1035,6 +1058,8 @@ def explore_dpor(
         stats["bounded_first"] = spent - int(stats.get("executions", search.executions))
     if search.first_failure is not None:
         run, schedule = search.first_failure
+        if timeouts == ANY_TIME:
+            schedule = _ANY_TIME_PREFIX + schedule
         result = _explained(schedule, setup, threads, invariant, run, max_steps)
         result.num_explored = spent
         result.elapsed = elapsed
@@ -1157,7 +1182,9 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
     if explain and not tracing:
         tracemalloc.start(8)
     try:
-        with _session(replay=schedule, max_steps=max_steps, explain=explain) as (rt, pool):
+        timeouts = ANY_TIME if schedule.startswith(_ANY_TIME_PREFIX) else WHEN_STUCK
+        steps = schedule[len(_ANY_TIME_PREFIX):] if timeouts == ANY_TIME else schedule
+        with _session(replay=steps, max_steps=max_steps, explain=explain, timeouts=timeouts) as (rt, pool):
             pool.ensure_idle(len(threads))
             if not rt.begin_execution():
                 raise RuntimeError("replay: the engine refused to start")

@@ -558,6 +558,22 @@ def _others_when_raised(steps, thread, message):
     return out
 
 
+def _timed_out_report(schedule):
+    """The timed waits that timed out in the failing schedule: often the whole story."""
+    if not _coop.timed_out:
+        return []
+    if schedule.startswith("timeouts=any_time;"):
+        head = 'Timed out (timeouts="any_time": a timed wait may end while the others still run):'
+    else:
+        head = "Timed out (when no other thread could run):"
+    width = max(len(_where(*(site or (None, None)))) for _t, site, _w in _coop.timed_out)
+    lines = [head]
+    for thread, site, what in _coop.timed_out:
+        file, line = site or (None, None)
+        lines.append(f"  thread {thread}  {what:<7} {_where(file, line):<{width}}  {_source(file, line)}".rstrip())
+    return lines
+
+
 def _started_threads_shown(lines):
     """Which function each thread the test's threads or setup() started runs, for those the
     explanation names (the test's own are numbered as in ``threads``)."""
@@ -599,6 +615,7 @@ def explain(rt, run, invariant, schedule):
         out += lines
         if not raced:
             out += lock_order_report(rt, steps[since:])
+    out += _timed_out_report(schedule)
     if run.kind == "invariant":
         name = getattr(invariant, "__qualname__", None) or repr(invariant)
         line = f"invariant {name} failed"

@@ -178,11 +178,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "frontrun_dpor(**options): default explore_dpor options (preemption_bound, max_executions, "
-        "timeout, stop_on_first, max_steps) for the frontrun_explore fixture",
+        "timeout, stop_on_first, max_steps, timeouts) for the frontrun_explore fixture",
     )
 
 
-_EXPLORE_OPTIONS = ("preemption_bound", "max_executions", "timeout", "stop_on_first", "max_steps")
+_EXPLORE_OPTIONS = ("preemption_bound", "max_executions", "timeout", "stop_on_first", "max_steps", "timeouts")
 
 
 @pytest.fixture

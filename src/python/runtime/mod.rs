@@ -742,14 +742,17 @@ impl DporRuntime {
 
     /// Second half of a condition wait: re-acquire `lock` once notified (or, with a `timeout`
     /// in seconds, timed out: when nothing else can run, the earliest deadline first).
+    /// `any_time`: a timed wait does not block; it re-acquires the lock whenever the engine
+    /// runs it, notified or not, so the search orders its time-out against the notify.
     /// Returns False on timeout.
-    #[pyo3(signature = (lock, timeout=None, site=None))]
+    #[pyo3(signature = (lock, timeout=None, site=None, any_time=false))]
     fn cond_wait(
         &self,
         py: Python<'_>,
         lock: &Bound<'_, PyAny>,
         timeout: Option<f64>,
         site: Option<(Py<PyAny>, i32)>,
+        any_time: bool,
     ) -> PyResult<bool> {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
@@ -760,6 +763,12 @@ impl DporRuntime {
         th.timed_out = false;
         if std::mem::take(&mut th.prenotified) {
             th.blocked = false;
+        } else if any_time && timeout.is_some() {
+            th.blocked = false;
+            inner.step_at(py, st, tid, Op::Acquire { lock: n }, "wait", site)?;
+            let mut st = inner.lock_state(py);
+            // A notify that came while it waited for the lock left this flag.
+            return Ok(std::mem::take(&mut st.exec.threads[tid].prenotified));
         } else {
             th.blocked = true;
             th.deadline = deadline;

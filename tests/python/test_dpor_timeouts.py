@@ -1,0 +1,236 @@
+"""When timed waits time out: only when nothing else can run (default), or at any point while
+they wait (``timeouts="any_time"``), which finds code that ignores a wait's result."""
+
+import queue
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from dpor_testutil import State, load  # noqa: E402
+
+import frontrun  # noqa: E402
+
+PROG = load(
+    """
+    import queue
+    import threading
+
+    def produce(s):
+        s.data = 1
+        s.event.set()
+
+    def consume_ignoring_the_result(s):
+        s.event.wait(timeout=0.5)
+        s.seen = s.data
+
+    def consume_checking_the_result(s):
+        if not s.event.wait(timeout=0.5):
+            s.event.wait()
+        s.seen = s.data
+
+    def poll(s):
+        while not s.event.wait(0.01):
+            pass
+        s.seen = s.data
+
+    def hold_briefly(s):
+        with s.lock:
+            s.n = s.n + 1
+
+    def acquire_or_go_ahead(s):
+        if s.lock.acquire(timeout=0.05):
+            try:
+                s.n = s.n + 1
+            finally:
+                s.lock.release()
+        else:
+            s.n = s.n + 1
+
+    def work(s):
+        s.data = 42
+
+    def join_briefly(s):
+        w = threading.Thread(target=work, args=(s,))
+        w.start()
+        w.join(timeout=1.0)
+        s.seen = s.data
+
+    def join_until_done(s):
+        w = threading.Thread(target=work, args=(s,))
+        w.start()
+        w.join(timeout=1.0)
+        if w.is_alive():
+            w.join()
+        s.seen = s.data
+
+    def put(s):
+        s.q.put("job")
+
+    def get_once(s):
+        s.seen = s.q.get(timeout=0.5)
+
+    def get_until_there(s):
+        while True:
+            try:
+                s.seen = s.q.get(timeout=0.5)
+                return
+            except queue.Empty:
+                continue
+
+    def notify_ready(s):
+        with s.cond:
+            s.ready = True
+            s.cond.notify()
+
+    def wait_once(s):
+        with s.cond:
+            if not s.ready:
+                s.cond.wait(timeout=1.0)
+            s.seen = s.ready
+
+    def wait_for_ready(s):
+        with s.cond:
+            if not s.cond.wait_for(lambda: s.ready, timeout=1.0):
+                s.cond.wait_for(lambda: s.ready)
+            s.seen = s.ready
+
+    def fire(s):
+        s.fired = True
+
+    def start_and_cancel_timer(s):
+        t = threading.Timer(5.0, fire, args=(s,))
+        t.start()
+        t.cancel()
+        t.join()
+
+    def never_set(s):
+        if s.data:
+            s.event.set()
+    """,
+    name="dpor_timeouts_prog",
+)
+
+
+def events():
+    return State(event=threading.Event(), data=None, seen="unset")
+
+
+def counters():
+    return State(lock=threading.Lock(), n=0)
+
+
+def for_data():
+    return State(data=None, seen="unset")
+
+
+def queues():
+    return State(q=queue.Queue(), seen=None)
+
+
+def conditions():
+    return State(cond=threading.Condition(), ready=False, seen=None)
+
+
+def timers():
+    return State(fired=False)
+
+
+def explore(setup, threads, invariant, **kw):
+    return frontrun.explore_dpor(setup, threads, invariant, timeout=60, **kw)
+
+
+def fails_only_with_early_timeouts(setup, threads, invariant, kind, *lines):
+    """Holds by default; fails with ``timeouts="any_time"``, and the replayed counterexample
+    (which says how timeouts go) fails the same way. Returns the failing result."""
+    assert explore(setup, threads, invariant).property_holds is True
+    result = explore(setup, threads, invariant, timeouts="any_time")
+    assert result.property_holds is False, result.inconclusive_reason
+    assert result.failure_kind == kind, result.explanation
+    assert 'Timed out (timeouts="any_time"' in result.explanation
+    for line in lines:
+        assert line in result.explanation, result.explanation
+    assert result.counterexample.startswith("timeouts=any_time;")
+    again = frontrun.replay(result.counterexample, setup, threads, invariant)
+    assert (again.property_holds, again.failure_kind) == (False, kind), again.inconclusive_reason
+    return result
+
+
+def test_an_event_wait_whose_result_is_ignored():
+    result = fails_only_with_early_timeouts(
+        events, [PROG.produce, PROG.consume_ignoring_the_result], lambda s: s.seen == 1, "invariant",
+        "s.event.wait(timeout=0.5)", "s.seen = s.data",
+    )
+    assert "  thread 1  wait " in result.explanation
+
+
+def test_a_timed_acquire_that_goes_ahead_without_the_lock():
+    fails_only_with_early_timeouts(
+        counters, [PROG.hold_briefly, PROG.acquire_or_go_ahead], lambda s: s.n == 2, "invariant",
+        "acquire dpor_timeouts_prog.py",
+    )
+
+
+def test_a_join_with_a_timeout_that_does_not_check_the_thread_ended():
+    fails_only_with_early_timeouts(
+        for_data, [PROG.join_briefly], lambda s: s.seen == 42, "invariant", "w.join(timeout=1.0)",
+    )
+
+
+def test_a_queue_get_with_a_timeout_that_does_not_handle_empty():
+    fails_only_with_early_timeouts(queues, [PROG.put, PROG.get_once], lambda s: s.seen == "job", "exception", "Empty")
+
+
+def test_a_condition_wait_without_a_predicate_loop():
+    fails_only_with_early_timeouts(
+        conditions, [PROG.notify_ready, PROG.wait_once], lambda s: s.seen is True, "invariant",
+        "s.cond.wait(timeout=1.0)",
+    )
+
+
+def test_a_timer_cancelled_after_it_started_may_have_fired():
+    fails_only_with_early_timeouts(timers, [PROG.start_and_cancel_timer], lambda s: not s.fired, "invariant")
+
+
+@pytest.mark.parametrize(
+    "setup, threads, invariant",
+    [
+        (events, ["produce", "consume_checking_the_result"], lambda s: s.seen == 1),
+        (events, ["produce", "poll"], lambda s: s.seen == 1),
+        (for_data, ["join_until_done"], lambda s: s.seen == 42),
+        (queues, ["put", "get_until_there"], lambda s: s.seen == "job"),
+        (conditions, ["notify_ready", "wait_for_ready"], lambda s: s.seen is True),
+    ],
+    ids=["event-checked", "event-polled", "join-checked", "queue-retried", "wait-for-predicate"],
+)
+def test_code_that_handles_a_timeout_holds_with_early_timeouts(setup, threads, invariant):
+    result = explore(setup, [getattr(PROG, t) for t in threads], invariant, timeouts="any_time")
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+def test_early_timeouts_explore_both_outcomes_of_a_wait():
+    seen = set()
+
+    def consume(s):
+        seen.add(s.event.wait(timeout=0.5))
+
+    assert explore(events, [PROG.produce, consume], None).property_holds is True
+    assert seen == {True}
+    seen.clear()
+    assert explore(events, [PROG.produce, consume], None, timeouts="any_time").property_holds is True
+    assert seen == {True, False}
+
+
+def test_a_timeout_that_fired_when_nothing_else_could_run_is_explained():
+    result = explore(events, [PROG.never_set, PROG.consume_ignoring_the_result], lambda s: s.seen == 1)
+    assert result.property_holds is False
+    assert "Timed out (when no other thread could run):" in result.explanation
+    assert "  thread 1  wait " in result.explanation and "s.event.wait(timeout=0.5)" in result.explanation
+    assert not result.counterexample.startswith("timeouts=")
+
+
+def test_an_unknown_timeouts_mode_is_refused():
+    with pytest.raises(ValueError, match="timeouts must be 'when_stuck' or 'any_time'"):
+        frontrun.explore_dpor(events, [PROG.produce], timeouts="sometimes")
