@@ -22,11 +22,16 @@ def unsafe_increment(c):
 def safe_increment(c):
     with c.lock:
         c.value += 1
+
+def increment_unless_busy(c):
+    if c.lock.acquire(timeout=1):
+        c.value += 1
+        c.lock.release()
 """
 
 TESTS = """
 import pytest
-from counter import Counter, safe_increment, unsafe_increment
+from counter import Counter, increment_unless_busy, safe_increment, unsafe_increment
 
 def test_safe(frontrun_explore):
     result = frontrun_explore(Counter, [safe_increment] * 2, lambda c: c.value == 2)
@@ -43,6 +48,13 @@ def test_marker_limits(frontrun_explore):
 @pytest.mark.frontrun_dpor(max_executions=1)
 def test_inconclusive_fails(frontrun_explore):
     frontrun_explore(Counter, [safe_increment] * 2, lambda c: c.value == 2)
+
+def test_timed_acquire_waits_by_default(frontrun_explore):
+    frontrun_explore(Counter, [increment_unless_busy] * 2, lambda c: c.value == 2)
+
+@pytest.mark.frontrun_dpor(timeouts="any_time")
+def test_timed_acquire_times_out_early(frontrun_explore):
+    frontrun_explore(Counter, [increment_unless_busy] * 2, lambda c: c.value == 2)
 """
 
 
@@ -57,7 +69,9 @@ def test_fixture_and_marker(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     out = proc.stdout + proc.stderr
-    assert "2 failed, 2 passed" in out, out
+    assert "3 failed, 3 passed" in out, out
+    assert "FAILED test_counter.py::test_timed_acquire_times_out_early" in out
+    assert 'Timed out (timeouts="any_time"' in out
     assert "frontrun found a failing interleaving (invariant)" in out
     assert "Race on Counter.value" in out
     assert "c.value += 1" in out
