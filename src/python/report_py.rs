@@ -99,6 +99,7 @@ pub enum EventKind {
     Iter,
     IterNext,
     Operand,
+    Yield,
 }
 
 impl EventKind {
@@ -128,6 +129,7 @@ impl EventKind {
             SiteKind::Contains => EventKind::Contains,
             SiteKind::Iter => EventKind::Iter,
             SiteKind::Operand => EventKind::Operand,
+            SiteKind::Yield => EventKind::Yield,
         }
     }
 
@@ -158,6 +160,7 @@ impl EventKind {
             EventKind::Iter => "iter",
             EventKind::IterNext => "iter_next",
             EventKind::Operand => "operand",
+            EventKind::Yield => "yield",
         }
     }
 
@@ -479,7 +482,7 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
             }
             event.obj = owner.unbind();
         }
-        SiteKind::NameLoad | SiteKind::NameStore | SiteKind::NameDelete => {}
+        SiteKind::NameLoad | SiteKind::NameStore | SiteKind::NameDelete | SiteKind::Yield => {}
         SiteKind::Call | SiteKind::CallReturn if values[0].cast::<pyo3::types::PyModule>().is_ok() => {
             // `module.function()`: a function call, not a method call on a receiver.
             if kind == SiteKind::CallReturn || values.len() < 2 {
@@ -633,12 +636,16 @@ fn is_path_callee(f: &Bound<'_, PyAny>) -> bool {
 /// thread's `builtins.len = ...` is a write of the same dict entry.)
 fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
     let n = args.len();
+    let Some(Ok(site)) = n.checked_sub(1).map(|last| args.get_borrowed_item(last)) else { return false };
+    let Ok(site) = site.cast::<PyTuple>() else { return false };
+    let Ok(code) = site.get_borrowed_item(0).and_then(|c| c.extract::<u8>()) else { return false };
+    // A yield accesses nothing: it matters only inside a watched generator (see `report`).
+    if code == SiteKind::Yield as u8 {
+        return true;
+    }
     if n < 2 {
         return false;
     }
-    let Ok(site) = args.get_borrowed_item(n - 1) else { return false };
-    let Ok(site) = site.cast::<PyTuple>() else { return false };
-    let Ok(code) = site.get_borrowed_item(0).and_then(|c| c.extract::<u8>()) else { return false };
     let value = |i: usize| args.get_borrowed_item(i).is_ok_and(|v| immutable(&v));
     match SiteKind::from_code(code) {
         Some(

@@ -50,7 +50,7 @@ use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 10;
+pub const REWRITER_VERSION: u32 = 11;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -122,10 +122,14 @@ pub enum SiteKind {
     /// operator (one report per operand), unpacking, `*`/`**` expansion, f-string formatting.
     /// Values: the operand.
     Operand = 27,
+    /// A generator about to yield (YIELD_VALUE outside `yield from` / `await`). No values: a
+    /// point inside the running generator where its thread can be preempted, so another
+    /// thread's `next()` can find it running, even when the body has nothing else to report.
+    Yield = 28,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 27] = [
+    pub const ALL: [SiteKind; 28] = [
         SiteKind::AttrLoad,
         SiteKind::AttrStore,
         SiteKind::AttrDelete,
@@ -153,6 +157,7 @@ impl SiteKind {
         SiteKind::Contains,
         SiteKind::Iter,
         SiteKind::Operand,
+        SiteKind::Yield,
     ];
 
     pub fn from_code(code: u8) -> Option<SiteKind> {
@@ -186,6 +191,7 @@ impl SiteKind {
             SiteKind::Contains => "contains",
             SiteKind::Iter => "iter",
             SiteKind::Operand => "operand",
+            SiteKind::Yield => "yield",
         }
     }
 }

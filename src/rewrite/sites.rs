@@ -175,6 +175,7 @@ enum Class {
     FormatValue,
     FormatWithSpec,
     MatchPattern,
+    YieldValue,
 }
 
 /// `classes` of `ops`, made once per table (a selector is made per code object).
@@ -215,6 +216,7 @@ fn classes(o: &Ops) -> [Class; 256] {
         (o.before_async_with, Class::WithEnter),
         (o.load_special, Class::LoadSpecial),
         (o.match_class, Class::MatchPattern),
+        (o.yield_value, Class::YieldValue),
     ];
     let inplace = o.inplace.iter().map(|&(op, _)| (Some(op), Class::Inplace310));
     let reads = (o.truth.iter().chain(&o.reads_top).map(|&op| (Some(op), Class::ReadsTop)))
@@ -976,6 +978,9 @@ impl<'a> Selector<'a> {
                 self.operands(i, if arg & 4 != 0 { &[2] } else { &[1] });
             } else if is(Class::FormatWithSpec) {
                 self.operands(i, &[2]);
+            } else if is(Class::YieldValue) {
+                // Not in a `yield from` / `await` loop: nothing may be inserted after SEND.
+                self.report(i, SiteKind::Yield, SiteName::None, []);
             } else if is(Class::LoadSpecial) {
                 if let Some((enter, aenter)) = self.facts.load_special_enter {
                     if arg == enter || arg == aenter {

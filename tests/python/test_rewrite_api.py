@@ -171,6 +171,58 @@ def test_rewrite_report():
     assert len([line for line in after.splitlines() if line.startswith("  ")]) >= len(original)
 
 
+def test_a_generator_has_a_yield_site_at_each_yield_but_not_in_delegation_or_awaits():
+    code = compile_source(
+        """
+        def swap():
+            a, b = 0, 1
+            while True:
+                yield a
+                a, b = b, a
+
+        def delegate():
+            yield from swap()
+
+        def pairs():
+            x = yield 1
+            return x, (yield x)
+
+        def doubled():
+            return (i * 2 for i in range(3))
+
+        class Ready:
+            def __await__(self):
+                return iter(())
+
+        async def wait():
+            await Ready()
+        """,
+        name="m.py",
+    )
+    _new, sites, _before, _after = _native.rewrite_report(code, "shared", ())
+    # (3.10 code objects have no qualified name: `<genexpr>` alone.)
+    yields = sorted((line, where.rpartition(".")[2]) for line, kind, where in sites if kind == "yield")
+    assert yields == [(5, "swap"), (12, "pairs"), (13, "pairs"), (16, "<genexpr>")]
+    _new, sites, _before, _after = _native.rewrite_report(code, "resources", ())
+    assert not [s for s in sites if s[1] == "yield"]
+    # Rewritten, they still run as before (the yield site is skipped while nothing listens).
+    namespace = {}
+    exec(_native.rewrite_code(code, "all", ()), namespace)
+    g = namespace["swap"]()
+    assert [next(g) for _ in range(4)] == [0, 1, 0, 1]
+    d = namespace["delegate"]()
+    assert [next(d) for _ in range(3)] == [0, 1, 0]
+    p = namespace["pairs"]()
+    assert (next(p), p.send("ab")) == (1, "ab")
+    with pytest.raises(StopIteration) as stopped:
+        p.send("c")
+    assert stopped.value.value == ("ab", "c")
+    assert list(namespace["doubled"]()) == [0, 2, 4]
+    coroutine = namespace["wait"]()
+    with pytest.raises(StopIteration):
+        coroutine.send(None)
+
+
 def test_positions_of_injected_code_are_the_served_instructions():
     code = compile_source("def f(o):\n    x = 1\n    return o.attr\n")
     f = _native.rewrite_code(nested(code, "f"), "shared", ())

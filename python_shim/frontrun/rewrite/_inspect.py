@@ -317,6 +317,7 @@ KIND_MEANINGS = {
     "contains": "container `in` looks into",
     "iter": "iterable a loop, comprehension or unpacking walks",
     "operand": "operand whose contents an operator, truth test, unpacking or f-string reads",
+    "yield": "a generator about to yield: where another thread may find it running",
 }
 
 
