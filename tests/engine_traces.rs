@@ -200,8 +200,9 @@ fn to_sim(act: Act) -> SimOp {
     }
 }
 
-/// Runs the explorer; returns the canonical trace of every execution it ran.
-fn explore_traces(threads: &[Vec<Act>], naming: Naming) -> (Vec<TraceKey>, u64) {
+/// Runs the explorer; returns the canonical trace of every execution it ran, how many it
+/// ran, and whether the search finished (it stops on a divergence).
+fn explore_traces(threads: &[Vec<Act>], naming: Naming) -> (Vec<TraceKey>, u64, bool) {
     // Programs with stores write other keys only through them.
     let has_stores = threads.iter().flatten().any(|a| matches!(a, Act::Store(_)));
     // Main spawns the threads no other thread spawns, then joins them.
@@ -268,7 +269,7 @@ fn explore_traces(threads: &[Vec<Act>], naming: Naming) -> (Vec<TraceKey>, u64) 
         keys.push(trace_key(threads.len(), &run));
     }
     assert_eq!(explorer.stats().redundant, 0, "{:?}", explorer.stats());
-    (keys, explorer.stats().executions)
+    (keys, explorer.stats().executions, explorer.stats().complete)
 }
 
 /// How the program's keys look to the engine in execution `n` (from 1): the same, or values
@@ -306,7 +307,7 @@ fn check(threads: &[Vec<Act>]) -> Result<(), TestCaseError> {
 
 fn check_named(threads: &[Vec<Act>], naming: Naming) -> Result<(), TestCaseError> {
     let expected = brute_force(threads);
-    let (keys, executions) = explore_traces(threads, naming);
+    let (keys, executions, _complete) = explore_traces(threads, naming);
     let distinct: HashSet<TraceKey> = keys.iter().cloned().collect();
     prop_assert_eq!(executions as usize, keys.len());
     // A store the engine took for an insertion (its key was stored after the thread arrived
@@ -394,6 +395,29 @@ fn with_nested_child() -> impl Strategy<Value = Vec<Vec<Act>>> {
             vec![parent, other, child]
         },
     )
+}
+
+/// Known gap: keys that trade values between executions can leave a branch planned under one
+/// execution's names disagreeing with this one's (here the search diverges at its tenth
+/// execution). The search then stops, unfinished (`nondeterminism` to the user): it never
+/// claims to have covered traces it did not run.
+#[test]
+fn swapped_keys_that_confuse_a_plan_stop_the_search_unfinished() {
+    use Act::*;
+    let threads = vec![
+        vec![Lock(1), Lock(0), Unlock(1), Unlock(0)],
+        vec![Lock(0), Unlock(0), Write(0)],
+        vec![Read(1), Read(0), TryLock(1), UnlockIfTaken(1)],
+    ];
+    let expected = brute_force(&threads);
+    for naming in [Naming::Fixed, Naming::Shifted] {
+        let (keys, _, complete) = explore_traces(&threads, naming);
+        assert!(complete);
+        assert_eq!(keys.into_iter().collect::<HashSet<_>>(), expected);
+    }
+    let (keys, _, complete) = explore_traces(&threads, Naming::Swapped);
+    let explored: HashSet<TraceKey> = keys.into_iter().collect();
+    assert!(explored == expected || !complete, "a finished search missed a trace");
 }
 
 proptest! {
