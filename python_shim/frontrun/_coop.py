@@ -351,6 +351,9 @@ class Condition:
         return True
 
     def wait(self, timeout=None):
+        return self._wait(timeout, timeouts_any_time)
+
+    def _wait(self, timeout, any_time):
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         rt = _managed()
@@ -370,7 +373,7 @@ class Condition:
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         notified = False
         try:
-            notified = rt.cond_wait(base, timeout, _site(rt), timeouts_any_time)
+            notified = rt.cond_wait(base, timeout, _site(rt), any_time)
             if not notified and timeout is not None:
                 _advance_clock(timeout)
                 _note_timed_out(rt, "wait")
@@ -846,11 +849,12 @@ def _wait_for(rt, wakeup, look, timeout):
             if found or timeout is not None and timeout <= 0:
                 return found
             if timeout is not None:
-                if wakeup.wait(timeout):
+                # (Only when stuck, whatever `timeouts` says: a real call follows the look.)
+                if wakeup._wait(timeout, False):
                     continue  # woken: look again
                 return look(0)  # timed out (the modelled clock moved on)
             # (A nominal timeout: the modelled clock hardly moves.)
-            if wakeup.wait(1e-6 if patient else None):
+            if wakeup._wait(1e-6 if patient else None, False):
                 continue
             # Nothing in the program can wake it: only the outside world can, unless all that is
             # left is background threads (a daemon loop no one stops).

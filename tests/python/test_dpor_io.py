@@ -83,6 +83,14 @@ PROG = load(
             line = conn.makefile("rb").readline()
             conn.sendall(line.upper())
 
+    def serve_once_patiently(s):
+        s.server.settimeout(30)
+        conn, _ = s.server.accept()
+        with conn:
+            conn.settimeout(30)
+            s.count += 1
+            conn.sendall(conn.recv(100).upper())
+
     def ask(s):
         import socket
 
@@ -254,6 +262,14 @@ def test_a_threading_http_server_and_its_clients():
                                    lambda s: s.got == [b"ok", b"ok"] and s.hits == 2, timeout=120)
     assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
     assert "Race on State.hits" in result.explanation
+
+
+def test_socket_timeouts_fire_only_when_stuck_even_with_early_timeouts():
+    # timeouts="any_time" leaves sockets and selectors alone: a real call follows their look,
+    # which would otherwise wait in real time for a client parked by the model, then time out.
+    result = frontrun.explore_dpor(socket_setup, [PROG.serve_once_patiently, PROG.ask],
+                                   lambda s: s.reply == b"HI\n" and s.count == 2, timeout=60, timeouts="any_time")
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
 
 
 def test_the_earliest_deadline_times_out_first():
