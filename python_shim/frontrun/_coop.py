@@ -93,15 +93,18 @@ def _caller_site(depth=2):
         f = sys._getframe(depth)
     except ValueError:
         return None
-    library = None  # threading's or queue's own frame, when no caller is outside them
+    first = f
     while f is not None:
-        name = f.f_code.co_filename
-        if not _is_internal(name):
-            return (name, f.f_lineno)
-        if library is None and not os.path.abspath(name).startswith(_HERE):
-            library = (name, f.f_lineno)
+        if not _is_internal(f.f_code.co_filename):
+            return (f.f_code.co_filename, f.f_lineno)
         f = f.f_back
-    return library
+    # No caller outside them (a Timer's own thread): threading's or queue's own frame.
+    f = first
+    while f is not None:
+        if not os.path.abspath(f.f_code.co_filename).startswith(_HERE):
+            return (f.f_code.co_filename, f.f_lineno)
+        f = f.f_back
+    return None
 
 
 def _managed():
