@@ -677,6 +677,12 @@ def _thread_join(self, timeout=None):
             _advance_clock(max(timeout, 0.0))
             _note_timed_out(rt, "join")
         return None
+    if timeout is not None:
+        # Waits for the thread's end, and times out when nothing else can run.
+        if not rt.timed_join(tid, timeout, _site(rt)):
+            _advance_clock(max(timeout, 0.0))
+            _note_timed_out(rt, "join")
+        return None
     rt.join(tid, _site(rt))
 
 

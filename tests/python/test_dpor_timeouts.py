@@ -66,6 +66,17 @@ PROG = load(
             w.join()
         s.seen = s.data
 
+    def wait_for_joiner(s):
+        s.event.wait()
+
+    def join_then_release(s):
+        w = threading.Thread(target=wait_for_joiner, args=(s,))
+        w.start()
+        w.join(timeout=0.5)
+        s.seen = w.is_alive()
+        s.event.set()
+        w.join()
+
     def put(s):
         s.q.put("job")
 
@@ -229,6 +240,13 @@ def test_a_timeout_that_fired_when_nothing_else_could_run_is_explained():
     assert "Timed out (when no other thread could run):" in result.explanation
     assert "  thread 1  wait " in result.explanation and "s.event.wait(timeout=0.5)" in result.explanation
     assert not result.counterexample.startswith("timeouts=")
+
+
+@pytest.mark.parametrize("timeouts", ["when_stuck", "any_time"])
+def test_a_timed_join_of_a_thread_that_waits_for_the_joiner_times_out(timeouts):
+    # It used to wait for the thread whatever its timeout: a deadlock no real run has.
+    result = explore(events, [PROG.join_then_release], lambda s: s.seen is True, timeouts=timeouts)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
 
 
 def test_an_unknown_timeouts_mode_is_refused():

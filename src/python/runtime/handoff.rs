@@ -142,6 +142,8 @@ pub(super) struct ThreadRt {
     pub(super) prenotified: bool,
     /// Lock this thread polls in a timed acquire (woken by its release).
     pub(super) polling: Option<u64>,
+    /// Thread this thread waits for in a timed join (woken by its exit).
+    pub(super) joining: Option<ThreadId>,
     pub(super) steps: u64,
     pub(super) slot: Option<usize>,
     pub(super) task: Option<Py<PyAny>>,
@@ -483,6 +485,7 @@ impl Inner {
             th.blocked = false;
             th.timed_out = true;
             th.polling = None;
+            th.joining = None;
             st.explorer.set_blocked(t, false);
         }
     }
@@ -491,6 +494,7 @@ impl Inner {
         let th = &mut st.exec.threads[t];
         th.blocked = false;
         th.polling = None;
+        th.joining = None;
         if th.arrived {
             st.explorer.set_blocked(t, false);
         }
@@ -584,6 +588,11 @@ impl Inner {
                 let th = &mut st.exec.threads[x];
                 th.live = false;
                 th.exited = true;
+                let joiners: Vec<ThreadId> =
+                    (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].joining == Some(x)).collect();
+                for t in joiners {
+                    Self::unblock(st, t);
+                }
             }
             _ => {}
         }

@@ -866,6 +866,40 @@ impl DporRuntime {
         inner.step_at(py, st, tid, Op::Join { child }, "join", site)
     }
 
+    /// `join(timeout)`: looks whether `child` is alive (ordered against its exit, like
+    /// `is_alive`); while it is, waits for its exit, and times out when nothing else can run.
+    /// Returns whether the child has ended.
+    #[pyo3(signature = (child, timeout, site=None))]
+    fn timed_join(&self, py: Python<'_>, child: usize, timeout: f64, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
+        let inner = &self.inner;
+        let tid = inner.explored_thread()?;
+        let mut st = inner.lock_state(py);
+        let deadline = st.exec.clock + timeout.max(0.0);
+        let alive = |st: &State| st.exec.threads.get(child).is_some_and(|t| t.live);
+        let mut waiting = false;
+        loop {
+            if waiting {
+                let th = &mut st.exec.threads[tid];
+                th.blocked = true;
+                th.deadline = Some(deadline);
+                th.joining = Some(child);
+            }
+            let site_copy = site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
+            inner.step_at(py, st, tid, Op::read(LIVENESS, child as u64), "join", site_copy)?;
+            st = inner.lock_state(py);
+            let th = &mut st.exec.threads[tid];
+            let timed_out = std::mem::take(&mut th.timed_out);
+            th.deadline = None;
+            if !alive(&st) {
+                return Ok(true);
+            }
+            if timed_out || timeout <= 0.0 {
+                return Ok(false);
+            }
+            waiting = true;
+        }
+    }
+
     /// Whether explored thread `child` (engine id) has been started and not exited. From an
     /// explored thread the look is a step, ordered against the child's exit (a polling loop
     /// `while t.is_alive()` sees it end where the schedule says).
