@@ -558,11 +558,11 @@ def _others_when_raised(steps, thread, message):
     return out
 
 
-def _timed_out_report(schedule):
+def _timed_out_report():
     """The timed waits that timed out in the failing schedule: often the whole story."""
     if not _coop.timed_out:
         return []
-    if schedule.startswith("timeouts=any_time;"):
+    if _coop.timeouts_any_time:  # (the replay runs as the search did)
         head = 'Timed out (timeouts="any_time": a timed wait may end while the others still run):'
     else:
         head = "Timed out (when no other thread could run):"
@@ -615,7 +615,7 @@ def explain(rt, run, invariant, schedule):
         out += lines
         if not raced:
             out += lock_order_report(rt, steps[since:])
-    out += _timed_out_report(schedule)
+    out += _timed_out_report()
     if run.kind == "invariant":
         name = getattr(invariant, "__qualname__", None) or repr(invariant)
         line = f"invariant {name} failed"
