@@ -165,8 +165,7 @@ class Lock:
         else:
             got = rt.lock_acquire(self, blocking, timeout if timed else None, _site(rt))
         if not got and timed:
-            _advance_clock(timeout)
-            _note_timed_out(rt, "acquire")
+            _timed_out(rt, timeout, "acquire")
         return got
 
     def release(self):
@@ -378,8 +377,7 @@ class Condition:
         try:
             notified = rt.cond_wait(base, timeout, _site(rt), any_time)
             if not notified and timeout is not None:
-                _advance_clock(timeout)
-                _note_timed_out(rt, "wait")
+                _timed_out(rt, timeout, "wait")
         finally:
             if hasattr(self._lock, "_acquire_restore"):
                 self._lock._acquire_restore(saved)
@@ -671,17 +669,9 @@ def _thread_join(self, timeout=None):
         # An explored thread seen from outside its exploration (an invariant that shuts an
         # executor down): its execution is over, and so is the thread.
         return None
-    if timeout is not None and timeouts_any_time:
-        # Returns at once, the thread finished or not: a look ordered against its exit.
-        if rt.is_alive(tid, _site(rt)):
-            _advance_clock(max(timeout, 0.0))
-            _note_timed_out(rt, "join")
-        return None
     if timeout is not None:
-        # Waits for the thread's end, and times out when nothing else can run.
-        if not rt.timed_join(tid, timeout, _site(rt)):
-            _advance_clock(max(timeout, 0.0))
-            _note_timed_out(rt, "join")
+        if not rt.timed_join(tid, timeout, _site(rt), timeouts_any_time):
+            _timed_out(rt, timeout, "join")
         return None
     rt.join(tid, _site(rt))
 
@@ -781,7 +771,10 @@ def new_execution():
 timed_out = []
 
 
-def _note_timed_out(rt, what):
+def _timed_out(rt, seconds, what):
+    """A timed wait of the calling thread timed out: the modelled clock moves on, and the
+    explanation will say so."""
+    _advance_clock(seconds)
     if rt.explaining:
         timed_out.append((rt.current_id() - 1, _caller_site(3), what))
 

@@ -768,6 +768,14 @@ def _generators_in(held):
     return [obj for _, _, obj in held if isinstance(obj, types.GeneratorType)]
 
 
+def _prepare_state(rt, state):
+    """Before the threads run on ``state``: its lru_cache wrappers stood in for, its
+    generators watched."""
+    held = _held_in(state)
+    _stand_in_cached_functions(held)
+    rt.watch_generators(_generators_in(held))
+
+
 def _stand_in_cached_functions(held):
     """lru_cache wrappers of rewritten functions that the state's objects hold (the
     per-instance idiom ``self.load = functools.lru_cache()(self._load)``), each replaced by a
@@ -827,9 +835,7 @@ def _run_one(rt, setup, threads, invariant, timeout):
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
         _coop._pool.ensure_idle(len(tasks))
-    held = _held_in(state)
-    _stand_in_cached_functions(held)
-    rt.watch_generators(_generators_in(held))
+    _prepare_state(rt, state)
     return _run_tasks(rt, tasks, background, state, invariant, timeout)
 
 
@@ -849,9 +855,7 @@ def _run_with_explored_setup(rt, setup, threads, invariant, timeout):
                 raise
             made["error"] = exc
             return
-        held = _held_in(made["state"])
-        _stand_in_cached_functions(held)
-        rt.watch_generators(_generators_in(held))
+        _prepare_state(rt, made["state"])
 
     def after_setup(fn):
         def run():

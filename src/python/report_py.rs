@@ -312,6 +312,12 @@ pub(crate) fn is_generator_code(code: &Bound<'_, PyAny>) -> bool {
         .is_ok_and(|flags| flags & CO_GENERATOR != 0)
 }
 
+/// Whether generators are watched and `code` (looked up only then) is a generator's: a
+/// report from there is a place to preempt a running generator, even one on nothing shared.
+pub(crate) fn in_watched_generator(py: Python<'_>, code: impl FnOnce() -> Option<Py<PyAny>>) -> bool {
+    WATCHING_GENERATORS.load(Ordering::Relaxed) && code().is_some_and(|code| is_generator_code(code.bind(py)))
+}
+
 /// The reporting frame's code object (the caller of the native).
 fn calling_code(py: Python<'_>) -> Option<Py<PyAny>> {
     // SAFETY: attached to the interpreter; PyEval_GetFrame returns a borrowed frame (or NULL),
@@ -684,11 +690,7 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
 #[pyfunction(signature = (*args))]
 fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
     let first = || args.get_item(0).map(Bound::unbind).unwrap_or_else(|_| py.None());
-    if ACTIVE.load(Ordering::Relaxed) == 0
-        || (nothing_shared(args)
-            && !(WATCHING_GENERATORS.load(Ordering::Relaxed)
-                && calling_code(py).is_some_and(|code| is_generator_code(code.bind(py)))))
-    {
+    if ACTIVE.load(Ordering::Relaxed) == 0 || (nothing_shared(args) && !in_watched_generator(py, || calling_code(py))) {
         return first();
     }
     in_report(py, "report", || deliver(py, args)).flatten().unwrap_or_else(first)

@@ -868,9 +868,17 @@ impl DporRuntime {
 
     /// `join(timeout)`: looks whether `child` is alive (ordered against its exit, like
     /// `is_alive`); while it is, waits for its exit, and times out when nothing else can run.
-    /// Returns whether the child has ended.
-    #[pyo3(signature = (child, timeout, site=None))]
-    fn timed_join(&self, py: Python<'_>, child: usize, timeout: f64, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
+    /// `any_time`: times out at the first look that finds it alive. Returns whether the child
+    /// has ended.
+    #[pyo3(signature = (child, timeout, site=None, any_time=false))]
+    fn timed_join(
+        &self,
+        py: Python<'_>,
+        child: usize,
+        timeout: f64,
+        site: Option<(Py<PyAny>, i32)>,
+        any_time: bool,
+    ) -> PyResult<bool> {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
@@ -893,7 +901,7 @@ impl DporRuntime {
             if !alive(&st) {
                 return Ok(true);
             }
-            if timed_out || timeout <= 0.0 {
+            if timed_out || timeout <= 0.0 || any_time {
                 return Ok(false);
             }
             waiting = true;

@@ -870,8 +870,7 @@ impl Inner {
         // is inside a generator another thread may resume).
         if ev.kind == EventKind::Inplace
             && !self.is_container(ev.obj.bind(py))
-            && !(report_py::WATCHING_GENERATORS.load(std::sync::atomic::Ordering::Relaxed)
-                && ev.code.as_ref().is_some_and(|code| report_py::is_generator_code(code.bind(py))))
+            && !report_py::in_watched_generator(py, || ev.code.as_ref().map(|code| code.clone_ref(py)))
         {
             return None;
         }
