@@ -1043,23 +1043,34 @@ def explore_dpor(
     if preemption_bound is None and stop_on_first:
         passes[:0] = FIRST_BOUNDS
     spent = 0
+    restarts = restarted_executions = 0
     with _session(max_steps=max_steps, resource_methods=tuple(resource_methods), timeouts=timeouts) as (rt, pool):
-        for i, (bound, limit) in enumerate(passes):
+        i = 0
+        while True:
+            bound, limit = passes[i]
             if max_executions is not None:
                 limit = max_executions - spent if limit is None else min(limit, max_executions - spent)
             rt.configure(preemption_bound=bound, max_executions=limit, max_steps=max_steps)
             search = _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first)
             spent += search.executions
+            if search.diverged and restarts < WARM_RESTARTS and not (max_executions is not None and spent >= max_executions):
+                restarts += 1
+                restarted_executions += search.executions
+                continue
             if search.first_failure is not None or search.stopped_reason is not None or i == len(passes) - 1:
                 break
             if max_executions is not None and spent >= max_executions:
                 break
+            i += 1
     progress.done()
     elapsed = _now() - started
     stats = search.stats
+    if restarts:
+        stats["restarts"] = restarts
+        stats["restarted_executions"] = restarted_executions
     if len(passes) > 1:
-        # The search that decided is reported; the bounded ones before it ran `spent - n` more.
-        stats["bounded_first"] = spent - int(stats.get("executions", search.executions))
+        # The search that decided is reported; the bounded ones before it ran the rest.
+        stats["bounded_first"] = spent - restarted_executions - int(stats.get("executions", search.executions))
     if search.first_failure is not None:
         run, schedule = search.first_failure
         if timeouts == ANY_TIME:
@@ -1072,6 +1083,11 @@ def explore_dpor(
         return result
     num = int(stats.get("executions", search.executions))
     stopped_reason = search.stopped_reason
+    if search.diverged and restarts:
+        stopped_reason += (
+            f"; the search started over {restarts} time(s) and the program diverged each time: not only a "
+            "library's one-time set-up"
+        )
     if stopped_reason is None and search.verdict == "inconclusive":
         stopped_reason = _reason(search.reason, preemption_bound, max_executions)
     holds = None if stopped_reason else True
@@ -1087,6 +1103,13 @@ def explore_dpor(
 # one with the fewest preemptions the bounds allow: an easier counterexample to read.
 FIRST_BOUNDS = [(1, 2000), (2, 2000)]
 
+# A search the program left by not repeating a schedule starts over, at most this many times:
+# a library's one-time set-up (a `functools.cached_property` computed on first use, a table
+# built lazily) runs in the first executions of a process only, so their steps differ from
+# every later one's. A program that keeps state of its own between executions diverges again
+# and is reported as nondeterministic.
+WARM_RESTARTS = 2
+
 
 class _SetupFailed(Exception):
     """``setup()`` raised (the exception is the cause)."""
@@ -1100,6 +1123,7 @@ class _Search:
         self.failures = 0
         self.executions = 0
         self.stopped_reason = None
+        self.diverged = False  # the program did not repeat a schedule
         self.stats = {}
         self.verdict = None
         self.reason = None
@@ -1147,6 +1171,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             break
         if run.end == "diverged" and not run.kind:
             rt.end_execution(None)
+            out.diverged = True
             out.stopped_reason = (
                 "nondeterminism: the program did not repeat a recorded schedule "
                 f"({run.detail}); make setup() and the threads deterministic (state that outlives an "

@@ -466,9 +466,9 @@ def _lock_label(rt, n):
     name = rt.lock_name(n)
     path = _paths.of(getattr(obj, "_frontrun_owner", obj))
     where = _created_at(obj) if obj is not None else None
-    named = path and name and name.endswith(path)
-    details = [d for d in (path if not named else None, f"created at {where}" if where else None) if d]
     label = name or (f"the lock {path}" if path else f"lock #{n}")
+    named = path and label.endswith(path)
+    details = [d for d in (path if not named else None, f"created at {where}" if where else None) if d]
     return f"{label} ({', '.join(details)})" if details else label
 
 

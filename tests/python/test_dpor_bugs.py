@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -176,6 +177,7 @@ def test_lock_order_matters_without_contention():
     assert result.failure_kind == "invariant"
     assert "taken in this order" in result.explanation
     assert "State.lock" in result.explanation and "with s.lock:" in result.explanation
+    assert "without State.lock (state.lock, created at test_dpor_bugs.py:" in result.explanation
     check_replays(result, setup, [PROG.producer, PROG.consumer], inv)
 
 
@@ -1502,12 +1504,76 @@ def test_fresh_keys_explore_every_trace_fixed_keys_do():
 
 def test_a_key_shared_in_one_execution_and_not_the_next_is_nondeterminism_named_by_value():
     # One search from a fresh counter (no bounded passes first): both threads write key 0 in
-    # the first execution, keys 0 and 1 in the second, which no renaming makes one key.
+    # the first execution, keys 0 and 1 in the second, which no renaming makes one key. The
+    # search starts over twice (the counter goes on), and diverges the same way each time.
     FRESH_KEYS._thirds = itertools.count()
     result = explore(_jobs, [FRESH_KEYS.by_thirds] * 2, lambda s: True, stop_on_first=False)
     assert result.property_holds is None
     reason = result.inconclusive_reason
-    assert "nondeterminism" in reason and "write dict[0]" in reason and "insert dict[1]" in reason, reason
+    assert "nondeterminism" in reason and "write dict[4]" in reason and "insert dict[5]" in reason, reason
+    assert "started over 2 time(s) and the program diverged each time: not only" in reason, reason
+    assert result.stats["restarts"] == 2 and result.num_explored == 8, result.stats  # 2 + 3 + 3
+
+
+# A library, not rewritten, with a process-wide object whose setting is computed on first use
+# (as multiprocessing's default context is on 3.14): the first execution of a process computes
+# it, every later one finds it.
+WARM_LIB = types.ModuleType("dpor_warm_lib")
+exec(
+    textwrap.dedent(
+        """
+        import functools
+
+        class Settings:
+            @functools.cached_property
+            def step(self):
+                return 1
+        """
+    ),
+    WARM_LIB.__dict__,
+)
+sys.modules["dpor_warm_lib"] = WARM_LIB
+
+WARM_PROG = load(
+    """
+    import dpor_warm_lib
+
+    def bump(s):
+        v = s.n
+        s.n = v + dpor_warm_lib.SETTINGS.step
+    """,
+    name="dpor_warm_prog",
+)
+
+
+def _cold_settings():
+    WARM_LIB.SETTINGS = WARM_LIB.Settings()
+
+
+def test_a_library_set_up_on_first_use_is_not_nondeterminism(monkeypatch):
+    threads = [WARM_PROG.bump, WARM_PROG.bump]
+    # Without starting over, the second execution no longer computes the setting: the search
+    # stopped on "nondeterminism" before it reached the lost update.
+    _cold_settings()
+    monkeypatch.setattr("frontrun._dpor.WARM_RESTARTS", 0)
+    result = explore(lambda: State(n=0), threads, lambda s: s.n == 2)
+    assert result.property_holds is None and "nondeterminism" in result.inconclusive_reason
+    assert "expected to read Settings.step" in result.inconclusive_reason, result.inconclusive_reason
+    monkeypatch.undo()
+    _cold_settings()
+    result = explore(lambda: State(n=0), threads, lambda s: s.n == 2)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert result.failure_kind == "invariant" and "Race on State.n" in result.explanation
+    assert result.stats["restarts"] == 1 and result.stats["restarted_executions"] == 2, result.stats
+    assert result.num_explored == result.stats["executions"] + 2
+    # A counterexample replayed in a process that has not set the library up yet (the step the
+    # set-up adds does not move the schedule off its course).
+    _cold_settings()
+    again = frontrun.replay(result.counterexample, lambda: State(n=0), threads, lambda s: s.n == 2)
+    assert again.property_holds is False and again.failure_kind == "invariant", again.inconclusive_reason
+    # Warm from the start: no restart.
+    result = explore(lambda: State(n=0), threads, lambda s: s.n == 2)
+    assert result.property_holds is False and "restarts" not in result.stats
 
 
 def test_an_import_hook_in_place_is_used_and_put_back(lazy_module, monkeypatch):

@@ -75,6 +75,13 @@ PROG = load(
         s.got.append(s.q.get())
         s.got.append(s.q.get())
 
+    def put_low_then_high(s):
+        s.q.put(2)
+        s.q.put(1)
+
+    def get_one(s):
+        s.got.append(s.q.get())
+
     def barrier_phase(s):
         s.before.append(1)
         s.barrier.wait()
@@ -195,6 +202,16 @@ def test_queues(make):
         return State(q=(make() if not isinstance(make, type) else getattr(queue, make.__name__)()), got=[])
 
     holds(setup, [PROG.put_two, PROG.get_two], lambda s: sorted(s.got) == [1, 2])
+
+
+def test_a_queue_taken_in_the_wrong_order_names_its_mutex_once():
+    # The consumer expects the higher priority item, which the producer puts second.
+    setup = lambda: State(q=queue.PriorityQueue(), got=[])  # noqa: E731
+    result = frontrun.explore_dpor(setup, [PROG.put_low_then_high, PROG.get_one], lambda s: s.got == [1])
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    text = result.explanation
+    assert "without the lock state.q.mutex (created at " in text, text
+    assert "state.q.mutex (state.q.mutex" not in text
 
 
 def test_barrier():
