@@ -81,6 +81,7 @@ _LAZY = {
     "DporResult": "frontrun._dpor",
     "NotInstrumentedError": "frontrun._dpor",
     "NotInstrumentedWarning": "frontrun._dpor",
+    "LeftoverStateWarning": "frontrun._dpor",
     "ExecutionAborted": "frontrun._dpor",
 }
 

@@ -60,6 +60,12 @@ class NotInstrumentedWarning(UserWarning):
     under test was probably not rewritten, and what it shares is not explored."""
 
 
+class LeftoverStateWarning(UserWarning):
+    """The first execution's threads set a module global of rewritten code that ``setup()``
+    does not set back: every later execution starts from what the one before left (a client or
+    cache made lazily), so what the threads did before it was set is not explored in every order."""
+
+
 @dataclass
 class DporResult:
     """What an exploration (or a replay) found.
@@ -807,7 +813,7 @@ def _fresh_execution():
 _setups_explored = []
 
 
-def _run_one(rt, setup, threads, invariant, timeout):
+def _run_one(rt, setup, threads, invariant, timeout, after_setup=None):
     _fresh_execution()
     if any(s is setup for s in _setups_explored):
         return _run_with_explored_setup(rt, setup, threads, invariant, timeout)
@@ -831,6 +837,8 @@ def _run_one(rt, setup, threads, invariant, timeout):
         del _setups_explored[:-64]  # a long test session's setups are not kept for ever
         _fresh_execution()
         return _run_with_explored_setup(rt, setup, threads, invariant, timeout)
+    if after_setup is not None:
+        after_setup()
     tasks = [functools.partial(fn, state) for fn in threads] + started
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
@@ -1044,6 +1052,7 @@ def explore_dpor(
         passes[:0] = FIRST_BOUNDS
     spent = 0
     restarts = restarted_executions = 0
+    first_divergence = None
     with _session(max_steps=max_steps, resource_methods=tuple(resource_methods), timeouts=timeouts) as (rt, pool):
         i = 0
         while True:
@@ -1054,6 +1063,7 @@ def explore_dpor(
             search = _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first)
             spent += search.executions
             if search.diverged and restarts < WARM_RESTARTS and not (max_executions is not None and spent >= max_executions):
+                first_divergence = first_divergence or search.stopped_reason
                 restarts += 1
                 restarted_executions += search.executions
                 continue
@@ -1090,6 +1100,16 @@ def explore_dpor(
         )
     if stopped_reason is None and search.verdict == "inconclusive":
         stopped_reason = _reason(search.reason, preemption_bound, max_executions)
+    if stopped_reason is None and restarts:
+        # Proved for the state the first executions left behind, not for the one they began
+        # in: a lazy initialisation of the program's own (a module-level cache setup() does
+        # not reset) raced in those first executions only.
+        stopped_reason = (
+            f"{first_divergence}; after the search started over every interleaving held, but the "
+            "interleavings of the first executions, in the state the process was in before them, were not "
+            "explored (a library's set-up done once per process, or state of your program that setup() "
+            "does not reset: reset it in setup() to explore it)"
+        )
     holds = None if stopped_reason else True
     if stopped_reason:
         num = spent  # a search cut short counts every execution it ran (max_executions=50: 50)
@@ -1106,8 +1126,9 @@ FIRST_BOUNDS = [(1, 2000), (2, 2000)]
 # A search the program left by not repeating a schedule starts over, at most this many times:
 # a library's one-time set-up (a `functools.cached_property` computed on first use, a table
 # built lazily) runs in the first executions of a process only, so their steps differ from
-# every later one's. A program that keeps state of its own between executions diverges again
-# and is reported as nondeterministic.
+# every later one's. A failure the new search finds is real (its schedule replays); a pass is
+# not a proof (the first executions' state was not explored): inconclusive. A program that keeps
+# state of its own between executions diverges again and is reported as nondeterministic.
 WARM_RESTARTS = 2
 
 
@@ -1129,10 +1150,72 @@ class _Search:
         self.reason = None
 
 
+class _Leftovers:
+    """Module globals of rewritten code that the first execution's threads set and the second
+    execution's ``setup()`` did not set back, from three looks: after the first ``setup()``,
+    after the first execution, after the second ``setup()``."""
+
+    def __init__(self):
+        self.looks = []
+
+    def after_setup(self):
+        if len(self.looks) in (0, 2):
+            self.looks.append(_rewritten_globals())
+
+    def after_run(self):
+        if len(self.looks) == 1:
+            self.looks.append(_rewritten_globals())
+
+    def found(self):
+        """The ``module.name`` of each global left over (once, when all three looks are in)."""
+        if len(self.looks) != 3:
+            return []
+        before, after, next_setup = self.looks
+        self.looks.append(None)  # reported once
+        missing = object()
+        # A module the threads imported is new, not left over: its own definitions are not theirs.
+        return [
+            f"{module}.{name}"
+            for module, values in after.items()
+            if module in before
+            for name, value in values.items()
+            if before[module].get(name, missing) is not value
+            and next_setup.get(module, {}).get(name, missing) is value
+        ]
+
+
+def _rewritten_globals():
+    """``{module name: {global name: value}}`` of every module whose code runs rewritten
+    (modules, classes and functions left out: a global a thread sets is a value)."""
+    module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
+    found = {}
+    for module in list(sys.modules.values()):
+        if not isinstance(module, types.ModuleType):
+            continue
+        namespace = module_dict(module)
+        file = namespace.get("__file__")
+        if not (isinstance(file, str) and _native.is_rewritten_file(file)):
+            continue
+        found[namespace.get("__name__")] = {
+            key: value
+            for key, value in list(namespace.items())
+            if not key.startswith("__") and not isinstance(value, (types.ModuleType, type, types.FunctionType))
+        }
+    return found
+
+
+LEFTOVER_STATE = (
+    "frontrun: the first execution's threads set {names}, which setup() does not set back: every later "
+    "execution starts from what the one before left, so what the threads do before it is set is not "
+    "explored in every order. Set it back in setup() (for a lazily made object: to what it was before)."
+)
+
+
 def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first):
     """Runs executions on ``rt`` (configured for this search) until its engine is done, the
     deadline passes or, with ``stop_on_first``, a run fails."""
     out = _Search()
+    leftovers = _Leftovers() if spent == 0 else None
     while True:
         if deadline is not None and _now() >= deadline:
             out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
@@ -1142,7 +1225,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
         pool.ensure_idle(len(threads))
         remaining = None if deadline is None else max(0.0, deadline - _now())
         try:
-            run = _run_one(rt, setup, threads, invariant, remaining)
+            run = _run_one(rt, setup, threads, invariant, remaining, leftovers and leftovers.after_setup)
         except _SetupFailed as failed:
             error = failed.__cause__
             if spent + out.executions == 0:
@@ -1156,6 +1239,11 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             )
             break
         out.executions += 1
+        if leftovers is not None:
+            leftovers.after_run()
+            names = leftovers.found()
+            if names:
+                warnings.warn(LEFTOVER_STATE.format(names=", ".join(names)), LeftoverStateWarning, stacklevel=3)
         # (A run that failed is reported as it is: a thread that raised at once, say one called
         # with an argument it does not take, is no sign of code not rewritten.)
         if spent + out.executions == 1 and run.end == "finished" and not run.kind:
@@ -1235,6 +1323,20 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
     return run, rt
 
 
+def _warm_up(setup, threads, invariant, max_steps):
+    """Runs one execution, on whatever schedule, to its end (its outcome is not used)."""
+    with _session(max_steps=max_steps) as (rt, pool):
+        rt.configure(preemption_bound=None, max_executions=1, max_steps=max_steps)
+        pool.ensure_idle(len(threads))
+        if not rt.begin_execution():
+            return
+        try:
+            run = _run_one(rt, setup, threads, invariant, None)
+        except _SetupFailed:
+            return
+        rt.end_execution(run.message if run.kind else None)
+
+
 def _explained(schedule, setup, threads, invariant, found, max_steps):
     """Replays a failing schedule with full recording and builds the result from it."""
     run, _rt = _replay_once(schedule, setup, threads, invariant, max_steps)
@@ -1267,6 +1369,12 @@ def replay(
     setup, threads, invariant = _checked(setup, threads, invariant)
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
+    if run.end == "diverged":
+        # Once more, after an execution run to its end: a library's one-time set-up (see
+        # WARM_RESTARTS) may have begun in this run, and the schedule was recorded in a process
+        # that had done it.
+        _warm_up(setup, threads, invariant, max_steps)
+        run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
     elapsed = _now() - started
     if run.end == "diverged":
         return DporResult(
