@@ -61,9 +61,10 @@ class NotInstrumentedWarning(UserWarning):
 
 
 class LeftoverStateWarning(UserWarning):
-    """The first execution's threads set a module global of rewritten code that ``setup()``
-    does not set back: every later execution starts from what the one before left (a client or
-    cache made lazily), so what the threads did before it was set is not explored in every order."""
+    """The first execution's threads changed a module global of rewritten code (or a class
+    attribute, or what a container there holds) that ``setup()`` does not set back: every later
+    execution starts from what the one before left (a client or cache made lazily), so what the
+    threads did before it was set is not explored in every order."""
 
 
 @dataclass
@@ -1151,7 +1152,8 @@ class _Search:
 
 
 class _Leftovers:
-    """Module globals of rewritten code that the first execution's threads set and the second
+    """State of rewritten modules (their globals, their classes' attributes, the size of a
+    container either holds) that the first execution's threads changed and the second
     execution's ``setup()`` did not set back, from three looks: after the first ``setup()``,
     after the first execution, after the second ``setup()``."""
 
@@ -1160,34 +1162,46 @@ class _Leftovers:
 
     def after_setup(self):
         if len(self.looks) in (0, 2):
-            self.looks.append(_rewritten_globals())
+            self.looks.append(_rewritten_state())
 
     def after_run(self):
         if len(self.looks) == 1:
-            self.looks.append(_rewritten_globals())
+            self.looks.append(_rewritten_state())
 
     def found(self):
-        """The ``module.name`` of each global left over (once, when all three looks are in)."""
+        """The name of each piece of state left over (once, when all three looks are in)."""
         if len(self.looks) != 3:
             return []
         before, after, next_setup = self.looks
         self.looks.append(None)  # reported once
-        missing = object()
+        missing = (None, None)
+        same = lambda a, b: a[0] is b[0] and a[1] == b[1]  # noqa: E731
         # A module the threads imported is new, not left over: its own definitions are not theirs.
         return [
-            f"{module}.{name}"
-            for module, values in after.items()
-            if module in before
+            f"{owner}.{name}"
+            for owner, values in after.items()
+            if owner in before
             for name, value in values.items()
-            if before[module].get(name, missing) is not value
-            and next_setup.get(module, {}).get(name, missing) is value
+            if not same(before[owner].get(name, missing), value) and same(next_setup.get(owner, {}).get(name, missing), value)
         ]
 
 
-def _rewritten_globals():
-    """``{module name: {global name: value}}`` of every module whose code runs rewritten
-    (modules, classes and functions left out: a global a thread sets is a value)."""
+_CONTAINERS = (dict, list, set, deque, bytearray)
+
+
+def _rewritten_state():
+    """``{"module" or "module.Class": {name: (value, size if a container)}}`` for every module
+    whose code runs rewritten and every class defined there (modules, classes and functions left
+    out: what a thread sets is a value)."""
     module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
+
+    def values(namespace):
+        return {
+            key: (value, len(value) if isinstance(value, _CONTAINERS) else None)
+            for key, value in list(namespace.items())
+            if not key.startswith("__") and not isinstance(value, (types.ModuleType, type, types.FunctionType))
+        }
+
     found = {}
     for module in list(sys.modules.values()):
         if not isinstance(module, types.ModuleType):
@@ -1196,16 +1210,16 @@ def _rewritten_globals():
         file = namespace.get("__file__")
         if not (isinstance(file, str) and _native.is_rewritten_file(file)):
             continue
-        found[namespace.get("__name__")] = {
-            key: value
-            for key, value in list(namespace.items())
-            if not key.startswith("__") and not isinstance(value, (types.ModuleType, type, types.FunctionType))
-        }
+        name = namespace.get("__name__")
+        found[name] = values(namespace)
+        for cls in list(namespace.values()):
+            if isinstance(cls, type) and cls.__module__ == name:
+                found[f"{name}.{cls.__qualname__}"] = values(vars(cls))
     return found
 
 
 LEFTOVER_STATE = (
-    "frontrun: the first execution's threads set {names}, which setup() does not set back: every later "
+    "frontrun: the first execution's threads changed {names}, which setup() does not set back: every later "
     "execution starts from what the one before left, so what the threads do before it is set is not "
     "explored in every order. Set it back in setup() (for a lazily made object: to what it was before)."
 )

@@ -904,7 +904,9 @@ def test_class_attribute_race_is_named_after_the_class():
     SLOTS.Widget.count = 0
     setup = lambda: State(before=SLOTS.Widget.count)  # noqa: E731
     inv = lambda s: SLOTS.Widget.count == s.before + 2  # noqa: E731
-    result = explore(setup, [SLOTS.make_widget] * 2, inv)
+    # The count goes on between executions (the invariant allows for it), and is named so.
+    with pytest.warns(frontrun.LeftoverStateWarning, match=r"changed dpor_slots_prog\.Widget\.count,"):
+        result = explore(setup, [SLOTS.make_widget] * 2, inv)
     assert result.failure_kind == "invariant", result.explanation
     assert "Race on Widget.count" in result.explanation, result.explanation
     assert "type.count" not in result.explanation
@@ -1591,6 +1593,19 @@ LAZY_GLOBAL = load(
     def count(s):
         global calls
         calls += 1
+
+    _cache = {}
+
+    class Service:
+        client = None
+
+    def cached(s):
+        if "k" not in _cache:
+            _cache["k"] = object()
+
+    def service(s):
+        if Service.client is None:
+            Service.client = object()
     """,
     name="dpor_lazy_global_prog",
 )
@@ -1608,7 +1623,7 @@ def test_a_global_the_threads_set_and_setup_keeps_is_warned_about():
         result = explore(lambda: State(made=0), threads, lambda s: s.made <= 1)
     assert result.property_holds in (True, None), result
     message = str(caught[0].message)
-    assert "threads set dpor_lazy_global_prog._client, which setup() does not set back" in message, message
+    assert "threads changed dpor_lazy_global_prog._client, which setup() does not set back" in message, message
     assert caught[0].filename == __file__
     # Set back by setup(): no warning, and the race is found.
     def setup():
@@ -1619,6 +1634,24 @@ def test_a_global_the_threads_set_and_setup_keeps_is_warned_about():
         warnings.simplefilter("error", frontrun.LeftoverStateWarning)
         result = explore(setup, threads, lambda s: s.made <= 1)
     assert result.property_holds is False and "Race on global dpor_lazy_global_prog._client" in result.explanation
+
+
+@pytest.mark.parametrize("thread, name", [("cached", "_cache"), ("service", "Service.client")])
+def test_a_container_or_class_attribute_the_threads_fill_is_warned_about(thread, name):
+    LAZY_GLOBAL._cache.clear()
+    LAZY_GLOBAL.Service.client = None
+    fn = getattr(LAZY_GLOBAL, thread)
+    with pytest.warns(frontrun.LeftoverStateWarning, match=rf"changed dpor_lazy_global_prog\.{name},"):
+        explore(lambda: State(), [fn, fn], lambda s: True)
+
+    def setup():
+        LAZY_GLOBAL._cache.clear()
+        LAZY_GLOBAL.Service.client = None
+        return State()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", frontrun.LeftoverStateWarning)
+        explore(setup, [fn, fn], lambda s: True)
 
 
 def test_globals_setup_sets_back_are_not_warned_about():
@@ -1633,7 +1666,7 @@ def test_globals_setup_sets_back_are_not_warned_about():
     assert result.property_holds is True
     # Not set back, the counter is (and the invariant fails from the second execution on).
     LAZY_GLOBAL.calls = 0
-    with pytest.warns(frontrun.LeftoverStateWarning, match=r"set dpor_lazy_global_prog\.calls,"):
+    with pytest.warns(frontrun.LeftoverStateWarning, match=r"changed dpor_lazy_global_prog\.calls,"):
         result = explore(lambda: State(made=0), [LAZY_GLOBAL.count, LAZY_GLOBAL.count], lambda s: True)
     assert result.property_holds is True
 
