@@ -884,6 +884,22 @@ NONDETERMINISTIC = load(
         s.x = 2
         s.y = 2
         s.z = 2
+
+    g_y = g_z = 0
+
+    def flaky_globals(s):
+        global g_y, g_z
+        s.x = 1
+        if next(TICKS) % 2:
+            g_y = 1
+        else:
+            g_z = 1
+
+    def other_globals(s):
+        global g_y, g_z
+        s.x = 2
+        g_y = 2
+        g_z = 2
     """,
     name="dpor_nondeterministic_prog",
 )
@@ -898,6 +914,19 @@ def test_nondeterminism_is_inconclusive_and_says_where_in_words():
     assert "thread 0 was expected to write State.z (object #" in reason, reason
     assert "but was at write State.y (object #1) (dpor_nondeterministic_prog.py:9)" in reason, reason
     assert "Access" not in reason and "key:" not in reason
+
+
+def test_nondeterminism_names_a_global_as_the_explanation_does():
+    def setup():
+        NONDETERMINISTIC.g_y = NONDETERMINISTIC.g_z = 0
+        return State(x=0)
+
+    result = explore(setup, [NONDETERMINISTIC.flaky_globals, NONDETERMINISTIC.other_globals], lambda s: True)
+    assert result.property_holds is None
+    reason = result.inconclusive_reason
+    assert "was expected to write global dpor_nondeterministic_prog.g_" in reason, reason
+    assert "but was at write global dpor_nondeterministic_prog.g_" in reason, reason
+    assert "dict" not in reason
 
 
 def test_class_attribute_race_is_named_after_the_class():

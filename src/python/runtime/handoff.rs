@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule, PyString};
 
 use crate::engine::{Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, WHOLE};
 
@@ -711,9 +712,16 @@ impl Inner {
                 } else {
                     format!("[{}]", self.key_text(st, obj, key))
                 };
-                let tname = st.exec.refs.get((obj as usize).wrapping_sub(1)).and_then(Option::as_ref).map(|o| {
+                let object = st.exec.refs.get((obj as usize).wrapping_sub(1)).and_then(Option::as_ref);
+                let tname = object.map(|o| {
                     Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
                 });
+                // A global is a name in a module's namespace: named as the explanation names it.
+                if let Some(module) = object.and_then(|o| Python::attach(|py| module_named_by(o.bind(py)))) {
+                    if let Some(name) = what.strip_prefix('.') {
+                        return format!("{verb} global {module}.{name}");
+                    }
+                }
                 match tname {
                     Some(t) if what.is_empty() => format!("{verb} a {t} (object #{obj}) as a whole"),
                     Some(t) => format!("{verb} {t}{what} (object #{obj})"),
@@ -869,4 +877,16 @@ impl Inner {
             }
         }
     }
+}
+
+/// The name of the module whose namespace `obj` is, if it is one. Runs no Python code (the
+/// runtime's lock is held): dict lookups by str and the module's own namespace pointer.
+fn module_named_by(obj: &Bound<'_, PyAny>) -> Option<String> {
+    let namespace = obj.cast_exact::<PyDict>().ok()?;
+    let name = namespace.get_item("__name__").ok()??.cast_into_exact::<PyString>().ok()?;
+    // Safety: the GIL is held; a borrowed reference, taken at once.
+    let modules = unsafe { Bound::from_borrowed_ptr_or_opt(obj.py(), ffi::PySys_GetObject(c"modules".as_ptr()))? };
+    let modules = modules.cast_into_exact::<PyDict>().ok()?;
+    let module = modules.get_item(&name).ok()??.cast_into::<PyModule>().ok()?;
+    module.dict().is(obj).then(|| name.to_string())
 }
