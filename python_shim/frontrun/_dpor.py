@@ -1190,14 +1190,20 @@ _CONTAINERS = (dict, list, set, deque, bytearray)
 
 
 def _rewritten_state():
-    """``{"module" or "module.Class": {name: (value, size if a container)}}`` for every module
-    whose code runs rewritten and every class defined there (modules, classes and functions left
-    out: what a thread sets is a value)."""
+    """``{"module", "module.Class" or "module.global": {name: (value, size if a container)}}``
+    for every module whose code runs rewritten, every class defined there and every module-level
+    instance of one (modules, classes and functions left out: what a thread sets is a value)."""
     module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
+
+    def size(value):
+        try:
+            return len(value) if isinstance(value, _CONTAINERS) else None
+        except Exception:  # a subclass's own __len__
+            return None
 
     def values(namespace):
         return {
-            key: (value, len(value) if isinstance(value, _CONTAINERS) else None)
+            key: (value, size(value))
             for key, value in list(namespace.items())
             if not key.startswith("__") and not isinstance(value, (types.ModuleType, type, types.FunctionType))
         }
@@ -1212,9 +1218,19 @@ def _rewritten_state():
             continue
         name = namespace.get("__name__")
         found[name] = values(namespace)
-        for cls in list(namespace.values()):
-            if isinstance(cls, type) and cls.__module__ == name:
-                found[f"{name}.{cls.__qualname__}"] = values(vars(cls))
+        for key, value in list(namespace.items()):
+            if isinstance(value, type):
+                if value.__module__ == name:
+                    found[f"{name}.{value.__qualname__}"] = values(vars(value))
+            elif type(value).__module__ == name:
+                # A module-level instance of a class of the module (a registry, a settings
+                # object), read without its own __getattr__.
+                try:
+                    attributes = object.__getattribute__(value, "__dict__")
+                except Exception:
+                    continue
+                if isinstance(attributes, dict):
+                    found[f"{name}.{key}"] = values(attributes)
     return found
 
 
