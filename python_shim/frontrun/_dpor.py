@@ -1235,7 +1235,7 @@ def _rewritten_state():
 
 
 LEFTOVER_STATE = (
-    "frontrun: the first execution's threads changed {names}, which setup() does not set back: every later "
+    "frontrun: the first execution changed {names}, which setup() does not set back: every later "
     "execution starts from what the one before left, so what the threads do before it is set is not "
     "explored in every order. Set it back in setup() (for a lazily made object: to what it was before)."
 )
