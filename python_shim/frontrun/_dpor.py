@@ -61,10 +61,11 @@ class NotInstrumentedWarning(UserWarning):
 
 
 class LeftoverStateWarning(UserWarning):
-    """The first execution's threads changed a module global of rewritten code (or a class
-    attribute, or what a container there holds) that ``setup()`` does not set back: every later
-    execution starts from what the one before left (a client or cache made lazily), so what the
-    threads did before it was set is not explored in every order."""
+    """The first execution changed a module global of rewritten code (or an attribute of a class
+    or a module-level instance defined there, or how much a container there holds) that
+    ``setup()`` does not set back: every later execution starts from what the one before left (a
+    client or cache made lazily), so what the threads did before it was set is not explored in
+    every order."""
 
 
 @dataclass
@@ -1152,10 +1153,9 @@ class _Search:
 
 
 class _Leftovers:
-    """State of rewritten modules (their globals, their classes' attributes, the size of a
-    container either holds) that the first execution's threads changed and the second
-    execution's ``setup()`` did not set back, from three looks: after the first ``setup()``,
-    after the first execution, after the second ``setup()``."""
+    """State of rewritten modules (`_rewritten_state`) that the first execution changed and the
+    second execution's ``setup()`` did not set back, from three looks: after the first
+    ``setup()``, after the first execution, after the second ``setup()``."""
 
     def __init__(self):
         self.looks = []
