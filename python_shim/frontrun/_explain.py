@@ -115,6 +115,8 @@ def _is_globals(obj):
     return isinstance(obj, dict) and "__name__" in obj and ("__builtins__" in obj or "__spec__" in obj)
 
 
+# Method calls reported with their method name; "resource": a resource method's call.
+CALLS = ("call", "resource")
 # Steps on a generator's "running" (the runtime's `GEN_RUNNING`): its frame is the object.
 GENERATOR_STEPS = ("resume", "inside")
 
@@ -138,6 +140,8 @@ def _location_name(step, obj):
     tname = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
     if step.kind.startswith("attr") or step.kind == "builtin_call" and isinstance(key, str) and step.key_id != WHOLE:
         return f"{tname}.{key}"
+    if step.kind == "resource":
+        return f"the calls of {tname}"
     if step.key_id == WHOLE:
         return f"{tname} as a whole"
     return f"{tname}[{key!r}]"
@@ -231,12 +235,14 @@ _METHOD_CALL = re.compile(r"\.\w+\s*\(")
 def _step_line(step, width):
     # A sleep is a step that touches nothing (the engine has it read a location of its own).
     what = step.kind if step.kind in GENERATOR_STEPS or step.kind == "sleep" else step.access
+    if step.kind == "resource":
+        what = "call"
     if step.access == "exit":
         return f"  thread {step.thread}  exit   (its function returned)"
     where = _where(step.file, step.line)
     text = _source(step.file, step.line)
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
-    if step.kind == "call" and isinstance(step.key, str) and len(_METHOD_CALL.findall(text)) > 1:
+    if step.kind in CALLS and isinstance(step.key, str) and len(_METHOD_CALL.findall(text)) > 1:
         text = f"{text}  [.{step.key}()]"
     elif step.kind == "held":  # the first step inside `lst.sort(key=f)`: f is running
         text = f"{text}  [inside .{step.key}(), which holds it]" if isinstance(step.key, str) else text
@@ -292,7 +298,7 @@ def _distinct(steps):
 def _runs(accesses):
     """Consecutive equal accesses (a loop's steps) as one line: [(first step, count)]."""
     def same(s):
-        return s.thread, s.access, s.file, s.line, s.key if s.kind == "call" else None
+        return s.thread, s.access, s.file, s.line, s.key if s.kind in CALLS else None
 
     runs = []
     for s in accesses:

@@ -380,7 +380,9 @@ impl Inner {
                 if is_resource(self, obj, &name) {
                     let target = self.file_resource(obj, false).unwrap_or_else(|| obj.clone());
                     let o = Self::number(st, &target);
-                    return Some((Self::access(Write, o, WHOLE), "call", Some(method.unbind())));
+                    // Ordered like a write (a connection's or handle's state is shared), shown
+                    // as the call it is: a SELECT is not a "write".
+                    return Some((Self::access(Write, o, WHOLE), "resource", Some(method.unbind())));
                 }
                 None
             }
