@@ -221,10 +221,12 @@ def generate():
                 arg_kind = "const"
             elif code in dis.hasname:
                 arg_kind = f"name:{name_shift(code)}"
+            # 3.14's dis lists LOAD_DEREF under haslocal; its argument is a cell or free
+            # variable's slot as before, and is read as one.
+            elif code in dis.hasfree or name == "LOAD_DEREF":
+                arg_kind = "free"
             elif code in dis.haslocal:
                 arg_kind = f"local:{local_form(code)}"
-            elif code in dis.hasfree:
-                arg_kind = "free"
             elif code in dis.hascompare:
                 arg_kind = f"compare:{compare_shift(code)}"
         jump = jump_direction(code) if code in jumps else "-"
