@@ -50,6 +50,13 @@ pub struct Facts {
     /// jump target right after one fires a second LINE event for the line (CPython 3.12 does
     /// so for its own `x = 2 if c else f()`). New jump targets must not go there.
     pub line_event_after_inlined_call: bool,
+    /// 3.14+: sys.monitoring reports a taken conditional jump as a BRANCH_RIGHT event, and
+    /// coverage.py turns one into an arc to the line it expects next, which a line that then
+    /// raises never reaches. So a guard's jump is taken only when reporting is on: the reports
+    /// go out of line, after the code, and come back with JUMP_BACKWARD_NO_INTERRUPT (no JUMP
+    /// event, no eval-breaker check); with no NOT_TAKEN after it, the guard that falls through
+    /// reports nothing.
+    pub guards_out_of_line: bool,
 }
 
 impl Facts {
@@ -64,6 +71,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: false,
+                guards_out_of_line: false,
             },
             (3, 11) => Facts {
                 version,
@@ -74,6 +82,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: false,
+                guards_out_of_line: false,
             },
             (3, 12) => Facts {
                 version,
@@ -84,6 +93,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: true,
+                guards_out_of_line: false,
             },
             (3, 13) => Facts {
                 version,
@@ -94,6 +104,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_FAST",
                 line_event_after_inlined_call: false,
+                guards_out_of_line: false,
             },
             (3, 14) | (3, 15) => Facts {
                 version,
@@ -104,6 +115,7 @@ impl Facts {
                 load_special_enter: Some((0, 2)),
                 cell_push: "LOAD_FAST",
                 line_event_after_inlined_call: false,
+                guards_out_of_line: true,
             },
             _ => return None,
         };

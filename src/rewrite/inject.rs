@@ -67,6 +67,26 @@ impl Injector<'_> {
         }
     }
 
+    /// An out-of-line guard (`Facts::guards_out_of_line`): `LOAD_GLOBAL __frontrun_on__;
+    /// POP_JUMP_IF_TRUE reports`, appended to `out`; reporting off, it falls through.
+    pub fn guard_out_of_line(&self, reports: Label, at: Position, out: &mut Vec<Instr>) {
+        out.push(self.load_global(self.on_name, false).at(at));
+        out.push(Instr::jump(self.ops.jump_if_true.expect("POP_JUMP_IF_TRUE"), reports).at(at));
+    }
+
+    /// What out-of-line reports begin with: `LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE
+    /// next`, never taken (the guard was just true). coverage.py's branch walk stops at a
+    /// conditional jump, so the guard's own BRANCH event names no line.
+    pub fn out_of_line_start(&self, next: Label, at: Position, out: &mut Vec<Instr>) {
+        out.push(self.load_global(self.on_name, false).at(at));
+        out.push(Instr::jump(self.ops.jump_if_false, next).at(at));
+    }
+
+    /// Back from out-of-line reports to `to`.
+    pub fn jump_back(&self, to: Label, at: Position) -> Instr {
+        Instr::jump(self.ops.jump_back.expect("JUMP_BACKWARD_NO_INTERRUPT"), to).at(at)
+    }
+
     /// Push a copy of the value `depth` slots from the top (1 = top).
     fn fetch_depth(&self, depth: u32, out: &mut Vec<Instr>) {
         if let Some(copy) = self.ops.copy {

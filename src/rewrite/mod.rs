@@ -20,7 +20,25 @@
 //!   END:   the instruction after R
 //! ```
 //!
-//! Only forward jumps are added, and every injected instruction carries the position of the
+//! On 3.14+ (`Facts::guards_out_of_line`) a taken conditional jump is a BRANCH event, which
+//! coverage.py reads as an arc to the line it expects next (wrong when the line then raises),
+//! so the guard jumps only while a listener is on, to the copy placed after the code:
+//!
+//! ```text
+//!   guard  LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_TRUE COPY     (R's label)
+//!   ORIG:  R untouched
+//!   END:   the instruction after R
+//!   ...    (the rest of the code)
+//!   COPY:  LOAD_GLOBAL __frontrun_on__; POP_JUMP_IF_FALSE +0      (never taken; ends coverage's walk)
+//!          R with its reports; [JUMP_BACKWARD_NO_INTERRUPT END]
+//! ```
+//!
+//! and a per-site guard jumps to its report, which jumps back. Where coverage reads an arc of
+//! the original's branch across the guard's place (`branch_walks`), and before a 3.15 genexpr's
+//! RETURN_GENERATOR, the guard keeps the form above.
+//!
+//! Only forward jumps are added (and, on 3.14+, the jumps back from after the code, which do
+//! not check the eval breaker), and every injected instruction carries the position of the
 //! instruction it serves (the guard R's first, the JUMP_FORWARD the one before it), so line
 //! events (settrace, sys.monitoring, coverage) are those of the original code. Blocks where a
 //! copy buys nothing (one report) or cannot close safely keep a guard per site (`Chunk::build`
@@ -44,13 +62,14 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::instr::{Code, Instr, Label};
+use crate::tables::Flow;
 
 use facts::Facts;
 use inject::Injector;
 use sites::{Context, Fetch, Selector};
 
 /// Bumped whenever injected code changes (it keys the rewritten-pyc cache).
-pub const REWRITER_VERSION: u32 = 11;
+pub const REWRITER_VERSION: u32 = 12;
 
 /// The builtins the injected code reads.
 pub const GUARD_NAME: &str = "__frontrun_on__";
@@ -444,10 +463,24 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut old = std::mem::take(&mut code.instrs);
     let copied: usize = plan.regions.iter().map(|r| r.end - r.start).sum();
     let room = old.len() + copied + selection.reports.len() * 8;
-    let mut e = Emitter { inj: &injector, out: Vec::with_capacity(room), injected: Vec::with_capacity(room) };
+    // 3.15 genexprs report their iterable before RETURN_GENERATOR: no jumps out of line there,
+    // before the generator exists (its first RESUME).
+    let return_generator = table.code("RETURN_GENERATOR");
+    let inline_until = old.iter().position(|x| Some(x.op) == return_generator).map_or(0, |p| p + 1);
+    let walked = if facts.guards_out_of_line { branch_walks(&code, &old) } else { Vec::new() };
+    let mut e = Emitter {
+        inj: &injector,
+        inline_until,
+        out_of_line: false,
+        out: Vec::with_capacity(room),
+        injected: Vec::with_capacity(room),
+        tail: Vec::new(),
+        tail_injected: Vec::new(),
+    };
     let mut regions = plan.regions.iter().peekable();
     let mut i = 0;
     while i < n {
+        e.out_of_line = facts.guards_out_of_line && i >= e.inline_until && !walked[i];
         if let Some(r) = regions.next_if(|r| r.start == i) {
             e.region(r, &mut old, &mut around, &mut code);
             i = r.end;
@@ -459,7 +492,9 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         }
         i += 1;
     }
-    let Emitter { out, injected, .. } = e;
+    let Emitter { mut out, mut injected, tail, tail_injected, .. } = e;
+    out.extend(tail);
+    injected.extend(tail_injected);
     code.instrs = out;
     // Every CPython 3.10-3.15 stdlib code object passes this check before rewriting; after
     // it, a failure is a rewriter bug and the code object is left as it was.
@@ -474,6 +509,50 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
         injected,
         stacksize,
     }))
+}
+
+/// The instructions a branch's arc is read from (`Facts::guards_out_of_line`): coverage.py
+/// turns a BRANCH event into an arc by walking on from the destination (through unconditional
+/// jumps) to the first instruction of another line, and gives up at a conditional jump. A
+/// guard placed there keeps its inline form, taken when reporting is off: the walk stops at
+/// it, and its own event names the line the walk would have reached, as the original's does.
+fn branch_walks(code: &Code, instrs: &[Instr]) -> Vec<bool> {
+    let n = instrs.len();
+    let mut walked = vec![false; n];
+    let mut at = vec![None; code.label_bound() as usize];
+    for (i, instr) in instrs.iter().enumerate() {
+        if let Some(l) = instr.label {
+            at[l.0 as usize] = Some(i);
+        }
+    }
+    let target = |i: usize| instrs[i].target.and_then(|l| at.get(l.0 as usize).copied().flatten());
+    for (i, instr) in instrs.iter().enumerate() {
+        if code.info(instr).map(|o| o.flow) != Some(Flow::Branch) {
+            continue;
+        }
+        let from = instr.position.line;
+        for start in [Some(i + 1), target(i)].into_iter().flatten() {
+            let mut k = start;
+            for _ in 0..n {
+                if k >= n || walked[k] && k != start {
+                    break;
+                }
+                if instrs[k].position.line.is_some_and(|line| Some(line) != from) {
+                    break;
+                }
+                walked[k] = true;
+                match code.info(&instrs[k]).map(|o| o.flow) {
+                    Some(Flow::Goto) => match target(k) {
+                        Some(t) => k = t,
+                        None => break,
+                    },
+                    Some(Flow::Next) => k += 1,
+                    _ => break,
+                }
+            }
+        }
+    }
+    walked
 }
 
 /// One code object as plain parts: what both adapters (a live `CodeType`, a marshal `Code` of
@@ -676,8 +755,16 @@ type Served = (crate::linetable::Position, Option<crate::instr::HandlerId>);
 /// The rewritten instruction list under construction.
 struct Emitter<'a> {
     inj: &'a Injector<'a>,
+    /// Instructions before this index keep inline guards (`rewrite`).
+    inline_until: usize,
+    /// Whether the instruction being emitted takes out-of-line guards.
+    out_of_line: bool,
     out: Vec<Instr>,
     injected: Vec<bool>,
+    /// Out-of-line reports and region copies (`Facts::guards_out_of_line`), placed after the
+    /// code.
+    tail: Vec<Instr>,
+    tail_injected: Vec<bool>,
 }
 
 impl Emitter<'_> {
@@ -691,6 +778,11 @@ impl Emitter<'_> {
         guard: bool,
         label: Option<Label>,
     ) -> Option<Label> {
+        if guard && self.out_of_line {
+            if let Chunk::Report { fetch, site_const, replace_top } = *chunk {
+                return Some(self.report_out_of_line(fetch, site_const, replace_top, code, served, label));
+            }
+        }
         let first = self.out.len();
         let skip = chunk.build(self.inj, code, served.0, guard, &mut self.out);
         if label.is_some() {
@@ -701,6 +793,112 @@ impl Emitter<'_> {
         }
         self.injected.resize(self.out.len(), true);
         skip
+    }
+
+    /// A guarded report out of line: the guard here, the report after the code, jumping
+    /// back to the label returned (the next instruction's).
+    fn report_out_of_line(
+        &mut self,
+        fetch: &[Fetch],
+        site_const: u32,
+        replace_top: bool,
+        code: &mut Code,
+        served: Served,
+        label: Option<Label>,
+    ) -> Label {
+        let (reports, back) = (code.new_label(), code.new_label());
+        let first = self.out.len();
+        self.inj.guard_out_of_line(reports, served.0, &mut self.out);
+        self.out[first].label = label;
+        self.serve(first, served.1);
+        self.out_of_line(code, served, reports, |e, _| {
+            let first = e.out.len();
+            e.inj.call(fetch, site_const, replace_top, served.0, &mut e.out);
+            e.out.push(e.inj.jump_back(back, served.0));
+            e.serve(first, served.1);
+        });
+        back
+    }
+
+    /// Appends to the tail, labelled `start`: the out-of-line start, then what `emit` appends
+    /// (to `out`, which stands for the tail meanwhile).
+    fn out_of_line(&mut self, code: &mut Code, served: Served, start: Label, emit: impl FnOnce(&mut Self, &mut Code)) {
+        std::mem::swap(&mut self.out, &mut self.tail);
+        std::mem::swap(&mut self.injected, &mut self.tail_injected);
+        let first = self.out.len();
+        let next = code.new_label();
+        self.inj.out_of_line_start(next, served.0, &mut self.out);
+        self.out[first].label = Some(start);
+        self.serve(first, served.1);
+        let body = self.out.len();
+        emit(self, code);
+        self.out[body].label = Some(next);
+        std::mem::swap(&mut self.out, &mut self.tail);
+        std::mem::swap(&mut self.injected, &mut self.tail_injected);
+    }
+
+    /// Injected instructions from `first` on serve an instruction under `handler`.
+    fn serve(&mut self, first: usize, handler: Option<crate::instr::HandlerId>) {
+        for s in &mut self.out[first..] {
+            s.handler = handler;
+        }
+        self.injected.resize(self.out.len(), true);
+    }
+
+    /// `guard; ORIG; END` here and COPY after the code, jumping back to END
+    /// (`Facts::guards_out_of_line`).
+    fn region_out_of_line(&mut self, r: &regions::Region, old: &mut [Instr], around: &mut Around<'_>, code: &mut Code) {
+        let copy = code.new_label();
+        let served = (old[r.start].position, old[r.start].handler);
+        let first = self.out.len();
+        self.inj.guard_out_of_line(copy, served.0, &mut self.out);
+        self.out[first].label = old[r.start].label.take();
+        self.serve(first, served.1);
+        let end = r.jump.then(|| *old[r.end].label.get_or_insert_with(|| code.new_label()));
+        self.out_of_line(code, served, copy, |e, code| {
+            for k in r.start..r.end {
+                let served = (old[k].position, old[k].handler);
+                for chunk in around.before(k) {
+                    e.chunk(chunk, code, served, false, None);
+                }
+                let mut copy = old[k].clone();
+                copy.label = None;
+                // The copy's closing jump now goes back into the code.
+                if copy.op == e.inj.ops.jump_forward {
+                    copy.op = e.inj.ops.jump_back.expect("JUMP_BACKWARD_NO_INTERRUPT");
+                }
+                e.out.push(copy);
+                e.injected.push(true);
+                for chunk in around.after(k) {
+                    e.chunk(chunk, code, served, false, None);
+                }
+            }
+            if r.tail {
+                let served = (old[r.end].position, old[r.end].handler);
+                for chunk in around.before(r.end).iter().filter(|c| matches!(c, Chunk::Report { .. })) {
+                    e.chunk(chunk, code, served, false, None);
+                }
+                around.drop_reports_before(r.end);
+            }
+            if let Some(end) = end {
+                let prev = e.out.last().expect("the region copy is not empty");
+                let jump = Instr { handler: prev.handler, ..e.inj.jump_back(end, prev.position) };
+                e.out.push(jump);
+                e.injected.push(true);
+            }
+        });
+        for k in r.start..r.end {
+            let served = (old[k].position, old[k].handler);
+            for chunk in around.before(k).iter().filter(|c| !c.instrumented_only()) {
+                self.chunk(chunk, code, served, false, None);
+            }
+            let instr = std::mem::replace(&mut old[k], Instr::new(0, 0));
+            self.out.push(instr);
+            self.injected.push(false);
+            for chunk in around.after(k).iter().filter(|c| !c.instrumented_only()) {
+                self.chunk(chunk, code, served, false, None);
+            }
+        }
     }
 
     /// One instruction outside regions, each report behind its own guard. False: an
@@ -726,6 +924,9 @@ impl Emitter<'_> {
     /// `guard; COPY; [JUMP_FORWARD END]; ORIG` for region `r` (the module docs).
     #[allow(clippy::needless_range_loop)] // `k` names both an instruction and its chunk slots
     fn region(&mut self, r: &regions::Region, old: &mut [Instr], around: &mut Around<'_>, code: &mut Code) {
+        if self.out_of_line {
+            return self.region_out_of_line(r, old, around, code);
+        }
         let orig = code.new_label();
         let first = self.out.len();
         self.inj.guard(orig, old[r.start].position, &mut self.out);

@@ -67,6 +67,10 @@ pub struct Ops {
     pub jump_if_false: u8,
     /// The end of an instrumented region copy: jump over the original.
     pub jump_forward: u8,
+    /// Out-of-line guards (`Facts::guards_out_of_line`): the guard's forward jump if true, and
+    /// the way back.
+    pub jump_if_true: Option<u8>,
+    pub jump_back: Option<u8>,
     pub nop: u8,
     /// Ops after which nothing may be inserted (a fixed-offset skip or a pairing follows).
     pub no_insert_after: Vec<u8>,
@@ -109,8 +113,9 @@ fn build(t: &OpTable) -> Ops {
     // pending by `__enter__` is raised before the `with` body's handler covers it.
     // The opcodes of those of `list` the table has.
     let names = |list: &[&str]| -> Vec<u8> { list.iter().filter_map(|n| c(n)).collect() };
-    let no_insert_after =
-        names(&["PRECALL", "KW_NAMES", "YIELD_VALUE", "SEND", "CLEANUP_THROW", "NOT_TAKEN", "LOAD_SPECIAL"]);
+    // (Code may follow a NOT_TAKEN, 3.14+: only the jump and its NOT_TAKEN must stay adjacent,
+    // and `find_insertable` never inserts before a NOT_TAKEN.)
+    let no_insert_after = names(&["PRECALL", "KW_NAMES", "YIELD_VALUE", "SEND", "CLEANUP_THROW", "LOAD_SPECIAL"]);
     let inplace = [
         ("INPLACE_ADD", "+="),
         ("INPLACE_SUBTRACT", "-="),
@@ -290,6 +295,8 @@ fn build(t: &OpTable) -> Ops {
         load_fast_load_fast: c("LOAD_FAST_LOAD_FAST"),
         jump_if_false,
         jump_forward: c("JUMP_FORWARD").expect("JUMP_FORWARD"),
+        jump_if_true: t.by_name("POP_JUMP_IF_TRUE").filter(|op| op.jump == Some(JumpDir::Forward)).map(|op| op.code),
+        jump_back: c("JUMP_BACKWARD_NO_INTERRUPT"),
         nop: c("NOP").expect("NOP"),
         no_insert_after,
         inplace,

@@ -459,6 +459,48 @@ def test_nonlocal_cells_report_the_cell():
     assert events[0].obj is other.__closure__[0] and events[0].obj is not cell
 
 
+def test_a_closure_that_only_reads_its_cell_reports_the_read():
+    # 3.14's dis counts LOAD_DEREF among the local-variable ops: a nested function, lambda or
+    # generator expression whose only cell op was that read reported nothing there.
+    ns = load(
+        """
+        def outer():
+            phase = "start"
+            def peek():
+                return phase
+            lam = lambda: phase
+            gen = lambda: list(c for c in phase)
+            return peek, lam, gen
+        """
+    )
+    (peek, lam, gen), _ = record(ns["outer"])
+    cell = peek.__closure__[0]
+    assert lam.__closure__[0] is cell
+    for fn, line in ((peek, 5), (lam, 6)):
+        _, events = record(fn)
+        assert shown(events, cell=cell) == [("cell_load", "cell", "phase", line)]
+    _, events = record(gen)
+    assert ("cell_load", "cell", "phase", 7) in shown([e for e in events if e.obj is cell], cell=cell)
+
+
+def test_a_global_read_first_in_a_branch_is_reported():
+    # 3.14+ puts NOT_TAKEN after a conditional jump: the read that follows it was left out.
+    ns = load(
+        """
+        G = None
+
+        def init(flag):
+            if flag:
+                if G is None:
+                    return 1
+            return 0
+        """
+    )
+    result, events = record(ns["init"], True)
+    assert result == 1
+    assert ("global_load", "g", "G", 6) in shown(events, g=ns)
+
+
 def test_with_entry_reports_the_context_manager():
     ns = load(
         """
