@@ -228,6 +228,23 @@ pub fn method_name(entry: &str) -> &str {
 /// append in between is lost ("list modified during sort"). Reported after the call too.
 pub const HOLDING_METHODS: &[&str] = &["sort"];
 
+/// Writing container methods (and in-place operators) that take an iterable and add or remove
+/// its items one at a time: given a generator, its body runs between them, and another thread
+/// there sees the container part way through (`lst.extend(gen)`, `d.update(pairs)`).
+pub const CONSUMING_METHODS: &[&str] = &[
+    "extend",
+    "extendleft",
+    "update",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "+=",
+    "|=",
+    "-=",
+    "&=",
+    "^=",
+];
+
 /// Methods that write their receiver, per builtin container type (every other method of the
 /// type reads it). `bytearray` shares the list table.
 pub const LIST_WRITES: &[&str] = &[

@@ -179,10 +179,11 @@ class Lock:
         rt.lock_release(self, _site(rt))
 
     def locked(self):
-        rt = _rt
-        if rt is not None and rt.current_id() is not None:
-            return rt.lock_state(self)[0]
-        return self._real.locked()
+        rt = _managed()
+        if rt is None:
+            return self._real.locked()
+        # A look at the lock, ordered against its acquisitions and releases.
+        return rt.lock_locked(self, _site(rt))
 
     def __enter__(self):
         return self.acquire()

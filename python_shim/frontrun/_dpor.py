@@ -166,6 +166,9 @@ class _Pool:
             self.rt.set_worker_ident(slot, ident)
             # The dummy Thread object is made now, with real primitives, not inside a task.
             placeholder = threading.current_thread()
+            # A test's thread stands for one the program started, not a daemon: a Thread (a
+            # Timer) it makes is not a daemon either, as it would not be for real.
+            placeholder._daemonic = False
             with threading._active_limbo_lock:
                 self.placeholders[ident] = placeholder
                 if not self.visible:

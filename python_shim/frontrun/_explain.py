@@ -7,6 +7,7 @@ how to replay it.
 
 from __future__ import annotations
 
+import collections
 import linecache
 import os
 import re
@@ -151,6 +152,18 @@ def _location_name(step, obj):
 _UNNAMED = (int, float, str, bytes, bool, type(None))
 # Module globals that are not the program's state: modules, functions, classes.
 _NOT_STATE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+# A class's attributes that are state its instances share (a `registry = {}` in the class body).
+_CLASS_STATE = (dict, list, set, bytearray, collections.deque)
+
+
+def _class_state(cls, path, own=()):
+    """``(value, path)`` of the containers ``cls`` (and its bases) hold, not shadowed by ``own``."""
+    found = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        for k, v in vars(klass).items():
+            if isinstance(k, str) and not k.startswith("__") and isinstance(v, _CLASS_STATE):
+                found[k] = v
+    return [(v, f"{path}.{k}") for k, v in found.items() if k not in own]
 
 
 class _Paths:
@@ -191,9 +204,12 @@ class _Paths:
                 return [(v, f"{path}[{k!r}]") for k, v in list(obj.items())[:50]]
             if isinstance(obj, (list, tuple)):
                 return [(v, f"{path}[{i}]") for i, v in enumerate(obj[:50])]
+            if isinstance(obj, type):
+                return _class_state(obj, path)
             d = getattr(obj, "__dict__", None)
-            if isinstance(d, dict) and not isinstance(obj, type):
-                return [(v, f"{path}.{k}") for k, v in d.items() if isinstance(k, str) and not k.startswith("__")]
+            if isinstance(d, dict):
+                own = [(v, f"{path}.{k}") for k, v in d.items() if isinstance(k, str) and not k.startswith("__")]
+                return own + _class_state(type(obj), path, d)
         except Exception:
             pass
         return []
@@ -244,9 +260,18 @@ def _step_line(step, width):
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
     if step.kind in CALLS and isinstance(step.key, str) and len(_METHOD_CALL.findall(text)) > 1:
         text = f"{text}  [.{step.key}()]"
-    elif step.kind == "held":  # the first step inside `lst.sort(key=f)`: f is running
-        text = f"{text}  [inside .{step.key}(), which holds it]" if isinstance(step.key, str) else text
+    elif step.kind == "held" and isinstance(step.key, str):
+        text = f"{text}  [{_inside_call(step.key)}]"
     return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
+
+
+def _inside_call(method):
+    """Where a "held" step is: inside `lst.sort(key=f)` (f runs while the list is empty), or
+    inside `lst.extend(gen)` / `lst += gen` (gen runs while the list is part way filled)."""
+    if method == "sort":
+        return "inside .sort(), which holds it"
+    call = method if not method.isidentifier() else f".{method}()"
+    return f"inside {call}, which is not done with it"
 
 
 def _what_it_touched(rt, step):
@@ -521,18 +546,23 @@ def deadlock_report(rt, steps):
     for thread, what, n, holder, file, line in waiters:
         at = f"\n      at {_where(file, line)}  {_source(file, line)}" if file else ""
         mine = held.get(thread, [])
-        holding = ""
+        # Said right after the thread: "held by thread 1 while holding X" read as thread 1's.
+        who = f"thread {thread}"
         if mine:
-            holding = " while holding " + ", ".join(_lock_label(rt, s.obj) for s in mine)
+            who += " holds " + ", ".join(_lock_label(rt, s.obj) for s in mine) + " and"
         if what == "lock":
-            by = f", held by thread {holder}" if holder is not None else ""
-            out.append(f"  thread {thread} waits for {_lock_label(rt, n)}{by}{holding}{at}")
+            by = f", held by thread {holder}" if holder is not None and holder >= 0 else ""
+            if holder == thread:
+                by = ", held by itself (a Lock is not reentrant)"
+            elif holder == -1:  # the root: taken before the execution and never released
+                by = ", taken before the threads began (in setup() or by the caller) and not released"
+            out.append(f"  {who} waits for {_lock_label(rt, n)}{by}{at}")
         elif what == "condition":
-            out.append(f"  thread {thread} {_condition_wait(rt, n)}{holding}{at}")
+            out.append(f"  {who} {_condition_wait(rt, n)}{at}")
         elif what == "join":
-            out.append(f"  thread {thread} waits to join thread {n - 1}{holding}{at}")
+            out.append(f"  {who} waits to join thread {n - 1}{at}")
         else:
-            out.append(f"  thread {thread} is blocked{holding}{at}")
+            out.append(f"  {who} is blocked{at}")
     lock_steps = [s for s in steps if s.access in ("acquire", "release") and s.file]
     if lock_steps:
         out.append("How they got there (lock operations in order):")
@@ -601,8 +631,12 @@ def _name_globals_used(rt, steps):
             continue
         namespace = rt.object(step.obj)
         value = namespace.get(step.key) if _is_globals(namespace) else None
-        if value is not None and not isinstance(value, _UNNAMED + _NOT_STATE):
-            _paths.add_root(value, f"{namespace.get('__name__', '?')}.{step.key}")
+        path = f"{namespace.get('__name__', '?')}.{step.key}"
+        if isinstance(value, type):
+            for shared, at in _class_state(value, path):
+                _paths.add_root(shared, at)
+        elif value is not None and not isinstance(value, _UNNAMED + _NOT_STATE):
+            _paths.add_root(value, path)
 
 
 def explain(rt, run, invariant, schedule):

@@ -44,7 +44,7 @@ impl Op {
     pub fn object(&self) -> Option<ObjId> {
         match *self {
             Op::Access { obj, .. } => Some(obj),
-            Op::Acquire { lock } | Op::Release { lock } | Op::TryAcquire { lock } => Some(lock),
+            Op::Acquire { lock } | Op::Release { lock } | Op::TryAcquire { lock } | Op::Peek { lock } => Some(lock),
             _ => None,
         }
     }
@@ -65,6 +65,7 @@ impl Op {
             Op::Acquire { lock } => Op::Acquire { lock: r(lock) },
             Op::Release { lock } => Op::Release { lock: r(lock) },
             Op::TryAcquire { lock } => Op::TryAcquire { lock: r(lock) },
+            Op::Peek { lock } => Op::Peek { lock: r(lock) },
             other => other,
         }
     }
@@ -143,6 +144,10 @@ pub enum Op {
     TryAcquire {
         lock: LockId,
     },
+    /// Looks whether `lock` is held (`lock.locked()`); never blocks, changes nothing.
+    Peek {
+        lock: LockId,
+    },
     /// Starts thread `child`, which must be `Explorer::child_id(parent)`.
     Spawn {
         child: ThreadId,
@@ -200,8 +205,8 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
             oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE || both_insert) && !(ta.is_read() && tb.is_read())
         }
         (
-            Op::Acquire { lock: la } | Op::Release { lock: la } | Op::TryAcquire { lock: la },
-            Op::Acquire { lock: lb } | Op::Release { lock: lb } | Op::TryAcquire { lock: lb },
+            Op::Acquire { lock: la } | Op::Release { lock: la } | Op::TryAcquire { lock: la } | Op::Peek { lock: la },
+            Op::Acquire { lock: lb } | Op::Release { lock: lb } | Op::TryAcquire { lock: lb } | Op::Peek { lock: lb },
         ) => la == lb,
         (Op::Spawn { child }, _) => child == b.thread,
         (_, Op::Spawn { child }) => child == a.thread,

@@ -341,6 +341,12 @@ impl Explorer {
         self.exec.thread_mut(thread).blocked = blocked;
     }
 
+    /// `lock` was taken before the execution began (by `setup()`, or by the caller of the
+    /// exploration) and not released: the root holds it until a thread releases it.
+    pub fn held_before(&mut self, lock: u64) {
+        self.exec.held_before(lock);
+    }
+
     /// Whether every live thread has arrived, i.e. `choose` may be called.
     pub fn is_ready(&self) -> bool {
         self.exec.threads.iter().all(|t| t.life != super::state::Life::Live || t.pending.is_some())

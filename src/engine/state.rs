@@ -226,6 +226,11 @@ impl Execution {
         self.thread(thread).is_some_and(|t| t.life == Life::Live)
     }
 
+    /// `lock` is held by the root (thread 0) from the start: taken before the execution.
+    pub fn held_before(&mut self, lock: u64) {
+        self.locks.entry(lock).or_default().owner = Some(0);
+    }
+
     /// Why `thread` (live, arrived) cannot run now, or `None` if it can.
     pub fn wait_reason(&self, thread: ThreadId) -> Option<WaitReason> {
         let state = &self.threads[thread];
@@ -309,6 +314,13 @@ impl Execution {
                 state.owner = None;
                 state.last_release = Some(step);
             }
+            Op::Peek { lock } => {
+                // Ordered against every use of the lock, as a try is (which it was decides
+                // what it sees); two looks are ordered too (`event::dependent`).
+                self.lock_uses.access(lock, WHOLE, AccessKind::Write, thread, step, &mut racing);
+                let state = self.locks.entry(lock).or_default();
+                deps.extend(state.last_acquire.into_iter().chain(state.last_release));
+            }
             Op::TryAcquire { lock } => {
                 self.lock_uses.access(lock, WHOLE, AccessKind::Write, thread, step, &mut racing);
                 let state = self.locks.entry(lock).or_default();
@@ -383,6 +395,8 @@ impl Execution {
             Op::Access { obj: YIELD, kind: AccessKind::Read, .. } => true,
             // A failed `acquire(blocking=False)`: a look at a lock someone else holds.
             Op::TryAcquire { lock } => self.locks.get(&lock).and_then(|l| l.owner) != Some(thread),
+            // `while lock.locked():` looking at a lock another thread holds.
+            Op::Peek { lock } => self.locks.get(&lock).and_then(|l| l.owner).is_some_and(|o| o != thread),
             _ => e.repeat >= SPIN_READS,
         };
         let t = &mut self.threads[thread];

@@ -235,6 +235,20 @@ thread_local! {
     static RECORDERS: RefCell<Vec<Py<PyList>>> = const { RefCell::new(Vec::new()) };
     /// Set while this thread is inside a report (sink or recording), to drop re-entrant ones.
     static IN_REPORT: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread may be inside a consuming call (`lst.extend(gen)`, the runtime's
+    /// `consuming`): a report from inside it, even one on nothing shared (the generator's
+    /// `yield`), is a place another thread can see the container part way through, so none is
+    /// dropped until the runtime has seen the call end.
+    static CONSUMING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread may be inside a consuming call (see `CONSUMING`).
+pub(crate) fn consuming() -> bool {
+    CONSUMING.try_with(Cell::get).unwrap_or(false)
+}
+
+pub(crate) fn set_consuming(on: bool) {
+    let _ = CONSUMING.try_with(|c| c.set(on));
 }
 
 /// Install (or replace, or with `None` remove) the sink; returns the previous one.
@@ -690,7 +704,9 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
 #[pyfunction(signature = (*args))]
 fn report(py: Python<'_>, args: &Bound<'_, PyTuple>) -> Py<PyAny> {
     let first = || args.get_item(0).map(Bound::unbind).unwrap_or_else(|_| py.None());
-    if ACTIVE.load(Ordering::Relaxed) == 0 || (nothing_shared(args) && !in_watched_generator(py, || calling_code(py))) {
+    if ACTIVE.load(Ordering::Relaxed) == 0
+        || (nothing_shared(args) && !in_watched_generator(py, || calling_code(py)) && !consuming())
+    {
         return first();
     }
     in_report(py, "report", || deliver(py, args)).flatten().unwrap_or_else(first)

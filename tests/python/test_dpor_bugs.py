@@ -1981,6 +1981,127 @@ def test_a_sort_that_runs_no_reported_code_cannot_be_entered():
     assert result.property_holds is True and result.num_explored == 2
 
 
+CONSUMING = load(
+    """
+    def rows(values):
+        for v in values:
+            yield v
+
+    def extend(s):
+        s.items.extend(rows((30, 40)))
+
+    def iadd(s):
+        s.items += rows((30, 40))
+
+    def update(s):
+        s.table.update((k, k) for k in ("c", "d"))
+
+    def extend_list(s):
+        s.items.extend([30, 40])
+
+    def snapshot(s):
+        s.seen = list(s.items)
+
+    def snapshot_table(s):
+        s.seen = sorted(s.table)
+
+    def extend_then_more(s):
+        s.items.extend(rows((30,)))
+        s.after = [v for v in s.other]
+
+    HOLDER = []
+
+    def read_holder():
+        return len(HOLDER)
+
+    def extend_then_call(s, read=read_holder):
+        s.items.extend(rows((30,)))
+        read()  # a local, no arguments: the callee's global read is the first report after
+    """
+)
+
+
+def _consuming():
+    return State(items=[10, 20], table={"a": 1, "b": 2}, seen=None, other=[1], after=None)
+
+
+@pytest.mark.parametrize("fill", ["extend", "iadd"])
+def test_a_reader_sees_a_list_that_extend_from_a_generator_has_part_filled(fill):
+    # CPython adds a generator's items one at a time, running its body between them: another
+    # thread can see [10, 20, 30]. The call's one write before it ran hid that.
+    threads = [CONSUMING.snapshot, getattr(CONSUMING, fill)]
+    whole = lambda s: s.seen in ([10, 20], [10, 20, 30, 40])  # noqa: E731
+    result = explore(_consuming, threads, whole)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.explanation
+    fill_text = ".extend()" if fill == "extend" else "+="
+    assert f"[inside {fill_text}, which is not done with it]" in result.explanation, result.explanation
+    check_replays(result, _consuming, threads, whole)
+
+
+def test_a_reader_sees_a_dict_that_update_from_a_generator_has_part_filled():
+    threads = [CONSUMING.snapshot_table, CONSUMING.update]
+    whole = lambda s: s.seen in (["a", "b"], ["a", "b", "c", "d"])  # noqa: E731
+    result = explore(_consuming, threads, whole)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.explanation
+    check_replays(result, _consuming, threads, whole)
+
+
+def test_extend_from_a_list_is_one_step_and_the_call_ends_at_the_callers_next_report():
+    whole = lambda s: s.seen in ([10, 20], [10, 20, 30, 40])  # noqa: E731
+    # A list argument is copied in C: no place inside the call, nothing to find.
+    result = explore(_consuming, [CONSUMING.snapshot, CONSUMING.extend_list], whole)
+    assert result.property_holds is True and result.num_explored == 2
+    # After the generator's call has returned, the caller's own steps are not inside it: the
+    # reads of `other` do not write `items`, so the search is the same size as without them.
+    for then in (CONSUMING.extend_then_more, CONSUMING.extend_then_call):
+        result = explore(_consuming, [CONSUMING.snapshot, then], lambda s: True)
+        assert result.property_holds is True and result.num_explored == 3, (then, result.num_explored)
+    # Two items: one more place inside the call.
+    assert explore(_consuming, [CONSUMING.snapshot, CONSUMING.extend], lambda s: True).num_explored == 4
+
+
+CLASS_REGISTRY = load(
+    """
+    class Handler:
+        registry = {}
+
+        def add(self, event, fn):
+            if event not in self.registry:
+                self.registry[event] = []
+            self.registry[event].append(fn)
+
+    def add_a(s):
+        s.h.add("save", "a")
+
+    def add_b(s):
+        s.h.add("save", "b")
+
+    def add_through_the_class(s):
+        if "save" not in Handler.registry:
+            Handler.registry["save"] = []
+        Handler.registry["save"].append("c")
+    """
+)
+
+
+@pytest.mark.parametrize("through", ["instance", "class"])
+def test_a_class_level_container_is_named_by_the_path_to_it(through):
+    # `registry = {}` in a class body, reached through an instance the state holds or through
+    # the class (a module global): it was "dict['save'] (object #2)", with no name.
+    def setup():
+        CLASS_REGISTRY.Handler.registry = {}
+        return State(h=CLASS_REGISTRY.Handler()) if through == "instance" else State()
+
+    threads = ([CLASS_REGISTRY.add_a, CLASS_REGISTRY.add_b] if through == "instance"
+               else [CLASS_REGISTRY.add_through_the_class] * 2)
+    both = lambda s: len(CLASS_REGISTRY.Handler.registry["save"]) == 2  # noqa: E731
+    result = explore(setup, threads, both)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    race = next(line for line in result.explanation.splitlines() if line.startswith("Race on"))
+    named = "= state.h.registry" if through == "instance" else f"= {CLASS_REGISTRY.__name__}.Handler.registry"
+    assert named in race, result.explanation
+
+
 def test_an_explanation_that_fails_to_build_still_reports_the_failure(monkeypatch):
     from frontrun import _explain
 

@@ -1210,3 +1210,74 @@ def test_explored_threads_get_threading_settrace_and_setprofile_hooks():
     traced.clear()
     result = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [only_in_a_thread], lambda s: s.x == 1)
     assert result.property_holds is True and "only_in_a_thread" not in traced
+
+
+HANDOFF = load(
+    """
+    import threading
+
+    def waiter(s):
+        s.lock.acquire()
+        s.seen = s.data
+
+    def producer(s):
+        s.data = 42
+        s.lock.release()
+
+    def fire(s):
+        s.fired = True
+
+    def hold_and_work(s):
+        with s.lock:
+            s.work += 1
+
+    def look(s):
+        s.seen = s.lock.locked()
+
+    def start_timer(s):
+        s.daemon = threading.current_thread().daemon
+        threading.Timer(0.01, fire, args=(s,)).start()
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["cooperative", "real"])
+def test_a_lock_taken_in_setup_is_held_until_a_thread_releases_it(kind):
+    # `setup()` takes the lock (a hand-off: the producer releases it). It was seen free, so the
+    # waiter went straight on (a cooperative lock), or blocked for ever in C (a real one).
+    import _thread
+
+    def setup():
+        lock = threading.Lock() if kind == "cooperative" else _thread.allocate_lock()
+        lock.acquire()
+        return State(lock=lock, data=None, seen=None)
+
+    threads = [HANDOFF.waiter, HANDOFF.producer]
+    result = frontrun.explore_dpor(setup, threads, lambda s: s.seen == 42, timeout=60)
+    assert result.property_holds is True and result.num_explored == 1, result.explanation or result.inconclusive_reason
+    # No one releases it: the waiter waits for ever, and the deadlock says where the lock was taken.
+    result = frontrun.explore_dpor(setup, [HANDOFF.waiter], lambda s: True, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "deadlock", result.inconclusive_reason
+    assert "taken before the threads began (in setup() or by the caller) and not released" in result.explanation
+    assert "state.lock" in result.explanation
+
+
+def test_a_timer_a_test_thread_starts_is_not_a_daemon_and_fires():
+    # A test's thread stands for one the program started: a Timer it starts inherits daemon=False
+    # and fires once the others are done (a daemon's wait never times out at the end).
+    result = frontrun.explore_dpor(lambda: State(fired=False, daemon=None), [HANDOFF.start_timer],
+                                   lambda s: s.fired and s.daemon is False, timeout=60)
+    assert result.property_holds is True, (result.explanation, result.inconclusive_reason)
+
+
+def test_lock_locked_looks_at_the_lock_in_its_place():
+    # `lock.locked()` was not a step: the look was never tried inside the other thread's
+    # critical section, and `seen` was always False. (A real lock's release is seen only at
+    # its thread's next step, so a look at one can find it free before the model does.)
+    def setup():
+        return State(lock=threading.Lock(), work=0, seen=None)
+
+    threads = [HANDOFF.hold_and_work, HANDOFF.look]
+    result = frontrun.explore_dpor(setup, threads, lambda s: s.seen is False, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert frontrun.replay(result.counterexample, setup, threads, lambda s: s.seen is False).property_holds is False

@@ -157,6 +157,19 @@ pub(super) struct ThreadRt {
     /// The container a holding call (`lst.sort(key=f)`) has taken (`methods::HOLDING_METHODS`)
     /// and the method, until the thread's first report inside the call or the call's return.
     pub(super) holding: Option<(u64, Py<PyAny>)>,
+    /// A consuming call the thread has reported and may be inside (`methods::CONSUMING_METHODS`).
+    pub(super) consuming: Option<Consuming>,
+}
+
+/// A call that fills a container from an iterable (`lst.extend(gen)`, `d.update(pairs)`,
+/// `lst += it`): while Python code runs inside it (the generator's body), the container is part
+/// way through, so each report from there is also a write of it.
+pub(super) struct Consuming {
+    pub(super) container: u64,
+    /// The frame that made the call.
+    pub(super) caller: Py<PyAny>,
+    /// The method or operator, for the explanation.
+    pub(super) method: Py<PyAny>,
 }
 
 #[derive(Clone, Debug)]
@@ -181,6 +194,9 @@ pub(super) struct Exec {
     /// Value keys renamed to the plan's (`Explorer::choose_with`).
     pub(super) rekeyed: KeyNames,
     pub(super) owners: HashMap<u64, ThreadId>,
+    /// Real locks taken before the execution (`lock_number`): whichever thread's next report
+    /// (or exit) finds one released has released it.
+    pub(super) held_before_real: Vec<(u64, Py<PyAny>)>,
     pub(super) turn: Option<ThreadId>,
     /// The test's threads, not yet started, and whether each is a background thread.
     pub(super) root_tasks: VecDeque<(Py<PyAny>, bool)>,
@@ -324,7 +340,7 @@ impl Inner {
         }
         // Real locks released before the end are released in the model too.
         loop {
-            if st.exec.aborting || st.exec.threads[tid].held_real.is_empty() {
+            if st.exec.aborting || !Self::may_release_real(&st, tid) {
                 break;
             }
             let Some(lock) = self.released_real_lock(py, &mut st, tid) else {
@@ -730,6 +746,7 @@ impl Inner {
             }
             Op::Acquire { lock } => format!("acquire lock #{lock}"),
             Op::TryAcquire { lock } => format!("try to acquire lock #{lock}"),
+            Op::Peek { lock } => format!("look whether lock #{lock} is held"),
             Op::Release { lock } => format!("release lock #{lock}"),
             Op::Spawn { child } => format!("start thread {}", child.saturating_sub(1)),
             Op::Join { child } => format!("join thread {}", child.saturating_sub(1)),

@@ -79,6 +79,10 @@ fn deadlock_text(d: &Deadlock) -> String {
     let mut out = String::from("deadlock:");
     for w in &d.waiting {
         match (&w.reason, w.op) {
+            (WaitReason::Lock { lock, owner: 0 }, _) => out.push_str(&format!(
+                " thread {} waits for lock #{lock}, held since before the execution;",
+                user(w.thread)
+            )),
             (WaitReason::Lock { lock, owner }, _) => out.push_str(&format!(
                 " thread {} waits for lock #{lock} held by thread {};",
                 user(w.thread),
@@ -592,6 +596,7 @@ impl DporRuntime {
                     Op::Acquire { lock } => ("acquire", lock, 0),
                     Op::Release { lock } => ("release", lock, 0),
                     Op::TryAcquire { lock } => (s.kind, lock, 0),
+                    Op::Peek { lock } => ("locked", lock, 0),
                     Op::Spawn { child } => ("spawn", child as u64 - 1, 0),
                     Op::Join { child } => ("join", child as u64 - 1, 0),
                     Op::Start => ("start", 0, 0),
@@ -696,7 +701,7 @@ impl DporRuntime {
         let tid = inner.explored_thread()?;
         let site_copy = |py: Python<'_>| site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
         let mut st = inner.lock_state(py);
-        let n = Inner::number(&mut st, lock);
+        let n = Inner::lock_number(&mut st, lock);
         inner.name_lock(py, &mut st, tid, n);
         if blocking && !timed {
             inner.step_at(py, st, tid, Op::Acquire { lock: n }, "acquire", site_copy(py))?;
@@ -731,12 +736,25 @@ impl DporRuntime {
         }
     }
 
+    /// `lock.locked()` in an explored thread: a look at the lock, ordered against its
+    /// acquisitions and releases; whether it is held then.
+    #[pyo3(signature = (lock, site=None))]
+    fn lock_locked(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
+        let inner = &self.inner;
+        let tid = inner.explored_thread()?;
+        let mut st = inner.lock_state(py);
+        let n = Inner::lock_number(&mut st, lock);
+        inner.name_lock(py, &mut st, tid, n);
+        inner.step_at(py, st, tid, Op::Peek { lock: n }, "locked", site)?;
+        Ok(inner.lock_state(py).exec.owners.contains_key(&n))
+    }
+
     #[pyo3(signature = (lock, site=None))]
     fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
-        let n = Inner::number(&mut st, lock);
+        let n = Inner::lock_number(&mut st, lock);
         inner.step_at(py, st, tid, Op::Release { lock: n }, "release", site)
     }
 
@@ -931,8 +949,8 @@ impl DporRuntime {
 
     /// Whether `lock` (cooperative) is held in the model, and by the current thread.
     fn lock_state(&self, py: Python<'_>, lock: &Bound<'_, PyAny>) -> (bool, bool) {
-        let st = self.inner.lock_state(py);
-        let n = st.exec.objects.get(&(lock.as_ptr() as usize)).copied();
+        let mut st = self.inner.lock_state(py);
+        let n = Some(Inner::lock_number(&mut st, lock));
         match n.and_then(|n| st.exec.owners.get(&n)) {
             Some(&o) => (true, Some(o) == self.inner.current()),
             None => (false, false),

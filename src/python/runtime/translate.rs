@@ -134,6 +134,32 @@ impl Inner {
         n
     }
 
+    /// A lock's number. A lock first seen held (taken before the execution: in `setup()`, or by
+    /// the caller of the exploration) is the root's until a thread releases it, as for real: a
+    /// thread that acquires it waits. A real lock's release is seen at the releasing thread's
+    /// next report or exit (`released_real_lock`).
+    pub(super) fn lock_number(st: &mut State, lock: &Bound<'_, PyAny>) -> u64 {
+        let fresh = !st.exec.objects.contains_key(&(lock.as_ptr() as usize));
+        let n = Self::number(st, lock);
+        if fresh && Self::held_before(lock) {
+            st.exec.owners.insert(n, ROOT);
+            st.explorer.held_before(n);
+            if lock.getattr(pyo3::intern!(lock.py(), "_real")).is_err() {
+                st.exec.held_before_real.push((n, lock.clone().unbind()));
+            }
+        }
+        n
+    }
+
+    /// Whether `lock` is taken: a cooperative lock's real lock (used outside explorations), or
+    /// a real lock itself. (A real RLock cannot say whether another thread holds it.)
+    fn held_before(lock: &Bound<'_, PyAny>) -> bool {
+        let py = lock.py();
+        let real = lock.getattr(pyo3::intern!(py, "_real")).unwrap_or_else(|_| lock.clone());
+        real.get_type().name().is_ok_and(|n| n == "lock")
+            && real.call_method0(pyo3::intern!(py, "locked")).and_then(|held| held.is_truthy()).unwrap_or(false)
+    }
+
     /// A module's attributes are its globals.
     pub(super) fn number_owner(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
         if let Ok(m) = obj.cast::<PyModule>() {
@@ -336,6 +362,9 @@ impl Inner {
                 // Immutable left operands are rebound by the store that follows.
                 if self.is_container(obj) {
                     let o = Self::number(st, obj);
+                    if Self::text(key).is_some_and(|op| methods::CONSUMING_METHODS.contains(&op)) {
+                        Self::start_consuming(st, tid, o, key);
+                    }
                     Some((Self::access(Write, o, WHOLE), "inplace", Some(ev.key.clone_ref(py))))
                 } else {
                     None
@@ -347,6 +376,9 @@ impl Inner {
                 if let Some(_rlock) = self.is_lock_type(obj) {
                     if LOCK_ACQUIRES.contains(&name.as_str()) {
                         return self.real_acquire(py, st, tid, obj);
+                    }
+                    if name == "locked" {
+                        return Some((Op::Peek { lock: Self::lock_number(st, obj) }, "locked", None));
                     }
                     return None;
                 }
@@ -370,6 +402,9 @@ impl Inner {
                     let o = Self::number(st, obj);
                     if kind == Write && methods::HOLDING_METHODS.contains(&name.as_str()) {
                         st.exec.threads[tid].holding = Some((o, method.clone().unbind()));
+                    }
+                    if kind == Write && methods::CONSUMING_METHODS.contains(&name.as_str()) {
+                        Self::start_consuming(st, tid, o, &method);
                     }
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
@@ -791,7 +826,7 @@ impl Inner {
         tid: ThreadId,
         lock: &Bound<'_, PyAny>,
     ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
-        let n = Self::number(st, lock);
+        let n = Self::lock_number(st, lock);
         let rlock = self.is_lock_type(lock) == Some(true);
         let th = &mut st.exec.threads[tid];
         if th.held_real.iter().any(|(l, _, _)| *l == n) {
@@ -838,8 +873,13 @@ impl Inner {
         }
     }
 
-    /// A real lock this thread held and has since released: (number) to report as a Release.
+    /// A real lock this thread held (or one taken before the execution) and has since
+    /// released: (number) to report as a Release.
     pub(super) fn released_real_lock(&self, py: Python<'_>, st: &mut State, tid: ThreadId) -> Option<u64> {
+        let free = |lock: &Py<PyAny>| !lock.bind(py).call_method0("locked").and_then(|h| h.is_truthy()).unwrap_or(true);
+        if let Some(pos) = st.exec.held_before_real.iter().position(|(_, lock)| free(lock)) {
+            return Some(st.exec.held_before_real.remove(pos).0);
+        }
         let th = &mut st.exec.threads[tid];
         let pos = th.held_real.iter().position(|(_, lock, rlock)| {
             let lock = lock.bind(py);
@@ -847,6 +887,11 @@ impl Inner {
             !held.and_then(|h| h.is_truthy()).unwrap_or(false)
         })?;
         Some(th.held_real.remove(pos).0)
+    }
+
+    /// Whether the thread may have released a real lock since its last step.
+    pub(super) fn may_release_real(st: &State, tid: ThreadId) -> bool {
+        !st.exec.threads[tid].held_real.is_empty() || !st.exec.held_before_real.is_empty()
     }
 
     // ---------------------------------------------------------------- scheduling
@@ -873,6 +918,7 @@ impl Inner {
         if ev.kind == EventKind::Inplace
             && !self.is_container(ev.obj.bind(py))
             && !report_py::in_watched_generator(py, || ev.code.as_ref().map(|code| code.clone_ref(py)))
+            && !report_py::consuming()
         {
             return None;
         }
@@ -888,6 +934,59 @@ impl Inner {
         None
     }
 
+    /// The thread's call (from the reporting frame) is about to fill container `o`.
+    fn start_consuming(st: &mut State, tid: ThreadId, o: u64, method: &Bound<'_, PyAny>) {
+        let Some(caller) = report_py::calling_frame(method.py()) else { return };
+        report_py::set_consuming(true);
+        st.exec.threads[tid].consuming =
+            Some(Consuming { container: o, caller: caller.unbind(), method: method.clone().unbind() });
+    }
+
+    /// A report from inside the thread's consuming call (`lst.extend(gen)` running `gen`): a
+    /// write of the container, which is part way through. Any other report (from the caller,
+    /// or from a function it called after the call ended) ends it.
+    fn inside_consuming(
+        py: Python<'_>,
+        st: &mut State,
+        tid: ThreadId,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let Some(c) = st.exec.threads[tid].consuming.as_ref() else {
+            report_py::set_consuming(false);
+            return None;
+        };
+        let (o, method) = (c.container, c.method.clone_ref(py));
+        let caller = c.caller.clone_ref(py).into_bound(py);
+        // Inside: the caller's frame is below, and what it runs is what the call consumes (a
+        // generator, or an iterator's `__next__`, resumed from C), not a function it called
+        // itself after the call returned.
+        let inside = report_py::calling_frame(py).is_some_and(|mut frame| {
+            for _ in 0..64 {
+                match frame.getattr(pyo3::intern!(py, "f_back")) {
+                    Ok(back) if back.is(&caller) => return Self::consumed_frame(&frame),
+                    Ok(back) if !back.is_none() => frame = back,
+                    _ => return false,
+                }
+            }
+            false
+        });
+        if !inside {
+            st.exec.threads[tid].consuming = None;
+            report_py::set_consuming(false);
+            return None;
+        }
+        let what = st.explain.then_some(method);
+        Some((Self::access(AccessKind::Write, o, WHOLE), "held", what))
+    }
+
+    /// Whether `frame` is one a consuming call runs: a generator's, or an iterator's `__next__`.
+    fn consumed_frame(frame: &Bound<'_, PyAny>) -> bool {
+        let Ok(code) = frame.getattr(pyo3::intern!(frame.py(), "f_code")) else { return false };
+        report_py::is_generator_code(&code)
+            || code
+                .getattr(pyo3::intern!(frame.py(), "co_name"))
+                .is_ok_and(|n| n.extract::<String>().is_ok_and(|n| n == "__next__" || n == "__iter__"))
+    }
+
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
         let passed = self.passed_to_unseen(py, ev);
         let reports_itself = self.method_reports_itself(py, ev);
@@ -897,7 +996,7 @@ impl Inner {
         }
         st.exec.reports += 1;
         while let Some(lock) =
-            if st.exec.threads[tid].held_real.is_empty() { None } else { self.released_real_lock(py, &mut st, tid) }
+            if Self::may_release_real(&st, tid) { self.released_real_lock(py, &mut st, tid) } else { None }
         {
             let info = st.explain.then(|| StepInfo {
                 thread: tid,
@@ -923,6 +1022,7 @@ impl Inner {
             let what = if st.explain { Some(method) } else { None };
             (Self::access(AccessKind::Write, o, WHOLE), "held", what)
         });
+        let inside_hold = inside_hold.or_else(|| Self::inside_consuming(py, &mut st, tid));
         let own = self.translate(py, &mut st, tid, ev, reports_itself);
         // The arguments' reads go first: the thread makes the call right after its last
         // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
