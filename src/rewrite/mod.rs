@@ -845,6 +845,42 @@ impl Emitter<'_> {
         self.injected.resize(self.out.len(), true);
     }
 
+    /// COPY: region `r`'s instructions with their reports and stashes, no guards, and the
+    /// reports of a block-ending jump at its tail. `after_code`: placed after the code, where
+    /// a closing JUMP_FORWARD must jump back instead.
+    fn instrumented_copy(
+        &mut self,
+        r: &regions::Region,
+        old: &[Instr],
+        around: &mut Around<'_>,
+        code: &mut Code,
+        after_code: bool,
+    ) {
+        for k in r.start..r.end {
+            let served = (old[k].position, old[k].handler);
+            for chunk in around.before(k) {
+                self.chunk(chunk, code, served, false, None);
+            }
+            let mut copy = old[k].clone();
+            copy.label = None;
+            if after_code && copy.op == self.inj.ops.jump_forward {
+                copy.op = self.inj.ops.jump_back.expect("JUMP_BACKWARD_NO_INTERRUPT");
+            }
+            self.out.push(copy);
+            self.injected.push(true);
+            for chunk in around.after(k) {
+                self.chunk(chunk, code, served, false, None);
+            }
+        }
+        if r.tail {
+            let served = (old[r.end].position, old[r.end].handler);
+            for chunk in around.before(r.end).iter().filter(|c| matches!(c, Chunk::Report { .. })) {
+                self.chunk(chunk, code, served, false, None);
+            }
+            around.drop_reports_before(r.end);
+        }
+    }
+
     /// `guard; ORIG; END` here and COPY after the code, jumping back to END
     /// (`Facts::guards_out_of_line`).
     fn region_out_of_line(&mut self, r: &regions::Region, old: &mut [Instr], around: &mut Around<'_>, code: &mut Code) {
@@ -856,30 +892,7 @@ impl Emitter<'_> {
         self.serve(first, served.1);
         let end = r.jump.then(|| *old[r.end].label.get_or_insert_with(|| code.new_label()));
         self.out_of_line(code, served, copy, |e, code| {
-            for k in r.start..r.end {
-                let served = (old[k].position, old[k].handler);
-                for chunk in around.before(k) {
-                    e.chunk(chunk, code, served, false, None);
-                }
-                let mut copy = old[k].clone();
-                copy.label = None;
-                // The copy's closing jump now goes back into the code.
-                if copy.op == e.inj.ops.jump_forward {
-                    copy.op = e.inj.ops.jump_back.expect("JUMP_BACKWARD_NO_INTERRUPT");
-                }
-                e.out.push(copy);
-                e.injected.push(true);
-                for chunk in around.after(k) {
-                    e.chunk(chunk, code, served, false, None);
-                }
-            }
-            if r.tail {
-                let served = (old[r.end].position, old[r.end].handler);
-                for chunk in around.before(r.end).iter().filter(|c| matches!(c, Chunk::Report { .. })) {
-                    e.chunk(chunk, code, served, false, None);
-                }
-                around.drop_reports_before(r.end);
-            }
+            e.instrumented_copy(r, old, around, code, true);
             if let Some(end) = end {
                 let prev = e.out.last().expect("the region copy is not empty");
                 let jump = Instr { handler: prev.handler, ..e.inj.jump_back(end, prev.position) };
@@ -935,27 +948,7 @@ impl Emitter<'_> {
             s.handler = old[r.start].handler;
         }
         self.injected.resize(self.out.len(), true);
-        // COPY: today's instrumentation without per-site guards.
-        for k in r.start..r.end {
-            let served = (old[k].position, old[k].handler);
-            for chunk in around.before(k) {
-                self.chunk(chunk, code, served, false, None);
-            }
-            let mut copy = old[k].clone();
-            copy.label = None;
-            self.out.push(copy);
-            self.injected.push(true);
-            for chunk in around.after(k) {
-                self.chunk(chunk, code, served, false, None);
-            }
-        }
-        if r.tail {
-            let served = (old[r.end].position, old[r.end].handler);
-            for chunk in around.before(r.end).iter().filter(|c| matches!(c, Chunk::Report { .. })) {
-                self.chunk(chunk, code, served, false, None);
-            }
-            around.drop_reports_before(r.end);
-        }
+        self.instrumented_copy(r, old, around, code, false);
         if r.jump {
             let end = match old[r.end].label {
                 Some(l) => l,

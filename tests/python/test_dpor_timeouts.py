@@ -252,3 +252,35 @@ def test_a_timed_join_of_a_thread_that_waits_for_the_joiner_times_out(timeouts):
 def test_an_unknown_timeouts_mode_is_refused():
     with pytest.raises(ValueError, match="timeouts must be 'when_stuck' or 'any_time'"):
         frontrun.explore_dpor(events, [PROG.produce], timeouts="sometimes")
+
+
+EQUAL_DEADLINES = load(
+    """
+    import threading
+
+    def wait_a_little(s):
+        threading.Event().wait(0.05)
+
+    def made_then_started(s):
+        t = threading.Thread(target=wait_a_little, args=(s,), daemon=False)
+        s.x = 1
+        t.start()
+
+    def made_and_started(s):
+        s.x = 2
+        threading.Thread(target=wait_a_little, args=(s,), daemon=False).start()
+    """
+)
+
+
+def test_equal_deadlines_time_out_in_the_same_order_in_a_replay():
+    # Two waits with one deadline: the one begun first times out first. The tie went to the
+    # lower thread number, which the search and a replay did not agree on: the replay of the
+    # race left its schedule, and the explanation was empty.
+    threads = [EQUAL_DEADLINES.made_then_started, EQUAL_DEADLINES.made_and_started]
+    setup = lambda: State(x=0)  # noqa: E731
+    result = frontrun.explore_dpor(setup, threads, lambda s: s.x != 1, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "Race on State.x" in result.explanation, result.explanation
+    again = frontrun.replay(result.counterexample, setup, threads, lambda s: s.x != 1)
+    assert again.property_holds is False and again.failure_kind == "invariant", again.inconclusive_reason

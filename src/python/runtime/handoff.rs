@@ -137,7 +137,9 @@ pub(super) struct ThreadRt {
     pub(super) blocked: bool,
     /// A timed wait's deadline, on the execution's clock (`Exec::clock`): it may time out when
     /// nothing else can run.
-    pub(super) deadline: Option<f64>,
+    /// When a timed wait times out (modelled clock), and the order the wait began in: of equal
+    /// deadlines the earlier wait times out first, in a replay as in the search.
+    pub(super) deadline: Option<(f64, u64)>,
     pub(super) timed_out: bool,
     /// A notify that arrived before the thread parked in its condition wait.
     pub(super) prenotified: bool,
@@ -218,6 +220,8 @@ pub(super) struct Exec {
     /// Seconds since the execution began, moved on only by timeouts that fire: it orders timed
     /// waits by deadline, the same in every execution.
     pub(super) clock: f64,
+    /// Timed waits begun in this execution (`Inner::deadline_in`).
+    pub(super) timed_waits: u64,
 }
 
 pub(super) struct Slot {
@@ -483,8 +487,8 @@ impl Inner {
         }
     }
 
-    /// When nothing can run, the timed wait with the earliest deadline times out (the lowest
-    /// thread of those). Not when only background threads are left: they are waiting, and the
+    /// When nothing can run, the timed wait with the earliest deadline times out (of equal
+    /// ones, the wait begun first). Not when only background threads are left: they are waiting, and the
     /// execution is over (a server polling for requests no one will send).
     pub(super) fn fire_timeouts(st: &mut State) {
         let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
@@ -495,8 +499,8 @@ impl Inner {
             .iter()
             .filter(|&&t| st.exec.threads[t].blocked)
             .filter_map(|&t| Some((st.exec.threads[t].deadline?, t)))
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((deadline, t)) = first {
+            .min_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.cmp(&b.0 .1)));
+        if let Some(((deadline, _), t)) = first {
             st.exec.clock = st.exec.clock.max(deadline);
             let th = &mut st.exec.threads[t];
             th.blocked = false;
@@ -505,6 +509,13 @@ impl Inner {
             th.joining = None;
             st.explorer.set_blocked(t, false);
         }
+    }
+
+    /// The deadline of a timed wait of `timeout` seconds begun now, numbered in the order waits
+    /// begin.
+    pub(super) fn deadline_in(st: &mut State, timeout: f64) -> (f64, u64) {
+        st.exec.timed_waits += 1;
+        (st.exec.clock + timeout, st.exec.timed_waits)
     }
 
     pub(super) fn unblock(st: &mut State, t: ThreadId) {

@@ -710,7 +710,7 @@ impl DporRuntime {
         // A try is the same op whatever the lock's state (a thread's next op must depend on its
         // own past only); the engine decides when it performs it whether it takes the lock.
         let try_op = Op::TryAcquire { lock: n };
-        let deadline = timeout.map(|t| st.exec.clock + t);
+        let deadline = timeout.map(|t| Inner::deadline_in(&mut st, t));
         let mut polling = false;
         loop {
             if polling {
@@ -776,7 +776,7 @@ impl DporRuntime {
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
-        let deadline = timeout.map(|t| st.exec.clock + t);
+        let deadline = timeout.map(|t| Inner::deadline_in(&mut st, t));
         let th = Inner::thread_mut(&mut st, tid);
         th.timed_out = false;
         if std::mem::take(&mut th.prenotified) {
@@ -900,7 +900,7 @@ impl DporRuntime {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
-        let deadline = st.exec.clock + timeout.max(0.0);
+        let deadline = Inner::deadline_in(&mut st, timeout.max(0.0));
         let alive = |st: &State| st.exec.threads.get(child).is_some_and(|t| t.live);
         let mut waiting = false;
         loop {
