@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -179,9 +180,12 @@ def test_command_and_standard_input_parity_with_plain_python(project, how):
     assert launched_marks == {"local": REWRITTEN, "helper": REWRITTEN}
 
 
-@pytest.mark.parametrize("case", ["uncaught", "chained", "in-import", "exit-3", "syntax-error"])
+@pytest.mark.parametrize("case", ["uncaught", "chained", "in-import", "exit-3", "syntax-error", "error-importing",
+                                  "error-in-import-module", "import-error"])
 def test_command_exit_status_and_traceback_parity(project, case):
+    # `importlib.import_module` keeps importlib's frames in the traceback, an `import` does not.
     (project / "helper.py").write_text('def value():\n    return "MARK"\n\ndef explode():\n    raise LookupError("deep")\n')
+    (project / "boom.py").write_text('x = 1\nraise ValueError("at import")\n')
     plain = run(["-c", EXIT_CASES[case]], cwd=project)
     launched = run([*LAUNCHER, "-c", EXIT_CASES[case]], cwd=project)
     assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
@@ -220,6 +224,8 @@ EXIT_CASES = {
     "syntax-error": "x = 1\ndef f(:\n    pass",
     "syntax-error-in-import": "import broken",
     "import-error": "import no_such_module_here",
+    "error-importing": "import boom",
+    "error-in-import-module": "import importlib\nimportlib.import_module('boom')",
     "exit-in-thread-atexit": "import atexit\natexit.register(lambda: print('atexit ran'))\nraise RuntimeError('late')",
 }
 
@@ -238,7 +244,9 @@ def test_exit_status_output_and_traceback_parity(project, case, how):
     # Import machinery frames are the one allowed difference: frontrun's loader replaces
     # importlib's get_code, so when runpy calls it directly (-m) its frozen frames differ.
     assert without_importlib_frames(launched.stderr) == without_importlib_frames(plain.stderr)
-    assert "frontrun" not in launched.stderr
+    # No frame of frontrun's own (3.14/3.15 themselves live under ~/.cache/frontrun/pythons).
+    assert os.path.join("frontrun", "rewrite") not in launched.stderr
+    assert 'frontrun' not in launched.stderr.replace(os.path.join(".cache", "frontrun", "pythons"), "")
     if how == "script":
         assert launched.stderr == plain.stderr
 

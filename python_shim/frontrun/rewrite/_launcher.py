@@ -253,26 +253,51 @@ _OWN_FILES = {
 }
 
 
-def _is_launcher_frame(tb) -> bool:
+def _is_own_frame(tb) -> bool:
     filename = tb.tb_frame.f_code.co_filename
-    if filename.startswith("<frozen importlib._bootstrap"):
-        # CPython hides these itself; our loader's frames in between stop it from doing so.
-        return True
-    return os.path.normcase(os.path.abspath(filename)) in _OWN_FILES if not filename.startswith("<") else False
+    return not filename.startswith("<") and os.path.normcase(os.path.abspath(filename)) in _OWN_FILES
 
 
-def trim_traceback(tb):
-    """``tb`` without the launcher's, runpy's and the import machinery's frames."""
-    while tb is not None and _is_launcher_frame(tb):
-        tb = tb.tb_next
-    head = tb
+def _is_importlib_frame(tb) -> bool:
+    return tb.tb_frame.f_code.co_filename.startswith("<frozen importlib._bootstrap")
+
+
+def _is_import_module(tb) -> bool:
+    code = tb.tb_frame.f_code
+    return code.co_name == "import_module" and os.path.basename(os.path.dirname(code.co_filename)) == "importlib"
+
+
+def _entries(tb):
     while tb is not None:
-        following = tb.tb_next
-        while following is not None and _is_launcher_frame(following):
-            following = following.tb_next
-        tb.tb_next = following
-        tb = following
-    return head
+        yield tb
+        tb = tb.tb_next
+
+
+def trim_traceback(tb, exc=None):
+    """``tb`` without the launcher's and the loader's frames, and the import machinery's as
+    CPython leaves them: an ``import`` statement drops each run of importlib frames up to its
+    ``_call_with_frames_removed`` (all of them for an ImportError), which the loader's frames
+    in between kept it from doing (they stand for importlib's own ``get_code``, which compiles
+    through ``_call_with_frames_removed``); ``importlib.import_module`` drops none."""
+    always = isinstance(exc, ImportError)
+    kept, start, trimmable = [], None, False
+    for entry in _entries(tb):
+        if _is_own_frame(entry):
+            if start is not None and trimmable:
+                del kept[start:]
+            continue
+        if not _is_importlib_frame(entry):
+            kept.append(entry)
+            start = None
+            continue
+        if start is None:
+            start, trimmable = len(kept), not (kept and _is_import_module(kept[-1]))
+        kept.append(entry)
+        if trimmable and (always or entry.tb_frame.f_code.co_name == "_call_with_frames_removed"):
+            del kept[start:]
+    for entry, following in zip(kept, kept[1:] + [None]):
+        entry.tb_next = following
+    return kept[0] if kept else None
 
 
 def _run_guarded(run) -> None:
@@ -285,7 +310,7 @@ def _run_guarded(run) -> None:
 
 
 def _report_uncaught(exc: BaseException) -> None:
-    tb = trim_traceback(exc.__traceback__)
+    tb = trim_traceback(exc.__traceback__, exc)
     exc.__traceback__ = tb
     sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
     if sys.version_info >= (3, 12):
