@@ -312,6 +312,10 @@ class RLock:
         return f"<frontrun cooperative RLock owner={self._owner} count={self._count}>"
 
 
+# Engine thread id -> the Condition it last waited on (named in a deadlock's explanation).
+last_condition_wait = {}
+
+
 class Condition:
     """``threading.Condition`` during an exploration.
 
@@ -373,6 +377,7 @@ class Condition:
             return False
         me = rt.current_id()
         self._waiters.append(me)
+        last_condition_wait[me] = self
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         notified = False
         try:

@@ -518,11 +518,19 @@ def _waitables():
     )
 
 
-def _condition_wait(rt, n):
+def _condition_wait(rt, n, thread):
     obj = rt.object(n)
     lock = getattr(obj, "_frontrun_owner", obj)
     waitables = _waitables()
     holder, path = _paths.holder(lock, tuple(kind for kind, _, _ in waitables))
+    if holder is None or isinstance(holder, _coop.Condition):
+        # Which of the conditions over the lock (a buffer's `not_full` and `not_empty`).
+        cond = _coop.last_condition_wait.get(thread + 1)
+        named = _paths.of(cond) if cond is not None else None
+        if named:
+            where = _created_at(cond)
+            return (f"waits on the condition {named}" + (f" (created at {where})" if where else "")
+                    + f", over {_lock_label(rt, n)}, which no other thread will notify")
     if holder is None:
         return f"waits on a condition of {_lock_label(rt, n)} that no one will notify"
     what, ends = next((w, e) for kind, w, e in waitables if isinstance(holder, kind))
@@ -558,7 +566,7 @@ def deadlock_report(rt, steps):
                 by = ", taken before the threads began (in setup() or by the caller) and not released"
             out.append(f"  {who} waits for {_lock_label(rt, n)}{by}{at}")
         elif what == "condition":
-            out.append(f"  {who} {_condition_wait(rt, n)}{at}")
+            out.append(f"  {who} {_condition_wait(rt, n, thread)}{at}")
         elif what == "join":
             out.append(f"  {who} waits to join thread {n - 1}{at}")
         else:

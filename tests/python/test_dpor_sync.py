@@ -1227,6 +1227,35 @@ HANDOFF = load(
     def fire(s):
         s.fired = True
 
+    class Buffer:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.not_full = threading.Condition(self.lock)
+            self.not_empty = threading.Condition(self.lock)
+            self.items = []
+
+        def put(self, x):
+            with self.not_full:
+                while self.items:
+                    self.not_full.wait()
+                self.items.append(x)
+                self.not_empty.notify()
+
+        def get_notifying_the_wrong_one(self):
+            with self.not_empty:
+                while not self.items:
+                    self.not_empty.wait()
+                self.items.pop()
+                self.not_empty.notify()  # should be not_full
+
+    def put_two(b):
+        b.put(1)
+        b.put(2)
+
+    def get_two(b):
+        b.get_notifying_the_wrong_one()
+        b.get_notifying_the_wrong_one()
+
     def hold_and_work(s):
         with s.lock:
             s.work += 1
@@ -1281,3 +1310,12 @@ def test_lock_locked_looks_at_the_lock_in_its_place():
     result = frontrun.explore_dpor(setup, threads, lambda s: s.seen is False, timeout=60)
     assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
     assert frontrun.replay(result.counterexample, setup, threads, lambda s: s.seen is False).property_holds is False
+
+
+def test_a_deadlock_names_the_condition_each_thread_waits_on():
+    # Two conditions over one lock: both waits read "a condition of the lock state.lock".
+    threads = [HANDOFF.put_two, HANDOFF.get_two]
+    result = frontrun.explore_dpor(HANDOFF.Buffer, threads, None, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "deadlock"
+    assert "waits on the condition state.not_full" in result.explanation, result.explanation
+    assert "waits on the condition state.not_empty" in result.explanation, result.explanation
