@@ -526,11 +526,8 @@ def _condition_wait(rt, n, thread):
     if holder is None or isinstance(holder, _coop.Condition):
         # Which of the conditions over the lock (a buffer's `not_full` and `not_empty`).
         cond = _coop.last_condition_wait.get(thread + 1)
-        named = _paths.of(cond) if cond is not None else None
-        if named:
-            where = _created_at(cond)
-            return (f"waits on the condition {named}" + (f" (created at {where})" if where else "")
-                    + f", over {_lock_label(rt, n)}, which no other thread will notify")
+        if cond is not None and cond is not holder and _paths.of(cond):
+            holder, path = cond, _paths.of(cond)
     if holder is None:
         return f"waits on a condition of {_lock_label(rt, n)} that no one will notify"
     what, ends = next((w, e) for kind, w, e in waitables if isinstance(holder, kind))
