@@ -460,17 +460,16 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     grouped.sort_by_key(|&(slot, _)| slot);
     let mut around = Around::new(n, grouped);
 
-    let mut old = std::mem::take(&mut code.instrs);
-    let copied: usize = plan.regions.iter().map(|r| r.end - r.start).sum();
-    let room = old.len() + copied + selection.reports.len() * 8;
     // 3.15 genexprs report their iterable before RETURN_GENERATOR: no jumps out of line there,
     // before the generator exists (its first RESUME).
     let return_generator = table.code("RETURN_GENERATOR");
-    let inline_until = old.iter().position(|x| Some(x.op) == return_generator).map_or(0, |p| p + 1);
-    let walked = if facts.guards_out_of_line { branch_walks(&code, &old) } else { Vec::new() };
+    let inline_until = code.instrs.iter().position(|x| Some(x.op) == return_generator).map_or(0, |p| p + 1);
+    let walked = if facts.guards_out_of_line { branch_walks(&code) } else { Vec::new() };
+    let mut old = std::mem::take(&mut code.instrs);
+    let copied: usize = plan.regions.iter().map(|r| r.end - r.start).sum();
+    let room = old.len() + copied + selection.reports.len() * 8;
     let mut e = Emitter {
         inj: &injector,
-        inline_until,
         out_of_line: false,
         out: Vec::with_capacity(room),
         injected: Vec::with_capacity(room),
@@ -480,7 +479,7 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
     let mut regions = plan.regions.iter().peekable();
     let mut i = 0;
     while i < n {
-        e.out_of_line = facts.guards_out_of_line && i >= e.inline_until && !walked[i];
+        e.out_of_line = facts.guards_out_of_line && i >= inline_until && !walked[i];
         if let Some(r) = regions.next_if(|r| r.start == i) {
             e.region(r, &mut old, &mut around, &mut code);
             i = r.end;
@@ -516,15 +515,11 @@ pub fn rewrite(mut code: Code, input: &Input<'_>) -> Result<Option<Rewritten>, R
 /// jumps) to the first instruction of another line, and gives up at a conditional jump. A
 /// guard placed there keeps its inline form, taken when reporting is off: the walk stops at
 /// it, and its own event names the line the walk would have reached, as the original's does.
-fn branch_walks(code: &Code, instrs: &[Instr]) -> Vec<bool> {
+fn branch_walks(code: &Code) -> Vec<bool> {
+    let instrs = &code.instrs;
     let n = instrs.len();
     let mut walked = vec![false; n];
-    let mut at = vec![None; code.label_bound() as usize];
-    for (i, instr) in instrs.iter().enumerate() {
-        if let Some(l) = instr.label {
-            at[l.0 as usize] = Some(i);
-        }
-    }
+    let at = code.label_targets();
     let target = |i: usize| instrs[i].target.and_then(|l| at.get(l.0 as usize).copied().flatten());
     for (i, instr) in instrs.iter().enumerate() {
         if code.info(instr).map(|o| o.flow) != Some(Flow::Branch) {
@@ -755,8 +750,6 @@ type Served = (crate::linetable::Position, Option<crate::instr::HandlerId>);
 /// The rewritten instruction list under construction.
 struct Emitter<'a> {
     inj: &'a Injector<'a>,
-    /// Instructions before this index keep inline guards (`rewrite`).
-    inline_until: usize,
     /// Whether the instruction being emitted takes out-of-line guards.
     out_of_line: bool,
     out: Vec<Instr>,
@@ -788,10 +781,7 @@ impl Emitter<'_> {
         if label.is_some() {
             self.out[first].label = label;
         }
-        for s in &mut self.out[first..] {
-            s.handler = served.1;
-        }
-        self.injected.resize(self.out.len(), true);
+        self.serve(first, served.1);
         skip
     }
 
@@ -848,6 +838,7 @@ impl Emitter<'_> {
     /// COPY: region `r`'s instructions with their reports and stashes, no guards, and the
     /// reports of a block-ending jump at its tail. `after_code`: placed after the code, where
     /// a closing JUMP_FORWARD must jump back instead.
+    #[allow(clippy::needless_range_loop)] // `k` names both an instruction and its chunk slots
     fn instrumented_copy(
         &mut self,
         r: &regions::Region,
@@ -900,12 +891,29 @@ impl Emitter<'_> {
                 e.injected.push(true);
             }
         });
+        self.original(r, old, around, code, None);
+    }
+
+    /// ORIG: region `r`'s original instructions, moved here, plus the stashes that outlive the
+    /// region; the first instruction emitted takes `label` (the inline guard's skip).
+    #[allow(clippy::needless_range_loop)] // `k` names both an instruction and its chunk slots
+    fn original(
+        &mut self,
+        r: &regions::Region,
+        old: &mut [Instr],
+        around: &Around<'_>,
+        code: &mut Code,
+        mut label: Option<Label>,
+    ) {
         for k in r.start..r.end {
             let served = (old[k].position, old[k].handler);
             for chunk in around.before(k).iter().filter(|c| !c.instrumented_only()) {
-                self.chunk(chunk, code, served, false, None);
+                self.chunk(chunk, code, served, false, label.take());
             }
-            let instr = std::mem::replace(&mut old[k], Instr::new(0, 0));
+            let mut instr = std::mem::replace(&mut old[k], Instr::new(0, 0));
+            if let Some(l) = label.take() {
+                instr.label = Some(l);
+            }
             self.out.push(instr);
             self.injected.push(false);
             for chunk in around.after(k).iter().filter(|c| !c.instrumented_only()) {
@@ -935,7 +943,6 @@ impl Emitter<'_> {
     }
 
     /// `guard; COPY; [JUMP_FORWARD END]; ORIG` for region `r` (the module docs).
-    #[allow(clippy::needless_range_loop)] // `k` names both an instruction and its chunk slots
     fn region(&mut self, r: &regions::Region, old: &mut [Instr], around: &mut Around<'_>, code: &mut Code) {
         if self.out_of_line {
             return self.region_out_of_line(r, old, around, code);
@@ -944,43 +951,17 @@ impl Emitter<'_> {
         let first = self.out.len();
         self.inj.guard(orig, old[r.start].position, &mut self.out);
         self.out[first].label = old[r.start].label.take();
-        for s in &mut self.out[first..] {
-            s.handler = old[r.start].handler;
-        }
-        self.injected.resize(self.out.len(), true);
+        self.serve(first, old[r.start].handler);
         self.instrumented_copy(r, old, around, code, false);
         if r.jump {
-            let end = match old[r.end].label {
-                Some(l) => l,
-                None => {
-                    let l = code.new_label();
-                    old[r.end].label = Some(l);
-                    l
-                }
-            };
+            let end = *old[r.end].label.get_or_insert_with(|| code.new_label());
             // Where the copy's last executed instruction is, so line events match ORIG's.
             let prev = self.out.last().expect("the region copy is not empty");
             let jump = Instr { handler: prev.handler, ..Instr::jump(self.inj.ops.jump_forward, end).at(prev.position) };
             self.out.push(jump);
             self.injected.push(true);
         }
-        // ORIG: the original instructions plus stashes that outlive the region.
-        let mut pending = Some(orig);
-        for k in r.start..r.end {
-            let served = (old[k].position, old[k].handler);
-            for chunk in around.before(k).iter().filter(|c| !c.instrumented_only()) {
-                self.chunk(chunk, code, served, false, pending.take());
-            }
-            let mut instr = std::mem::replace(&mut old[k], Instr::new(0, 0));
-            if let Some(l) = pending.take() {
-                instr.label = Some(l);
-            }
-            self.out.push(instr);
-            self.injected.push(false);
-            for chunk in around.after(k).iter().filter(|c| !c.instrumented_only()) {
-                self.chunk(chunk, code, served, false, None);
-            }
-        }
+        self.original(r, old, around, code, Some(orig));
         if r.pad {
             let last = self.out.last().expect("the region is not empty");
             let nop = Instr { handler: last.handler, ..Instr::new(self.inj.ops.nop, 0).at(last.position) };
