@@ -7,7 +7,6 @@ how to replay it.
 
 from __future__ import annotations
 
-import collections
 import linecache
 import os
 import re
@@ -16,7 +15,7 @@ import tracemalloc
 import types
 
 from frontrun import _coop
-from frontrun._dpor import CachedFunction, FileResource
+from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource
 
 WHOLE = (1 << 64) - 1
 # `Thread.is_alive` reads the thread's entry here (the runtime's `LIVENESS`); its exit writes it.
@@ -152,16 +151,15 @@ def _location_name(step, obj):
 _UNNAMED = (int, float, str, bytes, bool, type(None))
 # Module globals that are not the program's state: modules, functions, classes.
 _NOT_STATE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
-# A class's attributes that are state its instances share (a `registry = {}` in the class body).
-_CLASS_STATE = (dict, list, set, bytearray, collections.deque)
 
 
 def _class_state(cls, path, own=()):
-    """``(value, path)`` of the containers ``cls`` (and its bases) hold, not shadowed by ``own``."""
+    """``(value, path)`` of the containers ``cls`` (and its bases) hold, not shadowed by ``own``:
+    state its instances share (a `registry = {}` in the class body)."""
     found = {}
     for klass in reversed(cls.__mro__[:-1]):
         for k, v in vars(klass).items():
-            if isinstance(k, str) and not k.startswith("__") and isinstance(v, _CLASS_STATE):
+            if isinstance(k, str) and not k.startswith("__") and isinstance(v, _CONTAINERS):
                 found[k] = v
     return [(v, f"{path}.{k}") for k, v in found.items() if k not in own]
 
@@ -526,8 +524,9 @@ def _condition_wait(rt, n, thread):
     if holder is None or isinstance(holder, _coop.Condition):
         # Which of the conditions over the lock (a buffer's `not_full` and `not_empty`).
         cond = _coop.last_condition_wait.get(thread + 1)
-        if cond is not None and cond is not holder and _paths.of(cond):
-            holder, path = cond, _paths.of(cond)
+        named = _paths.of(cond) if cond is not None and cond is not holder else None
+        if named:
+            holder, path = cond, named
     if holder is None:
         return f"waits on a condition of {_lock_label(rt, n)} that no one will notify"
     what, ends = next((w, e) for kind, w, e in waitables if isinstance(holder, kind))

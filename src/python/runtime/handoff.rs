@@ -135,10 +135,9 @@ pub(super) struct ThreadRt {
     pub(super) pending: Option<Op>,
     /// Blocked on a wait the engine does not model (condition, lock poll).
     pub(super) blocked: bool,
-    /// A timed wait's deadline, on the execution's clock (`Exec::clock`): it may time out when
-    /// nothing else can run.
-    /// When a timed wait times out (modelled clock), and the order the wait began in: of equal
-    /// deadlines the earlier wait times out first, in a replay as in the search.
+    /// A timed wait's deadline, on the execution's clock (`Exec::clock`), and the order the wait
+    /// began in (`Inner::deadline_in`): it may time out when nothing else can run, of equal
+    /// deadlines the earlier wait first, in a replay as in the search.
     pub(super) deadline: Option<(f64, u64)>,
     pub(super) timed_out: bool,
     /// A notify that arrived before the thread parked in its condition wait.

@@ -79,7 +79,7 @@ fn deadlock_text(d: &Deadlock) -> String {
     let mut out = String::from("deadlock:");
     for w in &d.waiting {
         match (&w.reason, w.op) {
-            (WaitReason::Lock { lock, owner: 0 }, _) => out.push_str(&format!(
+            (WaitReason::Lock { lock, owner: ROOT }, _) => out.push_str(&format!(
                 " thread {} waits for lock #{lock}, held since before the execution;",
                 user(w.thread)
             )),
