@@ -227,6 +227,10 @@ EXIT_CASES = {
     "error-importing": "import boom",
     "error-in-import-module": "import importlib\nimportlib.import_module('boom')",
     "exit-in-thread-atexit": "import atexit\natexit.register(lambda: print('atexit ran'))\nraise RuntimeError('late')",
+    "excepthook-exits": "import sys\ndef hook(*exc):\n    print('hooked')\n    sys.exit(5)\nsys.excepthook = hook\nraise ValueError",
+    "excepthook-raises": "import sys\ndef hook(*exc):\n    1/0\nsys.excepthook = hook\nprint('out', end='')\nraise ValueError(1)",
+    "excepthook-none": "import sys\nsys.excepthook = None\nraise ValueError(1)",
+    "excepthook-missing": "import sys\ndel sys.excepthook\nraise ValueError(1)",
 }
 
 
@@ -255,6 +259,16 @@ def without_importlib_frames(text: str) -> str:
     return "".join(line for line in text.splitlines(True) if 'File "<frozen importlib._bootstrap' not in line)
 
 
+@pytest.mark.parametrize("target", [["path0.py"], ["-c", "import sys; print(sys.path)"], ["rundir"]])
+def test_isolated_mode_keeps_the_script_directory_off_the_path(project, target):
+    (project / "path0.py").write_text("import sys\nprint(sys.path)\n")
+    (project / "rundir" / "__main__.py").write_text("import sys\nprint(sys.path)\n")
+    plain = run(["-I", *target], cwd=project)
+    launched = run(["-I", *LAUNCHER, *target], cwd=project)
+    assert plain.returncode == launched.returncode == 0, launched.stderr
+    assert launched.stdout == plain.stdout
+
+
 def test_missing_targets_match_plain_python(project):
     for target in (["nothere.py"], ["-m", "nothere"], ["-m", "app.nothere"]):
         plain = run(target, cwd=project)
@@ -264,6 +278,17 @@ def test_missing_targets_match_plain_python(project):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_keyboard_interrupt_dies_of_sigint_like_python(project):
+    # python dies of the signal after finishing: atexit handlers run, a custom hook reports.
+    (project / "case.py").write_text(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "sys.excepthook = lambda t, v, tb: print('hooked', t.__name__)\n"
+        "raise KeyboardInterrupt\n"
+    )
+    plain = run(["case.py"], cwd=project)
+    launched = run([*LAUNCHER, "case.py"], cwd=project)
+    assert plain.returncode == launched.returncode == -signal.SIGINT
+    assert plain.stdout == launched.stdout == "hooked KeyboardInterrupt\natexit ran\n"
     (project / "case.py").write_text("raise KeyboardInterrupt\n")
     plain = run(["case.py"], cwd=project)
     launched = run([*LAUNCHER, "case.py"], cwd=project)

@@ -7,6 +7,7 @@ import importlib.util
 import marshal
 import os
 import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from hook_testutil import REWRITTEN, copy_hookdata, run  # noqa: E402
+from hook_testutil import REWRITTEN, child_env, copy_hookdata, run  # noqa: E402
 
 from frontrun import _native  # noqa: E402
 from frontrun.rewrite import _inspect  # noqa: E402
@@ -102,6 +103,18 @@ def test_namespace_package_and_plain_directory(tree):
     proc = run([*INSPECT, "hooknspkg", "--out", str(out)], cwd=tree, pythonpath=[tree / "src"])
     assert proc.returncode == 0, proc.stderr
     assert set(index_modules(out)) == {"hooknspkg.inner"}
+    # By a dotted name inside it: its portions are found without importing the parent.
+    (tree / "src" / "hooknspkg" / "sub").mkdir()
+    (tree / "src" / "hooknspkg" / "sub" / "leaf.py").write_text("x = 1\n")
+    (tree / "src" / "hookpkg" / "nssub").mkdir()
+    (tree / "src" / "hookpkg" / "nssub" / "leaf.py").write_text("x = 1\n")
+    for target, modules in [("hooknspkg.inner", {"hooknspkg.inner"}), ("hooknspkg.sub", {"hooknspkg.sub.leaf"}),
+                            ("hooknspkg.sub.leaf", {"hooknspkg.sub.leaf"}),
+                            ("hookpkg.nssub.leaf", {"hookpkg.nssub.leaf"})]:
+        shutil.rmtree(out)
+        proc = run([*INSPECT, target, "--out", str(out)], cwd=tree, pythonpath=[tree / "src"])
+        assert proc.returncode == 0, proc.stderr
+        assert set(index_modules(out)) == modules, target
     out2 = tree / "out2"
     proc = run([*INSPECT, "src", "--out", str(out2)], cwd=tree)
     assert proc.returncode == 0, proc.stderr
@@ -167,6 +180,54 @@ def test_other_version_interpreter_mismatch_is_an_error(tree):
                 "--python", sys.executable], cwd=tree)
     assert proc.returncode == 2
     assert f"is Python {sys.version_info[0]}.{sys.version_info[1]}, not {other}" in proc.stderr
+
+
+def _run_unprivileged(args, cwd):
+    """Root reads and writes whatever the modes say: drop that power for one command."""
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, sys.executable, *args], cwd=str(cwd), env=child_env(), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_interpreter_and_output_errors_are_one_line_each(tree):
+    other = "3.11" if sys.version_info[:2] == (3, 10) else "3.10"
+    for interpreter, message in [("/nonexistent/python", "cannot run /nonexistent/python: No such file"),
+                                 ("/bin/false", "it exited with status 1 and printed nothing")]:
+        proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", other,
+                    "--python", interpreter], cwd=tree)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    (tree / "locked").mkdir()
+    (tree / "locked").chmod(0o555)
+    proc = _run_unprivileged([*INSPECT, "src/hookpkg", "--out", str(tree / "locked" / "o")], cwd=tree)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"cannot write {tree / 'locked' / 'o'}: Permission denied" in proc.stderr
+
+
+def test_an_unreadable_directory_is_an_error_not_a_smaller_package(tree):
+    hidden = tree / "src" / "hookpkg" / "hidden"
+    hidden.mkdir()
+    (hidden / "mod.py").write_text("x = 1\n")
+    hidden.chmod(0)
+    try:
+        proc = _run_unprivileged([*INSPECT, "src/hookpkg", "--out", str(tree / "o")], cwd=tree)
+    finally:
+        hidden.chmod(0o755)
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot read directory {str(hidden)!r}: Permission denied" in proc.stderr
+    assert not (tree / "o" / "index.txt").exists()
+
+
+def test_a_failed_write_is_that_modules_error_and_no_earlier_index_survives(tree):
+    out = tree / "o"
+    assert run([*INSPECT, "src/hookpkg", "--out", str(out)], cwd=tree).returncode == 0
+    (out / "hookpkg" / "sub.pyc").unlink()
+    (out / "hookpkg" / "sub.pyc").mkdir()  # the next run cannot write there
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out), "--policy", "all"], cwd=tree)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "hookpkg.sub: cannot write" in proc.stderr
+    index = (out / "index.txt").read_text()
+    assert "policy all" in index and "ERROR  cannot write" in index_modules(out)["hookpkg.sub"]
+    assert "policy: all" in (out / "hookpkg.txt").read_text()
 
 
 @pytest.mark.parametrize("version", ["3.9", "3.16", "2.7"])

@@ -76,7 +76,11 @@ class ModuleResult:
 def _walk_package_dir(directory: str, prefix: str) -> list[ModuleSource]:
     """All source modules under ``directory`` named ``prefix.<relative dotted path>``."""
     modules = []
-    for current, dirs, files in os.walk(directory):
+
+    def unreadable(error: OSError) -> None:
+        raise InspectError(f"cannot read directory {error.filename!r}: {error.strerror}")
+
+    for current, dirs, files in os.walk(directory, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if d.isidentifier())
         relative = os.path.relpath(current, directory)
         parts = [] if relative == "." else relative.split(os.sep)
@@ -126,6 +130,39 @@ def modules_for_path(target: str) -> list[ModuleSource]:
     raise InspectError(f"{target!r}: no such file or directory")
 
 
+def _find_spec(name: str, search: list[str]):
+    """``PathFinder.find_spec`` without its namespace-package paths, which look the parent
+    package up in ``sys.modules`` (here nothing is imported): a namespace package's spec
+    lists its portions in a plain list."""
+    portions: list[str] = []
+    for entry in search:
+        finder = _path_entry_finder(entry)
+        spec = finder.find_spec(name) if finder is not None and hasattr(finder, "find_spec") else None
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions.extend(spec.submodule_search_locations or ())
+    if not portions:
+        return None
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec
+
+
+def _path_entry_finder(entry: str):
+    """The finder the import system would use for one ``sys.path`` entry (created, not cached)."""
+    entry = entry or os.getcwd()
+    if entry in sys.path_importer_cache:
+        return sys.path_importer_cache[entry]
+    for hook in sys.path_hooks:
+        try:
+            return hook(entry)
+        except ImportError:
+            continue
+    return None
+
+
 def modules_for_name(name: str, search_path: list[str] | None = None) -> list[ModuleSource]:
     """Resolve an import name along ``sys.path`` without importing (so without running) anything."""
     if not all(part.isidentifier() for part in name.split(".")):
@@ -137,7 +174,7 @@ def modules_for_name(name: str, search_path: list[str] | None = None) -> list[Mo
     spec = None
     for i in range(len(parts)):
         partial = ".".join(parts[: i + 1])
-        spec = importlib.machinery.PathFinder.find_spec(partial, search)
+        spec = _find_spec(partial, search)
         if spec is None:
             raise InspectError(f"no module named {partial!r} (searched sys.path, nothing was imported)")
         if i < len(parts) - 1:
@@ -218,13 +255,17 @@ print(json.dumps({"version": list(sys.version_info[:2]), "results": results}))
 
 def compile_with(interpreter: str, version: tuple[int, int], sources: list[str], workdir: str) -> dict:
     """Compile ``sources`` with another interpreter: ``{source: pyc_bytes | error_text}``."""
-    proc = subprocess.run(
-        [interpreter, "-I", "-c", _COMPILE_HELPER, workdir, *sources],
-        capture_output=True,
-        text=True,
-    )
+    try:
+        proc = subprocess.run(
+            [interpreter, "-I", "-c", _COMPILE_HELPER, workdir, *sources],
+            capture_output=True,
+            text=True,
+        )
+    except OSError as exc:
+        raise InspectError(f"cannot run {interpreter}: {exc.strerror or exc}") from None
     if proc.returncode != 0:
-        raise InspectError(f"{interpreter} failed to compile the sources:\n{proc.stderr.strip()}")
+        reason = proc.stderr.strip() or f"it exited with status {proc.returncode} and printed nothing"
+        raise InspectError(f"{interpreter} failed to compile the sources:\n{reason}")
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     if tuple(answer["version"]) != version:
         found = ".".join(map(str, answer["version"]))
@@ -378,6 +419,11 @@ def inspect_modules(
         if missing:
             with tempfile.TemporaryDirectory() as workdir:
                 compiled.update(compile_with(find_interpreter(version, interpreter), version, missing, workdir))
+    # An index from an earlier run must not stand beside this run's files if this one fails.
+    index_path = os.path.join(out_dir, "index.txt")
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.lexists(index_path):
+        os.remove(index_path)
     results = []
     for module in modules:
         result = ModuleResult(module)
@@ -401,13 +447,17 @@ def inspect_modules(
         except (ValueError, OSError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             continue
-        result.sites = list(sites or [])
-        result.pyc_path = pyc_relpath(module)
-        result.report_path = f"{module.name}.txt"
-        _write(os.path.join(out_dir, result.pyc_path), pyc)
         report = format_report(module, version_text, policy, resource_methods, sites, before, after, note)
-        _write(os.path.join(out_dir, result.report_path), report.encode("utf-8"))
-    _write(os.path.join(out_dir, "index.txt"), format_index(results, version_text, policy, resource_methods).encode())
+        pyc_path, report_path = pyc_relpath(module), f"{module.name}.txt"
+        try:
+            _write(os.path.join(out_dir, pyc_path), pyc)
+            _write(os.path.join(out_dir, report_path), report.encode("utf-8"))
+        except OSError as exc:
+            result.error = f"cannot write {exc.filename or pyc_path}: {exc.strerror or exc}"
+            continue
+        result.sites = list(sites or [])
+        result.pyc_path, result.report_path = pyc_path, report_path
+    _write(index_path, format_index(results, version_text, policy, resource_methods).encode())
     return results
 
 
@@ -486,6 +536,10 @@ def main(argv: list[str]) -> int:
                                   args.python_version, args.python)
     except InspectError as exc:
         sys.stderr.write(f"python -m frontrun.rewrite inspect: error: {exc}\n")
+        return 2
+    except OSError as exc:  # --out cannot be made or written
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"python -m frontrun.rewrite inspect: error: cannot write{where}: {exc.strerror or exc}\n")
         return 2
     failed = [r for r in results if r.error is not None]
     print(f"{len(results) - len(failed)} of {len(results)} modules written to {args.out} (see index.txt)")

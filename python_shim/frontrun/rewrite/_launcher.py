@@ -13,7 +13,6 @@ import builtins
 import importlib.machinery
 import os
 import runpy
-import signal
 import sys
 import types
 
@@ -167,7 +166,7 @@ def _run_module(name: str, args: list[str]) -> None:
 def _run_script(path: str, args: list[str], finder) -> None:
     sys.argv = [path, *args]
     full_path = os.path.join(os.getcwd(), path)
-    safe_path = getattr(sys.flags, "safe_path", False)
+    safe_path = _safe_path()
     if os.path.isdir(path) or _is_zipfile(path):
         # A directory or zip with __main__.py: python puts it on sys.path and runs __main__.
         if not safe_path:
@@ -194,10 +193,16 @@ def _run_script(path: str, args: list[str], finder) -> None:
     exec(code, main.__dict__)
 
 
+def _safe_path() -> bool:
+    """Whether python leaves the script's directory off ``sys.path`` (``-P``; ``-I`` implies
+    it, and on 3.10, which has no ``-P``, is the only way to ask for it)."""
+    return bool(getattr(sys.flags, "safe_path", sys.flags.isolated))
+
+
 def _run_source(source, filename: str, argv: list[str], finder) -> None:
     """``python -c command`` / ``python -`` (the source on standard input)."""
     sys.argv = argv
-    if not getattr(sys.flags, "safe_path", False):
+    if not _safe_path():
         sys.path[0] = ""
     main = _fresh_main()
     main.__loader__ = importlib.machinery.BuiltinImporter
@@ -306,26 +311,48 @@ def _run_guarded(run) -> None:
     except SystemExit:
         raise
     except BaseException as exc:
-        _report_uncaught(exc)
+        uncaught = exc
+    else:
+        return
+    # Outside the except block: the hook runs with no exception being handled, as in python.
+    _report_uncaught(uncaught)
 
 
 def _report_uncaught(exc: BaseException) -> None:
+    """What python does with an exception that ends the program (``PyErr_Print`` and
+    ``Py_RunMain``)."""
     tb = trim_traceback(exc.__traceback__, exc)
     exc.__traceback__ = tb
     sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
     if sys.version_info >= (3, 12):
         sys.last_exc = exc
-    try:
-        sys.excepthook(type(exc), exc, tb)
-    except BaseException:
+    hook = getattr(sys, "excepthook", _MISSING)
+    if hook is _MISSING:
+        sys.stderr.write("sys.excepthook is missing\n")
         sys.__excepthook__(type(exc), exc, tb)
-    if isinstance(exc, KeyboardInterrupt) and hasattr(signal, "SIGINT"):
-        # As python does: die of SIGINT so the parent sees an interrupted child.
-        sys.stdout.flush()
-        sys.stderr.flush()
+    else:
         try:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-        except (OSError, ValueError):
-            pass
+            hook(type(exc), exc, tb)
+        except SystemExit:
+            raise  # a hook may end the program with its own status
+        except BaseException as hook_exc:
+            hook_exc.__traceback__ = trim_traceback(hook_exc.__traceback__)
+            sys.stdout.flush()
+            sys.stderr.write("Error in sys.excepthook:\n")
+            sys.__excepthook__(type(hook_exc), hook_exc, hook_exc.__traceback__)
+            sys.stderr.write("\nOriginal exception was:\n")
+            sys.__excepthook__(type(exc), exc, tb)
+    if isinstance(exc, KeyboardInterrupt):
+        # python finishes (threads joined, atexit handlers run) and then dies of SIGINT, so the
+        # parent sees an interrupted child. It does that for an interrupt that leaves the
+        # launcher's own ``-m`` run: let this one do so, with nothing more to print.
+        sys.excepthook = _print_nothing
+        raise exc
     raise SystemExit(1)
+
+
+_MISSING = object()
+
+
+def _print_nothing(*exc_info) -> None:
+    pass
