@@ -142,6 +142,14 @@ def _site(rt):
     return _caller_site(3) if rt.explaining else None
 
 
+def _check_acquire_arguments(blocking, timeout):
+    """Raises what a real lock's ``acquire`` raises for these arguments (a negative or ``None``
+    timeout, a timeout on a non-blocking call), with its version's message: a free lock of
+    one's own checks them and returns at once."""
+    probe = _thread.allocate_lock()
+    probe.acquire(blocking, timeout)
+
+
 class Lock:
     """``threading.Lock`` during an exploration."""
 
@@ -156,9 +164,8 @@ class Lock:
         rt = _managed()
         if rt is None:
             return self._real.acquire(blocking, timeout)
-        if not blocking and timeout != -1:
-            raise ValueError("can't specify a timeout for a non-blocking call")
-        timed = timeout is not None and timeout >= 0
+        _check_acquire_arguments(blocking, timeout)
+        timed = timeout >= 0
         if timed and timeouts_any_time:
             # Taken if free, else timed out: a try, ordered against the holder's release.
             got = rt.lock_acquire(self, False, None, _site(rt))
@@ -242,6 +249,7 @@ class RLock:
         rt = _managed()
         if rt is None:
             return self._real.acquire(blocking, timeout)
+        _check_acquire_arguments(blocking, timeout)
         me = rt.current_id()
         if self._owner == me:
             self._count += 1

@@ -1055,7 +1055,7 @@ def explore_dpor(
     passes = [(preemption_bound, max_executions)]
     if preemption_bound is None and stop_on_first:
         passes[:0] = FIRST_BOUNDS
-    spent = 0
+    spent = bounded_runs = 0
     restarts = restarted_executions = 0
     first_divergence = None
     with _session(max_steps=max_steps, resource_methods=tuple(resource_methods), timeouts=timeouts) as (rt, pool):
@@ -1076,6 +1076,9 @@ def explore_dpor(
                 break
             if max_executions is not None and spent >= max_executions:
                 break
+            if search.verdict == "pass":
+                break  # the bound pruned nothing: that search was the full one
+            bounded_runs += search.executions
             i += 1
     progress.done()
     elapsed = _now() - started
@@ -1084,8 +1087,8 @@ def explore_dpor(
         stats["restarts"] = restarts
         stats["restarted_executions"] = restarted_executions
     if len(passes) > 1:
-        # The search that decided is reported; the bounded ones before it ran the rest.
-        stats["bounded_first"] = spent - restarted_executions - int(stats.get("executions", search.executions))
+        # The search that decided is reported; the bounded ones before it ran these.
+        stats["bounded_first"] = bounded_runs
     if search.first_failure is not None:
         run, schedule = search.first_failure
         if timeouts == ANY_TIME:

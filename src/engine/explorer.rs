@@ -272,7 +272,8 @@ impl Explorer {
             Mode::Replay { started: true, .. } => return false,
             Mode::Replay { started, .. } => *started = true,
             Mode::Explore => {
-                if self.config.max_executions.is_some_and(|max| self.stats.executions >= max) {
+                // Every execution run counts, a redundant one too: the limit bounds the work.
+                if self.config.max_executions.is_some_and(|max| self.stats.executions + self.stats.redundant >= max) {
                     self.stats.hit_max_executions = true;
                     self.done = true;
                     return false;

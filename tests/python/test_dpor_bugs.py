@@ -2343,3 +2343,97 @@ def test_a_check_and_act_in_separate_critical_sections_is_explained_by_their_ord
     assert 'hit = "k" in c.data' in lines[1] and 'c.data["k"] = 1' in lines[4]
     assert any(line.startswith("Also Cache.computed") for line in lines), result.explanation
     check_replays(result, prog.Cache, [prog.get] * 2, lambda c: c.computed == 1)
+
+
+FRESH_ARGUMENTS = load(
+    """
+    import copy, dataclasses, threading
+
+    @dataclasses.dataclass
+    class Reply:
+        name: str
+        code: int
+        tags: list
+
+    # A class whose __init__ is not rewritten (made by exec): its stores report nothing.
+    exec("class Plain:\\n    def __init__(self, name, code, tags):\\n"
+         "        self.name, self.code, self.tags = name, code, tags\\n")
+
+    class Service:
+        def __init__(self):
+            self.audit = []
+            self.lock = threading.Lock()
+
+    def serve_dataclass(s):
+        dataclasses.asdict(Reply("a", 1, ["k"]))
+        with s.lock:
+            s.audit.append(1)
+
+    def serve_plain(s):
+        copy.copy(Plain("a", 1, ["k"]))
+        with s.lock:
+            s.audit.append(1)
+    """
+)
+
+
+@pytest.mark.parametrize("serve", ["serve_dataclass", "serve_plain"])
+def test_fresh_objects_read_by_one_call_are_named_as_the_plan_names_them(serve):
+    # asdict/copy read a fresh object and the list in it at one call: both were numbered
+    # before either step, so the number the plan gave the first was taken by the second and
+    # the search, replaying a schedule where the other thread went first, "diverged".
+    threads = [getattr(FRESH_ARGUMENTS, serve)] * 2
+    result = explore(FRESH_ARGUMENTS.Service, threads, lambda s: s.audit == [1, 1])
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored == 2
+
+
+SEARCH_BUDGET = load(
+    """
+    import queue
+
+    def produce(s):
+        for i in range(4):
+            s.q.put(i)
+
+    def consume(s):
+        for _ in range(4):
+            s.seen.append(s.q.get())
+
+    def store(s):
+        s.x = 1
+    """
+)
+
+
+class _Counted:
+    """State whose construction is counted: one per execution run."""
+
+    made = 0
+
+    def __init__(self, **kw):
+        type(self).made += 1
+        self.__dict__.update(kw)
+
+
+@pytest.mark.parametrize("limit", [5, 10, 40])
+def test_max_executions_bounds_every_execution_run(limit):
+    # Executions a sleep set cut short (redundant) ran setup() and the threads too: with them
+    # left out of the count, max_executions=40 ran 55.
+    import queue
+
+    _Counted.made = 0
+    setup = lambda: _Counted(q=queue.Queue(), seen=[])  # noqa: E731
+    result = frontrun.explore_dpor(setup, [SEARCH_BUDGET.produce, SEARCH_BUDGET.consume],
+                                   max_executions=limit, stop_on_first=False)
+    assert result.property_holds is None and "max_executions" in result.inconclusive_reason
+    assert _Counted.made == result.num_explored == limit
+
+
+def test_a_bounded_search_that_pruned_nothing_is_the_full_search():
+    # Two writes: the bound of one preemption prunes nothing, so that search decides; the
+    # same search was run twice more (bound 2, then unbounded).
+    _Counted.made = 0
+    result = frontrun.explore_dpor(lambda: _Counted(x=0), [SEARCH_BUDGET.store] * 2)
+    assert result.property_holds is True and result.stats["complete"] and not result.stats["bounded"]
+    assert _Counted.made == result.num_explored == 2 and result.stats["bounded_first"] == 0

@@ -1319,3 +1319,27 @@ def test_a_deadlock_names_the_condition_each_thread_waits_on():
     assert result.property_holds is False and result.failure_kind == "deadlock"
     assert "waits on the condition state.not_full" in result.explanation, result.explanation
     assert "waits on the condition state.not_empty" in result.explanation, result.explanation
+
+
+ACQUIRE_ARGUMENTS = load(
+    """
+    def acquire_with(s):
+        s.x += 1
+        s.lock.acquire(*s.arguments)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+@pytest.mark.parametrize("arguments", [(True, -5), (True, None), (False, 1), (True, -1.5)])
+def test_acquire_arguments_are_checked_as_a_real_lock_checks_them(kind, arguments):
+    # A deadline already past (`acquire(timeout=deadline - now)`) raises; it was taken as a
+    # wait without a timeout.
+    try:
+        getattr(threading, kind)().acquire(*arguments)
+    except (ValueError, TypeError) as exc:
+        expected = f"{type(exc).__name__}: {exc}"
+    setup = lambda: State(lock=getattr(threading, kind)(), x=0, arguments=arguments)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [ACQUIRE_ARGUMENTS.acquire_with], lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert expected in result.explanation

@@ -56,7 +56,9 @@ def test_pattern_policies():
     assert parse_pattern("vendor.db=resources", "/").policy == "resources"
     assert parse_pattern(("vendor.db", "all"), "/").policy == "all"
     assert parse_pattern({"pattern": "vendor.db", "policy": "shared"}, "/").policy == "shared"
-    assert parse_pattern("a=b", "/").text == "a=b"  # not a policy: part of the pattern
+    assert parse_pattern("src/a=b", "/").text == "src/a=b"  # a path may have an '='
+    with pytest.raises(ValueError, match="unknown frontrun policy 'Shared'"):
+        parse_pattern("myapp.*=Shared", "/")  # a module name has none: a misspelt policy
     with pytest.raises(ValueError):
         parse_pattern(("vendor.db", "everything"), "/")
     with pytest.raises(ValueError):
@@ -125,7 +127,7 @@ exclude = ["myapp.generated.*"]
 policy = "all"
 resource_methods = ["mylib.Pool.get"]
 cache_dir = ".frontrun-cache"
-engine_setting = 3  # keys for other parts of frontrun are not an error here
+engine_setting = 3  # an unknown key is warned about, not an error
 """
 
 
@@ -133,7 +135,8 @@ def test_pyproject_discovered_upwards_and_merged_with_arguments(tmp_path):
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     start = tmp_path / "a" / "b"
     start.mkdir(parents=True)
-    selection = make_selection(root=str(start))
+    with pytest.warns(UserWarning, match=r"unknown \[tool.frontrun\] key 'engine_setting' ignored"):
+        selection = make_selection(root=str(start))
     assert selection.root == str(tmp_path)
     assert selection.pyproject == str(tmp_path / "pyproject.toml")
     assert [p.text for p in selection.include] == ["myapp", "vendor.db", "tools/"]
@@ -144,8 +147,9 @@ def test_pyproject_discovered_upwards_and_merged_with_arguments(tmp_path):
     assert selection.resource_methods == ("mylib.Pool.get",)
     assert selection.cache_dir == str(tmp_path / ".frontrun-cache")
 
-    overridden = make_selection(include=["other"], exclude=["other.skip"], policy="resources",
-                                resource_methods=["x.y"], root=str(start))
+    with pytest.warns(UserWarning, match="engine_setting"):
+        overridden = make_selection(include=["other"], exclude=["other.skip"], policy="resources",
+                                    resource_methods=["x.y"], root=str(start))
     assert [p.text for p in overridden.include] == ["other"]  # include: replaced
     assert [p.text for p in overridden.exclude] == ["myapp.generated.*", "other.skip"]  # exclude: added
     assert overridden.policy == "resources"
@@ -168,6 +172,9 @@ def test_bad_configuration_is_reported(tmp_path):
         make_selection(root=str(tmp_path))
     (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\ninclude = "x\n')
     with pytest.raises(ValueError, match="cannot parse"):
+        make_selection(root=str(tmp_path))
+    (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\npolcy = "all"\nincludes = ["x"]\n')
+    with pytest.warns(UserWarning, match=r"unknown \[tool.frontrun\] keys 'includes', 'polcy' ignored \(known: cache_dir, "):
         make_selection(root=str(tmp_path))
 
 

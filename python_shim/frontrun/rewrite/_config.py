@@ -47,7 +47,7 @@ import site
 import sys
 import sysconfig
 
-from frontrun.rewrite._core import DEFAULT_POLICY, check_policy, normalize_resource_methods
+from frontrun.rewrite._core import DEFAULT_POLICY, POLICIES, check_policy, normalize_resource_methods
 
 _GLOB_CHARS = frozenset("*?[")
 _FRONTRUN_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -133,7 +133,8 @@ def parse_pattern(spec, root: str) -> Pattern:
     elif isinstance(spec, str):
         text = spec
         head, sep, tail = spec.rpartition("=")
-        if sep and tail in ("resources", "shared", "all"):
+        # "myapp=Shared" is a misspelt policy: no module name has an '=' (a path may).
+        if sep and head and (tail in POLICIES or not _is_path_pattern(head)):
             text, policy = head, tail
     else:
         raise TypeError(f"a frontrun pattern must be a string, pair or table, got {spec!r}")
@@ -270,6 +271,9 @@ class Selection(_Record):
         )
 
 
+TABLE_KEYS = frozenset({"include", "exclude", "policy", "resource_methods", "cache_dir"})
+
+
 def make_selection(
     include=None,
     exclude=None,
@@ -289,6 +293,13 @@ def make_selection(
         project_root, table, pyproject = discover(start)
     table = table or {}
     source = pyproject or "frontrun configuration"
+    unknown = sorted(set(table) - TABLE_KEYS)
+    if unknown:  # a misspelt key would otherwise change nothing, silently
+        import warnings
+
+        warnings.warn(f"{source}: unknown [tool.frontrun] key{'s' if len(unknown) > 1 else ''} "
+                      f"{', '.join(map(repr, unknown))} ignored (known: {', '.join(sorted(TABLE_KEYS))})",
+                      stacklevel=2)
 
     include_specs = _as_list(include, "include", "install()") if include is not None else _as_list(
         table.get("include"), "include", source

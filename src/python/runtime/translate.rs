@@ -122,6 +122,21 @@ pub(super) const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter_
 /// The reading builtins that read what is nested in a container too.
 const DEEP_READERS: &[&str] = &["str", "repr", "format", "print"];
 
+/// One step of a report: an op already made, or a call's argument, numbered at its step.
+enum Pending<'py> {
+    Op((Op, &'static str, Option<Py<PyAny>>)),
+    Argument(Bound<'py, PyAny>),
+}
+
+impl Pending<'_> {
+    fn op(&self) -> Option<&(Op, &'static str, Option<Py<PyAny>>)> {
+        match self {
+            Pending::Op(op) => Some(op),
+            Pending::Argument(_) => None,
+        }
+    }
+}
+
 impl Inner {
     pub(super) fn number(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
         let ptr = obj.as_ptr() as usize;
@@ -1028,35 +1043,45 @@ impl Inner {
         // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
         // it first, another thread could run between it and the call, and the engine
         // would order that thread's accesses after a write that had not happened yet.
-        let mut ops: Vec<(Op, &'static str, Option<Py<PyAny>>)> = inside_hold.into_iter().collect();
-        for arg in &passed {
-            let o = Self::number(&mut st, arg);
+        // An argument is numbered at its own step, not before: a fresh object's number may
+        // be renamed to the plan's at that step (`renumber`), and the number the plan wants
+        // must not be taken by an argument whose step is still to come.
+        let mut steps: Vec<Pending<'_>> = inside_hold.into_iter().map(Pending::Op).collect();
+        let mut seen = std::collections::HashSet::new();
+        for arg in passed {
             // `lst.extend(lst)`: the receiver's own access covers it.
-            let covered = |ops: &[(Op, &'static str, Option<Py<PyAny>>)]| {
-                ops.iter().any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o))
-            };
-            if !covered(own.as_slice()) && !covered(&ops) {
-                let what = ev.method.as_ref().map(|m| m.clone_ref(py));
-                ops.push((Self::access(AccessKind::Read, o, WHOLE), "argument", what));
+            let covered = st.exec.objects.get(&(arg.as_ptr() as usize)).is_some_and(|&o| {
+                own.iter()
+                    .chain(steps.iter().filter_map(Pending::op))
+                    .any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o))
+            });
+            if !covered && seen.insert(arg.as_ptr() as usize) {
+                steps.push(Pending::Argument(arg));
             }
         }
-        ops.extend(own);
+        steps.extend(own.into_iter().map(Pending::Op));
         // Last: the thread may leave the generator (yield, return, raise) right after its
         // last step, so another thread's resume finds it running before that step and
         // suspended after it; a write there orders the two. (Its entry is the resume.) Also for
         // a report that accesses nothing shared (`i += 1` on a local int): it may be the only
         // place inside the generator where the thread can be preempted.
         if let Some(inside) = self.inside_generator(py, &mut st, ev) {
-            ops.push(inside);
+            steps.push(Pending::Op(inside));
         }
-        let mut ops = ops.into_iter();
-        let Some(mut next) = ops.next() else { return Ok(()) };
+        let mut steps = steps.into_iter();
+        let Some(mut next) = steps.next() else { return Ok(()) };
         loop {
-            let (op, kind, key) = next;
+            let (op, kind, key) = match next {
+                Pending::Op(op) => op,
+                Pending::Argument(arg) => {
+                    let o = Self::number(&mut st, &arg);
+                    (Self::access(AccessKind::Read, o, WHOLE), "argument", ev.method.as_ref().map(|m| m.clone_ref(py)))
+                }
+            };
             let key = if st.explain { key } else { None };
             let info = Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
             self.step(py, st, tid, op, info)?;
-            let Some(more) = ops.next() else { return Ok(()) };
+            let Some(more) = steps.next() else { return Ok(()) };
             next = more;
             st = self.lock_state(py);
         }
