@@ -362,37 +362,59 @@ pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
 /// A fingerprint of the local variables (the identity of each value) of the frame a step
 /// comes from, so the engine can tell a loop that spins from one that gets on: the reporting
 /// frame, or for a step taken inside frontrun's own primitives or `threading`/`queue`, the
-/// first frame outside them. None at module level, where the locals are the module's globals.
+/// first frame outside them; and its callers', with where each frame is, up to the thread's
+/// function: a helper called again and again with the same arguments (`describe(x)`,
+/// `helper()`) spins only if the loop calling it does. None at module level, where the
+/// locals are the module's globals.
 pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
-    let mut frame = calling_frame(py)?;
-    for _ in 0..8 {
-        let module = frame
+    let name_of = |frame: &Bound<'_, PyAny>| {
+        frame
             .getattr(pyo3::intern!(py, "f_globals"))
             .and_then(|g| g.get_item(pyo3::intern!(py, "__name__")))
             .ok()
             .and_then(|n| n.extract::<String>().ok())
-            .unwrap_or_default();
-        let ours =
-            module == "frontrun" || module.starts_with("frontrun.") || module == "threading" || module == "queue";
-        if !ours {
+            .unwrap_or_default()
+    };
+    let ours = |module: &str| {
+        module == "frontrun" || module.starts_with("frontrun.") || module == "threading" || module == "queue"
+    };
+    fn back<'py>(frame: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        frame.getattr(pyo3::intern!(frame.py(), "f_back")).ok().filter(|b| !b.is_none())
+    }
+    let mut frame = calling_frame(py)?;
+    for _ in 0..8 {
+        if !ours(&name_of(&frame)) {
             break;
         }
-        match frame.getattr(pyo3::intern!(py, "f_back")) {
-            Ok(back) if !back.is_none() => frame = back,
-            _ => break,
+        match back(&frame) {
+            Some(b) => frame = b,
+            None => break,
         }
     }
-    let code = frame.getattr(pyo3::intern!(py, "f_code")).ok()?;
-    let locals = frame.getattr(pyo3::intern!(py, "f_locals")).ok()?;
-    if frame.getattr(pyo3::intern!(py, "f_globals")).ok().is_some_and(|g| g.is(&locals)) {
-        return None;
-    }
     let mut h = crate::rewrite::QuickHasher::default();
-    code.as_ptr().hash(&mut h);
-    let values = locals.call_method0(pyo3::intern!(py, "values")).ok()?;
-    for v in values.try_iter().ok()? {
-        v.ok()?.as_ptr().hash(&mut h);
+    for depth in 0..16 {
+        let code = frame.getattr(pyo3::intern!(py, "f_code")).ok()?;
+        let locals = frame.getattr(pyo3::intern!(py, "f_locals")).ok()?;
+        if frame.getattr(pyo3::intern!(py, "f_globals")).ok().is_some_and(|g| g.is(&locals)) {
+            if depth == 0 {
+                return None;
+            }
+            break; // a module's code called it: its globals are not a loop's state
+        }
+        code.as_ptr().hash(&mut h);
+        // Where each frame is: a poll reads at one place; straight-line code that reads one
+        // name at several (`isinstance` thrice) has not gone round.
+        frame.getattr(pyo3::intern!(py, "f_lasti")).ok()?.extract::<i64>().ok()?.hash(&mut h);
+        let values = locals.call_method0(pyo3::intern!(py, "values")).ok()?;
+        for v in values.try_iter().ok()? {
+            v.ok()?.as_ptr().hash(&mut h);
+        }
+        // Up to the thread's function: frontrun's runner called it.
+        match back(&frame) {
+            Some(b) if !ours(&name_of(&b)) => frame = b,
+            _ => break,
+        }
     }
     Some(h.finish())
 }

@@ -352,3 +352,49 @@ def test_a_check_several_rounds_into_a_sleeping_loop_is_still_found():
                                    invariant=lambda s: s.seen != "six")
     assert result.property_holds is False and result.failure_kind == "invariant"
     assert "Race on State.data" in result.explanation, result.explanation
+
+
+CALLS_IN_A_LOOP = load(
+    """
+    LIMIT = 5
+
+    def describe(v):
+        if isinstance(v, bool):
+            return "bool"
+        if isinstance(v, int):
+            return "int"
+        if isinstance(v, bytes):
+            return "bytes"
+        return "other"
+
+    def limit():
+        return LIMIT
+
+    def dispatch_then_finish(s):
+        for _ in range(12):
+            describe("x")  # one frame after another in the same state: its loop gets on
+        s.done = True
+
+    def sum_then_finish(s):
+        total = 0
+        for _ in range(400):
+            total += limit()
+        s.done = True
+
+    def look(s):
+        s.started = True
+        if s.done:
+            s.seen_done = True
+    """
+)
+
+
+@pytest.mark.parametrize("worker", ["dispatch_then_finish", "sum_then_finish"])
+def test_a_helper_called_with_the_same_arguments_by_a_loop_that_gets_on_is_not_a_spin(worker):
+    # Each call of the helper read the same global from a frame with the same locals, so it
+    # looked like a polling loop; after a few such rounds the worker had to give way, and the
+    # schedule where it finishes before the other thread looks was never tried: "proved".
+    setup = lambda: State(done=False, started=False, seen_done=False)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [getattr(CALLS_IN_A_LOOP, worker), CALLS_IN_A_LOOP.look],
+                                   lambda s: not s.seen_done)
+    assert result.property_holds is False and result.failure_kind == "invariant"
