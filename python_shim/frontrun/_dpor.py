@@ -742,9 +742,10 @@ def _invariant_name(invariant):
 
 
 def _held_in(state, depth=3, budget=500):
-    """``(holder, slot, obj)`` for ``state`` and what it holds (its attributes, items and their
-    own, a few levels down), breadth first, in a fixed order. ``slot`` is ``("attr", name)`` or
-    ``("item", key)`` (None for ``state`` itself). Generators are not looked into."""
+    """``(holder, slot, obj)`` for ``state`` and what it holds (its attributes and slots, items,
+    a closure's cells, and their own, a few levels down), breadth first, in a fixed order.
+    ``slot`` is ``("attr", name)``, ``("item", key)`` or ``("cell", i)`` (None for ``state``
+    itself). Generators are not looked into."""
     reached = [(None, None, state)]
     frontier = [state]
     seen = {id(state)}
@@ -757,10 +758,15 @@ def _held_in(state, depth=3, budget=500):
                 children = [(("item", k), v) for k, v in obj.items()]
             elif isinstance(obj, (list, tuple)):
                 children = [(("item", i), v) for i, v in enumerate(obj)]
+            elif isinstance(obj, type):
+                children = []
+            elif isinstance(obj, types.FunctionType):  # a closure: what its cells hold
+                children = [(("cell", i), c.cell_contents) for i, c in enumerate(obj.__closure__ or ())
+                            if _cell_is_set(c)]
             else:
                 d = getattr(obj, "__dict__", None)
-                is_instance = isinstance(d, dict) and not isinstance(obj, type)
-                children = [(("attr", k), v) for k, v in d.items()] if is_instance else []
+                children = [(("attr", k), v) for k, v in d.items()] if isinstance(d, dict) else []
+                children += [(("attr", k), v) for k, v in _slot_values(obj)]
             for slot, child in children[:50]:
                 budget -= 1
                 if budget < 0:
@@ -773,18 +779,78 @@ def _held_in(state, depth=3, budget=500):
     return reached
 
 
+def _cell_is_set(cell):
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _slot_values(obj):
+    """``(name, value)`` of the ``__slots__`` attributes ``obj`` has set (the class's own
+    descriptors only: nothing of the program runs)."""
+    found = []
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            descriptor = klass.__dict__.get(name)
+            if name in ("__dict__", "__weakref__") or type(descriptor) is not types.MemberDescriptorType:
+                continue
+            try:
+                found.append((name, descriptor.__get__(obj, klass)))
+            except AttributeError:
+                continue  # not set
+    return found
+
+
 def _generators_in(held):
-    """The generators among ``_held_in``'s finds: two threads resuming one at once is a bug
-    the search looks for."""
-    return [obj for _, _, obj in held if isinstance(obj, types.GeneratorType)]
+    """The generators among ``_held_in``'s finds (or behind a bound ``__next__`` or a partial
+    among them): two threads resuming one at once is a bug the search looks for."""
+    found, seen = [], set()
+    for _, _, obj in held:
+        for g in _generators_of(obj):
+            if id(g) not in seen:
+                seen.add(id(g))
+                found.append(g)
+    return found
 
 
-def _prepare_state(rt, state):
+def _generators_of(value):
+    """``value`` if it is a generator; the one a bound ``__next__``/``send`` or a
+    ``functools.partial`` (``partial(next, gen)``) holds."""
+    if isinstance(value, types.GeneratorType):
+        return [value]
+    if isinstance(getattr(value, "__self__", None), types.GeneratorType):
+        return [value.__self__]
+    if isinstance(value, functools.partial):
+        return [a for a in value.args if isinstance(a, types.GeneratorType)]
+    return []
+
+
+def _prepare_state(rt, state, threads):
     """Before the threads run on ``state``: its lru_cache wrappers stood in for, its
-    generators watched."""
+    generators watched, and those the threads reach otherwise: through their closures, their
+    modules' globals (one ``setup()`` resets) or the state's class."""
     held = _held_in(state)
     _stand_in_cached_functions(held)
-    rt.watch_generators(_generators_in(held))
+    rt.watch_generators(_generators_in(held + _thread_roots(state, threads)))
+
+
+def _thread_roots(state, threads):
+    """``_held_in``-like finds the threads reach besides the state: what their closures'
+    cells hold (a few levels down), their modules' globals and the state's class attributes
+    (those themselves)."""
+    found = []
+    for fn in threads:
+        fn = getattr(fn, "func", fn)  # a functools.partial
+        if isinstance(fn, types.FunctionType):
+            found += _held_in(fn, depth=3, budget=200)
+        module_globals = getattr(fn, "__globals__", None)
+        if isinstance(module_globals, dict):
+            found += [(None, None, v) for v in list(module_globals.values())]
+    found += [(None, None, v) for v in list(vars(type(state)).values())]
+    return found
 
 
 def _stand_in_cached_functions(held):
@@ -848,7 +914,7 @@ def _run_one(rt, setup, threads, invariant, timeout, after_setup=None):
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
         _coop._pool.ensure_idle(len(tasks))
-    _prepare_state(rt, state)
+    _prepare_state(rt, state, threads)
     return _run_tasks(rt, tasks, background, state, invariant, timeout)
 
 
@@ -868,7 +934,7 @@ def _run_with_explored_setup(rt, setup, threads, invariant, timeout):
                 raise
             made["error"] = exc
             return
-        _prepare_state(rt, made["state"])
+        _prepare_state(rt, made["state"], threads)
 
     def after_setup(fn):
         def run():

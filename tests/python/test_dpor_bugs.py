@@ -2437,3 +2437,71 @@ def test_a_bounded_search_that_pruned_nothing_is_the_full_search():
     result = frontrun.explore_dpor(lambda: _Counted(x=0), [SEARCH_BUDGET.store] * 2)
     assert result.property_holds is True and result.stats["complete"] and not result.stats["bounded"]
     assert _Counted.made == result.num_explored == 2 and result.stats["bounded_first"] == 0
+
+
+SHARED_GENERATORS = load(
+    """
+    import functools
+
+    def numbers():
+        n = 0
+        while True:
+            n += 1
+            yield n
+
+    class InSlots:
+        __slots__ = ("gen",)
+
+        def __init__(self):
+            self.gen = numbers()
+
+        def take(self):
+            return next(self.gen)
+
+    class InClass:
+        gen = None
+
+        def __init__(self):
+            InClass.gen = numbers()
+
+        def take(self):
+            return next(type(self).gen)
+
+    class InClosure:
+        def __init__(self):
+            g = numbers()
+            self.take = lambda: next(g)
+
+    class BoundNext:
+        def __init__(self):
+            self.take = numbers().__next__
+
+    class PartialNext:
+        def __init__(self):
+            self.take = functools.partial(next, numbers())
+
+    GEN = None
+
+    class InModule:
+        def __init__(self):
+            global GEN
+            GEN = numbers()
+
+        def take(self):
+            return next(GEN)
+
+    def take(s):
+        s.take()
+    """
+)
+
+
+@pytest.mark.parametrize("holder", ["InSlots", "InClass", "InClosure", "BoundNext", "PartialNext", "InModule"])
+def test_a_generator_the_threads_reach_otherwise_than_by_an_attribute_is_watched(holder):
+    # Only generators in the state's attributes and items were watched: one in __slots__, a
+    # class attribute, a closure, behind a bound __next__ or a partial, or in a module global
+    # setup() resets was resumed by both threads at once with nothing seen ("holds").
+    setup = getattr(SHARED_GENERATORS, holder)
+    result = explore(setup, [SHARED_GENERATORS.take] * 2, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert "ValueError: generator already executing" in result.explanation
