@@ -359,10 +359,10 @@ def _final_value(obj, step):
         text = repr(data[:80].decode("utf-8", "replace"))
         return text + ("..." if len(data) > 80 else "")
     try:
+        if _is_globals(obj) or step.kind.startswith("global"):  # a module's attribute too
+            return repr(obj[step.key])
         if step.kind.startswith("attr"):
             return repr(getattr(obj, step.key))
-        if _is_globals(obj) or step.kind.startswith("global"):
-            return repr(obj[step.key])
         if step.kind.startswith("item") and step.key_id != WHOLE:
             return repr(obj[step.key])
         if step.kind.startswith("cell"):
@@ -631,9 +631,12 @@ def _started_threads_shown(lines):
 def _name_globals_used(rt, steps):
     """Objects the threads reached through a module global are named after it (``app.CACHE``)."""
     for step in steps:
-        if not step.kind.startswith("global") or not isinstance(step.key, str):
+        # `COUNTS[...]` in its module, or `store.COUNTS[...]` (an attribute of the module).
+        if not step.kind.startswith(("global", "attr")) or not isinstance(step.key, str):
             continue
         namespace = rt.object(step.obj)
+        if step.kind.startswith("attr") and not _is_globals(namespace):
+            continue
         value = namespace.get(step.key) if _is_globals(namespace) else None
         path = f"{namespace.get('__name__', '?')}.{step.key}"
         if isinstance(value, type):

@@ -2505,3 +2505,38 @@ def test_a_generator_the_threads_reach_otherwise_than_by_an_attribute_is_watched
     result = explore(setup, [SHARED_GENERATORS.take] * 2, lambda s: True)
     assert result.property_holds is False and result.failure_kind == "exception"
     assert "ValueError: generator already executing" in result.explanation
+
+
+STORE_MODULE = load(
+    """
+    COUNTS = {}
+    TOTAL = 0
+    """,
+    name="dpor_store_module",
+)
+
+THROUGH_THE_MODULE = load(
+    """
+    import dpor_store_module as store
+
+    def bump(_):
+        store.COUNTS["k"] = store.COUNTS.get("k", 0) + 1
+
+    def bump_total(_):
+        store.TOTAL += 1
+    """
+)
+
+
+def test_state_reached_as_a_modules_attribute_is_named_after_it():
+    # `store.COUNTS[...]` / `store.TOTAL += 1` are attribute accesses on the module: the dict
+    # was "dict['k'] (object #3)" and the global had no final value.
+    def setup():
+        STORE_MODULE.COUNTS.clear()
+        STORE_MODULE.TOTAL = 0
+
+    result = explore(setup, [THROUGH_THE_MODULE.bump] * 2, lambda _: STORE_MODULE.COUNTS == {"k": 2})
+    assert re.search(r"Race on dict\['k'\] \(object #\d+ = dpor_store_module\.COUNTS\)", result.explanation)
+    result = explore(setup, [THROUGH_THE_MODULE.bump_total] * 2, lambda _: STORE_MODULE.TOTAL == 2)
+    assert "Race on global dpor_store_module.TOTAL" in result.explanation
+    assert "afterwards global dpor_store_module.TOTAL = 1" in result.explanation
