@@ -416,6 +416,13 @@ def race_report(rt, steps, since=0):
             continue
         shown_as[same] = len(found)
         found.append((loc, accesses, _interleaved(accesses)))
+    # A key's race also shows under the whole object when one of its accesses is of all of it
+    # (`"a" in d` then `d.move_to_end("a")`); the key's block tells it without the other
+    # keys' accesses the whole one adds.
+    keyed = [(loc, {s.index for s in acc}) for loc, acc, inter in found if loc[1] not in (WHOLE, KEY_ORDER) and inter]
+    found = [f for f in found if f[0][1] != WHOLE or not any(
+        loc[0] == f[0][0] and indices <= {s.index for s in f[1]} for loc, indices in keyed)]
+    shown_as = {tuple(s.index for s in acc): i for i, (_, acc, _) in enumerate(found)}
     synchronised = set()
     if racing and found and not any(inter for _, _, inter in found):
         # No racing location interleaves in this schedule: a check and its act in separate

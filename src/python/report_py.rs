@@ -487,9 +487,13 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         | SiteKind::CellStore
         | SiteKind::CellDelete
         | SiteKind::Inplace => event.obj = value(0)?,
-        SiteKind::WithEnter | SiteKind::Contains | SiteKind::Iter => {
+        SiteKind::WithEnter | SiteKind::Iter => {
             event.obj = value(0)?;
             event.key = none();
+        }
+        SiteKind::Contains => {
+            event.obj = value(0)?;
+            event.key = if values.len() > 1 { value(1)? } else { none() };
         }
         // The key is the site's name: None, or what reads the operand (a class pattern).
         SiteKind::Operand => event.obj = value(0)?,

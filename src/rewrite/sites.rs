@@ -945,7 +945,8 @@ impl<'a> Selector<'a> {
                 let Some(&(_, symbol)) = o.inplace.iter().find(|(c, _)| *c == op) else { continue };
                 self.report(i, SiteKind::Inplace, SiteName::Symbol(symbol), [d(2)]);
             } else if is(Class::ContainsOp) {
-                self.report(i, SiteKind::Contains, SiteName::None, [d(1)]);
+                // The container, then the value looked for: `k in d` asks for one key.
+                self.report(i, SiteKind::Contains, SiteName::None, [d(1), d(2)]);
             } else if is(Class::GetIter) {
                 // The loop header, never a FOR_ITER target (`insertable` refuses those).
                 self.report(i, SiteKind::Iter, SiteName::None, [d(1)]);

@@ -1763,7 +1763,8 @@ WHOLE_AND_KEYS = load(
 
 def test_accesses_racing_on_a_whole_container_are_explained_once_under_its_name():
     # The same accesses made two locations, a key ('c') and the whole object: the block came
-    # twice and was titled after the unrelated key the other thread inserted.
+    # twice and was titled after the unrelated key the other thread inserted. `"a" in s.d`
+    # reads the key 'a': the race is told once, under it, without the other key's insertion.
     from collections import OrderedDict
 
     setup = lambda: State(d=OrderedDict(a=1, b=2))  # noqa: E731
@@ -1771,9 +1772,9 @@ def test_accesses_racing_on_a_whole_container_are_explained_once_under_its_name(
     result = explore(setup, threads, lambda s: True)
     assert result.property_holds is False and result.failure_kind == "exception"
     assert result.explanation.count("Race on") == 1
-    assert "Race on OrderedDict as a whole" in result.explanation
-    assert "['c']" not in result.explanation
-    for line in ('s.d["c"] = 3', 's.d.pop("a")', 's.d.move_to_end("a")', 'if "a" in s.d:'):
+    assert "Race on OrderedDict['a']" in result.explanation
+    assert "['c']" not in result.explanation and 's.d["c"] = 3' not in result.explanation
+    for line in ('s.d.pop("a")', 's.d.move_to_end("a")', 'if "a" in s.d:'):
         assert line in result.explanation
     check_replays(result, setup, threads, lambda s: True)
 
@@ -2540,3 +2541,31 @@ def test_state_reached_as_a_modules_attribute_is_named_after_it():
     result = explore(setup, [THROUGH_THE_MODULE.bump_total] * 2, lambda _: STORE_MODULE.TOTAL == 2)
     assert "Race on global dpor_store_module.TOTAL" in result.explanation
     assert "afterwards global dpor_store_module.TOTAL = 1" in result.explanation
+
+
+MEMBERSHIP = load(
+    """
+    def bump_own(key):
+        def bump(s):
+            if key in s.d:
+                s.d[key] += 1
+        return bump
+
+    def add_once(s):
+        if "k" not in s.d:
+            s.d["k"] = len(s.made)
+            s.made.append(1)
+    """
+)
+
+
+def test_a_key_looked_for_in_a_dict_is_read_alone():
+    # `k in d` read the whole dict, so it conflicted with every other key's write: three
+    # threads each on its own key took 19 executions instead of 1.
+    threads = [MEMBERSHIP.bump_own(i) for i in range(3)]
+    result = explore(lambda: State(d={0: 0, 1: 0, 2: 0}), threads, lambda s: s.d == {0: 1, 1: 1, 2: 1})
+    assert result.property_holds is True and result.num_explored == 1
+    # Still a read of that key: inserting it between the look and the act is a race.
+    result = explore(lambda: State(d={}, made=[]), [MEMBERSHIP.add_once] * 2, lambda s: len(s.made) == 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "Race on dict['k']" in result.explanation and 'if "k" not in s.d:' in result.explanation

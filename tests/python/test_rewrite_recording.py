@@ -201,7 +201,7 @@ def test_container_reads_by_builtins_in_and_for():
     assert events[1].args == (lst,) and events[1].args[0] is lst and events[1].method == "len"
     result, events = record(ns["has"], d, "k")
     assert result is True
-    assert shown(events, d=d) == [("contains", "d", None, 6)]
+    assert shown(events, d=d) == [("contains", "d", "k", 6)]  # the key looked for, too
     assert not events[0].is_write
     result, events = record(ns["total"], lst)
     assert result == 6

@@ -518,6 +518,15 @@ impl Inner {
                 let o = Self::number_owner(st, obj);
                 Some((Self::access(Read, o, WHOLE), "operand", None))
             }
+            // `k in d` asks whether a dict holds `k`, as `d.__contains__(k)` does: a read of
+            // that key alone, so other keys' writes commute with it.
+            EventKind::Contains
+                if Self::is_scalar_key(key) && Self::dict_key_kind(obj, "__contains__", key).is_some() =>
+            {
+                let o = Self::number(st, obj);
+                let k = self.item_key(st, obj, key);
+                Some((Self::access(Read, o, k), "item_load", Some(ev.key.clone_ref(py))))
+            }
             // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
             EventKind::Contains | EventKind::Iter | EventKind::IterNext | EventKind::Operand
                 if self.is_container(obj) =>
