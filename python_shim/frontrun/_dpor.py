@@ -503,10 +503,18 @@ def _runtime(*, preemption_bound=None, max_executions=None, max_steps=DEFAULT_MA
 
 def _format_exception(exc_info):
     etype, value, tb = exc_info
+    own = (__file__, _coop.__file__)
     # Drop the runtime's own frames at the top of the traceback.
-    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, _coop.__file__):
+    while tb is not None and tb.tb_frame.f_code.co_filename in own:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(etype, value, tb))
+    shown = traceback.TracebackException(etype, value, tb)
+    # And at the bottom: an error a stand-in raises (`release unlocked lock`) comes from C in a
+    # real lock, with no frame of its own.
+    stack = list(shown.stack)
+    while len(stack) > 1 and stack[-1].filename in own:
+        stack.pop()
+    shown.stack = traceback.StackSummary.from_list(stack)
+    return "".join(shown.format())
 
 
 # ---------------------------------------------------------------------------- unseen callees

@@ -1326,6 +1326,9 @@ ACQUIRE_ARGUMENTS = load(
     def acquire_with(s):
         s.x += 1
         s.lock.acquire(*s.arguments)
+
+    def release_it(s):
+        s.lock.release()
     """
 )
 
@@ -1343,3 +1346,14 @@ def test_acquire_arguments_are_checked_as_a_real_lock_checks_them(kind, argument
     result = frontrun.explore_dpor(setup, [ACQUIRE_ARGUMENTS.acquire_with], lambda s: True)
     assert result.property_holds is False and result.failure_kind == "exception"
     assert expected in result.explanation
+    assert "_coop.py" not in result.explanation  # a real lock raises from C: no frame of its own
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_releasing_a_lock_not_held_shows_the_callers_line_last(kind):
+    setup = lambda: State(lock=getattr(threading, kind)())  # noqa: E731
+    result = frontrun.explore_dpor(setup, [ACQUIRE_ARGUMENTS.release_it], lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    lines = result.explanation.splitlines()
+    raised = next(i for i, line in enumerate(lines) if line.startswith("RuntimeError"))
+    assert lines[raised - 1].strip() == "s.lock.release()" and "_coop.py" not in result.explanation
