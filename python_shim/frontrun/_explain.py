@@ -636,8 +636,17 @@ def _started_threads_shown(lines):
 
 
 def _name_globals_used(rt, steps):
-    """Objects the threads reached through a module global are named after it (``app.CACHE``)."""
+    """Objects the threads reached through a module global are named after it (``app.CACHE``),
+    and those reached through a closure variable after the variable (``cache``)."""
     for step in steps:
+        if step.kind.startswith("cell") and isinstance(step.key, str):
+            try:
+                value = rt.object(step.obj).cell_contents
+            except (AttributeError, ValueError):
+                continue
+            if value is not None and not isinstance(value, _UNNAMED + _NOT_STATE + (type,)):
+                _paths.add_root(value, step.key)
+            continue
         # `COUNTS[...]` in its module, or `store.COUNTS[...]` (an attribute of the module).
         if not step.kind.startswith(("global", "attr")) or not isinstance(step.key, str):
             continue

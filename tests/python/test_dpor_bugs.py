@@ -2569,3 +2569,36 @@ def test_a_key_looked_for_in_a_dict_is_read_alone():
     result = explore(lambda: State(d={}, made=[]), [MEMBERSHIP.add_once] * 2, lambda s: len(s.made) == 1)
     assert result.property_holds is False and result.failure_kind == "invariant"
     assert "Race on dict['k']" in result.explanation and 'if "k" not in s.d:' in result.explanation
+
+
+CLOSURE_MEMO = load(
+    """
+    def memoize(fn):
+        cache = {}
+
+        def wrapper(x):
+            if x not in cache:
+                cache[x] = fn(x)
+            return cache[x]
+        return wrapper
+
+    class Service:
+        def __init__(self):
+            self.calls = 0
+
+            @memoize
+            def square(x):
+                self.calls += 1
+                return x * x
+            self.square = square
+
+    def use(s):
+        s.square(3)
+    """
+)
+
+
+def test_state_reached_through_a_closure_variable_is_named_after_it():
+    result = explore(CLOSURE_MEMO.Service, [CLOSURE_MEMO.use] * 2, lambda s: s.calls == 1)
+    assert result.property_holds is False
+    assert re.search(r"Race on dict\[3\] \(object #\d+ = cache\)", result.explanation), result.explanation
