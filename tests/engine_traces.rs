@@ -5,7 +5,7 @@
 
 use frontrun::engine::sim::{run_once, run_once_fresh_keys, Loc, Program, SimOp};
 use frontrun::engine::ThreadId;
-use frontrun::engine::{AccessKind, Config, Explorer, Op, WHOLE};
+use frontrun::engine::{AccessKind, Config, Explorer, Op, SIZE, WHOLE};
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -37,6 +37,8 @@ fn conflict(a: Act, b: Act) -> bool {
     use Act::*;
     match (a, b) {
         (Insert(_), Insert(_)) => true,
+        // `len(d)` (a read of `SIZE`) against an insertion of any key.
+        (Read(SIZE), Insert(_)) | (Insert(_), Read(SIZE)) => true,
         (Read(x), Write(y) | Insert(y))
         | (Write(x) | Insert(x), Read(y))
         | (Write(x) | Insert(x), Write(y))
@@ -287,7 +289,7 @@ enum Naming {
 impl Naming {
     fn key(self, execution: u64, key: u64) -> u64 {
         match self {
-            _ if key == WHOLE => WHOLE,
+            _ if key == WHOLE || key == SIZE => key,
             Naming::Fixed => key,
             Naming::Shifted => key + 1000 * execution,
             Naming::Swapped if execution % 2 == 0 && key < 2 => key ^ 1,
@@ -440,6 +442,16 @@ proptest! {
 
     #[test]
     fn one_execution_per_trace_with_stores_that_insert_or_write(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(prop_oneof![prop_oneof![Just(0u64), Just(1), Just(WHOLE)].prop_map(Act::Read), Just(Act::Write(WHOLE)), (0..2u64).prop_map(Act::Store)], 0..=4), n))) {
+        check(&threads)?;
+    }
+
+    #[test]
+    fn one_execution_per_trace_with_size_reads_and_insertions(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(prop_oneof![access_of(prop_oneof![Just(0u64), Just(1), Just(WHOLE)]), (0..2u64).prop_map(Act::Insert), Just(Act::Read(SIZE))], 0..=4), n))) {
+        check(&threads)?;
+    }
+
+    #[test]
+    fn one_execution_per_trace_with_size_reads_and_stores(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(prop_oneof![prop_oneof![Just(0u64), Just(SIZE), Just(WHOLE)].prop_map(Act::Read), Just(Act::Write(WHOLE)), (0..2u64).prop_map(Act::Store)], 0..=4), n))) {
         check(&threads)?;
     }
 

@@ -363,7 +363,8 @@ def _lru_cache_bindings():
 
     def look(owner, namespace):
         for name, value in list(namespace.items()):
-            wrapper = getattr(value, "__func__", value)
+            # Only a staticmethod's or classmethod's own (an object's __getattr__ may raise).
+            wrapper = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
             if _is_rewritten_lru_wrapper(wrapper):
                 found.append((owner, name, value, wrapper))
 
@@ -824,12 +825,17 @@ def _generators_in(held):
     return found
 
 
+# A generator's bound `__next__`/`send` (a method-wrapper, a builtin method): their
+# `__self__` is read, never an arbitrary object's (its `__getattr__` may raise or run code).
+_BOUND_TYPES = (type((lambda: (yield))().__next__), type((lambda: (yield))().send), types.MethodType)
+
+
 def _generators_of(value):
     """``value`` if it is a generator; the one a bound ``__next__``/``send`` or a
     ``functools.partial`` (``partial(next, gen)``) holds."""
     if isinstance(value, types.GeneratorType):
         return [value]
-    if isinstance(getattr(value, "__self__", None), types.GeneratorType):
+    if isinstance(value, _BOUND_TYPES) and isinstance(value.__self__, types.GeneratorType):
         return [value.__self__]
     if isinstance(value, functools.partial):
         return [a for a in value.args if isinstance(a, types.GeneratorType)]

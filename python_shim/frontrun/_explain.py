@@ -18,6 +18,9 @@ from frontrun import _coop
 from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource
 
 WHOLE = (1 << 64) - 1
+# How many keys an object holds (`len(d)`, the engine's `SIZE`): read by `len`, changed by
+# insertions and deletions of any key.
+SIZE = (1 << 64) - 2
 # `Thread.is_alive` reads the thread's entry here (the runtime's `LIVENESS`); its exit writes it.
 LIVENESS = (1 << 64) - 1
 DATA = ("read", "write", "delete", "insert", "exit")
@@ -46,12 +49,20 @@ class Step:
             return False
         if self.access == "insert" and other.access == "insert":
             return True
+        if self._resizes(other) or other._resizes(self):
+            return True
         return self.key_id == other.key_id or WHOLE in (self.key_id, other.key_id)
+
+    def _resizes(self, other):
+        """Whether this step changes the size ``other`` reads (an insertion against ``len``)."""
+        return other.key_id == SIZE and self.access in ("insert", "delete")
 
     def location_with(self, other):
         """The location this step and a conflicting ``other`` race on."""
         if self.key_id != other.key_id and self.access == other.access == "insert":
             return self.obj, KEY_ORDER
+        if SIZE in (self.key_id, other.key_id):
+            return self.obj, SIZE
         return self.obj, self.key_id if self.key_id != WHOLE else other.key_id
 
 
@@ -336,6 +347,9 @@ def _accesses_to(steps, loc):
     obj, key = loc
     if key == KEY_ORDER:
         touching = [s for s in steps if s.obj == obj and (s.access == "insert" or s.key_id == WHOLE and s.access in DATA)]
+    elif key == SIZE:
+        touching = [s for s in steps if s.obj == obj and s.access in DATA
+                    and (s.key_id in (SIZE, WHOLE) or s.access in ("insert", "delete"))]
     else:
         touching = [s for s in steps if s.access in DATA and s.obj == obj and (key == WHOLE or s.key_id in (key, WHOLE))]
     kinds = _distinct(touching)
@@ -368,6 +382,13 @@ def _final_value(obj, step):
         if step.kind.startswith("cell"):
             return repr(obj.cell_contents)
         return _brief(repr(obj))
+    except Exception:
+        return None
+
+
+def _final_size(obj):
+    try:
+        return str(len(obj))
     except Exception:
         return None
 
@@ -449,6 +470,8 @@ def race_report(rt, steps, since=0):
         obj = rt.object(loc[0])
         if loc[1] == KEY_ORDER:
             title = f"the order of {type(obj).__name__ if obj is not None else '?'}'s keys"
+        elif loc[1] == SIZE:
+            title = f"the size of {type(obj).__name__ if obj is not None else '?'}"
         else:
             title = _location_name(named, obj)
         if not inter and out:
@@ -472,11 +495,15 @@ def race_report(rt, steps, since=0):
             out.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
         if loc[1] == KEY_ORDER:
             value = _final_keys(obj)
+        elif loc[1] == SIZE:
+            value = _final_size(obj)
         else:
             value = _final_value(obj, named) if obj is not None else None
         if value is not None and " object at 0x" not in value:
             # The whole object is named by its path from the state, if it has one.
             named_as = (_paths.of(obj) or title) if loc[1] == WHOLE and obj is not None else title
+            if loc[1] == SIZE:
+                named_as = f"len({_paths.of(obj) or type(obj).__name__})"
             out.append(f"  afterwards {named_as} = {value}")
     if len(found) > shown:
         out.append(f"(and {len(found) - shown} more racing locations)")

@@ -1,7 +1,7 @@
 //! Per-location summaries of past accesses, enough to find the events a new
 //! access depends on without scanning the history.
 
-use super::event::{AccessKind, Key, ObjId, ThreadId, WHOLE};
+use super::event::{AccessKind, Key, ObjId, ThreadId, SIZE, WHOLE};
 use std::collections::HashMap;
 
 /// Last write of a location and the reads since (the latest one per thread):
@@ -35,6 +35,9 @@ struct ObjectState {
     keys: HashMap<Key, Location>,
     /// The last insertion since the last whole write: insertions are ordered among themselves.
     insert: Option<usize>,
+    /// Each thread's last insertion or deletion since the last whole write: a read of the
+    /// size (`SIZE`) comes after them all.
+    resized: Vec<(ThreadId, usize)>,
 }
 
 /// Every object's access summaries.
@@ -71,12 +74,25 @@ impl Accesses {
                 object.whole = Location::written(step);
                 object.keys.clear();
                 object.insert = None;
+                object.resized.clear();
             } else {
                 object.whole.add_read(thread, step);
             }
         } else {
             if kind == AccessKind::Insert {
                 deps.extend(object.insert.replace(step));
+            }
+            if matches!(kind, AccessKind::Insert | AccessKind::Delete) {
+                if let Some(size) = object.keys.get(&SIZE) {
+                    deps.extend(size.reads.iter().map(|&(_, s)| s));
+                }
+                match object.resized.iter_mut().find(|(t, _)| *t == thread) {
+                    Some(entry) => entry.1 = step,
+                    None => object.resized.push((thread, step)),
+                }
+            }
+            if key == SIZE {
+                deps.extend(object.resized.iter().map(|&(_, s)| s));
             }
             let loc = object.keys.entry(key).or_default();
             if writes {

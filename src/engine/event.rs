@@ -15,6 +15,16 @@ pub type LockId = u64;
 /// Key meaning "the whole object": conflicts with every key of the same object.
 pub const WHOLE: Key = u64::MAX;
 
+/// Key meaning "how many keys the object holds" (`len(d)`): only ever read; an insertion or a
+/// deletion of any key changes it, a write of a key already there does not.
+pub const SIZE: Key = u64::MAX - 1;
+
+/// Whether an access of `key` with `kind` changes or reads what an access of `other` with
+/// `other_kind` does, through the object's size: a read of it against an insertion or a deletion.
+fn through_size(key: Key, other_kind: AccessKind) -> bool {
+    key == SIZE && matches!(other_kind, AccessKind::Insert | AccessKind::Delete)
+}
+
 /// The object of a yield (`time.sleep`): read with the thread's id as key, so no one else
 /// touches it. A thread that yields lets the others run first (`state::ThreadState::yielding`).
 pub const YIELD: ObjId = 0;
@@ -202,7 +212,10 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
     match (a.op, b.op) {
         (Op::Access { obj: oa, key: ka, kind: ta }, Op::Access { obj: ob, key: kb, kind: tb }) => {
             let both_insert = ta == AccessKind::Insert && tb == AccessKind::Insert;
-            oa == ob && (ka == kb || ka == WHOLE || kb == WHOLE || both_insert) && !(ta.is_read() && tb.is_read())
+            let size = through_size(ka, tb) || through_size(kb, ta);
+            oa == ob
+                && (ka == kb || ka == WHOLE || kb == WHOLE || both_insert || size)
+                && !(ta.is_read() && tb.is_read())
         }
         (
             Op::Acquire { lock: la } | Op::Release { lock: la } | Op::TryAcquire { lock: la } | Op::Peek { lock: la },

@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, WHOLE};
+use super::event::{dependent, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, SIZE, WHOLE};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -60,11 +60,14 @@ fn performs(expected: Op, found: Op) -> bool {
 }
 
 /// `(obj, from, to)` when `found` differs from `expected` only in its key (`from`; the plan's
-/// is `to`), neither of them `WHOLE`.
+/// is `to`), neither of them `WHOLE` or `SIZE`.
 fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
     match (expected, found) {
         (Op::Access { obj, key: to, kind }, Op::Access { obj: o, key: from, kind: k })
-            if obj == o && same_access(kind, k) && from != to && from != WHOLE && to != WHOLE =>
+            if obj == o
+                && same_access(kind, k)
+                && from != to
+                && ![from, to].iter().any(|&x| x == WHOLE || x == SIZE) =>
         {
             Some((obj, from, to))
         }

@@ -46,7 +46,7 @@ mod vclock;
 mod wakeup;
 
 pub use event::{
-    dependent, AccessKind, Action, Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId, LIVENESS, WHOLE, YIELD,
+    dependent, AccessKind, Action, Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId, LIVENESS, SIZE, WHOLE, YIELD,
 };
 pub use explorer::{Choice, Config, Divergence, Explorer};
 pub use report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict, WaitReason, Waiter};

@@ -2,7 +2,7 @@
 //! with vector clocks, and the races each new event forms with earlier ones.
 
 use super::access::Accesses;
-use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, LIVENESS, WHOLE, YIELD};
+use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, LIVENESS, SIZE, WHOLE, YIELD};
 use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
@@ -500,8 +500,10 @@ impl Execution {
                 self.threads[thread].yielding = true;
                 0
             }
-            Op::Access { obj, key, .. } => {
-                let touches = |o: ObjId, k: Key| o == obj && (k == key || k == WHOLE || key == WHOLE);
+            Op::Access { obj, key, kind } => {
+                let resizes = matches!(kind, AccessKind::Insert | AccessKind::Delete);
+                let touches =
+                    |o: ObjId, k: Key| o == obj && (k == key || k == WHOLE || key == WHOLE || (k == SIZE && resizes));
                 for (u, t) in self.threads.iter_mut().enumerate() {
                     t.polls.retain(|&(o, k, _, _)| !touches(o, k));
                     let read_it = t.streak.iter().any(|&(o, k, _, _)| touches(o, k));

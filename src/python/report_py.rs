@@ -366,6 +366,16 @@ pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
 /// function: a helper called again and again with the same arguments (`describe(x)`,
 /// `helper()`) spins only if the loop calling it does. None at module level, where the
 /// locals are the module's globals.
+/// Whether `frame` runs rewritten code (its names hold the guard's).
+fn is_rewritten(frame: &Bound<'_, PyAny>) -> bool {
+    let py = frame.py();
+    frame
+        .getattr(pyo3::intern!(py, "f_code"))
+        .and_then(|c| c.getattr(pyo3::intern!(py, "co_names")))
+        .and_then(|names| names.contains(crate::rewrite::GUARD_NAME))
+        .unwrap_or(false)
+}
+
 pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let name_of = |frame: &Bound<'_, PyAny>| {
@@ -410,9 +420,11 @@ pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
         for v in values.try_iter().ok()? {
             v.ok()?.as_ptr().hash(&mut h);
         }
-        // Up to the thread's function: frontrun's runner called it.
+        // Up to the thread's function (frontrun's runner called it), through rewritten code
+        // only: a library's frames above (an event loop's `_run_once`, new handles every round)
+        // are not the program's loop.
         match back(&frame) {
-            Some(b) if !ours(&name_of(&b)) => frame = b,
+            Some(b) if !ours(&name_of(&b)) && is_rewritten(&b) => frame = b,
             _ => break,
         }
     }

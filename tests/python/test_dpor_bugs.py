@@ -1472,7 +1472,7 @@ FRESH_KEYS = load(
     def look_k2_k0_then_all(s):
         s.jobs.get(s.k[2])
         s.jobs.get(s.k[0])
-        len(s.jobs)
+        list(s.jobs)
 
     def look_k1_insert_k0(s):
         s.jobs.get(s.k[1])
@@ -2602,3 +2602,105 @@ def test_state_reached_through_a_closure_variable_is_named_after_it():
     result = explore(CLOSURE_MEMO.Service, [CLOSURE_MEMO.use] * 2, lambda s: s.calls == 1)
     assert result.property_holds is False
     assert re.search(r"Race on dict\[3\] \(object #\d+ = cache\)", result.explanation), result.explanation
+
+
+SIZES = load(
+    """
+    def bump_index(i):
+        def bump(s):
+            if i < len(s.items):
+                s.items[i] += 1
+        return bump
+
+    def admit(key):
+        def enter(s):
+            if len(s.members) < 1:
+                s.members[key] = True
+        return enter
+
+    def leave_last(s):
+        if len(s.members) == 1:
+            s.members.pop("a")
+    """
+)
+
+
+def test_len_reads_the_size_alone():
+    # `len(c)` read the whole container, so a write of another element already there (which
+    # leaves the size as it was) was a conflict: three threads took 19 executions, not 1.
+    threads = [SIZES.bump_index(i) for i in range(3)]
+    result = explore(lambda: State(items=[0, 0, 0]), threads, lambda s: s.items == [1, 1, 1])
+    assert result.property_holds is True and result.num_explored == 1
+    # An insertion or a deletion of any key changes it: a check of the size and an act on it
+    # in two threads race.
+    threads = [SIZES.admit("a"), SIZES.admit("b")]
+    result = explore(lambda: State(members={}), threads, lambda s: len(s.members) <= 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    assert "Race on the size of dict (object #" in result.explanation
+    assert "afterwards len(state.members) = 2" in result.explanation
+    check_replays(result, lambda: State(members={}), threads, lambda s: len(s.members) <= 1)
+    result = explore(lambda: State(members={"a": True}), [SIZES.leave_last] * 2, lambda s: True)
+    assert result.property_holds is False and "KeyError: 'a'" in result.explanation
+
+
+KEYS_OF_A_KIND = load(
+    """
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    class Mode(str, enum.Enum):
+        FAST = "fast"
+
+    def look_plain(s):
+        s.seen = s.key_value in s.d
+
+    def store_member(s):
+        s.d[s.member] = True
+
+    def look_global(s):
+        s.seen = "LAZY" in globals()
+
+    def make_global(s):
+        global LAZY
+        LAZY = 1
+
+    class Settings(dict):
+        def __getattr__(self, name):
+            return self[name]  # a KeyError for any other name, as config objects do
+
+    def add_step(s):
+        s.n += s.cfg.step
+    """
+)
+
+
+@pytest.mark.parametrize("member, value", [("RED", 1), ("FAST", "fast")])
+def test_a_key_equal_to_a_plain_value_is_that_value(member, value):
+    # `1 in d` and `d[Color.RED] = ...` are one key: an IntEnum or str Enum member was keyed by
+    # its identity, the plain value by its value, and the race was "proved" impossible.
+    p = KEYS_OF_A_KIND
+    enum_member = getattr(p.Color, member, None) or getattr(p.Mode, member)
+    setup = lambda: State(d={}, seen=None, key_value=value, member=enum_member)  # noqa: E731
+    result = explore(setup, [p.look_plain, p.store_member], lambda s: s.seen is False)
+    assert result.property_holds is False and result.num_explored == 2
+
+
+def test_a_name_looked_for_in_globals_is_the_global():
+    p = KEYS_OF_A_KIND
+
+    def setup():
+        vars(p).pop("LAZY", None)
+        return State(seen=None)
+
+    result = explore(setup, [p.look_global, p.make_global], lambda s: s.seen is False)
+    assert result.property_holds is False and result.num_explored == 2
+
+
+def test_an_object_whose_getattr_raises_key_error_is_looked_past():
+    # Looking for generators behind a bound method read `__self__` of everything the state
+    # holds: a dict with a KeyError-raising __getattr__ made explore_dpor raise.
+    p = KEYS_OF_A_KIND
+    result = explore(lambda: State(cfg=p.Settings(step=3), n=0), [p.add_step] * 2, lambda s: s.n == 6)
+    assert result.property_holds is False and result.failure_kind == "invariant"

@@ -398,3 +398,28 @@ def test_a_helper_called_with_the_same_arguments_by_a_loop_that_gets_on_is_not_a
     result = frontrun.explore_dpor(setup, [getattr(CALLS_IN_A_LOOP, worker), CALLS_IN_A_LOOP.look],
                                    lambda s: not s.seen_done)
     assert result.property_holds is False and result.failure_kind == "invariant"
+
+
+ASYNC_POLLER = load(
+    """
+    import asyncio
+
+    async def wait_for_flag(s):
+        while not s.flag:
+            await asyncio.sleep(0)
+
+    def poll(s):
+        asyncio.run(wait_for_flag(s))
+
+    def set_flag(s):
+        s.flag = True
+    """
+)
+
+
+def test_a_coroutine_polling_with_sleep_zero_is_a_wait():
+    # The event loop's own frames above the coroutine change every round (new handles): only
+    # rewritten frames count for whether a loop gets on, else this was a runaway.
+    result = frontrun.explore_dpor(lambda: State(flag=False), [ASYNC_POLLER.poll, ASYNC_POLLER.set_flag],
+                                   lambda s: True, timeout=120)
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason

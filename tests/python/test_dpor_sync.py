@@ -1356,4 +1356,5 @@ def test_releasing_a_lock_not_held_shows_the_callers_line_last(kind):
     assert result.property_holds is False and result.failure_kind == "exception"
     lines = result.explanation.splitlines()
     raised = next(i for i, line in enumerate(lines) if line.startswith("RuntimeError"))
-    assert lines[raised - 1].strip() == "s.lock.release()" and "_coop.py" not in result.explanation
+    source = [line.strip() for line in lines[:raised] if set(line.strip()) - set("~^ ")]  # no carets
+    assert source[-1] == "s.lock.release()" and "_coop.py" not in result.explanation

@@ -289,6 +289,25 @@ def test_keyboard_interrupt_dies_of_sigint_like_python(project):
     launched = run([*LAUNCHER, "case.py"], cwd=project)
     assert plain.returncode == launched.returncode == -signal.SIGINT
     assert plain.stdout == launched.stdout == "hooked KeyboardInterrupt\natexit ran\n"
+    # The program's hook stays in place while it finishes: a thread that fails as it is joined
+    # reports through it, an atexit handler sees it.
+    (project / "case.py").write_text(
+        "import atexit, sys, threading, time\n"
+        "def hook(t, v, tb):\n"
+        "    print('hooked', t.__name__, v, flush=True)\n"
+        "sys.excepthook = hook\n"
+        "threading.excepthook = lambda a: sys.excepthook(a.exc_type, a.exc_value, a.exc_traceback)\n"
+        "atexit.register(lambda: print('atexit sees', sys.excepthook.__name__))\n"
+        "def late():\n"
+        "    time.sleep(0.2)\n"
+        "    raise ValueError('late')\n"
+        "threading.Thread(target=late).start()\n"
+        "raise KeyboardInterrupt\n"
+    )
+    plain = run(["case.py"], cwd=project)
+    launched = run([*LAUNCHER, "case.py"], cwd=project)
+    assert plain.returncode == launched.returncode == -signal.SIGINT
+    assert plain.stdout == launched.stdout == "hooked KeyboardInterrupt \nhooked ValueError late\natexit sees hook\n"
     (project / "case.py").write_text("raise KeyboardInterrupt\n")
     plain = run(["case.py"], cwd=project)
     launched = run([*LAUNCHER, "case.py"], cwd=project)

@@ -346,13 +346,19 @@ def _report_uncaught(exc: BaseException) -> None:
         # python finishes (threads joined, atexit handlers run) and then dies of SIGINT, so the
         # parent sees an interrupted child. It does that for an interrupt that leaves the
         # launcher's own ``-m`` run: let this one do so, with nothing more to print.
-        sys.excepthook = _print_nothing
+        hook = sys.__dict__.get("excepthook", _MISSING)
+
+        def print_nothing(*exc_info):
+            # Python calls it once for this interrupt; then the program's hook is back (for a
+            # thread that fails while being joined, an atexit handler that looks).
+            if hook is _MISSING:
+                del sys.excepthook
+            else:
+                sys.excepthook = hook
+
+        sys.excepthook = print_nothing
         raise exc
     raise SystemExit(1)
 
 
 _MISSING = object()
-
-
-def _print_nothing(*exc_info) -> None:
-    pass

@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString};
 
-use crate::engine::{Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, WHOLE};
+use crate::engine::{Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, SIZE, WHOLE};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -730,6 +730,8 @@ impl Inner {
                 };
                 let what = if key == WHOLE {
                     String::new()
+                } else if key == SIZE {
+                    "'s size".to_string()
                 } else if key & (NS_VALUE | NS_IDENT) == 0 {
                     match st.name_ids.iter().find(|(_, &id)| id == key) {
                         Some((name, _)) => format!(".{name}"),

@@ -8,7 +8,7 @@ use pyo3::types::{
 };
 
 use super::report_py::{self, Event, EventKind};
-use crate::engine::{AccessKind, Op, ThreadId, WHOLE};
+use crate::engine::{AccessKind, Op, ThreadId, SIZE, WHOLE};
 use crate::methods;
 use crate::rewrite::sites::CLASS_PATTERN;
 
@@ -183,6 +183,43 @@ impl Inner {
         Self::number(st, obj)
     }
 
+    /// A name's key by its text alone (`name_key` also remembers the string's address, which
+    /// only a lasting name, such as one from `co_names`, may be looked up by).
+    fn name_key_of_text(st: &mut State, name: &Bound<'_, PyAny>) -> u64 {
+        let text = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned)).unwrap_or_default();
+        let next = st.name_ids.len() as u64 + 1;
+        *st.name_ids.entry(text).or_insert(next)
+    }
+
+    /// A Python module's globals (they hold `__builtins__`).
+    fn is_namespace(obj: &Bound<'_, PyAny>) -> bool {
+        obj.cast::<PyDict>().is_ok_and(|d| d.contains(pyo3::intern!(obj.py(), "__builtins__")).unwrap_or(false))
+    }
+
+    /// The plain int or str an instance of a subclass of int or str stands for as a key, when
+    /// the subclass keeps the base's `__eq__` and `__hash__` (an `IntEnum` or `str` Enum member).
+    fn plain_value<'py>(key: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        let py = key.py();
+        let base =
+            if key.is_instance_of::<PyInt>() && !key.is_exact_instance_of::<PyInt>() && !key.is_instance_of::<PyBool>()
+            {
+                py.get_type::<PyInt>()
+            } else if key.is_instance_of::<PyString>() && !key.is_exact_instance_of::<PyString>() {
+                py.get_type::<PyString>()
+            } else {
+                return None;
+            };
+        let t = key.get_type();
+        let same =
+            |name: &Bound<'py, PyString>| t.getattr(name).is_ok_and(|own| base.getattr(name).is_ok_and(|b| own.is(&b)));
+        if !same(pyo3::intern!(py, "__eq__")) || !same(pyo3::intern!(py, "__hash__")) {
+            return None;
+        }
+        // int.__index__ / str.__str__ of a subclass's instance give the plain value.
+        let convert = if key.is_instance_of::<PyInt>() { "__index__" } else { "__str__" };
+        base.getattr(convert).ok()?.call1((key,)).ok()
+    }
+
     pub(super) fn name_key(st: &mut State, name: &Bound<'_, PyAny>) -> u64 {
         let ptr = name.as_ptr() as usize;
         if let Some(&k) = st.name_ptrs.get(&ptr) {
@@ -272,6 +309,15 @@ impl Inner {
         if key.is_instance_of::<PySlice>() {
             return WHOLE;
         }
+        // A module's namespace (`globals()`, `vars(mod)`) is keyed by names, as its globals'
+        // loads and stores are: `"X" in globals()` and `global X; X = 1` meet.
+        if Self::is_namespace(container) && key.is_exact_instance_of::<PyString>() {
+            return Self::name_key_of_text(st, key);
+        }
+        // An int or str of a subclass that keeps the base's equality and hash (an IntEnum, a
+        // str Enum) is the same key as its plain value: `d[Color.RED]` and `1 in d` meet.
+        let plain = Self::plain_value(key);
+        let key = plain.as_ref().unwrap_or(key);
         if Self::is_scalar_key(key) {
             let mut key = key.clone();
             // lst[-1] and lst[len-1] are one element.
@@ -462,6 +508,12 @@ impl Inner {
                 let args = ev.args.as_ref()?.bind(py);
                 let first = args.get_item(0).ok()?;
                 let t = &self.types;
+                // `len(d)` reads how many keys `d` holds, which only insertions and deletions
+                // change: writes of keys already there commute with it.
+                if self.counts_its_size(obj, args) {
+                    let o = Self::number(st, &first);
+                    return Some((Self::access(Read, o, SIZE), "builtin_call", Some(ev.key.clone_ref(py))));
+                }
                 let name_access = |st: &mut State, kind: AccessKind| {
                     let attr = args.get_item(1).ok()?;
                     if !attr.is_instance_of::<PyString>() {
@@ -521,7 +573,8 @@ impl Inner {
             // `k in d` asks whether a dict holds `k`, as `d.__contains__(k)` does: a read of
             // that key alone, so other keys' writes commute with it.
             EventKind::Contains
-                if Self::is_scalar_key(key) && Self::dict_key_kind(obj, "__contains__", key).is_some() =>
+                if (Self::is_scalar_key(key) || Self::plain_value(key).is_some())
+                    && Self::dict_key_kind(obj, "__contains__", key).is_some() =>
             {
                 let o = Self::number(st, obj);
                 let k = self.item_key(st, obj, key);
@@ -1134,6 +1187,9 @@ impl Inner {
             return containers;
         }
         let obj = ev.obj.bind(py);
+        if ev.kind == EventKind::BuiltinCall && self.counts_its_size(obj, args) {
+            return Vec::new(); // its size alone (`translate`)
+        }
         if ev.kind == EventKind::BuiltinCall {
             // The reading builtins read every container they are given (`zip(a, b)`,
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
@@ -1171,6 +1227,30 @@ impl Inner {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// A call `len(c)` whose answer is `c`'s size: a builtin list, dict, set or bytearray (or a
+    /// subclass that keeps their `__len__`), whose size changes only by insertions, deletions and
+    /// writes of all of it.
+    fn counts_its_size(&self, callee: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> bool {
+        if args.len() != 1 || self.whole_reader_name(callee) != Some("len") {
+            return false;
+        }
+        let Ok(c) = args.get_item(0) else { return false };
+        let py = c.py();
+        let base = if c.is_instance_of::<PyDict>() {
+            py.get_type::<PyDict>()
+        } else if c.is_instance_of::<PyList>() {
+            py.get_type::<PyList>()
+        } else if c.is_instance_of::<PySet>() {
+            py.get_type::<PySet>()
+        } else if c.is_instance_of::<PyByteArray>() {
+            py.get_type::<PyByteArray>()
+        } else {
+            return false;
+        };
+        let len = pyo3::intern!(py, "__len__");
+        c.get_type().getattr(len).is_ok_and(|own| base.getattr(len).is_ok_and(|b| own.is(&b)))
     }
 
     fn is_dataclass_instance(&self, obj: &Bound<'_, PyAny>) -> bool {
