@@ -276,22 +276,19 @@ def test_missing_targets_match_plain_python(project):
         assert (launched.returncode, launched.stderr) == (plain.returncode, plain.stderr), target
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_keyboard_interrupt_dies_of_sigint_like_python(project):
+INTERRUPTED = {
+    "plain": ("raise KeyboardInterrupt\n", ""),
     # python dies of the signal after finishing: atexit handlers run, a custom hook reports.
-    (project / "case.py").write_text(
+    "hook-and-atexit": (
         "import atexit, sys\n"
         "atexit.register(lambda: print('atexit ran'))\n"
         "sys.excepthook = lambda t, v, tb: print('hooked', t.__name__)\n"
-        "raise KeyboardInterrupt\n"
-    )
-    plain = run(["case.py"], cwd=project)
-    launched = run([*LAUNCHER, "case.py"], cwd=project)
-    assert plain.returncode == launched.returncode == -signal.SIGINT
-    assert plain.stdout == launched.stdout == "hooked KeyboardInterrupt\natexit ran\n"
+        "raise KeyboardInterrupt\n",
+        "hooked KeyboardInterrupt\natexit ran\n",
+    ),
     # The program's hook stays in place while it finishes: a thread that fails as it is joined
     # reports through it, an atexit handler sees it.
-    (project / "case.py").write_text(
+    "hook-while-finishing": (
         "import atexit, sys, threading, time\n"
         "def hook(t, v, tb):\n"
         "    print('hooked', t.__name__, v, flush=True)\n"
@@ -302,16 +299,21 @@ def test_keyboard_interrupt_dies_of_sigint_like_python(project):
         "    time.sleep(0.2)\n"
         "    raise ValueError('late')\n"
         "threading.Thread(target=late).start()\n"
-        "raise KeyboardInterrupt\n"
-    )
+        "raise KeyboardInterrupt\n",
+        "hooked KeyboardInterrupt \nhooked ValueError late\natexit sees hook\n",
+    ),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("case", sorted(INTERRUPTED))
+def test_keyboard_interrupt_dies_of_sigint_like_python(project, case):
+    source, printed = INTERRUPTED[case]
+    (project / "case.py").write_text(source)
     plain = run(["case.py"], cwd=project)
     launched = run([*LAUNCHER, "case.py"], cwd=project)
     assert plain.returncode == launched.returncode == -signal.SIGINT
-    assert plain.stdout == launched.stdout == "hooked KeyboardInterrupt \nhooked ValueError late\natexit sees hook\n"
-    (project / "case.py").write_text("raise KeyboardInterrupt\n")
-    plain = run(["case.py"], cwd=project)
-    launched = run([*LAUNCHER, "case.py"], cwd=project)
-    assert plain.returncode == launched.returncode == -signal.SIGINT
+    assert plain.stdout == launched.stdout == printed
     assert launched.stderr == plain.stderr
 
 
