@@ -2704,3 +2704,73 @@ def test_an_object_whose_getattr_raises_key_error_is_looked_past():
     p = KEYS_OF_A_KIND
     result = explore(lambda: State(cfg=p.Settings(step=3), n=0), [p.add_step] * 2, lambda s: s.n == 6)
     assert result.property_holds is False and result.failure_kind == "invariant"
+
+
+THROUGH_THE_BACK = load(
+    """
+    class Settings:
+        limit = 0
+
+    class Strict(Settings):
+        pass
+
+    def read_limit(s):
+        s.seen = s.settings.limit  # the class's, through the instance
+
+    def read_subclass_limit(s):
+        s.seen = Strict.limit
+
+    def raise_limit(s):
+        Settings.limit = 1
+
+    def read_a(s):
+        s.seen = s.a
+
+    def store_through_dict(s):
+        s.__dict__["a"] = 7
+
+    def store_through_vars(s):
+        vars(s).update(a=7)
+
+    def drop_through_dict(s):
+        s.__dict__.pop("a")
+
+    def merge_then_extend(s):
+        s.d |= {"kk": 6}
+        s.l.extend([8])  # a consuming call, the thread's last step
+
+    def look(s):
+        s.o = "KK".lower() in list(s.d)
+    """
+)
+
+
+@pytest.mark.parametrize("reader", ["read_limit", "read_subclass_limit"])
+def test_a_class_attribute_read_through_an_instance_or_subclass_meets_its_write(reader):
+    # `s.settings.limit` finds `Settings.limit` through the class: the load was of the
+    # instance's attribute alone, so a write of the class's was "proved" not to matter.
+    p = THROUGH_THE_BACK
+
+    def setup():
+        p.Settings.limit = 0
+        return State(settings=p.Settings(), seen=None)
+
+    result = explore(setup, [getattr(p, reader), p.raise_limit], lambda s: s.seen == 0)
+    assert result.property_holds is False and result.num_explored == 2
+
+
+@pytest.mark.parametrize("writer", ["store_through_dict", "store_through_vars", "drop_through_dict"])
+def test_a_store_through_an_instances_dict_is_a_store_of_its_attribute(writer):
+    p = THROUGH_THE_BACK
+    result = explore(lambda: State(a=1, seen=None), [p.read_a, getattr(p, writer)], lambda s: s.seen == 1)
+    assert result.property_holds is False
+
+
+def test_a_task_that_ends_inside_a_consuming_call_leaves_nothing_to_the_next():
+    # A worker thread kept "inside a consuming call" after its task ended with `extend`: the
+    # next task it ran kept reports of nothing shared, steps its plan did not have
+    # ("nondeterminism").
+    p = THROUGH_THE_BACK
+    setup = lambda: State(d={"kk": 1}, l=[], o=None)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [p.merge_then_extend, p.look], lambda s: True, stop_on_first=False)
+    assert result.property_holds is True, result.inconclusive_reason

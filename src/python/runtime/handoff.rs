@@ -216,6 +216,9 @@ pub(super) struct Exec {
     /// (`translate::GEN_RUNNING`). Numbered before any thread runs, so their numbers are the
     /// same in every execution; a generator made by a thread is not modelled.
     pub(super) gen_frames: std::collections::HashSet<u64>,
+    /// Instances' attribute dicts (`p.__dict__`, `vars(p)`) taken for their owner: their keys
+    /// are its attributes' names (`attribute_dict`).
+    pub(super) attribute_dicts: std::collections::HashSet<usize>,
     /// Seconds since the execution began, moved on only by timeouts that fire: it orders timed
     /// waits by deadline, the same in every execution.
     pub(super) clock: f64,

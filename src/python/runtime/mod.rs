@@ -393,7 +393,10 @@ impl DporRuntime {
             return Ok(py.None());
         };
         CURRENT.with(|c| c.set(Some((self.inner.id(), t, exec))));
-        // Worker threads are reused: no thread-local value may leak into the next task.
+        // Worker threads are reused: no thread-local value may leak into the next task (a
+        // task that ended inside a consuming call, `s.l.extend(x)` last, left this set: the
+        // next task's reports of nothing shared were kept, steps the plan did not have).
+        report_py::set_consuming(false);
         let locals = (nlocals > 0).then(|| self.seen_locals(py));
         Ok((t, task, locals).into_pyobject(py)?.into_any().unbind())
     }

@@ -183,6 +183,99 @@ impl Inner {
         Self::number(st, obj)
     }
 
+    /// `dict`, an instance's `__dict__`, stands for its owner numbered `owner`: a store through
+    /// it (`p.__dict__["a"] = 7`, `vars(p).update(...)`) is one of the owner's attributes.
+    /// Kept alive in a slot no number uses (its address names the owner).
+    fn attribute_dict(st: &mut State, dict: &Bound<'_, PyAny>, owner: u64) {
+        let ptr = dict.as_ptr() as usize;
+        if dict.cast_exact::<PyDict>().is_err() || st.exec.objects.contains_key(&ptr) {
+            return;
+        }
+        st.exec.objects.insert(ptr, owner);
+        st.exec.refs.push(Some(dict.clone().unbind()));
+        st.exec.attribute_dicts.insert(ptr);
+    }
+
+    /// The attribute dict of a plain instance (not a module's, a class's or a container's).
+    fn attributes_of<'py>(&self, obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        if !self.is_plain_object(obj) {
+            return None;
+        }
+        Self::generic_attribute(obj, pyo3::intern!(obj.py(), "__dict__"))
+    }
+
+    /// `object.__getattribute__(obj, name)`: no `__getattribute__` or `__getattr__` of the
+    /// program's runs (this is called with the state locked; its code may report).
+    fn generic_attribute<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+        // SAFETY: both are live objects; a new reference or NULL with an error set.
+        let found = unsafe { pyo3::ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr()) };
+        // SAFETY: as above; NULL becomes the error, which is dropped.
+        unsafe { Bound::from_owned_ptr_or_err(obj.py(), found) }.ok()
+    }
+
+    /// For a load of `name` from `obj` that its own attributes do not hold, the class in whose
+    /// namespace the lookup finds a plain value (`s.limit` reading `S.limit = 3`; not a method,
+    /// property or other descriptor): a write of that class attribute changes what it reads.
+    fn class_holding<'py>(&self, obj: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        let py = obj.py();
+        let dict_key = pyo3::intern!(py, "__dict__");
+        let mro_key = pyo3::intern!(py, "__mro__");
+        let (mro, skip) = if obj.is_instance_of::<PyType>() {
+            (Self::generic_attribute(obj, mro_key)?, 1)
+        } else {
+            let own = self.attributes_of(obj)?;
+            if own.cast::<PyDict>().ok()?.contains(name).unwrap_or(true) {
+                return None;
+            }
+            (Self::generic_attribute(obj.get_type().as_any(), mro_key)?, 0)
+        };
+        let mro = mro.cast_into::<PyTuple>().ok()?;
+        if skip == 1 {
+            // A class's own attribute is the load itself.
+            let own = Self::generic_attribute(&mro.get_item(0).ok()?, dict_key)?;
+            if own.contains(name).unwrap_or(true) {
+                return None;
+            }
+        }
+        for cls in mro.iter().skip(skip) {
+            let namespace = Self::generic_attribute(&cls, dict_key)?;
+            if namespace.contains(name).unwrap_or(false) {
+                let value = namespace.get_item(name).ok()?;
+                let descriptor = value.get_type().getattr(pyo3::intern!(py, "__get__")).is_ok();
+                let builtin = cls.is(py.get_type::<pyo3::types::PyAny>()) || !Self::is_heap_type(&cls);
+                return (!descriptor && !builtin).then_some(cls);
+            }
+        }
+        None
+    }
+
+    fn is_heap_type(cls: &Bound<'_, PyAny>) -> bool {
+        // SAFETY: a type object's flags.
+        cls.cast::<PyType>()
+            .is_ok_and(|t| unsafe { pyo3::ffi::PyType_GetFlags(t.as_type_ptr()) } & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0)
+    }
+
+    /// The read of the class attribute an attribute load finds through its object's class
+    /// (`class_holding`), besides the read of the object's own attribute.
+    fn class_attribute_read(
+        &self,
+        py: Python<'_>,
+        st: &mut State,
+        ev: &Event,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        if ev.kind != EventKind::AttrLoad {
+            return None;
+        }
+        let (obj, name) = (ev.obj.bind(py), ev.key.bind(py));
+        if obj.cast::<PyModule>().is_ok() || obj.is_instance(self.types.local.bind(py)).unwrap_or(false) {
+            return None;
+        }
+        let cls = self.class_holding(obj, name)?;
+        let o = Self::number(st, &cls);
+        let k = Self::name_key(st, name);
+        Some((Self::access(AccessKind::Read, o, k), "attr_load", Some(ev.key.clone_ref(py))))
+    }
+
     /// A name's key by its text alone (`name_key` also remembers the string's address, which
     /// only a lasting name, such as one from `co_names`, may be looked up by).
     fn name_key_of_text(st: &mut State, name: &Bound<'_, PyAny>) -> u64 {
@@ -311,7 +404,8 @@ impl Inner {
         }
         // A module's namespace (`globals()`, `vars(mod)`) is keyed by names, as its globals'
         // loads and stores are: `"X" in globals()` and `global X; X = 1` meet.
-        if Self::is_namespace(container) && key.is_exact_instance_of::<PyString>() {
+        let names = Self::is_namespace(container) || st.exec.attribute_dicts.contains(&(container.as_ptr() as usize));
+        if names && key.is_exact_instance_of::<PyString>() {
             return Self::name_key_of_text(st, key);
         }
         // An int or str of a subclass that keeps the base's equality and hash (an IntEnum, a
@@ -394,6 +488,9 @@ impl Inner {
             // `p.__dict__` gives every attribute of `p` to whatever takes it (`json.dumps`).
             EventKind::AttrLoad if Self::text(key) == Some("__dict__") && obj.cast::<PyModule>().is_err() => {
                 let o = Self::number_owner(st, obj);
+                if let Some(attributes) = self.attributes_of(obj) {
+                    Self::attribute_dict(st, &attributes, o);
+                }
                 Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
             }
             EventKind::AttrLoad | EventKind::GlobalLoad => {
@@ -543,7 +640,13 @@ impl Inner {
                 } else if let Some(reader) = self.whole_reader_name(obj) {
                     // `vars(p)` reads every attribute; so does a dataclass's generated `__repr__`.
                     let o = if reader == "vars" && !Self::is_scalar_key(&first) || self.is_dataclass_instance(&first) {
-                        Self::number_owner(st, &first)
+                        let o = Self::number_owner(st, &first);
+                        if reader == "vars" {
+                            if let Some(attributes) = self.attributes_of(&first) {
+                                Self::attribute_dict(st, &attributes, o);
+                            }
+                        }
+                        o
                     } else if self.is_container(&first) {
                         Self::number(st, &first)
                     } else {
@@ -1122,6 +1225,9 @@ impl Inner {
             }
         }
         steps.extend(own.into_iter().map(Pending::Op));
+        if let Some(class_read) = self.class_attribute_read(py, &mut st, ev) {
+            steps.push(Pending::Op(class_read));
+        }
         // Last: the thread may leave the generator (yield, return, raise) right after its
         // last step, so another thread's resume finds it running before that step and
         // suspended after it; a write there orders the two. (Its entry is the resume.) Also for
