@@ -2774,3 +2774,40 @@ def test_a_task_that_ends_inside_a_consuming_call_leaves_nothing_to_the_next():
     setup = lambda: State(d={"kk": 1}, l=[], o=None)  # noqa: E731
     result = frontrun.explore_dpor(setup, [p.merge_then_extend, p.look], lambda s: True, stop_on_first=False)
     assert result.property_holds is True, result.inconclusive_reason
+
+
+CLASS_READ_AND_CLEAR = load(
+    """
+    import threading
+
+    class Defaults:
+        x = 0
+
+    def locked_then_look(s):
+        with s.lock:
+            s.empty = s.st == set()
+            if len(s.d) < 2:
+                s.d[1] = 8
+        s.nl.append(7)
+        s.seen = s.d.get(True, -1) if True in s.d else -1
+
+    def read_default_then_clear(s):
+        s.got = s.defaults.x  # the class's, read at its own step
+        s.nest["i"].append(4)
+        s.d.clear()
+    """
+)
+
+
+def test_a_class_read_found_through_an_instance_is_numbered_at_its_step():
+    # The class was numbered when the load was reported, before the instance's read was taken:
+    # a replayed schedule wanted that number for another object ("nondeterminism").
+    p = CLASS_READ_AND_CLEAR
+
+    def setup():
+        return State(defaults=p.Defaults(), st={1}, nl=[], nest={"i": [1]}, d={True: 1}, lock=threading.Lock(),
+                     empty=None, seen=None, got=None)
+
+    result = frontrun.explore_dpor(setup, [p.locked_then_look, p.read_default_then_clear], lambda s: True,
+                                   stop_on_first=False)
+    assert result.property_holds is True, result.inconclusive_reason

@@ -122,17 +122,19 @@ pub(super) const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter_
 /// The reading builtins that read what is nested in a container too.
 const DEEP_READERS: &[&str] = &["str", "repr", "format", "print"];
 
-/// One step of a report: an op already made, or a call's argument, numbered at its step.
+/// One step of a report: an op already made, or an object numbered at its step (a call's
+/// argument, read whole; the class whose attribute a load finds).
 enum Pending<'py> {
     Op((Op, &'static str, Option<Py<PyAny>>)),
     Argument(Bound<'py, PyAny>),
+    ClassAttribute(Bound<'py, PyAny>),
 }
 
 impl Pending<'_> {
     fn op(&self) -> Option<&(Op, &'static str, Option<Py<PyAny>>)> {
         match self {
             Pending::Op(op) => Some(op),
-            Pending::Argument(_) => None,
+            Pending::Argument(_) | Pending::ClassAttribute(_) => None,
         }
     }
 }
@@ -255,14 +257,9 @@ impl Inner {
             .is_ok_and(|t| unsafe { pyo3::ffi::PyType_GetFlags(t.as_type_ptr()) } & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0)
     }
 
-    /// The read of the class attribute an attribute load finds through its object's class
-    /// (`class_holding`), besides the read of the object's own attribute.
-    fn class_attribute_read(
-        &self,
-        py: Python<'_>,
-        st: &mut State,
-        ev: &Event,
-    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+    /// The class whose attribute an attribute load finds through its object's class
+    /// (`class_holding`): read too, besides the object's own attribute (numbered at its step).
+    fn class_attribute_read<'py>(&self, py: Python<'py>, ev: &Event) -> Option<Bound<'py, PyAny>> {
         if ev.kind != EventKind::AttrLoad {
             return None;
         }
@@ -270,10 +267,7 @@ impl Inner {
         if obj.cast::<PyModule>().is_ok() || obj.is_instance(self.types.local.bind(py)).unwrap_or(false) {
             return None;
         }
-        let cls = self.class_holding(obj, name)?;
-        let o = Self::number(st, &cls);
-        let k = Self::name_key(st, name);
-        Some((Self::access(AccessKind::Read, o, k), "attr_load", Some(ev.key.clone_ref(py))))
+        self.class_holding(obj, name)
     }
 
     /// A name's key by its text alone (`name_key` also remembers the string's address, which
@@ -1225,8 +1219,8 @@ impl Inner {
             }
         }
         steps.extend(own.into_iter().map(Pending::Op));
-        if let Some(class_read) = self.class_attribute_read(py, &mut st, ev) {
-            steps.push(Pending::Op(class_read));
+        if let Some(cls) = self.class_attribute_read(py, ev) {
+            steps.push(Pending::ClassAttribute(cls));
         }
         // Last: the thread may leave the generator (yield, return, raise) right after its
         // last step, so another thread's resume finds it running before that step and
@@ -1244,6 +1238,11 @@ impl Inner {
                 Pending::Argument(arg) => {
                     let o = Self::number(&mut st, &arg);
                     (Self::access(AccessKind::Read, o, WHOLE), "argument", ev.method.as_ref().map(|m| m.clone_ref(py)))
+                }
+                Pending::ClassAttribute(cls) => {
+                    let o = Self::number(&mut st, &cls);
+                    let k = Self::name_key(&mut st, ev.key.bind(py));
+                    (Self::access(AccessKind::Read, o, k), "attr_load", Some(ev.key.clone_ref(py)))
                 }
             };
             let key = if st.explain { key } else { None };
