@@ -271,6 +271,8 @@ def _step_line(step, width):
         text = f"{text}  [.{step.key}()]"
     elif step.kind == "held" and isinstance(step.key, str):
         text = f"{text}  [{_inside_call(step.key)}]"
+    elif step.kind == "factory":
+        text = f"{text}  [inside the default factory for {step.key!r}, which is not stored yet]"
     return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
 
 

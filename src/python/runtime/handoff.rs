@@ -160,6 +160,10 @@ pub(super) struct ThreadRt {
     pub(super) holding: Option<(u64, Py<PyAny>)>,
     /// A consuming call the thread has reported and may be inside (`methods::CONSUMING_METHODS`).
     pub(super) consuming: Option<Consuming>,
+    /// A `defaultdict`'s load of a missing key whose factory is rewritten code (dict, key, the
+    /// loading frame, the key's value): its insertion is in progress until the thread reports
+    /// back in that frame or outside it (`Inner::factory_step`).
+    pub(super) pending_insert: Option<(u64, u64, Py<PyAny>, Py<PyAny>)>,
 }
 
 /// A call that fills a container from an iterable (`lst.extend(gen)`, `d.update(pairs)`,

@@ -508,6 +508,13 @@ impl Inner {
                 };
                 let o = Self::number_owner(st, obj);
                 let k = self.item_key_for(st, kind, obj, key);
+                // A factory of rewritten code may be preempted: the key is missing until it
+                // returns (another thread's load misses too): its steps are the insertion's.
+                if kind == AccessKind::Insert && ev.kind == EventKind::ItemLoad && Self::factory_reports(obj) {
+                    if let Some(frame) = report_py::calling_frame(py) {
+                        st.exec.threads[tid].pending_insert = Some((o, k, frame.unbind(), ev.key.clone_ref(py)));
+                    }
+                }
                 Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
             }
             EventKind::Inplace => {
@@ -1197,6 +1204,8 @@ impl Inner {
             (Self::access(AccessKind::Write, o, WHOLE), "held", what)
         });
         let inside_hold = inside_hold.or_else(|| Self::inside_consuming(py, &mut st, tid));
+        // Before this report's own load may leave another insertion in progress.
+        let factory_step = Self::factory_step(py, &mut st, tid);
         let own = self.translate(py, &mut st, tid, ev, reports_itself);
         // The arguments' reads go first: the thread makes the call right after its last
         // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
@@ -1206,6 +1215,7 @@ impl Inner {
         // be renamed to the plan's at that step (`renumber`), and the number the plan wants
         // must not be taken by an argument whose step is still to come.
         let mut steps: Vec<Pending<'_>> = inside_hold.into_iter().map(Pending::Op).collect();
+        steps.extend(factory_step.map(Pending::Op));
         let mut seen = std::collections::HashSet::new();
         for arg in passed {
             // `lst.extend(lst)`: the receiver's own access covers it.
@@ -1332,6 +1342,45 @@ impl Inner {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Whether `d`'s `default_factory` is rewritten code (it may report, so be preempted).
+    fn factory_reports(d: &Bound<'_, PyAny>) -> bool {
+        let py = d.py();
+        let Some(factory) = Self::generic_attribute(d, pyo3::intern!(py, "default_factory")) else { return false };
+        let function = if factory.get_type().name().is_ok_and(|n| n == "method") {
+            match Self::generic_attribute(&factory, pyo3::intern!(py, "__func__")) {
+                Some(f) => f,
+                None => return false,
+            }
+        } else {
+            factory
+        };
+        Self::generic_attribute(&function, pyo3::intern!(py, "__code__"))
+            .and_then(|c| Self::generic_attribute(&c, pyo3::intern!(py, "co_names")))
+            .is_some_and(|names| names.contains(crate::rewrite::GUARD_NAME).unwrap_or(false))
+    }
+
+    /// A `defaultdict` load's insertion in progress (`ThreadRt::pending_insert`): while its
+    /// factory runs, each report from inside it is also a write of the key, which is being made
+    /// (another thread's load before the last of them misses too, and one of the two stores is
+    /// lost); the thread's first report back in the loading frame or outside it ends it.
+    fn factory_step(py: Python<'_>, st: &mut State, tid: ThreadId) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let (o, k, frame, key) = st.exec.threads[tid].pending_insert.as_ref()?;
+        let (o, k) = (*o, *k);
+        let shown = st.explain.then(|| key.clone_ref(py));
+        let mut at = report_py::calling_frame(py)?;
+        for _ in 0..64 {
+            match at.getattr(pyo3::intern!(py, "f_back")) {
+                Ok(back) if back.is(frame.bind(py)) => {
+                    return Some((Self::access(AccessKind::Write, o, k), "factory", shown));
+                }
+                Ok(back) if !back.is_none() => at = back,
+                _ => break,
+            }
+        }
+        st.exec.threads[tid].pending_insert = None;
+        None
     }
 
     /// A call `len(c)` whose answer is `c`'s size: a builtin list, dict, set or bytearray (or a
