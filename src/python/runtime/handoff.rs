@@ -223,6 +223,9 @@ pub(super) struct Exec {
     /// Instances' attribute dicts (`p.__dict__`, `vars(p)`) taken for their owner: their keys
     /// are its attributes' names (`attribute_dict`).
     pub(super) attribute_dicts: std::collections::HashSet<usize>,
+    /// Objects kept alive while their address names something (`attribute_dicts`), outside
+    /// `refs`: they take no number, so later objects' numbers do not depend on them.
+    pub(super) kept: Vec<Py<PyAny>>,
     /// Seconds since the execution began, moved on only by timeouts that fire: it orders timed
     /// waits by deadline, the same in every execution.
     pub(super) clock: f64,

@@ -187,14 +187,14 @@ impl Inner {
 
     /// `dict`, an instance's `__dict__`, stands for its owner numbered `owner`: a store through
     /// it (`p.__dict__["a"] = 7`, `vars(p).update(...)`) is one of the owner's attributes.
-    /// Kept alive in a slot no number uses (its address names the owner).
+    /// Kept alive (its address names the owner).
     fn attribute_dict(st: &mut State, dict: &Bound<'_, PyAny>, owner: u64) {
         let ptr = dict.as_ptr() as usize;
         if dict.cast_exact::<PyDict>().is_err() || st.exec.objects.contains_key(&ptr) {
             return;
         }
         st.exec.objects.insert(ptr, owner);
-        st.exec.refs.push(Some(dict.clone().unbind()));
+        st.exec.kept.push(dict.clone().unbind());
         st.exec.attribute_dicts.insert(ptr);
     }
 
