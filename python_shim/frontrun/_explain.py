@@ -379,7 +379,7 @@ def _final_value(obj, step):
             return repr(obj[step.key])
         if step.kind.startswith("attr"):
             return repr(getattr(obj, step.key))
-        if step.kind.startswith("item") and step.key_id != WHOLE:
+        if (step.kind.startswith("item") or step.kind == "factory") and step.key_id != WHOLE:
             return repr(obj[step.key])
         if step.kind.startswith("cell"):
             return repr(obj.cell_contents)
