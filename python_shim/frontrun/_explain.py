@@ -503,9 +503,12 @@ def race_report(rt, steps, since=0):
             value = _final_value(obj, named) if obj is not None else None
         if value is not None and " object at 0x" not in value:
             # The whole object is named by its path from the state, if it has one.
-            named_as = (_paths.of(obj) or title) if loc[1] == WHOLE and obj is not None else title
             if loc[1] == SIZE:
                 named_as = f"len({_paths.of(obj) or type(obj).__name__})"
+            elif loc[1] == WHOLE and obj is not None:
+                named_as = _paths.of(obj) or title
+            else:
+                named_as = title
             out.append(f"  afterwards {named_as} = {value}")
     if len(found) > shown:
         out.append(f"(and {len(found) - shown} more racing locations)")
@@ -673,7 +676,7 @@ def _name_globals_used(rt, steps):
                 value = rt.object(step.obj).cell_contents
             except (AttributeError, ValueError):
                 continue
-            if value is not None and not isinstance(value, _UNNAMED + _NOT_STATE + (type,)):
+            if value is not None and not isinstance(value, _UNNAMED + _NOT_STATE):
                 _paths.add_root(value, step.key)
             continue
         # `COUNTS[...]` in its module, or `store.COUNTS[...]` (an attribute of the module).

@@ -35,9 +35,9 @@ struct ObjectState {
     keys: HashMap<Key, Location>,
     /// The last insertion since the last whole write: insertions are ordered among themselves.
     insert: Option<usize>,
-    /// Each thread's last insertion or deletion since the last whole write: a read of the
-    /// size (`SIZE`) comes after them all.
-    resized: Vec<(ThreadId, usize)>,
+    /// Each thread's last insertion or deletion since the last whole write (as `reads`): a
+    /// read of the size (`SIZE`) comes after them all.
+    resized: Location,
 }
 
 /// Every object's access summaries.
@@ -74,7 +74,7 @@ impl Accesses {
                 object.whole = Location::written(step);
                 object.keys.clear();
                 object.insert = None;
-                object.resized.clear();
+                object.resized = Location::default();
             } else {
                 object.whole.add_read(thread, step);
             }
@@ -86,13 +86,10 @@ impl Accesses {
                 if let Some(size) = object.keys.get(&SIZE) {
                     deps.extend(size.reads.iter().map(|&(_, s)| s));
                 }
-                match object.resized.iter_mut().find(|(t, _)| *t == thread) {
-                    Some(entry) => entry.1 = step,
-                    None => object.resized.push((thread, step)),
-                }
+                object.resized.add_read(thread, step);
             }
             if key == SIZE {
-                deps.extend(object.resized.iter().map(|&(_, s)| s));
+                deps.extend(object.resized.reads.iter().map(|&(_, s)| s));
             }
             let loc = object.keys.entry(key).or_default();
             if writes {

@@ -326,6 +326,26 @@ pub(crate) fn is_generator_code(code: &Bound<'_, PyAny>) -> bool {
         .is_ok_and(|flags| flags & CO_GENERATOR != 0)
 }
 
+/// Whether `code` was rewritten (its names hold the guard's): it reports, so a thread running
+/// it can be preempted there.
+pub(crate) fn is_rewritten_code(code: &Bound<'_, PyAny>) -> bool {
+    code.getattr(pyo3::intern!(code.py(), "co_names")).and_then(|names| names.contains(GUARD_NAME)).unwrap_or(false)
+}
+
+/// The frame, from the reporting one up through its callers, that `caller` called (its
+/// `f_back` is `caller`); None when `caller` is not among the reporting frame's callers.
+pub(crate) fn frame_called_by<'py>(py: Python<'py>, caller: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let mut frame = calling_frame(py)?;
+    for _ in 0..64 {
+        match frame.getattr(pyo3::intern!(py, "f_back")) {
+            Ok(back) if back.is(caller) => return Some(frame),
+            Ok(back) if !back.is_none() => frame = back,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Whether generators are watched and `code` (looked up only then) is a generator's: a
 /// report from there is a place to preempt a running generator, even one on nothing shared.
 pub(crate) fn in_watched_generator(py: Python<'_>, code: impl FnOnce() -> Option<Py<PyAny>>) -> bool {
@@ -366,16 +386,6 @@ pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
 /// function: a helper called again and again with the same arguments (`describe(x)`,
 /// `helper()`) spins only if the loop calling it does. None at module level, where the
 /// locals are the module's globals.
-/// Whether `frame` runs rewritten code (its names hold the guard's).
-fn is_rewritten(frame: &Bound<'_, PyAny>) -> bool {
-    let py = frame.py();
-    frame
-        .getattr(pyo3::intern!(py, "f_code"))
-        .and_then(|c| c.getattr(pyo3::intern!(py, "co_names")))
-        .and_then(|names| names.contains(crate::rewrite::GUARD_NAME))
-        .unwrap_or(false)
-}
-
 pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let name_of = |frame: &Bound<'_, PyAny>| {
@@ -424,7 +434,12 @@ pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
         // only: a library's frames above (an event loop's `_run_once`, new handles every round)
         // are not the program's loop.
         match back(&frame) {
-            Some(b) if !ours(&name_of(&b)) && is_rewritten(&b) => frame = b,
+            Some(b)
+                if !ours(&name_of(&b))
+                    && b.getattr(pyo3::intern!(py, "f_code")).is_ok_and(|c| is_rewritten_code(&c)) =>
+            {
+                frame = b
+            }
             _ => break,
         }
     }

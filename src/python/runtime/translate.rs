@@ -185,15 +185,16 @@ impl Inner {
         Self::number(st, obj)
     }
 
-    /// `dict`, an instance's `__dict__`, stands for its owner numbered `owner`: a store through
+    /// The `__dict__` of `owner`, a plain instance numbered `o`, stands for it: a store through
     /// it (`p.__dict__["a"] = 7`, `vars(p).update(...)`) is one of the owner's attributes.
     /// Kept alive (its address names the owner).
-    fn attribute_dict(st: &mut State, dict: &Bound<'_, PyAny>, owner: u64) {
+    fn attribute_dict(&self, st: &mut State, owner: &Bound<'_, PyAny>, o: u64) {
+        let Some(dict) = self.attributes_of(owner) else { return };
         let ptr = dict.as_ptr() as usize;
         if dict.cast_exact::<PyDict>().is_err() || st.exec.objects.contains_key(&ptr) {
             return;
         }
-        st.exec.objects.insert(ptr, owner);
+        st.exec.objects.insert(ptr, o);
         st.exec.kept.push(dict.clone().unbind());
         st.exec.attribute_dicts.insert(ptr);
     }
@@ -222,23 +223,17 @@ impl Inner {
         let py = obj.py();
         let dict_key = pyo3::intern!(py, "__dict__");
         let mro_key = pyo3::intern!(py, "__mro__");
-        let (mro, skip) = if obj.is_instance_of::<PyType>() {
-            (Self::generic_attribute(obj, mro_key)?, 1)
+        // A class's own attribute, or an instance's, is the load itself; the lookup goes on
+        // from the class's bases, or from the instance's class.
+        let (own, mro, skip) = if obj.is_instance_of::<PyType>() {
+            (Self::generic_attribute(obj, dict_key)?, Self::generic_attribute(obj, mro_key)?, 1)
         } else {
-            let own = self.attributes_of(obj)?;
-            if own.cast::<PyDict>().ok()?.contains(name).unwrap_or(true) {
-                return None;
-            }
-            (Self::generic_attribute(obj.get_type().as_any(), mro_key)?, 0)
+            (self.attributes_of(obj)?, Self::generic_attribute(obj.get_type().as_any(), mro_key)?, 0)
         };
-        let mro = mro.cast_into::<PyTuple>().ok()?;
-        if skip == 1 {
-            // A class's own attribute is the load itself.
-            let own = Self::generic_attribute(&mro.get_item(0).ok()?, dict_key)?;
-            if own.contains(name).unwrap_or(true) {
-                return None;
-            }
+        if own.contains(name).unwrap_or(true) {
+            return None;
         }
+        let mro = mro.cast_into::<PyTuple>().ok()?;
         for cls in mro.iter().skip(skip) {
             let namespace = Self::generic_attribute(&cls, dict_key)?;
             if namespace.contains(name).unwrap_or(false) {
@@ -273,7 +268,11 @@ impl Inner {
     /// A name's key by its text alone (`name_key` also remembers the string's address, which
     /// only a lasting name, such as one from `co_names`, may be looked up by).
     fn name_key_of_text(st: &mut State, name: &Bound<'_, PyAny>) -> u64 {
-        let text = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned)).unwrap_or_default();
+        let text = name
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok().map(str::to_owned))
+            .unwrap_or_else(|| name.to_string());
         let next = st.name_ids.len() as u64 + 1;
         *st.name_ids.entry(text).or_insert(next)
     }
@@ -281,6 +280,11 @@ impl Inner {
     /// A Python module's globals (they hold `__builtins__`).
     fn is_namespace(obj: &Bound<'_, PyAny>) -> bool {
         obj.cast::<PyDict>().is_ok_and(|d| d.contains(pyo3::intern!(obj.py(), "__builtins__")).unwrap_or(false))
+    }
+
+    /// Whether `obj`'s type has `base`'s own `name` method (not one of a subclass's).
+    fn keeps_base(obj: &Bound<'_, PyAny>, base: &Bound<'_, PyType>, name: &str) -> bool {
+        obj.get_type().getattr(name).is_ok_and(|own| base.getattr(name).is_ok_and(|b| own.is(&b)))
     }
 
     /// The plain int or str an instance of a subclass of int or str stands for as a key, when
@@ -296,10 +300,7 @@ impl Inner {
             } else {
                 return None;
             };
-        let t = key.get_type();
-        let same =
-            |name: &Bound<'py, PyString>| t.getattr(name).is_ok_and(|own| base.getattr(name).is_ok_and(|b| own.is(&b)));
-        if !same(pyo3::intern!(py, "__eq__")) || !same(pyo3::intern!(py, "__hash__")) {
+        if !Self::keeps_base(key, &base, "__eq__") || !Self::keeps_base(key, &base, "__hash__") {
             return None;
         }
         // int.__index__ / str.__str__ of a subclass's instance give the plain value.
@@ -312,13 +313,7 @@ impl Inner {
         if let Some(&k) = st.name_ptrs.get(&ptr) {
             return k;
         }
-        let text = name
-            .cast::<PyString>()
-            .ok()
-            .and_then(|s| s.to_str().ok().map(str::to_owned))
-            .unwrap_or_else(|| name.to_string());
-        let next = st.name_ids.len() as u64 + 1;
-        let k = *st.name_ids.entry(text).or_insert(next);
+        let k = Self::name_key_of_text(st, name);
         st.name_ptrs.insert(ptr, k);
         st.name_refs.push(name.clone().unbind());
         k
@@ -482,9 +477,7 @@ impl Inner {
             // `p.__dict__` gives every attribute of `p` to whatever takes it (`json.dumps`).
             EventKind::AttrLoad if Self::text(key) == Some("__dict__") && obj.cast::<PyModule>().is_err() => {
                 let o = Self::number_owner(st, obj);
-                if let Some(attributes) = self.attributes_of(obj) {
-                    Self::attribute_dict(st, &attributes, o);
-                }
+                self.attribute_dict(st, obj, o);
                 Some((Self::access(Read, o, WHOLE), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
             }
             EventKind::AttrLoad | EventKind::GlobalLoad => {
@@ -643,9 +636,7 @@ impl Inner {
                     let o = if reader == "vars" && !Self::is_scalar_key(&first) || self.is_dataclass_instance(&first) {
                         let o = Self::number_owner(st, &first);
                         if reader == "vars" {
-                            if let Some(attributes) = self.attributes_of(&first) {
-                                Self::attribute_dict(st, &attributes, o);
-                            }
+                            self.attribute_dict(st, &first, o);
                         }
                         o
                     } else if self.is_container(&first) {
@@ -812,8 +803,7 @@ impl Inner {
             "pop" => (Delete, "item_delete"),
             _ => return None,
         };
-        let own = target.get_type().getattr(name).ok()?;
-        own.is(&target.py().get_type::<PyDict>().getattr(name).ok()?).then_some(kind)
+        Self::keeps_base(target, &target.py().get_type::<PyDict>(), name).then_some(kind)
     }
 
     /// The object a method acts on when the receiver is not it: the first argument of one
@@ -1140,16 +1130,7 @@ impl Inner {
         // Inside: the caller's frame is below, and what it runs is what the call consumes (a
         // generator, or an iterator's `__next__`, resumed from C), not a function it called
         // itself after the call returned.
-        let inside = report_py::calling_frame(py).is_some_and(|mut frame| {
-            for _ in 0..64 {
-                match frame.getattr(pyo3::intern!(py, "f_back")) {
-                    Ok(back) if back.is(&caller) => return Self::consumed_frame(&frame),
-                    Ok(back) if !back.is_none() => frame = back,
-                    _ => return false,
-                }
-            }
-            false
-        });
+        let inside = report_py::frame_called_by(py, &caller).is_some_and(|frame| Self::consumed_frame(&frame));
         if !inside {
             st.exec.threads[tid].consuming = None;
             report_py::set_consuming(false);
@@ -1302,9 +1283,6 @@ impl Inner {
             return containers;
         }
         let obj = ev.obj.bind(py);
-        if ev.kind == EventKind::BuiltinCall && self.counts_its_size(obj, args) {
-            return Vec::new(); // its size alone (`translate`)
-        }
         if ev.kind == EventKind::BuiltinCall {
             // The reading builtins read every container they are given (`zip(a, b)`,
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
@@ -1357,8 +1335,7 @@ impl Inner {
             factory
         };
         Self::generic_attribute(&function, pyo3::intern!(py, "__code__"))
-            .and_then(|c| Self::generic_attribute(&c, pyo3::intern!(py, "co_names")))
-            .is_some_and(|names| names.contains(crate::rewrite::GUARD_NAME).unwrap_or(false))
+            .is_some_and(|c| report_py::is_rewritten_code(&c))
     }
 
     /// A `defaultdict` load's insertion in progress (`ThreadRt::pending_insert`): while its
@@ -1367,17 +1344,9 @@ impl Inner {
     /// lost); the thread's first report back in the loading frame or outside it ends it.
     fn factory_step(py: Python<'_>, st: &mut State, tid: ThreadId) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let (o, k, frame, key) = st.exec.threads[tid].pending_insert.as_ref()?;
-        let (o, k) = (*o, *k);
-        let shown = st.explain.then(|| key.clone_ref(py));
-        let mut at = report_py::calling_frame(py)?;
-        for _ in 0..64 {
-            match at.getattr(pyo3::intern!(py, "f_back")) {
-                Ok(back) if back.is(frame.bind(py)) => {
-                    return Some((Self::access(AccessKind::Write, o, k), "factory", shown));
-                }
-                Ok(back) if !back.is_none() => at = back,
-                _ => break,
-            }
+        if report_py::frame_called_by(py, frame.bind(py)).is_some() {
+            let shown = st.explain.then(|| key.clone_ref(py));
+            return Some((Self::access(AccessKind::Write, *o, *k), "factory", shown));
         }
         st.exec.threads[tid].pending_insert = None;
         None
@@ -1403,8 +1372,7 @@ impl Inner {
         } else {
             return false;
         };
-        let len = pyo3::intern!(py, "__len__");
-        c.get_type().getattr(len).is_ok_and(|own| base.getattr(len).is_ok_and(|b| own.is(&b)))
+        Self::keeps_base(&c, &base, "__len__")
     }
 
     fn is_dataclass_instance(&self, obj: &Bound<'_, PyAny>) -> bool {
