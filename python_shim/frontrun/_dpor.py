@@ -848,7 +848,46 @@ def _prepare_state(rt, state, threads):
     modules' globals (one ``setup()`` resets) or the state's class."""
     held = _held_in(state)
     _stand_in_cached_functions(held)
-    rt.watch_generators(_generators_in(held + _thread_roots(state, threads)))
+    roots = _thread_roots(state, threads)
+    rt.number_state(_numbered_first(held, roots, threads))
+    rt.watch_generators(_generators_in(held + roots))
+
+
+_LOCK_TYPES = (_coop.Lock, _coop.RLock, _thread.LockType, _thread.RLock)
+_NOT_STATE = (int, float, complex, str, bytes, bool, type(None), types.ModuleType, types.FunctionType,
+              types.BuiltinFunctionType)
+
+
+_module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
+
+
+def _is_rewritten_module(module):
+    file = _module_dict(module).get("__file__")
+    return isinstance(file, str) and _native.is_rewritten_file(file)
+
+
+def _numbered_first(held, roots, threads):
+    """``(object, is_lock)`` for what the threads may find when they begin, in a fixed order:
+    the state and what it holds, the threads' module namespaces and their modules' mutable
+    globals and classes (numbered before any thread runs: see ``number_state``)."""
+    found = [obj for _, _, obj in held]
+    for fn in threads:
+        module_globals = getattr(getattr(fn, "func", fn), "__globals__", None)
+        if isinstance(module_globals, dict):
+            found.append(module_globals)
+    for _, _, obj in roots:
+        if not isinstance(obj, _NOT_STATE):
+            found.append(obj)
+        elif isinstance(obj, types.ModuleType) and _is_rewritten_module(obj):
+            # `import store` ... `store.COUNTS[k] = v`: the program's own modules' state.
+            found.append(obj)
+            found += [v for v in list(_module_dict(obj).values())[:200] if not isinstance(v, _NOT_STATE)]
+    seen, out = set(), []
+    for obj in found:
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            out.append((obj, isinstance(obj, _LOCK_TYPES)))
+    return out
 
 
 def _thread_roots(state, threads):
@@ -1279,7 +1318,6 @@ def _rewritten_state():
     """``{"module", "module.Class" or "module.global": {name: (value, size if a container)}}``
     for every module whose code runs rewritten, every class defined there and every module-level
     instance of one (modules, classes and functions left out: what a thread sets is a value)."""
-    module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
 
     def size(value):
         try:
@@ -1298,10 +1336,9 @@ def _rewritten_state():
     for module in list(sys.modules.values()):
         if not isinstance(module, types.ModuleType):
             continue
-        namespace = module_dict(module)
-        file = namespace.get("__file__")
-        if not (isinstance(file, str) and _native.is_rewritten_file(file)):
+        if not _is_rewritten_module(module):
             continue
+        namespace = _module_dict(module)
         name = namespace.get("__name__")
         found[name] = values(namespace)
         for key, value in list(namespace.items()):

@@ -20,8 +20,9 @@
 //! it; backtracking follows wakeup trees depth-first. Result: one execution per
 //! Mazurkiewicz trace, none blocked by sleep sets.
 //!
-//! Object names. The runtime numbers objects by first use in an execution, and another
-//! schedule changes that order for objects made during the run; `choose_with` gives an op
+//! Object names. The runtime numbers what the threads find when they begin, then other
+//! objects by first use in an execution; another schedule changes that order for objects
+//! made during the run, and `choose_with` gives an op
 //! the plan's name for its object when that is the only difference and neither name is
 //! used yet (the runtime follows with `take_renames`), instead of calling it nondeterminism.
 //! Keys made of values that differ per execution (ids from a global counter, uuids) are

@@ -2864,3 +2864,68 @@ def test_a_defaultdict_key_is_missing_until_its_python_factory_returns():
     assert result.property_holds is True
     result = explore(p.Buckets, [p.add_own("a"), p.add_own("b")], lambda b: b.by_key == {"a": ["a"], "b": ["b"]})
     assert result.property_holds is True
+
+
+OLD_AND_FRESH = load(
+    """
+    import threading
+
+    D = {}
+    L = []
+    LOCK = threading.Lock()
+
+    def reset():
+        D.clear()
+        D["kk"] = 2
+        L[:] = [0]
+
+    def first(s):
+        if "kk" in D:
+            s.seen = D["kk"]
+        if len(D) < 2:
+            D["KK".lower()] = 8
+        if L:
+            del L[0]
+
+    def second(s):
+        with LOCK:
+            L.extend([9])
+            if "KK".lower() in D:
+                s.got = D["KK".lower()]
+
+    def first_on_state(s):
+        if "kk" in s.d:
+            s.seen = s.d["kk"]
+        if len(s.d) < 2:
+            s.d["KK".lower()] = 8
+        if s.l:
+            del s.l[0]
+
+    def second_on_state(s):
+        with s.lock:
+            s.l.extend([9])
+            if "KK".lower() in s.d:
+                s.got = s.d["KK".lower()]
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["globals", "state"])
+def test_an_old_object_first_reached_in_another_order_keeps_its_number(where):
+    # Objects were numbered when first used: `[9]` (made by `extend`'s caller) took in one
+    # schedule the number `L` had in another, where the first thread reached `L` before it,
+    # and the search stopped as "nondeterminism" before the second thread's other outcome.
+    p = OLD_AND_FRESH
+    if where == "globals":
+        def setup():
+            p.reset()
+            return State(got=None)
+
+        threads = [p.first, p.second]
+    else:
+        setup = lambda: State(d={"kk": 2}, l=[0], lock=threading.Lock(), got=None)  # noqa: E731
+        threads = [p.first_on_state, p.second_on_state]
+    got = set()
+    result = explore(setup, threads, lambda s: got.add(s.got) or True)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert got == {2, 8}

@@ -498,6 +498,22 @@ impl DporRuntime {
         self.inner.lock_state(py).exec.errors.iter().map(|(t, e)| (t.saturating_sub(1), e.clone())).collect()
     }
 
+    /// Numbers what the threads find when they begin, in the order given (`(object, is_lock)`),
+    /// before any of them runs: numbered at first use instead, an object that existed before
+    /// the threads takes the number a fresh one had in another schedule, where another thread
+    /// reached it first, and the plan cannot be followed (a false "nondeterminism").
+    fn number_state(&self, py: Python<'_>, objects: Vec<(Py<PyAny>, bool)>) {
+        let mut st = self.inner.lock_state(py);
+        for (obj, is_lock) in objects {
+            let obj = obj.bind(py);
+            if is_lock {
+                Inner::lock_number(&mut st, obj);
+            } else {
+                Inner::number_owner(&mut st, obj);
+            }
+        }
+    }
+
     /// The generators in the test's state, before the execution's threads run: resuming one
     /// while another thread is inside it is then explored (it raises "already executing").
     fn watch_generators(&self, py: Python<'_>, generators: Vec<Py<PyAny>>) {
