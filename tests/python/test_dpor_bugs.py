@@ -2929,3 +2929,32 @@ def test_an_old_object_first_reached_in_another_order_keeps_its_number(where):
     result = explore(setup, threads, lambda s: got.add(s.got) or True)
     assert result.property_holds is True, result.inconclusive_reason
     assert got == {2, 8}
+
+
+NESTED_TEXT = load(
+    """
+    import copy
+
+    def replace_inner(s):
+        with s.lock:
+            s.copied = copy.deepcopy(s.nest)
+            s.nest["i"] = [8]
+
+    def show_twice(s):
+        s.seen.append(str(s.nest))
+        s.seen.append(str(s.nest))
+    """
+)
+
+
+def test_a_nested_read_stays_after_the_read_of_its_container():
+    # `str(s.nest)` read the inner list, then the dict: a search that moved the dict's read
+    # before the store into it kept the read of the list that store had put there, which this
+    # execution had not made yet ("nondeterminism", the second text's other value unexplored).
+    p = NESTED_TEXT
+    seen = set()
+    setup = lambda: State(nest={"i": [1]}, lock=threading.Lock(), seen=[])  # noqa: E731
+    result = explore(setup, [p.replace_inner, p.show_twice], lambda s: seen.add(tuple(s.seen)) or True)
+    assert result.property_holds is True, result.inconclusive_reason
+    old, new = "{'i': [1]}", "{'i': [8]}"
+    assert seen == {(old, old), (old, new), (new, new)}

@@ -1197,6 +1197,7 @@ impl Inner {
         // must not be taken by an argument whose step is still to come.
         let mut steps: Vec<Pending<'_>> = inside_hold.into_iter().map(Pending::Op).collect();
         steps.extend(factory_step.map(Pending::Op));
+        let mut arguments = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for arg in passed {
             // `lst.extend(lst)`: the receiver's own access covers it.
@@ -1206,10 +1207,22 @@ impl Inner {
                     .any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o))
             });
             if !covered && seen.insert(arg.as_ptr() as usize) {
-                steps.push(Pending::Argument(arg));
+                arguments.push(Pending::Argument(arg));
             }
         }
-        steps.extend(own.into_iter().map(Pending::Op));
+        // A read (`str(d)`, `json.dumps(d)`) is taken before the arguments too when they hold
+        // what is nested in what it reads, reached through it. Only after them, the search
+        // could move the container's read before another thread's store into it and keep the
+        // nested read of the object that store put there.
+        if let Some((op @ Op::Access { kind: AccessKind::Read, .. }, kind, key)) = &own {
+            let given = |arg: &Bound<'_, PyAny>| ev.args.as_ref().is_some_and(|a| a.bind(py).iter().any(|g| g.is(arg)));
+            let nested = arguments.iter().any(|a| matches!(a, Pending::Argument(arg) if !given(arg)));
+            if nested {
+                steps.push(Pending::Op((*op, *kind, key.as_ref().map(|k| k.clone_ref(py)))));
+            }
+        }
+        steps.extend(arguments);
+        steps.extend(own.map(Pending::Op));
         if let Some(cls) = self.class_attribute_read(py, ev) {
             steps.push(Pending::ClassAttribute(cls));
         }
