@@ -263,3 +263,25 @@ fn a_prologue_is_taken_in_one_order() {
     let with_prologue = prologue_program(true);
     assert_eq!((full, with_prologue), (4, 2));
 }
+
+#[test]
+fn a_pending_op_changed_before_it_is_chosen_is_the_one_taken() {
+    // The runtime re-decides a store's kind (insert or write) when another thread's step
+    // removed or added its key after the thread arrived.
+    let mut ex = Explorer::new(Config::default());
+    assert!(ex.begin_execution());
+    let child = ex.child_id(0);
+    ex.arrive(0, Op::Spawn { child });
+    assert_eq!(ex.choose(), Choice::Run(0));
+    ex.arrive(0, Op::Exit);
+    ex.arrive(child, Op::write(EVENT, 1));
+    ex.change_pending(child, Op::insert(EVENT, 1));
+    while let Choice::Run(t) = ex.choose() {
+        if t == child && ex.events().last().unwrap().op != Op::Exit {
+            assert_eq!(ex.events().last().unwrap().op, Op::insert(EVENT, 1));
+            ex.arrive(child, Op::Exit);
+        }
+    }
+    assert!(ex.events().iter().any(|e| e.op == Op::insert(EVENT, 1)));
+    assert!(!ex.events().iter().any(|e| e.op == Op::write(EVENT, 1)));
+}

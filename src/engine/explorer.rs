@@ -315,6 +315,14 @@ impl Explorer {
         state.frame_state = None;
     }
 
+    /// Replaces the op `thread` arrived at, before it is chosen: what other threads did since
+    /// changed which access it makes (a store into a dict that no longer holds the key inserts).
+    pub fn change_pending(&mut self, thread: ThreadId, op: Op) {
+        let state = self.exec.thread_mut(thread);
+        assert!(state.pending.is_some(), "thread {thread} has not arrived");
+        state.pending = Some(op);
+    }
+
     /// Says that `thread`'s pending op also moves the thread on (the next element of a loop
     /// over a container, a generator's resumption): reading the same location again this way
     /// is progress, not a spin (`arrive` clears it).

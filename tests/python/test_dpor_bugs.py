@@ -2958,3 +2958,78 @@ def test_a_nested_read_stays_after_the_read_of_its_container():
     assert result.property_holds is True, result.inconclusive_reason
     old, new = "{'i': [1]}", "{'i': [8]}"
     assert seen == {(old, old), (old, new), (new, new)}
+
+
+KEY_COMES_AND_GOES = load(
+    """
+    def take_any(s):
+        if s.d:
+            s.taken = s.d.popitem()
+        s.seen = 0 in s.d.keys()
+
+    def move(s):
+        s.a, s.b = s.b, s.a
+        s.d[False] = s.d.pop(0, 0)
+        if 0 not in s.d:
+            s.d[0] = 8
+
+    def default(s):
+        s.b_seen = s.b
+        s.got = s.d.setdefault(0, 9)
+    """
+)
+
+
+def test_an_access_is_an_insertion_if_the_key_went_while_it_waited():
+    # A store's or setdefault's kind (insert, or write/read) was decided when the thread reached
+    # it: another thread's popitem before it was taken left a "read" that inserted, and the
+    # orders that follow from the insertion were never explored (found by the fuzzer).
+    p = KEY_COMES_AND_GOES
+    final = set()
+
+    def note(s):
+        final.add((repr(s.d), getattr(s, "taken", None), s.seen, s.b_seen, s.got))
+        return True
+
+    setup = lambda: State(d={0: 3}, a=0, b=1)  # noqa: E731
+    result = explore(setup, [p.take_any, p.move, p.default], note, stop_on_first=False)
+    assert result.property_holds is False and result.failure_kind == "exception"  # popitem() of {}
+    # move's pop and store, take_any's popitem, then default's insertion before take_any looks.
+    assert ("{0: 9}", (False, 3), True, 1, 9) in final
+
+
+SHADOWED_CLASS_ATTRIBUTE = load(
+    """
+    class Node:
+        x = 0
+
+    def set_nine(s):
+        s.any = bool(s.d)
+        with s.lock:
+            s.node.x = 9
+            s.items.append(9)
+
+    def set_five(s):
+        with s.lock:
+            if 7 in s.items:
+                s.items.remove(7)
+            s.node.x = 5
+
+    def bump(s):
+        s.node.x += 1
+        if s.d:
+            s.taken = s.d.popitem()
+    """
+)
+
+
+def test_a_load_takes_the_same_steps_whether_or_not_the_instance_shadows_the_class():
+    # `s.node.x` read the class's `x` too only while the instance had none of its own: a search
+    # that moved the load before a store planned a step this execution did not take
+    # ("nondeterminism"; found by the fuzzer).
+    p = SHADOWED_CLASS_ATTRIBUTE
+    final = set()
+    setup = lambda: State(node=p.Node(), lock=threading.Lock(), items=[7], d={1: 1})  # noqa: E731
+    result = explore(setup, [p.set_nine, p.set_five, p.bump], lambda s: final.add(s.node.x) or True)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert final == {1, 5, 6, 9, 10}

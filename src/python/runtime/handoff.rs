@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString};
 
-use crate::engine::{Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, SIZE, WHOLE};
+use crate::engine::{AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, SIZE, WHOLE};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -164,6 +164,17 @@ pub(super) struct ThreadRt {
     /// loading frame, the key's value): its insertion is in progress until the thread reports
     /// back in that frame or outside it (`Inner::factory_step`).
     pub(super) pending_insert: Option<(u64, u64, Py<PyAny>, Py<PyAny>)>,
+    /// The pending access's kind depends on whether a dict holds its key (`Inner::rekind`).
+    pub(super) keyed: Option<Keyed>,
+}
+
+/// An access that inserts or writes (`d[k] = v`), inserts or reads (`d.setdefault(k, v)`, a
+/// `defaultdict`'s load) as its dict holds the key or not (`Inner::by_presence`).
+pub(super) struct Keyed {
+    pub(super) dict: Py<PyDict>,
+    pub(super) key: Py<PyAny>,
+    pub(super) present: AccessKind,
+    pub(super) absent: AccessKind,
 }
 
 /// A call that fills a container from an iterable (`lst.extend(gen)`, `d.update(pairs)`,
@@ -190,6 +201,8 @@ pub(super) enum End {
 pub(super) struct Exec {
     pub(super) id: u64,
     pub(super) threads: Vec<ThreadRt>,
+    /// The rule by which the access `translate` just made has its kind (`Inner::by_presence`).
+    pub(super) keyed: Option<Keyed>,
     pub(super) objects: HashMap<usize, u64>,
     /// The object numbered `n` at `refs[n - 1]` (and the products that share a number).
     pub(super) refs: Vec<Option<Py<PyAny>>>,
@@ -371,7 +384,7 @@ impl Inner {
                 self.set_turn(&mut st, None);
             }
             Self::arrive(&mut st, tid, Op::Exit, None);
-            self.drive(&mut st);
+            self.drive(py, &mut st);
         }
         // No clearing of a pending asynchronous abort here: PyThreadState_SetAsyncExc(id, NULL)
         // leaves the interpreter's async-exception signal set on 3.11, and every thread then
@@ -586,6 +599,7 @@ impl Inner {
         let th = &mut st.exec.threads[x];
         let op = th.pending.take().expect("chosen thread has arrived");
         th.arrived = false;
+        th.keyed = None;
         let mut info = th.info.take();
         if let (Op::TryAcquire { lock }, Some(info)) = (op, info.as_mut()) {
             // The log tells a try that took the lock from one that found it held.
@@ -636,9 +650,33 @@ impl Inner {
         op
     }
 
+    /// Decides again the kind of each pending access that depends on whether a dict holds its
+    /// key (`Inner::by_presence`): another thread's step since the thread arrived may have
+    /// added or removed it, and the access is taken as it will be made.
+    fn rekind(py: Python<'_>, st: &mut State) {
+        for t in 0..st.exec.threads.len() {
+            let th = &mut st.exec.threads[t];
+            let (Some(keyed), Some(Op::Access { obj, key, kind })) = (&th.keyed, th.pending) else { continue };
+            let holds = keyed.dict.bind(py).contains(keyed.key.bind(py)).unwrap_or(true);
+            let now = if holds { keyed.present } else { keyed.absent };
+            if now == kind {
+                continue;
+            }
+            let op = Op::Access { obj, key, kind: now };
+            th.pending = Some(op);
+            if let Some(info) = th.info.as_mut() {
+                info.op = op;
+            }
+            if now != AccessKind::Insert {
+                th.pending_insert = None; // a defaultdict's load that finds the key after all
+            }
+            st.explorer.change_pending(t, op);
+        }
+    }
+
     /// Baton passing: run the engine until some explored thread holds the turn or the
     /// execution is over. Root steps and exits are performed here, inline.
-    pub(super) fn drive(&self, st: &mut State) {
+    pub(super) fn drive(&self, py: Python<'_>, st: &mut State) {
         loop {
             if st.exec.done.is_some() {
                 return;
@@ -651,6 +689,7 @@ impl Inner {
                 return;
             }
             Self::fire_timeouts(st);
+            Self::rekind(py, st);
             let choice = {
                 let refs = &st.exec.refs;
                 let free = |n: u64| refs.get((n as usize).wrapping_sub(1)).is_none_or(Option::is_none);
@@ -856,7 +895,7 @@ impl Inner {
         } else if let Some(state) = frame_state {
             st.explorer.frame_state(tid, state);
         }
-        self.drive(&mut st);
+        self.drive(py, &mut st);
         if st.exec.turn == Some(tid) {
             return Ok(());
         }

@@ -445,7 +445,7 @@ impl DporRuntime {
             st.exec.root_tasks = tasks.into_iter().enumerate().map(|(i, t)| (t, background.contains(&i))).collect();
             Inner::thread_mut(&mut st, ROOT).live = true;
             Inner::root_arrive(&mut st);
-            inner.drive(&mut st);
+            inner.drive(py, &mut st);
             st.unlock()
         };
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));

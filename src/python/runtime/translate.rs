@@ -126,6 +126,8 @@ const DEEP_READERS: &[&str] = &["str", "repr", "format", "print"];
 /// argument, read whole; the class whose attribute a load finds).
 enum Pending<'py> {
     Op((Op, &'static str, Option<Py<PyAny>>)),
+    /// The report's own access, whose kind is decided again until it is taken (`Keyed`).
+    Keyed((Op, &'static str, Option<Py<PyAny>>), Keyed),
     Argument(Bound<'py, PyAny>),
     ClassAttribute(Bound<'py, PyAny>),
 }
@@ -133,7 +135,7 @@ enum Pending<'py> {
 impl Pending<'_> {
     fn op(&self) -> Option<&(Op, &'static str, Option<Py<PyAny>>)> {
         match self {
-            Pending::Op(op) => Some(op),
+            Pending::Op(op) | Pending::Keyed(op, _) => Some(op),
             Pending::Argument(_) | Pending::ClassAttribute(_) => None,
         }
     }
@@ -216,23 +218,25 @@ impl Inner {
         unsafe { Bound::from_owned_ptr_or_err(obj.py(), found) }.ok()
     }
 
-    /// For a load of `name` from `obj` that its own attributes do not hold, the class in whose
-    /// namespace the lookup finds a plain value (`s.limit` reading `S.limit = 3`; not a method,
-    /// property or other descriptor): a write of that class attribute changes what it reads.
+    /// For a load of `name` from `obj`, the class in whose namespace the lookup finds a plain
+    /// value (`s.limit` reading `S.limit = 3`; not a method, property or other descriptor): a
+    /// write of that class attribute changes what it reads. For an instance, whether or not its
+    /// own attributes hold `name` now: that changes with other threads' stores, and which steps
+    /// a load takes must not (a search that moves the load before a store would plan a step
+    /// this execution does not take). A class's own attribute is the load itself.
     fn class_holding<'py>(&self, obj: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
         let py = obj.py();
         let dict_key = pyo3::intern!(py, "__dict__");
         let mro_key = pyo3::intern!(py, "__mro__");
-        // A class's own attribute, or an instance's, is the load itself; the lookup goes on
-        // from the class's bases, or from the instance's class.
-        let (own, mro, skip) = if obj.is_instance_of::<PyType>() {
-            (Self::generic_attribute(obj, dict_key)?, Self::generic_attribute(obj, mro_key)?, 1)
+        let (mro, skip) = if obj.is_instance_of::<PyType>() {
+            if Self::generic_attribute(obj, dict_key)?.contains(name).unwrap_or(true) {
+                return None;
+            }
+            (Self::generic_attribute(obj, mro_key)?, 1)
         } else {
-            (self.attributes_of(obj)?, Self::generic_attribute(obj.get_type().as_any(), mro_key)?, 0)
+            self.attributes_of(obj)?;
+            (Self::generic_attribute(obj.get_type().as_any(), mro_key)?, 0)
         };
-        if own.contains(name).unwrap_or(true) {
-            return None;
-        }
         let mro = mro.cast_into::<PyTuple>().ok()?;
         for cls in mro.iter().skip(skip) {
             let namespace = Self::generic_attribute(&cls, dict_key)?;
@@ -342,23 +346,45 @@ impl Inner {
 
     /// `c[key] = v`: an insertion when `c` is a dict without `key` (its keys' order changes),
     /// else a write.
-    fn store_kind(container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
+    fn store_kind(st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
         match container.cast::<PyDict>() {
-            Ok(dict) if !dict.contains(key).unwrap_or(true) => AccessKind::Insert,
-            _ => AccessKind::Write,
+            Ok(dict) => Self::by_presence(st, dict, key, AccessKind::Write, AccessKind::Insert),
+            Err(_) => AccessKind::Write,
         }
     }
 
     /// `c[key]`: a read, or an insertion when `c` is a dict without `key` whose `__missing__`
     /// may add it (a `defaultdict`: `d[k] += 1`, `d[k].append(x)`; not a `Counter`'s).
-    fn load_kind(&self, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
+    fn load_kind(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
         let Ok(dict) = container.cast::<PyDict>() else { return AccessKind::Read };
-        if dict.is_exact_instance_of::<PyDict>() || dict.contains(key).unwrap_or(true) {
+        if dict.is_exact_instance_of::<PyDict>() {
             return AccessKind::Read;
         }
         match container.get_type().getattr(pyo3::intern!(container.py(), "__missing__")) {
-            Ok(missing) if !missing.is(self.types.counter_missing.bind(container.py())) => AccessKind::Insert,
+            Ok(missing) if !missing.is(self.types.counter_missing.bind(container.py())) => {
+                Self::by_presence(st, dict, key, AccessKind::Read, AccessKind::Insert)
+            }
             _ => AccessKind::Read,
+        }
+    }
+
+    /// `present` if `dict` holds `key` now, else `absent`. Another thread may add or remove the
+    /// key before this access is taken: for a key whose lookup runs no Python, the rule is kept
+    /// (`Exec::keyed`) and the kind decided again when the thread may be chosen (`rekind`).
+    fn by_presence(
+        st: &mut State,
+        dict: &Bound<'_, PyDict>,
+        key: &Bound<'_, PyAny>,
+        present: AccessKind,
+        absent: AccessKind,
+    ) -> AccessKind {
+        if Self::is_scalar_key(key) {
+            st.exec.keyed = Some(Keyed { dict: dict.clone().unbind(), key: key.clone().unbind(), present, absent });
+        }
+        if dict.contains(key).unwrap_or(true) {
+            present
+        } else {
+            absent
         }
     }
 
@@ -495,8 +521,8 @@ impl Inner {
             EventKind::AttrDelete | EventKind::GlobalDelete | EventKind::CellDelete => named(st, Delete),
             EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
                 let kind = match ev.kind {
-                    EventKind::ItemLoad => self.load_kind(obj, key),
-                    EventKind::ItemStore => Self::store_kind(obj, key),
+                    EventKind::ItemLoad => self.load_kind(st, obj, key),
+                    EventKind::ItemStore => Self::store_kind(st, obj, key),
                     _ => Delete,
                 };
                 let o = Self::number_owner(st, obj);
@@ -669,7 +695,7 @@ impl Inner {
             // that key alone, so other keys' writes commute with it.
             EventKind::Contains
                 if (Self::is_scalar_key(key) || Self::plain_value(key).is_some())
-                    && Self::dict_key_kind(obj, "__contains__", key).is_some() =>
+                    && Self::dict_key_kind(st, obj, "__contains__", key).is_some() =>
             {
                 let o = Self::number(st, obj);
                 let k = self.item_key(st, obj, key);
@@ -790,20 +816,25 @@ impl Inner {
     /// accesses of the key `k` alone, as `d[k]` is, so other keys' writes commute with them.
     /// (A subclass's own `get` may look at other keys: then the whole dict, as any method.)
     fn dict_key_kind(
+        st: &mut State,
         target: &Bound<'_, PyAny>,
         name: &str,
         key: &Bound<'_, PyAny>,
     ) -> Option<(AccessKind, &'static str)> {
         use AccessKind::{Delete, Insert, Read};
         let dict = target.cast::<PyDict>().ok()?;
-        let kind = match name {
+        if !Self::keeps_base(target, &target.py().get_type::<PyDict>(), name) {
+            return None;
+        }
+        Some(match name {
             "get" | "__contains__" => (Read, "item_load"),
-            "setdefault" if dict.contains(key).unwrap_or(true) => (Read, "item_load"),
-            "setdefault" => (Insert, "item_store"),
+            "setdefault" => match Self::by_presence(st, dict, key, Read, Insert) {
+                Read => (Read, "item_load"),
+                kind => (kind, "item_store"),
+            },
             "pop" => (Delete, "item_delete"),
             _ => return None,
-        };
-        Self::keeps_base(target, &target.py().get_type::<PyDict>(), name).then_some(kind)
+        })
     }
 
     /// The object a method acts on when the receiver is not it: the first argument of one
@@ -839,10 +870,10 @@ impl Inner {
             "__setattr__" => (Write, "attr_store"),
             "__delattr__" => (Delete, "attr_delete"),
             "__getattribute__" | "__getattr__" => (Read, "attr_load"),
-            "__setitem__" => (Self::store_kind(target, key), "item_store"),
+            "__setitem__" => (Self::store_kind(st, target, key), "item_store"),
             "__delitem__" => (Delete, "item_delete"),
-            "__getitem__" => (self.load_kind(target, key), "item_load"),
-            _ => Self::dict_key_kind(target, name, key)?,
+            "__getitem__" => (self.load_kind(st, target, key), "item_load"),
+            _ => Self::dict_key_kind(st, target, name, key)?,
         };
         let o = Self::number_owner(st, target);
         let k = if shown.starts_with("attr") {
@@ -1188,6 +1219,7 @@ impl Inner {
         // Before this report's own load may leave another insertion in progress.
         let factory_step = Self::factory_step(py, &mut st, tid);
         let own = self.translate(py, &mut st, tid, ev, reports_itself);
+        let keyed = st.exec.keyed.take();
         // The arguments' reads go first: the thread makes the call right after its last
         // step, so the call's own access (`d.setdefault`'s write) must be that step. Were
         // it first, another thread could run between it and the call, and the engine
@@ -1222,10 +1254,14 @@ impl Inner {
             }
         }
         steps.extend(arguments);
-        steps.extend(own.map(Pending::Op));
+        // Before the load's own read, which the thread makes right after its last step.
         if let Some(cls) = self.class_attribute_read(py, ev) {
             steps.push(Pending::ClassAttribute(cls));
         }
+        steps.extend(own.map(|op| match keyed {
+            Some(keyed) => Pending::Keyed(op, keyed),
+            None => Pending::Op(op),
+        }));
         // Last: the thread may leave the generator (yield, return, raise) right after its
         // last step, so another thread's resume finds it running before that step and
         // suspended after it; a write there orders the two. (Its entry is the resume.) Also for
@@ -1239,6 +1275,10 @@ impl Inner {
         loop {
             let (op, kind, key) = match next {
                 Pending::Op(op) => op,
+                Pending::Keyed(op, keyed) => {
+                    st.exec.threads[tid].keyed = Some(keyed);
+                    op
+                }
                 Pending::Argument(arg) => {
                     let o = Self::number(&mut st, &arg);
                     (Self::access(AccessKind::Read, o, WHOLE), "argument", ev.method.as_ref().map(|m| m.clone_ref(py)))
