@@ -312,7 +312,15 @@ impl Explorer {
         state.pending = Some(op);
         state.blocked = false;
         state.moves_on = false;
+        state.mid_report = false;
         state.frame_state = None;
+    }
+
+    /// Says that `thread`'s pending op is a later step of the report whose earlier step it took
+    /// last (a call's reads of several objects): the call reads them all after the last step.
+    /// Unless a plan says otherwise, the thread goes on before any other (`arrive` clears it).
+    pub fn mid_report(&mut self, thread: ThreadId) {
+        self.exec.thread_mut(thread).mid_report = true;
     }
 
     /// Replaces the op `thread` arrived at, before it is chosen: what other threads did since
@@ -463,13 +471,15 @@ impl Explorer {
         self.nodes[depth].last_enabled = prev_enabled;
         let node_preemptions = self.nodes[depth].preemptions;
         // A switch away from a spinning or sleeping thread is no preemption: it gave way. Nor is
-        // one away from a thread that has just begun (threads start in any order for free).
+        // one away from a thread that has just begun (threads start in any order for free), nor
+        // one back to a thread part way through a report's steps (its own switch away counted).
         let prev_yields = depth
             .checked_sub(1)
             .map(|i| &self.exec.events[i])
             .is_some_and(|e| e.op == Op::Start || self.exec.threads[e.thread].yielding);
         self.nodes[depth].last_yielded = prev_yields;
-        let preempts = |t: ThreadId| prev_enabled && !prev_yields && Some(t) != prev;
+        let mid_report: Vec<bool> = self.exec.threads.iter().map(|t| t.mid_report).collect();
+        let preempts = |t: ThreadId| prev_enabled && !prev_yields && Some(t) != prev && !mid_report[t];
         let within_bound = |t: ThreadId| bound.is_none_or(|b| node_preemptions + preempts(t) as u32 <= b);
         let mut chosen = None;
         while !self.nodes[depth].pending.is_empty() {
@@ -516,8 +526,12 @@ impl Explorer {
                 let fair = |t: ThreadId| !self.exec.unfair(t, &self.enabled);
                 // Of the threads `ok` allows: the last one unless it yields, else one that does
                 // not yield, else the one that has waited longest.
+                // A thread part way through a report's steps goes first: its call reads after
+                // the last step, so another thread's write between them would be ordered after
+                // a read step although the call sees it.
                 let pick_among = |ok: &dyn Fn(ThreadId) -> bool| {
-                    prev.filter(|&p| prev_enabled && !yielding(p) && ok(p))
+                    (self.enabled.iter().copied().find(|&t| mid_report[t] && !yielding(t) && ok(t)))
+                        .or_else(|| prev.filter(|&p| prev_enabled && !yielding(p) && ok(p)))
                         .or_else(|| self.enabled.iter().copied().find(|&t| !yielding(t) && ok(t)))
                         .or_else(|| {
                             self.enabled

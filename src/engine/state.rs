@@ -65,6 +65,8 @@ pub(crate) struct ThreadState {
     streak: Vec<(ObjId, Key, u32, Option<u64>)>,
     /// The pending op moves the thread on (`Explorer::moves_on`): it ends the streak.
     pub moves_on: bool,
+    /// The pending op is a later step of one report (`Explorer::mid_report`).
+    pub mid_report: bool,
     /// The state of the frame making the pending read (`Explorer::frame_state`).
     pub frame_state: Option<u64>,
     /// Steps at which `streak` started over (kept for `Execution::spin_reread`).
@@ -166,6 +168,7 @@ impl ThreadState {
             spawned: 0,
             streak: Vec::new(),
             moves_on: false,
+            mid_report: false,
             frame_state: None,
             streak_ends: Vec::new(),
             yielding: false,

@@ -3033,3 +3033,31 @@ def test_a_load_takes_the_same_steps_whether_or_not_the_instance_shadows_the_cla
     result = explore(setup, [p.set_nine, p.set_five, p.bump], lambda s: final.add(s.node.x) or True)
     assert result.property_holds is True, result.inconclusive_reason
     assert final == {1, 5, 6, 9, 10}
+
+
+TWO_CONTAINERS = load(
+    """
+    def pair_up(s):
+        s.pairs = list(zip(s.items, s.queue))
+
+    def sort_then_take(s):
+        s.items.sort(key=lambda x: -x)
+        if s.queue:
+            s.queue.popleft()
+    """
+)
+
+
+def test_a_thread_part_way_through_a_calls_reads_goes_on_first():
+    # `list(zip(a, q))` reads q, then a, as two steps, and the call reads both after the last:
+    # a search that ran another thread between them (sort a, then take from q) let the call see
+    # the take although its read of q was before it, and zip after the sort but before the take
+    # was never run.
+    from collections import deque
+
+    p = TWO_CONTAINERS
+    seen = set()
+    setup = lambda: State(items=[2, 3], queue=deque([1]), pairs=None)  # noqa: E731
+    result = explore(setup, [p.pair_up, p.sort_then_take], lambda s: seen.add(repr(s.pairs)) or True)
+    assert result.property_holds is True
+    assert seen == {"[(2, 1)]", "[(3, 1)]", "[]"}

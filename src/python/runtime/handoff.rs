@@ -166,6 +166,8 @@ pub(super) struct ThreadRt {
     pub(super) pending_insert: Option<(u64, u64, Py<PyAny>, Py<PyAny>)>,
     /// The pending access's kind depends on whether a dict holds its key (`Inner::rekind`).
     pub(super) keyed: Option<Keyed>,
+    /// The next step is a later one of the report being stepped (`Explorer::mid_report`).
+    pub(super) mid_report: bool,
 }
 
 /// An access that inserts or writes (`d[k] = v`), inserts or reads (`d.setdefault(k, v)`, a
@@ -890,6 +892,9 @@ impl Inner {
             self.set_turn(&mut st, None);
         }
         Self::arrive(&mut st, tid, op, info);
+        if std::mem::take(&mut Self::thread_mut(&mut st, tid).mid_report) {
+            st.explorer.mid_report(tid);
+        }
         if !counted {
             st.explorer.moves_on(tid);
         } else if let Some(state) = frame_state {

@@ -1295,6 +1295,7 @@ impl Inner {
             let Some(more) = steps.next() else { return Ok(()) };
             next = more;
             st = self.lock_state(py);
+            st.exec.threads[tid].mid_report = true;
         }
     }
 
