@@ -78,6 +78,10 @@ pub const CONTAINER_METHODS: &[&str] = &[
     "popitem",
     "move_to_end",
     "subtract",
+    // Counter's own readers (Python code out of the rewriter's sight).
+    "most_common",
+    "elements",
+    "total",
     "add",
     "discard",
     "difference_update",
