@@ -3086,3 +3086,30 @@ def test_counters_own_readers_are_reads_of_the_counter():
     result = explore(setup, [p.top, p.bump], lambda s: seen.add((repr(s.top), s.total)) or True)
     assert result.property_holds is True
     assert seen == {("[]", 0), ("[]", 1), ("[('x', 1)]", 1)}
+
+
+DRAINED_GENERATOR = load(
+    """
+    def source():
+        yield 1
+        yield 2
+
+    def drain(s):
+        for _ in s.gen:
+            pass
+
+    def take_one(s):
+        s.got = next(s.gen, None)
+    """
+)
+
+
+def test_resuming_a_finished_generator_is_ordered_against_the_resumes_that_finished_it():
+    # The first execution drains the generator, then the other thread's `next` finds it
+    # finished: with no frame, that resume was no access, nothing raced, and "the other thread
+    # gets nothing" was proved after one execution.
+    p = DRAINED_GENERATOR
+    setup = lambda: State(gen=p.source(), got="unset")  # noqa: E731
+    result = explore(setup, [p.drain, p.take_one], lambda s: s.got is None, stop_on_first=False)
+    assert result.property_holds is False
+    assert result.num_explored > 1

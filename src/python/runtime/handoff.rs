@@ -235,6 +235,10 @@ pub(super) struct Exec {
     /// (`translate::GEN_RUNNING`). Numbered before any thread runs, so their numbers are the
     /// same in every execution; a generator made by a thread is not modelled.
     pub(super) gen_frames: std::collections::HashSet<u64>,
+    /// The watched generators (by address, kept in `kept`) and their frames' numbers: a finished
+    /// generator has no frame, and resuming it (`StopIteration`) is still ordered against the
+    /// resumes that finished it.
+    pub(super) generators: HashMap<usize, u64>,
     /// Instances' attribute dicts (`p.__dict__`, `vars(p)`) taken for their owner: their keys
     /// are its attributes' names (`attribute_dict`).
     pub(super) attribute_dicts: std::collections::HashSet<usize>,
@@ -590,6 +594,7 @@ impl Inner {
         }
         if exec.gen_frames.remove(&from) {
             exec.gen_frames.insert(to);
+            exec.generators.values_mut().filter(|n| **n == from).for_each(|n| *n = to);
         }
         // `to` names this object now, not one renamed away from it earlier.
         exec.renamed.remove(&to);

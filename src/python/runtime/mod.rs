@@ -527,6 +527,8 @@ impl DporRuntime {
                 if !frame.is_none() {
                     let n = Inner::number(&mut st, &frame);
                     st.exec.gen_frames.insert(n);
+                    st.exec.generators.insert(g.as_ptr() as usize, n);
+                    st.exec.kept.push(g.clone().unbind());
                     report_py::WATCHING_GENERATORS.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }

@@ -897,8 +897,7 @@ impl Inner {
         if !self.is_generator(gen) {
             return None;
         }
-        let frame = gen.getattr(pyo3::intern!(gen.py(), "gi_frame")).ok()?;
-        let o = Self::watched_frame(st, &frame)?;
+        let o = *st.exec.generators.get(&(gen.as_ptr() as usize))?;
         Some((Self::access(AccessKind::Write, o, GEN_RUNNING), "resume", None))
     }
 
