@@ -612,6 +612,9 @@ def _thread_start(self):
     in_setup = rt is None and _setup_started is not None and _thread.get_ident() == _setup_ident
     if rt is None and not in_setup:
         return _orig["Thread.start"](self)
+    if rt is not None:
+        # Whether it was started is shared: `if not t.is_alive(): t.start()` in two threads.
+        rt.object_access(self, True, _site(rt), "_started")
     if getattr(self, "_frontrun_tid", None) is not None:
         raise RuntimeError("threads can only be started once")
     if _pool is not None:
@@ -691,8 +694,10 @@ def _thread_join(self, timeout=None):
 
 
 def _thread_is_alive(self):
-    tid = getattr(self, "_frontrun_tid", None)
     rt = _rt
+    if rt is not None and _managed() is not None:
+        rt.object_access(self, False, _site(rt), "_started")  # ordered against start()
+    tid = getattr(self, "_frontrun_tid", None)
     if tid is None or rt is None:
         return _orig["Thread.is_alive"](self)
     return rt.is_alive(tid, _site(rt) if _managed() is not None else None)

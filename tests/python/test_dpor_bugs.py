@@ -3113,3 +3113,29 @@ def test_resuming_a_finished_generator_is_ordered_against_the_resumes_that_finis
     result = explore(setup, [p.drain, p.take_one], lambda s: s.got is None, stop_on_first=False)
     assert result.property_holds is False
     assert result.num_explored > 1
+
+
+START_ONCE = load(
+    """
+    def ensure_started(s):
+        if not s.worker.is_alive():
+            s.worker.start()
+    """
+)
+
+
+def test_checking_a_thread_is_alive_then_starting_it_is_a_race():
+    # `is_alive()` of a thread not started yet, and `start()`, were no steps on the thread: both
+    # threads seeing it not alive before either started it was never run ("holds").
+    p = START_ONCE
+    setup = lambda: State(done=threading.Event(), worker=None)  # noqa: E731
+
+    def make():
+        s = setup()
+        s.worker = threading.Thread(target=s.done.wait, daemon=True)
+        return s
+
+    result = explore(make, [p.ensure_started] * 2, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert "RuntimeError: threads can only be started once" in result.explanation
+    assert "Race on Thread._started" in result.explanation
