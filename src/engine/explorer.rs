@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, SIZE, WHOLE};
+use super::event::{dependent, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, SIZE, WHOLE, YIELD};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -401,13 +401,14 @@ impl Explorer {
         if !any_live {
             return Choice::Finished;
         }
+        let foreground = (0..self.exec.threads.len()).any(|t| self.exec.is_live(t) && !self.background.contains(&t));
+        let sleeping = |t: ThreadId| matches!(self.exec.threads[t].pending, Some(Op::Access { obj: YIELD, .. }));
+        if !foreground && self.enabled.iter().all(|&t| sleeping(t)) {
+            // Only background threads are left, each waiting (idle pool workers) or sleeping (a
+            // daemon's heartbeat, a poll of a flag no one will set): done, as at the program's exit.
+            return Choice::Finished;
+        }
         if self.enabled.is_empty() {
-            let foreground =
-                (0..self.exec.threads.len()).any(|t| self.exec.is_live(t) && !self.background.contains(&t));
-            if !foreground {
-                // Only background threads are left, all waiting (idle pool workers): done.
-                return Choice::Finished;
-            }
             let deadlock = self.exec.deadlock();
             self.deadlock = Some(deadlock.clone());
             return Choice::Deadlock(deadlock);

@@ -3139,3 +3139,36 @@ def test_checking_a_thread_is_alive_then_starting_it_is_a_race():
     assert result.property_holds is False and result.failure_kind == "exception"
     assert "RuntimeError: threads can only be started once" in result.explanation
     assert "Race on Thread._started" in result.explanation
+
+
+HEARTBEAT = load(
+    """
+    import threading
+    import time
+
+    def beat(s):
+        while True:
+            s.beats += 1
+            time.sleep(1)
+
+    def poll(s):
+        while not s.stop:
+            time.sleep(0.1)
+
+    def start(target):
+        def run(s):
+            threading.Thread(target=target, args=(s,), daemon=True).start()
+            s.started = True
+        return run
+    """
+)
+
+
+@pytest.mark.parametrize("target", ["beat", "poll"])
+def test_a_daemon_left_sleeping_in_its_loop_ends_the_execution(target):
+    # A daemon that sleeps between rounds of its loop kept the execution going once the test's
+    # thread had ended, until the step limit: "runaway" for a program that exits normally.
+    p = HEARTBEAT
+    setup = lambda: State(beats=0, stop=False, started=False)  # noqa: E731
+    result = explore(setup, [p.start(getattr(p, target))], lambda s: s.started)
+    assert result.property_holds is True, result.failure_kind
