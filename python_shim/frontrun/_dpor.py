@@ -1416,7 +1416,9 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             out.stopped_reason = (
                 "nondeterminism: the program did not repeat a recorded schedule "
                 f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
-                "execution, such as a module-level cache or counter, must be reset by setup())"
+                "execution, such as a module-level cache or counter, must be reset by setup(); an order "
+                "taken from object addresses, such as locks sorted by id() or a set of objects, differs "
+                "from one execution to the next)"
             )
             break
         schedule = rt.schedule() if run.kind else None
