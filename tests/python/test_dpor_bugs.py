@@ -3038,7 +3038,7 @@ def test_a_load_takes_the_same_steps_whether_or_not_the_instance_shadows_the_cla
 TWO_CONTAINERS = load(
     """
     def pair_up(s):
-        s.pairs = list(zip(s.items, s.queue))
+        s.pairs = repr(s.both)
 
     def sort_then_take(s):
         s.items.sort(key=lambda x: -x)
@@ -3049,18 +3049,22 @@ TWO_CONTAINERS = load(
 
 
 def test_a_thread_part_way_through_a_calls_reads_goes_on_first():
-    # `list(zip(a, q))` reads q, then a, as two steps, and the call reads both after the last:
+    # `repr([q, a])` reads the list, q and a as steps, and the call reads them after the last:
     # a search that ran another thread between them (sort a, then take from q) let the call see
-    # the take although its read of q was before it, and zip after the sort but before the take
-    # was never run.
+    # the take although its read of q was before it, and the text after the sort but before the
+    # take was never made.
     from collections import deque
 
     p = TWO_CONTAINERS
     seen = set()
-    setup = lambda: State(items=[2, 3], queue=deque([1]), pairs=None)  # noqa: E731
-    result = explore(setup, [p.pair_up, p.sort_then_take], lambda s: seen.add(repr(s.pairs)) or True)
+
+    def setup():
+        items, queue = [2, 3], deque([1])
+        return State(items=items, queue=queue, both=[queue, items], pairs=None)
+
+    result = explore(setup, [p.pair_up, p.sort_then_take], lambda s: seen.add(s.pairs) or True)
     assert result.property_holds is True
-    assert seen == {"[(2, 1)]", "[(3, 1)]", "[]"}
+    assert seen == {"[deque([1]), [2, 3]]", "[deque([1]), [3, 2]]", "[deque([]), [3, 2]]"}
 
 
 COUNTER_READERS = load(
@@ -3172,3 +3176,27 @@ def test_a_daemon_left_sleeping_in_its_loop_ends_the_execution(target):
     setup = lambda: State(beats=0, stop=False, started=False)  # noqa: E731
     result = explore(setup, [p.start(getattr(p, target))], lambda s: s.started)
     assert result.property_holds is True, result.failure_kind
+
+
+THROUGH_A_VIEW = load(
+    """
+    def add(s):
+        s.d.update({"y": 5})
+
+    def look(s):
+        s.listed = sorted(s.d.items(), key=str)
+        s.y = s.d.get("y", 0)
+    """
+)
+
+
+def test_a_view_passed_to_a_reading_builtin_is_read_at_the_call():
+    # `d.items()` was d's read, and `sorted` (after loading `str`, another step) read the view
+    # later: the update in between was ordered after a read that the sort saw past, and "sorted
+    # before the update, get after it" never ran.
+    p = THROUGH_A_VIEW
+    seen = set()
+    setup = lambda: State(d={"x": 1})  # noqa: E731
+    result = explore(setup, [p.add, p.look], lambda s: seen.add((repr(s.listed), s.y)) or True)
+    assert result.property_holds is True
+    assert seen == {("[('x', 1), ('y', 5)]", 5), ("[('x', 1)]", 0), ("[('x', 1)]", 5)}

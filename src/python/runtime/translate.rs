@@ -1230,12 +1230,20 @@ impl Inner {
         steps.extend(factory_step.map(Pending::Op));
         let mut arguments = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        // The step just taken, if it was this thread's read of a whole object.
+        let just_read = st.explorer.events().last().and_then(|e| match e.op {
+            Op::Access { obj, key: WHOLE, kind: AccessKind::Read } if e.thread == tid => Some(obj),
+            _ => None,
+        });
         for arg in passed {
-            // `lst.extend(lst)`: the receiver's own access covers it.
+            // `lst.extend(lst)`: the receiver's own access covers it; `list(d.keys())`: so does
+            // the read of `d` the thread took last, with no other thread in between.
             let covered = st.exec.objects.get(&(arg.as_ptr() as usize)).is_some_and(|&o| {
-                own.iter()
-                    .chain(steps.iter().filter_map(Pending::op))
-                    .any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o))
+                just_read == Some(o)
+                    || own
+                        .iter()
+                        .chain(steps.iter().filter_map(Pending::op))
+                        .any(|(op, _, _)| matches!(op, Op::Access { obj, .. } if *obj == o))
             });
             if !covered && seen.insert(arg.as_ptr() as usize) {
                 arguments.push(Pending::Argument(arg));
@@ -1325,14 +1333,35 @@ impl Inner {
             return Vec::new();
         }
         let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
-        let containers: Vec<Bound<'py, PyAny>> = args.iter().filter(|a| self.is_container(a)).collect();
+        // A view or builtin iterator (`sorted(d.items(), key=f)`, `list(zip(a, b))`) is read
+        // through at the call: what it looks at is read then, not where it was made.
+        let mut containers: Vec<Bound<'py, PyAny>> = Vec::new();
+        let mut tuples: Vec<Bound<'py, PyAny>> = Vec::new();
+        for a in args.iter() {
+            if self.is_container(&a) {
+                containers.push(a);
+            } else if a.is_exact_instance_of::<PyTuple>() {
+                tuples.push(a);
+            } else if !self.is_generator(&a) {
+                containers.extend(self.iterated(&a).into_iter().filter(|c| self.is_container(c)));
+            }
+        }
+        // What a reader of everything nested reads of a tuple it is given: what it holds
+        // (`repr((a, b))`, `json.dumps((a, b))`).
+        let with_nested = |mut roots: Vec<Bound<'py, PyAny>>| {
+            let given = roots.len();
+            roots.extend(tuples.iter().cloned());
+            let mut found = self.with_nested(roots);
+            found.drain(given..given + tuples.len());
+            found
+        };
         // Objects matter only to an unseen callee that reads their attributes (below).
         let objects: Vec<Bound<'py, PyAny>> = if ev.kind == EventKind::BuiltinCall {
             Vec::new()
         } else {
             args.iter().filter(|a| self.is_plain_object(a)).collect()
         };
-        if containers.is_empty() && objects.is_empty() {
+        if containers.is_empty() && objects.is_empty() && tuples.is_empty() {
             return containers;
         }
         let obj = ev.obj.bind(py);
@@ -1341,7 +1370,7 @@ impl Inner {
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
             // The text of a container shows everything in it.
             return match self.whole_reader_name(obj) {
-                Some(name) if DEEP_READERS.contains(&name) => self.with_nested(containers),
+                Some(name) if DEEP_READERS.contains(&name) => with_nested(containers),
                 Some(_) => containers,
                 None => Vec::new(),
             };
@@ -1351,7 +1380,7 @@ impl Inner {
         match classify.bind(py).call1((obj, method)).and_then(|r| r.extract::<i64>()) {
             // What such code does with a container is unknown: it may read all of it
             // (`json.dumps`, `pickle.dumps`).
-            Ok(1) => self.with_nested(containers),
+            Ok(1) => with_nested(containers),
             // It reads objects' attributes too (`copy.deepcopy`, `dataclasses.asdict`): the
             // objects among the arguments and in the containers given, and what they hold.
             Ok(2) => {
@@ -1368,7 +1397,7 @@ impl Inner {
                     }
                 }
                 let mut found = objects;
-                found.extend(self.with_nested(roots));
+                found.extend(with_nested(roots));
                 found
             }
             _ => Vec::new(),
