@@ -656,6 +656,10 @@ def _thread_start(self):
     by_setup = parent == setup_thread
     self._frontrun_tid = rt.spawn(run, _site(rt), by_setup or _is_background(self))
     self._frontrun_hash = self._frontrun_tid
+    # Once start() returns, the thread has its ident (the worker it will run on).
+    ident = rt.worker_ident(self._frontrun_tid)
+    if ident is not None:
+        self._ident = ident
     started_threads[self._frontrun_tid - 1] = (_runs(self), "setup()" if by_setup else f"thread {parent}")
 
 

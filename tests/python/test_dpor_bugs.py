@@ -3200,3 +3200,25 @@ def test_a_view_passed_to_a_reading_builtin_is_read_at_the_call():
     result = explore(setup, [p.add, p.look], lambda s: seen.add((repr(s.listed), s.y)) or True)
     assert result.property_holds is True
     assert seen == {("[('x', 1), ('y', 5)]", 5), ("[('x', 1)]", 0), ("[('x', 1)]", 5)}
+
+
+STARTED_IDENT = load(
+    """
+    import threading
+
+    def start_and_look(s):
+        t = threading.Thread(target=lambda: s.inside.append(threading.get_ident()))
+        t.start()
+        s.ident = t.ident
+        t.join()
+    """
+)
+
+
+def test_a_started_thread_has_its_ident_when_start_returns():
+    # As in CPython, where start() waits for the thread to begin: `t.ident` was None until the
+    # thread first ran, so code keyed by it (`results[t.ident]`) collided.
+    p = STARTED_IDENT
+    setup = lambda: State(inside=[], ident="unset")  # noqa: E731
+    result = explore(setup, [p.start_and_look], lambda s: s.ident is not None and s.inside == [s.ident])
+    assert result.property_holds is True, result.explanation

@@ -897,6 +897,14 @@ impl DporRuntime {
         Ok(child)
     }
 
+    /// The OS thread id of the worker set aside for explored thread `child` when it was started,
+    /// if one was idle then (`Thread.ident` once `start()` returns).
+    fn worker_ident(&self, py: Python<'_>, child: usize) -> Option<u64> {
+        let st = self.inner.lock_state(py);
+        let slot = st.exec.threads.get(child)?.slot?;
+        st.slots.get(slot).map(|s| s.ident)
+    }
+
     #[pyo3(signature = (child, site=None))]
     fn join(&self, py: Python<'_>, child: usize, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
         let inner = &self.inner;
