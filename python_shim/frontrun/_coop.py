@@ -142,6 +142,26 @@ def _site(rt):
     return _caller_site(3) if rt.explaining else None
 
 
+def watch_holding_call(caller):
+    """``caller`` is about to call a holding method (``lst.sort(key=f)``): the first Python
+    function the call runs (``f``, a ``__lt__``) is a step of the call's write of the list, so
+    another thread may find it empty even when ``f`` touches nothing shared. Watched with a
+    profile function of this thread's, which puts back the one before at that point or when
+    the call returns (a key in C runs no Python: the sort is one step, as in CPython)."""
+    previous = sys.getprofile()
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_back is caller:
+            sys.setprofile(previous)
+            rt = _managed()
+            if rt is not None:
+                rt.held_point((caller.f_code.co_filename, caller.f_lineno) if rt.explaining else None)
+        elif event in ("c_return", "c_exception") and frame is caller and getattr(arg, "__name__", None) == "sort":
+            sys.setprofile(previous)
+
+    sys.setprofile(watch)
+
+
 def _check_acquire_arguments(blocking, timeout):
     """Raises what a real lock's ``acquire`` raises for these arguments (a negative or ``None``
     timeout, a timeout on a non-blocking call), with its version's message: a free lock of

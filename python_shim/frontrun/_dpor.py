@@ -691,6 +691,7 @@ def _make_runtime():
         unseen_callee=_unseen_callee,
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
+        holding_hook=_coop.watch_holding_call,
         loop_through=_LOOP_THROUGH,
         referents=gc.get_referents,
         file_resource=_file_resource,

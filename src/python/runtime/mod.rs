@@ -127,7 +127,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, pure_path=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, holding_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, pure_path=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -147,6 +147,7 @@ impl DporRuntime {
         explain: bool,
         coop_types: Option<Py<PyTuple>>,
         coop_hook: Option<Py<PyAny>>,
+        holding_hook: Option<Py<PyAny>>,
         loop_through: Option<Py<PyTuple>>,
         referents: Option<Py<PyAny>>,
         file_resource: Option<Py<PyAny>>,
@@ -191,6 +192,7 @@ impl DporRuntime {
             value_keys: PyDict::new(py).unbind(),
             coop_types,
             coop_hook,
+            holding_hook,
             loop_through,
             referents,
             file_resource,
@@ -859,6 +861,24 @@ impl DporRuntime {
         let kind = if write { AccessKind::Write } else { AccessKind::Read };
         let op = Op::Access { obj, key, kind };
         let info = site_info(py, tid, op, what, site, name.map(|n| n.clone().unbind()));
+        inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
+    }
+
+    /// The first Python function a holding call runs (`lst.sort(key=f)` calling `f`, seen by
+    /// `holding_hook`'s profile function): the call's write of its container is a step there,
+    /// inside the call, even if `f` reports nothing of its own.
+    #[pyo3(signature = (site=None))]
+    fn held_point(&self, py: Python<'_>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Ok(());
+        };
+        let mut st = inner.lock_state(py);
+        let Some((o, method)) = st.exec.threads.get_mut(tid).and_then(|t| t.holding.take()) else {
+            return Ok(());
+        };
+        let op = Op::Access { obj: o, key: WHOLE, kind: AccessKind::Write };
+        let info = site_info(py, tid, op, "held", site, Some(method));
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 

@@ -60,6 +60,9 @@ pub(super) struct Types {
     /// `coop_hook(obj)`: made before the exploration, their waits would block for real.
     pub(super) coop_types: Option<Py<PyTuple>>,
     pub(super) coop_hook: Option<Py<PyAny>>,
+    /// `(frame)`: watches the holding call `frame` is about to make for the first Python
+    /// function it runs (`Inner::held_point`).
+    pub(super) holding_hook: Option<Py<PyAny>>,
     /// Views and builtin iterators a loop reads the containers of (`loops`).
     pub(super) loop_through: Option<Py<PyTuple>>,
     /// `gc.get_referents`.
@@ -580,6 +583,9 @@ impl Inner {
                     let o = Self::number(st, obj);
                     if kind == Write && methods::HOLDING_METHODS.contains(&name.as_str()) {
                         st.exec.threads[tid].holding = Some((o, method.clone().unbind()));
+                        if let (Some(hook), Some(frame)) = (&self.types.holding_hook, report_py::calling_frame(py)) {
+                            let _ = hook.bind(py).call1((frame,));
+                        }
                     }
                     if kind == Write && methods::CONSUMING_METHODS.contains(&name.as_str()) {
                         Self::start_consuming(st, tid, o, &method);
