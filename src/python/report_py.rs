@@ -693,6 +693,15 @@ fn immutable(o: &Bound<'_, PyAny>) -> bool {
         || o.is_exact_instance_of::<PyComplex>()
 }
 
+/// `immutable`, and for a tuple what it holds too: a tuple given to a call may hold lists the
+/// call reads (`json.dumps((a, b))`).
+fn immutable_through(o: &Bound<'_, PyAny>) -> bool {
+    match o.cast_exact::<PyTuple>() {
+        Ok(t) => t.len() <= 16 && t.iter().all(|i| !i.is_exact_instance_of::<PyTuple>() && immutable(&i)),
+        Err(_) => immutable(o),
+    }
+}
+
 /// Callables whose path argument (a string) names a file they read or write (`open`,
 /// `os.remove`, ...): the runtime sets them (`DporRuntime(path_functions=...)`), by address.
 pub(crate) static PATH_CALLEES: std::sync::RwLock<Vec<usize>> = std::sync::RwLock::new(Vec::new());
@@ -720,6 +729,7 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
         return false;
     }
     let value = |i: usize| args.get_borrowed_item(i).is_ok_and(|v| immutable(&v));
+    let argument = |i: usize| args.get_borrowed_item(i).is_ok_and(|v| immutable_through(&v));
     match SiteKind::from_code(code) {
         Some(
             SiteKind::Inplace
@@ -737,14 +747,14 @@ fn nothing_shared(args: &Bound<'_, PyTuple>) -> bool {
             | SiteKind::Operand,
         ) => value(0),
         // values: the callable, then the object the builtin reads or writes.
-        Some(SiteKind::BuiltinCall) => n >= 3 && value(1),
+        Some(SiteKind::BuiltinCall) => n >= 3 && argument(1),
         // values: the receiver, then arguments a C method may read.
-        Some(SiteKind::Call) => (0..n - 1).all(value),
+        Some(SiteKind::Call) => value(0) && (1..n - 1).all(argument),
         // values: the callable, then arguments (a call without any is kept: policy `all`).
         // A slot wrapper (`object.__setattr__(self, "x", v)`) writes the object it is given.
         Some(SiteKind::CallSite) => {
             n >= 3
-                && (1..n - 1).all(value)
+                && (1..n - 1).all(argument)
                 && args.get_borrowed_item(0).is_ok_and(|f| !is_slot_wrapper(&f) && !is_path_callee(&f))
         }
         _ => false,

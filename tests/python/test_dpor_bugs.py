@@ -3260,3 +3260,98 @@ def test_a_sort_whose_key_touches_nothing_shared_can_be_preempted_inside():
     result = explore(lambda: State(items=["b", "a"], seen=None), [p.sort_folded, p.size],
                      lambda s: seen.add(s.seen) or True)
     assert result.property_holds is True and seen == {2}
+
+
+NESTED_LATER = load(
+    """
+    import json
+
+    class Base:
+        n = 0
+
+    class Derived(Base):
+        pass
+
+    def dump(s):
+        s.text = json.dumps(s.d)
+
+    def replace_then_append(s):
+        s.d["l"] = [3]
+        s.d["l"].append(2)
+
+    def dump_pair(s):
+        s.text = json.dumps((s.a, s.b))
+
+    def append_a(s):
+        s.a.append(2)
+
+    def one():
+        yield 1
+
+    def drain(s):
+        s.got = list(s.gen)
+
+    def take(s):
+        s.took = next(s.gen, "done")
+
+    def set_base(s):
+        Base.n = 1
+
+    def shadow(s):
+        Derived.n = 2
+
+    def read_n(s):
+        s.seen = s.obj.n
+    """
+)
+
+
+def test_what_a_reader_of_everything_reads_is_found_when_its_container_is_read():
+    # `json.dumps(d)`'s nested lists were found when the call was reported: a list another thread
+    # put in `d` between that and the call's read of `d` was read by the call but not by a step,
+    # and the text of the new list before its append was never made.
+    p = NESTED_LATER
+    seen = set()
+    result = explore(lambda: State(d={"l": [1]}, text=None), [p.dump, p.replace_then_append],
+                     lambda s: seen.add(s.text) or True)
+    assert result.property_holds is True
+    assert seen == {'{"l": [1]}', '{"l": [3]}', '{"l": [3, 2]}'}
+
+
+def test_a_tuple_given_to_a_reader_of_everything_is_looked_into():
+    # A call whose arguments were all immutable (a tuple counted as one) was dropped unseen.
+    p = NESTED_LATER
+    seen = set()
+    result = explore(lambda: State(a=[1], b=[5], text=None), [p.dump_pair, p.append_a],
+                     lambda s: seen.add(s.text) or True)
+    assert result.property_holds is True
+    assert seen == {"[[1], [5]]", "[[1, 2], [5]]"}
+
+
+def test_a_call_that_runs_a_watched_generator_resumes_it():
+    # `list(g)` after another thread's `next(g)` finished it ran no step on the generator: the
+    # other order, and both inside it at once, were never run.
+    p = NESTED_LATER
+    seen = set()
+    setup = lambda: State(gen=p.one(), got=None, took=None)  # noqa: E731
+    result = explore(setup, [p.take, p.drain], lambda s: seen.add((repr(s.got), s.took)) or True,
+                     stop_on_first=False)
+    assert result.property_holds is False  # "generator already executing"
+    assert {("[]", 1), ("[1]", "done")} <= seen
+
+
+def test_a_load_through_a_subclass_reads_every_class_of_its_lookup():
+    # The class step read whichever class held `n` when the load was reported; a subclass that
+    # another thread gave its own `n` changed it, and the search stopped as "nondeterminism".
+    p = NESTED_LATER
+
+    def setup():
+        p.Base.n = 0
+        if "n" in vars(p.Derived):
+            del p.Derived.n
+        return State(obj=p.Derived(), seen=None)
+
+    seen = set()
+    result = explore(setup, [p.set_base, p.shadow, p.read_n], lambda s: seen.add(s.seen) or True)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert seen == {0, 1, 2}

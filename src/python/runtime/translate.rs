@@ -133,15 +133,27 @@ enum Pending<'py> {
     Keyed((Op, &'static str, Option<Py<PyAny>>), Keyed),
     Argument(Bound<'py, PyAny>),
     ClassAttribute(Bound<'py, PyAny>),
+    /// The containers nested in these, found when the steps before are taken (what the call
+    /// will read is what they hold then, not when it was reported); each is an `Argument`.
+    NestedIn(Vec<Bound<'py, PyAny>>),
 }
 
 impl Pending<'_> {
     fn op(&self) -> Option<&(Op, &'static str, Option<Py<PyAny>>)> {
         match self {
             Pending::Op(op) | Pending::Keyed(op, _) => Some(op),
-            Pending::Argument(_) | Pending::ClassAttribute(_) => None,
+            Pending::Argument(_) | Pending::ClassAttribute(_) | Pending::NestedIn(_) => None,
         }
     }
+}
+
+/// What a call's arguments make it read: `read` at once, and what is nested in `nested_in` (a
+/// reader of everything: `str`, `json.dumps`, `copy.deepcopy`).
+struct Passed<'py> {
+    read: Vec<Bound<'py, PyAny>>,
+    nested_in: Vec<Bound<'py, PyAny>>,
+    /// Generators the call runs (`list(g)`, `sum(g)`): it resumes them.
+    resumed: Vec<Bound<'py, PyAny>>,
 }
 
 impl Inner {
@@ -221,13 +233,15 @@ impl Inner {
         unsafe { Bound::from_owned_ptr_or_err(obj.py(), found) }.ok()
     }
 
-    /// For a load of `name` from `obj`, the class in whose namespace the lookup finds a plain
-    /// value (`s.limit` reading `S.limit = 3`; not a method, property or other descriptor): a
-    /// write of that class attribute changes what it reads. For an instance, whether or not its
-    /// own attributes hold `name` now: that changes with other threads' stores, and which steps
-    /// a load takes must not (a search that moves the load before a store would plan a step
-    /// this execution does not take). A class's own attribute is the load itself.
-    fn class_holding<'py>(&self, obj: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    /// For a load of `name` from `obj` whose lookup finds a plain value in a class's namespace
+    /// (`s.limit` reading `S.limit = 3`; not a method, property or other descriptor): the
+    /// classes of the lookup (from `obj`'s class, or a class's bases), whose writes of `name`
+    /// change what it reads. All of them, and for an instance whether or not its own attributes
+    /// hold `name` now: which one holds it changes with other threads' stores (`Sub.n = 2`
+    /// shadowing `Base.n`), and which steps a load takes must not (a search that moves the load
+    /// before a store would plan a step this execution does not take). A class's own attribute
+    /// is the load itself.
+    fn class_holding<'py>(&self, obj: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
         let py = obj.py();
         let dict_key = pyo3::intern!(py, "__dict__");
         let mro_key = pyo3::intern!(py, "__mro__");
@@ -241,13 +255,13 @@ impl Inner {
             (Self::generic_attribute(obj.get_type().as_any(), mro_key)?, 0)
         };
         let mro = mro.cast_into::<PyTuple>().ok()?;
+        let classes: Vec<Bound<'py, PyAny>> = mro.iter().skip(skip).filter(Self::is_heap_type).collect();
         for cls in mro.iter().skip(skip) {
             let namespace = Self::generic_attribute(&cls, dict_key)?;
             if namespace.contains(name).unwrap_or(false) {
                 let value = namespace.get_item(name).ok()?;
                 let descriptor = value.get_type().getattr(pyo3::intern!(py, "__get__")).is_ok();
-                let builtin = cls.is(py.get_type::<pyo3::types::PyAny>()) || !Self::is_heap_type(&cls);
-                return (!descriptor && !builtin).then_some(cls);
+                return (!descriptor && Self::is_heap_type(&cls)).then_some(classes);
             }
         }
         None
@@ -261,15 +275,15 @@ impl Inner {
 
     /// The class whose attribute an attribute load finds through its object's class
     /// (`class_holding`): read too, besides the object's own attribute (numbered at its step).
-    fn class_attribute_read<'py>(&self, py: Python<'py>, ev: &Event) -> Option<Bound<'py, PyAny>> {
+    fn class_attribute_read<'py>(&self, py: Python<'py>, ev: &Event) -> Vec<Bound<'py, PyAny>> {
         if ev.kind != EventKind::AttrLoad {
-            return None;
+            return Vec::new();
         }
         let (obj, name) = (ev.obj.bind(py), ev.key.bind(py));
         if obj.cast::<PyModule>().is_ok() || obj.is_instance(self.types.local.bind(py)).unwrap_or(false) {
-            return None;
+            return Vec::new();
         }
-        self.class_holding(obj, name)
+        self.class_holding(obj, name).unwrap_or_default()
     }
 
     /// A name's key by its text alone (`name_key` also remembers the string's address, which
@@ -1241,7 +1255,7 @@ impl Inner {
             Op::Access { obj, key: WHOLE, kind: AccessKind::Read } if e.thread == tid => Some(obj),
             _ => None,
         });
-        for arg in passed {
+        for arg in passed.read {
             // `lst.extend(lst)`: the receiver's own access covers it; `list(d.keys())`: so does
             // the read of `d` the thread took last, with no other thread in between.
             let covered = st.exec.objects.get(&(arg.as_ptr() as usize)).is_some_and(|&o| {
@@ -1255,22 +1269,28 @@ impl Inner {
                 arguments.push(Pending::Argument(arg));
             }
         }
-        // A read (`str(d)`, `json.dumps(d)`) is taken before the arguments too when they hold
-        // what is nested in what it reads, reached through it. Only after them, the search
-        // could move the container's read before another thread's store into it and keep the
-        // nested read of the object that store put there.
-        if let Some((op @ Op::Access { kind: AccessKind::Read, .. }, kind, key)) = &own {
-            let given = |arg: &Bound<'_, PyAny>| ev.args.as_ref().is_some_and(|a| a.bind(py).iter().any(|g| g.is(arg)));
-            let nested = arguments.iter().any(|a| matches!(a, Pending::Argument(arg) if !given(arg)));
-            if nested {
+        // A read of a whole container (`str(d)`) is taken before the arguments too when the call
+        // reads what is nested in what it reads, reached through it: those are found after it
+        // (`Pending::NestedIn`), and with it last the search could move it before another
+        // thread's store into the container and keep the read of what that store replaced.
+        let nested_in = passed.nested_in;
+        if let Some((op @ Op::Access { key: WHOLE, kind: AccessKind::Read, .. }, kind, key)) = &own {
+            if !nested_in.is_empty() {
                 steps.push(Pending::Op((*op, *kind, key.as_ref().map(|k| k.clone_ref(py)))));
             }
         }
         steps.extend(arguments);
-        // Before the load's own read, which the thread makes right after its last step.
-        if let Some(cls) = self.class_attribute_read(py, ev) {
-            steps.push(Pending::ClassAttribute(cls));
+        if !nested_in.is_empty() {
+            steps.push(Pending::NestedIn(nested_in));
         }
+        // `list(g)`: the call resumes a watched generator, even one that has finished.
+        for g in &passed.resumed {
+            if let Some(resume) = self.resume(&mut st, g) {
+                steps.push(Pending::Op(resume));
+            }
+        }
+        // Before the load's own read, which the thread makes right after its last step.
+        steps.extend(self.class_attribute_read(py, ev).into_iter().map(Pending::ClassAttribute));
         steps.extend(own.map(|op| match keyed {
             Some(keyed) => Pending::Keyed(op, keyed),
             None => Pending::Op(op),
@@ -1283,10 +1303,22 @@ impl Inner {
         if let Some(inside) = self.inside_generator(py, &mut st, ev) {
             steps.push(Pending::Op(inside));
         }
-        let mut steps = steps.into_iter();
-        let Some(mut next) = steps.next() else { return Ok(()) };
+        let mut steps: std::collections::VecDeque<Pending<'_>> = steps.into();
+        let Some(mut next) = steps.pop_front() else { return Ok(()) };
         loop {
             let (op, kind, key) = match next {
+                Pending::NestedIn(roots) => {
+                    let given = roots.len();
+                    let found = self.with_nested(roots);
+                    for c in found.into_iter().skip(given).rev() {
+                        if seen.insert(c.as_ptr() as usize) {
+                            steps.push_front(Pending::Argument(c));
+                        }
+                    }
+                    let Some(more) = steps.pop_front() else { return Ok(()) };
+                    next = more;
+                    continue;
+                }
                 Pending::Op(op) => op,
                 Pending::Keyed(op, keyed) => {
                     st.exec.threads[tid].keyed = Some(keyed);
@@ -1305,7 +1337,7 @@ impl Inner {
             let key = if st.explain { key } else { None };
             let info = Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
             self.step(py, st, tid, op, info)?;
-            let Some(more) = steps.next() else { return Ok(()) };
+            let Some(more) = steps.pop_front() else { return Ok(()) };
             next = more;
             st = self.lock_state(py);
             st.exec.threads[tid].mid_report = true;
@@ -1334,59 +1366,61 @@ impl Inner {
     /// The containers among a call's arguments that code out of the rewriter's sight receives
     /// (a C function or method, or Python that was not selected): its reads of them are
     /// reported at the call. Decided before the state is locked (the classifier is Python).
-    fn passed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Vec<Bound<'py, PyAny>> {
+    fn passed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Passed<'py> {
+        let none = || Passed { read: Vec::new(), nested_in: Vec::new(), resumed: Vec::new() };
         if !matches!(ev.kind, EventKind::Call | EventKind::CallSite | EventKind::BuiltinCall) {
-            return Vec::new();
+            return none();
         }
-        let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
+        let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return none() };
         // A view or builtin iterator (`sorted(d.items(), key=f)`, `list(zip(a, b))`) is read
         // through at the call: what it looks at is read then, not where it was made.
         let mut containers: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut tuples: Vec<Bound<'py, PyAny>> = Vec::new();
+        let mut resumed: Vec<Bound<'py, PyAny>> = Vec::new();
         for a in args.iter() {
             if self.is_container(&a) {
                 containers.push(a);
             } else if a.is_exact_instance_of::<PyTuple>() {
                 tuples.push(a);
-            } else if !self.is_generator(&a) {
+            } else if self.is_generator(&a) {
+                resumed.push(a);
+            } else {
                 containers.extend(self.iterated(&a).into_iter().filter(|c| self.is_container(c)));
             }
         }
-        // What a reader of everything nested reads of a tuple it is given: what it holds
-        // (`repr((a, b))`, `json.dumps((a, b))`).
-        let with_nested = |mut roots: Vec<Bound<'py, PyAny>>| {
-            let given = roots.len();
-            roots.extend(tuples.iter().cloned());
-            let mut found = self.with_nested(roots);
-            found.drain(given..given + tuples.len());
-            found
-        };
         // Objects matter only to an unseen callee that reads their attributes (below).
         let objects: Vec<Bound<'py, PyAny>> = if ev.kind == EventKind::BuiltinCall {
             Vec::new()
         } else {
             args.iter().filter(|a| self.is_plain_object(a)).collect()
         };
-        if containers.is_empty() && objects.is_empty() && tuples.is_empty() {
-            return containers;
+        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() {
+            return none();
         }
+        // A reader of everything nested reads what a tuple it is given holds too
+        // (`repr((a, b))`, `json.dumps((a, b))`).
+        let everything = |read: Vec<Bound<'py, PyAny>>, roots: Vec<Bound<'py, PyAny>>| {
+            let mut nested_in = roots;
+            nested_in.extend(tuples.iter().cloned());
+            Passed { read, nested_in, resumed: resumed.clone() }
+        };
         let obj = ev.obj.bind(py);
         if ev.kind == EventKind::BuiltinCall {
             // The reading builtins read every container they are given (`zip(a, b)`,
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
             // The text of a container shows everything in it.
             return match self.whole_reader_name(obj) {
-                Some(name) if DEEP_READERS.contains(&name) => with_nested(containers),
-                Some(_) => containers,
-                None => Vec::new(),
+                Some(name) if DEEP_READERS.contains(&name) => everything(containers.clone(), containers),
+                Some(_) => Passed { read: containers, nested_in: Vec::new(), resumed },
+                None => none(),
             };
         }
-        let Some(classify) = self.types.unseen_callee.as_ref() else { return Vec::new() };
+        let Some(classify) = self.types.unseen_callee.as_ref() else { return none() };
         let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
         match classify.bind(py).call1((obj, method)).and_then(|r| r.extract::<i64>()) {
             // What such code does with a container is unknown: it may read all of it
             // (`json.dumps`, `pickle.dumps`).
-            Ok(1) => with_nested(containers),
+            Ok(1) => everything(containers.clone(), containers),
             // It reads objects' attributes too (`copy.deepcopy`, `dataclasses.asdict`): the
             // objects among the arguments and in the containers given, and what they hold.
             Ok(2) => {
@@ -1402,11 +1436,11 @@ impl Inner {
                         );
                     }
                 }
-                let mut found = objects;
-                found.extend(with_nested(roots));
-                found
+                let mut read = objects;
+                read.extend(roots.iter().cloned());
+                everything(read, roots)
             }
-            _ => Vec::new(),
+            _ => none(),
         }
     }
 
