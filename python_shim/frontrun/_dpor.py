@@ -850,7 +850,7 @@ def _prepare_state(rt, state, threads):
     held = _held_in(state)
     _stand_in_cached_functions(held)
     roots = _thread_roots(state, threads)
-    rt.number_state(_numbered_first(held, roots, threads))
+    rt.number_state(_numbered_first(held, roots))
     rt.watch_generators(_generators_in(held + roots))
 
 
@@ -867,22 +867,14 @@ def _is_rewritten_module(module):
     return isinstance(file, str) and _native.is_rewritten_file(file)
 
 
-def _numbered_first(held, roots, threads):
+def _numbered_first(held, roots):
     """``(object, is_lock)`` for what the threads may find when they begin, in a fixed order:
-    the state and what it holds, the threads' module namespaces and their modules' mutable
-    globals and classes (numbered before any thread runs: see ``number_state``)."""
+    the state and what it holds, then ``_thread_roots``' finds but functions and modules other
+    than the program's own (numbered before any thread runs: see ``number_state``)."""
     found = [obj for _, _, obj in held]
-    for fn in threads:
-        module_globals = getattr(getattr(fn, "func", fn), "__globals__", None)
-        if isinstance(module_globals, dict):
-            found.append(module_globals)
     for _, _, obj in roots:
-        if not isinstance(obj, _NOT_STATE):
-            found.append(obj)
-        elif isinstance(obj, types.ModuleType) and _is_rewritten_module(obj):
-            # `import store` ... `store.COUNTS[k] = v`: the program's own modules' state.
-            found.append(obj)
-            found += [v for v in list(_module_dict(obj).values())[:200] if not isinstance(v, _NOT_STATE)]
+        if not isinstance(obj, _NOT_STATE) or isinstance(obj, types.ModuleType):
+            found.append(obj)  # (only the program's own modules are among the roots)
     seen, out = set(), []
     for obj in found:
         if id(obj) not in seen:
@@ -893,16 +885,26 @@ def _numbered_first(held, roots, threads):
 
 def _thread_roots(state, threads):
     """``_held_in``-like finds the threads reach besides the state: what their closures'
-    cells hold (a few levels down), their modules' globals and the state's class attributes
-    (those themselves)."""
+    cells hold (a few levels down), their modules' globals, the program's own modules those
+    import and their globals (``import store`` ... ``store.COUNTS[k] = v``), and the state's
+    class attributes (those themselves)."""
     found = []
-    for fn in threads:
-        fn = getattr(fn, "func", fn)  # a functools.partial
+    functions = [getattr(fn, "func", fn) for fn in threads]  # (a functools.partial's function)
+    for fn in list(functions):
         if isinstance(fn, types.FunctionType):
-            found += _held_in(fn, depth=3, budget=200)
-        module_globals = getattr(fn, "__globals__", None)
-        if isinstance(module_globals, dict):
-            found += [(None, None, v) for v in list(module_globals.values())]
+            held = _held_in(fn, depth=3, budget=200)
+            found += held
+            # A wrapper's (`lambda s: work(s, 1)`, a decorator's): what it calls is the thread's.
+            functions += [f for _, _, f in held if isinstance(f, types.FunctionType)]
+    namespaces = {id(g): g for g in (getattr(fn, "__globals__", None) for fn in functions) if isinstance(g, dict)}
+    for module_globals in namespaces.values():
+        found.append((None, None, module_globals))  # `global X`: the namespace is the object
+        for v in list(module_globals.values()):
+            if not isinstance(v, types.ModuleType):
+                found.append((None, None, v))
+            elif _is_rewritten_module(v):
+                found.append((None, None, v))
+                found += [(None, None, w) for w in list(_module_dict(v).values())[:200]]
     found += [(None, None, v) for v in list(vars(type(state)).values())]
     return found
 

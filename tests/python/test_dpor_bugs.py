@@ -3355,3 +3355,57 @@ def test_a_load_through_a_subclass_reads_every_class_of_its_lookup():
     result = explore(setup, [p.set_base, p.shadow, p.read_n], lambda s: seen.add(s.seen) or True)
     assert result.property_holds is True, result.inconclusive_reason
     assert seen == {0, 1, 2}
+
+
+FIELDS_AND_WRAPPERS = load(
+    """
+    import dataclasses
+    import dpor_store_module as store
+
+    @dataclasses.dataclass
+    class Config:
+        retries: int = 3
+        tags: list = dataclasses.field(default_factory=list)
+
+    def tag(s):
+        s.config.tags.append("x")
+
+    def show(s):
+        s.text = repr(s.config)
+
+    def numbers():
+        yield 1
+        yield 2
+
+    def take(s):
+        s.took.append(next(store.GEN, None))
+
+    def through(work):
+        return lambda s: work(s)
+    """
+)
+
+
+def test_a_dataclass_repr_reads_the_containers_in_its_fields():
+    p = FIELDS_AND_WRAPPERS
+    seen = set()
+    result = explore(lambda: State(config=p.Config(), text=None), [p.tag, p.show], lambda s: seen.add(s.text) or True)
+    assert result.property_holds is True
+    assert seen == {"Config(retries=3, tags=[])", "Config(retries=3, tags=['x'])"}
+
+
+def test_a_generator_in_a_module_the_threads_module_imports_is_watched():
+    # Only the threads' own module's globals were looked in for generators: one in a module it
+    # imports (`store.GEN`, set by setup()) was not watched, and two threads inside it at once
+    # were never run. (The threads are wrappers, whose own globals are searched the same way.)
+    p = FIELDS_AND_WRAPPERS
+
+    def setup():
+        STORE_MODULE.GEN = p.numbers()
+        return State(took=[])
+
+    seen = set()
+    threads = [p.through(p.take), p.through(p.take)]
+    result = explore(setup, threads, lambda s: seen.add(tuple(s.took)) or True, stop_on_first=False)
+    assert result.property_holds is False  # both inside it at once: "generator already executing"
+    assert {(1, 2), (2, 1)} <= seen

@@ -1304,14 +1304,18 @@ impl Inner {
             steps.push(Pending::Op(inside));
         }
         let mut steps: std::collections::VecDeque<Pending<'_>> = steps.into();
+        // How many nested containers a reader of everything is followed into.
+        let mut nested_left: usize = 16;
         let Some(mut next) = steps.pop_front() else { return Ok(()) };
         loop {
             let (op, kind, key) = match next {
-                Pending::NestedIn(roots) => {
-                    let given = roots.len();
-                    let found = self.with_nested(roots);
-                    for c in found.into_iter().skip(given).rev() {
-                        if seen.insert(c.as_ptr() as usize) {
+                // One level at a time: what the containers just read hold now.
+                Pending::NestedIn(parents) => {
+                    seen.extend(parents.iter().map(|p| p.as_ptr() as usize));
+                    let children = self.nested_in(&parents, &mut seen, &mut nested_left);
+                    if !children.is_empty() {
+                        steps.push_front(Pending::NestedIn(children.clone()));
+                        for c in children.into_iter().rev() {
                             steps.push_front(Pending::Argument(c));
                         }
                     }
@@ -1377,6 +1381,8 @@ impl Inner {
         let mut containers: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut tuples: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut resumed: Vec<Bound<'py, PyAny>> = Vec::new();
+        // What a dataclass's generated `__repr__`/`__eq__` (out of sight) reads of its fields.
+        let mut fields: Vec<Bound<'py, PyAny>> = Vec::new();
         for a in args.iter() {
             if self.is_container(&a) {
                 containers.push(a);
@@ -1384,6 +1390,11 @@ impl Inner {
                 tuples.push(a);
             } else if self.is_generator(&a) {
                 resumed.push(a);
+            } else if self.is_dataclass_instance(&a) {
+                let attributes = Self::generic_attribute(&a, pyo3::intern!(py, "__dict__"));
+                if let Some(d) = attributes.as_ref().and_then(|d| d.cast::<PyDict>().ok()) {
+                    fields.extend(d.values().iter().filter(|v| self.is_container(v)));
+                }
             } else {
                 containers.extend(self.iterated(&a).into_iter().filter(|c| self.is_container(c)));
             }
@@ -1394,7 +1405,7 @@ impl Inner {
         } else {
             args.iter().filter(|a| self.is_plain_object(a)).collect()
         };
-        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() {
+        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() && fields.is_empty() {
             return none();
         }
         // A reader of everything nested reads what a tuple it is given holds too
@@ -1410,7 +1421,10 @@ impl Inner {
             // `map(f, c)`); the state builtins' arguments are names, keys and values.
             // The text of a container shows everything in it.
             return match self.whole_reader_name(obj) {
-                Some(name) if DEEP_READERS.contains(&name) => everything(containers.clone(), containers),
+                Some(name) if DEEP_READERS.contains(&name) => {
+                    containers.extend(fields);
+                    everything(containers.clone(), containers)
+                }
                 Some(_) => Passed { read: containers, nested_in: Vec::new(), resumed },
                 None => none(),
             };
@@ -1515,22 +1529,26 @@ impl Inner {
             && !obj.is_callable()
     }
 
-    /// `roots`, then the containers nested in them at any depth (list and tuple items, dict
-    /// keys and values, set members). Only builtin lists, tuples, dicts and sets are looked
-    /// into, so no Python runs; a big structure is read through its first `NESTED_MAX`.
-    fn with_nested<'py>(&self, roots: Vec<Bound<'py, PyAny>>) -> Vec<Bound<'py, PyAny>> {
-        const NESTED_MAX: usize = 16;
+    /// The containers directly inside `parents` (list and tuple items, dict keys and values, set
+    /// members; looked through tuples and frozensets, which cannot change) not in `seen`, at most
+    /// `left` more in all. Only builtin lists, tuples, dicts and sets are looked into, so no
+    /// Python runs; a big structure is read through its first items.
+    fn nested_in<'py>(
+        &self,
+        parents: &[Bound<'py, PyAny>],
+        seen: &mut std::collections::HashSet<usize>,
+        left: &mut usize,
+    ) -> Vec<Bound<'py, PyAny>> {
         const ITEMS_MAX: usize = 256;
-        let mut found = roots;
-        let mut frontier: Vec<Bound<'py, PyAny>> = found.clone();
-        let mut seen: std::collections::HashSet<usize> = found.iter().map(|c| c.as_ptr() as usize).collect();
+        let mut found = Vec::new();
+        let mut frontier: Vec<Bound<'py, PyAny>> = parents.to_vec();
         let mut budget = ITEMS_MAX * 4;
         while let Some(c) = frontier.pop() {
-            let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = c.cast_exact::<PyList>() {
+            let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = c.cast::<PyList>() {
                 l.iter().take(ITEMS_MAX).collect()
             } else if let Ok(t) = c.cast_exact::<PyTuple>() {
                 t.iter().take(ITEMS_MAX).collect()
-            } else if let Ok(d) = c.cast_exact::<PyDict>() {
+            } else if let Ok(d) = c.cast::<PyDict>() {
                 d.iter().take(ITEMS_MAX / 2).flat_map(|(k, v)| [k, v]).collect()
             } else if let Ok(s) = c.cast_exact::<PySet>() {
                 s.iter().take(ITEMS_MAX).collect()
@@ -1540,7 +1558,7 @@ impl Inner {
                 continue;
             };
             for item in items {
-                if budget == 0 || found.len() > NESTED_MAX {
+                if budget == 0 || *left == 0 {
                     return found;
                 }
                 budget -= 1;
@@ -1548,8 +1566,8 @@ impl Inner {
                     continue;
                 }
                 if self.is_container(&item) {
-                    found.push(item.clone());
-                    frontier.push(item);
+                    found.push(item);
+                    *left -= 1;
                 } else if item.is_exact_instance_of::<PyTuple>() || item.is_exact_instance_of::<PyFrozenSet>() {
                     frontier.push(item);
                 }
