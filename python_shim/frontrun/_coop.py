@@ -727,6 +727,17 @@ def _thread_is_alive(self):
     return rt.is_alive(tid, _site(rt) if _managed() is not None else None)
 
 
+def _thread_ident_of(self):
+    rt = _managed()
+    if rt is not None:
+        rt.object_access(self, False, _site(rt), "_started")  # ordered against start()
+    return self._ident
+
+
+# `t.ident is None` tells a thread not started yet: a look at whether it was started.
+_thread_ident = property(_thread_ident_of, doc=threading.Thread.ident.__doc__)
+
+
 def _reported_event_method(name, write):
     # Event.is_set reads the flag without the lock set() and clear() take, in code frontrun
     # does not rewrite: it is reported as a read of the event, set() and clear() as writes.
@@ -1060,6 +1071,7 @@ _PATCHES = [
     (threading.Thread, "start", _thread_start),
     (threading.Thread, "join", _thread_join),
     (threading.Thread, "is_alive", _thread_is_alive),
+    (threading.Thread, "ident", _thread_ident),
     (threading.Thread, "__hash__", _thread_hash),
     (threading.Event, "is_set", _reported_event_method("is_set", write=False)),
     (threading.Event, "set", _reported_event_method("set", write=True)),

@@ -3125,6 +3125,10 @@ START_ONCE = load(
     def ensure_started(s):
         if not s.worker.is_alive():
             s.worker.start()
+
+    def start_if_no_ident(s):
+        if s.worker.ident is None:
+            s.worker.start()
     """
 )
 
@@ -3140,10 +3144,11 @@ def test_checking_a_thread_is_alive_then_starting_it_is_a_race():
         s.worker = threading.Thread(target=s.done.wait, daemon=True)
         return s
 
-    result = explore(make, [p.ensure_started] * 2, lambda s: True)
-    assert result.property_holds is False and result.failure_kind == "exception"
-    assert "RuntimeError: threads can only be started once" in result.explanation
-    assert "Race on Thread._started" in result.explanation
+    for check in (p.ensure_started, p.start_if_no_ident):
+        result = explore(make, [check] * 2, lambda s: True)
+        assert result.property_holds is False and result.failure_kind == "exception"
+        assert "RuntimeError: threads can only be started once" in result.explanation
+        assert "Race on Thread._started" in result.explanation
 
 
 HEARTBEAT = load(
