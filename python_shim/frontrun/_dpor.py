@@ -894,8 +894,10 @@ def _thread_roots(state, threads):
         if isinstance(fn, types.FunctionType):
             held = _held_in(fn, depth=3, budget=200)
             found += held
-            # A wrapper's (`lambda s: work(s, 1)`, a decorator's): what it calls is the thread's.
-            functions += [f for _, _, f in held if isinstance(f, types.FunctionType)]
+            # A wrapper's (`lambda s: work(s, 1)`, a decorator's): what it calls of the
+            # program's own code is the thread's.
+            functions += [f for _, _, f in held if isinstance(f, types.FunctionType)
+                          and _native.is_rewritten_file(f.__code__.co_filename)]
     namespaces = {id(g): g for g in (getattr(fn, "__globals__", None) for fn in functions) if isinstance(g, dict)}
     for module_globals in namespaces.values():
         found.append((None, None, module_globals))  # `global X`: the namespace is the object
