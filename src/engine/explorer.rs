@@ -530,8 +530,10 @@ impl Explorer {
                 // A thread part way through a report's steps goes first: its call reads after
                 // the last step, so another thread's write between them would be ordered after
                 // a read step although the call sees it.
+                let mid = |t: ThreadId| mid_report[t] && !yielding(t);
                 let pick_among = |ok: &dyn Fn(ThreadId) -> bool| {
-                    (self.enabled.iter().copied().find(|&t| mid_report[t] && !yielding(t) && ok(t)))
+                    prev.filter(|&p| prev_enabled && mid(p) && ok(p))
+                        .or_else(|| self.enabled.iter().copied().find(|&t| mid(t) && ok(t)))
                         .or_else(|| prev.filter(|&p| prev_enabled && !yielding(p) && ok(p)))
                         .or_else(|| self.enabled.iter().copied().find(|&t| !yielding(t) && ok(t)))
                         .or_else(|| {

@@ -3414,3 +3414,26 @@ def test_a_generator_in_a_module_the_threads_module_imports_is_watched():
     result = explore(setup, threads, lambda s: seen.add(tuple(s.took)) or True, stop_on_first=False)
     assert result.property_holds is False  # both inside it at once: "generator already executing"
     assert {(1, 2), (2, 1)} <= seen
+
+
+COMPARED = load(
+    """
+    def add(s):
+        s.d.update({1: 4})
+
+    def compare(s):
+        s.empty = s.d == {}
+    """
+)
+
+
+def test_a_comparisons_operands_are_read_before_another_thread_runs():
+    # `s.d == {}` reads `s.d`, then `{}`, as two reports, and compares after the second: the
+    # other thread, part way through its update's steps, ran in between and the comparison saw
+    # the update its read of `s.d` was ordered before, so `True` was never seen (found by the
+    # fuzzer).
+    p = COMPARED
+    seen = set()
+    result = explore(lambda: State(d={}, empty=None), [p.add, p.compare], lambda s: seen.add(s.empty) or True)
+    assert result.property_holds is True
+    assert seen == {True, False}

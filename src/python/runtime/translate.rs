@@ -1341,7 +1341,14 @@ impl Inner {
             let key = if st.explain { key } else { None };
             let info = Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
             self.step(py, st, tid, op, info)?;
-            let Some(more) = steps.pop_front() else { return Ok(()) };
+            let Some(more) = steps.pop_front() else {
+                // An operand's read (`s.d == {}` reads `s.d`, then `{}`): the operation reads
+                // them after the last, so the next step is taken as part of one report.
+                if ev.kind == EventKind::Operand {
+                    self.lock_state(py).exec.threads[tid].mid_report = true;
+                }
+                return Ok(());
+            };
             next = more;
             st = self.lock_state(py);
             st.exec.threads[tid].mid_report = true;
