@@ -877,8 +877,8 @@ impl DporRuntime {
         let Some((o, method)) = st.exec.threads.get_mut(tid).and_then(|t| t.holding.take()) else {
             return Ok(());
         };
-        let op = Op::Access { obj: o, key: WHOLE, kind: AccessKind::Write };
-        let info = site_info(py, tid, op, "held", site, Some(method));
+        let (op, kind, key) = Inner::held_step(&st, o, method);
+        let info = site_info(py, tid, op, kind, site, key);
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 

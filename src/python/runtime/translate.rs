@@ -273,8 +273,8 @@ impl Inner {
             .is_ok_and(|t| unsafe { pyo3::ffi::PyType_GetFlags(t.as_type_ptr()) } & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0)
     }
 
-    /// The class whose attribute an attribute load finds through its object's class
-    /// (`class_holding`): read too, besides the object's own attribute (numbered at its step).
+    /// The classes of an attribute load's lookup when it finds a class's plain value
+    /// (`class_holding`): read too, besides the object's own attribute (numbered at their steps).
     fn class_attribute_read<'py>(&self, py: Python<'py>, ev: &Event) -> Vec<Bound<'py, PyAny>> {
         if ev.kind != EventKind::AttrLoad {
             return Vec::new();
@@ -1186,8 +1186,13 @@ impl Inner {
             report_py::set_consuming(false);
             return None;
         }
-        let what = st.explain.then_some(method);
-        Some((Self::access(AccessKind::Write, o, WHOLE), "held", what))
+        Some(Self::held_step(st, o, method))
+    }
+
+    /// A step inside a call that holds container `o` part way through (`lst.sort(key=f)`,
+    /// `lst.extend(gen)`): a write of all of it, shown as inside `method`.
+    pub(super) fn held_step(st: &State, o: u64, method: Py<PyAny>) -> (Op, &'static str, Option<Py<PyAny>>) {
+        (Self::access(AccessKind::Write, o, WHOLE), "held", st.explain.then_some(method))
     }
 
     /// Whether `frame` is one a consuming call runs: a generator's, or an iterator's `__next__`.
@@ -1230,10 +1235,8 @@ impl Inner {
                 .as_ref()
                 .and_then(|m| Self::text(m.bind(py)))
                 .is_some_and(|n| methods::HOLDING_METHODS.contains(&n));
-        let inside_hold = st.exec.threads[tid].holding.take().filter(|_| !returning).map(|(o, method)| {
-            let what = if st.explain { Some(method) } else { None };
-            (Self::access(AccessKind::Write, o, WHOLE), "held", what)
-        });
+        let holding = st.exec.threads[tid].holding.take().filter(|_| !returning);
+        let inside_hold = holding.map(|(o, method)| Self::held_step(&st, o, method));
         let inside_hold = inside_hold.or_else(|| Self::inside_consuming(py, &mut st, tid));
         // Before this report's own load may leave another insertion in progress.
         let factory_step = Self::factory_step(py, &mut st, tid);
@@ -1388,8 +1391,6 @@ impl Inner {
         let mut containers: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut tuples: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut resumed: Vec<Bound<'py, PyAny>> = Vec::new();
-        // What a dataclass's generated `__repr__`/`__eq__` (out of sight) reads of its fields.
-        let mut fields: Vec<Bound<'py, PyAny>> = Vec::new();
         for a in args.iter() {
             if self.is_container(&a) {
                 containers.push(a);
@@ -1397,22 +1398,18 @@ impl Inner {
                 tuples.push(a);
             } else if self.is_generator(&a) {
                 resumed.push(a);
-            } else if self.is_dataclass_instance(&a) {
-                let attributes = Self::generic_attribute(&a, pyo3::intern!(py, "__dict__"));
-                if let Some(d) = attributes.as_ref().and_then(|d| d.cast::<PyDict>().ok()) {
-                    fields.extend(d.values().iter().filter(|v| self.is_container(v)));
-                }
             } else {
                 containers.extend(self.iterated(&a).into_iter().filter(|c| self.is_container(c)));
             }
         }
-        // Objects matter only to an unseen callee that reads their attributes (below).
+        // Objects matter to an unseen callee that reads their attributes, and to a builtin given
+        // a dataclass (its generated `__repr__`, out of sight, reads its fields).
         let objects: Vec<Bound<'py, PyAny>> = if ev.kind == EventKind::BuiltinCall {
-            Vec::new()
+            args.iter().filter(|a| self.is_dataclass_instance(a)).collect()
         } else {
             args.iter().filter(|a| self.is_plain_object(a)).collect()
         };
-        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() && fields.is_empty() {
+        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() {
             return none();
         }
         // A reader of everything nested reads what a tuple it is given holds too
@@ -1429,7 +1426,10 @@ impl Inner {
             // The text of a container shows everything in it.
             return match self.whole_reader_name(obj) {
                 Some(name) if DEEP_READERS.contains(&name) => {
-                    containers.extend(fields);
+                    for o in &objects {
+                        let fields = self.attributes_of(o).and_then(|d| d.cast_into::<PyDict>().ok());
+                        containers.extend(fields.iter().flat_map(|d| d.values()).filter(|v| self.is_container(v)));
+                    }
                     everything(containers.clone(), containers)
                 }
                 Some(_) => Passed { read: containers, nested_in: Vec::new(), resumed },
