@@ -49,11 +49,80 @@ impl AccessKind {
     }
 }
 
+/// One access of an `Op::Accesses`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub obj: ObjId,
+    pub key: Key,
+    pub kind: AccessKind,
+}
+
+/// A list of accesses, interned process-wide so that `Op` stays `Copy` and cheap to compare:
+/// equal lists are one `Group`. The table only grows; a program makes few distinct ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Group(u32);
+
+type GroupTable = (Vec<std::sync::Arc<[Access]>>, std::collections::HashMap<std::sync::Arc<[Access]>, u32>);
+static GROUPS: once_cell::sync::Lazy<std::sync::RwLock<GroupTable>> = once_cell::sync::Lazy::new(Default::default);
+
+impl Group {
+    fn of(accesses: &[Access]) -> Group {
+        if let Some(&n) = GROUPS.read().unwrap_or_else(|e| e.into_inner()).1.get(accesses) {
+            return Group(n);
+        }
+        let mut table = GROUPS.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = table.1.get(accesses) {
+            return Group(n);
+        }
+        let list: std::sync::Arc<[Access]> = accesses.into();
+        let n = u32::try_from(table.0.len()).expect("too many access groups");
+        table.0.push(list.clone());
+        table.1.insert(list, n);
+        Group(n)
+    }
+
+    pub fn accesses(self) -> std::sync::Arc<[Access]> {
+        GROUPS.read().unwrap_or_else(|e| e.into_inner()).0[self.0 as usize].clone()
+    }
+}
+
 impl Op {
-    /// The object or lock the op names (object and lock ids share one numbering).
+    /// The op making all of `accesses` (in order, repeats dropped): a plain `Access` for one.
+    pub fn accesses_of(accesses: &[Access]) -> Op {
+        let mut list: Vec<Access> = Vec::with_capacity(accesses.len());
+        for a in accesses {
+            if !list.contains(a) {
+                list.push(*a);
+            }
+        }
+        match *list.as_slice() {
+            [Access { obj, key, kind }] => Op::Access { obj, key, kind },
+            _ => Op::Accesses { group: Group::of(&list) },
+        }
+    }
+
+    /// The accesses the op makes (none for a lock or thread operation).
+    pub fn accesses(&self) -> Vec<Access> {
+        match *self {
+            Op::Access { obj, key, kind } | Op::Announce { obj, key, kind } => vec![Access { obj, key, kind }],
+            Op::Accesses { group } => group.accesses().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the op names object (or lock) `n`.
+    pub fn mentions(&self, n: ObjId) -> bool {
+        match self {
+            Op::Accesses { group } => group.accesses().iter().any(|a| a.obj == n),
+            _ => self.object() == Some(n),
+        }
+    }
+
+    /// The object or lock the op names (object and lock ids share one numbering); `None` for
+    /// several accesses.
     pub fn object(&self) -> Option<ObjId> {
         match *self {
-            Op::Access { obj, .. } => Some(obj),
+            Op::Access { obj, .. } | Op::Announce { obj, .. } => Some(obj),
             Op::Acquire { lock } | Op::Release { lock } | Op::TryAcquire { lock } | Op::Peek { lock } => Some(lock),
             _ => None,
         }
@@ -63,6 +132,14 @@ impl Op {
     pub fn rekeyed(self, of: ObjId, a: Key, b: Key) -> Op {
         match self {
             Op::Access { obj, key, kind } if obj == of => Op::Access { obj, key: swapped(key, a, b), kind },
+            Op::Announce { obj, key, kind } if obj == of => Op::Announce { obj, key: swapped(key, a, b), kind },
+            Op::Accesses { group } => Op::accesses_of(
+                &group
+                    .accesses()
+                    .iter()
+                    .map(|x| Access { key: if x.obj == of { swapped(x.key, a, b) } else { x.key }, ..*x })
+                    .collect::<Vec<_>>(),
+            ),
             other => other,
         }
     }
@@ -72,6 +149,10 @@ impl Op {
         let r = |n: u64| if n == from { to } else { n };
         match self {
             Op::Access { obj, key, kind } => Op::Access { obj: r(obj), key, kind },
+            Op::Announce { obj, key, kind } => Op::Announce { obj: r(obj), key, kind },
+            Op::Accesses { group } => {
+                Op::accesses_of(&group.accesses().iter().map(|x| Access { obj: r(x.obj), ..*x }).collect::<Vec<_>>())
+            }
             Op::Acquire { lock } => Op::Acquire { lock: r(lock) },
             Op::Release { lock } => Op::Release { lock: r(lock) },
             Op::TryAcquire { lock } => Op::TryAcquire { lock: r(lock) },
@@ -142,6 +223,20 @@ pub enum Op {
         key: Key,
         kind: AccessKind,
     },
+    /// A report's earlier step, whose access the operation makes later, at the report's last
+    /// step (an `Accesses`): it names the access (a plan's names follow it) and lets the
+    /// runtime look at what the operation will read, and conflicts with nothing.
+    Announce {
+        obj: ObjId,
+        key: Key,
+        kind: AccessKind,
+    },
+    /// Several accesses made at once: the last step of a report whose earlier steps each read
+    /// one object (a call's arguments, a class attribute before the instance's) also makes
+    /// theirs, since the operation reads them all right after it (`Group`).
+    Accesses {
+        group: Group,
+    },
     /// Blocks while another thread (or this one: locks are not reentrant) holds `lock`.
     Acquire {
         lock: LockId,
@@ -208,6 +303,18 @@ impl Action {
 pub fn dependent(a: &Action, b: &Action) -> bool {
     if a.thread == b.thread {
         return true;
+    }
+    let each = |group: Group, thread: ThreadId, other: &Action| {
+        group.accesses().iter().any(|x| {
+            let one = Action::new(thread, Op::Access { obj: x.obj, key: x.key, kind: x.kind });
+            dependent(&one, other)
+        })
+    };
+    match (a.op, b.op) {
+        (Op::Announce { .. }, _) | (_, Op::Announce { .. }) => return false,
+        (Op::Accesses { group }, _) => return each(group, a.thread, b),
+        (_, Op::Accesses { group }) => return each(group, b.thread, a),
+        _ => {}
     }
     match (a.op, b.op) {
         (Op::Access { obj: oa, key: ka, kind: ta }, Op::Access { obj: ob, key: kb, kind: tb }) => {

@@ -52,8 +52,14 @@ fn same_access(expected: AccessKind, found: AccessKind) -> bool {
 /// Whether `found` is the plan's `expected` op (up to `same_access`).
 fn performs(expected: Op, found: Op) -> bool {
     match (expected, found) {
-        (Op::Access { obj, key, kind }, Op::Access { obj: o, key: k, kind: f }) => {
+        (Op::Access { obj, key, kind }, Op::Access { obj: o, key: k, kind: f })
+        | (Op::Announce { obj, key, kind }, Op::Announce { obj: o, key: k, kind: f }) => {
             obj == o && key == k && same_access(kind, f)
+        }
+        (Op::Accesses { group: e }, Op::Accesses { group: f }) => {
+            let (e, f) = (e.accesses(), f.accesses());
+            e.len() == f.len()
+                && e.iter().zip(f.iter()).all(|(x, y)| x.obj == y.obj && x.key == y.key && same_access(x.kind, y.kind))
         }
         _ => expected == found,
     }
@@ -62,8 +68,27 @@ fn performs(expected: Op, found: Op) -> bool {
 /// `(obj, from, to)` when `found` differs from `expected` only in its key (`from`; the plan's
 /// is `to`), neither of them `WHOLE` or `SIZE`.
 fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
+    if let (Op::Accesses { group: e }, Op::Accesses { group: f }) = (expected, found) {
+        // The one key in which the two lists of accesses differ.
+        let (e, f) = (e.accesses(), f.accesses());
+        let mut difference = None;
+        for (x, y) in e.iter().zip(f.iter()).filter(|(x, y)| x != y) {
+            let one = key_difference(
+                Op::Access { obj: x.obj, key: x.key, kind: x.kind },
+                Op::Access { obj: y.obj, key: y.key, kind: y.kind },
+            );
+            match (one, difference) {
+                (Some(d), None) => difference = Some(d),
+                (Some(d), Some(known)) if d == known => {}
+                _ if x.obj == y.obj && x.key == y.key && same_access(x.kind, y.kind) => {}
+                _ => return None,
+            }
+        }
+        return difference.filter(|_| e.len() == f.len());
+    }
     match (expected, found) {
         (Op::Access { obj, key: to, kind }, Op::Access { obj: o, key: from, kind: k })
+        | (Op::Announce { obj, key: to, kind }, Op::Announce { obj: o, key: from, kind: k })
             if obj == o
                 && same_access(kind, k)
                 && from != to
@@ -73,6 +98,18 @@ fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
         }
         _ => None,
     }
+}
+
+/// `(from, to)` when `found` names one object `from` where `expected` names `to` (the object of
+/// a plain op, or of some of a list of accesses).
+fn object_difference(expected: Op, found: Op) -> Option<(ObjId, ObjId)> {
+    if let (Op::Accesses { group: e }, Op::Accesses { group: f }) = (expected, found) {
+        let (e, f) = (e.accesses(), f.accesses());
+        let mut pairs = e.iter().zip(f.iter()).filter(|(x, y)| x.obj != y.obj).map(|(x, y)| (y.obj, x.obj));
+        let first = pairs.next()?;
+        return (e.len() == f.len() && pairs.all(|p| p == first)).then_some(first);
+    }
+    Some((found.object()?, expected.object()?))
 }
 
 /// Where each thread's steps and each key's first use are in one execution.
@@ -93,8 +130,8 @@ impl<'a> Naming<'a> {
                 steps.resize(e.thread + 1, Vec::new());
             }
             steps[e.thread].push(i);
-            if let Op::Access { obj, key, .. } = e.op {
-                first_use.entry((obj, key)).or_insert(i);
+            for a in e.op.accesses() {
+                first_use.entry((a.obj, a.key)).or_insert(i);
             }
         }
         Naming { events, steps, first_use }
@@ -738,15 +775,15 @@ impl Explorer {
         if let Some((obj, from, to)) = key_difference(expected, found) {
             return self.rekey_to_plan(obj, from, to, can_rename);
         }
-        let (Some(to), Some(from)) = (expected.object(), found.object()) else { return false };
+        let Some((from, to)) = object_difference(expected, found) else { return false };
         if from == to || !performs(expected, found.renamed(from, to)) || !can_rename(Rename::Object { from, to }) {
             return false;
         }
-        let names = |op: &Op| op.object().is_some_and(|o| o == from || o == to);
+        let names = |op: &Op| op.mentions(from) || op.mentions(to);
         if self.exec.events.iter().any(|e| names(&e.op)) {
             return false;
         }
-        if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.object() == Some(to))) {
+        if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.mentions(to))) {
             return false;
         }
         self.rename_everywhere(|op| op.renamed(from, to));
@@ -788,7 +825,7 @@ impl Explorer {
 
     /// Whether a step of this execution accessed key `key` of `obj`.
     fn uses_key(&self, obj: ObjId, key: Key) -> bool {
-        self.exec.events.iter().any(|e| matches!(e.op, Op::Access { obj: o, key: k, .. } if o == obj && k == key))
+        self.exec.events.iter().any(|e| e.op.accesses().iter().any(|a| a.obj == obj && a.key == key))
     }
 
     /// Renames the pending ops, and the sleep entries along this execution (named as the

@@ -125,6 +125,9 @@ fn watched(op: Op) -> Option<(ObjId, Key)> {
 impl ThreadState {
     /// Whether `op` reads a location in the thread's streak.
     pub fn rereads(&self, op: Op) -> bool {
+        if let Op::Accesses { group } = op {
+            return group.accesses().iter().any(|a| self.rereads(Op::Access { obj: a.obj, key: a.key, kind: a.kind }));
+        }
         watched(op).is_some_and(|(obj, key)| {
             self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key)
                 || self.polls.iter().any(|&(o, k, _, _)| o == obj && k == key)
@@ -302,6 +305,11 @@ impl Execution {
         let mut racing = Vec::new();
         match op {
             Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut racing),
+            Op::Accesses { group } => {
+                for a in group.accesses().iter() {
+                    self.accesses.access(a.obj, a.key, a.kind, thread, step, &mut racing);
+                }
+            }
             Op::Acquire { lock } => {
                 self.lock_uses.access(lock, WHOLE, AccessKind::Read, thread, step, &mut racing);
                 let state = self.locks.entry(lock).or_default();
@@ -334,7 +342,7 @@ impl Execution {
                 }
             }
             Op::Join { child } => deps.extend(self.threads.get(child).and_then(|c| c.exit_event)),
-            Op::Spawn { .. } | Op::Start => {}
+            Op::Spawn { .. } | Op::Start | Op::Announce { .. } => {}
             Op::Exit => {
                 self.accesses.access(LIVENESS, thread as Key, AccessKind::Write, thread, step, &mut racing);
                 let state = &mut self.threads[thread];
@@ -455,6 +463,22 @@ impl Execution {
     /// that moves the thread on (`Explorer::moves_on`) or a re-read from a frame whose locals
     /// changed ends its own.
     fn note_progress(&mut self, thread: ThreadId, op: Op, step: usize) -> u32 {
+        if let Op::Accesses { group } = op {
+            // As its accesses one after another: a spin's re-read of several locations is
+            // still a spin, and a write among them ends the spins on what it writes.
+            let accesses = group.accesses();
+            let moves_on = self.threads[thread].moves_on;
+            let state = self.threads[thread].frame_state;
+            let mut repeat = u32::MAX;
+            for a in accesses.iter() {
+                let t = &mut self.threads[thread];
+                t.moves_on = moves_on;
+                t.frame_state = state;
+                let r = self.note_progress(thread, Op::Access { obj: a.obj, key: a.key, kind: a.kind }, step);
+                repeat = repeat.min(r);
+            }
+            return if accesses.iter().all(|a| a.kind.is_read()) { repeat } else { 0 };
+        }
         let reset = |t: &mut ThreadState| {
             t.streak.clear();
             t.streak_ends.push(step);
@@ -516,8 +540,9 @@ impl Execution {
                 }
                 0
             }
-            // A thread beginning changes nothing another one could be waiting for.
-            Op::Start => 0,
+            // A thread beginning changes nothing another one could be waiting for, nor does
+            // an announced access (the report's last step makes it).
+            Op::Start | Op::Announce { .. } => 0,
             _ => {
                 self.threads.iter_mut().for_each(reset);
                 0

@@ -3437,3 +3437,79 @@ def test_a_comparisons_operands_are_read_before_another_thread_runs():
     result = explore(lambda: State(d={}, empty=None), [p.add, p.compare], lambda s: seen.add(s.empty) or True)
     assert result.property_holds is True
     assert seen == {True, False}
+
+
+SEVERAL_STEPS = load(
+    """
+    import json
+
+    class P:
+        x = 0
+
+    def load_a(s):
+        s.seen_a["x"] = s.p.x
+
+    def store_a(s):
+        s.p.x = 1
+
+    def set_class(s):
+        P.x = 5
+
+    def load(s):
+        s.seen_c["x"] = s.p.x
+
+    def dump(s):
+        s.text = json.dumps((s.a, s.b))
+
+    def append_both(s):
+        s.a.append(2)
+        s.b["k"].append(1)
+
+    def replace(s):
+        s.b["k"] = []
+    """
+)
+
+
+def test_a_class_attribute_and_the_instance_are_read_by_one_step():
+    # `s.p.x` reads `P.x`, then the instance's `x`, as two steps and loads after the second; the
+    # last step makes both reads, so `P.x = 5` between the two is ordered before the load that
+    # sees it (the fuzzer's three-thread case: A seeing 5 while C saw 0 was never run).
+    p = SEVERAL_STEPS
+    p.P.x = 0
+    seen = set()
+
+    def setup():
+        p.P.x = 0
+        return State(p=p.P(), seen_a={}, seen_c={})
+
+    def load_then_store(s):  # (not rewritten: the two calls are no steps)
+        p.load_a(s)
+        p.store_a(s)
+
+    result = explore(setup, [load_then_store, p.set_class, p.load],
+                     lambda s: seen.add((s.seen_a["x"], s.seen_c["x"])) or True)
+    assert result.property_holds is True
+    assert seen == {(a, c) for a in (0, 5) for c in (0, 5, 1)}
+
+
+def test_a_calls_argument_reads_are_made_again_by_its_last_step():
+    # `json.dumps((s.a, s.b))` reads the list, the dict and the list in it, one per step; with a
+    # third thread, a write between two of them was seen by the call but ordered after its read.
+    import json
+
+    p = SEVERAL_STEPS
+    seen = set()
+    threads = [p.dump, p.append_both, p.replace]
+    result = explore(lambda: State(a=[1], b={"k": [0]}, text=None), threads,
+                     lambda s: seen.add(s.text) or True)
+    assert result.property_holds is True
+    expected = set()
+    for a in ([1], [1, 2]):
+        for k in ([0], [0, 1], [], [1]):
+            expected.add(json.dumps([a, {"k": k}]))
+    # Not reachable: the second append before the first; `[1]` in the new list needs the
+    # replacement before the second append, after which the list is `[1, 2]`.
+    expected.discard(json.dumps([[1], {"k": [0, 1]}]))
+    expected.discard(json.dumps([[1], {"k": [1]}]))
+    assert seen == expected

@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString};
 
-use crate::engine::{AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, SIZE, WHOLE};
+use crate::engine::{Access, AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, SIZE, WHOLE};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -168,6 +168,21 @@ pub(super) struct ThreadRt {
     pub(super) keyed: Option<Keyed>,
     /// The next step is a later one of the report being stepped (`Explorer::mid_report`).
     pub(super) mid_report: bool,
+    /// The accesses of the report's steps taken so far: its last step makes them all again
+    /// (`Op::Accesses`), since the operation makes them then.
+    pub(super) chain: Vec<Access>,
+}
+
+/// Which step of a report a step is: the report's accesses are made by the operation right
+/// after its last step, which makes them all (`Op::Accesses`); the steps before announce theirs
+/// (`Op::Announce`).
+#[derive(Clone, Copy)]
+pub(super) enum Part<'a> {
+    /// The report's only step, or one whose access is made when it is taken.
+    Whole,
+    Announced,
+    /// The last step, with the accesses of the steps before (named as performed).
+    Last(&'a [Access]),
 }
 
 /// An access that inserts or writes (`d[k] = v`), inserts or reads (`d.setdefault(k, v)`, a
@@ -607,6 +622,11 @@ impl Inner {
         let op = th.pending.take().expect("chosen thread has arrived");
         th.arrived = false;
         th.keyed = None;
+        for a in op.accesses() {
+            if !th.chain.contains(&a) {
+                th.chain.push(a);
+            }
+        }
         let mut info = th.info.take();
         if let (Op::TryAcquire { lock }, Some(info)) = (op, info.as_mut()) {
             // The log tells a try that took the lock from one that found it held.
@@ -663,16 +683,33 @@ impl Inner {
     fn rekind(py: Python<'_>, st: &mut State) {
         for t in 0..st.exec.threads.len() {
             let th = &mut st.exec.threads[t];
-            let (Some(keyed), Some(Op::Access { obj, key, kind })) = (&th.keyed, th.pending) else { continue };
+            // A report's last step makes the earlier steps' accesses too; its own is `info`'s.
+            let own = match th.pending {
+                Some(Op::Accesses { .. }) => th.info.as_ref().map(|i| i.op),
+                Some(Op::Announce { obj, key, kind }) => Some(Op::Access { obj, key, kind }),
+                pending => pending,
+            };
+            let (Some(keyed), Some(Op::Access { obj, key, kind })) = (&th.keyed, own) else { continue };
             let holds = keyed.dict.bind(py).contains(keyed.key.bind(py)).unwrap_or(true);
             let now = if holds { keyed.present } else { keyed.absent };
             if now == kind {
                 continue;
             }
-            let op = Op::Access { obj, key, kind: now };
+            let changed = Op::Access { obj, key, kind: now };
+            let op = match th.pending {
+                Some(Op::Accesses { group }) => {
+                    let mut list = group.accesses().to_vec();
+                    if let Some(a) = list.iter_mut().rev().find(|a| a.obj == obj && a.key == key && a.kind == kind) {
+                        a.kind = now;
+                    }
+                    Op::accesses_of(&list)
+                }
+                Some(Op::Announce { .. }) => Op::Announce { obj, key, kind: now },
+                _ => changed,
+            };
             th.pending = Some(op);
             if let Some(info) = th.info.as_mut() {
-                info.op = op;
+                info.op = changed;
             }
             if now != AccessKind::Insert {
                 th.pending_insert = None; // a defaultdict's load that finds the key after all
@@ -777,7 +814,7 @@ impl Inner {
     /// An op in words, for messages (objects by number: the explanation names them).
     fn describe(&self, st: &State, op: Op) -> String {
         match op {
-            Op::Access { obj, key, kind } => {
+            Op::Access { obj, key, kind } | Op::Announce { obj, key, kind } => {
                 let verb = match kind {
                     AccessKind::Read => "read",
                     AccessKind::Write => "write",
@@ -820,6 +857,12 @@ impl Inner {
             Op::Join { child } => format!("join thread {}", child.saturating_sub(1)),
             Op::Start => "begin".to_string(),
             Op::Exit => "finish".to_string(),
+            Op::Accesses { group } => group
+                .accesses()
+                .iter()
+                .map(|a| self.describe(st, Op::Access { obj: a.obj, key: a.key, kind: a.kind }))
+                .collect::<Vec<_>>()
+                .join(" and "),
         }
     }
 
@@ -845,10 +888,23 @@ impl Inner {
     pub(super) fn step<'a>(
         &'a self,
         py: Python<'_>,
+        st: Guard<'a>,
+        tid: ThreadId,
+        op: Op,
+        info: Option<StepInfo>,
+    ) -> Result<(), Aborted> {
+        self.step_part(py, st, tid, op, info, Part::Whole)
+    }
+
+    /// `step` for a step of a report made of several (`Part`).
+    pub(super) fn step_part<'a>(
+        &'a self,
+        py: Python<'_>,
         mut st: Guard<'a>,
         tid: ThreadId,
         op: Op,
         info: Option<StepInfo>,
+        part: Part<'_>,
     ) -> Result<(), Aborted> {
         if st.exec.aborting || st.exec.done.is_some() || self.current_exec() != Some(st.exec.id) {
             return Err(Aborted);
@@ -864,6 +920,13 @@ impl Inner {
             _ => op,
         };
         let info = info.map(|i| StepInfo { op, ..i });
+        let op = match (part, op) {
+            (Part::Announced, Op::Access { obj, key, kind }) => Op::Announce { obj, key, kind },
+            (Part::Last(also), Op::Access { .. }) if !also.is_empty() => {
+                Op::accesses_of(&[also, &op.accesses()].concat())
+            }
+            _ => op,
+        };
         // A loop's steps over a container (`loops`) end with the container: a long loop is
         // not a runaway thread. Nor is one over a generator; a step inside a generator
         // comes with an access that is counted.

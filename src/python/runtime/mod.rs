@@ -49,7 +49,8 @@ use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
 
 use super::report_py::{self, Event};
 use crate::engine::{
-    AccessKind, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason, LIVENESS, WHOLE, YIELD,
+    dependent, Access, AccessKind, Action, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason,
+    LIVENESS, WHOLE, YIELD,
 };
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
@@ -605,7 +606,7 @@ impl DporRuntime {
             .iter()
             .map(|s| {
                 let (access, obj, key) = match s.op {
-                    Op::Access { obj, kind, key } => (
+                    Op::Access { obj, kind, key } | Op::Announce { obj, kind, key } => (
                         match kind {
                             AccessKind::Read => "read",
                             AccessKind::Write => "write",
@@ -623,6 +624,8 @@ impl DporRuntime {
                     Op::Spawn { child } => ("spawn", child as u64 - 1, 0),
                     Op::Join { child } => ("join", child as u64 - 1, 0),
                     Op::Start => ("start", 0, 0),
+                    // (The log keeps a report's own access, not its last step's several.)
+                    Op::Accesses { .. } => ("read", 0, 0),
                     Op::Exit => ("exit", 0, 0),
                 };
                 (
@@ -640,8 +643,25 @@ impl DporRuntime {
     }
 
     /// Races of the last execution: pairs of step indexes.
+    /// A race of a report's last step, which makes its earlier steps' accesses again, is shown
+    /// as one of the step that made the racing access (the log shows one access per step).
     fn races(&self, py: Python<'_>) -> Vec<(usize, usize)> {
-        self.inner.lock_state(py).explorer.races().iter().map(|r| (r.first, r.second)).collect()
+        let st = self.inner.lock_state(py);
+        let events = st.explorer.events();
+        let log = &st.exec.log;
+        let shown = |i: usize, other: usize| -> usize {
+            let (Some(e), Some(o)) = (events.get(i), events.get(other)) else { return i };
+            let Op::Accesses { group } = e.op else { return i };
+            let members = group.accesses();
+            let racing = |j: usize| {
+                let Some(op @ Op::Access { obj, key, kind }) = log.get(j).map(|s| s.op) else { return false };
+                events[j].thread == e.thread
+                    && members.contains(&Access { obj, key, kind })
+                    && dependent(&Action::new(e.thread, op), &o.action())
+            };
+            (0..=i).rev().find(|&j| racing(j)).unwrap_or(i)
+        };
+        st.explorer.races().iter().map(|r| (shown(r.first, r.second), shown(r.second, r.first))).collect()
     }
 
     /// Whether step `a` happens before step `b` in the last execution.

@@ -1212,6 +1212,9 @@ impl Inner {
             return Err(Aborted);
         }
         st.exec.reports += 1;
+        // The accesses this report's last step makes again (`ThreadRt::chain`). (An operation on
+        // two operands reported apart, `s.d == {}`, is the thread's next step after the first.)
+        st.exec.threads[tid].chain.clear();
         while let Some(lock) =
             if Self::may_release_real(&st, tid) { self.released_real_lock(py, &mut st, tid) } else { None }
         {
@@ -1251,6 +1254,8 @@ impl Inner {
         // must not be taken by an argument whose step is still to come.
         let mut steps: Vec<Pending<'_>> = inside_hold.into_iter().map(Pending::Op).collect();
         steps.extend(factory_step.map(Pending::Op));
+        // These make their accesses when taken (the call is under way); the rest announce theirs.
+        let mut under_way = steps.len();
         let mut arguments = Vec::new();
         let mut seen = std::collections::HashSet::new();
         // The step just taken, if it was this thread's read of a whole object.
@@ -1277,6 +1282,9 @@ impl Inner {
         // (`Pending::NestedIn`), and with it last the search could move it before another
         // thread's store into the container and keep the read of what that store replaced.
         let nested_in = passed.nested_in;
+        // What the containers hold decides the steps that follow (`Pending::NestedIn`): their
+        // reads are made when taken, and so ordered against the writes that change it.
+        let discovers = !nested_in.is_empty();
         if let Some((op @ Op::Access { key: WHOLE, kind: AccessKind::Read, .. }, kind, key)) = &own {
             if !nested_in.is_empty() {
                 steps.push(Pending::Op((*op, *kind, key.as_ref().map(|k| k.clone_ref(py)))));
@@ -1322,7 +1330,24 @@ impl Inner {
                             steps.push_front(Pending::Argument(c));
                         }
                     }
-                    let Some(more) = steps.pop_front() else { return Ok(()) };
+                    let Some(more) = steps.pop_front() else {
+                        // The last containers held nothing more: the step before was the last
+                        // one, and did not know it. The call makes every access after it.
+                        let chain = st.exec.threads[tid].chain.clone();
+                        if let Some(last) = chain.last().filter(|_| chain.len() > 1) {
+                            let own = Op::Access { obj: last.obj, key: last.key, kind: last.kind };
+                            let info = StepInfo {
+                                thread: tid,
+                                op: own,
+                                kind: "argument",
+                                key: None,
+                                file: Self::file_of(py, ev),
+                                line: ev.line,
+                            };
+                            self.step_part(py, st, tid, own, Some(info), Part::Last(&chain))?;
+                        }
+                        return Ok(());
+                    };
                     next = more;
                     continue;
                 }
@@ -1343,7 +1368,19 @@ impl Inner {
             };
             let key = if st.explain { key } else { None };
             let info = Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
-            self.step(py, st, tid, op, info)?;
+            // The last step makes the earlier ones' accesses again: the operation makes them all
+            // right after it, and another thread's write between two steps comes before it.
+            let chain;
+            let part = if steps.is_empty() {
+                chain = st.exec.threads[tid].chain.clone();
+                Part::Last(&chain)
+            } else if under_way > 0 || discovers {
+                Part::Whole
+            } else {
+                Part::Announced
+            };
+            under_way = under_way.saturating_sub(1);
+            self.step_part(py, st, tid, op, info, part)?;
             let Some(more) = steps.pop_front() else {
                 // An operand's read (`s.d == {}` reads `s.d`, then `{}`): the operation reads
                 // them after the last, so the next step is taken as part of one report.
