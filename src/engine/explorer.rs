@@ -226,8 +226,9 @@ enum Mode {
     Replay { schedule: Schedule, started: bool },
 }
 
-/// The DPOR search. `Send + Sync`, no global state: drive it from one thread at a
-/// time (e.g. under the runtime's mutex). Calls out of protocol (choosing before
+/// The DPOR search. `Send + Sync`; its only global state is the process-wide table of
+/// access lists (`Group`, behind a lock). Drive it from one thread at a time (e.g. under
+/// the runtime's mutex). Calls out of protocol (choosing before
 /// every live thread arrived, arriving twice, ...) panic. `end_execution` may come
 /// early (say, after an exception); the rest of that execution is then not searched.
 #[derive(Debug)]
