@@ -162,6 +162,37 @@ def watch_holding_call(caller):
     sys.setprofile(watch)
 
 
+def watch_iterating_call(caller, builtin, containers):
+    """``caller`` is about to call ``builtin``, which iterates ``containers`` (``max(d, key=f)``,
+    ``list(map(f, d))``): each Python function it calls (``f``, an ``__lt__``) is a point where
+    the iteration goes on, read as a step, so another thread may change a container between two
+    items. Watched with a profile function of this thread's, which puts back the one before when
+    the call returns. (A call of a type, ``list(...)``, has no return event: the watch ends when
+    ``caller`` calls anything else or returns.)"""
+    previous = sys.getprofile()
+    called = []  # the code the call runs in Python (`f`): the same every time
+
+    def watch(frame, event, arg):
+        if event == "call":
+            if frame.f_back is not caller:
+                return
+            if called and frame.f_code is not called[0]:
+                sys.setprofile(previous)
+                return
+            called[:] = [frame.f_code]
+            rt = _managed()
+            if rt is not None:
+                rt.iter_point(containers, (caller.f_code.co_filename, caller.f_lineno) if rt.explaining else None)
+        elif frame is caller:
+            done = event == "return" or (
+                arg is builtin if event in ("c_return", "c_exception") else event == "c_call" and arg is not builtin
+            )
+            if done:
+                sys.setprofile(previous)
+
+    sys.setprofile(watch)
+
+
 def _check_acquire_arguments(blocking, timeout):
     """Raises what a real lock's ``acquire`` raises for these arguments (a negative or ``None``
     timeout, a timeout on a non-blocking call), with its version's message: a free lock of

@@ -692,6 +692,7 @@ def _make_runtime():
         coop_types=_coop.COOPERATIVE_ON_SIGHT,
         coop_hook=_coop.make_cooperative,
         holding_hook=_coop.watch_holding_call,
+        iterating_hook=_coop.watch_iterating_call,
         loop_through=_LOOP_THROUGH,
         referents=gc.get_referents,
         file_resource=_file_resource,

@@ -3513,3 +3513,64 @@ def test_a_calls_argument_reads_are_made_again_by_its_last_step():
     expected.discard(json.dumps([[1], {"k": [0, 1]}]))
     expected.discard(json.dumps([[1], {"k": [1]}]))
     assert seen == expected
+
+
+ITERATING = load(
+    """
+    def weight(s, k):
+        return s.d[k]
+
+    def best(s):
+        s.out = max(s.d, key=lambda k: weight(s, k))
+
+    def heavy(s):
+        s.out = list(filter(lambda k: weight(s, k) > 1, s.d))
+
+    def pure_key(s):
+        s.out = max(s.d, key=lambda k: -k)
+
+    def mapped(s):
+        import sys
+        s.out = tuple(map(lambda k: weight(s, k), s.d))
+        # The watch of a type's call (no return event) ends with the caller's next call.
+        s.profile_after = sys.getprofile()
+        weight(s, 1)
+
+    def best_locked(s):
+        with s.lock:
+            s.out = max(s.d, key=lambda k: weight(s, k))
+
+    def insert(s):
+        s.d[9] = 9
+
+    def insert_locked(s):
+        with s.lock:
+            s.d[9] = 9
+    """
+)
+
+
+@pytest.mark.parametrize("reader", ["best", "heavy", "pure_key", "mapped"])
+def test_an_insertion_while_a_builtin_iterates_and_calls_python_is_found(reader):
+    # `max(d, key=f)` and `list(filter(f, d))` iterate `d` and call `f` between items: an insertion
+    # while `f` runs makes the next item raise. The iteration's read was one step before the call,
+    # and `f`'s reads of other keys do not conflict with the insertion, so it was proved not to
+    # happen (a key that reads nothing had no point at all).
+    p = ITERATING
+    setup = lambda: State(d={1: 1, 2: 2, 3: 3}, out=None)  # noqa: E731
+    threads = [getattr(p, reader), p.insert]
+    result = explore(setup, threads, lambda s: True)
+    assert result.property_holds is False
+    assert result.failure_kind == "exception"
+    assert "changed size during iteration" in result.explanation
+    check_replays(result, setup, threads, lambda s: True)
+    alone = explore(setup, [getattr(p, reader)], lambda s: getattr(s, "profile_after", None) is None)
+    assert alone.property_holds is True and alone.num_explored == 1
+
+
+def test_an_iteration_under_the_writers_lock_holds():
+    p = ITERATING
+    setup = lambda: State(d={1: 1, 2: 2, 3: 3}, out=None, lock=threading.Lock())  # noqa: E731
+    result = explore(setup, [p.best_locked, p.insert_locked], lambda s: s.out in (3, 9))
+    assert result.property_holds is True
+    assert result.num_explored == 2

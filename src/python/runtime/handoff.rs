@@ -171,6 +171,9 @@ pub(super) struct ThreadRt {
     /// The accesses of the report's steps taken so far: its last step makes them all again
     /// (`Op::Accesses`), since the operation makes them then.
     pub(super) chain: Vec<Access>,
+    /// The containers the builtin call just reported iterates while it runs Python code
+    /// (`Inner::iter_point`), until the call is watched.
+    pub(super) iterating: Option<Vec<Py<PyAny>>>,
 }
 
 /// Which step of a report a step is: the report's accesses are made by the operation right

@@ -128,7 +128,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, holding_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, pure_path=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, holding_hook=None, iterating_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, pure_path=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -149,6 +149,7 @@ impl DporRuntime {
         coop_types: Option<Py<PyTuple>>,
         coop_hook: Option<Py<PyAny>>,
         holding_hook: Option<Py<PyAny>>,
+        iterating_hook: Option<Py<PyAny>>,
         loop_through: Option<Py<PyTuple>>,
         referents: Option<Py<PyAny>>,
         file_resource: Option<Py<PyAny>>,
@@ -194,6 +195,7 @@ impl DporRuntime {
             coop_types,
             coop_hook,
             holding_hook,
+            iterating_hook,
             loop_through,
             referents,
             file_resource,
@@ -900,6 +902,28 @@ impl DporRuntime {
         let (op, kind, key) = Inner::held_step(&st, o, method);
         let info = site_info(py, tid, op, kind, site, key);
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
+    }
+
+    /// A Python function called by a builtin that iterates `containers` (`max(d, key=f)` calling
+    /// `f`, `list(map(f, d))`; seen by `iterating_hook`'s profile function): the iteration goes
+    /// on after it, so another thread's insertion during `f` makes the next item fail ("dictionary
+    /// changed size during iteration"). A read of each container, not counted as a step of its own
+    /// (a long container is no runaway).
+    #[pyo3(signature = (containers, site=None))]
+    fn iter_point(&self, py: Python<'_>, containers: Vec<Py<PyAny>>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+        let inner = &self.inner;
+        let Some(tid) = inner.current() else {
+            return Ok(());
+        };
+        for c in containers {
+            let mut st = inner.lock_state(py);
+            let o = Inner::number(&mut st, c.bind(py));
+            let op = Op::Access { obj: o, key: WHOLE, kind: AccessKind::Read };
+            let what = crate::python::report_py::EventKind::IterNext.as_str();
+            let info = site_info(py, tid, op, what, site.as_ref().map(|(f, l)| (f.clone_ref(py), *l)), None);
+            inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))?;
+        }
+        Ok(())
     }
 
     /// A scheduling point that touches nothing (`time.sleep`).

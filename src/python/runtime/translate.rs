@@ -63,6 +63,8 @@ pub(super) struct Types {
     /// `(frame)`: watches the holding call `frame` is about to make for the first Python
     /// function it runs (`Inner::held_point`).
     pub(super) holding_hook: Option<Py<PyAny>>,
+    /// Watches the Python functions a builtin that iterates containers calls (`Inner::iter_point`).
+    pub(super) iterating_hook: Option<Py<PyAny>>,
     /// Views and builtin iterators a loop reads the containers of (`loops`).
     pub(super) loop_through: Option<Py<PyTuple>>,
     /// `gc.get_referents`.
@@ -1151,8 +1153,51 @@ impl Inner {
         }
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
+            return None;
+        }
+        let watch = self.lock_state(py).exec.threads.get_mut(tid).and_then(|t| t.iterating.take());
+        if let (Some(containers), Some(hook), Some(frame)) =
+            (watch, &self.types.iterating_hook, report_py::calling_frame(py))
+        {
+            let containers = PyTuple::new(py, containers).ok();
+            // An error of the hook is dropped: the call then runs unwatched.
+            let _ = hook.bind(py).call1((frame, ev.obj.bind(py), containers));
         }
         None
+    }
+
+    /// Whether the builtin call `ev` iterates what it is given while it may run Python code (a
+    /// `key=`, an element's `__lt__`, the function of a `map` or `filter` it consumes): the
+    /// containers it reads are read again at each Python function it calls (`iter_point`).
+    /// (`sorted` copies its argument first.)
+    fn iterates_calling_python(&self, py: Python<'_>, ev: &Event) -> bool {
+        if ev.kind != EventKind::BuiltinCall {
+            return false;
+        }
+        let obj = ev.obj.bind(py);
+        match self.whole_reader_name(obj) {
+            Some("max" | "min") => true,
+            Some("sorted" | "len") | None => false,
+            Some(_) => ev.args.as_ref().is_some_and(|args| {
+                args.bind(py).iter().any(|a| {
+                    let t = a.get_type();
+                    let module = t.module().map(|m| m.to_string()).unwrap_or_default();
+                    let name = t.name().map(|n| n.to_string()).unwrap_or_default();
+                    matches!(module.as_str(), "builtins" | "itertools")
+                        && matches!(
+                            name.as_str(),
+                            "map"
+                                | "filter"
+                                | "filterfalse"
+                                | "takewhile"
+                                | "dropwhile"
+                                | "starmap"
+                                | "groupby"
+                                | "accumulate"
+                        )
+                })
+            }),
+        }
     }
 
     /// The thread's call (from the reporting frame) is about to fill container `o`.
@@ -1207,7 +1252,10 @@ impl Inner {
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
         let passed = self.passed_to_unseen(py, ev);
         let reports_itself = self.method_reports_itself(py, ev);
+        let iterating = (!passed.read.is_empty() && self.iterates_calling_python(py, ev))
+            .then(|| passed.read.iter().map(|c| c.clone().unbind()).collect::<Vec<_>>());
         let mut st = self.lock_state(py);
+        st.exec.threads[tid].iterating = iterating;
         if st.exec.aborting {
             return Err(Aborted);
         }
