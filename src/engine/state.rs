@@ -436,7 +436,11 @@ impl Execution {
     /// spin going round once more, which tells the search nothing new.
     pub fn spin_reread(&self, write: usize, read: usize) -> bool {
         let r = &self.events[read];
-        if watched(r.op).is_none() {
+        let only_reads = match r.op {
+            Op::Accesses { group } => group.accesses().iter().all(|a| a.kind.is_read() && a.obj != YIELD),
+            op => watched(op).is_some(),
+        };
+        if !only_reads {
             return false;
         }
         let ends = &self.threads[r.thread].streak_ends;
