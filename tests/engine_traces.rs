@@ -31,9 +31,26 @@ enum Act {
     /// Starts / waits for the thread with this index (it starts nowhere else).
     Spawn(usize),
     Join(usize),
+    /// A report's earlier step: announces a read of the key, conflicts with nothing.
+    Announce(u64),
+    /// A report's last step: reads the first key and writes the second, as one event.
+    ReadWrite(u64, u64),
+}
+
+/// The single accesses an act makes.
+fn parts(a: Act) -> Vec<Act> {
+    match a {
+        Act::ReadWrite(x, y) => vec![Act::Read(x), Act::Write(y)],
+        Act::Announce(_) => Vec::new(),
+        other => vec![other],
+    }
 }
 
 fn conflict(a: Act, b: Act) -> bool {
+    parts(a).into_iter().any(|x| parts(b).into_iter().any(|y| conflict_one(x, y)))
+}
+
+fn conflict_one(a: Act, b: Act) -> bool {
     use Act::*;
     match (a, b) {
         (Insert(_), Insert(_)) => true,
@@ -199,6 +216,8 @@ fn to_sim(act: Act) -> SimOp {
         Act::UnlockIfTaken(l) => SimOp::UnlockIfTaken(100 + l),
         Act::Spawn(t) => SimOp::Spawn(t),
         Act::Join(t) => SimOp::Join(t),
+        Act::Announce(k) => SimOp::Announce((1, k)),
+        Act::ReadWrite(x, y) => SimOp::ReadWrite((1, x), (1, y)),
     }
 }
 
@@ -261,6 +280,20 @@ fn explore_traces(threads: &[Vec<Act>], naming: Naming) -> (Vec<TraceKey>, u64, 
                         _ => Act::Write(key),
                     };
                     run.push((worker_of[&event.thread], act));
+                }
+                Op::Announce { key, .. } => {
+                    let key = match naming {
+                        Naming::Fixed => key,
+                        _ => ran.next().expect("an access the program made").1,
+                    };
+                    run.push((worker_of[&event.thread], Act::Announce(key)));
+                }
+                Op::Accesses { group } => {
+                    let keys: Vec<u64> = match naming {
+                        Naming::Fixed => group.accesses().iter().map(|a| a.key).collect(),
+                        _ => (0..2).map(|_| ran.next().expect("an access the program made").1).collect(),
+                    };
+                    run.push((worker_of[&event.thread], Act::ReadWrite(keys[0], keys[1])));
                 }
                 Op::Acquire { lock } => run.push((worker_of[&event.thread], Act::Lock(lock - 100))),
                 Op::Release { lock } => run.push((worker_of[&event.thread], Act::Unlock(lock - 100))),
@@ -385,6 +418,17 @@ fn guarded_thread(cap: usize, tries: impl Strategy<Value = bool> + Clone) -> imp
     )
 }
 
+/// Threads of reads, writes and reports of two steps (an announced read of a key, then one event
+/// that reads it and writes another), as the runtime makes a call that reads its argument.
+fn reporting_thread() -> impl Strategy<Value = Vec<Act>> {
+    let key = || prop_oneof![Just(0u64), Just(1), Just(WHOLE)];
+    let item = prop_oneof![
+        access_of(key()).prop_map(|a| vec![a]),
+        (key(), 0..2u64).prop_map(|(x, y)| vec![Act::Announce(x), Act::ReadWrite(x, y)]),
+    ];
+    prop::collection::vec(item, 0..=3).prop_map(|items| items.into_iter().flatten().collect())
+}
+
 /// Two threads plus a third that thread 0 spawns (and maybe joins) midway.
 fn with_nested_child() -> impl Strategy<Value = Vec<Vec<Act>>> {
     (locked_thread(3), locked_thread(3), locked_thread(2), 0..=3usize, prop::option::of(0..=3usize)).prop_map(
@@ -452,6 +496,11 @@ proptest! {
 
     #[test]
     fn one_execution_per_trace_with_size_reads_and_stores(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(prop_oneof![prop_oneof![Just(0u64), Just(SIZE), Just(WHOLE)].prop_map(Act::Read), Just(Act::Write(WHOLE)), (0..2u64).prop_map(Act::Store)], 0..=4), n))) {
+        check(&threads)?;
+    }
+
+    #[test]
+    fn one_execution_per_trace_with_reports_of_two_steps(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(reporting_thread(), n))) {
         check(&threads)?;
     }
 

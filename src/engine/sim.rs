@@ -2,7 +2,7 @@
 //! used by the tests and the bench. A program is a main thread plus spawnable
 //! threads, each a list of [`SimOp`]s over integer memory and one register.
 
-use super::event::{Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId};
+use super::event::{Access, AccessKind, Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId};
 use super::explorer::{Choice, Config, Explorer};
 use super::report::{Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
@@ -37,6 +37,11 @@ pub enum SimOp {
     Spawn(usize),
     /// Waits for program thread `i`, spawned earlier by this thread.
     Join(usize),
+    /// register := memory[first]; memory[second] := register + 1, as one event of two accesses
+    /// (a call that reads its argument and writes its receiver: a report's last step).
+    ReadWrite(Loc, Loc),
+    /// Announces a read of `loc` (an earlier step of a report): no effect, no conflict.
+    Announce(Loc),
     /// `while memory[loc] == 0: pass` (`sleep`: with a `time.sleep` after each read that
     /// sees 0): a busy wait, one read per round.
     SpinUntil(Loc, bool),
@@ -188,10 +193,14 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                     | SimOp::WriteInc(loc)
                     | SimOp::Append(loc, _)
                     | SimOp::Insert(loc, _)
-                    | SimOp::Store(loc, _),
+                    | SimOp::Store(loc, _)
+                    | SimOp::Announce(loc),
                 ) = (&mut *keys, op)
                 {
                     ran.push(loc);
+                }
+                if let (Keys::Fresh { ran, .. }, SimOp::ReadWrite(first, second)) = (&mut *keys, op) {
+                    ran.extend([first, second]);
                 }
                 match op {
                     SimOp::SpinUntil(_, _) if body.asleep => {
@@ -205,6 +214,11 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                         }
                     }
                     SimOp::Read(loc) => body.register = memory.get(&loc).copied().unwrap_or(0),
+                    SimOp::ReadWrite(first, second) => {
+                        body.register = memory_value(&memory, first);
+                        memory.insert(second, body.register + 1);
+                    }
+                    SimOp::Announce(_) => {}
                     SimOp::Write(loc, value) | SimOp::Insert(loc, value) | SimOp::Store(loc, value) => {
                         memory.insert(loc, value);
                     }
@@ -274,6 +288,11 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
         Some(&SimOp::SpinUntil(_, _)) if body.asleep => Op::read(super::event::YIELD, t as Key),
         Some(&SimOp::SpinUntil(loc, _)) => Op::read(loc.0, keys.name(loc)),
         Some(&SimOp::Read(loc)) => Op::read(loc.0, keys.name(loc)),
+        Some(&SimOp::ReadWrite(first, second)) => Op::accesses_of(&[
+            Access { obj: first.0, key: keys.name(first), kind: AccessKind::Read },
+            Access { obj: second.0, key: keys.name(second), kind: AccessKind::Write },
+        ]),
+        Some(&SimOp::Announce(loc)) => Op::Announce { obj: loc.0, key: keys.name(loc), kind: AccessKind::Read },
         Some(&SimOp::Write(loc, _) | &SimOp::WriteInc(loc) | &SimOp::Append(loc, _)) => {
             Op::write(loc.0, keys.name(loc))
         }

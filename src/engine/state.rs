@@ -309,6 +309,8 @@ impl Execution {
                 for a in group.accesses().iter() {
                     self.accesses.access(a.obj, a.key, a.kind, thread, step, &mut racing);
                 }
+                // A read and a write of one location in one event: not a dependency on itself.
+                racing.retain(|&d| d != step);
             }
             Op::Acquire { lock } => {
                 self.lock_uses.access(lock, WHOLE, AccessKind::Read, thread, step, &mut racing);
