@@ -136,17 +136,6 @@ def setup():
     return State(data=0, ready=False, seen=None)
 
 
-@pytest.mark.parametrize("waiter", ["spin", "poll"])
-def test_a_wait_for_a_flag_set_after_the_data_holds(waiter):
-    result = frontrun.explore_dpor(setup=setup, threads=[PROG.publish, getattr(PROG, waiter)],
-                                   invariant=lambda s: s.seen == 1)
-    assert result.property_holds is True, result.explanation or result.inconclusive_reason
-    # The write before each of the waiter's first four reads of the flag, or after them (the
-    # first read has no earlier frame state to compare with).
-    assert result.num_explored == 5
-    assert result.stats["spins_cut"] >= 1
-
-
 class Defaults:
     """State whose flag and data have class defaults: a load reads the class attribute, then
     the instance's, in one report of two steps."""
@@ -156,13 +145,16 @@ class Defaults:
     seen = None
 
 
+@pytest.mark.parametrize("state", [setup, Defaults], ids=["instance", "class_default"])
 @pytest.mark.parametrize("waiter", ["spin", "poll"])
-def test_a_wait_for_a_flag_with_a_class_default_is_cut_like_any_wait(waiter):
-    # The loop's read is the report's last step, which makes both reads: it is a spin's re-read
-    # all the same (it was not, and every later round's reversal was explored: 13 executions).
-    result = frontrun.explore_dpor(setup=Defaults, threads=[PROG.publish, getattr(PROG, waiter)],
+def test_a_wait_for_a_flag_set_after_the_data_holds(waiter, state):
+    result = frontrun.explore_dpor(setup=state, threads=[PROG.publish, getattr(PROG, waiter)],
                                    invariant=lambda s: s.seen == 1)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    # The write before each of the waiter's first four reads of the flag, or after them (the
+    # first read has no earlier frame state to compare with). With class defaults the loop's
+    # read is a report's last step, which makes both reads: a spin's re-read all the same (it was
+    # not, and every later round's reversal was explored: 13 executions).
     assert result.num_explored == 5
     assert result.stats["spins_cut"] >= 1
 
