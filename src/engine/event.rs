@@ -65,6 +65,25 @@ pub struct Group(u32);
 type GroupTable = (Vec<std::sync::Arc<[Access]>>, std::collections::HashMap<std::sync::Arc<[Access]>, u32>);
 static GROUPS: once_cell::sync::Lazy<std::sync::RwLock<GroupTable>> = once_cell::sync::Lazy::new(Default::default);
 
+/// The accesses of one op (`Op::accesses`), read as a slice.
+pub enum AccessList {
+    None,
+    One([Access; 1]),
+    Many(std::sync::Arc<[Access]>),
+}
+
+impl std::ops::Deref for AccessList {
+    type Target = [Access];
+
+    fn deref(&self) -> &[Access] {
+        match self {
+            AccessList::None => &[],
+            AccessList::One(one) => one,
+            AccessList::Many(list) => list,
+        }
+    }
+}
+
 impl Group {
     fn of(accesses: &[Access]) -> Group {
         if let Some(&n) = GROUPS.read().unwrap_or_else(|e| e.into_inner()).1.get(accesses) {
@@ -101,12 +120,15 @@ impl Op {
         }
     }
 
-    /// The accesses the op makes (none for a lock or thread operation).
-    pub fn accesses(&self) -> Vec<Access> {
+    /// The accesses the op names (none for a lock or thread operation), without allocating for
+    /// one.
+    pub fn accesses(&self) -> AccessList {
         match *self {
-            Op::Access { obj, key, kind } | Op::Announce { obj, key, kind } => vec![Access { obj, key, kind }],
-            Op::Accesses { group } => group.accesses().to_vec(),
-            _ => Vec::new(),
+            Op::Access { obj, key, kind } | Op::Announce { obj, key, kind } => {
+                AccessList::One([Access { obj, key, kind }])
+            }
+            Op::Accesses { group } => AccessList::Many(group.accesses()),
+            _ => AccessList::None,
         }
     }
 

@@ -130,7 +130,7 @@ impl<'a> Naming<'a> {
                 steps.resize(e.thread + 1, Vec::new());
             }
             steps[e.thread].push(i);
-            for a in e.op.accesses() {
+            for a in e.op.accesses().iter() {
                 first_use.entry((a.obj, a.key)).or_insert(i);
             }
         }

@@ -625,7 +625,7 @@ impl Inner {
         let op = th.pending.take().expect("chosen thread has arrived");
         th.arrived = false;
         th.keyed = None;
-        for a in op.accesses() {
+        for a in op.accesses().iter().copied() {
             if !th.chain.contains(&a) {
                 th.chain.push(a);
             }
@@ -926,7 +926,7 @@ impl Inner {
         let op = match (part, op) {
             (Part::Announced, Op::Access { obj, key, kind }) => Op::Announce { obj, key, kind },
             (Part::Last(also), Op::Access { .. }) if !also.is_empty() => {
-                Op::accesses_of(&[also, &op.accesses()].concat())
+                Op::accesses_of(&[also, &op.accesses()[..]].concat())
             }
             _ => op,
         };
