@@ -3574,3 +3574,42 @@ def test_an_iteration_under_the_writers_lock_holds():
     result = explore(setup, [p.best_locked, p.insert_locked], lambda s: s.out in (3, 9))
     assert result.property_holds is True
     assert result.num_explored == 2
+
+
+VIEW_OPERANDS = load(
+    """
+    def update(s):
+        s.d.update({"kk": 8})
+
+    def compare_keys(s):
+        s.out = s.d.keys() == {"kk"}
+
+    def compare_keys_later(s):
+        k = s.d.keys()
+        s.out = k == {"kk"}
+
+    def compare_keys_right(s):
+        s.out = {"kk"} == s.d.keys()
+
+    def keys_contain(s):
+        s.out = "kk" in s.d.keys()
+
+    def items_contain(s):
+        s.out = ("kk", 8) in s.d.items()
+    """
+)
+
+
+@pytest.mark.parametrize("reader", ["compare_keys", "compare_keys_later", "compare_keys_right", "keys_contain",
+                                    "items_contain"])
+def test_a_view_as_an_operand_reads_its_dict_when_the_operation_runs(reader):
+    # The comparison reads the dict through the view, after both operands' reports: the view's
+    # operand report read nothing (a view is no container), and `d.keys()`'s own read, a step
+    # before, was taken for it, so the update between that read and the comparison was never
+    # ordered after it: `False` was never seen with the updater listed first (found by the fuzzer).
+    p = VIEW_OPERANDS
+    seen = set()
+    result = explore(lambda: State(d={}, out=None), [p.update, getattr(p, reader)],
+                     lambda s: seen.add(s.out) or True)
+    assert result.property_holds is True
+    assert seen == {True, False}

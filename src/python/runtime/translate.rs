@@ -1306,9 +1306,14 @@ impl Inner {
         let mut under_way = steps.len();
         let mut arguments = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        // The step just taken, if it was this thread's read of a whole object.
+        // The step just taken, if it was this thread's read of a whole object. (Not for an
+        // operand: the operation comes after the other operand's report, which may take a step.)
         let just_read = st.explorer.events().last().and_then(|e| match e.op {
-            Op::Access { obj, key: WHOLE, kind: AccessKind::Read } if e.thread == tid => Some(obj),
+            Op::Access { obj, key: WHOLE, kind: AccessKind::Read }
+                if e.thread == tid && ev.kind != EventKind::Operand =>
+            {
+                Some(obj)
+            }
             _ => None,
         });
         for arg in passed.read {
@@ -1467,6 +1472,16 @@ impl Inner {
     /// reported at the call. Decided before the state is locked (the classifier is Python).
     fn passed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Passed<'py> {
         let none = || Passed { read: Vec::new(), nested_in: Vec::new(), resumed: Vec::new() };
+        // A view or iterator as an operand (`d.keys() == {"k"}`, `"k" in d.items()`, f"{view}"):
+        // the operation reads what it looks at.
+        if matches!(ev.kind, EventKind::Operand | EventKind::Contains) {
+            let obj = ev.obj.bind(py);
+            if self.is_container(obj) || self.is_generator(obj) {
+                return none();
+            }
+            let read = self.iterated(obj).into_iter().filter(|c| self.is_container(c)).collect();
+            return Passed { read, nested_in: Vec::new(), resumed: Vec::new() };
+        }
         if !matches!(ev.kind, EventKind::Call | EventKind::CallSite | EventKind::BuiltinCall) {
             return none();
         }
