@@ -57,6 +57,13 @@ pub struct Access {
     pub kind: AccessKind,
 }
 
+impl Access {
+    /// The plain op making this access alone.
+    pub fn op(self) -> Op {
+        Op::Access { obj: self.obj, key: self.key, kind: self.kind }
+    }
+}
+
 /// A list of accesses, interned process-wide so that `Op` stays `Copy` and cheap to compare:
 /// equal lists are one `Group`. The table only grows; a program makes few distinct ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -327,10 +334,7 @@ pub fn dependent(a: &Action, b: &Action) -> bool {
         return true;
     }
     let each = |group: Group, thread: ThreadId, other: &Action| {
-        group.accesses().iter().any(|x| {
-            let one = Action::new(thread, Op::Access { obj: x.obj, key: x.key, kind: x.kind });
-            dependent(&one, other)
-        })
+        group.accesses().iter().any(|x| dependent(&Action::new(thread, x.op()), other))
     };
     match (a.op, b.op) {
         (Op::Announce { .. }, _) | (_, Op::Announce { .. }) => return false,

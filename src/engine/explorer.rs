@@ -58,8 +58,7 @@ fn performs(expected: Op, found: Op) -> bool {
         }
         (Op::Accesses { group: e }, Op::Accesses { group: f }) => {
             let (e, f) = (e.accesses(), f.accesses());
-            e.len() == f.len()
-                && e.iter().zip(f.iter()).all(|(x, y)| x.obj == y.obj && x.key == y.key && same_access(x.kind, y.kind))
+            e.len() == f.len() && e.iter().zip(f.iter()).all(|(x, y)| performs(x.op(), y.op()))
         }
         _ => expected == found,
     }
@@ -73,14 +72,10 @@ fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
         let (e, f) = (e.accesses(), f.accesses());
         let mut difference = None;
         for (x, y) in e.iter().zip(f.iter()).filter(|(x, y)| x != y) {
-            let one = key_difference(
-                Op::Access { obj: x.obj, key: x.key, kind: x.kind },
-                Op::Access { obj: y.obj, key: y.key, kind: y.kind },
-            );
-            match (one, difference) {
+            match (key_difference(x.op(), y.op()), difference) {
                 (Some(d), None) => difference = Some(d),
                 (Some(d), Some(known)) if d == known => {}
-                _ if x.obj == y.obj && x.key == y.key && same_access(x.kind, y.kind) => {}
+                _ if performs(x.op(), y.op()) => {}
                 _ => return None,
             }
         }

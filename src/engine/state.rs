@@ -126,7 +126,7 @@ impl ThreadState {
     /// Whether `op` reads a location in the thread's streak.
     pub fn rereads(&self, op: Op) -> bool {
         if let Op::Accesses { group } = op {
-            return group.accesses().iter().any(|a| self.rereads(Op::Access { obj: a.obj, key: a.key, kind: a.kind }));
+            return group.accesses().iter().any(|a| self.rereads(a.op()));
         }
         watched(op).is_some_and(|(obj, key)| {
             self.streak.iter().any(|&(o, k, _, _)| o == obj && k == key)
@@ -480,7 +480,7 @@ impl Execution {
                 let t = &mut self.threads[thread];
                 t.moves_on = moves_on;
                 t.frame_state = state;
-                let r = self.note_progress(thread, Op::Access { obj: a.obj, key: a.key, kind: a.kind }, step);
+                let r = self.note_progress(thread, a.op(), step);
                 repeat = repeat.min(r);
             }
             return if accesses.iter().all(|a| a.kind.is_read()) { repeat } else { 0 };

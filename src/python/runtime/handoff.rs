@@ -860,12 +860,9 @@ impl Inner {
             Op::Join { child } => format!("join thread {}", child.saturating_sub(1)),
             Op::Start => "begin".to_string(),
             Op::Exit => "finish".to_string(),
-            Op::Accesses { group } => group
-                .accesses()
-                .iter()
-                .map(|a| self.describe(st, Op::Access { obj: a.obj, key: a.key, kind: a.kind }))
-                .collect::<Vec<_>>()
-                .join(" and "),
+            Op::Accesses { group } => {
+                group.accesses().iter().map(|a| self.describe(st, a.op())).collect::<Vec<_>>().join(" and ")
+            }
         }
     }
 

@@ -1388,7 +1388,7 @@ impl Inner {
                         // one, and did not know it. The call makes every access after it.
                         let chain = st.exec.threads[tid].chain.clone();
                         if let Some(last) = chain.last().filter(|_| chain.len() > 1) {
-                            let own = Op::Access { obj: last.obj, key: last.key, kind: last.kind };
+                            let own = last.op();
                             let info = StepInfo {
                                 thread: tid,
                                 op: own,
