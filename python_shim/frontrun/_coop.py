@@ -6,7 +6,8 @@ While ``explore_dpor`` runs, ``threading.Lock``/``RLock``/``Condition``, ``queue
 replaced, and logging handlers hold cooperative locks. ``Semaphore``,
 ``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue`` (and its subclasses) are written
 in Python on top of ``Lock`` and ``Condition``, which they look up at construction, so the ones
-made during the exploration are cooperative too. ``__import__`` and ``importlib.import_module``
+made during the exploration are cooperative too; FIFO queues are modelled by their items
+instead (``_queue_put``). ``__import__`` and ``importlib.import_module``
 run an explored thread's imports quietly (``quiet_import``).
 
 In an explored thread every acquire, release and condition wait is an engine operation: the
@@ -531,6 +532,179 @@ class SimpleQueue(queue.Queue):
         self.put(item, block=False)
 
 
+# ---------------------------------------------------------------------------- FIFO queues
+
+# A ``queue.Queue`` (bounded or not, or a ``SimpleQueue``) used by explored threads is modelled
+# by its items, not by its lock. Items are numbered in the order they are put: a put is one step
+# that writes the queue's count of puts and its next item; a get is one step that writes the
+# count of gets and the item it takes, the oldest (waiting, if there is none yet, for the put of
+# that item). So a get depends on the put of the item it takes, not on every put, and the search
+# orders puts among puts and gets among gets (with the lock, two producers of three items and
+# one consumer had 18,480 orders for the 20 orders of the items). In a bounded queue a put also
+# writes the item ``maxsize`` places before its own: the get of that one made its room. qsize,
+# empty and full read both counts; task_done and join the count of puts and the unfinished
+# tasks. Each step is the whole operation, as under the lock. Item numbers are counted keys
+# (``engine::counted``): the same get takes another number when the puts and gets before it
+# came in another order. LIFO and priority queues and subclasses that store items their own way
+# or override these methods keep the lock.
+_queue_models = {}  # id(queue) -> _QueueModel, for this execution
+# The queue's keys its steps touch (not attribute names: no Python code touches them). The
+# queue object, not the model, is the one touched: a model is made at the queue's first use in an
+# execution, which comes in another order in another execution, and objects are numbered in
+# the order they are first touched.
+_PUTS, _GETS, _TASKS = "<put count>", "<get count>", "<unfinished tasks>"
+queue_waits = {}  # engine id -> (queue, "put", "get" or "join") it waits in (named in a deadlock)
+# (SimpleQueue is the cooperative one below: its put and put_nowait pass to Queue's.)
+_QUEUE_METHODS = ("put", "get", "put_nowait", "get_nowait", "qsize", "empty", "full", "task_done", "join",
+                  "_init", "_put", "_get", "_qsize") + (("shutdown",) if hasattr(queue.Queue, "shutdown") else ())
+
+
+class _QueueModel:
+    """The counts of one queue in this execution."""
+
+    def __init__(self, q):
+        self.q = q  # kept alive: the key is its id
+        self.puts, self.gets = len(q.queue), 0  # items are numbered from gets to puts - 1
+
+    # (The runtime asks these while it decides what runs next: they read the queue's
+    # __dict__, never a property that could run the program's code.)
+    def has_item(self):
+        return self.gets < self.puts or self.q.__dict__.get("is_shutdown", False)
+
+    def has_room(self):
+        bound = self.q.__dict__.get("maxsize", 0)
+        return bound <= 0 or self.puts - self.gets < bound or self.q.__dict__.get("is_shutdown", False)
+
+    def tasks_done(self):
+        return not self.q.__dict__.get("unfinished_tasks")
+
+
+def _queue_model(q):
+    """The model of ``q`` and the runtime, or (None, None) when ``q`` keeps its lock."""
+    rt = _managed()
+    if rt is None:
+        return None, None
+    model = _queue_models.get(id(q))
+    if model is not None:
+        return rt, model
+    cls = type(q)
+    if type(q.queue) is not deque or getattr(q, "is_shutdown", False) or any(
+            getattr(cls, name) not in (getattr(queue.Queue, name), getattr(SimpleQueue, name)) for name in _QUEUE_METHODS):
+        return None, None
+    model = _queue_models[id(q)] = _QueueModel(q)
+    return rt, model
+
+
+def _queue_put(self, item, block=True, timeout=None):
+    rt, m = _queue_model(self)
+    if m is None:
+        return _orig["Queue.put"](self, item, block, timeout)
+    bound = self.maxsize if self.maxsize > 0 else None
+    if bound and block and timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    # It makes the next item; in a full queue, as a get waits for an item (see there), it waits
+    # for the get of the item `maxsize` places before its own, which made the room it takes.
+    _queue_wait(rt, m, self, "put", _PUTS, "puts", m.has_room, bound, block and bound is not None, timeout)
+    if self.__dict__.get("is_shutdown", False):
+        raise queue.ShutDown
+    if not m.has_room():
+        if block:  # a timed put whose time ran out
+            _timed_out(rt, timeout, "put")
+        raise queue.Full
+    self.queue.append(item)
+    m.puts += 1
+    self.unfinished_tasks += 1
+
+
+def _queue_wait(rt, m, q, what, key, counter, ready, behind, block, timeout):
+    """A put's or get's step, which waits (``block``) until ``ready()``: with a ``timeout``,
+    until nothing else can run (with ``timeouts="any_time"``, not at all). The engine races it
+    with every put or get of the other threads before it (``engine::state``), so the search
+    also runs it before the one that took what it waits for."""
+    me = rt.current_id()
+    queue_waits[me] = (q, what)
+    rt.queue_step([(q, key, True)], (q, m, counter), behind, ready=ready if block else None, timeout=timeout,
+                  site=_site(rt), any_time=timeouts_any_time)
+    del queue_waits[me]
+
+
+def _queue_get(self, block=True, timeout=None):
+    rt, m = _queue_model(self)
+    if m is None:
+        return _orig["Queue.get"](self, block, timeout)
+    if block and timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    # It takes the oldest item, waiting for its put.
+    _queue_wait(rt, m, self, "get", _GETS, "gets", m.has_item, None, block, timeout)
+    if m.gets < m.puts:
+        m.gets += 1
+        return self.queue.popleft()
+    if self.__dict__.get("is_shutdown", False):
+        raise queue.ShutDown
+    if block:  # a timed get whose time ran out
+        _timed_out(rt, timeout, "get")
+    raise queue.Empty
+
+
+def _queue_shutdown(self, immediate=False):
+    rt, m = _queue_model(self)
+    if m is None:
+        return _orig["Queue.shutdown"](self, immediate)
+    rt.queue_step([(self, _PUTS, True), (self, _GETS, True), (self, _TASKS, True)], site=_site(rt))
+    self.is_shutdown = True
+    if immediate:
+        while self.queue:
+            self.queue.popleft()
+            m.gets += 1
+            if self.unfinished_tasks > 0:
+                self.unfinished_tasks -= 1
+
+
+def _queue_put_nowait(self, item):
+    return self.put(item, block=False)
+
+
+def _queue_get_nowait(self):
+    return self.get(block=False)
+
+
+def _queue_look(name, answer):
+    def look(self):
+        rt, m = _queue_model(self)
+        if m is None:
+            return _orig[f"Queue.{name}"](self)
+        rt.queue_step([(self, _PUTS, False), (self, _GETS, False)], site=_site(rt))
+        return answer(self)
+
+    look.__name__ = name
+    return look
+
+
+def _queue_task_done(self):
+    rt, m = _queue_model(self)
+    if m is None:
+        return _orig["Queue.task_done"](self)
+    # Whether it raises depends on how many items were put before it.
+    rt.queue_step([(self, _TASKS, True), (self, _PUTS, False)], site=_site(rt))
+    if self.unfinished_tasks <= 0:
+        raise ValueError("task_done() called too many times")
+    self.unfinished_tasks -= 1
+
+
+def _queue_join(self):
+    rt, m = _queue_model(self)
+    if m is None:
+        return _orig["Queue.join"](self)
+    site = _site(rt)
+    look = [(self, _TASKS, False), (self, _PUTS, False)]
+    rt.queue_step(look, site=site)  # (a first look that never waits, as a get's)
+    if self.unfinished_tasks:
+        me = rt.current_id()
+        queue_waits[me] = (self, "join")
+        rt.queue_step(look, ready=m.tasks_done, site=site)
+        del queue_waits[me]
+
+
 # ---------------------------------------------------------------------------- real objects made before
 
 # (object, its class, a copy of its __dict__) of every real threading/queue object made cooperative
@@ -849,6 +1023,8 @@ def new_execution():
     _wakeups.clear()
     started_threads.clear()
     timed_out.clear()
+    _queue_models.clear()
+    queue_waits.clear()
 
 
 # The timed waits that timed out in this execution, for explanations: (thread's number in
@@ -1093,6 +1269,16 @@ _PATCHES = [
     (threading, "RLock", RLock),
     (threading, "Condition", Condition),
     (queue, "SimpleQueue", SimpleQueue),
+    (queue.Queue, "put", _queue_put),
+    (queue.Queue, "get", _queue_get),
+    (queue.Queue, "put_nowait", _queue_put_nowait),
+    (queue.Queue, "get_nowait", _queue_get_nowait),
+    (queue.Queue, "qsize", _queue_look("qsize", lambda q: len(q.queue))),
+    (queue.Queue, "empty", _queue_look("empty", lambda q: not q.queue)),
+    (queue.Queue, "full", _queue_look("full", lambda q: 0 < q.maxsize <= len(q.queue))),
+    (queue.Queue, "task_done", _queue_task_done),
+    (queue.Queue, "join", _queue_join),
+] + ([(queue.Queue, "shutdown", _queue_shutdown)] if hasattr(queue.Queue, "shutdown") else []) + [
     (time, "sleep", _sleep),
     (time, "monotonic", _monotonic),
     (time, "time", _time),
@@ -1116,7 +1302,7 @@ _PATCHES = [
 
 def _key(owner, name):
     if owner in (threading.Thread, threading.Event, functools.cached_property, _futures.Future,
-                 _futures._AcquireFutures, *_SELECTOR_CLASSES):
+                 _futures._AcquireFutures, queue.Queue, *_SELECTOR_CLASSES):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"

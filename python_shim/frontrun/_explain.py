@@ -573,6 +573,16 @@ def _condition_wait(rt, n, thread):
     return f"waits on {what} {path}" + (f" (created at {where})" if where else "") + f", which no other thread will {ends}"
 
 
+def _queue_wait(q, how):
+    """A wait in a modelled queue (``_coop``'s FIFO queues, which wait without a condition)."""
+    path = _paths.of(q) or "(unnamed)"
+    where = _created_at(q)
+    named = f"the queue {path}" + (f" (created at {where})" if where else "")
+    if how == "join":
+        return f"waits in join() on {named}, which no other thread will call task_done() on"
+    return f"waits on {named}, which no other thread will put to or take from"
+
+
 def deadlock_report(rt, steps):
     waiters = rt.deadlock_waiters()
     out = ["Deadlock: every live thread is waiting, and none can go on."]
@@ -604,6 +614,8 @@ def deadlock_report(rt, steps):
             out.append(f"  {who} {_condition_wait(rt, n, thread)}{at}")
         elif what == "join":
             out.append(f"  {who} waits to join thread {n - 1}{at}")
+        elif thread + 1 in _coop.queue_waits:
+            out.append(f"  {who} {_queue_wait(*_coop.queue_waits[thread + 1])}{at}")
         else:
             out.append(f"  {who} is blocked{at}")
     lock_steps = [s for s in steps if s.access in ("acquire", "release") and s.file]

@@ -25,6 +25,26 @@ fn through_size(key: Key, other_kind: AccessKind) -> bool {
     key == SIZE && matches!(other_kind, AccessKind::Insert | AccessKind::Delete)
 }
 
+/// Keys numbered by a count (`counted(n)`): the `n`th item of a queue. Which item an operation
+/// takes depends on the order of the operations before it, so a plan's op and the one found
+/// name the same operation when only their counted keys differ (`Explorer`'s plan matching).
+const COUNTED: Key = 1 << 60;
+const NAMESPACE: Key = 0xF << 60;
+
+/// The counted key numbered `n`.
+pub fn counted(n: u64) -> Key {
+    COUNTED | (n & !NAMESPACE)
+}
+
+/// A counted key no item has (a bounded queue's put before the queue was ever full: the room
+/// it takes was made by no get), so that the op has as many counted keys as the later ones.
+pub const NO_ITEM: Key = COUNTED | !NAMESPACE;
+
+/// Whether `key` is a counted key (`counted`, `NO_ITEM`).
+pub fn is_counted(key: Key) -> bool {
+    key & NAMESPACE == COUNTED
+}
+
 /// The object of a yield (`time.sleep`): read with the thread's id as key, so no one else
 /// touches it. A thread that yields lets the others run first (`state::ThreadState::yielding`).
 pub const YIELD: ObjId = 0;

@@ -1,7 +1,7 @@
 //! The search driver: decides every step of every execution, analyses races when
 //! an execution ends, and backtracks to the deepest node with unexplored branches.
 
-use super::event::{dependent, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, SIZE, WHOLE, YIELD};
+use super::event::{dependent, is_counted, AccessKind, Action, Key, ObjId, Op, Rename, ThreadId, SIZE, WHOLE, YIELD};
 use super::report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
 use super::state::{Event, Execution, Race};
@@ -49,12 +49,14 @@ fn same_access(expected: AccessKind, found: AccessKind) -> bool {
     expected == found || matches!((expected, found), (Read | Write, Insert) | (Insert, Read | Write))
 }
 
-/// Whether `found` is the plan's `expected` op (up to `same_access`).
+/// Whether `found` is the plan's `expected` op (up to `same_access`, and to the number of a
+/// counted key: the same operation takes another item when the ones before came in another
+/// order).
 fn performs(expected: Op, found: Op) -> bool {
     match (expected, found) {
         (Op::Access { obj, key, kind }, Op::Access { obj: o, key: k, kind: f })
         | (Op::Announce { obj, key, kind }, Op::Announce { obj: o, key: k, kind: f }) => {
-            obj == o && key == k && same_access(kind, f)
+            obj == o && (key == k || is_counted(key) && is_counted(k)) && same_access(kind, f)
         }
         (Op::Accesses { group: e }, Op::Accesses { group: f }) => {
             let (e, f) = (e.accesses(), f.accesses());
@@ -388,8 +390,11 @@ impl Explorer {
     /// model itself (`arrive` clears it); locks and joins need no such calls.
     /// Report the wait as an access to the sync object that its waker writes, so
     /// the two are dependent. Reversals that would run a blocked op early are
-    /// dropped (`Stats::infeasible`). Counting primitives modelled this way may miss
-    /// some orders of their waiters; express mutex-like ones as `Acquire`/`Release`.
+    /// dropped (`Stats::infeasible`); a thread still blocked when the execution ends
+    /// races with the last step its access conflicts with. A thread should take a
+    /// first look that does not block before it waits (a queue's get does), so that
+    /// the search can put its operation before the steps that made it wait; express
+    /// mutex-like waits as `Acquire`/`Release`.
     pub fn set_blocked(&mut self, thread: ThreadId, blocked: bool) {
         self.exec.thread_mut(thread).blocked = blocked;
     }
@@ -646,7 +651,7 @@ impl Explorer {
         let events = &self.exec.events;
         let new_races = self.exec.races.iter().filter(|r| r.second >= self.diverged_at);
         let performed = new_races.map(|r| (r.first, r.second, events[r.second].action()));
-        let blocked = self.exec.blocked_acquire_races().into_iter().map(|(first, a)| (first, events.len(), a));
+        let blocked = self.exec.blocked_races().into_iter().map(|(first, a)| (first, events.len(), a));
         // Before the prologue's thread exits (never, in an execution where it does not).
         let settled = self.prologue.map_or(0, |t| self.exec.exit_step(t).map_or(usize::MAX, |s| s + 1));
         let naming = self.keys_renamed.then(|| Naming::of(events));
@@ -856,5 +861,27 @@ impl Explorer {
 
     pub fn deadlock(&self) -> Option<&Deadlock> {
         self.deadlock.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{counted, Access};
+
+    fn op(accesses: &[(ObjId, Key)]) -> Op {
+        let list: Vec<Access> =
+            accesses.iter().map(|&(obj, key)| Access { obj, key, kind: AccessKind::Write }).collect();
+        Op::accesses_of(&list)
+    }
+
+    #[test]
+    fn a_queue_operation_is_the_plans_whichever_item_it_takes() {
+        let (queue, gets) = (2, 7);
+        let takes = |n| op(&[(queue, gets), (queue, counted(n))]);
+        assert!(performs(takes(3), takes(5)));
+        assert!(!performs(takes(3), op(&[(queue, gets), (queue, 3)])), "only counted keys are numbers");
+        assert!(!performs(takes(3), op(&[(queue, 8), (queue, counted(3))])));
+        assert!(!performs(takes(3), op(&[(queue, gets)])));
     }
 }

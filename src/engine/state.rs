@@ -2,7 +2,9 @@
 //! with vector clocks, and the races each new event forms with earlier ones.
 
 use super::access::Accesses;
-use super::event::{AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, LIVENESS, SIZE, WHOLE, YIELD};
+use super::event::{
+    dependent, is_counted, AccessKind, Action, Key, LockId, ObjId, Op, ThreadId, LIVENESS, SIZE, WHOLE, YIELD,
+};
 use super::report::{Deadlock, WaitReason, Waiter};
 use super::vclock::VClock;
 use std::collections::HashMap;
@@ -267,24 +269,32 @@ impl Execution {
         Deadlock { waiting }
     }
 
-    /// Races of acquisitions that never happened: a thread left waiting for a lock
-    /// (in a deadlock) races with the acquisition that took it, so the search also
-    /// tries granting the lock to the waiter first. Pairs (earlier step, waiter's action).
-    pub fn blocked_acquire_races(&self) -> Vec<(usize, Action)> {
+    /// Races of operations that never happened: a thread left waiting for a lock (in a
+    /// deadlock) races with the acquisition that took it, so the search also tries granting
+    /// the lock to the waiter first; a thread left blocked at an access (a queue's get whose
+    /// item another get took) races with every step that conflicts with it and is not before
+    /// it, so the search also tries that access first. Pairs (earlier step, waiter's action).
+    pub fn blocked_races(&self) -> Vec<(usize, Action)> {
         let mut races = Vec::new();
         for (thread, state) in self.threads.iter().enumerate() {
-            let Some(op @ Op::Acquire { lock }) = state.pending else {
+            let (Some(op), Life::Live) = (state.pending, state.life) else {
                 continue;
             };
-            if state.life != Life::Live {
-                continue;
-            }
-            let Some(first) = self.locks.get(&lock).and_then(|l| l.owner.and(l.last_acquire)) else {
-                continue;
-            };
-            let e = &self.events[first];
-            if e.thread != thread && !state.clock.covers(e.thread, e.seq) {
-                races.push((first, Action::new(thread, op)));
+            let waiter = Action::new(thread, op);
+            let concurrent = |e: &Event| e.thread != thread && !state.clock.covers(e.thread, e.seq);
+            match op {
+                Op::Acquire { lock } => {
+                    let last = self.locks.get(&lock).and_then(|l| l.owner.and(l.last_acquire));
+                    races.extend(last.filter(|&first| concurrent(&self.events[first])).map(|first| (first, waiter)));
+                }
+                // Any of them may be the one that took what it waits for.
+                Op::Access { .. } | Op::Accesses { .. } if state.blocked => races.extend(
+                    self.events
+                        .iter()
+                        .filter(|e| concurrent(e) && dependent(&e.action(), &waiter))
+                        .map(|e| (e.step, waiter)),
+                ),
+                _ => {}
             }
         }
         races
@@ -303,6 +313,26 @@ impl Execution {
         // Events this one could have run before: its access dependencies, and for a lock
         // operation the tries of that lock (or, for a try, every lock operation since).
         let mut racing = Vec::new();
+        // A queue's put or get (it makes a counted item) may have waited for its turn: it races
+        // with every put or get before it (its count's writes), even when a look at the queue
+        // or another put or get came in between (as an acquisition races with the previous
+        // one, but further back: a reversal to just before the last one may find it waiting
+        // still), so that the search also runs it before the one that took its item or room.
+        let counted_races: Vec<usize> = if op.accesses().iter().any(|a| is_counted(a.key)) {
+            let counts: Vec<(ObjId, Key)> = op
+                .accesses()
+                .iter()
+                .filter(|a| !is_counted(a.key) && !a.kind.is_read())
+                .map(|a| (a.obj, a.key))
+                .collect();
+            let writes_count = |e: &Event| {
+                e.thread != thread
+                    && e.op.accesses().iter().any(|a| !a.kind.is_read() && counts.contains(&(a.obj, a.key)))
+            };
+            self.events.iter().filter(|e| writes_count(e)).map(|e| e.step).collect()
+        } else {
+            Vec::new()
+        };
         match op {
             Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut racing),
             Op::Accesses { group } => {
@@ -369,7 +399,7 @@ impl Execution {
                 self.races.push(Race { first: d, second: step });
             }
         }
-        if let Some(d) = lock_race {
+        for d in lock_race.into_iter().chain(counted_races) {
             let known = self.races[first_new..].iter().any(|r| r.first == d);
             if concurrent(&self.events[d]) && !known {
                 self.races.push(Race { first: d, second: step });

@@ -2391,15 +2391,10 @@ def test_fresh_objects_read_by_one_call_are_named_as_the_plan_names_them(serve):
 
 SEARCH_BUDGET = load(
     """
-    import queue
-
-    def produce(s):
-        for i in range(4):
-            s.q.put(i)
-
-    def consume(s):
-        for _ in range(4):
-            s.seen.append(s.q.get())
+    def bump(s):
+        for _ in range(2):
+            with s.lock:
+                s.n += 1
 
     def store(s):
         s.x = 1
@@ -2421,12 +2416,10 @@ class _Counted:
 def test_max_executions_bounds_every_execution_run(limit):
     # Executions a sleep set cut short (redundant) ran setup() and the threads too: with them
     # left out of the count, max_executions=40 ran 55.
-    import queue
-
+    # (Three threads taking one lock twice each: 90 orders of their critical sections.)
     _Counted.made = 0
-    setup = lambda: _Counted(q=queue.Queue(), seen=[])  # noqa: E731
-    result = frontrun.explore_dpor(setup, [SEARCH_BUDGET.produce, SEARCH_BUDGET.consume],
-                                   max_executions=limit, stop_on_first=False)
+    setup = lambda: _Counted(lock=threading.Lock(), n=0)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [SEARCH_BUDGET.bump] * 3, max_executions=limit, stop_on_first=False)
     assert result.property_holds is None and "max_executions" in result.inconclusive_reason
     assert _Counted.made == result.num_explored == limit
 

@@ -12,7 +12,9 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString};
 
-use crate::engine::{Access, AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, SIZE, WHOLE};
+use crate::engine::{
+    counted, Access, AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, NO_ITEM, SIZE, WHOLE,
+};
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 use super::translate::*;
@@ -174,6 +176,26 @@ pub(super) struct ThreadRt {
     /// The containers the builtin call just reported iterates while it runs Python code
     /// (`Inner::iter_point`), until the call is watched.
     pub(super) iterating: Option<Vec<Py<PyAny>>>,
+    /// The pending step is a modelled queue's put or get of the item a counter numbers
+    /// (`Inner::recheck_queue_steps`).
+    pub(super) counted: Option<Counted>,
+    /// The pending queue step waits while this returns False (a get finds no item, a join
+    /// unfinished tasks), asked again whenever another thread has stepped.
+    pub(super) ready: Option<Py<PyAny>>,
+}
+
+/// A queue step's item: the next one to put or to take, numbered by `counter` of `model` when
+/// the step runs (another thread's put or get since the thread arrived moves it on).
+pub(super) struct Counted {
+    pub(super) model: Py<PyAny>,
+    pub(super) counter: String,
+    pub(super) queue: u64,
+    /// The step's other accesses (the item's write comes after them).
+    pub(super) base: Vec<Access>,
+    pub(super) number: u64,
+    /// Also writes the item this many places before (a bounded queue's put: the get of that
+    /// item made the room it takes).
+    pub(super) behind: Option<u64>,
 }
 
 /// Which step of a report a step is: the report's accesses are made by the operation right
@@ -721,6 +743,56 @@ impl Inner {
         }
     }
 
+    /// The op of a counted queue step: its accesses and the write of item `number` (and of
+    /// the one `behind` before it).
+    pub(super) fn counted_op(step: &Counted) -> Op {
+        let mut list = step.base.clone();
+        list.push(Access { obj: step.queue, key: counted(step.number), kind: AccessKind::Write });
+        if let Some(b) = step.behind {
+            let key = step.number.checked_sub(b).map_or(NO_ITEM, counted);
+            list.push(Access { obj: step.queue, key, kind: AccessKind::Write });
+        }
+        Op::accesses_of(&list)
+    }
+
+    /// Numbers `step`'s item as its counter does now; whether that changed it.
+    pub(super) fn renumber_item(py: Python<'_>, step: &mut Counted) -> bool {
+        let model = step.model.bind(py);
+        let number = model.getattr(step.counter.as_str()).and_then(|n| n.extract::<u64>()).unwrap_or(step.number);
+        std::mem::replace(&mut step.number, number) != number
+    }
+
+    /// Decides again what each pending queue step does: the item a put or get makes (a put or
+    /// get that ran since the thread arrived took the one it arrived for, `Counted`), and
+    /// whether a step that waits can run (`ThreadRt::ready`; not once it timed out).
+    fn recheck_queue_steps(py: Python<'_>, st: &mut State) {
+        for t in 0..st.exec.threads.len() {
+            let th = &st.exec.threads[t];
+            if th.pending.is_none() || (th.counted.is_none() && th.ready.is_none()) {
+                continue;
+            }
+            let th = &mut st.exec.threads[t];
+            if let Some(counted) = th.counted.as_mut() {
+                if Self::renumber_item(py, counted) {
+                    let op = Self::counted_op(counted);
+                    th.pending = Some(op);
+                    if let Some(info) = th.info.as_mut() {
+                        info.op = op;
+                    }
+                    st.explorer.change_pending(t, op);
+                }
+            }
+            let th = &st.exec.threads[t];
+            let Some(ready) = th.ready.as_ref().filter(|_| !th.timed_out) else { continue };
+            // An error of the check lets the step run: the operation then raises it.
+            let blocked = !ready.bind(py).call0().and_then(|r| r.is_truthy()).unwrap_or(true);
+            if blocked != th.blocked {
+                st.exec.threads[t].blocked = blocked;
+                st.explorer.set_blocked(t, blocked);
+            }
+        }
+    }
+
     /// Baton passing: run the engine until some explored thread holds the turn or the
     /// execution is over. Root steps and exits are performed here, inline.
     pub(super) fn drive(&self, py: Python<'_>, st: &mut State) {
@@ -735,6 +807,8 @@ impl Inner {
                 }
                 return;
             }
+            // (Which queue steps wait first: a timeout fires only when nothing else can run.)
+            Self::recheck_queue_steps(py, st);
             Self::fire_timeouts(st);
             Self::rekind(py, st);
             let choice = {

@@ -608,6 +608,12 @@ impl DporRuntime {
             .iter()
             .map(|s| {
                 let (access, obj, key) = match s.op {
+                    // A modelled queue's steps are its synchronisation, as a lock's are.
+                    Op::Access { obj, key, .. } if s.kind == "queue" => ("queue", obj, key),
+                    Op::Accesses { group } if s.kind == "queue" => {
+                        let first = group.accesses()[0];
+                        ("queue", first.obj, first.key)
+                    }
                     Op::Access { obj, kind, key } | Op::Announce { obj, kind, key } => (
                         match kind {
                             AccessKind::Read => "read",
@@ -841,6 +847,83 @@ impl DporRuntime {
         let th = &mut st.exec.threads[tid];
         th.deadline = None;
         Ok(!std::mem::take(&mut th.timed_out))
+    }
+
+    /// A step of a modelled queue (`_coop`'s FIFO queues): `accesses`, `(obj, name, write)`
+    /// each (`name` None: all of `obj`), made at once; synchronisation to the explanation, not
+    /// data. `item`, `(queue, model, counter)`: the step also writes the queue's item numbered
+    /// by `model.counter` when the step runs (a put's or a get's), and the one `behind` places
+    /// before it (a bounded queue's put: the get of that item made its room). `ready`: the step
+    /// waits while `ready()` is false (a reversal that would run it earlier is infeasible), or,
+    /// with a `timeout`, until nothing else can run: then it times out, earliest deadline first
+    /// (`any_time`: it never waits). Both are decided again whenever another thread has
+    /// stepped. Returns False if it timed out.
+    #[pyo3(signature = (accesses, item=None, behind=None, ready=None, timeout=None, site=None, any_time=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn queue_step(
+        &self,
+        py: Python<'_>,
+        accesses: Vec<(Bound<'_, PyAny>, Option<Bound<'_, PyAny>>, bool)>,
+        item: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>, String)>,
+        behind: Option<u64>,
+        ready: Option<Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        site: Option<(Py<PyAny>, i32)>,
+        any_time: bool,
+    ) -> PyResult<bool> {
+        let inner = &self.inner;
+        let tid = inner.explored_thread()?;
+        let mut st = inner.lock_state(py);
+        if item.is_none() && accesses.is_empty() {
+            return Err(PyValueError::new_err("queue_step needs an access"));
+        }
+        let base: Vec<Access> = accesses
+            .iter()
+            .map(|(obj, name, write)| {
+                let (obj, key) = match name {
+                    Some(name) => (Inner::number_owner(&mut st, obj), Inner::name_key(&mut st, name)),
+                    None => (Inner::number(&mut st, obj), WHOLE),
+                };
+                let kind = if *write { AccessKind::Write } else { AccessKind::Read };
+                Access { obj, key, kind }
+            })
+            .collect();
+        let counted = match item {
+            Some((queue, model, counter)) => {
+                let queue = Inner::number_owner(&mut st, &queue);
+                let mut step = Counted { model: model.unbind(), counter, queue, base: base.clone(), number: 0, behind };
+                Inner::renumber_item(py, &mut step);
+                Some(step)
+            }
+            None => None,
+        };
+        let op = counted.as_ref().map_or_else(|| Op::accesses_of(&base), Inner::counted_op);
+        let ready = ready.filter(|_| !(any_time && timeout.is_some()));
+        let waits = match &ready {
+            Some(r) => !r.call0()?.is_truthy()?,
+            None => false,
+        };
+        let deadline = match (&ready, timeout) {
+            (Some(_), Some(t)) => Some(Inner::deadline_in(&mut st, t.max(0.0))),
+            _ => None,
+        };
+        let th = Inner::thread_mut(&mut st, tid);
+        th.counted = counted;
+        th.ready = ready.map(Bound::unbind);
+        th.timed_out = false;
+        th.blocked = waits;
+        th.deadline = deadline;
+        let key = accesses.first().and_then(|(_, name, _)| name.as_ref().map(|n| n.clone().unbind()));
+        let info = site_info(py, tid, op, "queue", site, key);
+        let stepped = inner.step(py, st, tid, op, info);
+        let mut st = inner.lock_state(py);
+        let th = &mut st.exec.threads[tid];
+        th.counted = None;
+        th.ready = None;
+        th.deadline = None;
+        let timed_out = std::mem::take(&mut th.timed_out);
+        stepped.map_err(|_| aborted(py, inner))?;
+        Ok(!timed_out)
     }
 
     /// Wakes explored thread `thread` (engine id) from its condition wait.
