@@ -146,6 +146,14 @@ def explore(setup, threads, invariant=lambda s: True, **kw):
     return frontrun.explore_dpor(setup, threads, invariant, stop_on_first=False, **kw)
 
 
+def queue_of(*items, maxsize=0):
+    """A queue made (and filled) in setup(), before the threads begin."""
+    q = queue.Queue(maxsize)
+    for item in items:
+        q.put(item)
+    return q
+
+
 def test_two_producers_and_a_consumer_explore_each_order_of_the_items_once():
     seen = []
 
@@ -172,10 +180,7 @@ def test_simple_queue_is_modelled_too():
 
 def test_items_put_in_setup_are_taken_first_in_order():
     def setup():
-        q = queue.Queue()
-        q.put("s0")
-        q.put("s1")
-        return State(q=q, got=[])
+        return State(q=queue_of("s0", "s1"), got=[])
 
     outcomes = set()
 
@@ -189,17 +194,18 @@ def test_items_put_in_setup_are_taken_first_in_order():
     assert outcomes == {(("s0", "s1"), 1), (("s1", "s0"), 1)}
 
 
-def test_a_get_between_empty_and_get_nowait_is_found():
-    # Two threads check that the queue has an item, then take it without waiting: with one
-    # item, the second get_nowait raises queue.Empty.
-    def setup():
-        q = queue.Queue()
-        q.put("x")
-        return State(q=q, got=[])
-
-    result = frontrun.explore_dpor(setup, [PROG.take_if_any, PROG.take_if_any], lambda s: True)
-    assert result.property_holds is False and result.failure_kind == "exception"
-    assert "Empty" in result.explanation
+@pytest.mark.parametrize("threads, kind, said", [
+    # Two threads check that the queue has an item, then take it without waiting: the second
+    # get_nowait raises queue.Empty.
+    ((PROG.take_if_any, PROG.take_if_any), "exception", "Empty"),
+    # One checks and then gets, while the other gets: the first may block for good (the
+    # other's get also runs between the check and the get).
+    ((PROG.check_then_get, PROG.get_one), "deadlock", "waits on the queue state.q"),
+])
+def test_another_get_between_a_check_and_a_get_is_found(threads, kind, said):
+    result = frontrun.explore_dpor(lambda: State(q=queue_of("x"), got=[]), list(threads), lambda s: True)
+    assert result.property_holds is False and result.failure_kind == kind
+    assert said in result.explanation
 
 
 def test_a_timed_get_sees_the_put_or_times_out():
@@ -288,20 +294,6 @@ def test_a_thread_pool_still_finds_its_tasks_race():
     assert "Race on State.n" in result.explanation and "SimpleQueue" not in result.explanation
 
 
-def test_a_get_another_thread_empties_the_queue_before_waits_for_ever():
-    # One item; a thread checks empty() and then gets, while another gets: the first may block
-    # for good. The blocking get is searched before the other thread's steps, as a lock's
-    # acquire is (its first look never waits).
-    def setup():
-        q = queue.Queue()
-        q.put("x")
-        return State(q=q, got=[])
-
-    result = frontrun.explore_dpor(setup, [PROG.check_then_get, PROG.get_one], lambda s: True)
-    assert result.property_holds is False and result.failure_kind == "deadlock"
-    assert "waits on the queue state.q" in result.explanation
-
-
 @pytest.mark.skipif(not hasattr(queue.Queue, "shutdown"), reason="Queue.shutdown is new in 3.13")
 def test_shutdown_ends_waiting_gets_and_refuses_puts():
     outcomes = set()
@@ -360,9 +352,7 @@ def test_a_get_that_waited_is_also_run_before_the_get_that_took_its_item():
     # The first thread's last look at the queue hides its get from the second thread's (which
     # waited for the put): the search still runs the second one's get first.
     def setup():
-        q = queue.Queue()
-        q.put("x")
-        return State(q=q, first=None, second=None, empty_after=None)
+        return State(q=queue_of("x"), first=None, second=None, empty_after=None)
 
     outcomes = set()
 
@@ -380,9 +370,7 @@ def test_a_waiting_get_is_also_run_before_every_get_of_another_thread_before_it(
     # get_nowait comes between them: the search still runs the waiting get before the first
     # get, where it takes the item (found by the differential fuzzer against the lock model).
     def setup():
-        q = queue.Queue(1)
-        q.put("x")
-        return State(q=q, got=[], other=None)
+        return State(q=queue_of("x", maxsize=1), got=[], other=None)
 
     outcomes = set()
 
