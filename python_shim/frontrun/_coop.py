@@ -604,11 +604,12 @@ def _queue_put(self, item, block=True, timeout=None):
         raise ValueError("'timeout' must be a non-negative number")
     # It makes the next item; in a full queue, as a get waits for an item (see there), it waits
     # for the get of the item `maxsize` places before its own, which made the room it takes.
-    _queue_wait(rt, m, self, "put", _PUTS, "puts", m.has_room, bound, block and bound is not None, timeout)
+    timed_out = _queue_wait(rt, m, self, "put", _PUTS, "puts", m.has_room, bound, block and bound is not None,
+                            timeout)
     if self.__dict__.get("is_shutdown", False):
         raise queue.ShutDown
     if not m.has_room():
-        if block:  # a timed put whose time ran out
+        if timed_out:
             _timed_out(rt, timeout, "put")
         raise queue.Full
     self.queue.append(item)
@@ -618,14 +619,17 @@ def _queue_put(self, item, block=True, timeout=None):
 
 def _queue_wait(rt, m, q, what, key, counter, ready, behind, block, timeout):
     """A put's or get's step, which waits (``block``) until ``ready()``: with a ``timeout``,
-    until nothing else can run (with ``timeouts="any_time"``, not at all). The engine races it
-    with every put or get of the other threads before it (``engine::state``), so the search
-    also runs it before the one that took what it waits for."""
+    until nothing else can run (with ``timeouts="any_time"``, not at all; a timeout of 0 is up
+    at once). The engine races it with every put or get of the other threads before it
+    (``engine::state``), so the search also runs it before the one that took what it waits
+    for. Returns whether it waited for a time that ran out."""
+    waits = block and (timeout is None or timeout > 0)
     me = rt.current_id()
     queue_waits[me] = (q, what)
-    rt.queue_step([(q, key, True)], (q, m, counter), behind, ready=ready if block else None, timeout=timeout,
+    rt.queue_step([(q, key, True)], (q, m, counter), behind, ready=ready if waits else None, timeout=timeout,
                   site=_site(rt), any_time=timeouts_any_time)
     del queue_waits[me]
+    return waits and not ready()
 
 
 def _queue_get(self, block=True, timeout=None):
@@ -635,13 +639,13 @@ def _queue_get(self, block=True, timeout=None):
     if block and timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
     # It takes the oldest item, waiting for its put.
-    _queue_wait(rt, m, self, "get", _GETS, "gets", m.has_item, None, block, timeout)
+    timed_out = _queue_wait(rt, m, self, "get", _GETS, "gets", m.has_item, None, block, timeout)
     if m.gets < m.puts:
         m.gets += 1
         return self.queue.popleft()
     if self.__dict__.get("is_shutdown", False):
         raise queue.ShutDown
-    if block:  # a timed get whose time ran out
+    if timed_out:
         _timed_out(rt, timeout, "get")
     raise queue.Empty
 

@@ -100,6 +100,12 @@ PROG = load(
         except queue.Empty:
             s.got.append("empty")
 
+    def get_at_once(s):
+        try:
+            s.other = s.q.get(timeout=0)
+        except queue.Empty:
+            s.other = "empty"
+
     def timed_get(s):
         try:
             s.other = s.q.get(timeout=0.5)
@@ -227,6 +233,22 @@ def test_a_timed_get_sees_the_put_or_times_out():
     result = frontrun.explore_dpor(lambda: State(q=queue.Queue(), got=[]), [PROG.wait_briefly],
                                    lambda s: s.got != ["empty"])
     assert result.property_holds is False and "Timed out" in result.explanation
+
+
+def test_a_get_with_no_time_to_wait_does_not_wait_for_the_others():
+    # get(timeout=0) finds the queue empty at once, as get_nowait does, before or after the put
+    # (a timed get with time to wait waits until nothing else can run: the put comes first).
+    outcomes = set()
+
+    def record(s):
+        outcomes.add(s.other)
+        return True
+
+    result = explore(lambda: State(q=queue.Queue(), got=[], other=None), [PROG.get_at_once, PROG.put_one], record)
+    assert result.property_holds is True and outcomes == {1, "empty"}
+    alone = frontrun.explore_dpor(lambda: State(q=queue.Queue(), other=None), [PROG.get_at_once],
+                                  lambda s: s.other != "empty")
+    assert alone.property_holds is False and "Timed out" not in alone.explanation
 
 
 def test_join_waits_for_every_task_done():
