@@ -701,7 +701,9 @@ def _queue_join(self):
         return _orig["Queue.join"](self)
     site = _site(rt)
     look = [(self, _TASKS, False), (self, _PUTS, False)]
-    rt.queue_step(look, site=site)  # (a first look that never waits, as a get's)
+    # A first look that never waits, then one that waits for the last task_done: the search can
+    # put the first before a put that would have made it wait.
+    rt.queue_step(look, site=site)
     if self.unfinished_tasks:
         me = rt.current_id()
         queue_waits[me] = (self, "join")

@@ -390,11 +390,11 @@ impl Explorer {
     /// model itself (`arrive` clears it); locks and joins need no such calls.
     /// Report the wait as an access to the sync object that its waker writes, so
     /// the two are dependent. Reversals that would run a blocked op early are
-    /// dropped (`Stats::infeasible`); a thread still blocked when the execution ends
-    /// races with the last step its access conflicts with. A thread should take a
-    /// first look that does not block before it waits (a queue's get does), so that
-    /// the search can put its operation before the steps that made it wait; express
-    /// mutex-like waits as `Acquire`/`Release`.
+    /// dropped (`Stats::infeasible`), so the steps that made it wait must race with it
+    /// too, not only the last step before it: a thread still blocked when the execution
+    /// ends races with every step its access conflicts with, and an op with counted keys
+    /// (a queue's put or get) with every earlier write of its counts (`Execution::perform`).
+    /// Express mutex-like waits as `Acquire`/`Release`.
     pub fn set_blocked(&mut self, thread: ThreadId, blocked: bool) {
         self.exec.thread_mut(thread).blocked = blocked;
     }

@@ -318,13 +318,11 @@ impl Execution {
         // or another put or get came in between (as an acquisition races with the previous
         // one, but further back: a reversal to just before the last one may find it waiting
         // still), so that the search also runs it before the one that took its item or room.
-        let counted_races: Vec<usize> = if op.accesses().iter().any(|a| is_counted(a.key)) {
-            let counts: Vec<(ObjId, Key)> = op
-                .accesses()
-                .iter()
-                .filter(|a| !is_counted(a.key) && !a.kind.is_read())
-                .map(|a| (a.obj, a.key))
-                .collect();
+        // (The op's accesses, read once: a list's are in a process-wide table behind a lock.)
+        let named = op.accesses();
+        let counted_races: Vec<usize> = if named.iter().any(|a| is_counted(a.key)) {
+            let counts: Vec<(ObjId, Key)> =
+                named.iter().filter(|a| !is_counted(a.key) && !a.kind.is_read()).map(|a| (a.obj, a.key)).collect();
             let writes_count = |e: &Event| {
                 e.thread != thread
                     && e.op.accesses().iter().any(|a| !a.kind.is_read() && counts.contains(&(a.obj, a.key)))
@@ -335,8 +333,8 @@ impl Execution {
         };
         match op {
             Op::Access { obj, key, kind } => self.accesses.access(obj, key, kind, thread, step, &mut racing),
-            Op::Accesses { group } => {
-                for a in group.accesses().iter() {
+            Op::Accesses { .. } => {
+                for a in named.iter() {
                     self.accesses.access(a.obj, a.key, a.kind, thread, step, &mut racing);
                 }
                 // A read and a write of one location in one event: not a dependency on itself.

@@ -888,16 +888,16 @@ impl DporRuntime {
                 Access { obj, key, kind }
             })
             .collect();
-        let counted = match item {
+        let (counted, op) = match item {
             Some((queue, model, counter)) => {
                 let queue = Inner::number_owner(&mut st, &queue);
-                let mut step = Counted { model: model.unbind(), counter, queue, base: base.clone(), number: 0, behind };
+                let mut step = Counted { model: model.unbind(), counter, queue, base, number: 0, behind };
                 Inner::renumber_item(py, &mut step);
-                Some(step)
+                let op = Inner::counted_op(&step);
+                (Some(step), op)
             }
-            None => None,
+            None => (None, Op::accesses_of(&base)),
         };
-        let op = counted.as_ref().map_or_else(|| Op::accesses_of(&base), Inner::counted_op);
         let ready = ready.filter(|_| !(any_time && timeout.is_some()));
         let waits = match &ready {
             Some(r) => !r.call0()?.is_truthy()?,
