@@ -82,6 +82,7 @@ _LAZY = {
     "NotInstrumentedError": "frontrun._dpor",
     "NotInstrumentedWarning": "frontrun._dpor",
     "LeftoverStateWarning": "frontrun._dpor",
+    "SeparateConnectionsWarning": "frontrun._dpor",
     "ExecutionAborted": "frontrun._dpor",
 }
 

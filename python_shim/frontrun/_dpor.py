@@ -68,6 +68,12 @@ class LeftoverStateWarning(UserWarning):
     every order."""
 
 
+class SeparateConnectionsWarning(UserWarning):
+    """Threads called separate sqlite3 connections: the calls of each connection are ordered,
+    not those of two connections to one database file, so a race through the database (an
+    update lost between two connections' transactions) is not explored."""
+
+
 @dataclass
 class DporResult:
     """What an exploration (or a replay) found.
@@ -631,6 +637,8 @@ def _file_resource(target, is_path):
     try:
         if not is_path:
             if not isinstance(target, io.IOBase):
+                if _sqlite_users is not None:
+                    _note_sqlite(target)
                 return None
             target = getattr(target, "name", None)
         if target is None or isinstance(target, int):
@@ -643,6 +651,37 @@ def _file_resource(target, is_path):
     if found is None:
         found = _files[key] = FileResource(key)
     return found
+
+
+# The first execution's sqlite3 connections (id -> the explored threads that called them, or
+# their cursors), to warn that separate connections' races through their database are not
+# explored; None when not watching.
+_sqlite_users: Optional[dict] = None
+_watcher_thread = None  # the thread running the search: its setup() calls are not the threads'
+
+
+def _note_sqlite(target):
+    """Remembers which thread called a sqlite3 connection. Runs inside a report: no imports."""
+    sqlite = sys.modules.get("_sqlite3")
+    if sqlite is None or _thread.get_ident() == _watcher_thread:
+        return
+    if isinstance(target, sqlite.Cursor):
+        target = sqlite.Cursor.connection.__get__(target)
+    if isinstance(target, sqlite.Connection):
+        _sqlite_users.setdefault(id(target), set()).add(_thread.get_ident())
+
+
+def _separate_connections(users):
+    """Whether two threads called two different connections."""
+    return any(a != b and ta != tb for a, ts in users.items() for b, us in users.items() for ta in ts for tb in us)
+
+
+SEPARATE_CONNECTIONS = (
+    "the threads used separate sqlite3 connections: frontrun orders the calls of one connection, "
+    "not those of two connections to one database file, so a race through the database (an "
+    "update lost between two connections) is not explored. To explore it, make one connection "
+    "in setup() with sqlite3.connect(path, check_same_thread=False) and let the threads share it."
+)
 
 
 # Calls that name a file by a path argument: (function, index of that argument, how it uses the
@@ -1373,6 +1412,7 @@ LEFTOVER_STATE = (
 def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first):
     """Runs executions on ``rt`` (configured for this search) until its engine is done, the
     deadline passes or, with ``stop_on_first``, a run fails."""
+    global _sqlite_users, _watcher_thread
     out = _Search()
     leftovers = _Leftovers() if spent == 0 else None
     while True:
@@ -1383,6 +1423,9 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             break
         pool.ensure_idle(len(threads))
         remaining = None if deadline is None else max(0.0, deadline - _now())
+        first = spent + out.executions == 0
+        if first:
+            _sqlite_users, _watcher_thread = {}, _thread.get_ident()
         try:
             run = _run_one(rt, setup, threads, invariant, remaining, leftovers and leftovers.after_setup)
         except _SetupFailed as failed:
@@ -1397,7 +1440,11 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
                 "left state behind that setup() does not reset"
             )
             break
+        finally:
+            users, _sqlite_users = _sqlite_users, None
         out.executions += 1
+        if first and not run.kind and _separate_connections(users):
+            warnings.warn(SEPARATE_CONNECTIONS, SeparateConnectionsWarning, stacklevel=3)
         if leftovers is not None:
             leftovers.after_run()
             names = leftovers.found()
