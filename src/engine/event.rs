@@ -195,7 +195,15 @@ impl Op {
 
     /// The same op on object `to` in place of `from`.
     pub fn renamed(self, from: ObjId, to: ObjId) -> Op {
-        let r = |n: u64| if n == from { to } else { n };
+        self.renamed_by(|n| if n == from { to } else { n })
+    }
+
+    /// The same op with objects `a` and `b` trading names.
+    pub fn swapped(self, a: ObjId, b: ObjId) -> Op {
+        self.renamed_by(|n| swapped(n, a, b))
+    }
+
+    fn renamed_by(self, r: impl Fn(ObjId) -> ObjId) -> Op {
         match self {
             Op::Access { obj, key, kind } => Op::Access { obj: r(obj), key, kind },
             Op::Announce { obj, key, kind } => Op::Announce { obj: r(obj), key, kind },
@@ -217,6 +225,10 @@ impl Op {
 pub enum Rename {
     /// Object `from`, first used in this execution, is `to` from now on.
     Object { from: ObjId, to: ObjId },
+    /// Objects `a` and `b`, both first used in this execution and so far named only by pending
+    /// ops, trade names for the rest of it (each was first used at another step than in the
+    /// plan's execution, so each has the number the other had there).
+    Objects { a: ObjId, b: ObjId },
     /// Keys `from` and `to` of object `obj` trade names for the rest of this execution (a key
     /// made of a value that differs per execution: an id from a global counter, a uuid, a time).
     Keys { obj: ObjId, from: Key, to: Key },
@@ -239,6 +251,11 @@ fn swapped(key: Key, a: Key, b: Key) -> Key {
 pub struct KeyNames(std::collections::HashMap<(ObjId, Key), Key>);
 
 impl KeyNames {
+    /// Whether any key of `obj` has been renamed.
+    pub fn names_keys_of(&self, obj: ObjId) -> bool {
+        self.0.keys().any(|&(o, _)| o == obj)
+    }
+
     /// Keys `a` and `b` of `obj` trade names, after the swaps before.
     pub fn swap(&mut self, obj: ObjId, a: Key, b: Key) {
         for (_, named) in self.0.iter_mut().filter(|((o, _), _)| *o == obj) {
@@ -390,6 +407,21 @@ mod tests {
 
     fn act(thread: ThreadId, op: Op) -> Action {
         Action::new(thread, op)
+    }
+
+    #[test]
+    fn two_objects_trade_names_in_every_kind_of_op() {
+        assert_eq!(Op::Acquire { lock: 4 }.swapped(4, 9), Op::Acquire { lock: 9 });
+        assert_eq!(Op::Release { lock: 9 }.swapped(4, 9), Op::Release { lock: 4 });
+        assert_eq!(Op::write(5, 4).swapped(4, 9), Op::write(5, 4), "keys are not objects");
+        let both = Op::accesses_of(&[
+            Access { obj: 4, key: 1, kind: AccessKind::Read },
+            Access { obj: 9, key: 1, kind: AccessKind::Write },
+            Access { obj: 5, key: 1, kind: AccessKind::Read },
+        ]);
+        let objects: Vec<ObjId> = both.swapped(4, 9).accesses().iter().map(|a| a.obj).collect();
+        assert_eq!(objects, vec![9, 4, 5]);
+        assert_eq!(both.swapped(4, 9).swapped(4, 9), both);
     }
 
     #[test]

@@ -418,8 +418,9 @@ impl Explorer {
     /// `choose`, where a thread's op may differ from the planned one only in the name of an
     /// object first named in this execution: its numbering follows first use, which another
     /// schedule changes (a list a thread makes, a lock a parent hands a child). The object is
-    /// then renamed to the plan's name, if no performed or pending op uses that name and
-    /// `can_rename` agrees. Likewise an access that differs only in its key, if no performed
+    /// then renamed to the plan's name, if no performed op uses either name and `can_rename`
+    /// agrees (when a pending op uses the plan's name, for another fresh object, the two trade
+    /// names). Likewise an access that differs only in its key, if no performed
     /// op uses either key: the two keys trade names for the rest of the execution (a key
     /// made of a fresh value). `take_renames` lists what was renamed.
     pub fn choose_with(&mut self, can_rename: &dyn Fn(Rename) -> bool) -> Choice {
@@ -777,7 +778,7 @@ impl Explorer {
             return self.rekey_to_plan(obj, from, to, can_rename);
         }
         let Some((from, to)) = object_difference(expected, found) else { return false };
-        if from == to || !performs(expected, found.renamed(from, to)) || !can_rename(Rename::Object { from, to }) {
+        if from == to || !performs(expected, found.renamed(from, to)) {
             return false;
         }
         let names = |op: &Op| op.mentions(from) || op.mentions(to);
@@ -785,6 +786,22 @@ impl Explorer {
             return false;
         }
         if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.mentions(to))) {
+            // The plan's name is this execution's for another fresh object that only pending
+            // ops name yet (a lock another thread is about to take, first reached here sooner
+            // than in the plan's execution): the two trade names, a one-to-one renaming of
+            // objects no step has used, so which ops conflict stays as it was.
+            if !performs(expected, found.swapped(from, to))
+                || self.exec.has_lock_state(from)
+                || self.exec.has_lock_state(to)
+                || !can_rename(Rename::Objects { a: from, b: to })
+            {
+                return false;
+            }
+            self.rename_everywhere(|op| op.swapped(from, to));
+            self.renames.push(Rename::Objects { a: from, b: to });
+            return true;
+        }
+        if !can_rename(Rename::Object { from, to }) {
             return false;
         }
         self.rename_everywhere(|op| op.renamed(from, to));

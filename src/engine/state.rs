@@ -239,6 +239,11 @@ impl Execution {
         self.locks.entry(lock).or_default().owner = Some(0);
     }
 
+    /// Whether this execution has a state for `lock` (taken, or held before it began).
+    pub fn has_lock_state(&self, lock: u64) -> bool {
+        self.locks.contains_key(&lock)
+    }
+
     /// Why `thread` (live, arrived) cannot run now, or `None` if it can.
     pub fn wait_reason(&self, thread: ThreadId) -> Option<WaitReason> {
         let state = &self.threads[thread];

@@ -1196,6 +1196,30 @@ FRESH = load(
 
     def b_to_a(s):
         transfer(s.b, s.a)
+
+    def hand_out(s):
+        # Three tasks for two workers, each with an Event made for it: which worker sets one
+        # first differs per schedule, and so does the order its lock is first reached in.
+        import queue
+        q = queue.SimpleQueue()
+
+        def worker():
+            while (item := q.get()) is not None:
+                item.set()
+                s.done.append(1)
+
+        workers = [threading.Thread(target=worker) for _ in range(2)]
+        for w in workers:
+            w.start()
+        events = [threading.Event() for _ in range(3)]
+        for ev in events:
+            q.put(ev)
+        for ev in events:
+            ev.wait()
+        for _ in workers:
+            q.put(None)
+        for w in workers:
+            w.join()
     """,
     name="dpor_fresh_prog",
 )
@@ -1210,8 +1234,11 @@ FRESH = load(
         (lambda: State(n=0), ["parent"], lambda s: s.n in (1, 2)),
         # two locks taken in an order computed per call (a fresh tuple and list)
         (lambda: State(a=FRESH.Account(1), b=FRESH.Account(2)), ["a_to_b", "b_to_a"], lambda s: True),
+        # events made for tasks: a worker about to take one's lock holds the number the plan
+        # gives another's, and the two trade numbers
+        (lambda: State(done=[]), ["hand_out"], lambda s: s.done == [1, 1, 1]),
     ],
-    ids=["fresh-list", "fresh-lock", "sorted-locks"],
+    ids=["fresh-list", "fresh-lock", "sorted-locks", "fresh-events"],
 )
 def test_objects_made_during_a_run_are_not_nondeterminism(setup, threads, invariant):
     # Objects are numbered by first use, which another schedule changes; the plan's numbers

@@ -170,6 +170,9 @@ pub(super) struct ThreadRt {
     pub(super) keyed: Option<Keyed>,
     /// The next step is a later one of the report being stepped (`Explorer::mid_report`).
     pub(super) mid_report: bool,
+    /// Steps of the report being stepped wait behind the pending one, their objects already
+    /// numbered: no two objects trade numbers meanwhile (`Inner::can_swap`).
+    pub(super) more_steps: bool,
     /// The accesses of the report's steps taken so far: its last step makes them all again
     /// (`Op::Accesses`), since the operation makes them then.
     pub(super) chain: Vec<Access>,
@@ -290,6 +293,9 @@ pub(super) struct Exec {
     pub(super) clock: f64,
     /// Timed waits begun in this execution (`Inner::deadline_in`).
     pub(super) timed_waits: u64,
+    /// The first number given during the run, once the threads' state is numbered
+    /// (`number_state`): only objects numbered from here on may trade numbers.
+    pub(super) first_fresh: Option<u64>,
 }
 
 pub(super) struct Slot {
@@ -641,6 +647,59 @@ impl Inner {
         exec.renamed.insert(from, to);
     }
 
+    /// Whether objects `a` and `b` may trade numbers: both first numbered during the run, and
+    /// named nowhere but in pending ops (which `swap_numbers` renames): no lock state, no
+    /// renamed key, no thread's hold, poll, insertion, queue step or waiting report step.
+    fn can_swap(exec: &Exec, a: u64, b: u64) -> bool {
+        let ours = |n: u64| n == a || n == b;
+        exec.first_fresh.is_some_and(|first| a >= first && b >= first)
+            && !exec.owners.contains_key(&a)
+            && !exec.owners.contains_key(&b)
+            && !exec.held_before_real.iter().any(|h| ours(h.0))
+            && !exec.rekeyed.names_keys_of(a)
+            && !exec.rekeyed.names_keys_of(b)
+            && !exec.threads.iter().any(|th| {
+                th.more_steps
+                    || th.polling.is_some_and(ours)
+                    || th.holding.as_ref().is_some_and(|h| ours(h.0))
+                    || th.consuming.as_ref().is_some_and(|c| ours(c.container))
+                    || th.pending_insert.as_ref().is_some_and(|p| ours(p.0))
+                    || th.held_real.iter().any(|h| ours(h.0))
+                    || th.chain.iter().any(|x| ours(x.obj))
+                    || th.counted.as_ref().is_some_and(|c| ours(c.queue) || c.base.iter().any(|x| ours(x.obj)))
+            })
+    }
+
+    /// Objects `a` and `b` trade numbers for the rest of this execution (the plan's names).
+    fn swap_numbers(st: &mut State, a: u64, b: u64) {
+        let exec = &mut st.exec;
+        exec.refs.swap(a as usize - 1, b as usize - 1);
+        let swap = |n: &mut u64| {
+            if *n == a {
+                *n = b
+            } else if *n == b {
+                *n = a
+            }
+        };
+        exec.objects.values_mut().for_each(swap);
+        for th in &mut exec.threads {
+            th.pending = th.pending.map(|op| op.swapped(a, b));
+            if let Some(info) = th.info.as_mut() {
+                info.op = info.op.swapped(a, b);
+            }
+        }
+        let (name_a, name_b) = (exec.lock_names.remove(&a), exec.lock_names.remove(&b));
+        exec.lock_names.extend(name_a.map(|n| (b, n)).into_iter().chain(name_b.map(|n| (a, n))));
+        let (frame_a, frame_b) = (exec.gen_frames.remove(&a), exec.gen_frames.remove(&b));
+        exec.gen_frames.extend(frame_a.then_some(b).into_iter().chain(frame_b.then_some(a)));
+        exec.generators.values_mut().for_each(swap);
+        // Ops named before an earlier rename now name these objects by their new numbers; an
+        // op made from now on names them right already.
+        exec.renamed.values_mut().for_each(swap);
+        exec.renamed.remove(&a);
+        exec.renamed.remove(&b);
+    }
+
     /// Book-keeping of a performed op.
     pub(super) fn perform(st: &mut State, x: ThreadId) -> Op {
         let th = &mut st.exec.threads[x];
@@ -816,12 +875,14 @@ impl Inner {
                 let free = |n: u64| refs.get((n as usize).wrapping_sub(1)).is_none_or(Option::is_none);
                 st.explorer.choose_with(&|rename| match rename {
                     Rename::Object { from, to } => !free(from) && free(to),
+                    Rename::Objects { a, b } => !free(a) && !free(b) && Self::can_swap(&st.exec, a, b),
                     Rename::Keys { from, to, .. } => is_value_key(from) && is_value_key(to),
                 })
             };
             for rename in st.explorer.take_renames() {
                 match rename {
                     Rename::Object { from, to } => Self::renumber(st, from, to),
+                    Rename::Objects { a, b } => Self::swap_numbers(st, a, b),
                     Rename::Keys { obj, from, to } => Self::rekey(st, obj, from, to),
                 }
             }

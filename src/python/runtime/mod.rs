@@ -517,6 +517,7 @@ impl DporRuntime {
                 Inner::number_owner(&mut st, obj);
             }
         }
+        st.exec.first_fresh = Some(st.exec.refs.len() as u64 + 1);
     }
 
     /// The generators in the test's state, before the execution's threads run: resuming one
@@ -538,6 +539,7 @@ impl DporRuntime {
                 }
             }
         }
+        st.exec.first_fresh = Some(st.exec.refs.len() as u64 + 1);
     }
 
     /// Scheduling points reached by explored threads in this execution.

@@ -1397,6 +1397,7 @@ impl Inner {
                                 file: Self::file_of(py, ev),
                                 line: ev.line,
                             };
+                            st.exec.threads[tid].more_steps = false;
                             self.step_part(py, st, tid, own, Some(info), Part::Last(&chain))?;
                         }
                         return Ok(());
@@ -1433,6 +1434,7 @@ impl Inner {
                 Part::Announced
             };
             under_way = under_way.saturating_sub(1);
+            st.exec.threads[tid].more_steps = !steps.is_empty();
             self.step_part(py, st, tid, op, info, part)?;
             let Some(more) = steps.pop_front() else {
                 // An operand's read (`s.d == {}` reads `s.d`, then `{}`): the operation reads
