@@ -50,6 +50,7 @@ import queue
 import select as _select
 import selectors
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -115,12 +116,16 @@ def _managed():
     if rt is not None and rt.current_id() is not None and _rt_pid == os.getpid():
         if _importing and _thread.get_ident() in _importing:
             return None
+        if _outside and _thread.get_ident() in _outside:
+            return None
         return rt
     return None
 
 
 # Idents of explored threads running a module body (``quiet_import``).
 _importing = set()
+# Idents of explored threads waiting for a child process (``_popen_wait``).
+_outside = set()
 
 
 @contextmanager
@@ -1138,6 +1143,8 @@ def _selector_select(original):
     @functools.wraps(original)
     def select(self, timeout=None):
         rt = _managed()
+        if getattr(self, "_frontrun_outside", False):
+            return original(self, timeout)
         if rt is None:
             if timeout != 0:
                 _setup_would_wait()
@@ -1145,6 +1152,27 @@ def _selector_select(original):
         return _wait_for(rt, _wakeup(id(self), self), lambda seconds: original(self, seconds), timeout)
 
     return select
+
+
+# subprocess's pipes to a child: only the child makes them ready, so its selector waits for
+# real, with no scheduling point: how often a cooperative look found them not ready yet would
+# depend on the child's timing, and the steps of an execution with it.
+_OUTSIDE_SELECTOR = (
+    type("OutsideSelector", (subprocess._PopenSelector,), {"_frontrun_outside": True})
+    if hasattr(subprocess, "_PopenSelector") else None
+)
+
+
+def _popen_wait(self, timeout):
+    """``Popen.wait()`` waits for the child for real, its polls and naps no scheduling points:
+    how many it takes is the child's timing (and its naps, on the modelled clock, would time
+    it out at once)."""
+    ident = _thread.get_ident()
+    _outside.add(ident)
+    try:
+        return _orig["Popen._wait"](self, timeout)
+    finally:
+        _outside.discard(ident)
 
 
 def _readable(sock, seconds):
@@ -1303,12 +1331,14 @@ _PATCHES = [
     (_futures.Future, "__init__", _future_init),
     (_futures.Future, "__hash__", _future_hash),
     (_futures._AcquireFutures, "__init__", _acquire_futures_init),
-] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES]
+] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES] + (
+    [(subprocess, "_PopenSelector", _OUTSIDE_SELECTOR)] if _OUTSIDE_SELECTOR is not None else []) + (
+    [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else [])
 
 
 def _key(owner, name):
     if owner in (threading.Thread, threading.Event, functools.cached_property, _futures.Future,
-                 _futures._AcquireFutures, queue.Queue, *_SELECTOR_CLASSES):
+                 _futures._AcquireFutures, queue.Queue, subprocess.Popen, *_SELECTOR_CLASSES):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"
@@ -1334,6 +1364,17 @@ def _quiet_unwinding(record):
     """Drops a pool worker's "Exception in worker" log of the unwinding that ends an execution
     with the worker idle (the abort, or what it raised on the way out)."""
     return not raised_unwinding(record.exc_info[1] if record.exc_info else None)
+
+
+def _quiet_unraisable(hook):
+    """``sys.unraisablehook`` without the abort that ends an execution: a finalizer that runs
+    while a thread unwinds (a ``Popen.__del__`` polling its child under a cooperative lock) is
+    aborted too, and that is frontrun's doing, not an error of the program."""
+    def unraisable(info):
+        if not raised_unwinding(info.exc_value):
+            hook(info)
+
+    return unraisable
 
 
 def _cooperative_logging_locks():
@@ -1415,11 +1456,14 @@ def patched(rt, pool):
     futures_log = logging.getLogger("concurrent.futures")
     futures_log.addFilter(_quiet_unwinding)
     logging_locks = _cooperative_logging_locks()
+    unraisable_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable(unraisable_hook)
     rt.start()
     try:
         yield
     finally:
         rt.stop()
+        sys.unraisablehook = unraisable_hook
         for handler, lock in logging_locks:
             handler.lock = lock
         futures_log.removeFilter(_quiet_unwinding)

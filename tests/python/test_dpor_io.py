@@ -147,6 +147,21 @@ PROG = load(
     def run_a_child_process(s):
         done = subprocess.run([sys.executable, "-c", "print('hi')"], capture_output=True, text=True)
         s.out = done.stdout
+
+    NAP = [sys.executable, "-c", "import time; time.sleep(0.2)"]
+
+    def child_then_count(s):
+        subprocess.run(NAP, timeout=30)  # waits with naps between polls
+        s.n += 1
+
+    def child_then_stuck(s):
+        child = subprocess.Popen(NAP)
+        s.lock.acquire()
+        s.lock.acquire()  # never: the execution ends in a deadlock, and unwinds this thread
+
+    def piped_child_then_count(s):
+        subprocess.run(NAP, timeout=30, capture_output=True)  # waits in a selector, then polls
+        s.n += 1
     """,
     name="dpor_asyncio_prog",
 )
@@ -187,6 +202,32 @@ def test_a_child_process_is_waited_for():
     result = frontrun.explore_dpor(setup, [PROG.run_a_child_process, PROG.bump_plain], lambda s: s.out == "hi\n",
                                    timeout=60)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+@pytest.mark.parametrize("child", ["child_then_count", "piped_child_then_count"])
+def test_threads_waiting_for_children_are_explored_to_the_end(child):
+    # How often a wait for a child polls is the child's timing: made scheduling points, the
+    # polls (and naps on the modelled clock, which timed the child out at once) made every
+    # execution differ ("nondeterminism"). They wait for real; the race after them is found.
+    threads = [getattr(PROG, child)] * 2
+    result = frontrun.explore_dpor(setup, threads, lambda s: s.n == 2, timeout=120)
+    assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
+    assert "Race on State.n" in result.explanation
+    held = frontrun.explore_dpor(setup, threads, lambda s: s.n >= 1, timeout=120)
+    assert held.property_holds is True, held.inconclusive_reason
+
+
+def test_a_finalizer_cut_short_by_an_abort_is_not_reported(monkeypatch):
+    # An execution ended early unwinds its threads; a Popen they dropped is finalized then, and
+    # its __del__ polls the child under a cooperative lock, which the abort ends too: that is
+    # frontrun's doing, not the program's: no "Exception ignored in ..." (pytest: a warning).
+    import threading
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    result = frontrun.explore_dpor(lambda: State(lock=threading.Lock(), n=0), [PROG.child_then_stuck], timeout=120)
+    assert result.failure_kind == "deadlock"
+    assert [u.exc_value for u in unraisable] == []
 
 
 def test_thread_pool_workers_race():
