@@ -212,10 +212,17 @@ class Lock:
 
     __slots__ = ("_real", "_frontrun_site", "_frontrun_owner", "__weakref__")
 
-    def __init__(self):
+    def __init__(self, _named=True):
         self._real = _thread.allocate_lock()
         self._frontrun_site = _caller_site(2)
         self._frontrun_owner = self  # the object the user holds (an RLock for its inner lock)
+        if _named and _rt is not None and _rt_pid == os.getpid():
+            # Named by the thread that made it (an Event's, a Future's): which thread uses it
+            # first is the schedule's. (Not frontrun's own locks, nor those an import makes: it
+            # runs in the first execution only.)
+            ident = _thread.get_ident()
+            if ident not in _importing and ident not in _outside:
+                _rt.reserve_name(self)
 
     def acquire(self, blocking=True, timeout=-1):
         rt = _managed()
@@ -294,8 +301,8 @@ class RLock:
 
     __slots__ = ("_base", "_owner", "_count", "_real", "_frontrun_site", "__weakref__")
 
-    def __init__(self, *args, **kwargs):
-        self._base = Lock()
+    def __init__(self, *args, _named=True, **kwargs):
+        self._base = Lock(_named)
         self._base._frontrun_site = self._frontrun_site = _caller_site(2)
         self._base._frontrun_owner = self
         self._owner = None
@@ -754,11 +761,11 @@ def make_cooperative(obj, method=None):
             # ``cond.acquire``/``release`` are the real lock's own methods, already fetched when a
             # call of one is reported: converting now would split the acquire from its release.
             if method not in ("acquire", "release", "__enter__", "__exit__") and _real_lock_free(obj._lock):
-                _coop_condition(obj, RLock() if isinstance(obj._lock, _orig_rlock_types) else Lock())
+                _coop_condition(obj, RLock(_named=False) if isinstance(obj._lock, _orig_rlock_types) else Lock(False))
         elif isinstance(obj, queue.Queue) and not isinstance(obj, SimpleQueue):
             conds = [c for c in (obj.not_empty, obj.not_full, obj.all_tasks_done) if isinstance(c, _orig["Condition"])]
             if conds and _real_lock_free(obj.mutex):
-                lock = Lock()
+                lock = Lock(False)
                 _remember(obj)
                 obj.mutex = lock
                 for c in conds:
@@ -766,7 +773,7 @@ def make_cooperative(obj, method=None):
         else:
             cond = getattr(obj, "_cond", None)  # Semaphore, BoundedSemaphore, Event, Barrier
             if isinstance(cond, _orig["Condition"]) and id(cond) not in _converted_ids and _real_lock_free(cond._lock):
-                _coop_condition(cond, RLock() if isinstance(cond._lock, _orig_rlock_types) else Lock())
+                _coop_condition(cond, RLock(_named=False) if isinstance(cond._lock, _orig_rlock_types) else Lock(False))
     except Exception:  # never break the code under test: it then runs with the real objects
         pass
 
@@ -1101,7 +1108,7 @@ def _wakeup(key, keep=None):
     """The wakeup for ``key`` (``keep``: an object whose id is the key, kept alive with it)."""
     found = _wakeups.get(key)
     if found is None:
-        found = _wakeups[key] = (Condition(Lock()), keep)
+        found = _wakeups[key] = (Condition(Lock(False)), keep)
     return found[0]
 
 

@@ -248,10 +248,10 @@ def _describe_object(rt, n):
     obj = rt.object(n)
     code = getattr(obj, "f_code", None)
     if code is not None:
-        return f"object #{n}, defined at {_where(code.co_filename, code.co_firstlineno)}"
+        return f"object {rt.shown(n)}, defined at {_where(code.co_filename, code.co_firstlineno)}"
     where = _created_at(obj) if obj is not None else None
     path = _paths.of(obj) if obj is not None else None
-    return f"object #{n}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")
+    return f"object {rt.shown(n)}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")
 
 
 _METHOD_CALL = re.compile(r"\.\w+\s*\(")
@@ -534,7 +534,7 @@ def _lock_label(rt, n):
     name = rt.lock_name(n)
     path = _paths.of(getattr(obj, "_frontrun_owner", obj))
     where = _created_at(obj) if obj is not None else None
-    label = name or (f"the lock {path}" if path else f"lock #{n}")
+    label = name or (f"the lock {path}" if path else f"lock {rt.shown(n)}")
     named = path and label.endswith(path)
     details = [d for d in (path if not named else None, f"created at {where}" if where else None) if d]
     return f"{label} ({', '.join(details)})" if details else label

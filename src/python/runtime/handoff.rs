@@ -249,8 +249,16 @@ pub(super) struct Exec {
     /// The rule by which the access `translate` just made has its kind (`Inner::by_presence`).
     pub(super) keyed: Option<Keyed>,
     pub(super) objects: HashMap<usize, u64>,
-    /// The object numbered `n` at `refs[n - 1]` (and the products that share a number).
+    /// The objects named so far, in the order they were named (and the products that share a
+    /// name, in places no name has): an object's place here, plus one, is its number as shown.
     pub(super) refs: Vec<Option<Py<PyAny>>>,
+    /// Each name's place in `refs` (`Inner::number`).
+    pub(super) slots: HashMap<u64, usize>,
+    /// Names given to cooperative locks when they were made (`reserve_name`), by address,
+    /// taken when a step first uses the lock; and how many each maker has made.
+    pub(super) reserved: HashMap<usize, u64>,
+    pub(super) reserved_names: std::collections::HashSet<u64>,
+    pub(super) made: HashMap<u64, u64>,
     /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
     /// the rename are mapped through it.
     pub(super) renamed: HashMap<u64, u64>,
@@ -296,6 +304,42 @@ pub(super) struct Exec {
     /// The first number given during the run, once the threads' state is numbered
     /// (`number_state`): only objects numbered from here on may trade numbers.
     pub(super) first_fresh: Option<u64>,
+}
+
+/// Names of cooperative locks made during an execution: `MADE_NAMES | maker << 24 | k` for the
+/// maker's `k`th (`SETUP_MAKER` for `setup()`, run outside the explored threads). A lock that
+/// several threads use is named by the thread that made it, not by whichever used it first.
+pub(super) const MADE_NAMES: u64 = 1 << 45;
+pub(super) const SETUP_MAKER: u64 = 0xF_FFFF;
+
+impl Exec {
+    /// The object named `n` in this execution.
+    pub(super) fn object(&self, n: u64) -> Option<&Py<PyAny>> {
+        self.slots.get(&n).and_then(|&i| self.refs[i].as_ref())
+    }
+
+    /// Whether this execution has named an object `n` (or a lock it made: `reserved`).
+    pub(super) fn is_named(&self, n: u64) -> bool {
+        self.slots.contains_key(&n) || self.reserved_names.contains(&n)
+    }
+
+    /// Object `n` as messages show it: `#` and its place (the order of first use), or for a
+    /// lock this execution has not used, which lock of which maker it is.
+    pub(super) fn shown(&self, n: u64) -> String {
+        match self.slots.get(&n) {
+            Some(&i) => format!("#{}", i + 1),
+            None if (MADE_NAMES..MADE_NAMES << 1).contains(&n) => {
+                let maker = (n - MADE_NAMES) >> 24;
+                let by = if maker == SETUP_MAKER {
+                    "setup()".to_string()
+                } else {
+                    format!("thread {}", maker.saturating_sub(1))
+                };
+                format!("#{} (lock {} made by {by})", n, n & 0xFF_FFFF)
+            }
+            None => format!("#{n}"),
+        }
+    }
 }
 
 pub(super) struct Slot {
@@ -618,11 +662,15 @@ impl Inner {
     /// Object `from`, first used in this execution, is `to` from now on (the plan's name).
     fn renumber(st: &mut State, from: u64, to: u64) {
         let exec = &mut st.exec;
-        let Some(obj) = exec.refs.get_mut(from as usize - 1).and_then(Option::take) else { return };
-        if exec.refs.len() < to as usize {
+        let Some(place) = exec.slots.remove(&from) else { return };
+        exec.slots.insert(to, place);
+        // The names this execution gives next must not be `to` again.
+        if to >= MADE_NAMES {
+            let made = exec.made.entry((to - MADE_NAMES) >> 24).or_insert(0);
+            *made = (*made).max(to & 0xFF_FFFF);
+        } else if exec.refs.len() < to as usize {
             exec.refs.resize_with(to as usize, || None);
         }
-        exec.refs[to as usize - 1] = Some(obj);
         for n in exec.objects.values_mut().filter(|n| **n == from) {
             *n = to;
         }
@@ -673,7 +721,9 @@ impl Inner {
     /// Objects `a` and `b` trade numbers for the rest of this execution (the plan's names).
     fn swap_numbers(st: &mut State, a: u64, b: u64) {
         let exec = &mut st.exec;
-        exec.refs.swap(a as usize - 1, b as usize - 1);
+        let (place_a, place_b) = (exec.slots[&a], exec.slots[&b]);
+        exec.slots.insert(a, place_b);
+        exec.slots.insert(b, place_a);
         let swap = |n: &mut u64| {
             if *n == a {
                 *n = b
@@ -871,8 +921,8 @@ impl Inner {
             Self::fire_timeouts(st);
             Self::rekind(py, st);
             let choice = {
-                let refs = &st.exec.refs;
-                let free = |n: u64| refs.get((n as usize).wrapping_sub(1)).is_none_or(Option::is_none);
+                let exec = &st.exec;
+                let free = |n: u64| !exec.is_named(n);
                 st.explorer.choose_with(&|rename| match rename {
                     Rename::Object { from, to } => !free(from) && free(to),
                     Rename::Objects { a, b } => !free(a) && !free(b) && Self::can_swap(&st.exec, a, b),
@@ -971,7 +1021,7 @@ impl Inner {
                 } else {
                     format!("[{}]", self.key_text(st, obj, key))
                 };
-                let object = st.exec.refs.get((obj as usize).wrapping_sub(1)).and_then(Option::as_ref);
+                let object = st.exec.object(obj);
                 let tname = object.map(|o| {
                     Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
                 });
@@ -981,16 +1031,17 @@ impl Inner {
                         return format!("{verb} global {module}.{name}");
                     }
                 }
+                let shown = st.exec.shown(obj);
                 match tname {
-                    Some(t) if what.is_empty() => format!("{verb} a {t} (object #{obj}) as a whole"),
-                    Some(t) => format!("{verb} {t}{what} (object #{obj})"),
-                    None => format!("{verb} object #{obj}{what}"),
+                    Some(t) if what.is_empty() => format!("{verb} a {t} (object {shown}) as a whole"),
+                    Some(t) => format!("{verb} {t}{what} (object {shown})"),
+                    None => format!("{verb} object {shown}{what}"),
                 }
             }
-            Op::Acquire { lock } => format!("acquire lock #{lock}"),
-            Op::TryAcquire { lock } => format!("try to acquire lock #{lock}"),
-            Op::Peek { lock } => format!("look whether lock #{lock} is held"),
-            Op::Release { lock } => format!("release lock #{lock}"),
+            Op::Acquire { lock } => format!("acquire lock {}", st.exec.shown(lock)),
+            Op::TryAcquire { lock } => format!("try to acquire lock {}", st.exec.shown(lock)),
+            Op::Peek { lock } => format!("look whether lock {} is held", st.exec.shown(lock)),
+            Op::Release { lock } => format!("release lock {}", st.exec.shown(lock)),
             Op::Spawn { child } => format!("start thread {}", child.saturating_sub(1)),
             Op::Join { child } => format!("join thread {}", child.saturating_sub(1)),
             Op::Start => "begin".to_string(),

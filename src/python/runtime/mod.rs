@@ -683,7 +683,29 @@ impl DporRuntime {
     /// The object numbered `n` in the last execution.
     fn object(&self, py: Python<'_>, n: u64) -> Option<Py<PyAny>> {
         let st = self.inner.lock_state(py);
-        n.checked_sub(1).and_then(|i| st.exec.refs.get(i as usize)).and_then(Option::as_ref).map(|o| o.clone_ref(py))
+        st.exec.object(n).map(|o| o.clone_ref(py))
+    }
+
+    /// A cooperative lock just made: named by its maker (the explored thread, or `setup()`) and
+    /// how many locks that maker made before, whichever thread uses it first (`MADE_NAMES`).
+    fn reserve_name(&self, py: Python<'_>, lock: Bound<'_, PyAny>) {
+        let maker = self.inner.current().map_or(SETUP_MAKER, |t| t as u64);
+        let mut st = self.inner.lock_state(py);
+        let ptr = lock.as_ptr() as usize;
+        if st.exec.objects.contains_key(&ptr) || st.exec.reserved.contains_key(&ptr) {
+            return;
+        }
+        let made = st.exec.made.entry(maker).or_insert(0);
+        *made += 1;
+        let n = MADE_NAMES | maker << 24 | *made;
+        st.exec.reserved.insert(ptr, n);
+        st.exec.reserved_names.insert(n);
+        st.exec.kept.push(lock.unbind()); // its address names it until the execution ends
+    }
+
+    /// Object `n` as explanations show it (`#` and the order it was first used in).
+    fn shown(&self, py: Python<'_>, n: u64) -> String {
+        self.inner.lock_state(py).exec.shown(n)
     }
 
     fn lock_name(&self, py: Python<'_>, n: u64) -> Option<String> {

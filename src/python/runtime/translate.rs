@@ -164,8 +164,18 @@ impl Inner {
         if let Some(&n) = st.exec.objects.get(&ptr) {
             return n;
         }
-        let n = st.exec.refs.len() as u64 + 1;
+        let place = st.exec.refs.len();
+        // A cooperative lock made during the execution has its maker's name (`MADE_NAMES`);
+        // anything else is named by its place: the order of first use.
+        let n = match st.exec.reserved.remove(&ptr) {
+            Some(n) => {
+                st.exec.reserved_names.remove(&n);
+                n
+            }
+            None => place as u64 + 1,
+        };
         st.exec.objects.insert(ptr, n);
+        st.exec.slots.insert(n, place);
         st.exec.refs.push(Some(obj.clone().unbind()));
         n
     }
@@ -1068,7 +1078,7 @@ impl Inner {
         }
         let loads: Vec<(Py<PyAny>, Py<PyAny>)> =
             st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
-        let Some(lock) = st.exec.refs.get((lock_n - 1) as usize).and_then(Option::as_ref) else { return };
+        let Some(lock) = st.exec.object(lock_n) else { return };
         let lock = lock.bind(py).clone();
         for (owner, name) in loads {
             let (owner, name) = (owner.bind(py), name.bind(py));
