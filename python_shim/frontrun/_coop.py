@@ -114,12 +114,16 @@ def _managed():
     one: threading's own after-fork hook runs before frontrun's) and not importing a module."""
     rt = _rt
     if rt is not None and rt.current_id() is not None and _rt_pid == os.getpid():
-        if _importing and _thread.get_ident() in _importing:
-            return None
-        if _outside and _thread.get_ident() in _outside:
-            return None
-        return rt
+        return None if _unexplored_now() else rt
     return None
+
+
+def _unexplored_now():
+    """Whether the calling thread runs unseen for now: a module body, a wait for a child."""
+    if not (_importing or _outside):
+        return False  # (the usual case, on every cooperative operation)
+    ident = _thread.get_ident()
+    return ident in _importing or ident in _outside
 
 
 # Idents of explored threads running a module body (``quiet_import``).
@@ -220,8 +224,7 @@ class Lock:
             # Named by the thread that made it (an Event's, a Future's): which thread uses it
             # first is the schedule's. (Not frontrun's own locks, nor those an import makes: it
             # runs in the first execution only.)
-            ident = _thread.get_ident()
-            if ident not in _importing and ident not in _outside:
+            if not _unexplored_now():
                 _rt.reserve_name(self)
 
     def acquire(self, blocking=True, timeout=-1):

@@ -234,14 +234,14 @@ pub enum Rename {
     Keys { obj: ObjId, from: Key, to: Key },
 }
 
-/// `key`, with `a` and `b` trading places.
-fn swapped(key: Key, a: Key, b: Key) -> Key {
-    if key == a {
+/// `n` (a key, or an object), with `a` and `b` trading places.
+pub fn swapped(n: u64, a: u64, b: u64) -> u64 {
+    if n == a {
         b
-    } else if key == b {
+    } else if n == b {
         a
     } else {
-        key
+        n
     }
 }
 

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString};
 
 use crate::engine::{
-    counted, Access, AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, NO_ITEM, SIZE, WHOLE,
+    counted, swapped, Access, AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, NO_ITEM, SIZE,
+    WHOLE,
 };
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
@@ -257,7 +258,6 @@ pub(super) struct Exec {
     /// Names given to cooperative locks when they were made (`reserve_name`), by address,
     /// taken when a step first uses the lock; and how many each maker has made.
     pub(super) reserved: HashMap<usize, u64>,
-    pub(super) reserved_names: std::collections::HashSet<u64>,
     pub(super) made: HashMap<u64, u64>,
     /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
     /// the rename are mapped through it.
@@ -320,7 +320,7 @@ impl Exec {
 
     /// Whether this execution has named an object `n` (or a lock it made: `reserved`).
     pub(super) fn is_named(&self, n: u64) -> bool {
-        self.slots.contains_key(&n) || self.reserved_names.contains(&n)
+        self.slots.contains_key(&n) || self.reserved.values().any(|&r| r == n)
     }
 
     /// Object `n` as messages show it: `#` and its place (the order of first use), or for a
@@ -724,13 +724,7 @@ impl Inner {
         let (place_a, place_b) = (exec.slots[&a], exec.slots[&b]);
         exec.slots.insert(a, place_b);
         exec.slots.insert(b, place_a);
-        let swap = |n: &mut u64| {
-            if *n == a {
-                *n = b
-            } else if *n == b {
-                *n = a
-            }
-        };
+        let swap = |n: &mut u64| *n = swapped(*n, a, b);
         exec.objects.values_mut().for_each(swap);
         for th in &mut exec.threads {
             th.pending = th.pending.map(|op| op.swapped(a, b));

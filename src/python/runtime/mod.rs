@@ -699,7 +699,6 @@ impl DporRuntime {
         *made += 1;
         let n = MADE_NAMES | maker << 24 | *made;
         st.exec.reserved.insert(ptr, n);
-        st.exec.reserved_names.insert(n);
         st.exec.kept.push(lock.unbind()); // its address names it until the execution ends
     }
 

@@ -167,13 +167,7 @@ impl Inner {
         let place = st.exec.refs.len();
         // A cooperative lock made during the execution has its maker's name (`MADE_NAMES`);
         // anything else is named by its place: the order of first use.
-        let n = match st.exec.reserved.remove(&ptr) {
-            Some(n) => {
-                st.exec.reserved_names.remove(&n);
-                n
-            }
-            None => place as u64 + 1,
-        };
+        let n = st.exec.reserved.remove(&ptr).unwrap_or(place as u64 + 1);
         st.exec.objects.insert(ptr, n);
         st.exec.slots.insert(n, place);
         st.exec.refs.push(Some(obj.clone().unbind()));
