@@ -7,7 +7,10 @@ replaced, and logging handlers hold cooperative locks. ``Semaphore``,
 ``BoundedSemaphore``, ``Event``, ``Barrier`` and ``queue.Queue`` (and its subclasses) are written
 in Python on top of ``Lock`` and ``Condition``, which they look up at construction, so the ones
 made during the exploration are cooperative too; FIFO queues are modelled by their items
-instead (``_queue_put``). ``__import__`` and ``importlib.import_module``
+instead (``_queue_put``), semaphores by their tokens (``_semaphore_acquire``) and
+``concurrent.futures`` futures by their state (``_future_result``). ``time.monotonic`` and
+``time.time`` read a modelled clock in the threads frontrun runs (``_modelled_clock_read``).
+``__import__`` and ``importlib.import_module``
 run an explored thread's imports quietly (``quiet_import``).
 
 In an explored thread every acquire, release and condition wait is an engine operation: the
@@ -40,6 +43,7 @@ from __future__ import annotations
 import _thread
 import builtins
 import concurrent.futures._base as _futures
+import concurrent.futures.thread as _futures_thread
 import contextvars
 import functools
 import importlib
@@ -62,9 +66,19 @@ from frontrun import _native
 _rt = None  # the DporRuntime of the exploration in progress
 _rt_pid = None  # the process it runs in
 _pool = None
-# Seconds the modelled clock is ahead of the real one: a sleep or a wait that times out takes no
-# real time, but code that re-reads the clock (``queue.Queue.get(timeout=...)``) must see it pass.
-_clock_offset = 0.0
+# The clock during an exploration. A sleep or a wait that times out takes no real time, but code
+# that re-reads the clock (``Condition.wait_for(p, timeout)``, ``as_completed(fs, timeout)``)
+# must see it pass. In the threads frontrun runs (explored threads, and setup() and the
+# invariant in the exploring one) it is a modelled clock: it starts each execution at the same
+# reading and moves only by sleeps, timeouts and a microsecond per read, so what a wait has left
+# is the same whenever the schedule is (with real time in it, two such waits timed out in either
+# order from one execution to the next, and the search stopped as nondeterministic). Other
+# threads see real time, ahead by what sleeps and timeouts skipped.
+_clock_offset = 0.0  # seconds the clock is ahead of real time, for other threads
+_exec_clock = 0.0  # seconds since this execution began, on the modelled clock
+_clock_start = (0.0, 0.0)  # time.monotonic() and time.time() when the exploration began
+_checking_ident = None  # the exploring thread while it checks the invariant
+_CLOCK_READ_TICK = 1e-6
 # ``explore_dpor(timeouts="any_time")``: a timed wait may time out at any point while it waits,
 # not only once nothing else can run.
 timeouts_any_time = False
@@ -223,8 +237,9 @@ class Lock:
         if _named and _rt is not None and _rt_pid == os.getpid():
             # Named by the thread that made it (an Event's, a Future's): which thread uses it
             # first is the schedule's. (Not frontrun's own locks, nor those an import makes: it
-            # runs in the first execution only.)
-            if not _unexplored_now():
+            # runs in the first execution only; nor those of a worker that starts while
+            # setup() runs, whose names would have been setup()'s in that execution only.)
+            if not _unexplored_now() and (_rt.current_id() is not None or _thread.get_ident() == _setup_ident):
                 _rt.reserve_name(self)
 
     def acquire(self, blocking=True, timeout=-1):
@@ -568,7 +583,9 @@ _queue_models = {}  # id(queue) -> _QueueModel, for this execution
 # execution, which comes in another order in another execution, and objects are numbered in
 # the order they are first touched.
 _PUTS, _GETS, _TASKS = "<put count>", "<get count>", "<unfinished tasks>"
-queue_waits = {}  # engine id -> (queue, "put", "get" or "join") it waits in (named in a deadlock)
+# Engine id -> what it waits in (named in a deadlock): (queue, "put", "get" or "join"),
+# (semaphore, "acquire"), (future, "result").
+queue_waits = {}
 # (SimpleQueue is the cooperative one below: its put and put_nowait pass to Queue's.)
 _QUEUE_METHODS = ("put", "get", "put_nowait", "get_nowait", "qsize", "empty", "full", "task_done", "join",
                   "_init", "_put", "_get", "_qsize") + (("shutdown",) if hasattr(queue.Queue, "shutdown") else ())
@@ -726,6 +743,92 @@ def _queue_join(self):
         del queue_waits[me]
 
 
+# ---------------------------------------------------------------------------- semaphores
+
+# A ``threading.Semaphore`` is modelled as a queue of tokens, not by its condition's lock: its
+# value is the tokens in it, a release puts one, an acquire takes the oldest (waiting, if there is
+# none, for the release that puts it), as a FIFO queue's get takes an item. So an acquire depends
+# on the release whose token it takes, not on every release (with the lock, each acquire and
+# release was two or four lock steps, ordered against all others: a pool's idle-worker
+# semaphore, taken with ``acquire(timeout=0)`` at each submit and released by each worker, was
+# most of a thread pool's schedules). A failed try is a step of the take, ordered against the
+# release that would have given it a token. ``BoundedSemaphore.release`` also reads how many
+# were taken (it raises if that would pass the initial value). Subclasses that override these
+# methods keep the lock.
+_SEMAPHORE_METHODS = ("acquire", "__enter__", "release", "__exit__")
+
+
+class _SemaphoreModel:
+    """The tokens of one semaphore in this execution (numbered from ``gets`` to ``puts - 1``)."""
+
+    def __init__(self, sem):
+        self.sem = sem  # kept alive: the key is its id
+        self.gets = 0
+
+    @property
+    def puts(self):
+        # (Its value may change outside the explored threads, in setup() or the invariant.)
+        return self.gets + self.sem.__dict__.get("_value", 0)
+
+    def has_item(self):
+        return self.sem.__dict__.get("_value", 0) > 0
+
+
+def _semaphore_model(sem):
+    """The runtime and ``sem``'s model, or (None, None) when ``sem`` keeps its lock."""
+    rt = _managed()
+    if rt is None:
+        return None, None
+    model = _queue_models.get(id(sem))
+    if model is not None:
+        return rt, model
+    cls = type(sem)
+    base = threading.BoundedSemaphore if isinstance(sem, threading.BoundedSemaphore) else threading.Semaphore
+    if type(sem.__dict__.get("_value")) is not int or any(getattr(cls, name) is not getattr(base, name)
+                                                            for name in _SEMAPHORE_METHODS):
+        return None, None
+    model = _queue_models[id(sem)] = _SemaphoreModel(sem)
+    return rt, model
+
+
+def _semaphore_acquire(self, blocking=True, timeout=None):
+    rt, m = _semaphore_model(self)
+    if m is None:
+        return _orig["Semaphore.acquire"](self, blocking, timeout)
+    if not blocking and timeout is not None:
+        raise ValueError("can't specify timeout for non-blocking acquire")
+    waits = blocking and (timeout is None or timeout > 0)
+    me = rt.current_id()
+    queue_waits[me] = (self, "acquire")
+    rt.queue_step([(self, _GETS, True)], (self, m, "gets"), None, ready=m.has_item if waits else None,
+                  timeout=timeout, site=_site(rt), any_time=timeouts_any_time)
+    del queue_waits[me]
+    if self._value > 0:
+        self._value -= 1
+        m.gets += 1
+        return True
+    if waits and timeout is not None:
+        _timed_out(rt, timeout, "acquire")
+    return False
+
+
+def _semaphore_release(self, n=1):
+    rt, m = _semaphore_model(self)
+    bounded = isinstance(self, threading.BoundedSemaphore)
+    if m is None:
+        return _orig["BoundedSemaphore.release" if bounded else "Semaphore.release"](self, n)
+    if n < 1:
+        raise ValueError("n must be one or more")
+    looks = [(self, _GETS, False)] if bounded else []
+    if n == 1:
+        rt.queue_step([(self, _PUTS, True)] + looks, (self, m, "puts"), site=_site(rt))
+    else:  # (tokens numbered from `puts` on: ordered against every take, as a whole)
+        rt.queue_step([(self, None, True)] + looks, site=_site(rt))
+    if bounded and self._value + n > self._initial_value:
+        raise ValueError("Semaphore released too many times")
+    self._value += n
+
+
 # ---------------------------------------------------------------------------- real objects made before
 
 # (object, its class, a copy of its __dict__) of every real threading/queue object made cooperative
@@ -796,17 +899,35 @@ _orig_rlock_types = (type(_thread.RLock()), getattr(threading, "_PyRLock", type(
 
 
 def _advance_clock(seconds):
-    global _clock_offset
+    global _clock_offset, _exec_clock
     if seconds and seconds > 0:
         _clock_offset += seconds
+        _exec_clock += seconds
+
+
+def _modelled_clock_read():
+    """Seconds since the execution began, if the calling thread reads the modelled clock."""
+    global _exec_clock
+    rt = _rt
+    if rt is None or _rt_pid != os.getpid():
+        return None
+    if rt.current_id() is None:
+        # (Not the exploring thread's own waits: they read the clock as often as real time says.)
+        ident = _thread.get_ident()
+        if ident != _setup_ident and ident != _checking_ident:
+            return None
+    _exec_clock += _CLOCK_READ_TICK  # (a loop that waits for the clock to pass a time ends)
+    return _exec_clock
 
 
 def _monotonic():
-    return _orig["monotonic"]() + _clock_offset
+    now = _modelled_clock_read()
+    return _orig["monotonic"]() + _clock_offset if now is None else _clock_start[0] + now
 
 
 def _time():
-    return _orig["time"]() + _clock_offset
+    now = _modelled_clock_read()
+    return _orig["time"]() + _clock_offset if now is None else _clock_start[1] + now
 
 
 def _sleep(seconds):
@@ -839,6 +960,17 @@ class SetupWaits(BaseException):
 def _setup_would_wait():
     if _setup_started and _thread.get_ident() == _setup_ident:
         raise SetupWaits()
+
+
+@contextmanager
+def checking_invariant():
+    """The calling thread checks the invariant in the block: it reads the modelled clock."""
+    global _checking_ident
+    _checking_ident = _thread.get_ident()
+    try:
+        yield
+    finally:
+        _checking_ident = None
 
 
 @contextmanager
@@ -1039,8 +1171,9 @@ _future_serials = itertools.count()
 
 def new_execution():
     """Per-execution state of the patches starts afresh (before ``setup()``)."""
-    global _future_serials
+    global _future_serials, _exec_clock
     _future_serials = itertools.count()
+    _exec_clock = 0.0
     _wakeups.clear()
     started_threads.clear()
     timed_out.clear()
@@ -1308,6 +1441,162 @@ def _acquire_futures_init(self, futures):
     self.futures = sorted(futures, key=_future_order)
 
 
+# ---------------------------------------------------------------------------- futures
+
+# A ``concurrent.futures.Future`` is modelled by its state, not by its condition's lock: the
+# owner's ``result()`` waited for the lock in each order with the worker's two uses of it
+# (``set_running_or_notify_cancel``, ``set_result``), three schedules per future that read the same
+# thing (three tasks on a two-worker pool: 27,969 executions). Looks (``result``, ``exception``,
+# ``done``, ``cancelled``, ``running``) are one step that reads the state, without the lock;
+# ``result()`` and ``exception()`` wait (that step is taken once the future is done). Changes
+# (``set_running_or_notify_cancel``, ``set_result``, ``set_exception``, ``cancel``) still take the
+# lock, which ``wait()`` and ``as_completed()`` hold while they install their waiters, and write
+# the state in one step under it, just before they change it. Two keys: whether it is done (set,
+# failed or cancelled) and whether it has started; a look at one is not ordered against a
+# change of the other. Subclasses that override these methods keep the lock.
+_DONE, _STARTED = "<done>", "<started>"
+_FUTURE_METHODS = ("result", "exception", "done", "cancelled", "running", "cancel", "set_result",
+                   "set_exception", "set_running_or_notify_cancel", "_invoke_callbacks")
+_FINISHED_STATES = (_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED, _futures.FINISHED)
+
+
+def _future_model(future):
+    """The runtime if ``future`` is modelled here (an explored thread, the class's own methods,
+    a cooperative condition over a cooperative RLock), else None."""
+    rt = _managed()
+    if rt is None:
+        return None
+    cls = type(future)
+    if cls is not _futures.Future and any(getattr(cls, name) is not getattr(_futures.Future, name)
+                                          for name in _FUTURE_METHODS):
+        return None
+    cond = future.__dict__.get("_condition")
+    if type(cond) is not Condition and isinstance(cond, _orig["Condition"]):
+        make_cooperative(cond)  # a future made before the exploration
+    return rt if type(cond) is Condition and type(cond._lock) is RLock else None
+
+
+def _future_finished(future):
+    # (Asked by the runtime while it decides what runs next: the __dict__ only.)
+    return future.__dict__.get("_state") in _FINISHED_STATES
+
+
+def _future_look(rt, future, keys, waits=False, timeout=None):
+    """One step that reads ``keys`` of ``future``; with ``waits``, taken once it is done (or, with
+    a timeout, when nothing else can run). Raises TimeoutError if it was not done by then."""
+    if waits and timeout is not None and timeout <= 0:
+        waits = False
+    me = rt.current_id()
+    queue_waits[me] = (future, "result")
+    rt.queue_step([(future, key, False) for key in keys], ready=(lambda: _future_finished(future)) if waits else None,
+                  timeout=timeout, site=_site(rt), any_time=timeouts_any_time)
+    del queue_waits[me]
+    if waits or timeout is not None:
+        state = future._state
+        if state in (_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED):
+            raise _futures.CancelledError()
+        if state != _futures.FINISHED:
+            if timeout is not None and timeout > 0:
+                _timed_out(rt, timeout, "wait")
+            raise _futures.TimeoutError()
+
+
+def _future_result(self, timeout=None):
+    rt = _future_model(self)
+    if rt is None:
+        return _orig["Future.result"](self, timeout)
+    _future_look(rt, self, (_DONE,), waits=True, timeout=timeout)
+    try:
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+    finally:
+        self = None  # (as the original: no cycle through the exception's traceback)
+
+
+def _future_exception(self, timeout=None):
+    rt = _future_model(self)
+    if rt is None:
+        return _orig["Future.exception"](self, timeout)
+    _future_look(rt, self, (_DONE,), waits=True, timeout=timeout)
+    return self._exception
+
+
+def _future_state_look(name, keys, answer):
+    def look(self):
+        rt = _future_model(self)
+        if rt is None:
+            return _orig[f"Future.{name}"](self)
+        _future_look(rt, self, keys)
+        return answer(self._state)
+
+    look.__name__ = name
+    return look
+
+
+def _future_change(rt, future, keys):
+    """The step of a change of ``future``'s state, under its lock (held)."""
+    rt.queue_step([(future, key, write) for key, write in keys], site=_site(rt))
+
+
+def _future_finish(name, attribute):
+    def finish(self, value):
+        rt = _future_model(self)
+        if rt is None:
+            return _orig[f"Future.{name}"](self, value)
+        with self._condition:
+            _future_change(rt, self, ((_DONE, True),))
+            if self._state in _FINISHED_STATES:
+                raise _futures.InvalidStateError("{}: {!r}".format(self._state, self))
+            setattr(self, attribute, value)
+            self._state = _futures.FINISHED
+            for waiter in self._waiters:
+                getattr(waiter, "add_exception" if attribute == "_exception" else "add_result")(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()
+
+    finish.__name__ = name
+    return finish
+
+
+def _future_cancel(self):
+    rt = _future_model(self)
+    if rt is None:
+        return _orig["Future.cancel"](self)
+    with self._condition:
+        _future_change(rt, self, ((_STARTED, False), (_DONE, True)))
+        if self._state in (_futures.RUNNING, _futures.FINISHED):
+            return False
+        if self._state in (_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED):
+            return True
+        self._state = _futures.CANCELLED
+        self._condition.notify_all()
+    self._invoke_callbacks()
+    return True
+
+
+def _future_set_running(self):
+    rt = _future_model(self)
+    if rt is None:
+        return _orig["Future.set_running_or_notify_cancel"](self)
+    with self._condition:  # (an RLock: the original's takes it again, no step)
+        _future_change(rt, self, ((_STARTED, True), (_DONE, False)))
+        return _orig["Future.set_running_or_notify_cancel"](self)
+
+
+_FUTURE_PATCHES = [
+    ("result", _future_result),
+    ("exception", _future_exception),
+    ("done", _future_state_look("done", (_DONE,), lambda state: state in _FINISHED_STATES)),
+    ("cancelled", _future_state_look("cancelled", (_DONE,), lambda state: state in _FINISHED_STATES[:2])),
+    ("running", _future_state_look("running", (_STARTED, _DONE), lambda state: state == _futures.RUNNING)),
+    ("cancel", _future_cancel),
+    ("set_result", _future_finish("set_result", "_result")),
+    ("set_exception", _future_finish("set_exception", "_exception")),
+    ("set_running_or_notify_cancel", _future_set_running),
+]
+
+
 _PATCHES = [
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),
@@ -1341,13 +1630,22 @@ _PATCHES = [
     (_futures.Future, "__init__", _future_init),
     (_futures.Future, "__hash__", _future_hash),
     (_futures._AcquireFutures, "__init__", _acquire_futures_init),
+    # Made at import, a real lock, held by every pool's submit() across its queue put (a step):
+    # another thread's submit to its own pool then blocked for real, holding the turn.
+    (_futures_thread, "_global_shutdown_lock", Lock(False)),
+] + [(_futures.Future, name, method) for name, method in _FUTURE_PATCHES] + [
+    (threading.Semaphore, "acquire", _semaphore_acquire),
+    (threading.Semaphore, "__enter__", _semaphore_acquire),
+    (threading.Semaphore, "release", _semaphore_release),
+    (threading.BoundedSemaphore, "release", _semaphore_release),
 ] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES] + (
     [(subprocess, "_PopenSelector", _OUTSIDE_SELECTOR)] if _OUTSIDE_SELECTOR is not None else []) + (
     [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else [])
 
 
 def _key(owner, name):
-    if owner in (threading.Thread, threading.Event, functools.cached_property, _futures.Future,
+    if owner in (threading.Thread, threading.Event, threading.Semaphore, threading.BoundedSemaphore,
+                 functools.cached_property, _futures.Future,
                  _futures._AcquireFutures, queue.Queue, subprocess.Popen, *_SELECTOR_CLASSES):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
@@ -1456,9 +1754,10 @@ if hasattr(os, "register_at_fork"):
 @contextmanager
 def patched(rt, pool):
     """Cooperative primitives in place and reports routed to ``rt`` for the block's duration."""
-    global _rt, _pool, _rt_pid
+    global _rt, _pool, _rt_pid, _clock_start
     if _rt is not None:
         raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
+    _clock_start = (_orig["monotonic"](), _orig["time"]())
     _rt, _pool, _rt_pid = rt, pool, os.getpid()
     _patch()
     if pool is not None:

@@ -1094,7 +1094,8 @@ def _run_tasks(rt, tasks, background, state, invariant, timeout, prologue=None, 
         return run
     else:
         try:
-            ok = invariant(state)
+            with _coop.checking_invariant():
+                ok = invariant(state)
         except Exception:
             ok = False
             run.invariant_error = _format_exception(sys.exc_info())

@@ -574,12 +574,18 @@ def _condition_wait(rt, n, thread):
 
 
 def _queue_wait(q, how):
-    """A wait in a modelled queue (``_coop``'s FIFO queues, which wait without a condition)."""
+    """A wait in a modelled queue, semaphore or future (``_coop``'s, which wait without a
+    condition)."""
     path = _paths.of(q) or "(unnamed)"
     where = _created_at(q)
-    named = f"the queue {path}" + (f" (created at {where})" if where else "")
+    what = {"acquire": "semaphore", "result": "future"}.get(how, "queue")
+    named = f"the {what} {path}" + (f" (created at {where})" if where else "")
     if how == "join":
         return f"waits in join() on {named}, which no other thread will call task_done() on"
+    if how == "acquire":
+        return f"waits on {named}, which no other thread will release"
+    if how == "result":
+        return f"waits for the result of {named}, which no other thread will set"
     return f"waits on {named}, which no other thread will put to or take from"
 
 

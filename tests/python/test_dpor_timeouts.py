@@ -4,6 +4,7 @@ they wait (``timeouts="any_time"``), which finds code that ignores a wait's resu
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
 from dpor_testutil import State, load  # noqa: E402
 
 import frontrun  # noqa: E402
+
+_REAL_MONOTONIC = time.monotonic
 
 PROG = load(
     """
@@ -284,3 +287,60 @@ def test_equal_deadlines_time_out_in_the_same_order_in_a_replay():
     assert "Race on State.x" in result.explanation, result.explanation
     again = frontrun.replay(result.counterexample, setup, threads, lambda s: s.x != 1)
     assert again.property_holds is False and again.failure_kind == "invariant", again.inconclusive_reason
+
+
+CLOCK = load(
+    """
+    import time
+    from concurrent.futures import TimeoutError, as_completed
+
+    def read_sleep_read(s):
+        s.first = time.monotonic()
+        time.sleep(1)
+        s.second = time.monotonic()
+        s.wall = time.time()
+        s.x = 2
+
+    def write(s):
+        s.x = 1
+
+    def wait_twice_for_either(s):
+        for _ in range(2):
+            try:
+                s.seen.append(sorted(s.fs.index(f) for f in as_completed(s.fs, timeout=0.5)))
+            except TimeoutError:
+                s.seen.append("timed out")
+
+    def finish_one(s):
+        s.fs[0].set_result(1)
+    """
+)
+
+
+def test_the_clock_starts_every_execution_at_the_same_reading():
+    # What a wait has left is worked out from the clock (`Condition.wait_for`, `as_completed`):
+    # with real time in it, it differed from one execution to the next.
+    seen = set()
+
+    def invariant(s):
+        seen.add((s.started, s.first, s.second - s.first, s.wall - s.first))
+        return True
+
+    setup = lambda: State(started=time.monotonic(), first=None, second=None, wall=None, x=0)  # noqa: E731
+    result = frontrun.explore_dpor(setup, [CLOCK.read_sleep_read, CLOCK.write], invariant, stop_on_first=False)
+    assert result.property_holds is True and result.num_explored == 2
+    assert len(seen) == 1, seen
+    ((started, first, slept, wall_ahead),) = seen
+    assert first > started and slept == pytest.approx(1.0, abs=1e-3)
+    assert wall_ahead == pytest.approx(time.time() - time.monotonic(), abs=60)
+    # Outside an exploration, the real clock.
+    assert time.monotonic is _REAL_MONOTONIC
+
+
+def test_waits_that_work_out_their_time_left_repeat_their_schedules():
+    from concurrent.futures import Future
+
+    setup = lambda: State(fs=[Future(), Future()], seen=[])  # noqa: E731
+    for _ in range(3):
+        result = frontrun.explore_dpor(setup, [CLOCK.wait_twice_for_either] * 2 + [CLOCK.finish_one], None, timeout=120)
+        assert result.property_holds is True, result.inconclusive_reason

@@ -606,26 +606,37 @@ impl Inner {
     }
 
     /// When nothing can run, the timed wait with the earliest deadline times out (of equal
-    /// ones, the wait begun first). Not when only background threads are left: they are waiting, and the
+    /// ones, the wait begun first), and with it every wait of a modelled queue, semaphore or
+    /// future with that deadline (`ThreadRt::ready`): such a wait begins when its thread arrives
+    /// at its step, an order the search does not choose, and its step looks again when it runs
+    /// (a get that timed out takes an item put since), so the search orders them as it orders
+    /// any steps. Not when only background threads are left: they are waiting, and the
     /// execution is over (a server polling for requests no one will send).
     pub(super) fn fire_timeouts(st: &mut State) {
         let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
         if live.iter().any(|&t| Self::enabled(st, t)) || live.iter().all(|&t| st.explorer.is_background(t)) {
             return;
         }
-        let first = live
+        let waits: Vec<((f64, u64), ThreadId)> = live
             .iter()
             .filter(|&&t| st.exec.threads[t].blocked)
             .filter_map(|&t| Some((st.exec.threads[t].deadline?, t)))
-            .min_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.cmp(&b.0 .1)));
-        if let Some(((deadline, _), t)) = first {
-            st.exec.clock = st.exec.clock.max(deadline);
-            let th = &mut st.exec.threads[t];
-            th.blocked = false;
-            th.timed_out = true;
-            th.polling = None;
-            th.joining = None;
-            st.explorer.set_blocked(t, false);
+            .collect();
+        let Some(&((deadline, _), first)) =
+            waits.iter().min_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.cmp(&b.0 .1)))
+        else {
+            return;
+        };
+        st.exec.clock = st.exec.clock.max(deadline);
+        for &((at, _), t) in &waits {
+            if t == first || (at == deadline && st.exec.threads[t].ready.is_some()) {
+                let th = &mut st.exec.threads[t];
+                th.blocked = false;
+                th.timed_out = true;
+                th.polling = None;
+                th.joining = None;
+                st.explorer.set_blocked(t, false);
+            }
         }
     }
 
