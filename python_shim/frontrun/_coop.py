@@ -577,7 +577,7 @@ class SimpleQueue(queue.Queue):
 # (``engine::counted``): the same get takes another number when the puts and gets before it
 # came in another order. LIFO and priority queues and subclasses that store items their own way
 # or override these methods keep the lock.
-_queue_models = {}  # id(queue) -> _QueueModel, for this execution
+_queue_models = {}  # id(queue or semaphore) -> its _QueueModel or _SemaphoreModel, for this execution
 # The queue's keys its steps touch (not attribute names: no Python code touches them). The
 # queue object, not the model, is the one touched: a model is made at the queue's first use in an
 # execution, which comes in another order in another execution, and objects are numbered in
@@ -611,20 +611,28 @@ class _QueueModel:
         return not self.q.__dict__.get("unfinished_tasks")
 
 
-def _queue_model(q):
-    """The model of ``q`` and the runtime, or (None, None) when ``q`` keeps its lock."""
+def _modelled(obj, fits, model_class):
+    """The runtime and ``obj``'s model in this execution (made at its first use there, if
+    ``fits(obj)``), or (None, None) when ``obj`` keeps its lock."""
     rt = _managed()
     if rt is None:
         return None, None
-    model = _queue_models.get(id(q))
-    if model is not None:
-        return rt, model
-    cls = type(q)
-    if type(q.queue) is not deque or getattr(q, "is_shutdown", False) or any(
-            getattr(cls, name) not in (getattr(queue.Queue, name), getattr(SimpleQueue, name)) for name in _QUEUE_METHODS):
-        return None, None
-    model = _queue_models[id(q)] = _QueueModel(q)
+    model = _queue_models.get(id(obj))
+    if model is None:
+        if not fits(obj):
+            return None, None
+        model = _queue_models[id(obj)] = model_class(obj)
     return rt, model
+
+
+def _queue_fits(q):
+    cls = type(q)
+    return type(q.queue) is deque and not getattr(q, "is_shutdown", False) and all(
+        getattr(cls, name) in (getattr(queue.Queue, name), getattr(SimpleQueue, name)) for name in _QUEUE_METHODS)
+
+
+def _queue_model(q):
+    return _modelled(q, _queue_fits, _QueueModel)
 
 
 def _queue_put(self, item, block=True, timeout=None):
@@ -774,21 +782,15 @@ class _SemaphoreModel:
         return self.sem.__dict__.get("_value", 0) > 0
 
 
-def _semaphore_model(sem):
-    """The runtime and ``sem``'s model, or (None, None) when ``sem`` keeps its lock."""
-    rt = _managed()
-    if rt is None:
-        return None, None
-    model = _queue_models.get(id(sem))
-    if model is not None:
-        return rt, model
+def _semaphore_fits(sem):
     cls = type(sem)
     base = threading.BoundedSemaphore if isinstance(sem, threading.BoundedSemaphore) else threading.Semaphore
-    if type(sem.__dict__.get("_value")) is not int or any(getattr(cls, name) is not getattr(base, name)
-                                                            for name in _SEMAPHORE_METHODS):
-        return None, None
-    model = _queue_models[id(sem)] = _SemaphoreModel(sem)
-    return rt, model
+    return type(sem.__dict__.get("_value")) is int and all(getattr(cls, name) is getattr(base, name)
+                                                           for name in _SEMAPHORE_METHODS)
+
+
+def _semaphore_model(sem):
+    return _modelled(sem, _semaphore_fits, _SemaphoreModel)
 
 
 def _semaphore_acquire(self, blocking=True, timeout=None):
