@@ -68,6 +68,15 @@ PROG = load(
         except CancelledError:
             s.got = "cancelled"
 
+    def add_callback(s):
+        s.f.add_done_callback(lambda f: s.calls.append(f.result()))
+
+    def wait_for_first_error(s):
+        from concurrent.futures import FIRST_EXCEPTION, wait
+
+        done, pending = wait([s.f, s.g], return_when=FIRST_EXCEPTION)
+        s.got = (len(done), len(pending), s.f in done)
+
     def guarded_increment(s):
         with s.sem:
             v = s.x
@@ -213,11 +222,28 @@ def test_a_result_no_one_sets_is_a_deadlock_naming_the_future():
     assert "waits for the result of the future state.f" in result.explanation, result.explanation
 
 
-def test_a_subclass_that_overrides_result_keeps_the_lock():
-    class Logged(Future):
-        def result(self, timeout=None):
-            return ("logged", super().result(timeout))
+def test_a_callback_runs_once_whether_added_before_or_after_the_set():
+    setup = lambda: State(f=Future(), calls=[])  # noqa: E731
+    seen, result = outcomes(setup, [PROG.add_callback, PROG.set_one], lambda s: tuple(s.calls))
+    assert seen == {(1,)}
+    assert result.num_explored == 2
 
+
+class Logged(Future):
+    def result(self, timeout=None):
+        return ("logged", super().result(timeout))
+
+
+@pytest.mark.parametrize("other", [Future, Logged], ids=["futures", "with-a-subclass"])
+def test_wait_for_the_first_error_returns_once_one_fails(other):
+    # wait() installs its waiter holding every future's lock and looks at a done future's
+    # exception (a step, without the lock) while it holds them; the worker's change takes the lock.
+    setup = lambda: State(f=Future(), g=other(), got=None)  # noqa: E731
+    seen, _ = outcomes(setup, [PROG.wait_for_first_error, PROG.fail], lambda s: s.got)
+    assert seen == {(1, 1, True)}
+
+
+def test_a_subclass_that_overrides_result_keeps_the_lock():
     seen, result = outcomes(lambda: State(f=Logged(), got=None), [PROG.get, PROG.set_one], lambda s: s.got)
     assert seen == {("logged", 1)}
     assert result.num_explored > 1  # its condition's lock, taken in both orders
