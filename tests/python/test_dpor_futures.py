@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from dpor_testutil import State, load  # noqa: E402
+from dpor_testutil import State, load, run_in_new_process  # noqa: E402
 
 import frontrun  # noqa: E402
 
@@ -350,35 +350,30 @@ def test_workers_started_between_two_searches_do_not_shift_setup_lock_names(tmp_
     # that worker's placeholder Thread took the name of setup()'s first lock in that execution
     # only, so the futures' locks had other names than in the next ones ("nondeterminism").
     # (A fresh process: the pool grows only once in a process.)
-    import subprocess
+    program = """
+        from concurrent.futures import TimeoutError, as_completed
 
-    data = Path(__file__).resolve().parent / "data"
-    script = tmp_path / "pool_grows.py"
-    script.write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(data)!r})\n"
-        "from dpor_testutil import State, load\n"
-        "import frontrun\n"
-        "from concurrent.futures import Future\n"
-        "P = load('''\n"
-        "from concurrent.futures import TimeoutError, as_completed\n"
-        "def write(s):\n"
-        "    s.x = 1\n"
-        "def wait_twice_for_either(s):\n"
-        "    for _ in range(2):\n"
-        "        try:\n"
-        "            s.seen.append(sorted(s.fs.index(f) for f in as_completed(s.fs, timeout=0.5)))\n"
-        "        except TimeoutError:\n"
-        "            s.seen.append('timed out')\n"
-        "def finish_one(s):\n"
-        "    s.fs[0].set_result(1)\n"
-        "''', name='pool_grows_prog')\n"
-        "r = frontrun.explore_dpor(lambda: State(x=0), [P.write] * 2, None)\n"
-        "print(r.property_holds)\n"
-        "setup = lambda: State(fs=[Future(), Future()], seen=[])\n"
-        "r = frontrun.explore_dpor(setup, [P.wait_twice_for_either] * 2 + [P.finish_one], None, timeout=120)\n"
-        "print(r.property_holds, r.inconclusive_reason)\n"
-    )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+        def write(s):
+            s.x = 1
+
+        def wait_twice_for_either(s):
+            for _ in range(2):
+                try:
+                    s.seen.append(sorted(s.fs.index(f) for f in as_completed(s.fs, timeout=0.5)))
+                except TimeoutError:
+                    s.seen.append("timed out")
+
+        def finish_one(s):
+            s.fs[0].set_result(1)
+        """
+    script = """
+        from concurrent.futures import Future
+        r = frontrun.explore_dpor(lambda: State(x=0), [P.write] * 2, None)
+        print(r.property_holds)
+        setup = lambda: State(fs=[Future(), Future()], seen=[])
+        r = frontrun.explore_dpor(setup, [P.wait_twice_for_either] * 2 + [P.finish_one], None, timeout=120)
+        print(r.property_holds, r.inconclusive_reason)
+        """
+    done = run_in_new_process(tmp_path, program, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "None"], done.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from dpor_testutil import State, load  # noqa: E402
+from dpor_testutil import State, load, run_in_new_process  # noqa: E402
 
 import frontrun  # noqa: E402
 
@@ -1143,34 +1143,30 @@ def test_wait_with_no_time_left_does_not_wait_for_others():
 def test_pool_workers_leave_nothing_for_interpreter_exit(tmp_path):
     # concurrent.futures joins its workers at exit and logs a worker's exception; explored workers
     # were never real threads, and their unwinding at an execution's end is not an error.
-    import subprocess
+    program = """
+        from concurrent.futures import ThreadPoolExecutor
 
-    data = Path(__file__).resolve().parent / "data"
-    script = tmp_path / "pool_exit.py"
-    script.write_text(
-        "import sys, threading\n"
-        f"sys.path.insert(0, {str(data)!r})\n"
-        "from dpor_testutil import State, load\n"
-        "import frontrun\n"
-        "from concurrent.futures import ThreadPoolExecutor\n"
-        "P = load('''\n"
-        "from concurrent.futures import ThreadPoolExecutor\n"
-        "def bump(s):\n"
-        "    with s.lock:\n"
-        "        s.x += 1\n"
-        "def fan_out(s):\n"
-        "    with ThreadPoolExecutor(max_workers=2) as ex:\n"
-        "        ex.submit(bump, s).result()\n"
-        "def client(s):\n"
-        "    s.pool.submit(bump, s).result()\n"
-        "''', name='pool_exit_prog')\n"
-        "r = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [P.fan_out], lambda s: s.x == 1)\n"
-        "print('inside', r.property_holds)\n"
-        "setup = lambda: State(x=0, lock=threading.Lock(), pool=ThreadPoolExecutor(max_workers=2))\n"
-        "r = frontrun.explore_dpor(setup, [P.client, P.client], lambda s: s.x == 2)\n"
-        "print('shared', r.property_holds)\n"
-    )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+        def bump(s):
+            with s.lock:
+                s.x += 1
+
+        def fan_out(s):
+            with ThreadPoolExecutor(max_workers=2) as ex:
+                ex.submit(bump, s).result()
+
+        def client(s):
+            s.pool.submit(bump, s).result()
+        """
+    script = """
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        r = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock()), [P.fan_out], lambda s: s.x == 1)
+        print('inside', r.property_holds)
+        setup = lambda: State(x=0, lock=threading.Lock(), pool=ThreadPoolExecutor(max_workers=2))
+        r = frontrun.explore_dpor(setup, [P.client, P.client], lambda s: s.x == 2)
+        print('shared', r.property_holds)
+        """
+    done = run_in_new_process(tmp_path, program, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["inside", "True", "shared", "True"]
     assert "cannot join thread" not in done.stderr

@@ -7,6 +7,7 @@ compiles it, rewrites it with frontrun's rewriter and runs it as a fresh module.
 import importlib.util
 import itertools
 import os
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -36,3 +37,16 @@ class State:
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+def run_in_new_process(directory, program, script):
+    """Runs ``script`` in a new interpreter (``directory`` holds it), with ``State`` and ``frontrun``
+    imported and ``P`` the module ``load(program)`` made; returns the finished process."""
+    path = os.path.join(directory, "fresh_process.py")
+    with open(path, "w") as f:
+        f.write(
+            f"import sys\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+            "from dpor_testutil import State, load\nimport frontrun\n"
+            f"P = load({textwrap.dedent(program)!r}, name='fresh_process_prog')\n" + textwrap.dedent(script)
+        )
+    return subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=300)
