@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from dpor_testutil import State, load, run_in_new_process  # noqa: E402
+from dpor_testutil import CLOCK_PROGRAM, State, load, run_in_new_process  # noqa: E402
 
 import frontrun  # noqa: E402
 
@@ -350,22 +350,6 @@ def test_workers_started_between_two_searches_do_not_shift_setup_lock_names(tmp_
     # that worker's placeholder Thread took the name of setup()'s first lock in that execution
     # only, so the futures' locks had other names than in the next ones ("nondeterminism").
     # (A fresh process: the pool grows only once in a process.)
-    program = """
-        from concurrent.futures import TimeoutError, as_completed
-
-        def write(s):
-            s.x = 1
-
-        def wait_twice_for_either(s):
-            for _ in range(2):
-                try:
-                    s.seen.append(sorted(s.fs.index(f) for f in as_completed(s.fs, timeout=0.5)))
-                except TimeoutError:
-                    s.seen.append("timed out")
-
-        def finish_one(s):
-            s.fs[0].set_result(1)
-        """
     script = """
         from concurrent.futures import Future
         r = frontrun.explore_dpor(lambda: State(x=0), [P.write] * 2, None)
@@ -374,6 +358,6 @@ def test_workers_started_between_two_searches_do_not_shift_setup_lock_names(tmp_
         r = frontrun.explore_dpor(setup, [P.wait_twice_for_either] * 2 + [P.finish_one], None, timeout=120)
         print(r.property_holds, r.inconclusive_reason)
         """
-    done = run_in_new_process(tmp_path, program, script)
+    done = run_in_new_process(tmp_path, CLOCK_PROGRAM, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "None"], done.stdout

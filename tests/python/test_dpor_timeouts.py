@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from dpor_testutil import State, load  # noqa: E402
+from dpor_testutil import CLOCK_PROGRAM, State, load  # noqa: E402
 
 import frontrun  # noqa: E402
 
@@ -289,32 +289,7 @@ def test_equal_deadlines_time_out_in_the_same_order_in_a_replay():
     assert again.property_holds is False and again.failure_kind == "invariant", again.inconclusive_reason
 
 
-CLOCK = load(
-    """
-    import time
-    from concurrent.futures import TimeoutError, as_completed
-
-    def read_sleep_read(s):
-        s.first = time.monotonic()
-        time.sleep(1)
-        s.second = time.monotonic()
-        s.wall = time.time()
-        s.x = 2
-
-    def write(s):
-        s.x = 1
-
-    def wait_twice_for_either(s):
-        for _ in range(2):
-            try:
-                s.seen.append(sorted(s.fs.index(f) for f in as_completed(s.fs, timeout=0.5)))
-            except TimeoutError:
-                s.seen.append("timed out")
-
-    def finish_one(s):
-        s.fs[0].set_result(1)
-    """
-)
+CLOCK = load(CLOCK_PROGRAM)
 
 
 def test_the_clock_starts_every_execution_at_the_same_reading():

@@ -39,6 +39,34 @@ class State:
         self.__dict__.update(kw)
 
 
+# Threads that read the clock and wait with timeouts worked out from it (test_dpor_timeouts),
+# also run in a fresh interpreter (test_dpor_futures).
+CLOCK_PROGRAM = """
+import time
+from concurrent.futures import TimeoutError, as_completed
+
+def read_sleep_read(s):
+    s.first = time.monotonic()
+    time.sleep(1)
+    s.second = time.monotonic()
+    s.wall = time.time()
+    s.x = 2
+
+def write(s):
+    s.x = 1
+
+def wait_twice_for_either(s):
+    for _ in range(2):
+        try:
+            s.seen.append(sorted(s.fs.index(f) for f in as_completed(s.fs, timeout=0.5)))
+        except TimeoutError:
+            s.seen.append("timed out")
+
+def finish_one(s):
+    s.fs[0].set_result(1)
+"""
+
+
 def run_in_new_process(directory, program, script):
     """Runs ``script`` in a new interpreter (``directory`` holds it), with ``State`` and ``frontrun``
     imported and ``P`` the module ``load(program)`` made; returns the finished process."""
