@@ -658,9 +658,9 @@ def _queue_put(self, item, block=True, timeout=None):
 
 
 def _queue_wait(rt, m, q, what, key, counter, ready, behind, block, timeout):
-    """A put's or get's step, which waits (``block``) until ``ready()``: with a ``timeout``,
-    until nothing else can run (with ``timeouts="any_time"``, not at all; a timeout of 0 is up
-    at once). The engine races it with every put or get of the other threads before it
+    """A put's or get's step (or a semaphore's take), which waits (``block``) until ``ready()``:
+    with a ``timeout``, until nothing else can run (with ``timeouts="any_time"``, not at all; a
+    timeout of 0 is up at once). The engine races it with every put or get of the other threads before it
     (``engine::state``), so the search also runs it before the one that took what it waits
     for. Returns whether it waited for a time that ran out."""
     waits = block and (timeout is None or timeout > 0)
@@ -799,17 +799,13 @@ def _semaphore_acquire(self, blocking=True, timeout=None):
         return _orig["Semaphore.acquire"](self, blocking, timeout)
     if not blocking and timeout is not None:
         raise ValueError("can't specify timeout for non-blocking acquire")
-    waits = blocking and (timeout is None or timeout > 0)
-    me = rt.current_id()
-    queue_waits[me] = (self, "acquire")
-    rt.queue_step([(self, _GETS, True)], (self, m, "gets"), None, ready=m.has_item if waits else None,
-                  timeout=timeout, site=_site(rt), any_time=timeouts_any_time)
-    del queue_waits[me]
+    # It takes the oldest token, waiting for its release, as a queue's get takes an item.
+    timed_out = _queue_wait(rt, m, self, "acquire", _GETS, "gets", m.has_item, None, blocking, timeout)
     if self._value > 0:
         self._value -= 1
         m.gets += 1
         return True
-    if waits and timeout is not None:
+    if timed_out:
         _timed_out(rt, timeout, "acquire")
     return False
 
