@@ -309,8 +309,18 @@ pub(super) struct Exec {
 /// Names of cooperative locks made during an execution: `MADE_NAMES | maker << 24 | k` for the
 /// maker's `k`th (`SETUP_MAKER` for `setup()`, run outside the explored threads). A lock that
 /// several threads use is named by the thread that made it, not by whichever used it first.
-pub(super) const MADE_NAMES: u64 = 1 << 45;
+const MADE_NAMES: u64 = 1 << 45;
 pub(super) const SETUP_MAKER: u64 = 0xF_FFFF;
+
+/// The name of the `k`th lock `maker` made in this execution.
+pub(super) fn made_name(maker: u64, k: u64) -> u64 {
+    MADE_NAMES | maker << 24 | k
+}
+
+/// `(maker, k)` of a name `made_name` gave, or None for a name by first use.
+pub(super) fn made_by(n: u64) -> Option<(u64, u64)> {
+    (MADE_NAMES..MADE_NAMES << 1).contains(&n).then(|| ((n - MADE_NAMES) >> 24, n & 0xFF_FFFF))
+}
 
 impl Exec {
     /// The object named `n` in this execution.
@@ -326,18 +336,17 @@ impl Exec {
     /// Object `n` as messages show it: `#` and its place (the order of first use), or for a
     /// lock this execution has not used, which lock of which maker it is.
     pub(super) fn shown(&self, n: u64) -> String {
-        match self.slots.get(&n) {
-            Some(&i) => format!("#{}", i + 1),
-            None if (MADE_NAMES..MADE_NAMES << 1).contains(&n) => {
-                let maker = (n - MADE_NAMES) >> 24;
+        match (self.slots.get(&n), made_by(n)) {
+            (Some(&i), _) => format!("#{}", i + 1),
+            (None, Some((maker, k))) => {
                 let by = if maker == SETUP_MAKER {
                     "setup()".to_string()
                 } else {
                     format!("thread {}", maker.saturating_sub(1))
                 };
-                format!("#{} (lock {} made by {by})", n, n & 0xFF_FFFF)
+                format!("#{n} (lock {k} made by {by})")
             }
-            None => format!("#{n}"),
+            (None, None) => format!("#{n}"),
         }
     }
 }
@@ -676,9 +685,9 @@ impl Inner {
         let Some(place) = exec.slots.remove(&from) else { return };
         exec.slots.insert(to, place);
         // The names this execution gives next must not be `to` again.
-        if to >= MADE_NAMES {
-            let made = exec.made.entry((to - MADE_NAMES) >> 24).or_insert(0);
-            *made = (*made).max(to & 0xFF_FFFF);
+        if let Some((maker, k)) = made_by(to) {
+            let made = exec.made.entry(maker).or_insert(0);
+            *made = (*made).max(k);
         } else if exec.refs.len() < to as usize {
             exec.refs.resize_with(to as usize, || None);
         }

@@ -697,7 +697,7 @@ impl DporRuntime {
         }
         let made = st.exec.made.entry(maker).or_insert(0);
         *made += 1;
-        let n = MADE_NAMES | maker << 24 | *made;
+        let n = made_name(maker, *made);
         st.exec.reserved.insert(ptr, n);
         st.exec.kept.push(lock.unbind()); // its address names it until the execution ends
     }
