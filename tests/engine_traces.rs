@@ -3,9 +3,9 @@
 //! interleavings, with locks), and every trace is among them — also when the program's keys
 //! are other values in every execution, as fresh ids are, and the engine renames them.
 
-use frontrun::engine::sim::{run_once, run_once_fresh_keys, Loc, Program, SimOp};
+use frontrun::engine::sim::{run_once, run_once_fresh_keys, Loc, Program, SimOp, TAKES};
 use frontrun::engine::ThreadId;
-use frontrun::engine::{AccessKind, Config, Explorer, Op, SIZE, WHOLE};
+use frontrun::engine::{counted, AccessKind, Config, Explorer, Op, SIZE, WHOLE};
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -35,12 +35,26 @@ enum Act {
     Announce(u64),
     /// A report's last step: reads the first key and writes the second, as one event.
     ReadWrite(u64, u64),
+    /// A token put into counter `c` / a try to take one (`SimOp::Give`, `SimOp::TryTake`).
+    Give(u64),
+    TryTake(u64),
+    /// What a give or take did: writes a count and a token's number (`counter_keys`).
+    Counted(u64, u64),
 }
+
+/// The oracle's keys of counter `c`'s count of puts (or takes) and of its token `n`.
+fn counter_keys(c: u64, takes: bool, n: u64) -> (u64, u64) {
+    (10 + 2 * c + u64::from(takes), 100 + 10 * c + n)
+}
+
+/// The engine's object of counter `c`.
+const COUNTERS: u64 = 2;
 
 /// The single accesses an act makes.
 fn parts(a: Act) -> Vec<Act> {
     match a {
         Act::ReadWrite(x, y) => vec![Act::Read(x), Act::Write(y)],
+        Act::Counted(x, y) => vec![Act::Write(x), Act::Write(y)],
         Act::Announce(_) => Vec::new(),
         other => vec![other],
     }
@@ -100,6 +114,7 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
         owners: &mut HashMap<u64, usize>,
         taken: &mut HashSet<(usize, u64)>,
         stored: &mut Vec<u64>,
+        counters: &mut HashMap<u64, (u64, u64)>,
         run: &mut Vec<(usize, Act)>,
         out: &mut HashSet<TraceKey>,
     ) {
@@ -115,7 +130,7 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
                 if !taken.contains(&(t, l)) {
                     // The try failed: the release is no event; the thread goes on.
                     pcs[t] += 1;
-                    go(threads, started, pcs, owners, taken, stored, run, out);
+                    go(threads, started, pcs, owners, taken, stored, counters, run, out);
                     pcs[t] -= 1;
                     any = true;
                     continue;
@@ -145,22 +160,42 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
             }
             any = true;
             // What a store is when it runs: the key's first store inserts it.
+            let counter = match act {
+                Act::Give(c) | Act::TryTake(c) => counters.get(&c).copied().unwrap_or_default(),
+                _ => (0, 0),
+            };
             let done = match act {
                 Act::Store(k) if stored.contains(&k) => Act::Write(k),
                 Act::Store(k) => Act::Insert(k),
+                Act::Give(c) => {
+                    let (count, token) = counter_keys(c, false, counter.0);
+                    Act::Counted(count, token)
+                }
+                Act::TryTake(c) => {
+                    let (count, token) = counter_keys(c, true, counter.1);
+                    Act::Counted(count, token)
+                }
                 other => other,
             };
+            match act {
+                Act::Give(c) => counters.entry(c).or_default().0 += 1,
+                Act::TryTake(c) if counter.1 < counter.0 => counters.entry(c).or_default().1 += 1,
+                _ => {}
+            }
             let stores = matches!(done, Act::Write(_) | Act::Insert(_));
             if let Act::Write(k) | Act::Insert(k) = done {
                 stored.push(k);
             }
             pcs[t] += 1;
             run.push((t, done));
-            go(threads, started, pcs, owners, taken, stored, run, out);
+            go(threads, started, pcs, owners, taken, stored, counters, run, out);
             run.pop();
             pcs[t] -= 1;
             if stores {
                 stored.pop();
+            }
+            if let Act::Give(c) | Act::TryTake(c) = act {
+                counters.insert(c, counter);
             }
             match act {
                 Act::Spawn(c) => started[c] = false,
@@ -194,6 +229,7 @@ fn brute_force(threads: &[Vec<Act>]) -> HashSet<TraceKey> {
         &mut HashMap::new(),
         &mut HashSet::new(),
         &mut Vec::new(),
+        &mut HashMap::new(),
         &mut Vec::new(),
         &mut out,
     );
@@ -218,6 +254,9 @@ fn to_sim(act: Act) -> SimOp {
         Act::Join(t) => SimOp::Join(t),
         Act::Announce(k) => SimOp::Announce((1, k)),
         Act::ReadWrite(x, y) => SimOp::ReadWrite((1, x), (1, y)),
+        Act::Give(c) => SimOp::Give(COUNTERS + c),
+        Act::TryTake(c) => SimOp::TryTake(COUNTERS + c),
+        Act::Counted(..) => unreachable!("only the oracle's record of a give or take"),
     }
 }
 
@@ -288,6 +327,12 @@ fn explore_traces(threads: &[Vec<Act>], naming: Naming) -> (Vec<TraceKey>, u64, 
                     };
                     run.push((worker_of[&event.thread], Act::Announce(key)));
                 }
+                Op::Accesses { group } if group.accesses()[0].obj >= COUNTERS => {
+                    let [count, token] = group.accesses()[..] else { unreachable!("a count and a token") };
+                    let number = token.key - counted(0);
+                    let keys = counter_keys(count.obj - COUNTERS, count.key == TAKES, number);
+                    run.push((worker_of[&event.thread], Act::Counted(keys.0, keys.1)));
+                }
                 Op::Accesses { group } => {
                     let keys: Vec<u64> = match naming {
                         Naming::Fixed => group.accesses().iter().map(|a| a.key).collect(),
@@ -346,8 +391,9 @@ fn check_named(threads: &[Vec<Act>], naming: Naming) -> Result<(), TestCaseError
     let distinct: HashSet<TraceKey> = keys.iter().cloned().collect();
     prop_assert_eq!(executions as usize, keys.len());
     // A store the engine took for an insertion (its key was stored after the thread arrived
-    // at it) orders it against more than it did: two executions may then do the same.
-    if !threads.iter().flatten().any(|a| matches!(a, Act::Store(_))) {
+    // at it) orders it against more than it did: two executions may then do the same. So may
+    // two with gives and takes: the plan matches one by its count, whatever token it finds.
+    if !threads.iter().flatten().any(|a| matches!(a, Act::Store(_) | Act::TryTake(_) | Act::Give(_))) {
         prop_assert_eq!(
             distinct.len(),
             keys.len(),
@@ -518,6 +564,16 @@ proptest! {
     fn one_execution_per_feasible_trace_with_locks(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(locked_thread(if n == 2 { 6 } else { 4 }), n))) {
         check(&threads)?;
     }
+
+    // A queue's or a semaphore's counted steps: every trace, each token taken by its number.
+    #[test]
+    fn every_trace_with_tokens_given_and_tried(threads in (2..=3usize).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(token_act(), 0..=4), n))) {
+        check_named(&threads, Naming::Fixed)?;
+    }
+}
+
+fn token_act() -> impl Strategy<Value = Act> {
+    prop_oneof![(0..2u64).prop_map(Act::Give), (0..2u64).prop_map(Act::TryTake), access()]
 }
 
 #[test]

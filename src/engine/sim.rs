@@ -2,7 +2,7 @@
 //! used by the tests and the bench. A program is a main thread plus spawnable
 //! threads, each a list of [`SimOp`]s over integer memory and one register.
 
-use super::event::{Access, AccessKind, Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId};
+use super::event::{counted, Access, AccessKind, Key, KeyNames, LockId, ObjId, Op, Rename, ThreadId};
 use super::explorer::{Choice, Config, Explorer};
 use super::report::{Failure, FailureKind, Outcome, Stats, Verdict};
 use super::schedule::Schedule;
@@ -45,7 +45,19 @@ pub enum SimOp {
     /// `while memory[loc] == 0: pass` (`sleep`: with a `time.sleep` after each read that
     /// sees 0): a busy wait, one read per round.
     SpinUntil(Loc, bool),
+    /// Puts a token into the counted object `obj` (a semaphore's release, a queue's put): writes
+    /// its count of puts and the token's number, as the runtime's counted steps do.
+    Give(ObjId),
+    /// register := 1 if it took the oldest token of `obj`, else 0 (`acquire(blocking=False)`,
+    /// `get_nowait`): writes the count of takes and the number of the token it takes (or would
+    /// take: a failed try is ordered as a take is), decided again whenever another thread has
+    /// stepped.
+    TryTake(ObjId),
 }
+
+/// The keys of a counted object's counts of puts and takes (`SimOp::Give`, `SimOp::TryTake`).
+pub const PUTS: Key = 0;
+pub const TAKES: Key = 1;
 
 #[derive(Clone, Debug, Default)]
 pub struct Program {
@@ -254,8 +266,26 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                         body.taken.retain(|&l| l != lock);
                     }
                     SimOp::Join(_) => {}
+                    SimOp::Give(obj) => {
+                        *memory.entry((obj, PUTS)).or_insert(0) += 1;
+                    }
+                    SimOp::TryTake(obj) => {
+                        let took = memory_value(&memory, (obj, TAKES)) < memory_value(&memory, (obj, PUTS));
+                        body.register = i64::from(took);
+                        if took {
+                            *memory.entry((obj, TAKES)).or_insert(0) += 1;
+                        }
+                    }
                 }
                 arrive(explorer, &mut bodies, t, keys, &memory);
+                // What other threads' counted steps do now (the runtime's `recheck_queue_steps`).
+                for (&other, body) in &bodies {
+                    if let Some(&(SimOp::Give(obj) | SimOp::TryTake(obj))) = body.ops.get(body.pc) {
+                        if other != t && body.started {
+                            explorer.change_pending(other, counted_op(body.ops[body.pc], obj, &memory));
+                        }
+                    }
+                }
             }
             Choice::Finished | Choice::Deadlock(_) => break true,
             Choice::Diverged(_) => break false,
@@ -304,10 +334,19 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
         Some(&SimOp::TryLock(lock)) => Op::TryAcquire { lock },
         Some(&SimOp::Spawn(_)) => Op::Spawn { child: explorer.child_id(t) },
         Some(&SimOp::Join(i)) => Op::Join { child: body.children[&i] },
+        Some(&(op @ SimOp::Give(obj) | op @ SimOp::TryTake(obj))) => counted_op(op, obj, memory),
     };
     explorer.arrive(t, op);
     if let Some(SimOp::SpinUntil(..)) = body.ops.get(body.pc) {
         // A spin's frame is the same every round (the runtime fingerprints a frame's locals).
         explorer.frame_state(t, body.pc as u64);
     }
+}
+
+/// A `Give`'s or `TryTake`'s op in state `memory`.
+fn counted_op(op: SimOp, obj: ObjId, memory: &Memory) -> Op {
+    let count = if matches!(op, SimOp::Give(_)) { PUTS } else { TAKES };
+    let number = memory_value(memory, (obj, count)) as u64;
+    let write = |key| Access { obj, key, kind: AccessKind::Write };
+    Op::accesses_of(&[write(count), write(counted(number))])
 }
