@@ -53,6 +53,9 @@ pub enum SimOp {
     /// take: a failed try is ordered as a take is), decided again whenever another thread has
     /// stepped.
     TryTake(ObjId),
+    /// Takes the oldest token of `obj`, waiting for one (`acquire()`, `get()`): blocked while
+    /// there is none; its op is a `TryTake`'s.
+    Take(ObjId),
 }
 
 /// The keys of a counted object's counts of puts and takes (`SimOp::Give`, `SimOp::TryTake`).
@@ -269,8 +272,8 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                     SimOp::Give(obj) => {
                         *memory.entry((obj, PUTS)).or_insert(0) += 1;
                     }
-                    SimOp::TryTake(obj) => {
-                        let took = memory_value(&memory, (obj, TAKES)) < memory_value(&memory, (obj, PUTS));
+                    SimOp::TryTake(obj) | SimOp::Take(obj) => {
+                        let took = has_token(&memory, obj);
                         body.register = i64::from(took);
                         if took {
                             *memory.entry((obj, TAKES)).or_insert(0) += 1;
@@ -278,11 +281,16 @@ fn run_keyed(explorer: &mut Explorer, program: &Program, invariant: Invariant, k
                     }
                 }
                 arrive(explorer, &mut bodies, t, keys, &memory);
-                // What other threads' counted steps do now (the runtime's `recheck_queue_steps`).
+                // What other threads' counted steps do now, and whether they wait (the
+                // runtime's `recheck_queue_steps`).
                 for (&other, body) in &bodies {
-                    if let Some(&(SimOp::Give(obj) | SimOp::TryTake(obj))) = body.ops.get(body.pc) {
+                    let op = body.ops.get(body.pc).copied();
+                    if let Some(SimOp::Give(obj) | SimOp::TryTake(obj) | SimOp::Take(obj)) = op {
                         if other != t && body.started {
                             explorer.change_pending(other, counted_op(body.ops[body.pc], obj, &memory));
+                            if let Some(SimOp::Take(obj)) = op {
+                                explorer.set_blocked(other, !has_token(&memory, obj));
+                            }
                         }
                     }
                 }
@@ -334,16 +342,25 @@ fn arrive(explorer: &mut Explorer, bodies: &mut HashMap<ThreadId, Body>, t: Thre
         Some(&SimOp::TryLock(lock)) => Op::TryAcquire { lock },
         Some(&SimOp::Spawn(_)) => Op::Spawn { child: explorer.child_id(t) },
         Some(&SimOp::Join(i)) => Op::Join { child: body.children[&i] },
-        Some(&(op @ SimOp::Give(obj) | op @ SimOp::TryTake(obj))) => counted_op(op, obj, memory),
+        Some(&(op @ SimOp::Give(obj) | op @ SimOp::TryTake(obj) | op @ SimOp::Take(obj))) => {
+            counted_op(op, obj, memory)
+        }
     };
     explorer.arrive(t, op);
+    if let Some(&SimOp::Take(obj)) = body.ops.get(body.pc) {
+        explorer.set_blocked(t, !has_token(memory, obj));
+    }
     if let Some(SimOp::SpinUntil(..)) = body.ops.get(body.pc) {
         // A spin's frame is the same every round (the runtime fingerprints a frame's locals).
         explorer.frame_state(t, body.pc as u64);
     }
 }
 
-/// A `Give`'s or `TryTake`'s op in state `memory`.
+fn has_token(memory: &Memory, obj: ObjId) -> bool {
+    memory_value(memory, (obj, TAKES)) < memory_value(memory, (obj, PUTS))
+}
+
+/// A `Give`'s or a take's op in state `memory`.
 fn counted_op(op: SimOp, obj: ObjId, memory: &Memory) -> Op {
     let count = if matches!(op, SimOp::Give(_)) { PUTS } else { TAKES };
     let number = memory_value(memory, (obj, count)) as u64;
