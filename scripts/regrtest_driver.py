@@ -3,10 +3,12 @@
     python scripts/regrtest_driver.py test.test_grammar                   # plain
     python -m frontrun.rewrite --policy all --include test.test_grammar \\
         scripts/regrtest_driver.py test.test_grammar                      # rewritten
+    python scripts/regrtest_driver.py test.test_json json                 # + json's count
 
 Used by scripts/cpython_regrtests.py, which compares the two runs. When the module was
 rewritten, the driver also proves it: it counts the module's code objects that carry the
-rewriter's guard name, so a run that silently skipped rewriting cannot pass as equal.
+rewriter's guard name, so a run that silently skipped rewriting cannot pass as equal; and
+likewise for each library module named after it (the code under test, rewritten too).
 """
 
 import importlib
@@ -94,6 +96,7 @@ def main():
     report = {
         "module": name,
         "rewritten_code_objects": rewritten_code_objects(name),
+        "library_code_objects": {library: rewritten_code_objects(library) for library in sys.argv[2:]},
         "outcomes": result.outcomes,
         "log": stream.getvalue()[-4000:] if not result.wasSuccessful() else "",
     }
