@@ -72,8 +72,9 @@ _pool = None
 # invariant in the exploring one) it is a modelled clock: it starts each execution at the same
 # reading and moves only by sleeps, timeouts and a microsecond per read, so what a wait has left
 # is the same whenever the schedule is (with real time in it, two such waits timed out in either
-# order from one execution to the next, and the search stopped as nondeterministic). Other
-# threads see real time, ahead by what sleeps and timeouts skipped.
+# order from one execution to the next, and the search stopped as nondeterministic). A timed wait
+# that times out moves it to its length after the wait began, however many others timed out with
+# it. Other threads see real time, ahead by what sleeps and timeouts skipped.
 _clock_offset = 0.0  # seconds the clock is ahead of real time, for other threads
 _exec_clock = 0.0  # seconds since this execution began, on the modelled clock
 _clock_start = (0.0, 0.0)  # time.monotonic() and time.time() when the exploration began
@@ -248,13 +249,14 @@ class Lock:
             return self._real.acquire(blocking, timeout)
         _check_acquire_arguments(blocking, timeout)
         timed = timeout >= 0
+        began = _exec_clock if timed else None
         if timed and timeouts_any_time:
             # Taken if free, else timed out: a try, ordered against the holder's release.
             got = rt.lock_acquire(self, False, None, _site(rt))
         else:
             got = rt.lock_acquire(self, blocking, timeout if timed else None, _site(rt))
         if not got and timed:
-            _timed_out(rt, timeout, "acquire")
+            _timed_out(rt, began, timeout, "acquire")
         return got
 
     def release(self):
@@ -470,10 +472,11 @@ class Condition:
         last_condition_wait[me] = self
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         notified = False
+        began = _exec_clock if timeout is not None else None
         try:
             notified = rt.cond_wait(base, timeout, _site(rt), any_time)
             if not notified and timeout is not None:
-                _timed_out(rt, timeout, "wait")
+                _timed_out(rt, began, timeout, "wait")
         finally:
             if hasattr(self._lock, "_acquire_restore"):
                 self._lock._acquire_restore(saved)
@@ -644,13 +647,13 @@ def _queue_put(self, item, block=True, timeout=None):
         raise ValueError("'timeout' must be a non-negative number")
     # It makes the next item; in a full queue, as a get waits for an item (see there), it waits
     # for the get of the item `maxsize` places before its own, which made the room it takes.
-    timed_out = _queue_wait(rt, m, self, "put", _PUTS, "puts", m.has_room, bound, block and bound is not None,
-                            timeout)
+    timed_out_from = _queue_wait(rt, m, self, "put", _PUTS, "puts", m.has_room, bound,
+                                 block and bound is not None, timeout)
     if self.__dict__.get("is_shutdown", False):
         raise queue.ShutDown
     if not m.has_room():
-        if timed_out:
-            _timed_out(rt, timeout, "put")
+        if timed_out_from is not None:
+            _timed_out(rt, timed_out_from, timeout, "put")
         raise queue.Full
     self.queue.append(item)
     m.puts += 1
@@ -662,14 +665,16 @@ def _queue_wait(rt, m, q, what, key, counter, ready, behind, block, timeout):
     with a ``timeout``, until nothing else can run (with ``timeouts="any_time"``, not at all; a
     timeout of 0 is up at once). The engine races it with every put or get of the other threads before it
     (``engine::state``), so the search also runs it before the one that took what it waits
-    for. Returns whether it waited for a time that ran out."""
+    for. Returns when it began to wait (for ``_timed_out``) if it waited for a time that ran out,
+    else None."""
     waits = block and (timeout is None or timeout > 0)
+    began = _exec_clock if waits and timeout is not None else None
     me = rt.current_id()
     queue_waits[me] = (q, what)
     rt.queue_step([(q, key, True)], (q, m, counter), behind, ready=ready if waits else None, timeout=timeout,
                   site=_site(rt), any_time=timeouts_any_time)
     del queue_waits[me]
-    return waits and not ready()
+    return began if waits and not ready() else None
 
 
 def _queue_get(self, block=True, timeout=None):
@@ -679,14 +684,14 @@ def _queue_get(self, block=True, timeout=None):
     if block and timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
     # It takes the oldest item, waiting for its put.
-    timed_out = _queue_wait(rt, m, self, "get", _GETS, "gets", m.has_item, None, block, timeout)
+    timed_out_from = _queue_wait(rt, m, self, "get", _GETS, "gets", m.has_item, None, block, timeout)
     if m.gets < m.puts:
         m.gets += 1
         return self.queue.popleft()
     if self.__dict__.get("is_shutdown", False):
         raise queue.ShutDown
-    if timed_out:
-        _timed_out(rt, timeout, "get")
+    if timed_out_from is not None:
+        _timed_out(rt, timed_out_from, timeout, "get")
     raise queue.Empty
 
 
@@ -800,13 +805,13 @@ def _semaphore_acquire(self, blocking=True, timeout=None):
     if not blocking and timeout is not None:
         raise ValueError("can't specify timeout for non-blocking acquire")
     # It takes the oldest token, waiting for its release, as a queue's get takes an item.
-    timed_out = _queue_wait(rt, m, self, "acquire", _GETS, "gets", m.has_item, None, blocking, timeout)
+    timed_out_from = _queue_wait(rt, m, self, "acquire", _GETS, "gets", m.has_item, None, blocking, timeout)
     if self._value > 0:
         self._value -= 1
         m.gets += 1
         return True
-    if timed_out:
-        _timed_out(rt, timeout, "acquire")
+    if timed_out_from is not None:
+        _timed_out(rt, timed_out_from, timeout, "acquire")
     return False
 
 
@@ -1067,8 +1072,9 @@ def _thread_join(self, timeout=None):
         # executor down): its execution is over, and so is the thread.
         return None
     if timeout is not None:
+        began = _exec_clock
         if not rt.timed_join(tid, timeout, _site(rt), timeouts_any_time):
-            _timed_out(rt, timeout, "join")
+            _timed_out(rt, began, timeout, "join")
         return None
     rt.join(tid, _site(rt))
 
@@ -1184,10 +1190,11 @@ def new_execution():
 timed_out = []
 
 
-def _timed_out(rt, seconds, what):
-    """A timed wait of the calling thread timed out: the modelled clock moves on, and the
-    explanation will say so."""
-    _advance_clock(seconds)
+def _timed_out(rt, began, seconds, what):
+    """A timed wait of the calling thread, begun at ``began``, timed out: the modelled clock moves
+    on to its deadline (unless a sleep or another wait took it past that), and the explanation
+    will say so."""
+    _advance_clock(began + seconds - _exec_clock)
     if rt.explaining:
         timed_out.append((rt.current_id() - 1, _caller_site(3), what))
 
@@ -1484,6 +1491,7 @@ def _future_look(rt, future, keys, waits=False, timeout=None):
     a timeout, when nothing else can run). Raises TimeoutError if it was not done by then."""
     if waits and timeout is not None and timeout <= 0:
         waits = False
+    began = _exec_clock if timeout is not None and timeout > 0 else None
     me = rt.current_id()
     queue_waits[me] = (future, "result")
     rt.queue_step([(future, key, False) for key in keys], ready=(lambda: _future_finished(future)) if waits else None,
@@ -1494,8 +1502,8 @@ def _future_look(rt, future, keys, waits=False, timeout=None):
         if state in (_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED):
             raise _futures.CancelledError()
         if state != _futures.FINISHED:
-            if timeout is not None and timeout > 0:
-                _timed_out(rt, timeout, "wait")
+            if began is not None:
+                _timed_out(rt, began, timeout, "wait")
             raise _futures.TimeoutError()
 
 

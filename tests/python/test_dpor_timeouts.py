@@ -277,9 +277,9 @@ EQUAL_DEADLINES = load(
 
 
 def test_equal_deadlines_time_out_in_the_same_order_in_a_replay():
-    # Two waits with one deadline: the one begun first times out first. The tie went to the
-    # lower thread number, which the search and a replay did not agree on: the replay of the
-    # race left its schedule, and the explanation was empty.
+    # Two waits with one deadline. The tie once went to the lower thread number, which the
+    # search and a replay did not agree on: the replay of the race left its schedule, and the
+    # explanation was empty.
     threads = [EQUAL_DEADLINES.made_then_started, EQUAL_DEADLINES.made_and_started]
     setup = lambda: State(x=0)  # noqa: E731
     result = frontrun.explore_dpor(setup, threads, lambda s: s.x != 1, timeout=60)
@@ -287,6 +287,60 @@ def test_equal_deadlines_time_out_in_the_same_order_in_a_replay():
     assert "Race on State.x" in result.explanation, result.explanation
     again = frontrun.replay(result.counterexample, setup, threads, lambda s: s.x != 1)
     assert again.property_holds is False and again.failure_kind == "invariant", again.inconclusive_reason
+
+
+TIES = load(
+    """
+    import threading
+    import time
+
+    def wait_then_set_second(s):
+        s.a = s.first.wait(0.5)
+        if not s.a:
+            s.second.set()
+
+    def wait_then_set_first(s):
+        s.b = s.second.wait(0.5)
+        if not s.b:
+            s.first.set()
+
+    def wait_half_a_second(s):
+        threading.Event().wait(0.5)
+        s.ends.append(time.monotonic() - s.start)
+    """
+)
+
+
+def test_waits_with_one_deadline_end_in_every_order():
+    # Each thread waits half a second for an event, then sets the other's. In a real run the
+    # one begun a microsecond sooner times out sooner, and may set the other's in time: three
+    # outcomes. The wait begun first used to time out alone, and the other was always set.
+    outcomes = set()
+
+    def record(s):
+        outcomes.add((s.a, s.b))
+        return True
+
+    setup = lambda: State(first=threading.Event(), second=threading.Event(), a=None, b=None)  # noqa: E731
+    threads = [TIES.wait_then_set_second, TIES.wait_then_set_first]
+    for order in (threads, threads[::-1]):
+        outcomes.clear()
+        result = explore(setup, order, record, stop_on_first=False)
+        assert result.property_holds is True and result.stats["complete"]
+        assert outcomes == {(False, False), (False, True), (True, False)}
+
+
+def test_waits_that_time_out_together_move_the_clock_once():
+    # Each moved it on by its timeout: the second read 1 s.
+    ends = set()
+
+    def record(s):
+        ends.update(s.ends)
+        return True
+
+    setup = lambda: State(start=time.monotonic(), ends=[])  # noqa: E731
+    result = explore(setup, [TIES.wait_half_a_second] * 2, record, stop_on_first=False)
+    assert result.property_holds is True and ends and all(0.5 < end < 0.501 for end in ends), ends
 
 
 CLOCK = load(CLOCK_PROGRAM)

@@ -138,12 +138,12 @@ pub(super) struct ThreadRt {
     pub(super) pending: Option<Op>,
     /// Blocked on a wait the engine does not model (condition, lock poll).
     pub(super) blocked: bool,
-    /// A timed wait's deadline, on the execution's clock (`Exec::clock`), and the order the wait
-    /// began in (`Inner::deadline_in`): it may time out when nothing else can run, of equal
-    /// deadlines the earlier wait first, in a replay as in the search.
-    pub(super) deadline: Option<(f64, u64)>,
+    /// A timed wait's deadline, on the execution's clock (`Exec::clock`): it may time out when
+    /// nothing else can run, with every wait of that deadline (`Inner::fire_timeouts`).
+    pub(super) deadline: Option<f64>,
     pub(super) timed_out: bool,
-    /// A notify that arrived before the thread parked in its condition wait.
+    /// A notify that arrived before the thread parked in its condition wait, or after the wait
+    /// timed out with others and before it ran (`Inner::fire_timeouts`).
     pub(super) prenotified: bool,
     /// Lock this thread polls in a timed acquire (woken by its release).
     pub(super) polling: Option<u64>,
@@ -299,8 +299,6 @@ pub(super) struct Exec {
     /// Seconds since the execution began, moved on only by timeouts that fire: it orders timed
     /// waits by deadline, the same in every execution.
     pub(super) clock: f64,
-    /// Timed waits begun in this execution (`Inner::deadline_in`).
-    pub(super) timed_waits: u64,
     /// The first number given during the run, once the threads' state is numbered
     /// (`number_state`): only objects numbered from here on may trade numbers.
     pub(super) first_fresh: Option<u64>,
@@ -614,31 +612,29 @@ impl Inner {
         }
     }
 
-    /// When nothing can run, the timed wait with the earliest deadline times out (of equal
-    /// ones, the wait begun first), and with it every wait of a modelled queue, semaphore or
-    /// future with that deadline (`ThreadRt::ready`): such a wait begins when its thread arrives
-    /// at its step, an order the search does not choose, and its step looks again when it runs
-    /// (a get that timed out takes an item put since), so the search orders them as it orders
-    /// any steps. Not when only background threads are left: they are waiting, and the
-    /// execution is over (a server polling for requests no one will send).
+    /// When nothing can run, the timed waits with the earliest deadline time out, all of them:
+    /// waits begun at one reading of the modelled clock for one time end in an order the search
+    /// must choose (in a real run the one begun a microsecond sooner ends sooner), and each one's
+    /// step looks again when it runs (a get takes an item put since, a lock or join try succeeds
+    /// if it can now, a condition wait notified since returns True), so the search orders them
+    /// as it orders any steps. Not when only background threads are left: they are waiting, and
+    /// the execution is over (a server polling for requests no one will send).
     pub(super) fn fire_timeouts(st: &mut State) {
         let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
         if live.iter().any(|&t| Self::enabled(st, t)) || live.iter().all(|&t| st.explorer.is_background(t)) {
             return;
         }
-        let waits: Vec<((f64, u64), ThreadId)> = live
+        let waits: Vec<(f64, ThreadId)> = live
             .iter()
             .filter(|&&t| st.exec.threads[t].blocked)
             .filter_map(|&t| Some((st.exec.threads[t].deadline?, t)))
             .collect();
-        let Some(&((deadline, _), first)) =
-            waits.iter().min_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.cmp(&b.0 .1)))
-        else {
+        let Some(deadline) = waits.iter().map(|&(at, _)| at).min_by(f64::total_cmp) else {
             return;
         };
         st.exec.clock = st.exec.clock.max(deadline);
-        for &((at, _), t) in &waits {
-            if t == first || (at == deadline && st.exec.threads[t].ready.is_some()) {
+        for &(at, t) in &waits {
+            if at == deadline {
                 let th = &mut st.exec.threads[t];
                 th.blocked = false;
                 th.timed_out = true;
@@ -649,11 +645,9 @@ impl Inner {
         }
     }
 
-    /// The deadline of a timed wait of `timeout` seconds begun now, numbered in the order waits
-    /// begin.
-    pub(super) fn deadline_in(st: &mut State, timeout: f64) -> (f64, u64) {
-        st.exec.timed_waits += 1;
-        (st.exec.clock + timeout, st.exec.timed_waits)
+    /// The deadline of a timed wait of `timeout` seconds begun now.
+    pub(super) fn deadline_in(st: &State, timeout: f64) -> f64 {
+        st.exec.clock + timeout
     }
 
     pub(super) fn unblock(st: &mut State, t: ThreadId) {

@@ -759,7 +759,8 @@ impl DporRuntime {
     }
 
     /// Acquire of a cooperative lock. `blocking=False`: fails at once if held; `timeout`
-    /// (seconds): may time out when nothing else can run, the earliest deadline first. Returns
+    /// (seconds): may time out when nothing else can run, the earliest deadline first (with any
+    /// others of that deadline: `Inner::fire_timeouts`). Returns
     /// whether the lock was taken.
     #[pyo3(signature = (lock, blocking=true, timeout=None, site=None))]
     fn lock_acquire(
@@ -784,7 +785,7 @@ impl DporRuntime {
         // A try is the same op whatever the lock's state (a thread's next op must depend on its
         // own past only); the engine decides when it performs it whether it takes the lock.
         let try_op = Op::TryAcquire { lock: n };
-        let deadline = timeout.map(|t| Inner::deadline_in(&mut st, t));
+        let deadline = timeout.map(|t| Inner::deadline_in(&st, t));
         let mut polling = false;
         loop {
             if polling {
@@ -833,7 +834,8 @@ impl DporRuntime {
     }
 
     /// Second half of a condition wait: re-acquire `lock` once notified (or, with a `timeout`
-    /// in seconds, timed out: when nothing else can run, the earliest deadline first).
+    /// in seconds, timed out: when nothing else can run, the earliest deadline first, with any
+    /// others of that deadline; notified before it runs by one of those, it was notified in time).
     /// `any_time`: a timed wait does not block; it re-acquires the lock whenever the engine
     /// runs it, notified or not, so the search orders its time-out against the notify.
     /// Returns False on timeout.
@@ -850,7 +852,7 @@ impl DporRuntime {
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
-        let deadline = timeout.map(|t| Inner::deadline_in(&mut st, t));
+        let deadline = timeout.map(|t| Inner::deadline_in(&st, t));
         let th = Inner::thread_mut(&mut st, tid);
         th.timed_out = false;
         if std::mem::take(&mut th.prenotified) {
@@ -869,7 +871,10 @@ impl DporRuntime {
         let mut st = inner.lock_state(py);
         let th = &mut st.exec.threads[tid];
         th.deadline = None;
-        Ok(!std::mem::take(&mut th.timed_out))
+        // Timed out with others at one deadline, and notified by one of them before this step:
+        // that notify came first.
+        let notified = std::mem::take(&mut th.prenotified);
+        Ok(!std::mem::take(&mut th.timed_out) || notified)
     }
 
     /// A step of a modelled queue (`_coop`'s FIFO queues): `accesses`, `(obj, name, write)`
@@ -927,7 +932,7 @@ impl DporRuntime {
             None => false,
         };
         let deadline = match (&ready, timeout) {
-            (Some(_), Some(t)) => Some(Inner::deadline_in(&mut st, t.max(0.0))),
+            (Some(_), Some(t)) => Some(Inner::deadline_in(&st, t.max(0.0))),
             _ => None,
         };
         let th = Inner::thread_mut(&mut st, tid);
@@ -1099,7 +1104,7 @@ impl DporRuntime {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
-        let deadline = Inner::deadline_in(&mut st, timeout.max(0.0));
+        let deadline = Inner::deadline_in(&st, timeout.max(0.0));
         let alive = |st: &State| st.exec.threads.get(child).is_some_and(|t| t.live);
         let mut waiting = false;
         loop {
