@@ -578,7 +578,7 @@ def _queue_wait(q, how):
     condition)."""
     path = _paths.of(q) or "(unnamed)"
     where = _created_at(q)
-    what = {"acquire": "semaphore", "result": "future"}.get(how, "queue")
+    what = {"acquire": "semaphore", "result": "future", "wait": "future"}.get(how, "queue")
     named = f"the {what} {path}" + (f" (created at {where})" if where else "")
     if how == "join":
         return f"waits in join() on {named}, which no other thread will call task_done() on"
@@ -586,6 +586,8 @@ def _queue_wait(q, how):
         return f"waits on {named}, which no other thread will release"
     if how == "result":
         return f"waits for the result of {named}, which no other thread will set"
+    if how == "wait":
+        return f"waits in wait() or as_completed() for futures no other thread will set, among them {named}"
     return f"waits on {named}, which no other thread will put to or take from"
 
 
