@@ -1625,9 +1625,9 @@ _FUTURE_PATCHES = [
 # once enough are (or, with a timeout, when nothing else can run), instead of a waiter object
 # whose lock and event each finishing future takes, and the locks of all the futures taken to
 # install and remove it (two tasks on a two-worker pool: wait() 2,116 executions, 136 with the
-# model; as_completed() 6,004). What the original returns is the same: the futures done when the
-# step runs (for as_completed, each step yields those done since the last, in the order they
-# finished). The functions are often bound by name at import (``from concurrent.futures import
+# model; as_completed() 6,004 and 631). What they return is what the originals can: the futures
+# done when the step runs (for as_completed, each step yields those done since the last, in the
+# order they finished; for wait, see there). The functions are often bound by name at import (``from concurrent.futures import
 # wait``): their code is swapped for a call of these while an exploration runs.
 _DONE_FOR_WAIT = (_futures.CANCELLED_AND_NOTIFIED, _futures.FINISHED)
 _orig_wait = _futures.wait.__code__.replace()  # (copies: the functions get a trampoline's code)
@@ -1645,7 +1645,8 @@ def _modelled_futures(fs):
 
 
 def _futures_step(rt, fs, ready, timeout):
-    """The step of a wait for ``fs`` (sorted), taken once ``ready()``; whether it timed out."""
+    """A look at whether each of ``fs`` (in a fixed order) is done; with ``ready``, taken once
+    ``ready()`` (or, with a ``timeout``, when nothing else can run: the clock moves on)."""
     waits = ready is not None and not ready() and (timeout is None or timeout > 0)
     began = _exec_clock if waits and timeout is not None else None
     me = rt.current_id()
