@@ -1640,8 +1640,11 @@ def _done_for_wait(future):
 
 
 def _modelled_futures(fs):
+    """The runtime if every one of ``fs`` is a modelled future (else the original runs, and
+    fails as it does on what is not a future)."""
     rt = _managed()
-    return rt if rt is not None and all(_future_model(f) is rt for f in fs) else None
+    ok = rt is not None and all(isinstance(f, _futures.Future) and _future_model(f) is rt for f in fs)
+    return rt if ok else None
 
 
 def _futures_step(rt, fs, ready, timeout):

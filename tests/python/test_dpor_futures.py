@@ -106,6 +106,12 @@ PROG = load(
     def wait_no_time(s):
         s.order = tuple(sorted(f.result() for f in wait(s.fs, timeout=0).done))
 
+    def wait_for_no_futures(s):
+        try:
+            wait([1, 2])
+        except Exception as e:
+            s.got = type(e).__name__
+
     def cancel_then_wait(s):
         s.f.cancel()
         s.got = len(wait([s.f], timeout=0.5).done)
@@ -375,6 +381,15 @@ def test_a_wait_no_one_ends_is_a_deadlock_naming_a_future():
     assert result.property_holds is False and result.failure_kind == "deadlock"
     assert "waits in wait() or as_completed() for futures no other thread will set, among them the future state.fs[0]" \
         in result.explanation, result.explanation
+
+
+def test_wait_for_what_is_not_a_future_fails_as_without_frontrun():
+    from concurrent.futures import wait
+
+    seen, _ = outcomes(lambda: State(got=None), [PROG.wait_for_no_futures], lambda s: s.got)
+    with pytest.raises(Exception) as plain:
+        wait([1, 2])
+    assert seen == {type(plain.value).__name__}
 
 
 def test_wait_and_as_completed_are_themselves_again_after_the_search():
