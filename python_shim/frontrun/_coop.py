@@ -1468,9 +1468,9 @@ def _acquire_futures_init(self, futures):
 # ``result()`` and ``exception()`` wait (that step is taken once the future is done). Changes
 # (``set_running_or_notify_cancel``, ``set_result``, ``set_exception``, ``cancel``) still take the
 # lock (the original ``wait()`` and ``as_completed()`` hold it while they install their waiters:
-# see below), and write the state in one step under it, just before they change it. Two keys: whether it is done (set,
-# failed or cancelled) and whether it has started; a look at one is not ordered against a
-# change of the other. Subclasses that override these methods keep the lock.
+# see below), and write the state in one step under it, just before they change it. Two keys:
+# whether it is done (set, failed or cancelled) and whether it has started; a look at one is not
+# ordered against a change of the other. Subclasses that override these methods keep the lock.
 _DONE, _STARTED = "<done>", "<started>"
 _FUTURE_METHODS = ("result", "exception", "done", "cancelled", "running", "cancel", "set_result",
                    "set_exception", "set_running_or_notify_cancel", "_invoke_callbacks")
@@ -1501,21 +1501,12 @@ def _future_finished(future):
 def _future_look(rt, future, keys, waits=False, timeout=None):
     """One step that reads ``keys`` of ``future``; with ``waits``, taken once it is done (or, with
     a timeout, when nothing else can run). Raises TimeoutError if it was not done by then."""
-    if waits and timeout is not None and timeout <= 0:
-        waits = False
-    began = _exec_clock if timeout is not None and timeout > 0 else None
-    me = rt.current_id()
-    queue_waits[me] = (future, "result")
-    rt.queue_step([(future, key, False) for key in keys], ready=(lambda: _future_finished(future)) if waits else None,
-                  timeout=timeout, site=_site(rt), any_time=timeouts_any_time)
-    del queue_waits[me]
+    _futures_step(rt, [future], (lambda: _future_finished(future)) if waits else None, timeout, keys, "result")
     if waits or timeout is not None:
         state = future._state
         if state in (_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED):
             raise _futures.CancelledError()
         if state != _futures.FINISHED:
-            if began is not None:
-                _timed_out(rt, began, timeout, "wait")
             raise _futures.TimeoutError()
 
 
@@ -1627,11 +1618,10 @@ _FUTURE_PATCHES = [
 # install and remove it (two tasks on a two-worker pool: wait() 2,116 executions, 136 with the
 # model; as_completed() 6,004 and 631). What they return is what the originals can: the futures
 # done when the step runs (for as_completed, each step yields those done since the last, in the
-# order they finished; for wait, see there). The functions are often bound by name at import (``from concurrent.futures import
-# wait``): their code is swapped for a call of these while an exploration runs.
+# order they finished; for wait, see there). The functions are often bound by name at import
+# (``from concurrent.futures import wait``): their code is swapped for a call of these while an
+# exploration runs.
 _DONE_FOR_WAIT = (_futures.CANCELLED_AND_NOTIFIED, _futures.FINISHED)
-_orig_wait = _futures.wait.__code__.replace()  # (copies: the functions get a trampoline's code)
-_orig_as_completed = _futures.as_completed.__code__.replace()
 
 
 def _done_for_wait(future):
@@ -1647,14 +1637,15 @@ def _modelled_futures(fs):
     return rt if ok else None
 
 
-def _futures_step(rt, fs, ready, timeout):
-    """A look at whether each of ``fs`` (in a fixed order) is done; with ``ready``, taken once
-    ``ready()`` (or, with a ``timeout``, when nothing else can run: the clock moves on)."""
+def _futures_step(rt, fs, ready, timeout, keys=(_DONE,), how="wait"):
+    """A look at ``keys`` (whether it is done) of each of ``fs`` (in a fixed order); with
+    ``ready``, taken once ``ready()`` (or, with a ``timeout``, when nothing else can run: the
+    clock moves on). A deadlock there names the first not done, waited for in ``how``."""
     waits = ready is not None and not ready() and (timeout is None or timeout > 0)
     began = _exec_clock if waits and timeout is not None else None
     me = rt.current_id()
-    queue_waits[me] = (next((f for f in fs if not _done_for_wait(f)), fs[0]), "wait")
-    rt.queue_step([(f, _DONE, False) for f in fs], ready=ready if waits else None, timeout=timeout,
+    queue_waits[me] = (next((f for f in fs if not _done_for_wait(f)), fs[0]), how)
+    rt.queue_step([(f, key, False) for f in fs for key in keys], ready=ready if waits else None, timeout=timeout,
                   site=_site(rt), any_time=timeouts_any_time)
     del queue_waits[me]
     if began is not None and not ready():
@@ -1665,7 +1656,7 @@ def _futures_wait(fs, timeout=None, return_when=_futures.ALL_COMPLETED):
     fs = set(fs)
     rt = _modelled_futures(fs)
     if rt is None or not fs:
-        return _call_original(_orig_wait, _futures.wait, fs, timeout, return_when)
+        return _call_original(_futures.wait, fs, timeout, return_when)
 
     def ready():
         done = [f for f in fs if _done_for_wait(f)]
@@ -1704,7 +1695,7 @@ def _futures_as_completed(fs, timeout=None):
     fs = set(fs)
     rt = _modelled_futures(fs)
     if rt is None or not fs:
-        yield from _call_original(_orig_as_completed, _futures.as_completed, fs, timeout)
+        yield from _call_original(_futures.as_completed, fs, timeout)
         return
     total = len(fs)
     _futures_step(rt, sorted(fs, key=_future_order), None, None)
@@ -1727,7 +1718,9 @@ def _futures_as_completed(fs, timeout=None):
             yield future
 
 
-def _call_original(code, function, *args):
+def _call_original(function, *args):
+    """``function`` as it was before its code was swapped (``_PATCHES``)."""
+    code = _orig[_key(function, "__code__")]
     return types.FunctionType(code, function.__globals__, function.__name__, function.__defaults__)(*args)
 
 

@@ -414,16 +414,19 @@ def test_a_semaphore_of_one_orders_two_holders(kind):
     assert result.num_explored == 2  # who takes the token first
 
 
+def tokens(threads):
+    """Every (what the take got, tokens left) of ``threads`` over a semaphore of none, and the result."""
+    return outcomes(lambda: State(sem=threading.Semaphore(0), got=None), threads, lambda s: (s.got, s.sem._value))
+
+
 def test_an_acquire_waits_for_the_release_in_one_execution():
-    seen, result = outcomes(lambda: State(sem=threading.Semaphore(0), got=None), [PROG.take, PROG.release],
-                            lambda s: (s.got, s.sem._value))
+    seen, result = tokens([PROG.take, PROG.release])
     assert seen == {(True, 0)}
     assert result.num_explored == 1
 
 
 def test_a_try_is_explored_before_and_after_the_release():
-    seen, result = outcomes(lambda: State(sem=threading.Semaphore(0), got=None), [PROG.try_take, PROG.release],
-                            lambda s: (s.got, s.sem._value))
+    seen, result = tokens([PROG.try_take, PROG.release])
     assert seen == {(True, 0), (False, 1)}
     assert result.num_explored == 2
 
@@ -431,8 +434,7 @@ def test_a_try_is_explored_before_and_after_the_release():
 def test_a_take_depends_only_on_the_release_of_its_token():
     # Two releases, one take: the take waits for the first token and is not ordered against the
     # second release (with the lock: every order of the three).
-    seen, result = outcomes(lambda: State(sem=threading.Semaphore(0), got=None), [PROG.take, PROG.release_twice],
-                            lambda s: (s.got, s.sem._value))
+    seen, result = tokens([PROG.take, PROG.release_twice])
     assert seen == {(True, 1)}
     assert result.num_explored == 1
 
