@@ -59,6 +59,7 @@ import sys
 import threading
 import time
 import types
+import weakref
 from collections import deque
 from contextlib import contextmanager
 
@@ -1007,6 +1008,7 @@ def _thread_start(self):
         raise RuntimeError("threads can only be started once")
     if _pool is not None:
         _pool.ensure_idle(1)
+    _explored_threads.append(weakref.ref(self))
 
     # 3.14+: the context the thread runs in is chosen by start() (a copy of the caller's when
     # sys.flags.thread_inherit_context is set); before, a new thread's context is empty.
@@ -1192,6 +1194,7 @@ def new_execution():
     timed_out.clear()
     _queue_models.clear()
     queue_waits.clear()
+    _retire_pools()
 
 
 # The timed waits that timed out in this execution, for explanations: (thread's number in
@@ -1211,6 +1214,27 @@ def _timed_out(rt, began, seconds, what):
 # What each thread started in this execution runs, by its number in explanations:
 # (what it runs, who started it: a thread's number or "setup()").
 started_threads: dict = {}
+# The Threads started in this exploration, finished when it ends (``_finish_explored_threads``).
+_explored_threads = []
+
+
+def _finish_explored_threads():
+    """The Threads the exploration started look finished once it is over, as they are: a
+    ``join()`` after it returns at once, where threading would say it was never started (the
+    exit handler of a ``multiprocessing`` pool closed in an explored thread joins its handlers)."""
+    for ref in _explored_threads:
+        thread = ref()
+        if thread is None:
+            continue
+        thread._started.set()
+        handle = "_os_thread_handle" if hasattr(thread, "_os_thread_handle") else "_handle"
+        if hasattr(thread, handle):  # 3.13+: join() waits on the handle
+            done = _thread._make_thread_handle(thread._ident or 0)
+            done._set_done()
+            setattr(thread, handle, done)
+        else:
+            thread._is_stopped = True
+    _explored_threads.clear()
 
 
 def _runs(thread) -> str:
@@ -1434,6 +1458,148 @@ def _unpatch_io():
         _asyncio_patched.call_soon_threadsafe = _orig.pop("BaseEventLoop.call_soon_threadsafe")
         _asyncio_patched = None
     _wakeups.clear()
+
+
+# --- multiprocessing.pool.ThreadPool ---------------------------------------------------------
+#
+# A pool's three handler threads share state in code frontrun does not rewrite, so that a search
+# could not repeat its schedules ("nondeterminism"). The worker handler sleeps in
+# ``multiprocessing.connection.wait`` on a change notifier, a pipe that close(), terminate() and
+# the emptying of the task cache write to: the model sees no pipe, and only real time ended that
+# wait. A ThreadPool made during an exploration gets a modelled queue as its notifier instead,
+# and the handler's wait is a get from it. The handlers stop when another thread writes their
+# ``_state`` and look at the task cache that results leave: the accesses to both are reported.
+
+
+class _PoolNotifier(SimpleQueue):
+    """A ThreadPool's change notifier during an exploration: what it was told, as a queue."""
+
+    def __init__(self):
+        super().__init__()
+        self._reader = self  # the pool hands its notifier's reader to the wait as a sentinel
+
+    def close(self):
+        pass
+
+
+class _NotifyingContext:
+    """A ThreadPool's multiprocessing context, but for the notifier it makes."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def SimpleQueue(self):
+        return _PoolNotifier()
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
+def _thread_pool_setup_queues(self):
+    _orig["ThreadPool._setup_queues"](self)
+    _explored_pools.append(weakref.ref(self))
+    # (Pool.__init__ makes the notifier from its context next.)
+    self._ctx = _NotifyingContext(self._ctx)
+
+
+_explored_pools = []  # ThreadPools made in this execution
+
+
+def _retire_pools():
+    """The pools of an execution that is over are done with: their threads are gone, and the
+    exit handler multiprocessing registers for each would terminate it again (and fail, its
+    result handler not alive, when the execution ended before the tasks did)."""
+    for ref in _explored_pools:
+        pool = ref()
+        finalizer = getattr(pool, "_terminate", None)
+        if finalizer is not None:
+            finalizer.cancel()
+            pool._state = sys.modules["multiprocessing.pool"].TERMINATE  # no "unclosed pool" warning
+    _explored_pools.clear()
+
+
+def _pool_wait_for_updates(sentinels, change_notifier, timeout=None):
+    if not isinstance(change_notifier, _PoolNotifier):
+        return _orig["Pool._wait_for_updates"].__func__(sentinels, change_notifier, timeout)
+    try:
+        change_notifier.get(timeout=timeout)
+    except queue.Empty:
+        return
+    while not change_notifier.empty():
+        change_notifier.get()
+
+
+class _ThreadState:
+    """``Thread._state`` during an exploration (not threading's: multiprocessing.pool's handler
+    threads are stopped by writing it), a reported read or write of the thread."""
+
+    def __get__(self, thread, owner=None):
+        if thread is None:
+            return self
+        try:
+            value = thread.__dict__["_state"]
+        except KeyError:
+            raise AttributeError("_state") from None
+        _report_pool_access(thread, False, "_state")
+        return value
+
+    def __set__(self, thread, value):
+        _report_pool_access(thread, True, "_state")
+        thread.__dict__["_state"] = value
+
+    def __delete__(self, thread):
+        _report_pool_access(thread, True, "_state")
+        del thread.__dict__["_state"]
+
+
+def _report_pool_access(obj, write, key=None):
+    rt = _managed()
+    if rt is not None:
+        rt.object_access(obj, write, _site(rt), key)
+
+
+def _pool_cache_method(name, write):
+    # (Whole-cache accesses: a job's key comes from a counter that outlives an execution.)
+    def method(self, *args):
+        _report_pool_access(self, write)
+        return _orig[f"_PoolCache.{name}"](self, *args)
+
+    method.__name__ = name
+    return method
+
+
+_POOL_CACHE_METHODS = (("__getitem__", False), ("__len__", False), ("__setitem__", True), ("__delitem__", True))
+
+
+def _patch_pools():
+    """Patched when the program has imported multiprocessing.pool before the exploration."""
+    pool = sys.modules.get("multiprocessing.pool")
+    if pool is None or not hasattr(pool.Pool, "_wait_for_updates"):
+        return
+    _orig["Pool._wait_for_updates"] = pool.Pool.__dict__["_wait_for_updates"]
+    _orig["ThreadPool._setup_queues"] = pool.ThreadPool.__dict__["_setup_queues"]
+    pool.Pool._wait_for_updates = staticmethod(_pool_wait_for_updates)
+    pool.ThreadPool._setup_queues = _thread_pool_setup_queues
+    for name, write in _POOL_CACHE_METHODS:
+        _orig[f"_PoolCache.{name}"] = getattr(pool._PoolCache, name)
+        _orig[f"_PoolCache.{name} own"] = name in vars(pool._PoolCache)
+        setattr(pool._PoolCache, name, _pool_cache_method(name, write))
+    threading.Thread._state = _ThreadState()
+    _orig["multiprocessing.pool"] = pool
+
+
+def _unpatch_pools():
+    pool = _orig.pop("multiprocessing.pool", None)
+    if pool is not None:
+        pool.Pool._wait_for_updates = _orig.pop("Pool._wait_for_updates")
+        pool.ThreadPool._setup_queues = _orig.pop("ThreadPool._setup_queues")
+        for name, _ in _POOL_CACHE_METHODS:
+            original = _orig.pop(f"_PoolCache.{name}")
+            if _orig.pop(f"_PoolCache.{name} own"):
+                setattr(pool._PoolCache, name, original)
+            else:
+                delattr(pool._PoolCache, name)
+        del threading.Thread._state
 
 
 def _future_init(self, *args, **kwargs):
@@ -1839,20 +2005,56 @@ def _cooperative_logging_locks():
     return swapped
 
 
+# The functions and classes of the modules above that the program may have bound to names of
+# its own at import (``from time import sleep``, ``from queue import SimpleQueue``): the real
+# ones then slept for real, unseen, and a C SimpleQueue's get() blocked the explored thread
+# for ever. Rebound in the program's modules while the exploration runs.
+_IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCHES
+               if (owner, name) in {(threading, "Lock"), (threading, "RLock"), (threading, "Condition"),
+                                    (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time")}]
+_rebound = []  # (module's globals, name, original, replacement)
+
+
+def _rebind_imported_names():
+    originals = {id(_orig[_key(owner, name)]): (_orig[_key(owner, name)], replacement)
+                 for owner, name, replacement in _IMPORTABLE}
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None) if isinstance(module, types.ModuleType) else None
+        file = namespace.get("__file__") if isinstance(namespace, dict) else None
+        if not isinstance(file, str) or not _native.is_rewritten_file(file):
+            continue
+        for name, value in list(namespace.items()):
+            found = originals.get(id(value))
+            if found is not None and found[0] is value:
+                namespace[name] = found[1]
+                _rebound.append((namespace, name, value, found[1]))
+
+
+def _unbind_imported_names():
+    for namespace, name, original, replacement in _rebound:
+        if namespace.get(name) is replacement:
+            namespace[name] = original
+    _rebound.clear()
+
+
 def _patch():
     for owner, name, replacement in _PATCHES:
         setattr(owner, name, replacement)
+    _rebind_imported_names()
     # What the trampolines of wait() and as_completed() call (they run in that module).
     _futures._frontrun_futures_wait = _futures_wait
     _futures._frontrun_futures_as_completed = _futures_as_completed
     _patch_io()
+    _patch_pools()
 
 
 def _unpatch():
     for owner, name, _ in _PATCHES:
         setattr(owner, name, _orig[_key(owner, name)])
+    _unbind_imported_names()
     del _futures._frontrun_futures_wait, _futures._frontrun_futures_as_completed
     _unpatch_io()
+    _unpatch_pools()
 
 
 _forking = None  # (ident, the Thread it runs as) set aside while an explored thread forks
@@ -1921,4 +2123,6 @@ def patched(rt, pool):
             pool.hide()
         _unpatch()
         _restore_converted()
+        _finish_explored_threads()
+        _retire_pools()
         _rt, _pool = None, None

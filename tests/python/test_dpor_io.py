@@ -10,18 +10,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from dpor_testutil import State, load  # noqa: E402
+from dpor_testutil import State, load, run_in_new_process  # noqa: E402
 
 import frontrun  # noqa: E402
 from frontrun import _coop  # noqa: E402
 
-PROG = load(
-    """
+PROGRAM_SOURCE = """
     import asyncio
     import subprocess
     import sys
@@ -75,6 +75,16 @@ PROG = load(
     def thread_pool_map(s):
         with ThreadPool(2) as pool:
             pool.map(lambda _: bump_plain(s), range(2))
+
+    def thread_pool_locked(s, workers, tasks):
+        def bump(_):
+            with s.lock:
+                s.n += 1
+        pool = ThreadPool(workers)
+        pool.map(bump, range(tasks))
+        pool.close()
+        pool.join()
+        s.pool = pool
 
     def serve_once(s):
         conn, _ = s.server.accept()
@@ -162,9 +172,8 @@ PROG = load(
     def piped_child_then_count(s):
         subprocess.run(NAP, timeout=30, capture_output=True)  # waits in a selector, then polls
         s.n += 1
-    """,
-    name="dpor_asyncio_prog",
-)
+"""
+PROG = load(PROGRAM_SOURCE, name="dpor_asyncio_prog")
 
 
 def setup():
@@ -237,6 +246,45 @@ def test_thread_pool_workers_race():
     result = frontrun.explore_dpor(setup, [PROG.thread_pool_map], lambda s: s.n == 2, timeout=120)
     assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
     assert "Race on State.n" in result.explanation
+
+
+def locked_setup():
+    return State(n=0, lock=threading.Lock())
+
+
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_a_correct_program_over_a_thread_pool_passes(tasks):
+    # The pool's worker handler slept on a pipe that only real time woke it from: the search
+    # could not repeat its schedules and stopped on "nondeterminism".
+    PROG.thread_pool_map(State(n=0))  # (3.14+: the first pool of a process sets multiprocessing up)
+    result = frontrun.explore_dpor(locked_setup, [lambda s: PROG.thread_pool_locked(s, 1, tasks)],
+                                   lambda s: s.n == tasks, timeout=120)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored > 1
+
+
+def test_a_thread_pool_of_an_exploration_is_over_with_it(tmp_path):
+    # After the search, its pools' threads look finished, and multiprocessing's exit handler
+    # no longer terminates the pools again (it failed: "cannot join thread before it is
+    # started", "Cannot have cache with result_handler not alive").
+    script = """
+        import threading
+        seen = []
+        P.thread_pool_map(State(n=0))
+        def check(s):
+            seen.append(s.pool)
+            return s.n == 2
+        r = frontrun.explore_dpor(lambda: State(n=0, lock=threading.Lock()),
+                                  [lambda s: P.thread_pool_locked(s, 2, 2)], check, max_executions=5)
+        handlers = [seen[-1]._worker_handler, seen[-1]._task_handler, seen[-1]._result_handler]
+        for t in handlers:
+            t.join()
+        print(r.property_holds is not False, [t.is_alive() for t in handlers])
+    """
+    done = run_in_new_process(tmp_path, PROGRAM_SOURCE, script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "[False,", "False,", "False]"]
+    assert done.stderr == ""
 
 
 def socket_setup():

@@ -1354,3 +1354,55 @@ def test_releasing_a_lock_not_held_shows_the_callers_line_last(kind):
     raised = next(i for i, line in enumerate(lines) if line.startswith("RuntimeError"))
     source = [line.strip() for line in lines[:raised] if set(line.strip()) - set("~^ ")]  # no carets
     assert source[-1] == "s.lock.release()" and "_coop.py" not in result.explanation
+
+
+IMPORTED = load(
+    """
+    import time
+    from queue import SimpleQueue
+    from threading import Lock
+    from time import monotonic, sleep
+
+    def setup():
+        return State(q=SimpleQueue(), lock=Lock(), got=None, n=0)
+
+    class State:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    def consume(s):
+        s.got = s.q.get()  # a C SimpleQueue would block for real, holding the turn
+
+    def produce(s):
+        with s.lock:
+            s.n += 1
+        s.q.put(s.n)
+
+    def nap(s):
+        began = monotonic()
+        sleep(0.25)
+        sleep(0.5)
+        s.napped = monotonic() - began
+        s.same = sleep is time.sleep
+    """
+)
+
+
+def test_names_imported_from_queue_and_threading_are_cooperative():
+    # `from queue import SimpleQueue` bound the C class at import: its get() waited for real.
+    real = (IMPORTED.SimpleQueue, IMPORTED.Lock)
+    result = frontrun.explore_dpor(IMPORTED.setup, [IMPORTED.consume, IMPORTED.produce], lambda s: s.got == 1,
+                                   timeout=60)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored == 1
+    assert (IMPORTED.SimpleQueue, IMPORTED.Lock) == real  # put back afterwards
+    assert IMPORTED.SimpleQueue is queue.SimpleQueue and IMPORTED.Lock is threading.Lock
+
+
+def test_sleep_and_clock_imported_from_time_are_the_modelled_ones():
+    seen = []
+    result = frontrun.explore_dpor(lambda: State(), [IMPORTED.nap], lambda s: seen.append((s.napped, s.same)) or True)
+    assert result.property_holds is True
+    # The modelled clock moved on by the sleeps (and a microsecond a step); `sleep` was ours.
+    assert seen == [(pytest.approx(0.75, abs=1e-5), True)]
+    assert IMPORTED.sleep is time.sleep and IMPORTED.monotonic is time.monotonic

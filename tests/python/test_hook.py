@@ -121,9 +121,10 @@ def test_selected_module_is_rewritten_with_full_spec_fidelity(sandbox, marker):
     cached = Path(spec.cached)
     assert getattr(hookpkg, "__cached__", spec.cached) == spec.cached  # 3.15 dropped __cached__
     assert cached.parent == package_dir / "__pycache__"
-    assert cached.name.startswith(f"__init__.{sys.implementation.cache_tag}.frontrun-")
+    assert cached.name.startswith(f"__init__.{sys.implementation.cache_tag}-frontrun-")
     assert cached.name != Path(importlib.util.cache_from_source(hookpkg.__file__)).name
     assert cached.is_file()
+    assert importlib.util.source_from_cache(spec.cached) == hookpkg.__file__  # a well-formed cache name
 
     loader = hookpkg.__loader__
     assert loader.is_package("hookpkg") and not hookpkg.sub.__loader__.is_package("hookpkg.sub")
@@ -371,17 +372,22 @@ class _StringFinder:
 
 
 def test_a_selected_module_another_loader_runs_is_left_alone_with_one_warning(sandbox, monkeypatch):
-    monkeypatch.setattr(_hook, "_unrewritten_warned", False)
+    monkeypatch.setattr(_hook, "_unrewritten_warned", set())
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, _StringFinder()])
     fr.install(include=["hookstring*"], use_config=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         import hookstring_moves  # no file behind it (six.moves): nothing to say
-    with pytest.warns(_hook.UnrewrittenModuleWarning, match="'hookstring_a' is loaded by .*_StringLoader"):
+    with pytest.warns(_hook.UnrewrittenModuleWarning, match="'hookstring_a' is loaded by .*_StringLoader") as caught:
         import hookstring_a
+    if sys.version_info >= (3, 12):  # the import statement, not frontrun's or importlib's frames
+        assert [w.filename for w in caught] == [__file__]
+    with pytest.warns(_hook.UnrewrittenModuleWarning, match="'hookstring_b' is loaded by"):
+        import hookstring_b  # each module is named
+    del sys.modules["hookstring_a"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        import hookstring_b
+        import hookstring_a  # noqa: F811 (once per module)
     assert isinstance(hookstring_a.__loader__, _StringLoader)
     assert _events_of(hookstring_a) == _events_of(hookstring_b) == _events_of(hookstring_moves) == []
 

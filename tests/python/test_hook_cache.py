@@ -23,12 +23,12 @@ import frontrun.rewrite as fr  # noqa: E402
 from frontrun.rewrite import _cache, _core  # noqa: E402
 
 TAG = sys.implementation.cache_tag
-NAME_RE = re.compile(rf"^(?P<stem>\w+)\.{re.escape(TAG)}\.frontrun-(?P<key>[0-9a-f]{{16}})\.pyc$")
+NAME_RE = re.compile(rf"^(?P<stem>\w+)\.{re.escape(TAG)}-frontrun-(?P<key>[0-9a-f]{{16}})\.pyc$")
 
 
 def frontrun_pycs(directory: Path) -> list[Path]:
     pycache = directory / "__pycache__"
-    return sorted(p for p in pycache.glob("*.pyc") if ".frontrun-" in p.name) if pycache.is_dir() else []
+    return sorted(p for p in pycache.glob("*.pyc") if "-frontrun-" in p.name) if pycache.is_dir() else []
 
 
 def fresh_import(name: str):

@@ -135,8 +135,10 @@ def test_pyproject_discovered_upwards_and_merged_with_arguments(tmp_path):
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     start = tmp_path / "a" / "b"
     start.mkdir(parents=True)
-    with pytest.warns(UserWarning, match=r"unknown \[tool.frontrun\] key 'engine_setting' ignored"):
+    with pytest.warns(UserWarning, match=r"unknown \[tool.frontrun\] key 'engine_setting' ignored") as caught:
         selection = make_selection(root=str(start))
+    if sys.version_info >= (3, 12):  # said of the caller's line, not frontrun's
+        assert [w.filename for w in caught] == [__file__]
     assert selection.root == str(tmp_path)
     assert selection.pyproject == str(tmp_path / "pyproject.toml")
     assert [p.text for p in selection.include] == ["myapp", "vendor.db", "tools/"]

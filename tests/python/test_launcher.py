@@ -73,10 +73,10 @@ def test_module_and_directory_parity_with_plain_python(project, target):
     # All three run through runpy, so the module's spec comes from the hook: its loader and cache
     # file are frontrun's, and everything else is identical.
     assert launched.pop("loader") == "FrontrunLoader" and plain.pop("loader") == "SourceFileLoader"
-    assert ".frontrun-" in launched.pop("spec_cached") and ".frontrun-" not in plain.pop("spec_cached")
+    assert "-frontrun-" in launched.pop("spec_cached") and "-frontrun-" not in plain.pop("spec_cached")
     launched_cached, plain_cached = launched.pop("cached"), plain.pop("cached")
     if sys.version_info < (3, 15):
-        assert ".frontrun-" in launched_cached and ".frontrun-" not in plain_cached
+        assert "-frontrun-" in launched_cached and "-frontrun-" not in plain_cached
     else:
         assert launched_cached == plain_cached == "<unset>"
     assert launched == plain
@@ -88,7 +88,7 @@ def test_main_script_and_its_imports_are_rewritten(project):
     assert (plain["local"], plain["helper"]) == (MARK, MARK)
     assert (launched["local"], launched["helper"]) == (REWRITTEN, REWRITTEN)
     assert launched["json_loader"] == "SourceFileLoader"  # the standard library is left alone
-    assert list((project / "__pycache__").glob("helper.*.frontrun-*.pyc"))
+    assert list((project / "__pycache__").glob("helper.*-frontrun-*.pyc"))
     assert not list((project / "__pycache__").glob("main.*"))  # like python: no pyc for __main__
 
 
@@ -362,7 +362,7 @@ def test_optimization_level_has_its_own_cache_file(project):
     assert normal.returncode == 1 and "AssertionError: MARK" in normal.stderr
     optimized = run(["-OO", *LAUNCHER, "case.py"], cwd=project)
     assert optimized.returncode == 0 and optimized.stdout == "1 None\n"
-    assert len(list((project / "__pycache__").glob("opt.*.frontrun-*.pyc"))) == 2
+    assert len(list((project / "__pycache__").glob("opt.*-frontrun-*.pyc"))) == 2
     assert run(["-OO", *LAUNCHER, "case.py"], cwd=project).stdout == "1 None\n"  # from its cache
 
 

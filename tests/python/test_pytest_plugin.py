@@ -16,7 +16,7 @@ AUTOLOADED = entry_point_installed()
 LOAD = [] if AUTOLOADED else ["-p", "frontrun.pytest_plugin"]
 
 TEST_MODULE = """\
-import json, sys
+import importlib.abc, json, sys
 import mypkg
 
 def local():
@@ -27,6 +27,7 @@ def test_report():
         "pkg": mypkg.value(), "test": local(),
         "pkg_loader": type(mypkg.__loader__).__name__,
         "test_loader": type(sys.modules[__name__].__loader__).__name__,
+        "is_loader": isinstance(sys.modules[__name__].__loader__, importlib.abc.Loader),
     }))
 
 def test_rich_assertion():
@@ -71,13 +72,13 @@ def assert_rich_assertion(proc, output):
 def test_assertion_rewriting_and_frontrun_rewriting_both_apply(project):
     proc, output, report = pytest_run(project)
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
-                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader", "is_loader": True}
     assert_rich_assertion(proc, output)  # pytest's assertion rewriting is still there
     assert "frontrun: rewriting on" in output
     # pytest cached its half; frontrun cached the package (test modules are not cached by frontrun).
     assert list((project / "tests" / "__pycache__").glob("test_chain.*-pytest-*.pyc"))
-    assert not list((project / "tests" / "__pycache__").glob("*.frontrun-*"))
-    assert list((project / "mypkg" / "__pycache__").glob("__init__.*.frontrun-*.pyc"))
+    assert not list((project / "tests" / "__pycache__").glob("*-frontrun-*"))
+    assert list((project / "mypkg" / "__pycache__").glob("__init__.*-frontrun-*.pyc"))
 
 
 def test_second_run_uses_both_caches(project):
@@ -132,7 +133,7 @@ def test_disabled_plugin(project):
 def test_plain_assert_mode_rewrites_test_modules_directly(project):
     proc, output, report = pytest_run(project, "--assert=plain")
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
-                      "pkg_loader": "FrontrunLoader", "test_loader": "FrontrunLoader"}
+                      "pkg_loader": "FrontrunLoader", "test_loader": "FrontrunLoader", "is_loader": True}
 
 
 def test_bad_policy_in_ini_is_a_usage_error(project):
@@ -172,7 +173,7 @@ def test_conftest_one_liner_without_the_plugin(project):
     (project / "conftest.py").write_text("import frontrun.rewrite; frontrun.rewrite.install()\n")
     proc, output, report = pytest_run(project, "-p", "no:frontrun", load=False)
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
-                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader", "is_loader": True}
     assert_rich_assertion(proc, output)
     assert "imported before" not in output  # the conftest calling install() is not "already imported"
 
@@ -217,7 +218,7 @@ def test_the_in_place_note_survives_output_capture(project, flags):
 def test_importlib_import_mode(project):
     proc, output, report = pytest_run(project, "--import-mode=importlib")
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
-                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader", "is_loader": True}
     assert_rich_assertion(proc, output)
 
 
@@ -228,7 +229,7 @@ def test_under_the_launcher_without_plugin_configuration(project):
     output = proc.stdout + proc.stderr
     [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
     assert report == {"pkg": REWRITTEN, "test": REWRITTEN,
-                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader"}
+                      "pkg_loader": "FrontrunLoader", "test_loader": "PytestChainLoader", "is_loader": True}
     assert_rich_assertion(proc, output)
 
 

@@ -2,10 +2,11 @@
 
 Rules (the import hook relies on each of them):
 
-* Where: beside CPython's own pyc, ``<dir>/__pycache__/<stem>.<cache_tag>.frontrun-<key>.pyc``
-  (e.g. ``mod.cpython-313.frontrun-3f2a9c0d1e4b5a67.pyc``). CPython's names are
+* Where: beside CPython's own pyc, ``<dir>/__pycache__/<stem>.<cache_tag>-frontrun-<key>.pyc``
+  (e.g. ``mod.cpython-313-frontrun-3f2a9c0d1e4b5a67.pyc``). CPython's names are
   ``<stem>.<cache_tag>[.opt-N].pyc`` and pytest's ``<stem>.<cache_tag>-pytest-<version>.pyc``, so
-  the names never collide. Under ``sys.pycache_prefix`` the file moves into the prefix tree
+  the names never collide, and ``importlib.util.source_from_cache(module.__cached__)`` finds the
+  source as it does for theirs (the optimisation level is in the key, not an ``.opt-N``). Under ``sys.pycache_prefix`` the file moves into the prefix tree
   exactly as CPython's pyc would; a configured ``cache_dir`` mirrors the absolute source
   directory under it instead. No ``cache_tag`` (``sys.implementation.cache_tag is None``): no cache.
 * Key: 16 hex digits of a hash over (interpreter magic number, rewriter version, policy,
@@ -70,14 +71,14 @@ def cache_path(source_path: str, key: str, cache_dir: str | None = None) -> str 
         head, tail = os.path.split(os.path.abspath(source_path))
         stem = tail.rpartition(".")[0] or tail
         drive, head = os.path.splitdrive(head)
-        return os.path.join(cache_dir, head.lstrip(os.sep), f"{stem}.{tag}.frontrun-{key}.pyc")
+        return os.path.join(cache_dir, head.lstrip(os.sep), f"{stem}.{tag}-frontrun-{key}.pyc")
     try:
         # Reuses CPython's rules for __pycache__ and sys.pycache_prefix.
         standard = importlib.util.cache_from_source(source_path, optimization="")
     except (NotImplementedError, ValueError):
         return None
     assert standard.endswith(".pyc")
-    return f"{standard[:-4]}.frontrun-{key}.pyc"
+    return f"{standard[:-4]}-frontrun-{key}.pyc"
 
 
 def load(path: str | None, source_path: str, source_hash: bytes) -> types.CodeType | None:

@@ -47,7 +47,7 @@ import site
 import sys
 import sysconfig
 
-from frontrun.rewrite._core import DEFAULT_POLICY, POLICIES, check_policy, normalize_resource_methods
+from frontrun.rewrite._core import DEFAULT_POLICY, POLICIES, check_policy, normalize_resource_methods, warn_at_user_code
 
 _GLOB_CHARS = frozenset("*?[")
 _FRONTRUN_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -295,11 +295,8 @@ def make_selection(
     source = pyproject or "frontrun configuration"
     unknown = sorted(set(table) - TABLE_KEYS)
     if unknown:  # a misspelt key would otherwise change nothing, silently
-        import warnings
-
-        warnings.warn(f"{source}: unknown [tool.frontrun] key{'s' if len(unknown) > 1 else ''} "
-                      f"{', '.join(map(repr, unknown))} ignored (known: {', '.join(sorted(TABLE_KEYS))})",
-                      stacklevel=2)
+        warn_at_user_code(f"{source}: unknown [tool.frontrun] key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))} ignored (known: {', '.join(sorted(TABLE_KEYS))})")
 
     include_specs = _as_list(include, "include", "install()") if include is not None else _as_list(
         table.get("include"), "include", source

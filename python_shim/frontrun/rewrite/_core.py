@@ -7,6 +7,8 @@ replace ``_rewrite_impl`` with a marker transformation and see it applied everyw
 
 from __future__ import annotations
 
+import os
+import sys
 import types
 import warnings
 
@@ -22,6 +24,19 @@ UnsupportedVersion = getattr(_native, "UnsupportedVersion", None)
 note_rewritten_file = getattr(_native, "note_rewritten_file", lambda file: None)
 
 _unsupported_warned = False
+# Frames a warning about an import skips to name the program's line: frontrun's and importlib's.
+_FRONTRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_IMPORT_MACHINERY = (_FRONTRUN_DIR, "<frozen importlib", os.path.dirname(os.__file__) + os.sep + "importlib" + os.sep)
+
+
+def warn_at_user_code(message, category=UserWarning, stacklevel=2):
+    """``warnings.warn`` attributed to the first frame outside frontrun and importlib (the
+    program's ``import`` or ``install()``), where 3.12+ can skip frames by file; before,
+    ``stacklevel`` frames up."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=_IMPORT_MACHINERY)
+    else:
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 
 def rewriter_version() -> str:

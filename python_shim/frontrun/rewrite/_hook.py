@@ -19,7 +19,7 @@ How it finds and loads
       (``SourcelessFileLoader``), swaps in a subclass of that loader whose ``get_code`` rewrites
       (nothing cached: there is no source to key a cache on, or no place to write it);
     * for a selected Python file any other loader executes (another tool's import hook), leaves
-      the spec alone and warns once (``UnrewrittenModuleWarning``): frontrun cannot see how that
+      the spec alone and warns once per module (``UnrewrittenModuleWarning``): frontrun cannot see how that
       loader runs the module.
 
     The spec keeps ``origin``, ``submodule_search_locations``, ``loader_state`` and
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -130,7 +131,7 @@ _REWRITING_SUBCLASS = {
     importlib.machinery.SourcelessFileLoader: FrontrunSourcelessLoader,
 }
 
-_unrewritten_warned = False
+_unrewritten_warned = set()  # the names warned of
 
 
 def _rewriting_copy(loader, policy: str, selection: Selection):
@@ -144,17 +145,15 @@ def _rewriting_copy(loader, policy: str, selection: Selection):
 
 
 def _warn_unrewritten(name: str, loader) -> None:
-    global _unrewritten_warned
-    if _unrewritten_warned:
+    if name in _unrewritten_warned:
         return
-    _unrewritten_warned = True
+    _unrewritten_warned.add(name)
     cls = type(loader)
-    warnings.warn(
+    _core.warn_at_user_code(
         f"frontrun: the selected module {name!r} is loaded by {cls.__module__}.{cls.__qualname__}, "
         "which frontrun cannot rewrite for; it runs un-instrumented (so may other modules that "
         "loader imports). Load it with the plain source loader to have it rewritten.",
         UnrewrittenModuleWarning,
-        stacklevel=2,
     )
 
 
@@ -227,8 +226,9 @@ def _unhook_pytest_exec() -> None:
             del module.exec
 
 
-class PytestChainLoader:
-    """pytest's assertion rewriting first, then frontrun's rewriting, for one module."""
+class PytestChainLoader(importlib.abc.Loader):
+    """pytest's assertion rewriting first, then frontrun's rewriting, for one module. (A Loader,
+    as pytest's is: ``isinstance`` checks of a test module's ``__loader__`` see no difference.)"""
 
     def __init__(self, inner, policy: str, selection: Selection):
         self.inner = inner
