@@ -51,6 +51,7 @@ Exploring from a test
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -146,10 +147,14 @@ def _install(config, options) -> None:
         return
     enabled, kwargs = _settings(config, options)
     if not enabled:
-        # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there, but
-        # pytest put its assertion hook in front of it since: restore the order.
-        _hook.move_to_front()
-        return
+        launched = _launcher_settings()
+        if launched is None or _hook.installed() is not None:
+            # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there,
+            # but pytest put its assertion hook in front of it since: restore the order.
+            _hook.move_to_front()
+            return
+        # A pytest the launcher's program started (pytest-xdist's workers): the launcher's selection.
+        kwargs = launched
     # Modules pytest imported first (`packaging` for `minversion`) are instrumented in place, and
     # said so; as a warning here, a project's `filterwarnings = error` would end the session
     # before it starts, so it is a note in the terminal summary.
@@ -166,6 +171,22 @@ def _install(config, options) -> None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     setattr(config, _INSTALLED_KEY, finder)
 
+
+
+def _launcher_settings():
+    """The selection ``python -m frontrun.rewrite`` ran a parent process with, if it did."""
+    import json
+
+    from frontrun.rewrite._launcher import LAUNCHER_SETTINGS
+
+    text = os.environ.get(LAUNCHER_SETTINGS)
+    if not text:
+        return None
+    try:
+        settings = json.loads(text)
+    except ValueError:
+        return None
+    return settings if isinstance(settings, dict) else None
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):

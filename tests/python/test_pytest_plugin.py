@@ -242,3 +242,23 @@ def test_under_the_launcher_pytest_has_no_rewrite_warning_about_frontrun(project
     output = proc.stdout + proc.stderr
     assert "PytestAssertRewriteWarning" not in output and "already imported" not in output, output
     assert_rich_assertion(proc, output)
+
+
+def test_a_pytest_the_launched_program_starts_gets_the_launchers_selection(project):
+    # pytest-xdist's workers are such processes: the plugin installs the launcher's hook there.
+    without_frontrun_table(project)
+    (project / "run_child.py").write_text(
+        "import subprocess, sys\n"
+        "child = subprocess.run([sys.executable, '-m', 'pytest', '-s', '-p', 'no:cacheprovider', '-W',\n"
+        f"                       'ignore::pytest.PytestAssertRewriteWarning', *{LOAD!r}, 'tests'],\n"
+        "                      capture_output=True, text=True)\n"
+        "print(child.stdout + child.stderr)\n"
+    )
+    proc = run(["-m", "frontrun.rewrite", "--include", "mypkg", "run_child.py"], cwd=project, marker=True)
+    output = proc.stdout + proc.stderr
+    [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
+    assert (report["pkg"], report["test"]) == (REWRITTEN, MARK), output  # as --include mypkg says
+    assert report["pkg_loader"] == "FrontrunLoader"
+    # Without the launcher above it, the same pytest run rewrites nothing (no configuration).
+    _, _, plain = pytest_run(project)
+    assert (plain["pkg"], plain["test"]) == (MARK, MARK)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -226,11 +225,16 @@ def _unhook_pytest_exec() -> None:
             del module.exec
 
 
-class PytestChainLoader(importlib.abc.Loader):
-    """pytest's assertion rewriting first, then frontrun's rewriting, for one module. (A Loader,
-    as pytest's is: ``isinstance`` checks of a test module's ``__loader__`` see no difference.)"""
+class PytestChainLoader:
+    """pytest's assertion rewriting first, then frontrun's rewriting, for one module."""
 
     def __init__(self, inner, policy: str, selection: Selection):
+        # An importlib.abc.Loader, as pytest's is (``isinstance`` of a test module's
+        # ``__loader__``). pytest imported that module; importing it with the hook would cost
+        # the launcher ``typing`` and more on 3.10 and 3.11, before anything can be rewritten.
+        abc = sys.modules.get("importlib.abc")
+        if abc is not None and not issubclass(PytestChainLoader, abc.Loader):
+            abc.Loader.register(PytestChainLoader)
         self.inner = inner
         self.policy = policy
         self.resource_methods = selection.resource_methods

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.machinery
+import json
 import os
 import runpy
 import sys
@@ -41,6 +42,10 @@ _VALUE_OPTIONS = {"--include", "--exclude", "--policy", "--resource-method", "--
 class UsageError(Exception):
     pass
 
+
+# The environment variable that hands the launcher's selection (``install()``'s arguments, as
+# JSON) to the pytest plugin of a child interpreter: pytest-xdist's workers.
+LAUNCHER_SETTINGS = "FRONTRUN_LAUNCHER_SETTINGS"
 
 def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
     """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module", "command",
@@ -119,20 +124,23 @@ def main(argv: list[str] | None = None) -> None:
         start = os.path.abspath(target)
     else:
         start = os.path.dirname(os.path.realpath(target))
+    settings = dict(
+        include=options["include"] or None,
+        exclude=options["exclude"] or None,
+        policy=options["policy"],
+        resource_methods=options["resource_method"] or None,
+        root=start,
+        extra_roots=[start],
+        use_config=not options["no_config"],
+        cache_dir=options["cache_dir"],
+    )
     try:
-        finder = _hook.install(
-            include=options["include"] or None,
-            exclude=options["exclude"] or None,
-            policy=options["policy"],
-            resource_methods=options["resource_method"] or None,
-            root=start,
-            extra_roots=(start,),
-            use_config=not options["no_config"],
-            cache_dir=options["cache_dir"],
-        )
+        finder = _hook.install(**settings)
     except (ValueError, TypeError, OSError) as exc:
         sys.stderr.write(f"python -m frontrun.rewrite: error: {exc}\n")
         raise SystemExit(2) from None
+    # pytest's worker processes (pytest-xdist) load the plugin, which installs the same hook.
+    os.environ[LAUNCHER_SETTINGS] = json.dumps(settings)
 
     if kind == "module":
         _run_guarded(lambda: _run_module(target, program_args))
