@@ -2932,6 +2932,20 @@ FACTORIES = load(
         def run(b):
             b.by_key[x].append(x)
         return run
+
+    def new_list():
+        return []  # nothing shared: no report of its own
+
+    class Plain:
+        def __init__(self):
+            self.by_key = collections.defaultdict(new_list)
+            self.counts = collections.defaultdict(int)  # a factory in C runs no Python
+
+    def add_plain(x):
+        def run(p):
+            p.by_key["k"].append(x)
+            p.counts["k"] += 0
+        return run
     """
 )
 
@@ -2953,6 +2967,20 @@ def test_a_defaultdict_key_is_missing_until_its_python_factory_returns():
     assert result.property_holds is True
     result = explore(p.Buckets, [p.add_own("a"), p.add_own("b")], lambda b: b.by_key == {"a": ["a"], "b": ["b"]})
     assert result.property_holds is True
+
+
+def test_a_defaultdict_factory_in_python_that_reports_nothing_is_preempted_where_it_begins():
+    # Two threads missing the key: on 3.10-3.13 the second store replaces the first list, so an
+    # append is lost, though `new_list` touches nothing shared (3.14+ keeps the first store).
+    p = FACTORIES
+    invariant = lambda q: sorted(q.by_key["k"]) == [1, 2]  # noqa: E731
+    result = explore(p.Plain, [p.add_plain(1), p.add_plain(2)], invariant)
+    if sys.version_info >= (3, 14):
+        assert result.property_holds is True
+    else:
+        assert result.property_holds is False and result.failure_kind == "invariant"
+        assert "[inside the default factory for 'k', which is not stored yet]" in result.explanation
+        check_replays(result, p.Plain, [p.add_plain(1), p.add_plain(2)], invariant)
 
 
 OLD_AND_FRESH = load(

@@ -1007,10 +1007,15 @@ impl DporRuntime {
             return Ok(());
         };
         let mut st = inner.lock_state(py);
-        let Some((o, method)) = st.exec.threads.get_mut(tid).and_then(|t| t.holding.take()) else {
+        let held = st.exec.threads.get_mut(tid).and_then(|t| t.holding.take());
+        // (Or a `defaultdict`'s factory beginning, its insertion under way: `pending_insert`.)
+        let step = match held {
+            Some((o, method)) => Some(Inner::held_step(&st, o, method)),
+            None => Inner::factory_step(py, &mut st, tid),
+        };
+        let Some((op, kind, key)) = step else {
             return Ok(());
         };
-        let (op, kind, key) = Inner::held_step(&st, o, method);
         let info = site_info(py, tid, op, kind, site, key);
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }

@@ -552,9 +552,21 @@ impl Inner {
                 let k = self.item_key_for(st, kind, obj, key);
                 // A factory of rewritten code may be preempted: the key is missing until it
                 // returns (another thread's load misses too): its steps are the insertion's.
-                if kind == AccessKind::Insert && ev.kind == EventKind::ItemLoad && Self::factory_reports(obj) {
-                    if let Some(frame) = report_py::calling_frame(py) {
-                        st.exec.threads[tid].pending_insert = Some((o, k, frame.unbind(), ev.key.clone_ref(py)));
+                // One in Python that reports nothing is a step where it begins (seen as a sort's
+                // key is), where 3.10-3.13 store its value over one another thread stored since.
+                if kind == AccessKind::Insert && ev.kind == EventKind::ItemLoad {
+                    let factory = Self::factory_code(obj);
+                    let watched = factory.as_ref().is_some_and(|code| !report_py::is_rewritten_code(code))
+                        && py.version_info() < (3, 14);
+                    if factory.is_some_and(|code| report_py::is_rewritten_code(&code)) || watched {
+                        if let Some(frame) = report_py::calling_frame(py) {
+                            if watched {
+                                if let Some(hook) = &self.types.holding_hook {
+                                    let _ = hook.bind(py).call1((&frame,));
+                                }
+                            }
+                            st.exec.threads[tid].pending_insert = Some((o, k, frame.unbind(), ev.key.clone_ref(py)));
+                        }
                     }
                 }
                 Some((Self::access(kind, o, k), ev.kind.as_str(), Some(ev.key.clone_ref(py))))
@@ -1571,27 +1583,28 @@ impl Inner {
         }
     }
 
-    /// Whether `d`'s `default_factory` is rewritten code (it may report, so be preempted).
-    fn factory_reports(d: &Bound<'_, PyAny>) -> bool {
+    /// The code of `d`'s `default_factory` when it is a Python function or method (it runs
+    /// Python, so may be preempted).
+    fn factory_code<'py>(d: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
         let py = d.py();
-        let Some(factory) = Self::generic_attribute(d, pyo3::intern!(py, "default_factory")) else { return false };
+        let factory = Self::generic_attribute(d, pyo3::intern!(py, "default_factory"))?;
         let function = if factory.get_type().name().is_ok_and(|n| n == "method") {
-            match Self::generic_attribute(&factory, pyo3::intern!(py, "__func__")) {
-                Some(f) => f,
-                None => return false,
-            }
+            Self::generic_attribute(&factory, pyo3::intern!(py, "__func__"))?
         } else {
             factory
         };
         Self::generic_attribute(&function, pyo3::intern!(py, "__code__"))
-            .is_some_and(|c| report_py::is_rewritten_code(&c))
     }
 
     /// A `defaultdict` load's insertion in progress (`ThreadRt::pending_insert`): while its
     /// factory runs, each report from inside it is also a write of the key, which is being made
     /// (another thread's load before the last of them misses too, and one of the two stores is
     /// lost); the thread's first report back in the loading frame or outside it ends it.
-    fn factory_step(py: Python<'_>, st: &mut State, tid: ThreadId) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+    pub(super) fn factory_step(
+        py: Python<'_>,
+        st: &mut State,
+        tid: ThreadId,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
         let (o, k, frame, key) = st.exec.threads[tid].pending_insert.as_ref()?;
         if report_py::frame_called_by(py, frame.bind(py)).is_some() {
             let shown = st.explain.then(|| key.clone_ref(py));
