@@ -604,6 +604,7 @@ def deadlock_report(rt, steps):
                 if lst[i].obj == s.obj:
                     del lst[i]
                     break
+    ended = {s.thread for s in steps if s.access == "exit"}
     for thread, what, n, holder, file, line in waiters:
         at = f"\n      at {_where(file, line)}  {_source(file, line)}" if file else ""
         mine = held.get(thread, [])
@@ -613,6 +614,8 @@ def deadlock_report(rt, steps):
             who += " holds " + ", ".join(_lock_label(rt, s.obj) for s in mine) + " and"
         if what == "lock":
             by = f", held by thread {holder}" if holder is not None and holder >= 0 else ""
+            if holder in ended:
+                by += ", which has ended without releasing it"
             if holder == thread:
                 by = ", held by itself (a Lock is not reentrant)"
             elif holder == -1:  # the root: taken before the execution and never released

@@ -461,9 +461,13 @@ impl Execution {
     }
 
     /// Whether running `thread` now would starve a ready thread it has gone round
-    /// `FAIR_ROUNDS` times ahead of.
+    /// `FAIR_ROUNDS` times ahead of. One that holds a lock gets as many rounds again to let
+    /// go of it: switched out right after a failed try of a second lock, still holding its
+    /// first, it would hand a try-and-back-off loop's livelock to the other thread for ever.
     pub fn unfair(&self, thread: ThreadId, ready: &[ThreadId]) -> bool {
-        self.threads[thread].overtaken.iter().any(|&(u, n)| n >= FAIR_ROUNDS && ready.contains(&u))
+        let holds = self.locks.values().any(|l| l.owner == Some(thread));
+        let limit = if holds { 2 * FAIR_ROUNDS } else { FAIR_ROUNDS };
+        self.threads[thread].overtaken.iter().any(|&(u, n)| n >= limit && ready.contains(&u))
     }
 
     /// Whether `read` (a read by a thread T) run right before `write` would be one more read

@@ -60,6 +60,18 @@ PROG = load(
         s.data += 1
         s.lock.release()
 
+    def back_off(first, second):
+        # Deadlock avoidance: take one lock, try the other, let go of both and retry on failure.
+        def run(s):
+            one, other = getattr(s, first), getattr(s, second)
+            while True:
+                with one:
+                    if other.acquire(blocking=False):
+                        s.data += 1
+                        other.release()
+                        return
+        return run
+
     def hold_lock_a_while(s):
         with s.lock:
             time.sleep(0.05)
@@ -283,6 +295,19 @@ def test_a_trylock_retry_loop_is_bounded(retry, explored):
                                    invariant=lambda s: s.data == 2, stop_on_first=False, timeout=60)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
     assert result.stats["complete"] and result.num_explored == explored
+
+
+def test_two_threads_that_take_one_lock_and_try_the_other_get_on():
+    # Switched out after a failed try, still holding its first lock, each thread handed the
+    # livelock to the other for ever (a runaway at the step limit on the first execution): a
+    # thread that holds a lock is let go on until it lets go of it.
+    import threading
+
+    result = frontrun.explore_dpor(setup=lambda: State(data=0, a=threading.Lock(), b=threading.Lock()),
+                                   threads=[PROG.back_off("a", "b"), PROG.back_off("b", "a")],
+                                   invariant=lambda s: s.data == 2, max_executions=200)
+    assert result.property_holds is not False, result.explanation
+    assert result.failure_kind is None
 
 
 BUSY = load(

@@ -269,6 +269,13 @@ WAITS = load(
     def acquire_semaphore(s):
         s.sem.acquire()
 
+    def take_and_keep(s):
+        s.lock.acquire()  # and never releases it: returns holding it
+
+    def take_after(s):
+        with s.lock:
+            pass
+
     def wait_barrier(s):
         s.barrier.wait()
     """,
@@ -298,6 +305,13 @@ def test_a_deadlock_names_what_each_thread_waits_on():
         "  thread 5 waits on the barrier state.barrier, which no other thread will reach",
     ], result.explanation
     assert all(line.startswith("      at dpor_waits_prog.py:") for line in lines[1::2]), result.explanation
+
+
+def test_a_deadlock_on_a_lock_whose_holder_has_ended_says_so():
+    result = frontrun.explore_dpor(lambda: State(lock=threading.Lock()), [WAITS.take_and_keep, WAITS.take_after],
+                                   lambda s: True)
+    assert result.failure_kind == "deadlock"
+    assert "held by thread 0, which has ended without releasing it" in result.explanation, result.explanation
 
 
 def test_timed_event_wait_times_out():
