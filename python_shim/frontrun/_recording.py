@@ -25,7 +25,11 @@ as it happens. An event has the attributes
 ``file``, ``line``, ``code``
     where: the reporting code object and the line of the access;
 ``is_write``
-    whether the access may change ``obj``.
+    whether the event is a store, a delete or an in-place operation (``attr_store``,
+    ``item_delete``, ``inplace``, ...). A call's is False whatever it does: whether
+    ``obj.append(x)`` changes ``obj`` depends on what ``obj`` is, which an exploration
+    decides when it runs (a list's ``append`` writes it, a method of your own class reports its
+    own accesses).
 
 Events are reported *before* the access (``call_return`` after the call returned). Accesses
 to exact immutable builtins (``int float complex bool str bytes tuple frozenset None``) are not

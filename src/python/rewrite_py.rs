@@ -436,7 +436,7 @@ fn note_rewritten_file(file: String) {
 
 /// Whether code from `file` runs rewritten (`note_rewritten_file`).
 #[pyfunction]
-fn is_rewritten_file(file: &str) -> bool {
+pub(crate) fn is_rewritten_file(file: &str) -> bool {
     REWRITTEN_FILES.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.contains(file))
 }
 

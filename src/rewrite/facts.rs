@@ -50,6 +50,11 @@ pub struct Facts {
     /// jump target right after one fires a second LINE event for the line (CPython 3.12 does
     /// so for its own `x = 2 if c else f()`). New jump targets must not go there.
     pub line_event_after_inlined_call: bool,
+    /// 3.12+: a line start right after RESUME fires its LINE event even on the line of the
+    /// instruction before (the check that skips a same-line start makes an exception for
+    /// RESUME), so a jump target right after a yield's RESUME fires a second event for the line
+    /// when the generator resumes. New jump targets must not go there.
+    pub line_event_after_resume: bool,
     /// 3.14+: sys.monitoring reports a taken conditional jump as a BRANCH_RIGHT event, and
     /// coverage.py turns one into an arc to the line it expects next, which a line that then
     /// raises never reaches. So a guard's jump is taken only when reporting is on: the reports
@@ -71,6 +76,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: false,
+                line_event_after_resume: false,
                 guards_out_of_line: false,
             },
             (3, 11) => Facts {
@@ -82,6 +88,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: false,
+                line_event_after_resume: false,
                 guards_out_of_line: false,
             },
             (3, 12) => Facts {
@@ -93,6 +100,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: true,
+                line_event_after_resume: true,
                 guards_out_of_line: false,
             },
             (3, 13) => Facts {
@@ -104,6 +112,7 @@ impl Facts {
                 load_special_enter: None,
                 cell_push: "LOAD_FAST",
                 line_event_after_inlined_call: false,
+                line_event_after_resume: true,
                 guards_out_of_line: false,
             },
             (3, 14) | (3, 15) => Facts {
@@ -115,6 +124,7 @@ impl Facts {
                 load_special_enter: Some((0, 2)),
                 cell_push: "LOAD_FAST",
                 line_event_after_inlined_call: false,
+                line_event_after_resume: true,
                 guards_out_of_line: true,
             },
             _ => return None,

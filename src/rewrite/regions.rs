@@ -13,8 +13,9 @@
 //! When the copy needs that JUMP_FORWARD anyway, `R` stops right after its last site (and
 //! local stash end): the jump lands in the original's rest instead of after a copy of it.
 //! On 3.12 the new jump target END must not follow an instruction that may have run a Python
-//! callee inline (`Facts::line_event_after_inlined_call`): `R` stops later, or ORIG ends in a
-//! NOP at its last instruction's position.
+//! callee inline (`Facts::line_event_after_inlined_call`), nor on 3.12+ a yield's RESUME
+//! (`Facts::line_event_after_resume`): `R` stops later, or ORIG ends in a NOP at its last
+//! instruction's position.
 //!
 //! A block keeps per-site guards when versioning buys nothing (a single report and no stash
 //! local to it) or is unsafe: the copy would need its closing JUMP_FORWARD between two
@@ -115,8 +116,9 @@ impl Block<'_> {
     /// Whether a new jump target right after instruction `k` could fire a second LINE event.
     fn line_quirk_after(&self, k: usize) -> bool {
         let op = Some(self.code.instrs[k].op);
-        self.facts.line_event_after_inlined_call
-            && (op == self.ops.call || op == self.ops.load_attr || op == self.ops.binary_subscr)
+        (self.facts.line_event_after_inlined_call
+            && (op == self.ops.call || op == self.ops.load_attr || op == self.ops.binary_subscr))
+            || (self.facts.line_event_after_resume && op == self.ops.resume)
     }
 
     /// Whether instruction `k` begins a line, as CPython's line-start scan sees it: the last

@@ -911,6 +911,15 @@ impl<'a> Selector<'a> {
                 if shared && !self.claimed.contains(cs.start) {
                     self.plain_call(cs, all);
                 }
+                if shared && Some(self.op(i)) == self.ops.call_function_ex {
+                    // `f(*s.items)` hands the list itself to the call, which reads its items
+                    // (`f(*s.items, 0)` copies them first, with LIST_EXTEND). The `**` mapping
+                    // is always merged into a new dict first. With a flag, bit 0 says a mapping
+                    // is on top; without one (3.14+) its slot is always there, NULL if none.
+                    let has_flag = self.code.table.op(self.op(i)).is_some_and(|info| info.has_arg());
+                    let depth = if has_flag { 1 + (arg & 1) } else { 2 };
+                    self.operands(i, &[depth]);
+                }
                 continue;
             }
             if !shared {

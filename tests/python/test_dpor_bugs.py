@@ -3730,3 +3730,56 @@ def test_a_view_as_an_operand_reads_its_dict_when_the_operation_runs(reader):
                      lambda s: seen.add(s.out) or True)
     assert result.property_holds is True
     assert seen == {True, False}
+
+
+SPREAD_SOURCE = """
+    def count(*items):
+        return len(items)
+
+    def add(s):
+        s.items.append(1)
+
+    def spread(s):
+        s.n = count(*s.items)  # the list is handed to the call, which reads it
+
+    class Config:
+        def __init__(self):
+            self.handler = lambda: "old"
+
+    def swap_handler(s):
+        s.cfg.handler = lambda: "new"
+
+    def call_handler(s):
+        s.got = s.cfg.handler()
+
+    class Box:
+        def get(self):
+            return "own"
+
+    def call_own_get(s):
+        s.got = s.box.get()  # `get` is a container method's name, called on an object of ours
+
+    def swap_get(s):
+        s.box.get = lambda: "swapped"
+    """
+
+
+@pytest.mark.parametrize("policy", ["shared", "all"])
+def test_a_call_spread_from_a_list_reads_it(policy):
+    p = load(SPREAD_SOURCE, policy=policy)
+    result = explore(lambda: State(items=[], n=None), [p.add, p.spread], lambda s: s.n == 1)
+    assert result.property_holds is False and result.num_explored == 2
+
+
+@pytest.mark.parametrize("policy", ["shared", "all"])
+def test_a_method_call_reads_the_method_from_its_receiver(policy):
+    # Under `all` every method call is reported as a call, and under `shared` one whose name is
+    # a container's: the call stood for the load of the method, which was not ordered against
+    # another thread's store of it.
+    p = load(SPREAD_SOURCE, policy=policy)
+    result = explore(lambda: State(cfg=p.Config(), got=None), [p.swap_handler, p.call_handler],
+                     lambda s: s.got == "new")
+    assert result.property_holds is False and result.num_explored == 2
+    result = explore(lambda: State(box=p.Box(), got=None), [p.swap_get, p.call_own_get],
+                     lambda s: s.got == "swapped")
+    assert result.property_holds is False and result.num_explored == 2

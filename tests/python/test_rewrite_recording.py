@@ -786,6 +786,12 @@ def test_operands_whose_contents_are_read():
 
         def scalars(n):
             return n == 1, n + 1, f"{n}" if n > 0 else n
+
+        def spread(c, m):
+            return f(*c), f(*c, **m), f(1, *c), f(*())
+
+        def f(*a, **k):
+            return a
         """
     )
     c, d, m = [1, 2], [3], {"k": 1}
@@ -811,6 +817,11 @@ def test_operands_whose_contents_are_read():
         ("operand", "c", None, 25), ("call", "c", "pop", 26),
         ("operand", "c", None, 25), ("operand", "c", None, 27),
     ]
+    # The list a call is spread from is handed to it as is (`f(*c)`), or copied first (with
+    # another argument); a `**` mapping is always copied.
+    spread = [e for e in operands("spread", c, m) if e[0] == "operand"]
+    assert spread == [("operand", "c", None, 33), ("operand", "m", None, 33), ("operand", "c", None, 33),
+                      ("operand", "c", None, 33)]
     # Operands that cannot be shared state (ints, strs) make no events.
     assert operands("scalars", 5) == []
     assert _native.report_errors()[0] == errors_before

@@ -230,6 +230,31 @@ impl Inner {
         Self::generic_attribute(obj, pyo3::intern!(obj.py(), "__dict__"))
     }
 
+    /// Whether `obj.name` is the program's state: not found in its class (the instance holds it,
+    /// or a `__getattr__` makes it), or found there as a function of a rewritten module. Decided
+    /// by the class alone, so a store to the instance does not change which steps a call takes;
+    /// nothing of the program's runs to find out.
+    fn programs_method(&self, obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+        let py = obj.py();
+        if obj.cast::<PyModule>().is_ok() || obj.is_instance_of::<pyo3::types::PyType>() {
+            return false;
+        }
+        let Ok(mro) = obj.get_type().getattr(pyo3::intern!(py, "__mro__")) else { return false };
+        let Ok(mro) = mro.cast_into::<PyTuple>() else { return false };
+        for class in mro.iter() {
+            let Some(namespace) = Self::generic_attribute(&class, pyo3::intern!(py, "__dict__")) else { continue };
+            // A mappingproxy: its lookup runs no code of the program's.
+            if let Ok(found) = namespace.get_item(name) {
+                let code = Self::generic_attribute(&found, pyo3::intern!(py, "__code__"));
+                let file = code.and_then(|c| c.getattr(pyo3::intern!(py, "co_filename")).ok());
+                return file.is_some_and(|f| {
+                    f.extract::<String>().is_ok_and(|f| crate::python::rewrite_py::is_rewritten_file(&f))
+                });
+            }
+        }
+        true
+    }
+
     /// `object.__getattribute__(obj, name)`: no `__getattribute__` or `__getattr__` of the
     /// program's runs (this is called with the state locked; its code may report).
     fn generic_attribute<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
@@ -634,6 +659,17 @@ impl Inner {
                     // Ordered like a write (a connection's or handle's state is shared), shown
                     // as the call it is: a SELECT is not a "write".
                     return Some((Self::access(Write, o, WHOLE), "resource", Some(method.unbind())));
+                }
+                // A method of the program's (`cfg.handler()` held by the instance, a `get` of a
+                // class of your own): the load of it from the receiver, which its call report
+                // stands for, as a plain load reports it. Another thread's `cfg.handler = other`
+                // is ordered against it. (A library's method, `ev.set()`, is no program state.)
+                if let Ok(name) = method.cast::<PyString>() {
+                    if self.programs_method(obj, name) {
+                        let o = Self::number_owner(st, obj);
+                        let k = Self::name_key(st, &method);
+                        return Some((Self::access(Read, o, k), EventKind::AttrLoad.as_str(), Some(method.unbind())));
+                    }
                 }
                 None
             }
