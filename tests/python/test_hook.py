@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import pkgutil
 import runpy
+import subprocess
 import sys
 import types
 import warnings
@@ -486,3 +487,27 @@ def test_modules_loaded_by_the_hook_are_not_instrumented_twice(sandbox, marker):
         warnings.simplefilter("error")
         fr.install(include=["hookpkg"], use_config=False)
     assert len(marker) == calls
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 freezes no stdlib module")
+def test_a_frozen_stdlib_module_that_is_included_is_rewritten_from_its_source(tmp_path):
+    # `os` (imported at startup) and `runpy` are frozen: their loader is FrozenImporter, which
+    # the hook passed by without a word.
+    script = tmp_path / "frozen.py"
+    script.write_text(
+        "import sys, warnings\n"
+        "import frontrun.rewrite as fr\n"
+        "assert 'runpy' not in sys.modules\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    fr.install(include=['os', 'runpy'], use_config=False)\n"
+        "import runpy\n"
+        "def rewritten(f):\n"
+        "    return '__frontrun_on__' in f.__code__.co_names\n"
+        "print(runpy.__spec__.origin.endswith('runpy.py'), rewritten(runpy.run_path), rewritten(__import__('os').makedirs))\n"
+        "print(['os' in getattr(w.message, 'modules', ()) for w in caught])\n"
+    )
+    proc = subprocess.run([sys.executable, "-X", "frozen_modules=on", str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["True True True", "[True]"]

@@ -161,6 +161,19 @@ def _is_python_file(origin) -> bool:
     return isinstance(origin, str) and origin.endswith((".py", ".pyw", ".pyc"))
 
 
+def _frozen_source(spec):
+    """The source file of a frozen stdlib module (3.11+ freezes ``os``, ``runpy``, ...), if it has one."""
+    if spec.origin != "frozen":
+        return None
+    filename = getattr(spec.loader_state, "filename", None)
+    return filename if _is_python_file(filename) and os.path.isfile(filename) else None
+
+
+def _source_origin(spec):
+    """Where a spec's code comes from, for selection: its file, or a frozen module's source."""
+    return spec.origin if _is_python_file(spec.origin) else _frozen_source(spec)
+
+
 # --- pytest's assertion rewriting -------------------------------------------------------------
 #
 # pytest's AssertionRewritingHook.exec_module ends with ``exec(co, module.__dict__)`` where ``co``
@@ -315,7 +328,7 @@ class FrontrunFinder:
             searching.discard(fullname)
         if spec is None:
             return None
-        return self.adapt_spec(spec)
+        return self.adapt_spec(spec, path)
 
     def _find_with_later_finders(self, fullname, path, target):
         meta_path = sys.meta_path
@@ -330,9 +343,17 @@ class FrontrunFinder:
                 return spec
         return None
 
-    def adapt_spec(self, spec):
+    def adapt_spec(self, spec, path=None):
         """Give ``spec`` a rewriting loader when it is selected; otherwise return it as it is."""
         loader = spec.loader
+        source = _frozen_source(spec)
+        if source is not None and self.selection.policy_for(spec.name, source) is not None:
+            # A frozen module that is selected (included by name: the stdlib is not by default)
+            # is imported from its source file instead, which can be rewritten.
+            found = importlib.machinery.PathFinder.find_spec(spec.name, path)
+            if found is not None and type(found.loader) is _SourceFileLoader:
+                return self.adapt_spec(found)
+            return spec
         if type(loader) is _SourceFileLoader:
             policy = self.selection.policy_for(spec.name, spec.origin)
             if policy is None:
@@ -384,6 +405,7 @@ def _module_functions(module: types.ModuleType):
     staticmethod/classmethod/property/cached_property and ``functools.wraps`` wrappers."""
     name = module.__name__
     filename = module.__dict__.get("__file__")
+    frozen = f"<frozen {name}>"  # a frozen stdlib module's code names no file
     seen: set[int] = set()
     stack = list(module.__dict__.values())
     while stack:
@@ -392,7 +414,8 @@ def _module_functions(module: types.ModuleType):
             continue
         seen.add(id(obj))
         if isinstance(obj, types.FunctionType):
-            if obj.__module__ == name and _same_file(obj.__code__.co_filename, filename):
+            if obj.__module__ == name and (obj.__code__.co_filename == frozen
+                                           or _same_file(obj.__code__.co_filename, filename)):
                 yield obj
             wrapped = obj.__dict__.get("__wrapped__")
             if wrapped is not None:
@@ -454,18 +477,20 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
             continue
         spec = module.__dict__.get("__spec__")
         # Any loader of a Python file: the plain one, pytest's assertion rewriter (a package
-        # that is also a pytest plugin is imported by it before any hook), a zip archive's.
-        if spec is None or not _is_python_file(spec.origin):
+        # that is also a pytest plugin is imported by it before any hook), a zip archive's,
+        # the frozen stdlib's (3.11+: ``os`` is imported before any hook).
+        origin = _source_origin(spec) if spec is not None else None
+        if origin is None:
             continue
         if isinstance(spec.loader, _FRONTRUN_LOADERS):
             continue  # loaded through a hook: rewritten already
         if getattr(spec, "_initializing", False):
             continue  # still executing (e.g. the conftest.py calling install()): half-defined
-        policy = selection.policy_for(spec.name, spec.origin)
+        policy = selection.policy_for(spec.name, origin)
         if policy is None:
             continue
         instrument_module(module, policy, selection.resource_methods)
-        if os.path.basename(spec.origin) != "conftest.py":  # the one-line conftest hook's own
+        if os.path.basename(origin) != "conftest.py":  # the one-line conftest hook's own
             instrumented.append(key)
     fresh = sorted(set(instrumented) - _warned_already_imported)
     if fresh:
