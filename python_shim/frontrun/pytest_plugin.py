@@ -172,7 +172,6 @@ def _install(config, options) -> None:
     setattr(config, _INSTALLED_KEY, finder)
 
 
-
 def _launcher_settings():
     """The selection ``python -m frontrun.rewrite`` ran a parent process with, if it did."""
     import json
@@ -187,6 +186,7 @@ def _launcher_settings():
     except ValueError:
         return None
     return settings if isinstance(settings, dict) else None
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
@@ -254,12 +254,18 @@ def _imported_first_note(modules) -> str:
         return ""
     from frontrun.rewrite import _hook
 
+    if _launcher_settings() is not None:
+        # Under the launcher already: pytest put its assertion hook in front of frontrun's
+        # before it imported the -p plugins, and that hook loads them itself.
+        advice = ("pytest's assertion rewriting hook, which pytest puts first, loaded them: import such a "
+                  "module from a conftest.py instead of naming it with -p, or run with --assert=plain")
+    else:
+        advice = "run pytest under the launcher: python -m frontrun.rewrite -m pytest ..."
     return (
         f"frontrun: these selected modules were imported before the plugin could install the import hook "
         f"(by pytest itself, a -p plugin or a conftest): {_hook.shown_names(modules)}. Their functions were "
         "instrumented in place, but their module-level code ran un-instrumented and code objects held "
-        "elsewhere keep the old code. To have them rewritten as they are imported, run pytest under the "
-        "launcher: python -m frontrun.rewrite -m pytest ..."
+        f"elsewhere keep the old code. To have them rewritten as they are imported, {advice}."
     )
 
 

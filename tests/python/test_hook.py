@@ -393,6 +393,23 @@ def test_a_selected_module_another_loader_runs_is_left_alone_with_one_warning(sa
     assert _events_of(hookstring_a) == _events_of(hookstring_b) == _events_of(hookstring_moves) == []
 
 
+class _LegacyFinder:
+    """A finder of before 3.4: find_module() only (the import system skips it from 3.12)."""
+
+    def find_module(self, fullname, path=None):
+        return None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.10/3.11 still ask a find_module() finder")
+def test_a_legacy_finder_behind_the_hook_does_not_turn_rewriting_off(sandbox, monkeypatch):
+    fr.install(include=["hookother"], use_config=False)
+    monkeypatch.setattr(sys, "meta_path", [sys.meta_path[0], _LegacyFinder(), *sys.meta_path[1:]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImportWarning)
+        import hookother
+    assert isinstance(hookother.__loader__, fr.FrontrunLoader)
+
+
 def test_frontrun_never_rewrites_itself(sandbox):
     finder = fr.install(include=["*"], use_config=False, instrument_imported=False)
     assert finder.find_spec("frontrun.rewrite._cache") is None

@@ -336,7 +336,9 @@ class FrontrunFinder:
         for finder in meta_path[position + 1 :]:
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is None:
-                # A legacy find_module()-only finder: let the import system handle the order.
+                if sys.version_info >= (3, 12):
+                    continue  # a legacy find_module()-only finder, which the import system skips too
+                # 3.10/3.11 ask it (a deprecated fallback): let the import system keep the order.
                 return None
             spec = find_spec(fullname, path, target)
             if spec is not None:
