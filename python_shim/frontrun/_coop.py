@@ -1195,6 +1195,7 @@ def new_execution():
     _queue_models.clear()
     queue_waits.clear()
     _retire_pools()
+    _finish_explored_threads()  # (the last execution's: kept few)
 
 
 # The timed waits that timed out in this execution, for explanations: (thread's number in
@@ -1214,14 +1215,15 @@ def _timed_out(rt, began, seconds, what):
 # What each thread started in this execution runs, by its number in explanations:
 # (what it runs, who started it: a thread's number or "setup()").
 started_threads: dict = {}
-# The Threads started in this exploration, finished when it ends (``_finish_explored_threads``).
+# The Threads started in this execution, finished when it is over (``_finish_explored_threads``).
 _explored_threads = []
 
 
 def _finish_explored_threads():
-    """The Threads the exploration started look finished once it is over, as they are: a
-    ``join()`` after it returns at once, where threading would say it was never started (the
-    exit handler of a ``multiprocessing`` pool closed in an explored thread joins its handlers)."""
+    """The Threads an execution started look finished once it is over, as they are: a
+    ``join()`` after the exploration returns at once, where threading would say it was never
+    started (the exit handler of a ``multiprocessing`` pool closed in an explored thread joins
+    its handlers)."""
     for ref in _explored_threads:
         thread = ref()
         if thread is None:
