@@ -465,9 +465,10 @@ impl Execution {
     /// go of it: switched out right after a failed try of a second lock, still holding its
     /// first, it would hand a try-and-back-off loop's livelock to the other thread for ever.
     pub fn unfair(&self, thread: ThreadId, ready: &[ThreadId]) -> bool {
-        let holds = self.locks.values().any(|l| l.owner == Some(thread));
-        let limit = if holds { 2 * FAIR_ROUNDS } else { FAIR_ROUNDS };
-        self.threads[thread].overtaken.iter().any(|&(u, n)| n >= limit && ready.contains(&u))
+        let ahead =
+            |rounds: u32| self.threads[thread].overtaken.iter().any(|&(u, n)| n >= rounds && ready.contains(&u));
+        // (The locks are looked at only for a thread that is that far ahead: this runs per pick.)
+        ahead(FAIR_ROUNDS) && (ahead(2 * FAIR_ROUNDS) || !self.locks.values().any(|l| l.owner == Some(thread)))
     }
 
     /// Whether `read` (a read by a thread T) run right before `write` would be one more read

@@ -6,9 +6,10 @@ Rules (the import hook relies on each of them):
   (e.g. ``mod.cpython-313-frontrun-3f2a9c0d1e4b5a67.pyc``). CPython's names are
   ``<stem>.<cache_tag>[.opt-N].pyc`` and pytest's ``<stem>.<cache_tag>-pytest-<version>.pyc``, so
   the names never collide, and ``importlib.util.source_from_cache(module.__cached__)`` finds the
-  source as it does for theirs (the optimisation level is in the key, not an ``.opt-N``). Under ``sys.pycache_prefix`` the file moves into the prefix tree
-  exactly as CPython's pyc would; a configured ``cache_dir`` mirrors the absolute source
-  directory under it instead. No ``cache_tag`` (``sys.implementation.cache_tag is None``): no cache.
+  source as it does for theirs (the optimisation level is in the key, not an ``.opt-N``). Under
+  ``sys.pycache_prefix`` the file moves into the prefix tree exactly as CPython's pyc would; a
+  configured ``cache_dir`` mirrors the absolute source directory under it instead. No
+  ``cache_tag`` (``sys.implementation.cache_tag is None``): no cache.
 * Key: 16 hex digits of a hash over (interpreter magic number, rewriter version, policy,
   resource methods, optimisation level). Whatever can change the rewritten code is in the key,
   so differently configured runs keep separate files instead of overwriting each other.

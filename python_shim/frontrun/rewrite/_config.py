@@ -47,10 +47,11 @@ import site
 import sys
 import sysconfig
 
-from frontrun.rewrite._core import DEFAULT_POLICY, POLICIES, check_policy, normalize_resource_methods, warn_at_user_code
+from frontrun.rewrite._core import (DEFAULT_POLICY, FRONTRUN_DIR, POLICIES, check_policy, normalize_resource_methods,
+                                    warn_at_user_code)
 
 _GLOB_CHARS = frozenset("*?[")
-_FRONTRUN_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_FRONTRUN_DIR = os.path.realpath(FRONTRUN_DIR)
 
 
 def _is_path_pattern(text: str) -> bool:

@@ -24,9 +24,10 @@ UnsupportedVersion = getattr(_native, "UnsupportedVersion", None)
 note_rewritten_file = getattr(_native, "note_rewritten_file", lambda file: None)
 
 _unsupported_warned = False
+# The frontrun package's directory.
+FRONTRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Frames a warning about an import skips to name the program's line: frontrun's and importlib's.
-_FRONTRUN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_IMPORT_MACHINERY = (_FRONTRUN_DIR, "<frozen importlib", os.path.dirname(os.__file__) + os.sep + "importlib" + os.sep)
+_IMPORT_MACHINERY = (FRONTRUN_DIR + os.sep, "<frozen importlib", os.path.join(os.path.dirname(os.__file__), "importlib", ""))
 
 
 def warn_at_user_code(message, category=UserWarning, stacklevel=2):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import importlib.machinery
-import json
 import os
 import runpy
 import sys
@@ -46,6 +45,7 @@ class UsageError(Exception):
 # The environment variable that hands the launcher's selection (``install()``'s arguments, as
 # JSON) to the pytest plugin of a child interpreter: pytest-xdist's workers.
 LAUNCHER_SETTINGS = "FRONTRUN_LAUNCHER_SETTINGS"
+
 
 def parse_args(argv: list[str]) -> tuple[dict, str, str, list[str]]:
     """``(options, kind, target, program_args)`` with ``kind`` in {"script", "module", "command",
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"python -m frontrun.rewrite: error: {exc}\n")
         raise SystemExit(2) from None
     # pytest's worker processes (pytest-xdist) load the plugin, which installs the same hook.
+    # (json only now: imported before the hook, it could not be rewritten if included.)
+    import json
+
     os.environ[LAUNCHER_SETTINGS] = json.dumps(settings)
 
     if kind == "module":

@@ -234,7 +234,7 @@ impl Inner {
     /// or a `__getattr__` makes it), or found there as a function of a rewritten module. Decided
     /// by the class alone, so a store to the instance does not change which steps a call takes;
     /// nothing of the program's runs to find out.
-    fn programs_method(&self, obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+    fn programs_method(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
         let py = obj.py();
         if obj.cast::<PyModule>().is_ok() || obj.is_instance_of::<pyo3::types::PyType>() {
             return false;
@@ -580,10 +580,9 @@ impl Inner {
                 // One in Python that reports nothing is a step where it begins (seen as a sort's
                 // key is), where 3.10-3.13 store its value over one another thread stored since.
                 if kind == AccessKind::Insert && ev.kind == EventKind::ItemLoad {
-                    let factory = Self::factory_code(obj);
-                    let watched = factory.as_ref().is_some_and(|code| !report_py::is_rewritten_code(code))
-                        && py.version_info() < (3, 14);
-                    if factory.is_some_and(|code| report_py::is_rewritten_code(&code)) || watched {
+                    let rewritten = Self::factory_code(obj).map(|code| report_py::is_rewritten_code(&code));
+                    let watched = rewritten == Some(false) && py.version_info() < (3, 14);
+                    if rewritten == Some(true) || watched {
                         if let Some(frame) = report_py::calling_frame(py) {
                             if watched {
                                 if let Some(hook) = &self.types.holding_hook {
@@ -665,7 +664,7 @@ impl Inner {
                 // stands for, as a plain load reports it. Another thread's `cfg.handler = other`
                 // is ordered against it. (A library's method, `ev.set()`, is no program state.)
                 if let Ok(name) = method.cast::<PyString>() {
-                    if self.programs_method(obj, name) {
+                    if Self::programs_method(obj, name) {
                         let o = Self::number_owner(st, obj);
                         let k = Self::name_key(st, &method);
                         return Some((Self::access(Read, o, k), EventKind::AttrLoad.as_str(), Some(method.unbind())));
