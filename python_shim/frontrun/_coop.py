@@ -1612,6 +1612,19 @@ def _future_init(self, *args, **kwargs):
     _name_by_maker(self)
 
 
+def _named_by_maker_init(cls):
+    """``cls.__init__``, and the new object named by its maker (``_name_by_maker``): a queue,
+    semaphore or event a thread makes is numbered the same in every execution, whichever
+    thread reaches it first (a pool's result queue, first put to by either worker)."""
+    original = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        _name_by_maker(self)
+
+    return __init__
+
+
 def _future_hash(self):
     serial = self.__dict__.get("_frontrun_serial")
     return serial if serial is not None else object.__hash__(self)
@@ -1905,6 +1918,7 @@ _PATCHES = [
     (threading, "RLock", RLock),
     (threading, "Condition", Condition),
     (queue, "SimpleQueue", SimpleQueue),
+    (queue.Queue, "__init__", _named_by_maker_init(queue.Queue)),
     (queue.Queue, "put", _queue_put),
     (queue.Queue, "get", _queue_get),
     (queue.Queue, "put_nowait", _queue_put_nowait),
@@ -1926,6 +1940,7 @@ _PATCHES = [
     (threading.Thread, "is_alive", _thread_is_alive),
     (threading.Thread, "ident", _thread_ident),
     (threading.Thread, "__hash__", _thread_hash),
+    (threading.Event, "__init__", _named_by_maker_init(threading.Event)),
     (threading.Event, "is_set", _reported_event_method("is_set", write=False)),
     (threading.Event, "set", _reported_event_method("set", write=True)),
     (threading.Event, "clear", _reported_event_method("clear", write=True)),
@@ -1939,6 +1954,7 @@ _PATCHES = [
     # another thread's submit to its own pool then blocked for real, holding the turn.
     (_futures_thread, "_global_shutdown_lock", Lock(False)),
 ] + [(_futures.Future, name, method) for name, method in _FUTURE_PATCHES] + [
+    (threading.Semaphore, "__init__", _named_by_maker_init(threading.Semaphore)),
     (threading.Semaphore, "acquire", _semaphore_acquire),
     (threading.Semaphore, "__enter__", _semaphore_acquire),
     (threading.Semaphore, "release", _semaphore_release),

@@ -11,6 +11,7 @@ import linecache
 import os
 import re
 import sys
+import sysconfig
 import tracemalloc
 import types
 
@@ -88,6 +89,19 @@ def _path_entries():
 
 def _is_within(path, directory):
     return path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+_library_dirs = None
+
+
+def _in_library(file):
+    """Whether ``file`` is the standard library's or an installed package's, not the program's."""
+    global _library_dirs
+    if _library_dirs is None:
+        paths = sysconfig.get_paths()
+        _library_dirs = tuple({os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")
+                               if paths.get(k)})
+    return bool(file) and any(_is_within(os.path.realpath(file), d) for d in _library_dirs)
 
 
 def _where(file, line):
@@ -459,12 +473,19 @@ def race_report(rt, steps, since=0):
                 synchronised.add(loc)
                 found.append((loc, accesses, True))
     # The locations whose accesses interleave explain the failure: they come first, in full. The
-    # others were used by one thread after the other in this schedule: one line each.
-    if any(inter for _, _, inter in found):
+    # others were used by one thread after the other in this schedule: one line each. So are a
+    # library's own (a pool's handler threads racing on its state, benign by its design) when
+    # the program's code races too: its race is the one to read.
+    inside = {i for i, (_, accesses, _) in enumerate(found) if all(_in_library(s.file) for s in accesses)}
+    if any(inter and i not in inside for i, (_, _, inter) in enumerate(found)):
+        found = [(loc, acc, inter and i not in inside, i in inside) for i, (loc, acc, inter) in enumerate(found)]
+    else:
+        found = [(loc, acc, inter, False) for loc, acc, inter in found]
+    if any(f[2] for f in found):
         found.sort(key=lambda f: not f[2])
     out = []
     shown = 0
-    for loc, accesses, inter in found:
+    for loc, accesses, inter, library in found:
         if shown == MAX_LOCATIONS:
             break
         shown += 1
@@ -476,6 +497,11 @@ def race_report(rt, steps, since=0):
             title = f"the size of {type(obj).__name__ if obj is not None else '?'}"
         else:
             title = _location_name(named, obj)
+        if library and out:
+            files = ", ".join(dict.fromkeys(_short(s.file) for s in accesses))
+            threads = ", ".join(f"thread {t}" for t in dict.fromkeys(s.thread for s in accesses))
+            out.append(f"Also {title} ({_describe_object(rt, loc[0])}): used by {threads} inside {files}.")
+            continue
         if not inter and out:
             order = ", then ".join(f"thread {t}" for t in dict.fromkeys(s.thread for s in accesses))
             out.append(f"Also {title} ({_describe_object(rt, loc[0])}): used by {order}, one after the other "
