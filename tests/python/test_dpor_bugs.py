@@ -3783,3 +3783,31 @@ def test_a_method_call_reads_the_method_from_its_receiver(policy):
     result = explore(lambda: State(box=p.Box(), got=None), [p.swap_get, p.call_own_get],
                      lambda s: s.got == "swapped")
     assert result.property_holds is False and result.num_explored == 2
+
+
+NEGATIVE_INDEX_SOURCE = """
+    def take_last_back(s):
+        x = s.items[-1]  # which element that is depends on the other thread's remove
+        s.items.remove(x)
+        s.items.append(x)
+
+    def peek_last(s):
+        s.seen.append(s.items[-1])
+
+    def set_first(s):
+        s.items[0] = "z"
+    """
+
+
+def test_a_negative_index_is_the_same_access_in_every_order():
+    # `lst[-1]` was keyed by the element it named when the step was taken (lst[1], or lst[0]
+    # once the other thread's remove had gone first), so a reversed schedule found another
+    # access than planned and the search stopped on "nondeterminism" after 6 executions.
+    p = load(NEGATIVE_INDEX_SOURCE)
+    result = explore(lambda: State(items=["a", "b"]), [p.take_last_back, p.take_last_back], None)
+    assert result.failure_kind == "exception", result.inconclusive_reason
+    assert "ValueError" in result.explanation
+    # It reads whatever element is last then: ordered against a store to the first.
+    result = explore(lambda: State(items=["a"], seen=[]), [p.peek_last, p.set_first],
+                     lambda s: s.seen == ["a"])
+    assert result.property_holds is False and result.num_explored == 2

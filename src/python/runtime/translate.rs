@@ -476,14 +476,15 @@ impl Inner {
         let plain = Self::plain_value(key);
         let key = plain.as_ref().unwrap_or(key);
         if Self::is_scalar_key(key) {
-            let mut key = key.clone();
-            // lst[-1] and lst[len-1] are one element.
-            if key.is_exact_instance_of::<PyInt>() && self.is_sequence(container) {
-                if let (Ok(i), Ok(n)) = (key.extract::<i64>(), container.len()) {
-                    if i < 0 {
-                        key = (i + n as i64).into_pyobject(py).map(|b| b.into_any()).unwrap_or(key);
-                    }
-                }
+            // lst[-1] is lst[len-1], whichever element that is when the access is taken: the
+            // whole sequence, since a key taken from the length would differ from one order of
+            // the threads to the next (another's remove in between), and the search could not
+            // repeat its schedules.
+            if key.is_exact_instance_of::<PyInt>()
+                && self.is_sequence(container)
+                && key.extract::<i64>().map_or(true, |i| i < 0)
+            {
+                return WHOLE;
             }
             let table = self.types.value_keys.bind(py);
             if let Ok(Some(v)) = table.get_item(&key) {
