@@ -74,11 +74,17 @@ _pool = None
 # invariant in the exploring one) it is a modelled clock: it starts each execution at the same
 # reading and moves only by sleeps, timeouts and a microsecond per read, so what a wait has left
 # is the same whenever the schedule is (with real time in it, two such waits timed out in either
-# order from one execution to the next, and the search stopped as nondeterministic). A timed wait
-# that times out moves it to its length after the wait began, however many others timed out with
-# it. Other threads see real time, ahead by what sleeps and timeouts skipped.
+# order from one execution to the next, and the search stopped as nondeterministic). Each
+# explored thread has its own (the engine keeps it): its sleeps and timeouts move it on, and it
+# is never behind the time of what it has seen of the others (a release, an item, a write), so
+# two threads sleeping side by side do not add up their sleeps. A timed wait that times out
+# moves it to its length after the wait began. setup() reads the clock from 0, and the threads
+# go on from where it left off; the invariant sees the latest time they reached. Other threads
+# see real time, ahead by what sleeps and timeouts skipped.
 _clock_offset = 0.0  # seconds the clock is ahead of real time, for other threads
-_exec_clock = 0.0  # seconds since this execution began, on the modelled clock
+_exec_clock = 0.0  # the modelled clock of setup() (and, once the threads began, their start)
+_threads_began = False  # an explored thread has read the clock in this execution
+_check_clock = 0.0  # the invariant's reading
 _clock_start = (0.0, 0.0)  # time.monotonic() and time.time() when the exploration began
 _checking_ident = None  # the exploring thread while it checks the invariant
 _CLOCK_READ_TICK = 1e-6
@@ -257,7 +263,7 @@ class Lock:
             return self._real.acquire(blocking, timeout)
         _check_acquire_arguments(blocking, timeout)
         timed = timeout >= 0
-        began = _exec_clock if timed else None
+        began = rt.clock() if timed else None
         if timed and timeouts_any_time:
             # Taken if free, else timed out: a try, ordered against the holder's release.
             got = rt.lock_acquire(self, False, None, _site(rt))
@@ -480,7 +486,7 @@ class Condition:
         last_condition_wait[me] = self
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         notified = False
-        began = _exec_clock if timeout is not None else None
+        began = rt.clock() if timeout is not None else None
         try:
             notified = rt.cond_wait(base, timeout, _site(rt), any_time)
             if not notified and timeout is not None:
@@ -676,7 +682,7 @@ def _queue_wait(rt, m, q, what, key, counter, ready, behind, block, timeout):
     for. Returns when it began to wait (for ``_timed_out``) if it waited for a time that ran out,
     else None."""
     waits = block and (timeout is None or timeout > 0)
-    began = _exec_clock if waits and timeout is not None else None
+    began = rt.clock() if waits and timeout is not None else None
     me = rt.current_id()
     queue_waits[me] = (q, what)
     rt.queue_step([(q, key, True)], (q, m, counter), behind, ready=ready if waits else None, timeout=timeout,
@@ -909,26 +915,33 @@ COOPERATIVE_ON_SIGHT = (threading.Condition, threading.Semaphore, threading.Even
 _orig_rlock_types = (type(_thread.RLock()), getattr(threading, "_PyRLock", type(_thread.RLock())))
 
 
-def _advance_clock(seconds):
-    global _clock_offset, _exec_clock
-    if seconds and seconds > 0:
-        _clock_offset += seconds
-        _exec_clock += seconds
+def _advance_clock(rt, to):
+    """The calling explored thread's modelled time moves on to ``to`` (on its own clock)."""
+    global _clock_offset
+    before = rt.clock()
+    if to > before:
+        _clock_offset += rt.clock_at_least(to) - before
 
 
 def _modelled_clock_read():
     """Seconds since the execution began, if the calling thread reads the modelled clock."""
-    global _exec_clock
+    global _exec_clock, _threads_began
     rt = _rt
     if rt is None or _rt_pid != os.getpid():
         return None
     if rt.current_id() is None:
         # (Not the exploring thread's own waits: they read the clock as often as real time says.)
         ident = _thread.get_ident()
-        if ident != _setup_ident and ident != _checking_ident:
+        if ident == _checking_ident:
+            global _check_clock
+            _check_clock = max(_check_clock, _exec_clock + rt.clock()) + _CLOCK_READ_TICK
+            return _check_clock
+        if ident != _setup_ident or _threads_began:
             return None
-    _exec_clock += _CLOCK_READ_TICK  # (a loop that waits for the clock to pass a time ends)
-    return _exec_clock
+        _exec_clock += _CLOCK_READ_TICK  # (a loop that waits for the clock to pass a time ends)
+        return _exec_clock
+    _threads_began = True
+    return _exec_clock + rt.clock_at_least(rt.clock() + _CLOCK_READ_TICK)
 
 
 def _monotonic():
@@ -949,7 +962,7 @@ def _sleep(seconds):
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
     rt.yield_point(_site(rt))
-    _advance_clock(seconds)
+    _advance_clock(rt, rt.clock() + seconds)
 
 
 # While ``setup()`` runs in the exploring thread: the tasks of the threads it starts. They are
@@ -1081,7 +1094,7 @@ def _thread_join(self, timeout=None):
         # executor down): its execution is over, and so is the thread.
         return None
     if timeout is not None:
-        began = _exec_clock
+        began = rt.clock()
         if not rt.timed_join(tid, timeout, _site(rt), timeouts_any_time):
             _timed_out(rt, began, timeout, "join")
         return None
@@ -1185,10 +1198,11 @@ _completions = itertools.count()  # the order futures finish in (``as_completed`
 
 def new_execution():
     """Per-execution state of the patches starts afresh (before ``setup()``)."""
-    global _future_serials, _completions, _exec_clock
+    global _future_serials, _completions, _exec_clock, _threads_began, _check_clock
     _future_serials = itertools.count()
     _completions = itertools.count()
-    _exec_clock = 0.0
+    _exec_clock = _check_clock = 0.0
+    _threads_began = False
     _wakeups.clear()
     started_threads.clear()
     timed_out.clear()
@@ -1207,7 +1221,7 @@ def _timed_out(rt, began, seconds, what):
     """A timed wait of the calling thread, begun at ``began``, timed out: the modelled clock moves
     on to its deadline (unless a sleep or another wait took it past that), and the explanation
     will say so."""
-    _advance_clock(began + seconds - _exec_clock)
+    _advance_clock(rt, began + seconds)
     if rt.explaining:
         timed_out.append((rt.current_id() - 1, _caller_site(3), what))
 
@@ -1823,7 +1837,7 @@ def _futures_step(rt, fs, ready, timeout, keys=(_DONE,), how="wait"):
     ``ready``, taken once ``ready()`` (or, with a ``timeout``, when nothing else can run: the
     clock moves on). A deadlock there names the first not done, waited for in ``how``."""
     waits = ready is not None and not ready() and (timeout is None or timeout > 0)
-    began = _exec_clock if waits and timeout is not None else None
+    began = rt.clock() if waits and timeout is not None else None
     me = rt.current_id()
     queue_waits[me] = (next((f for f in fs if not _done_for_wait(f)), fs[0]), how)
     rt.queue_step([(f, key, False) for f in fs for key in keys], ready=ready if waits else None, timeout=timeout,

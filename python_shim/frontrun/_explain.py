@@ -359,6 +359,26 @@ def _runs(accesses):
     return [(s, n) for s, n in runs]
 
 
+def _shown_runs(runs):
+    """``runs`` to show: when there are more than fit, a long stretch of one thread's keeps its
+    first and last two, the rest one ``(thread, count)`` line, so that every switch between the
+    threads (where they meet) stays in view rather than falling in the cut tail."""
+    if len(runs) <= MAX_LINES:
+        return runs
+    shown = []
+    start = 0
+    for end in range(1, len(runs) + 1):
+        if end < len(runs) and runs[end][0].thread == runs[start][0].thread:
+            continue
+        stretch = runs[start:end]
+        if len(stretch) > 4:
+            shown += [stretch[0], (stretch[0][0].thread, sum(c for _, c in stretch[1:-2]))] + stretch[-2:]
+        else:
+            shown += stretch
+        start = end
+    return shown
+
+
 def _accesses_to(steps, loc):
     obj, key = loc
     if key == KEY_ORDER:
@@ -516,8 +536,11 @@ def race_report(rt, steps, since=0):
             # Synchronised accesses (under one lock, say): the order the threads ran in fails.
             out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), synchronised but in this order:")
         width = max(len(_where(s.file, s.line)) for s in accesses)
-        runs = _runs(accesses)
+        runs = _shown_runs(_runs(accesses))
         for s, count in runs[:MAX_LINES]:
+            if isinstance(s, int):  # (a thread's steps left out)
+                out.append(f"  ... {count} more by thread {s}")
+                continue
             out.append(_step_line(s, width) + (f"  (x{count})" if count > 1 else ""))
         if len(runs) > MAX_LINES:
             out.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")

@@ -741,6 +741,21 @@ impl Explorer {
         &self.exec.races
     }
 
+    /// `thread`'s modelled time in the current execution, in seconds (`ThreadState::time`).
+    pub fn time(&self, thread: ThreadId) -> f64 {
+        self.exec.time(thread)
+    }
+
+    /// `thread` slept or timed out until `to`: its time moves on to it.
+    pub fn raise_time(&mut self, thread: ThreadId, to: f64) {
+        self.exec.raise_time(thread, to);
+    }
+
+    /// The latest modelled time of any thread of the current execution.
+    pub fn latest_time(&self) -> f64 {
+        self.exec.latest_time()
+    }
+
     /// Whether step `a` happens before step `b` in the current execution.
     pub fn happens_before(&self, a: usize, b: usize) -> bool {
         a < b && self.exec.events[b].is_after(&self.exec.events[a])

@@ -21,6 +21,8 @@ pub struct Event {
     /// For a read: how often its thread has read this location with nothing it read changed
     /// since (1 for the first read, counting only reads from a frame in the same state), else 0.
     repeat: u32,
+    /// The modelled time of the event (`ThreadState::time`).
+    time: f64,
 }
 
 impl Event {
@@ -93,6 +95,11 @@ pub(crate) struct ThreadState {
     rounds: u32,
     /// Its steps since another thread's.
     run: u32,
+    /// Modelled seconds since the execution began, as this thread sees them: moved on by its
+    /// own sleeps and timeouts (`Execution::raise_time`), and to the time of every event that
+    /// happens before its next one (a Lamport clock). Threads that sleep side by side do not
+    /// add up their sleeps, and a thread that sees another's write is no earlier than it.
+    time: f64,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
@@ -139,7 +146,12 @@ impl ThreadState {
     /// Notes a read of `(obj, key)` from a frame in `state`; whether it is a poll round.
     fn poll(&mut self, obj: ObjId, key: Key, state: Option<u64>) -> bool {
         let rounds = self.rounds;
-        match self.polls.iter_mut().find(|(o, k, _, _)| *o == obj && *k == key) {
+        // One entry per place in the round (a look at the same location twice a round,
+        // `while s.x != 1 and s.x != 2`, is two places, each with its own frame state).
+        let place = |&(o, k, last, _): &(ObjId, Key, Option<u64>, u32)| {
+            o == obj && k == key && (state.is_none() || last.is_none() || last == state)
+        };
+        match self.polls.iter_mut().find(|p| place(p)) {
             Some((_, _, last, seen)) => {
                 let round = state.is_some() && *last == state && *seen == rounds;
                 *last = state.or(*last);
@@ -183,6 +195,7 @@ impl ThreadState {
             polled: false,
             rounds: 0,
             run: 0,
+            time: 0.0,
         }
     }
 }
@@ -228,6 +241,23 @@ impl Execution {
 
     pub fn thread_mut(&mut self, thread: ThreadId) -> &mut ThreadState {
         &mut self.threads[thread]
+    }
+
+    /// `thread`'s modelled time (`ThreadState::time`).
+    pub fn time(&self, thread: ThreadId) -> f64 {
+        self.thread(thread).map_or(0.0, |t| t.time)
+    }
+
+    /// Moves `thread`'s modelled time on to `to`, if it is behind it.
+    pub fn raise_time(&mut self, thread: ThreadId, to: f64) {
+        if let Some(t) = self.threads.get_mut(thread) {
+            t.time = t.time.max(to);
+        }
+    }
+
+    /// The latest time any thread has reached: once they are done, the time for everyone.
+    pub fn latest_time(&self) -> f64 {
+        self.threads.iter().map(|t| t.time).fold(0.0, f64::max)
     }
 
     pub fn is_live(&self, thread: ThreadId) -> bool {
@@ -389,8 +419,10 @@ impl Execution {
         deps.extend_from_slice(&racing);
         let deps = self.latest_per_thread(&deps);
         let mut clock = before.clone();
+        let mut time = self.threads[thread].time;
         for &d in &deps {
             clock.join(&self.events[d].clock);
+            time = time.max(self.events[d].time);
         }
         clock.set(thread, seq);
         let concurrent = |e: &Event| e.thread != thread && !before.covers(e.thread, e.seq);
@@ -416,15 +448,17 @@ impl Execution {
             assert_eq!(state.life, Life::Unborn, "thread {child} spawned twice");
             state.life = Life::Live;
             state.clock = clock.clone();
+            state.time = time;
             self.threads[thread].spawned += 1;
             self.spawn_order.push(child);
         }
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
+        state.time = time;
         state.seq = seq;
         state.last_step = Some(step);
         let repeat = self.note_progress(thread, op, step);
-        self.events.push(Event { step, thread, op, seq, clock, repeat });
+        self.events.push(Event { step, thread, op, seq, clock, repeat, time });
         step
     }
 
@@ -538,12 +572,15 @@ impl Execution {
             let t = &mut self.threads[thread];
             let state = t.frame_state.take();
             t.polled = t.poll(obj, key, state);
-            // Only a look from a frame in the same state as at the last one is a spin round:
+            // Only a look from a frame in a state it was in at an earlier look is a spin round:
             // one whose locals changed is getting on (a loop counting), and one of unknown
-            // state (the first look, code without a frame) proves nothing.
-            let mut at = t.streak.iter().position(|&(o, k, _, _)| o == obj && k == key);
-            let changed = at.is_some_and(|i| state.is_some() && t.streak[i].3.is_some_and(|l| Some(l) != state));
-            if changed || t.streak.len() >= STREAK_LOCATIONS {
+            // state (the first look, code without a frame) proves nothing. The state includes
+            // where the frame is, so a loop that looks at a location at two places a round has
+            // an entry for each.
+            let mut at = t.streak.iter().position(|&(o, k, _, last)| {
+                o == obj && k == key && (state.is_none() || last.is_none() || last == state)
+            });
+            if at.is_none() && t.streak.len() >= STREAK_LOCATIONS {
                 reset(t);
                 at = None;
             }

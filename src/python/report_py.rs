@@ -428,7 +428,18 @@ pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
         frame.getattr(pyo3::intern!(py, "f_lasti")).ok()?.extract::<i64>().ok()?.hash(&mut h);
         let values = locals.call_method0(pyo3::intern!(py, "values")).ok()?;
         for v in values.try_iter().ok()? {
-            v.ok()?.as_ptr().hash(&mut h);
+            let v = v.ok()?;
+            // A number or string by its value: a new one may take a freed one's address (a
+            // running total past 256 alternates between two), and a loop that gets on would
+            // look as if it came back to a state it was in.
+            let scalar = v.is_exact_instance_of::<PyInt>()
+                || v.is_exact_instance_of::<PyFloat>()
+                || v.is_exact_instance_of::<PyString>()
+                || v.is_exact_instance_of::<PyBytes>();
+            match v.hash() {
+                Ok(value) if scalar => (v.get_type().as_ptr(), value).hash(&mut h),
+                _ => v.as_ptr().hash(&mut h),
+            }
         }
         // Up to the thread's function (frontrun's runner called it), through rewritten code
         // only: a library's frames above (an event loop's `_run_once`, new handles every round)

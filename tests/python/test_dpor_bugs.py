@@ -3811,3 +3811,33 @@ def test_a_negative_index_is_the_same_access_in_every_order():
     result = explore(lambda: State(items=["a"], seen=[]), [p.peek_last, p.set_first],
                      lambda s: s.seen == ["a"])
     assert result.property_holds is False and result.num_explored == 2
+
+
+BATCHES_SOURCE = """
+    def batches(items, size):
+        batch = []
+        for it in items:
+            batch.append(it)
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def consume(s):
+        for b in s.gen:
+            s.seen.extend(b)
+    """
+
+
+def test_a_long_race_keeps_where_the_threads_meet_in_view():
+    # One thread ran most of the generator before the other resumed it: the report showed the
+    # first 16 of its steps and "... 18 more", and the other thread's resume was in the cut.
+    p = load(BATCHES_SOURCE)
+    result = explore(lambda: State(gen=p.batches(list(range(6)), 2), seen=[]), [p.consume, p.consume], None)
+    assert result.failure_kind == "exception", result.inconclusive_reason
+    block = result.explanation.split("\nthread 1 raised")[0].splitlines()
+    assert block[0].startswith("Race on generator batches()"), result.explanation
+    assert re.fullmatch(r"  \.\.\. \d+ more by thread 0", block[2]), result.explanation
+    assert any(line.split()[:3] == ["thread", "1", "resume"] for line in block), result.explanation
+    assert len(block) <= 17

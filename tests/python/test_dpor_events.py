@@ -178,10 +178,12 @@ def test_list_methods_write_the_whole_list():
     assert explored(lambda: State(items=[1, 2]), [PROG.append_one, PROG.read_item_0]) == 2
 
 
-def test_list_indexes_by_value_negative_normalised():
+def test_list_indexes_by_value_negative_ones_the_whole_list():
     assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_item_1]) == 1
     assert explored(lambda: State(items=[0, 0]), [PROG.write_item_1, PROG.write_last]) == 2
-    assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_last]) == 1
+    # Which element `[-1]` is depends on the length when the step is taken, which another order
+    # of the threads changes: it is the whole list, whatever its length (one order more here).
+    assert explored(lambda: State(items=[0, 0]), [PROG.write_item_0, PROG.write_last]) == 2
 
 
 SEQUENCES = {

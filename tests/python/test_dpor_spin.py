@@ -460,3 +460,42 @@ def test_a_coroutine_polling_with_sleep_zero_is_a_wait():
     result = frontrun.explore_dpor(lambda: State(flag=False), [ASYNC_POLLER.poll, ASYNC_POLLER.set_flag],
                                    lambda s: True, timeout=120)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+TWICE_SOURCE = """
+    def finish(job):
+        job.state = "ready"
+
+    def wait_ready_or_failed(job):
+        while job.state != "ready" and job.state != "failed":  # two looks a round
+            pass
+        job.outcome = job.state
+
+    def peterson(i):
+        def enter(p):
+            p.flag[i] = True
+            p.turn = 1 - i
+            while p.flag[1 - i] and p.turn == 1 - i:  # `i` from the closure, at two places
+                pass
+            p.counter += 1
+            p.flag[i] = False
+        return enter
+    """
+
+
+def test_a_busy_wait_that_looks_twice_a_round_gives_way():
+    # The frame's state includes where it is, so the two looks a round alternated between two
+    # states, and a look counted as a spin round only from the state of the look before: the
+    # waiter ran its 100,000 steps alone ("runaway"), and Peterson's lock took 16,000
+    # executions instead of 60.
+    p = load(TWICE_SOURCE)
+    result = frontrun.explore_dpor(setup=lambda: State(state="pending", outcome=None),
+                                   threads=[p.wait_ready_or_failed, p.finish],
+                                   invariant=lambda s: s.outcome == "ready", max_executions=100)
+    assert result.property_holds is True, result.explanation
+    assert result.stats["spins_cut"] >= 1
+    result = frontrun.explore_dpor(setup=lambda: State(flag=[False, False], turn=0, counter=0),
+                                   threads=[p.peterson(0), p.peterson(1)],
+                                   invariant=lambda s: s.counter == 2, max_executions=500)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored <= 100

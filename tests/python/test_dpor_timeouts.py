@@ -373,3 +373,77 @@ def test_waits_that_work_out_their_time_left_repeat_their_schedules():
     for _ in range(3):
         result = frontrun.explore_dpor(setup, [CLOCK.wait_twice_for_either] * 2 + [CLOCK.finish_one], None, timeout=120)
         assert result.property_holds is True, result.inconclusive_reason
+
+
+SIDE_BY_SIDE = load(
+    """
+    import threading
+    import time
+
+    def nap_between_readings(s):
+        first = time.monotonic()
+        time.sleep(1.0)
+        s.gap = time.monotonic() - first
+
+    def nap_long(s):
+        time.sleep(10.0)
+
+    def stamp_after_a_nap(s):
+        time.sleep(5.0)
+        s.stamp = time.monotonic()
+
+    def age_of_the_stamp(s):
+        stamp = s.stamp
+        if stamp is not None:
+            s.age = time.monotonic() - stamp
+
+    def nap_then_wait_a_second(s):
+        time.sleep(10.0)
+        threading.Event().wait(1.0)
+        s.order.append("nap, then 1 s")
+
+    def wait_five_seconds(s):
+        threading.Event().wait(5.0)
+        s.order.append("5 s")
+    """
+)
+
+
+def test_threads_sleeping_side_by_side_do_not_add_up_their_sleeps():
+    # One clock for all the threads moved on by each one's sleeps: a thread that slept 1 s
+    # beside one that slept 10 s saw 11 s go by.
+    seen = set()
+
+    def record(s):
+        seen.add(round(s.gap, 3))
+        return True
+
+    result = explore(lambda: State(gap=None), [SIDE_BY_SIDE.nap_between_readings, SIDE_BY_SIDE.nap_long], record,
+                     stop_on_first=False)
+    assert result.property_holds is True and seen == {1.0}, seen
+    # A thread that has seen another's reading is no earlier than that reading.
+    seen.clear()
+
+    def record_age(s):
+        seen.add(s.age)
+        return True
+
+    result = explore(lambda: State(stamp=None, age=None), [SIDE_BY_SIDE.stamp_after_a_nap,
+                                                           SIDE_BY_SIDE.age_of_the_stamp], record_age,
+                     stop_on_first=False)
+    assert result.property_holds is True and None in seen and len(seen) == 2, seen
+    assert all(age is None or 0 <= age < 0.001 for age in seen), seen
+
+
+def test_a_deadline_counts_from_the_waiters_own_time():
+    # The wait of a thread that slept 10 s first ends at 11 s, after another's 5 s wait (it
+    # ended at 1 s on a clock that only timeouts moved).
+    orders = set()
+
+    def record(s):
+        orders.add(tuple(s.order))
+        return True
+
+    result = explore(lambda: State(order=[]), [SIDE_BY_SIDE.nap_then_wait_a_second, SIDE_BY_SIDE.wait_five_seconds],
+                     record, stop_on_first=False)
+    assert result.property_holds is True and orders == {("5 s", "nap, then 1 s")}, orders

@@ -296,9 +296,6 @@ pub(super) struct Exec {
     /// Objects kept alive while their address names something (`attribute_dicts`), outside
     /// `refs`: they take no number, so later objects' numbers do not depend on them.
     pub(super) kept: Vec<Py<PyAny>>,
-    /// Seconds since the execution began, moved on only by timeouts that fire: it orders timed
-    /// waits by deadline, the same in every execution.
-    pub(super) clock: f64,
     /// The first number given during the run, once the threads' state is numbered
     /// (`number_state`): only objects numbered from here on may trade numbers.
     pub(super) first_fresh: Option<u64>,
@@ -632,9 +629,9 @@ impl Inner {
         let Some(deadline) = waits.iter().map(|&(at, _)| at).min_by(f64::total_cmp) else {
             return;
         };
-        st.exec.clock = st.exec.clock.max(deadline);
         for &(at, t) in &waits {
             if at == deadline {
+                st.explorer.raise_time(t, deadline);
                 let th = &mut st.exec.threads[t];
                 th.blocked = false;
                 th.timed_out = true;
@@ -645,9 +642,10 @@ impl Inner {
         }
     }
 
-    /// The deadline of a timed wait of `timeout` seconds begun now.
-    pub(super) fn deadline_in(st: &State, timeout: f64) -> f64 {
-        st.exec.clock + timeout
+    /// The deadline of a timed wait of `timeout` seconds that `thread` begins now, on its
+    /// modelled clock (`engine`'s `ThreadState::time`): the same in every execution.
+    pub(super) fn deadline_in(st: &State, thread: ThreadId, timeout: f64) -> f64 {
+        st.explorer.time(thread) + timeout
     }
 
     pub(super) fn unblock(st: &mut State, t: ThreadId) {

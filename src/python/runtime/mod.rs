@@ -758,6 +758,29 @@ impl DporRuntime {
         self.inner.current()
     }
 
+    /// The calling explored thread's modelled time, in seconds since the execution began; for
+    /// any other thread (the invariant's), the latest time an explored thread has reached.
+    fn clock(&self, py: Python<'_>) -> f64 {
+        let st = self.inner.lock_state(py);
+        match self.inner.current() {
+            Some(tid) => st.explorer.time(tid),
+            None => st.explorer.latest_time(),
+        }
+    }
+
+    /// Moves the calling explored thread's modelled time on to `to` (a sleep's end, a wait's
+    /// deadline), if it is behind it; returns its time then.
+    fn clock_at_least(&self, py: Python<'_>, to: f64) -> f64 {
+        let mut st = self.inner.lock_state(py);
+        match self.inner.current() {
+            Some(tid) => {
+                st.explorer.raise_time(tid, to);
+                st.explorer.time(tid)
+            }
+            None => st.explorer.latest_time(),
+        }
+    }
+
     /// Acquire of a cooperative lock. `blocking=False`: fails at once if held; `timeout`
     /// (seconds): may time out when nothing else can run, the earliest deadline first (with any
     /// others of that deadline: `Inner::fire_timeouts`). Returns
@@ -785,7 +808,7 @@ impl DporRuntime {
         // A try is the same op whatever the lock's state (a thread's next op must depend on its
         // own past only); the engine decides when it performs it whether it takes the lock.
         let try_op = Op::TryAcquire { lock: n };
-        let deadline = timeout.map(|t| Inner::deadline_in(&st, t));
+        let deadline = timeout.map(|t| Inner::deadline_in(&st, tid, t));
         let mut polling = false;
         loop {
             if polling {
@@ -852,7 +875,7 @@ impl DporRuntime {
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::number(&mut st, lock);
-        let deadline = timeout.map(|t| Inner::deadline_in(&st, t));
+        let deadline = timeout.map(|t| Inner::deadline_in(&st, tid, t));
         let th = Inner::thread_mut(&mut st, tid);
         th.timed_out = false;
         if std::mem::take(&mut th.prenotified) {
@@ -932,7 +955,7 @@ impl DporRuntime {
             None => false,
         };
         let deadline = match (&ready, timeout) {
-            (Some(_), Some(t)) => Some(Inner::deadline_in(&st, t.max(0.0))),
+            (Some(_), Some(t)) => Some(Inner::deadline_in(&st, tid, t.max(0.0))),
             _ => None,
         };
         let th = Inner::thread_mut(&mut st, tid);
@@ -1109,7 +1132,7 @@ impl DporRuntime {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
-        let deadline = Inner::deadline_in(&st, timeout.max(0.0));
+        let deadline = Inner::deadline_in(&st, tid, timeout.max(0.0));
         let alive = |st: &State| st.exec.threads.get(child).is_some_and(|t| t.live);
         let mut waiting = false;
         loop {
