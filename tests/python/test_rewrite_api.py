@@ -456,3 +456,19 @@ def test_the_collector_waits_while_a_module_is_rebuilt_and_is_left_as_it_was():
         assert not gc.isenabled()  # a caller's gc.disable() stands
     finally:
         gc.enable()
+
+
+def test_rewritten_code_runs_in_an_interpreter_that_never_imported_frontrun(tmp_path):
+    # Code shipped by value (marshal; cloudpickle, as joblib's and dask's workers take a
+    # function of __main__) to a new interpreter: its guard found no `__frontrun_on__` there
+    # and raised NameError. The installed frontrun.pth defines it, off, at start-up.
+    import subprocess
+
+    code = _native.rewrite_code(compile_source("def f(o):\n    return o.x + 1\n"), "all", ())
+    assert "__frontrun_on__" in nested(code, "f").co_names
+    payload = tmp_path / "code.bin"
+    payload.write_bytes(marshal.dumps(code))
+    script = (f"import marshal, sys, types\nns = {{}}\nexec(marshal.loads(open({str(payload)!r}, 'rb').read()), ns)\n"
+              "print(ns['f'](types.SimpleNamespace(x=41)), 'frontrun' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["42", "False"], done.stderr
