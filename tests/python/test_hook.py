@@ -11,6 +11,7 @@ import pkgutil
 import runpy
 import subprocess
 import sys
+import textwrap
 import types
 import warnings
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from hook_testutil import MARK, REWRITTEN, canonical, code_objects, marker, sandbox  # noqa: E402,F401
+from hook_testutil import MARK, REWRITTEN, canonical, code_objects, marker, run, sandbox  # noqa: E402,F401
 
 import frontrun.rewrite as fr  # noqa: E402
 from frontrun.rewrite import _core, _hook  # noqa: E402
@@ -528,3 +529,35 @@ def test_a_frozen_stdlib_module_that_is_included_is_rewritten_from_its_source(tm
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["True True True", "[True]"]
+
+
+def test_the_warnings_of_compiling_a_module_are_attributed_as_a_plain_import_does(tmp_path):
+    # 3.15 passes the module's name to compile() (`source_to_code(data, path, fullname)`), and a
+    # SyntaxWarning of its compilation is attributed to it: the hook's loader left the name out
+    # (and refused it), so a filter by module name matched differently.
+    (tmp_path / "wpkg").mkdir()
+    (tmp_path / "wpkg" / "__init__.py").write_text("")
+    (tmp_path / "wpkg" / "mod.py").write_text("x = 1\ny = x is 1\n")
+    script = textwrap.dedent("""
+        import sys, warnings
+        sys.dont_write_bytecode = True
+        if sys.argv[1] == "hook":
+            import frontrun.rewrite
+            frontrun.rewrite.install(include=["wpkg.*"], policy="all")
+        with warnings.catch_warnings(record=True) as log:
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("always", module=r"wpkg\\.mod$")
+            import wpkg.mod
+        print([(w.category.__name__, w.lineno) for w in log], type(wpkg.mod.__loader__).__name__)
+        loader = wpkg.mod.__loader__
+        try:
+            loader.source_to_code(b"pass", "x.py", "x")
+            print("takes a name")
+        except TypeError:
+            print("takes no name")
+    """)
+    (tmp_path / "main.py").write_text(script)
+    plain, hooked = (run(["main.py", how], cwd=tmp_path) for how in ("plain", "hook"))
+    assert plain.returncode == hooked.returncode == 0, (plain.stderr, hooked.stderr)
+    assert hooked.stdout.splitlines()[0].endswith("FrontrunLoader")
+    assert hooked.stdout.replace("FrontrunLoader", "SourceFileLoader") == plain.stdout

@@ -467,3 +467,14 @@ def test_reports_made_at_exit_still_reach_the_runtime(project):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["None", "False", "False [('attr_load', 'n'), ('attr_store', 'n')]"]
     assert proc.stderr == ""
+
+
+def test_a_module_the_interpreter_imported_at_start_up_is_named_without_advice_to_use_the_launcher(tmp_path):
+    # The warning about modules imported before the hook told a launcher user to run the
+    # program with the launcher.
+    (tmp_path / "prog.py").write_text("print('ran')\n")
+    done = run([*LAUNCHER, "--include", "collections", "prog.py"], cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == "ran\n", done.stderr
+    assert "AlreadyImportedWarning" in done.stderr and "collections" in done.stderr, done.stderr
+    assert "imported at interpreter start-up" in done.stderr
+    assert "python -m frontrun.rewrite ..." not in done.stderr

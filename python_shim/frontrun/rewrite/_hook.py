@@ -62,6 +62,11 @@ class UnrewrittenModuleWarning(UserWarning):
     """A selected module is loaded by a loader frontrun does not know how to rewrite for."""
 
 
+# 3.15+: ``SourceLoader.get_code`` passes the module's name on to ``source_to_code``.
+_SOURCE_TO_CODE_TAKES_NAME = "fullname" in _SourceFileLoader.source_to_code.__code__.co_varnames[
+    : _SourceFileLoader.source_to_code.__code__.co_argcount]
+
+
 class FrontrunLoader(_SourceFileLoader):
     """``SourceFileLoader`` whose code objects are rewritten (and cached under their own name)."""
 
@@ -72,11 +77,15 @@ class FrontrunLoader(_SourceFileLoader):
         key = _cache.cache_key(_core.rewriter_version(), policy, selection.resource_methods)
         self.cache_file = _cache.cache_path(path, key, selection.cache_dir)
 
-    def source_to_code(self, data, path, *, _optimize=-1):
+    def source_to_code(self, data, path, fullname=None, *, _optimize=-1):
         __tracebackhide__ = True  # pytest leaves our frames out of e.g. a SyntaxError's traceback
         # The base class compiles exactly as a plain import does (dont_inherit=True, optimize=-1),
-        # so a SyntaxError carries the same message, filename and line number.
-        code = super().source_to_code(data, path, _optimize=_optimize)
+        # so a SyntaxError carries the same message, filename and line number; from 3.15 with the
+        # module's name too, which the SyntaxWarnings of its compilation are attributed to.
+        if fullname is None:
+            code = super().source_to_code(data, path, _optimize=_optimize)
+        else:
+            code = super().source_to_code(data, path, fullname, _optimize=_optimize)
         return _core.rewrite_code(code, self.policy, self.resource_methods)
 
     def get_code(self, fullname):
@@ -90,7 +99,10 @@ class FrontrunLoader(_SourceFileLoader):
             if sys.flags.verbose:
                 print(f"# frontrun: rewritten code object from {self.cache_file}", file=sys.stderr)
             return code
-        code = self.source_to_code(source, source_path)
+        if _SOURCE_TO_CODE_TAKES_NAME:
+            code = self.source_to_code(source, source_path, fullname)
+        else:
+            code = self.source_to_code(source, source_path)
         if sys.flags.verbose:
             print(f"# frontrun: rewrote {source_path} (policy {self.policy})", file=sys.stderr)
         _cache.store(self.cache_file, source_path, source_hash, code)
@@ -501,8 +513,14 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
             "frontrun: these modules were imported before the frontrun import hook was installed: "
             f"{shown_names(fresh)}. Their functions were instrumented in place, but their module-level "
             "code already ran un-instrumented and code objects held elsewhere keep the old code. "
-            "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
-            "the pytest plugin, or call frontrun.rewrite.install() before importing them."
+            + (
+                # (The launcher installs it first thing: these came with the interpreter's start-up,
+                # or with the standard library modules frontrun itself needs.)
+                "They were imported at interpreter start-up, before any import hook could be."
+                if "frontrun.rewrite._launcher" in sys.modules else
+                "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
+                "the pytest plugin, or call frontrun.rewrite.install() before importing them."
+            )
         )
         warning.modules = tuple(fresh)
         warnings.warn(warning, stacklevel=stacklevel)
