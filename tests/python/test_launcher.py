@@ -181,7 +181,8 @@ def test_command_and_standard_input_parity_with_plain_python(project, how):
 
 
 @pytest.mark.parametrize("case", ["uncaught", "chained", "in-import", "exit-3", "syntax-error", "error-importing",
-                                  "error-in-import-module", "import-error"])
+                                  "error-in-import-module", "import-error", "error-in-exec-module",
+                                  "import-error-in-get-source"])
 def test_command_exit_status_and_traceback_parity(project, case):
     # `importlib.import_module` keeps importlib's frames in the traceback, an `import` does not.
     (project / "helper.py").write_text('def value():\n    return "MARK"\n\ndef explode():\n    raise LookupError("deep")\n')
@@ -226,6 +227,11 @@ EXIT_CASES = {
     "import-error": "import no_such_module_here",
     "error-importing": "import boom",
     "error-in-import-module": "import importlib\nimportlib.import_module('boom')",
+    # importlib's functions called from Python keep their frames, as only an import statement's
+    # are trimmed (the launcher trimmed these too).
+    "error-in-exec-module": "import importlib.util\nspec = importlib.util.spec_from_file_location('boom', 'boom.py')\n"
+                            "spec.loader.exec_module(importlib.util.module_from_spec(spec))",
+    "import-error-in-get-source": "import importlib.util\nimportlib.util.find_spec('json').loader.get_source('x')",
     "exit-in-thread-atexit": "import atexit\natexit.register(lambda: print('atexit ran'))\nraise RuntimeError('late')",
     "excepthook-exits": "import sys\ndef hook(*exc):\n    print('hooked')\n    sys.exit(5)\nsys.excepthook = hook\nraise ValueError",
     "excepthook-raises": "import sys\ndef hook(*exc):\n    1/0\nsys.excepthook = hook\nprint('out', end='')\nraise ValueError(1)",

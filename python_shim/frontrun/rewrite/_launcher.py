@@ -278,6 +278,10 @@ def _is_importlib_frame(tb) -> bool:
     return tb.tb_frame.f_code.co_filename.startswith("<frozen importlib._bootstrap")
 
 
+# Where an import statement enters importlib (``PyImport_ImportModuleLevelObject``).
+_IMPORT_STATEMENT_ENTRIES = frozenset({"_find_and_load", "_handle_fromlist"})
+
+
 def _is_import_module(tb) -> bool:
     code = tb.tb_frame.f_code
     return code.co_name == "import_module" and os.path.basename(os.path.dirname(code.co_filename)) == "importlib"
@@ -294,20 +298,26 @@ def trim_traceback(tb, exc=None):
     CPython leaves them: an ``import`` statement drops each run of importlib frames up to its
     ``_call_with_frames_removed`` (all of them for an ImportError), which the loader's frames
     in between kept it from doing (they stand for importlib's own ``get_code``, which compiles
-    through ``_call_with_frames_removed``); ``importlib.import_module`` drops none."""
+    through ``_call_with_frames_removed``); ``importlib.import_module`` drops none, nor does a
+    call of importlib's functions from Python (``spec.loader.exec_module(module)``): only a run
+    that the import statement began (at ``_find_and_load`` or ``_handle_fromlist``) is trimmed."""
     always = isinstance(exc, ImportError)
-    kept, start, trimmable = [], None, False
+    kept, start, trimmable, after_own = [], None, False, False
     for entry in _entries(tb):
         if _is_own_frame(entry):
             if start is not None and trimmable:
                 del kept[start:]
+            after_own = True
             continue
         if not _is_importlib_frame(entry):
             kept.append(entry)
-            start = None
+            start, after_own = None, False
             continue
         if start is None:
-            start, trimmable = len(kept), not (kept and _is_import_module(kept[-1]))
+            # (A run the loader's or the launcher's frames began stands for one importlib began.)
+            start = len(kept)
+            trimmable = (after_own or entry.tb_frame.f_code.co_name in _IMPORT_STATEMENT_ENTRIES) and not (
+                kept and _is_import_module(kept[-1]))
         kept.append(entry)
         if trimmable and (always or entry.tb_frame.f_code.co_name == "_call_with_frames_removed"):
             del kept[start:]
