@@ -484,6 +484,10 @@ def shown_names(names) -> str:
     return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
 
 
+# Set by the launcher before it installs the hook, first thing in its process.
+launched = False
+
+
 def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[str]:
     instrumented = []
     for key, module in list(sys.modules.items()):
@@ -517,7 +521,7 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
                 # (The launcher installs it first thing: these came with the interpreter's start-up,
                 # or with the standard library modules frontrun itself needs.)
                 "They were imported at interpreter start-up, before any import hook could be."
-                if "frontrun.rewrite._launcher" in sys.modules else
+                if launched else
                 "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
                 "the pytest plugin, or call frontrun.rewrite.install() before importing them."
             )

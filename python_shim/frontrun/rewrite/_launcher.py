@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         use_config=not options["no_config"],
         cache_dir=options["cache_dir"],
     )
+    _hook.launched = True
     try:
         finder = _hook.install(**settings)
     except (ValueError, TypeError, OSError) as exc:
