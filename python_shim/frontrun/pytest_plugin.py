@@ -146,15 +146,19 @@ def _install(config, options) -> None:
     if getattr(config, _INSTALLED_KEY, None) is not None:
         return
     enabled, kwargs = _settings(config, options)
-    if not enabled:
-        launched = _launcher_settings()
-        if launched is None or _hook.installed() is not None:
-            # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there,
-            # but pytest put its assertion hook in front of it since: restore the order.
-            _hook.move_to_front()
-            return
+    launched = _launcher_settings()
+    if _hook.launched or (launched is not None and _hook.installed() is not None):
+        # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there, with
+        # its options and the project's [tool.frontrun] (not to be replaced by the table alone),
+        # but pytest put its assertion hook in front of it since: restore the order.
+        _hook.move_to_front()
+        return
+    if launched is not None:
         # A pytest the launcher's program started (pytest-xdist's workers): the launcher's selection.
         kwargs = launched
+    elif not enabled:
+        _hook.move_to_front()  # (one a conftest installed itself, if any)
+        return
     # Modules pytest imported first (`packaging` for `minversion`) are instrumented in place, and
     # said so; as a warning here, a project's `filterwarnings = error` would end the session
     # before it starts, so it is a note in the terminal summary.
@@ -238,10 +242,11 @@ def frontrun_explore(request):
 
 
 def pytest_report_header(config):
-    finder = getattr(config, _INSTALLED_KEY, None)
+    from frontrun.rewrite import _core, _hook
+
+    finder = getattr(config, _INSTALLED_KEY, None) or (_hook.installed() if _hook.launched else None)
     if finder is None:
         return None
-    from frontrun.rewrite import _core
 
     rewriter = _core.rewriter_version()
     return f"frontrun: rewriting on ({finder.selection.describe()}; rewriter {rewriter})"

@@ -233,6 +233,20 @@ def test_under_the_launcher_without_plugin_configuration(project):
     assert_rich_assertion(proc, output)
 
 
+def test_under_the_launcher_its_options_stand_beside_the_projects_table(project):
+    # With a [tool.frontrun] table the plugin installed a hook of its own, from the table alone,
+    # in place of the launcher's: `--include tests/` was dropped and the tests ran un-rewritten.
+    (project / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.frontrun]\ninclude = ["mypkg"]\n')
+    proc = run(["-m", "frontrun.rewrite", "--include", "mypkg", "--include", "tests/", "-m", "pytest", "-s",
+                "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", *LOAD, "tests"],
+               cwd=project, marker=True)
+    output = proc.stdout + proc.stderr
+    [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
+    assert (report["pkg"], report["test"]) == (REWRITTEN, REWRITTEN), output
+    assert "frontrun: rewriting on (include: mypkg, tests/" in output, output
+    assert_rich_assertion(proc, output)
+
+
 def test_under_the_launcher_pytest_has_no_rewrite_warning_about_frontrun(project):
     # The launcher imports frontrun before pytest loads its plugin by entry point; pytest would
     # warn that it cannot assert-rewrite it (frontrun's docstring says PYTEST_DONT_REWRITE).
