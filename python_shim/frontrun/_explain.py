@@ -530,6 +530,10 @@ def race_report(rt, steps, since=0):
         if loc in synchronised:
             out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), each use synchronised, "
                        "but another thread's came in between:")
+        elif racing and not _interleaved(told):
+            # The threads ran one after the other: nothing came between any two of one thread's
+            # steps, so the order of the threads, not a race within them, is what fails.
+            out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), one thread after the other:")
         elif racing:
             out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")
         else:
@@ -779,6 +783,8 @@ def explain(rt, run, invariant, schedule):
         out += deadlock_report(rt, steps)
     else:
         lines, raced = race_report(rt, steps, since)
+        if run.kind in ("invariant", "exception") and not _interleaved(steps[since:]):
+            out.append("The threads ran one after the other, with no interleaving, and it still failed:")
         out += lines
         if not raced:
             out += lock_order_report(rt, steps[since:])

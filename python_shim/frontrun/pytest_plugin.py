@@ -225,14 +225,16 @@ def frontrun_explore(request):
 
         result = explore_dpor(setup, threads, invariant, **{**defaults, **options})
         if result.property_holds is False:
+            runs = f"{result.num_explored} execution{'s' if result.num_explored != 1 else ''}"
             pytest.fail(
-                f"frontrun found a failing interleaving ({result.failure_kind}) after "
-                f"{result.num_explored} executions:\n{result.explanation}",
+                f"frontrun found a failing interleaving ({result.failure_kind}) after {runs}:\n"
+                f"{result.explanation}",
                 pytrace=False,
             )
         if result.property_holds is None and not allow_inconclusive:
             pytest.fail(
-                f"frontrun could not finish the search ({result.num_explored} executions): "
+                f"frontrun could not finish the search ({result.num_explored} "
+                f"execution{'s' if result.num_explored != 1 else ''}): "
                 f"{result.inconclusive_reason}",
                 pytrace=False,
             )
