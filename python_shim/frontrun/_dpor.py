@@ -1007,7 +1007,7 @@ def _run_one(rt, setup, threads, invariant, timeout, after_setup=None):
         _fresh_execution()
         return _run_with_explored_setup(rt, setup, threads, invariant, timeout)
     if after_setup is not None:
-        after_setup()
+        after_setup(state)
     tasks = [functools.partial(fn, state) for fn in threads] + started
     background = list(range(len(threads), len(tasks)))
     if started and _coop._pool is not None:
@@ -1330,14 +1330,31 @@ class _Leftovers:
 
     def __init__(self):
         self.looks = []
+        self.states = []  # what setup() returned, for the first two executions
 
-    def after_setup(self):
+    def after_setup(self, state=None):
         if len(self.looks) in (0, 2):
             self.looks.append(_rewritten_state())
+            self.states.append(state)
+            self._look_at_state(state)
 
     def after_run(self):
         if len(self.looks) == 1:
             self.looks.append(_rewritten_state())
+            self._look_at_state(self.states[0])
+
+    def _look_at_state(self, state):
+        # setup() that hands back one object every time (`lambda: counter`, a fixture's) is
+        # state that outlives an execution too, if the threads change it and it is not reset.
+        if len(self.states) == 2 and self.states[1] is not self.states[0]:
+            return
+        try:
+            attributes = object.__getattribute__(state, "__dict__")
+        except Exception:
+            return
+        if isinstance(attributes, dict):
+            self.looks[-1] = {**self.looks[-1], _SAME_STATE: {
+                key: (value, _size(value)) for key, value in list(attributes.items()) if not key.startswith("__")}}
 
     def found(self):
         """The name of each piece of state left over (once, when all three looks are in)."""
@@ -1360,20 +1377,27 @@ class _Leftovers:
 _CONTAINERS = (dict, list, set, deque, bytearray)
 
 
+# How found() names the attributes of the one object setup() returned both times.
+_SAME_STATE = "state"
+SAME_STATE = (" setup() returned the same object as in the first execution (a fixture's, a global): "
+              "make a new one in it each time.")
+
+
+def _size(value):
+    try:
+        return len(value) if isinstance(value, _CONTAINERS) else None
+    except Exception:  # a subclass's own __len__
+        return None
+
+
 def _rewritten_state():
     """``{"module", "module.Class" or "module.global": {name: (value, size if a container)}}``
     for every module whose code runs rewritten, every class defined there and every module-level
     instance of one (modules, classes and functions left out: what a thread sets is a value)."""
 
-    def size(value):
-        try:
-            return len(value) if isinstance(value, _CONTAINERS) else None
-        except Exception:  # a subclass's own __len__
-            return None
-
     def values(namespace):
         return {
-            key: (value, size(value))
+            key: (value, _size(value))
             for key, value in list(namespace.items())
             if not key.startswith("__") and not isinstance(value, (types.ModuleType, type, types.FunctionType))
         }
@@ -1450,7 +1474,9 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             leftovers.after_run()
             names = leftovers.found()
             if names:
-                warnings.warn(LEFTOVER_STATE.format(names=", ".join(names)), LeftoverStateWarning, stacklevel=3)
+                same = any(name.startswith(_SAME_STATE + ".") for name in names)
+                warnings.warn(LEFTOVER_STATE.format(names=", ".join(names)) + (SAME_STATE if same else ""),
+                              LeftoverStateWarning, stacklevel=3)
         # (A run that failed is reported as it is: a thread that raised at once, say one called
         # with an argument it does not take, is no sign of code not rewritten.)
         if spent + out.executions == 1 and run.end == "finished" and not run.kind:

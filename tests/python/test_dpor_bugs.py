@@ -3861,3 +3861,29 @@ def test_a_failure_with_no_interleaving_is_not_called_a_race():
     assert lines[0] == "The threads ran one after the other, with no interleaving, and it still failed:"
     assert lines[1].startswith("Order of use of State.v (object #1 = state") and lines[1].endswith("one thread after the other:")
     assert "Race on" not in result.explanation
+
+
+def test_a_setup_that_hands_back_the_same_object_is_warned_about():
+    # `lambda: counter` (a fixture's object, not a module's global): every execution started
+    # from what the one before left, and a correct, locked increment failed with nothing said.
+    p = load("""
+        def increment(c):
+            with c.lock:
+                c.v += 1
+        """)
+    counter = State(v=0, lock=threading.Lock())
+    with pytest.warns(frontrun.LeftoverStateWarning, match=r"changed state\.v, which setup\(\) does not set back") \
+            as caught:
+        explore(lambda: counter, [p.increment, p.increment], lambda c: True)
+    assert "setup() returned the same object as in the first execution" in str(caught[0].message)
+    # One that sets it back, or a new object each time: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", frontrun.LeftoverStateWarning)
+
+        def reset():
+            counter.v = 0
+            return counter
+
+        assert explore(reset, [p.increment, p.increment], lambda c: c.v == 2).property_holds is True
+        assert explore(lambda: State(v=0, lock=threading.Lock()), [p.increment, p.increment],
+                       lambda c: c.v == 2).property_holds is True
