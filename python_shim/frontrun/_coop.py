@@ -961,8 +961,10 @@ def _sleep(seconds):
         return _orig["sleep"](seconds)
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
-    rt.yield_point(_site(rt))
+    # Its end is its step, at the time it ends: the ends of sleeps, and timeouts, come in the
+    # order of their times (the engine's `Execution::unfair`).
     _advance_clock(rt, rt.clock() + seconds)
+    rt.yield_point(_site(rt))
 
 
 # While ``setup()`` runs in the exploring thread: the tasks of the threads it starts. They are

@@ -100,6 +100,8 @@ pub(crate) struct ThreadState {
     /// happens before its next one (a Lamport clock). Threads that sleep side by side do not
     /// add up their sleeps, and a thread that sees another's write is no earlier than it.
     time: f64,
+    /// The pending step ends a timed wait that timed out, at `time` (`Execution::timed`).
+    pub timed_out: bool,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
@@ -196,6 +198,7 @@ impl ThreadState {
             rounds: 0,
             run: 0,
             time: 0.0,
+            timed_out: false,
         }
     }
 }
@@ -241,6 +244,14 @@ impl Execution {
 
     pub fn thread_mut(&mut self, thread: ThreadId) -> &mut ThreadState {
         &mut self.threads[thread]
+    }
+
+    /// Whether `thread`'s pending step ends at its time: the end of a sleep (a yield, whose
+    /// thread's time is its end), or of a timed wait that timed out.
+    pub fn timed(&self, thread: ThreadId) -> bool {
+        self.thread(thread).is_some_and(|t| {
+            t.timed_out || matches!(t.pending, Some(Op::Access { obj: YIELD, kind: AccessKind::Read, .. }))
+        })
     }
 
     /// `thread`'s modelled time (`ThreadState::time`).
@@ -455,6 +466,7 @@ impl Execution {
         let state = &mut self.threads[thread];
         state.clock = clock.clone();
         state.time = time;
+        state.timed_out = false;
         state.seq = seq;
         state.last_step = Some(step);
         let repeat = self.note_progress(thread, op, step);
@@ -498,9 +510,21 @@ impl Execution {
     /// `FAIR_ROUNDS` times ahead of. One that holds a lock gets as many rounds again to let
     /// go of it: switched out right after a failed try of a second lock, still holding its
     /// first, it would hand a try-and-back-off loop's livelock to the other thread for ever.
+    ///
+    /// A step that ends at a time (a sleep's end, a timed wait that timed out: `timed`) comes
+    /// before the steps of threads whose clocks are past that time already: no thread runs while
+    /// a ready one's sleep or timeout ends sooner than its own time, and a thread whose sleep
+    /// ends later is not one the others starve. (Other steps take no time: a thread that is
+    /// not sleeping may be as slow as the schedule says.)
     pub fn unfair(&self, thread: ThreadId, ready: &[ThreadId]) -> bool {
-        let ahead =
-            |rounds: u32| self.threads[thread].overtaken.iter().any(|&(u, n)| n >= rounds && ready.contains(&u));
+        let at = self.threads[thread].time;
+        if ready.iter().any(|&u| u != thread && self.timed(u) && self.threads[u].time < at) {
+            return true;
+        }
+        let later = |u: ThreadId| self.timed(u) && self.threads[u].time > at;
+        let ahead = |rounds: u32| {
+            self.threads[thread].overtaken.iter().any(|&(u, n)| n >= rounds && ready.contains(&u) && !later(u))
+        };
         // (The locks are looked at only for a thread that is that far ahead: this runs per pick.)
         ahead(FAIR_ROUNDS) && (ahead(2 * FAIR_ROUNDS) || !self.locks.values().any(|l| l.owner == Some(thread)))
     }

@@ -405,6 +405,24 @@ SIDE_BY_SIDE = load(
     def wait_five_seconds(s):
         threading.Event().wait(5.0)
         s.order.append("5 s")
+
+    def wait_a_tenth(s):
+        s.got = s.ev.wait(0.1)
+
+    def nap_then_set(s):
+        time.sleep(1.0)
+        s.ev.set()
+
+    def hold_while_napping(s):
+        with s.lock:
+            s.held.set()
+            time.sleep(2.0)
+
+    def try_for_half_a_second(s):
+        s.held.wait()
+        s.got = s.lock.acquire(timeout=0.5)
+        if s.got:
+            s.lock.release()
     """
 )
 
@@ -447,3 +465,19 @@ def test_a_deadline_counts_from_the_waiters_own_time():
     result = explore(lambda: State(order=[]), [SIDE_BY_SIDE.nap_then_wait_a_second, SIDE_BY_SIDE.wait_five_seconds],
                      record, stop_on_first=False)
     assert result.property_holds is True and orders == {("5 s", "nap, then 1 s")}, orders
+
+
+@pytest.mark.parametrize("case", ["event", "lock"])
+def test_a_timed_wait_times_out_before_a_sleep_that_ends_after_it(case):
+    # A sleeping thread could always run, so the wait timed out only once it had woken and set
+    # the event (or let go of the lock): `ev.wait(0.1)` beside `sleep(1.0); ev.set()` returned
+    # True after 1 s, and `acquire(timeout=0.5)` of a lock held across `sleep(2.0)` got it.
+    # The ends of sleeps and timeouts come in the order of their times.
+    if case == "event":
+        setup = lambda: State(ev=threading.Event(), got=None)  # noqa: E731
+        threads = [SIDE_BY_SIDE.wait_a_tenth, SIDE_BY_SIDE.nap_then_set]
+    else:
+        setup = lambda: State(lock=threading.Lock(), held=threading.Event(), got=None)  # noqa: E731
+        threads = [SIDE_BY_SIDE.hold_while_napping, SIDE_BY_SIDE.try_for_half_a_second]
+    result = explore(setup, threads, lambda s: s.got is False, stop_on_first=False)
+    assert result.property_holds is True and result.stats["complete"], result.explanation

@@ -618,7 +618,7 @@ impl Inner {
     /// the execution is over (a server polling for requests no one will send).
     pub(super) fn fire_timeouts(st: &mut State) {
         let live: Vec<ThreadId> = (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].live).collect();
-        if live.iter().any(|&t| Self::enabled(st, t)) || live.iter().all(|&t| st.explorer.is_background(t)) {
+        if live.iter().all(|&t| st.explorer.is_background(t)) {
             return;
         }
         let waits: Vec<(f64, ThreadId)> = live
@@ -629,9 +629,14 @@ impl Inner {
         let Some(deadline) = waits.iter().map(|&(at, _)| at).min_by(f64::total_cmp) else {
             return;
         };
+        // A thread whose clock is past the deadline (asleep until after it, say) cannot run
+        // before it: the waits time out first.
+        if live.iter().any(|&t| Self::enabled(st, t) && st.explorer.time(t) <= deadline) {
+            return;
+        }
         for &(at, t) in &waits {
             if at == deadline {
-                st.explorer.raise_time(t, deadline);
+                st.explorer.time_out(t, deadline);
                 let th = &mut st.exec.threads[t];
                 th.blocked = false;
                 th.timed_out = true;
