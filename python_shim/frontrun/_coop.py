@@ -85,7 +85,8 @@ _clock_offset = 0.0  # seconds the clock is ahead of real time, for other thread
 _exec_clock = 0.0  # the modelled clock of setup() (and, once the threads began, their start)
 _threads_began = False  # an explored thread has read the clock in this execution
 _check_clock = 0.0  # the invariant's reading
-_clock_start = (0.0, 0.0)  # time.monotonic() and time.time() when the exploration began
+# time.monotonic(), time.time() and time.perf_counter() when the exploration began
+_clock_start = (0.0, 0.0, 0.0)
 _checking_ident = None  # the exploring thread while it checks the invariant
 _CLOCK_READ_TICK = 1e-6
 # ``explore_dpor(timeouts="any_time")``: a timed wait may time out at any point while it waits,
@@ -952,6 +953,25 @@ def _monotonic():
 def _time():
     now = _modelled_clock_read()
     return _orig["time"]() + _clock_offset if now is None else _clock_start[1] + now
+
+
+def _perf_counter():
+    now = _modelled_clock_read()
+    return _orig["perf_counter"]() + _clock_offset if now is None else _clock_start[2] + now
+
+
+# The same clocks in nanoseconds (a deadline poll with `monotonic_ns()` read real time, and ran
+# on while the modelled sleeps between its looks took none).
+def _monotonic_ns():
+    return int(_monotonic() * 1e9)
+
+
+def _time_ns():
+    return int(_time() * 1e9)
+
+
+def _perf_counter_ns():
+    return int(_perf_counter() * 1e9)
 
 
 def _sleep(seconds):
@@ -1948,6 +1968,10 @@ _PATCHES = [
     (time, "sleep", _sleep),
     (time, "monotonic", _monotonic),
     (time, "time", _time),
+    (time, "perf_counter", _perf_counter),
+    (time, "monotonic_ns", _monotonic_ns),
+    (time, "time_ns", _time_ns),
+    (time, "perf_counter_ns", _perf_counter_ns),
     # Bound at import by queue and threading: their timeouts read these.
     (queue, "time", _monotonic),
     (threading, "_time", _monotonic),
@@ -2045,7 +2069,9 @@ def _cooperative_logging_locks():
 # for ever. Rebound in the program's modules while the exploration runs.
 _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCHES
                if (owner, name) in {(threading, "Lock"), (threading, "RLock"), (threading, "Condition"),
-                                    (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time")}]
+                                    (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
+                                    (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
+                                    (time, "perf_counter_ns")}]
 _rebound = []  # (module's globals, name, original, replacement)
 
 
@@ -2134,7 +2160,7 @@ def patched(rt, pool):
     global _rt, _pool, _rt_pid, _clock_start
     if _rt is not None:
         raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
-    _clock_start = (_orig["monotonic"](), _orig["time"]())
+    _clock_start = (_orig["monotonic"](), _orig["time"](), _orig["perf_counter"]())
     _rt, _pool, _rt_pid = rt, pool, os.getpid()
     _patch()
     if pool is not None:

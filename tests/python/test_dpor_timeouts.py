@@ -481,3 +481,31 @@ def test_a_timed_wait_times_out_before_a_sleep_that_ends_after_it(case):
         threads = [SIDE_BY_SIDE.hold_while_napping, SIDE_BY_SIDE.try_for_half_a_second]
     result = explore(setup, threads, lambda s: s.got is False, stop_on_first=False)
     assert result.property_holds is True and result.stats["complete"], result.explanation
+
+
+def test_the_other_clocks_are_modelled_too():
+    # `monotonic_ns()`, `time_ns()` and `perf_counter()` read real time: across `sleep(2.0)` they
+    # moved a fraction of a millisecond, and a deadline poll on `monotonic_ns()` ran to the
+    # step limit.
+    p = load("""
+        import time
+
+        def read_around_a_nap(s):
+            before = (time.monotonic_ns(), time.time_ns(), time.perf_counter(), time.perf_counter_ns())
+            time.sleep(2.0)
+            after = (time.monotonic_ns(), time.time_ns(), time.perf_counter(), time.perf_counter_ns())
+            s.moved = [b - a for a, b in zip(before, after)]
+
+        def poll_until_a_deadline(s):
+            deadline = time.monotonic_ns() + 1_000_000_000
+            while time.monotonic_ns() < deadline:
+                s.polls += 1
+                time.sleep(0.1)
+        """)
+    seen = []
+    result = explore(lambda: State(moved=None), [p.read_around_a_nap], lambda s: seen.append(s.moved) or True)
+    assert result.property_holds is True
+    ns, wall_ns, seconds, perf_ns = seen[0]
+    assert [round(ns / 1e9, 3), round(wall_ns / 1e9, 3), round(seconds, 3), round(perf_ns / 1e9, 3)] == [2.0] * 4
+    result = explore(lambda: State(polls=0), [p.poll_until_a_deadline], lambda s: 9 <= s.polls <= 11)
+    assert result.property_holds is True, result.explanation
