@@ -1611,11 +1611,19 @@ def replay(
         _warm_up(setup, threads, invariant, max_steps)
         run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
     elapsed = _now() - started
+    # Code not rewritten here (a script the launcher did not run, a module the search's include
+    # patterns named and this process's do not): a schedule of its steps cannot be followed.
+    if rt.reports_heard() == 0 and rt.user_steps() == 0:
+        raise NotInstrumentedError(NOT_INSTRUMENTED)
     if run.end == "diverged":
+        reason = f"nondeterminism: the program did not follow the schedule ({run.detail})"
+        if rt.reports_heard() == 0:
+            reason += ("; the threads reported no shared-state access, only their locks, waits or sleeps: "
+                       "their code was not rewritten here as it was where the counterexample was found")
         return DporResult(
             property_holds=None,
             num_explored=1,
-            inconclusive_reason=f"nondeterminism: the program did not follow the schedule ({run.detail})",
+            inconclusive_reason=reason,
             counterexample=counterexample,
             elapsed=elapsed,
         )

@@ -356,6 +356,18 @@ def test_not_instrumented_code_raises_clear_error():
         frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)
 
 
+def test_replaying_code_that_is_not_rewritten_says_so():
+    # A counterexample found where the code was rewritten, replayed where it is not (a script run
+    # without the launcher): "nondeterminism ... at step 5".
+    def plain(s):
+        s.x = s.x + 1
+
+    found = explore(lambda: State(x=0), [PROG.increment] * 2, lambda s: s.x == 2)
+    assert found.property_holds is False
+    with pytest.raises(frontrun.NotInstrumentedError, match="python -m frontrun.rewrite"):
+        frontrun.replay(found.counterexample, lambda: State(x=0), [plain, plain], lambda s: s.x == 2)
+
+
 def test_a_coroutine_function_as_a_thread_is_a_clear_error():
     # Calling it only made a coroutine: the error was "not rewritten", which it may well be.
     async def bump(s):

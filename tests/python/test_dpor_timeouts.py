@@ -423,6 +423,14 @@ SIDE_BY_SIDE = load(
         s.got = s.lock.acquire(timeout=0.5)
         if s.got:
             s.lock.release()
+
+    def beat_until_stopped(s):
+        while not s.stop.wait(0.5):
+            s.beats += 1
+
+    def stop_after_a_nap(s):
+        time.sleep(1.2)
+        s.stop.set()
     """
 )
 
@@ -509,3 +517,18 @@ def test_the_other_clocks_are_modelled_too():
     assert [round(ns / 1e9, 3), round(wall_ns / 1e9, 3), round(seconds, 3), round(perf_ns / 1e9, 3)] == [2.0] * 4
     result = explore(lambda: State(polls=0), [p.poll_until_a_deadline], lambda s: 9 <= s.polls <= 11)
     assert result.property_holds is True, result.explanation
+
+
+def test_a_heartbeat_beats_as_often_as_its_interval_fits_in_the_others_sleep():
+    # `while not stop.wait(0.5)` beside `sleep(1.2); stop.set()`: the wait never timed out while
+    # the sleeper could run, so the heartbeat never beat (a real run beats twice).
+    beats = set()
+
+    def record(s):
+        beats.add(s.beats)
+        return True
+
+    result = explore(lambda: State(stop=threading.Event(), beats=0),
+                     [SIDE_BY_SIDE.beat_until_stopped, SIDE_BY_SIDE.stop_after_a_nap], record, stop_on_first=False)
+    assert result.property_holds is True and result.stats["complete"]
+    assert beats == {2}, beats
