@@ -503,6 +503,9 @@ def race_report(rt, steps, since=0):
         found = [(loc, acc, inter, False) for loc, acc, inter in found]
     if any(f[2] for f in found):
         found.sort(key=lambda f: not f[2])
+    # The threads ran one after the other: nothing came between any two of one thread's steps,
+    # so the order of the threads, not a race within them, is what fails.
+    sequential = not _interleaved(told)
     out = []
     shown = 0
     for loc, accesses, inter, library in found:
@@ -530,9 +533,7 @@ def race_report(rt, steps, since=0):
         if loc in synchronised:
             out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), each use synchronised, "
                        "but another thread's came in between:")
-        elif racing and not _interleaved(told):
-            # The threads ran one after the other: nothing came between any two of one thread's
-            # steps, so the order of the threads, not a race within them, is what fails.
+        elif racing and sequential:
             out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), one thread after the other:")
         elif racing:
             out.append(f"Race on {title} ({_describe_object(rt, loc[0])}):")

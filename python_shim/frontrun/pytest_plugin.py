@@ -224,8 +224,8 @@ def frontrun_explore(request):
         from frontrun import explore_dpor
 
         result = explore_dpor(setup, threads, invariant, **{**defaults, **options})
+        runs = f"{result.num_explored} execution{'s' if result.num_explored != 1 else ''}"
         if result.property_holds is False:
-            runs = f"{result.num_explored} execution{'s' if result.num_explored != 1 else ''}"
             pytest.fail(
                 f"frontrun found a failing interleaving ({result.failure_kind}) after {runs}:\n"
                 f"{result.explanation}",
@@ -233,9 +233,7 @@ def frontrun_explore(request):
             )
         if result.property_holds is None and not allow_inconclusive:
             pytest.fail(
-                f"frontrun could not finish the search ({result.num_explored} "
-                f"execution{'s' if result.num_explored != 1 else ''}): "
-                f"{result.inconclusive_reason}",
+                f"frontrun could not finish the search ({runs}): {result.inconclusive_reason}",
                 pytrace=False,
             )
         return result

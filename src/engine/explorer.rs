@@ -751,14 +751,6 @@ impl Explorer {
         self.exec.raise_time(thread, to);
     }
 
-    /// Whether `thread` waits in a sleep that ends after `deadline` (its pending step is the
-    /// sleep's end, at its time).
-    pub fn sleeps_past(&self, thread: ThreadId, deadline: f64) -> bool {
-        !self.exec.thread(thread).is_some_and(|t| t.timed_out)
-            && self.exec.timed(thread)
-            && self.exec.time(thread) > deadline
-    }
-
     /// `thread`'s timed wait timed out at `deadline`: its time moves on to it, and its next step
     /// comes in time order with the ends of sleeps (`Execution::unfair`).
     pub fn time_out(&mut self, thread: ThreadId, deadline: f64) {
