@@ -1173,13 +1173,77 @@ _REWRITE_HOW = (
 )
 NOT_INSTRUMENTED = (
     "frontrun saw no shared-state access in the threads' first execution: the code under test was "
-    "not rewritten, so there is nothing to interleave.\n" + _REWRITE_HOW
+    "not rewritten, so there is nothing to interleave.\n"
 )
 NOT_INSTRUMENTED_STEPS = (
     "frontrun saw no shared-state access in the threads' first execution, only their locks, waits "
     "or sleeps: the code under test was probably not rewritten, and the state it shares is not "
-    "explored (a race on it cannot be found).\n" + _REWRITE_HOW
+    "explored (a race on it cannot be found).\n"
 )
+_INCLUDE_HOW = ("add it to the include patterns (pytest --frontrun-include PAT, include in [tool.frontrun], "
+                "python -m frontrun.rewrite --include PAT, or install(include=[...]))")
+
+
+def _function_of(fn):
+    """The Python function a thread function (a function, lambda, partial, bound method or
+    callable object) runs first, or None."""
+    for _ in range(8):
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif isinstance(fn, types.MethodType):
+            fn = fn.__func__
+        elif isinstance(fn, types.FunctionType):
+            return fn
+        elif callable(fn) and not isinstance(fn, type):
+            fn = getattr(type(fn), "__call__", None)
+        else:
+            return None
+    return None
+
+
+def _why_not_instrumented(threads) -> str:
+    """Why the code of ``threads`` reported nothing, as far as can be told from
+    the installed hook and where each function came from, with what to do about it."""
+    from frontrun.rewrite import _hook
+
+    finder = _hook.installed()
+    lines = []
+    for fn in dict.fromkeys(filter(None, map(_function_of, threads))):
+        code = fn.__code__
+        name = fn.__module__ or "?"
+        where = f"{fn.__qualname__} ({name}, {code.co_filename})"
+        module = sys.modules.get(name)
+        spec = getattr(module, "__spec__", None)
+        if "__frontrun_on__" in code.co_names:
+            lines.append(f"{where} is rewritten, and touched no shared state itself: what the threads share is "
+                         "reached through code that is not (a module outside the selection: "
+                         f"{_INCLUDE_HOW}; or C code, which frontrun cannot see into)")
+        elif name == "__main__":
+            lines.append(f"{where} is in the script run as __main__, which only the launcher rewrites: "
+                         "python -m frontrun.rewrite your_script.py")
+        elif finder is None:
+            lines.append(f"{where} is not rewritten, and frontrun's import hook is not installed in this process")
+        elif finder.selection.policy_for(name, code.co_filename) is None:
+            lines.append(f"{where} is not selected by the import hook ({finder.selection.describe()}): "
+                         + _INCLUDE_HOW)
+        elif spec is None or not isinstance(spec.loader, _hook._FRONTRUN_LOADERS):
+            lines.append(f"{where} is selected, but its module was imported before the hook was installed "
+                         f"(or by a loader it does not handle): import it after, or call "
+                         f"frontrun.rewrite.instrument_module(sys.modules[{name!r}])")
+        else:
+            lines.append(f"{where} is selected and its module was rewritten, but this function was not "
+                         "(made by exec() or compile() at run time, or swapped in afterwards)")
+    if not lines:
+        return _REWRITE_HOW
+    shown = "\n".join(f"  * {line}" for line in dict.fromkeys(lines))
+    return shown + ("\n" + _REWRITE_HOW if finder is None else "")
+
+
+def _not_instrumented(head: str, threads) -> str:
+    try:
+        return head + _why_not_instrumented(threads)
+    except Exception:  # a diagnosis that fails must not hide the error it explains
+        return head + _REWRITE_HOW
 
 
 def explore_dpor(
@@ -1482,10 +1546,11 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
         if spent + out.executions == 1 and run.end == "finished" and not run.kind:
             if rt.user_steps() == 0:
                 rt.end_execution(None)
-                raise NotInstrumentedError(NOT_INSTRUMENTED)
+                raise NotInstrumentedError(_not_instrumented(NOT_INSTRUMENTED, threads))
             if rt.reports_heard() == 0:
                 # Locks, waits and sleeps are explored without rewriting; the rest is not seen.
-                warnings.warn(NOT_INSTRUMENTED_STEPS, NotInstrumentedWarning, stacklevel=3)
+                warnings.warn(_not_instrumented(NOT_INSTRUMENTED_STEPS, threads), NotInstrumentedWarning,
+                              stacklevel=3)
         if run.end == "timeout":
             rt.end_execution(None)
             out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
@@ -1614,7 +1679,7 @@ def replay(
     # Code not rewritten here (a script the launcher did not run, a module the search's include
     # patterns named and this process's do not): a schedule of its steps cannot be followed.
     if rt.reports_heard() == 0 and rt.user_steps() == 0:
-        raise NotInstrumentedError(NOT_INSTRUMENTED)
+        raise NotInstrumentedError(_not_instrumented(NOT_INSTRUMENTED, threads))
     if run.end == "diverged":
         reason = f"nondeterminism: the program did not follow the schedule ({run.detail})"
         if rt.reports_heard() == 0:

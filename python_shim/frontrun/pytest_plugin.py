@@ -4,11 +4,13 @@ Enabling
     Installed, the plugin is loaded automatically (entry point ``frontrun``) but does nothing
     until enabled by any of:
 
-    * a ``[tool.frontrun]`` table in ``pyproject.toml`` (searched from pytest's rootdir upwards);
+    * a ``[tool.frontrun]`` table in ``pyproject.toml`` (searched upwards from the directory of
+      the configuration file pytest chose, else from its rootdir);
     * ``--frontrun``, ``--frontrun-include``, ``--frontrun-exclude`` or ``--frontrun-policy``;
     * the ini setting ``frontrun = true``, or ``frontrun_include``.
 
-    ``--no-frontrun`` turns it off; ``-p no:frontrun`` does not load it at all.
+    ``--no-frontrun`` turns it off; ``-p no:frontrun`` does not load it at all (loaded by a
+    conftest's ``pytest_plugins`` or ``-p frontrun.pytest_plugin`` all the same, it installs nothing).
 
 Options (command line > ini > ``[tool.frontrun]`` > defaults)
     ``--frontrun-include PAT`` (repeatable; ini ``frontrun_include``, one pattern a line),
@@ -45,8 +47,8 @@ Exploring from a test
         def test_transfer(frontrun_explore):
             frontrun_explore(Bank, [teller, teller], money_is_conserved)
 
-    ``@pytest.mark.frontrun_dpor(preemption_bound=..., max_executions=..., timeout=...)`` sets the
-    fixture's defaults for one test.
+    ``@pytest.mark.frontrun_dpor(preemption_bound=..., max_executions=..., timeout=...,
+    allow_inconclusive=...)`` sets the fixture's defaults for one test.
 """
 
 from __future__ import annotations
@@ -69,10 +71,19 @@ _NOTES_KEY = "_frontrun_notes"
 _PLUGIN_NAMES = ("frontrun", "frontrun.pytest_plugin")
 
 
+_OFF_KEY = "_frontrun_switched_off"
+
+
 def _block_other_name(pluginmanager) -> None:
     name = pluginmanager.get_name(sys.modules[__name__])
     for other in _PLUGIN_NAMES:
-        if other != name and not pluginmanager.has_plugin(other) and not pluginmanager.is_blocked(other):
+        if other == name or pluginmanager.has_plugin(other):
+            continue
+        if pluginmanager.is_blocked(other):
+            # Blocked before this module was registered, so not by it: `-p no:frontrun` with the
+            # plugin loaded by a conftest's `pytest_plugins` or by `-p frontrun.pytest_plugin`.
+            setattr(pluginmanager, _OFF_KEY, True)
+        else:
             pluginmanager.set_blocked(other)
 
 
@@ -123,18 +134,22 @@ def _settings(config, options):
         config.getini("frontrun_resource_methods")
     )
     root = str(config.rootpath)
-    if flag is False:
+    # [tool.frontrun] is looked up from the configuration file pytest chose (`-c`, or one above
+    # the rootdir), else from the rootdir.
+    inipath = getattr(config, "inipath", None)
+    start = str(inipath.parent) if inipath is not None else root
+    if flag is False or getattr(config.pluginmanager, _OFF_KEY, False):
         return False, {}
     enabled = bool(flag) or bool(include or exclude or policy) or bool(config.getini("frontrun"))
     if not enabled:
-        _root, table, _pyproject = _config.discover(root)
+        _root, table, _pyproject = _config.discover(start)
         enabled = table is not None
     kwargs = dict(
         include=include or None,
         exclude=exclude or None,
         policy=policy,
         resource_methods=methods or None,
-        root=root,
+        root=start,
         extra_roots=(root,),
     )
     return enabled, kwargs
@@ -203,11 +218,12 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "frontrun_dpor(**options): default explore_dpor options (preemption_bound, max_executions, "
-        "timeout, stop_on_first, max_steps, timeouts) for the frontrun_explore fixture",
+        "timeout, stop_on_first, max_steps, timeouts) and allow_inconclusive for the frontrun_explore fixture",
     )
 
 
 _EXPLORE_OPTIONS = ("preemption_bound", "max_executions", "timeout", "stop_on_first", "max_steps", "timeouts")
+_MARKER_OPTIONS = _EXPLORE_OPTIONS + ("allow_inconclusive",)
 
 
 @pytest.fixture
@@ -216,11 +232,18 @@ def frontrun_explore(request):
     ``frontrun.explore_dpor`` and fails the test with the explanation unless the property holds."""
     marker = request.node.get_closest_marker("frontrun_dpor")
     defaults = dict(marker.kwargs) if marker is not None else {}
-    unknown = set(defaults) - set(_EXPLORE_OPTIONS)
+    if marker is not None and marker.args:
+        raise pytest.UsageError(
+            f"frontrun_dpor marker takes keyword options only ({', '.join(_MARKER_OPTIONS)}), "
+            f"got positional {', '.join(map(repr, marker.args))}"
+        )
+    unknown = set(defaults) - set(_MARKER_OPTIONS)
     if unknown:
-        raise pytest.UsageError(f"frontrun_dpor marker: unknown option(s) {', '.join(sorted(unknown))}")
+        raise pytest.UsageError(f"frontrun_dpor marker: unknown option(s) {', '.join(sorted(unknown))} "
+                                f"(known: {', '.join(_MARKER_OPTIONS)})")
+    inconclusive_default = defaults.pop("allow_inconclusive", False)
 
-    def explore(setup, threads, invariant=None, *, allow_inconclusive=False, **options):
+    def explore(setup, threads, invariant=None, *, allow_inconclusive=inconclusive_default, **options):
         from frontrun import explore_dpor
 
         result = explore_dpor(setup, threads, invariant, **{**defaults, **options})

@@ -442,9 +442,11 @@ impl Explorer {
         }
         let foreground = (0..self.exec.threads.len()).any(|t| self.exec.is_live(t) && !self.background.contains(&t));
         let sleeping = |t: ThreadId| matches!(self.exec.threads[t].pending, Some(Op::Access { obj: YIELD, .. }));
-        if !foreground && self.enabled.iter().all(|&t| sleeping(t)) {
-            // Only background threads are left, each waiting (idle pool workers) or sleeping (a
-            // daemon's heartbeat, a poll of a flag no one will set): done, as at the program's exit.
+        let spinning = |t: ThreadId| self.exec.threads[t].spins_on();
+        if !foreground && self.enabled.iter().all(|&t| sleeping(t) || spinning(t)) {
+            // Only background threads are left, each waiting (idle pool workers), sleeping (a
+            // daemon's heartbeat) or spinning on what none of them changes (a busy poll of a
+            // flag no one will set): done, as at the program's exit.
             return Choice::Finished;
         }
         if self.enabled.is_empty() {

@@ -356,6 +356,46 @@ def test_not_instrumented_code_raises_clear_error():
         frontrun.explore_dpor(lambda: State(x=0), [plain, plain], lambda s: True)
 
 
+def test_code_not_rewritten_is_told_why_from_the_hook_and_where_the_function_came_from(tmp_path, monkeypatch):
+    import frontrun.rewrite as rewrite
+
+    (tmp_path / "plain_code.py").write_text("def bump(s):\n    s.x = s.x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "plain_code", raising=False)
+    import plain_code
+
+    def reason(threads):
+        with pytest.raises(frontrun.NotInstrumentedError) as caught:
+            frontrun.explore_dpor(lambda: State(x=0), threads, lambda s: True)
+        return str(caught.value)
+
+    assert rewrite.installed() is None
+    text = reason([plain_code.bump, functools.partial(plain_code.bump)])
+    assert f"bump (plain_code, {plain_code.__file__}) is not rewritten, and frontrun's import hook is not " \
+           "installed in this process\nRewrite it at import time" in text, text
+    assert text.count("  * bump (plain_code") == 1  # one line for the two threads
+    try:
+        rewrite.install(include=["other_package"], use_config=False, instrument_imported=False)
+        text = reason([plain_code.bump])
+        assert ("bump (plain_code, " in text and "is not selected by the import hook (include: other_package; "
+                "exclude: -; policy: shared): add it to the include patterns (pytest --frontrun-include") in text, text
+        assert "Rewrite it at import time" not in text
+        rewrite.install(include=["plain_code"], use_config=False, instrument_imported=False)
+        text = reason([plain_code.bump])
+        assert ("is selected, but its module was imported before the hook was installed (or by a loader it does "
+                "not handle): import it after, or call frontrun.rewrite.instrument_module(sys.modules['plain_code'])"
+                in text), text
+        # Imported after the hook: it is rewritten and explored.
+        del sys.modules["plain_code"]
+        import plain_code as fresh
+
+        result = frontrun.explore_dpor(lambda: State(x=0), [fresh.bump] * 2, lambda s: s.x == 2)
+        assert result.property_holds is False
+    finally:
+        rewrite.uninstall()
+        sys.modules.pop("plain_code", None)
+
+
 def test_replaying_code_that_is_not_rewritten_says_so():
     # A counterexample found where the code was rewritten, replayed where it is not (a script run
     # without the launcher): "nondeterminism ... at step 5".
@@ -3300,23 +3340,42 @@ HEARTBEAT = load(
         while not s.stop:
             time.sleep(0.1)
 
+    def spin(s):
+        while not s.stop:
+            if s.items:
+                s.items.pop()
+                s.taken += 1
+
     def start(target):
         def run(s):
             threading.Thread(target=target, args=(s,), daemon=True).start()
+            s.items.append(1)
             s.started = True
         return run
     """
 )
 
 
-@pytest.mark.parametrize("target", ["beat", "poll"])
-def test_a_daemon_left_sleeping_in_its_loop_ends_the_execution(target):
-    # A daemon that sleeps between rounds of its loop kept the execution going once the test's
-    # thread had ended, until the step limit: "runaway" for a program that exits normally.
+@pytest.mark.parametrize("target", ["beat", "poll", "spin"])
+def test_a_daemon_left_sleeping_or_spinning_in_its_loop_ends_the_execution(target):
+    # A daemon that sleeps between rounds of its loop, or busy-polls a flag no one sets, kept the
+    # execution going once the test's thread had ended, until the step limit: "runaway" for a
+    # program that exits normally.
     p = HEARTBEAT
-    setup = lambda: State(beats=0, stop=False, started=False)  # noqa: E731
+    setup = lambda: State(beats=0, stop=False, started=False, items=[], taken=0)  # noqa: E731
     result = explore(setup, [p.start(getattr(p, target))], lambda s: s.started)
     assert result.property_holds is True, result.failure_kind
+    assert result.num_explored >= 1
+
+
+def test_daemons_spinning_at_the_end_still_race_before_it():
+    # Two spinning daemons: the executions in which they only spin end when the test's threads
+    # have (it was "runaway"), and the check-then-pop race between them is found.
+    p = HEARTBEAT
+    setup = lambda: State(beats=0, stop=False, started=False, items=[], taken=0)  # noqa: E731
+    result = explore(setup, [p.start(p.spin)] * 2, lambda s: s.taken + len(s.items) == 2)
+    assert result.property_holds is False and result.failure_kind == "exception", result.failure_kind
+    assert "IndexError: pop from empty list" in result.explanation
 
 
 THROUGH_A_VIEW = load(

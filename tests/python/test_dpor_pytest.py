@@ -55,21 +55,41 @@ def test_timed_acquire_waits_by_default(frontrun_explore):
 @pytest.mark.frontrun_dpor(timeouts="any_time")
 def test_timed_acquire_times_out_early(frontrun_explore):
     frontrun_explore(Counter, [increment_unless_busy] * 2, lambda c: c.value == 2)
+
+@pytest.mark.frontrun_dpor(max_executions=1, allow_inconclusive=True)
+def test_marker_allows_inconclusive(frontrun_explore):
+    result = frontrun_explore(Counter, [safe_increment] * 2, lambda c: c.value == 2)
+    assert result.property_holds is None and result.num_explored == 1
+
+@pytest.mark.frontrun_dpor(1)
+def test_marker_positional(frontrun_explore):
+    frontrun_explore(Counter, [safe_increment] * 2, lambda c: c.value == 2)
+
+def test_code_outside_the_selection(frontrun_explore):
+    from plain_helpers import bump
+    frontrun_explore(Counter, [bump] * 2, lambda c: c.value == 2)
 """
 
 
 def test_fixture_and_marker(tmp_path):
     (tmp_path / "counter.py").write_text(textwrap.dedent(CODE))
     (tmp_path / "test_counter.py").write_text(textwrap.dedent(TESTS))
+    (tmp_path / "plain_helpers.py").write_text("def bump(c):\n    c.value += 1\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(tmp_path), env.get("PYTHONPATH", "")] if p)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "frontrun.pytest_plugin",
-         "--frontrun", "--frontrun-include", "counter", "-rf", str(tmp_path)],
+         "--frontrun", "--frontrun-include", "counter", "-rfE", str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     out = proc.stdout + proc.stderr
-    assert "3 failed, 3 passed" in out, out
+    assert "4 failed, 4 passed, 1 error" in out, out
+    assert "ERROR test_counter.py::test_marker_positional - pytest.UsageError" in out
+    assert ("frontrun_dpor marker takes keyword options only (preemption_bound, max_executions, timeout, "
+            "stop_on_first, max_steps, timeouts, allow_inconclusive), got positional 1") in out, out
+    # Code the hook does not select: said so, with the selection and what to change.
+    assert ("bump (plain_helpers, " in out and "is not selected by the import hook (include: counter; exclude: -; "
+            "policy: shared): add it to the include patterns (pytest --frontrun-include PAT") in out, out
     assert "FAILED test_counter.py::test_timed_acquire_times_out_early" in out
     assert 'Timed out (timeouts="any_time"' in out
     assert "frontrun found a failing interleaving (invariant)" in out

@@ -83,6 +83,29 @@ def test_rules_order(tmp_path):
         make_selection(policy="fast", root=str(tmp_path), use_config=False)
 
 
+def test_module_name_patterns_match_the_dotted_path_under_the_project_root(tmp_path):
+    # pytest imports tests/unit/test_io.py (no __init__.py) as "test_io"; a script's sibling is
+    # imported by its basename too.
+    for rel in ("tests/unit/test_io.py", "app/helpers.py", "pkg/__init__.py", "my-tools/x.py", "data/x.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    selection = make_selection(include=["tests", "app.*", "pkg", "my-tools"], exclude=["tests.unit.skip_*"],
+                               root=str(tmp_path), use_config=False)
+    assert selection.policy_for("test_io", str(tmp_path / "tests/unit/test_io.py")) == "shared"
+    assert selection.policy_for("helpers", str(tmp_path / "app/helpers.py")) == "shared"
+    assert selection.policy_for("pkg", str(tmp_path / "pkg/__init__.py")) == "shared"
+    # Only dotted paths that are module names: "my-tools" is not one (a path pattern selects it).
+    assert selection.policy_for("x", str(tmp_path / "my-tools/x.py")) is None
+    assert selection.policy_for("x", str(tmp_path / "data/x.txt")) is None
+    (tmp_path / "tests/unit/skip_me.py").write_text("")
+    assert selection.policy_for("skip_me", str(tmp_path / "tests/unit/skip_me.py")) is None  # excluded so
+    outside = tmp_path.parent / f"{tmp_path.name}_outside" / "tests" / "test_io.py"
+    outside.parent.mkdir(parents=True)
+    outside.write_text("")
+    assert selection.policy_for("test_io", str(outside)) is None  # not under the root
+    assert _config.dotted_names(str(tmp_path / "tests/unit/test_io.py"), (str(tmp_path),)) == ["tests.unit.test_io"]
+
+
 def test_default_selection_is_the_project_code(tmp_path):
     project = tmp_path / "proj"
     project.mkdir()

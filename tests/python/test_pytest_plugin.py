@@ -108,6 +108,11 @@ def test_off_without_configuration(project):
         ([], "frontrun = true", REWRITTEN, REWRITTEN),
         ([], "frontrun_include =\n    mypkg", REWRITTEN, MARK),
         (["--frontrun-include", "test_*"], "frontrun_include = mypkg", MARK, REWRITTEN),  # command line wins
+        # By module name, though pytest imports tests/test_chain.py (no __init__.py) as test_chain:
+        # a module-name pattern matches the file's dotted path under the project root too.
+        (["--frontrun-include", "tests"], "", MARK, REWRITTEN),
+        (["--frontrun-include", "tests.test_*"], "", MARK, REWRITTEN),
+        (["--frontrun-exclude", "tests"], "", REWRITTEN, MARK),
     ],
 )
 def test_enabling_by_options_and_ini(project, args, ini, pkg, test):
@@ -128,6 +133,34 @@ def test_disabled_plugin(project):
     proc, output, report = pytest_run(project, "-p", "no:frontrun", load=False)
     assert (report["pkg"], report["test"]) == (MARK, MARK)
     assert_rich_assertion(proc, output)
+
+
+@pytest.mark.parametrize("loaded_by", ["conftest", "-p"])
+def test_disabled_plugin_stays_off_when_loaded_by_module_name(project, loaded_by):
+    # `-p no:frontrun` blocks the entry point's name; a conftest's `pytest_plugins` (or `-p`) loads
+    # the same module by its module name, and it installed the hook all the same.
+    args = ["-p", "no:frontrun"]
+    if loaded_by == "conftest":
+        (project / "conftest.py").write_text('pytest_plugins = ["frontrun.pytest_plugin"]\n')
+    else:
+        args += ["-p", "frontrun.pytest_plugin"]
+    proc, output, report = pytest_run(project, *args, load=False)
+    assert (report["pkg"], report["test"]) == (MARK, MARK), output
+    assert "frontrun: rewriting on" not in output
+    assert_rich_assertion(proc, output)
+
+
+def test_the_table_is_found_from_the_configuration_file_pytest_chose(project, tmp_path):
+    # With --rootdir elsewhere, [tool.frontrun] was looked for from the rootdir and not found.
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\n\n[tool.pytest.ini_options]\naddopts = "-ra"\n\n[tool.frontrun]\n'
+        'include = ["mypkg"]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc, output, report = pytest_run(project, f"--rootdir={elsewhere}", "-c", str(project / "pyproject.toml"))
+    assert f"rootdir: {elsewhere}" in output, output
+    assert (report["pkg"], report["test"]) == (REWRITTEN, MARK), output
+    assert "frontrun: rewriting on (include: mypkg;" in output
 
 
 def test_plain_assert_mode_rewrites_test_modules_directly(project):

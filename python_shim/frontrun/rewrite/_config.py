@@ -4,7 +4,10 @@ Patterns
     A pattern is a module-name glob or a path glob:
 
     * module-name glob: ``myapp`` (the module or package *and everything under it*),
-      ``myapp.*`` (submodules only), ``tests.test_*`` (``fnmatch`` rules, ``*`` also crosses dots);
+      ``myapp.*`` (submodules only), ``tests.test_*`` (``fnmatch`` rules, ``*`` also crosses dots).
+      It matches the name a module is imported by and the dotted path of its file under the
+      project root (``tests/test_io.py`` is ``tests.test_io`` even when pytest imports it as
+      ``test_io``);
     * path glob: anything with a ``/`` (or ``os.sep``), ending in ``.py``, or starting with ``.``
       or ``~``: ``src/``, ``./scripts``, ``tests/test_*.py``, ``/abs/dir``. Relative paths are
       taken from the project root. A path without glob characters selects that file or every
@@ -105,18 +108,42 @@ class Pattern(_Record):
     def _defaults(self):
         return (None, None, None)
 
-    def matches(self, name: str, filename: str | None) -> bool:
+    def matches(self, name: str, filename: str | None, aliases=(), real: str | None = None) -> bool:
+        """``aliases``: the file's dotted names under the project's roots (``dotted_names``)."""
         if self.path is None:
-            if _has_glob(self.text):
-                return fnmatch.fnmatchcase(name, self.text)
-            return name == self.text or name.startswith(self.text + ".")
+            return any(self._matches_name(n) for n in (name, *aliases))
         if filename is None:
             return False
-        target = os.path.normcase(os.path.realpath(filename))
+        target = real or os.path.normcase(os.path.realpath(filename))
         pattern = os.path.normcase(self.path)
         if not _has_glob(pattern):
             return _is_under(target, pattern)
         return fnmatch.fnmatch(target, pattern) or fnmatch.fnmatch(target, pattern.rstrip(os.sep) + os.sep + "*")
+
+    def _matches_name(self, name: str) -> bool:
+        if _has_glob(self.text):
+            return fnmatch.fnmatchcase(name, self.text)
+        return name == self.text or name.startswith(self.text + ".")
+
+
+def dotted_names(real: str, roots) -> list[str]:
+    """The dotted names the source file ``real`` (resolved, normcased) has under each of ``roots``:
+    a module-name pattern matches them too, since a module may be imported by another name (pytest
+    imports a test module in a directory without ``__init__.py`` by its basename)."""
+    names = []
+    for root in roots:
+        prefix = root.rstrip(os.sep) + os.sep
+        if not real.startswith(prefix):
+            continue
+        stem, ext = os.path.splitext(real[len(prefix):])
+        if ext not in (".py", ".pyw"):
+            continue
+        parts = stem.split(os.sep)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts and all(part.isidentifier() for part in parts):
+            names.append(".".join(parts))
+    return names
 
 
 def parse_pattern(spec, root: str) -> Pattern:
@@ -235,8 +262,13 @@ class Selection(_Record):
     def _defaults(self):
         return ((), (), DEFAULT_POLICY, (), os.getcwd(), (), None, None, ())
 
-    def is_excluded(self, name: str, filename: str | None) -> bool:
-        return any(pattern.matches(name, filename) for pattern in self.exclude)
+    def is_excluded(self, name: str, filename: str | None, real: str | None = None) -> bool:
+        if not self.exclude:
+            return False
+        if real is None and filename:
+            real = os.path.normcase(os.path.realpath(filename))
+        aliases = dotted_names(real, self.roots) if real is not None else ()
+        return any(pattern.matches(name, filename, aliases, real) for pattern in self.exclude)
 
     def policy_for(self, name: str, filename: str | None) -> str | None:
         """The policy to rewrite module ``name`` (source ``filename``) with, or None to leave it."""
@@ -245,11 +277,12 @@ class Selection(_Record):
         real = os.path.normcase(os.path.realpath(filename)) if filename else None
         if real is not None and _is_under(real, os.path.normcase(_FRONTRUN_DIR)):
             return None
-        if self.is_excluded(name, filename):
+        if self.is_excluded(name, filename, real):
             return None
         if self.include:
+            aliases = dotted_names(real, self.roots) if real is not None else ()
             for pattern in self.include:
-                if pattern.matches(name, filename):
+                if pattern.matches(name, filename, aliases, real):
                     return pattern.policy or self.policy
             return None
         if real is None:

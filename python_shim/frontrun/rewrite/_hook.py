@@ -312,8 +312,6 @@ class FrontrunFinder:
     def __init__(self, selection: Selection):
         self.selection = selection
         self._searching = threading.local()
-        # With only module-name include patterns, the name alone decides: no spec lookup needed.
-        self._names_decide = bool(selection.include) and all(p.path is None for p in selection.include)
 
     def __repr__(self):
         return f"<FrontrunFinder {self.selection.describe()}>"
@@ -321,11 +319,9 @@ class FrontrunFinder:
     def _skip_by_name(self, fullname: str) -> bool:
         if fullname == "frontrun" or fullname.startswith("frontrun."):
             return True
-        if fullname in sys.builtin_module_names:
-            return True
-        if self._names_decide:
-            return not any(p.matches(fullname, None) for p in self.selection.include)
-        return False
+        # (Module-name include patterns cannot decide by the name alone: they match a file's
+        # dotted path under the project root too.)
+        return fullname in sys.builtin_module_names
 
     def find_spec(self, fullname, path=None, target=None):
         if self._skip_by_name(fullname):
