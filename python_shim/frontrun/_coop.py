@@ -1226,6 +1226,7 @@ def new_execution():
     _exec_clock = _check_clock = 0.0
     _threads_began = False
     _wakeups.clear()
+    _looks.clear()
     started_threads.clear()
     timed_out.clear()
     _queue_models.clear()
@@ -1296,17 +1297,24 @@ def _runs(thread) -> str:
 # worker (``asyncio.to_thread``, ``run_in_executor``, ``run_coroutine_threadsafe``), a server
 # waiting for its client. In an exploration such a look happens under a cooperative lock, and
 # what makes it ready happens under the same lock and wakes the waiters, so the model orders the
-# two like any shared state: a selector's lock is taken by its asyncio loop's
-# ``call_soon_threadsafe`` (the callback queue and the self-pipe), and blocking sockets share one
-# lock, taken by their sends, connects, shutdowns and closes. A look that finds nothing ready
-# waits; when nothing else can run, one with a timeout times out (the modelled clock moves on),
-# and one without waits for the outside world (a child process, a server, a write the model does
-# not see) for up to ``OUTSIDE_WAIT`` seconds of real time (not when only background threads are
+# two like any shared state. An asyncio loop's selector has a lock of its own, taken by its
+# ``call_soon_threadsafe`` (the callback queue and the self-pipe), so that loops are not ordered
+# against each other. All other I/O shares one lock: other selectors' ``select``,
+# ``select.select`` and the ``poll`` of ``select.poll()`` / ``select.epoll()`` objects look under
+# it, as do blocking sockets' reads, and their sends, connects, shutdowns and closes take it. (A
+# selector on a listening socket with a lock of its own was not woken by its client's connect;
+# waking every selector would take each one's lock, a step each.) What is changed wakes only the
+# waiters whose look now finds something (``_changing``). A look that finds nothing ready waits;
+# when nothing else can run, one with a timeout times out (the modelled clock moves on), and one
+# without waits for the outside world (a child process, a server, a write the model does not
+# see) for up to ``OUTSIDE_WAIT`` seconds of real time (not when only background threads are
 # left), then for good (a deadlock, or a background thread left waiting at the end of an
-# execution). Non-blocking sockets are left alone (an event loop's self-pipe, say).
+# execution). Non-blocking sockets are left alone (an event loop's self-pipe, say); a look with a
+# timeout of 0 is still a look under the lock, ordered against the writes.
 
 OUTSIDE_WAIT = 1.0
-_wakeups = {}  # this execution's wakeups (cooperative Conditions): per selector, and "sockets"
+_wakeups = {}  # this execution's wakeups (cooperative Conditions): "io", and per event loop selector
+_looks = {}  # engine thread id -> the look it waits on (None: not to be made by another thread)
 # Those that define `select` (PollSelector inherits _PollLikeSelector's; the base's is abstract).
 _SELECTOR_CLASSES = list(dict.fromkeys(
     c for c in vars(selectors).values() if isinstance(c, type) and c is not selectors.BaseSelector
@@ -1314,9 +1322,10 @@ _SELECTOR_CLASSES = list(dict.fromkeys(
 _SOCKET_READS = ("accept", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg")
 _SOCKET_WRITES = ("send", "sendall", "sendto", "sendmsg", "connect", "connect_ex", "shutdown", "close")
 _asyncio_patched = None  # asyncio's BaseEventLoop while its call_soon_threadsafe is ours
+_loop_select_caller = None  # the code of BaseEventLoop._run_once, which calls a loop's select
 
 
-def _wakeup(key, keep=None):
+def _wakeup(key="io", keep=None):
     """The wakeup for ``key`` (``keep``: an object whose id is the key, kept alive with it)."""
     found = _wakeups.get(key)
     if found is None:
@@ -1325,37 +1334,72 @@ def _wakeup(key, keep=None):
 
 
 def _changing(wakeup, action, *args, **kwargs):
-    """``action`` under ``wakeup``'s lock, then its waiters are woken."""
+    """``action`` under ``wakeup``'s lock, then the waiters whose look it made find something are
+    woken. (Woken by every write, a waiter looked again and waited on: steps, each ordered
+    against all other I/O, that multiplied the schedules. A look that cannot be repeated by
+    another thread, an edge-triggered epoll's, is always woken.)"""
     with wakeup:
         result = action(*args, **kwargs)
-        wakeup.notify_all()
+        rt = _rt
+        if rt is not None:
+            for waiter in [w for w in wakeup._waiters if _finds(_looks.get(w))]:
+                wakeup._waiters.remove(waiter)
+                rt.notify(waiter)
     return result
 
 
-def _wait_for(rt, wakeup, look, timeout):
+def _finds(look):
+    if look is None:
+        return True
+    try:
+        return bool(look(0))
+    except Exception:
+        return True  # (its own look will raise it, in its thread)
+
+
+def _wait_for(rt, wakeup, look, timeout, repeatable=True):
     """``look(seconds)`` (a real poll) under ``wakeup``'s lock until it finds something, as
-    described above; returns what it found last."""
+    described above; returns what it found last. ``repeatable``: another thread may look too."""
     patient = True
+    me = rt.current_id()
     with wakeup:
-        while True:
-            found = look(0)
-            if found or timeout is not None and timeout <= 0:
-                return found
-            if timeout is not None:
-                # (Only when stuck, whatever `timeouts` says: a real call follows the look.)
-                if wakeup._wait(timeout, False):
-                    continue  # woken: look again
-                return look(0)  # timed out (the modelled clock moved on)
-            # (A nominal timeout: the modelled clock hardly moves.)
-            if wakeup._wait(1e-6 if patient else None, False):
-                continue
-            # Nothing in the program can wake it: only the outside world can, unless all that is
-            # left is background threads (a daemon loop no one stops).
-            if rt.foreground_alive():
-                found = look(OUTSIDE_WAIT)
-                if found:
+        deadline = None if timeout is None else rt.clock() + timeout
+        _looks[me] = look if repeatable else None
+        try:
+            while True:
+                found = look(0)
+                if found or timeout is not None and timeout <= 0:
                     return found
-            patient = False
+                if timeout is not None:
+                    # (Only when stuck, whatever `timeouts` says: a real call follows the look.)
+                    # What is left of it: woken, but not by what it waits for, it waits on.
+                    left = deadline - rt.clock()
+                    if left > 0 and wakeup._wait(left, False):
+                        continue  # woken: look again
+                    return look(0)  # timed out (the modelled clock moved on)
+                # (A nominal timeout: the modelled clock hardly moves.)
+                if wakeup._wait(1e-6 if patient else None, False):
+                    continue
+                # Nothing in the program can wake it: only the outside world can, unless all that
+                # is left is background threads (a daemon loop no one stops).
+                if rt.foreground_alive():
+                    found = look(OUTSIDE_WAIT)
+                    if found:
+                        return found
+                patient = False
+        finally:
+            _looks.pop(me, None)
+
+
+def _unexplored_look(look, timeout, call):
+    """Outside an explored thread: ``call()``, the original. In ``setup()``, a wait for nothing
+    ready yet is one for a thread setup() started (``_setup_would_wait``)."""
+    if _setup_started and timeout != 0:
+        found = look(0)
+        if found:
+            return found  # (not looked again: an edge-triggered epoll reports it once)
+        _setup_would_wait()
+    return call()
 
 
 def _selector_select(original):
@@ -1368,9 +1412,112 @@ def _selector_select(original):
             if timeout != 0:
                 _setup_would_wait()
             return original(self, timeout)
-        return _wait_for(rt, _wakeup(id(self), self), lambda seconds: original(self, seconds), timeout)
+        # An event loop's (``_run_once`` calls it): woken by the loop's call_soon_threadsafe.
+        wakeup = _wakeup(id(self), self) if sys._getframe(1).f_code is _loop_select_caller else _wakeup()
+        return _wait_for(rt, wakeup, lambda seconds: original(self, seconds), timeout)
 
     return select
+
+
+def _select_select(rlist, wlist, xlist, timeout=None):
+    """``select.select`` during an exploration: in an explored thread, a selector's ``select``."""
+    original = _orig["select.select"]
+    rt = _managed()
+    if rt is None and not _setup_started:
+        return original(rlist, wlist, xlist, timeout)
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
+        return original(rlist, wlist, xlist, timeout)  # (it says what is wrong with the timeout)
+    # Looked at more than once: an iterator would be used up by the first look.
+    rlist, wlist, xlist = (x if isinstance(x, (list, tuple)) else list(x) for x in (rlist, wlist, xlist))
+
+    def look(seconds):
+        ready = original(rlist, wlist, xlist, seconds)
+        return ready if any(ready) else None
+
+    if rt is None:
+        found = _unexplored_look(look, timeout, lambda: original(rlist, wlist, xlist, timeout))
+    else:
+        found = _wait_for(rt, _wakeup(), look, timeout)
+    return ([], [], []) if found is None else found
+
+
+class _Poll:
+    """``select.poll()`` during an exploration. Its C object's ``poll`` cannot be patched, so it
+    is wrapped, and in an explored thread its ``poll`` is a selector's ``select``. (selectors'
+    PollSelector and EpollSelector bound the originals at import: their objects are not wrapped,
+    and wait once, in their ``select``.)"""
+
+    __slots__ = ("_real", "__weakref__")
+    _made_by = "select.poll"
+    _per_second = 1000  # poll's timeouts are in milliseconds
+    _repeatable = True
+
+    def __init__(self, *args, **kwargs):
+        self._real = _orig[self._made_by](*args, **kwargs)
+
+    def __getattr__(self, name):  # register, modify, unregister (and epoll's close, fileno, ...)
+        if name == "_real":
+            raise AttributeError(name)
+        return getattr(self._real, name)
+
+    def __repr__(self):
+        return repr(self._real)
+
+    def poll(self, timeout=None, *args, **kwargs):
+        original = self._real.poll
+        rt = _managed()
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout == timeout):
+            return original(timeout, *args, **kwargs)  # (the original says what is wrong with it)
+        # None or negative: no timeout.
+        seconds = None if timeout is None or timeout < 0 else timeout / self._per_second
+        look = lambda seconds: original(seconds * self._per_second, *args, **kwargs)  # noqa: E731
+        if rt is None:
+            return _unexplored_look(look, seconds, lambda: original(timeout, *args, **kwargs))
+        return _wait_for(rt, _wakeup(), look, seconds, self._repeatable)
+
+
+class _Epoll(_Poll):
+    """``select.epoll`` during an exploration (its timeouts in seconds)."""
+
+    __slots__ = ("_takes",)
+    _made_by = "select.epoll"
+    _per_second = 1
+    # Registered edge-triggered or one-shot, a look takes the event it reports: only its own.
+    _TAKING = getattr(_select, "EPOLLET", 0) | getattr(_select, "EPOLLONESHOT", 0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._takes = False
+
+    @classmethod
+    def fromfd(cls, fd):
+        poller = object.__new__(cls)
+        poller._real = _orig[cls._made_by].fromfd(fd)
+        poller._takes = True  # (registered who knows how)
+        return poller
+
+    @property
+    def _repeatable(self):
+        return not self._takes
+
+    def register(self, fd, *args, **kwargs):
+        self._real.register(fd, *args, **kwargs)
+        self._takes |= bool(next(iter(args), kwargs.get("eventmask", 0)) & self._TAKING)
+
+    def modify(self, fd, *args, **kwargs):
+        self._real.modify(fd, *args, **kwargs)
+        self._takes |= bool(next(iter(args), kwargs.get("eventmask", 0)) & self._TAKING)
+
+    def __enter__(self):
+        self._real.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._real.__exit__(*exc)
+
+
+_SELECT_PATCHES = [(_select, "select", _select_select)] + [
+    (_select, name, cls) for name, cls in (("poll", _Poll), ("epoll", _Epoll)) if hasattr(_select, name)]
 
 
 # subprocess's pipes to a child: only the child makes them ready, so its selector waits for
@@ -1396,7 +1543,7 @@ def _popen_wait(self, timeout):
 
 def _readable(sock, seconds):
     try:
-        poller = _select.poll()
+        poller = _orig["select.poll"]()
         poller.register(sock, _select.POLLIN)
         return bool(poller.poll(seconds * 1000))
     except (OSError, ValueError):
@@ -1412,7 +1559,7 @@ def _socket_read(name):
         if rt is not None:
             timeout = self.gettimeout()
             if timeout != 0:
-                _wait_for(rt, _wakeup("sockets"), lambda seconds: _readable(self, seconds), timeout)
+                _wait_for(rt, _wakeup(), lambda seconds: _readable(self, seconds), timeout)
         elif _setup_started and self.gettimeout() != 0 and not _readable(self, 0):
             _setup_would_wait()  # setup() waits for a server thread it started
         return original(self, *args, **kwargs)
@@ -1427,7 +1574,7 @@ def _socket_write(name):
     def method(self, *args, **kwargs):
         if _managed() is None or self.gettimeout() == 0:
             return original(self, *args, **kwargs)
-        return _changing(_wakeup("sockets"), original, self, *args, **kwargs)
+        return _changing(_wakeup(), original, self, *args, **kwargs)
 
     return method
 
@@ -1456,7 +1603,7 @@ def _patch_io():
     """The patches taken from what is in place when the exploration starts: the import
     functions, sockets, asyncio's loop. asyncio is imported now if the program has not yet (it
     may do so inside its threads), so that every execution takes the same steps."""
-    global _asyncio_patched
+    global _asyncio_patched, _loop_select_caller
     import asyncio.base_events
 
     # Whatever import hook is in place now (a tool's own ``__import__``) is wrapped and put back.
@@ -1468,6 +1615,7 @@ def _patch_io():
         _orig[f"socket.{name}"] = socket.socket.__dict__.get(name)
         setattr(socket.socket, name, method)
     cls = asyncio.base_events.BaseEventLoop
+    _loop_select_caller = cls._run_once.__code__
     original = cls.__dict__["call_soon_threadsafe"]
     _orig["BaseEventLoop.call_soon_threadsafe"] = original
 
@@ -2001,13 +2149,13 @@ _PATCHES = [
     (threading.BoundedSemaphore, "release", _semaphore_release),
 ] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES] + (
     [(subprocess, "_PopenSelector", _OUTSIDE_SELECTOR)] if _OUTSIDE_SELECTOR is not None else []) + (
-    [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else [])
+    [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else []) + _SELECT_PATCHES
 
 
 def _key(owner, name):
     if owner in (threading.Thread, threading.Event, threading.Semaphore, threading.BoundedSemaphore,
                  functools.cached_property, _futures.Future, _futures.wait, _futures.as_completed,
-                 _futures._AcquireFutures, queue.Queue, subprocess.Popen, *_SELECTOR_CLASSES):
+                 _futures._AcquireFutures, queue.Queue, subprocess.Popen, _select, *_SELECTOR_CLASSES):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"
@@ -2065,13 +2213,15 @@ def _cooperative_logging_locks():
 
 # The functions and classes of the modules above that the program may have bound to names of
 # its own at import (``from time import sleep``, ``from queue import SimpleQueue``): the real
-# ones then slept for real, unseen, and a C SimpleQueue's get() blocked the explored thread
-# for ever. Rebound in the program's modules while the exploration runs.
+# ones then slept for real, unseen, and a C SimpleQueue's get() (or ``from select import
+# select``) blocked the explored thread for ever. Rebound in the program's modules while the
+# exploration runs.
 _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCHES
                if (owner, name) in {(threading, "Lock"), (threading, "RLock"), (threading, "Condition"),
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
                                     (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
-                                    (time, "perf_counter_ns")}]
+                                    (time, "perf_counter_ns")}
+               or owner is _select]
 _rebound = []  # (module's globals, name, original, replacement)
 
 

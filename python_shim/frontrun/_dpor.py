@@ -802,26 +802,26 @@ def _held_in(state, depth=3, budget=500):
     for _ in range(depth):
         nxt = []
         for obj in frontier:
-            if isinstance(obj, types.GeneratorType):
+            if kind_is(obj, types.GeneratorType):
                 continue
-            if isinstance(obj, dict):
+            if kind_is(obj, dict):
                 children = [(("item", k), v) for k, v in obj.items()]
-            elif isinstance(obj, (list, tuple)):
+            elif kind_is(obj, (list, tuple)):
                 children = [(("item", i), v) for i, v in enumerate(obj)]
-            elif isinstance(obj, type):
+            elif kind_is(obj, type):
                 children = []
-            elif isinstance(obj, types.FunctionType):  # a closure: what its cells hold
+            elif kind_is(obj, types.FunctionType):  # a closure: what its cells hold
                 children = [(("cell", i), c.cell_contents) for i, c in enumerate(obj.__closure__ or ())
                             if _cell_is_set(c)]
             else:
-                d = getattr(obj, "__dict__", None)
-                children = [(("attr", k), v) for k, v in d.items()] if isinstance(d, dict) else []
+                d = own_attr(obj, "__dict__")
+                children = [(("attr", k), v) for k, v in d.items()] if kind_is(d, dict) else []
                 children += [(("attr", k), v) for k, v in _slot_values(obj)]
             for slot, child in children[:50]:
                 budget -= 1
                 if budget < 0:
                     return reached
-                if id(child) not in seen and not isinstance(child, (int, float, str, bytes, bool, type(None))):
+                if id(child) not in seen and not kind_is(child, (int, float, str, bytes, bool, type(None))):
                     seen.add(id(child))
                     nxt.append(child)
                     reached.append((obj, slot, child))
@@ -843,7 +843,7 @@ def _slot_values(obj):
     found = []
     for klass in type(obj).__mro__:
         slots = klass.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
+        for name in (slots,) if type(slots) is str else slots:
             descriptor = klass.__dict__.get(name)
             if name in ("__dict__", "__weakref__") or type(descriptor) is not types.MemberDescriptorType:
                 continue
@@ -874,12 +874,12 @@ _BOUND_TYPES = (type((lambda: (yield))().__next__), type((lambda: (yield))().sen
 def _generators_of(value):
     """``value`` if it is a generator; the one a bound ``__next__``/``send`` or a
     ``functools.partial`` (``partial(next, gen)``) holds."""
-    if isinstance(value, types.GeneratorType):
+    if kind_is(value, types.GeneratorType):
         return [value]
-    if isinstance(value, _BOUND_TYPES) and isinstance(value.__self__, types.GeneratorType):
+    if kind_is(value, _BOUND_TYPES) and kind_is(value.__self__, types.GeneratorType):
         return [value.__self__]
-    if isinstance(value, functools.partial):
-        return [a for a in value.args if isinstance(a, types.GeneratorType)]
+    if kind_is(value, functools.partial):
+        return [a for a in value.args if kind_is(a, types.GeneratorType)]
     return []
 
 
@@ -904,7 +904,7 @@ _module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (
 
 def _is_rewritten_module(module):
     file = _module_dict(module).get("__file__")
-    return isinstance(file, str) and _native.is_rewritten_file(file)
+    return kind_is(file, str) and _native.is_rewritten_file(file)
 
 
 def _numbered_first(held, roots):
@@ -913,13 +913,13 @@ def _numbered_first(held, roots):
     than the program's own (numbered before any thread runs: see ``number_state``)."""
     found = [obj for _, _, obj in held]
     for _, _, obj in roots:
-        if not isinstance(obj, _NOT_STATE) or isinstance(obj, types.ModuleType):
+        if not kind_is(obj, _NOT_STATE) or kind_is(obj, types.ModuleType):
             found.append(obj)  # (only the program's own modules are among the roots)
     seen, out = set(), []
     for obj in found:
         if id(obj) not in seen:
             seen.add(id(obj))
-            out.append((obj, isinstance(obj, _LOCK_TYPES)))
+            out.append((obj, kind_is(obj, _LOCK_TYPES)))
     return out
 
 
@@ -929,20 +929,20 @@ def _thread_roots(state, threads):
     import and their globals (``import store`` ... ``store.COUNTS[k] = v``), and the state's
     class attributes (those themselves)."""
     found = []
-    functions = [getattr(fn, "func", fn) for fn in threads]  # (a functools.partial's function)
+    functions = [own_attr(fn, "func", fn) for fn in threads]  # (a functools.partial's function)
     for fn in list(functions):
-        if isinstance(fn, types.FunctionType):
+        if kind_is(fn, types.FunctionType):
             held = _held_in(fn, depth=3, budget=200)
             found += held
             # A wrapper's (`lambda s: work(s, 1)`, a decorator's): what it calls of the
             # program's own code is the thread's.
-            functions += [f for _, _, f in held if isinstance(f, types.FunctionType)
+            functions += [f for _, _, f in held if kind_is(f, types.FunctionType)
                           and _native.is_rewritten_file(f.__code__.co_filename)]
-    namespaces = {id(g): g for g in (getattr(fn, "__globals__", None) for fn in functions) if isinstance(g, dict)}
+    namespaces = {id(g): g for g in (getattr(fn, "__globals__", None) for fn in functions) if kind_is(g, dict)}
     for module_globals in namespaces.values():
         found.append((None, None, module_globals))  # `global X`: the namespace is the object
         for v in list(module_globals.values()):
-            if not isinstance(v, types.ModuleType):
+            if not kind_is(v, types.ModuleType):
                 found.append((None, None, v))
             elif _is_rewritten_module(v):
                 found.append((None, None, v))
@@ -1441,6 +1441,22 @@ class _Leftovers:
 _CONTAINERS = (dict, list, set, deque, bytearray)
 
 
+def kind_is(obj, classes) -> bool:
+    """``isinstance`` by the object's real type, without reading ``obj.__class__``: a lazy
+    proxy's ``__class__`` property or a Mock's would run the program's code (and change its
+    state) at frontrun's look."""
+    return issubclass(type(obj), classes)
+
+
+def own_attr(obj, name, default=None):
+    """``getattr`` without the object's own ``__getattribute__``/``__getattr__`` (a Mock makes a
+    child, an AttrDict raises KeyError, a proxy builds its target)."""
+    try:
+        return object.__getattribute__(obj, name)
+    except Exception:
+        return default
+
+
 # How found() names the attributes of the one object setup() returned both times.
 _SAME_STATE = "state"
 SAME_STATE = (" setup() returned the same object as in the first execution (a fixture's, a global): "
@@ -1449,7 +1465,7 @@ SAME_STATE = (" setup() returned the same object as in the first execution (a fi
 
 def _size(value):
     try:
-        return len(value) if isinstance(value, _CONTAINERS) else None
+        return len(value) if kind_is(value, _CONTAINERS) else None
     except Exception:  # a subclass's own __len__
         return None
 
@@ -1463,7 +1479,7 @@ def _rewritten_state():
         return {
             key: (value, _size(value))
             for key, value in list(namespace.items())
-            if not key.startswith("__") and not isinstance(value, (types.ModuleType, type, types.FunctionType))
+            if not key.startswith("__") and not kind_is(value, (types.ModuleType, type, types.FunctionType))
         }
 
     found = {}

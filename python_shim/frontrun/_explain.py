@@ -16,7 +16,7 @@ import tracemalloc
 import types
 
 from frontrun import _coop
-from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource
+from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource, kind_is, own_attr
 
 WHOLE = (1 << 64) - 1
 # How many keys an object holds (`len(d)`, the engine's `SIZE`): read by `len`, changed by
@@ -115,8 +115,8 @@ def _source(file, line):
 
 
 def _created_at(obj):
-    site = getattr(obj, "_frontrun_site", None)
-    if isinstance(site, tuple) and len(site) == 2:
+    site = own_attr(obj, "_frontrun_site")
+    if kind_is(site, tuple) and len(site) == 2:
         return _where(*site)
     try:
         tb = tracemalloc.get_object_traceback(obj)
@@ -137,7 +137,7 @@ def _created_at(obj):
 
 def _is_globals(obj):
     # A Python module's globals have __builtins__; a C module's dict (`time`) has its spec.
-    return isinstance(obj, dict) and "__name__" in obj and ("__builtins__" in obj or "__spec__" in obj)
+    return type(obj) is dict and "__name__" in obj and ("__builtins__" in obj or "__spec__" in obj)
 
 
 # Method calls reported with their method name; "resource": a resource method's call.
@@ -151,18 +151,18 @@ def _location_name(step, obj):
     if step.obj == LIVENESS:
         return f"whether thread {step.key_id} is alive"
     if step.kind in GENERATOR_STEPS:
-        code = getattr(obj, "f_code", None)
+        code = obj.f_code if kind_is(obj, types.FrameType) else None
         name = getattr(code, "co_qualname", None) or getattr(code, "co_name", "?")
         return f"generator {name}()"
     if step.kind.startswith("global") or _is_globals(obj):
-        module = obj.get("__name__", "?") if isinstance(obj, dict) else "?"
+        module = obj.get("__name__", "?") if type(obj) is dict else "?"
         return f"global {module}.{key}"
     if step.kind.startswith("cell"):
         return f"closure variable {key}"
-    if isinstance(obj, (FileResource, CachedFunction)):
+    if kind_is(obj, (FileResource, CachedFunction)):
         return repr(obj)
     # A class's own attributes are named after it (`Widget.count`), not after `type`.
-    tname = obj.__qualname__ if isinstance(obj, type) else type(obj).__name__
+    tname = obj.__qualname__ if kind_is(obj, type) else type(obj).__name__
     if step.kind.startswith("attr") or step.kind == "builtin_call" and isinstance(key, str) and step.key_id != WHOLE:
         return f"{tname}.{key}"
     if step.kind == "resource":
@@ -184,7 +184,7 @@ def _class_state(cls, path, own=()):
     found = {}
     for klass in reversed(cls.__mro__[:-1]):
         for k, v in vars(klass).items():
-            if isinstance(k, str) and not k.startswith("__") and isinstance(v, _CONTAINERS):
+            if isinstance(k, str) and not k.startswith("__") and kind_is(v, _CONTAINERS):
                 found[k] = v
     return [(v, f"{path}.{k}") for k, v in found.items() if k not in own]
 
@@ -213,7 +213,7 @@ class _Paths:
                     self.budget -= 1
                     if self.budget <= 0:
                         return
-                    if id(child) in self.found or isinstance(child, _UNNAMED):
+                    if id(child) in self.found or kind_is(child, _UNNAMED):
                         continue
                     self.found[id(child)] = child_path
                     self.by_path[child_path] = child
@@ -223,14 +223,14 @@ class _Paths:
     @staticmethod
     def _children(obj, path):
         try:
-            if isinstance(obj, dict):
-                return [(v, f"{path}[{k!r}]") for k, v in list(obj.items())[:50]]
-            if isinstance(obj, (list, tuple)):
-                return [(v, f"{path}[{i}]") for i, v in enumerate(obj[:50])]
-            if isinstance(obj, type):
+            if kind_is(obj, dict):
+                return [(v, f"{path}[{k!r}]") for k, v in list(dict.items(obj))[:50]]
+            if kind_is(obj, (list, tuple)):
+                return [(v, f"{path}[{i}]") for i, v in enumerate(list(obj)[:50])]
+            if kind_is(obj, type):
                 return _class_state(obj, path)
-            d = getattr(obj, "__dict__", None)
-            if isinstance(d, dict):
+            d = own_attr(obj, "__dict__")
+            if type(d) is dict:
                 own = [(v, f"{path}.{k}") for k, v in d.items() if isinstance(k, str) and not k.startswith("__")]
                 return own + _class_state(type(obj), path, d)
         except Exception:
@@ -248,7 +248,7 @@ class _Paths:
         while path and "." in path:
             path = path.rsplit(".", 1)[0]
             holder = self.by_path.get(path)
-            if isinstance(holder, kinds):
+            if kind_is(holder, kinds):
                 found = holder, path
         return found
 
@@ -260,7 +260,7 @@ def _describe_object(rt, n):
     if n == LIVENESS:
         return "Thread.is_alive() and the thread's exit"
     obj = rt.object(n)
-    code = getattr(obj, "f_code", None)
+    code = obj.f_code if kind_is(obj, types.FrameType) else None
     if code is not None:
         return f"object {rt.shown(n)}, defined at {_where(code.co_filename, code.co_firstlineno)}"
     where = _created_at(obj) if obj is not None else None
@@ -395,10 +395,10 @@ def _accesses_to(steps, loc):
 def _final_value(obj, step):
     if step.kind in GENERATOR_STEPS:
         return None
-    if isinstance(obj, CachedFunction):
+    if kind_is(obj, CachedFunction):
         info = obj.cache_info()
         return f"{info.currsize} cached, computed {info.misses} time{'s' if info.misses != 1 else ''}"
-    if isinstance(obj, FileResource):
+    if kind_is(obj, FileResource):
         try:
             with open(obj.path, "rb") as f:
                 data = f.read(81)
@@ -586,7 +586,7 @@ def lock_order_report(rt, steps):
 def _lock_label(rt, n):
     obj = rt.object(n)
     name = rt.lock_name(n)
-    path = _paths.of(getattr(obj, "_frontrun_owner", obj))
+    path = _paths.of(own_attr(obj, "_frontrun_owner", obj))
     where = _created_at(obj) if obj is not None else None
     label = name or (f"the lock {path}" if path else f"lock {rt.shown(n)}")
     named = path and label.endswith(path)
@@ -611,10 +611,10 @@ def _waitables():
 
 def _condition_wait(rt, n, thread):
     obj = rt.object(n)
-    lock = getattr(obj, "_frontrun_owner", obj)
+    lock = own_attr(obj, "_frontrun_owner", obj)
     waitables = _waitables()
     holder, path = _paths.holder(lock, tuple(kind for kind, _, _ in waitables))
-    if holder is None or isinstance(holder, _coop.Condition):
+    if holder is None or kind_is(holder, _coop.Condition):
         # Which of the conditions over the lock (a buffer's `not_full` and `not_empty`).
         cond = _coop.last_condition_wait.get(thread + 1)
         named = _paths.of(cond) if cond is not None and cond is not holder else None
@@ -622,7 +622,7 @@ def _condition_wait(rt, n, thread):
             holder, path = cond, named
     if holder is None:
         return f"waits on a condition of {_lock_label(rt, n)} that no one will notify"
-    what, ends = next((w, e) for kind, w, e in waitables if isinstance(holder, kind))
+    what, ends = next((w, e) for kind, w, e in waitables if kind_is(holder, kind))
     where = _created_at(holder)
     return f"waits on {what} {path}" + (f" (created at {where})" if where else "") + f", which no other thread will {ends}"
 
@@ -753,7 +753,7 @@ def _name_globals_used(rt, steps):
                 value = rt.object(step.obj).cell_contents
             except (AttributeError, ValueError):
                 continue
-            if value is not None and not isinstance(value, _UNNAMED + _NOT_STATE):
+            if value is not None and not kind_is(value, _UNNAMED + _NOT_STATE):
                 _paths.add_root(value, step.key)
             continue
         # `COUNTS[...]` in its module, or `store.COUNTS[...]` (an attribute of the module).
@@ -764,10 +764,10 @@ def _name_globals_used(rt, steps):
             continue
         value = namespace.get(step.key) if _is_globals(namespace) else None
         path = f"{namespace.get('__name__', '?')}.{step.key}"
-        if isinstance(value, type):
+        if kind_is(value, type):
             for shared, at in _class_state(value, path):
                 _paths.add_root(shared, at)
-        elif value is not None and not isinstance(value, _UNNAMED + _NOT_STATE):
+        elif value is not None and not kind_is(value, _UNNAMED + _NOT_STATE):
             _paths.add_root(value, path)
 
 

@@ -3958,3 +3958,147 @@ def test_a_setup_that_hands_back_the_same_object_is_warned_about():
         assert explore(reset, [p.increment, p.increment], lambda c: c.v == 2).property_holds is True
         assert explore(lambda: State(v=0, lock=threading.Lock()), [p.increment, p.increment],
                        lambda c: c.v == 2).property_holds is True
+
+
+EQUAL_KEYS = load(
+    """
+    import collections
+    import dataclasses
+    import datetime
+    import decimal
+    import enum
+
+    Point = collections.namedtuple("Point", "x y")
+
+    @dataclasses.dataclass(frozen=True)
+    class Frozen:
+        x: int
+
+    class Color(enum.Enum):
+        RED = 1
+
+    KEYS = {
+        "date": lambda: datetime.date(2024, 1, 1),
+        "namedtuple": lambda: Point(1, 2),
+        "decimal": lambda: decimal.Decimal("1.5"),
+        "frozenset": lambda: frozenset({1, 2}),
+        "tuple with an enum": lambda: (Color.RED, datetime.date(2024, 1, 1)),
+        "frozen dataclass": lambda: Frozen(1),
+    }
+
+    def hit(kind):
+        def run(s):
+            s.d[KEYS[kind]()] += 1
+        return run
+
+    def hit_day(day):
+        def run(s):
+            s.d[datetime.date(2024, 1, day)] += 1
+        return run
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["date", "namedtuple", "decimal", "frozenset", "tuple with an enum",
+                                  "frozen dataclass"])
+def test_equal_keys_made_apart_are_one_key(kind):
+    # Each thread made its own key: keys other than str/int/... were told apart by identity, so
+    # `d[date(2024, 1, 1)] += 1` in two threads was "safe" after one execution.
+    p = EQUAL_KEYS
+    setup = lambda: State(d={p.KEYS[kind](): 0})  # noqa: E731
+    result = explore(setup, [p.hit(kind)] * 2, lambda s: sum(s.d.values()) == 2)
+    assert result.property_holds is False, kind
+    assert result.num_explored == 2
+
+
+def test_unequal_keys_by_value_stay_apart():
+    p = EQUAL_KEYS
+    setup = lambda: State(d={p.datetime.date(2024, 1, 1): 0, p.datetime.date(2024, 1, 2): 0})  # noqa: E731
+    result = explore(setup, [p.hit_day(1), p.hit_day(2)], lambda s: sum(s.d.values()) == 2)
+    assert result.property_holds is True and result.num_explored == 1
+
+
+LOOKED_AT = load(
+    """
+    class Target:
+        q = 1
+
+    class Lazy:
+        # A lazy proxy (Django's SimpleLazyObject): even its __class__ builds the target.
+        def __init__(self, make):
+            self.__dict__.update(_make=make, _target=None)
+
+        def __getattr__(self, name):
+            if self._target is None:
+                self.__dict__["_target"] = self._make()
+            return getattr(self._target, name)
+
+        @property
+        def __class__(self):
+            if self._target is None:
+                self.__dict__["_target"] = self._make()
+            return self._target.__class__
+
+    class Holder:
+        def __init__(self):
+            self.made = 0
+            self.lazy = Lazy(self.make)
+
+        def make(self):
+            self.made += 1
+            return Target()
+
+    def use(s):
+        return s.lazy.q
+
+    class AttrDict(dict):
+        __getattr__ = dict.__getitem__
+        __setattr__ = dict.__setitem__
+
+    class Anything:
+        def __init__(self):
+            self.n = 0
+
+        def __getattr__(self, name):
+            return 0
+
+    def bump(c):
+        c.n += 1
+    """
+)
+
+
+def test_frontrun_looks_at_the_state_without_running_its_code():
+    # Naming the state's objects ran a lazy proxy's __class__ before the threads did: the
+    # double construction race was gone.
+    p = LOOKED_AT
+    result = explore(p.Holder, [p.use, p.use], lambda s: s.made == 1)
+    assert result.property_holds is False and result.num_explored == 2
+
+
+@pytest.mark.parametrize("setup", ["AttrDict", "Anything", "mock"])
+def test_explanations_of_objects_that_answer_any_attribute(setup):
+    # The explanation looked for a frame's `f_code` with getattr: KeyError from an AttrDict, a
+    # Mock child (not a path), 0 from a catch-all __getattr__: "could not explain this schedule".
+    import unittest.mock
+
+    p = LOOKED_AT
+
+    made = []
+
+    def make():
+        if setup == "AttrDict":
+            return p.AttrDict(n=0)
+        state = p.Anything()
+        if setup == "mock":
+            state.sink = unittest.mock.Mock()
+            made.append(state.sink)
+        return state
+
+    result = explore(make, [p.bump, p.bump], lambda c: c.n == 2)
+    assert result.property_holds is False
+    assert "could not explain" not in result.explanation, result.explanation
+    assert f"Race on {'AttrDict' if setup == 'AttrDict' else 'Anything'}.n (object #1 = state" in result.explanation
+    # Nor did frontrun's looks give a Mock children (`f_code`) the program never asked for.
+    assert all(not mock._mock_children for mock in made), [list(m._mock_children) for m in made]
+    assert len(made) >= 2 or setup != "mock"

@@ -205,6 +205,9 @@ impl DporRuntime {
             next: py.import("builtins")?.getattr("next")?.unbind(),
             method: py.import("types")?.getattr("MethodType")?.unbind(),
             counter_missing: py.import("collections")?.getattr("Counter")?.getattr("__missing__")?.unbind(),
+            object_eq: py.import("builtins")?.getattr("object")?.getattr("__eq__")?.unbind(),
+            slot_wrapper: py.import("builtins")?.getattr("object")?.getattr("__eq__")?.get_type().into_any().unbind(),
+            ident_mark: py.import("builtins")?.getattr("object")?.call0()?.unbind(),
             abc_containers: {
                 let abc = py.import("collections.abc")?;
                 let get = |name: &str| abc.getattr(name).map(Bound::unbind);

@@ -86,6 +86,11 @@ pub(super) struct Types {
     pub(super) abc_containers: [Py<PyAny>; 3],
     /// `Counter.__missing__`: answers 0 and adds nothing, unlike a `defaultdict`'s.
     pub(super) counter_missing: Py<PyAny>,
+    /// `object.__eq__` (equality by identity) and its type (a slot wrapper: C code).
+    pub(super) object_eq: Py<PyAny>,
+    pub(super) slot_wrapper: Py<PyAny>,
+    /// A private object: `(mark, n)` stands for object number `n` inside a key's stand-in.
+    pub(super) ident_mark: Py<PyAny>,
 }
 
 /// A resource method call: `name` is a default or configured method, or a configured
@@ -156,6 +161,13 @@ struct Passed<'py> {
     nested_in: Vec<Bound<'py, PyAny>>,
     /// Generators the call runs (`list(g)`, `sum(g)`): it resumes them.
     resumed: Vec<Bound<'py, PyAny>>,
+}
+
+/// Whether `obj`'s type is `t` (a class or a tuple of them) or a subclass of it: `isinstance`
+/// without its fall back to `obj.__class__`, which runs an object's own code (a lazy proxy's
+/// `__class__` property, a `Mock`'s) in the middle of a report.
+pub(super) fn type_is(obj: &Bound<'_, PyAny>, t: &Bound<'_, PyAny>) -> bool {
+    obj.get_type().is_subclass(t).unwrap_or(false)
 }
 
 impl Inner {
@@ -311,7 +323,7 @@ impl Inner {
             return Vec::new();
         }
         let (obj, name) = (ev.obj.bind(py), ev.key.bind(py));
-        if obj.cast::<PyModule>().is_ok() || obj.is_instance(self.types.local.bind(py)).unwrap_or(false) {
+        if obj.cast::<PyModule>().is_ok() || type_is(obj, self.types.local.bind(py)) {
             return Vec::new();
         }
         self.class_holding(obj, name).unwrap_or_default()
@@ -441,7 +453,7 @@ impl Inner {
     fn is_sequence(&self, obj: &Bound<'_, PyAny>) -> bool {
         obj.is_instance_of::<PyList>()
             || obj.is_instance_of::<PyByteArray>()
-            || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
+            || type_is(obj, self.types.deque.bind(obj.py()))
             || self.abc_kind(obj) == Some(1)
     }
 
@@ -461,7 +473,6 @@ impl Inner {
     }
 
     pub(super) fn item_key(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> u64 {
-        let py = key.py();
         if key.is_instance_of::<PySlice>() {
             return WHOLE;
         }
@@ -486,19 +497,77 @@ impl Inner {
             {
                 return WHOLE;
             }
-            let table = self.types.value_keys.bind(py);
-            if let Ok(Some(v)) = table.get_item(&key) {
-                if let Ok(id) = v.extract::<u64>() {
-                    return NS_VALUE | id;
-                }
-            }
-            let id = table.len() as u64 + 1;
-            if table.set_item(&key, id).is_ok() {
+            return self.value_key(key);
+        }
+        if self.compares_by_identity(key) {
+            return NS_IDENT | Self::number(st, key);
+        }
+        // Equal keys that are separate objects (two threads' `date(2024, 1, 1)`, a namedtuple
+        // made in each) are one key; one that compares in Python (a dataclass, a class with
+        // its own `__eq__`) could only be looked up by running that code inside the report:
+        // the container as a whole, which meets every key.
+        match self.value_stand_in(st, key, 0) {
+            Some(stand_in) => self.value_key(&stand_in),
+            None => WHOLE,
+        }
+    }
+
+    /// The number of a key that compares by value, the same for every equal key.
+    fn value_key(&self, key: &Bound<'_, PyAny>) -> u64 {
+        let table = self.types.value_keys.bind(key.py());
+        if let Ok(Some(v)) = table.get_item(key) {
+            if let Ok(id) = v.extract::<u64>() {
                 return NS_VALUE | id;
             }
-            return WHOLE;
         }
-        NS_IDENT | Self::number(st, key)
+        let id = table.len() as u64 + 1;
+        if table.set_item(key, id).is_ok() {
+            return NS_VALUE | id;
+        }
+        WHOLE
+    }
+
+    fn compares_by_identity(&self, key: &Bound<'_, PyAny>) -> bool {
+        let py = key.py();
+        key.get_type().getattr(pyo3::intern!(py, "__eq__")).is_ok_and(|eq| eq.is(self.types.object_eq.bind(py)))
+    }
+
+    /// What stands for `key` in the table of value keys: equal to the stand-in of every key
+    /// equal to it, and compared and hashed by C code alone. Keys whose `__eq__` and
+    /// `__hash__` are C code (`datetime`, `Decimal`) stand for themselves, tuples (namedtuples
+    /// too) and frozensets element by element, objects that compare by identity (an `Enum`
+    /// member) as `(mark, their number)`. None when some part compares in Python.
+    fn value_stand_in<'py>(&self, st: &mut State, key: &Bound<'py, PyAny>, depth: usize) -> Option<Bound<'py, PyAny>> {
+        let py = key.py();
+        if Self::is_scalar_key(key) {
+            return Some(key.clone());
+        }
+        if self.compares_by_identity(key) {
+            let n = Self::number(st, key);
+            return PyTuple::new(py, [self.types.ident_mark.bind(py).clone(), n.into_pyobject(py).ok()?.into_any()])
+                .ok()
+                .map(Bound::into_any);
+        }
+        let t = key.get_type();
+        let in_c = |name: &Bound<'py, PyString>| {
+            t.getattr(name).is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(py)))
+        };
+        if depth > 4 || !in_c(pyo3::intern!(py, "__eq__")) || !in_c(pyo3::intern!(py, "__hash__")) {
+            return None;
+        }
+        let parts = |items: Vec<Bound<'py, PyAny>>, st: &mut State| -> Option<Vec<Bound<'py, PyAny>>> {
+            (items.len() <= 64).then_some(())?;
+            items.iter().map(|i| self.value_stand_in(st, i, depth + 1)).collect()
+        };
+        if let Ok(tuple) = key.cast::<PyTuple>() {
+            let items = parts(tuple.iter().collect(), st)?;
+            return PyTuple::new(py, items).ok().map(Bound::into_any);
+        }
+        if let Ok(set) = key.cast::<PyFrozenSet>() {
+            let items = parts(set.iter().collect(), st)?;
+            return PyFrozenSet::new(py, items.iter()).ok().map(Bound::into_any);
+        }
+        Some(key.clone())
     }
 
     // ---------------------------------------------------------------- translation
@@ -534,7 +603,7 @@ impl Inner {
         let key = ev.key.bind(py);
         use AccessKind::{Delete, Read, Write};
         if matches!(ev.kind, EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete)
-            && obj.is_instance(self.types.local.bind(py)).unwrap_or(false)
+            && type_is(obj, self.types.local.bind(py))
         {
             // Each thread has its own values: not shared. Remembered so that a reused worker
             // starts every task with none.
@@ -856,7 +925,7 @@ impl Inner {
         } else {
             return None;
         };
-        if !receiver.is_instance(self.types.pure_path.as_ref()?.bind(py)).unwrap_or(false) {
+        if !type_is(receiver, self.types.pure_path.as_ref()?.bind(py)) {
             return None;
         }
         Some((kind, self.file_resource(receiver, true)?))
@@ -879,7 +948,7 @@ impl Inner {
         let target = args.get_item(0).ok()?;
         // 3.13+ specialised `super().__setattr__("x", v)` arrives here without its self.
         let owner = callee.getattr("__objclass__").ok()?;
-        if Self::is_scalar_key(&target) || !target.is_instance(&owner).unwrap_or(false) {
+        if Self::is_scalar_key(&target) || !type_is(&target, &owner) {
             return None;
         }
         let name = callee.getattr("__name__").ok()?;
@@ -921,7 +990,7 @@ impl Inner {
         let py = receiver.py();
         if receiver.is_instance_of::<PyType>() {
             let first = args?.get_item(0).ok()?;
-            return first.is_instance(receiver).unwrap_or(false).then_some((first, 1));
+            return type_is(&first, receiver).then_some((first, 1));
         }
         if receiver.is_instance_of::<PySuper>() {
             let owner = receiver.getattr(pyo3::intern!(py, "__self__")).ok()?;
@@ -1051,7 +1120,7 @@ impl Inner {
             || obj.is_instance_of::<PyDict>()
             || obj.is_instance_of::<PySet>()
             || obj.is_instance_of::<PyByteArray>()
-            || obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false)
+            || type_is(obj, self.types.deque.bind(obj.py()))
             || self.abc_kind(obj).is_some()
     }
 
@@ -1061,7 +1130,7 @@ impl Inner {
             return None;
         }
         let py = obj.py();
-        self.types.abc_containers.iter().position(|abc| obj.is_instance(abc.bind(py)).unwrap_or(false))
+        self.types.abc_containers.iter().position(|abc| type_is(obj, abc.bind(py)))
     }
 
     /// Read or write of the whole container for a method of a known container type.
@@ -1085,7 +1154,7 @@ impl Inner {
             Some(methods::DICT_WRITES)
         } else if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
             Some(methods::SET_WRITES)
-        } else if obj.is_instance(self.types.deque.bind(obj.py())).unwrap_or(false) {
+        } else if type_is(obj, self.types.deque.bind(obj.py())) {
             Some(methods::DEQUE_WRITES)
         } else {
             None
@@ -1178,7 +1247,7 @@ impl Inner {
         let (Some(types), Some(hook)) = (&self.types.coop_types, &self.types.coop_hook) else {
             return;
         };
-        if obj.is_instance(types.bind(py).as_any()).unwrap_or(false) {
+        if type_is(obj, types.bind(py).as_any()) {
             // An error of the hook is dropped: the code under test then runs on the real object.
             let _ = hook.bind(py).call1((obj, method));
         }
