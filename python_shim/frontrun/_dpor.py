@@ -1218,6 +1218,13 @@ def _why_not_instrumented(threads) -> str:
             lines.append(f"{where} is rewritten, and touched no shared state itself: what the threads share is "
                          "reached through code that is not (a module outside the selection: "
                          f"{_INCLUDE_HOW}; or C code, which frontrun cannot see into)")
+        elif name == "__main__" and _hook.launched:
+            # `python -m frontrun.rewrite -m cProfile script.py` (pdb, trace, ...): that module
+            # compiles the script itself.
+            lines.append(f"{where} is in a script that another module (cProfile, pdb, trace, ...) compiled and "
+                         "ran as __main__ itself: the launcher rewrites only the script it runs. Run the script "
+                         "directly (python -m frontrun.rewrite your_script.py), or move the code under test into "
+                         "a module it imports")
         elif name == "__main__":
             lines.append(f"{where} is in the script run as __main__, which only the launcher rewrites: "
                          "python -m frontrun.rewrite your_script.py")

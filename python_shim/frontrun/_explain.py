@@ -765,6 +765,9 @@ def _name_globals_used(rt, steps):
         value = namespace.get(step.key) if _is_globals(namespace) else None
         path = f"{namespace.get('__name__', '?')}.{step.key}"
         if kind_is(value, type):
+            # The class itself (`Widget.count += 1`: "object #5 = app.Widget"), and the
+            # containers it holds, named after it.
+            _paths.add_root(value, path)
             for shared, at in _class_state(value, path):
                 _paths.add_root(shared, at)
         elif value is not None and not kind_is(value, _UNNAMED + _NOT_STATE):

@@ -656,17 +656,18 @@ fn deliver(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Option<Py<PyAn
 }
 
 /// Hands an event the runtime made itself (a loop's next step) to the sink, with the same
-/// guarantees as a report: nothing raised, re-entrant reports dropped.
-pub fn deliver_event(py: Python<'_>, mut event: Event) {
+/// guarantees as a report: nothing raised, re-entrant reports dropped. Returns the sink's
+/// answer (an `iter` event's stand-in iterable).
+pub fn deliver_event(py: Python<'_>, mut event: Event) -> Option<Py<PyAny>> {
     if ACTIVE.load(Ordering::Relaxed) == 0 {
-        return;
+        return None;
     }
-    let Some(sink) = SINK.read().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+    let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone()?;
     in_report(py, "loop report", || {
         event.code = calling_code(py);
-        sink(py, &event);
-        Ok(())
-    });
+        Ok(sink(py, &event))
+    })
+    .flatten()
 }
 
 /// Runs `f` as this thread's report: `None` if the thread is already inside one (a report

@@ -91,6 +91,8 @@ pub struct Ops {
     pub format_value: Option<u8>,
     /// 3.13+ FORMAT_WITH_SPEC: the value is under the spec.
     pub format_with_spec: Option<u8>,
+    /// 3.13+ FORMAT_SIMPLE and CONVERT_VALUE: an f-string's value on top (among `reads_top`).
+    pub formats_top: [Option<u8>; 2],
     /// Ops whose pushed value is never a mutable container (a constant, a bool, a str, an
     /// int): an operand they just pushed need not be reported.
     pub pushes_scalar: [bool; 256],
@@ -305,6 +307,7 @@ fn build(t: &OpTable) -> Ops {
         reads_pair,
         format_value: c("FORMAT_VALUE"),
         format_with_spec: c("FORMAT_WITH_SPEC"),
+        formats_top: [c("FORMAT_SIMPLE"), c("CONVERT_VALUE")],
         pushes_scalar,
     }
 }

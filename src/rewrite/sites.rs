@@ -250,6 +250,9 @@ pub(crate) mod role {
 /// The name of a class pattern's report (`case Point(x=0)`): the runtime reads the subject's
 /// attributes, whatever the subject is.
 pub const CLASS_PATTERN: &str = "case Class()";
+/// The name of an f-string's or `format()`'s operand: its text shows what it holds, nested
+/// containers too (as `str(x)` does).
+pub const FORMATTED: &str = "format";
 
 /// Compiler-made closure cells that are not program state.
 const HIDDEN_CELLS: &[&str] = &["__class__", "__classdict__", "__conditional_annotations__"];
@@ -667,10 +670,14 @@ impl<'a> Selector<'a> {
     /// of. The top one is left out when the instruction before pushed a value that is never a
     /// container (a constant, a comparison's bool, a string) and nothing jumps in between.
     fn operands(&mut self, at: usize, depths: &[u32]) {
+        self.named_operands(at, depths, SiteName::None);
+    }
+
+    fn named_operands(&mut self, at: usize, depths: &[u32], name: SiteName) {
         let scalar_top = self.top_pushed_by(at).is_some_and(|op| self.ops.pushes_scalar[op as usize]);
         for &d in depths {
             if !(d == 1 && scalar_top) {
-                self.report(at, SiteKind::Operand, SiteName::None, [Fetch::Depth(d)]);
+                self.report(at, SiteKind::Operand, name, [Fetch::Depth(d)]);
             }
         }
     }
@@ -976,6 +983,8 @@ impl<'a> Selector<'a> {
                 self.report(i, SiteKind::NameDelete, self.site_name(i), []);
             } else if is(Class::WithEnter) {
                 self.report(i, SiteKind::WithEnter, SiteName::None, [d(1)]);
+            } else if is(Class::ReadsTop) && o.formats_top.contains(&Some(self.op(i))) {
+                self.named_operands(i, &[1], SiteName::Symbol(FORMATTED));
             } else if is(Class::ReadsTop) {
                 self.operands(i, &[1]);
             } else if is(Class::MatchPattern) {
@@ -985,9 +994,9 @@ impl<'a> Selector<'a> {
                 self.operands(i, &[2, 1]);
             } else if is(Class::FormatValue) {
                 // FVS_HAVE_SPEC: the format spec is on top of the value.
-                self.operands(i, if arg & 4 != 0 { &[2] } else { &[1] });
+                self.named_operands(i, if arg & 4 != 0 { &[2] } else { &[1] }, SiteName::Symbol(FORMATTED));
             } else if is(Class::FormatWithSpec) {
-                self.operands(i, &[2]);
+                self.named_operands(i, &[2], SiteName::Symbol(FORMATTED));
             } else if is(Class::YieldValue) {
                 // Not in a `yield from` / `await` loop: nothing may be inserted after SEND.
                 self.report(i, SiteKind::Yield, SiteName::None, []);

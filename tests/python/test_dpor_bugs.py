@@ -792,6 +792,64 @@ def test_dict_changed_during_a_loop_is_found(walker):
     check_replays(result, setup, threads, lambda s: True)
 
 
+OWN_ITERABLES = load(
+    """
+    import threading
+
+    class Handlers:
+        def __init__(self):
+            self._by_name = {"a": [], "b": []}
+            self.lock = threading.Lock()
+
+        def __iter__(self):
+            return iter(self._by_name)
+
+        def add(self, name):
+            self._by_name[name] = []
+
+    class ByKeys(Handlers):
+        def __iter__(self):
+            return iter(self._by_name.keys())
+
+    class Locked(Handlers):
+        def __iter__(self):
+            with self.lock:
+                return iter(list(self._by_name))
+
+        def add(self, name):
+            with self.lock:
+                self._by_name[name] = []
+
+    def walk(h):
+        for name in h:
+            pass
+
+    def register(h):
+        h.add("c")
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["Handlers", "ByKeys"])
+def test_a_loop_over_an_object_whose_iter_hands_back_a_dicts_iterator_is_found(kind):
+    # `for name in handlers` where `__iter__` returns `iter(self._by_name)`: the dict was read
+    # where the loop began and never again, so the other thread's insertion was never met.
+    p = OWN_ITERABLES
+    setup = getattr(p, kind)
+    threads = [p.walk, p.register]
+    result = explore(setup, threads, lambda h: True)
+    assert result.failure_kind == "exception", result.explanation
+    assert "dictionary changed size during iteration" in result.explanation
+    assert "for name in h:" in result.explanation
+    check_replays(result, setup, threads, lambda h: True)
+
+
+def test_a_loop_over_an_object_iterating_a_copy_is_safe():
+    p = OWN_ITERABLES
+    result = explore(p.Locked, [p.walk, p.register], lambda h: True)
+    assert result.property_holds is True, result.explanation
+
+
 def test_loop_over_a_copy_is_safe():
     setup = lambda: State(handlers={"a": [], "b": []}, seen=[])  # noqa: E731
     result = explore(setup, [LOOPS.notify_sorted_copy, LOOPS.register], lambda s: True)
@@ -4102,3 +4160,166 @@ def test_explanations_of_objects_that_answer_any_attribute(setup):
     # Nor did frontrun's looks give a Mock children (`f_code`) the program never asked for.
     assert all(not mock._mock_children for mock in made), [list(m._mock_children) for m in made]
     assert len(made) >= 2 or setup != "mock"
+
+
+GETTERS = load(
+    """
+    import operator
+
+    get_x = operator.attrgetter("x")
+
+    def move(p):
+        p.x = 1
+        p.y = 1
+
+    def snapshot(p):
+        p.snap = operator.attrgetter("x", "y")(p)
+
+    def bump_x(p):
+        p.x += 1
+
+    def read_x(p):
+        p.snap = get_x(p)
+
+    def fill(p):
+        p.d["a"] = 1
+        p.d["b"] = 1
+
+    def snapshot_items(p):
+        p.snap = operator.itemgetter("a", "b")(p.d)
+
+    def read_a(p):
+        p.snap = operator.itemgetter("a")(p.d)
+
+    def write_b(p):
+        p.d["b"] = 1
+    """
+)
+
+
+def test_attrgetter_and_itemgetter_calls_read_what_they_get():
+    # `operator.attrgetter("x", "y")(p)` read in C, unseen: a torn (1, 0) snapshot was "safe".
+    p = GETTERS
+    setup = lambda: State(x=0, y=0, snap=None, d={"a": 0, "b": 0})  # noqa: E731
+    torn = lambda s: s.snap in ((0, 0), (1, 1))  # noqa: E731
+    result = explore(setup, [p.snapshot, p.move], torn)
+    assert result.property_holds is False
+    assert 'p.snap = operator.attrgetter("x", "y")(p)' in result.explanation
+    assert explore(setup, [p.snapshot_items, p.fill], torn).property_holds is False
+    # One name or key is that attribute or item alone.
+    assert explore(setup, [p.read_x, p.bump_x], lambda s: True).num_explored == 2
+    assert explore(setup, [p.read_a, p.write_b], lambda s: True).num_explored == 1
+
+
+KEY_WALKS = load(
+    """
+    def count_admins(s):
+        s.admins = sum(1 for name in s.users if name.startswith("admin"))
+
+    def count_by_keys(s):
+        s.admins = len([name for name in s.users.keys() if name.startswith("admin")])
+
+    def total_values(s):
+        s.total = sum(v for v in s.users.values())
+
+    def bump(s):
+        for _ in range(4):
+            s.users["user0"] += 1
+
+    def add_admin(s):
+        s.users["admin1"] = 0
+
+    def step_by_hand(s):
+        it = iter(s.users)
+        next(it)
+        next(it, None)
+
+    def step_set_by_hand(s):
+        it = iter(s.tags)
+        next(it)
+        next(it, None)
+
+    def tag(s):
+        s.tags.add("new")
+    """
+)
+
+
+def test_a_loop_over_a_dicts_keys_commutes_with_stores_to_keys_already_there():
+    # Each step of `for name in d` read the whole dict, so it met every `d[k] += 1` of a key
+    # already there: C(keys + stores, stores) schedules, a timeout for 50 keys and 5 stores.
+    p = KEY_WALKS
+    setup = lambda: State(users={f"user{i}": 0 for i in range(30)}, admins=None, total=None)  # noqa: E731
+    for walker in (p.count_admins, p.count_by_keys):
+        result = explore(setup, [walker, p.bump], lambda s: s.admins == 0)
+        assert result.property_holds is True and result.num_explored == 1, result.num_explored
+        # An insertion is still met at every step.
+        found = explore(setup, [walker, p.add_admin], lambda s: True)
+        assert found.failure_kind == "exception"
+        assert "dictionary changed size during iteration" in found.explanation
+        assert "Race on the size of dict (object #2 = state.users)" in found.explanation
+    # A loop over the values reads them.
+    values = explore(setup, [p.total_values, p.bump], lambda s: s.total in (0, 4))
+    assert values.property_holds is False
+
+
+def test_next_by_hand_on_a_container_iterator_reads_the_container():
+    p = KEY_WALKS
+    setup = lambda: State(users={"a": 0, "b": 0}, tags={"x", "y"})  # noqa: E731
+    result = explore(setup, [p.step_by_hand, p.add_admin], lambda s: True)
+    assert result.failure_kind == "exception" and "dictionary changed size during iteration" in result.explanation
+    result = explore(setup, [p.step_set_by_hand, p.tag], lambda s: True)
+    assert result.failure_kind == "exception" and "Set changed size during iteration" in result.explanation
+
+
+CLASS_COUNTER = load(
+    """
+    class Widget:
+        made = 0
+
+    def make(s):
+        Widget.made += 1
+
+    def reset():
+        Widget.made = 0
+    """,
+    name="dpor_widgets",
+)
+
+
+def test_a_class_reached_as_a_global_is_named_by_its_path():
+    # "Race on Widget.made (object #5):" said nothing of where the class is.
+    p = CLASS_COUNTER
+    result = explore(p.reset, [p.make, p.make], lambda s: p.Widget.made == 2)
+    assert result.property_holds is False
+    assert "Race on Widget.made (object #" in result.explanation
+    assert " = dpor_widgets.Widget):" in result.explanation.splitlines()[0], result.explanation
+
+
+FORMATTED = load(
+    """
+    def show(s):
+        s.text = f"{s.n}"
+
+    def show_spec(s):
+        s.text = f"{s.n!r:>5}"
+
+    def show_list(s):
+        both = [s.n, 1]
+        s.text = f"{both}"
+
+    def grow(s):
+        s.n["k"].append(1)
+        s.n["k"].append(2)
+    """
+)
+
+
+@pytest.mark.parametrize("shower", ["show", "show_spec", "show_list"])
+def test_an_f_string_reads_the_containers_nested_in_its_value(shower):
+    # `f"{s.n}"` read the dict, not the list in it: a text with one of the two appends, which
+    # `str(s.n)` is found to show, was never explored.
+    p = FORMATTED
+    setup = lambda: State(n={"k": [0]}, text=None)  # noqa: E731
+    result = explore(setup, [getattr(p, shower), p.grow], lambda s: "[0, 1]" not in s.text)
+    assert result.property_holds is False, result.num_explored

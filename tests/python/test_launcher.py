@@ -212,6 +212,29 @@ def test_a_race_in_a_command_is_found_and_explained(project):
     assert "thread 0  read   <string>:5" in proc.stdout
 
 
+def test_a_script_another_module_compiles_is_said_to_be_not_rewritten(project):
+    # `-m cProfile script.py` compiles the script itself: the error said to use the launcher,
+    # which the user was using.
+    script = project / "race_under_profile.py"
+    script.write_text(textwrap.dedent(
+        """\
+        import frontrun
+        class S:
+            n = 0
+        def bump(s):
+            s.n += 1
+        try:
+            frontrun.explore_dpor(S, [bump, bump], lambda s: s.n == 2)
+        except frontrun.NotInstrumentedError as exc:
+            print(exc)
+        """
+    ))
+    proc = run([*LAUNCHER, "-m", "cProfile", str(script)], cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "that another module (cProfile, pdb, trace, ...) compiled and ran as __main__ itself" in proc.stdout
+    assert "only the launcher rewrites" not in proc.stdout
+
+
 EXIT_CASES = {
     "normal": "print('hi')",
     "exit-3": "import sys\nsys.exit(3)",

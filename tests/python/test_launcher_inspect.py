@@ -444,3 +444,25 @@ def test_the_projects_configuration_is_what_is_inspected(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\npolicy = "bogus"\n')
     proc = run([*INSPECT, "app", "--out", str(tmp_path / "bad")], cwd=tmp_path)
     assert proc.returncode == 2 and "unknown frontrun policy 'bogus'" in proc.stderr
+
+
+def test_per_pattern_policies_and_excludes_of_the_configuration_apply(tmp_path):
+    # The report said "policy shared" for a module whose include pattern says `all`, and listed
+    # an excluded module as rewritten: the hook does neither.
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.frontrun]\ninclude = ["app.*=all", "app"]\nexclude = ["app.generated"]\n')
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("X = 1\n")
+    (tmp_path / "app" / "mod.py").write_text("def f(p):\n    p.x = p.y + 1\n    return len(p.items)\n")
+    (tmp_path / "app" / "generated.py").write_text("def g(p):\n    p.x = 2\n")
+    out = tmp_path / "out"
+    proc = run([*INSPECT, "app", "--out", str(out)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 3 modules written" in proc.stdout and "1 excluded by [tool.frontrun]" in proc.stdout
+    index = (out / "index.txt").read_text()
+    assert "(policy all)" in next(line for line in index.splitlines() if line.startswith("app.mod "))
+    assert "excluded by an exclude pattern: not rewritten" in next(
+        line for line in index.splitlines() if line.startswith("app.generated "))
+    assert not (out / "app.generated.txt").exists()
+    assert "policy: all" in (out / "app.mod.txt").read_text()
+    assert "policy: shared" in (out / "app.txt").read_text()

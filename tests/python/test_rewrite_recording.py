@@ -808,7 +808,8 @@ def test_operands_whose_contents_are_read():
                                        ("operand", "c", None, 11)]
     assert operands("unpack", c) == [("operand", "c", None, 14), ("operand", "c", None, 15)]
     # The value of each replacement field (once: the conversion's str is not reported again).
-    assert operands("fmt", c) == [("operand", "c", None, 19)] * 3
+    # An f-string's value is named so: its text shows what is nested in it too.
+    assert operands("fmt", c) == [("operand", "c", "format", 19)] * 3
     assert operands("star", c, m) == [("operand", "c", None, 22), ("operand", "m", None, 22),
                                       ("operand", "c", None, 22)]
     # The loop test runs before each iteration and once more at the end.

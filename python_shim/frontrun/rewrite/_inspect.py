@@ -65,6 +65,8 @@ class ModuleResult:
     report_path: str | None = None
     sites: list = field(default_factory=list)
     error: str | None = None
+    policy: str | None = None  # when not the run's own: an include pattern's
+    excluded: bool = False  # by an exclude pattern: not rewritten, as the hook would not
 
     def counts(self) -> Counter:
         return Counter(kind for _line, kind, _name in self.sites)
@@ -408,7 +410,10 @@ def inspect_modules(
     resource_methods: tuple[str, ...],
     version: tuple[int, int],
     interpreter: str | None = None,
+    policy_of=None,
 ) -> list[ModuleResult]:
+    """``policy_of(module)``: the module's own policy (an include pattern's), None when an
+    exclude pattern leaves it alone; default: ``policy`` for every module."""
     current = sys.version_info[:2] == version
     version_text = f"{version[0]}.{version[1]}"
     compiled = {}
@@ -428,16 +433,21 @@ def inspect_modules(
     for module in modules:
         result = ModuleResult(module)
         results.append(result)
+        own = policy_of(module) if policy_of is not None else policy
+        if own is None:
+            result.excluded = True
+            continue
+        result.policy = own if own != policy else None
         try:
             if current:
                 with open(module.path, "rb") as f:
                     source = f.read()
-                pyc, sites, before, after, note = rewrite_current(source, module.path, policy, resource_methods)
+                pyc, sites, before, after, note = rewrite_current(source, module.path, own, resource_methods)
             else:
                 original = compiled[module.path]
                 if isinstance(original, str):
                     raise _CompileFailed(original)
-                pyc, sites, before, after, note = rewrite_other(original, policy, resource_methods)
+                pyc, sites, before, after, note = rewrite_other(original, own, resource_methods)
         except SyntaxError as exc:
             result.error = f"SyntaxError: {exc.msg} (line {exc.lineno})"
             continue
@@ -447,7 +457,7 @@ def inspect_modules(
         except (ValueError, OSError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             continue
-        report = format_report(module, version_text, policy, resource_methods, sites, before, after, note)
+        report = format_report(module, version_text, own, resource_methods, sites, before, after, note)
         pyc_path, report_path = pyc_relpath(module), f"{module.name}.txt"
         try:
             _write(os.path.join(out_dir, pyc_path), pyc)
@@ -474,20 +484,39 @@ def format_index(results: list[ModuleResult], version: str, policy: str, resourc
     width = max([len("module")] + [len(r.module.name) for r in results])
     lines.append(f"{'module':<{width}}  {'sites':>5}  {'pyc':<30}  {'report':<30}  kinds")
     total = Counter()
-    errors = 0
+    errors = excluded = 0
     for r in results:
+        if r.excluded:
+            excluded += 1
+            lines.append(f"{r.module.name:<{width}}  -      excluded by an exclude pattern: not rewritten")
+            continue
         if r.error is not None:
             errors += 1
             lines.append(f"{r.module.name:<{width}}  ERROR  {r.error}")
             continue
         counts = r.counts()
         total.update(counts)
-        lines.append(f"{r.module.name:<{width}}  {len(r.sites):>5}  {r.pyc_path:<30}  {r.report_path:<30}  {_format_counts(counts)}")
+        own = f"  (policy {r.policy})" if r.policy else ""
+        lines.append(f"{r.module.name:<{width}}  {len(r.sites):>5}  {r.pyc_path:<30}  {r.report_path:<30}  "
+                     f"{_format_counts(counts)}{own}")
     lines.append("")
-    ok = len(results) - errors
+    ok = len(results) - errors - excluded
     lines.append(f"total: {ok} module{'s' if ok != 1 else ''} rewritten, {sum(total.values())} sites "
-                 f"({_format_counts(total)}), {errors} error{'s' if errors != 1 else ''}")
+                 f"({_format_counts(total)}), {errors} error{'s' if errors != 1 else ''}"
+                 + (f", {excluded} excluded" if excluded else ""))
     return "\n".join(lines) + "\n"
+
+
+def _policy_as_the_hook(selection):
+    """A module's policy as the hook would choose it (an include pattern's own, None when an
+    exclude pattern matches); the target is inspected even where no include pattern names it."""
+
+    def policy_of(module: ModuleSource):
+        if selection.is_excluded(module.name, module.path):
+            return None
+        return selection.policy_for(module.name, module.path) or selection.policy
+
+    return policy_of
 
 
 def _parse_version(text: str) -> tuple[int, int]:
@@ -533,7 +562,7 @@ def main(argv: list[str]) -> int:
         except (ValueError, TypeError) as exc:  # a malformed [tool.frontrun]
             raise InspectError(str(exc)) from None
         results = inspect_modules(modules, args.out, selection.policy, selection.resource_methods,
-                                  args.python_version, args.python)
+                                  args.python_version, args.python, policy_of=_policy_as_the_hook(selection))
     except InspectError as exc:
         sys.stderr.write(f"python -m frontrun.rewrite inspect: error: {exc}\n")
         return 2
@@ -542,7 +571,9 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"python -m frontrun.rewrite inspect: error: cannot write{where}: {exc.strerror or exc}\n")
         return 2
     failed = [r for r in results if r.error is not None]
-    print(f"{len(results) - len(failed)} of {len(results)} modules written to {args.out} (see index.txt)")
+    excluded = sum(r.excluded for r in results)
+    print(f"{len(results) - len(failed) - excluded} of {len(results)} modules written to {args.out} (see index.txt)"
+          + (f"; {excluded} excluded by [tool.frontrun]" if excluded else ""))
     for r in failed:
         sys.stderr.write(f"{r.module.name}: {r.error}\n")
     return 1 if failed else 0

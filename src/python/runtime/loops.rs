@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use super::report_py::{self, Event, EventKind};
 use super::Inner;
@@ -30,15 +30,33 @@ pub struct LoopIter {
     code: Option<Py<PyAny>>,
     /// `iter(iterable)`, made when `GET_ITER` runs (it may run user code: not inside a report).
     inner: OnceLock<Py<PyAny>>,
+    /// The iterable is the program's own, with its own `__iter__`: what that hands back (the
+    /// iterator of a container it holds, `return iter(self._d)`) is looked through then.
+    discover: bool,
+    /// The loop walks a dict's keys (`for k in d`, `d.keys()`): its steps read which keys the
+    /// dict holds, not their values (`KEYS_ONLY`).
+    keys_only: bool,
 }
+
+/// The key of an `iter`/`iter_next` event whose loop walks a dict's keys alone.
+pub(super) const KEYS_ONLY: &str = "keys";
 
 #[pymethods]
 impl LoopIter {
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
         let me = slf.get();
+        let py = slf.py();
         if me.inner.get().is_none() {
-            let it = me.iterable.bind(slf.py()).try_iter()?;
-            let _ = me.inner.set(it.into_any().unbind());
+            let mut it = me.iterable.bind(py).try_iter()?.into_any();
+            if me.discover && !it.is(me.iterable.bind(py)) {
+                // Marked (key True) as found behind an `__iter__`: not looked behind again.
+                let mut ev = Event::about(py, EventKind::Iter, it.clone().unbind(), me.line, None);
+                ev.key = PyBool::new(py, true).to_owned().into_any().unbind();
+                if let Some(stand_in) = report_py::deliver_event(py, ev) {
+                    it = stand_in.bind(py).try_iter()?.into_any();
+                }
+            }
+            let _ = me.inner.set(it.unbind());
         }
         Ok(slf.clone())
     }
@@ -49,7 +67,11 @@ impl LoopIter {
         };
         for c in &self.containers {
             let code = self.code.as_ref().map(|c| c.clone_ref(py));
-            report_py::deliver_event(py, Event::about(py, EventKind::IterNext, c.clone_ref(py), self.line, code));
+            let mut ev = Event::about(py, EventKind::IterNext, c.clone_ref(py), self.line, code);
+            if self.keys_only {
+                ev.key = pyo3::intern!(py, KEYS_ONLY).clone().into_any().unbind();
+            }
+            report_py::deliver_event(py, ev);
         }
         // SAFETY: attached; `inner` is an iterator (made by PyObject_GetIter); PyIter_Next
         // returns a new reference, or NULL with or without an exception set (the end).
@@ -113,13 +135,31 @@ impl Inner {
     /// `LoopIter` when it reads any (`None`: leave the iterable as it is).
     pub(super) fn on_loop(&self, py: Python<'_>, tid: crate::engine::ThreadId, ev: &Event) -> Option<Py<PyAny>> {
         let obj = ev.obj.bind(py);
-        let containers = self.iterated(obj);
+        let behind_iter = ev.key.bind(py).is(&PyBool::new(py, true));
+        // (A generator behind an `__iter__` runs rewritten code, which reports its own reads.)
+        let containers = if behind_iter && self.is_generator(obj) { Vec::new() } else { self.iterated(obj) };
         if containers.is_empty() {
-            return None;
+            if behind_iter || !self.has_own_iter(obj) {
+                return None;
+            }
+            let wrapper = LoopIter {
+                iterable: ev.obj.clone_ref(py),
+                containers: Vec::new(),
+                line: ev.line,
+                code: ev.code.as_ref().map(|c| c.clone_ref(py)),
+                inner: OnceLock::new(),
+                discover: true,
+                keys_only: false,
+            };
+            return Py::new(py, wrapper).ok().map(|w| w.into_any());
         }
+        let keys_only = containers.len() == 1 && Self::walks_keys(obj, &containers[0]);
         for c in &containers {
             let code = ev.code.as_ref().map(|c| c.clone_ref(py));
-            let read = Event::about(py, EventKind::Iter, c.clone().unbind(), ev.line, code);
+            let mut read = Event::about(py, EventKind::Iter, c.clone().unbind(), ev.line, code);
+            if keys_only {
+                read.key = pyo3::intern!(py, KEYS_ONLY).clone().into_any().unbind();
+            }
             if self.report(py, tid, &read).is_err() {
                 self.raise_async(py);
                 return None;
@@ -131,7 +171,31 @@ impl Inner {
             line: ev.line,
             code: ev.code.as_ref().map(|c| c.clone_ref(py)),
             inner: OnceLock::new(),
+            discover: false,
+            keys_only,
         };
         Py::new(py, wrapper).ok().map(|w| w.into_any())
+    }
+
+    /// Whether a loop over `obj` walks the keys of `dict` (a dict iterated as a dict is: not
+    /// an `OrderedDict`, whose `move_to_end` changes its order but not its size), not values.
+    pub(super) fn walks_keys(obj: &Bound<'_, PyAny>, dict: &Bound<'_, PyAny>) -> bool {
+        let py = obj.py();
+        let dict_iter = py.get_type::<PyDict>().getattr(pyo3::intern!(py, "__iter__"));
+        let plain = dict.is_instance_of::<PyDict>()
+            && dict_iter.is_ok_and(|d| dict.get_type().getattr(pyo3::intern!(py, "__iter__")).is_ok_and(|f| f.is(&d)));
+        plain
+            && (obj.is(dict)
+                || obj.get_type().name().is_ok_and(|n| {
+                    n.to_str().is_ok_and(|n| matches!(n, "dict_keys" | "dict_keyiterator" | "dict_reversekeyiterator"))
+                }))
+    }
+
+    /// Whether `obj`'s class is the program's own and defines `__iter__` in Python.
+    fn has_own_iter(&self, obj: &Bound<'_, PyAny>) -> bool {
+        let t = obj.get_type();
+        Self::is_heap_type(t.as_any())
+            && t.getattr(pyo3::intern!(obj.py(), "__iter__"))
+                .is_ok_and(|f| !f.get_type().is(self.types.slot_wrapper.bind(obj.py())))
     }
 }

@@ -208,6 +208,8 @@ impl DporRuntime {
             object_eq: py.import("builtins")?.getattr("object")?.getattr("__eq__")?.unbind(),
             slot_wrapper: py.import("builtins")?.getattr("object")?.getattr("__eq__")?.get_type().into_any().unbind(),
             ident_mark: py.import("builtins")?.getattr("object")?.call0()?.unbind(),
+            attrgetter: py.import("operator")?.getattr("attrgetter")?.unbind(),
+            itemgetter: py.import("operator")?.getattr("itemgetter")?.unbind(),
             abc_containers: {
                 let abc = py.import("collections.abc")?;
                 let get = |name: &str| abc.getattr(name).map(Bound::unbind);

@@ -10,7 +10,7 @@ use pyo3::types::{
 use super::report_py::{self, Event, EventKind};
 use crate::engine::{AccessKind, Op, ThreadId, SIZE, WHOLE};
 use crate::methods;
-use crate::rewrite::sites::CLASS_PATTERN;
+use crate::rewrite::sites::{CLASS_PATTERN, FORMATTED};
 
 use super::handoff::*;
 
@@ -91,6 +91,9 @@ pub(super) struct Types {
     pub(super) slot_wrapper: Py<PyAny>,
     /// A private object: `(mark, n)` stands for object number `n` inside a key's stand-in.
     pub(super) ident_mark: Py<PyAny>,
+    /// `operator.attrgetter`, `operator.itemgetter`: their calls read in C.
+    pub(super) attrgetter: Py<PyAny>,
+    pub(super) itemgetter: Py<PyAny>,
 }
 
 /// A resource method call: `name` is a default or configured method, or a configured
@@ -310,7 +313,7 @@ impl Inner {
         None
     }
 
-    fn is_heap_type(cls: &Bound<'_, PyAny>) -> bool {
+    pub(super) fn is_heap_type(cls: &Bound<'_, PyAny>) -> bool {
         // SAFETY: a type object's flags.
         cls.cast::<PyType>()
             .is_ok_and(|t| unsafe { pyo3::ffi::PyType_GetFlags(t.as_type_ptr()) } & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0)
@@ -716,6 +719,11 @@ impl Inner {
                     if kind == Write && methods::CONSUMING_METHODS.contains(&name.as_str()) {
                         Self::start_consuming(st, tid, o, &method);
                     }
+                    // A dict's view reads nothing when made: what uses it does (a loop's steps,
+                    // the call that consumes it), so making it is no step.
+                    if matches!(name.as_str(), "keys" | "values" | "items") && obj.is_exact_instance_of::<PyDict>() {
+                        return None;
+                    }
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
                 if let Some((kind, file)) = self.path_method(obj, &name, ev) {
@@ -844,6 +852,15 @@ impl Inner {
                 let k = self.item_key(st, obj, key);
                 Some((Self::access(Read, o, k), "item_load", Some(ev.key.clone_ref(py))))
             }
+            // A step of `for k in d` reads which keys `d` holds, which only insertions and
+            // deletions change ("dictionary changed size during iteration"): stores to keys
+            // already there commute with it, as with `len(d)`.
+            EventKind::Iter | EventKind::IterNext
+                if Self::text(key) == Some(super::loops::KEYS_ONLY) && obj.is_instance_of::<PyDict>() =>
+            {
+                let o = Self::number(st, obj);
+                Some((Self::access(Read, o, SIZE), ev.kind.as_str(), None))
+            }
             // `x in c`, `for x in c`, `if c`, `c == d`, `a, b = c`, f"{c}" read the whole container.
             EventKind::Contains | EventKind::Iter | EventKind::IterNext | EventKind::Operand
                 if self.is_container(obj) =>
@@ -853,14 +870,17 @@ impl Inner {
             }
             EventKind::CallSite if obj.is(self.types.next.bind(py)) => {
                 let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
-                self.resume(st, &first)
+                self.resume(st, &first).or_else(|| self.next_of_iterator(st, &first))
             }
             // `shuffle(x)` through a local name, or a writer passed around.
             EventKind::CallSite if self.writes_first_argument(obj, None) => {
                 let first = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
                 self.container_written(st, &first, None)
             }
-            EventKind::CallSite => self.path_call(st, ev, obj).or_else(|| self.slot_call(st, ev, obj)),
+            EventKind::CallSite => self
+                .path_call(st, ev, obj)
+                .or_else(|| self.slot_call(st, ev, obj))
+                .or_else(|| self.getter_call(st, ev, obj)),
             EventKind::WithEnter => {
                 if self.is_lock_type(obj).is_some() {
                     self.real_acquire(py, st, tid, obj)
@@ -870,6 +890,49 @@ impl Inner {
             }
             _ => None,
         }
+    }
+
+    /// `attrgetter("x")(p)`, `itemgetter(k)(d)` where the rewriter sees the call: the reads
+    /// they make in C. One name (of a dotted one, its first part) or key is that attribute or
+    /// item; several read the whole object. (Called from C, `sorted(ps, key=attrgetter("x"))`,
+    /// they are not seen.)
+    fn getter_call(
+        &self,
+        st: &mut State,
+        ev: &Event,
+        callee: &Bound<'_, PyAny>,
+    ) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        let py = callee.py();
+        let t = callee.get_type();
+        let attributes = t.is(self.types.attrgetter.bind(py));
+        if !attributes && !t.is(self.types.itemgetter.bind(py)) {
+            return None;
+        }
+        let target = ev.args.as_ref()?.bind(py).get_item(0).ok()?;
+        if Self::is_scalar_key(&target) {
+            return None;
+        }
+        // (C's own `__reduce__`: the getter's class and its names or keys.)
+        let parts = callee.call_method0(pyo3::intern!(py, "__reduce__")).ok()?.get_item(1).ok()?;
+        let parts = parts.cast_into::<PyTuple>().ok()?;
+        if attributes {
+            let o = Self::number_owner(st, &target);
+            if parts.len() != 1 {
+                return Some((Self::access(AccessKind::Read, o, WHOLE), "builtin_call", None));
+            }
+            let dotted = parts.get_item(0).ok()?.extract::<String>().ok()?;
+            let name = PyString::new(py, dotted.split('.').next()?).into_any();
+            let k = Self::name_key_of_text(st, &name);
+            return Some((Self::access(AccessKind::Read, o, k), "builtin_call", Some(name.unbind())));
+        }
+        if parts.len() == 1 {
+            return self.slot_access(st, &target, "__getitem__", &parts.get_item(0).ok()?);
+        }
+        if !self.is_container(&target) {
+            return None;
+        }
+        let o = Self::number(st, &target);
+        Some((Self::access(AccessKind::Read, o, WHOLE), "builtin_call", None))
     }
 
     /// The file `target` names (a file object's path, or a path), as the object that stands for
@@ -1042,6 +1105,18 @@ impl Inner {
         }
         let o = *st.exec.generators.get(&(gen.as_ptr() as usize))?;
         Some((Self::access(AccessKind::Write, o, GEN_RUNNING), "resume", None))
+    }
+
+    /// `next(it)` of a builtin iterator of one container (`it = iter(d)`): a read of it, as
+    /// a loop's step is (of a dict's keys alone, for an iterator of its keys).
+    fn next_of_iterator(&self, st: &mut State, it: &Bound<'_, PyAny>) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
+        if self.is_container(it) {
+            return None;
+        }
+        let [container] = <[_; 1]>::try_from(self.iterated(it)).ok()?;
+        let key = if Self::walks_keys(it, &container) { SIZE } else { WHOLE };
+        let o = Self::number(st, &container);
+        Some((Self::access(AccessKind::Read, o, key), "iter_next", None))
     }
 
     /// A step taken inside a generator's frame also writes its "running" (see `GEN_RUNNING`).
@@ -1599,6 +1674,15 @@ impl Inner {
         // the operation reads what it looks at.
         if matches!(ev.kind, EventKind::Operand | EventKind::Contains) {
             let obj = ev.obj.bind(py);
+            // An f-string's value (`f"{s.n}"`): its text shows what is nested in it, as
+            // `str(x)`'s does.
+            if ev.kind == EventKind::Operand
+                && Self::text(ev.key.bind(py)) == Some(FORMATTED)
+                && (self.is_container(obj) || obj.is_exact_instance_of::<PyTuple>())
+            {
+                let read = if self.is_container(obj) { vec![obj.clone()] } else { Vec::new() };
+                return Passed { read, nested_in: vec![obj.clone()], resumed: Vec::new() };
+            }
             if self.is_container(obj) || self.is_generator(obj) {
                 return none();
             }
