@@ -262,12 +262,17 @@ class Selection(_Record):
     def _defaults(self):
         return ((), (), DEFAULT_POLICY, (), os.getcwd(), (), None, None, ())
 
-    def is_excluded(self, name: str, filename: str | None, real: str | None = None) -> bool:
-        if not self.exclude:
-            return False
-        if real is None and filename:
-            real = os.path.normcase(os.path.realpath(filename))
-        aliases = dotted_names(real, self.roots) if real is not None else ()
+    def is_excluded(self, name: str, filename: str | None) -> bool:
+        real = os.path.normcase(os.path.realpath(filename)) if filename else None
+        return self._excluded(name, filename, real, self._aliases(real))
+
+    def _aliases(self, real: str | None) -> list[str]:
+        """The dotted names the patterns match besides the import name (``dotted_names``)."""
+        if real is None or not (self.include or self.exclude):
+            return []
+        return dotted_names(real, self.roots)
+
+    def _excluded(self, name, filename, real, aliases) -> bool:
         return any(pattern.matches(name, filename, aliases, real) for pattern in self.exclude)
 
     def policy_for(self, name: str, filename: str | None) -> str | None:
@@ -277,10 +282,10 @@ class Selection(_Record):
         real = os.path.normcase(os.path.realpath(filename)) if filename else None
         if real is not None and _is_under(real, os.path.normcase(_FRONTRUN_DIR)):
             return None
-        if self.is_excluded(name, filename, real):
+        aliases = self._aliases(real)
+        if self._excluded(name, filename, real, aliases):
             return None
         if self.include:
-            aliases = dotted_names(real, self.roots) if real is not None else ()
             for pattern in self.include:
                 if pattern.matches(name, filename, aliases, real):
                     return pattern.policy or self.policy
@@ -295,6 +300,15 @@ class Selection(_Record):
         if any(_is_under(real, d) for d in self.system_dirs):
             return None
         return self.policy
+
+    def policy_for_target(self, name: str, filename: str | None) -> str | None:
+        """The policy for a module named explicitly (the script the launcher runs, the target
+        of ``inspect``): ``policy_for``'s, else the global policy unless an exclude pattern
+        matches it (None)."""
+        policy = self.policy_for(name, filename)
+        if policy is None and not self.is_excluded(name, filename):
+            policy = self.policy
+        return policy
 
     def describe(self) -> str:
         include = ", ".join(p.text + (f"={p.policy}" if p.policy else "") for p in self.include)

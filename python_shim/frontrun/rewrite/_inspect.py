@@ -507,18 +507,6 @@ def format_index(results: list[ModuleResult], version: str, policy: str, resourc
     return "\n".join(lines) + "\n"
 
 
-def _policy_as_the_hook(selection):
-    """A module's policy as the hook would choose it (an include pattern's own, None when an
-    exclude pattern matches); the target is inspected even where no include pattern names it."""
-
-    def policy_of(module: ModuleSource):
-        if selection.is_excluded(module.name, module.path):
-            return None
-        return selection.policy_for(module.name, module.path) or selection.policy
-
-    return policy_of
-
-
 def _parse_version(text: str) -> tuple[int, int]:
     try:
         major, minor = (int(part) for part in text.split("."))
@@ -562,7 +550,8 @@ def main(argv: list[str]) -> int:
         except (ValueError, TypeError) as exc:  # a malformed [tool.frontrun]
             raise InspectError(str(exc)) from None
         results = inspect_modules(modules, args.out, selection.policy, selection.resource_methods,
-                                  args.python_version, args.python, policy_of=_policy_as_the_hook(selection))
+                                  args.python_version, args.python,
+                                  policy_of=lambda m: selection.policy_for_target(m.name, m.path))
     except InspectError as exc:
         sys.stderr.write(f"python -m frontrun.rewrite inspect: error: {exc}\n")
         return 2

@@ -239,9 +239,7 @@ def _compile_main(source: bytes, path: str, finder):
     from frontrun.rewrite._hook import FrontrunLoader
 
     selection = finder.selection
-    policy = selection.policy_for("__main__", path)
-    if policy is None and not selection.is_excluded("__main__", path):
-        policy = selection.policy
+    policy = selection.policy_for_target("__main__", path)
     if policy is None:
         return compile(source, path, "exec", dont_inherit=True)
     return FrontrunLoader("__main__", path, policy, selection).source_to_code(source, path)

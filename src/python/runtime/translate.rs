@@ -1676,12 +1676,10 @@ impl Inner {
             let obj = ev.obj.bind(py);
             // An f-string's value (`f"{s.n}"`): its text shows what is nested in it, as
             // `str(x)`'s does.
-            if ev.kind == EventKind::Operand
-                && Self::text(ev.key.bind(py)) == Some(FORMATTED)
-                && (self.is_container(obj) || obj.is_exact_instance_of::<PyTuple>())
+            // (A tuple operand never gets here: its report is dropped as immutable.)
+            if ev.kind == EventKind::Operand && Self::text(ev.key.bind(py)) == Some(FORMATTED) && self.is_container(obj)
             {
-                let read = if self.is_container(obj) { vec![obj.clone()] } else { Vec::new() };
-                return Passed { read, nested_in: vec![obj.clone()], resumed: Vec::new() };
+                return Passed { read: vec![obj.clone()], nested_in: vec![obj.clone()], resumed: Vec::new() };
             }
             if self.is_container(obj) || self.is_generator(obj) {
                 return none();
