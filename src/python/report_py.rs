@@ -525,10 +525,12 @@ fn make_event(py: Python<'_>, site: &Bound<'_, PyTuple>, values: &[Bound<'_, PyA
         | SiteKind::CellStore
         | SiteKind::CellDelete
         | SiteKind::Inplace => event.obj = value(0)?,
-        SiteKind::WithEnter | SiteKind::Iter => {
+        SiteKind::WithEnter => {
             event.obj = value(0)?;
             event.key = none();
         }
+        // The key is the site's name: None, or `yield from`'s.
+        SiteKind::Iter => event.obj = value(0)?,
         SiteKind::Contains => {
             event.obj = value(0)?;
             event.key = if values.len() > 1 { value(1)? } else { none() };

@@ -42,6 +42,8 @@ pub struct Facts {
     pub binary_op_subscr: Option<u32>,
     /// `LOAD_SPECIAL` arguments of `__enter__` and `__aenter__` (3.14+ `with`).
     pub load_special_enter: Option<(u32, u32)>,
+    /// 3.15: GET_ITER with a nonzero argument starts a `yield from` (GET_YIELD_FROM_ITER before).
+    pub get_iter_arg_yield_from: bool,
     /// The op that pushes a cell object by its deref index: LOAD_CLOSURE until 3.12; from
     /// 3.13 LOAD_CLOSURE is a pseudo-op the compiler turns into LOAD_FAST on the same index.
     pub cell_push: &'static str,
@@ -74,6 +76,7 @@ impl Facts {
                 binary_op_inplace: None,
                 binary_op_subscr: None,
                 load_special_enter: None,
+                get_iter_arg_yield_from: false,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: false,
                 line_event_after_resume: false,
@@ -86,6 +89,7 @@ impl Facts {
                 binary_op_inplace: Some((13, 25)),
                 binary_op_subscr: None,
                 load_special_enter: None,
+                get_iter_arg_yield_from: false,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: false,
                 line_event_after_resume: false,
@@ -98,6 +102,7 @@ impl Facts {
                 binary_op_inplace: Some((13, 25)),
                 binary_op_subscr: None,
                 load_special_enter: None,
+                get_iter_arg_yield_from: false,
                 cell_push: "LOAD_CLOSURE",
                 line_event_after_inlined_call: true,
                 line_event_after_resume: true,
@@ -110,6 +115,7 @@ impl Facts {
                 binary_op_inplace: Some((13, 25)),
                 binary_op_subscr: None,
                 load_special_enter: None,
+                get_iter_arg_yield_from: false,
                 cell_push: "LOAD_FAST",
                 line_event_after_inlined_call: false,
                 line_event_after_resume: true,
@@ -122,6 +128,7 @@ impl Facts {
                 binary_op_inplace: Some((13, 25)),
                 binary_op_subscr: Some(26),
                 load_special_enter: Some((0, 2)),
+                get_iter_arg_yield_from: version == (3, 15),
                 cell_push: "LOAD_FAST",
                 line_event_after_inlined_call: false,
                 line_event_after_resume: true,

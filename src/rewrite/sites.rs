@@ -160,6 +160,7 @@ enum Class {
     Inplace310,
     ContainsOp,
     GetIter,
+    GetYieldFromIter,
     StoreGlobal,
     DeleteGlobal,
     StoreDeref,
@@ -205,6 +206,7 @@ fn classes(o: &Ops) -> [Class; 256] {
         (o.binary_op, Class::BinaryOp),
         (o.contains_op, Class::ContainsOp),
         (o.get_iter, Class::GetIter),
+        (o.get_yield_from_iter, Class::GetYieldFromIter),
         (o.store_global, Class::StoreGlobal),
         (o.delete_global, Class::DeleteGlobal),
         (o.store_deref, Class::StoreDeref),
@@ -253,6 +255,10 @@ pub const CLASS_PATTERN: &str = "case Class()";
 /// The name of an f-string's or `format()`'s operand: its text shows what it holds, nested
 /// containers too (as `str(x)` does).
 pub const FORMATTED: &str = "format";
+
+/// The name of `yield from`'s `iter` report: only a container's iterator may be stood in for,
+/// since a generator's (or an iterator's own) `send` and `throw` must reach it.
+pub const YIELD_FROM: &str = "yield from";
 
 /// Compiler-made closure cells that are not program state.
 const HIDDEN_CELLS: &[&str] = &["__class__", "__classdict__", "__conditional_annotations__"];
@@ -963,6 +969,10 @@ impl<'a> Selector<'a> {
             } else if is(Class::ContainsOp) {
                 // The container, then the value looked for: `k in d` asks for one key.
                 self.report(i, SiteKind::Contains, SiteName::None, [d(1), d(2)]);
+            } else if is(Class::GetYieldFromIter)
+                || (is(Class::GetIter) && self.facts.get_iter_arg_yield_from && arg != 0)
+            {
+                self.report(i, SiteKind::Iter, SiteName::Symbol(YIELD_FROM), [d(1)]);
             } else if is(Class::GetIter) {
                 // The loop header, never a FOR_ITER target (`insertable` refuses those).
                 self.report(i, SiteKind::Iter, SiteName::None, [d(1)]);

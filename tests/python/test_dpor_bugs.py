@@ -879,6 +879,75 @@ def test_generator_over_a_list_sees_a_removal_midway():
     check_replays(result, setup, threads, inv)
 
 
+YIELD_FROM = load(
+    """
+    import collections
+
+    def items_of(s):
+        yield from s.items
+
+    def walk_by_yield_from(s):
+        s.seen = list(items_of(s))
+
+    def remove_first(s):
+        s.items.remove(1)
+
+    def echo():
+        got = []
+        try:
+            while True:
+                v = yield len(got)
+                if v is None:
+                    return got
+                got.append(v)
+        except KeyError:
+            yield "thrown"
+
+    def relay(inner):
+        return (yield from inner)
+
+    class Seq(collections.UserList):
+        pass
+
+    def drive(s):
+        # send() and throw() reach what `yield from` delegates to, as without frontrun.
+        out = []
+        g = relay(echo())
+        next(g)
+        g.send("a")
+        g.send("b")
+        try:
+            g.send(None)
+        except StopIteration as e:
+            out.append(e.value)
+        g = relay(echo())
+        next(g)
+        out.append(g.throw(KeyError))
+        g = relay(s.seq)  # a Sequence's __iter__ is a generator: send() reaches it
+        out.append(next(g))
+        out.append(g.send("x"))
+        s.seen.append(out)
+    """
+)
+
+
+def test_yield_from_a_list_sees_a_removal_midway():
+    setup = lambda: State(items=[1, 2, 3], seen=None)  # noqa: E731
+    inv = lambda s: s.seen in ([1, 2, 3], [2, 3])  # noqa: E731
+    threads = [YIELD_FROM.walk_by_yield_from, YIELD_FROM.remove_first]
+    result = explore(setup, threads, inv)
+    assert result.failure_kind == "invariant", result.explanation
+    assert "yield from s.items" in result.explanation
+    check_replays(result, setup, threads, inv)
+
+
+def test_yield_from_keeps_send_and_throw():
+    setup = lambda: State(seen=[], seq=YIELD_FROM.Seq([1, 2]))  # noqa: E731
+    expected = [["a", "b"], "thrown", 1, 2]
+    result = explore(setup, [YIELD_FROM.drive, YIELD_FROM.drive], lambda s: s.seen == [expected] * 2)
+    assert result.property_holds is True, result.explanation
+
+
 def test_set_changed_during_a_loop_is_found():
     setup = lambda: State(tags={"x", "y", "z"}, seen=[])  # noqa: E731
     result = explore(setup, [LOOPS.walk_tags, LOOPS.drop_tag], lambda s: True)

@@ -257,6 +257,18 @@ def test_load_special_arguments():
     assert names.index("__enter__") == 0 and names.index("__aenter__") == 2
 
 
+def test_yield_from_iterable_op():
+    """Facts::get_iter_arg_yield_from: 3.15 starts `yield from` with GET_ITER and a nonzero
+    argument (a `for` has 0); before, with GET_YIELD_FROM_ITER."""
+    code = compile_source("def f(x):\n    for i in x: pass\n    yield from x\n")
+    ops = [(i.opname, i.arg) for i in dis.get_instructions(nested(code, "f")) if "ITER" in i.opname]
+    if VERSION >= (3, 15):
+        assert "GET_YIELD_FROM_ITER" not in dis.opmap
+        assert ops[0] == ("GET_ITER", 0) and ops[-1][0] == "GET_ITER" and ops[-1][1] != 0
+    else:
+        assert ops[0][0] == "GET_ITER" and ops[-1][0] == "GET_YIELD_FROM_ITER"
+
+
 def test_calling_convention_and_cells():
     code = compile_source("def f():\n    g(1)\n")
     ops = [i.opname for i in dis.get_instructions(nested(code, "f"))]

@@ -189,6 +189,9 @@ def test_container_reads_by_builtins_in_and_for():
 
         def scalars(text, n):
             return len(text), n in (1, 2), [c for c in text]
+
+        def delegate(lst):
+            yield from lst
         """
     )
     lst, d = [3, 1, 2], {"k": 1}
@@ -216,6 +219,11 @@ def test_container_reads_by_builtins_in_and_for():
     result, events = record(ns["scalars"], "ab", 2)
     assert result == (2, True, ["a", "b"])
     assert [e.kind for e in events] == ["global_load"]
+    # `yield from`'s iterable is read as a loop's is, named so its iterator keeps send/throw.
+    gen = ns["delegate"](lst)
+    result, events = record(list, gen)
+    assert result == lst
+    assert shown(events, lst=lst) == [("iter", "lst", "yield from", 24)]
     assert_no_report_errors()
 
 

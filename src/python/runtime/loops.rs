@@ -15,6 +15,7 @@ use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use super::report_py::{self, Event, EventKind};
 use super::Inner;
+use crate::rewrite::sites::YIELD_FROM;
 
 /// How deep `Inner::iterated` looks through iterators for the containers underneath
 /// (`enumerate(zip(d.items(), lst))` is four levels).
@@ -135,11 +136,20 @@ impl Inner {
     /// `LoopIter` when it reads any (`None`: leave the iterable as it is).
     pub(super) fn on_loop(&self, py: Python<'_>, tid: crate::engine::ThreadId, ev: &Event) -> Option<Py<PyAny>> {
         let obj = ev.obj.bind(py);
-        let behind_iter = ev.key.bind(py).is(&PyBool::new(py, true));
+        let key = ev.key.bind(py);
+        let behind_iter = key.is(&PyBool::new(py, true));
+        // `yield from` sends into its iterator and throws into it: only the iterator of a
+        // builtin container, view or iterator (which has neither) may be stood in for.
+        let yield_from = key.extract::<&str>().is_ok_and(|k| k == YIELD_FROM);
+        let builtin = !Self::is_heap_type(obj.get_type().as_any()) && !self.is_generator(obj);
         // (A generator behind an `__iter__` runs rewritten code, which reports its own reads.)
-        let containers = if behind_iter && self.is_generator(obj) { Vec::new() } else { self.iterated(obj) };
+        let containers = if (behind_iter && self.is_generator(obj)) || (yield_from && !builtin) {
+            Vec::new()
+        } else {
+            self.iterated(obj)
+        };
         if containers.is_empty() {
-            if behind_iter || !self.has_own_iter(obj) {
+            if behind_iter || yield_from || !self.has_own_iter(obj) {
                 return None;
             }
             let wrapper = LoopIter {
