@@ -4392,3 +4392,54 @@ def test_an_f_string_reads_the_containers_nested_in_its_value(shower):
     setup = lambda: State(n={"k": [0]}, text=None)  # noqa: E731
     result = explore(setup, [getattr(p, shower), p.grow], lambda s: "[0, 1]" not in s.text)
     assert result.property_holds is False, result.num_explored
+
+
+LIFETIMES = load(
+    """
+    import threading
+    import weakref
+
+    class Resource:
+        def __init__(self, s):
+            self.s = s
+            with s.lock:
+                s.live += 1
+
+        def __del__(self):
+            with self.s.lock:
+                self.s.live -= 1
+
+    class Entry:
+        def __init__(self, key):
+            self.key = key
+
+    def use_and_drop(s):
+        r = Resource(s)
+        s.seen.append(r.s is s)
+        del r
+        s.after.append(s.live)
+
+    def cache_and_drop(s):
+        e = Entry("k")
+        s.cache["k"] = e
+        s.seen.append(e.key)
+        del e
+        s.after.append("k" in s.cache)
+    """
+)
+
+
+def test_an_object_the_threads_let_go_of_dies_as_without_frontrun():
+    # Numbering an object (for its accesses) kept it alive to the end of the execution, so
+    # its __del__ never ran at `del` and a WeakValueDictionary entry never went.
+    p = LIFETIMES
+    setup = lambda: State(lock=threading.Lock(), live=0, seen=[], after=[])  # noqa: E731
+    result = explore(setup, [p.use_and_drop], lambda s: s.live == 0 and s.after == [0])
+    assert result.property_holds is True, result.explanation
+    result = explore(setup, [p.use_and_drop, p.use_and_drop], lambda s: s.live == 0)
+    assert result.property_holds is True, result.explanation
+    import weakref
+
+    setup = lambda: State(cache=weakref.WeakValueDictionary(), seen=[], after=[])  # noqa: E731
+    result = explore(setup, [p.cache_and_drop], lambda s: s.after == [False] and len(s.cache) == 0)
+    assert result.property_holds is True, result.explanation

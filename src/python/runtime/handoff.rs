@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule, PyString};
+use pyo3::types::{PyDict, PyModule, PyString, PyWeakrefMethods, PyWeakrefReference};
 
 use crate::engine::{
     counted, swapped, Access, AccessKind, Choice, Deadlock, Explorer, KeyNames, Op, Rename, ThreadId, NO_ITEM, SIZE,
@@ -252,7 +252,7 @@ pub(super) struct Exec {
     pub(super) objects: HashMap<usize, u64>,
     /// The objects named so far, in the order they were named (and the products that share a
     /// name, in places no name has): an object's place here, plus one, is its number as shown.
-    pub(super) refs: Vec<Option<Py<PyAny>>>,
+    pub(super) refs: Vec<Option<Held>>,
     /// Each name's place in `refs` (`Inner::number`).
     pub(super) slots: HashMap<u64, usize>,
     /// Names given to cooperative locks when they were made (`reserve_name`), by address,
@@ -317,10 +317,50 @@ pub(super) fn made_by(n: u64) -> Option<(u64, u64)> {
     (MADE_NAMES..MADE_NAMES << 1).contains(&n).then(|| ((n - MADE_NAMES) >> 24, n & 0xFF_FFFF))
 }
 
+/// How `Exec::refs` holds a numbered object: weakly if it can be (an instance of a class of
+/// Python code), so that it dies when the program lets go of it, as it would without frontrun
+/// (its `__del__` runs, its weak references and `WeakValueDictionary` entries go); else
+/// strongly, so that its address names no other object while the execution runs.
+pub(super) enum Held {
+    Strong(Py<PyAny>),
+    Weak(Py<PyWeakrefReference>),
+}
+
+impl Held {
+    pub(super) fn of(obj: &Bound<'_, PyAny>) -> Held {
+        if Inner::is_heap_type(obj.get_type().as_any()) {
+            if let Ok(weak) = PyWeakrefReference::new(obj) {
+                return Held::Weak(weak.unbind());
+            }
+        }
+        Held::Strong(obj.clone().unbind())
+    }
+
+    /// The object, unless it has died.
+    pub(super) fn get<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        match self {
+            Held::Strong(o) => Some(o.bind(py).clone()),
+            Held::Weak(w) => w.bind(py).upgrade(),
+        }
+    }
+
+    fn is_dead(&self, py: Python<'_>) -> bool {
+        matches!(self, Held::Weak(w) if w.bind(py).upgrade().is_none())
+    }
+}
+
 impl Exec {
-    /// The object named `n` in this execution.
-    pub(super) fn object(&self, n: u64) -> Option<&Py<PyAny>> {
-        self.slots.get(&n).and_then(|&i| self.refs[i].as_ref())
+    /// The object named `n` in this execution, unless it has died.
+    pub(super) fn object<'py>(&self, py: Python<'py>, n: u64) -> Option<Bound<'py, PyAny>> {
+        self.slots.get(&n).and_then(|&i| self.refs[i].as_ref()).and_then(|h| h.get(py))
+    }
+
+    /// The number of the object at address `ptr`, unless the object numbered there has died
+    /// (the address may be another object's now).
+    pub(super) fn number_at(&self, py: Python<'_>, ptr: usize) -> Option<u64> {
+        let n = *self.objects.get(&ptr)?;
+        let dead = self.slots.get(&n).and_then(|&i| self.refs[i].as_ref()).is_some_and(|h| h.is_dead(py));
+        (!dead).then_some(n)
     }
 
     /// Whether this execution has named an object `n` (or a lock it made: `reserved`).
@@ -1032,12 +1072,12 @@ impl Inner {
                 } else {
                     format!("[{}]", self.key_text(st, obj, key))
                 };
-                let object = st.exec.object(obj);
-                let tname = object.map(|o| {
-                    Python::attach(|py| o.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default())
+                let (tname, module) = Python::attach(|py| match st.exec.object(py, obj) {
+                    Some(o) => (o.get_type().name().map(|n| n.to_string()).ok(), module_named_by(&o)),
+                    None => (None, None),
                 });
                 // A global is a name in a module's namespace: named as the explanation names it.
-                if let Some(module) = object.and_then(|o| Python::attach(|py| module_named_by(o.bind(py)))) {
+                if let Some(module) = module {
                     if let Some(name) = what.strip_prefix('.') {
                         return format!("{verb} global {module}.{name}");
                     }

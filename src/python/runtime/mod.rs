@@ -688,7 +688,7 @@ impl DporRuntime {
     /// The object numbered `n` in the last execution.
     fn object(&self, py: Python<'_>, n: u64) -> Option<Py<PyAny>> {
         let st = self.inner.lock_state(py);
-        st.exec.object(n).map(|o| o.clone_ref(py))
+        st.exec.object(py, n).map(Bound::unbind)
     }
 
     /// A cooperative lock just made: named by its maker (the explored thread, or `setup()`) and
@@ -697,7 +697,7 @@ impl DporRuntime {
         let maker = self.inner.current().map_or(SETUP_MAKER, |t| t as u64);
         let mut st = self.inner.lock_state(py);
         let ptr = lock.as_ptr() as usize;
-        if st.exec.objects.contains_key(&ptr) || st.exec.reserved.contains_key(&ptr) {
+        if st.exec.number_at(py, ptr).is_some() || st.exec.reserved.contains_key(&ptr) {
             return;
         }
         let made = st.exec.made.entry(maker).or_insert(0);

@@ -176,7 +176,7 @@ pub(super) fn type_is(obj: &Bound<'_, PyAny>, t: &Bound<'_, PyAny>) -> bool {
 impl Inner {
     pub(super) fn number(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
         let ptr = obj.as_ptr() as usize;
-        if let Some(&n) = st.exec.objects.get(&ptr) {
+        if let Some(n) = st.exec.number_at(obj.py(), ptr) {
             return n;
         }
         let place = st.exec.refs.len();
@@ -185,7 +185,7 @@ impl Inner {
         let n = st.exec.reserved.remove(&ptr).unwrap_or(place as u64 + 1);
         st.exec.objects.insert(ptr, n);
         st.exec.slots.insert(n, place);
-        st.exec.refs.push(Some(obj.clone().unbind()));
+        st.exec.refs.push(Some(Held::of(obj)));
         n
     }
 
@@ -194,7 +194,7 @@ impl Inner {
     /// thread that acquires it waits. A real lock's release is seen at the releasing thread's
     /// next report or exit (`released_real_lock`).
     pub(super) fn lock_number(st: &mut State, lock: &Bound<'_, PyAny>) -> u64 {
-        let fresh = !st.exec.objects.contains_key(&(lock.as_ptr() as usize));
+        let fresh = st.exec.number_at(lock.py(), lock.as_ptr() as usize).is_none();
         let n = Self::number(st, lock);
         if fresh && Self::held_before(lock) {
             st.exec.owners.insert(n, ROOT);
@@ -229,7 +229,7 @@ impl Inner {
     fn attribute_dict(&self, st: &mut State, owner: &Bound<'_, PyAny>, o: u64) {
         let Some(dict) = self.attributes_of(owner) else { return };
         let ptr = dict.as_ptr() as usize;
-        if dict.cast_exact::<PyDict>().is_err() || st.exec.objects.contains_key(&ptr) {
+        if dict.cast_exact::<PyDict>().is_err() || st.exec.number_at(owner.py(), ptr).is_some() {
             return;
         }
         st.exec.objects.insert(ptr, o);
@@ -765,10 +765,10 @@ impl Inner {
                 }
                 let owner = Self::number(st, obj);
                 let ptr = result.as_ptr() as usize;
-                if let std::collections::hash_map::Entry::Vacant(slot) = st.exec.objects.entry(ptr) {
-                    slot.insert(owner);
+                if st.exec.number_at(py, ptr).is_none() {
+                    st.exec.objects.insert(ptr, owner);
                     // Kept alive (its address names the owner) in a slot no number uses.
-                    st.exec.refs.push(Some(result.clone().unbind()));
+                    st.exec.refs.push(Some(Held::Strong(result.clone().unbind())));
                 }
                 None
             }
@@ -1138,7 +1138,7 @@ impl Inner {
     }
 
     fn watched_frame(st: &State, frame: &Bound<'_, PyAny>) -> Option<u64> {
-        let n = *st.exec.objects.get(&(frame.as_ptr() as usize))?;
+        let n = st.exec.number_at(frame.py(), frame.as_ptr() as usize)?;
         st.exec.gen_frames.contains(&n).then_some(n)
     }
 
@@ -1264,8 +1264,7 @@ impl Inner {
         }
         let loads: Vec<(Py<PyAny>, Py<PyAny>)> =
             st.exec.threads[tid].last_loads.iter().rev().map(|(o, k)| (o.clone_ref(py), k.clone_ref(py))).collect();
-        let Some(lock) = st.exec.object(lock_n) else { return };
-        let lock = lock.bind(py).clone();
+        let Some(lock) = st.exec.object(py, lock_n) else { return };
         for (owner, name) in loads {
             let (owner, name) = (owner.bind(py), name.bind(py));
             let value = if let Ok(d) = owner.cast::<PyDict>() {
@@ -1515,7 +1514,7 @@ impl Inner {
         for arg in passed.read {
             // `lst.extend(lst)`: the receiver's own access covers it; `list(d.keys())`: so does
             // the read of `d` the thread took last, with no other thread in between.
-            let covered = st.exec.objects.get(&(arg.as_ptr() as usize)).is_some_and(|&o| {
+            let covered = st.exec.number_at(py, arg.as_ptr() as usize).is_some_and(|o| {
                 just_read == Some(o)
                     || own
                         .iter()
