@@ -815,6 +815,12 @@ impl Emitter<'_> {
     fn out_of_line(&mut self, code: &mut Code, served: Served, start: Label, emit: impl FnOnce(&mut Self, &mut Code)) {
         std::mem::swap(&mut self.out, &mut self.tail);
         std::mem::swap(&mut self.injected, &mut self.tail_injected);
+        // An unreachable NOP on the line starts the line's range here, so the start that a
+        // debugger's jump to the line may land on (`frame.f_lineno = n` picks the start with the
+        // deepest stack it is compatible with) is never this code, whose stack holds the
+        // operands the line pushed before its report.
+        self.out.push(Instr::new(self.inj.ops.nop, 0).at(served.0));
+        self.injected.push(true);
         let first = self.out.len();
         let next = code.new_label();
         self.inj.out_of_line_start(next, served.0, &mut self.out);

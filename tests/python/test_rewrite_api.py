@@ -165,8 +165,9 @@ def test_rewrite_report():
     injected_ops = {"COPY", "DUP_TOP", "ROT_N", "ROT_TWO", "LOAD_CONST", "CALL", "PRECALL", "CALL_FUNCTION",
                     "POP_TOP", "SWAP", "NOT_TAKEN", "LOAD_CLOSURE", "LOAD_FAST", "LOAD_GLOBAL",
                     "POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_FALSE", "JUMP_FORWARD",
-                    # 3.14+: guards jump to reports placed after the code, which jump back.
-                    "POP_JUMP_IF_TRUE", "JUMP_BACKWARD_NO_INTERRUPT"}
+                    # 3.14+: guards jump to reports placed after the code, which jump back;
+                    # each such block is preceded by an unreachable NOP on its line.
+                    "POP_JUMP_IF_TRUE", "JUMP_BACKWARD_NO_INTERRUPT", "NOP"}
     assert marked and {opname(line) for line in marked} <= injected_ops | original_ops
     assert any("__frontrun_on__" in line for line in marked)
     # The original instructions are all there, unmarked.

@@ -178,7 +178,7 @@ JUMP_SOURCE = textwrap.dedent(
     class O:
         def __init__(self):
             self.x = 0
-            self.items = []
+            self.items = [0]
             self.ctx = contextlib.nullcontext()
 
     def lines(output, o):
@@ -191,6 +191,24 @@ JUMP_SOURCE = textwrap.dedent(
                 i)
             o.items.append(i)
         output.append(o.items[-1])
+
+    def deep(output, o):
+        # Lines whose reports come after operands are pushed (`total > 5`), jumped to from
+        # inside a `with`, a `for` and an `except`, whose stack entries such a report's
+        # out-of-line code (3.14+) must not take for its operands.
+        total = 7
+        with o.ctx:
+            total += len(output)
+        if total > 5:
+            output.append(total)
+        for i in [1, 2]:
+            total += i
+        total += i + o.items[0]
+        try:
+            output.append(o.missing)
+        except AttributeError:
+            output.append(total)
+        output.append(total > 5)
 
     def blocks(output, o):
         try:
@@ -253,7 +271,7 @@ def test_debugger_jumps_unchanged(guard):
     statements = {node.name: sorted({s.lineno for s in ast.walk(node) if isinstance(s, ast.stmt)} - {node.lineno})
                   for node in ast.parse(JUMP_SOURCE).body if isinstance(node, ast.FunctionDef)}
     compared = 0
-    for name in ("lines", "blocks"):
+    for name in ("lines", "blocks", "deep"):
         body = statements[name]
         assert rewritten[name].__code__.co_code != plain[name].__code__.co_code
         for from_line in body:
