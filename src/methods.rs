@@ -13,7 +13,7 @@ pub struct MethodTables {
     pub container: NameSet,
     /// Synchronisation methods (reported as `call` before the call, like container methods).
     pub sync: NameSet,
-    /// pathlib file methods (`PATH_READS`, `PATH_WRITES`, `open`).
+    /// pathlib file methods (`PATH_METHODS`).
     pub path: NameSet,
     pub builtin: NameSet,
     /// Builtins that read their first argument's size or contents, reported only when called
@@ -135,10 +135,34 @@ pub const SYNC_METHODS: &[&str] = &[
 /// mode). Reported like container methods (receiver and name, before the call); the runtime
 /// acts only on a `pathlib.PurePath` receiver. (`replace` is left out: `str.replace` is
 /// everywhere; `rename` is the common spelling.)
-pub const PATH_READS: &[&str] =
-    &["exists", "is_file", "is_dir", "is_symlink", "stat", "lstat", "read_text", "read_bytes", "iterdir", "samefile"];
-pub const PATH_WRITES: &[&str] =
-    &["write_text", "write_bytes", "touch", "mkdir", "rmdir", "unlink", "rename", "chmod", "symlink_to", "hardlink_to"];
+/// pathlib methods that use the files their path names (`_dpor._PATH_METHODS` says how).
+pub const PATH_METHODS: &[&str] = &[
+    "exists",
+    "is_file",
+    "is_dir",
+    "is_symlink",
+    "stat",
+    "lstat",
+    "read_text",
+    "read_bytes",
+    "samefile",
+    "iterdir",
+    "glob",
+    "rglob",
+    "walk",
+    "write_text",
+    "write_bytes",
+    "touch",
+    "mkdir",
+    "rmdir",
+    "unlink",
+    "symlink_to",
+    "hardlink_to",
+    "rename",
+    "replace",
+    "chmod",
+    "open",
+];
 
 /// Callables (by the name they are called through) that read or write the state of their
 /// first argument: the report carries the callable, whose identity the runtime checks.
@@ -194,7 +218,7 @@ impl MethodTables {
             resource,
             container: set(CONTAINER_METHODS),
             sync: set(SYNC_METHODS),
-            path: set(PATH_READS).into_iter().chain(set(PATH_WRITES)).chain(set(&["open"])).collect(),
+            path: set(PATH_METHODS),
             builtin: set(STATE_BUILTINS),
             reading: set(READING_BUILTINS),
             holding: set(HOLDING_METHODS),

@@ -684,20 +684,105 @@ SEPARATE_CONNECTIONS = (
 )
 
 
-# Calls that name a file by a path argument: (function, index of that argument, how it uses the
-# file: PATH_READ, PATH_WRITE, or PATH_OPEN by the mode in the next argument). A move's path is
-# its destination. (`io.open` is `builtins.open`.)
-PATH_READ, PATH_WRITE, PATH_OPEN = 0, 1, 2
+# Calls that name a file by a path argument: (function, index of that argument, how it uses
+# it). A file or directory is one resource by its real path; a directory's resource stands for
+# the names it holds, so what creates, removes or renames an entry writes its directory too, and
+# a listing reads it. (`io.open` is `builtins.open`.)
+PATH_READ, PATH_WRITE, PATH_OPEN, PATH_LIST, PATH_ENTRY, PATH_MOVE, PATH_COPY, PATH_GLOB, PATH_OS_OPEN = range(9)
 _PATH_FUNCTIONS = (
-    [(builtins.open, 0, PATH_OPEN)]
-    + [(f, 0, PATH_READ) for f in (os.stat, os.lstat, os.listdir, os.scandir, os.access, os.path.exists,
-                                   os.path.lexists, os.path.isfile, os.path.isdir, os.path.islink,
-                                   os.path.getsize, os.path.getmtime)]
-    + [(f, 0, PATH_WRITE) for f in (os.open, os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir,
-                                    os.removedirs, os.chmod, os.utime, os.truncate, shutil.rmtree)]
-    + [(f, 1, PATH_WRITE) for f in (os.rename, os.replace, os.link, os.symlink, shutil.copy, shutil.copy2,
-                                    shutil.copyfile, shutil.move)]
+    [(builtins.open, 0, PATH_OPEN), (os.open, 0, PATH_OS_OPEN)]
+    + [(f, 0, PATH_READ) for f in (os.stat, os.lstat, os.access, os.path.exists, os.path.lexists,
+                                   os.path.isfile, os.path.isdir, os.path.islink, os.path.getsize,
+                                   os.path.getmtime)]
+    + [(f, 0, PATH_LIST) for f in (os.listdir, os.scandir, os.walk)]
+    + [(f, 0, PATH_WRITE) for f in (os.chmod, os.utime, os.truncate)]
+    + [(f, 0, PATH_ENTRY) for f in (os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir, os.removedirs,
+                                    shutil.rmtree)]
+    + [(f, 0, PATH_MOVE) for f in (os.rename, os.replace, shutil.move)]
+    + [(f, 0, PATH_COPY) for f in (os.link, os.symlink, shutil.copy, shutil.copy2, shutil.copyfile)]
 )
+# pathlib methods, by name (the receiver is the path).
+_PATH_METHODS = {
+    **dict.fromkeys(("exists", "is_file", "is_dir", "is_symlink", "stat", "lstat", "read_text", "read_bytes",
+                     "samefile"), PATH_READ),
+    **dict.fromkeys(("iterdir", "glob", "rglob", "walk"), PATH_LIST),
+    **dict.fromkeys(("write_text", "write_bytes", "touch"), PATH_OPEN),
+    **dict.fromkeys(("mkdir", "rmdir", "unlink", "symlink_to", "hardlink_to"), PATH_ENTRY),
+    **dict.fromkeys(("rename", "replace"), PATH_MOVE),
+    "chmod": PATH_WRITE,
+    "open": PATH_OPEN,
+}
+_CREATING = {"write_text": "w", "write_bytes": "w", "touch": "a"}
+
+
+def _path_functions():
+    """`_PATH_FUNCTIONS`, and glob's if the program imported it (frontrun does not)."""
+    found = sys.modules.get("glob")
+    globbing = [(getattr(found, name), 0, PATH_GLOB) for name in ("glob", "iglob") if hasattr(found, name)]
+    return {id(f): (index, how) for f, index, how in _PATH_FUNCTIONS + globbing}
+
+
+def _path_accesses(how, index, args):
+    """The files and directories a path call uses: ``((resource, writes, entry), ...)``, where
+    ``entry`` is the name a directory's write makes or removes (None: the whole of it, as a
+    listing reads it; so entries of different names commute). ``how`` is a
+    ``PATH_*`` of `_PATH_FUNCTIONS`, or a pathlib method's name (``args`` then begin with the
+    path). Runs inside a report: it imports nothing and raises nothing."""
+    try:
+        mode = None
+        if isinstance(how, str):
+            mode = _CREATING.get(how)
+            how = _PATH_METHODS.get(how)
+            if how is None or not isinstance(args[0], pathlib.PurePath):
+                return ()
+            if how == PATH_OPEN and mode is None:
+                mode = args[1] if len(args) > 1 else "r"
+        elif how == PATH_OPEN:
+            mode = args[index + 1] if len(args) > index + 1 else "r"
+        path = args[index] if len(args) > index else "."  # os.listdir() lists the current directory
+        if how == PATH_GLOB:
+            path = os.fsdecode(path)
+            while any(c in path for c in "*?["):
+                path = os.path.dirname(path)
+            path = path or "."
+        if how in (PATH_MOVE, PATH_COPY):
+            source, target = _file_resource(path, True), args[index + 1]
+            if os.path.isdir(target) and not os.path.isdir(path):
+                target = os.path.join(target, os.path.basename(os.fsdecode(path)))
+            made = _path_accesses(PATH_ENTRY, 0, (target,))
+            if source is None:
+                return made
+            gone = _path_accesses(PATH_ENTRY, 0, (path,)) if how == PATH_MOVE else ((source, False, None),)
+            return gone + made
+        found = _file_resource(path, True)
+        if found is None:
+            return ()
+        if how == PATH_OS_OPEN:
+            flags = args[index + 1] if len(args) > index + 1 else 0
+            if not isinstance(flags, int):
+                return ((found, True, None),)
+            # (May create: decided by the call alone, not by whether the file is there when the
+            # thread reaches it, which another thread may change before its step.)
+            if flags & os.O_CREAT:
+                how = PATH_ENTRY
+            else:
+                how = PATH_WRITE if flags & (os.O_WRONLY | os.O_RDWR) else PATH_READ
+        elif how == PATH_OPEN:
+            if not isinstance(mode, str) or not mode or any(c not in "rwxabt+U" for c in mode):
+                # Not a mode: the report has the first two arguments, positional then keyword,
+                # so `open(p, encoding=e, mode="w")` shows the encoding. It may write.
+                mode = "w"
+            how = PATH_ENTRY if any(c in mode for c in "wax") else PATH_WRITE if "+" in mode else PATH_READ
+        if how in (PATH_READ, PATH_LIST):
+            return ((found, False, None),)
+        if how == PATH_ENTRY:
+            parent = _file_resource(os.path.dirname(found.path), True)
+            if parent is None or parent is found:
+                return ((found, True, None),)
+            return ((found, True, None), (parent, True, os.path.basename(found.path)))
+        return ((found, True, None),)
+    except Exception:
+        return ()
 
 
 def _make_runtime():
@@ -735,7 +820,8 @@ def _make_runtime():
         loop_through=_LOOP_THROUGH,
         referents=gc.get_referents,
         file_resource=_file_resource,
-        path_functions={id(f): (index, how) for f, index, how in _PATH_FUNCTIONS},
+        path_functions=_path_functions(),
+        path_accesses=_path_accesses,
         pure_path=pathlib.PurePath,
     )
 

@@ -232,3 +232,86 @@ def test_pathlib_reads_commute(tmp_path):
                                    invariant=lambda s: s.a == s.b == [1])
     assert result.property_holds is True
     assert result.num_explored == 1
+
+
+DIRECTORIES = load(
+    """
+    import glob
+    import os
+    import shutil
+    from pathlib import Path
+
+    class Spool:
+        def __init__(self, d):
+            self.d = os.path.join(d, "spool")
+            shutil.rmtree(self.d, ignore_errors=True)
+            os.makedirs(os.path.join(self.d, "done"))
+            with open(os.path.join(self.d, "job.txt"), "w") as f:
+                f.write("job")
+
+    def claim_by_move(s):
+        src = os.path.join(s.d, "job.txt")
+        if os.path.exists(src):
+            shutil.move(src, os.path.join(s.d, "done"))
+
+    def claim_by_rename(s):
+        src = os.path.join(s.d, "job.txt")
+        if os.path.exists(src):
+            os.rename(src, os.path.join(s.d, "done", "job.txt"))
+
+    def save_next(s):
+        n = len(os.listdir(s.d))
+        with open(os.path.join(s.d, "%04d.txt" % n), "x") as f:
+            f.write("data")
+
+    def janitor(s):
+        for name in os.listdir(s.d):
+            p = os.path.join(s.d, name)
+            if os.path.isfile(p):
+                os.remove(p)
+
+    def janitor_by_glob(s):
+        for p in glob.glob(os.path.join(s.d, "*.txt")):
+            os.remove(p)
+
+    def janitor_by_iterdir(s):
+        for p in Path(s.d).iterdir():
+            if p.is_file():
+                p.unlink()
+
+    def write_own(name):
+        def write(s):
+            with open(os.path.join(s.d, name), "w") as f:
+                f.write(name)
+        return write
+    """
+)
+
+
+@pytest.mark.parametrize("claim", ["claim_by_move", "claim_by_rename"])
+def test_a_move_writes_its_source_too(tmp_path, claim):
+    # Both threads see job.txt and move it: the second move's source is gone.
+    p = DIRECTORIES
+    result = frontrun.explore_dpor(setup=lambda: p.Spool(str(tmp_path)), threads=[getattr(p, claim)] * 2)
+    assert result.failure_kind == "exception", result.explanation
+    assert "FileNotFoundError" in result.explanation or "Error" in result.explanation
+    assert "job.txt" in result.explanation
+
+
+@pytest.mark.parametrize("janitor", ["save_next", "janitor", "janitor_by_glob", "janitor_by_iterdir"])
+def test_a_listing_is_ordered_against_what_makes_or_removes_an_entry(tmp_path, janitor):
+    # Two threads count the entries, then make the next name (FileExistsError), or list, then
+    # remove what they listed (FileNotFoundError): a listing reads its directory, and making
+    # or removing an entry writes it.
+    p = DIRECTORIES
+    result = frontrun.explore_dpor(setup=lambda: p.Spool(str(tmp_path)), threads=[getattr(p, janitor)] * 2)
+    assert result.failure_kind == "exception", result.explanation
+    assert "FileExistsError" in result.explanation or "FileNotFoundError" in result.explanation
+
+
+def test_entries_of_different_names_commute(tmp_path):
+    p = DIRECTORIES
+    result = frontrun.explore_dpor(setup=lambda: p.Spool(str(tmp_path)),
+                                   threads=[p.write_own("a.txt"), p.write_own("b.txt")])
+    assert result.property_holds is True, result.explanation
+    assert result.num_explored == 1

@@ -128,7 +128,7 @@ fn aborted(py: Python<'_>, inner: &Inner) -> PyErr {
 #[pymethods]
 impl DporRuntime {
     #[new]
-    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, holding_hook=None, iterating_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, pure_path=None))]
+    #[pyo3(signature = (*, abort_exc, deque, lock_type, rlock_type, local_type, builtins_map, heap_writers, whole_readers=None, unseen_callee=None, preemption_bound=None, max_executions=None, max_steps=100_000, replay=None, explain=false, coop_types=None, coop_hook=None, holding_hook=None, iterating_hook=None, loop_through=None, referents=None, file_resource=None, path_functions=None, path_accesses=None, pure_path=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -154,6 +154,7 @@ impl DporRuntime {
         referents: Option<Py<PyAny>>,
         file_resource: Option<Py<PyAny>>,
         path_functions: Option<Py<PyDict>>,
+        path_accesses: Option<Py<PyAny>>,
         pure_path: Option<Py<PyAny>>,
     ) -> PyResult<DporRuntime> {
         let explorer = make_explorer(preemption_bound, max_executions, replay)?;
@@ -200,6 +201,7 @@ impl DporRuntime {
             referents,
             file_resource,
             path_functions,
+            path_accesses,
             pure_path,
             generator: py.import("types")?.getattr("GeneratorType")?.unbind(),
             next: py.import("builtins")?.getattr("next")?.unbind(),
@@ -620,6 +622,12 @@ impl DporRuntime {
                     Op::Accesses { group } if s.kind == "queue" => {
                         let first = group.accesses()[0];
                         ("queue", first.obj, first.key)
+                    }
+                    // A path call that uses several files (a file and its directory, a move's
+                    // two ends) shows as the use of the first, the one its path names.
+                    Op::Accesses { group } if s.kind == "call" => {
+                        let first = group.accesses()[0];
+                        (if first.kind == AccessKind::Read { "read" } else { "write" }, first.obj, first.key)
                     }
                     Op::Access { obj, kind, key } | Op::Announce { obj, kind, key } => (
                         match kind {

@@ -72,11 +72,13 @@ pub(super) struct Types {
     /// `(target, is_path) -> FileResource | None`: the file a file object (`is_path` false) or
     /// a path names, one object per real path, so every handle of a file is one resource.
     pub(super) file_resource: Option<Py<PyAny>>,
-    /// `pathlib.PurePath`: the receiver of a pathlib file method (`methods::PATH_READS`, ...).
+    /// `pathlib.PurePath`: the receiver of a pathlib file method (`methods::PATH_METHODS`).
     pub(super) pure_path: Option<Py<PyAny>>,
     /// `id(function) -> (index of the path argument, how)` for `open`, `os.remove`, ...
     /// (keyed by id: looking a callee up must not run its `__hash__`).
     pub(super) path_functions: Option<Py<PyDict>>,
+    /// The files and directories a path call or pathlib method uses (`_dpor._path_accesses`).
+    pub(super) path_accesses: Option<Py<PyAny>>,
     /// `types.GeneratorType`, `builtins.next`, `types.MethodType`.
     pub(super) generator: Py<PyAny>,
     pub(super) next: Py<PyAny>,
@@ -119,15 +121,6 @@ pub(super) fn has_class(obj: &Bound<'_, PyAny>, class_path: &str) -> bool {
             _ => false,
         }
     })
-}
-
-/// Whether `open(path, mode)` may change the file: a mode that writes, or an argument that is
-/// not a mode at all (the report has the first two arguments, positional then keyword, so
-/// `open(p, encoding=e, mode="w")` shows only the encoding).
-fn open_writes(mode: Option<&Bound<'_, PyAny>>) -> bool {
-    let Some(mode) = mode else { return false };
-    let Some(text) = Inner::text(mode) else { return true };
-    !text.chars().all(|c| "rbt".contains(c)) || text.is_empty()
 }
 
 pub(super) const LOCK_ACQUIRES: &[&str] = &["acquire", "acquire_lock", "__enter__"];
@@ -726,9 +719,10 @@ impl Inner {
                     }
                     return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
                 }
-                if let Some((kind, file)) = self.path_method(obj, &name, ev) {
-                    let o = Self::number(st, &file);
-                    return Some((Self::access(kind, o, WHOLE), "call", Some(method.unbind())));
+                if crate::methods::PATH_METHODS.contains(&name.as_str()) {
+                    if let Some(op) = self.path_method(st, obj, &method, ev) {
+                        return Some((op, "call", Some(method.unbind())));
+                    }
                 }
                 if is_resource(self, obj, &name) {
                     let target = self.file_resource(obj, false).unwrap_or_else(|| obj.clone());
@@ -942,9 +936,10 @@ impl Inner {
         classify.call1((target, is_path)).ok().filter(|r| !r.is_none())
     }
 
-    /// `open(path)`, `os.remove(path)`, `os.path.exists(path)`, ...: a read or write of the
-    /// file at `path`, ordered against every other use of that file (by path or through a
-    /// handle). The table gives the path's argument index and how it is used (`_dpor.PATH_*`).
+    /// `open(path)`, `os.remove(path)`, `os.listdir(path)`, `os.replace(a, b)`, ...: reads and
+    /// writes of the files and directories it uses, each ordered against every other use of
+    /// that file (by path or through a handle). The table gives the path's argument index and
+    /// how it is used (`_dpor.PATH_*`).
     fn path_call(
         &self,
         st: &mut State,
@@ -955,43 +950,41 @@ impl Inner {
         let table = self.types.path_functions.as_ref()?.bind(py);
         let (index, how): (usize, u8) = table.get_item(callee.as_ptr() as usize).ok()??.extract().ok()?;
         let args = ev.args.as_ref()?.bind(py);
-        let file = self.file_resource(&args.get_item(index).ok()?, true)?;
-        let writes = match how {
-            0 => false,
-            2 => open_writes(args.get_item(1).ok().as_ref()),
-            _ => true,
-        };
-        let o = Self::number(st, &file);
-        Some((Self::access(if writes { AccessKind::Write } else { AccessKind::Read }, o, WHOLE), "call", None))
+        Some((self.path_op(st, how.into_pyobject(py).ok()?.as_any(), index, args)?, "call", None))
     }
 
-    /// `path.exists()`, `path.write_text(s)`, `path.open("a")`, ...: the file a `pathlib` path
-    /// names, read or written.
-    fn path_method<'py>(
+    /// `path.exists()`, `path.write_text(s)`, `path.rename(to)`, ...: what a `pathlib` method
+    /// uses, as `path_call`.
+    fn path_method(
         &self,
-        receiver: &Bound<'py, PyAny>,
-        name: &str,
+        st: &mut State,
+        receiver: &Bound<'_, PyAny>,
+        name: &Bound<'_, PyAny>,
         ev: &Event,
-    ) -> Option<(AccessKind, Bound<'py, PyAny>)> {
+    ) -> Option<Op> {
         let py = receiver.py();
-        let kind = if crate::methods::PATH_WRITES.contains(&name) {
-            AccessKind::Write
-        } else if crate::methods::PATH_READS.contains(&name) {
-            AccessKind::Read
-        } else if name == "open" {
-            let mode = ev.args.as_ref().and_then(|a| a.bind(py).get_item(0).ok());
-            if open_writes(mode.as_ref()) {
-                AccessKind::Write
-            } else {
-                AccessKind::Read
-            }
-        } else {
-            return None;
-        };
         if !type_is(receiver, self.types.pure_path.as_ref()?.bind(py)) {
             return None;
         }
-        Some((kind, self.file_resource(receiver, true)?))
+        let mut args = vec![receiver.clone()];
+        if let Some(more) = ev.args.as_ref() {
+            args.extend(more.bind(py).iter());
+        }
+        self.path_op(st, name, 0, &PyTuple::new(py, args).ok()?)
+    }
+
+    fn path_op(&self, st: &mut State, how: &Bound<'_, PyAny>, index: usize, args: &Bound<'_, PyTuple>) -> Option<Op> {
+        let found = self.types.path_accesses.as_ref()?.bind(how.py()).call1((how, index, args)).ok()?;
+        let mut accesses = Vec::new();
+        for use_ in found.try_iter().ok()? {
+            // (file, writes, entry): `entry` names what a directory's write makes or removes.
+            let (file, writes, entry): (Bound<'_, PyAny>, bool, Option<Bound<'_, PyAny>>) =
+                use_.ok()?.extract().ok()?;
+            let kind = if writes { AccessKind::Write } else { AccessKind::Read };
+            let key = entry.map_or(WHOLE, |name| Self::name_key_of_text(st, &name));
+            accesses.push(crate::engine::Access { obj: Self::number(st, &file), key, kind });
+        }
+        (!accesses.is_empty()).then(|| Op::accesses_of(&accesses))
     }
 
     /// `object.__setattr__(self, "x", v)`, `dict.__setitem__(d, k, v)`: a slot wrapper called
