@@ -67,7 +67,8 @@ def _keep_names_through_shutdown():
         if not isinstance(module, types.ModuleType):
             continue
         namespace = module_dict(module)
-        file = namespace.get("__file__")
+        # (A script's ``__main__`` has no ``__file__`` once it has run: its loader has the path.)
+        file = namespace.get("__file__") or getattr(namespace.get("__loader__"), "path", None)
         if isinstance(file, str) and _native.is_rewritten_file(file):
             _native._keep_names_in(module)
 

@@ -507,3 +507,60 @@ def test_a_module_the_interpreter_imported_at_start_up_is_named_without_advice_t
     assert "AlreadyImportedWarning" in done.stderr and "collections" in done.stderr, done.stderr
     assert "imported at interpreter start-up" in done.stderr
     assert "python -m frontrun.rewrite ..." not in done.stderr
+
+
+ENDING = """\
+import atexit, json, sys
+def local():
+    return "MARK"
+atexit.register(lambda: print(json.dumps({"file_at_exit": "__file__" in sys.modules["__main__"].__dict__})))
+print(json.dumps({"dunders": [k for k in globals() if k.startswith("__")], "local": local()}))
+"""
+
+
+def test_main_globals_and_their_end_match_plain_python(project):
+    # The order of __main__'s globals, and python forgetting __file__ once the script has run.
+    (project / "ending.py").write_text(ENDING)
+    plain = run(["ending.py"], cwd=project)
+    launched = run([*LAUNCHER, "ending.py"], cwd=project)
+    assert plain.returncode == launched.returncode == 0, launched.stderr
+    assert launched.stdout == plain.stdout
+    assert '"file_at_exit": false' in plain.stdout
+
+
+def test_a_compiled_script_runs_rewritten(project):
+    import py_compile
+
+    (project / "ending.py").write_text(ENDING)
+    py_compile.compile(str(project / "ending.py"), cfile=str(project / "ending.pyc"), doraise=True)
+    (project / "ending.py").unlink()
+    plain = run(["ending.pyc", "x"], cwd=project, marker=True)
+    launched = run([*LAUNCHER, "ending.pyc", "x"], cwd=project, marker=True)
+    assert plain.returncode == launched.returncode == 0, launched.stderr
+    assert f'"local": "{MARK}"' in plain.stdout
+    assert launched.stdout == plain.stdout.replace(f'"local": "{MARK}"', f'"local": "{REWRITTEN}"')
+
+
+@pytest.mark.parametrize("ending", ["1/0", "raise SystemExit(3)"])
+def test_interactive_mode_after_the_program_sees_its_exception(project, ending):
+    # `python -i`: the traceback as python prints it, then the prompt, where pdb.pm() would
+    # find the program's exception (not the launcher's exit).
+    (project / "fails.py").write_text(f"import sys\nx = 5\n{ending}\n")
+    asked = 'print("last:", repr(sys.last_value), x)\n'
+    plain = run(["-i", "fails.py"], cwd=project, input=asked)
+    launched = run(["-i", *LAUNCHER, "fails.py"], cwd=project, input=asked)
+    assert "last:" in plain.stdout
+    assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_a_syntax_error_caught_around_an_import_shows_what_python_shows(project):
+    # The import statement drops importlib's frames up to its `_call_with_frames_removed`: the
+    # loader's own frames in between kept it from doing so.
+    (project / "broken.py").write_text("x = (\n")
+    (project / "catches.py").write_text(
+        "import traceback\ntry:\n    import broken\nexcept SyntaxError:\n    traceback.print_exc()\n"
+        "try:\n    __import__('broken')\nexcept SyntaxError:\n    traceback.print_exc()\n")
+    plain = run(["catches.py"], cwd=project)
+    launched = run([*LAUNCHER, "catches.py"], cwd=project)
+    assert plain.returncode == launched.returncode == 0, launched.stderr
+    assert "importlib" not in plain.stderr and launched.stderr == plain.stderr

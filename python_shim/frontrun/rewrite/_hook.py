@@ -99,14 +99,25 @@ class FrontrunLoader(_SourceFileLoader):
             if sys.flags.verbose:
                 print(f"# frontrun: rewritten code object from {self.cache_file}", file=sys.stderr)
             return code
+        # Compiled by importlib's own source_to_code, as a plain import compiles (through its
+        # `_call_with_frames_removed`), then rewritten.
         if _SOURCE_TO_CODE_TAKES_NAME:
-            code = self.source_to_code(source, source_path, fullname)
+            code = _SourceFileLoader.source_to_code(self, source, source_path, fullname)
         else:
-            code = self.source_to_code(source, source_path)
+            code = _SourceFileLoader.source_to_code(self, source, source_path)
+        code = _core.rewrite_code(code, self.policy, self.resource_methods)
         if sys.flags.verbose:
             print(f"# frontrun: rewrote {source_path} (policy {self.policy})", file=sys.stderr)
         _cache.store(self.cache_file, source_path, source_hash, code)
         return code
+
+
+# An import statement drops importlib's frames from the traceback of an error it raises, up to
+# its `_call_with_frames_removed` (CPython's remove_importlib_frames), when all the frames in that
+# run are importlib's: get_code takes importlib's file name, so that `try: import bad` / `except
+# SyntaxError` shows the traceback plain python shows, and `python -m bad` the same frames.
+FrontrunLoader.get_code.__code__ = FrontrunLoader.get_code.__code__.replace(
+    co_filename=_SourceFileLoader.get_code.__code__.co_filename)
 
 
 # --- zip archives and pyc-only modules ---------------------------------------------------------

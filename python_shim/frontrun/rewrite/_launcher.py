@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.machinery
+import importlib.util
 import os
 import runpy
 import sys
@@ -160,9 +161,9 @@ def main(argv: list[str] | None = None) -> None:
 def _fresh_main() -> types.ModuleType:
     """A ``__main__`` like the one the interpreter creates at startup."""
     main = types.ModuleType("__main__")
-    main.__builtins__ = builtins
     if sys.version_info < (3, 14):
         main.__annotations__ = {}  # set at startup until PEP 649
+    main.__builtins__ = builtins
     sys.modules["__main__"] = main
     return main
 
@@ -200,9 +201,36 @@ def _run_script(path: str, args: list[str], finder) -> None:
     main.__file__ = full_path
     if sys.version_info < (3, 15):  # 3.15 stopped setting __cached__
         main.__cached__ = None
-    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
-    code = _compile_main(source, full_path, finder)
-    exec(code, main.__dict__)
+    try:
+        if path.endswith(".pyc") or source[:2] == importlib.util.MAGIC_NUMBER[:2]:
+            # A compiled script, as python runs one (run_pyc_file): its code, rewritten.
+            main.__loader__ = importlib.machinery.SourcelessFileLoader("__main__", full_path)
+            code = _pyc_main(source, full_path, finder)
+        else:
+            main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
+            code = _compile_main(source, full_path, finder)
+        exec(code, main.__dict__)
+    finally:
+        # python forgets the script's file once it has run (atexit handlers, ``-i`` see none).
+        main.__dict__.pop("__file__", None)
+        main.__dict__.pop("__cached__", None)
+
+
+def _pyc_main(data: bytes, path: str, finder):
+    import marshal
+
+    if data[:4] != importlib.util.MAGIC_NUMBER:
+        raise RuntimeError("Bad magic number in .pyc file")
+    code = marshal.loads(memoryview(data)[16:])
+    if not isinstance(code, types.CodeType):
+        raise RuntimeError("Bad code object in .pyc file")
+    policy = finder.selection.policy_for_target("__main__", path)
+    if policy is None:
+        return code
+    from frontrun.rewrite import _core
+
+    _core.note_rewritten_file(path)  # (its code's own file name is where it was compiled)
+    return _core.rewrite_code(code, policy, finder.selection.resource_methods)
 
 
 def _safe_path() -> bool:
@@ -325,11 +353,18 @@ def trim_traceback(tb, exc=None):
     return kept[0] if kept else None
 
 
+def _inspecting() -> bool:
+    """Whether python enters interactive mode once the program ends (``-i``, PYTHONINSPECT)."""
+    return bool(sys.flags.inspect or (not sys.flags.ignore_environment and os.environ.get("PYTHONINSPECT")))
+
+
 def _run_guarded(run) -> None:
     try:
         run()
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        if not _inspecting():
+            raise
+        uncaught = exc  # `python -i` prints it as any other and goes on to the prompt
     except BaseException as exc:
         uncaught = exc
     else:
@@ -378,7 +413,9 @@ def _report_uncaught(exc: BaseException) -> None:
 
         sys.excepthook = print_nothing
         raise exc
-    raise SystemExit(1)
+    if not _inspecting():
+        raise SystemExit(1)
+    # `python -i`: on to the prompt, where ``pdb.pm()`` finds the program's exception.
 
 
 _MISSING = object()
