@@ -14,11 +14,36 @@ and warns when one is already imported, as frontrun is under ``python -m frontru
 pytest``; frontrun has no test assertions to rewrite.
 """
 
-import atexit
 import sys
-import types
 
-from frontrun import _native
+
+def _launch_start():
+    """Under ``python -m frontrun.rewrite`` (``sys.argv[0]`` is "-m" while runpy finds it): the
+    modules python itself had imported, and the current directory taken off ``sys.path`` while
+    the launcher imports its own (a ``fnmatch.py`` there is the program's, not the launcher's).
+    The launcher puts it back before the program runs (``_launcher._program_starts``)."""
+    argv = getattr(sys, "orig_argv", [])
+    if sys.argv[:1] != ["-m"] or "-m" not in argv[1:-1] or argv[argv.index("-m", 1) + 1] != "frontrun.rewrite":
+        return None, None
+    path0 = sys.path.pop(0) if sys.path and sys.path[0] not in sys.path[1:] and _cwd_entry(sys.path[0]) else None
+    return frozenset(sys.modules), path0
+
+
+def _cwd_entry(entry):
+    import os
+
+    try:
+        return os.path.samefile(entry, os.getcwd())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+_LAUNCH_MODULES, _LAUNCH_PATH0 = _launch_start()
+
+import atexit  # noqa: E402
+import types  # noqa: E402
+
+from frontrun import _native  # noqa: E402
 
 __version__ = _native.__version__
 

@@ -564,3 +564,19 @@ def test_a_syntax_error_caught_around_an_import_shows_what_python_shows(project)
     launched = run([*LAUNCHER, "catches.py"], cwd=project)
     assert plain.returncode == launched.returncode == 0, launched.stderr
     assert "importlib" not in plain.stderr and launched.stderr == plain.stderr
+
+
+def test_the_programs_modules_named_like_the_launchers_are_its_own(project):
+    # json, fnmatch, threading: modules the launcher itself imports. Beside the script, python
+    # gives the script its own; and one in the current directory is not the launcher's either.
+    app = project / "app2"
+    app.mkdir()
+    for name in ("json", "fnmatch", "threading"):
+        (app / f"{name}.py").write_text(f"WHO = 'local {name}'\n")
+    (app / "main.py").write_text(
+        "import json, fnmatch, threading\nprint(json.WHO, fnmatch.WHO, threading.WHO)\n")
+    (project / "fnmatch.py").write_text("print('the current directory's fnmatch ran')\n")
+    plain = run(["app2/main.py"], cwd=project)
+    launched = run([*LAUNCHER, "app2/main.py"], cwd=project)
+    assert plain.stdout == "local json local fnmatch local threading\n", plain.stderr
+    assert (launched.returncode, launched.stdout) == (0, plain.stdout), launched.stderr

@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ[LAUNCHER_SETTINGS] = json.dumps(settings)
 
+    _program_starts(start if kind != "script" or os.path.isdir(target) else os.path.dirname(os.path.abspath(target)))
     if kind == "module":
         _run_guarded(lambda: _run_module(target, program_args))
     elif kind == "command":
@@ -156,6 +157,28 @@ def main(argv: list[str] | None = None) -> None:
         _run_guarded(lambda: _run_source(source, "<stdin>", ["-", *program_args], finder))
     else:
         _run_guarded(lambda: _run_script(target, program_args, finder))
+
+
+def _program_starts(program_dir: str) -> None:
+    """The program's view of what python had loaded: the current directory back on
+    ``sys.path`` (``frontrun._launch_start`` took it off), and the modules the launcher imported
+    forgotten where the program's own directory has one of that name (a ``json.py`` beside the
+    script is what its ``import json`` gets from plain python). The launcher keeps its own."""
+    import frontrun
+
+    if frontrun._LAUNCH_PATH0 is not None:
+        sys.path.insert(0, frontrun._LAUNCH_PATH0)
+        frontrun._LAUNCH_PATH0 = None
+    before = frontrun._LAUNCH_MODULES
+    if before is None:
+        return
+    for name in [n for n in sys.modules if n not in before]:
+        top = name.partition(".")[0]
+        if top == "frontrun" or top in sys.builtin_module_names:
+            continue
+        own = os.path.join(program_dir, top)
+        if os.path.isfile(own + ".py") or os.path.isfile(own + ".pyc") or os.path.isfile(os.path.join(own, "__init__.py")):
+            del sys.modules[name]
 
 
 def _fresh_main() -> types.ModuleType:
