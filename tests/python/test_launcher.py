@@ -505,8 +505,12 @@ def test_a_module_the_interpreter_imported_at_start_up_is_named_without_advice_t
     done = run([*LAUNCHER, "--include", "collections", "prog.py"], cwd=tmp_path)
     assert done.returncode == 0 and done.stdout == "ran\n", done.stderr
     assert "AlreadyImportedWarning" in done.stderr and "collections" in done.stderr, done.stderr
-    assert "imported at interpreter start-up" in done.stderr
+    assert "imported at interpreter start-up or by frontrun itself" in done.stderr
     assert "python -m frontrun.rewrite ..." not in done.stderr
+    # Under -W error the program's warnings are errors; the launcher's says what it did and goes on.
+    done = run(["-W", "error", *LAUNCHER, "--include", "collections", "prog.py"], cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == "ran\n", done.stderr
+    assert "AlreadyImportedWarning" in done.stderr
 
 
 ENDING = """\

@@ -527,7 +527,8 @@ def _instrument_already_imported(selection: Selection, stacklevel: int) -> list[
             + (
                 # (The launcher installs it first thing: these came with the interpreter's start-up,
                 # or with the standard library modules frontrun itself needs.)
-                "They were imported at interpreter start-up, before any import hook could be."
+                "They were imported at interpreter start-up or by frontrun itself, before any import "
+                "hook could be."
                 if launched else
                 "Install the hook earlier: run the program with `python -m frontrun.rewrite ...`, use "
                 "the pytest plugin, or call frontrun.rewrite.install() before importing them."

@@ -16,6 +16,7 @@ import os
 import runpy
 import sys
 import types
+import warnings
 
 USAGE = """\
 usage: python -m frontrun.rewrite [options] (script.py | -m module | -c command | -) [args ...]
@@ -137,7 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     _hook.launched = True
     try:
-        finder = _hook.install(**settings)
+        with warnings.catch_warnings():
+            # Said, never raised (`-W error` is for the program's warnings): it stops nothing.
+            warnings.simplefilter("default", _hook.AlreadyImportedWarning)
+            finder = _hook.install(**settings)
     except (ValueError, TypeError, OSError) as exc:
         sys.stderr.write(f"python -m frontrun.rewrite: error: {exc}\n")
         raise SystemExit(2) from None
