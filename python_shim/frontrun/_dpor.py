@@ -731,7 +731,7 @@ def _path_functions():
 
 def _path_accesses(how, index, args):
     """The files and directories a path call uses: ``((resource, writes, entry), ...)``, where
-    ``entry`` is the name a directory's write makes or removes (None: the whole of it, as a
+    ``entry`` is the file a directory's write makes or removes (None: the whole of it, as a
     listing reads it; so entries of different names commute). ``how`` is a
     ``PATH_*`` of `_PATH_FUNCTIONS`, or a pathlib method's name (``args`` then begin with the
     path). Runs inside a report: it imports nothing and raises nothing."""
@@ -786,7 +786,7 @@ def _path_accesses(how, index, args):
             parent = _file_resource(os.path.dirname(found.path), True)
             if parent is None or parent is found:
                 return ((found, True, None),)
-            return ((found, True, None), (parent, True, os.path.basename(found.path)))
+            return ((found, True, None), (parent, True, found))
         return ((found, True, None),)
     except Exception:
         return ()

@@ -248,6 +248,7 @@ DIRECTORIES = load(
             os.makedirs(os.path.join(self.d, "done"))
             with open(os.path.join(self.d, "job.txt"), "w") as f:
                 f.write("job")
+            self.token = str(id(self))
 
     def claim_by_move(s):
         src = os.path.join(s.d, "job.txt")
@@ -278,6 +279,19 @@ DIRECTORIES = load(
         for p in Path(s.d).iterdir():
             if p.is_file():
                 p.unlink()
+
+    def publish_via_temp(name):
+        def publish(s):
+            import uuid
+
+            # Both threads' log, named anew in every execution (their two orders).
+            with open(os.path.join(s.d, f"{s.token}.log"), "a") as f:
+                f.write(name)
+            tmp = os.path.join(s.d, f"{uuid.uuid4().hex}.tmp")
+            with open(tmp, "w") as f:
+                f.write(name)
+            os.replace(tmp, os.path.join(s.d, name))
+        return publish
 
     def write_own(name):
         def write(s):
@@ -315,3 +329,14 @@ def test_entries_of_different_names_commute(tmp_path):
                                    threads=[p.write_own("a.txt"), p.write_own("b.txt")])
     assert result.property_holds is True, result.explanation
     assert result.num_explored == 1
+
+
+def test_entries_named_afresh_in_every_execution_repeat_their_schedules(tmp_path):
+    # A temporary file named by a uuid: its entry in the directory is keyed by the file's
+    # number, which the search repeats, not by its name, which it could not.
+    p = DIRECTORIES
+    result = frontrun.explore_dpor(setup=lambda: p.Spool(str(tmp_path)),
+                                   threads=[p.publish_via_temp("a.txt"), p.publish_via_temp("b.txt")],
+                                   invariant=lambda s: {"a.txt", "b.txt"} <= set(os.listdir(s.d)))
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.num_explored >= 2

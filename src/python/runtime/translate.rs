@@ -977,11 +977,13 @@ impl Inner {
         let found = self.types.path_accesses.as_ref()?.bind(how.py()).call1((how, index, args)).ok()?;
         let mut accesses = Vec::new();
         for use_ in found.try_iter().ok()? {
-            // (file, writes, entry): `entry` names what a directory's write makes or removes.
+            // (file, writes, entry): `entry` is the file a directory's write makes or removes,
+            // its key by the file's number (a name made of an id or a uuid differs from one
+            // execution to the next; the file's number does not).
             let (file, writes, entry): (Bound<'_, PyAny>, bool, Option<Bound<'_, PyAny>>) =
                 use_.ok()?.extract().ok()?;
             let kind = if writes { AccessKind::Write } else { AccessKind::Read };
-            let key = entry.map_or(WHOLE, |name| Self::name_key_of_text(st, &name));
+            let key = entry.map_or(WHOLE, |child| NS_IDENT | Self::number(st, &child));
             accesses.push(crate::engine::Access { obj: Self::number(st, &file), key, kind });
         }
         (!accesses.is_empty()).then(|| Op::accesses_of(&accesses))
