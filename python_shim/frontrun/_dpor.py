@@ -199,11 +199,11 @@ class _Pool:
                 if task is False:
                     _let_abort_go_off()
                     continue
-                _tid, fn, thread_locals, before = task
+                _tid, fn, thread_locals = task
                 finished = True
                 hooks = _thread_hooks(hooks)
                 if thread_locals:
-                    _fresh_thread_locals(thread_locals, used_here, before)
+                    _fresh_thread_locals(thread_locals, used_here)
                 try:
                     # A new thread starts with an empty context (contextvars): a reused worker too.
                     contextvars.Context().run(fn)
@@ -227,24 +227,17 @@ def _thread_hooks(had):
     return hooks
 
 
-def _fresh_thread_locals(thread_locals, used_here, before):
+def _fresh_thread_locals(thread_locals, used_here):
     """Worker threads are reused: a task finds each ``threading.local`` as a new thread would,
     with no value an earlier task left and its subclass's ``__init__`` run again (for a new
     thread it runs with the arguments the local was made with, which Python cannot see: only an
-    ``__init__`` that takes none is re-run). The first ``before`` were seen by earlier
-    executions (a module's): made now for this worker, whichever worker the task has, unseen,
-    as before every task. One first seen in this execution (made by ``setup()``) that this
-    worker never used is left alone: its ``__init__`` runs at the task's first use of it, as in
-    a new thread, and what it touches besides the local's own values (a count of connections
-    made) is reported there."""
+    ``__init__`` that takes none is re-run)."""
+    # What __init__ does is this thread's own (no other thread sees its values): unreported.
     was_muted = _native._mute_reports(True)
     try:
-        for k, loc in enumerate(thread_locals):
-            used = id(loc) in used_here
-            if k >= before and not used:
-                continue
+        for loc in thread_locals:
             values = loc.__dict__  # made now, __init__ and all, if this worker never used it
-            if used:
+            if id(loc) in used_here:
                 values.clear()
                 init = type(loc).__init__
                 if init is not object.__init__ and _takes_no_arguments(init, loc):

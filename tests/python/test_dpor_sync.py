@@ -474,36 +474,6 @@ def test_every_thread_starts_with_fresh_thread_state(thread):
         holds(lambda: State(seen=[]), [fn, fn, fn], lambda s: s.seen == [(1, 1)] * 3)
 
 
-LOCAL_MADE_IN_SETUP = load(
-    """
-    import threading
-
-    class Pool:
-        def __init__(self):
-            pool = self
-            self.opened = 0
-
-            class Connection(threading.local):
-                def __init__(self):
-                    pool.opened += 1  # one per thread that uses it: not atomic
-
-            self.conn = Connection()
-
-    def use(pool):
-        pool.conn.ready = True
-    """
-)
-
-
-def test_a_thread_locals_init_runs_at_its_first_use_and_reports():
-    # A threading.local's __init__ runs in each thread at its first use there, and what it does
-    # to shared state is a race like any other (it ran muted, as the task began).
-    p = LOCAL_MADE_IN_SETUP
-    result = frontrun.explore_dpor(setup=p.Pool, threads=[p.use, p.use], invariant=lambda s: s.opened == 3)
-    assert result.failure_kind == "invariant", result.explanation
-    assert "pool.opened += 1" in result.explanation
-
-
 def test_lru_cache_defined_after_an_earlier_exploration_is_stood_in_for():
     # A script defines more between explorations: the bindings are looked for again.
     from frontrun.rewrite import rewrite_code

@@ -414,8 +414,6 @@ pub(super) struct State {
     pub(super) explain: bool,
     /// `threading.local` objects explored threads have used (kept across executions).
     pub(super) seen_locals: Vec<Py<PyAny>>,
-    /// How many of `seen_locals` earlier executions saw (the others are this execution's).
-    pub(super) locals_before: usize,
     /// Threads to wake once the state is unlocked.
     pub(super) wakes: Vec<Arc<Parker>>,
     /// The thread running the current execution (`run_execution`).

@@ -231,7 +231,6 @@ impl DporRuntime {
             max_steps,
             explain,
             seen_locals: Vec::new(),
-            locals_before: 0,
             wakes: Vec::new(),
             controller: None,
         };
@@ -378,7 +377,7 @@ impl DporRuntime {
                             if let Some(task) = st.exec.threads[t].task.take() {
                                 st.exec.active += 1;
                                 st.slots[slot].in_task = true;
-                                return Some(Some((t, task, st.exec.id, (st.seen_locals.len(), st.locals_before))));
+                                return Some(Some((t, task, st.exec.id, st.seen_locals.len())));
                             }
                         }
                         None => {
@@ -402,7 +401,7 @@ impl DporRuntime {
                 })
                 .flatten()
         });
-        let Some((t, task, exec, (nlocals, before))) = got else {
+        let Some((t, task, exec, nlocals)) = got else {
             return Ok(py.None());
         };
         CURRENT.with(|c| c.set(Some((self.inner.id(), t, exec))));
@@ -411,7 +410,7 @@ impl DporRuntime {
         // next task's reports of nothing shared were kept, steps the plan did not have).
         report_py::set_consuming(false);
         let locals = (nlocals > 0).then(|| self.seen_locals(py));
-        Ok((t, task, locals, before).into_pyobject(py)?.into_any().unbind())
+        Ok((t, task, locals).into_pyobject(py)?.into_any().unbind())
     }
 
     // ------------------------------------------------------------ controller
@@ -423,7 +422,6 @@ impl DporRuntime {
         }
         let id = st.next_exec;
         st.next_exec += 1;
-        st.locals_before = st.seen_locals.len();
         Inner::release_unstarted(&mut st);
         let old = std::mem::replace(&mut st.exec, Exec { id, ..Exec::default() });
         report_py::WATCHING_GENERATORS.store(false, std::sync::atomic::Ordering::Relaxed);
