@@ -189,6 +189,7 @@ class _Pool:
         next_task = self.rt.next_task
         finished, error = False, None
         used_here = set()  # ids of the threading.locals this worker's tasks may have used
+        firsts = {}  # their values as first made in this worker (`_fresh_thread_locals`)
         hooks = (None, None)  # the trace and profile functions this worker has
         while True:
             try:
@@ -203,7 +204,7 @@ class _Pool:
                 finished = True
                 hooks = _thread_hooks(hooks)
                 if thread_locals:
-                    _fresh_thread_locals(thread_locals, used_here)
+                    _fresh_thread_locals(thread_locals, used_here, firsts)
                 try:
                     # A new thread starts with an empty context (contextvars): a reused worker too.
                     contextvars.Context().run(fn)
@@ -227,21 +228,30 @@ def _thread_hooks(had):
     return hooks
 
 
-def _fresh_thread_locals(thread_locals, used_here):
+def _fresh_thread_locals(thread_locals, used_here, firsts):
     """Worker threads are reused: a task finds each ``threading.local`` as a new thread would,
-    with no value an earlier task left and its subclass's ``__init__`` run again (for a new
-    thread it runs with the arguments the local was made with, which Python cannot see: only an
-    ``__init__`` that takes none is re-run)."""
+    with no value an earlier task left and its subclass's ``__init__`` run again. For a new
+    thread it runs with the arguments the local was made with, which Python cannot see: an
+    ``__init__`` that takes none is re-run, and one that takes some gives back what it made in
+    this worker at first (``firsts``: a shallow copy, by id; ``Local("db://x")``'s ``dsn``)."""
     # What __init__ does is this thread's own (no other thread sees its values): unreported.
     was_muted = _native._mute_reports(True)
     try:
         for loc in thread_locals:
             values = loc.__dict__  # made now, __init__ and all, if this worker never used it
-            if id(loc) in used_here:
+            if id(loc) not in used_here:
+                firsts.setdefault(id(loc), dict(values))
+                continue
+            init = type(loc).__init__
+            if init is object.__init__ or _takes_no_arguments(init, loc):
                 values.clear()
-                init = type(loc).__init__
-                if init is not object.__init__ and _takes_no_arguments(init, loc):
+                if init is not object.__init__:
                     init(loc)
+            elif id(loc) in firsts:
+                values.clear()
+                values.update(firsts[id(loc)])
+            # (else the program's first use in an earlier task made it, with arguments frontrun
+            # cannot see: its values stay, rather than none at all)
     finally:
         _native._mute_reports(was_muted)
 
@@ -773,7 +783,7 @@ def _path_accesses(how, index, args):
                 # so `open(p, encoding=e, mode="w")` shows the encoding. It may write.
                 mode = "w"
             how = PATH_ENTRY if any(c in mode for c in "wax") else PATH_WRITE if "+" in mode else PATH_READ
-        if how in (PATH_READ, PATH_LIST):
+        if how in (PATH_READ, PATH_LIST, PATH_GLOB):
             return ((found, False, None),)
         if how == PATH_ENTRY:
             parent = _file_resource(os.path.dirname(found.path), True)

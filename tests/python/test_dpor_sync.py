@@ -474,6 +474,30 @@ def test_every_thread_starts_with_fresh_thread_state(thread):
         holds(lambda: State(seen=[]), [fn, fn, fn], lambda s: s.seen == [(1, 1)] * 3)
 
 
+LOCAL_WITH_ARGUMENTS = load(
+    """
+    import threading
+
+    class Settings(threading.local):
+        def __init__(self, dsn):
+            self.dsn = dsn
+
+    SETTINGS = Settings("db://x")
+
+    def use(seen):
+        seen.append(SETTINGS.dsn)
+    """
+)
+
+
+def test_a_thread_local_made_with_arguments_has_its_values_in_every_thread():
+    # Python re-runs __init__ with the local's arguments in each new thread; a reused worker
+    # found it cleared (AttributeError: no attribute 'dsn').
+    p = LOCAL_WITH_ARGUMENTS
+    for _ in range(2):
+        holds(list, [p.use, p.use, p.use], lambda seen: seen == ["db://x"] * 3)
+
+
 def test_lru_cache_defined_after_an_earlier_exploration_is_stood_in_for():
     # A script defines more between explorations: the bindings are looked for again.
     from frontrun.rewrite import rewrite_code
