@@ -1,6 +1,7 @@
 """Bugs the exploration must find, each reported (never raised) and replayed exactly."""
 
 import builtins
+import collections
 import functools
 import importlib
 import itertools
@@ -931,12 +932,15 @@ YIELD_FROM = load(
 )
 
 
-def test_yield_from_a_list_sees_a_removal_midway():
-    setup = lambda: State(items=[1, 2, 3], seen=None)  # noqa: E731
+@pytest.mark.parametrize("kind", [list, collections.deque])
+def test_yield_from_a_list_sees_a_removal_midway(kind):
+    # (deque is a heap type from 3.12: what may be stood in for is told by where it iterates.)
+    setup = lambda: State(items=kind([1, 2, 3]), seen=None)  # noqa: E731
     inv = lambda s: s.seen in ([1, 2, 3], [2, 3])  # noqa: E731
     threads = [YIELD_FROM.walk_by_yield_from, YIELD_FROM.remove_first]
     result = explore(setup, threads, inv)
-    assert result.failure_kind == "invariant", result.explanation
+    # (A list skips an element; a deque raises "deque mutated during iteration".)
+    assert result.failure_kind == ("invariant" if kind is list else "exception"), result.explanation
     assert "yield from s.items" in result.explanation
     check_replays(result, setup, threads, inv)
 

@@ -141,7 +141,7 @@ impl Inner {
         // `yield from` sends into its iterator and throws into it: only the iterator of a
         // builtin container, view or iterator (which has neither) may be stood in for.
         let yield_from = key.extract::<&str>().is_ok_and(|k| k == YIELD_FROM);
-        let builtin = !Self::is_heap_type(obj.get_type().as_any()) && !self.is_generator(obj);
+        let builtin = self.iterates_in_c(obj) && !self.is_generator(obj);
         // (A generator behind an `__iter__` runs rewritten code, which reports its own reads.)
         let containers = if (behind_iter && self.is_generator(obj)) || (yield_from && !builtin) {
             Vec::new()
@@ -199,6 +199,15 @@ impl Inner {
                 || obj.get_type().name().is_ok_and(|n| {
                     n.to_str().is_ok_and(|n| matches!(n, "dict_keys" | "dict_keyiterator" | "dict_reversekeyiterator"))
                 }))
+    }
+
+    /// Whether `obj`'s class iterates in C (its `__iter__` is a slot wrapper: a list, a deque,
+    /// which is a heap type from 3.12, a subclass that keeps its base's `__iter__`), so that
+    /// its iterator has no `send` or `throw` of its own.
+    fn iterates_in_c(&self, obj: &Bound<'_, PyAny>) -> bool {
+        obj.get_type()
+            .getattr(pyo3::intern!(obj.py(), "__iter__"))
+            .is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(obj.py())))
     }
 
     /// Whether `obj`'s class is the program's own and defines `__iter__` in Python.
