@@ -634,7 +634,7 @@ class FileResource:
         self.path = path
 
     def __repr__(self):
-        return f"file {self.path}"
+        return f"{'directory' if os.path.isdir(self.path) else 'file'} {self.path}"
 
 
 # One object per real path for the whole process: its address names the file in every run.

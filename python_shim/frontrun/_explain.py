@@ -400,6 +400,8 @@ def _final_value(obj, step):
         return f"{info.currsize} cached, computed {info.misses} time{'s' if info.misses != 1 else ''}"
     if kind_is(obj, FileResource):
         try:
+            if os.path.isdir(obj.path):
+                return _brief(repr(sorted(os.listdir(obj.path))))
             with open(obj.path, "rb") as f:
                 data = f.read(81)
         except FileNotFoundError:

@@ -612,10 +612,12 @@ impl DporRuntime {
         py: Python<'_>,
     ) -> Vec<(i64, String, String, u64, u64, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<i32>)> {
         let st = self.inner.lock_state(py);
+        let events = st.explorer.events();
         st.exec
             .log
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let (access, obj, key) = match s.op {
                     // A modelled queue's steps are its synchronisation, as a lock's are.
                     Op::Access { obj, key, .. } if s.kind == "queue" => ("queue", obj, key),
@@ -624,10 +626,18 @@ impl DporRuntime {
                         ("queue", first.obj, first.key)
                     }
                     // A path call that uses several files (a file and its directory, a move's
-                    // two ends) shows as the use of the first, the one its path names.
+                    // two ends) shows as its use of the first that another thread's step
+                    // conflicts with (a listing's directory), else of the file its path names.
                     Op::Accesses { group } if s.kind == "call" => {
-                        let first = group.accesses()[0];
-                        (if first.kind == AccessKind::Read { "read" } else { "write" }, first.obj, first.key)
+                        let members = group.accesses();
+                        let thread = events.get(i).map(|e| e.thread);
+                        let racing = |a: &Access| {
+                            thread.is_some_and(|t| {
+                                events.iter().any(|e| e.thread != t && dependent(&Action::new(t, a.op()), &e.action()))
+                            })
+                        };
+                        let shown = members.iter().find(|a| racing(a)).unwrap_or(&members[0]);
+                        (if shown.kind == AccessKind::Read { "read" } else { "write" }, shown.obj, shown.key)
                     }
                     Op::Access { obj, kind, key } | Op::Announce { obj, kind, key } => (
                         match kind {
