@@ -89,7 +89,9 @@ def _keep_names_through_shutdown():
     ``finally`` run by the last collections would otherwise fail its guard with NameError."""
     module_dict = types.ModuleType.__dict__["__dict__"].__get__  # no __getattr__ (lazy modules)
     for module in list(sys.modules.values()):
-        if not isinstance(module, types.ModuleType):
+        # (type(), not isinstance: an object in sys.modules may claim ModuleType as its
+        # __class__, as cffi's Lib and test doubles do, and is no module to take a dict from)
+        if not issubclass(type(module), types.ModuleType):
             continue
         namespace = module_dict(module)
         # (A script's ``__main__`` has no ``__file__`` once it has run: its loader has the path.)

@@ -584,3 +584,17 @@ def test_the_programs_modules_named_like_the_launchers_are_its_own(project):
     launched = run([*LAUNCHER, "app2/main.py"], cwd=project)
     assert plain.stdout == "local json local fnmatch local threading\n", plain.stderr
     assert (launched.returncode, launched.stdout) == (0, plain.stdout), launched.stderr
+
+
+def test_an_object_posing_as_a_module_in_sys_modules_is_left_alone_at_exit(project):
+    # cffi's Lib claims ModuleType as its __class__: the exit handler that keeps the guard names
+    # in rewritten modules failed on it (TypeError), and stopped before the modules after it.
+    (project / "poser.py").write_text(
+        "import sys, types\n"
+        "class Poser:\n"
+        "    __class__ = property(lambda self: types.ModuleType)\n"
+        "sys.modules['poser_lib'] = Poser()\n"
+        "print('ran')\n")
+    plain = run(["poser.py"], cwd=project)
+    launched = run([*LAUNCHER, "poser.py"], cwd=project)
+    assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
