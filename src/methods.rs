@@ -131,11 +131,11 @@ pub const SYNC_METHODS: &[&str] = &[
     "join",
 ];
 
-/// pathlib methods that read or write the file their receiver names, beside `open` (by its
-/// mode). Reported like container methods (receiver and name, before the call); the runtime
-/// acts only on a `pathlib.PurePath` receiver. (`replace` is left out: `str.replace` is
-/// everywhere; `rename` is the common spelling.)
-/// pathlib methods that use the files their path names (`_dpor._PATH_METHODS` says how).
+/// pathlib methods that use the files (and directories) their receiver names; `_dpor._PATH_METHODS`
+/// says how. Reported like container methods (receiver and name, before the call); the runtime
+/// acts only on a `pathlib.PurePath` receiver. (`replace` is among them, so every `str.replace`
+/// in rewritten code takes a guard too; the report of one is dropped at once, its receiver being
+/// immutable.)
 pub const PATH_METHODS: &[&str] = &[
     "exists",
     "is_file",

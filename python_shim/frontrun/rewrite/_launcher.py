@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     from frontrun.rewrite import _hook
 
     # Configuration is looked up from the script's directory (the cwd for -m, -c and -), which
-    # is also a root of "the user's own code".
+    # is also a root of "the user's own code" and where its own modules are (`_program_starts`).
     if kind in ("module", "command", "stdin"):
         start = os.getcwd()
     elif os.path.isdir(target):
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ[LAUNCHER_SETTINGS] = json.dumps(settings)
 
-    _program_starts(start if kind != "script" or os.path.isdir(target) else os.path.dirname(os.path.abspath(target)))
+    _program_starts(start)
     if kind == "module":
         _run_guarded(lambda: _run_module(target, program_args))
     elif kind == "command":

@@ -141,9 +141,9 @@ impl Inner {
         // `yield from` sends into its iterator and throws into it: only the iterator of a
         // builtin container, view or iterator (which has neither) may be stood in for.
         let yield_from = key.extract::<&str>().is_ok_and(|k| k == YIELD_FROM);
-        let builtin = self.iterates_in_c(obj) && !self.is_generator(obj);
+        let keeps_delegate = || !self.iterates_in_c(obj) || self.is_generator(obj);
         // (A generator behind an `__iter__` runs rewritten code, which reports its own reads.)
-        let containers = if (behind_iter && self.is_generator(obj)) || (yield_from && !builtin) {
+        let containers = if (behind_iter && self.is_generator(obj)) || (yield_from && keeps_delegate()) {
             Vec::new()
         } else {
             self.iterated(obj)
