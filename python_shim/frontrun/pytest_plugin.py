@@ -165,8 +165,12 @@ def _install(config, options) -> None:
     if _hook.launched or (launched is not None and _hook.installed() is not None):
         # Under `python -m frontrun.rewrite -m pytest` the launcher's hook is already there, with
         # its options and the project's [tool.frontrun] (not to be replaced by the table alone),
-        # but pytest put its assertion hook in front of it since: restore the order.
+        # but pytest put its assertion hook in front of it since: restore the order. That hook
+        # imported the -p and entry-point plugins meanwhile; selected ones are instrumented in place.
         _hook.move_to_front()
+        finder = _hook.installed()
+        if finder is not None:
+            _noting_imported_first(config, lambda: _hook._instrument_already_imported(finder.selection, 2))
         return
     if launched is not None:
         # A pytest the launcher's program started (pytest-xdist's workers): the launcher's selection.
@@ -174,21 +178,28 @@ def _install(config, options) -> None:
     elif not enabled:
         _hook.move_to_front()  # (one a conftest installed itself, if any)
         return
-    # Modules pytest imported first (`packaging` for `minversion`) are instrumented in place, and
-    # said so; as a warning here, a project's `filterwarnings = error` would end the session
-    # before it starts, so it is a note in the terminal summary.
+    try:
+        finder = _noting_imported_first(config, lambda: _hook.install(**kwargs, _stacklevel=3))
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(f"frontrun: {exc}") from None
+    setattr(config, _INSTALLED_KEY, finder)
+
+
+def _noting_imported_first(config, install):
+    """Run ``install``, which instruments the selected modules pytest imported first (`packaging`
+    for `minversion`, -p plugins) in place and warns of them. As a warning here, a project's
+    `filterwarnings = error` would end the session before it starts: it is a terminal-summary note."""
+    from frontrun.rewrite import _hook
+
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", _hook.AlreadyImportedWarning)
-        try:
-            finder = _hook.install(**kwargs, _stacklevel=2)
-        except (ValueError, TypeError) as exc:
-            raise pytest.UsageError(f"frontrun: {exc}") from None
+        result = install()
     for w in noted:
         if issubclass(w.category, _hook.AlreadyImportedWarning):
             _notes(config).append(_imported_first_note(getattr(w.message, "modules", ())) or str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    setattr(config, _INSTALLED_KEY, finder)
+    return result
 
 
 def _launcher_settings():

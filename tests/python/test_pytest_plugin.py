@@ -309,3 +309,17 @@ def test_a_pytest_the_launched_program_starts_gets_the_launchers_selection(proje
     # Without the launcher above it, the same pytest run rewrites nothing (no configuration).
     _, _, plain = pytest_run(project)
     assert (plain["pkg"], plain["test"]) == (MARK, MARK)
+
+
+def test_under_the_launcher_a_selected_pytest_plugin_is_instrumented_and_named(project):
+    # `-p mypkg` (or a package's pytest11 entry point): pytest's assertion hook, which pytest
+    # puts in front of the launcher's, imports the plugin itself. It ran un-rewritten, unsaid.
+    proc = run(["-m", "frontrun.rewrite", "-m", "pytest", "-s", "-p", "no:cacheprovider",
+                "-W", "ignore::pytest.PytestAssertRewriteWarning", "-p", "mypkg", *LOAD, "tests"],
+               cwd=project, marker=True)
+    output = proc.stdout + proc.stderr
+    [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
+    assert (report["pkg"], report["test"]) == (REWRITTEN, REWRITTEN), output
+    assert output.count("a -p plugin or a conftest): mypkg") == 1, output
+    assert "import such a module from a conftest.py instead of naming it with -p" in output
+    assert_rich_assertion(proc, output)
