@@ -196,15 +196,27 @@ def watch_holding_call(caller):
     sys.setprofile(watch)
 
 
-def watch_iterating_call(caller, builtin, containers):
-    """``caller`` is about to call ``builtin``, which iterates ``containers`` (``max(d, key=f)``,
-    ``list(map(f, d))``): each Python function it calls (``f``, an ``__lt__``) is a point where
-    the iteration goes on, read as a step, so another thread may change a container between two
-    items. Watched with a profile function of this thread's, which puts back the one before when
-    the call returns. (A call of a type, ``list(...)``, has no return event: the watch ends when
-    ``caller`` calls anything else or returns.)"""
+def watch_iterating_call(caller, callee, containers, write=False):
+    """``caller`` is about to make a call that works on ``containers`` while it may run Python
+    code (``max(d, key=f)``, ``list(map(f, d))``, ``lst.remove(x)`` with an item's ``__eq__``,
+    ``heappush(h, x)`` with a ``__lt__``): each Python function it calls is a point where the
+    call goes on, a step of its read (or ``write``) of them, so another thread may change a
+    container between two items. Watched with a profile function of this thread's, which puts
+    back the one before when the call returns. ``callee`` is the callable, ``(receiver, name)``
+    for a method, or None for an operator (``x in lst``). (A call of a type, ``list(...)``, has
+    no return event, nor has an operator: the watch ends when ``caller`` calls anything else or
+    returns.)"""
     previous = sys.getprofile()
     called = []  # the code the call runs in Python (`f`): the same every time
+
+    if type(callee) is tuple:
+        receiver, name = callee
+
+        def is_callee(arg):
+            return getattr(arg, "__self__", None) is receiver and getattr(arg, "__name__", None) == name
+    else:
+        def is_callee(arg):
+            return callee is not None and arg is callee
 
     def watch(frame, event, arg):
         if event == "call":
@@ -216,10 +228,11 @@ def watch_iterating_call(caller, builtin, containers):
             called[:] = [frame.f_code]
             rt = _managed()
             if rt is not None:
-                rt.iter_point(containers, (caller.f_code.co_filename, caller.f_lineno) if rt.explaining else None)
+                rt.iter_point(containers, (caller.f_code.co_filename, caller.f_lineno) if rt.explaining else None,
+                              write)
         elif frame is caller:
             done = event == "return" or (
-                arg is builtin if event in ("c_return", "c_exception") else event == "c_call" and arg is not builtin
+                is_callee(arg) if event in ("c_return", "c_exception") else event == "c_call" and not is_callee(arg)
             )
             if done:
                 sys.setprofile(previous)

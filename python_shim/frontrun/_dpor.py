@@ -626,12 +626,14 @@ def _unseen_callee(callee, method):
 class FileResource:
     """A file as one shared resource: every handle on it and every call that names its path
     (``open(p)``, ``os.replace(tmp, p)``, ``os.path.exists(p)``) are ordered against each other,
-    so two threads that each open the same file are seen to share it."""
+    so two threads that each open the same file are seen to share it. ``number`` names it in
+    every execution (an order of first use differs between them: two renames of listed files)."""
 
-    __slots__ = ("path",)
+    __slots__ = ("path", "number")
 
-    def __init__(self, path):
+    def __init__(self, path, number):
         self.path = path
+        self.number = number
 
     def __repr__(self):
         return f"{'directory' if os.path.isdir(self.path) else 'file'} {self.path}"
@@ -659,7 +661,7 @@ def _file_resource(target, is_path):
         return None
     found = _files.get(key)
     if found is None:
-        found = _files[key] = FileResource(key)
+        found = _files[key] = FileResource(key, len(_files) + 1)
     return found
 
 
@@ -698,16 +700,20 @@ SEPARATE_CONNECTIONS = (
 # it). A file or directory is one resource by its real path; a directory's resource stands for
 # the names it holds, so what creates, removes or renames an entry writes its directory too, and
 # a listing reads it. (`io.open` is `builtins.open`.)
-PATH_READ, PATH_WRITE, PATH_OPEN, PATH_LIST, PATH_ENTRY, PATH_MOVE, PATH_COPY, PATH_GLOB, PATH_OS_OPEN = range(9)
+# A tree call (os.walk, rglob) lists every directory under its path; rmtree removes them all.
+(PATH_READ, PATH_WRITE, PATH_OPEN, PATH_LIST, PATH_ENTRY, PATH_MOVE, PATH_COPY, PATH_GLOB, PATH_OS_OPEN,
+ PATH_TREE, PATH_TREE_REMOVE) = range(11)
+# How many directories under a tree call's path are its resources (the rest go unseen).
+_TREE_LIMIT = 256
 _PATH_FUNCTIONS = (
     [(builtins.open, 0, PATH_OPEN), (os.open, 0, PATH_OS_OPEN)]
     + [(f, 0, PATH_READ) for f in (os.stat, os.lstat, os.access, os.path.exists, os.path.lexists,
                                    os.path.isfile, os.path.isdir, os.path.islink, os.path.getsize,
                                    os.path.getmtime)]
-    + [(f, 0, PATH_LIST) for f in (os.listdir, os.scandir, os.walk)]
+    + [(f, 0, PATH_LIST) for f in (os.listdir, os.scandir)]
+    + [(os.walk, 0, PATH_TREE), (shutil.rmtree, 0, PATH_TREE_REMOVE)]
     + [(f, 0, PATH_WRITE) for f in (os.chmod, os.utime, os.truncate)]
-    + [(f, 0, PATH_ENTRY) for f in (os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir, os.removedirs,
-                                    shutil.rmtree)]
+    + [(f, 0, PATH_ENTRY) for f in (os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir, os.removedirs)]
     + [(f, 0, PATH_MOVE) for f in (os.rename, os.replace, shutil.move)]
     + [(f, 0, PATH_COPY) for f in (os.link, os.symlink, shutil.copy, shutil.copy2, shutil.copyfile)]
 )
@@ -715,7 +721,8 @@ _PATH_FUNCTIONS = (
 _PATH_METHODS = {
     **dict.fromkeys(("exists", "is_file", "is_dir", "is_symlink", "stat", "lstat", "read_text", "read_bytes",
                      "samefile"), PATH_READ),
-    **dict.fromkeys(("iterdir", "glob", "rglob", "walk"), PATH_LIST),
+    **dict.fromkeys(("iterdir", "glob"), PATH_LIST),
+    **dict.fromkeys(("rglob", "walk"), PATH_TREE),
     **dict.fromkeys(("write_text", "write_bytes", "touch"), PATH_OPEN),
     **dict.fromkeys(("mkdir", "rmdir", "unlink", "symlink_to", "hardlink_to"), PATH_ENTRY),
     **dict.fromkeys(("rename", "replace"), PATH_MOVE),
@@ -785,6 +792,11 @@ def _path_accesses(how, index, args):
             how = PATH_ENTRY if any(c in mode for c in "wax") else PATH_WRITE if "+" in mode else PATH_READ
         if how in (PATH_READ, PATH_LIST, PATH_GLOB):
             return ((found, False, None),)
+        if how == PATH_TREE:
+            return ((found, False, None),) + tuple((d, False, None) for d in _directories_under(found.path))
+        if how == PATH_TREE_REMOVE:
+            removed = tuple((d, True, None) for d in _directories_under(found.path))
+            return _path_accesses(PATH_ENTRY, 0, (found.path,)) + removed
         if how == PATH_ENTRY:
             parent = _file_resource(os.path.dirname(found.path), True)
             if parent is None or parent is found:
@@ -793,6 +805,24 @@ def _path_accesses(how, index, args):
         return ((found, True, None),)
     except Exception:
         return ()
+
+
+def _directories_under(top):
+    """The directories below ``top`` (not through links), top-down, at most `_TREE_LIMIT`: what
+    a walk that starts now lists as it goes. Runs inside a report: no imports, no raising."""
+    found, pending = [], [top]
+    while pending and len(found) < _TREE_LIMIT:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                subdirs = sorted(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+        for d in subdirs[: _TREE_LIMIT - len(found)]:
+            resource = _file_resource(d, True)
+            if resource is not None:
+                found.append(resource)
+        pending.extend(reversed(subdirs))
+    return found
 
 
 def _make_runtime():

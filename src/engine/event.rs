@@ -30,6 +30,22 @@ fn through_size(key: Key, other_kind: AccessKind) -> bool {
 /// name the same operation when only their counted keys differ (`Explorer`'s plan matching).
 const COUNTED: Key = 1 << 60;
 const NAMESPACE: Key = 0xF << 60;
+/// Keys that name an object by its number (`IDENT_KEYS | n`: an identity-compared dict key, a
+/// directory's entry for a file): renamed with the object.
+pub const IDENT_KEYS: Key = 1 << 62;
+
+/// `key` with the object it names renamed by `r`, if it names one.
+fn key_renamed_by(key: Key, r: &impl Fn(ObjId) -> ObjId) -> Key {
+    if key & NAMESPACE == IDENT_KEYS {
+        IDENT_KEYS | (r(key & !NAMESPACE) & !NAMESPACE)
+    } else {
+        key
+    }
+}
+
+fn key_names(key: Key, n: ObjId) -> bool {
+    key & NAMESPACE == IDENT_KEYS && key & !NAMESPACE == n
+}
 
 /// The counted key numbered `n`.
 pub fn counted(n: u64) -> Key {
@@ -162,7 +178,8 @@ impl Op {
     /// Whether the op names object (or lock) `n`.
     pub fn mentions(&self, n: ObjId) -> bool {
         match self {
-            Op::Accesses { group } => group.accesses().iter().any(|a| a.obj == n),
+            Op::Accesses { group } => group.accesses().iter().any(|a| a.obj == n || key_names(a.key, n)),
+            Op::Access { key, .. } | Op::Announce { key, .. } if key_names(*key, n) => true,
             _ => self.object() == Some(n),
         }
     }
@@ -205,11 +222,15 @@ impl Op {
 
     fn renamed_by(self, r: impl Fn(ObjId) -> ObjId) -> Op {
         match self {
-            Op::Access { obj, key, kind } => Op::Access { obj: r(obj), key, kind },
-            Op::Announce { obj, key, kind } => Op::Announce { obj: r(obj), key, kind },
-            Op::Accesses { group } => {
-                Op::accesses_of(&group.accesses().iter().map(|x| Access { obj: r(x.obj), ..*x }).collect::<Vec<_>>())
-            }
+            Op::Access { obj, key, kind } => Op::Access { obj: r(obj), key: key_renamed_by(key, &r), kind },
+            Op::Announce { obj, key, kind } => Op::Announce { obj: r(obj), key: key_renamed_by(key, &r), kind },
+            Op::Accesses { group } => Op::accesses_of(
+                &group
+                    .accesses()
+                    .iter()
+                    .map(|x| Access { obj: r(x.obj), key: key_renamed_by(x.key, &r), ..*x })
+                    .collect::<Vec<_>>(),
+            ),
             Op::Acquire { lock } => Op::Acquire { lock: r(lock) },
             Op::Release { lock } => Op::Release { lock: r(lock) },
             Op::TryAcquire { lock } => Op::TryAcquire { lock: r(lock) },

@@ -48,7 +48,7 @@ mod wakeup;
 
 pub use event::{
     counted, dependent, swapped, Access, AccessKind, AccessList, Action, Group, Key, KeyNames, LockId, ObjId, Op,
-    Rename, ThreadId, LIVENESS, NO_ITEM, SIZE, WHOLE, YIELD,
+    Rename, ThreadId, IDENT_KEYS, LIVENESS, NO_ITEM, SIZE, WHOLE, YIELD,
 };
 pub use explorer::{Choice, Config, Divergence, Explorer};
 pub use report::{Deadlock, Failure, FailureKind, Outcome, Stats, Verdict, WaitReason, Waiter};

@@ -43,6 +43,7 @@ pub struct Ops {
     pub get_iter: Option<u8>,
     /// `yield from`'s iterable (3.10–3.14; 3.15 gives GET_ITER an argument instead).
     pub get_yield_from_iter: Option<u8>,
+    pub import_from: Option<u8>,
     /// A class pattern (`case Point(x=0)`): reads the subject's attributes in C.
     pub match_class: Option<u8>,
     pub contains_op: Option<u8>,
@@ -277,6 +278,7 @@ fn build(t: &OpTable) -> Ops {
         for_iter: c("FOR_ITER"),
         get_iter: c("GET_ITER"),
         get_yield_from_iter: c("GET_YIELD_FROM_ITER"),
+        import_from: c("IMPORT_FROM"),
         match_class: c("MATCH_CLASS"),
         contains_op: c("CONTAINS_OP"),
         end_for: c("END_FOR"),

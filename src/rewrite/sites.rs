@@ -161,6 +161,8 @@ enum Class {
     ContainsOp,
     GetIter,
     GetYieldFromIter,
+    /// `from m import name`: a load of the module's attribute (`[m]` → `[m, value]`).
+    ImportFrom,
     StoreGlobal,
     DeleteGlobal,
     StoreDeref,
@@ -207,6 +209,7 @@ fn classes(o: &Ops) -> [Class; 256] {
         (o.contains_op, Class::ContainsOp),
         (o.get_iter, Class::GetIter),
         (o.get_yield_from_iter, Class::GetYieldFromIter),
+        (o.import_from, Class::ImportFrom),
         (o.store_global, Class::StoreGlobal),
         (o.delete_global, Class::DeleteGlobal),
         (o.store_deref, Class::StoreDeref),
@@ -859,6 +862,13 @@ impl<'a> Selector<'a> {
             let is = |c: Class| class == c;
             if is(Class::LoadMethod) || (is(Class::LoadAttr) && self.name_flag(i)) {
                 if shared && !method_loads_done.contains(i) {
+                    self.report(i, SiteKind::AttrLoad, self.site_name(i), [Fetch::Depth(1)]);
+                }
+            } else if is(Class::ImportFrom) {
+                // In a function; a module's or class body's (stored by STORE_NAME) runs at
+                // import, outside the threads.
+                let stored_by_name = i + 1 < n && self.classes[self.op(i + 1) as usize] == Class::StoreName;
+                if shared && h >= 1 && !stored_by_name {
                     self.report(i, SiteKind::AttrLoad, self.site_name(i), [Fetch::Depth(1)]);
                 }
             } else if is(Class::LoadAttr) {

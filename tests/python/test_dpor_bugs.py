@@ -871,6 +871,38 @@ def test_element_skipped_by_a_removal_during_a_loop_is_found(walker):
     assert again.property_holds is False
 
 
+ZIPPED = load(
+    """
+    def append_both(s):
+        s.a.append(1)
+        s.b.append(2)
+
+    def pair_up(s):
+        s.pairs = [x + y for x, y in zip(s.a, s.b)]
+
+    def pair_up_twice(s):
+        for x, y in zip(s.a, s.b):
+            pass
+        s.pairs = [x + y for x, y in zip(s.a, s.b)]
+    """,
+    name="dpor_zipped_prog",
+)
+
+
+@pytest.mark.parametrize("walker", ["pair_up", "pair_up_twice"])
+def test_a_loop_over_two_lists_another_thread_grows_is_deterministic(walker):
+    # A step of a loop over zip(a, b) reads both lists, after its report: as two steps, the
+    # search put the other thread's append to `a` between them, before the read that saw it,
+    # and stopped on "nondeterminism". Both pair counts happen.
+    setup = lambda: State(a=[], b=[], pairs=None)  # noqa: E731
+    threads = [ZIPPED.append_both, getattr(ZIPPED, walker)]
+    result = explore(setup, threads, lambda s: True)
+    assert result.property_holds is True, result.inconclusive_reason
+    found = explore(setup, threads, lambda s: s.pairs == [])
+    assert found.failure_kind == "invariant", found.inconclusive_reason
+    assert check_replays(found, setup, threads, lambda s: s.pairs == []).property_holds is False
+
+
 def test_generator_over_a_list_sees_a_removal_midway():
     setup = lambda: State(items=[1, 2, 3], total=None)  # noqa: E731
     inv = lambda s: s.total in (6, 5)  # noqa: E731
@@ -3899,6 +3931,148 @@ def test_an_iteration_under_the_writers_lock_holds():
     result = explore(setup, [p.best_locked, p.insert_locked], lambda s: s.out in (3, 9))
     assert result.property_holds is True
     assert result.num_explored == 2
+
+
+CALLBACKS = load(
+    """
+    import bisect
+    import functools
+    import heapq
+
+    class Item:
+        def __init__(self, n):
+            self.n = n
+
+        def __eq__(self, other):
+            return self.n == other.n
+
+        def __lt__(self, other):
+            return self.n < other.n
+
+    def items():
+        return State(l=[Item(1), Item(2), Item(3)], out=None)
+
+    def remove_two(s):
+        s.l.remove(Item(2))
+
+    def index_of_three(s):
+        s.out = s.l.index(Item(3))
+
+    def count_threes(s):
+        s.out = s.l.count(Item(3))
+
+    def has_three(s):
+        s.out = Item(3) in s.l
+
+    def pop_first(s):
+        s.l.pop(0)
+
+    def push(n):
+        def push(s):
+            heapq.heappush(s.l, Item(n))
+        return push
+
+    def insort_by_key(n):
+        def insort(s):
+            bisect.insort(s.l, n, key=lambda x: x)
+        return insort
+
+    def total(s):
+        s.out = functools.reduce(lambda a, k: a + 1, s.d, 0)
+
+    def insert(s):
+        s.d["zz"] = 3
+
+    def remove_in_c(s):
+        s.l.remove(2)
+
+    class State:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+    """
+)
+
+
+def test_a_removal_while_remove_compares_in_python_is_found():
+    # `l.remove(Item(2))` calls `Item.__eq__` item after item: a `pop(0)` between two calls
+    # shifts the list under it, and it removes Item(3). It was one step, so never interleaved.
+    p = CALLBACKS
+    n = lambda s: [i.n for i in s.l]  # noqa: E731
+    result = explore(p.items, [p.remove_two, p.pop_first], lambda s: n(s) == [3])
+    assert result.failure_kind == "invariant", result.explanation
+    check_replays(result, p.items, [p.remove_two, p.pop_first], lambda s: n(s) == [3])
+
+
+@pytest.mark.parametrize("reader, expected", [("index_of_three", (1, 2)), ("count_threes", (1,)),
+                                              ("has_three", (True,))])
+def test_a_search_that_compares_in_python_meets_a_removal_midway(reader, expected):
+    # index/count/in over items with a Python `__eq__`: a `pop(0)` between two comparisons
+    # makes the search skip an item (index raises ValueError, count misses, `in` says False).
+    p = CALLBACKS
+    result = explore(p.items, [getattr(p, reader), p.pop_first], lambda s: s.out in expected)
+    assert result.property_holds is False, result.explanation
+    assert result.failure_kind in ("invariant", "exception")
+
+
+def test_heap_pushes_that_compare_in_python_interleave():
+    # Two heappush calls with a Python `__lt__`: each sifts by calling it; the other's append in
+    # between makes CPython raise "list changed size during iteration" (or break the heap).
+    p = CALLBACKS
+    setup = lambda: p.State(l=[p.Item(1), p.Item(3), p.Item(5)])  # noqa: E731
+    is_heap = lambda s: all(not (s.l[(i - 1) // 2].n > s.l[i].n) for i in range(1, len(s.l)))  # noqa: E731
+    result = explore(setup, [p.push(0), p.push(2)], is_heap)
+    assert result.property_holds is False, result.explanation
+
+
+def test_insort_with_a_python_key_interleaves():
+    p = CALLBACKS
+    setup = lambda: p.State(l=[1, 3, 5])  # noqa: E731
+    result = explore(setup, [p.insort_by_key(2), p.insort_by_key(4)], lambda s: s.l == sorted(s.l))
+    assert result.failure_kind == "invariant", result.explanation
+
+
+def test_reduce_over_a_dict_meets_an_insertion():
+    p = CALLBACKS
+    setup = lambda: p.State(d={"a": 1, "b": 2}, out=None)  # noqa: E731
+    result = explore(setup, [p.total, p.insert], lambda s: True)
+    assert result.failure_kind == "exception", result.explanation
+    assert "changed size during iteration" in result.explanation
+
+
+def test_comparisons_in_c_keep_remove_one_step():
+    # Plain ints compare in C: nothing runs between items, so nothing is watched.
+    p = CALLBACKS
+    setup = lambda: p.State(l=[1, 2, 3])  # noqa: E731
+    result = explore(setup, [p.remove_in_c, p.pop_first], lambda s: s.l == [3])
+    assert result.property_holds is True and result.num_explored == 2
+
+
+def test_a_module_global_imported_by_name_in_a_thread_races_with_its_store(tmp_path, monkeypatch):
+    # `from settings import limit` in the thread reads settings.limit when it runs; it was not
+    # reported, and the store of it by the other thread was proved never to come first.
+    (tmp_path / "fr_settings_mod.py").write_text("limit = 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    p = load(
+        """
+        import fr_settings_mod
+
+        def raise_limit(s):
+            fr_settings_mod.limit = 5
+
+        def read_limit(s):
+            from fr_settings_mod import limit
+            s.seen = limit
+        """
+    )
+    import fr_settings_mod
+
+    def setup():
+        fr_settings_mod.limit = 0
+        return State(seen=None)
+
+    result = explore(setup, [p.raise_limit, p.read_limit], lambda s: s.seen == 5)
+    assert result.failure_kind == "invariant", result.explanation
+    assert "fr_settings_mod.limit" in result.explanation
 
 
 VIEW_OPERANDS = load(

@@ -340,3 +340,103 @@ def test_entries_named_afresh_in_every_execution_repeat_their_schedules(tmp_path
                                    invariant=lambda s: {"a.txt", "b.txt"} <= set(os.listdir(s.d)))
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
     assert result.num_explored >= 2
+
+
+TREES = load(
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    class Tree:
+        def __init__(self, d):
+            self.root = os.path.join(d, "tree")
+            shutil.rmtree(self.root, ignore_errors=True)
+            os.makedirs(os.path.join(self.root, "a", "b"))
+            self.count = None
+            self.wrote = None
+
+    def add_deep(s):
+        with open(os.path.join(s.root, "a", "b", "f.txt"), "w") as f:
+            f.write("x")
+
+    def count_by_walk(s):
+        s.count = sum(len(files) for _, _, files in os.walk(s.root))
+
+    def count_by_rglob(s):
+        s.count = len(list(Path(s.root).rglob("*.txt")))
+
+    def count_by_path_walk(s):
+        s.count = sum(len(files) for _, _, files in Path(s.root).walk())
+
+    def remove_tree(s):
+        shutil.rmtree(os.path.join(s.root, "a"))
+
+    def write_deep(s):
+        try:
+            with open(os.path.join(s.root, "a", "b", "g.txt"), "w") as f:
+                f.write("y")
+            s.wrote = True
+        except FileNotFoundError:
+            s.wrote = False
+    """
+)
+
+
+@pytest.mark.parametrize("counter", ["count_by_walk", "count_by_rglob", "count_by_path_walk"])
+def test_a_tree_walk_lists_the_directories_under_its_path(tmp_path, counter):
+    # A walk lists every directory under its path, not only the top one: a file made two
+    # levels down before the walk reaches it is counted, after it is not (the search proved
+    # the count always 1 when the walk was a listing of the top directory alone).
+    p = TREES
+    if counter == "count_by_path_walk" and sys.version_info < (3, 12):
+        pytest.skip("Path.walk is new in 3.12")
+    result = frontrun.explore_dpor(setup=lambda: p.Tree(str(tmp_path)), threads=[p.add_deep, getattr(p, counter)],
+                                   invariant=lambda s: s.count == 1)
+    assert result.failure_kind == "invariant", result.explanation
+    assert "count" in result.explanation
+
+
+def test_removing_a_tree_writes_the_directories_in_it(tmp_path):
+    p = TREES
+    result = frontrun.explore_dpor(setup=lambda: p.Tree(str(tmp_path)), threads=[p.write_deep, p.remove_tree],
+                                   invariant=lambda s: s.wrote)
+    assert result.failure_kind in ("invariant", "exception"), result.explanation
+    assert result.num_explored == 2
+
+
+QUEUE = load(
+    """
+    import os
+    import shutil
+
+    class Queue:
+        def __init__(self, d):
+            self.d = os.path.join(d, "queue")
+            shutil.rmtree(self.d, ignore_errors=True)
+            os.makedirs(os.path.join(self.d, "done"))
+            for name in ("j1", "j2"):
+                open(os.path.join(self.d, name), "w").close()
+            self.claimed = []
+
+    def claim_all(s):
+        for name in sorted(os.listdir(s.d)):
+            path = os.path.join(s.d, name)
+            if os.path.isfile(path):
+                try:
+                    os.rename(path, os.path.join(s.d, "done", name))
+                    s.claimed.append(name)
+                except FileNotFoundError:
+                    pass
+    """
+)
+
+
+def test_workers_that_list_then_rename_the_listed_files_repeat_their_schedules(tmp_path):
+    # Each file is numbered alike in every execution: by first use, the two workers' renames
+    # named the jobs' new paths in different orders, and the search stopped on "nondeterminism".
+    p = QUEUE
+    result = frontrun.explore_dpor(setup=lambda: p.Queue(str(tmp_path)), threads=[p.claim_all, p.claim_all],
+                                   invariant=lambda s: sorted(s.claimed) == ["j1", "j2"])
+    assert result.property_holds is True, result.explanation or result.inconclusive_reason
+    assert result.num_explored > 2

@@ -91,7 +91,8 @@ FIXTURE = textwrap.dedent(
     except KeyError as e:
         print("missing", e)
     print(acc.balance, sorted(acc.history), bump(), list(gen([1, 2, 3, 4])), table, max(table.values()))
-    print(asyncio.run(work(acc))[-3:], "b" in table, sum(len(k) for k in table))
+    # (Sorted: the threads' history is in the order they took the lock.)
+    print(sorted(asyncio.run(work(acc)))[-3:], "b" in table, sum(len(k) for k in table))
     """
 )
 

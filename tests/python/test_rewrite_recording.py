@@ -439,6 +439,24 @@ def test_globals():
     assert "G" not in ns
 
 
+def test_from_import_in_a_function_reads_the_modules_attribute():
+    # `from m import name` reads `m.name` when the function runs: another thread's store of it is
+    # raced against. A module's own imports (stored by name, run at import) are not reported.
+    ns = load(
+        """
+        from heapq import heappush
+
+        def read_later():
+            from heapq import heapify as h, heappop
+            return h, heappop
+        """
+    )
+    result, events = record(ns["read_later"])
+    assert result == (heapq.heapify, heapq.heappop)
+    assert shown(events, heapq=heapq) == [("attr_load", "heapq", "heapify", 5), ("attr_load", "heapq", "heappop", 5)]
+    assert ns["heappush"] is heapq.heappush
+
+
 def test_nonlocal_cells_report_the_cell():
     ns = load(
         """

@@ -177,9 +177,9 @@ pub(super) struct ThreadRt {
     /// The accesses of the report's steps taken so far: its last step makes them all again
     /// (`Op::Accesses`), since the operation makes them then.
     pub(super) chain: Vec<Access>,
-    /// The containers the builtin call just reported iterates while it runs Python code
-    /// (`Inner::iter_point`), until the call is watched.
-    pub(super) iterating: Option<Vec<Py<PyAny>>>,
+    /// The containers the call just reported works on while it runs Python code
+    /// (`Inner::callback_watch`), until the call is watched.
+    pub(super) iterating: Option<CallbackWatch>,
     /// The pending step is a modelled queue's put or get of the item a counter numbers
     /// (`Inner::recheck_queue_steps`).
     pub(super) counted: Option<Counted>,
@@ -200,6 +200,18 @@ pub(super) struct Counted {
     /// Also writes the item this many places before (a bounded queue's put: the get of that
     /// item made the room it takes).
     pub(super) behind: Option<u64>,
+}
+
+/// A call that may run the program's Python code while it works on containers (`max(d,
+/// key=f)`, `lst.remove(x)` with a Python `__eq__`, `heappush(h, x)` with a Python `__lt__`):
+/// each such function it calls is a step of its access to them (`iter_point`).
+pub(super) struct CallbackWatch {
+    pub(super) containers: Vec<Py<PyAny>>,
+    /// The call writes them (`remove`, `heappush`) rather than reads them.
+    pub(super) write: bool,
+    /// How the watch knows the call has returned: the callable, `(receiver, method name)`, or
+    /// None for an operator (`x in lst`).
+    pub(super) callee: Option<Py<PyAny>>,
 }
 
 /// Which step of a report a step is: the report's accesses are made by the operation right
@@ -306,6 +318,24 @@ pub(super) struct Exec {
 /// several threads use is named by the thread that made it, not by whichever used it first.
 const MADE_NAMES: u64 = 1 << 45;
 pub(super) const SETUP_MAKER: u64 = 0xF_FFFF;
+
+/// Names of files and directories (`_dpor.FileResource`): `FILE_NAMES | k` for the process's
+/// `k`th, the same in every execution, so never renamed to the plan's.
+const FILE_NAMES: u64 = 1 << 46;
+
+pub(super) fn file_name(k: u64) -> u64 {
+    FILE_NAMES | (k & (FILE_NAMES - 1))
+}
+
+fn is_file_name(n: u64) -> bool {
+    n & FILE_NAMES != 0
+}
+
+/// Whether `from` may take the plan's name `to` (both first used at this step): a file (a
+/// temporary file named by a uuid is another file in each execution) takes only a file's.
+fn may_take_name(from: u64, to: u64) -> bool {
+    is_file_name(from) == is_file_name(to)
+}
 
 /// The name of the `k`th lock `maker` made in this execution.
 pub(super) fn made_name(maker: u64, k: u64) -> u64 {
@@ -725,7 +755,7 @@ impl Inner {
         if let Some((maker, k)) = made_by(to) {
             let made = exec.made.entry(maker).or_insert(0);
             *made = (*made).max(k);
-        } else if exec.refs.len() < to as usize {
+        } else if !is_file_name(to) && exec.refs.len() < to as usize {
             exec.refs.resize_with(to as usize, || None);
         }
         for n in exec.objects.values_mut().filter(|n| **n == from) {
@@ -758,6 +788,8 @@ impl Inner {
     fn can_swap(exec: &Exec, a: u64, b: u64) -> bool {
         let ours = |n: u64| n == a || n == b;
         exec.first_fresh.is_some_and(|first| a >= first && b >= first)
+            && !is_file_name(a)
+            && !is_file_name(b)
             && !exec.owners.contains_key(&a)
             && !exec.owners.contains_key(&b)
             && !exec.held_before_real.iter().any(|h| ours(h.0))
@@ -975,7 +1007,7 @@ impl Inner {
                 let exec = &st.exec;
                 let free = |n: u64| !exec.is_named(n);
                 st.explorer.choose_with(&|rename| match rename {
-                    Rename::Object { from, to } => !free(from) && free(to),
+                    Rename::Object { from, to } => !free(from) && free(to) && may_take_name(from, to),
                     Rename::Objects { a, b } => !free(a) && !free(b) && Self::can_swap(&st.exec, a, b),
                     Rename::Keys { from, to, .. } => is_value_key(from) && is_value_key(to),
                 })

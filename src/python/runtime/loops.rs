@@ -66,9 +66,7 @@ impl LoopIter {
         let Some(inner) = self.inner.get() else {
             return Err(PyTypeError::new_err("LoopIter is not an iterator before iter()"));
         };
-        for c in &self.containers {
-            let code = self.code.as_ref().map(|c| c.clone_ref(py));
-            let mut ev = Event::about(py, EventKind::IterNext, c.clone_ref(py), self.line, code);
+        if let Some(mut ev) = reads_of(py, EventKind::IterNext, &self.containers, self.line, self.code.as_ref()) {
             if self.keys_only {
                 ev.key = pyo3::intern!(py, KEYS_ONLY).clone().into_any().unbind();
             }
@@ -87,6 +85,25 @@ impl LoopIter {
             Ok(Some(Bound::from_owned_ptr(py, next).unbind()))
         }
     }
+}
+
+/// One report of a loop's reads of its containers, at its start (`Iter`) or a step
+/// (`IterNext`): the last container as the event's object, the others as its arguments. The
+/// real iterator reads them all after the report (`zip(a, b)`), so they are one step; one
+/// report each let another thread write `a` between the steps, before the read that sees it.
+fn reads_of(
+    py: Python<'_>,
+    kind: EventKind,
+    containers: &[Py<PyAny>],
+    line: Option<i32>,
+    code: Option<&Py<PyAny>>,
+) -> Option<Event> {
+    let (last, others) = containers.split_last()?;
+    let mut ev = Event::about(py, kind, last.clone_ref(py), line, code.map(|c| c.clone_ref(py)));
+    if !others.is_empty() {
+        ev.args = PyTuple::new(py, others).ok().map(Bound::unbind);
+    }
+    Some(ev)
 }
 
 impl Inner {
@@ -164,9 +181,8 @@ impl Inner {
             return Py::new(py, wrapper).ok().map(|w| w.into_any());
         }
         let keys_only = containers.len() == 1 && Self::walks_keys(obj, &containers[0]);
-        for c in &containers {
-            let code = ev.code.as_ref().map(|c| c.clone_ref(py));
-            let mut read = Event::about(py, EventKind::Iter, c.clone().unbind(), ev.line, code);
+        let containers: Vec<Py<PyAny>> = containers.into_iter().map(Bound::unbind).collect();
+        if let Some(mut read) = reads_of(py, EventKind::Iter, &containers, ev.line, ev.code.as_ref()) {
             if keys_only {
                 read.key = pyo3::intern!(py, KEYS_ONLY).clone().into_any().unbind();
             }
@@ -177,7 +193,7 @@ impl Inner {
         }
         let wrapper = LoopIter {
             iterable: ev.obj.clone_ref(py),
-            containers: containers.into_iter().map(Bound::unbind).collect(),
+            containers,
             line: ev.line,
             code: ev.code.as_ref().map(|c| c.clone_ref(py)),
             inner: OnceLock::new(),

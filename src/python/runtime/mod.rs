@@ -1066,26 +1066,39 @@ impl DporRuntime {
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 
-    /// A Python function called by a builtin that iterates `containers` (`max(d, key=f)` calling
-    /// `f`, `list(map(f, d))`; seen by `iterating_hook`'s profile function): the iteration goes
-    /// on after it, so another thread's insertion during `f` makes the next item fail ("dictionary
-    /// changed size during iteration"). A read of each container, not counted as a step of its own
-    /// (a long container is no runaway).
-    #[pyo3(signature = (containers, site=None))]
-    fn iter_point(&self, py: Python<'_>, containers: Vec<Py<PyAny>>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+    /// A Python function called by a call that works on `containers` (`max(d, key=f)` calling
+    /// `f`, `list(map(f, d))`, `lst.remove(x)` calling an item's `__eq__`; seen by
+    /// `iterating_hook`'s profile function): the call goes on after it, so another thread's
+    /// insertion during `f` makes the next item fail ("dictionary changed size during
+    /// iteration"), and a removal shifts what is compared next. One step reading (or, for a
+    /// call that writes them, `write`, writing) all the containers, not counted as a step of
+    /// its own (a long container is no runaway).
+    #[pyo3(signature = (containers, site=None, write=false))]
+    fn iter_point(
+        &self,
+        py: Python<'_>,
+        containers: Vec<Py<PyAny>>,
+        site: Option<(Py<PyAny>, i32)>,
+        write: bool,
+    ) -> PyResult<()> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
             return Ok(());
         };
-        for c in containers {
-            let mut st = inner.lock_state(py);
-            let o = Inner::number(&mut st, c.bind(py));
-            let op = Op::Access { obj: o, key: WHOLE, kind: AccessKind::Read };
-            let what = crate::python::report_py::EventKind::IterNext.as_str();
-            let info = site_info(py, tid, op, what, site.as_ref().map(|(f, l)| (f.clone_ref(py), *l)), None);
-            inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))?;
+        if containers.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let mut st = inner.lock_state(py);
+        let kind = if write { AccessKind::Write } else { AccessKind::Read };
+        let accesses: Vec<Access> =
+            containers.iter().map(|c| Access { obj: Inner::number(&mut st, c.bind(py)), key: WHOLE, kind }).collect();
+        let op = match accesses[..] {
+            [one] => Op::Access { obj: one.obj, key: one.key, kind: one.kind },
+            _ => Op::accesses_of(&accesses),
+        };
+        let what = crate::python::report_py::EventKind::IterNext.as_str();
+        let info = site_info(py, tid, op, what, site, None);
+        inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 
     /// A scheduling point that touches nothing (`time.sleep`).

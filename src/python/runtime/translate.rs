@@ -16,7 +16,7 @@ use super::handoff::*;
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
 pub(super) const NS_VALUE: u64 = 1 << 61;
-pub(super) const NS_IDENT: u64 = 2 << 61;
+pub(super) const NS_IDENT: u64 = crate::engine::IDENT_KEYS;
 
 /// A key made of a scalar value (`NS_VALUE`), not a name, an object or `WHOLE`.
 pub(super) fn is_value_key(key: u64) -> bool {
@@ -180,6 +180,21 @@ impl Inner {
         st.exec.slots.insert(n, place);
         st.exec.refs.push(Some(Held::of(obj)));
         n
+    }
+
+    /// A file's or directory's number: the one it has in every execution (`file_name`), unless
+    /// another file took that name from the plan in this one (then its first use names it).
+    pub(super) fn number_file(st: &mut State, file: &Bound<'_, PyAny>) -> u64 {
+        let ptr = file.as_ptr() as usize;
+        if st.exec.number_at(file.py(), ptr).is_none() {
+            if let Ok(k) = file.getattr(pyo3::intern!(file.py(), "number")).and_then(|k| k.extract::<u64>()) {
+                let name = super::handoff::file_name(k);
+                if !st.exec.is_named(name) {
+                    st.exec.reserved.insert(ptr, name);
+                }
+            }
+        }
+        Self::number(st, file)
     }
 
     /// A lock's number. A lock first seen held (taken before the execution: in `setup()`, or by
@@ -725,8 +740,10 @@ impl Inner {
                     }
                 }
                 if is_resource(self, obj, &name) {
-                    let target = self.file_resource(obj, false).unwrap_or_else(|| obj.clone());
-                    let o = Self::number(st, &target);
+                    let o = match self.file_resource(obj, false) {
+                        Some(file) => Self::number_file(st, &file),
+                        None => Self::number(st, obj),
+                    };
                     // Ordered like a write (a connection's or handle's state is shared), shown
                     // as the call it is: a SELECT is not a "write".
                     return Some((Self::access(Write, o, WHOLE), "resource", Some(method.unbind())));
@@ -983,8 +1000,8 @@ impl Inner {
             let (file, writes, entry): (Bound<'_, PyAny>, bool, Option<Bound<'_, PyAny>>) =
                 use_.ok()?.extract().ok()?;
             let kind = if writes { AccessKind::Write } else { AccessKind::Read };
-            let key = entry.map_or(WHOLE, |child| NS_IDENT | Self::number(st, &child));
-            accesses.push(crate::engine::Access { obj: Self::number(st, &file), key, kind });
+            let key = entry.map_or(WHOLE, |child| NS_IDENT | Self::number_file(st, &child));
+            accesses.push(crate::engine::Access { obj: Self::number_file(st, &file), key, kind });
         }
         (!accesses.is_empty()).then(|| Op::accesses_of(&accesses))
     }
@@ -1346,14 +1363,80 @@ impl Inner {
             return None;
         }
         let watch = self.lock_state(py).exec.threads.get_mut(tid).and_then(|t| t.iterating.take());
-        if let (Some(containers), Some(hook), Some(frame)) =
+        if let (Some(watch), Some(hook), Some(frame)) =
             (watch, &self.types.iterating_hook, report_py::calling_frame(py))
         {
-            let containers = PyTuple::new(py, containers).ok();
+            let containers = PyTuple::new(py, watch.containers).ok();
             // An error of the hook is dropped: the call then runs unwatched.
-            let _ = hook.bind(py).call1((frame, ev.obj.bind(py), containers));
+            let _ = hook.bind(py).call1((frame, watch.callee, containers, watch.write));
         }
         None
+    }
+
+    /// Whether the call (or `in`) just reported works on containers while it may run the
+    /// program's Python code, and which: a reading builtin (`iterates_calling_python`), a C
+    /// function given a Python function and containers (`reduce(f, d)`), a heap or `insort`
+    /// writer, and a list's or deque's `remove`/`index`/`count`/`in` over items with a Python
+    /// `__eq__`. Another thread's change between two of those calls is what the call meets.
+    fn callback_watch(&self, py: Python<'_>, ev: &Event, passed: &Passed<'_>) -> Option<CallbackWatch> {
+        let obj = ev.obj.bind(py);
+        let unbound = |v: &[Bound<'_, PyAny>]| v.iter().map(|c| c.clone().unbind()).collect::<Vec<_>>();
+        let first_arg = || ev.args.as_ref().and_then(|a| a.bind(py).get_item(0).ok());
+        match ev.kind {
+            EventKind::BuiltinCall | EventKind::CallSite => {
+                if self.writes_first_argument(obj, None) {
+                    let heap = first_arg().filter(|h| h.is_exact_instance_of::<PyList>())?;
+                    let callee = Some(obj.clone().unbind());
+                    return Some(CallbackWatch { containers: vec![heap.unbind()], write: true, callee });
+                }
+                let runs_python = self.iterates_calling_python(py, ev)
+                    || (ev.kind == EventKind::CallSite
+                        && ev.args.as_ref().is_some_and(|a| a.bind(py).iter().any(|a| Self::is_python_function(&a))));
+                (!passed.read.is_empty() && runs_python).then(|| CallbackWatch {
+                    containers: unbound(&passed.read),
+                    write: false,
+                    callee: Some(obj.clone().unbind()),
+                })
+            }
+            EventKind::Call => {
+                let name = ev.method.as_ref().and_then(|m| Self::text(m.bind(py)).map(str::to_owned))?;
+                if !matches!(name.as_str(), "remove" | "index" | "count") || !self.compares_in_python(obj) {
+                    return None;
+                }
+                let callee = PyTuple::new(py, [obj.clone().into_any(), PyString::new(py, &name).into_any()]).ok()?;
+                Some(CallbackWatch {
+                    containers: vec![obj.clone().unbind()],
+                    write: name == "remove",
+                    callee: Some(callee.into_any().unbind()),
+                })
+            }
+            EventKind::Contains if self.compares_in_python(obj) => {
+                Some(CallbackWatch { containers: vec![obj.clone().unbind()], write: false, callee: None })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `seq` is a list or deque whose first item's class compares in Python (its own
+    /// `__eq__`): `remove`, `index`, `count` and `in` call it for item after item.
+    fn compares_in_python(&self, seq: &Bound<'_, PyAny>) -> bool {
+        let py = seq.py();
+        if !seq.is_exact_instance_of::<PyList>() && !seq.get_type().is(self.types.deque.bind(py)) {
+            return false;
+        }
+        let Ok(first) = seq.get_item(0) else { return false };
+        first
+            .get_type()
+            .getattr(pyo3::intern!(py, "__eq__"))
+            .is_ok_and(|f| !f.get_type().is(self.types.slot_wrapper.bind(py)))
+    }
+
+    /// A function or bound method of Python code (a `lambda`, a `key=`): a C callee given one
+    /// calls it.
+    fn is_python_function(obj: &Bound<'_, PyAny>) -> bool {
+        let t = obj.get_type();
+        t.module().is_ok_and(|m| m.to_str().is_ok_and(|m| m == "builtins"))
+            && t.name().is_ok_and(|n| n.to_str().is_ok_and(|n| n == "function" || n == "method"))
     }
 
     /// Whether the builtin call `ev` iterates what it is given while it may run Python code (a
@@ -1442,8 +1525,7 @@ impl Inner {
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
         let passed = self.passed_to_unseen(py, ev);
         let reports_itself = self.method_reports_itself(py, ev);
-        let iterating = (!passed.read.is_empty() && self.iterates_calling_python(py, ev))
-            .then(|| passed.read.iter().map(|c| c.clone().unbind()).collect::<Vec<_>>());
+        let iterating = self.callback_watch(py, ev, &passed);
         let mut st = self.lock_state(py);
         st.exec.threads[tid].iterating = iterating;
         if st.exec.aborting {
@@ -1602,7 +1684,11 @@ impl Inner {
                 }
                 Pending::Argument(arg) => {
                     let o = Self::number(&mut st, &arg);
-                    (Self::access(AccessKind::Read, o, WHOLE), "argument", ev.method.as_ref().map(|m| m.clone_ref(py)))
+                    let read = Self::access(AccessKind::Read, o, WHOLE);
+                    match ev.kind {
+                        EventKind::Iter | EventKind::IterNext => (read, ev.kind.as_str(), None),
+                        _ => (read, "argument", ev.method.as_ref().map(|m| m.clone_ref(py))),
+                    }
                 }
                 Pending::ClassAttribute(cls) => {
                     let o = Self::number(&mut st, &cls);
@@ -1679,6 +1765,11 @@ impl Inner {
                 return none();
             }
             let read = self.iterated(obj).into_iter().filter(|c| self.is_container(c)).collect();
+            return Passed { read, nested_in: Vec::new(), resumed: Vec::new() };
+        }
+        // A loop over several containers (`zip(a, b)`) reads the others with its own (`loops`).
+        if matches!(ev.kind, EventKind::Iter | EventKind::IterNext) {
+            let read = ev.args.as_ref().map(|a| a.bind(py).iter().collect()).unwrap_or_default();
             return Passed { read, nested_in: Vec::new(), resumed: Vec::new() };
         }
         if !matches!(ev.kind, EventKind::Call | EventKind::CallSite | EventKind::BuiltinCall) {
