@@ -1409,6 +1409,7 @@ def explore_dpor(
     ``"any_time"`` (it may also time out at any point while it waits, as a slow machine can make
     it: finds code that ignores a wait's result or assumes its thread got there in time).
     """
+    __tracebackhide__ = True  # pytest shows the test's call, not frontrun's frames
     setup, threads, invariant = _checked(setup, threads, invariant)
     timeouts = _checked_timeouts(timeouts)
     started = _now()
@@ -1647,7 +1648,20 @@ LEFTOVER_STATE = (
 )
 
 
+def _callers_level():
+    """The ``stacklevel`` of the first frame outside frontrun, for a ``warnings.warn`` made by
+    the caller of this (``explore_dpor`` called by the ``frontrun_explore`` fixture: the test)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_FRONTRUN_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_FRONTRUN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first):
+    __tracebackhide__ = True  # pytest shows the test's call, not frontrun's frames
     """Runs executions on ``rt`` (configured for this search) until its engine is done, the
     deadline passes or, with ``stop_on_first``, a run fails."""
     global _sqlite_users, _watcher_thread
@@ -1682,14 +1696,14 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             users, _sqlite_users = _sqlite_users, None
         out.executions += 1
         if first and not run.kind and _separate_connections(users):
-            warnings.warn(SEPARATE_CONNECTIONS, SeparateConnectionsWarning, stacklevel=3)
+            warnings.warn(SEPARATE_CONNECTIONS, SeparateConnectionsWarning, stacklevel=_callers_level())
         if leftovers is not None:
             leftovers.after_run()
             names = leftovers.found()
             if names:
                 same = any(name.startswith(_SAME_STATE + ".") for name in names)
                 warnings.warn(LEFTOVER_STATE.format(names=", ".join(names)) + (SAME_STATE if same else ""),
-                              LeftoverStateWarning, stacklevel=3)
+                              LeftoverStateWarning, stacklevel=_callers_level())
         # (A run that failed is reported as it is: a thread that raised at once, say one called
         # with an argument it does not take, is no sign of code not rewritten.)
         if spent + out.executions == 1 and run.end == "finished" and not run.kind:
@@ -1699,7 +1713,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             if rt.reports_heard() == 0:
                 # Locks, waits and sleeps are explored without rewriting; the rest is not seen.
                 warnings.warn(_not_instrumented(NOT_INSTRUMENTED_STEPS, threads), NotInstrumentedWarning,
-                              stacklevel=3)
+                              stacklevel=_callers_level())
         if run.end == "timeout":
             rt.end_execution(None)
             out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
@@ -1815,6 +1829,7 @@ def replay(
     max_steps: int = DEFAULT_MAX_STEPS,
 ) -> DporResult:
     """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
+    __tracebackhide__ = True
     setup, threads, invariant = _checked(setup, threads, invariant)
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)

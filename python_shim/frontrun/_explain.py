@@ -119,7 +119,7 @@ def _created_at(obj):
     if kind_is(site, tuple) and len(site) == 2:
         return _where(*site)
     try:
-        tb = tracemalloc.get_object_traceback(obj)
+        tb = tracemalloc.get_object_traceback(obj) or _traceback_behind_preheader(obj)
     except Exception:
         tb = None
     if not tb:
@@ -133,6 +133,24 @@ def _created_at(obj):
         if not os.path.abspath(frame.filename).startswith(_PKG):
             return _where(frame.filename, frame.lineno)
     return None
+
+
+def _traceback_behind_preheader(obj):
+    """3.11: an instance of a Python class has its dict pointers before its GC header, and
+    ``get_object_traceback`` looks for the allocation after them (3.12 looks in the right place)."""
+    if sys.version_info[:2] != (3, 11):
+        return None
+    flags = type(obj).__flags__
+    managed_dict, gc = 1 << 4, 1 << 14
+    if not flags & managed_dict or not tracemalloc.is_tracing():
+        return None
+    import ctypes
+
+    pointer = ctypes.sizeof(ctypes.c_void_p)
+    get = ctypes.pythonapi._PyTraceMalloc_GetTraceback
+    get.restype, get.argtypes = ctypes.py_object, [ctypes.c_uint, ctypes.c_size_t]
+    frames = get(0, id(obj) - 2 * pointer * (1 + bool(flags & gc)))
+    return tracemalloc.Traceback(frames) if frames else None
 
 
 def _is_globals(obj):

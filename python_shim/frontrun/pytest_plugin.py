@@ -192,13 +192,16 @@ def _noting_imported_first(config, install):
     from frontrun.rewrite import _hook
 
     with warnings.catch_warnings(record=True) as noted:
-        warnings.simplefilter("always", _hook.AlreadyImportedWarning)
+        warnings.simplefilter("always")  # each is noted or warned again below, under the filters
         result = install()
     for w in noted:
         if issubclass(w.category, _hook.AlreadyImportedWarning):
             _notes(config).append(_imported_first_note(getattr(w.message, "modules", ())) or str(w.message))
         else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            try:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            except Warning as exc:  # `-W error`: a usage error, not pytest's internal traceback
+                raise pytest.UsageError(f"frontrun: {exc}") from None
     return result
 
 
@@ -255,24 +258,37 @@ def frontrun_explore(request):
     inconclusive_default = defaults.pop("allow_inconclusive", False)
 
     def explore(setup, threads, invariant=None, *, allow_inconclusive=inconclusive_default, **options):
+        __tracebackhide__ = True
         from frontrun import explore_dpor
 
+        caller = sys._getframe(1)
+        # The failure shows no traceback: it names the call, for a test that explores twice.
+        at = f"{_shown_path(caller.f_code.co_filename)}:{caller.f_lineno}: "
         result = explore_dpor(setup, threads, invariant, **{**defaults, **options})
         runs = f"{result.num_explored} execution{'s' if result.num_explored != 1 else ''}"
         if result.property_holds is False:
             pytest.fail(
-                f"frontrun found a failing interleaving ({result.failure_kind}) after {runs}:\n"
+                f"{at}frontrun found a failing interleaving ({result.failure_kind}) after {runs}:\n"
                 f"{result.explanation}",
                 pytrace=False,
             )
         if result.property_holds is None and not allow_inconclusive:
             pytest.fail(
-                f"frontrun could not finish the search ({runs}): {result.inconclusive_reason}",
+                f"{at}frontrun could not finish the search ({runs}): {result.inconclusive_reason}",
                 pytrace=False,
             )
         return result
 
     return explore
+
+
+def _shown_path(path):
+    """``path`` relative to the current directory when it is under it, as pytest shows files."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith(os.pardir) else relative
 
 
 def pytest_report_header(config):

@@ -2460,10 +2460,9 @@ def test_where_objects_were_created_names_the_line_that_made_them():
         assert first.startswith("Race on Counter.n (object #1 = state"), first
         if state_made_at is None:
             assert "created at" not in first, first
-        elif sys.version_info[:2] != (3, 11):  # 3.11's tracemalloc leaves out make_counter's frame
-            assert first.endswith(f"created at {state_made_at}):"), first
         else:
-            assert "created at" not in first, first
+            # (3.11's get_object_traceback misses an instance with its dict pointers before it.)
+            assert first.endswith(f"created at {state_made_at}):"), first
 
 
 GLOBAL_CACHE = load(

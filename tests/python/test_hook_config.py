@@ -191,6 +191,20 @@ def test_pyproject_without_frontrun_table_still_marks_the_root(tmp_path):
     assert (root, table, pyproject) == (str(tmp_path), None, str(tmp_path / "pyproject.toml"))
 
 
+def test_a_member_projects_pyproject_without_a_table_leaves_the_lookup_to_the_one_above(tmp_path):
+    # mono/pyproject.toml has [tool.frontrun]; mono/svc/pyproject.toml (pytest's ini) has not.
+    (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\ninclude = ["svc.*"]\n')
+    svc = tmp_path / "svc"
+    (svc / "tests").mkdir(parents=True)
+    (svc / "pyproject.toml").write_text('[project]\nname = "svc"\ndependencies = ["frontrun"]\n\n'
+                                        '[tool.pytest.ini_options]\nminversion = "7"\n')
+    root, table, pyproject = _config.discover(str(svc / "tests"))
+    assert (root, table, pyproject) == (str(tmp_path), {"include": ["svc.*"]}, str(tmp_path / "pyproject.toml"))
+    # A junk pyproject that is not frontrun's is passed over, not parsed.
+    (svc / "pyproject.toml").write_text("[[[ not toml\n")
+    assert _config.discover(str(svc))[1] == {"include": ["svc.*"]}
+
+
 def test_bad_configuration_is_reported(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.frontrun]\npolicy = "fastest"\n')
     with pytest.raises(ValueError, match="fastest"):

@@ -323,3 +323,15 @@ def test_under_the_launcher_a_selected_pytest_plugin_is_instrumented_and_named(p
     assert output.count("a -p plugin or a conftest): mypkg") == 1, output
     assert "import such a module from a conftest.py instead of naming it with -p" in output
     assert_rich_assertion(proc, output)
+
+
+def test_an_unknown_table_key_under_w_error_is_a_usage_error(project):
+    # A misspelt key is warned of; under `-W error` that warning ended the session with pytest's
+    # internal traceback, not a message.
+    (project / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.frontrun]\nincldue = ["mypkg"]\n')
+    proc, output, report = pytest_run(project, "-W", "error")
+    assert proc.returncode == 4, output
+    assert "ERROR: frontrun: " in output and "unknown [tool.frontrun] key 'incldue' ignored" in output, output
+    assert "Traceback" not in output, output
+    proc, output, report = pytest_run(project)
+    assert "unknown [tool.frontrun] key 'incldue' ignored" in output and report is not None, output

@@ -236,12 +236,29 @@ def read_frontrun_table(pyproject: str) -> dict | None:
 
 
 def discover(start: str | None = None) -> tuple[str, dict | None, str | None]:
-    """``(project_root, frontrun_table_or_None, pyproject_path_or_None)`` for ``start`` (default cwd)."""
+    """``(project_root, frontrun_table_or_None, pyproject_path_or_None)`` for ``start`` (default
+    cwd): the nearest ``pyproject.toml`` with a ``[tool.frontrun]`` table (one without it is
+    passed over, as a monorepo's member project's is), else the nearest one, without a table."""
     start = os.path.abspath(start or os.getcwd())
-    pyproject = find_pyproject(start)
-    if pyproject is None:
+    nearest = pyproject = find_pyproject(start)
+    if nearest is None:
         return start, None, None
-    return os.path.dirname(pyproject), read_frontrun_table(pyproject), pyproject
+    while pyproject is not None:
+        table = read_frontrun_table(pyproject) if _mentions_frontrun(pyproject) else None
+        if table is not None:
+            return os.path.dirname(pyproject), table, pyproject
+        above = os.path.dirname(os.path.dirname(pyproject))
+        pyproject = None if above == os.path.dirname(pyproject) else find_pyproject(above)
+    return os.path.dirname(nearest), None, nearest
+
+
+def _mentions_frontrun(pyproject: str) -> bool:
+    """Whether ``pyproject`` may have a ``[tool.frontrun]`` table (read without parsing it)."""
+    try:
+        with open(pyproject, encoding="utf-8", errors="replace") as f:
+            return "frontrun" in f.read()
+    except OSError:
+        return False
 
 
 def _as_list(value, key: str, source: str) -> list:
