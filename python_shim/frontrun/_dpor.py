@@ -205,7 +205,12 @@ class _Pool:
                 hooks = _thread_hooks(hooks)
                 if thread_locals:
                     _fresh_thread_locals(thread_locals, used_here, firsts)
+                # The first execution notes the code of yours it runs that is not rewritten
+                # (unless a profiler of the program's is on: it keeps its place).
+                watching = _unrewritten_run is not None and hooks[1] is None
                 try:
+                    if watching:
+                        sys.setprofile(_note_unrewritten)
                     # A new thread starts with an empty context (contextvars): a reused worker too.
                     contextvars.Context().run(fn)
                 except ExecutionAborted:
@@ -213,9 +218,46 @@ class _Pool:
                 except BaseException as e:
                     if not _coop.raised_unwinding(e):
                         error = _format_exception(sys.exc_info())
+                finally:
+                    if watching:
+                        sys.setprofile(None)
                 used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
+
+
+# The code of yours the first execution's threads ran that is not rewritten (code -> None, in
+# the order first run), while it runs; None when not watching.
+_unrewritten_run: Optional[dict] = None
+# Per code object: whether it is the user's own code, not rewritten (`_unrewritten_own`).
+_own_unrewritten: dict = {}
+
+
+def _note_unrewritten(frame, event, arg):
+    """A profile function of the first execution's threads (`_unrewritten_run`)."""
+    found = _unrewritten_run
+    if event != "call" or found is None:
+        return
+    code = frame.f_code
+    verdict = _own_unrewritten.get(code)
+    if verdict is None:
+        verdict = _own_unrewritten[code] = _unrewritten_own(code)
+    if verdict:
+        found.setdefault(code, None)
+
+
+def _unrewritten_own(code):
+    """Whether ``code`` is of the user's own files (by the hook's roots) and not rewritten."""
+    from frontrun.rewrite._hook import installed
+
+    finder = installed()
+    file = code.co_filename
+    if finder is None or not file or file.startswith("<") or _rewritten(code):
+        return False
+    try:
+        return finder.selection.is_users_own(file)
+    except Exception:
+        return False
 
 
 def _thread_hooks(had):
@@ -1372,6 +1414,15 @@ def _why_not_instrumented(threads) -> str:
     return shown + ("\n" + _REWRITE_HOW if finder is None else "")
 
 
+def _unrewritten_warning(codes) -> str:
+    shown = [f"{getattr(c, 'co_qualname', c.co_name)} ({os.path.relpath(c.co_filename)}:{c.co_firstlineno})"
+             for c in codes[:8]]
+    more = f" and {len(codes) - 8} more" if len(codes) > 8 else ""
+    return ("frontrun explored one execution: the threads shared nothing it saw, but they ran code of yours "
+            f"that is not rewritten, whose accesses it cannot see: {', '.join(shown)}{more}. A race through that "
+            f"code cannot be found: {_INCLUDE_HOW}.")
+
+
 def _not_instrumented(head: str, threads) -> str:
     try:
         return head + _why_not_instrumented(threads)
@@ -1419,6 +1470,7 @@ def explore_dpor(
     if preemption_bound is None and stop_on_first:
         passes[:0] = FIRST_BOUNDS
     spent = bounded_runs = 0
+    unrewritten = []
     restarts = restarted_executions = 0
     first_divergence = None
     with _session(max_steps=max_steps, resource_methods=tuple(resource_methods), timeouts=timeouts) as (rt, pool):
@@ -1429,6 +1481,7 @@ def explore_dpor(
                 limit = max_executions - spent if limit is None else min(limit, max_executions - spent)
             rt.configure(preemption_bound=bound, max_executions=limit, max_steps=max_steps)
             search = _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first)
+            unrewritten = unrewritten or search.unrewritten
             spent += search.executions
             if search.diverged and restarts < WARM_RESTARTS and not (max_executions is not None and spent >= max_executions):
                 first_divergence = first_divergence or search.stopped_reason
@@ -1484,6 +1537,8 @@ def explore_dpor(
     holds = None if stopped_reason else True
     if stopped_reason:
         num = spent  # a search cut short counts every execution it ran (max_executions=50: 50)
+    elif num == 1 and len(threads) > 1 and unrewritten:
+        warnings.warn(_unrewritten_warning(unrewritten), NotInstrumentedWarning, stacklevel=_callers_level())
     return DporResult(property_holds=holds, num_explored=num, inconclusive_reason=stopped_reason, elapsed=elapsed, stats=stats)
 
 
@@ -1519,6 +1574,8 @@ class _Search:
         self.stats = {}
         self.verdict = None
         self.reason = None
+        # The code of yours the first execution ran unrewritten (`_unrewritten_run`).
+        self.unrewritten = []
 
 
 class _Leftovers:
@@ -1661,10 +1718,10 @@ _FRONTRUN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first):
-    __tracebackhide__ = True  # pytest shows the test's call, not frontrun's frames
     """Runs executions on ``rt`` (configured for this search) until its engine is done, the
     deadline passes or, with ``stop_on_first``, a run fails."""
-    global _sqlite_users, _watcher_thread
+    __tracebackhide__ = True  # pytest shows the test's call, not frontrun's frames
+    global _sqlite_users, _watcher_thread, _unrewritten_run
     out = _Search()
     leftovers = _Leftovers() if spent == 0 else None
     while True:
@@ -1678,6 +1735,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
         first = spent + out.executions == 0
         if first:
             _sqlite_users, _watcher_thread = {}, _thread.get_ident()
+            _unrewritten_run = {} if len(threads) > 1 else None  # (the warning is about threads sharing)
         try:
             run = _run_one(rt, setup, threads, invariant, remaining, leftovers and leftovers.after_setup)
         except _SetupFailed as failed:
@@ -1694,6 +1752,8 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             break
         finally:
             users, _sqlite_users = _sqlite_users, None
+            if first:
+                out.unrewritten, _unrewritten_run = list(_unrewritten_run or ()), None
         out.executions += 1
         if first and not run.kind and _separate_connections(users):
             warnings.warn(SEPARATE_CONNECTIONS, SeparateConnectionsWarning, stacklevel=_callers_level())

@@ -127,8 +127,13 @@ def _settings(config, options):
     from frontrun.rewrite import _config
 
     flag = getattr(options, "frontrun", None)
-    include = list(getattr(options, "frontrun_include", None) or []) or list(config.getini("frontrun_include"))
-    exclude = list(getattr(options, "frontrun_exclude", None) or []) + list(config.getini("frontrun_exclude"))
+    # (Paths on the command line are from the current directory; the ini's from its directory.)
+    include = _config.from_cwd(getattr(options, "frontrun_include", None) or []) or list(
+        config.getini("frontrun_include")
+    )
+    exclude = _config.from_cwd(getattr(options, "frontrun_exclude", None) or []) + list(
+        config.getini("frontrun_exclude")
+    )
     policy = getattr(options, "frontrun_policy", None) or config.getini("frontrun_policy") or None
     methods = list(getattr(options, "frontrun_resource_methods", None) or []) + list(
         config.getini("frontrun_resource_methods")

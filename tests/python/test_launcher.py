@@ -598,3 +598,52 @@ def test_an_object_posing_as_a_module_in_sys_modules_is_left_alone_at_exit(proje
     plain = run(["poser.py"], cwd=project)
     launched = run([*LAUNCHER, "poser.py"], cwd=project)
     assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_a_pass_through_code_of_yours_left_unrewritten_is_warned_of(tmp_path):
+    # The threads reach their race only through a module the selection leaves out: one execution,
+    # nothing shared seen. It passed, unsaid; now a NotInstrumentedWarning names that code.
+    (tmp_path / "counter.py").write_text("class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
+                                         "    def incr(self):\n        self.n += 1\n")
+    (tmp_path / "main.py").write_text(
+        "import warnings\n"
+        "from frontrun import explore_dpor\n"
+        "from counter import Counter\n\n"
+        "def bump(c):\n    c.incr()\n\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    r = explore_dpor(Counter, [bump, bump], lambda c: c.n == 2)\n"
+        "print('RESULT', r.property_holds, r.num_explored)\n"
+        "for w in seen:\n"
+        "    print('WARNING', w.category.__name__, w.filename.rsplit('/', 1)[-1], w.message)\n"
+    )
+    excluded = run(["-m", "frontrun.rewrite", "--exclude", "counter", "main.py"], cwd=tmp_path)
+    out = excluded.stdout + excluded.stderr
+    assert "RESULT True 1" in out, out
+    incr = "Counter.incr" if sys.version_info >= (3, 11) else "incr"  # (3.10 code has no qualname)
+    assert ("WARNING NotInstrumentedWarning main.py frontrun explored one execution: the threads shared nothing "
+            "it saw, but they ran code of yours that is not rewritten, whose accesses it cannot see: "
+            f"{incr} (counter.py:5)") in out, out
+    whole = run(["-m", "frontrun.rewrite", "main.py"], cwd=tmp_path)
+    out = whole.stdout + whole.stderr
+    assert "RESULT False" in out and "WARNING" not in out, out
+
+
+def test_a_path_pattern_on_the_command_line_is_from_the_current_directory(tmp_path):
+    # `--include tests/` with the script elsewhere: the pattern was taken from the script's
+    # directory, and selected nothing, unsaid.
+    project, elsewhere = tmp_path / "proj", tmp_path / "tools"
+    (project / "tests").mkdir(parents=True)
+    elsewhere.mkdir()
+    (project / "tests" / "probe_mod.py").write_text("def f(o):\n    return o.x\n")
+    (elsewhere / "run.py").write_text(
+        "import sys\nsys.path.insert(0, 'tests')\nimport probe_mod\n"
+        "print('REWRITTEN', '__frontrun_on__' in probe_mod.f.__code__.co_names)\n"
+    )
+    for pattern in ("tests/", "./tests/*.py", "tests/=all"):
+        proc = run(["-m", "frontrun.rewrite", "--no-config", "--policy", "all", "--include", pattern,
+                    str(elsewhere / "run.py")], cwd=project)
+        assert "REWRITTEN True" in proc.stdout, (pattern, proc.stdout + proc.stderr)
+    proc = run(["-m", "frontrun.rewrite", "--no-config", "--policy", "all", "--include", "other/",
+                str(elsewhere / "run.py")], cwd=project)
+    assert "REWRITTEN False" in proc.stdout, proc.stdout + proc.stderr

@@ -146,14 +146,33 @@ def dotted_names(real: str, roots) -> list[str]:
     return names
 
 
+def from_cwd(specs) -> list:
+    """Command-line patterns, their relative path globs taken from the current directory, where
+    a path typed on a command line is (a table's are from its project root), and shown as typed."""
+    out = []
+    for spec in specs:
+        text, policy = spec, None
+        head, sep, tail = spec.rpartition("=")
+        if sep and head and tail in POLICIES:
+            text, policy = head, tail
+        if _is_path_pattern(text) and not os.path.isabs(os.path.expanduser(text)):
+            spec = {"pattern": text, "root": os.getcwd()}
+            if policy is not None:
+                spec["policy"] = policy
+        out.append(spec)
+    return out
+
+
 def parse_pattern(spec, root: str) -> Pattern:
     """Accept ``"pat"``, ``"pat=policy"``, ``("pat", "policy")`` or ``{"pattern":…, "policy":…}``."""
     policy = None
     if isinstance(spec, dict):
-        unknown = set(spec) - {"pattern", "policy"}
+        # ("root": a command-line pattern's own directory, `from_cwd`.)
+        unknown = set(spec) - {"pattern", "policy", "root"}
         if unknown or "pattern" not in spec:
             raise ValueError(f"a frontrun pattern table needs 'pattern' (and optionally 'policy'), got {spec!r}")
         text, policy = spec["pattern"], spec.get("policy")
+        root = spec.get("root", root)
     elif isinstance(spec, (tuple, list)):
         if len(spec) != 2:
             raise ValueError(f"a frontrun pattern pair is (pattern, policy), got {spec!r}")
@@ -307,16 +326,23 @@ class Selection(_Record):
                 if pattern.matches(name, filename, aliases, real):
                     return pattern.policy or self.policy
             return None
-        if real is None:
-            return None
-        if not any(_is_under(real, root) for root in self.roots):
-            return None
-        parts = real.split(os.sep)
-        if "site-packages" in parts or "dist-packages" in parts:
-            return None
-        if any(_is_under(real, d) for d in self.system_dirs):
+        if real is None or not self._is_users_own(real):
             return None
         return self.policy
+
+    def is_users_own(self, filename: str) -> bool:
+        """Whether ``filename`` is the user's own code by where it is (what the default
+        selection rewrites): under a root, not installed, not the standard library's."""
+        real = os.path.normcase(os.path.realpath(filename))
+        return not _is_under(real, os.path.normcase(_FRONTRUN_DIR)) and self._is_users_own(real)
+
+    def _is_users_own(self, real: str) -> bool:
+        if not any(_is_under(real, root) for root in self.roots):
+            return False
+        parts = real.split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts:
+            return False
+        return not any(_is_under(real, d) for d in self.system_dirs)
 
     def policy_for_target(self, name: str, filename: str | None) -> str | None:
         """The policy for a module named explicitly (the script the launcher runs, the target

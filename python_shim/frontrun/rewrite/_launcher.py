@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"python -m frontrun.rewrite: error: {exc}\n\n")
         raise SystemExit(_print_usage(2)) from None
 
-    from frontrun.rewrite import _hook
+    from frontrun.rewrite import _config, _hook
 
     # Configuration is looked up from the script's directory (the cwd for -m, -c and -), which
     # is also a root of "the user's own code" and where its own modules are (`_program_starts`).
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         start = os.path.dirname(os.path.realpath(target))
     settings = dict(
-        include=options["include"] or None,
-        exclude=options["exclude"] or None,
+        include=_config.from_cwd(options["include"]) or None,
+        exclude=_config.from_cwd(options["exclude"]) or None,
         policy=options["policy"],
         resource_methods=options["resource_method"] or None,
         root=start,
