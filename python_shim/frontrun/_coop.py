@@ -196,7 +196,7 @@ def watch_holding_call(caller):
     sys.setprofile(watch)
 
 
-def watch_iterating_call(caller, callee, containers, write=False):
+def watch_iterating_call(caller, callee, containers, write=False, keys_only=()):
     """``caller`` is about to make a call that works on ``containers`` while it may run Python
     code (``max(d, key=f)``, ``list(map(f, d))``, ``lst.remove(x)`` with an item's ``__eq__``,
     ``heappush(h, x)`` with a ``__lt__``): each Python function it calls is a point where the
@@ -205,7 +205,7 @@ def watch_iterating_call(caller, callee, containers, write=False):
     back the one before when the call returns. ``callee`` is the callable, ``(receiver, name)``
     for a method, or None for an operator (``x in lst``). (A call of a type, ``list(...)``, has
     no return event, nor has an operator: the watch ends when ``caller`` calls anything else or
-    returns.)"""
+    returns.) ``keys_only``: per container, whether the call walks that dict's keys alone."""
     previous = sys.getprofile()
     called = []  # the code the call runs in Python (`f`): the same every time
 
@@ -229,7 +229,7 @@ def watch_iterating_call(caller, callee, containers, write=False):
             rt = _managed()
             if rt is not None:
                 rt.iter_point(containers, (caller.f_code.co_filename, caller.f_lineno) if rt.explaining else None,
-                              write)
+                              write, list(keys_only or ()))
         elif frame is caller:
             done = event == "return" or (
                 is_callee(arg) if event in ("c_return", "c_exception") else event == "c_call" and not is_callee(arg)

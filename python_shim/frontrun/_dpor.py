@@ -744,7 +744,7 @@ SEPARATE_CONNECTIONS = (
 # a listing reads it. (`io.open` is `builtins.open`.)
 # A tree call (os.walk, rglob) lists every directory under its path; rmtree removes them all.
 (PATH_READ, PATH_WRITE, PATH_OPEN, PATH_LIST, PATH_ENTRY, PATH_MOVE, PATH_COPY, PATH_GLOB, PATH_OS_OPEN,
- PATH_TREE, PATH_TREE_REMOVE) = range(11)
+ PATH_TREE, PATH_TREE_REMOVE, PATH_TREE_COPY) = range(12)
 # How many directories under a tree call's path are its resources (the rest go unseen).
 _TREE_LIMIT = 256
 _PATH_FUNCTIONS = (
@@ -753,7 +753,7 @@ _PATH_FUNCTIONS = (
                                    os.path.isfile, os.path.isdir, os.path.islink, os.path.getsize,
                                    os.path.getmtime)]
     + [(f, 0, PATH_LIST) for f in (os.listdir, os.scandir)]
-    + [(os.walk, 0, PATH_TREE), (shutil.rmtree, 0, PATH_TREE_REMOVE)]
+    + [(os.walk, 0, PATH_TREE), (shutil.rmtree, 0, PATH_TREE_REMOVE), (shutil.copytree, 0, PATH_TREE_COPY)]
     + [(f, 0, PATH_WRITE) for f in (os.chmod, os.utime, os.truncate)]
     + [(f, 0, PATH_ENTRY) for f in (os.remove, os.unlink, os.mkdir, os.makedirs, os.rmdir, os.removedirs)]
     + [(f, 0, PATH_MOVE) for f in (os.rename, os.replace, shutil.move)]
@@ -804,6 +804,10 @@ def _path_accesses(how, index, args):
             while any(c in path for c in "*?["):
                 path = os.path.dirname(path)
             path = path or "."
+        if how == PATH_TREE_COPY:
+            # Lists the source tree (and reads its files), and makes the destination's entry.
+            made = _path_accesses(PATH_ENTRY, 0, (args[index + 1],)) if len(args) > index + 1 else ()
+            return _path_accesses(PATH_TREE, index, args) + made
         if how in (PATH_MOVE, PATH_COPY):
             source, target = _file_resource(path, True), args[index + 1]
             if os.path.isdir(target) and not os.path.isdir(path):
@@ -1382,7 +1386,7 @@ def _why_not_instrumented(threads) -> str:
         where = f"{fn.__qualname__} ({name}, {code.co_filename})"
         module = sys.modules.get(name)
         spec = getattr(module, "__spec__", None)
-        if "__frontrun_on__" in code.co_names:
+        if _rewritten(code):
             lines.append(f"{where} is rewritten, and touched no shared state itself: what the threads share is "
                          "reached through code that is not (a module outside the selection: "
                          f"{_INCLUDE_HOW}; or C code, which frontrun cannot see into)")

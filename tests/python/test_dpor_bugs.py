@@ -3899,6 +3899,9 @@ ITERATING = load(
     def insert(s):
         s.d[9] = 9
 
+    def store_existing(s):
+        s.d[1] = 7
+
     def insert_locked(s):
         with s.lock:
             s.d[9] = 9
@@ -4036,6 +4039,16 @@ def test_reduce_over_a_dict_meets_an_insertion():
     result = explore(setup, [p.total, p.insert], lambda s: True)
     assert result.failure_kind == "exception", result.explanation
     assert "changed size during iteration" in result.explanation
+
+
+def test_a_c_call_walking_a_dicts_keys_commutes_with_stores_to_keys_there():
+    # reduce(f, d) and max(d, key=f) walk the keys: each Python call was a read of the whole
+    # dict, so a store to a key already there made one execution per key (300 keys: 301).
+    p = ITERATING
+    setup = lambda: State(d={k: k for k in range(300)}, out=None)  # noqa: E731
+    for reader in (p.best, p.pure_key):
+        result = explore(setup, [reader, p.store_existing], lambda s: True)
+        assert result.property_holds is True and result.num_explored <= 3, result.num_explored
 
 
 def test_comparisons_in_c_keep_remove_one_step():

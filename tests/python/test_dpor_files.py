@@ -352,6 +352,7 @@ TREES = load(
         def __init__(self, d):
             self.root = os.path.join(d, "tree")
             shutil.rmtree(self.root, ignore_errors=True)
+            shutil.rmtree(self.root + "-copy", ignore_errors=True)
             os.makedirs(os.path.join(self.root, "a", "b"))
             self.count = None
             self.wrote = None
@@ -372,6 +373,10 @@ TREES = load(
     def remove_tree(s):
         shutil.rmtree(os.path.join(s.root, "a"))
 
+    def copy_tree(s):
+        shutil.copytree(s.root, s.root + "-copy")
+        s.count = sum(len(files) for _, _, files in os.walk(s.root + "-copy"))
+
     def write_deep(s):
         try:
             with open(os.path.join(s.root, "a", "b", "g.txt"), "w") as f:
@@ -383,7 +388,7 @@ TREES = load(
 )
 
 
-@pytest.mark.parametrize("counter", ["count_by_walk", "count_by_rglob", "count_by_path_walk"])
+@pytest.mark.parametrize("counter", ["count_by_walk", "count_by_rglob", "count_by_path_walk", "copy_tree"])
 def test_a_tree_walk_lists_the_directories_under_its_path(tmp_path, counter):
     # A walk lists every directory under its path, not only the top one: a file made two
     # levels down before the walk reaches it is counted, after it is not (the search proved
@@ -440,3 +445,37 @@ def test_workers_that_list_then_rename_the_listed_files_repeat_their_schedules(t
                                    invariant=lambda s: sorted(s.claimed) == ["j1", "j2"])
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
     assert result.num_explored > 2
+
+
+CACHE_FILE = load(
+    """
+    import json
+    import os
+
+    class Cache:
+        def __init__(self, d):
+            self.path = os.path.join(d, "cache.json")
+            if os.path.exists(self.path):
+                os.remove(self.path)
+            self.seen = []
+
+    def save(s):
+        with open(s.path, "w") as f:
+            json.dump({"v": 1}, f)  # the standard library writes to f: no report of its own
+
+    def load_if_there(s):
+        if os.path.exists(s.path):
+            with open(s.path) as f:
+                s.seen.append(f.read())
+    """
+)
+
+
+def test_a_file_handed_to_code_out_of_sight_is_used_at_the_call(tmp_path):
+    # json.dump(obj, f) writes through f in Python frontrun does not rewrite: the reader could
+    # read the file between open("w") and the dump (""), and that order was never explored.
+    p = CACHE_FILE
+    result = frontrun.explore_dpor(setup=lambda: p.Cache(str(tmp_path)), threads=[p.save, p.load_if_there],
+                                   invariant=lambda s: s.seen in ([], ['{"v": 1}']))
+    assert result.failure_kind == "invariant", result.explanation
+    assert "Race on file" in result.explanation and "json.dump(" in result.explanation, result.explanation

@@ -647,3 +647,18 @@ def test_a_path_pattern_on_the_command_line_is_from_the_current_directory(tmp_pa
     proc = run(["-m", "frontrun.rewrite", "--no-config", "--policy", "all", "--include", "other/",
                 str(elsewhere / "run.py")], cwd=project)
     assert "REWRITTEN False" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_threads_of_the_launched_script_that_touch_nothing_are_said_to_be_rewritten(tmp_path):
+    # `def idle(s): pass` has nothing to rewrite: its code is the original's, and the diagnosis
+    # said the script had been compiled by another module (cProfile, pdb) instead of the launcher.
+    (tmp_path / "idle.py").write_text(
+        "from frontrun import explore_dpor\n\n"
+        "def idle(s):\n    pass\n\n"
+        "try:\n    explore_dpor(object, [idle, idle])\nexcept Exception as e:\n    print('RAISED', e)\n"
+    )
+    proc = run(["-m", "frontrun.rewrite", "idle.py"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert "RAISED frontrun saw no shared-state access" in out, out
+    assert "is rewritten, and touched no shared state itself" in out, out
+    assert "another module (cProfile, pdb" not in out, out

@@ -207,6 +207,9 @@ pub(super) struct Counted {
 /// each such function it calls is a step of its access to them (`iter_point`).
 pub(super) struct CallbackWatch {
     pub(super) containers: Vec<Py<PyAny>>,
+    /// Per container: the call walks that dict's keys alone (`max(d, key=f)`): a step reads
+    /// which keys it holds, so stores to keys already there commute with it.
+    pub(super) keys_only: Vec<bool>,
     /// The call writes them (`remove`, `heappush`) rather than reads them.
     pub(super) write: bool,
     /// How the watch knows the call has returned: the callable, `(receiver, method name)`, or

@@ -50,7 +50,7 @@ use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
 use super::report_py::{self, Event};
 use crate::engine::{
     dependent, Access, AccessKind, Action, Config, Deadlock, Explorer, Op, Schedule, ThreadId, Verdict, WaitReason,
-    LIVENESS, WHOLE, YIELD,
+    LIVENESS, SIZE, WHOLE, YIELD,
 };
 
 /// Key namespaces: names, subscript values and subscript identities never collide.
@@ -1073,13 +1073,14 @@ impl DporRuntime {
     /// iteration"), and a removal shifts what is compared next. One step reading (or, for a
     /// call that writes them, `write`, writing) all the containers, not counted as a step of
     /// its own (a long container is no runaway).
-    #[pyo3(signature = (containers, site=None, write=false))]
+    #[pyo3(signature = (containers, site=None, write=false, keys_only=Vec::new()))]
     fn iter_point(
         &self,
         py: Python<'_>,
         containers: Vec<Py<PyAny>>,
         site: Option<(Py<PyAny>, i32)>,
         write: bool,
+        keys_only: Vec<bool>,
     ) -> PyResult<()> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
@@ -1090,8 +1091,15 @@ impl DporRuntime {
         }
         let mut st = inner.lock_state(py);
         let kind = if write { AccessKind::Write } else { AccessKind::Read };
-        let accesses: Vec<Access> =
-            containers.iter().map(|c| Access { obj: Inner::number(&mut st, c.bind(py)), key: WHOLE, kind }).collect();
+        // (A walk of a dict's keys reads which keys it holds: `SIZE`.)
+        let accesses: Vec<Access> = containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let key = if !write && keys_only.get(i).copied().unwrap_or(false) { SIZE } else { WHOLE };
+                Access { obj: Inner::number(&mut st, c.bind(py)), key, kind }
+            })
+            .collect();
         let op = match accesses[..] {
             [one] => Op::Access { obj: one.obj, key: one.key, kind: one.kind },
             _ => Op::accesses_of(&accesses),

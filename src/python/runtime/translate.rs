@@ -183,13 +183,21 @@ impl Inner {
     }
 
     /// A file's or directory's number: the one it has in every execution (`file_name`), unless
-    /// another file took that name from the plan in this one (then its first use names it).
+    /// another file took that name from the plan in this one (then the name that one left, or
+    /// its first use, names it).
     pub(super) fn number_file(st: &mut State, file: &Bound<'_, PyAny>) -> u64 {
         let ptr = file.as_ptr() as usize;
         if st.exec.number_at(file.py(), ptr).is_none() {
             if let Ok(k) = file.getattr(pyo3::intern!(file.py(), "number")).and_then(|k| k.extract::<u64>()) {
-                let name = super::handoff::file_name(k);
-                if !st.exec.is_named(name) {
+                // Taken by a file renamed to it from the plan (`job.<thread id>`, named by the
+                // other worker in the plan's execution): this one takes the name that left.
+                let own = super::handoff::file_name(k);
+                let name = if st.exec.is_named(own) {
+                    st.exec.renamed.iter().find(|&(_, &to)| to == own).map(|(&from, _)| from)
+                } else {
+                    Some(own)
+                };
+                if let Some(name) = name.filter(|&n| !st.exec.is_named(n)) {
                     st.exec.reserved.insert(ptr, name);
                 }
             }
@@ -1367,8 +1375,9 @@ impl Inner {
             (watch, &self.types.iterating_hook, report_py::calling_frame(py))
         {
             let containers = PyTuple::new(py, watch.containers).ok();
+            let keys_only = PyTuple::new(py, watch.keys_only).ok();
             // An error of the hook is dropped: the call then runs unwatched.
-            let _ = hook.bind(py).call1((frame, watch.callee, containers, watch.write));
+            let _ = hook.bind(py).call1((frame, watch.callee, containers, watch.write, keys_only));
         }
         None
     }
@@ -1387,13 +1396,25 @@ impl Inner {
                 if self.writes_first_argument(obj, None) {
                     let heap = first_arg().filter(|h| h.is_exact_instance_of::<PyList>())?;
                     let callee = Some(obj.clone().unbind());
-                    return Some(CallbackWatch { containers: vec![heap.unbind()], write: true, callee });
+                    return Some(CallbackWatch {
+                        containers: vec![heap.unbind()],
+                        keys_only: vec![false],
+                        write: true,
+                        callee,
+                    });
                 }
                 let runs_python = self.iterates_calling_python(py, ev)
                     || (ev.kind == EventKind::CallSite
                         && ev.args.as_ref().is_some_and(|a| a.bind(py).iter().any(|a| Self::is_python_function(&a))));
-                (!passed.read.is_empty() && runs_python).then(|| CallbackWatch {
+                if passed.read.is_empty() || !runs_python {
+                    return None;
+                }
+                let args: Vec<Bound<'_, PyAny>> =
+                    ev.args.as_ref().map(|a| a.bind(py).iter().collect()).unwrap_or_default();
+                let keys_only = passed.read.iter().map(|c| args.iter().any(|a| Self::walks_keys(a, c))).collect();
+                Some(CallbackWatch {
                     containers: unbound(&passed.read),
+                    keys_only,
                     write: false,
                     callee: Some(obj.clone().unbind()),
                 })
@@ -1406,13 +1427,17 @@ impl Inner {
                 let callee = PyTuple::new(py, [obj.clone().into_any(), PyString::new(py, &name).into_any()]).ok()?;
                 Some(CallbackWatch {
                     containers: vec![obj.clone().unbind()],
+                    keys_only: vec![false],
                     write: name == "remove",
                     callee: Some(callee.into_any().unbind()),
                 })
             }
-            EventKind::Contains if self.compares_in_python(obj) => {
-                Some(CallbackWatch { containers: vec![obj.clone().unbind()], write: false, callee: None })
-            }
+            EventKind::Contains if self.compares_in_python(obj) => Some(CallbackWatch {
+                containers: vec![obj.clone().unbind()],
+                keys_only: vec![false],
+                write: false,
+                callee: None,
+            }),
             _ => None,
         }
     }
@@ -1524,6 +1549,7 @@ impl Inner {
 
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
         let passed = self.passed_to_unseen(py, ev);
+        let handed_files = self.files_handed_to_unseen(py, ev);
         let reports_itself = self.method_reports_itself(py, ev);
         let iterating = self.callback_watch(py, ev, &passed);
         let mut st = self.lock_state(py);
@@ -1616,6 +1642,12 @@ impl Inner {
             }
         }
         steps.extend(arguments);
+        // A file handed to code out of sight (`json.dump(obj, f)`) is used by it, like a handle's
+        // own methods (`f.write`): ordered like a write.
+        for file in handed_files.iter().filter_map(|f| self.file_resource(f, false)) {
+            let o = Self::number_file(&mut st, &file);
+            steps.push(Pending::Op((Self::access(AccessKind::Write, o, WHOLE), "resource", None)));
+        }
         if !nested_in.is_empty() {
             steps.push(Pending::NestedIn(nested_in));
         }
@@ -1743,6 +1775,36 @@ impl Inner {
             return false;
         };
         matches!(classify.bind(py).call1((obj, method.bind(py))).and_then(|r| r.extract::<i64>()), Ok(0))
+    }
+
+    /// The file objects among a call's arguments that code out of the rewriter's sight receives
+    /// (`json.dump(obj, f)`, `pickle.dump(obj, f)`, `shutil.copyfileobj(src, dst)`): it reads or
+    /// writes them, with no report of its own. Decided before the state is locked.
+    fn files_handed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Vec<Bound<'py, PyAny>> {
+        if !matches!(ev.kind, EventKind::Call | EventKind::CallSite) {
+            return Vec::new();
+        }
+        let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
+        let files: Vec<Bound<'py, PyAny>> = args.iter().filter(Self::is_file_object).collect();
+        let Some(classify) = self.types.unseen_callee.as_ref().filter(|_| !files.is_empty()) else {
+            return Vec::new();
+        };
+        let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
+        match classify.bind(py).call1((ev.obj.bind(py), method)).and_then(|r| r.extract::<i64>()) {
+            Ok(n) if n > 0 => files,
+            _ => Vec::new(),
+        }
+    }
+
+    /// An open file of `io`'s (text or binary, buffered or raw).
+    fn is_file_object(obj: &Bound<'_, PyAny>) -> bool {
+        let t = obj.get_type();
+        t.module().is_ok_and(|m| m.to_str().is_ok_and(|m| m == "_io"))
+            && t.name().is_ok_and(|n| {
+                n.to_str().is_ok_and(|n| {
+                    matches!(n, "TextIOWrapper" | "BufferedWriter" | "BufferedReader" | "BufferedRandom" | "FileIO")
+                })
+            })
     }
 
     /// The containers among a call's arguments that code out of the rewriter's sight receives
