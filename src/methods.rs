@@ -164,6 +164,39 @@ pub const PATH_METHODS: &[&str] = &[
     "open",
 ];
 
+/// Functions that use the file or directory a path argument names (`_dpor._PATH_FUNCTIONS`,
+/// by the name they are called through): a call of one is reported even when its lone argument
+/// is a string (`open("data.txt")`, `os.path.exists(f"{d}/lock")`), which no other call is.
+pub const PATH_FUNCTIONS: &[&str] = &[
+    "open",
+    "stat",
+    "lstat",
+    "access",
+    "exists",
+    "lexists",
+    "isfile",
+    "isdir",
+    "islink",
+    "getsize",
+    "getmtime",
+    "listdir",
+    "scandir",
+    "walk",
+    "chmod",
+    "utime",
+    "truncate",
+    "remove",
+    "unlink",
+    "mkdir",
+    "makedirs",
+    "rmdir",
+    "removedirs",
+    "rmtree",
+    "copytree",
+    "glob",
+    "iglob",
+];
+
 /// Callables (by the name they are called through) that read or write the state of their
 /// first argument: the report carries the callable, whose identity the runtime checks.
 pub const STATE_BUILTINS: &[&str] = &[

@@ -675,6 +675,25 @@ impl<'a> Selector<'a> {
         found
     }
 
+    /// Whether call `cs` looks like one of a path function (`methods::PATH_FUNCTIONS`): a name
+    /// of one is loaded among the instructions that push its callable and arguments.
+    fn calls_path_function(&self, cs: CallSite) -> bool {
+        let Some(top) = self.height[cs.insert_at] else { return false };
+        let base = top.saturating_sub(cs.consumed);
+        let mut j = cs.insert_at;
+        while j > 0 && cs.insert_at - j < 16 {
+            j -= 1;
+            let Some(h) = self.height[j] else { return false };
+            if self.name(j).is_some_and(|name| crate::methods::PATH_FUNCTIONS.contains(&name)) {
+                return true;
+            }
+            if h <= base {
+                break;
+            }
+        }
+        false
+    }
+
     /// Reports of the operands at depths `depths` (deepest first) that `at` reads the contents
     /// of. The top one is left out when the instruction before pushed a value that is never a
     /// container (a constant, a comparison's bool, a string) and nothing jumps in between.
@@ -723,7 +742,8 @@ impl<'a> Selector<'a> {
                 && first == 1
                 && self
                     .top_pushed_by(cs.insert_at)
-                    .is_some_and(|op| self.ops.pushes_scalar[op as usize] || Some(op) == self.ops.get_iter);
+                    .is_some_and(|op| self.ops.pushes_scalar[op as usize] || Some(op) == self.ops.get_iter)
+                && !self.calls_path_function(cs);
             // 3.10 fetches deep values by rotation: a long argument list is not worth it.
             let deep = self.ops.copy.is_none() && cs.probe > 6;
             if count == 0 || scalar_only || deep {

@@ -479,3 +479,47 @@ def test_a_file_handed_to_code_out_of_sight_is_used_at_the_call(tmp_path):
                                    invariant=lambda s: s.seen in ([], ['{"v": 1}']))
     assert result.failure_kind == "invariant", result.explanation
     assert "Race on file" in result.explanation and "json.dump(" in result.explanation, result.explanation
+
+
+ONE_STRING_PATH = load(
+    """
+    import os
+
+    def create(s):
+        open(f"{s.d}/out", "w").close()
+
+    def read_fstring(s):
+        try:
+            with open(f"{s.d}/out") as f:
+                s.seen.append(f.read())
+        except FileNotFoundError:
+            s.seen.append(None)
+
+    def read_constant(s):
+        try:
+            with open("out") as f:  # in the current directory: setup chdir()s there
+                s.seen.append(f.read())
+        except FileNotFoundError:
+            s.seen.append(None)
+    """
+)
+
+
+@pytest.mark.parametrize("reader", ["read_fstring", "read_constant"])
+def test_a_path_call_with_one_string_argument_is_seen(tmp_path, monkeypatch, reader):
+    # A call whose lone argument is a string (a constant, an f-string) was never reported: no
+    # container can be passed that way. open("out") then read the file unseen, and the search
+    # stopped on "nondeterminism" (or missed the order) when another thread created it.
+    p = ONE_STRING_PATH
+    monkeypatch.chdir(tmp_path)
+    seen = set()
+
+    def setup():
+        if os.path.exists(tmp_path / "out"):
+            os.remove(tmp_path / "out")
+        return type("S", (), {"d": str(tmp_path), "seen": []})()
+
+    result = frontrun.explore_dpor(setup=setup, threads=[p.create, getattr(p, reader)],
+                                   invariant=lambda s: seen.add(tuple(s.seen)) or True)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert seen == {("",), (None,)}

@@ -323,7 +323,7 @@ const MADE_NAMES: u64 = 1 << 45;
 pub(super) const SETUP_MAKER: u64 = 0xF_FFFF;
 
 /// Names of files and directories (`_dpor.FileResource`): `FILE_NAMES | k` for the process's
-/// `k`th, the same in every execution, so never renamed to the plan's.
+/// `k`th, the same in every execution, whatever order the threads first use them in.
 const FILE_NAMES: u64 = 1 << 46;
 
 pub(super) fn file_name(k: u64) -> u64 {
