@@ -523,3 +523,34 @@ def test_a_path_call_with_one_string_argument_is_seen(tmp_path, monkeypatch, rea
                                    invariant=lambda s: seen.add(tuple(s.seen)) or True)
     assert result.property_holds is True, result.inconclusive_reason
     assert seen == {("",), (None,)}
+
+
+CLAIM_BY_THREAD = load(
+    """
+    import os
+    import threading
+
+    def claim(s):
+        # The job is renamed to a name of this thread's: exactly one worker gets it.
+        try:
+            os.rename(os.path.join(s.d, "job"), os.path.join(s.d, f"job.{threading.get_ident()}"))
+            s.done.append(1)
+        except FileNotFoundError:
+            pass
+    """
+)
+
+
+def test_a_path_named_by_the_thread_is_the_same_in_every_execution(tmp_path):
+    # Each explored thread runs on the same worker in every execution: its get_ident(), and the
+    # file named by it, were another thread's in the next execution ("nondeterminism").
+    p = CLAIM_BY_THREAD
+
+    def setup():
+        for name in os.listdir(tmp_path):
+            os.remove(tmp_path / name)
+        (tmp_path / "job").write_text("")
+        return type("S", (), {"d": str(tmp_path), "done": []})()
+
+    result = frontrun.explore_dpor(setup=setup, threads=[p.claim, p.claim], invariant=lambda s: len(s.done) == 1)
+    assert result.property_holds is True, result.inconclusive_reason

@@ -877,7 +877,10 @@ impl Inner {
             Op::Spawn { child } => {
                 Self::thread_mut(st, child).live = true;
                 // A worker is set aside now: the caller made sure one was idle before spawning.
-                if let Some(s) = st.idle.pop() {
+                // The lowest-numbered: a thread runs on the same worker in every execution, so
+                // its `threading.get_ident()` (a temp file's name) is the same in each.
+                if let Some(at) = (0..st.idle.len()).min_by_key(|&i| st.idle[i]) {
+                    let s = st.idle.swap_remove(at);
                     Self::assign_worker(st, s, child);
                 }
                 Self::arrive(st, child, Op::Start, None);
