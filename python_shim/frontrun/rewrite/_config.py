@@ -146,15 +146,21 @@ def dotted_names(real: str, roots) -> list[str]:
     return names
 
 
+def _split_policy(spec: str) -> tuple[str, str | None]:
+    """``"pat=policy"`` as ``(pat, policy)``; ``(spec, None)`` without one."""
+    head, sep, tail = spec.rpartition("=")
+    # "myapp=Shared" is a misspelt policy: no module name has an '=' (a path may).
+    if sep and head and (tail in POLICIES or not _is_path_pattern(head)):
+        return head, tail
+    return spec, None
+
+
 def from_cwd(specs) -> list:
     """Command-line patterns, their relative path globs taken from the current directory, where
     a path typed on a command line is (a table's are from its project root), and shown as typed."""
     out = []
     for spec in specs:
-        text, policy = spec, None
-        head, sep, tail = spec.rpartition("=")
-        if sep and head and tail in POLICIES:
-            text, policy = head, tail
+        text, policy = _split_policy(spec)
         if _is_path_pattern(text) and not os.path.isabs(os.path.expanduser(text)):
             spec = {"pattern": text, "root": os.getcwd()}
             if policy is not None:
@@ -178,11 +184,7 @@ def parse_pattern(spec, root: str) -> Pattern:
             raise ValueError(f"a frontrun pattern pair is (pattern, policy), got {spec!r}")
         text, policy = spec
     elif isinstance(spec, str):
-        text = spec
-        head, sep, tail = spec.rpartition("=")
-        # "myapp=Shared" is a misspelt policy: no module name has an '=' (a path may).
-        if sep and head and (tail in POLICIES or not _is_path_pattern(head)):
-            text, policy = head, tail
+        text, policy = _split_policy(spec)
     else:
         raise TypeError(f"a frontrun pattern must be a string, pair or table, got {spec!r}")
     if not isinstance(text, str) or not text:
@@ -241,9 +243,13 @@ def _loads_toml(text: str) -> dict:
 
 
 def read_frontrun_table(pyproject: str) -> dict | None:
-    """The ``[tool.frontrun]`` table of ``pyproject``, or None when it has none."""
-    with open(pyproject, encoding="utf-8") as f:
-        text = f.read()
+    """The ``[tool.frontrun]`` table of ``pyproject``, or None when it has none (one that never
+    says "frontrun" is not parsed: a member project's, or another tool's, may be anything)."""
+    with open(pyproject, "rb") as f:
+        data = f.read()
+    if b"frontrun" not in data:
+        return None
+    text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read
     try:
         document = _loads_toml(text)
     except ValueError as exc:
@@ -263,21 +269,15 @@ def discover(start: str | None = None) -> tuple[str, dict | None, str | None]:
     if nearest is None:
         return start, None, None
     while pyproject is not None:
-        table = read_frontrun_table(pyproject) if _mentions_frontrun(pyproject) else None
+        try:
+            table = read_frontrun_table(pyproject)
+        except OSError:
+            table = None
         if table is not None:
             return os.path.dirname(pyproject), table, pyproject
         above = os.path.dirname(os.path.dirname(pyproject))
         pyproject = None if above == os.path.dirname(pyproject) else find_pyproject(above)
     return os.path.dirname(nearest), None, nearest
-
-
-def _mentions_frontrun(pyproject: str) -> bool:
-    """Whether ``pyproject`` may have a ``[tool.frontrun]`` table (read without parsing it)."""
-    try:
-        with open(pyproject, encoding="utf-8", errors="replace") as f:
-            return "frontrun" in f.read()
-    except OSError:
-        return False
 
 
 def _as_list(value, key: str, source: str) -> list:
