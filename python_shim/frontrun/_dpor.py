@@ -1712,13 +1712,12 @@ LEFTOVER_STATE = (
 def _callers_level():
     """The ``stacklevel`` of the first frame outside frontrun, for a ``warnings.warn`` made by
     the caller of this (``explore_dpor`` called by the ``frontrun_explore`` fixture: the test)."""
+    from frontrun.rewrite._core import FRONTRUN_DIR
+
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_FRONTRUN_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(FRONTRUN_DIR + os.sep):
         frame, level = frame.f_back, level + 1
     return level
-
-
-_FRONTRUN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, spent, stop_on_first):

@@ -17,6 +17,7 @@ import types
 
 from frontrun import _coop
 from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource, kind_is, own_attr
+from frontrun.rewrite._core import FRONTRUN_DIR
 
 WHOLE = (1 << 64) - 1
 # How many keys an object holds (`len(d)`, the engine's `SIZE`): read by `len`, changed by
@@ -29,7 +30,6 @@ DATA = ("read", "write", "delete", "insert", "exit")
 KEY_ORDER = "key order"
 MAX_LOCATIONS = 4
 MAX_LINES = 16
-_PKG = os.path.dirname(os.path.abspath(__file__))
 
 
 class Step:
@@ -125,12 +125,12 @@ def _created_at(obj):
     if not tb:
         return None
     frames = list(tb)
-    if os.path.abspath(frames[-1].filename).startswith(_PKG):
+    if os.path.abspath(frames[-1].filename).startswith(FRONTRUN_DIR):
         # Made by frontrun itself: `setup` is a class (the state), or our own bookkeeping. Its
         # caller is the explore_dpor() call, which made nothing.
         return None
     for frame in reversed(frames):
-        if not os.path.abspath(frame.filename).startswith(_PKG):
+        if not os.path.abspath(frame.filename).startswith(FRONTRUN_DIR):
             return _where(frame.filename, frame.lineno)
     return None
 
