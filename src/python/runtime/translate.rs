@@ -157,6 +157,8 @@ struct Passed<'py> {
     nested_in: Vec<Bound<'py, PyAny>>,
     /// Generators the call runs (`list(g)`, `sum(g)`): it resumes them.
     resumed: Vec<Bound<'py, PyAny>>,
+    /// Open files it is given (`json.dump(obj, f)`): it reads or writes them, unseen.
+    files: Vec<Bound<'py, PyAny>>,
 }
 
 /// Whether `obj`'s type is `t` (a class or a tuple of them) or a subclass of it: `isinstance`
@@ -1549,7 +1551,6 @@ impl Inner {
 
     pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
         let passed = self.passed_to_unseen(py, ev);
-        let handed_files = self.files_handed_to_unseen(py, ev);
         let reports_itself = self.method_reports_itself(py, ev);
         let iterating = self.callback_watch(py, ev, &passed);
         let mut st = self.lock_state(py);
@@ -1644,7 +1645,7 @@ impl Inner {
         steps.extend(arguments);
         // A file handed to code out of sight (`json.dump(obj, f)`) is used by it, like a handle's
         // own methods (`f.write`): ordered like a write.
-        for file in handed_files.iter().filter_map(|f| self.file_resource(f, false)) {
+        for file in passed.files.iter().filter_map(|f| self.file_resource(f, false)) {
             let o = Self::number_file(&mut st, &file);
             steps.push(Pending::Op((Self::access(AccessKind::Write, o, WHOLE), "resource", None)));
         }
@@ -1777,25 +1778,6 @@ impl Inner {
         matches!(classify.bind(py).call1((obj, method.bind(py))).and_then(|r| r.extract::<i64>()), Ok(0))
     }
 
-    /// The file objects among a call's arguments that code out of the rewriter's sight receives
-    /// (`json.dump(obj, f)`, `pickle.dump(obj, f)`, `shutil.copyfileobj(src, dst)`): it reads or
-    /// writes them, with no report of its own. Decided before the state is locked.
-    fn files_handed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Vec<Bound<'py, PyAny>> {
-        if !matches!(ev.kind, EventKind::Call | EventKind::CallSite) {
-            return Vec::new();
-        }
-        let Some(args) = ev.args.as_ref().map(|a| a.bind(py)) else { return Vec::new() };
-        let files: Vec<Bound<'py, PyAny>> = args.iter().filter(Self::is_file_object).collect();
-        let Some(classify) = self.types.unseen_callee.as_ref().filter(|_| !files.is_empty()) else {
-            return Vec::new();
-        };
-        let method = if ev.kind == EventKind::Call { ev.method.as_ref().map(|m| m.bind(py).clone()) } else { None };
-        match classify.bind(py).call1((ev.obj.bind(py), method)).and_then(|r| r.extract::<i64>()) {
-            Ok(n) if n > 0 => files,
-            _ => Vec::new(),
-        }
-    }
-
     /// An open file of `io`'s (text or binary, buffered or raw).
     fn is_file_object(obj: &Bound<'_, PyAny>) -> bool {
         let t = obj.get_type();
@@ -1809,9 +1791,10 @@ impl Inner {
 
     /// The containers among a call's arguments that code out of the rewriter's sight receives
     /// (a C function or method, or Python that was not selected): its reads of them are
-    /// reported at the call. Decided before the state is locked (the classifier is Python).
+    /// reported at the call. So are the open files it is given (`json.dump(obj, f)`,
+    /// `pickle.dump(obj, f)`, `shutil.copyfileobj(src, dst)`), which it reads or writes. Decided before the state is locked (the classifier is Python).
     fn passed_to_unseen<'py>(&self, py: Python<'py>, ev: &Event) -> Passed<'py> {
-        let none = || Passed { read: Vec::new(), nested_in: Vec::new(), resumed: Vec::new() };
+        let none = || Passed { read: Vec::new(), nested_in: Vec::new(), resumed: Vec::new(), files: Vec::new() };
         // A view or iterator as an operand (`d.keys() == {"k"}`, `"k" in d.items()`, f"{view}"):
         // the operation reads what it looks at.
         if matches!(ev.kind, EventKind::Operand | EventKind::Contains) {
@@ -1821,18 +1804,23 @@ impl Inner {
             // (A tuple operand never gets here: its report is dropped as immutable.)
             if ev.kind == EventKind::Operand && Self::text(ev.key.bind(py)) == Some(FORMATTED) && self.is_container(obj)
             {
-                return Passed { read: vec![obj.clone()], nested_in: vec![obj.clone()], resumed: Vec::new() };
+                return Passed {
+                    read: vec![obj.clone()],
+                    nested_in: vec![obj.clone()],
+                    resumed: Vec::new(),
+                    files: Vec::new(),
+                };
             }
             if self.is_container(obj) || self.is_generator(obj) {
                 return none();
             }
             let read = self.iterated(obj).into_iter().filter(|c| self.is_container(c)).collect();
-            return Passed { read, nested_in: Vec::new(), resumed: Vec::new() };
+            return Passed { read, nested_in: Vec::new(), resumed: Vec::new(), files: Vec::new() };
         }
         // A loop over several containers (`zip(a, b)`) reads the others with its own (`loops`).
         if matches!(ev.kind, EventKind::Iter | EventKind::IterNext) {
             let read = ev.args.as_ref().map(|a| a.bind(py).iter().collect()).unwrap_or_default();
-            return Passed { read, nested_in: Vec::new(), resumed: Vec::new() };
+            return Passed { read, nested_in: Vec::new(), resumed: Vec::new(), files: Vec::new() };
         }
         if !matches!(ev.kind, EventKind::Call | EventKind::CallSite | EventKind::BuiltinCall) {
             return none();
@@ -1843,6 +1831,7 @@ impl Inner {
         let mut containers: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut tuples: Vec<Bound<'py, PyAny>> = Vec::new();
         let mut resumed: Vec<Bound<'py, PyAny>> = Vec::new();
+        let mut files: Vec<Bound<'py, PyAny>> = Vec::new();
         for a in args.iter() {
             if self.is_container(&a) {
                 containers.push(a);
@@ -1850,6 +1839,8 @@ impl Inner {
                 tuples.push(a);
             } else if self.is_generator(&a) {
                 resumed.push(a);
+            } else if ev.kind != EventKind::BuiltinCall && Self::is_file_object(&a) {
+                files.push(a);
             } else {
                 containers.extend(self.iterated(&a).into_iter().filter(|c| self.is_container(c)));
             }
@@ -1861,7 +1852,7 @@ impl Inner {
         } else {
             args.iter().filter(|a| self.is_plain_object(a)).collect()
         };
-        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() {
+        if containers.is_empty() && objects.is_empty() && tuples.is_empty() && resumed.is_empty() && files.is_empty() {
             return none();
         }
         // A reader of everything nested reads what a tuple it is given holds too
@@ -1869,7 +1860,7 @@ impl Inner {
         let everything = |read: Vec<Bound<'py, PyAny>>, roots: Vec<Bound<'py, PyAny>>| {
             let mut nested_in = roots;
             nested_in.extend(tuples.iter().cloned());
-            Passed { read, nested_in, resumed: resumed.clone() }
+            Passed { read, nested_in, resumed: resumed.clone(), files: files.clone() }
         };
         let obj = ev.obj.bind(py);
         if ev.kind == EventKind::BuiltinCall {
@@ -1884,7 +1875,7 @@ impl Inner {
                     }
                     everything(containers.clone(), containers)
                 }
-                Some(_) => Passed { read: containers, nested_in: Vec::new(), resumed },
+                Some(_) => Passed { read: containers, nested_in: Vec::new(), resumed, files: Vec::new() },
                 None => none(),
             };
         }
