@@ -17,6 +17,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("READING_BUILTINS", pyo3::types::PyTuple::new(m.py(), crate::methods::READING_BUILTINS)?)?;
     m.add("DEFAULT_RESOURCE_METHODS", pyo3::types::PyTuple::new(m.py(), crate::methods::DEFAULT_RESOURCE_METHODS)?)?;
+    // (For the test that keeps the rewriter's path names in step with `_dpor`'s tables.)
+    m.add("PATH_FUNCTIONS", pyo3::types::PyTuple::new(m.py(), crate::methods::PATH_FUNCTIONS)?)?;
+    m.add("PATH_METHODS", pyo3::types::PyTuple::new(m.py(), crate::methods::PATH_METHODS)?)?;
     bytecode_py::register(m)?;
     marshal_py::register(m)?;
     rewrite_py::register(m)?;

@@ -554,3 +554,18 @@ def test_a_path_named_by_the_thread_is_the_same_in_every_execution(tmp_path):
 
     result = frontrun.explore_dpor(setup=setup, threads=[p.claim, p.claim], invariant=lambda s: len(s.done) == 1)
     assert result.property_holds is True, result.inconclusive_reason
+
+
+def test_the_rewriters_path_names_are_the_runtimes():
+    # The rewriter reports a path call with one string argument by the callee's name
+    # (methods::PATH_FUNCTIONS), and a pathlib method by its name (methods::PATH_METHODS); the
+    # runtime knows them by `_dpor`'s tables. (Two-path calls, a move or a copy, are reported
+    # anyway: their arguments are two.)
+    import glob
+
+    from frontrun import _dpor, _native
+
+    one_path = {f.__name__ for f, _, how in _dpor._PATH_FUNCTIONS if how not in (_dpor.PATH_MOVE, _dpor.PATH_COPY)}
+    one_path |= {glob.glob.__name__, glob.iglob.__name__}
+    assert set(_native.PATH_FUNCTIONS) == one_path
+    assert set(_native.PATH_METHODS) == set(_dpor._PATH_METHODS)
