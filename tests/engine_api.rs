@@ -205,6 +205,52 @@ fn keys_that_stop_being_shared_are_still_nondeterminism() {
     assert!(matches!(verdict, Verdict::Inconclusive(r) if r.contains("nondeterminism")));
 }
 
+/// As `keyed_writers`, but child `i` first makes one step over two objects fresh in every run
+/// (a file and its directory entry, both first named by that step), then writes object 2.
+fn fresh_pair_writers(rename_objects: bool) -> (Verdict, u64) {
+    use frontrun::engine::{Access, AccessKind, Rename};
+    let mut ex = Explorer::new(Config::default());
+    let mut run = 0;
+    while ex.begin_execution() {
+        run += 1;
+        let fresh = |i: usize| -> Op {
+            let (file, dir) = (1000 * run + 10 * i as u64, 1000 * run + 10 * i as u64 + 1);
+            let write = |obj| Access { obj, key: 0, kind: AccessKind::Write };
+            Op::accesses_of(&[write(file), write(dir)])
+        };
+        let mut children = vec![ex.child_id(0)];
+        ex.arrive(0, Op::Spawn { child: children[0] });
+        loop {
+            let choice = ex.choose_with(&|r| rename_objects && matches!(r, Rename::Object { .. }));
+            let Choice::Run(t) = choice else { break };
+            match ex.events().last().unwrap().op {
+                Op::Spawn { child } => {
+                    let i = children.iter().position(|&c| c == child).unwrap();
+                    ex.arrive(child, fresh(i));
+                    if children.len() == 1 {
+                        children.push(ex.child_id(0));
+                        ex.arrive(0, Op::Spawn { child: children[1] });
+                    } else {
+                        ex.arrive(0, Op::Exit);
+                    }
+                }
+                Op::Accesses { .. } => ex.arrive(t, Op::write(2, 0)),
+                Op::Access { .. } => ex.arrive(t, Op::Exit),
+                _ => {}
+            }
+        }
+        ex.end_execution(Outcome::Ok);
+    }
+    (ex.verdict(), ex.stats().executions)
+}
+
+#[test]
+fn a_step_over_several_fresh_objects_renames_them_all_to_the_plan() {
+    assert_eq!(fresh_pair_writers(true), (Verdict::Pass, 2));
+    let (verdict, _) = fresh_pair_writers(false);
+    assert!(matches!(verdict, Verdict::Inconclusive(r) if r.contains("nondeterminism")));
+}
+
 /// Main spawns W, T and P, then exits. W writes Y then Z; P (maybe the prologue) writes Y; T
 /// joins P, then writes Z. Returns the executions of the full search.
 fn prologue_program(prologue: bool) -> u64 {

@@ -97,16 +97,33 @@ fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
     }
 }
 
-/// `(from, to)` when `found` names one object `from` where `expected` names `to` (the object of
-/// a plain op, or of some of a list of accesses).
-fn object_difference(expected: Op, found: Op) -> Option<(ObjId, ObjId)> {
+/// The `(from, to)` pairs by which `found` names objects `from` where `expected` names `to`
+/// (the object of a plain op, or those of a list of accesses: a call that makes a file writes
+/// the file and its directory, both fresh). Empty unless the pairs rename one-to-one, no
+/// object both renamed and a name taken.
+fn object_differences(expected: Op, found: Op) -> Vec<(ObjId, ObjId)> {
+    let mut pairs: Vec<(ObjId, ObjId)> = Vec::new();
     if let (Op::Accesses { group: e }, Op::Accesses { group: f }) = (expected, found) {
         let (e, f) = (e.accesses(), f.accesses());
-        let mut pairs = e.iter().zip(f.iter()).filter(|(x, y)| x.obj != y.obj).map(|(x, y)| (y.obj, x.obj));
-        let first = pairs.next()?;
-        return (e.len() == f.len() && pairs.all(|p| p == first)).then_some(first);
+        if e.len() != f.len() {
+            return Vec::new();
+        }
+        for pair in e.iter().zip(f.iter()).filter(|(x, y)| x.obj != y.obj).map(|(x, y)| (y.obj, x.obj)) {
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+    } else if let (Some(from), Some(to)) = (found.object(), expected.object()) {
+        pairs.push((from, to));
     }
-    Some((found.object()?, expected.object()?))
+    let one_to_one = pairs.iter().enumerate().all(|(i, &(from, to))| {
+        from != to && pairs[i + 1..].iter().all(|&(f, t)| f != from && t != to) && pairs.iter().all(|&(f, _)| f != to)
+    });
+    if one_to_one {
+        pairs
+    } else {
+        Vec::new()
+    }
 }
 
 /// Where each thread's steps and each key's first use are in one execution.
@@ -801,35 +818,41 @@ impl Explorer {
         if let Some((obj, from, to)) = key_difference(expected, found) {
             return self.rekey_to_plan(obj, from, to, can_rename);
         }
-        let Some((from, to)) = object_difference(expected, found) else { return false };
-        if from == to || !performs(expected, found.renamed(from, to)) {
+        let pairs = object_differences(expected, found);
+        let renamed = pairs.iter().fold(found, |op, &(from, to)| op.renamed(from, to));
+        if pairs.is_empty() || !performs(expected, renamed) {
             return false;
         }
-        let names = |op: &Op| op.mentions(from) || op.mentions(to);
-        if self.exec.events.iter().any(|e| names(&e.op)) {
-            return false;
-        }
-        if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.mentions(to))) {
-            // The plan's name is this execution's for another fresh object that only pending
-            // ops name yet (a lock another thread is about to take, first reached here sooner
-            // than in the plan's execution): the two trade names, a one-to-one renaming of
-            // objects no step has used, so which ops conflict stays as it was.
-            if !performs(expected, found.swapped(from, to))
-                || self.exec.has_lock_state(from)
-                || self.exec.has_lock_state(to)
-                || !can_rename(Rename::Objects { a: from, b: to })
-            {
+        for &(from, to) in &pairs {
+            let names = |op: &Op| op.mentions(from) || op.mentions(to);
+            if self.exec.events.iter().any(|e| names(&e.op)) {
                 return false;
             }
-            self.rename_everywhere(|op| op.swapped(from, to));
-            self.renames.push(Rename::Objects { a: from, b: to });
-            return true;
+            if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.mentions(to))) {
+                // The plan's name is this execution's for another fresh object that only pending
+                // ops name yet (a lock another thread is about to take, first reached here sooner
+                // than in the plan's execution): the two trade names, a one-to-one renaming of
+                // objects no step has used, so which ops conflict stays as it was.
+                if pairs.len() > 1
+                    || !performs(expected, found.swapped(from, to))
+                    || self.exec.has_lock_state(from)
+                    || self.exec.has_lock_state(to)
+                    || !can_rename(Rename::Objects { a: from, b: to })
+                {
+                    return false;
+                }
+                self.rename_everywhere(|op| op.swapped(from, to));
+                self.renames.push(Rename::Objects { a: from, b: to });
+                return true;
+            }
+            if !can_rename(Rename::Object { from, to }) {
+                return false;
+            }
         }
-        if !can_rename(Rename::Object { from, to }) {
-            return false;
+        for &(from, to) in &pairs {
+            self.rename_everywhere(|op| op.renamed(from, to));
+            self.renames.push(Rename::Object { from, to });
         }
-        self.rename_everywhere(|op| op.renamed(from, to));
-        self.renames.push(Rename::Object { from, to });
         true
     }
 

@@ -171,6 +171,61 @@ def test_replace_orders_against_readers(tmp_path):
     assert result.num_explored == 2
 
 
+class FreshStore:
+    """A store in a directory of its own, made anew for each execution (as `tempfile.mkdtemp`
+    in a test's setup): every path differs from one execution to the next."""
+
+    made = 0
+
+    def __init__(self, root):
+        FreshStore.made += 1
+        self.path = os.path.join(root, f"run{FreshStore.made}", "data")
+        os.makedirs(os.path.dirname(self.path))
+        Path(self.path).write_text("0")
+
+
+FRESH = load(
+    """
+    import contextlib
+    import os
+    import threading
+
+    def bump(s, lock):
+        with lock or contextlib.nullcontext():
+            with open(s.path) as f:
+                n = int(f.read())
+            tmp = f"{s.path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(str(n + 1))
+            os.replace(tmp, s.path)
+    """
+)
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_atomic_writes_in_a_fresh_directory_each_execution(tmp_path, locked):
+    """The temporary file each thread writes is named after it and new in every execution:
+    its step makes two fresh files (it and its directory's entry), named as in the plan."""
+    import threading
+
+    def setup():
+        s = FreshStore(str(tmp_path))
+        s.lock = threading.Lock() if locked else None
+        return s
+
+    result = frontrun.explore_dpor(
+        setup=setup,
+        threads=[lambda s: FRESH.bump(s, s.lock)] * 2,
+        invariant=lambda s: Path(s.path).read_text() == "2",
+    )
+    if locked:
+        assert result.property_holds is True, result.explanation
+        assert result.num_explored == 2
+    else:
+        assert result.property_holds is False, result.explanation
+        assert "afterwards file" in result.explanation
+
+
 def test_files_at_different_paths_are_independent(tmp_path):
     def writer(name):
         return lambda s: PROG.publish(str(tmp_path / name), name)
