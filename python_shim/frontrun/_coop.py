@@ -45,6 +45,7 @@ import builtins
 import concurrent.futures._base as _futures
 import concurrent.futures.thread as _futures_thread
 import contextvars
+import errno
 import functools
 import importlib
 import itertools
@@ -58,6 +59,11 @@ import subprocess
 import sys
 import threading
 import time
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # (not on Windows)
+    _fcntl = None
 import types
 import weakref
 from collections import deque
@@ -1240,6 +1246,7 @@ def new_execution():
     _threads_began = False
     _wakeups.clear()
     _looks.clear()
+    _flocks.clear()
     started_threads.clear()
     timed_out.clear()
     _queue_models.clear()
@@ -1531,6 +1538,87 @@ class _Epoll(_Poll):
 
 _SELECT_PATCHES = [(_select, "select", _select_select)] + [
     (_select, name, cls) for name, cls in (("poll", _Poll), ("epoll", _Epoll)) if hasattr(_select, name)]
+
+
+_flocks = {}  # (st_dev, st_ino) -> {engine thread id: exclusive?}: this execution's flock holders
+
+
+def _flock(fd, operation):
+    """``fcntl.flock`` in an explored thread. Taking a lock another thread's open file holds is
+    a wait of the model's, not a real one: that blocked the thread holding the turn, so the
+    holder never ran to let go (a hang). The model keeps who holds each file's lock: a waiter
+    tries the real lock only once the model says it is free: let go with ``LOCK_UN`` (which
+    wakes it), or by a holder that has exited (its file closed; seen when nothing else can
+    run). Closing a file is no step: tried sooner, what the waiter found would depend on where
+    the holder was within its step."""
+    flock = _orig["flock"]
+    rt = _managed()
+    if rt is None:
+        return flock(fd, operation)
+    wakeup = _wakeup("flock")
+    try:
+        file = os.fstat(fd if isinstance(fd, int) else fd.fileno())
+        key = (file.st_dev, file.st_ino)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return flock(fd, operation)  # (it says what is wrong)
+    me = rt.current_id()
+    exclusive = bool(operation & _fcntl.LOCK_EX)
+    if not operation & (_fcntl.LOCK_SH | _fcntl.LOCK_EX):
+
+        def let_go():
+            flock(fd, operation)
+            _flocks.get(key, {}).pop(me, None)
+
+        return _changing(wakeup, let_go)
+
+    def held_by_another():
+        return any(t != me and (exclusive or other) for t, other in _flocks.get(key, {}).items())
+
+    def take(seconds):
+        deadline = _orig["monotonic"]() + seconds
+        while True:
+            try:
+                flock(fd, operation | _fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                if _orig["monotonic"]() >= deadline:
+                    return False
+                _orig["sleep"](0.01)  # another process holds it
+                continue
+            holders = _flocks.setdefault(key, {})
+            if exclusive:
+                holders.clear()  # (those that let go by closing their files)
+            holders[me] = exclusive
+            return True
+
+    def look(seconds):
+        return not held_by_another() and take(0)
+
+    with wakeup:
+        if operation & _fcntl.LOCK_NB:
+            if not look(0):
+                raise BlockingIOError(errno.EWOULDBLOCK, os.strerror(errno.EWOULDBLOCK))
+            return None
+        _looks[me] = look
+        try:
+            while not look(0):
+                if wakeup._wait(1e-6, False):
+                    continue  # another thread let go (LOCK_UN)
+                # Timed out: nothing else could run. A holder that has exited let go by closing
+                # its file (`with open(...)`); one alive still holds it (it ran out of steps at
+                # the same time). Held by no thread: another process holds it (waited for for
+                # real), or a file left open: a deadlock.
+                holders = _flocks.get(key, {})
+                if any(rt.is_alive(t) for t in list(holders) if t != me):
+                    continue
+                holders.clear()
+                if take(0) or take(OUTSIDE_WAIT):
+                    return None
+                wakeup._wait(None, False)
+        finally:
+            _looks.pop(me, None)
+    return None
 
 
 # subprocess's pipes to a child: only the child makes them ready, so its selector waits for
@@ -2162,7 +2250,8 @@ _PATCHES = [
     (threading.BoundedSemaphore, "release", _semaphore_release),
 ] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES] + (
     [(subprocess, "_PopenSelector", _OUTSIDE_SELECTOR)] if _OUTSIDE_SELECTOR is not None else []) + (
-    [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else []) + _SELECT_PATCHES
+    [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else []) + _SELECT_PATCHES + (
+    [(_fcntl, "flock", _flock)] if _fcntl is not None else [])
 
 
 def _key(owner, name):
@@ -2234,7 +2323,7 @@ _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCH
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
                                     (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
                                     (time, "perf_counter_ns")}
-               or owner is _select]
+               or owner is _select or _fcntl is not None and owner is _fcntl]
 _rebound = []  # (module's globals, name, original, replacement)
 
 

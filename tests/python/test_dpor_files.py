@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from dpor_testutil import load  # noqa: E402
+from dpor_testutil import State, load  # noqa: E402
 
 import frontrun  # noqa: E402
+from frontrun import _coop  # noqa: E402
 
 PROG = load(
     """
@@ -624,3 +625,70 @@ def test_the_rewriters_path_names_are_the_runtimes():
     one_path |= {glob.glob.__name__, glob.iglob.__name__}
     assert set(_native.PATH_FUNCTIONS) == one_path
     assert set(_native.PATH_METHODS) == set(_dpor._PATH_METHODS)
+
+
+FLOCKED = load(
+    """
+    import fcntl
+    from fcntl import flock  # bound at import, before the exploration
+
+    def bump(s, early):
+        with open(s.path, "r+") as f:
+            flock(f, fcntl.LOCK_EX)
+            n = int(f.read() or 0)
+            if early:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            f.seek(0)
+            f.truncate()
+            f.write(str(n + 1))
+            f.flush()
+            if not early:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def bump_until_closed(s):
+        with open(s.path, "r+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            n = int(f.read() or 0)
+            f.seek(0)
+            f.write(str(n + 1))
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl is POSIX")
+@pytest.mark.parametrize("early", [False, True])
+def test_flock_is_waited_for_in_the_model(tmp_path, early):
+    """Each thread opens the file itself, so their flocks exclude each other. A real blocking
+    flock held the turn while the holder could not run to let go: the search hung."""
+    path = tmp_path / "counter"
+
+    def setup():
+        path.write_text("0")
+        return State(path=str(path))
+
+    threads = [lambda s: FLOCKED.bump(s, early)] * 2
+    result = frontrun.explore_dpor(setup=setup, threads=threads, invariant=lambda s: path.read_text() == "2",
+                                   timeout=60)
+    if early:
+        assert result.property_holds is False, result.explanation
+        assert "flock" in result.explanation and "afterwards file" in result.explanation
+    else:
+        assert result.property_holds is True, result.inconclusive_reason
+        assert result.num_explored >= 2  # both orders of the two locks
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl is POSIX")
+def test_a_flock_let_go_by_closing_the_file_wakes_the_waiter(tmp_path):
+    path = tmp_path / "counter"
+
+    def setup():
+        path.write_text("0")
+        return State(path=str(path))
+
+    result = frontrun.explore_dpor(setup=setup, threads=[FLOCKED.bump_until_closed] * 2,
+                                   invariant=lambda s: path.read_text() == "2", timeout=60)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored >= 2
+    import fcntl
+
+    assert fcntl.flock is _coop._orig["flock"]  # the real one again after the exploration
