@@ -567,11 +567,10 @@ def _format_exception(exc_info):
     while tb is not None and tb.tb_frame.f_code.co_filename in own:
         tb = tb.tb_next
     shown = traceback.TracebackException(etype, value, tb)
-    # And at the bottom: an error a stand-in raises (`release unlocked lock`) comes from C in a
-    # real lock, with no frame of its own.
-    stack = list(shown.stack)
-    while len(stack) > 1 and stack[-1].filename in own:
-        stack.pop()
+    # And the stand-ins' own frames below: an error a stand-in raises (`release unlocked lock`)
+    # comes from C in a real lock, and one it passes on (`Queue.get_nowait` on an empty queue)
+    # from the stdlib method it stands in for, with no frame of frontrun's between.
+    stack = [frame for frame in shown.stack if frame.filename not in own] or list(shown.stack)[:1]
     shown.stack = traceback.StackSummary.from_list(stack)
     return "".join(shown.format())
 

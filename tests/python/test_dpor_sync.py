@@ -1444,3 +1444,29 @@ def test_sleep_and_clock_imported_from_time_are_the_modelled_ones():
     # The modelled clock moved on by the sleeps (and a microsecond a step); `sleep` was ours.
     assert seen == [(pytest.approx(0.75, abs=1e-5), True)]
     assert IMPORTED.sleep is time.sleep and IMPORTED.monotonic is time.monotonic
+
+
+EMPTY_QUEUE = load(
+    """
+    def take(s):
+        if not s.q.empty():
+            s.q.get_nowait()
+    """
+)
+
+
+def test_an_error_passed_on_by_a_stand_in_shows_no_frame_of_frontrun():
+    """`get_nowait()` on a queue another thread emptied raises `Empty` in queue.py, as without
+    frontrun: the stand-in methods between the caller and it are not shown."""
+    import queue
+
+    def setup():
+        q = queue.LifoQueue()
+        q.put(1)
+        return State(q=q)
+
+    result = frontrun.explore_dpor(setup, [EMPTY_QUEUE.take] * 2, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert "_queue.Empty" in result.explanation or "queue.Empty" in result.explanation
+    assert "s.q.get_nowait()" in result.explanation and "queue.py" in result.explanation
+    assert "_coop.py" not in result.explanation
