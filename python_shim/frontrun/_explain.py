@@ -129,10 +129,23 @@ def _created_at(obj):
         # Made by frontrun itself: `setup` is a class (the state), or our own bookkeeping. Its
         # caller is the explore_dpor() call, which made nothing.
         return None
+    # Out to frontrun's call of setup() or of a thread (a stand-in of frontrun's, `_coop`, is
+    # passed through: the program called it).
+    outside = []
     for frame in reversed(frames):
-        if not os.path.abspath(frame.filename).startswith(FRONTRUN_DIR):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(FRONTRUN_DIR):
+            if path != os.path.abspath(_coop.__file__):
+                break
+            continue
+        outside.append(frame)
+    # The program's line that made it, if a library made it on the program's behalf (a pool's
+    # `submit` makes the future, `threading.RLock()` the lock, a dataclass's generated
+    # `__init__` the list): the library's own line says nothing of which one it is.
+    for frame in outside:
+        if not frame.filename.startswith("<") and not _in_library(frame.filename):
             return _where(frame.filename, frame.lineno)
-    return None
+    return _where(outside[0].filename, outside[0].lineno) if outside else None
 
 
 def _traceback_behind_preheader(obj):

@@ -5,6 +5,7 @@ import collections
 import functools
 import importlib
 import itertools
+import linecache
 import re
 import sys
 import textwrap
@@ -182,6 +183,36 @@ def test_lock_order_matters_without_contention():
     # Named by its attribute, then by the path it is reached by and where it was made (once each).
     assert re.search(r"without State\.lock \(state\.lock, created at \S*test_dpor_bugs\.py:\d+\)", result.explanation)
     check_replays(result, setup, [PROG.producer, PROG.consumer], inv)
+
+
+MADE_BY_A_LIBRARY = load(
+    """
+    import threading
+
+    class Account:
+        def __init__(self, lock_class=threading.RLock):  # threading's RLock(), bound at import
+            self.lock = lock_class()
+            self.balance = 0
+
+    def deposit(a):
+        with a.lock:
+            b = a.balance
+        with a.lock:
+            a.balance = b + 1
+    """
+)
+
+
+def test_an_object_a_library_made_is_created_at_the_programs_line():
+    """threading.RLock() makes the lock (as a pool's submit() makes the future): "created at"
+    names the program's line that asked for it, not the library's own line."""
+    result = explore(MADE_BY_A_LIBRARY.Account, [MADE_BY_A_LIBRARY.deposit] * 2, lambda a: a.balance == 2)
+    assert result.failure_kind == "invariant"
+    made = re.search(r"Account\.lock \(state\.lock, created at (dpor_prog_\d+\.py):(\d+)\)", result.explanation)
+    assert made, result.explanation
+    assert MADE_BY_A_LIBRARY.__file__.endswith(made[1])
+    assert linecache.getline(MADE_BY_A_LIBRARY.__file__, int(made[2])).strip() == "self.lock = lock_class()"
+    assert "threading.py" not in result.explanation
 
 
 def test_two_lock_deadlock_is_reported_quickly():
