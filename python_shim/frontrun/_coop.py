@@ -1176,6 +1176,31 @@ def _reported_event_method(name, write):
     return method
 
 
+def _print(*args, sep=" ", end="\n", file=None, flush=False):
+    """``print`` to a file of the program's (``file=f``, not the console) in an explored thread:
+    each of its writes (every argument, every ``sep``, the ``end``, as CPython's print makes
+    them) is a step, as a call of ``f.write`` is. A report carries no keywords, so the call
+    alone never said which file it wrote; and two threads printing to one log interleave their
+    lines' parts for real."""
+    rt = _managed()
+    if (rt is None or file is None or file is sys.stdout or file is sys.stderr
+            or not isinstance(sep, (str, type(None))) or not isinstance(end, (str, type(None)))):
+        return _orig["print"](*args, sep=sep, end=end, file=file, flush=flush)
+    site = _site(rt)
+    write = file.write
+    for i, arg in enumerate(args):
+        if i:
+            rt.object_access(file, True, site, None, True)
+            write(" " if sep is None else sep)
+        text = str(arg)
+        rt.object_access(file, True, site, None, True)
+        write(text)
+    rt.object_access(file, True, site, None, True)
+    write("\n" if end is None else end)
+    if flush:
+        file.flush()
+
+
 _NOT_CACHED = object()
 # 3.10/3.11's cached_property computes under one RLock per property, made at import: in an
 # exploration it is taken in the model only, never for real. id(lock) -> this holder's depth.
@@ -2214,6 +2239,7 @@ _PATCHES = [
     (queue.Queue, "task_done", _queue_task_done),
     (queue.Queue, "join", _queue_join),
 ] + ([(queue.Queue, "shutdown", _queue_shutdown)] if hasattr(queue.Queue, "shutdown") else []) + [
+    (builtins, "print", _print),
     (time, "sleep", _sleep),
     (time, "monotonic", _monotonic),
     (time, "time", _time),

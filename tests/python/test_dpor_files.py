@@ -2,6 +2,7 @@
 (`open`, `os.path.exists`, `os.replace`, ...) are ordered against each other, so two threads that
 each open the same file are seen to share it, and threads on different files are not."""
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -692,3 +693,82 @@ def test_a_flock_let_go_by_closing_the_file_wakes_the_waiter(tmp_path):
     import fcntl
 
     assert fcntl.flock is _coop._orig["flock"]  # the real one again after the exploration
+
+
+PRINTING = load(
+    """
+    import io
+
+    def log(s, name):
+        print(name, "done", sep=": ", file=s.out)
+
+    def shout(s, name):
+        print(name, "done")  # the console: no step
+
+    def misuse(s, how):
+        if how == "sep":
+            print("x", sep=1, file=s.out)
+        elif how == "file":
+            print("x", file=42)
+        else:
+            print("x", "y", sep=None, end=None, file=s.out, flush=True)
+    """
+)
+
+
+def test_print_to_a_shared_file_interleaves_its_writes(tmp_path):
+    """print() writes each argument, each sep and the end with a call of its own: two threads
+    printing a line each to one file can leave 'A: B: done' and the like."""
+    path = tmp_path / "log.txt"
+
+    def setup():
+        return State(out=open(path, "w"))
+
+    def whole_lines(s):
+        s.out.close()
+        return sorted(path.read_text().splitlines()) == ["A: done", "B: done"]
+
+    result = frontrun.explore_dpor(setup, [lambda s: PRINTING.log(s, "A"), lambda s: PRINTING.log(s, "B")],
+                                   whole_lines)
+    assert result.property_holds is False, result.explanation
+    assert f"Race on file {path}" in result.explanation
+    assert 'print(name, "done", sep=": ", file=s.out)' in result.explanation
+    # To a StringIO too: its own object, not a path.
+    result = frontrun.explore_dpor(lambda: State(out=io.StringIO()),
+                                   [lambda s: PRINTING.log(s, "A"), lambda s: PRINTING.log(s, "B")],
+                                   lambda s: sorted(s.out.getvalue().splitlines()) == ["A: done", "B: done"])
+    assert result.property_holds is False, result.explanation
+
+
+def test_print_to_the_console_is_no_step(capsys):
+    result = frontrun.explore_dpor(lambda: State(), [lambda s: PRINTING.shout(s, "A"), lambda s: PRINTING.shout(s, "B")],
+                                   lambda s: True)
+    assert result.property_holds is True and result.num_explored == 1
+    assert capsys.readouterr().out.count("done") == 2
+
+
+@pytest.mark.parametrize("how", ["sep", "file", "defaults"])
+def test_print_in_an_explored_thread_behaves_as_print(how):
+    def expected():
+        out = io.StringIO()
+        try:
+            PRINTING.misuse(State(out=out), how)
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        return out.getvalue()
+
+    want = expected()
+    got = []
+
+    def thread(s):
+        try:
+            PRINTING.misuse(s, how)
+        except Exception as e:
+            got.append(f"{type(e).__name__}: {e}")
+        else:
+            got.append(s.out.getvalue())
+
+    result = frontrun.explore_dpor(lambda: State(out=io.StringIO()), [thread], lambda s: True)
+    assert result.property_holds is True
+    assert got[-1] == want and want in ("TypeError: sep must be None or a string, not int",
+                                        "AttributeError: 'int' object has no attribute 'write'", "x y\n")

@@ -1015,8 +1015,9 @@ impl DporRuntime {
 
     /// A read or write of `obj` as a whole, or of its attribute `name`, by frontrun's own Python
     /// (`Event.is_set` / `set`, `functools.cached_property`): a scheduling point ordered against
-    /// the other threads' uses of it.
-    #[pyo3(signature = (obj, write, site=None, name=None))]
+    /// the other threads' uses of it. `resource`: `obj` is used as a resource method's receiver
+    /// is (`print`'s writes to a file: ordered against every use of that file, by path too).
+    #[pyo3(signature = (obj, write, site=None, name=None, resource=false))]
     fn object_access(
         &self,
         py: Python<'_>,
@@ -1024,6 +1025,7 @@ impl DporRuntime {
         write: bool,
         site: Option<(Py<PyAny>, i32)>,
         name: Option<&Bound<'_, PyAny>>,
+        resource: bool,
     ) -> PyResult<()> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
@@ -1034,6 +1036,13 @@ impl DporRuntime {
             Some(name) => {
                 let what = if write { "attr_store" } else { "attr_load" };
                 (Inner::number_owner(&mut st, obj), Inner::name_key(&mut st, name), what)
+            }
+            None if resource => {
+                let o = match inner.file_resource(obj, false) {
+                    Some(file) => Inner::number_file(&mut st, &file),
+                    None => Inner::number(&mut st, obj),
+                };
+                (o, WHOLE, "resource")
             }
             None => (Inner::number(&mut st, obj), WHOLE, if write { "write" } else { "read" }),
         };

@@ -958,7 +958,7 @@ impl Inner {
 
     /// The file `target` names (a file object's path, or a path), as the object that stands for
     /// it in every execution; None for anything else.
-    fn file_resource<'py>(&self, target: &Bound<'py, PyAny>, is_path: bool) -> Option<Bound<'py, PyAny>> {
+    pub(super) fn file_resource<'py>(&self, target: &Bound<'py, PyAny>, is_path: bool) -> Option<Bound<'py, PyAny>> {
         let classify = self.types.file_resource.as_ref()?.bind(target.py());
         classify.call1((target, is_path)).ok().filter(|r| !r.is_none())
     }
