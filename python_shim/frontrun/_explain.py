@@ -717,11 +717,19 @@ def deadlock_report(rt, steps):
         else:
             out.append(f"  {who} is blocked{at}")
     lock_steps = [s for s in steps if s.access in ("acquire", "release") and s.file]
+    # A library's own locks (a pool's shutdown lock taken in submit(), a future's condition)
+    # are left out when the program's own lines took locks too: they say nothing of the wait.
+    own = [s for s in lock_steps if not _in_library(s.file)]
+    left_out = len(lock_steps) - len(own) if own else 0
+    if own:
+        lock_steps = own
     if lock_steps:
         out.append("How they got there (lock operations in order):")
         width = max(len(_where(s.file, s.line)) for s in lock_steps)
         for s in lock_steps[-MAX_LINES:]:
             out.append(_step_line(s, width).replace(f"  {s.access:<6}", f"  {s.access:<7}", 1))
+        if left_out:
+            out.append(f"  ({left_out} lock operations inside libraries left out)")
     return out
 
 

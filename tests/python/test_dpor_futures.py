@@ -6,6 +6,8 @@ until it is. ``threading.Semaphore``: a queue of tokens, an acquire takes the ol
 checks the exact executions a search takes, what the threads see, or both.
 """
 
+import linecache
+import re
 import sys
 import threading
 import time
@@ -509,3 +511,36 @@ def test_workers_started_between_two_searches_do_not_shift_setup_lock_names(tmp_
     done = run_in_new_process(tmp_path, CLOCK_PROGRAM, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "None"], done.stdout
+
+
+STARVED = load(
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    def waiter(s):
+        s.ev.wait()
+
+    def drive(s):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(waiter, s)
+            pool.submit(s.ev.set)
+            first.result()
+    """
+)
+
+
+def test_a_starved_pool_is_explained_by_the_programs_lines():
+    """One worker, its task waiting for the next task: the deadlock is told at the program's
+    lines, the future created at its submit() line; the pool's own lock operations (its shutdown
+    lock in every submit(), the future's condition) are left out, and said to be."""
+    result = frontrun.explore_dpor(lambda: State(ev=threading.Event()), [STARVED.drive], lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "deadlock", result.explanation
+    text = result.explanation
+    assert "thread 0 waits for the result of the future" in text
+    history = text.split("How they got there (lock operations in order):\n")[1].split("where:")[0]
+    assert "s.ev.wait()" in history and "concurrent/futures" not in history, text
+    assert "lock operations inside libraries left out" in history
+    made = re.search(r"future \(unnamed\) \(created at (\S+):(\d+)\)", text)
+    assert made and STARVED.__file__.endswith(made[1]), text
+    assert "first = pool.submit(waiter, s)" in linecache.getline(STARVED.__file__, int(made[2]))
