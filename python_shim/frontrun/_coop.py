@@ -575,6 +575,8 @@ class Condition:
             thread = self._waiters.popleft()
             if rt is not None:
                 rt.notify(thread)
+                if rt.explaining and rt.current_id() is not None:
+                    notified.append((len(rt.steps()), rt.current_id(), thread, _caller_site(2)))
             n -= 1
         while n > 0 and self._real_waiters:
             self._real_waiters.popleft().release()
@@ -1272,6 +1274,7 @@ def new_execution():
     _wakeups.clear()
     _looks.clear()
     _flocks.clear()
+    notified.clear()
     started_threads.clear()
     timed_out.clear()
     _queue_models.clear()
@@ -1279,6 +1282,10 @@ def new_execution():
     _retire_pools()
     _finish_explored_threads()  # (the last execution's: kept few)
 
+
+# The notifies of this execution's condition waiters, for explanations: (steps taken before it,
+# the notifying thread's and the woken thread's engine ids, (file, line) or None).
+notified = []
 
 # The timed waits that timed out in this execution, for explanations: (thread's number in
 # explanations, (file, line) or None, "wait" / "acquire" / "join").

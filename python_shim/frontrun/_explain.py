@@ -726,11 +726,23 @@ def deadlock_report(rt, steps):
     if lock_steps:
         out.append("How they got there (lock operations in order):")
         width = max(len(_where(s.file, s.line)) for s in lock_steps)
-        for s in lock_steps[-MAX_LINES:]:
+        shown = lock_steps[-MAX_LINES:]
+        # Which waiter each notify() woke: a lost wakeup is a notify that woke the wrong one.
+        notifies = [n for n in _coop.notified if n[3] is not None and n[0] > shown[0].index]
+        for s in shown:
+            while notifies and notifies[0][0] <= s.index:
+                out.append(_notify_line(notifies.pop(0), width))
             out.append(_step_line(s, width).replace(f"  {s.access:<6}", f"  {s.access:<7}", 1))
+        out += [_notify_line(n, width) for n in notifies]
         if left_out:
             out.append(f"  ({left_out} lock operations inside libraries left out)")
     return out
+
+
+def _notify_line(notify, width):
+    _, notifier, woken, (file, line) = notify
+    where = _where(file, line)
+    return f"  thread {notifier - 1}  notify  {where:<{width}}  {_source(file, line)}  [wakes thread {woken - 1}]"
 
 
 def _others_when_raised(steps, thread, message):

@@ -1470,3 +1470,44 @@ def test_an_error_passed_on_by_a_stand_in_shows_no_frame_of_frontrun():
     assert "_queue.Empty" in result.explanation or "queue.Empty" in result.explanation
     assert "s.q.get_nowait()" in result.explanation and "queue.py" in result.explanation
     assert "_coop.py" not in result.explanation
+
+
+ONE_SLOT = load(
+    """
+    import threading
+
+    class Slot:
+        def __init__(self):
+            self.cond = threading.Condition()
+            self.item = None
+
+        def put(self, x):
+            with self.cond:
+                while self.item is not None:
+                    self.cond.wait()
+                self.item = x
+                self.cond.notify()  # may wake the other putter
+
+        def get(self):
+            with self.cond:
+                while self.item is None:
+                    self.cond.wait()
+                self.item = None
+                self.cond.notify()  # may wake the other getter
+    """
+)
+
+
+def test_a_lost_wakeup_shows_whom_each_notify_woke():
+    """notify() on a condition two kinds of waiters share: the deadlock's history says which
+    thread each notify woke, so the one that woke a waiter of the wrong kind is in sight."""
+    slot = ONE_SLOT.Slot
+    threads = [lambda s: s.put(1), lambda s: s.put(2), lambda s: s.get(), lambda s: s.get()]
+    result = frontrun.explore_dpor(slot, threads, lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "deadlock", result.explanation
+    history = result.explanation.split("How they got there (lock operations in order):\n")[1]
+    woke = re.findall(r"thread (\d+)  notify  \S+  self\.cond\.notify\(\)  # may wake the other (\w+)  \[wakes thread (\d+)\]",
+                      history)
+    assert woke, result.explanation
+    # Some notify woke a thread of the notifier's own kind: putters are 0 and 1, getters 2 and 3.
+    assert any((int(n) < 2) == (int(w) < 2) for n, _, w in woke), result.explanation
