@@ -772,3 +772,33 @@ def test_print_in_an_explored_thread_behaves_as_print(how):
     assert result.property_holds is True
     assert got[-1] == want and want in ("TypeError: sep must be None or a string, not int",
                                         "AttributeError: 'int' object has no attribute 'write'", "x y\n")
+
+
+SOMETIMES_A_FILE = load(
+    """
+    import itertools
+
+    runs = itertools.count()  # outlives an execution: not reset by setup()
+
+    def recorder(path, memo):
+        # (Names bound here are locals: the file's or the dict's use is the thread's first step.)
+        def record(s, n=runs, path=path, memo=memo, write=open):
+            if next(n) // 2 % 2 == 0:  # both threads write the file in the first execution
+                with write(path, "w") as f:
+                    f.write("x")
+            else:
+                memo["x"] = 1
+
+        return record
+    """
+)
+
+
+def test_nondeterminism_names_a_file_by_its_path(tmp_path):
+    path = tmp_path / "record.txt"
+    record = SOMETIMES_A_FILE.recorder(str(path), {})
+    result = frontrun.explore_dpor(lambda: State(), [record, record], lambda s: True)
+    assert result.property_holds is None and "nondeterminism" in result.inconclusive_reason
+    reason = result.inconclusive_reason
+    assert f"expected to write file {path}" in reason, reason
+    assert "#703" not in reason and "FileResource" not in reason, reason

@@ -1098,6 +1098,17 @@ impl Inner {
                     AccessKind::Delete => "delete",
                     AccessKind::Insert => "insert",
                 };
+                if let Some(file) = self.file_text(st, obj) {
+                    // A file by its path: its number differs between executions.
+                    return match key {
+                        WHOLE => format!("{verb} {file}"),
+                        _ if key & NS_IDENT != 0 && is_file_name(key & !NS_IDENT) => {
+                            let entry = self.file_text(st, key & !NS_IDENT).unwrap_or_else(|| "an entry".into());
+                            format!("{verb} the entry of {entry} in {file}")
+                        }
+                        _ => format!("{verb} {file} (an entry)"),
+                    };
+                }
                 let what = if key == WHOLE {
                     String::new()
                 } else if key == SIZE {
@@ -1139,6 +1150,32 @@ impl Inner {
                 group.accesses().iter().map(|a| self.describe(st, a.op())).collect::<Vec<_>>().join(" and ")
             }
         }
+    }
+
+    /// `file /path` or `directory /path` for a file's number (this execution's, or the plan's:
+    /// `file_name`), else None.
+    fn file_text(&self, st: &State, obj: u64) -> Option<String> {
+        Python::attach(|py| {
+            let file = match st.exec.object(py, obj) {
+                Some(o) => o,
+                None if is_file_name(obj) => {
+                    let files = py.import("frontrun._dpor").ok()?.getattr("_files").ok()?;
+                    let k = obj & !FILE_NAMES;
+                    let values = files.call_method0("values").ok()?;
+                    let found = values
+                        .try_iter()
+                        .ok()?
+                        .flatten()
+                        .find(|f| f.getattr("number").and_then(|n| n.extract::<u64>()).is_ok_and(|n| n == k));
+                    found?
+                }
+                None => return None,
+            };
+            if file.get_type().name().ok()?.to_string() != "FileResource" {
+                return None;
+            }
+            file.repr().ok().map(|r| r.to_string())
+        })
     }
 
     /// A subscript key for messages: its value's repr when it has one, shortened.
