@@ -963,7 +963,11 @@ def _modelled_clock_read():
         _exec_clock += _CLOCK_READ_TICK  # (a loop that waits for the clock to pass a time ends)
         return _exec_clock
     _threads_began = True
-    return _exec_clock + rt.clock_at_least(rt.clock() + _CLOCK_READ_TICK)
+    # Threads that have seen nothing of each other are at the same modelled time; each reads it
+    # a quarter microsecond apart (the finest step a `time.time()` float keeps), as threads that
+    # really run at once never read the same instant: a timestamp made an id collided.
+    phase = (rt.current_id() % 4) * _CLOCK_READ_TICK / 4
+    return _exec_clock + rt.clock_at_least(rt.clock() + _CLOCK_READ_TICK) + phase
 
 
 def _monotonic():

@@ -532,3 +532,22 @@ def test_a_heartbeat_beats_as_often_as_its_interval_fits_in_the_others_sleep():
                      [SIDE_BY_SIDE.beat_until_stopped, SIDE_BY_SIDE.stop_after_a_nap], record, stop_on_first=False)
     assert result.property_holds is True and result.stats["complete"]
     assert beats == {2}, beats
+
+
+STAMPED = load(
+    """
+    import time
+
+    def stamp(s):
+        s.events[time.time_ns()] = "a"
+        s.keys.append(f"sample-{time.time()}")
+    """
+)
+
+
+def test_threads_that_see_nothing_of_each_other_read_different_times():
+    """Two threads that share nothing are at the same modelled time, but read it apart, as
+    threads running at once would: a timestamp as an id does not collide."""
+    result = frontrun.explore_dpor(lambda: State(events={}, keys=[]), [STAMPED.stamp] * 3,
+                                   lambda s: len(s.events) == 3 and len(set(s.keys)) == 3)
+    assert result.property_holds is True, result.explanation
