@@ -57,6 +57,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile as _tempfile
 import threading
 import time
 
@@ -1207,6 +1208,45 @@ def _print(*args, sep=" ", end="\n", file=None, flush=False):
         file.flush()
 
 
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
+
+
+def _program_site(rt):
+    """(file, line) of the program's call, past frontrun's frames and the stdlib's (for a call
+    the stdlib makes on the program's behalf: `TemporaryDirectory()` calls `mkdtemp`)."""
+    if not rt.explaining:
+        return None
+    f = sys._getframe(2)
+    while f is not None:
+        path = os.path.abspath(f.f_code.co_filename)
+        if not path.startswith(_HERE) and not path.startswith(_STDLIB):
+            return (f.f_code.co_filename, f.f_lineno)
+        f = f.f_back
+    return None
+
+
+def _making_in_directory(name, dir_index):
+    """``tempfile``'s makers of a file or directory under ``dir`` (made inside the stdlib, where
+    nothing is reported): the call writes that directory, so a listing of it in another thread
+    is ordered against it. (Which entry it makes is known only once it is made: the whole
+    directory.)"""
+    original = getattr(_tempfile, name)
+
+    @functools.wraps(original)
+    def make(*args, **kwargs):
+        rt = _managed()
+        if rt is not None:
+            directory = args[dir_index] if len(args) > dir_index else kwargs.get("dir")
+            try:
+                directory = _tempfile.gettempdir() if directory is None else directory
+                rt.object_access(directory, True, _program_site(rt), None, True)
+            except TypeError:
+                pass  # (the call says what is wrong)
+        return original(*args, **kwargs)
+
+    return make
+
+
 _NOT_CACHED = object()
 # 3.10/3.11's cached_property computes under one RLock per property, made at import: in an
 # exploration it is taken in the model only, never for real. id(lock) -> this holder's depth.
@@ -2251,6 +2291,9 @@ _PATCHES = [
     (queue.Queue, "join", _queue_join),
 ] + ([(queue.Queue, "shutdown", _queue_shutdown)] if hasattr(queue.Queue, "shutdown") else []) + [
     (builtins, "print", _print),
+    (_tempfile, "mkstemp", _making_in_directory("mkstemp", 2)),
+    (_tempfile, "mkdtemp", _making_in_directory("mkdtemp", 2)),
+    (_tempfile, "NamedTemporaryFile", _making_in_directory("NamedTemporaryFile", 6)),
     (time, "sleep", _sleep),
     (time, "monotonic", _monotonic),
     (time, "time", _time),
@@ -2360,7 +2403,7 @@ _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCH
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
                                     (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
                                     (time, "perf_counter_ns")}
-               or owner is _select or _fcntl is not None and owner is _fcntl]
+               or owner is _select or owner is _tempfile or _fcntl is not None and owner is _fcntl]
 _rebound = []  # (module's globals, name, original, replacement)
 
 

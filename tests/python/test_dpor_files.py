@@ -802,3 +802,41 @@ def test_nondeterminism_names_a_file_by_its_path(tmp_path):
     reason = result.inconclusive_reason
     assert f"expected to write file {path}" in reason, reason
     assert "#703" not in reason and "FileResource" not in reason, reason
+
+
+SPOOLING = load(
+    """
+    import os
+    import tempfile
+
+    def spool(s, how):
+        n = len(os.listdir(s.dir))
+        if how == "mkstemp":
+            fd, _ = tempfile.mkstemp(dir=s.dir, suffix=".part")
+            os.close(fd)
+        elif how == "named":
+            tempfile.NamedTemporaryFile("w", -1, None, None, "", "tmp", s.dir, False).close()
+        else:
+            s.kept.append(tempfile.TemporaryDirectory(dir=s.dir))  # (removed when it dies)
+        s.counts.append(n)
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["mkstemp", "named", "directory"])
+def test_a_file_tempfile_makes_is_an_entry_of_its_directory(tmp_path, how):
+    """tempfile makes the file in the stdlib, where nothing is reported: the call itself writes
+    the directory, so a listing in another thread is ordered against it (the search passed,
+    'complete', with both threads counting 0)."""
+    made = []
+
+    def setup():
+        made.append(tmp_path / f"run{len(made)}")
+        made[-1].mkdir()
+        return State(dir=str(made[-1]), counts=[], kept=[])
+
+    result = frontrun.explore_dpor(setup, [lambda s: SPOOLING.spool(s, how)] * 2,
+                                   lambda s: sorted(s.counts) == [0, 1])
+    assert result.property_holds is False, result.explanation
+    assert "Race on directory" in result.explanation
+    assert "tempfile." in result.explanation and "tempfile.py" not in result.explanation

@@ -1016,7 +1016,8 @@ impl DporRuntime {
     /// A read or write of `obj` as a whole, or of its attribute `name`, by frontrun's own Python
     /// (`Event.is_set` / `set`, `functools.cached_property`): a scheduling point ordered against
     /// the other threads' uses of it. `resource`: `obj` is used as a resource method's receiver
-    /// is (`print`'s writes to a file: ordered against every use of that file, by path too).
+    /// is (`print`'s writes to a file), or is a path (`tempfile.mkstemp`'s directory): ordered
+    /// against every use of that file, by path or handle.
     #[pyo3(signature = (obj, write, site=None, name=None, resource=false))]
     fn object_access(
         &self,
@@ -1038,7 +1039,10 @@ impl DporRuntime {
                 (Inner::number_owner(&mut st, obj), Inner::name_key(&mut st, name), what)
             }
             None if resource => {
-                let o = match inner.file_resource(obj, false) {
+                let is_path = obj.is_instance_of::<pyo3::types::PyString>()
+                    || obj.is_instance_of::<pyo3::types::PyBytes>()
+                    || obj.hasattr(pyo3::intern!(py, "__fspath__")).unwrap_or(false);
+                let o = match inner.file_resource(obj, is_path) {
                     Some(file) => Inner::number_file(&mut st, &file),
                     None => Inner::number(&mut st, obj),
                 };
