@@ -52,6 +52,7 @@ import itertools
 import logging
 import os
 import queue
+import random
 import select as _select
 import selectors
 import socket
@@ -60,6 +61,7 @@ import sys
 import tempfile as _tempfile
 import threading
 import time
+import uuid as _uuid
 
 try:
     import fcntl as _fcntl
@@ -1247,6 +1249,19 @@ def _making_in_directory(name, dir_index):
     return make
 
 
+# uuid4() during an exploration draws from a generator every execution starts afresh (as
+# `random` is seeded, `_dpor._fresh_execution`): an order or a lock picked by the values of
+# uuids setup() made (sorted ids, `locks[hash(key) % n]`) is the same in every execution, and a
+# schedule replays. Outside explorations it is the real one.
+_uuid_random = random.Random()
+
+
+def _uuid4():
+    if _rt is None or _rt_pid != os.getpid():
+        return _orig["uuid4"]()
+    return _uuid.UUID(int=_uuid_random.getrandbits(128), version=4)
+
+
 _NOT_CACHED = object()
 # 3.10/3.11's cached_property computes under one RLock per property, made at import: in an
 # exploration it is taken in the model only, never for real. id(lock) -> this holder's depth.
@@ -1319,6 +1334,7 @@ def new_execution():
     _looks.clear()
     _flocks.clear()
     notified.clear()
+    _uuid_random.seed(4)
     started_threads.clear()
     timed_out.clear()
     _queue_models.clear()
@@ -2291,6 +2307,7 @@ _PATCHES = [
     (queue.Queue, "join", _queue_join),
 ] + ([(queue.Queue, "shutdown", _queue_shutdown)] if hasattr(queue.Queue, "shutdown") else []) + [
     (builtins, "print", _print),
+    (_uuid, "uuid4", _uuid4),
     (_tempfile, "mkstemp", _making_in_directory("mkstemp", 2)),
     (_tempfile, "mkdtemp", _making_in_directory("mkdtemp", 2)),
     (_tempfile, "NamedTemporaryFile", _making_in_directory("NamedTemporaryFile", 6)),
@@ -2403,7 +2420,7 @@ _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCH
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
                                     (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
                                     (time, "perf_counter_ns")}
-               or owner is _select or owner is _tempfile or _fcntl is not None and owner is _fcntl]
+               or owner is _select or owner is _tempfile or owner is _uuid or _fcntl is not None and owner is _fcntl]
 _rebound = []  # (module's globals, name, original, replacement)
 
 

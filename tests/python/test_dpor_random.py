@@ -52,3 +52,42 @@ def test_random_program_explores_the_same_way_every_time():
     replayed = frontrun.replay(first.counterexample, setup, [PROG.pick] * 3,
                                lambda s: s.a + s.b + len(s.c) == 9)
     assert replayed.property_holds is False
+
+
+STRIPED = load(
+    """
+    import threading
+    import uuid
+
+    class Striped:
+        def __init__(self):
+            self.locks = [threading.Lock() for _ in range(4)]
+            self.data = {}
+            self.keys = sorted(uuid.uuid4().hex for _ in range(2))
+
+        def bump(self, k):
+            with self.locks[hash(k) % 4]:  # a lock picked by the key's value
+                self.data[k] = self.data.get(k, 0) + 1
+
+    def forwards(s):
+        for k in s.keys:
+            s.bump(k)
+
+    def backwards(s):
+        for k in reversed(s.keys):
+            s.bump(k)
+    """
+)
+
+
+def test_uuid4_starts_afresh_in_every_execution():
+    """uuids setup() makes pick the order and the locks: with fresh uuids every execution took
+    other steps, and the search stopped as nondeterministic."""
+    import uuid
+
+    result = frontrun.explore_dpor(STRIPED.Striped, [STRIPED.forwards, STRIPED.backwards],
+                                   lambda s: sorted(s.data.values()) == [2, 2])
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.num_explored >= 2
+    # Outside an exploration uuid4() is the real one again.
+    assert uuid.uuid4() != uuid.uuid4() and uuid.uuid4.__module__ == "uuid"
