@@ -1256,6 +1256,21 @@ def _making_in_directory(name, dir_index):
 _uuid_random = random.Random()
 
 
+_loggers_before = set()  # the logger names there were when the exploration began
+
+
+def _forget_new_loggers():
+    """Loggers the last execution made by name are forgotten: a name built of a uuid (the same in
+    every execution) got the last one's logger back, handlers and all, where each execution
+    made a fresh one."""
+    if _rt is None:
+        return  # (only in an exploration: the names before it are known)
+    manager = logging.Logger.manager
+    with logging._lock:
+        for name in [n for n in manager.loggerDict if n not in _loggers_before]:
+            del manager.loggerDict[name]
+
+
 def _uuid4():
     if _rt is None or _rt_pid != os.getpid():
         return _orig["uuid4"]()
@@ -1335,6 +1350,7 @@ def new_execution():
     _flocks.clear()
     notified.clear()
     _uuid_random.seed(4)
+    _forget_new_loggers()
     started_threads.clear()
     timed_out.clear()
     _queue_models.clear()
@@ -2511,6 +2527,8 @@ def patched(rt, pool):
         raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
     _clock_start = (_orig["monotonic"](), _orig["time"](), _orig["perf_counter"]())
     _rt, _pool, _rt_pid = rt, pool, os.getpid()
+    _loggers_before.clear()
+    _loggers_before.update(logging.Logger.manager.loggerDict)
     _patch()
     if pool is not None:
         pool.show()

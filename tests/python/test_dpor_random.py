@@ -91,3 +91,34 @@ def test_uuid4_starts_afresh_in_every_execution():
     assert result.num_explored >= 2
     # Outside an exploration uuid4() is the real one again.
     assert uuid.uuid4() != uuid.uuid4() and uuid.uuid4.__module__ == "uuid"
+
+
+LOGGED = load(
+    """
+    import io
+    import logging
+    import uuid
+
+    class Service:
+        def __init__(self):
+            self.out = io.StringIO()
+            self.log = logging.getLogger(f"service.{uuid.uuid4().hex}")  # its own, it expects
+            self.log.propagate = False
+            self.log.addHandler(logging.StreamHandler(self.out))
+
+    def work(s):
+        s.log.warning("done")
+    """
+)
+
+
+def test_a_logger_named_by_a_uuid_is_made_afresh_in_every_execution():
+    """uuid4() gives the same values in every execution, so a logger named by one would be the
+    last execution's, with its handler too: the loggers an execution made are forgotten."""
+    import logging
+
+    kept = logging.getLogger("made.before.the.exploration")
+    result = frontrun.explore_dpor(LOGGED.Service, [LOGGED.work] * 2,
+                                   lambda s: s.out.getvalue() == "done\ndone\n" and len(s.log.handlers) == 1)
+    assert result.property_holds is True, result.inconclusive_reason or result.explanation
+    assert logging.getLogger("made.before.the.exploration") is kept
