@@ -554,6 +554,11 @@ impl DporRuntime {
         self.inner.lock_state(py).exec.user_steps
     }
 
+    /// How many steps this execution has taken (`steps()`'s length, without building it).
+    fn steps_taken(&self, py: Python<'_>) -> usize {
+        self.inner.lock_state(py).exec.log.len()
+    }
+
     /// Reports heard from rewritten code run by explored threads in this execution.
     fn reports_heard(&self, py: Python<'_>) -> u64 {
         self.inner.lock_state(py).exec.reports
@@ -1042,11 +1047,7 @@ impl DporRuntime {
                 let is_path = obj.is_instance_of::<pyo3::types::PyString>()
                     || obj.is_instance_of::<pyo3::types::PyBytes>()
                     || obj.hasattr(pyo3::intern!(py, "__fspath__")).unwrap_or(false);
-                let o = match inner.file_resource(obj, is_path) {
-                    Some(file) => Inner::number_file(&mut st, &file),
-                    None => Inner::number(&mut st, obj),
-                };
-                (o, WHOLE, "resource")
+                (inner.number_resource(&mut st, obj, is_path), WHOLE, "resource")
             }
             None => (Inner::number(&mut st, obj), WHOLE, if write { "write" } else { "read" }),
         };

@@ -750,10 +750,7 @@ impl Inner {
                     }
                 }
                 if is_resource(self, obj, &name) {
-                    let o = match self.file_resource(obj, false) {
-                        Some(file) => Self::number_file(st, &file),
-                        None => Self::number(st, obj),
-                    };
+                    let o = self.number_resource(st, obj, false);
                     // Ordered like a write (a connection's or handle's state is shared), shown
                     // as the call it is: a SELECT is not a "write".
                     return Some((Self::access(Write, o, WHOLE), "resource", Some(method.unbind())));
@@ -956,9 +953,18 @@ impl Inner {
         Some((Self::access(AccessKind::Read, o, WHOLE), "builtin_call", None))
     }
 
+    /// The number of a resource method's receiver, or of a path (`is_path`): the file it names,
+    /// numbered as in every execution (`number_file`), else the object itself.
+    pub(super) fn number_resource(&self, st: &mut State, obj: &Bound<'_, PyAny>, is_path: bool) -> u64 {
+        match self.file_resource(obj, is_path) {
+            Some(file) => Self::number_file(st, &file),
+            None => Self::number(st, obj),
+        }
+    }
+
     /// The file `target` names (a file object's path, or a path), as the object that stands for
     /// it in every execution; None for anything else.
-    pub(super) fn file_resource<'py>(&self, target: &Bound<'py, PyAny>, is_path: bool) -> Option<Bound<'py, PyAny>> {
+    fn file_resource<'py>(&self, target: &Bound<'py, PyAny>, is_path: bool) -> Option<Bound<'py, PyAny>> {
         let classify = self.types.file_resource.as_ref()?.bind(target.py());
         classify.call1((target, is_path)).ok().filter(|r| !r.is_none())
     }
