@@ -1,7 +1,7 @@
 //! Driving the explorer directly, as the runtime does: runtime-declared blocking,
 //! stable child ids, nondeterminism detection, replay.
 
-use frontrun::engine::{Choice, Config, Explorer, Op, Outcome, Schedule, Verdict, WaitReason};
+use frontrun::engine::{Choice, Config, Explorer, Op, Outcome, Rename, Schedule, Verdict, WaitReason};
 
 const EVENT: u64 = 50;
 
@@ -148,11 +148,11 @@ fn replay_forces_the_schedule() {
     assert_eq!(replay_two_writers("0*2,1,2").0, vec![1, 2]);
 }
 
-/// Main spawns two children; child `i` (0 or 1) writes key `key(run, i)` of object 1, then
-/// key 0 of object 2 (so the two orders of those writes are explored). Returns the verdict and
-/// the number of executions.
-fn keyed_writers(key: impl Fn(usize, usize) -> u64, rename_keys: bool) -> (Verdict, u64) {
-    use frontrun::engine::Rename;
+/// Main spawns two children; child `i` (0 or 1) takes step `first(run, i)` (never on object
+/// 2), then writes key 0 of object 2 (so the two orders of those writes are explored). The
+/// explorer may rename what `may_rename` allows. Returns the verdict and the number of
+/// executions.
+fn two_children(first: impl Fn(u64, usize) -> Op, may_rename: impl Fn(Rename) -> bool) -> (Verdict, u64) {
     let mut ex = Explorer::new(Config::default());
     let mut run = 0;
     while ex.begin_execution() {
@@ -160,12 +160,12 @@ fn keyed_writers(key: impl Fn(usize, usize) -> u64, rename_keys: bool) -> (Verdi
         let mut children = vec![ex.child_id(0)];
         ex.arrive(0, Op::Spawn { child: children[0] });
         loop {
-            let choice = ex.choose_with(&|r| rename_keys && matches!(r, Rename::Keys { .. }));
+            let choice = ex.choose_with(&may_rename);
             let Choice::Run(t) = choice else { break };
             match ex.events().last().unwrap().op {
                 Op::Spawn { child } => {
                     let i = children.iter().position(|&c| c == child).unwrap();
-                    ex.arrive(child, Op::write(1, key(run, i)));
+                    ex.arrive(child, first(run, i));
                     if children.len() == 1 {
                         children.push(ex.child_id(0));
                         ex.arrive(0, Op::Spawn { child: children[1] });
@@ -173,14 +173,19 @@ fn keyed_writers(key: impl Fn(usize, usize) -> u64, rename_keys: bool) -> (Verdi
                         ex.arrive(0, Op::Exit);
                     }
                 }
-                Op::Access { obj: 1, .. } => ex.arrive(t, Op::write(2, 0)),
-                Op::Access { .. } => ex.arrive(t, Op::Exit),
+                Op::Access { obj: 2, .. } => ex.arrive(t, Op::Exit),
+                Op::Access { .. } | Op::Accesses { .. } => ex.arrive(t, Op::write(2, 0)),
                 _ => {}
             }
         }
         ex.end_execution(Outcome::Ok);
     }
     (ex.verdict(), ex.stats().executions)
+}
+
+/// Child `i` writes key `key(run, i)` of object 1 first.
+fn keyed_writers(key: impl Fn(usize, usize) -> u64, rename_keys: bool) -> (Verdict, u64) {
+    two_children(|run, i| Op::write(1, key(run as usize, i)), |r| rename_keys && matches!(r, Rename::Keys { .. }))
 }
 
 #[test]
@@ -205,43 +210,16 @@ fn keys_that_stop_being_shared_are_still_nondeterminism() {
     assert!(matches!(verdict, Verdict::Inconclusive(r) if r.contains("nondeterminism")));
 }
 
-/// As `keyed_writers`, but child `i` first makes one step over two objects fresh in every run
-/// (a file and its directory entry, both first named by that step), then writes object 2.
+/// Child `i` first makes one step over two objects fresh in every run (a file and its
+/// directory entry, both first named by that step).
 fn fresh_pair_writers(rename_objects: bool) -> (Verdict, u64) {
-    use frontrun::engine::{Access, AccessKind, Rename};
-    let mut ex = Explorer::new(Config::default());
-    let mut run = 0;
-    while ex.begin_execution() {
-        run += 1;
-        let fresh = |i: usize| -> Op {
-            let (file, dir) = (1000 * run + 10 * i as u64, 1000 * run + 10 * i as u64 + 1);
-            let write = |obj| Access { obj, key: 0, kind: AccessKind::Write };
-            Op::accesses_of(&[write(file), write(dir)])
-        };
-        let mut children = vec![ex.child_id(0)];
-        ex.arrive(0, Op::Spawn { child: children[0] });
-        loop {
-            let choice = ex.choose_with(&|r| rename_objects && matches!(r, Rename::Object { .. }));
-            let Choice::Run(t) = choice else { break };
-            match ex.events().last().unwrap().op {
-                Op::Spawn { child } => {
-                    let i = children.iter().position(|&c| c == child).unwrap();
-                    ex.arrive(child, fresh(i));
-                    if children.len() == 1 {
-                        children.push(ex.child_id(0));
-                        ex.arrive(0, Op::Spawn { child: children[1] });
-                    } else {
-                        ex.arrive(0, Op::Exit);
-                    }
-                }
-                Op::Accesses { .. } => ex.arrive(t, Op::write(2, 0)),
-                Op::Access { .. } => ex.arrive(t, Op::Exit),
-                _ => {}
-            }
-        }
-        ex.end_execution(Outcome::Ok);
-    }
-    (ex.verdict(), ex.stats().executions)
+    use frontrun::engine::{Access, AccessKind};
+    let fresh = |run: u64, i: usize| {
+        let (file, dir) = (1000 * run + 10 * i as u64, 1000 * run + 10 * i as u64 + 1);
+        let write = |obj| Access { obj, key: 0, kind: AccessKind::Write };
+        Op::accesses_of(&[write(file), write(dir)])
+    };
+    two_children(fresh, |r| rename_objects && matches!(r, Rename::Object { .. }))
 }
 
 #[test]
