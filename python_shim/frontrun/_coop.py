@@ -61,18 +61,18 @@ import sys
 import tempfile as _tempfile
 import threading
 import time
-import uuid as _uuid
-
-try:
-    import fcntl as _fcntl
-except ImportError:  # (not on Windows)
-    _fcntl = None
 import types
+import uuid as _uuid
 import weakref
 from collections import deque
 from contextlib import contextmanager
 
 from frontrun import _native
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # (not on Windows)
+    _fcntl = None
 
 _rt = None  # the DporRuntime of the exploration in progress
 _rt_pid = None  # the process it runs in
@@ -122,15 +122,16 @@ def _is_internal(name):
     return known
 
 
-def _caller_site(depth=2):
-    """(file, line) of the first frame outside frontrun and the threading/queue modules."""
+def _caller_site(depth=2, internal=_is_internal):
+    """(file, line) of the first frame outside frontrun and the threading/queue modules (or
+    whatever else ``internal`` says to pass)."""
     try:
         f = sys._getframe(depth)
     except ValueError:
         return None
     first = f
     while f is not None:
-        if not _is_internal(f.f_code.co_filename):
+        if not internal(f.f_code.co_filename):
             return (f.f_code.co_filename, f.f_lineno)
         f = f.f_back
     # No caller outside them (a Timer's own thread): threading's or queue's own frame.
@@ -579,7 +580,7 @@ class Condition:
             if rt is not None:
                 rt.notify(thread)
                 if rt.explaining and rt.current_id() is not None:
-                    notified.append((len(rt.steps()), rt.current_id(), thread, _caller_site(2)))
+                    notified.append((rt.steps_taken(), rt.current_id(), thread, _caller_site(2)))
             n -= 1
         while n > 0 and self._real_waiters:
             self._real_waiters.popleft().release()
@@ -1213,18 +1214,15 @@ def _print(*args, sep=" ", end="\n", file=None, flush=False):
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 
 
+def _in_frontrun_or_stdlib(name):
+    path = os.path.abspath(name)
+    return path.startswith(_HERE) or path.startswith(_STDLIB)
+
+
 def _program_site(rt):
     """(file, line) of the program's call, past frontrun's frames and the stdlib's (for a call
     the stdlib makes on the program's behalf: `TemporaryDirectory()` calls `mkdtemp`)."""
-    if not rt.explaining:
-        return None
-    f = sys._getframe(2)
-    while f is not None:
-        path = os.path.abspath(f.f_code.co_filename)
-        if not path.startswith(_HERE) and not path.startswith(_STDLIB):
-            return (f.f_code.co_filename, f.f_lineno)
-        f = f.f_back
-    return None
+    return _caller_site(3, _in_frontrun_or_stdlib) if rt.explaining else None
 
 
 def _making_in_directory(name, dir_index):
@@ -1256,6 +1254,12 @@ def _making_in_directory(name, dir_index):
 _uuid_random = random.Random()
 
 
+def _uuid4():
+    if _rt is None or _rt_pid != os.getpid():
+        return _orig["uuid4"]()
+    return _uuid.UUID(int=_uuid_random.getrandbits(128), version=4)
+
+
 _loggers_before = set()  # the logger names there were when the exploration began
 
 
@@ -1269,12 +1273,6 @@ def _forget_new_loggers():
     with logging._lock:
         for name in [n for n in manager.loggerDict if n not in _loggers_before]:
             del manager.loggerDict[name]
-
-
-def _uuid4():
-    if _rt is None or _rt_pid != os.getpid():
-        return _orig["uuid4"]()
-    return _uuid.UUID(int=_uuid_random.getrandbits(128), version=4)
 
 
 _NOT_CACHED = object()

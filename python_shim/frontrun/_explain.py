@@ -19,6 +19,9 @@ from frontrun import _coop
 from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource, kind_is, own_attr
 from frontrun.rewrite._core import FRONTRUN_DIR
 
+# frontrun's stand-ins for the stdlib's primitives: the program called them.
+_STAND_INS = os.path.abspath(_coop.__file__)
+
 WHOLE = (1 << 64) - 1
 # How many keys an object holds (`len(d)`, the engine's `SIZE`): read by `len`, changed by
 # insertions and deletions of any key.
@@ -135,7 +138,7 @@ def _created_at(obj):
     for frame in reversed(frames):
         path = os.path.abspath(frame.filename)
         if path.startswith(FRONTRUN_DIR):
-            if path != os.path.abspath(_coop.__file__):
+            if path != _STAND_INS:
                 break
             continue
         outside.append(frame)
