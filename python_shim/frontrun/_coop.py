@@ -991,16 +991,26 @@ def _perf_counter():
 
 # The same clocks in nanoseconds (a deadline poll with `monotonic_ns()` read real time, and ran
 # on while the modelled sleeps between its looks took none).
+# The modelled part is added in whole nanoseconds: `int((start + now) * 1e9)` kept only 256 ns
+# steps at today's `time.time()`, and two threads' reads a quarter microsecond apart collided
+# or not with where the real start fell.
+def _clock_ns(which, real):
+    now = _modelled_clock_read()
+    if now is None:
+        return int((_orig[real]() + _clock_offset) * 1e9)
+    return int(_clock_start[which] * 1e9) + round(now * 1e9)
+
+
 def _monotonic_ns():
-    return int(_monotonic() * 1e9)
+    return _clock_ns(0, "monotonic")
 
 
 def _time_ns():
-    return int(_time() * 1e9)
+    return _clock_ns(1, "time")
 
 
 def _perf_counter_ns():
-    return int(_perf_counter() * 1e9)
+    return _clock_ns(2, "perf_counter")
 
 
 def _sleep(seconds):
