@@ -73,6 +73,10 @@ try:
     import fcntl as _fcntl
 except ImportError:  # (not on Windows)
     _fcntl = None
+try:
+    import sqlite3 as _sqlite3
+except ImportError:  # (a Python built without it)
+    _sqlite3 = None
 
 _rt = None  # the DporRuntime of the exploration in progress
 _rt_pid = None  # the process it runs in
@@ -1357,6 +1361,7 @@ def new_execution():
     _looks.clear()
     _flocks.clear()
     notified.clear()
+    step_notes.clear()
     _uuid_random.seed(4)
     _forget_new_loggers()
     started_threads.clear()
@@ -1370,6 +1375,10 @@ def new_execution():
 # The notifies of this execution's condition waiters, for explanations: (steps taken before it,
 # the notifying thread's and the woken thread's engine ids, (file, line) or None).
 notified = []
+
+# What the explanation says of a step beside its line (a database call that found it locked):
+# steps taken before it -> note. Filled while explaining.
+step_notes = {}
 
 # The timed waits that timed out in this execution, for explanations: (thread's number in
 # explanations, (file, line) or None, "wait" / "acquire" / "join").
@@ -1735,6 +1744,254 @@ def _flock(fd, operation):
         finally:
             _looks.pop(me, None)
     return None
+
+
+# sqlite3 connections to a database file, made during an exploration. Each call on one is a
+# step on that file (``_dpor._file_resource``: the connection says which file it has open), so
+# two threads with a connection each are seen to share the database (an update lost between
+# their transactions). A statement that finds another connection's transaction in the way waits
+# in the model, not in sqlite: the connection is opened with a busy timeout of 0, and the call,
+# told the database is locked, waits for a call on another connection to that file (a commit,
+# a rollback, a finished read), then tries again. A real wait held the turn, so the holder never
+# ran to commit. When nothing else can run, it tries once more (a cursor let go of unseen), then
+# times out as sqlite would have after the connection's timeout: "database is locked".
+
+
+def _sqlite_connect(database, *args, **kwargs):
+    """``sqlite3.connect`` during an exploration: the connection is one of the subclasses below
+    (of the ``factory`` asked for), which knows its database file and waits as above. (One to a
+    private in-memory database knows it has none: no other connection sees what it does.)"""
+    connect = _orig["sqlite3.connect"]
+    path = _sqlite_path(database, kwargs.get("uri", args[6] if len(args) > 6 else False))
+    if path is False:
+        return connect(database, *args, **kwargs)
+    args = list(args)
+    timeout = args[0] if args else kwargs.get("timeout", 5.0)  # (positional before 3.15)
+    if path is not None:
+        if args:
+            args[0] = 0
+        else:
+            kwargs["timeout"] = 0
+    if len(args) > 4:
+        args[4] = _sqlite_class(args[4], _SqliteConnection)
+    else:
+        kwargs["factory"] = _sqlite_class(kwargs.get("factory", _sqlite3.Connection), _SqliteConnection)
+    conn = connect(database, *args, **kwargs)
+    if isinstance(conn, _SqliteConnection):
+        conn._frontrun_database = path
+        conn._frontrun_timeout = timeout
+    return conn
+
+
+def _sqlite_path(database, uri):
+    """The real path of the database file ``connect(database, uri=uri)`` opens; None for a
+    private one (in memory, temporary); False when it cannot tell (a shared in-memory one)."""
+    try:
+        name = os.fsdecode(os.fspath(database))
+    except TypeError:
+        return False
+    if uri and name.startswith("file:"):
+        name, _, query = name[len("file:"):].partition("?")
+        name = name.partition("#")[0]
+        options = query.split("&")
+        if "mode=memory" in options or name == ":memory:":
+            return False if "cache=shared" in options else None
+        if name.startswith("//"):  # file://host/path: only an empty host or localhost
+            host, _, rest = name[2:].partition("/")
+            if host not in ("", "localhost"):
+                return False
+            name = "/" + rest
+        from urllib.parse import unquote  # (connect is a call of the program's, not a report)
+
+        name = unquote(name)
+    if name in ("", ":memory:"):
+        return None
+    return os.path.realpath(name)
+
+
+_sqlite_classes = {}  # (the program's class, ours) -> its subclass with our methods after its own
+
+
+def _sqlite_class(base, ours):
+    """The class to make instead of ``base``: ours, or a subclass of ``base`` whose methods of its
+    own run first (a wrapper of ``execute`` that logs), then ours, then sqlite's."""
+    if base is ours.__bases__[0]:
+        return ours
+    if not isinstance(base, type) or issubclass(base, ours) or not issubclass(base, ours.__bases__[0]):
+        return base
+    found = _sqlite_classes.get((base, ours))
+    if found is None:
+        found = _sqlite_classes[(base, ours)] = type(
+            base.__name__, (base, ours), {"__module__": base.__module__, "__qualname__": base.__qualname__})
+    return found
+
+
+def _sqlite_busy(error):
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return str(error) in ("database is locked", "database table is locked", "database schema is locked")
+
+
+def _sqlite_call(conn, name, method, args, write=True, reported=True):
+    """``method(*args)``, the call ``name`` on ``conn`` or a cursor of it. ``reported``: a call
+    of that name from rewritten code was reported there (a resource method); others (from a
+    library's code, the commit of ``with conn:``, a ``for`` over a cursor) are reported here.
+    Whom it wakes is settled right after that step, so it is ordered as the step is."""
+    database = conn.__dict__.get("_frontrun_database")
+    if database is None:
+        return method(*args)
+    rt = _managed()
+    if rt is None:
+        return _sqlite_call_unexplored(conn, method, args)
+    site = _site(rt)
+    if not reported or _native.REPORT_NAME not in sys._getframe(2).f_code.co_names:
+        rt.object_access(database, write, site, None, True)
+    wakeup = _wakeup(("sqlite", database))
+    try:
+        return method(*args)
+    except _sqlite3.OperationalError as e:
+        if not _sqlite_busy(e):
+            raise
+    finally:
+        _sqlite_let_go(rt, wakeup, conn)
+    began = rt.clock()
+    _note_step(rt, "database locked: waits")
+    with wakeup:
+        while True:
+            rt.object_access(database, True, site, None, True)  # (tried again: a use of the file)
+            try:
+                result = method(*args)
+                _note_step(rt, "tries again")
+                break
+            except _sqlite3.OperationalError as e:
+                if not _sqlite_busy(e):
+                    raise
+                _note_step(rt, "tries again: still locked, waits")
+            finally:
+                _sqlite_let_go(rt, wakeup, conn)
+            shown = len(timed_out)
+            if wakeup._wait(1e-6, False):
+                continue
+            del timed_out[shown:]  # (no wait of the program's)
+            rt.object_access(database, True, site, None, True)
+            try:
+                result = method(*args)  # stuck: what was in the way let go unseen (a cursor freed)?
+                break
+            except _sqlite3.OperationalError as e:
+                if _sqlite_busy(e):
+                    _timed_out(rt, began, conn.__dict__.get("_frontrun_timeout", 5.0), name)
+                raise
+            finally:
+                _sqlite_let_go(rt, wakeup, conn)
+    return result
+
+
+def _note_step(rt, note):
+    """What the explanation says beside the step the calling thread took last."""
+    if rt.explaining:
+        step_notes[rt.steps_taken() - 1] = note
+
+
+def _sqlite_let_go(rt, wakeup, conn):
+    """After a call on ``conn``: when it holds no transaction now, what it let go of (its
+    transaction, a read's lock) may be what the waiters on its database wait for. (Woken by
+    every call, they tried again and waited again: steps that multiplied the schedules.) No
+    lock is taken: a waiter is listed in the step it last tried in, so who is woken follows the
+    order of the steps on the file."""
+    if not wakeup._waiters:
+        return
+    try:
+        holding = conn.in_transaction
+    except _sqlite3.ProgrammingError:
+        holding = False  # closed
+    if not holding:
+        for waiter in wakeup._waiters:
+            rt.notify(waiter)
+        wakeup._waiters.clear()
+
+
+def _sqlite_call_unexplored(conn, method, args):
+    """Outside an explored thread (``setup()``, the invariant): sqlite's own busy wait, for the
+    connection's timeout in real time."""
+    deadline = _orig["monotonic"]() + conn.__dict__.get("_frontrun_timeout", 5.0)
+    while True:
+        try:
+            return method(*args)
+        except _sqlite3.OperationalError as e:
+            if not _sqlite_busy(e) or _orig["monotonic"]() >= deadline:
+                raise
+        _orig["sleep"](0.001)
+
+
+class _SqliteConnection(_sqlite3.Connection if _sqlite3 is not None else object):
+    """A connection made during an exploration (``execute`` and its kin are a cursor's, as in
+    C). Named as sqlite3's own: ``repr()`` and error messages read as without frontrun."""
+
+    def cursor(self, factory=None):
+        return super().cursor(_sqlite_class(_sqlite3.Cursor if factory is None else factory, _SqliteCursor))
+
+    def execute(self, sql, parameters=(), /):
+        cursor = self.cursor()
+        return _sqlite_call(self, "execute", _sqlite3.Cursor.execute, (cursor, sql, parameters), _sqlite_writes(sql))
+
+    def executemany(self, sql, parameters, /):
+        return _sqlite_call(self, "executemany", _sqlite3.Cursor.executemany, (self.cursor(), sql, parameters))
+
+    def executescript(self, script, /):
+        return _sqlite_call(self, "executescript", _sqlite3.Cursor.executescript, (self.cursor(), script))
+
+    def commit(self):
+        return _sqlite_call(self, "commit", super().commit, ())
+
+    def rollback(self):
+        return _sqlite_call(self, "rollback", super().rollback, ())
+
+    def close(self):
+        return _sqlite_call(self, "close", super().close, ())
+
+    def __exit__(self, *exc):
+        return _sqlite_call(self, "commit", super().__exit__, exc, reported=False)
+
+
+class _SqliteCursor(_sqlite3.Cursor if _sqlite3 is not None else object):
+    """A cursor of such a connection: a fetch that reads the last row lets go of the read's
+    lock, so it may wake a waiter."""
+
+    def execute(self, sql, parameters=(), /):
+        return _sqlite_call(self.connection, "execute", super().execute, (sql, parameters), _sqlite_writes(sql))
+
+    def executemany(self, sql, parameters, /):
+        return _sqlite_call(self.connection, "executemany", super().executemany, (sql, parameters))
+
+    def executescript(self, script, /):
+        return _sqlite_call(self.connection, "executescript", super().executescript, (script,))
+
+    def fetchone(self):
+        return _sqlite_call(self.connection, "fetchone", super().fetchone, (), False)
+
+    def fetchmany(self, *args, **kwargs):
+        return _sqlite_call(self.connection, "fetchmany", functools.partial(super().fetchmany, **kwargs), args, False)
+
+    def fetchall(self):
+        return _sqlite_call(self.connection, "fetchall", super().fetchall, (), False)
+
+    def close(self):
+        return _sqlite_call(self.connection, "close", super().close, (), False)
+
+    def __next__(self):
+        return _sqlite_call(self.connection, "fetchone", super().__next__, (), False, reported=False)
+
+
+for _cls, _name in ((_SqliteConnection, "Connection"), (_SqliteCursor, "Cursor")):
+    _cls.__name__ = _cls.__qualname__ = _name
+    _cls.__module__ = "sqlite3"
+
+
+def _sqlite_writes(sql):
+    """Whether a statement may write (or take a write lock): all but a plain SELECT. Reads
+    commute with each other: a shared lock lets others read."""
+    return not (isinstance(sql, str) and sql.lstrip()[:6].upper() == "SELECT")
 
 
 # subprocess's pipes to a child: only the child makes them ready, so its selector waits for
@@ -2372,7 +2629,9 @@ _PATCHES = [
 ] + [(cls, "select", _selector_select(cls.__dict__["select"])) for cls in _SELECTOR_CLASSES] + (
     [(subprocess, "_PopenSelector", _OUTSIDE_SELECTOR)] if _OUTSIDE_SELECTOR is not None else []) + (
     [(subprocess.Popen, "_wait", _popen_wait)] if hasattr(subprocess.Popen, "_wait") else []) + _SELECT_PATCHES + (
-    [(_fcntl, "flock", _flock)] if _fcntl is not None else [])
+    [(_fcntl, "flock", _flock)] if _fcntl is not None else []) + (
+    [(_sqlite3, "connect", _sqlite_connect), (_sqlite3.dbapi2, "connect", _sqlite_connect)]
+    if _sqlite3 is not None else [])
 
 
 def _key(owner, name):
@@ -2382,6 +2641,8 @@ def _key(owner, name):
         return f"{owner.__name__}.{name}"
     if owner is not time and name == "time" or name == "_time":
         return f"{owner.__name__}.{name}"
+    if _sqlite3 is not None and owner in (_sqlite3, _sqlite3.dbapi2):
+        return f"sqlite3.{name}"
     return name
 
 
@@ -2444,7 +2705,8 @@ _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCH
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
                                     (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
                                     (time, "perf_counter_ns")}
-               or owner is _select or owner is _tempfile or owner is _uuid or _fcntl is not None and owner is _fcntl]
+               or owner is _select or owner is _tempfile or owner is _uuid or _fcntl is not None and owner is _fcntl
+               or _sqlite3 is not None and owner is _sqlite3]
 _rebound = []  # (module's globals, name, original, replacement)
 
 

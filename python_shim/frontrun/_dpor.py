@@ -69,9 +69,11 @@ class LeftoverStateWarning(UserWarning):
 
 
 class SeparateConnectionsWarning(UserWarning):
-    """Threads called separate sqlite3 connections: the calls of each connection are ordered,
-    not those of two connections to one database file, so a race through the database (an
-    update lost between two connections' transactions) is not explored."""
+    """Threads called separate sqlite3 connections that were made before the exploration began
+    (or by a ``connect`` bound before it): frontrun does not know which database file they have
+    open, so the calls of each connection are ordered, not those of two connections to one
+    file, and a race through the database (an update lost between two connections'
+    transactions) is not explored."""
 
 
 @dataclass
@@ -677,7 +679,17 @@ class FileResource:
         self.number = number
 
     def __repr__(self):
-        return f"{'directory' if os.path.isdir(self.path) else 'file'} {self.path}"
+        if os.path.isdir(self.path):
+            return f"directory {self.path}"
+        try:
+            with open(self.path, "rb") as f:
+                database = f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+        except OSError:
+            database = False
+        return f"{'sqlite3 database' if database else 'file'} {self.path}"
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # One object per real path for the whole process: its address names the file in every run.
@@ -690,10 +702,11 @@ def _file_resource(target, is_path):
     try:
         if not is_path:
             if not isinstance(target, io.IOBase):
-                if _sqlite_users is not None:
-                    _note_sqlite(target)
-                return None
-            target = getattr(target, "name", None)
+                target = _sqlite_database(target)
+                if target is None:
+                    return None
+            else:
+                target = getattr(target, "name", None)
         if target is None or isinstance(target, int):
             return None  # a descriptor, an in-memory stream
         path = os.fsdecode(os.fspath(target))
@@ -706,22 +719,30 @@ def _file_resource(target, is_path):
     return found
 
 
-# The first execution's sqlite3 connections (id -> the explored threads that called them, or
-# their cursors), to warn that separate connections' races through their database are not
-# explored; None when not watching.
+# The first execution's sqlite3 connections whose file is not known (id -> the explored threads
+# that called them, or their cursors), to warn that separate connections' races through their
+# database are not explored; None when not watching.
 _sqlite_users: Optional[dict] = None
 _watcher_thread = None  # the thread running the search: its setup() calls are not the threads'
 
 
-def _note_sqlite(target):
-    """Remembers which thread called a sqlite3 connection. Runs inside a report: no imports."""
+def _sqlite_database(target):
+    """The database file a sqlite3 connection (or a cursor of it) made during an exploration has
+    open (``_coop._sqlite_connect``), else None; remembers which thread called another
+    connection. Runs inside a report: no imports."""
     sqlite = sys.modules.get("_sqlite3")
-    if sqlite is None or _thread.get_ident() == _watcher_thread:
-        return
+    if sqlite is None:
+        return None
     if isinstance(target, sqlite.Cursor):
         target = sqlite.Cursor.connection.__get__(target)
-    if isinstance(target, sqlite.Connection):
+    if not isinstance(target, sqlite.Connection):
+        return None
+    own = getattr(target, "__dict__", {})
+    if "_frontrun_database" in own:
+        return own["_frontrun_database"]  # (None: a private in-memory database)
+    if _sqlite_users is not None and _thread.get_ident() != _watcher_thread:
         _sqlite_users.setdefault(id(target), set()).add(_thread.get_ident())
+    return None
 
 
 def _separate_connections(users):
@@ -730,10 +751,11 @@ def _separate_connections(users):
 
 
 SEPARATE_CONNECTIONS = (
-    "the threads used separate sqlite3 connections: frontrun orders the calls of one connection, "
-    "not those of two connections to one database file, so a race through the database (an "
-    "update lost between two connections) is not explored. To explore it, make one connection "
-    "in setup() with sqlite3.connect(path, check_same_thread=False) and let the threads share it."
+    "the threads used separate sqlite3 connections made before the exploration began: frontrun "
+    "knows the database file of a connection made by sqlite3.connect() in setup() or in the "
+    "threads, not of these, so it orders the calls of each connection, not those of two "
+    "connections to one file, and a race through the database (an update lost between two "
+    "connections) is not explored. To explore it, make the connections in setup() or in the threads."
 )
 
 

@@ -16,7 +16,7 @@ import tracemalloc
 import types
 
 from frontrun import _coop
-from frontrun._dpor import _CONTAINERS, CachedFunction, FileResource, kind_is, own_attr
+from frontrun._dpor import _CONTAINERS, SQLITE_HEADER, CachedFunction, FileResource, kind_is, own_attr
 from frontrun.rewrite._core import FRONTRUN_DIR
 
 # frontrun's stand-ins for the stdlib's primitives: the program called them.
@@ -321,6 +321,8 @@ def _step_line(step, width):
         text = f"{text}  [{_inside_call(step.key)}]"
     elif step.kind == "factory":
         text = f"{text}  [inside the default factory for {step.key!r}, which is not stored yet]"
+    if step.index in _coop.step_notes:
+        text = f"{text}  [{_coop.step_notes[step.index]}]"
     return f"  thread {step.thread}  {what:<6} {where:<{width}}  {text}".rstrip()
 
 
@@ -442,6 +444,8 @@ def _final_value(obj, step):
             return "(no such file)"
         except OSError:
             return None
+        if data.startswith(SQLITE_HEADER):
+            return _database_rows(obj.path)
         text = repr(data[:80].decode("utf-8", "replace"))
         return text + ("..." if len(data) > 80 else "")
     try:
@@ -456,6 +460,31 @@ def _final_value(obj, step):
         return _brief(repr(obj))
     except Exception:
         return None
+
+
+def _database_rows(path, tables=3, rows=3):
+    """What a sqlite3 database holds, briefly: `t [(1, 110)]; u [] (2 tables)`."""
+    import sqlite3
+
+    try:
+        db = _coop._orig.get("sqlite3.connect", sqlite3.connect)(f"file:{path}?mode=ro", uri=True)
+    except Exception:
+        return None
+    try:
+        names = [n for (n,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]
+        shown = []
+        for name in names[:tables]:
+            quoted = '"' + name.replace('"', '""') + '"'
+            found = db.execute(f"SELECT * FROM {quoted} LIMIT {rows + 1}").fetchall()
+            text = repr(found[:rows])
+            shown.append(f"{name} {text[:-1] + ', ...]' if len(found) > rows else text}")
+        more = f" ({len(names)} tables)" if len(names) > tables else ""
+        return "; ".join(shown) + more if shown else "(no tables)"
+    except Exception:
+        return None
+    finally:
+        db.close()
 
 
 def _final_size(obj):

@@ -149,16 +149,6 @@ PROG = load(
         cur.execute("INSERT INTO t VALUES (2)")
         db.commit()
 
-    def db_own_connection(s):
-        db = sqlite3.connect(s.path)
-        v = db.execute("SELECT v FROM t").fetchone()[0]
-        db.execute("UPDATE t SET v = ?", (v + 1,))
-        db.commit()
-        db.close()
-
-    def db_count(s):
-        s.count += 1
-
     def local_write(s):
         s.local.v = 1
         s.local.v = 2
@@ -294,43 +284,6 @@ def test_resource_calls_conflict_through_the_connection():
     n = explored(setup, [PROG.db_insert, PROG.db_cursor_insert],
                  lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 2)
     assert n > 1
-
-
-def test_separate_sqlite_connections_are_named_in_a_warning(tmp_path):
-    # Each thread's own connection is its own resource: the update lost between them is not
-    # explored, and the warning says so and how to explore it.
-    def setup():
-        path = tmp_path / "t.db"
-        path.unlink(missing_ok=True)
-        with sqlite3.connect(path) as db:
-            db.execute("CREATE TABLE t (v INTEGER)")
-            db.execute("INSERT INTO t VALUES (0)")
-        db.close()
-        return State(path=path, count=0)
-
-    with pytest.warns(frontrun.SeparateConnectionsWarning, match="check_same_thread=False"):
-        result = frontrun.explore_dpor(setup, [PROG.db_own_connection, PROG.db_own_connection])
-    assert result.property_holds is True
-
-
-def test_no_connection_warning_for_one_shared_connection_or_one_thread(tmp_path):
-    import warnings
-
-    def setup():
-        path = tmp_path / "t.db"
-        path.unlink(missing_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False)  # setup's own calls are not the threads'
-        db.execute("CREATE TABLE t (v INTEGER)")
-        db.execute("INSERT INTO t VALUES (0)")
-        db.commit()
-        return State(path=path, count=0, db=db)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", frontrun.SeparateConnectionsWarning)
-        shared = frontrun.explore_dpor(lambda: setup().db, [PROG.db_insert, PROG.db_cursor_insert])
-        alone = frontrun.explore_dpor(setup, [PROG.db_own_connection, PROG.db_count])
-    assert shared.property_holds is True and shared.num_explored > 1
-    assert alone.property_holds is True, alone.explanation
 
 
 class Registry:
