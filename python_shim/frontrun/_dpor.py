@@ -30,6 +30,7 @@ import time
 import traceback
 import types
 import warnings
+import weakref
 from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1614,7 +1615,8 @@ class _Leftovers:
 
     def after_setup(self, state=None):
         if len(self.looks) in (0, 2):
-            self.looks.append(_rewritten_state())
+            # (The first look, kept while the first execution runs, holds what it can weakly.)
+            self.looks.append(_rewritten_state(weakly=not self.looks))
             self.states.append(state)
             self._look_at_state(state)
 
@@ -1633,8 +1635,9 @@ class _Leftovers:
         except Exception:
             return
         if isinstance(attributes, dict):
+            held = _weakly if len(self.looks) == 1 else _strongly
             self.looks[-1] = {**self.looks[-1], _SAME_STATE: {
-                key: (value, _size(value)) for key, value in list(attributes.items()) if not key.startswith("__")}}
+                key: (held(value), _size(value)) for key, value in list(attributes.items()) if not key.startswith("__")}}
 
     def found(self):
         """The name of each piece of state left over (once, when all three looks are in)."""
@@ -1643,7 +1646,7 @@ class _Leftovers:
         before, after, next_setup = self.looks
         self.looks.append(None)  # reported once
         missing = (None, None)
-        same = lambda a, b: a[0] is b[0] and a[1] == b[1]  # noqa: E731
+        same = lambda a, b: _identity(a[0]) == _identity(b[0]) and a[1] == b[1]  # noqa: E731
         # A module the threads imported is new, not left over: its own definitions are not theirs.
         return [
             f"{owner}.{name}"
@@ -1686,14 +1689,47 @@ def _size(value):
         return None
 
 
-def _rewritten_state():
+class _Weakly:
+    """A value a look holds without keeping it alive: an object the threads let go of dies when
+    it would without frontrun (its ``__del__`` runs, its weak references go)."""
+
+    __slots__ = ("ref", "ident")
+
+    def __init__(self, value):
+        self.ident = id(value)
+        try:
+            self.ref = weakref.ref(value)
+        except TypeError:
+            self.ref = None  # (a list, a dict: by its id, which a new one may take once it died)
+
+
+def _weakly(value):
+    return value if kind_is(value, _NOT_STATE) else _Weakly(value)
+
+
+def _strongly(value):
+    return value
+
+
+def _identity(held):
+    if kind_is(held, _Weakly):
+        if held.ref is None:
+            return held.ident
+        value = held.ref()
+        return -1 if value is None else id(value)  # (died: no value alive is it)
+    return id(held)
+
+
+def _rewritten_state(weakly=False):
     """``{"module", "module.Class" or "module.global": {name: (value, size if a container)}}``
     for every module whose code runs rewritten, every class defined there and every module-level
-    instance of one (modules, classes and functions left out: what a thread sets is a value)."""
+    instance of one (modules, classes and functions left out: what a thread sets is a value).
+    ``weakly``: each value as ``_weakly`` holds it."""
+    held = _weakly if weakly else _strongly
 
     def values(namespace):
         return {
-            key: (value, _size(value))
+            key: (held(value), _size(value))
             for key, value in list(namespace.items())
             if not key.startswith("__") and not kind_is(value, (types.ModuleType, type, types.FunctionType))
         }

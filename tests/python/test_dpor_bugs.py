@@ -4562,6 +4562,47 @@ def test_next_by_hand_on_a_container_iterator_reads_the_container():
     assert result.failure_kind == "exception" and "Set changed size during iteration" in result.explanation
 
 
+SHARED_ITERATORS = load(
+    """
+    def divide_by_next(s):
+        s.got.append(10 / next(s.it))
+
+    def take_next(s):
+        s.got.append(next(s.it))
+
+    def first_id(s):
+        s.first = next(s.ids)
+
+    def second_id(s):
+        next(s.ids)
+
+    def next_of_its_own(s):
+        next(iter([1, 2]))
+    """
+)
+
+
+@pytest.mark.parametrize("make", [lambda: iter([1, 0]), lambda: iter(range(1, -1, -1)), lambda: iter({1: "a", 0: "b"}),
+                                  lambda: itertools.cycle([1, 0])])
+def test_two_threads_taking_items_from_one_iterator_are_ordered(make):
+    # `next` of an iterator in C moves it on: which thread gets which item was never explored
+    # (it read the container, and reads commute), so the thread that got 0 was never found.
+    p = SHARED_ITERATORS
+    result = explore(lambda: State(it=make(), got=[]), [p.divide_by_next, p.take_next], lambda s: True)
+    assert result.property_holds is False
+    assert "ZeroDivisionError" in result.explanation
+
+
+def test_ids_drawn_from_a_shared_counter_go_to_either_thread():
+    p = SHARED_ITERATORS
+    result = explore(lambda: State(ids=itertools.count(), first=None), [p.first_id, p.second_id],
+                     lambda s: s.first == 0)
+    assert result.property_holds is False
+    # Each thread's own iterator shares nothing: one execution.
+    own = explore(lambda: State(), [p.next_of_its_own, p.next_of_its_own], lambda s: True)
+    assert own.property_holds is True and own.num_explored == 1
+
+
 CLASS_COUNTER = load(
     """
     class Widget:
@@ -4646,6 +4687,10 @@ LIFETIMES = load(
         s.seen.append(e.key)
         del e
         s.after.append("k" in s.cache)
+
+    def let_go_of_attribute(s):
+        s.entry = None
+        s.after.append(s.ref() is None)
     """
 )
 
@@ -4663,4 +4708,13 @@ def test_an_object_the_threads_let_go_of_dies_as_without_frontrun():
 
     setup = lambda: State(cache=weakref.WeakValueDictionary(), seen=[], after=[])  # noqa: E731
     result = explore(setup, [p.cache_and_drop], lambda s: s.after == [False] and len(s.cache) == 0)
+    assert result.property_holds is True, result.explanation
+
+    # What setup() made and a thread let go of: the first execution's look for state left over
+    # for the next one held it.
+    def with_entry():
+        entry = p.Entry("k")
+        return State(entry=entry, ref=weakref.ref(entry), after=[])
+
+    result = explore(with_entry, [p.let_go_of_attribute], lambda s: s.after == [True])
     assert result.property_holds is True, result.explanation

@@ -1137,14 +1137,24 @@ impl Inner {
 
     /// `next(it)` of a builtin iterator of one container (`it = iter(d)`): a read of it, as
     /// a loop's step is (of a dict's keys alone, for an iterator of its keys).
+    /// `next(it)` of an iterator in C: it moves the iterator on, so two threads' `next` of one
+    /// iterator are ordered (which item each gets). Over one container, it is a write of that
+    /// container as a whole (what the iterator reads of it too: an append, a deletion); of its
+    /// own (`itertools.count()`, `cycle`, a `zip`), a write of the iterator.
     fn next_of_iterator(&self, st: &mut State, it: &Bound<'_, PyAny>) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
-        if self.is_container(it) {
+        let py = it.py();
+        let in_c = it
+            .get_type()
+            .getattr(pyo3::intern!(py, "__next__"))
+            .is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(py)));
+        if self.is_container(it) || !in_c {
             return None;
         }
-        let [container] = <[_; 1]>::try_from(self.iterated(it)).ok()?;
-        let key = if Self::walks_keys(it, &container) { SIZE } else { WHOLE };
-        let o = Self::number(st, &container);
-        Some((Self::access(AccessKind::Read, o, key), "iter_next", None))
+        let o = match <[_; 1]>::try_from(self.iterated(it)) {
+            Ok([container]) => Self::number(st, &container),
+            Err(_) => Self::number(st, it),
+        };
+        Some((Self::access(AccessKind::Write, o, WHOLE), "iter_next", None))
     }
 
     /// A step taken inside a generator's frame also writes its "running" (see `GEN_RUNNING`).
