@@ -310,10 +310,16 @@ class Lock:
         if not held:
             raise RuntimeError("release unlocked lock")
         rt.lock_release(self, _site(rt))
+        if self._real.locked():
+            # Taken outside the threads (in setup()), where the real lock is used: it is free
+            # now for the invariant and what runs after the exploration too.
+            self._real.release()
 
     def locked(self):
         rt = _managed()
         if rt is None:
+            if _rt is not None and _thread.get_ident() in (_setup_ident, _checking_ident):
+                return _rt.lock_state(self)[0]  # (setup() and the invariant see the model's)
             return self._real.locked()
         # A look at the lock, ordered against its acquisitions and releases.
         return rt.lock_locked(self, _site(rt))

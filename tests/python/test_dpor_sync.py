@@ -1318,6 +1318,13 @@ def test_a_lock_taken_in_setup_is_held_until_a_thread_releases_it(kind):
     threads = [HANDOFF.waiter, HANDOFF.producer]
     result = frontrun.explore_dpor(setup, threads, lambda s: s.seen == 42, timeout=60)
     assert result.property_holds is True and result.num_explored == 1, result.explanation or result.inconclusive_reason
+    if kind == "cooperative":
+        # The invariant sees the lock as the threads left it: the waiter's (it saw setup()'s
+        # real lock taken for ever), or let go of by the producer alone.
+        result = frontrun.explore_dpor(setup, threads, lambda s: s.lock.locked(), timeout=60)
+        assert result.property_holds is True, result.explanation
+        result = frontrun.explore_dpor(setup, [HANDOFF.producer], lambda s: not s.lock.locked(), timeout=60)
+        assert result.property_holds is True, result.explanation
     # No one releases it: the waiter waits for ever, and the deadlock says where the lock was taken.
     result = frontrun.explore_dpor(setup, [HANDOFF.waiter], lambda s: True, timeout=60)
     assert result.property_holds is False and result.failure_kind == "deadlock", result.inconclusive_reason
