@@ -4603,6 +4603,44 @@ def test_ids_drawn_from_a_shared_counter_go_to_either_thread():
     assert own.property_holds is True and own.num_explored == 1
 
 
+INHERITED = load(
+    """
+    class Base:
+        n = 0
+
+    def bump_class(s):
+        s.cls.n += 1
+
+    class Single:
+        _instance = None
+
+        def __new__(cls):
+            if cls._instance is None:
+                cls._instance = object.__new__(cls)
+                cls.made = cls.__dict__.get("made", 0) + 1
+            return cls._instance
+
+    def make_single(s):
+        s.cls()
+    """
+)
+
+
+@pytest.mark.parametrize("program", ["counter", "singleton"])
+def test_a_class_attribute_a_subclass_inherits_then_stores_its_own_is_raced(program):
+    # `Sub.n` read Base's until a thread stored Sub's own: the load took one step more while Sub
+    # held none, so a search that moved it after the store planned a step it did not take
+    # (inconclusive), and the lost update was never shown.
+    p = INHERITED
+    base, thread, check = {
+        "counter": (p.Base, p.bump_class, lambda s: s.cls.n == 2),
+        "singleton": (p.Single, p.make_single, lambda s: s.cls.made == 1),
+    }[program]
+    result = explore(lambda: State(cls=type("Sub", (base,), {})), [thread, thread], check)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert re.search(r"Race on \S*Sub\.(n|_instance) \(object #\d+ = state\.cls", result.explanation), result.explanation
+
+
 CLASS_COUNTER = load(
     """
     class Widget:

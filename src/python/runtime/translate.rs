@@ -304,15 +304,13 @@ impl Inner {
     /// hold `name` now: which one holds it changes with other threads' stores (`Sub.n = 2`
     /// shadowing `Base.n`), and which steps a load takes must not (a search that moves the load
     /// before a store would plan a step this execution does not take). A class's own attribute
-    /// is the load itself.
+    /// is the load itself; its bases are read too whether or not it holds `name` now (`Sub.n`
+    /// reads `Base.n` until a thread's `Sub.n += 1` stores one of its own).
     fn class_holding<'py>(&self, obj: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
         let py = obj.py();
         let dict_key = pyo3::intern!(py, "__dict__");
         let mro_key = pyo3::intern!(py, "__mro__");
         let (mro, skip) = if obj.is_instance_of::<PyType>() {
-            if Self::generic_attribute(obj, dict_key)?.contains(name).unwrap_or(true) {
-                return None;
-            }
             (Self::generic_attribute(obj, mro_key)?, 1)
         } else {
             self.attributes_of(obj)?;
