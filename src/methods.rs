@@ -129,6 +129,10 @@ pub const SYNC_METHODS: &[&str] = &[
     "get_nowait",
     "put_nowait",
     "join",
+    // A generator's resumes that are no resource method's name (`send`, `close` are): the
+    // runtime acts on a watched generator's alone.
+    "throw",
+    "__next__",
 ];
 
 /// pathlib methods that use the files (and directories) their receiver names; `_dpor._PATH_METHODS`

@@ -1366,6 +1366,59 @@ def test_generator_resumed_while_running_is_found_when_the_error_is_caught(make)
     assert result.inconclusive_reason is None and result.stats["failing_executions"] >= 1
 
 
+THROWN = load(
+    """
+    def two():
+        yield 1
+        yield 2
+
+    def looping():
+        try:
+            while True:
+                yield
+        except KeyError:
+            pass
+
+    def take(s):
+        s.out.append(next(s.gen))
+
+    def take_unless_running(s):
+        try:
+            s.out.append(next(s.gen))
+        except ValueError:  # (already executing: the other order's error)
+            pass
+
+    def throw_in(s):
+        try:
+            s.gen.throw(KeyError)
+        except (KeyError, StopIteration, ValueError):
+            s.out.append("thrown")
+    """
+)
+
+
+@pytest.mark.parametrize("make, take, raised", [
+    ("two", "take_unless_running", "StopIteration"),
+    pytest.param("looping", "take", "StopIteration", marks=pytest.mark.skipif(
+        sys.version_info[:2] == (3, 12), reason="CPython 3.12's throw() crashes (segfault) on a generator another "
+        "thread is running inside: it reads that frame's next instruction as if it were suspended")),
+])
+def test_a_throw_into_a_generator_is_a_resume(make, take, raised):
+    # `gen.throw(e)` was no step (its name is no resource's), so it was never ordered against
+    # another thread's next(): the next() that finds the generator finished by the throw went
+    # unseen, and a throw into a generator another thread is inside made the search diverge
+    # (3.12.1 itself crashed, as it may with real threads).
+    def setup():
+        gen = getattr(THROWN, make)()
+        next(gen)
+        return State(gen=gen, out=[])
+
+    result = explore(setup, [getattr(THROWN, take), THROWN.throw_in], lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "exception", result.inconclusive_reason
+    assert raised in result.explanation
+    assert f"Race on generator {make}()" in result.explanation and "s.gen.throw(KeyError)" in result.explanation
+
+
 def test_generator_behind_a_lock_is_safe():
     result = explore(gen_setup(GEN.counting), [GEN.take_locked] * 2, lambda s: sorted(s.out) == [1, 2])
     assert result.property_holds is True, result.explanation

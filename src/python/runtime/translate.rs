@@ -1133,8 +1133,6 @@ impl Inner {
         Some((Self::access(AccessKind::Write, o, GEN_RUNNING), "resume", None))
     }
 
-    /// `next(it)` of a builtin iterator of one container (`it = iter(d)`): a read of it, as
-    /// a loop's step is (of a dict's keys alone, for an iterator of its keys).
     /// `next(it)` of an iterator in C: it moves the iterator on, so two threads' `next` of one
     /// iterator are ordered (which item each gets). Over one container, it is a write of that
     /// container as a whole (what the iterator reads of it too: an append, a deletion); of its
