@@ -180,6 +180,17 @@ CALLS = ("call", "resource")
 GENERATOR_STEPS = ("resume", "inside")
 
 
+def _by_path(obj, title):
+    """`state.counts['a']` for a location titled `Counter['a']`, when the state reaches its
+    object (a global or a closure variable keeps its title)."""
+    path = _paths.of(obj) if obj is not None else None
+    if path is None:
+        return title
+    tname = obj.__qualname__ if kind_is(obj, type) else type(obj).__name__
+    rest = title[len(tname):]
+    return path + rest if title.startswith(tname) and rest[:1] in (".", "[") else title
+
+
 def _location_name(step, obj):
     key = step.key
     if step.obj == LIVENESS:
@@ -627,7 +638,7 @@ def race_report(rt, steps, since=0):
             elif loc[1] == WHOLE and obj is not None:
                 named_as = _paths.of(obj) or title
             else:
-                named_as = title
+                named_as = _by_path(obj, title)
             out.append(f"  afterwards {named_as} = {value}")
     if len(found) > shown:
         out.append(f"(and {len(found) - shown} more racing locations)")

@@ -3265,7 +3265,7 @@ def test_a_defaultdict_key_is_missing_until_its_python_factory_returns():
     else:
         assert result.property_holds is False and result.failure_kind == "invariant"
         assert "[inside the default factory for 'k', which is not stored yet]" in result.explanation
-        assert "afterwards defaultdict['k'] = [" in result.explanation
+        assert "afterwards state.by_key['k'] = [" in result.explanation
         check_replays(result, p.Buckets, [p.add(1), p.add(2)], lambda b: sorted(b.by_key["k"]) == [1, 2])
     result = explore(p.Buckets, [p.add_locked(1), p.add_locked(2)], lambda b: sorted(b.by_key["k"]) == [1, 2])
     assert result.property_holds is True

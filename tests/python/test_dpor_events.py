@@ -254,7 +254,7 @@ def test_operator_getitem_setitem():
     assert result.property_holds is False
     # (An invariant that always fails fails with the threads one after the other.)
     assert "Order of use of dict['k'] (object #2" in result.explanation, result.explanation
-    assert "insert" in result.explanation and "afterwards dict['k'] = 1" in result.explanation
+    assert "insert" in result.explanation and "afterwards state.d['k'] = 1" in result.explanation
     assert "dict.k" not in result.explanation
 
 
