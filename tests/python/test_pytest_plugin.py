@@ -122,6 +122,16 @@ def test_enabling_by_options_and_ini(project, args, ini, pkg, test):
     proc, output, report = pytest_run(project, *args)
     assert (report["pkg"], report["test"]) == (pkg, test), output
     assert_rich_assertion(proc, output)
+    assert "matches the include pattern" not in output
+
+
+def test_a_mistyped_include_pattern_is_noted(project):
+    # Rewriting nothing is not silent: the terminal summary names the pattern that matched nothing.
+    without_frontrun_table(project)
+    proc, output, report = pytest_run(project, "--frontrun-include", "mypkgg", "--frontrun-include", "mypkg")
+    assert (report["pkg"], report["test"]) == (REWRITTEN, MARK), output
+    assert "no module this session imported matches the include pattern 'mypkgg'" in output
+    assert "'mypkg'" not in output.split("include pattern", 1)[1].split("\n")[0]
 
 
 def test_no_frontrun_wins_over_configuration(project):
