@@ -1365,6 +1365,9 @@ def new_execution():
     _threads_began = False
     _wakeups.clear()
     _looks.clear()
+    _sqlite_writers.clear()
+    _sqlite_writing.clear()
+    _sqlite_roll_back_left_open()
     _flocks.clear()
     notified.clear()
     step_notes.clear()
@@ -1778,6 +1781,13 @@ def _sqlite_connect(database, *args, **kwargs):
             args[0] = 0
         else:
             kwargs["timeout"] = 0
+    # Checked here, not by sqlite: the next execution rolls back what an execution cut short
+    # left open (its write lock and journal would be in the way), from the exploring thread.
+    same_thread = args[3] if len(args) > 3 else kwargs.get("check_same_thread", True)
+    if len(args) > 3:
+        args[3] = False
+    else:
+        kwargs["check_same_thread"] = False
     if len(args) > 4:
         args[4] = _sqlite_class(args[4], _SqliteConnection)
     else:
@@ -1786,7 +1796,34 @@ def _sqlite_connect(database, *args, **kwargs):
     if isinstance(conn, _SqliteConnection):
         conn._frontrun_database = path
         conn._frontrun_timeout = timeout
+        conn._frontrun_thread = _thread.get_ident() if same_thread else None
+        _sqlite_made.append(weakref.ref(conn))
     return conn
+
+
+_sqlite_made = []  # weak references to the connections made in this execution
+
+
+def _sqlite_roll_back_left_open():
+    """Before an execution: a transaction a connection of the last one left open (its thread
+    cut short, the connection kept alive by a traceback) is rolled back."""
+    for ref in _sqlite_made:
+        conn = ref()
+        if conn is not None and _sqlite_in_transaction(conn):
+            try:
+                _sqlite3.Connection.rollback(conn)
+            except _sqlite3.Error:
+                pass
+    _sqlite_made.clear()
+
+
+def _sqlite_check_thread(conn):
+    """sqlite's own check_same_thread, which the connection was opened without."""
+    made_by = conn.__dict__.get("_frontrun_thread")
+    if made_by is not None and made_by != _thread.get_ident():
+        raise _sqlite3.ProgrammingError(
+            "SQLite objects created in a thread can only be used in that same thread. The object was "
+            f"created in thread id {made_by} and this is thread id {_thread.get_ident()}.")
 
 
 def _sqlite_path(database, uri):
@@ -1839,11 +1876,15 @@ def _sqlite_busy(error):
     return str(error) in ("database is locked", "database table is locked", "database schema is locked")
 
 
-def _sqlite_call(conn, name, method, args, write=True, reported=True):
-    """``method(*args)``, the call ``name`` on ``conn`` or a cursor of it. ``reported``: a call
-    of that name from rewritten code was reported there (a resource method); others (from a
-    library's code, the commit of ``with conn:``, a ``for`` over a cursor) are reported here.
-    Whom it wakes is settled right after that step, so it is ordered as the step is."""
+def _sqlite_call(conn, name, method, args, kind="write"):
+    """``method(*args)``, the call ``name`` on ``conn`` or a cursor of it (``kind``: "read",
+    "write" or "end" of a transaction, ``_sqlite_kind``): a step on its database file, wherever
+    it is called from (rewritten code, whose report of a resource method is the thread's own
+    then, a library's, the commit of ``with conn:``, a ``for`` over a cursor). A write first
+    takes the database's write lock in the model, held to the end of its transaction (sqlite's
+    RESERVED lock: one writer at a time), so a writer waits there, as a lock's waiter, not in
+    sqlite. Whom a call wakes is settled right after its step, so it is ordered as the step is."""
+    _sqlite_check_thread(conn)
     database = conn.__dict__.get("_frontrun_database")
     if database is None:
         return method(*args)
@@ -1851,8 +1892,9 @@ def _sqlite_call(conn, name, method, args, write=True, reported=True):
     if rt is None:
         return _sqlite_call_unexplored(conn, method, args)
     site = _site(rt)
-    if not reported or _native.REPORT_NAME not in sys._getframe(2).f_code.co_names:
-        rt.object_access(database, write, site, None, True)
+    if kind == "write" and id(conn) not in _sqlite_writing:
+        _sqlite_take_write_lock(rt, conn, database, name, site)
+    rt.object_access(database, kind != "read", site, None, True)
     wakeup = _wakeup(("sqlite", database))
     try:
         return method(*args)
@@ -1861,6 +1903,10 @@ def _sqlite_call(conn, name, method, args, write=True, reported=True):
             raise
     finally:
         _sqlite_let_go(rt, wakeup, conn)
+    # Still locked: a commit that readers' open statements keep out (or a connection frontrun
+    # did not make). It waits for a call on another connection to end that connection's
+    # transaction, then for the connection's timeout once nothing else can run.
+    timeout = conn.__dict__.get("_frontrun_timeout", 5.0)
     began = rt.clock()
     _note_step(rt, "database locked: waits")
     with wakeup:
@@ -1877,20 +1923,47 @@ def _sqlite_call(conn, name, method, args, write=True, reported=True):
             finally:
                 _sqlite_let_go(rt, wakeup, conn)
             shown = len(timed_out)
-            if wakeup._wait(1e-6, False):
+            if wakeup._wait(max(began + timeout - rt.clock(), 1e-6), False):
                 continue
-            del timed_out[shown:]  # (no wait of the program's)
+            del timed_out[shown:]  # (said below, if it is the end)
             rt.object_access(database, True, site, None, True)
             try:
-                result = method(*args)  # stuck: what was in the way let go unseen (a cursor freed)?
+                result = method(*args)  # timed out: what was in the way let go unseen (a cursor freed)?
                 break
             except _sqlite3.OperationalError as e:
                 if _sqlite_busy(e):
-                    _timed_out(rt, began, conn.__dict__.get("_frontrun_timeout", 5.0), name)
+                    _timed_out(rt, began, timeout, name)
                 raise
             finally:
                 _sqlite_let_go(rt, wakeup, conn)
     return result
+
+
+_sqlite_writers = {}  # database path -> the model's lock standing for its write lock (this execution)
+_sqlite_writing = {}  # id(connection) -> (connection, the write lock it holds) (this execution)
+
+
+def _sqlite_take_write_lock(rt, conn, database, name, site):
+    """Waits for the database's write lock. (Not for the connection's timeout: a timed wait is
+    a try the engine repeats, so a write took one step more when another held the lock, and a
+    search that moved it planned a step it did not take. A transaction left open is a deadlock.)"""
+    writer = _sqlite_writers.get(database)
+    if writer is None:
+        writer = _sqlite_writers[database] = Lock(False)
+        writer._frontrun_site = None
+        writer._frontrun_owner = _SqliteWriteLock(database)
+    rt.lock_acquire(writer, True, None, site)
+    _sqlite_writing[id(conn)] = (conn, writer)
+
+
+class _SqliteWriteLock:
+    """What the explanation calls a database's write lock."""
+
+    def __init__(self, database):
+        self.database = database
+
+    def __repr__(self):
+        return f"<the write lock of sqlite3 database {self.database}>"
 
 
 def _note_step(rt, note):
@@ -1899,22 +1972,28 @@ def _note_step(rt, note):
         step_notes[rt.steps_taken() - 1] = note
 
 
+def _sqlite_in_transaction(conn):
+    try:
+        return conn.in_transaction
+    except _sqlite3.ProgrammingError:
+        return False  # closed
+
+
 def _sqlite_let_go(rt, wakeup, conn):
     """After a call on ``conn``: when it holds no transaction now, what it let go of (its
-    transaction, a read's lock) may be what the waiters on its database wait for. (Woken by
-    every call, they tried again and waited again: steps that multiplied the schedules.) No
-    lock is taken: a waiter is listed in the step it last tried in, so who is woken follows the
-    order of the steps on the file."""
-    if not wakeup._waiters:
+    transaction, a read's lock) may be what the waiters on its database wait for, and its write
+    lock is let go. (Woken by every call, they tried again and waited again: steps that
+    multiplied the schedules.) The waiters are woken first, and without a lock: one is listed
+    in the step it last tried in, so who is woken follows the order of the steps on the file."""
+    if _sqlite_in_transaction(conn):
         return
-    try:
-        holding = conn.in_transaction
-    except _sqlite3.ProgrammingError:
-        holding = False  # closed
-    if not holding:
+    if wakeup._waiters:
         for waiter in wakeup._waiters:
             rt.notify(waiter)
         wakeup._waiters.clear()
+    held = _sqlite_writing.pop(id(conn), None)
+    if held is not None:
+        rt.lock_release(held[1], _site(rt))
 
 
 def _sqlite_call_unexplored(conn, method, args):
@@ -1935,11 +2014,12 @@ class _SqliteConnection(_sqlite3.Connection if _sqlite3 is not None else object)
     C). Named as sqlite3's own: ``repr()`` and error messages read as without frontrun."""
 
     def cursor(self, factory=None):
+        _sqlite_check_thread(self)
         return super().cursor(_sqlite_class(_sqlite3.Cursor if factory is None else factory, _SqliteCursor))
 
     def execute(self, sql, parameters=(), /):
         cursor = self.cursor()
-        return _sqlite_call(self, "execute", _sqlite3.Cursor.execute, (cursor, sql, parameters), _sqlite_writes(sql))
+        return _sqlite_call(self, "execute", _sqlite3.Cursor.execute, (cursor, sql, parameters), _sqlite_kind(sql))
 
     def executemany(self, sql, parameters, /):
         return _sqlite_call(self, "executemany", _sqlite3.Cursor.executemany, (self.cursor(), sql, parameters))
@@ -1948,16 +2028,31 @@ class _SqliteConnection(_sqlite3.Connection if _sqlite3 is not None else object)
         return _sqlite_call(self, "executescript", _sqlite3.Cursor.executescript, (self.cursor(), script))
 
     def commit(self):
-        return _sqlite_call(self, "commit", super().commit, ())
+        return _sqlite_call(self, "commit", super().commit, (), "end")
 
     def rollback(self):
-        return _sqlite_call(self, "rollback", super().rollback, ())
+        return _sqlite_call(self, "rollback", super().rollback, (), "end")
 
     def close(self):
-        return _sqlite_call(self, "close", super().close, ())
+        # (With no transaction open, it lets go of no write: a read, as its open statements were.)
+        kind = "end" if _sqlite_in_transaction(self) else "read"
+        return _sqlite_call(self, "close", super().close, (), kind)
 
-    def __exit__(self, *exc):
-        return _sqlite_call(self, "commit", super().__exit__, exc, reported=False)
+    def __exit__(self, exc_type, exc, traceback):
+        # sqlite's, by these methods: its commit, told the database is locked, rolled back at
+        # once (and a try again then committed nothing).
+        if exc_type is not None or exc is not None or traceback is not None:
+            self.rollback()
+            return False
+        try:
+            self.commit()
+        except _sqlite3.Error:
+            try:
+                self.rollback()
+            except _sqlite3.Error:
+                pass
+            raise
+        return False
 
 
 class _SqliteCursor(_sqlite3.Cursor if _sqlite3 is not None else object):
@@ -1965,7 +2060,7 @@ class _SqliteCursor(_sqlite3.Cursor if _sqlite3 is not None else object):
     lock, so it may wake a waiter."""
 
     def execute(self, sql, parameters=(), /):
-        return _sqlite_call(self.connection, "execute", super().execute, (sql, parameters), _sqlite_writes(sql))
+        return _sqlite_call(self.connection, "execute", super().execute, (sql, parameters), _sqlite_kind(sql))
 
     def executemany(self, sql, parameters, /):
         return _sqlite_call(self.connection, "executemany", super().executemany, (sql, parameters))
@@ -1974,19 +2069,19 @@ class _SqliteCursor(_sqlite3.Cursor if _sqlite3 is not None else object):
         return _sqlite_call(self.connection, "executescript", super().executescript, (script,))
 
     def fetchone(self):
-        return _sqlite_call(self.connection, "fetchone", super().fetchone, (), False)
+        return _sqlite_call(self.connection, "fetchone", super().fetchone, (), "read")
 
     def fetchmany(self, *args, **kwargs):
-        return _sqlite_call(self.connection, "fetchmany", functools.partial(super().fetchmany, **kwargs), args, False)
+        return _sqlite_call(self.connection, "fetchmany", functools.partial(super().fetchmany, **kwargs), args, "read")
 
     def fetchall(self):
-        return _sqlite_call(self.connection, "fetchall", super().fetchall, (), False)
+        return _sqlite_call(self.connection, "fetchall", super().fetchall, (), "read")
 
     def close(self):
-        return _sqlite_call(self.connection, "close", super().close, (), False)
+        return _sqlite_call(self.connection, "close", super().close, (), "read")
 
     def __next__(self):
-        return _sqlite_call(self.connection, "fetchone", super().__next__, (), False, reported=False)
+        return _sqlite_call(self.connection, "fetchone", super().__next__, (), "read")
 
 
 for _cls, _name in ((_SqliteConnection, "Connection"), (_SqliteCursor, "Cursor")):
@@ -1994,10 +2089,19 @@ for _cls, _name in ((_SqliteConnection, "Connection"), (_SqliteCursor, "Cursor")
     _cls.__module__ = "sqlite3"
 
 
-def _sqlite_writes(sql):
-    """Whether a statement may write (or take a write lock): all but a plain SELECT. Reads
-    commute with each other: a shared lock lets others read."""
-    return not (isinstance(sql, str) and sql.lstrip()[:6].upper() == "SELECT")
+def _sqlite_kind(sql):
+    """What a statement does: "read" (a SELECT, a deferred BEGIN: reads commute, a shared lock
+    lets others read), "end" (COMMIT, END, ROLLBACK: lets go of the write lock) or "write" (all
+    else: it takes the write lock)."""
+    if not isinstance(sql, str):
+        return "write"
+    words = sql.upper().replace(";", " ").split()[:3]
+    first, rest = words[:1], words[1:]
+    if first == ["SELECT"] or first == ["BEGIN"] and rest[:1] in ([], ["DEFERRED"], ["TRANSACTION"]):
+        return "read"
+    if first in (["COMMIT"], ["END"]) or first == ["ROLLBACK"] and "TO" not in rest:
+        return "end"
+    return "write"
 
 
 # subprocess's pipes to a child: only the child makes them ready, so its selector waits for
@@ -2828,4 +2932,5 @@ def patched(rt, pool):
         _restore_converted()
         _finish_explored_threads()
         _retire_pools()
+        _sqlite_roll_back_left_open()
         _rt, _pool = None, None

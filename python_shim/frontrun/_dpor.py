@@ -727,6 +727,15 @@ _sqlite_users: Optional[dict] = None
 _watcher_thread = None  # the thread running the search: its setup() calls are not the threads'
 
 
+class _ThreadToken:
+    """What a thread's rewritten calls on a sqlite3 connection use: nothing another thread uses."""
+
+    __slots__ = ("__weakref__",)
+
+
+_thread_tokens = {}  # thread ident -> its _ThreadToken
+
+
 def _sqlite_database(target):
     """The database file a sqlite3 connection (or a cursor of it) made during an exploration has
     open (``_coop._sqlite_connect``), else None; remembers which thread called another
@@ -740,7 +749,14 @@ def _sqlite_database(target):
         return None
     own = getattr(target, "__dict__", {})
     if "_frontrun_database" in own:
-        return own["_frontrun_database"]  # (None: a private in-memory database)
+        # Its calls report their use of the file themselves, reads apart from writes
+        # (``_coop._sqlite_call``): what the rewriter reports of them is the calling thread's own.
+        if own["_frontrun_database"] is None:
+            return None  # (a private in-memory database)
+        token = _thread_tokens.get(_thread.get_ident())
+        if token is None:
+            token = _thread_tokens[_thread.get_ident()] = _ThreadToken()
+        return token
     if _sqlite_users is not None and _thread.get_ident() != _watcher_thread:
         _sqlite_users.setdefault(id(target), set()).add(_thread.get_ident())
     return None

@@ -661,6 +661,9 @@ def lock_order_report(rt, steps):
 
 def _lock_label(rt, n):
     obj = rt.object(n)
+    owner = own_attr(obj, "_frontrun_owner", obj)
+    if kind_is(owner, _coop._SqliteWriteLock):
+        return repr(owner)[1:-1]
     name = rt.lock_name(n)
     path = _paths.of(own_attr(obj, "_frontrun_owner", obj))
     where = _created_at(obj) if obj is not None else None

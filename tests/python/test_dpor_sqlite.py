@@ -66,6 +66,14 @@ PROG = load(
         first.execute("UPDATE acct SET balance = 1")
         second.execute("UPDATE acct SET balance = 2")
 
+    def read_in_two_steps(s):
+        db = sqlite3.connect(s.path)
+        cur = db.execute("SELECT balance FROM acct UNION ALL SELECT balance FROM acct")
+        s.seen = [cur.fetchone()[0]]
+        s.seen.append(cur.fetchone()[0])
+        cur.close()
+        db.close()
+
     def private_memory_database(s):
         db = sqlite3.connect(":memory:")
         db.execute("CREATE TABLE t (v)")
@@ -85,7 +93,7 @@ def bank(tmp_path):
             db.execute("CREATE TABLE acct (balance INTEGER)")
             db.execute("INSERT INTO acct VALUES (100)")
         db.close()
-        return State(path=path, error=None, rows=[])
+        return State(path=path, error=None, rows=[], seen=None)
 
     return setup
 
@@ -105,8 +113,11 @@ def test_an_update_lost_between_two_threads_connections_is_found(tmp_path):
     assert result.property_holds is False
     text = result.explanation
     assert f"Race on sqlite3 database {tmp_path.resolve() / 'bank.db'}" in text
-    # The second UPDATE found the first connection's transaction in the way and waited for it.
-    assert "[database locked: waits]" in text and "[tries again]" in text
+    # Both read 100 before either wrote: thread 1's read comes between thread 0's read and commit.
+    steps = [line for line in text.splitlines() if line.startswith("  thread")]
+    read = next(i for i, line in enumerate(steps) if "thread 1" in line and "SELECT" in line)
+    commit = next(i for i, line in enumerate(steps) if "thread 0" in line and "db.commit()" in line)
+    assert read < commit, text
     assert "afterwards sqlite3 database" in text and "acct [(110,)]" in text
 
 
@@ -125,26 +136,25 @@ def test_a_read_through_a_cursor_loop_then_a_write_loses_an_update(tmp_path):
     assert "for (balance,) in cur:" in result.explanation
 
 
-def test_a_transaction_left_open_makes_the_other_time_out_as_sqlite_would(tmp_path):
+def test_a_transaction_left_open_keeps_the_other_writer_waiting(tmp_path):
     # A real busy wait held the turn: the open transaction's thread never ran again. Here the
-    # writer waits in the model, then times out ("database is locked") once nothing else can
-    # run, and the clock moves on by the connection's timeout.
+    # writer waits for the database's write lock in the model: a deadlock, which names it.
     result = frontrun.explore_dpor(
-        bank(tmp_path), [PROG.forgets_to_commit, PROG.deposit_keeping_the_error],
-        lambda s: s.error is None)
-    assert result.property_holds is False
-    text = result.explanation
-    assert "Timed out (when no other thread could run):" in text
-    assert "thread 1  commit" in text or "thread 1  execute" in text
-    replayed = frontrun.replay(result.counterexample, bank(tmp_path),
-                               [PROG.forgets_to_commit, PROG.deposit_keeping_the_error])
-    assert replayed.property_holds is True  # (no invariant: the replay only reruns it)
-
-
-def test_one_thread_blocking_itself_times_out(tmp_path):
+        bank(tmp_path), [PROG.forgets_to_commit, PROG.deposit_keeping_the_error], lambda s: s.error is None)
+    assert result.property_holds is False and result.failure_kind == "deadlock"
+    assert f"the write lock of sqlite3 database {tmp_path.resolve() / 'bank.db'}" in result.explanation
+    # One thread's two connections: its second write waits for its first's transaction.
     result = frontrun.explore_dpor(bank(tmp_path), [PROG.two_connections_of_one_thread])
-    assert result.property_holds is False
-    assert "database is locked" in result.explanation
+    assert result.property_holds is False and result.failure_kind == "deadlock"
+
+
+def test_a_commit_waits_for_another_connections_unfinished_read(tmp_path):
+    # A SELECT whose rows are not all fetched holds sqlite's shared lock: a commit then finds the
+    # database locked (for real, busy timeout 0) and waits in the model until the read is done.
+    result = frontrun.explore_dpor(bank(tmp_path), [PROG.read_in_two_steps, PROG.deposit_in_sql],
+                                   lambda s: s.seen in ([100, 100], [110, 110]) and balance(s) == 110)
+    assert result.property_holds is True, result.explanation
+    assert result.num_explored >= 3
 
 
 def test_private_in_memory_databases_share_nothing(tmp_path):
