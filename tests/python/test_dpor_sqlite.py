@@ -223,3 +223,15 @@ def test_the_connections_of_an_exploration_are_plain_again_afterwards(tmp_path):
     db = sqlite3.connect(tmp_path / "bank.db")
     assert type(db) is sqlite3.Connection
     db.close()
+
+
+def test_a_connection_used_by_another_thread_raises_as_sqlite_does(tmp_path):
+    # Opened without sqlite's own check (so the next execution can roll it back): frontrun's.
+    def setup():
+        s = bank(tmp_path)()
+        s.db = sqlite3.connect(s.path)
+        return s
+
+    result = frontrun.explore_dpor(setup, [lambda s: PROG_USE(s.db)])
+    assert result.property_holds is False and result.failure_kind == "exception"
+    assert "SQLite objects created in a thread can only be used in that same thread" in result.explanation
