@@ -1756,14 +1756,15 @@ def _flock(fd, operation):
 
 
 # sqlite3 connections to a database file, made during an exploration. Each call on one is a
-# step on that file (``_dpor._file_resource``: the connection says which file it has open), so
-# two threads with a connection each are seen to share the database (an update lost between
-# their transactions). A statement that finds another connection's transaction in the way waits
-# in the model, not in sqlite: the connection is opened with a busy timeout of 0, and the call,
-# told the database is locked, waits for a call on another connection to that file (a commit,
-# a rollback, a finished read), then tries again. A real wait held the turn, so the holder never
-# ran to commit. When nothing else can run, it tries once more (a cursor let go of unseen), then
-# times out as sqlite would have after the connection's timeout: "database is locked".
+# step on that file, a read or a write (``_sqlite_call``), so two threads with a connection each
+# are seen to share the database (an update lost between their transactions). A write first
+# takes the database's write lock in the model and holds it to the end of its transaction, as
+# sqlite's RESERVED lock is held: a second writer waits as a lock's waiter, not in sqlite, where
+# the holder's thread could never run to commit. The connection is opened with a busy timeout
+# of 0: a commit that another connection's unfinished read keeps out, told the database is
+# locked, waits in the model for a call on another connection that ends that connection's
+# transaction, then tries again; when nothing else can run it tries once more (a cursor let go
+# of unseen), then fails as sqlite would after the connection's timeout: "database is locked".
 
 
 def _sqlite_connect(database, *args, **kwargs):
@@ -1893,7 +1894,7 @@ def _sqlite_call(conn, name, method, args, kind="write"):
         return _sqlite_call_unexplored(conn, method, args)
     site = _site(rt)
     if kind == "write" and id(conn) not in _sqlite_writing:
-        _sqlite_take_write_lock(rt, conn, database, name, site)
+        _sqlite_take_write_lock(rt, conn, database, site)
     rt.object_access(database, kind != "read", site, None, True)
     wakeup = _wakeup(("sqlite", database))
     try:
@@ -1943,7 +1944,7 @@ _sqlite_writers = {}  # database path -> the model's lock standing for its write
 _sqlite_writing = {}  # id(connection) -> (connection, the write lock it holds) (this execution)
 
 
-def _sqlite_take_write_lock(rt, conn, database, name, site):
+def _sqlite_take_write_lock(rt, conn, database, site):
     """Waits for the database's write lock. (Not for the connection's timeout: a timed wait is
     a try the engine repeats, so a write took one step more when another held the lock, and a
     search that moved it planned a step it did not take. A transaction left open is a deadlock.)"""

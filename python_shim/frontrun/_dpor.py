@@ -737,9 +737,10 @@ _thread_tokens = {}  # thread ident -> its _ThreadToken
 
 
 def _sqlite_database(target):
-    """The database file a sqlite3 connection (or a cursor of it) made during an exploration has
-    open (``_coop._sqlite_connect``), else None; remembers which thread called another
-    connection. Runs inside a report: no imports."""
+    """What the rewriter's report of a call on a sqlite3 connection (or a cursor of it) uses:
+    for one made during an exploration (``_coop._sqlite_connect``), which reports its use of its
+    database file itself, the calling thread's own token; else None, remembering which thread
+    called that connection. Runs inside a report: no imports."""
     sqlite = sys.modules.get("_sqlite3")
     if sqlite is None:
         return None
@@ -749,8 +750,6 @@ def _sqlite_database(target):
         return None
     own = getattr(target, "__dict__", {})
     if "_frontrun_database" in own:
-        # Its calls report their use of the file themselves, reads apart from writes
-        # (``_coop._sqlite_call``): what the rewriter reports of them is the calling thread's own.
         if own["_frontrun_database"] is None:
             return None  # (a private in-memory database)
         token = _thread_tokens.get(_thread.get_ident())

@@ -665,7 +665,7 @@ def _lock_label(rt, n):
     if kind_is(owner, _coop._SqliteWriteLock):
         return repr(owner)[1:-1]
     name = rt.lock_name(n)
-    path = _paths.of(own_attr(obj, "_frontrun_owner", obj))
+    path = _paths.of(owner)
     where = _created_at(obj) if obj is not None else None
     label = name or (f"the lock {path}" if path else f"lock {rt.shown(n)}")
     named = path and label.endswith(path)

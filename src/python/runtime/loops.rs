@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 
 use super::report_py::{self, Event, EventKind};
 use super::Inner;
@@ -221,9 +221,13 @@ impl Inner {
     /// which is a heap type from 3.12, a subclass that keeps its base's `__iter__`), so that
     /// its iterator has no `send` or `throw` of its own.
     fn iterates_in_c(&self, obj: &Bound<'_, PyAny>) -> bool {
-        obj.get_type()
-            .getattr(pyo3::intern!(obj.py(), "__iter__"))
-            .is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(obj.py())))
+        self.slot_in_c(obj, pyo3::intern!(obj.py(), "__iter__"))
+    }
+
+    /// Whether `obj`'s class has its slot `name` (`__iter__`, `__next__`) in C: a slot wrapper,
+    /// not the program's Python.
+    pub(super) fn slot_in_c(&self, obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+        obj.get_type().getattr(name).is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(obj.py())))
     }
 
     /// Whether `obj`'s class is the program's own and defines `__iter__` in Python.

@@ -1138,12 +1138,7 @@ impl Inner {
     /// container as a whole (what the iterator reads of it too: an append, a deletion); of its
     /// own (`itertools.count()`, `cycle`, a `zip`), a write of the iterator.
     fn next_of_iterator(&self, st: &mut State, it: &Bound<'_, PyAny>) -> Option<(Op, &'static str, Option<Py<PyAny>>)> {
-        let py = it.py();
-        let in_c = it
-            .get_type()
-            .getattr(pyo3::intern!(py, "__next__"))
-            .is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(py)));
-        if self.is_container(it) || !in_c {
+        if self.is_container(it) || !self.slot_in_c(it, pyo3::intern!(it.py(), "__next__")) {
             return None;
         }
         let o = match <[_; 1]>::try_from(self.iterated(it)) {
