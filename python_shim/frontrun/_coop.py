@@ -306,10 +306,10 @@ class Lock:
         if rt is None:
             self._real.release()
             return
-        held, _mine = rt.lock_state(self)
-        if not held:
+        # Whether it is held is decided when the release runs: another thread's release may
+        # come between a `locked()` and this one.
+        if not rt.lock_release(self, _site(rt)):
             raise RuntimeError("release unlocked lock")
-        rt.lock_release(self, _site(rt))
         if self._real.locked():
             # Taken outside the threads (in setup()), where the real lock is used: it is free
             # now for the invariant and what runs after the exploration too.

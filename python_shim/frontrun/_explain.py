@@ -29,6 +29,7 @@ SIZE = (1 << 64) - 2
 # `Thread.is_alive` reads the thread's entry here (the runtime's `LIVENESS`); its exit writes it.
 LIVENESS = (1 << 64) - 1
 DATA = ("read", "write", "delete", "insert", "exit")
+LOCK_USES = ("acquire", "release", "locked")
 # The location two insertions of different keys race on: the order of the container's keys.
 KEY_ORDER = "key order"
 MAX_LOCATIONS = 4
@@ -646,17 +647,44 @@ def race_report(rt, steps, since=0):
 
 
 def lock_order_report(rt, steps):
-    """For failures with no conflicting data access in view: the order locks were taken in."""
-    acquires = [s for s in steps if s.access == "acquire"]
+    """For failures with no conflicting data access in view: the order locks were taken in,
+    or, for a lock a thread looked at (``locked()``, a try), every use of it: a look that
+    another thread's release or acquisition follows is a check and its act apart."""
+    uses = [s for s in steps if s.access in LOCK_USES or s.kind == "try_acquire"]
     out = []
-    for n in dict.fromkeys(s.obj for s in acquires):
-        mine = [s for s in acquires if s.obj == n]
+    for n in dict.fromkeys(s.obj for s in uses):
+        mine = [s for s in uses if s.obj == n]
+        looked = any(s.access == "locked" or s.kind == "try_acquire" for s in mine)
+        if not looked:
+            mine = [s for s in mine if s.access == "acquire"]
         if len({s.thread for s in mine}) < 2:
             continue
-        out.append(f"No two threads touched the same data without {_lock_label(rt, n)} in between; it was taken in this order:")
-        width = max(len(_where(s.file, s.line)) for s in mine)
-        out += [_step_line(s, width) for s in mine[:MAX_LINES]]
+        label = _lock_label(rt, n)
+        if looked:
+            out.append(f"No two threads touched the same data; {label} was used in this order:")
+        else:
+            out.append(f"No two threads touched the same data without {label} in between; it was taken in this order:")
+        out += _listed(mine)
+    # A modelled queue's steps are its synchronisation too (`if not q.empty(): q.get_nowait()`).
+    queued = [s for s in steps if s.access == "queue"]
+    for n in dict.fromkeys(s.obj for s in queued):
+        mine = [s for s in queued if s.obj == n]
+        if len({s.thread for s in mine}) < 2:
+            continue
+        q = rt.object(n)
+        where = _created_at(q) if q is not None else None
+        label = f"the queue {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
+        out.append(f"No two threads touched the same data; {label} was used in this order:")
+        out += _listed(mine)
     return out
+
+
+def _listed(steps):
+    width = max(len(_where(s.file, s.line)) for s in steps)
+    lines = [_step_line(s, width) for s in steps[:MAX_LINES]]
+    if len(steps) > MAX_LINES:
+        lines.append(f"  ... {len(steps) - MAX_LINES} more")
+    return lines
 
 
 def _lock_label(rt, n):

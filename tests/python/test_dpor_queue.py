@@ -8,6 +8,7 @@ keep the cooperative lock (``test_dpor_sync.test_queues``).
 
 import itertools
 import queue
+import re
 import sys
 from pathlib import Path
 
@@ -212,6 +213,11 @@ def test_another_get_between_a_check_and_a_get_is_found(threads, kind, said):
     result = frontrun.explore_dpor(lambda: State(q=queue_of("x"), got=[]), list(threads), lambda s: True)
     assert result.property_holds is False and result.failure_kind == kind
     assert said in result.explanation
+    if kind == "exception":
+        # No data is shared but the queue: its uses, in order, show the check and the get apart.
+        assert "the queue state.q" in result.explanation and "was used in this order" in result.explanation
+        uses = re.findall(r"^  thread (\d)  queue ", result.explanation, re.M)
+        assert len(uses) == 4 and set(uses[:2]) == {"0", "1"}, result.explanation
 
 
 def test_a_timed_get_sees_the_put_or_times_out():

@@ -1297,6 +1297,10 @@ HANDOFF = load(
     def look(s):
         s.seen = s.lock.locked()
 
+    def release_if_locked(s):
+        if s.lock.locked():
+            s.lock.release()
+
     def start_timer(s):
         s.daemon = threading.current_thread().daemon
         threading.Timer(0.01, fire, args=(s,)).start()
@@ -1351,6 +1355,26 @@ def test_lock_locked_looks_at_the_lock_in_its_place():
     result = frontrun.explore_dpor(setup, threads, lambda s: s.seen is False, timeout=60)
     assert result.property_holds is False and result.failure_kind == "invariant", result.inconclusive_reason
     assert frontrun.replay(result.counterexample, setup, threads, lambda s: s.seen is False).property_holds is False
+
+
+def test_a_release_finds_the_lock_free_when_it_runs_not_when_asked():
+    # Both threads saw setup()'s lock held, and both released it: the second release was
+    # checked against the lock as it was before the first (a real lock raises).
+    def setup():
+        lock = threading.Lock()
+        lock.acquire()
+        return State(lock=lock)
+
+    threads = [HANDOFF.release_if_locked] * 2
+    result = frontrun.explore_dpor(setup, threads, None, timeout=60)
+    assert result.property_holds is False and result.failure_kind == "exception", result.inconclusive_reason
+    assert "RuntimeError: release unlocked lock" in result.explanation
+    # Nothing but the lock is shared: its uses, in order, tell the story.
+    uses = re.findall(r"thread (\d)  (locked|release) ", result.explanation)
+    assert sorted(uses[:2]) == [("0", "locked"), ("1", "locked")] and [u[1] for u in uses[2:]] == ["release"] * 2, (
+        result.explanation)
+    # One thread alone releases it once.
+    assert frontrun.explore_dpor(setup, threads[:1], lambda s: not s.lock.locked(), timeout=60).property_holds
 
 
 def test_a_deadlock_names_the_condition_each_thread_waits_on():

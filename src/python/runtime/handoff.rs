@@ -145,6 +145,9 @@ pub(super) struct ThreadRt {
     /// A notify that arrived before the thread parked in its condition wait, or after the wait
     /// timed out with others and before it ran (`Inner::fire_timeouts`).
     pub(super) prenotified: bool,
+    /// Its last release found the lock free (`release unlocked lock`): whether the lock is
+    /// held is decided when the release runs, not when the thread asked for it.
+    pub(super) released_free: bool,
     /// Lock this thread polls in a timed acquire (woken by its release).
     pub(super) polling: Option<u64>,
     /// Thread this thread waits for in a timed join (woken by its exit).
@@ -867,7 +870,7 @@ impl Inner {
                 st.exec.owners.entry(lock).or_insert(x);
             }
             Op::Release { lock } => {
-                st.exec.owners.remove(&lock);
+                st.exec.threads[x].released_free = st.exec.owners.remove(&lock).is_none();
                 let pollers: Vec<ThreadId> =
                     (0..st.exec.threads.len()).filter(|&t| st.exec.threads[t].polling == Some(lock)).collect();
                 for t in pollers {

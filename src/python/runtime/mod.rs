@@ -875,13 +875,15 @@ impl DporRuntime {
         Ok(inner.lock_state(py).exec.owners.contains_key(&n))
     }
 
+    /// Releases `lock`; False if it was free when the release ran (the caller raises).
     #[pyo3(signature = (lock, site=None))]
-    fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<()> {
+    fn lock_release(&self, py: Python<'_>, lock: &Bound<'_, PyAny>, site: Option<(Py<PyAny>, i32)>) -> PyResult<bool> {
         let inner = &self.inner;
         let tid = inner.explored_thread()?;
         let mut st = inner.lock_state(py);
         let n = Inner::lock_number(&mut st, lock);
-        inner.step_at(py, st, tid, Op::Release { lock: n }, "release", site)
+        inner.step_at(py, st, tid, Op::Release { lock: n }, "release", site)?;
+        Ok(!std::mem::take(&mut inner.lock_state(py).exec.threads[tid].released_free))
     }
 
     /// Second half of a condition wait: re-acquire `lock` once notified (or, with a `timeout`
