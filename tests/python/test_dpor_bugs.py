@@ -2746,6 +2746,37 @@ def test_a_check_and_act_in_separate_critical_sections_is_explained_by_their_ord
     check_replays(result, prog.Cache, [prog.get] * 2, lambda c: c.computed == 1)
 
 
+CLASS_KEYS = load(
+    """
+    class Plugin:
+        pass
+
+    class Registry:
+        def __init__(self):
+            self.made = {}
+            self.count = 0
+
+    def register(r):
+        if Plugin not in r.made:
+            r.made[Plugin] = True
+            r.count += 1
+    """,
+    name="dpor_class_keys_prog",
+)
+
+
+def test_a_store_under_a_class_key_another_thread_inserted_is_a_write():
+    # Keyed by a class (a registry of plugins): the second store was labelled an insertion
+    # too, as if the key were still missing when it ran.
+    prog = CLASS_KEYS
+    result = explore(prog.Registry, [prog.register] * 2, lambda r: r.count == 1)
+    assert result.property_holds is False and result.failure_kind == "invariant"
+    lines = result.explanation.splitlines()
+    assert lines[0].startswith("Race on dict[<class "), result.explanation
+    assert [line.split()[1:3] for line in lines[1:5]] == [["0", "read"], ["1", "read"], ["1", "insert"],
+                                                          ["0", "write"]], result.explanation
+
+
 FRESH_ARGUMENTS = load(
     """
     import copy, dataclasses, threading

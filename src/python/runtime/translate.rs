@@ -457,7 +457,8 @@ impl Inner {
         present: AccessKind,
         absent: AccessKind,
     ) -> AccessKind {
-        if Self::is_scalar_key(key) {
+        // (A class of metaclass `type` is hashed and compared by identity, in C, as a scalar is.)
+        if Self::is_scalar_key(key) || key.is_exact_instance_of::<PyType>() {
             st.exec.keyed = Some(Keyed { dict: dict.clone().unbind(), key: key.clone().unbind(), present, absent });
         }
         if dict.contains(key).unwrap_or(true) {
