@@ -12,8 +12,10 @@ import os
 import re
 import sys
 import sysconfig
+import threading
 import tracemalloc
 import types
+from concurrent.futures import Future
 
 from frontrun import _coop
 from frontrun._dpor import _CONTAINERS, SQLITE_HEADER, CachedFunction, FileResource, kind_is, own_attr
@@ -673,7 +675,8 @@ def lock_order_report(rt, steps):
             continue
         q = rt.object(n)
         where = _created_at(q) if q is not None else None
-        label = f"the queue {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
+        what = "semaphore" if kind_is(q, threading.Semaphore) else "future" if kind_is(q, Future) else "queue"
+        label = f"the {what} {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
         out.append(f"No two threads touched the same data; {label} was used in this order:")
         out += _listed(mine)
     return out

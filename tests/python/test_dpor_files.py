@@ -173,6 +173,22 @@ def test_replace_orders_against_readers(tmp_path):
     assert result.num_explored == 2
 
 
+def test_two_replaces_onto_one_path_are_shown_as_its_race(tmp_path):
+    # Each move also writes its source and the directory's entries: the explanation showed
+    # each thread's move by its own source file, so no race, only "invariant failed".
+    path = str(tmp_path / "current")
+    result = frontrun.explore_dpor(
+        setup=lambda: None,
+        threads=[lambda s: PROG.publish(path, "a"), lambda s: PROG.publish(path, "b")],
+        invariant=lambda s: Path(path).read_text() == "b",
+    )
+    assert result.property_holds is False
+    lines = result.explanation.splitlines()
+    assert lines[0].startswith(f"Race on file {path} "), result.explanation
+    moves = [line for line in lines if "os.replace(tmp, path)" in line]
+    assert [line.split()[1:3] for line in moves] == [["1", "write"], ["0", "write"]], result.explanation
+
+
 class FreshStore:
     """A store in a directory of its own, made anew for each execution (as `tempfile.mkdtemp`
     in a test's setup): every path differs from one execution to the next."""

@@ -632,16 +632,26 @@ impl DporRuntime {
                     }
                     // A path call that uses several files (a file and its directory, a move's
                     // two ends) shows as its use of the first that another thread's step
-                    // conflicts with (a listing's directory), else of the file its path names.
+                    // conflicts with: on that same file if there is one (two moves onto one
+                    // path, whose directory every entry's change also writes), else through a
+                    // listing's directory; else as its use of the file its path names.
                     Op::Accesses { group } if s.kind == "call" => {
                         let members = group.accesses();
                         let thread = events.get(i).map(|e| e.thread);
-                        let racing = |a: &Access| {
+                        let racing = |a: &Access, same_file: bool| {
                             thread.is_some_and(|t| {
-                                events.iter().any(|e| e.thread != t && dependent(&Action::new(t, a.op()), &e.action()))
+                                events.iter().any(|e| {
+                                    e.thread != t
+                                        && (!same_file || e.action().op.accesses().iter().any(|b| b.obj == a.obj))
+                                        && dependent(&Action::new(t, a.op()), &e.action())
+                                })
                             })
                         };
-                        let shown = members.iter().find(|a| racing(a)).unwrap_or(&members[0]);
+                        let shown = members
+                            .iter()
+                            .find(|a| racing(a, true))
+                            .or_else(|| members.iter().find(|a| racing(a, false)))
+                            .unwrap_or(&members[0]);
                         (if shown.kind == AccessKind::Read { "read" } else { "write" }, shown.obj, shown.key)
                     }
                     Op::Access { obj, kind, key } | Op::Announce { obj, kind, key } => (
