@@ -286,6 +286,51 @@ def test_resource_calls_conflict_through_the_connection():
     assert n > 1
 
 
+OWN_CLOSE = load(
+    """
+    import sqlite3
+
+    class Channel:
+        def __init__(self):
+            self.name = "orders"
+            self.closed = False
+
+        def close(self):
+            self.closed = True
+
+    class LoggedConnection(sqlite3.Connection):
+        def execute(self, sql, *args):
+            return super().execute(sql, *args)
+
+    def read_name(s):
+        s.seen = s.channel.name
+
+    def close_channel(s):
+        s.channel.close()
+
+    def insert(db):
+        db.execute("INSERT INTO t VALUES (1)")
+    """,
+    name="dpor_own_close_prog",
+)
+
+
+def test_a_method_of_the_programs_named_like_a_resource_method_is_not_one():
+    # `close` of the program's own class was a write of the whole channel, ordered against
+    # the other thread's read of its name (and shown as "Race on Channel.name" when a test
+    # failed); what it does is reported inside it.
+    setup = lambda: State(channel=OWN_CLOSE.Channel(), seen=None)  # noqa: E731
+    threads = [OWN_CLOSE.read_name, OWN_CLOSE.close_channel]
+    assert explored(setup, threads, lambda s: s.seen == "orders" and s.channel.closed) == 1
+    # A class that extends a connection written in C keeps it a resource, its override too.
+    def connect():
+        db = sqlite3.connect(":memory:", check_same_thread=False, factory=OWN_CLOSE.LoggedConnection)
+        db.execute("CREATE TABLE t (v INTEGER)")
+        return db
+
+    assert explored(connect, [OWN_CLOSE.insert] * 2, lambda db: True) == 2
+
+
 class Registry:
     """Not rewritten: its state is only seen through the calls configured as resource methods."""
 

@@ -100,10 +100,23 @@ pub(super) struct Types {
 
 /// A resource method call: `name` is a default or configured method, or a configured
 /// `module.Class.method` whose class is the receiver's type or one of its bases.
+///
+/// A default name (`close`, `write`) does not make a resource of a class whose method of that
+/// name is the program's own (`Inner::own_method`): what the method does reports itself, and one write of the whole
+/// object for the call would order it against every use of the object (and be shown as the
+/// race). A name the user added applies to any receiver, as documented.
 pub(super) fn is_resource(inner: &Inner, receiver: &Bound<'_, PyAny>, name: &str) -> bool {
     let methods = inner.resource_methods.read().unwrap_or_else(|p| p.into_inner());
+    let mut own_code = None;
     methods.iter().any(|entry| match entry.rsplit_once('.') {
-        None => entry == name,
+        None => {
+            entry == name
+                && !(crate::methods::DEFAULT_RESOURCE_METHODS.contains(&name)
+                    && *own_code.get_or_insert_with(|| {
+                        let name = PyString::new(receiver.py(), name);
+                        Inner::own_method(receiver, &name)
+                    }))
+        }
         Some((class_path, method)) => method == name && has_class(receiver, class_path),
     })
 }
@@ -268,24 +281,47 @@ impl Inner {
     /// by the class alone, so a store to the instance does not change which steps a call takes;
     /// nothing of the program's runs to find out.
     fn programs_method(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
-        let py = obj.py();
         if obj.cast::<PyModule>().is_ok() || obj.is_instance_of::<pyo3::types::PyType>() {
+            return false;
+        }
+        Self::class_method_rewritten(obj, name).unwrap_or(true)
+    }
+
+    /// Whether the method `name` is the program's own: a function of rewritten code, and no
+    /// class written in C (a `sqlite3.Connection` or socket the class extends) has one.
+    fn own_method(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+        let py = obj.py();
+        if Self::class_method_rewritten(obj, name) != Some(true) {
             return false;
         }
         let Ok(mro) = obj.get_type().getattr(pyo3::intern!(py, "__mro__")) else { return false };
         let Ok(mro) = mro.cast_into::<PyTuple>() else { return false };
+        // Every class that defines it defines a Python function (a C method has no code).
+        mro.iter().all(|class| {
+            let Some(namespace) = Self::generic_attribute(&class, pyo3::intern!(py, "__dict__")) else { return true };
+            namespace
+                .get_item(name)
+                .map_or(true, |f| Self::generic_attribute(&f, pyo3::intern!(py, "__code__")).is_some())
+        })
+    }
+
+    /// Whether the method `name` that `obj`'s class defines (the first in its MRO) is a
+    /// function of rewritten code; None when no class of its defines it.
+    pub(super) fn class_method_rewritten(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> Option<bool> {
+        let py = obj.py();
+        let mro = obj.get_type().getattr(pyo3::intern!(py, "__mro__")).ok()?.cast_into::<PyTuple>().ok()?;
         for class in mro.iter() {
             let Some(namespace) = Self::generic_attribute(&class, pyo3::intern!(py, "__dict__")) else { continue };
             // A mappingproxy: its lookup runs no code of the program's.
             if let Ok(found) = namespace.get_item(name) {
                 let code = Self::generic_attribute(&found, pyo3::intern!(py, "__code__"));
                 let file = code.and_then(|c| c.getattr(pyo3::intern!(py, "co_filename")).ok());
-                return file.is_some_and(|f| {
+                return Some(file.is_some_and(|f| {
                     f.extract::<String>().is_ok_and(|f| crate::python::rewrite_py::is_rewritten_file(&f))
-                });
+                }));
             }
         }
-        true
+        None
     }
 
     /// `object.__getattribute__(obj, name)`: no `__getattribute__` or `__getattr__` of the
