@@ -2810,7 +2810,10 @@ def _cooperative_logging_locks():
 # its own at import (``from time import sleep``, ``from queue import SimpleQueue``): the real
 # ones then slept for real, unseen, and a C SimpleQueue's get() (or ``from select import
 # select``) blocked the explored thread for ever. Rebound in the program's modules while the
-# exploration runs.
+# exploration runs: their globals, the default arguments of their functions and methods
+# (``def __init__(self, queue_cls=queue.SimpleQueue)``), their classes' attributes
+# (``clock = time.monotonic``) and the values of their module-level dicts (a registry of
+# factories).
 _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCHES
                if (owner, name) in {(threading, "Lock"), (threading, "RLock"), (threading, "Condition"),
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
@@ -2818,28 +2821,77 @@ _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCH
                                     (time, "perf_counter_ns")}
                or owner is _select or owner is _tempfile or owner is _uuid or _fcntl is not None and owner is _fcntl
                or _sqlite3 is not None and owner is _sqlite3]
-_rebound = []  # (module's globals, name, original, replacement)
+# (how, holder, key, original, replacement): "item" of a dict, "attr" of a class, "defaults" of
+# a function (key: "__defaults__" or "__kwdefaults__", the whole tuple or dict swapped).
+_rebound = []
 
 
 def _rebind_imported_names():
     originals = {id(_orig[_key(owner, name)]): (_orig[_key(owner, name)], replacement)
                  for owner, name, replacement in _IMPORTABLE}
+
+    def replacement(value):
+        found = originals.get(id(value))
+        return found[1] if found is not None and found[0] is value else None
+
+    def rebind_items(d):
+        for key, value in list(d.items()):
+            new = replacement(value)
+            if new is not None:
+                d[key] = new
+                _rebound.append(("item", d, key, value, new))
+
+    def rebind_defaults(fn):
+        fn = getattr(fn, "__func__", fn)  # (a staticmethod's or classmethod's function)
+        if type(fn) is not types.FunctionType:
+            return
+        defaults = fn.__defaults__
+        if defaults and any(replacement(v) is not None for v in defaults):
+            new = tuple(v if replacement(v) is None else replacement(v) for v in defaults)
+            fn.__defaults__ = new
+            _rebound.append(("defaults", fn, "__defaults__", defaults, new))
+        kwdefaults = fn.__kwdefaults__
+        if kwdefaults and any(replacement(v) is not None for v in kwdefaults.values()):
+            new = {k: v if replacement(v) is None else replacement(v) for k, v in kwdefaults.items()}
+            fn.__kwdefaults__ = new
+            _rebound.append(("defaults", fn, "__kwdefaults__", kwdefaults, new))
+
     for module in list(sys.modules.values()):
         namespace = getattr(module, "__dict__", None) if isinstance(module, types.ModuleType) else None
         file = namespace.get("__file__") if isinstance(namespace, dict) else None
         if not isinstance(file, str) or not _native.is_rewritten_file(file):
             continue
-        for name, value in list(namespace.items()):
-            found = originals.get(id(value))
-            if found is not None and found[0] is value:
-                namespace[name] = found[1]
-                _rebound.append((namespace, name, value, found[1]))
+        rebind_items(namespace)
+        for value in list(namespace.values()):
+            if type(value) is types.FunctionType:
+                rebind_defaults(value)
+            elif type(value) is dict:
+                rebind_items(value)
+            elif type(value) is type and value.__dict__.get("__module__") == namespace.get("__name__"):
+                for attr, member in list(value.__dict__.items()):
+                    new = replacement(member)
+                    if new is None:
+                        rebind_defaults(member)
+                        continue
+                    if type(new) is types.FunctionType:
+                        new = staticmethod(new)  # (a builtin function in a class does not bind)
+                    try:
+                        setattr(value, attr, new)
+                    except (AttributeError, TypeError):
+                        continue
+                    _rebound.append(("attr", value, attr, member, new))
 
 
 def _unbind_imported_names():
-    for namespace, name, original, replacement in _rebound:
-        if namespace.get(name) is replacement:
-            namespace[name] = original
+    for how, holder, key, original, replacement in reversed(_rebound):
+        if how == "item":
+            if holder.get(key) is replacement:
+                holder[key] = original
+        elif how == "attr":
+            if holder.__dict__.get(key) is replacement:
+                setattr(holder, key, original)
+        elif getattr(holder, key) is replacement:
+            setattr(holder, key, original)
     _rebound.clear()
 
 

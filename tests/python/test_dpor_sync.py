@@ -1477,6 +1477,49 @@ def test_sleep_and_clock_imported_from_time_are_the_modelled_ones():
     assert IMPORTED.sleep is time.sleep and IMPORTED.monotonic is time.monotonic
 
 
+CAPTURED = load(
+    """
+    import queue
+    import time
+
+    FACTORIES = {"simple": queue.SimpleQueue}
+
+    class Service:
+        clock = time.monotonic
+
+        def __init__(self, queue_cls=queue.SimpleQueue, *, sleep=time.sleep):
+            self.q = queue_cls()
+            self.other = FACTORIES["simple"]()
+            self.sleep = sleep
+            self.got = []
+
+    def consume(s):
+        began = s.clock()
+        s.got.append(s.q.get())  # a C SimpleQueue would block for real, holding the turn
+        s.got.append(s.other.get())
+        s.sleep(1.0)
+        s.waited = s.clock() - began
+
+    def produce(s):
+        s.q.put(1)
+        s.other.put(2)
+    """
+)
+
+
+def test_queues_and_clocks_captured_as_defaults_class_attributes_or_dict_values_are_cooperative():
+    # A default argument, a class attribute and a registry's value took the C SimpleQueue and
+    # the real clock at import: the consumer's get() blocked for real until the time ran out.
+    result = frontrun.explore_dpor(CAPTURED.Service, [CAPTURED.consume, CAPTURED.produce],
+                                   lambda s: s.got == [1, 2] and s.waited == pytest.approx(1.0, abs=1e-3),
+                                   timeout=60)
+    assert result.property_holds is True, result.inconclusive_reason or result.explanation
+    # All put back afterwards.
+    assert CAPTURED.Service.__init__.__defaults__ == (queue.SimpleQueue,)
+    assert CAPTURED.Service.__init__.__kwdefaults__ == {"sleep": time.sleep}
+    assert CAPTURED.Service.__dict__["clock"] is time.monotonic and CAPTURED.FACTORIES["simple"] is queue.SimpleQueue
+
+
 EMPTY_QUEUE = load(
     """
     def take(s):
