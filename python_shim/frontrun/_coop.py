@@ -585,11 +585,15 @@ class Condition:
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
         rt = _rt
+        told = rt is not None and rt.explaining and rt.current_id() is not None
+        if told and not self._waiters and not self._real_waiters:
+            # No one waits yet: a lost wakeup, when a thread waits after it.
+            notified.append((rt.steps_taken(), rt.current_id(), None, _caller_site(2)))
         while n > 0 and self._waiters:
             thread = self._waiters.popleft()
             if rt is not None:
                 rt.notify(thread)
-                if rt.explaining and rt.current_id() is not None:
+                if told:
                     notified.append((rt.steps_taken(), rt.current_id(), thread, _caller_site(2)))
             n -= 1
         while n > 0 and self._real_waiters:

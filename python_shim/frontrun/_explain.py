@@ -819,7 +819,8 @@ def deadlock_report(rt, steps):
 def _notify_line(notify, width):
     _, notifier, woken, (file, line) = notify
     where = _where(file, line)
-    return f"  thread {notifier - 1}  notify  {where:<{width}}  {_source(file, line)}  [wakes thread {woken - 1}]"
+    wakes = "no thread was waiting: it wakes no one" if woken is None else f"wakes thread {woken - 1}"
+    return f"  thread {notifier - 1}  notify  {where:<{width}}  {_source(file, line)}  [{wakes}]"
 
 
 def _others_when_raised(steps, thread, message):
@@ -915,6 +916,10 @@ def explain(rt, run, invariant, schedule):
     out = []
     if run.kind == "deadlock":
         out += deadlock_report(rt, steps)
+        # A check outside the lock before a wait (a lost wakeup) is a race on the data.
+        lines, raced = race_report(rt, steps, since)
+        if raced:
+            out += lines
     else:
         lines, raced = race_report(rt, steps, since)
         if run.kind in ("invariant", "exception") and not _interleaved(steps[since:]):

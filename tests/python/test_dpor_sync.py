@@ -1585,3 +1585,38 @@ def test_a_lost_wakeup_shows_whom_each_notify_woke():
     assert woke, result.explanation
     # Some notify woke a thread of the notifier's own kind: putters are 0 and 1, getters 2 and 3.
     assert any((int(n) < 2) == (int(w) < 2) for n, _, w in woke), result.explanation
+
+
+CHECK_OUTSIDE = load(
+    """
+    import threading
+
+    class Mailbox:
+        def __init__(self):
+            self.cv = threading.Condition()
+            self.items = []
+
+    def post(m):
+        with m.cv:
+            m.items.append(1)
+            m.cv.notify()
+
+    def wait_for_mail(m):
+        if not m.items:  # checked outside the lock
+            with m.cv:
+                m.cv.wait()
+    """
+)
+
+
+def test_a_wait_after_a_check_outside_the_lock_shows_the_notify_that_woke_no_one_and_the_race():
+    # The deadlock's history had neither the notify that came before the wait (it woke no
+    # one) nor the unlocked check of the list that let the thread wait after it.
+    result = frontrun.explore_dpor(CHECK_OUTSIDE.Mailbox, [CHECK_OUTSIDE.post, CHECK_OUTSIDE.wait_for_mail],
+                                   lambda m: True)
+    assert result.property_holds is False and result.failure_kind == "deadlock", result.explanation
+    history = result.explanation.split("How they got there (lock operations in order):\n")[1]
+    assert re.search(r"thread 0  notify  \S+  m\.cv\.notify\(\)  \[no thread was waiting: it wakes no one\]", history)
+    race = history.split("Race on list as a whole")[1]
+    lines = [line.split()[1:3] for line in race.splitlines()[1:3]]
+    assert lines == [["1", "read"], ["0", "write"]] and "if not m.items:" in race, result.explanation
