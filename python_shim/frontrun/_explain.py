@@ -855,9 +855,19 @@ def _timed_out_report():
         head = "Timed out (when no other thread could run):"
     width = max(len(_where(*(site or (None, None)))) for _t, site, _w in _coop.timed_out)
     lines = [head]
-    for thread, site, what in _coop.timed_out:
+    # A polling loop's time-outs, one after another at one wait, as one line.
+    runs = []
+    for timed_out in _coop.timed_out:
+        if runs and runs[-1][0] == timed_out:
+            runs[-1][1] += 1
+        else:
+            runs.append([timed_out, 1])
+    for (thread, site, what), count in runs[:MAX_LINES]:
         file, line = site or (None, None)
-        lines.append(f"  thread {thread}  {what:<7} {_where(file, line):<{width}}  {_source(file, line)}".rstrip())
+        text = f"  thread {thread}  {what:<7} {_where(file, line):<{width}}  {_source(file, line)}".rstrip()
+        lines.append(text + (f"  (x{count})" if count > 1 else ""))
+    if len(runs) > MAX_LINES:
+        lines.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
     return lines
 
 

@@ -2,6 +2,7 @@
 they wait (``timeouts="any_time"``), which finds code that ignores a wait's result."""
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -250,6 +251,36 @@ def test_a_timed_join_of_a_thread_that_waits_for_the_joiner_times_out(timeouts):
     # It used to wait for the thread whatever its timeout: a deadlock no real run has.
     result = explore(events, [PROG.join_then_release], lambda s: s.seen is True, timeouts=timeouts)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
+
+
+POLLING = load(
+    """
+    import queue
+
+    def drain(s):
+        while True:
+            try:
+                s.got.append(s.q.get(timeout=0.1))
+            except queue.Empty:
+                if s.stop.is_set():
+                    return
+
+    def feed(s):
+        s.q.put(1)
+        s.stop.set()
+    """
+)
+
+
+def test_a_polling_loops_time_outs_are_one_line():
+    # Each time-out of the loop's get was a line of its own: some fifty identical lines.
+    result = frontrun.explore_dpor(lambda: State(q=queue.Queue(), stop=threading.Event(), got=[]),
+                                   [POLLING.feed, POLLING.drain], lambda s: s.got == [1], timeouts="any_time",
+                                   timeout=60)
+    assert result.property_holds is False, result.explanation
+    timed_out = result.explanation.split("Timed out (")[1].splitlines()[1:]
+    polls = [line for line in timed_out if "s.q.get(timeout=0.1)" in line]
+    assert len(polls) == 1 and re.search(r"\(x\d+\)$", polls[0]), result.explanation
 
 
 def test_an_unknown_timeouts_mode_is_refused():
