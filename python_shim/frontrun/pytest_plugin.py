@@ -251,15 +251,16 @@ def frontrun_explore(request):
     ``frontrun.explore_dpor`` and fails the test with the explanation unless the property holds."""
     marker = request.node.get_closest_marker("frontrun_dpor")
     defaults = dict(marker.kwargs) if marker is not None else {}
+    # The test's error, said without a traceback (the plugin's own source says nothing of it).
     if marker is not None and marker.args:
-        raise pytest.UsageError(
+        pytest.fail(
             f"frontrun_dpor marker takes keyword options only ({', '.join(_MARKER_OPTIONS)}), "
-            f"got positional {', '.join(map(repr, marker.args))}"
+            f"got positional {', '.join(map(repr, marker.args))}", pytrace=False
         )
     unknown = set(defaults) - set(_MARKER_OPTIONS)
     if unknown:
-        raise pytest.UsageError(f"frontrun_dpor marker: unknown option(s) {', '.join(sorted(unknown))} "
-                                f"(known: {', '.join(_MARKER_OPTIONS)})")
+        pytest.fail(f"frontrun_dpor marker: unknown option(s) {', '.join(sorted(unknown))} "
+                    f"(known: {', '.join(_MARKER_OPTIONS)})", pytrace=False)
     inconclusive_default = defaults.pop("allow_inconclusive", False)
 
     def explore(setup, threads, invariant=None, *, allow_inconclusive=inconclusive_default, **options):

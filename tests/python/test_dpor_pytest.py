@@ -84,7 +84,8 @@ def test_fixture_and_marker(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert "4 failed, 4 passed, 1 error" in out, out
-    assert "ERROR test_counter.py::test_marker_positional - pytest.UsageError" in out
+    assert "ERROR test_counter.py::test_marker_positional - Failed: frontrun_dpor marker" in out, out
+    assert "pytest_plugin.py" not in out, out  # no traceback through the plugin's source
     assert ("frontrun_dpor marker takes keyword options only (preemption_bound, max_executions, timeout, "
             "stop_on_first, max_steps, timeouts, allow_inconclusive), got positional 1") in out, out
     # Code the hook does not select: said so, with the selection and what to change.
