@@ -1200,21 +1200,25 @@ def test_a_long_loop_over_a_container_is_not_a_runaway():
     assert runaway.property_holds is False and runaway.failure_kind == "runaway"
 
 
+class Db:
+    """A stand-in for a database connection, not rewritten (as a driver is not): its state is
+    seen through its resource methods' calls."""
+
+    def __init__(self):
+        self.rows = 0
+
+    def execute(self, q):
+        return self
+
+    def fetchone(self):
+        return self.rows
+
+    def commit(self):
+        pass
+
+
 RESOURCE_CHAIN = load(
     """
-    class Db:
-        def __init__(self):
-            self.rows = 0
-
-        def execute(self, q):
-            return self
-
-        def fetchone(self):
-            return self.rows
-
-        def commit(self):
-            pass
-
     def count_and_add(s):
         n = s.db.execute("SELECT").fetchone()
         s.db.rows = n + 1
@@ -1225,7 +1229,7 @@ RESOURCE_CHAIN = load(
 
 
 def test_two_resource_calls_on_one_line_are_told_apart():
-    setup = lambda: State(db=RESOURCE_CHAIN.Db())  # noqa: E731
+    setup = lambda: State(db=Db())  # noqa: E731
     inv = lambda s: s.db.rows == 2  # noqa: E731
     result = explore(setup, [RESOURCE_CHAIN.count_and_add] * 2, inv)
     assert result.failure_kind == "invariant", result.explanation
