@@ -96,6 +96,10 @@ def test_single_module_targets(tree):
     assert proc.returncode == 0, proc.stderr
     assert set(index_modules(out2)) == {"hookpkg.sub"}
     assert "resource methods: pool.get" in (out2 / "hookpkg.sub.txt").read_text()
+    # A dotted name is found from the current directory, as `python -m hookpkg.sub` finds it.
+    proc = run([*INSPECT, "hookpkg.sub", "--out", str(tree / "out3")], cwd=tree / "src")
+    assert proc.returncode == 0, proc.stderr
+    assert set(index_modules(tree / "out3")) == {"hookpkg.sub"}
 
 
 def test_namespace_package_and_plain_directory(tree):
@@ -192,7 +196,9 @@ def _run_unprivileged(args, cwd):
 def test_interpreter_and_output_errors_are_one_line_each(tree):
     other = "3.11" if sys.version_info[:2] == (3, 10) else "3.10"
     for interpreter, message in [("/nonexistent/python", "cannot run /nonexistent/python: No such file"),
-                                 ("/bin/false", "it exited with status 1 and printed nothing")]:
+                                 ("/bin/false", "it exited with status 1 and printed nothing"),
+                                 ("/bin/true", "/bin/true is not a Python interpreter (it printed 'nothing')"),
+                                 ("/bin/echo", "/bin/echo is not a Python interpreter (it printed '-I -c")]:
         proc = run([*INSPECT, "src/hookpkg", "--out", str(tree / "o"), "--python-version", other,
                     "--python", interpreter], cwd=tree)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -379,12 +385,17 @@ def test_other_version_uses_its_cached_pycs_without_an_interpreter(tree):
         pytest.skip("no other interpreter listed in ~/.cache/frontrun/pythons.txt")
     version, exe = next((f for f in found if f[0] > sys.version_info[:2]), found[-1])
     # That interpreter writes its own __pycache__ once; inspect then needs no interpreter.
-    subprocess.run([exe, "-m", "compileall", "-q", str(tree / "src" / "hookpkg")], check=True, timeout=120)
-    out = tree / "out"
-    proc = run([*INSPECT, "src/hookpkg", "--out", str(out), "--python-version", "%d.%d" % version,
-                "--python", "/nonexistent/python"], cwd=tree)
-    assert proc.returncode == 0, proc.stderr
-    assert "4 of 4 modules written" in proc.stdout
+    # Checked-hash pycs too, whose hash is keyed by that version's magic number (it is not
+    # this interpreter's), when both hash alike (3.11 and later).
+    modes = ["timestamp"] + (["checked-hash"] if min(version, sys.version_info[:2]) >= (3, 11) else [])
+    for mode in modes:
+        subprocess.run([exe, "-m", "compileall", "-q", "-f", "--invalidation-mode", mode,
+                        str(tree / "src" / "hookpkg")], check=True, timeout=120)
+        out = tree / f"out-{mode}"
+        proc = run([*INSPECT, "src/hookpkg", "--out", str(out), "--python-version", "%d.%d" % version,
+                    "--python", "/nonexistent/python"], cwd=tree)
+        assert proc.returncode == 0, (mode, proc.stderr)
+        assert "4 of 4 modules written" in proc.stdout
     data = (out / "hookpkg/sub.pyc").read_bytes()
     assert int.from_bytes(data[:2], "little") != int.from_bytes(importlib.util.MAGIC_NUMBER[:2], "little")
     # A stale cache (source edited afterwards) is not trusted: the bogus interpreter is needed.

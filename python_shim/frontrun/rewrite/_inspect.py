@@ -26,6 +26,7 @@ makes the listings, and the report says that the site table is unavailable.
 
 from __future__ import annotations
 
+import _imp
 import argparse
 import dis
 import importlib.machinery
@@ -199,7 +200,10 @@ def modules_for_name(name: str, search_path: list[str] | None = None) -> list[Mo
 def resolve_target(target: str) -> list[ModuleSource]:
     if os.path.exists(target) or os.sep in target or "/" in target or target.endswith(".py"):
         return modules_for_path(target)
-    return modules_for_name(target)
+    # Found as `python -m NAME` finds it: from the current directory first (the launcher took
+    # it off sys.path for its own imports).
+    cwd = os.getcwd()
+    return modules_for_name(target, [cwd, *(p for p in sys.path if p not in ("", cwd))])
 
 
 # --- rewriting ------------------------------------------------------------------------------
@@ -268,7 +272,12 @@ def compile_with(interpreter: str, version: tuple[int, int], sources: list[str],
     if proc.returncode != 0:
         reason = proc.stderr.strip() or f"it exited with status {proc.returncode} and printed nothing"
         raise InspectError(f"{interpreter} failed to compile the sources:\n{reason}")
-    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+        answer["version"], answer["results"]
+    except (IndexError, ValueError, TypeError, KeyError):
+        printed = proc.stdout.strip()[:200] or "nothing"
+        raise InspectError(f"{interpreter} is not a Python interpreter (it printed {printed!r})") from None
     if tuple(answer["version"]) != version:
         found = ".".join(map(str, answer["version"]))
         raise InspectError(f"{interpreter} is Python {found}, not {version[0]}.{version[1]}")
@@ -301,7 +310,9 @@ def cached_pyc(source: str, version: tuple[int, int]) -> bytes | None:
     if tuple(info["version"]) != version:
         return None
     if "hash" in info:
-        current = info["hash"] == importlib.util.source_hash(source_bytes)
+        # Keyed by that version's magic number, not this interpreter's (importlib.util's). (3.10
+        # hashes with SipHash-2-4, 3.11+ with SipHash-1-3: across them it is taken as stale.)
+        current = info["hash"] == _imp.source_hash(int.from_bytes(data[:4], "little"), source_bytes)
     else:
         st = os.stat(source)
         current = info["mtime"] == int(st.st_mtime) & 0xFFFFFFFF and info["source_size"] == st.st_size & 0xFFFFFFFF
