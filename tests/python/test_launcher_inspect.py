@@ -82,6 +82,19 @@ def test_package_target_writes_pycs_reports_and_index(tree, how):
         assert "RETURN" in (out / "hookpkg.txt").read_text()  # a real disassembly
 
 
+def test_a_second_run_into_the_same_directory_leaves_no_file_of_a_module_gone_since(tree):
+    out = tree / "out"
+    assert run([*INSPECT, "src/hookpkg", "--out", str(out)], cwd=tree).returncode == 0
+    (out / "notes.txt").write_text("mine")
+    (tree / "src" / "hookpkg" / "nested" / "deep.py").unlink()
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out)], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert set(index_modules(out)) == {"hookpkg", "hookpkg.sub", "hookpkg.nested"}
+    # Its pyc would still import from DIR; its report would still describe it.
+    assert not (out / "hookpkg/nested/deep.pyc").exists() and not (out / "hookpkg.nested.deep.txt").exists()
+    assert (out / "hookpkg/sub.pyc").is_file() and (out / "notes.txt").read_text() == "mine"
+
+
 def test_single_module_targets(tree):
     out = tree / "out"
     proc = run([*INSPECT, "src/hookpkg/nested/deep.py", "--out", str(out), "--policy", "all"], cwd=tree)

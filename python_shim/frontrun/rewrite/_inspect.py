@@ -438,6 +438,7 @@ def inspect_modules(
     # An index from an earlier run must not stand beside this run's files if this one fails.
     index_path = os.path.join(out_dir, "index.txt")
     os.makedirs(out_dir, exist_ok=True)
+    earlier = _files_of_index(index_path)
     if os.path.lexists(index_path):
         os.remove(index_path)
     results = []
@@ -478,8 +479,34 @@ def inspect_modules(
             continue
         result.sites = list(sites or [])
         result.pyc_path, result.report_path = pyc_path, report_path
+    # An earlier run's pycs and reports that this one did not write (a module since removed,
+    # or one that failed now) would still import from DIR: they go.
+    written = {path for r in results for path in (r.pyc_path, r.report_path) if path}
+    for path in earlier - written:
+        try:
+            os.remove(os.path.join(out_dir, path))
+        except OSError:
+            pass
     _write(index_path, format_index(results, version_text, policy, resource_methods).encode())
     return results
+
+
+def _files_of_index(index_path: str) -> set[str]:
+    """The pycs and reports an earlier run's ``index.txt`` lists (its module lines)."""
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    if not lines or not lines[0].startswith("frontrun inspect:"):
+        return set()
+    files = set()
+    for line in lines[3:]:
+        fields = line.split()
+        if len(fields) >= 4 and fields[1].isdigit() and fields[2].endswith(".pyc") and fields[3].endswith(".txt"):
+            if not any(os.path.isabs(f) or ".." in f.split(os.sep) for f in fields[2:4]):
+                files.update(fields[2:4])
+    return files
 
 
 class _CompileFailed(Exception):
