@@ -338,7 +338,7 @@ def _notes(config) -> list[str]:
 
 def pytest_sessionfinish(session):
     finder = getattr(session.config, _INSTALLED_KEY, None)
-    unmatched = _unmatched_includes(finder.selection) if finder is not None else []
+    unmatched = _unmatched_includes(finder.selection, getattr(finder, "selected", {})) if finder is not None else []
     if unmatched:
         _notes(session.config).append(
             f"frontrun: no module this session imported matches the include pattern"
@@ -347,11 +347,12 @@ def pytest_sessionfinish(session):
         )
 
 
-def _unmatched_includes(selection):
-    """The include patterns that match no module in ``sys.modules`` (a mistyped name)."""
+def _unmatched_includes(selection, selected=()):
+    """The include patterns that match no module in ``sys.modules``, nor any the hook selected
+    (one that failed to import matched): a mistyped name."""
     modules = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
+    files = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
+    for name, file in files + list(dict(selected).items()):
         real = os.path.normcase(os.path.realpath(file)) if isinstance(file, str) else None
         # (A module-name pattern matches a file's dotted path under the roots too: `tests`.)
         modules.append((name, real, selection._aliases(real)))

@@ -134,6 +134,17 @@ def test_a_mistyped_include_pattern_is_noted(project):
     assert "'mypkg'" not in output.split("include pattern", 1)[1].split("\n")[0]
 
 
+def test_an_include_pattern_whose_modules_failed_to_compile_is_not_called_mistyped(project):
+    # Both selected modules have syntax errors: the collection errors say so, as without
+    # frontrun; the pattern is not "a mistyped name".
+    without_frontrun_table(project)
+    (project / "mypkg" / "__init__.py").write_text("def value(:\n")
+    (project / "tests" / "test_chain.py").write_text("import mypkg\n")
+    proc, output, _ = pytest_run(project, "--frontrun-include", "mypkg", "--frontrun-include", "tests")
+    assert "SyntaxError" in output and proc.returncode != 0, output
+    assert "matches the include pattern" not in output, output
+
+
 def test_no_frontrun_wins_over_configuration(project):
     proc, output, report = pytest_run(project, "--no-frontrun")
     assert (report["pkg"], report["test"]) == (MARK, MARK)

@@ -323,6 +323,9 @@ class FrontrunFinder:
     def __init__(self, selection: Selection):
         self.selection = selection
         self._searching = threading.local()
+        # name -> file of every module it selected, imported or not (one whose code failed to
+        # compile matched the patterns all the same).
+        self.selected: dict[str, str] = {}
 
     def __repr__(self):
         return f"<FrontrunFinder {self.selection.describe()}>"
@@ -379,6 +382,7 @@ class FrontrunFinder:
             policy = self.selection.policy_for(spec.name, spec.origin)
             if policy is None:
                 return spec
+            self.selected[spec.name] = spec.origin
             new_loader = FrontrunLoader(spec.name, spec.origin, policy, self.selection)
             spec.loader = new_loader
             if new_loader.cache_file is not None:
@@ -388,6 +392,7 @@ class FrontrunFinder:
             policy = self.selection.policy_for(spec.name, spec.origin)
             if policy is None:
                 return spec
+            self.selected[spec.name] = spec.origin
             spec.loader = PytestChainLoader(loader, policy, self.selection)
             return spec
         if type(loader) in _REWRITING_SUBCLASS:
