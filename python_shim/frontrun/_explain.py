@@ -226,15 +226,19 @@ _UNNAMED = (int, float, str, bytes, bool, type(None))
 _NOT_STATE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
 
 
-def _class_state(cls, path, own=()):
-    """``(value, path)`` of the containers ``cls`` (and its bases) hold, not shadowed by ``own``:
-    state its instances share (a `registry = {}` in the class body)."""
+def _class_state(cls, path, own=None):
+    """``(value, path)`` of the containers ``cls`` (and its bases) hold: state its instances
+    share (a `registry = {}` in the class body). Reached through an instance (``own``, its
+    ``__dict__``, whose entries shadow them), each is named after the class that holds it
+    (``Tagger.tags``): ``state.a.tags`` would hide that ``state.b.tags`` is the same list."""
     found = {}
     for klass in reversed(cls.__mro__[:-1]):
         for k, v in vars(klass).items():
             if isinstance(k, str) and not k.startswith("__") and kind_is(v, _CONTAINERS):
-                found[k] = v
-    return [(v, f"{path}.{k}") for k, v in found.items() if k not in own]
+                found[k] = v, klass
+    if own is None:
+        return [(v, f"{path}.{k}") for k, (v, _klass) in found.items()]
+    return [(v, f"{klass.__qualname__}.{k}") for k, (v, klass) in found.items() if k not in own]
 
 
 class _Paths:
