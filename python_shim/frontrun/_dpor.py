@@ -1440,7 +1440,11 @@ def _why_not_instrumented(threads) -> str:
         elif finder is None:
             lines.append(f"{where} is not rewritten, and frontrun's import hook is not installed in this process")
         elif finder.selection.policy_for(name, code.co_filename) is None:
-            lines.append(f"{where} is not selected by the import hook ({finder.selection.describe()}): "
+            unmatched = finder.unmatched_includes()
+            mistyped = (f" (the include pattern{'s' if len(unmatched) > 1 else ''} "
+                        f"{', '.join(map(repr, unmatched))} match{'' if len(unmatched) > 1 else 'es'} no module "
+                        "imported so far: a mistyped name?)") if unmatched else ""
+            lines.append(f"{where} is not selected by the import hook ({finder.selection.describe()}){mistyped}: "
                          + _INCLUDE_HOW)
         elif spec is None or not isinstance(spec.loader, _hook._FRONTRUN_LOADERS):
             lines.append(f"{where} is selected, but its module was imported before the hook was installed "

@@ -338,26 +338,13 @@ def _notes(config) -> list[str]:
 
 def pytest_sessionfinish(session):
     finder = getattr(session.config, _INSTALLED_KEY, None)
-    unmatched = _unmatched_includes(finder.selection, getattr(finder, "selected", {})) if finder is not None else []
+    unmatched = finder.unmatched_includes() if finder is not None else []
     if unmatched:
         _notes(session.config).append(
             f"frontrun: no module this session imported matches the include pattern"
             f"{'s' if len(unmatched) > 1 else ''} {', '.join(map(repr, unmatched))}, so nothing it names was "
             "rewritten (a module name, `pkg` or `pkg.sub*`, or a path, `src/` or `tests/test_*.py`)."
         )
-
-
-def _unmatched_includes(selection, selected=()):
-    """The include patterns that match no module in ``sys.modules``, nor any the hook selected
-    (one that failed to import matched): a mistyped name."""
-    modules = []
-    files = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
-    for name, file in files + list(dict(selected).items()):
-        real = os.path.normcase(os.path.realpath(file)) if isinstance(file, str) else None
-        # (A module-name pattern matches a file's dotted path under the roots too: `tests`.)
-        modules.append((name, real, selection._aliases(real)))
-    return [p.text for p in selection.include
-            if not any(p.matches(name, real, aliases, real) for name, real, aliases in modules)]
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -413,7 +413,8 @@ def test_code_not_rewritten_is_told_why_from_the_hook_and_where_the_function_cam
         rewrite.install(include=["other_package"], use_config=False, instrument_imported=False)
         text = reason([plain_code.bump])
         assert ("bump (plain_code, " in text and "is not selected by the import hook (include: other_package; "
-                "exclude: -; policy: shared): add it to the include patterns (pytest --frontrun-include") in text, text
+                "exclude: -; policy: shared) (the include pattern 'other_package' matches no module imported so far: "
+                "a mistyped name?): add it to the include patterns (pytest --frontrun-include") in text, text
         assert "Rewrite it at import time" not in text
         rewrite.install(include=["plain_code"], use_config=False, instrument_imported=False)
         text = reason([plain_code.bump])

@@ -411,6 +411,18 @@ class FrontrunFinder:
     def invalidate_caches(self):
         pass
 
+    def unmatched_includes(self) -> list[str]:
+        """The include patterns that match no module in ``sys.modules``, nor any this finder
+        selected (one that failed to import matched): a mistyped name."""
+        modules = []
+        files = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
+        for name, file in files + list(dict(self.selected).items()):
+            real = os.path.normcase(os.path.realpath(file)) if isinstance(file, str) else None
+            # (A module-name pattern matches a file's dotted path under the roots too: `tests`.)
+            modules.append((name, real, self.selection._aliases(real)))
+        return [p.text for p in self.selection.include
+                if not any(p.matches(name, real, aliases, real) for name, real, aliases in modules)]
+
 
 # --- modules imported before the hook ----------------------------------------------------------
 
