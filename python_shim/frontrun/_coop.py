@@ -2846,7 +2846,8 @@ def _rebind_imported_names():
                 _rebound.append(("item", d, key, value, new))
 
     def rebind_defaults(fn):
-        fn = getattr(fn, "__func__", fn)  # (a staticmethod's or classmethod's function)
+        if type(fn) in (staticmethod, classmethod):
+            fn = fn.__func__
         if type(fn) is not types.FunctionType:
             return
         defaults = fn.__defaults__

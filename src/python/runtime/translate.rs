@@ -102,9 +102,9 @@ pub(super) struct Types {
 /// `module.Class.method` whose class is the receiver's type or one of its bases.
 ///
 /// A default name (`close`, `write`) does not make a resource of a class whose method of that
-/// name is the program's own (`Inner::own_method`): what the method does reports itself, and one write of the whole
-/// object for the call would order it against every use of the object (and be shown as the
-/// race). A name the user added applies to any receiver, as documented.
+/// name is the program's own (`Inner::own_method`): what the method does reports itself, and
+/// one write of the whole object for the call would order it against every use of the object
+/// (and be shown as the race). A name the user added applies to any receiver, as documented.
 pub(super) fn is_resource(inner: &Inner, receiver: &Bound<'_, PyAny>, name: &str) -> bool {
     let methods = inner.resource_methods.read().unwrap_or_else(|p| p.into_inner());
     let mut own_code = None;
