@@ -2739,6 +2739,15 @@ CHECK_THEN_ACT_LOCKED = load(
 )
 
 
+# Both threads find the key missing; the second store then overwrites the first's insertion.
+CHECK_CHECK_INSERT_WRITE = [["0", "read"], ["1", "read"], ["1", "insert"], ["0", "write"]]
+
+
+def first_four_steps(lines):
+    """(thread, access) of the first race block's four lines."""
+    return [line.split()[1:3] for line in lines[1:5]]
+
+
 def test_a_check_and_act_in_separate_critical_sections_is_explained_by_their_order():
     # The only race (`computed`, outside the lock) is used one thread after the other in the
     # failing schedule; it was shown as the race, which says nothing. The lookup and the store,
@@ -2749,8 +2758,7 @@ def test_a_check_and_act_in_separate_critical_sections_is_explained_by_their_ord
     lines = result.explanation.splitlines()
     assert lines[0].startswith("Order of use of dict['k'] (object #") and lines[0].endswith(
         "each use synchronised, but another thread's came in between:"), result.explanation
-    assert [line.split()[1:3] for line in lines[1:5]] == [["0", "read"], ["1", "read"], ["1", "insert"],
-                                                          ["0", "write"]], result.explanation
+    assert first_four_steps(lines) == CHECK_CHECK_INSERT_WRITE, result.explanation
     assert 'hit = "k" in c.data' in lines[1] and 'c.data["k"] = 1' in lines[4]
     assert any(line.startswith("Also Cache.computed") for line in lines), result.explanation
     check_replays(result, prog.Cache, [prog.get] * 2, lambda c: c.computed == 1)
@@ -2783,8 +2791,7 @@ def test_a_store_under_a_class_key_another_thread_inserted_is_a_write():
     assert result.property_holds is False and result.failure_kind == "invariant"
     lines = result.explanation.splitlines()
     assert lines[0].startswith("Race on dict[<class "), result.explanation
-    assert [line.split()[1:3] for line in lines[1:5]] == [["0", "read"], ["1", "read"], ["1", "insert"],
-                                                          ["0", "write"]], result.explanation
+    assert first_four_steps(lines) == CHECK_CHECK_INSERT_WRITE, result.explanation
 
 
 FRESH_ARGUMENTS = load(
