@@ -2872,8 +2872,9 @@ def _rebind_imported_names():
                 rebind_defaults(value)
             elif type(value) is dict:
                 rebind_items(value)
-            elif type(value) is type and value.__dict__.get("__module__") == namespace.get("__name__"):
-                for attr, member in list(value.__dict__.items()):
+            elif issubclass(type(value), type) and _class_namespace(value).get("__module__") == namespace.get("__name__"):
+                # (Of any metaclass: an ABC's too.)
+                for attr, member in list(_class_namespace(value).items()):
                     new = replacement(member)
                     if new is None:
                         rebind_defaults(member)
@@ -2887,13 +2888,18 @@ def _rebind_imported_names():
                     _rebound.append(("attr", value, attr, member, new))
 
 
+def _class_namespace(cls):
+    """``cls.__dict__`` without a metaclass's own attribute lookup (no code of the program's)."""
+    return type.__getattribute__(cls, "__dict__")
+
+
 def _unbind_imported_names():
     for how, holder, key, original, replacement in reversed(_rebound):
         if how == "item":
             if holder.get(key) is replacement:
                 holder[key] = original
         elif how == "attr":
-            if holder.__dict__.get(key) is replacement:
+            if _class_namespace(holder).get(key) is replacement:
                 setattr(holder, key, original)
         elif getattr(holder, key) is replacement:
             setattr(holder, key, original)

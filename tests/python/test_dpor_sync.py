@@ -1479,12 +1479,13 @@ def test_sleep_and_clock_imported_from_time_are_the_modelled_ones():
 
 CAPTURED = load(
     """
+    import abc
     import queue
     import time
 
     FACTORIES = {"simple": queue.SimpleQueue}
 
-    class Service:
+    class Service(abc.ABC):  # (a metaclass of its own)
         clock = time.monotonic
 
         def __init__(self, queue_cls=queue.SimpleQueue, *, sleep=time.sleep):
