@@ -2867,6 +2867,11 @@ def _rebind_imported_names():
         if not isinstance(file, str) or not _native.is_rewritten_file(file):
             continue
         rebind_items(namespace)
+        if str(namespace.get("__name__", "")).partition(".")[0] in _STDLIB_MODULES:
+            # A stdlib module the user had rewritten: its classes keep the real primitives they
+            # hold (selectors' `_selector_cls = select.poll`), which frontrun's own models of
+            # those classes expect.
+            continue
         for value in list(namespace.values()):
             if type(value) is types.FunctionType:
                 rebind_defaults(value)
@@ -2886,6 +2891,9 @@ def _rebind_imported_names():
                     except (AttributeError, TypeError):
                         continue
                     _rebound.append(("attr", value, attr, member, new))
+
+
+_STDLIB_MODULES = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
 def _class_namespace(cls):

@@ -194,6 +194,11 @@ def socket_setup():
                  selector_class="DefaultSelector")
 
 
+@pytest.fixture(params=[False, True], ids=["", "selectors-rewritten"])
+def stdlib_rewritten(request):
+    return request.param
+
+
 @pytest.fixture
 def no_outside_waits(monkeypatch):
     """A look that waited for the outside world would take this long, each time: the search ends
@@ -221,9 +226,15 @@ SELECTOR_CLASSES = [name for name in ("SelectSelector", "PollSelector", "EpollSe
 
 
 @pytest.mark.parametrize("selector_class", SELECTOR_CLASSES)
-def test_each_selector_waits_once_in_the_model(selector_class, no_outside_waits):
+def test_each_selector_waits_once_in_the_model(selector_class, no_outside_waits, monkeypatch, stdlib_rewritten):
     # PollSelector and EpollSelector made their poll objects with the originals bound at import:
-    # not wrapped, so their select waits in the model once, not twice.
+    # not wrapped, so their select waits in the model once, not twice. Also when selectors itself
+    # was rewritten (an include pattern of `*`): its classes' `_selector_cls = select.poll` was
+    # taken for a program's class attribute and replaced, and the select deadlocked.
+    if stdlib_rewritten:
+        rewritten = _coop._native.is_rewritten_file
+        monkeypatch.setattr(_coop._native, "is_rewritten_file",
+                            lambda file: file == selectors.__file__ or rewritten(file))
     inner = []
 
     def setup():
