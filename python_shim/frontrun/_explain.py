@@ -7,6 +7,7 @@ how to replay it.
 
 from __future__ import annotations
 
+import itertools
 import linecache
 import os
 import re
@@ -860,12 +861,7 @@ def _timed_out_report():
     width = max(len(_where(*(site or (None, None)))) for _t, site, _w in _coop.timed_out)
     lines = [head]
     # A polling loop's time-outs, one after another at one wait, as one line.
-    runs = []
-    for timed_out in _coop.timed_out:
-        if runs and runs[-1][0] == timed_out:
-            runs[-1][1] += 1
-        else:
-            runs.append([timed_out, 1])
+    runs = [(timed_out, len(list(same))) for timed_out, same in itertools.groupby(_coop.timed_out)]
     for (thread, site, what), count in runs[:MAX_LINES]:
         file, line = site or (None, None)
         text = f"  thread {thread}  {what:<7} {_where(file, line):<{width}}  {_source(file, line)}".rstrip()

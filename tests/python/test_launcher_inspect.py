@@ -93,6 +93,12 @@ def test_a_second_run_into_the_same_directory_leaves_no_file_of_a_module_gone_si
     # Its pyc would still import from DIR; its report would still describe it.
     assert not (out / "hookpkg/nested/deep.pyc").exists() and not (out / "hookpkg.nested.deep.txt").exists()
     assert (out / "hookpkg/sub.pyc").is_file() and (out / "notes.txt").read_text() == "mine"
+    # A name the manifest gives outside DIR is never removed.
+    (tree / "keep.txt").write_text("keep")
+    with open(out / ".frontrun-inspect-files", "a") as f:
+        f.write("../keep.txt\n" + str(tree / "keep.txt") + "\n")
+    assert run([*INSPECT, "src/hookpkg", "--out", str(out)], cwd=tree).returncode == 0
+    assert (tree / "keep.txt").read_text() == "keep" and (out / "hookpkg/sub.pyc").is_file()
 
 
 def test_single_module_targets(tree):

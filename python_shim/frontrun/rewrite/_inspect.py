@@ -9,7 +9,9 @@ For each module it writes:
 * ``DIR/<a.b.c>.txt``: the site table (line, kind, name), counts per kind, and the disassembly
   before and after, injected instructions (guards, reports, the instrumented copy of each run of
   sites) marked with ``+``;
-* ``DIR/index.txt``: one line per module (sites and counts, or the error), and totals.
+* ``DIR/index.txt``: one line per module (sites and counts, or the error), and totals;
+* ``DIR/.frontrun-inspect-files``: the pycs and reports written, so that the next run into DIR
+  removes those it does not write again (a module removed since would still import from DIR).
 
 ``--python-version X.Y`` (other than the running one) compiles with that interpreter
 (``--python PATH``, else ``pythonX.Y`` on ``PATH``) and rewrites its pyc through the native
@@ -46,6 +48,7 @@ from frontrun.rewrite import _cache, _core
 from frontrun.rewrite._config import make_selection
 
 POLICIES = _core.POLICIES
+MANIFEST = ".frontrun-inspect-files"  # what a run wrote, for the next run into the same DIR
 
 
 class InspectError(Exception):
@@ -438,7 +441,8 @@ def inspect_modules(
     # An index from an earlier run must not stand beside this run's files if this one fails.
     index_path = os.path.join(out_dir, "index.txt")
     os.makedirs(out_dir, exist_ok=True)
-    earlier = _files_of_index(index_path)
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    earlier = _files_of_manifest(manifest_path)
     if os.path.lexists(index_path):
         os.remove(index_path)
     results = []
@@ -487,26 +491,20 @@ def inspect_modules(
             os.remove(os.path.join(out_dir, path))
         except OSError:
             pass
+    _write(manifest_path, "".join(f"{path}\n" for path in sorted(written)).encode("utf-8"))
     _write(index_path, format_index(results, version_text, policy, resource_methods).encode())
     return results
 
 
-def _files_of_index(index_path: str) -> set[str]:
-    """The pycs and reports an earlier run's ``index.txt`` lists (its module lines)."""
+def _files_of_manifest(manifest_path: str) -> set[str]:
+    """The pycs and reports an earlier run wrote (its manifest: one path under DIR per line);
+    nothing outside DIR is ever named."""
     try:
-        with open(index_path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        with open(manifest_path, encoding="utf-8") as f:
+            paths = f.read().splitlines()
     except (OSError, UnicodeDecodeError):
         return set()
-    if not lines or not lines[0].startswith("frontrun inspect:"):
-        return set()
-    files = set()
-    for line in lines[3:]:
-        fields = line.split()
-        if len(fields) >= 4 and fields[1].isdigit() and fields[2].endswith(".pyc") and fields[3].endswith(".txt"):
-            if not any(os.path.isabs(f) or ".." in f.split(os.sep) for f in fields[2:4]):
-                files.update(fields[2:4])
-    return files
+    return {p for p in paths if p and not os.path.isabs(p) and ".." not in p.split(os.sep)}
 
 
 class _CompileFailed(Exception):
