@@ -436,8 +436,9 @@ pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
                 || v.is_exact_instance_of::<PyFloat>()
                 || v.is_exact_instance_of::<PyString>()
                 || v.is_exact_instance_of::<PyBytes>();
-            match v.hash() {
-                Ok(value) if scalar => (v.get_type().as_ptr(), value).hash(&mut h),
+            // (Only theirs is hashed: another's `__hash__` is the program's code.)
+            match scalar.then(|| v.hash()) {
+                Some(Ok(value)) => (v.get_type().as_ptr(), value).hash(&mut h),
                 _ => v.as_ptr().hash(&mut h),
             }
         }

@@ -211,6 +211,7 @@ impl DporRuntime {
             slot_wrapper: py.import("builtins")?.getattr("object")?.getattr("__eq__")?.get_type().into_any().unbind(),
             ident_mark: py.import("builtins")?.getattr("object")?.call0()?.unbind(),
             attrgetter: py.import("operator")?.getattr("attrgetter")?.unbind(),
+            property: py.import("builtins")?.getattr("property")?.unbind(),
             itemgetter: py.import("operator")?.getattr("itemgetter")?.unbind(),
             abc_containers: {
                 let abc = py.import("collections.abc")?;

@@ -95,6 +95,7 @@ pub(super) struct Types {
     pub(super) ident_mark: Py<PyAny>,
     /// `operator.attrgetter`, `operator.itemgetter`: their calls read in C.
     pub(super) attrgetter: Py<PyAny>,
+    pub(super) property: Py<PyAny>,
     pub(super) itemgetter: Py<PyAny>,
 }
 
@@ -365,6 +366,55 @@ impl Inner {
         None
     }
 
+    /// Whether `obj.name` (a load, store or delete) runs a data descriptor's accessor that is
+    /// rewritten code: a `property`'s `fget`/`fset`/`fdel`, or the `__get__`/`__set__`/
+    /// `__delete__` of a class of the program's with `__set__` or `__delete__`. That code reports
+    /// what it reads and writes itself, where it does; the site's own access would show a read or
+    /// a write that may never happen there (a `__set__` that validates and raises).
+    fn through_rewritten_descriptor(&self, obj: &Bound<'_, PyAny>, name: &Bound<'_, PyAny>, kind: EventKind) -> bool {
+        let py = obj.py();
+        if obj.is_instance_of::<PyType>() || obj.cast::<PyModule>().is_ok() {
+            return false;
+        }
+        let Some(mro) = Self::generic_attribute(obj.get_type().as_any(), pyo3::intern!(py, "__mro__")) else {
+            return false;
+        };
+        let Ok(mro) = mro.cast_into::<PyTuple>() else { return false };
+        let value = mro.iter().find_map(|cls| {
+            let namespace = Self::generic_attribute(&cls, pyo3::intern!(py, "__dict__"))?;
+            namespace.contains(name).unwrap_or(false).then(|| namespace.get_item(name).ok()).flatten()
+        });
+        let Some(value) = value else { return false };
+        // Looked up as `type.__getattribute__` does (no metaclass `__getattr__` of the program's).
+        fn lookup<'py>(owner: &Bound<'py, PyAny>, attr: &str) -> Option<Bound<'py, PyAny>> {
+            let py = owner.py();
+            let get = py.get_type::<PyType>().getattr(pyo3::intern!(py, "__getattribute__")).ok()?;
+            get.call1((owner, attr)).ok()
+        }
+        let accessor = if value.get_type().is(self.types.property.bind(py)) {
+            let field = match kind {
+                EventKind::AttrLoad => "fget",
+                EventKind::AttrStore => "fset",
+                _ => "fdel",
+            };
+            value.getattr(field).ok()
+        } else {
+            let descriptor_type = value.get_type().into_any();
+            if lookup(&descriptor_type, "__set__").is_none() && lookup(&descriptor_type, "__delete__").is_none() {
+                return false;
+            }
+            let method = match kind {
+                EventKind::AttrLoad => "__get__",
+                EventKind::AttrStore => "__set__",
+                _ => "__delete__",
+            };
+            lookup(&descriptor_type, method)
+        };
+        accessor
+            .and_then(|f| f.getattr(pyo3::intern!(py, "__code__")).ok())
+            .is_some_and(|code| report_py::is_rewritten_code(&code))
+    }
+
     pub(super) fn is_heap_type(cls: &Bound<'_, PyAny>) -> bool {
         // SAFETY: a type object's flags.
         cls.cast::<PyType>()
@@ -461,9 +511,9 @@ impl Inner {
 
     /// `c[key] = v`: an insertion when `c` is a dict without `key` (its keys' order changes),
     /// else a write.
-    fn store_kind(st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
+    fn store_kind(&self, st: &mut State, container: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> AccessKind {
         match container.cast::<PyDict>() {
-            Ok(dict) => Self::by_presence(st, dict, key, AccessKind::Write, AccessKind::Insert),
+            Ok(dict) => self.by_presence(st, dict, key, AccessKind::Write, AccessKind::Insert),
             Err(_) => AccessKind::Write,
         }
     }
@@ -477,7 +527,7 @@ impl Inner {
         }
         match container.get_type().getattr(pyo3::intern!(container.py(), "__missing__")) {
             Ok(missing) if !missing.is(self.types.counter_missing.bind(container.py())) => {
-                Self::by_presence(st, dict, key, AccessKind::Read, AccessKind::Insert)
+                self.by_presence(st, dict, key, AccessKind::Read, AccessKind::Insert)
             }
             _ => AccessKind::Read,
         }
@@ -486,13 +536,19 @@ impl Inner {
     /// `present` if `dict` holds `key` now, else `absent`. Another thread may add or remove the
     /// key before this access is taken: for a key whose lookup runs no Python, the rule is kept
     /// (`Exec::keyed`) and the kind decided again when the thread may be chosen (`rekind`).
+    /// A key hashed or compared by the program's own code is not looked up (that would run its
+    /// `__hash__` and `__eq__` once more): `absent`, which conflicts with whatever `present` does.
     fn by_presence(
+        &self,
         st: &mut State,
         dict: &Bound<'_, PyDict>,
         key: &Bound<'_, PyAny>,
         present: AccessKind,
         absent: AccessKind,
     ) -> AccessKind {
+        if !self.looked_up_in_c(key, 0) {
+            return absent;
+        }
         // (A class of metaclass `type` is hashed and compared by identity, in C, as a scalar is.)
         if Self::is_scalar_key(key) || key.is_exact_instance_of::<PyType>() {
             st.exec.keyed = Some(Keyed { dict: dict.clone().unbind(), key: key.clone().unbind(), present, absent });
@@ -502,6 +558,30 @@ impl Inner {
         } else {
             absent
         }
+    }
+
+    /// Whether looking `key` up in a dict runs C code alone: its type's `__hash__` and `__eq__`
+    /// are C slots (its own or inherited), and so are those of a tuple's or frozenset's items.
+    fn looked_up_in_c(&self, key: &Bound<'_, PyAny>, depth: usize) -> bool {
+        if Self::is_scalar_key(key) || key.is_exact_instance_of::<PyType>() {
+            return true;
+        }
+        let py = key.py();
+        let t = key.get_type();
+        let in_c = |name: &Bound<'_, PyString>| {
+            t.getattr(name).is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(py)))
+        };
+        if depth > 4 || !in_c(pyo3::intern!(py, "__eq__")) || !in_c(pyo3::intern!(py, "__hash__")) {
+            return false;
+        }
+        let items: Vec<Bound<'_, PyAny>> = if let Ok(tuple) = key.cast::<PyTuple>() {
+            tuple.iter().collect()
+        } else if let Ok(set) = key.cast::<PyFrozenSet>() {
+            set.iter().collect()
+        } else {
+            return true;
+        };
+        items.len() <= 64 && items.iter().all(|i| self.looked_up_in_c(i, depth + 1))
     }
 
     /// A list, bytearray, deque, or other mutable sequence (`array`, `UserList`): indexed by
@@ -668,6 +748,11 @@ impl Inner {
             }
             return None;
         }
+        if matches!(ev.kind, EventKind::AttrLoad | EventKind::AttrStore | EventKind::AttrDelete)
+            && self.through_rewritten_descriptor(obj, key, ev.kind)
+        {
+            return None;
+        }
         let named = |st: &mut State, kind: AccessKind| {
             let o = Self::number_owner(st, obj);
             let k = Self::name_key(st, key);
@@ -696,7 +781,7 @@ impl Inner {
             EventKind::ItemLoad | EventKind::ItemStore | EventKind::ItemDelete => {
                 let kind = match ev.kind {
                     EventKind::ItemLoad => self.load_kind(st, obj, key),
-                    EventKind::ItemStore => Self::store_kind(st, obj, key),
+                    EventKind::ItemStore => self.store_kind(st, obj, key),
                     _ => Delete,
                 };
                 let o = Self::number_owner(st, obj);
@@ -899,7 +984,7 @@ impl Inner {
             // that key alone, so other keys' writes commute with it.
             EventKind::Contains
                 if (Self::is_scalar_key(key) || Self::plain_value(key).is_some())
-                    && Self::dict_key_kind(st, obj, "__contains__", key).is_some() =>
+                    && self.dict_key_kind(st, obj, "__contains__", key).is_some() =>
             {
                 let o = Self::number(st, obj);
                 let k = self.item_key(st, obj, key);
@@ -1085,6 +1170,7 @@ impl Inner {
     /// accesses of the key `k` alone, as `d[k]` is, so other keys' writes commute with them.
     /// (A subclass's own `get` may look at other keys: then the whole dict, as any method.)
     fn dict_key_kind(
+        &self,
         st: &mut State,
         target: &Bound<'_, PyAny>,
         name: &str,
@@ -1097,7 +1183,7 @@ impl Inner {
         }
         Some(match name {
             "get" | "__contains__" => (Read, "item_load"),
-            "setdefault" => match Self::by_presence(st, dict, key, Read, Insert) {
+            "setdefault" => match self.by_presence(st, dict, key, Read, Insert) {
                 Read => (Read, "item_load"),
                 kind => (kind, "item_store"),
             },
@@ -1139,10 +1225,10 @@ impl Inner {
             "__setattr__" => (Write, "attr_store"),
             "__delattr__" => (Delete, "attr_delete"),
             "__getattribute__" | "__getattr__" => (Read, "attr_load"),
-            "__setitem__" => (Self::store_kind(st, target, key), "item_store"),
+            "__setitem__" => (self.store_kind(st, target, key), "item_store"),
             "__delitem__" => (Delete, "item_delete"),
             "__getitem__" => (self.load_kind(st, target, key), "item_load"),
-            _ => Self::dict_key_kind(st, target, name, key)?,
+            _ => self.dict_key_kind(st, target, name, key)?,
         };
         let o = Self::number_owner(st, target);
         let k = if shown.starts_with("attr") {
