@@ -375,6 +375,28 @@ _TIMEOUTS = (WHEN_STUCK, ANY_TIME)
 _ANY_TIME_PREFIX = "timeouts=any_time;"
 
 
+def _checked_count(name, value, least, optional=True):
+    """An integer option (not a bool) of at least ``least``, or None where that means no limit."""
+    if value is None and optional:
+        return value
+    if type(value) is bool or not isinstance(value, int):
+        kind = "an int or None" if optional else "an int"
+        raise TypeError(f"{name} must be {kind}, not {type(value).__name__} {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, not {value!r}")
+    return value
+
+
+def _checked_seconds(name, value):
+    if value is None:
+        return value
+    if type(value) is bool or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__} {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
+    return value
+
+
 def _checked_timeouts(timeouts):
     if timeouts not in _TIMEOUTS:
         raise ValueError(f"timeouts must be {WHEN_STUCK!r} or {ANY_TIME!r}, not {timeouts!r}")
@@ -382,6 +404,7 @@ def _checked_timeouts(timeouts):
 
 
 _BUSY = _thread.allocate_lock()  # held by the exploration (or replay) in progress
+_step_limit = DEFAULT_MAX_STEPS  # the session's max_steps, named when a thread runs past it
 
 
 @contextmanager
@@ -393,6 +416,8 @@ def _session(timeouts=WHEN_STUCK, **config):
     callers_random = random.getstate()
     try:
         rt, pool = _runtime(**config)
+        global _step_limit
+        _step_limit = config.get("max_steps", DEFAULT_MAX_STEPS)
         _coop.timeouts_any_time = timeouts == ANY_TIME
         with _coop.patched(rt, pool), _cached_functions_stood_in():
             try:
@@ -1290,7 +1315,7 @@ def _run_tasks(rt, tasks, background, state, invariant, timeout, prologue=None, 
     if end == "deadlock":
         run.kind, run.message = "deadlock", detail
     elif end == "runaway":
-        run.kind, run.message = "runaway", f"thread {detail} did not finish within the step limit"
+        run.kind, run.message = "runaway", f"thread {detail} did not finish within the step limit (max_steps={_step_limit})"
     elif end == "timeout":
         return run
     elif run.errors:
@@ -1410,6 +1435,17 @@ def _function_of(fn):
     return None
 
 
+def _why_no_hook() -> str:
+    """Under pytest: why the plugin installed none (off, not loaded, or no configuration)."""
+    plugin = sys.modules.get("frontrun.pytest_plugin")
+    if plugin is not None and getattr(plugin, "off_reason", None):
+        return f": {plugin.off_reason}"
+    if plugin is None and os.environ.get("PYTEST_CURRENT_TEST"):
+        return (": pytest runs without frontrun's plugin (disabled by -p no:frontrun, or plugin autoloading is "
+                "off and no conftest.py has pytest_plugins = ['frontrun.pytest_plugin'])")
+    return ""
+
+
 def _why_not_instrumented(threads) -> str:
     """Why the code of ``threads`` reported nothing, as far as can be told from
     the installed hook and where each function came from, with what to do about it."""
@@ -1438,7 +1474,8 @@ def _why_not_instrumented(threads) -> str:
             lines.append(f"{where} is in the script run as __main__, which only the launcher rewrites: "
                          "python -m frontrun.rewrite your_script.py")
         elif finder is None:
-            lines.append(f"{where} is not rewritten, and frontrun's import hook is not installed in this process")
+            lines.append(f"{where} is not rewritten, and frontrun's import hook is not installed in this process"
+                         + _why_no_hook())
         elif finder.selection.policy_for(name, code.co_filename) is None:
             unmatched = finder.unmatched_includes()
             mistyped = (f" (the include pattern{'s' if len(unmatched) > 1 else ''} "
@@ -1508,6 +1545,10 @@ def explore_dpor(
     __tracebackhide__ = True  # pytest shows the test's call, not frontrun's frames
     setup, threads, invariant = _checked(setup, threads, invariant)
     timeouts = _checked_timeouts(timeouts)
+    preemption_bound = _checked_count("preemption_bound", preemption_bound, 0)
+    max_executions = _checked_count("max_executions", max_executions, 1)
+    max_steps = _checked_count("max_steps", max_steps, 1, optional=False)
+    timeout = _checked_seconds("timeout", timeout)
     started = _now()
     deadline = None if timeout is None else started + timeout
     progress = _Progress()
@@ -1628,21 +1669,43 @@ class _Leftovers:
     second execution's ``setup()`` did not set back, from three looks: after the first
     ``setup()``, after the first execution, after the second ``setup()``."""
 
-    def __init__(self):
+    def __init__(self, threads=()):
         self.looks = []
         self.states = []  # what setup() returned, for the first two executions
+        self.closures = _closures_of(threads)
+        self.same_state = False  # setup() returned the object it returned before, changed
 
     def after_setup(self, state=None):
         if len(self.looks) in (0, 2):
             # (The first look, kept while the first execution runs, holds what it can weakly.)
-            self.looks.append(_rewritten_state(weakly=not self.looks))
+            self.looks.append({**_rewritten_state(weakly=not self.looks), **self._closure_state(weakly=not self.looks)})
             self.states.append(state)
             self._look_at_state(state)
 
     def after_run(self):
         if len(self.looks) == 1:
-            self.looks.append(_rewritten_state())
+            self.looks.append({**_rewritten_state(), **self._closure_state()})
             self._look_at_state(self.states[0])
+
+    def _closure_state(self, weakly=False):
+        """The variables of the thread functions' closures (a `nonlocal` counter), keyed by
+        ``(_CLOSURE, the function's qualified name)``."""
+        held = _weakly if weakly else _strongly
+        found = {}
+        for fn in self.closures:
+            values = {}
+            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # (not set yet)
+                    continue
+                # By identity alone: a variable the threads rebind (`nonlocal n; n += 1`, a client
+                # made on first use). A container they fill is most often a test's record of what
+                # each execution saw, kept across them on purpose.
+                if not kind_is(value, (types.ModuleType, type, types.FunctionType)):
+                    values[name] = (held(value), None)
+            found[(_CLOSURE, fn.__qualname__)] = values
+        return found
 
     def _look_at_state(self, state):
         # setup() that hands back one object every time (`lambda: counter`, a fixture's) is
@@ -1667,12 +1730,24 @@ class _Leftovers:
         missing = (None, None)
         same = lambda a, b: _identity(a[0]) == _identity(b[0]) and a[1] == b[1]  # noqa: E731
         # A module the threads imported is new, not left over: its own definitions are not theirs.
-        return [
-            f"{owner}.{name}"
+        left = [
+            (owner, name)
             for owner, values in after.items()
             if owner in before
             for name, value in values.items()
             if not same(before[owner].get(name, missing), value) and same(next_setup.get(owner, {}).get(name, missing), value)
+        ]
+        self.same_state = any(owner == _SAME_STATE for owner, _ in left)
+        # setup() returning a module-level instance: its attributes once, by the module's name.
+        state = after.get(_SAME_STATE, {})
+        also_global = self.same_state and any(
+            owner != _SAME_STATE and values.keys() == state.keys() and all(same(values[k], state[k]) for k in state)
+            for owner, values in after.items()
+        )
+        return [
+            f"closure variable {name} of {owner[1]}" if isinstance(owner, tuple) else f"{owner}.{name}"
+            for owner, name in left
+            if not (also_global and owner == _SAME_STATE)
         ]
 
 
@@ -1697,6 +1772,29 @@ def own_attr(obj, name, default=None):
 
 # How found() names the attributes of the one object setup() returned both times.
 _SAME_STATE = "state"
+_CLOSURE = "closure"
+
+
+def _closures_of(threads):
+    """The functions whose closure variables the threads use: each thread's own function, and
+    the functions held in its closure (a lambda calling a nested counter), one level down."""
+    found = []
+    for fn in map(_function_of, threads):
+        if fn is None:
+            continue
+        cells = fn.__closure__ or ()
+        for candidate in (fn, *(_cell_function(cell) for cell in cells)):
+            if candidate is not None and candidate.__closure__ and candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def _cell_function(cell):
+    try:
+        value = cell.cell_contents
+    except ValueError:
+        return None
+    return _function_of(value) if callable(value) else None
 SAME_STATE = (" setup() returned the same object as in the first execution (a fixture's, a global): "
               "make a new one in it each time.")
 
@@ -1802,7 +1900,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
     __tracebackhide__ = True  # pytest shows the test's call, not frontrun's frames
     global _sqlite_users, _watcher_thread, _unrewritten_run
     out = _Search()
-    leftovers = _Leftovers() if spent == 0 else None
+    leftovers = _Leftovers(threads) if spent == 0 else None
     while True:
         if deadline is not None and _now() >= deadline:
             out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
@@ -1840,8 +1938,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
             leftovers.after_run()
             names = leftovers.found()
             if names:
-                same = any(name.startswith(_SAME_STATE + ".") for name in names)
-                warnings.warn(LEFTOVER_STATE.format(names=", ".join(names)) + (SAME_STATE if same else ""),
+                warnings.warn(LEFTOVER_STATE.format(names=", ".join(names)) + (SAME_STATE if leftovers.same_state else ""),
                               LeftoverStateWarning, stacklevel=_callers_level())
         # (A run that failed is reported as it is: a thread that raised at once, say one called
         # with an argument it does not take, is no sign of code not rewritten.)
@@ -1970,6 +2067,7 @@ def replay(
     """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
     __tracebackhide__ = True
     setup, threads, invariant = _checked(setup, threads, invariant)
+    max_steps = _checked_count("max_steps", max_steps, 1, optional=False)
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
     if run.end == "diverged":

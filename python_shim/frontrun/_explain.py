@@ -309,13 +309,26 @@ class _Paths:
 _paths = _Paths(None)
 
 
+def _frame_of(generator):
+    for attribute in ("gi_frame", "cr_frame", "ag_frame"):
+        frame = getattr(generator, attribute, None)
+        if frame is not None:
+            return frame
+    return None
+
+
 def _describe_object(rt, n):
     if n == LIVENESS:
         return "Thread.is_alive() and the thread's exit"
     obj = rt.object(n)
     code = obj.f_code if kind_is(obj, types.FrameType) else None
     if code is not None:
-        return f"object {rt.shown(n)}, defined at {_where(code.co_filename, code.co_firstlineno)}"
+        # (The generator's frame stands for it: named by the path to the generator, if any.)
+        path = next((p for p, held in list(_paths.by_path.items())
+                     if kind_is(held, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType))
+                     and _frame_of(held) is obj), None)
+        return (f"object {rt.shown(n)}" + (f" = {path}" if path else "")
+                + f", defined at {_where(code.co_filename, code.co_firstlineno)}")
     where = _created_at(obj) if obj is not None else None
     path = _paths.of(obj) if obj is not None else None
     return f"object {rt.shown(n)}" + (f" = {path}" if path else "") + (f", created at {where}" if where else "")

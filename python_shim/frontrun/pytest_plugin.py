@@ -122,6 +122,10 @@ def pytest_addoption(parser, pluginmanager):
     parser.addini("frontrun_resource_methods", type="linelist", default=[], help="frontrun resource methods")
 
 
+# Why the plugin installed no hook in this session, for NotInstrumentedError to say.
+off_reason: str | None = None
+
+
 def _settings(config, options):
     """``(enabled, install_kwargs)`` from the command line, ini and ``[tool.frontrun]``."""
     from frontrun.rewrite import _config
@@ -140,15 +144,29 @@ def _settings(config, options):
     )
     root = str(config.rootpath)
     # [tool.frontrun] is looked up from the configuration file pytest chose (`-c`, or one above
-    # the rootdir), else from the rootdir.
+    # the rootdir), else from the rootdir; from the directory pytest was run in when a table
+    # lies between the two (a monorepo member's, whose pyproject.toml has no pytest section).
     inipath = getattr(config, "inipath", None)
     start = str(inipath.parent) if inipath is not None else root
+    invoked = str(config.invocation_params.dir)
+    if invoked != start and _config._is_under(invoked, start):
+        _root, table, pyproject = _config.discover(invoked)
+        member = os.path.dirname(pyproject) if table is not None else start
+        if member != start and _config._is_under(member, start):
+            start = member
+    global off_reason
+    off_reason = None
     if flag is False or getattr(config.pluginmanager, _OFF_KEY, False):
+        off_reason = "frontrun's pytest plugin is switched off (--no-frontrun or -p no:frontrun)"
         return False, {}
     enabled = bool(flag) or bool(include or exclude or policy) or bool(config.getini("frontrun"))
     if not enabled:
         _root, table, _pyproject = _config.discover(start)
         enabled = table is not None
+        if not enabled:
+            off_reason = (f"frontrun's pytest plugin found no [tool.frontrun] table (looked in the pyproject.toml "
+                          f"files of {start} and the directories above, from pytest's configuration file) and no "
+                          "--frontrun option")
     kwargs = dict(
         include=include or None,
         exclude=exclude or None,
@@ -315,18 +333,23 @@ def _imported_first_note(modules) -> str:
         return ""
     from frontrun.rewrite import _hook
 
+    names = _hook.shown_names(modules)
     if _launcher_settings() is not None:
         # Under the launcher already: pytest put its assertion hook in front of frontrun's
         # before it imported the -p plugins, and that hook loads them itself.
-        advice = ("pytest's assertion rewriting hook, which pytest puts first, loaded them: import such a "
-                  "module from a conftest.py instead of naming it with -p, or run with --assert=plain")
-    else:
-        advice = "run pytest under the launcher: python -m frontrun.rewrite -m pytest ..."
+        return (
+            f"frontrun: pytest's assertion rewriting hook, which pytest puts before frontrun's, loaded "
+            f"these selected modules itself (named with -p, or imported by a plugin): {names}. Their "
+            "functions were instrumented in place, but their module-level code ran un-instrumented and "
+            "code objects held elsewhere keep the old code. To have them rewritten as they are imported, "
+            "import such a module from a conftest.py instead of naming it with -p, or run with --assert=plain."
+        )
     return (
         f"frontrun: these selected modules were imported before the plugin could install the import hook "
-        f"(by pytest itself, a -p plugin or a conftest): {_hook.shown_names(modules)}. Their functions were "
-        "instrumented in place, but their module-level code ran un-instrumented and code objects held "
-        f"elsewhere keep the old code. To have them rewritten as they are imported, {advice}."
+        f"(by pytest itself, a -p plugin or a conftest): {names}. Their functions were instrumented in "
+        "place, but their module-level code ran un-instrumented and code objects held elsewhere keep the "
+        "old code. To have them rewritten as they are imported, run pytest under the launcher: "
+        "python -m frontrun.rewrite -m pytest ..."
     )
 
 

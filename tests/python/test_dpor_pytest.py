@@ -100,3 +100,58 @@ def test_fixture_and_marker(tmp_path):
     assert "c.value += 1" in out
     assert "counterexample:" in out
     assert "max_executions=1" in out
+
+
+MEMBER_TEST = """
+from frontrun import explore_dpor
+from alpha.counter import bump
+
+def test_counter():
+    result = explore_dpor(lambda: type("C", (), {"value": 0})(), [bump] * 2, lambda c: c.value == 2)
+    assert result.property_holds, result.explanation
+"""
+
+
+def monorepo(tmp_path):
+    """A root pyproject.toml with pytest's section and no [tool.frontrun]; a member project with
+    a table of its own."""
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["packages"]\n')
+    member = tmp_path / "packages" / "alpha"
+    (member / "alpha").mkdir(parents=True)
+    (member / "tests").mkdir()
+    (member / "pyproject.toml").write_text('[project]\nname = "alpha"\nversion = "0"\n\n'
+                                           '[tool.frontrun]\ninclude = ["alpha.*"]\n')
+    (member / "alpha" / "__init__.py").write_text("")
+    (member / "alpha" / "counter.py").write_text("def bump(c):\n    c.value += 1\n")
+    (member / "tests" / "test_alpha.py").write_text(textwrap.dedent(MEMBER_TEST))
+    return member
+
+
+def run_pytest(cwd, *args, pythonpath=()):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), *filter(None, [env.get("PYTHONPATH", "")])])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+def test_a_member_projects_table_applies_when_pytest_runs_in_it(tmp_path):
+    # pytest chose the root's pyproject.toml (the only one with a pytest section), and the lookup
+    # from there never saw the member's table: NotInstrumentedError, whose advice was to add one.
+    member = monorepo(tmp_path)
+    out = run_pytest(member, pythonpath=[member])
+    assert "Race on " in out and ".value" in out and "1 failed" in out, out
+    assert "NotInstrumentedError" not in out, out
+
+
+def test_not_instrumented_under_pytest_says_why_the_plugin_installed_no_hook(tmp_path):
+    member = monorepo(tmp_path)
+    # From the root, the member's table lies below pytest's configuration: not looked for.
+    out = run_pytest(tmp_path, pythonpath=[member])
+    assert "NotInstrumentedError" in out, out
+    assert ("frontrun's import hook is not installed in this process: frontrun's pytest plugin found no "
+            f"[tool.frontrun] table (looked in the pyproject.toml files of {tmp_path} and the directories above") in out, out
+    out = run_pytest(member, "--no-frontrun", pythonpath=[member])
+    assert "not installed in this process: frontrun's pytest plugin is switched off (--no-frontrun" in out, out
+    out = run_pytest(member, "-p", "no:frontrun", pythonpath=[member])
+    assert "not installed in this process: pytest runs without frontrun's plugin (disabled by -p no:frontrun" in out, out

@@ -288,6 +288,28 @@ def test_an_unknown_timeouts_mode_is_refused():
         frontrun.explore_dpor(events, [PROG.produce], timeouts="sometimes")
 
 
+@pytest.mark.parametrize("option, value, error, message", [
+    ("max_executions", "10", TypeError, "max_executions must be an int or None, not str '10'"),
+    ("max_executions", 0, ValueError, "max_executions must be at least 1, not 0"),
+    ("preemption_bound", -1, ValueError, "preemption_bound must be at least 0, not -1"),
+    ("preemption_bound", 1.5, TypeError, "preemption_bound must be an int or None, not float 1.5"),
+    ("max_steps", None, TypeError, "max_steps must be an int, not NoneType None"),
+    ("max_steps", True, TypeError, "max_steps must be an int, not bool True"),
+    ("timeout", "5", TypeError, "timeout must be a number of seconds or None, not str '5'"),
+    ("timeout", -1, ValueError, "timeout must be more than 0 seconds, not -1"),
+])
+def test_a_bad_option_value_is_refused_by_its_name(option, value, error, message):
+    # They failed deep inside with "unsupported operand type(s) for -: 'str' and 'int'" or "can't
+    # convert negative int to unsigned", naming no option; a timeout of -1 searched nothing.
+    with pytest.raises(error, match=re.escape(message)):
+        frontrun.explore_dpor(events, [PROG.produce], **{option: value})
+
+
+def test_a_runaway_names_the_step_limit_it_ran_past():
+    result = frontrun.explore_dpor(events, [PROG.produce, PROG.consume_checking_the_result], max_steps=1)
+    assert result.failure_kind == "runaway" and "step limit (max_steps=1)" in result.explanation, result.explanation
+
+
 EQUAL_DEADLINES = load(
     """
     import threading

@@ -134,6 +134,22 @@ def test_a_mistyped_include_pattern_is_noted(project):
     assert "'mypkg'" not in output.split("include pattern", 1)[1].split("\n")[0]
 
 
+@pytest.mark.parametrize("pattern", ["otherpkg", "other*", "otherpkg.*", "tools/*.py", "tools/"])
+def test_an_include_pattern_of_modules_this_run_did_not_import_is_not_called_mistyped(project, pattern):
+    # Running some of the tests (a file, -k, --lf), or pytest-xdist's controller, which imports
+    # none of them: the note called a pattern naming existing modules a mistyped name.
+    without_frontrun_table(project)
+    (project / "otherpkg").mkdir()
+    (project / "otherpkg" / "__init__.py").write_text("")
+    (project / "otherpkg" / "mod.py").write_text("X = 1\n")
+    (project / "tools").mkdir()
+    (project / "tools" / "helper.py").write_text("X = 1\n")
+    proc, output, report = pytest_run(project, "--frontrun-include", "mypkg", "--frontrun-include", pattern,
+                                      "--frontrun-include", "nosuchpkg")
+    assert (report["pkg"], report["test"]) == (REWRITTEN, MARK), output
+    assert "no module this session imported matches the include pattern 'nosuchpkg'," in output, output
+
+
 def test_an_include_pattern_whose_modules_failed_to_compile_is_not_called_mistyped(project):
     # Both selected modules have syntax errors: the collection errors say so, as without
     # frontrun; the pattern is not "a mistyped name".
@@ -239,7 +255,7 @@ def test_late_plugin_instruments_earlier_imports_and_warns(project):
     assert report["test"] == REWRITTEN
     assert ("imported before the plugin could install the import hook (by pytest itself, a -p plugin or a "
             "conftest): mypkg") in output
-    assert "run pytest under the launcher: python -m frontrun.rewrite -m pytest" in output
+    assert "run pytest under the launcher: python -m frontrun.rewrite -m pytest ...\n" in output  # one full stop
 
 
 def test_modules_pytest_imported_first_are_noted_not_warned_as_errors(project):
@@ -341,8 +357,10 @@ def test_under_the_launcher_a_selected_pytest_plugin_is_instrumented_and_named(p
     output = proc.stdout + proc.stderr
     [report] = [json.loads(line.split("REPORT ", 1)[1]) for line in proc.stdout.splitlines() if "REPORT " in line]
     assert (report["pkg"], report["test"]) == (REWRITTEN, REWRITTEN), output
-    assert output.count("a -p plugin or a conftest): mypkg") == 1, output
+    assert output.count("loaded these selected modules itself (named with -p, or imported by a plugin): mypkg") == 1, output
     assert "import such a module from a conftest.py instead of naming it with -p" in output
+    # (The launcher's hook was there first: not "imported before the plugin could install" it.)
+    assert "imported before the plugin" not in output and "..." not in output
     assert_rich_assertion(proc, output)
 
 

@@ -120,6 +120,29 @@ class Pattern(_Record):
             return _is_under(target, pattern)
         return fnmatch.fnmatch(target, pattern) or fnmatch.fnmatch(target, pattern.rstrip(os.sep) + os.sep + "*")
 
+    def names_an_existing_module(self, roots) -> bool:
+        """Whether a module this pattern selects exists on disk, imported or not: a path
+        pattern's file or directory, a module-name pattern's top-level module or package under
+        one of ``roots`` or on ``sys.path`` (nothing is imported to find it)."""
+        if self.path is not None:
+            if _has_glob(self.path):
+                import glob
+
+                return bool(glob.glob(self.path))
+            return os.path.exists(self.path)
+        top = self.text.split(".", 1)[0]
+        for directory in dict.fromkeys([*roots, *(p for p in sys.path if isinstance(p, str))]):
+            try:
+                entries = os.listdir(directory or os.curdir)
+            except OSError:
+                continue
+            for entry in entries:
+                stem, ext = os.path.splitext(entry)
+                if ext == ".py" or (not ext and os.path.isdir(os.path.join(directory or os.curdir, entry))):
+                    if fnmatch.fnmatchcase(stem, top) if _has_glob(top) else stem == top:
+                        return True
+        return False
+
     def _matches_name(self, name: str) -> bool:
         if _has_glob(self.text):
             return fnmatch.fnmatchcase(name, self.text)

@@ -413,7 +413,9 @@ class FrontrunFinder:
 
     def unmatched_includes(self) -> list[str]:
         """The include patterns that match no module in ``sys.modules``, nor any this finder
-        selected (one that failed to import matched): a mistyped name."""
+        selected (one that failed to import matched), nor any module on disk: a mistyped name.
+        (One whose module exists was only not imported: a run of some of the tests, or
+        pytest-xdist's controller, which leaves the imports to its workers.)"""
         modules = []
         files = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
         for name, file in files + list(dict(self.selected).items()):
@@ -421,7 +423,8 @@ class FrontrunFinder:
             # (A module-name pattern matches a file's dotted path under the roots too: `tests`.)
             modules.append((name, real, self.selection._aliases(real)))
         return [p.text for p in self.selection.include
-                if not any(p.matches(name, real, aliases, real) for name, real, aliases in modules)]
+                if not any(p.matches(name, real, aliases, real) for name, real, aliases in modules)
+                and not p.names_an_existing_module(self.selection.roots)]
 
 
 # --- modules imported before the hook ----------------------------------------------------------
