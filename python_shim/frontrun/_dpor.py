@@ -1608,6 +1608,15 @@ def explore_dpor(
             f"; the search started over {restarts} time(s) and the program diverged each time: not only a "
             "library's one-time set-up"
         )
+    if stopped_reason is not None and stopped_reason.startswith("timeout") and len(passes) > 1:
+        # Which searches the budget covered: the bounded ones found nothing, or it ran out in one.
+        bound = passes[i][0]
+        if bound is not None:
+            stopped_reason += f", during the search with at most {bound} preemption{'s' if bound > 1 else ''}"
+        if i > 0:
+            earlier = " and ".join(str(b) for b, _ in passes[:i])
+            stopped_reason += (f"; the search{'es' if i > 1 else ''} with at most {earlier} preemptions "
+                               f"before it ran {bounded_runs} executions and found no failure")
     if stopped_reason is None and search.verdict == "inconclusive":
         stopped_reason = _reason(search.reason, preemption_bound, max_executions)
     if stopped_reason is None and restarts:

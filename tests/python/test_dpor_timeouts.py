@@ -604,3 +604,25 @@ def test_threads_that_see_nothing_of_each_other_read_different_times():
     result = frontrun.explore_dpor(lambda: State(events={}, keys=[]), [STAMPED.stamp] * 3,
                                    lambda s: len(s.events) == 3 and len(set(s.keys)) == 3)
     assert result.property_holds is True, result.explanation
+
+
+LOCKED_ROUNDS = load(
+    """
+    def rounds(s):
+        for _ in range(3):
+            with s.lock:
+                s.n += 1
+    """
+)
+
+
+def test_a_search_out_of_time_says_how_far_the_bounded_searches_got():
+    # It said only "the budget ran out": not that the searches with one and two preemptions
+    # had found nothing, or which of them it ran out in.
+    result = frontrun.explore_dpor(lambda: State(lock=threading.Lock(), n=0), [LOCKED_ROUNDS.rounds] * 4,
+                                   lambda s: s.n == 12, timeout=3)
+    reason = result.inconclusive_reason
+    assert result.property_holds is None and reason.startswith("timeout: the 3s budget ran out"), reason
+    if ", during the search with at most 1 preemption" not in reason:
+        assert re.search(r"the search(es)? with at most 1( and 2)? preemptions before it ran \d+ executions and found "
+                         r"no failure$", reason), reason
