@@ -1530,7 +1530,8 @@ def explore_dpor(
     ``invariant(state)`` is checked when the threads are done; without one, only exceptions,
     deadlocks and runaways fail.
     ``preemption_bound``: explore only schedules with at most this many preemptions (the verdict
-    is then inconclusive if anything was pruned). ``max_executions``: stop after that many.
+    is then inconclusive if anything was pruned; nor is every such schedule reached: a pruned
+    branch's race reversals are pruned with it). ``max_executions``: stop after that many.
     ``timeout``: wall-clock budget in seconds for the whole search (inconclusive when hit).
     ``stop_on_first``: stop at the first failure (else keep exploring and count them).
     ``max_steps``: scheduling points one thread may take in one execution before it is reported

@@ -552,6 +552,15 @@ impl Explorer {
                     op = renamed;
                 }
             }
+            if let Some(f) = found.filter(|f| !performs(op, *f)) {
+                if self.named_otherwise(op, f) {
+                    // The branch was made in an execution that named this object otherwise (its
+                    // first use came in another order), and it cannot take that name here: the
+                    // branch is not followed, and a search that passes is not a proof.
+                    self.stats.unfollowed += 1;
+                    continue;
+                }
+            }
             if !found.is_some_and(|f| performs(op, f)) {
                 // Same prefix, different next op: the program is not deterministic.
                 return Err(Divergence { step: depth, expected: branch.action, found });
@@ -740,6 +749,11 @@ impl Explorer {
             Verdict::Inconclusive("the search has not finished")
         } else if self.stats.bounded {
             Verdict::Inconclusive("the preemption bound pruned some interleavings")
+        } else if self.stats.unfollowed > 0 {
+            Verdict::Inconclusive(
+                "some interleavings could not be followed: an object they use was first used in another order \
+                 and named otherwise (stats[\"unfollowed\"])",
+            )
         } else {
             Verdict::Pass
         }
@@ -846,7 +860,19 @@ impl Explorer {
                 return true;
             }
             if !can_rename(Rename::Object { from, to }) {
-                return false;
+                // The plan's name is this execution's for an object no step names yet, only one
+                // still to come (of a report made of several steps): as above, the two trade
+                // names. (Nothing here names `to`: a trade is this renaming.)
+                if pairs.len() > 1
+                    || self.exec.has_lock_state(from)
+                    || self.exec.has_lock_state(to)
+                    || !can_rename(Rename::Objects { a: from, b: to })
+                {
+                    return false;
+                }
+                self.rename_everywhere(|op| op.swapped(from, to));
+                self.renames.push(Rename::Objects { a: from, b: to });
+                return true;
             }
         }
         for &(from, to) in &pairs {
@@ -854,6 +880,18 @@ impl Explorer {
             self.renames.push(Rename::Object { from, to });
         }
         true
+    }
+
+    /// Whether `found` is the branch's `expected` op but for the number of an object, where
+    /// the two numbers are not both of objects this execution's steps have used: the same
+    /// object, named otherwise by the execution the branch was made in (its first use came in
+    /// another order), whose name here cannot be traded for the branch's. (Two objects that
+    /// both took part already are two objects: nondeterminism.)
+    fn named_otherwise(&self, expected: Op, found: Op) -> bool {
+        let pairs = object_differences(expected, found);
+        let renamed = pairs.iter().fold(found, |op, &(from, to)| op.renamed(from, to));
+        let used = |n: u64| self.exec.events.iter().any(|e| e.op.mentions(n));
+        !pairs.is_empty() && performs(expected, renamed) && pairs.iter().all(|&(from, to)| !(used(from) && used(to)))
     }
 
     /// Swaps keys `from` and `to` of `obj` for the rest of the execution, if neither was used

@@ -1930,6 +1930,112 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
     assert result.failure_kind == "invariant" and "Race on State.n" in result.explanation
 
 
+EVENT_BUS = load(
+    """
+    import threading
+
+    class Subscription:
+        def __init__(self, callback):
+            self.callback = callback
+            self.active = True
+
+    class Collector:
+        def __init__(self):
+            self.events = []
+
+        def __call__(self, event):
+            self.events.append(event)
+
+    class EventBus:
+        def __init__(self):
+            self.subs = []
+            self.lock = threading.Lock()
+            self.base = [Collector(), Collector()]
+            for c in self.base:
+                self.subscribe(c)
+
+        def subscribe(self, callback):
+            sub = Subscription(callback)
+            with self.lock:
+                self.subs.insert(0, sub)
+            return sub
+
+        def unsubscribe(self, sub):
+            with self.lock:
+                sub.active = False
+                self.subs.remove(sub)
+
+        def publish(self, event):
+            with self.lock:
+                targets = list(self.subs)
+            for sub in targets:
+                if sub.active:
+                    sub.callback(event)
+
+    def publisher(bus):
+        bus.publish({"id": 0})
+
+    def churner(bus):
+        bus.unsubscribe(bus.subscribe(Collector()))
+    """
+)
+
+
+def test_fresh_objects_first_used_in_another_order_inside_one_call_are_renamed():
+    # `events.append(event)` reads the fresh event dict and writes the list in two steps, both
+    # numbered when the call reported; a schedule that used the dict first had the list's number
+    # taken by a step still to come, and the search stopped on "nondeterminism".
+    p = EVENT_BUS
+    result = explore(p.EventBus, [p.publisher, p.churner, p.publisher],
+                     lambda bus: all(len(c.events) == 2 for c in bus.base))
+    assert result.property_holds is True, result.inconclusive_reason or result.explanation
+
+
+AUDITED_RING = load(
+    """
+    import threading
+
+    class Account:
+        def __init__(self, name):
+            self.balance = 100
+            self.lock = threading.Lock()
+
+    class Bank:
+        def __init__(self, names):
+            self.accounts = {n: Account(n) for n in names}
+            self.log = []
+            self.log_lock = threading.Lock()
+
+        def transfer(self, a, b, amount):
+            src, dst = self.accounts[a], self.accounts[b]
+            with src.lock:
+                with dst.lock:
+                    src.balance -= amount
+                    dst.balance += amount
+            with self.log_lock:
+                self.log.append({"src": a, "dst": b})
+
+    NAMES = "abcd"
+
+    def teller(tid):
+        def run(bank):
+            for i in range(2):
+                bank.transfer(NAMES[(tid + i) % 4], NAMES[(tid + i + 1) % 4], 10)
+        return run
+    """
+)
+
+
+def test_a_branch_naming_an_object_otherwise_is_passed_over_not_called_nondeterminism():
+    # Four threads (closures over their number) around a ring of locks, a fresh dict logged
+    # after each transfer: a branch made in one execution named a closure cell by another
+    # number than this one's steps had, and the search stopped on "nondeterminism" before it
+    # reached the deadlock.
+    p = AUDITED_RING
+    result = explore(lambda: p.Bank(p.NAMES), [p.teller(t) for t in range(4)], None, timeout=240)
+    assert result.failure_kind == "deadlock", result.inconclusive_reason or result.explanation
+
+
 def test_fresh_keys_explore_every_trace_fixed_keys_do():
     # A branch made by one execution named a key first used past its node as that execution
     # did; compared by name with a later execution's accesses, one location looked like two,

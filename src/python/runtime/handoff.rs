@@ -175,7 +175,7 @@ pub(super) struct ThreadRt {
     /// The next step is a later one of the report being stepped (`Explorer::mid_report`).
     pub(super) mid_report: bool,
     /// Steps of the report being stepped wait behind the pending one, their objects already
-    /// numbered: no two objects trade numbers meanwhile (`Inner::can_swap`).
+    /// numbered (a trade of numbers meanwhile reaches them through `Exec::swaps`).
     pub(super) more_steps: bool,
     /// The accesses of the report's steps taken so far: its last step makes them all again
     /// (`Op::Accesses`), since the operation makes them then.
@@ -280,6 +280,9 @@ pub(super) struct Exec {
     /// Numbers renamed to the plan's (`Explorer::choose_with`): ops a thread computed before
     /// the rename are mapped through it.
     pub(super) renamed: HashMap<u64, u64>,
+    /// Every trade of numbers in this execution (`swap_numbers`), in order: a report's steps
+    /// made before one (waiting behind its pending step) are mapped through those after them.
+    pub(super) swaps: Vec<(u64, u64)>,
     /// Value keys renamed to the plan's (`Explorer::choose_with`).
     pub(super) rekeyed: KeyNames,
     pub(super) owners: HashMap<u64, ThreadId>,
@@ -789,8 +792,9 @@ impl Inner {
     }
 
     /// Whether objects `a` and `b` may trade numbers: both first numbered during the run, and
-    /// named nowhere but in pending ops (which `swap_numbers` renames): no lock state, no
-    /// renamed key, no thread's hold, poll, insertion, queue step or waiting report step.
+    /// named nowhere but in pending ops (which `swap_numbers` renames) and a report's waiting
+    /// steps (`Exec::swaps`): no lock state, no renamed key, no thread's hold, poll, insertion
+    /// or queue step.
     fn can_swap(exec: &Exec, a: u64, b: u64) -> bool {
         let ours = |n: u64| n == a || n == b;
         exec.first_fresh.is_some_and(|first| a >= first && b >= first)
@@ -802,8 +806,7 @@ impl Inner {
             && !exec.rekeyed.names_keys_of(a)
             && !exec.rekeyed.names_keys_of(b)
             && !exec.threads.iter().any(|th| {
-                th.more_steps
-                    || th.polling.is_some_and(ours)
+                th.polling.is_some_and(ours)
                     || th.holding.as_ref().is_some_and(|h| ours(h.0))
                     || th.consuming.as_ref().is_some_and(|c| ours(c.container))
                     || th.pending_insert.as_ref().is_some_and(|p| ours(p.0))
@@ -837,6 +840,7 @@ impl Inner {
         exec.renamed.values_mut().for_each(swap);
         exec.renamed.remove(&a);
         exec.renamed.remove(&b);
+        exec.swaps.push((a, b));
     }
 
     /// Book-keeping of a performed op.

@@ -415,6 +415,12 @@ impl Inner {
             .is_some_and(|code| report_py::is_rewritten_code(&code))
     }
 
+    /// `op`, made when `exec` had traded `made_at` pairs of numbers, by the numbers it has now.
+    /// (Another execution's `swaps` are not this op's: step_part drops the step then.)
+    fn traded_since(exec: &Exec, made_at: usize, op: Op) -> Op {
+        exec.swaps.get(made_at..).unwrap_or_default().iter().fold(op, |op, &(a, b)| op.swapped(a, b))
+    }
+
     pub(super) fn is_heap_type(cls: &Bound<'_, PyAny>) -> bool {
         // SAFETY: a type object's flags.
         cls.cast::<PyType>()
@@ -1803,6 +1809,9 @@ impl Inner {
             steps.push(Pending::Op(inside));
         }
         let mut steps: std::collections::VecDeque<Pending<'_>> = steps.into();
+        // The ops made now name objects by the numbers they have now; two may trade numbers
+        // before a later step is taken (`Exec::swaps`).
+        let made_at = st.exec.swaps.len();
         // How many nested containers a reader of everything is followed into.
         let mut nested_left: usize = 16;
         let Some(mut next) = steps.pop_front() else { return Ok(()) };
@@ -1840,10 +1849,10 @@ impl Inner {
                     next = more;
                     continue;
                 }
-                Pending::Op(op) => op,
-                Pending::Keyed(op, keyed) => {
+                Pending::Op((op, kind, key)) => (Self::traded_since(&st.exec, made_at, op), kind, key),
+                Pending::Keyed((op, kind, key), keyed) => {
                     st.exec.threads[tid].keyed = Some(keyed);
-                    op
+                    (Self::traded_since(&st.exec, made_at, op), kind, key)
                 }
                 Pending::Argument(arg) => {
                     let o = Self::number(&mut st, &arg);
