@@ -3004,6 +3004,30 @@ def test_the_reports_run_no_hash_or_eq_of_the_program():
     assert result.property_holds is True and runs and all(r == expected[0] for r in runs), (runs, expected)
 
 
+ENUM_KEYS = load(
+    """
+    import enum
+
+    class Color(enum.Enum):
+        RED = 1
+
+    def bump(s):
+        v = s.d[Color.RED]
+        s.d[Color.RED] = v + 1
+    """
+)
+
+
+def test_a_store_under_an_enum_key_the_dict_holds_is_a_write():
+    # Keys whose lookup runs Python are not looked up (the program's __hash__ would run), but an
+    # Enum member's __hash__ is Enum's own: its store of a key already there is a write.
+    p = ENUM_KEYS
+    result = explore(lambda: State(d={p.Color.RED: 0}), [p.bump] * 2, lambda s: s.d[p.Color.RED] == 2)
+    assert result.property_holds is False, result.explanation
+    steps = [line.split()[2] for line in result.explanation.splitlines()[1:5]]
+    assert steps == ["read", "read", "write", "write"], result.explanation
+
+
 VALIDATED_ATTRIBUTES = load(
     """
     class Positive:

@@ -96,6 +96,8 @@ pub(super) struct Types {
     /// `operator.attrgetter`, `operator.itemgetter`: their calls read in C.
     pub(super) attrgetter: Py<PyAny>,
     pub(super) property: Py<PyAny>,
+    /// `enum.Enum.__hash__` and `__eq__` (a dict lookup of a member runs them).
+    pub(super) enum_methods: Vec<Py<PyAny>>,
     pub(super) itemgetter: Py<PyAny>,
 }
 
@@ -574,8 +576,12 @@ impl Inner {
         }
         let py = key.py();
         let t = key.get_type();
+        // (An Enum member's `__hash__` is Enum's own Python, which runs nothing of the program's.)
         let in_c = |name: &Bound<'_, PyString>| {
-            t.getattr(name).is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(py)))
+            t.getattr(name).is_ok_and(|f| {
+                f.get_type().is(self.types.slot_wrapper.bind(py))
+                    || self.types.enum_methods.iter().any(|m| m.bind(py).is(&f))
+            })
         };
         if depth > 4 || !in_c(pyo3::intern!(py, "__eq__")) || !in_c(pyo3::intern!(py, "__hash__")) {
             return false;
