@@ -842,43 +842,42 @@ impl Explorer {
             if self.exec.events.iter().any(|e| names(&e.op)) {
                 return false;
             }
-            if self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.mentions(to))) {
-                // The plan's name is this execution's for another fresh object that only pending
-                // ops name yet (a lock another thread is about to take, first reached here sooner
-                // than in the plan's execution): the two trade names, a one-to-one renaming of
-                // objects no step has used, so which ops conflict stays as it was.
-                if pairs.len() > 1
-                    || !performs(expected, found.swapped(from, to))
-                    || self.exec.has_lock_state(from)
-                    || self.exec.has_lock_state(to)
-                    || !can_rename(Rename::Objects { a: from, b: to })
-                {
-                    return false;
-                }
-                self.rename_everywhere(|op| op.swapped(from, to));
-                self.renames.push(Rename::Objects { a: from, b: to });
-                return true;
-            }
-            if !can_rename(Rename::Object { from, to }) {
-                // The plan's name is this execution's for an object no step names yet, only one
-                // still to come (of a report made of several steps): as above, the two trade
-                // names. (Nothing here names `to`: a trade is this renaming.)
-                if pairs.len() > 1
-                    || self.exec.has_lock_state(from)
-                    || self.exec.has_lock_state(to)
-                    || !can_rename(Rename::Objects { a: from, b: to })
-                {
-                    return false;
-                }
-                self.rename_everywhere(|op| op.swapped(from, to));
-                self.renames.push(Rename::Objects { a: from, b: to });
-                return true;
+            // The plan's name is this execution's for another fresh object that only pending ops
+            // name yet (a lock another thread is about to take, first reached here sooner than in
+            // the plan's execution), or only a step still to come of a report made of several: the
+            // two trade names, a one-to-one renaming of objects no step has used, so which ops
+            // conflict stays as it was.
+            let named_by_pending = self.exec.threads.iter().any(|t| t.pending.is_some_and(|p| p.mentions(to)));
+            if named_by_pending || !can_rename(Rename::Object { from, to }) {
+                return pairs.len() == 1 && self.trade_names(expected, found, from, to, can_rename);
             }
         }
         for &(from, to) in &pairs {
             self.rename_everywhere(|op| op.renamed(from, to));
             self.renames.push(Rename::Object { from, to });
         }
+        true
+    }
+
+    /// Objects `from` (this execution's name) and `to` (the plan's) trade names, if the runtime
+    /// allows it and neither holds lock state.
+    fn trade_names(
+        &mut self,
+        expected: Op,
+        found: Op,
+        from: ObjId,
+        to: ObjId,
+        can_rename: &dyn Fn(Rename) -> bool,
+    ) -> bool {
+        if !performs(expected, found.swapped(from, to))
+            || self.exec.has_lock_state(from)
+            || self.exec.has_lock_state(to)
+            || !can_rename(Rename::Objects { a: from, b: to })
+        {
+            return false;
+        }
+        self.rename_everywhere(|op| op.swapped(from, to));
+        self.renames.push(Rename::Objects { a: from, b: to });
         true
     }
 
