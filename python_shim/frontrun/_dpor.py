@@ -1705,10 +1705,9 @@ class _Leftovers:
         for fn in self.closures:
             values = {}
             for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-                try:
-                    value = cell.cell_contents
-                except ValueError:  # (not set yet)
+                if not _cell_is_set(cell):
                     continue
+                value = cell.cell_contents
                 # By identity alone: a variable the threads rebind (`nonlocal n; n += 1`, a client
                 # made on first use). A container they fill is most often a test's record of what
                 # each execution saw, kept across them on purpose.
@@ -1782,7 +1781,9 @@ def own_attr(obj, name, default=None):
 
 # How found() names the attributes of the one object setup() returned both times.
 _SAME_STATE = "state"
-_CLOSURE = "closure"
+SAME_STATE = (" setup() returned the same object as in the first execution (a fixture's, a global): "
+              "make a new one in it each time.")
+_CLOSURE = "closure"  # (the key of a thread function's closure variables)
 
 
 def _closures_of(threads):
@@ -1792,21 +1793,11 @@ def _closures_of(threads):
     for fn in map(_function_of, threads):
         if fn is None:
             continue
-        cells = fn.__closure__ or ()
-        for candidate in (fn, *(_cell_function(cell) for cell in cells)):
+        held = [cell.cell_contents for cell in fn.__closure__ or () if _cell_is_set(cell)]
+        for candidate in (fn, *(_function_of(value) for value in held if callable(value))):
             if candidate is not None and candidate.__closure__ and candidate not in found:
                 found.append(candidate)
     return found
-
-
-def _cell_function(cell):
-    try:
-        value = cell.cell_contents
-    except ValueError:
-        return None
-    return _function_of(value) if callable(value) else None
-SAME_STATE = (" setup() returned the same object as in the first execution (a fixture's, a global): "
-              "make a new one in it each time.")
 
 
 def _size(value):

@@ -149,9 +149,10 @@ def _settings(config, options):
     inipath = getattr(config, "inipath", None)
     start = str(inipath.parent) if inipath is not None else root
     invoked = str(config.invocation_params.dir)
+    found = None  # (the lookup from `start` finds the table the lookup from below it found)
     if invoked != start and _config._is_under(invoked, start):
-        _root, table, pyproject = _config.discover(invoked)
-        member = os.path.dirname(pyproject) if table is not None else start
+        found = _config.discover(invoked)
+        member = os.path.dirname(found[2]) if found[1] is not None else start
         if member != start and _config._is_under(member, start):
             start = member
     global off_reason
@@ -161,7 +162,7 @@ def _settings(config, options):
         return False, {}
     enabled = bool(flag) or bool(include or exclude or policy) or bool(config.getini("frontrun"))
     if not enabled:
-        _root, table, _pyproject = _config.discover(start)
+        _root, table, _pyproject = found or _config.discover(start)
         enabled = table is not None
         if not enabled:
             off_reason = (f"frontrun's pytest plugin found no [tool.frontrun] table (looked in the pyproject.toml "

@@ -66,6 +66,14 @@ fn performs(expected: Op, found: Op) -> bool {
     }
 }
 
+/// The `(from, to)` pairs (`object_differences`) by which `found` becomes `expected`, if there
+/// are any and renaming by them makes it so.
+fn renaming(expected: Op, found: Op) -> Option<Vec<(ObjId, ObjId)>> {
+    let pairs = object_differences(expected, found);
+    let renamed = pairs.iter().fold(found, |op, &(from, to)| op.renamed(from, to));
+    (!pairs.is_empty() && performs(expected, renamed)).then_some(pairs)
+}
+
 /// `(obj, from, to)` when `found` differs from `expected` only in its key (`from`; the plan's
 /// is `to`), neither of them `WHOLE` or `SIZE`.
 fn key_difference(expected: Op, found: Op) -> Option<(ObjId, Key, Key)> {
@@ -832,11 +840,7 @@ impl Explorer {
         if let Some((obj, from, to)) = key_difference(expected, found) {
             return self.rekey_to_plan(obj, from, to, can_rename);
         }
-        let pairs = object_differences(expected, found);
-        let renamed = pairs.iter().fold(found, |op, &(from, to)| op.renamed(from, to));
-        if pairs.is_empty() || !performs(expected, renamed) {
-            return false;
-        }
+        let Some(pairs) = renaming(expected, found) else { return false };
         for &(from, to) in &pairs {
             let names = |op: &Op| op.mentions(from) || op.mentions(to);
             if self.exec.events.iter().any(|e| names(&e.op)) {
@@ -887,10 +891,8 @@ impl Explorer {
     /// another order), whose name here cannot be traded for the branch's. (Two objects that
     /// both took part already are two objects: nondeterminism.)
     fn named_otherwise(&self, expected: Op, found: Op) -> bool {
-        let pairs = object_differences(expected, found);
-        let renamed = pairs.iter().fold(found, |op, &(from, to)| op.renamed(from, to));
         let used = |n: u64| self.exec.events.iter().any(|e| e.op.mentions(n));
-        !pairs.is_empty() && performs(expected, renamed) && pairs.iter().all(|&(from, to)| !(used(from) && used(to)))
+        renaming(expected, found).is_some_and(|pairs| pairs.iter().all(|&(from, to)| !(used(from) && used(to))))
     }
 
     /// Swaps keys `from` and `to` of `obj` for the rest of the execution, if neither was used

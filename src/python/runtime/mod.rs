@@ -212,10 +212,7 @@ impl DporRuntime {
             ident_mark: py.import("builtins")?.getattr("object")?.call0()?.unbind(),
             attrgetter: py.import("operator")?.getattr("attrgetter")?.unbind(),
             property: py.import("builtins")?.getattr("property")?.unbind(),
-            enum_methods: {
-                let base = py.import("enum")?.getattr("Enum")?;
-                ["__hash__", "__eq__"].iter().map(|m| base.getattr(*m).map(Bound::unbind)).collect::<PyResult<_>>()?
-            },
+            enum_hash: py.import("enum")?.getattr("Enum")?.getattr("__hash__")?.unbind(),
             itemgetter: py.import("operator")?.getattr("itemgetter")?.unbind(),
             abc_containers: {
                 let abc = py.import("collections.abc")?;

@@ -95,9 +95,10 @@ pub(super) struct Types {
     pub(super) ident_mark: Py<PyAny>,
     /// `operator.attrgetter`, `operator.itemgetter`: their calls read in C.
     pub(super) attrgetter: Py<PyAny>,
+    /// `property`: its accessors may be rewritten code (`through_rewritten_descriptor`).
     pub(super) property: Py<PyAny>,
-    /// `enum.Enum.__hash__` and `__eq__` (a dict lookup of a member runs them).
-    pub(super) enum_methods: Vec<Py<PyAny>>,
+    /// `enum.Enum.__hash__` (a dict lookup of a member runs it; its `__eq__` is object's).
+    pub(super) enum_hash: Py<PyAny>,
     pub(super) itemgetter: Py<PyAny>,
 }
 
@@ -347,7 +348,6 @@ impl Inner {
     /// reads `Base.n` until a thread's `Sub.n += 1` stores one of its own).
     fn class_holding<'py>(&self, obj: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
         let py = obj.py();
-        let dict_key = pyo3::intern!(py, "__dict__");
         let mro_key = pyo3::intern!(py, "__mro__");
         let (mro, skip) = if obj.is_instance_of::<PyType>() {
             (Self::generic_attribute(obj, mro_key)?, 1)
@@ -357,12 +357,24 @@ impl Inner {
         };
         let mro = mro.cast_into::<PyTuple>().ok()?;
         let classes: Vec<Bound<'py, PyAny>> = mro.iter().skip(skip).filter(Self::is_heap_type).collect();
+        let (cls, value) = Self::first_holding(&mro, skip, name)?;
+        let descriptor = value.get_type().getattr(pyo3::intern!(py, "__get__")).is_ok();
+        (!descriptor && Self::is_heap_type(&cls)).then_some(classes)
+    }
+
+    /// The first class of `mro` (after `skip`) whose own namespace holds `name`, and the value
+    /// there, read without any class's own attribute lookup.
+    fn first_holding<'py>(
+        mro: &Bound<'py, PyTuple>,
+        skip: usize,
+        name: &Bound<'py, PyAny>,
+    ) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let dict_key = pyo3::intern!(mro.py(), "__dict__");
         for cls in mro.iter().skip(skip) {
             let namespace = Self::generic_attribute(&cls, dict_key)?;
             if namespace.contains(name).unwrap_or(false) {
                 let value = namespace.get_item(name).ok()?;
-                let descriptor = value.get_type().getattr(pyo3::intern!(py, "__get__")).is_ok();
-                return (!descriptor && Self::is_heap_type(&cls)).then_some(classes);
+                return Some((cls, value));
             }
         }
         None
@@ -382,11 +394,7 @@ impl Inner {
             return false;
         };
         let Ok(mro) = mro.cast_into::<PyTuple>() else { return false };
-        let value = mro.iter().find_map(|cls| {
-            let namespace = Self::generic_attribute(&cls, pyo3::intern!(py, "__dict__"))?;
-            namespace.contains(name).unwrap_or(false).then(|| namespace.get_item(name).ok()).flatten()
-        });
-        let Some(value) = value else { return false };
+        let Some((_, value)) = Self::first_holding(&mro, 0, name) else { return false };
         // Looked up as `type.__getattribute__` does (no metaclass `__getattr__` of the program's).
         fn lookup<'py>(owner: &Bound<'py, PyAny>, attr: &str) -> Option<Bound<'py, PyAny>> {
             let py = owner.py();
@@ -575,15 +583,11 @@ impl Inner {
             return true;
         }
         let py = key.py();
-        let t = key.get_type();
+        let hash = pyo3::intern!(py, "__hash__");
         // (An Enum member's `__hash__` is Enum's own Python, which runs nothing of the program's.)
-        let in_c = |name: &Bound<'_, PyString>| {
-            t.getattr(name).is_ok_and(|f| {
-                f.get_type().is(self.types.slot_wrapper.bind(py))
-                    || self.types.enum_methods.iter().any(|m| m.bind(py).is(&f))
-            })
-        };
-        if depth > 4 || !in_c(pyo3::intern!(py, "__eq__")) || !in_c(pyo3::intern!(py, "__hash__")) {
+        let enum_hash = || key.get_type().getattr(hash).is_ok_and(|f| f.is(self.types.enum_hash.bind(py)));
+        if depth > 4 || !self.slot_in_c(key, pyo3::intern!(py, "__eq__")) || !(self.slot_in_c(key, hash) || enum_hash())
+        {
             return false;
         }
         let items: Vec<Bound<'_, PyAny>> = if let Ok(tuple) = key.cast::<PyTuple>() {
@@ -696,11 +700,10 @@ impl Inner {
                 .ok()
                 .map(Bound::into_any);
         }
-        let t = key.get_type();
-        let in_c = |name: &Bound<'py, PyString>| {
-            t.getattr(name).is_ok_and(|f| f.get_type().is(self.types.slot_wrapper.bind(py)))
-        };
-        if depth > 4 || !in_c(pyo3::intern!(py, "__eq__")) || !in_c(pyo3::intern!(py, "__hash__")) {
+        if depth > 4
+            || !self.slot_in_c(key, pyo3::intern!(py, "__eq__"))
+            || !self.slot_in_c(key, pyo3::intern!(py, "__hash__"))
+        {
             return None;
         }
         let parts = |items: Vec<Bound<'py, PyAny>>, st: &mut State| -> Option<Vec<Bound<'py, PyAny>>> {
