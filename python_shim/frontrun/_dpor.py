@@ -373,6 +373,28 @@ ANY_TIME = "any_time"
 _TIMEOUTS = (WHEN_STUCK, ANY_TIME)
 # A counterexample found with timeouts="any_time" starts with this, so replay runs it the same way.
 _ANY_TIME_PREFIX = "timeouts=any_time;"
+# A counterexample names the exploration's own resource methods, so that `replay` reports the
+# same calls: without them their steps are not there to follow.
+_RESOURCE_METHODS_PREFIX = "resource_methods="
+
+
+def _counterexample(schedule, timeouts, resource_methods):
+    """The schedule with what a replay must run it under: the timeout mode and the resource
+    methods given to this exploration."""
+    if resource_methods:
+        schedule = f"{_RESOURCE_METHODS_PREFIX}{','.join(resource_methods)};{schedule}"
+    return _ANY_TIME_PREFIX + schedule if timeouts == ANY_TIME else schedule
+
+
+def _replay_settings(counterexample):
+    """(steps, timeouts, resource_methods) of a counterexample `_counterexample` wrote."""
+    timeouts, methods = WHEN_STUCK, ()
+    if counterexample.startswith(_ANY_TIME_PREFIX):
+        timeouts, counterexample = ANY_TIME, counterexample[len(_ANY_TIME_PREFIX):]
+    if counterexample.startswith(_RESOURCE_METHODS_PREFIX):
+        names, _, counterexample = counterexample[len(_RESOURCE_METHODS_PREFIX):].partition(";")
+        methods = tuple(names.split(","))
+    return counterexample, timeouts, methods
 
 
 def _checked_count(name, value, least, optional=True):
@@ -1594,8 +1616,7 @@ def explore_dpor(
         stats["bounded_first"] = bounded_runs
     if search.first_failure is not None:
         run, schedule = search.first_failure
-        if timeouts == ANY_TIME:
-            schedule = _ANY_TIME_PREFIX + schedule
+        schedule = _counterexample(schedule, timeouts, tuple(resource_methods))
         result = _explained(schedule, setup, threads, invariant, run, max_steps)
         result.num_explored = spent
         result.elapsed = elapsed
@@ -1999,9 +2020,9 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
     if explain and not tracing:
         tracemalloc.start(8)
     try:
-        timeouts = ANY_TIME if schedule.startswith(_ANY_TIME_PREFIX) else WHEN_STUCK
-        steps = schedule[len(_ANY_TIME_PREFIX):] if timeouts == ANY_TIME else schedule
-        with _session(replay=steps, max_steps=max_steps, explain=explain, timeouts=timeouts) as (rt, pool):
+        steps, timeouts, methods = _replay_settings(schedule)
+        with _session(replay=steps, max_steps=max_steps, explain=explain, timeouts=timeouts,
+                      resource_methods=methods) as (rt, pool):
             pool.ensure_idle(len(threads))
             if not rt.begin_execution():
                 raise RuntimeError("replay: the engine refused to start")
@@ -2065,7 +2086,9 @@ def replay(
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
 ) -> DporResult:
-    """Re-runs exactly the schedule ``counterexample`` (from a failing result) once."""
+    """Re-runs exactly the schedule ``counterexample`` (from a failing result) once, under the
+    ``timeouts`` mode and the ``resource_methods`` of the exploration that found it (the string
+    names them)."""
     __tracebackhide__ = True
     setup, threads, invariant = _checked(setup, threads, invariant)
     max_steps = _checked_count("max_steps", max_steps, 1, optional=False)

@@ -369,6 +369,11 @@ def test_configured_resource_methods_expose_check_then_act():
     threads = [REGISTRY_PROG.register_once, REGISTRY_PROG.register_once]
     result = frontrun.explore_dpor(Registry, threads, lambda r: r.count("a") == 1, resource_methods=qualified)
     assert result.property_holds is False
+    # The explanation's replay, and a later replay of the counterexample, report the same calls.
+    assert result.reproduced is True
+    assert "Race on the calls of Registry" in result.explanation
+    again = frontrun.replay(result.counterexample, Registry, threads, lambda r: r.count("a") == 1)
+    assert again.property_holds is False
     # A subclass matches through its bases.
     result = frontrun.explore_dpor(Shelf, threads, lambda r: r.count("a") == 1, resource_methods=qualified)
     assert result.property_holds is False
