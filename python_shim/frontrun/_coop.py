@@ -45,8 +45,10 @@ import builtins
 import concurrent.futures._base as _futures
 import concurrent.futures.thread as _futures_thread
 import contextvars
+import datetime as _datetime
 import errno
 import functools
+import gc
 import importlib
 import itertools
 import logging
@@ -63,6 +65,7 @@ import threading
 import time
 import types
 import uuid as _uuid
+import warnings
 import weakref
 from collections import deque
 from contextlib import contextmanager
@@ -1025,6 +1028,108 @@ def _time_ns():
 
 def _perf_counter_ns():
     return _clock_ns(2, "perf_counter")
+
+
+# The calendar functions that read the clock when given no time read the modelled one.
+def _seconds_when_omitted(name):
+    original = getattr(time, name)
+
+    def read(*args):  # localtime(), gmtime(), ctime() and their None
+        return original(*(args if args and args[0] is not None else (_time(),)))
+
+    return functools.wraps(original)(read)
+
+
+def _struct_when_omitted(name):
+    original = getattr(time, name)
+
+    def read(*args):  # asctime() and strftime(format)
+        needed = 1 if name == "strftime" else 0
+        return original(*(args if len(args) != needed else (*args, _orig["localtime"](_time()))))
+
+    return functools.wraps(original)(read)
+
+
+_CALENDAR_PATCHES = [(time, name, _seconds_when_omitted(name)) for name in ("localtime", "gmtime", "ctime")] + [
+    (time, name, _struct_when_omitted(name)) for name in ("asctime", "strftime")]
+
+# `time.clock_gettime(clock)` of the clocks `time.time` and `time.monotonic` read.
+_REALTIME_CLOCKS = {getattr(time, n) for n in ("CLOCK_REALTIME",) if hasattr(time, n)}
+_MONOTONIC_CLOCKS = {getattr(time, n) for n in ("CLOCK_MONOTONIC", "CLOCK_MONOTONIC_RAW", "CLOCK_BOOTTIME",
+                                                 "CLOCK_UPTIME", "CLOCK_UPTIME_RAW") if hasattr(time, n)}
+
+
+def _clock_gettime(clk_id):
+    if clk_id in _REALTIME_CLOCKS:
+        return _time()
+    if clk_id in _MONOTONIC_CLOCKS:
+        return _monotonic()
+    return _orig["clock_gettime"](clk_id)
+
+
+def _clock_gettime_ns(clk_id):
+    if clk_id in _REALTIME_CLOCKS:
+        return _time_ns()
+    if clk_id in _MONOTONIC_CLOCKS:
+        return _monotonic_ns()
+    return _orig["clock_gettime_ns"](clk_id)
+
+
+# `datetime.now()` and `utcnow()` (C methods of a type no attribute can be set on) read the
+# modelled clock too: their entries in the type's own dict are swapped while an exploration
+# runs (and its method cache told), else a token that expires after a sleep never expired.
+# (`date.today()` calls `time.time()`, so it reads the modelled clock already.)
+def _datetime_now(cls, tz=None):
+    return cls.fromtimestamp(_time(), tz)
+
+
+def _datetime_utcnow(cls):
+    if _utcnow_deprecation is not None:
+        warnings.warn(_utcnow_deprecation[0], _utcnow_deprecation[1], stacklevel=2)
+    return cls.fromtimestamp(_time(), _datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _deprecation_of_utcnow():
+    """(message, category) of the warning `datetime.utcnow()` gives on this version, or None."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _datetime.datetime.utcnow()
+    return (str(caught[0].message), caught[0].category) if caught else None
+
+
+_utcnow_deprecation = _deprecation_of_utcnow()
+_CLOCK_METHODS = [(_datetime.datetime, "now", _datetime_now), (_datetime.datetime, "utcnow", _datetime_utcnow)]
+_clock_methods_swapped = []  # (type's dict, name, original)
+
+
+def _type_modified(cls):
+    try:
+        import ctypes
+
+        ctypes.pythonapi.PyType_Modified(ctypes.py_object(cls))
+        return True
+    except (ImportError, AttributeError):
+        return False
+
+
+def _swap_clock_methods():
+    for cls, name, replacement in _CLOCK_METHODS:
+        own = [d for d in gc.get_referents(cls.__dict__) if type(d) is dict]
+        if len(own) != 1 or name not in own[0]:
+            continue  # not CPython's layout: left reading the real clock
+        original = own[0][name]
+        own[0][name] = classmethod(replacement)
+        if not _type_modified(cls):
+            own[0][name] = original
+            continue
+        _clock_methods_swapped.append((cls, own[0], name, original))
+
+
+def _restore_clock_methods():
+    while _clock_methods_swapped:
+        cls, own, name, original = _clock_methods_swapped.pop()
+        own[name] = original
+        _type_modified(cls)
 
 
 def _sleep(seconds):
@@ -2714,6 +2819,9 @@ _PATCHES = [
     (time, "monotonic_ns", _monotonic_ns),
     (time, "time_ns", _time_ns),
     (time, "perf_counter_ns", _perf_counter_ns),
+    (time, "clock_gettime", _clock_gettime),
+    (time, "clock_gettime_ns", _clock_gettime_ns),
+] + _CALENDAR_PATCHES + [
     # Bound at import by queue and threading: their timeouts read these.
     (queue, "time", _monotonic),
     (threading, "_time", _monotonic),
@@ -2822,7 +2930,8 @@ _IMPORTABLE = [(owner, name, replacement) for owner, name, replacement in _PATCH
                if (owner, name) in {(threading, "Lock"), (threading, "RLock"), (threading, "Condition"),
                                     (queue, "SimpleQueue"), (time, "sleep"), (time, "monotonic"), (time, "time"),
                                     (time, "perf_counter"), (time, "monotonic_ns"), (time, "time_ns"),
-                                    (time, "perf_counter_ns")}
+                                    (time, "perf_counter_ns"), (time, "clock_gettime"), (time, "clock_gettime_ns"),
+                                    *((owner, name) for owner, name, _ in _CALENDAR_PATCHES)}
                or owner is _select or owner is _tempfile or owner is _uuid or _fcntl is not None and owner is _fcntl
                or _sqlite3 is not None and owner is _sqlite3]
 # (how, holder, key, original, replacement): "item" of a dict, "attr" of a class, "defaults" of
@@ -2923,6 +3032,7 @@ def _patch():
     _futures._frontrun_futures_as_completed = _futures_as_completed
     _patch_io()
     _patch_pools()
+    _swap_clock_methods()
 
 
 def _unpatch():
@@ -2932,6 +3042,7 @@ def _unpatch():
     del _futures._frontrun_futures_wait, _futures._frontrun_futures_as_completed
     _unpatch_io()
     _unpatch_pools()
+    _restore_clock_methods()
 
 
 _forking = None  # (ident, the Thread it runs as) set aside while an explored thread forks

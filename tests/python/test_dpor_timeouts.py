@@ -1,6 +1,7 @@
 """When timed waits time out: only when nothing else can run (default), or at any point while
 they wait (``timeouts="any_time"``), which finds code that ignores a wait's result."""
 
+import datetime
 import queue
 import re
 import sys
@@ -570,6 +571,66 @@ def test_the_other_clocks_are_modelled_too():
     assert [round(ns / 1e9, 3), round(wall_ns / 1e9, 3), round(seconds, 3), round(perf_ns / 1e9, 3)] == [2.0] * 4
     result = explore(lambda: State(polls=0), [p.poll_until_a_deadline], lambda s: 9 <= s.polls <= 11)
     assert result.property_holds is True, result.explanation
+
+
+CALENDAR = load(
+    """
+    import datetime
+    import time
+    from datetime import date, datetime as DT, timedelta
+
+    CLOCKS = [
+        lambda: time.clock_gettime(time.CLOCK_MONOTONIC),
+        lambda: time.clock_gettime_ns(time.CLOCK_REALTIME) / 1e9,
+        lambda: datetime.datetime.now().timestamp(),
+        lambda: DT.now(datetime.timezone.utc).timestamp(),
+        lambda: time.mktime(time.localtime()),
+        lambda: time.mktime(time.strptime(time.ctime())),
+        lambda: time.mktime(time.strptime(time.asctime())),
+        lambda: time.mktime(time.strptime(time.strftime("%c"))),
+        lambda: time.mktime(time.gmtime()) - time.mktime(time.gmtime(0)),
+    ]
+
+    def read_around_a_nap(s):
+        before = [clock() for clock in CLOCKS]
+        time.sleep(2 * 86400.0)
+        s.moved = [round(clock() - b) for clock, b in zip(CLOCKS, before)]
+        s.days = (date.today() - s.today).days
+
+    class Token:
+        def __init__(self):
+            self.expires = DT.now() + timedelta(seconds=1)
+            self.refreshes = 0
+
+        def get(self):
+            if DT.now() >= self.expires:  # check-then-act, unlocked
+                self.refreshes += 1
+                self.expires = DT.now() + timedelta(seconds=1)
+
+    def refresh_after_a_nap(token):
+        time.sleep(2.0)
+        token.get()
+    """
+)
+
+
+def test_the_calendar_clocks_are_modelled_too():
+    # `datetime.now()`, `date.today()`, `time.localtime()`, `ctime()`, `clock_gettime()` read
+    # real time: a token that expires after a sleep never expired, and its refresh race was
+    # missed. (Two days' sleep: today() moves by two, whatever the time of day.)
+    seen = []
+    result = explore(lambda: State(moved=None, today=datetime.date.today(), days=None),
+                     [CALENDAR.read_around_a_nap], lambda s: seen.append((s.moved, s.days)) or True)
+    assert result.property_holds is True
+    assert seen[0] == ([2 * 86400] * len(CALENDAR.CLOCKS), 2)
+    result = explore(CALENDAR.Token, [CALENDAR.refresh_after_a_nap], lambda t: t.refreshes == 1)
+    assert result.property_holds is True, result.explanation
+    result = explore(CALENDAR.Token, [CALENDAR.refresh_after_a_nap] * 2, lambda t: t.refreshes == 1)
+    assert result.property_holds is False
+    assert "Token.expires" in result.explanation
+    # Outside the exploration the C methods are back.
+    assert datetime.datetime.now.__qualname__ == "datetime.now" and type(datetime.datetime.__dict__["now"]) is not classmethod
+    assert datetime.datetime.now().year >= 2026 and time.localtime is CALENDAR.time.localtime
 
 
 def test_a_heartbeat_beats_as_often_as_its_interval_fits_in_the_others_sleep():
