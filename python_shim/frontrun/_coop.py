@@ -2890,6 +2890,16 @@ def _quiet_unwinding(record):
     return not raised_unwinding(record.exc_info[1] if record.exc_info else None)
 
 
+# An asyncio task a thread ran when its execution was aborted holds the abort: at its garbage
+# collection, which may come after the exploration, asyncio logged "Task exception was never
+# retrieved ... ExecutionAborted".
+logging.getLogger("asyncio").addFilter(_quiet_unwinding)
+
+# asyncio.run's own clean-up coroutines, made while an aborted thread unwinds and never run:
+# "coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited" is frontrun's doing.
+_ABORTED_CLEAN_UP = r"coroutine 'BaseEventLoop\.shutdown_(asyncgens|default_executor)' was never awaited"
+
+
 def _quiet_unraisable(hook):
     """``sys.unraisablehook`` without the abort that ends an execution: a finalizer that runs
     while a thread unwinds (a ``Popen.__del__`` polling its child under a cooperative lock) is
@@ -3100,12 +3110,17 @@ def patched(rt, pool):
     logging_locks = _cooperative_logging_locks()
     unraisable_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_unraisable(unraisable_hook)
+    warnings.filterwarnings("ignore", _ABORTED_CLEAN_UP, RuntimeWarning)
+    clean_up_filter = warnings.filters[0]
     rt.start()
     try:
         yield
     finally:
         rt.stop()
         sys.unraisablehook = unraisable_hook
+        if clean_up_filter in warnings.filters:
+            warnings.filters.remove(clean_up_filter)
+            getattr(warnings, "_filters_mutated", lambda: None)()
         for handler, lock in logging_locks:
             handler.lock = lock
         futures_log.removeFilter(_quiet_unwinding)
