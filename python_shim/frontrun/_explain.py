@@ -818,6 +818,8 @@ def deadlock_report(rt, steps):
     left_out = len(lock_steps) - len(own) if own else 0
     if own:
         lock_steps = own
+    calls = _primitive_calls(rt, lock_steps)
+    lock_steps = [s for s in lock_steps if calls.get(s.index, True)]
     if lock_steps:
         out.append("How they got there (lock operations in order):")
         width = max(len(_where(s.file, s.line)) for s in lock_steps)
@@ -827,11 +829,43 @@ def deadlock_report(rt, steps):
         for s in shown:
             while notifies and notifies[0][0] <= s.index:
                 out.append(_notify_line(notifies.pop(0), width))
-            out.append(_step_line(s, width).replace(f"  {s.access:<6}", f"  {s.access:<7}", 1))
+            what = calls.get(s.index) or s.access
+            out.append(_step_line(s, width).replace(f"  {s.access:<6}", f"  {what:<7}", 1))
         out += [_notify_line(n, width) for n in notifies]
         if left_out:
             out.append(f"  ({left_out} lock operations inside libraries left out)")
     return out
+
+
+def _primitive_calls(rt, lock_steps):
+    """The lock steps that are a call of an Event, Queue, Barrier or Semaphore (its own
+    condition's lock, taken and let go at one line): `{acquire's index: "event", ...}` for the
+    one line each call is shown as, and `{release's index: None}` for the step it hides. Shown
+    as lock operations, `ev.set()` read as "acquire ... release" of a lock the program never
+    named."""
+    import queue
+    import threading
+
+    kinds = ((threading.Event, "event"), (queue.Queue, "queue"), (threading.Barrier, "barrier"),
+             (threading.Semaphore, "semaphore"))
+    kind_of = {}
+
+    def kind(n):
+        if n not in kind_of:
+            obj = rt.object(n)
+            holder, _ = _paths.holder(own_attr(obj, "_frontrun_owner", obj), tuple(k for k, _ in kinds))
+            kind_of[n] = next((word for k, word in kinds if holder is not None and kind_is(holder, k)), None)
+        return kind_of[n]
+
+    calls, open_calls = {}, {}
+    for s in lock_steps:
+        key = (s.thread, s.obj, s.file, s.line)
+        if s.access == "acquire" and kind(s.obj):
+            open_calls[key] = s.index
+        elif s.access == "release" and key in open_calls:
+            calls[open_calls.pop(key)] = kind(s.obj)
+            calls[s.index] = None
+    return calls
 
 
 def _notify_line(notify, width):

@@ -1588,6 +1588,36 @@ def test_a_lost_wakeup_shows_whom_each_notify_woke():
     assert any((int(n) < 2) == (int(w) < 2) for n, _, w in woke), result.explanation
 
 
+EVENT_DRAIN = load(
+    """
+    def produce(s):
+        for i in (1, 2):
+            s.items.append(i)
+            s.ev.set()
+
+    def consume(s):
+        while len(s.got) < 2:
+            s.ev.wait()
+            while s.items:
+                s.got.append(s.items.pop(0))
+            s.ev.clear()  # a set() between the drain and this clear() is lost
+    """
+)
+
+
+def test_an_events_calls_are_told_as_calls_not_as_its_locks_operations():
+    # The history showed `s.ev.set()` as "acquire", "notify", "release" of a lock the program
+    # never named (the event's condition's).
+    setup = lambda: State(ev=threading.Event(), items=[], got=[])  # noqa: E731
+    result = frontrun.explore_dpor(setup, [EVENT_DRAIN.produce, EVENT_DRAIN.consume], lambda s: True)
+    assert result.property_holds is False and result.failure_kind == "deadlock", result.explanation
+    history = result.explanation.split("How they got there (lock operations in order):\n")[1].split("Race on")[0]
+    calls = re.findall(r"thread (\d)  (\w+) +\S+ +(s\.ev\.\w+)\(\)", history)
+    assert calls and all(what in ("event", "notify") for _, what, _ in calls), result.explanation
+    assert ("1", "event", "s.ev.clear") in calls and ("0", "event", "s.ev.set") in calls, result.explanation
+    assert "acquire" not in history and "release" not in history, result.explanation
+
+
 CHECK_OUTSIDE = load(
     """
     import threading
