@@ -111,6 +111,22 @@ def test_corrupted_cache_is_recompiled_silently(sandbox, marker, damage):
     marshal.loads(pyc.read_bytes()[16:])
 
 
+def test_a_cache_file_damaged_anywhere_in_its_code_is_rebuilt(sandbox, marker):
+    # One changed byte in the marshal data: now and then it unmarshalled to a code object (the
+    # wrong code, run), or marshal failed with a SystemError that stopped the import.
+    fr.install(include=["hookpkg"], use_config=False)
+    pyc = Path(fresh_import("hookpkg").__spec__.cached)
+    good = pyc.read_bytes()
+    for at in range(16, len(good), max(1, len(good) // 97)):
+        for value in (good[at] ^ 0x84, good[at] ^ 0x01):
+            pyc.write_bytes(good[:at] + bytes([value]) + good[at + 1:])
+            rewrites = len(marker)
+            with warnings_as_errors():
+                assert fresh_import("hookpkg").value() == REWRITTEN
+            assert len(marker) == rewrites + 1, at  # rebuilt, not run from the damaged file
+            assert pyc.read_bytes() == good
+
+
 class warnings_as_errors:
     def __enter__(self):
         import warnings

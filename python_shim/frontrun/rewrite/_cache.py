@@ -14,10 +14,13 @@ Rules (the import hook relies on each of them):
   resource methods, optimisation level). Whatever can change the rewritten code is in the key,
   so differently configured runs keep separate files instead of overwriting each other.
 * Format: a PEP 552 *checked* hash-based pyc: magic (4 bytes) | flags ``0b11`` (hash-based,
-  check source) | ``importlib.util.source_hash(source)`` (8 bytes) | ``marshal.dumps(code)``.
-  A hash, not an mtime: a fresh checkout or a restored CI cache changes every mtime.
+  check source) | ``importlib.util.source_hash(source)`` (8 bytes) | ``marshal.dumps(code)`` |
+  CRC-32 of the marshal data (4 bytes, little-endian; marshal reads one object and leaves it).
+  A hash, not an mtime: a fresh checkout or a restored CI cache changes every mtime. The CRC:
+  a damaged file unmarshals to a code object now and then (the wrong code, run), or fails
+  inside CPython with a ``SystemError``.
 * Reading: the source hash is checked on every load. A file that is missing, short, of another
-  magic number or flag word, stale, or does not unmarshal to a code object is ignored and
+  magic number or flag word, stale, damaged (its CRC), or does not unmarshal to a code object is ignored and
   rebuilt; nothing is reported. ``co_filename`` is corrected when the tree was moved. Reads
   happen even when writing is off (as CPython does with its pycs).
 * Writing: to a temporary file in the target directory (``<name>.<pid>.<random>.tmp``, opened
@@ -31,6 +34,7 @@ Rules (the import hook relies on each of them):
 
 from __future__ import annotations
 
+import binascii
 import errno
 import importlib.util
 import marshal
@@ -48,6 +52,7 @@ MAGIC = importlib.util.MAGIC_NUMBER
 # PEP 552 flags: bit 0 = hash-based, bit 1 = check_source.
 CHECKED_HASH_FLAGS = (0b11).to_bytes(4, "little")
 HEADER_SIZE = 16
+CRC_SIZE = 4
 
 # Counters for tests and diagnostics; increments are not atomic, treat them as approximate.
 STATS = {"hits": 0, "misses": 0, "writes": 0, "write_failures": 0}
@@ -99,9 +104,13 @@ def load(path: str | None, source_path: str, source_hash: bytes) -> types.CodeTy
     ):
         STATS["misses"] += 1
         return None
+    body = memoryview(data)[HEADER_SIZE:-CRC_SIZE]
+    if len(data) < HEADER_SIZE + CRC_SIZE or binascii.crc32(body).to_bytes(CRC_SIZE, "little") != data[-CRC_SIZE:]:
+        STATS["misses"] += 1
+        return None
     try:
-        code = marshal.loads(memoryview(data)[HEADER_SIZE:])
-    except (ValueError, EOFError, TypeError):
+        code = marshal.loads(body)
+    except Exception:  # a file written by another tool under our name: whatever marshal raises
         STATS["misses"] += 1
         return None
     if not isinstance(code, types.CodeType):
@@ -155,6 +164,7 @@ def store(path: str | None, source_path: str, source_hash: bytes, code: types.Co
     except ValueError:  # a constant that marshal does not support
         STATS["write_failures"] += 1
         return False
+    data += binascii.crc32(memoryview(data)[HEADER_SIZE:]).to_bytes(CRC_SIZE, "little")
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError:
