@@ -447,6 +447,10 @@ def test_instrument_module_swaps_code_everywhere(sandbox, marker):
     assert m.lambda_in_container["f"]() == MARK
     # A second call changes nothing more.
     assert fr.instrument_module(m) == 0
+    # Not a module (a name, or None from sys.modules.get): said so, not an AttributeError.
+    for wrong in ("instrumented", None):
+        with pytest.raises(TypeError, match="expects a module"):
+            fr.instrument_module(wrong)
 
 
 def test_instrument_module_leaves_other_modules_functions(sandbox, marker):

@@ -545,6 +545,21 @@ def test_a_compiled_script_runs_rewritten(project):
     assert launched.stdout == plain.stdout.replace(f'"local": "{MARK}"', f'"local": "{REWRITTEN}"')
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_compiled_script_fails_as_python_says(project, damage):
+    # marshal's own EOFError or ValueError came out instead of python's RuntimeError.
+    import py_compile
+
+    (project / "ending.py").write_text(ENDING)
+    py_compile.compile(str(project / "ending.py"), cfile=str(project / "ending.pyc"), doraise=True)
+    good = (project / "ending.pyc").read_bytes()
+    (project / "ending.pyc").write_bytes(good[:20] if damage == "truncated" else good[:16] + b"\xff" * 40)
+    plain = run(["ending.pyc"], cwd=project)
+    launched = run([*LAUNCHER, "ending.pyc"], cwd=project)
+    assert plain.returncode == launched.returncode == 1
+    assert plain.stderr.splitlines()[-1] == launched.stderr.splitlines()[-1] == "RuntimeError: Bad code object in .pyc file"
+
+
 @pytest.mark.parametrize("ending", ["1/0", "raise SystemExit(3)"])
 def test_interactive_mode_after_the_program_sees_its_exception(project, ending):
     # `python -i`: the traceback as python prints it, then the prompt, where pdb.pm() would

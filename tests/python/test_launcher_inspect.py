@@ -162,6 +162,11 @@ def test_module_errors_are_listed_and_the_rest_written(tree):
     assert "ERROR  SyntaxError" in index["hookpkg.broken"] and "(line 1)" in index["hookpkg.broken"]
     assert (out / "hookpkg/sub.pyc").is_file() and not (out / "hookpkg/broken.pyc").exists()
     assert "1 error" in (out / "index.txt").read_text()
+    # An error with no line (a null byte, 3.12+; a ValueError before) names none.
+    (tree / "src" / "hookpkg" / "broken.py").write_bytes(b"x = 1\ny = 'a\x00b'\n")
+    proc = run([*INSPECT, "src/hookpkg", "--out", str(out)], cwd=tree)
+    assert proc.returncode == 1 and "hookpkg.broken:" in proc.stderr
+    assert "null bytes" in index_modules(out)["hookpkg.broken"] and "None" not in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -487,6 +487,8 @@ def instrument_module(module: types.ModuleType, policy: str = _core.DEFAULT_POLI
     code objects held elsewhere (e.g. lambdas inside containers) are not found. Returns the
     number of functions changed. A module loaded through the hook is already rewritten: 0.
     """
+    if not isinstance(module, types.ModuleType):
+        raise TypeError(f"instrument_module() expects a module, not {type(module).__name__}")
     _core.check_policy(policy)
     resource_methods = _core.normalize_resource_methods(resource_methods)
     spec = module.__dict__.get("__spec__")

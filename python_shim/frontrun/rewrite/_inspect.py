@@ -465,7 +465,7 @@ def inspect_modules(
                     raise _CompileFailed(original)
                 pyc, sites, before, after, note = rewrite_other(original, own, resource_methods)
         except SyntaxError as exc:
-            result.error = f"SyntaxError: {exc.msg} (line {exc.lineno})"
+            result.error = f"SyntaxError: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno is not None else "")
             continue
         except _CompileFailed as exc:
             result.error = str(exc)

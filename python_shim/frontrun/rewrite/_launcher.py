@@ -248,7 +248,10 @@ def _pyc_main(data: bytes, path: str, finder):
 
     if data[:4] != importlib.util.MAGIC_NUMBER:
         raise RuntimeError("Bad magic number in .pyc file")
-    code = marshal.loads(memoryview(data)[16:])
+    try:
+        code = marshal.loads(memoryview(data)[16:])
+    except Exception:  # (python says the same whatever marshal found wrong)
+        code = None
     if not isinstance(code, types.CodeType):
         raise RuntimeError("Bad code object in .pyc file")
     policy = finder.selection.policy_for_target("__main__", path)
