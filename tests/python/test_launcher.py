@@ -545,6 +545,21 @@ def test_a_compiled_script_runs_rewritten(project):
     assert launched.stdout == plain.stdout.replace(f'"local": "{MARK}"', f'"local": "{REWRITTEN}"')
 
 
+@pytest.mark.parametrize("mode", ["script", "-c"])
+def test_pdb_stepping_past_the_programs_end_stops_where_python_stops(project, mode):
+    # `next` after the program's last line stopped in the launcher's own lines (its frames are
+    # below the program's), where plain python has none. (threading is imported, as frontrun
+    # imports it: python then stops in threading._shutdown too.)
+    program = "import threading\nbreakpoint()\nx = 1\n"
+    (project / "bp.py").write_text(program)
+    args = ["bp.py"] if mode == "script" else ["-c", program]
+    steps = "n\nn\nn\nc\n"
+    plain = run(args, cwd=project, input=steps)
+    launched = run([*LAUNCHER, *args], cwd=project, input=steps)
+    assert "--Return--" in plain.stdout and "_shutdown()" in plain.stdout, plain.stdout
+    assert (launched.returncode, launched.stdout) == (plain.returncode, plain.stdout), launched.stdout
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbled"])
 def test_a_damaged_compiled_script_fails_as_python_says(project, damage):
     # marshal's own EOFError or ValueError came out instead of python's RuntimeError.

@@ -10,6 +10,8 @@ is compiled through the rewriting loader too; it is rewritten unless an exclude 
 from __future__ import annotations
 
 import builtins
+import collections
+import itertools
 import importlib.machinery
 import importlib.util
 import os
@@ -236,11 +238,25 @@ def _run_script(path: str, args: list[str], finder) -> None:
         else:
             main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
             code = _compile_main(source, full_path, finder)
-        exec(code, main.__dict__)
+        _run_as_main(code, main)
     finally:
         # python forgets the script's file once it has run (atexit handlers, ``-i`` see none).
         main.__dict__.pop("__file__", None)
         main.__dict__.pop("__cached__", None)
+
+
+def _run_as_main(code, main) -> None:
+    """Runs the program's code in ``__main__``. Once it has run, a debugger stepping on (pdb's
+    ``next`` after the program's last line) finds no line of the launcher's to stop at, as
+    under plain python, where no frame is below the program's: the frames below lose their
+    trace function in the line that ran the program, by C calls alone (a call of a Python
+    function, or a line of its own, would be a place to stop)."""
+    below = []
+    frame = sys._getframe()
+    while frame is not None:
+        below.append(frame)
+        frame = frame.f_back
+    exec(code, main.__dict__); collections.deque(map(setattr, below, itertools.repeat("f_trace"), itertools.repeat(None)), maxlen=0)  # noqa: E501, E702
 
 
 def _pyc_main(data: bytes, path: str, finder):
@@ -290,7 +306,7 @@ def _run_source(source, filename: str, argv: list[str], finder) -> None:
         register = getattr(linecache, "_register_code", None)
         if register is not None:
             register(filename if sys.version_info < (3, 14) else code, source, filename)
-    exec(code, main.__dict__)
+    _run_as_main(code, main)
 
 
 def _compile_main(source: bytes, path: str, finder):
