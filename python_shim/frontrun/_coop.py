@@ -2004,7 +2004,7 @@ def _sqlite_call(conn, name, method, args, kind="write"):
     site = _site(rt)
     if kind == "write" and id(conn) not in _sqlite_writing:
         _sqlite_take_write_lock(rt, conn, database, site)
-    rt.object_access(database, kind != "read", site, None, True)
+    rt.object_access(database, kind != "read", site, None, True, name)
     wakeup = _wakeup(("sqlite", database))
     try:
         return method(*args)
@@ -2021,7 +2021,7 @@ def _sqlite_call(conn, name, method, args, kind="write"):
     _note_step(rt, "database locked: waits")
     with wakeup:
         while True:
-            rt.object_access(database, True, site, None, True)  # (tried again: a use of the file)
+            rt.object_access(database, True, site, None, True, name)  # (tried again: a use of the file)
             try:
                 result = method(*args)
                 _note_step(rt, "tries again")
@@ -2036,7 +2036,7 @@ def _sqlite_call(conn, name, method, args, kind="write"):
             if wakeup._wait(max(began + timeout - rt.clock(), 1e-6), False):
                 continue
             del timed_out[shown:]  # (said below, if it is the end)
-            rt.object_access(database, True, site, None, True)
+            rt.object_access(database, True, site, None, True, name)
             try:
                 result = method(*args)  # timed out: what was in the way let go unseen (a cursor freed)?
                 break

@@ -119,6 +119,9 @@ def test_an_update_lost_between_two_threads_connections_is_found(tmp_path):
     commit = next(i for i, line in enumerate(steps) if "thread 0" in line and "db.commit()" in line)
     assert read < commit, text
     assert "afterwards sqlite3 database" in text and "acct [(110,)]" in text
+    # The two calls of the reading line are told apart (they were one line, "(x2)").
+    assert '.fetchone()  [.execute()]' in text and '.fetchone()  [.fetchone()]' in text, text
+    assert "(x2)" not in text, text
 
 
 @pytest.mark.parametrize("deposit", ["deposit_immediate", "deposit_in_sql"])

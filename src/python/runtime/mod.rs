@@ -1037,8 +1037,10 @@ impl DporRuntime {
     /// (`Event.is_set` / `set`, `functools.cached_property`): a scheduling point ordered against
     /// the other threads' uses of it. `resource`: `obj` is used as a resource method's receiver
     /// is (`print`'s writes to a file), or is a path (`tempfile.mkstemp`'s directory): ordered
-    /// against every use of that file, by path or handle.
-    #[pyo3(signature = (obj, write, site=None, name=None, resource=false))]
+    /// against every use of that file, by path or handle. `call`: the method a resource step
+    /// is a call of, as explanations show it (`.execute()` and `.fetchone()` of one line).
+    #[pyo3(signature = (obj, write, site=None, name=None, resource=false, call=None))]
+    #[allow(clippy::too_many_arguments)]
     fn object_access(
         &self,
         py: Python<'_>,
@@ -1047,6 +1049,7 @@ impl DporRuntime {
         site: Option<(Py<PyAny>, i32)>,
         name: Option<&Bound<'_, PyAny>>,
         resource: bool,
+        call: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let inner = &self.inner;
         let Some(tid) = inner.current() else {
@@ -1068,7 +1071,7 @@ impl DporRuntime {
         };
         let kind = if write { AccessKind::Write } else { AccessKind::Read };
         let op = Op::Access { obj, key, kind };
-        let info = site_info(py, tid, op, what, site, name.map(|n| n.clone().unbind()));
+        let info = site_info(py, tid, op, what, site, name.map(|n| n.clone().unbind()).or(call));
         inner.step(py, st, tid, op, info).map_err(|_| aborted(py, inner))
     }
 
