@@ -643,7 +643,7 @@ def race_report(rt, steps, since=0):
             if isinstance(s, int):  # (a thread's steps left out)
                 out.append(f"  ... {count} more by thread {s}")
                 continue
-            out.append(_step_line(s, width) + (f"  (x{count})" if count > 1 else ""))
+            out.append(_step_line(s, width) + (f"  ({count} times in a row)" if count > 1 else ""))
         if len(runs) > MAX_LINES:
             out.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
         if loc[1] == KEY_ORDER:
@@ -912,7 +912,7 @@ def _timed_out_report():
     for (thread, site, what), count in runs[:MAX_LINES]:
         file, line = site or (None, None)
         text = f"  thread {thread}  {what:<7} {_where(file, line):<{width}}  {_source(file, line)}".rstrip()
-        lines.append(text + (f"  (x{count})" if count > 1 else ""))
+        lines.append(text + (f"  ({count} times in a row)" if count > 1 else ""))
     if len(runs) > MAX_LINES:
         lines.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
     return lines

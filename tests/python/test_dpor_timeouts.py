@@ -281,7 +281,7 @@ def test_a_polling_loops_time_outs_are_one_line():
     assert result.property_holds is False, result.explanation
     timed_out = result.explanation.split("Timed out (")[1].splitlines()[1:]
     polls = [line for line in timed_out if "s.q.get(timeout=0.1)" in line]
-    assert len(polls) == 1 and re.search(r"\(x\d+\)$", polls[0]), result.explanation
+    assert len(polls) == 1 and re.search(r"\(\d+ times in a row\)$", polls[0]), result.explanation
 
 
 def test_an_unknown_timeouts_mode_is_refused():
