@@ -716,6 +716,10 @@ def _lock_label(rt, n):
     name = rt.lock_name(n)
     path = _paths.of(owner)
     where = _created_at(obj) if obj is not None else None
+    condition, condition_path = _paths.holder(owner, (threading.Condition, _coop.Condition))
+    if not name and condition is not None and path == f"{condition_path}._lock":
+        # (`with cv:` takes it: the program names the condition, not `cv._lock`.)
+        return f"the condition {condition_path}" + (f" (created at {where})" if where else "")
     label = name or (f"the lock {path}" if path else f"lock {rt.shown(n)}")
     named = path and label.endswith(path)
     details = [d for d in (path if not named else None, f"created at {where}" if where else None) if d]

@@ -1605,6 +1605,32 @@ EVENT_DRAIN = load(
 )
 
 
+CONDITION_IF = load(
+    """
+    def put(b):
+        with b.cv:
+            b.items.append(1)
+            b.cv.notify_all()
+
+    def get(b):
+        with b.cv:
+            if not b.items:  # `if`, not `while`: another getter may take it first
+                b.cv.wait()
+            b.got.append(b.items.pop(0))
+    """
+)
+
+
+def test_a_conditions_lock_is_called_the_condition():
+    # It was "the lock state.cv._lock", a name the program never wrote.
+    setup = lambda: State(cv=threading.Condition(), items=[], got=[])  # noqa: E731
+    result = frontrun.explore_dpor(setup, [CONDITION_IF.get, CONDITION_IF.get, CONDITION_IF.put, CONDITION_IF.put],
+                                   lambda s: len(s.got) == 2)
+    assert result.property_holds is False, result.explanation
+    assert "the condition state.cv (created at " in result.explanation, result.explanation
+    assert "_lock" not in result.explanation, result.explanation
+
+
 def test_an_events_calls_are_told_as_calls_not_as_its_locks_operations():
     # The history showed `s.ev.set()` as "acquire", "notify", "release" of a lock the program
     # never named (the event's condition's).
