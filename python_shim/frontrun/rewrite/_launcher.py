@@ -238,25 +238,30 @@ def _run_script(path: str, args: list[str], finder) -> None:
         else:
             main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full_path)
             code = _compile_main(source, full_path, finder)
-        _run_as_main(code, main)
+        below = _frames_below()
+        exec(code, main.__dict__); collections.deque(map(setattr, below, *_NO_TRACE), maxlen=0)  # noqa: E702
     finally:
         # python forgets the script's file once it has run (atexit handlers, ``-i`` see none).
         main.__dict__.pop("__file__", None)
         main.__dict__.pop("__cached__", None)
 
 
-def _run_as_main(code, main) -> None:
-    """Runs the program's code in ``__main__``. Once it has run, a debugger stepping on (pdb's
-    ``next`` after the program's last line) finds no line of the launcher's to stop at, as
-    under plain python, where no frame is below the program's: the frames below lose their
-    trace function in the line that ran the program, by C calls alone (a call of a Python
-    function, or a line of its own, would be a place to stop)."""
+def _frames_below():
+    """The frames below the program's (the launcher's and runpy's): once the program has run,
+    they lose their trace function in the line that ran it, by C calls alone (a call of a Python
+    function, or a line of its own, would be a place to stop), so a debugger stepping on (pdb's
+    ``next`` after the program's last line) finds no line of the launcher's to stop at, as under
+    plain python, where no frame is below the program's. (Done where the program runs, not in a
+    helper: a frame more below the program's.)"""
     below = []
-    frame = sys._getframe()
+    frame = sys._getframe(1)
     while frame is not None:
         below.append(frame)
         frame = frame.f_back
-    exec(code, main.__dict__); collections.deque(map(setattr, below, itertools.repeat("f_trace"), itertools.repeat(None)), maxlen=0)  # noqa: E501, E702
+    return below
+
+
+_NO_TRACE = (itertools.repeat("f_trace"), itertools.repeat(None))
 
 
 def _pyc_main(data: bytes, path: str, finder):
@@ -306,7 +311,8 @@ def _run_source(source, filename: str, argv: list[str], finder) -> None:
         register = getattr(linecache, "_register_code", None)
         if register is not None:
             register(filename if sys.version_info < (3, 14) else code, source, filename)
-    _run_as_main(code, main)
+    below = _frames_below()
+    exec(code, main.__dict__); collections.deque(map(setattr, below, *_NO_TRACE), maxlen=0)  # noqa: E702
 
 
 def _compile_main(source: bytes, path: str, finder):
