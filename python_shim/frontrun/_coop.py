@@ -1059,20 +1059,17 @@ _MONOTONIC_CLOCKS = {getattr(time, n) for n in ("CLOCK_MONOTONIC", "CLOCK_MONOTO
                                                  "CLOCK_UPTIME", "CLOCK_UPTIME_RAW") if hasattr(time, n)}
 
 
-def _clock_gettime(clk_id):
-    if clk_id in _REALTIME_CLOCKS:
-        return _time()
-    if clk_id in _MONOTONIC_CLOCKS:
-        return _monotonic()
-    return _orig["clock_gettime"](clk_id)
+def _clock_gettime_of(name, realtime, monotonic):
+    original = getattr(time, name)
 
+    def read(clk_id):
+        if clk_id in _REALTIME_CLOCKS:
+            return realtime()
+        if clk_id in _MONOTONIC_CLOCKS:
+            return monotonic()
+        return original(clk_id)
 
-def _clock_gettime_ns(clk_id):
-    if clk_id in _REALTIME_CLOCKS:
-        return _time_ns()
-    if clk_id in _MONOTONIC_CLOCKS:
-        return _monotonic_ns()
-    return _orig["clock_gettime_ns"](clk_id)
+    return functools.wraps(original)(read)
 
 
 # `datetime.now()` and `utcnow()` (C methods of a type no attribute can be set on) read the
@@ -2819,8 +2816,8 @@ _PATCHES = [
     (time, "monotonic_ns", _monotonic_ns),
     (time, "time_ns", _time_ns),
     (time, "perf_counter_ns", _perf_counter_ns),
-    (time, "clock_gettime", _clock_gettime),
-    (time, "clock_gettime_ns", _clock_gettime_ns),
+    (time, "clock_gettime", _clock_gettime_of("clock_gettime", _time, _monotonic)),
+    (time, "clock_gettime_ns", _clock_gettime_of("clock_gettime_ns", _time_ns, _monotonic_ns)),
 ] + _CALENDAR_PATCHES + [
     # Bound at import by queue and threading: their timeouts read these.
     (queue, "time", _monotonic),
