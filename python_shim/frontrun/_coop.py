@@ -1072,10 +1072,10 @@ def _clock_gettime_of(name, realtime, monotonic):
     return functools.wraps(original)(read)
 
 
-# `datetime.now()` and `utcnow()` (C methods of a type no attribute can be set on) read the
-# modelled clock too: their entries in the type's own dict are swapped while an exploration
-# runs (and its method cache told), else a token that expires after a sleep never expired.
-# (`date.today()` calls `time.time()`, so it reads the modelled clock already.)
+# `datetime.now()`, `utcnow()` and `date.today()` (C methods of types no attribute can be set
+# on) read the modelled clock too: their entries in the types' own dicts are swapped while an
+# exploration runs (and their method caches told), else a token that expires after a sleep
+# never expired. (`date.today()` called `time.time()` until 3.15.)
 def _datetime_now(cls, tz=None):
     return cls.fromtimestamp(_time(), tz)
 
@@ -1095,7 +1095,12 @@ def _deprecation_of_utcnow():
 
 
 _utcnow_deprecation = _deprecation_of_utcnow()
-_CLOCK_METHODS = [(_datetime.datetime, "now", _datetime_now), (_datetime.datetime, "utcnow", _datetime_utcnow)]
+def _date_today(cls):
+    return cls.fromtimestamp(_time())
+
+
+_CLOCK_METHODS = [(_datetime.datetime, "now", _datetime_now), (_datetime.datetime, "utcnow", _datetime_utcnow),
+                  (_datetime.date, "today", _date_today)]
 _clock_methods_swapped = []  # (type's dict, name, original)
 
 
