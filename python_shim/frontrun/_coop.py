@@ -1095,13 +1095,15 @@ def _deprecation_of_utcnow():
 
 
 _utcnow_deprecation = _deprecation_of_utcnow()
+
+
 def _date_today(cls):
     return cls.fromtimestamp(_time())
 
 
 _CLOCK_METHODS = [(_datetime.datetime, "now", _datetime_now), (_datetime.datetime, "utcnow", _datetime_utcnow),
                   (_datetime.date, "today", _date_today)]
-_clock_methods_swapped = []  # (type's dict, name, original)
+_clock_methods_swapped = []  # (type, its own dict, name, original)
 
 
 def _type_modified(cls):

@@ -848,7 +848,6 @@ def _primitive_calls(rt, lock_steps):
     as lock operations, `ev.set()` read as "acquire ... release" of a lock the program never
     named."""
     import queue
-    import threading
 
     kinds = ((threading.Event, "event"), (queue.Queue, "queue"), (threading.Barrier, "barrier"),
              (threading.Semaphore, "semaphore"))
