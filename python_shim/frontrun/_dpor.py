@@ -23,6 +23,7 @@ import io
 import operator
 import pathlib
 import random
+import re
 import shutil
 import sys
 import threading
@@ -32,11 +33,13 @@ import types
 import warnings
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from frontrun import _coop, _native
+from frontrun.rewrite._core import normalize_resource_methods
 
 # The real clock: during an exploration time.monotonic runs ahead by the modelled waits.
 _now = _coop._orig["monotonic"]
@@ -1355,6 +1358,13 @@ def _run_tasks(rt, tasks, background, state, invariant, timeout, prologue=None, 
         except Exception:
             ok = False
             run.invariant_error = _format_exception(sys.exc_info())
+        if ok is None:
+            # An invariant of asserts alone: every schedule failed it, blamed on the threads.
+            raise TypeError(
+                f"invariant {_invariant_name(invariant)} returned None: it must return a true value when the "
+                "state is good and a false one when it is not (a function of asserts alone returns None: "
+                "end it with `return True`)"
+            )
         if not ok:
             run.kind = "invariant"
             run.message = f"invariant {_invariant_name(invariant)} failed"
@@ -1391,6 +1401,8 @@ class _Progress:
 def _checked(setup, threads, invariant):
     """The arguments of ``explore_dpor`` / ``replay``, checked: ``threads`` as a list, and
     ``no_invariant`` for an invariant of None."""
+    if callable(threads) or isinstance(threads, (str, bytes)) or not isinstance(threads, Iterable):
+        raise TypeError(f"threads must be a list of thread functions ([fn, fn] for two threads), got {threads!r}")
     threads = list(threads)
     if not threads:
         raise ValueError("explore_dpor needs at least one thread function")
@@ -1572,6 +1584,8 @@ def explore_dpor(
     max_executions = _checked_count("max_executions", max_executions, 1)
     max_steps = _checked_count("max_steps", max_steps, 1, optional=False)
     timeout = _checked_seconds("timeout", timeout)
+    # (A name alone is one name, as in [tool.frontrun], not its letters.)
+    resource_methods = normalize_resource_methods(resource_methods)
     started = _now()
     deadline = None if timeout is None else started + timeout
     progress = _Progress()
@@ -1582,7 +1596,7 @@ def explore_dpor(
     unrewritten = []
     restarts = restarted_executions = 0
     first_divergence = None
-    with _session(max_steps=max_steps, resource_methods=tuple(resource_methods), timeouts=timeouts) as (rt, pool):
+    with _session(max_steps=max_steps, resource_methods=resource_methods, timeouts=timeouts) as (rt, pool):
         i = 0
         while True:
             bound, limit = passes[i]
@@ -1616,7 +1630,7 @@ def explore_dpor(
         stats["bounded_first"] = bounded_runs
     if search.first_failure is not None:
         run, schedule = search.first_failure
-        schedule = _counterexample(schedule, timeouts, tuple(resource_methods))
+        schedule = _counterexample(schedule, timeouts, resource_methods)
         result = _explained(schedule, setup, threads, invariant, run, max_steps)
         result.num_explored = spent
         result.elapsed = elapsed
@@ -1935,24 +1949,28 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
         if first:
             _sqlite_users, _watcher_thread = {}, _thread.get_ident()
             _unrewritten_run = {} if len(threads) > 1 else None  # (the warning is about threads sharing)
+        setup_error = None
         try:
             run = _run_one(rt, setup, threads, invariant, remaining, leftovers and leftovers.after_setup)
         except _SetupFailed as failed:
             error = failed.__cause__
             if spent + out.executions == 0:
-                raise error  # the test's own setup does not work: its error, as it is
-            # It worked before: state an earlier execution left behind (a port, a file, a
-            # module-level counter). What was explored until then stands; the search stops.
-            out.stopped_reason = (
-                f"setup() raised in execution {spent + out.executions + 1} "
-                f"({type(error).__name__}: {error}); it had worked before, so an earlier execution "
-                "left state behind that setup() does not reset"
-            )
-            break
+                setup_error = error  # raised below, outside this handler: not chained to ours
+            else:
+                # It worked before: state an earlier execution left behind (a port, a file, a
+                # module-level counter). What was explored until then stands; the search stops.
+                out.stopped_reason = (
+                    f"setup() raised after {spent + out.executions} executions had run "
+                    f"({type(error).__name__}: {error}); it had worked before, so an earlier execution "
+                    "left state behind that setup() does not reset"
+                )
+                break
         finally:
             users, _sqlite_users = _sqlite_users, None
             if first:
                 out.unrewritten, _unrewritten_run = list(_unrewritten_run or ()), None
+        if setup_error is not None:
+            raise setup_error  # the test's own setup does not work: its error, as it is
         out.executions += 1
         if first and not run.kind and _separate_connections(users):
             warnings.warn(SEPARATE_CONNECTIONS, SeparateConnectionsWarning, stacklevel=_callers_level())
@@ -2092,6 +2110,8 @@ def replay(
     __tracebackhide__ = True
     setup, threads, invariant = _checked(setup, threads, invariant)
     max_steps = _checked_count("max_steps", max_steps, 1, optional=False)
+    if not isinstance(counterexample, str) or not _replay_settings(counterexample)[0].strip():
+        raise ValueError(f"not a frontrun counterexample: {counterexample!r} (a failing result's counterexample)")
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
     if run.end == "diverged":
@@ -2104,6 +2124,13 @@ def replay(
     # Code not rewritten here (a script the launcher did not run, a module the search's include
     # patterns named and this process's do not): a schedule of its steps cannot be followed.
     if rt.reports_heard() == 0 and rt.user_steps() == 0:
+        named = [int(t) for t in re.findall(r"(?:^|,)(\d+)", _replay_settings(counterexample)[0])]
+        if run.end == "diverged" and (named[:1] != [0] or max(named) > len(threads)):
+            raise ValueError(
+                f"the counterexample {counterexample!r} does not fit these threads: it begins with the root (0) "
+                f"and names threads 1 to {len(threads)} for the {len(threads)} thread functions given (and more "
+                "only for threads they start)"
+            )
         raise NotInstrumentedError(_not_instrumented(NOT_INSTRUMENTED, threads))
     if run.end == "diverged":
         reason = f"nondeterminism: the program did not follow the schedule ({run.detail})"

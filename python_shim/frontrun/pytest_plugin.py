@@ -287,19 +287,20 @@ def frontrun_explore(request):
         from frontrun import explore_dpor
 
         caller = sys._getframe(1)
-        # The failure shows no traceback: it names the call, for a test that explores twice.
-        at = f"{_shown_path(caller.f_code.co_filename)}:{caller.f_lineno}: "
+        # The failure shows no traceback: it names the call, for a test that explores twice
+        # (after what happened: the short summary keeps a line's start).
+        at = f" at {_shown_path(caller.f_code.co_filename)}:{caller.f_lineno}"
         result = explore_dpor(setup, threads, invariant, **{**defaults, **options})
         runs = f"{result.num_explored} execution{'s' if result.num_explored != 1 else ''}"
         if result.property_holds is False:
             pytest.fail(
-                f"{at}frontrun found a failing interleaving ({result.failure_kind}) after {runs}:\n"
+                f"frontrun found a failing interleaving ({result.failure_kind}) after {runs}{at}:\n"
                 f"{result.explanation}",
                 pytrace=False,
             )
         if result.property_holds is None and not allow_inconclusive:
             pytest.fail(
-                f"{at}frontrun could not finish the search ({runs}): {result.inconclusive_reason}",
+                f"frontrun could not finish the search ({runs}){at}: {result.inconclusive_reason}",
                 pytrace=False,
             )
         return result

@@ -2873,13 +2873,40 @@ def test_a_setup_that_fails_after_working_ends_the_search_inconclusive():
 
     result = explore(setup, [PROG.increment] * 2, lambda s: True)
     assert result.property_holds is None and result.num_explored == 2
+    # (It said "in execution 3" beside "2 executions".)
     assert result.inconclusive_reason.startswith(
-        "setup() raised in execution 3 (OSError: [Errno 98] Address already in use)"
+        "setup() raised after 2 executions had run (OSError: [Errno 98] Address already in use)"
     )
-    # A setup that never works is the test's own error, raised as it is; the next search is fine.
-    with pytest.raises(ZeroDivisionError):
+    # A setup that never works is the test's own error, raised as it is (not chained to
+    # frontrun's own exceptions); the next search is fine.
+    with pytest.raises(ZeroDivisionError) as raised:
         explore(lambda: 1 / 0, [PROG.increment], lambda s: True)
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
     assert explore(lambda: State(x=0), [PROG.increment] * 2, lambda s: s.x == 2).property_holds is False
+
+
+def test_arguments_newcomers_get_wrong_are_refused_with_what_to_do():
+    setup = lambda: State(x=0)  # noqa: E731
+    # One function for `threads`: a TypeError from inside ("'function' object is not iterable").
+    with pytest.raises(TypeError, match=r"threads must be a list of thread functions \(\[fn, fn\]"):
+        explore(setup, PROG.increment, lambda s: True)
+    # An invariant of asserts alone returns None: every schedule failed, blamed on the threads.
+    def asserts_only(s):
+        assert s.x >= 0
+
+    with pytest.raises(TypeError, match=r"invariant \S*asserts_only returned None: .*end it with `return True`"):
+        explore(setup, [PROG.increment] * 2, asserts_only)
+    # A resource method name alone is one name, not its letters.
+    racy = explore(setup, [PROG.increment] * 2, lambda s: s.x == 2, resource_methods="publish")
+    assert racy.property_holds is False and racy.counterexample.startswith("resource_methods=publish;")
+    with pytest.raises(TypeError, match="resource method names must be non-empty strings"):
+        explore(setup, [PROG.increment], lambda s: True, resource_methods=[""])
+    # A counterexample that is empty, or names threads these are not, is not replayed: the empty
+    # one passed, and the other was blamed on code not being rewritten.
+    for wrong in ["", "9*3", "1*1000"]:
+        with pytest.raises(ValueError, match="counterexample"):
+            frontrun.replay(wrong, setup, [PROG.increment] * 2, lambda s: s.x == 2)
+    assert frontrun.replay(racy.counterexample, setup, [PROG.increment] * 2, lambda s: s.x == 2).property_holds is False
 
 
 CHECK_THEN_ACT_LOCKED = load(

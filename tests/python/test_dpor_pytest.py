@@ -1,5 +1,6 @@
 """The pytest plugin's ``frontrun_explore`` fixture and ``frontrun_dpor`` marker, end to end."""
 
+import re
 import os
 import subprocess
 import sys
@@ -94,7 +95,10 @@ def test_fixture_and_marker(tmp_path):
     assert "FAILED test_counter.py::test_timed_acquire_times_out_early" in out
     assert 'Timed out (timeouts="any_time"' in out
     # The failure names the fixture's call (it has no traceback); frontrun's frames stay hidden.
-    assert "test_counter.py:10: frontrun found a failing interleaving (invariant)" in out, out
+    # What happened first (the short summary keeps the start of the line: "FAILED ... - Failed:
+    # frontrun found a failing interl..."), then where.
+    assert "FAILED test_counter.py::test_unsafe - Failed: frontrun found a failing interl" in out, out
+    assert re.search(r"frontrun found a failing interleaving \(invariant\) after \d+ executions at \S*test_counter.py:10:", out), out
     assert "_dpor.py" not in out, out
     assert "Race on Counter.value" in out
     assert "c.value += 1" in out
