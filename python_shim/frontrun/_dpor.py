@@ -1561,13 +1561,17 @@ def explore_dpor(
 ) -> DporResult:
     """Explore every meaningfully different interleaving of ``threads`` on fresh ``setup()`` state.
 
-    ``invariant(state)`` is checked when the threads are done; without one, only exceptions,
-    deadlocks and runaways fail.
+    ``invariant(state)`` is checked when the threads are done and returns a true value when the
+    state is good (None, from a function of asserts alone, is a TypeError); without one, only
+    exceptions, deadlocks and runaways fail.
     ``preemption_bound``: explore only schedules with at most this many preemptions (the verdict
     is then inconclusive if anything was pruned; nor is every such schedule reached: a pruned
-    branch's race reversals are pruned with it). ``max_executions``: stop after that many.
+    branch's race reversals are pruned with it). Unset (and with ``stop_on_first``), the search
+    tries the schedules with at most 1, then 2 preemptions first, then all of them.
+    ``max_executions``: stop after that many.
     ``timeout``: wall-clock budget in seconds for the whole search (inconclusive when hit).
-    ``stop_on_first``: stop at the first failure (else keep exploring and count them).
+    ``stop_on_first``: stop at the first failure (else keep exploring and count them in
+    ``stats["failing_executions"]``).
     ``max_steps``: scheduling points one thread may take in one execution before it is reported
     as a runaway. ``resource_methods``: more methods (``name`` or ``module.Class.name``) whose calls
     act on their receiver as a shared resource, beside the defaults and ``[tool.frontrun]``'s (they
