@@ -7,10 +7,12 @@ server thread blocked in ``accept()``/``recv()`` while its client, another explo
 not run yet."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -487,3 +489,42 @@ def test_an_aborted_asyncio_run_leaves_no_noise(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_stops_a_search_whose_thread_is_blocked_outside_the_model(tmp_path):
+    # A read of a pipe no one writes blocks the thread for ever in a call frontrun does not model;
+    # the exploring thread waited for it without running the signal handlers, so Ctrl-C did nothing.
+    script = tmp_path / "blocked.py"
+    script.write_text(textwrap.dedent(
+        """
+        import os
+        from frontrun import explore_dpor
+
+        class Pipe:
+            def __init__(self):
+                self.r, self.w = os.pipe()
+
+            def reader(self):
+                self.got = os.read(self.r, 1)
+
+            def other(self):
+                self.x = 1
+
+        print("exploring", flush=True)
+        explore_dpor(Pipe, [Pipe.reader, Pipe.other])
+        """
+    ))
+    proc = subprocess.Popen([sys.executable, "-m", "frontrun.rewrite", str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "exploring"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in (-signal.SIGINT, 128 + signal.SIGINT), err
+    assert err.rstrip().endswith("KeyboardInterrupt"), err

@@ -25,6 +25,8 @@ use super::*;
 pub(super) const ROOT: ThreadId = 0;
 /// How long the controller waits for aborted threads to unwind before giving up on them.
 pub(super) const UNWIND_GRACE: Duration = Duration::from_secs(3);
+/// How often the exploring thread, waiting for an execution to end, runs the signal handlers.
+pub(super) const SIGNAL_CHECKS: Duration = Duration::from_millis(100);
 
 pub(super) struct Aborted;
 

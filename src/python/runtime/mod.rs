@@ -464,16 +464,33 @@ impl DporRuntime {
         };
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         let mut wakes = Some(wakes);
-        let mut wait = |deadline: Option<Instant>| {
+        let mut interrupted = None;
+        // In slices, between which the signal handlers run: a thread blocked for ever in a call
+        // the model does not know (a read of a pipe no one writes) kept Ctrl-C from the process.
+        let mut wait = |deadline: Option<Instant>, interrupted: &mut Option<PyErr>| loop {
+            let slice = Instant::now() + SIGNAL_CHECKS;
+            let until = deadline.map_or(slice, |d| d.min(slice));
             let wakes = wakes.take().unwrap_or_default();
-            py.detach(|| {
+            let done = py.detach(|| {
                 wake_all(wakes);
                 inner
-                    .wait_for(&parker, deadline, |st| (st.exec.done.is_some() && st.exec.active == 0).then_some(()))
+                    .wait_for(&parker, Some(until), |st| (st.exec.done.is_some() && st.exec.active == 0).then_some(()))
                     .is_some()
-            })
+            });
+            if done {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if interrupted.is_none() {
+                if let Err(e) = py.check_signals() {
+                    *interrupted = Some(e);
+                    return false;
+                }
+            }
         };
-        if !wait(deadline) {
+        if !wait(deadline, &mut interrupted) {
             // Out of time: stop whoever runs (it may be in a loop with no report at all).
             {
                 let mut st = inner.lock_state(py);
@@ -488,7 +505,7 @@ impl DporRuntime {
                     }
                 }
             }
-            if !wait(Some(Instant::now() + UNWIND_GRACE)) {
+            if !wait(Some(Instant::now() + UNWIND_GRACE), &mut interrupted) {
                 // Threads that will not unwind are abandoned; fresh workers replace them.
                 let mut st = inner.lock_state(py);
                 for s in st.slots.iter_mut().filter(|s| s.tid.is_some()) {
@@ -496,6 +513,9 @@ impl DporRuntime {
                 }
                 st.exec.active = 0;
             }
+        }
+        if let Some(e) = interrupted {
+            return Err(e); // (the execution ended as one out of time: its threads were stopped)
         }
         let st = inner.lock_state(py);
         Ok(match st.exec.done.clone().unwrap_or(End::Timeout) {
