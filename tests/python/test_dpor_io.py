@@ -499,7 +499,12 @@ def test_ctrl_c_stops_a_search_whose_thread_is_blocked_outside_the_model(tmp_pat
     script.write_text(textwrap.dedent(
         """
         import os
+        import signal
         from frontrun import explore_dpor
+
+        # As in a terminal: a process started in the background of a shell inherits SIGINT
+        # ignored, and python then leaves it so.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         class Pipe:
             def __init__(self):
