@@ -1081,20 +1081,20 @@ def _datetime_now(cls, tz=None):
 
 
 def _datetime_utcnow(cls):
-    if _utcnow_deprecation is not None:
+    if _utcnow_deprecation:
         warnings.warn(_utcnow_deprecation[0], _utcnow_deprecation[1], stacklevel=2)
     return cls.fromtimestamp(_time(), _datetime.timezone.utc).replace(tzinfo=None)
 
 
 def _deprecation_of_utcnow():
-    """(message, category) of the warning `datetime.utcnow()` gives on this version, or None."""
+    """(message, category) of the warning `datetime.utcnow()` gives on this version, or ()."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _datetime.datetime.utcnow()
-    return (str(caught[0].message), caught[0].category) if caught else None
+    return (str(caught[0].message), caught[0].category) if caught else ()
 
 
-_utcnow_deprecation = _deprecation_of_utcnow()
+_utcnow_deprecation = None  # asked once, by the first exploration (not at frontrun's import)
 
 
 def _date_today(cls):
@@ -1117,6 +1117,9 @@ def _type_modified(cls):
 
 
 def _swap_clock_methods():
+    global _utcnow_deprecation
+    if _utcnow_deprecation is None:
+        _utcnow_deprecation = _deprecation_of_utcnow()
     for cls, name, replacement in _CLOCK_METHODS:
         own = [d for d in gc.get_referents(cls.__dict__) if type(d) is dict]
         if len(own) != 1 or name not in own[0]:

@@ -2114,7 +2114,8 @@ def replay(
     __tracebackhide__ = True
     setup, threads, invariant = _checked(setup, threads, invariant)
     max_steps = _checked_count("max_steps", max_steps, 1, optional=False)
-    if not isinstance(counterexample, str) or not _replay_settings(counterexample)[0].strip():
+    steps = _replay_settings(counterexample)[0] if isinstance(counterexample, str) else ""
+    if not steps.strip():
         raise ValueError(f"not a frontrun counterexample: {counterexample!r} (a failing result's counterexample)")
     started = _now()
     run, rt = _replay_once(counterexample, setup, threads, invariant, max_steps)
@@ -2128,7 +2129,7 @@ def replay(
     # Code not rewritten here (a script the launcher did not run, a module the search's include
     # patterns named and this process's do not): a schedule of its steps cannot be followed.
     if rt.reports_heard() == 0 and rt.user_steps() == 0:
-        named = [int(t) for t in re.findall(r"(?:^|,)(\d+)", _replay_settings(counterexample)[0])]
+        named = [int(t) for t in re.findall(r"(?:^|,)(\d+)", steps)]
         if run.end == "diverged" and (named[:1] != [0] or max(named) > len(threads)):
             raise ValueError(
                 f"the counterexample {counterexample!r} does not fit these threads: it begins with the root (0) "

@@ -847,10 +847,8 @@ def _primitive_calls(rt, lock_steps):
     one line each call is shown as, and `{release's index: None}` for the step it hides. Shown
     as lock operations, `ev.set()` read as "acquire ... release" of a lock the program never
     named."""
-    import queue
-
-    kinds = ((threading.Event, "event"), (queue.Queue, "queue"), (threading.Barrier, "barrier"),
-             (threading.Semaphore, "semaphore"))
+    # ("the event" -> "event"; a Condition's lock is the program's own `with cv:`.)
+    kinds = tuple((kind, what.split()[-1]) for kind, what, _ in _waitables() if kind is not threading.Condition)
     kind_of = {}
 
     def kind(n):

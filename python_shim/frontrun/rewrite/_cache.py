@@ -105,7 +105,7 @@ def load(path: str | None, source_path: str, source_hash: bytes) -> types.CodeTy
         STATS["misses"] += 1
         return None
     body = memoryview(data)[HEADER_SIZE:-CRC_SIZE]
-    if len(data) < HEADER_SIZE + CRC_SIZE or binascii.crc32(body).to_bytes(CRC_SIZE, "little") != data[-CRC_SIZE:]:
+    if len(data) < HEADER_SIZE + CRC_SIZE or _crc(body) != data[-CRC_SIZE:]:
         STATS["misses"] += 1
         return None
     try:
@@ -118,6 +118,11 @@ def load(path: str | None, source_path: str, source_hash: bytes) -> types.CodeTy
         return None
     STATS["hits"] += 1
     return fix_filename(code, source_path)
+
+
+def _crc(body) -> bytes:
+    """The CRC-32 that follows the marshal data ``body`` in a cache file."""
+    return binascii.crc32(body).to_bytes(CRC_SIZE, "little")
 
 
 def fix_filename(code: types.CodeType, filename: str) -> types.CodeType:
@@ -164,7 +169,7 @@ def store(path: str | None, source_path: str, source_hash: bytes, code: types.Co
     except ValueError:  # a constant that marshal does not support
         STATS["write_failures"] += 1
         return False
-    data += binascii.crc32(memoryview(data)[HEADER_SIZE:]).to_bytes(CRC_SIZE, "little")
+    data += _crc(memoryview(data)[HEADER_SIZE:])
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError:
