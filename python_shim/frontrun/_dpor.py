@@ -252,6 +252,12 @@ def _note_unrewritten(frame, event, arg):
         found.setdefault(code, None)
 
 
+def _unrewritten_bodies(threads, unrewritten):
+    """The thread functions among the code of the user's own that ran unrewritten."""
+    ran = set(unrewritten)
+    return [c for c in dict.fromkeys(fn.__code__ for fn in map(_function_of, threads) if fn is not None) if c in ran]
+
+
 def _unrewritten_own(code):
     """Whether ``code`` is of the user's own files (by the hook's roots) and not rewritten."""
     from frontrun.rewrite._hook import installed
@@ -1480,68 +1486,102 @@ def _why_no_hook() -> str:
     return ""
 
 
-def _why_not_instrumented(threads) -> str:
+def _why_not_instrumented(threads, ran=()) -> str:
     """Why the code of ``threads`` reported nothing, as far as can be told from
-    the installed hook and where each function came from, with what to do about it."""
+    the installed hook and where each function came from, with what to do about it. ``ran``:
+    code of the user's own, not rewritten, that the threads ran (`_note_unrewritten`)."""
     from frontrun.rewrite import _hook
 
     finder = _hook.installed()
     lines = []
-    for fn in dict.fromkeys(filter(None, map(_function_of, threads))):
+    functions = list(dict.fromkeys(filter(None, map(_function_of, threads))))
+    for fn in functions:
         code = fn.__code__
         name = fn.__module__ or "?"
         where = f"{fn.__qualname__} ({name}, {code.co_filename})"
-        module = sys.modules.get(name)
-        spec = getattr(module, "__spec__", None)
         if _rewritten(code):
             lines.append(f"{where} is rewritten, and touched no shared state itself: what the threads share is "
                          "reached through code that is not (a module outside the selection: "
                          f"{_INCLUDE_HOW}; or C code, which frontrun cannot see into)")
-        elif name == "__main__" and _hook.launched:
-            # `python -m frontrun.rewrite -m cProfile script.py` (pdb, trace, ...): that module
-            # compiles the script itself.
-            lines.append(f"{where} is in a script that another module (cProfile, pdb, trace, ...) compiled and "
-                         "ran as __main__ itself: the launcher rewrites only the script it runs. Run the script "
-                         "directly (python -m frontrun.rewrite your_script.py), or move the code under test into "
-                         "a module it imports")
-        elif name == "__main__":
-            lines.append(f"{where} is in the script run as __main__, which only the launcher rewrites: "
-                         "python -m frontrun.rewrite your_script.py")
-        elif finder is None:
-            lines.append(f"{where} is not rewritten, and frontrun's import hook is not installed in this process"
-                         + _why_no_hook())
-        elif finder.selection.policy_for(name, code.co_filename) is None:
-            unmatched = finder.unmatched_includes()
-            mistyped = (f" (the include pattern{'s' if len(unmatched) > 1 else ''} "
-                        f"{', '.join(map(repr, unmatched))} match{'' if len(unmatched) > 1 else 'es'} no module "
-                        "imported so far: a mistyped name?)") if unmatched else ""
-            lines.append(f"{where} is not selected by the import hook ({finder.selection.describe()}){mistyped}: "
-                         + _INCLUDE_HOW)
-        elif spec is None or not isinstance(spec.loader, _hook._FRONTRUN_LOADERS):
-            lines.append(f"{where} is selected, but its module was imported before the hook was installed "
-                         f"(or by a loader it does not handle): import it after, or call "
-                         f"frontrun.rewrite.instrument_module(sys.modules[{name!r}])")
         else:
-            lines.append(f"{where} is selected and its module was rewritten, but this function was not "
-                         "(made by exec() or compile() at run time, or swapped in afterwards)")
+            lines.append(_why_code_not_rewritten(where, name, code, finder))
+    # The code the threads went on to run, a module at a time (the one that holds the state).
+    by_file = {}
+    for code in ran:
+        if code not in {fn.__code__ for fn in functions}:
+            by_file.setdefault(code.co_filename, []).append(getattr(code, "co_qualname", code.co_name))
+    for file, names in by_file.items():
+        name = _module_named_by_file(file) or "?"
+        where = f"{', '.join(names[:4])}{' and more' if len(names) > 4 else ''} ({name}, {file}), which the threads ran,"
+        lines.append(_why_code_not_rewritten(where, name, None, finder))
     if not lines:
         return _REWRITE_HOW
     shown = "\n".join(f"  * {line}" for line in dict.fromkeys(lines))
     return shown + ("\n" + _REWRITE_HOW if finder is None else "")
 
 
-def _unrewritten_warning(codes) -> str:
+def _module_named_by_file(file):
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == file:
+            return name
+    return None
+
+
+def _why_code_not_rewritten(where, name, code, finder) -> str:
+    """Why ``where`` (code of module ``name``; ``code`` None: several of its functions) is not
+    rewritten, and what to do about it."""
+    from frontrun.rewrite import _hook
+
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    file = code.co_filename if code is not None else getattr(module, "__file__", None) or ""
+    if name == "__main__" and _hook.launched:
+        # `python -m frontrun.rewrite -m cProfile script.py` (pdb, trace, ...): that module
+        # compiles the script itself.
+        return (f"{where} is in a script that another module (cProfile, pdb, trace, ...) compiled and "
+                "ran as __main__ itself: the launcher rewrites only the script it runs. Run the script "
+                "directly (python -m frontrun.rewrite your_script.py), or move the code under test into "
+                "a module it imports")
+    if name == "__main__":
+        return (f"{where} is in the script run as __main__, which only the launcher rewrites: "
+                "python -m frontrun.rewrite your_script.py")
+    if finder is None:
+        return f"{where} is not rewritten, and frontrun's import hook is not installed in this process" + _why_no_hook()
+    if finder.selection.policy_for(name, file) is None:
+        unmatched = finder.unmatched_includes()
+        mistyped = (f" (the include pattern{'s' if len(unmatched) > 1 else ''} "
+                    f"{', '.join(map(repr, unmatched))} match{'' if len(unmatched) > 1 else 'es'} no module "
+                    "imported so far: a mistyped name?)") if unmatched else ""
+        return f"{where} is not selected by the import hook ({finder.selection.describe()}){mistyped}: " + _INCLUDE_HOW
+    if spec is None or not isinstance(spec.loader, _hook._FRONTRUN_LOADERS):
+        return (f"{where} is selected, but its module was imported before the hook was installed "
+                f"(or by a loader it does not handle): import it after, or call "
+                f"frontrun.rewrite.instrument_module(sys.modules[{name!r}])")
+    return (f"{where} is selected and its module was rewritten, but this code was not "
+            "(made by exec() or compile() at run time, or swapped in afterwards)")
+
+
+def _shown_codes(codes) -> str:
     shown = [f"{getattr(c, 'co_qualname', c.co_name)} ({os.path.relpath(c.co_filename)}:{c.co_firstlineno})"
              for c in codes[:8]]
-    more = f" and {len(codes) - 8} more" if len(codes) > 8 else ""
+    return ", ".join(shown) + (f" and {len(codes) - 8} more" if len(codes) > 8 else "")
+
+
+def _unrewritten_warning(codes) -> str:
     return ("frontrun explored one execution: the threads shared nothing it saw, but they ran code of yours "
-            f"that is not rewritten, whose accesses it cannot see: {', '.join(shown)}{more}. A race through that "
+            f"that is not rewritten, whose accesses it cannot see: {_shown_codes(codes)}. A race through that "
             f"code cannot be found: {_INCLUDE_HOW}.")
 
 
-def _not_instrumented(head: str, threads) -> str:
+def _unrewritten_bodies_warning(codes, num) -> str:
+    return (f"frontrun explored {num} interleavings, but thread functions of yours are not rewritten: "
+            f"{_shown_codes(codes)}. What they read and write themselves is not seen, so a race in it cannot be "
+            f"found: {_INCLUDE_HOW}.")
+
+
+def _not_instrumented(head: str, threads, ran=()) -> str:
     try:
-        return head + _why_not_instrumented(threads)
+        return head + _why_not_instrumented(threads, ran)
     except Exception:  # a diagnosis that fails must not hide the error it explains
         return head + _REWRITE_HOW
 
@@ -1674,6 +1714,9 @@ def explore_dpor(
         num = spent  # a search cut short counts every execution it ran (max_executions=50: 50)
     elif num == 1 and len(threads) > 1 and unrewritten:
         warnings.warn(_unrewritten_warning(unrewritten), NotInstrumentedWarning, stacklevel=_callers_level())
+    elif bodies := _unrewritten_bodies(threads, unrewritten):
+        # Other code reported (a search of several executions), but not the threads' own.
+        warnings.warn(_unrewritten_bodies_warning(bodies, num), NotInstrumentedWarning, stacklevel=_callers_level())
     return DporResult(property_holds=holds, num_explored=num, inconclusive_reason=stopped_reason, elapsed=elapsed, stats=stats)
 
 
@@ -1989,10 +2032,10 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
         if spent + out.executions == 1 and run.end == "finished" and not run.kind:
             if rt.user_steps() == 0:
                 rt.end_execution(None)
-                raise NotInstrumentedError(_not_instrumented(NOT_INSTRUMENTED, threads))
+                raise NotInstrumentedError(_not_instrumented(NOT_INSTRUMENTED, threads, out.unrewritten))
             if rt.reports_heard() == 0:
                 # Locks, waits and sleeps are explored without rewriting; the rest is not seen.
-                warnings.warn(_not_instrumented(NOT_INSTRUMENTED_STEPS, threads), NotInstrumentedWarning,
+                warnings.warn(_not_instrumented(NOT_INSTRUMENTED_STEPS, threads, out.unrewritten), NotInstrumentedWarning,
                               stacklevel=_callers_level())
         if run.end == "timeout":
             rt.end_execution(None)
@@ -2034,12 +2077,13 @@ def _reason(engine_reason, preemption_bound, max_executions):
     return text
 
 
-def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
-    """Runs exactly ``schedule`` once; returns (run, runtime) with the step log kept."""
+def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True, creations=True):
+    """Runs exactly ``schedule`` once; returns (run, runtime) with the step log kept.
+    ``creations``: trace allocations, so the explanation can say where objects were made."""
     import tracemalloc
 
-    tracing = tracemalloc.is_tracing()
-    if explain and not tracing:
+    tracing = tracemalloc.is_tracing() or not (explain and creations)
+    if not tracing:
         tracemalloc.start(8)
     try:
         steps, timeouts, methods = _replay_settings(schedule)
@@ -2061,7 +2105,7 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True):
                     run.explanation = f"{run.message or run.kind}\n(frontrun could not explain this schedule: {detail})"
             rt.end_execution(run.message if run.kind else None)
     finally:
-        if explain and not tracing:
+        if not tracing:
             tracemalloc.stop()
     return run, rt
 
@@ -2082,7 +2126,9 @@ def _warm_up(setup, threads, invariant, max_steps):
 
 def _explained(schedule, setup, threads, invariant, found, max_steps):
     """Replays a failing schedule with full recording and builds the result from it."""
-    run, _rt = _replay_once(schedule, setup, threads, invariant, max_steps)
+    # A runaway's replay runs to the step limit: tracing its allocations made it seven times
+    # slower (a line-table walk per frame per allocation), for a report that names few objects.
+    run, _rt = _replay_once(schedule, setup, threads, invariant, max_steps, creations=found.kind != "runaway")
     reproduced = run.kind == found.kind
     explanation = run.explanation if reproduced else found.message
     if not reproduced:

@@ -659,6 +659,65 @@ def test_a_pass_through_code_of_yours_left_unrewritten_is_warned_of(tmp_path):
     assert "RESULT False" in out and "WARNING" not in out, out
 
 
+def test_the_not_instrumented_error_names_the_unrewritten_code_the_threads_ran(tmp_path):
+    # The error named only the thread functions (a script's lambdas), not the module that holds
+    # the state they reach, which is the one to add to the include patterns.
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "counter.py").write_text(
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
+        "    def incr(self):\n        self.n += 1\n")
+    (tmp_path / "main.py").write_text(
+        "import frontrun.rewrite\n"
+        "frontrun.rewrite.install(include=['main'])\n"
+        "from frontrun import explore_dpor\n"
+        "from app.counter import Counter\n"
+        "try:\n"
+        "    explore_dpor(Counter, [lambda c: c.incr(), lambda c: c.incr()], lambda c: c.n == 2)\n"
+        "except Exception as e:\n"
+        "    print('RAISED', type(e).__name__, e)\n"
+    )
+    proc = run(["main.py"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert "RAISED NotInstrumentedError frontrun saw no shared-state access" in out, out
+    assert "<lambda> (__main__, " in out, out
+    incr = "Counter.incr" if sys.version_info >= (3, 11) else "incr"  # (3.10 code has no qualname)
+    assert (f"* {incr} (app.counter, {tmp_path / 'app' / 'counter.py'}), which the threads ran, is not selected "
+            "by the import hook (include: main;") in out, out
+
+
+def test_thread_functions_left_unrewritten_are_warned_of_in_a_search_that_saw_other_code(tmp_path):
+    # The library the threads call is selected and reports; the thread functions' own module is
+    # not, so their read-then-write of `s.n` is unseen. The search passed in two interleavings,
+    # unsaid.
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "store.py").write_text(
+        "class Store:\n    def __init__(self):\n        self.items = {}\n        self.n = 0\n\n"
+        "    def put(self, k, v):\n        self.items[k] = v\n")
+    (tmp_path / "body.py").write_text(
+        "import warnings\n"
+        "from frontrun import explore_dpor\n"
+        "from app.store import Store\n\n"
+        "def worker(s):\n    s.put('a', 1)\n    v = s.n\n    s.n = v + 1\n\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    r = explore_dpor(Store, [worker, worker], lambda s: s.n == 2)\n"
+        "print('RESULT', r.property_holds, r.num_explored)\n"
+        "for w in seen:\n"
+        "    print('WARNING', w.category.__name__, w.filename.rsplit('/', 1)[-1], w.message)\n")
+    (tmp_path / "main.py").write_text(
+        "import sys, frontrun.rewrite\nfrontrun.rewrite.install(include=sys.argv[1:])\nimport body\n")
+    proc = run(["main.py", "app.*"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert "RESULT True 2" in out, out
+    assert ("WARNING NotInstrumentedWarning body.py frontrun explored 2 interleavings, but thread functions of "
+            "yours are not rewritten: worker (body.py:5)") in out, out
+    proc = run(["main.py", "app.*", "body"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert "RESULT False" in out and "WARNING" not in out, out
+
+
 def test_a_path_pattern_on_the_command_line_is_from_the_current_directory(tmp_path):
     # `--include tests/` with the script elsewhere: the pattern was taken from the script's
     # directory, and selected nothing, unsaid.
