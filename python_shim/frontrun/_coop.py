@@ -1228,6 +1228,8 @@ def _thread_start(self):
             placeholder = threading._active.get(ident)
             threading._active[ident] = thread
         thread._ident = ident
+        if hasattr(thread, "_native_id"):
+            thread._native_id = _thread.get_native_id()
         try:
             context.run(thread.run)
         finally:
@@ -1250,6 +1252,10 @@ def _thread_start(self):
     ident = rt.worker_ident(self._frontrun_tid)
     if ident is not None:
         self._ident = ident
+        # (and its native id: the worker's placeholder Thread has it)
+        native = getattr(threading._active.get(ident), "_native_id", None)
+        if native is not None and hasattr(self, "_native_id"):
+            self._native_id = native
     started_threads[self._frontrun_tid - 1] = (_runs(self), "setup()" if by_setup else f"thread {parent}")
 
 
@@ -1312,11 +1318,21 @@ _thread_ident = property(_thread_ident_of, doc=threading.Thread.ident.__doc__)
 def _reported_event_method(name, write):
     # Event.is_set reads the flag without the lock set() and clear() take, in code frontrun
     # does not rewrite: it is reported as a read of the event, set() and clear() as writes.
+    # A write's step is taken under that lock, right before the flag changes (as CPython's
+    # set() and clear() change it): taken before the lock, another thread's is_set() could come
+    # between the step and the change, and the explanation showed it after a write it missed.
     def method(self):
         rt = _managed()
-        if rt is not None:
-            rt.object_access(self, write, _site(rt))
-        return _orig[f"Event.{name}"](self)
+        if rt is None:
+            return _orig[f"Event.{name}"](self)
+        if not write:
+            rt.object_access(self, False, _site(rt))
+            return self._flag
+        with self._cond:
+            rt.object_access(self, True, _site(rt))
+            self._flag = name == "set"
+            if self._flag:
+                self._cond.notify_all()
 
     method.__name__ = name
     return method

@@ -20,6 +20,7 @@ import builtins
 import heapq
 import inspect
 import io
+import linecache
 import operator
 import pathlib
 import random
@@ -1050,6 +1051,8 @@ class _Run:
     explanation: str = ""
     # The thread a setup() that waits for its threads ran as (it ran before the test's).
     setup_thread: Optional[int] = None
+    # Where a thread that took no step for a while was (`_stall_notice`).
+    stalled: Optional[str] = None
 
 
 def _invariant_name(invariant):
@@ -1329,20 +1332,52 @@ def _run_with_explored_setup(rt, setup, threads, invariant, timeout):
     return run
 
 
+# A thread whose turn it is that takes no step for this long is said to be stalled.
+STALL_NOTICE_SECONDS = 10.0
+
+
+def _stall_notice(ident, thread):
+    """Says, on stderr at once (a search that hangs returns nothing), where an explored thread
+    that has taken no step for a while is; returns what it said, for a timeout's reason."""
+    from frontrun.rewrite._core import FRONTRUN_DIR
+
+    frame = sys._current_frames().get(ident)
+    where = []
+    while frame is not None and len(where) < 3:
+        if not frame.f_code.co_filename.startswith(FRONTRUN_DIR + os.sep):
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+            where.append(f"{os.path.relpath(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+                         + (f" ({line})" if line else ""))
+        frame = frame.f_back
+    said = (f"thread {thread} has taken no step for {STALL_NOTICE_SECONDS:g} s, at {'; called from '.join(where) or 'an unknown place'}: "
+            "if it waits in a call frontrun does not model (a C queue.SimpleQueue made before the exploration, a "
+            "socket, a pipe, a subprocess), nothing the other threads do ends that wait; make the object in "
+            "setup(), or give explore_dpor a timeout")
+    try:
+        sys.stderr.write(f"frontrun: {said}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+    return said
+
+
 def _run_tasks(rt, tasks, background, state, invariant, timeout, prologue=None, state_of=None):
     # No cyclic collection while the threads run: its finalizers and weakref callbacks (an
     # executor collected puts a wake-up in its queue) would run in whichever explored thread
     # allocated last, which is not part of the schedule; they run between executions instead.
     collecting = gc.isenabled()
     gc.disable()
+    stalled = []
     try:
-        end, detail = rt.run_execution(tasks, timeout, background, prologue)
+        end, detail = rt.run_execution(tasks, timeout, background, prologue, lambda *a: stalled.append(_stall_notice(*a)),
+                                       STALL_NOTICE_SECONDS)
     finally:
         if collecting:
             gc.enable()
     if state_of is not None:
         state = state_of()
     run = _Run(end=end, detail=detail, state=state, errors=rt.errors())
+    run.stalled = stalled[0] if stalled else None
     if end == "deadlock":
         run.kind, run.message = "deadlock", detail
     elif end == "runaway":
@@ -2040,6 +2075,8 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
         if run.end == "timeout":
             rt.end_execution(None)
             out.stopped_reason = f"timeout: the {timeout}s budget ran out before the search finished"
+            if run.stalled:
+                out.stopped_reason += f" ({run.stalled})"
             break
         if run.end == "diverged" and not run.kind:
             rt.end_execution(None)

@@ -4025,6 +4025,13 @@ STARTED_IDENT = load(
         t.start()
         s.ident = t.ident
         t.join()
+
+    def start_and_look_native(s):
+        t = threading.Thread(target=lambda: s.inside.append(threading.get_native_id()))
+        t.start()
+        s.ident = t.native_id
+        t.join()
+        s.after_join = t.native_id
     """
 )
 
@@ -4035,6 +4042,15 @@ def test_a_started_thread_has_its_ident_when_start_returns():
     p = STARTED_IDENT
     setup = lambda: State(inside=[], ident="unset")  # noqa: E731
     result = explore(setup, [p.start_and_look], lambda s: s.ident is not None and s.inside == [s.ident])
+    assert result.property_holds is True, result.explanation
+
+
+def test_a_started_thread_has_its_native_id_when_start_returns():
+    # `t.native_id` stayed None inside an exploration, after start() and after join().
+    p = STARTED_IDENT
+    setup = lambda: State(inside=[], ident="unset", after_join="unset")  # noqa: E731
+    result = explore(setup, [p.start_and_look_native],
+                     lambda s: s.ident is not None and s.inside == [s.ident] == [s.after_join])
     assert result.property_holds is True, result.explanation
 
 

@@ -409,3 +409,37 @@ def test_a_waiting_get_is_also_run_before_every_get_of_another_thread_before_it(
     result = explore(setup, [PROG.timed_get_then_nowait, PROG.timed_get], record)
     assert result.property_holds is True
     assert outcomes == {(("x", "empty"), "timed out"), (("timed out", "empty"), "x")}
+
+
+MADE_BEFORE = load(
+    """
+    import queue
+
+    Q = queue.SimpleQueue()  # C's, made at import: the exploration cannot see into its get()
+
+    def get(s):
+        s.got = Q.get()
+
+    def put(s):
+        Q.put(1)
+    """
+)
+
+
+def test_a_thread_blocked_in_a_call_frontrun_does_not_model_is_said_to_be(monkeypatch, capsys):
+    # The consumer blocks in C's SimpleQueue.get() before the producer runs: the search hung
+    # without a word. Now stderr says where the thread is, at once, and a timeout's reason too.
+    import frontrun._dpor as dpor
+
+    monkeypatch.setattr(dpor, "STALL_NOTICE_SECONDS", 0.3)
+    result = frontrun.explore_dpor(lambda: State(got=None), [MADE_BEFORE.get, MADE_BEFORE.put],
+                                   lambda s: s.got == 1, timeout=3)
+    assert result.property_holds is None
+    assert "thread 0 has taken no step for 0.3 s, at " in result.inconclusive_reason, result.inconclusive_reason
+    assert "in get (s.got = Q.get())" in result.inconclusive_reason, result.inconclusive_reason
+    assert result.inconclusive_reason.startswith("timeout: the 3s budget ran out"), result.inconclusive_reason
+    err = capsys.readouterr().err
+    assert "frontrun: thread 0 has taken no step for 0.3 s" in err and "in get (s.got = Q.get())" in err, err
+    Q = MADE_BEFORE.Q
+    while not Q.empty():  # what the stopped executions left
+        Q.get()

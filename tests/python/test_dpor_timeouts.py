@@ -688,3 +688,33 @@ def test_a_search_out_of_time_says_how_far_the_bounded_searches_got():
     if ", during the search with at most 1 preemption" not in reason:
         assert re.search(r"the search(es)? with at most 1( and 2)? preemptions before it ran \d+ executions and found "
                          r"no failure$", reason), reason
+
+
+FIRE_ONCE = load(
+    """
+    def fire_on_timeout(s):
+        s.event.wait(0.5)
+        if not s.event.is_set():
+            s.fired = True
+        s.event.set()
+
+    def cancel(s):
+        if not s.fired:
+            s.event.set()
+            s.cancelled = True
+    """
+)
+
+
+def test_an_event_set_is_its_step_where_the_flag_changes():
+    # Event.set()'s step came before it took the event's lock, and the flag changed only after:
+    # another thread's is_set() between the two read False, yet the explanation listed the set
+    # first and showed that race instead of the one that failed (on `fired`).
+    result = frontrun.explore_dpor(lambda: State(event=threading.Event(), fired=False, cancelled=False),
+                                   [FIRE_ONCE.cancel, FIRE_ONCE.fire_on_timeout],
+                                   lambda s: not (s.fired and s.cancelled), timeouts="any_time")
+    assert result.property_holds is False
+    lines = result.explanation.splitlines()
+    assert lines[0].startswith("Race on State.fired (object #1 = state"), result.explanation
+    assert [line.split()[:3] for line in lines[1:3]] == [["thread", "0", "read"], ["thread", "1", "write"]], lines
+    assert "Race on Event" not in result.explanation

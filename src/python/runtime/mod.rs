@@ -438,7 +438,11 @@ impl DporRuntime {
     /// timeout.
     /// `prologue`: the index of a task that runs first (`setup()`, which the others wait for):
     /// the order of the steps taken before it ends is not searched.
-    #[pyo3(signature = (tasks, timeout=None, background=Vec::new(), prologue=None))]
+    /// `on_stall(ident, thread)`: called (on this thread) once the thread whose turn it is has
+    /// taken no step for `stall_after` seconds, with its worker's ident and its number (from 0):
+    /// a thread blocked in a call the model does not know (a C `SimpleQueue` made before the
+    /// exploration, a read of a socket no one writes) otherwise hung the search without a word.
+    #[pyo3(signature = (tasks, timeout=None, background=Vec::new(), prologue=None, on_stall=None, stall_after=10.0))]
     fn run_execution(
         &self,
         py: Python<'_>,
@@ -446,7 +450,10 @@ impl DporRuntime {
         timeout: Option<f64>,
         background: Vec<usize>,
         prologue: Option<usize>,
+        on_stall: Option<Py<PyAny>>,
+        stall_after: f64,
     ) -> PyResult<(String, String)> {
+        let stall_after = Duration::try_from_secs_f64(stall_after.max(0.0)).unwrap_or(Duration::MAX);
         let inner = self.inner.clone();
         let parker = Parker::mine();
         let wakes = {
@@ -465,6 +472,9 @@ impl DporRuntime {
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         let mut wakes = Some(wakes);
         let mut interrupted = None;
+        // The steps taken so far and since when, to tell a thread that takes none (`on_stall`).
+        let mut progress = (usize::MAX, Instant::now());
+        let mut on_stall = on_stall;
         // In slices, between which the signal handlers run: a thread blocked for ever in a call
         // the model does not know (a read of a pipe no one writes) kept Ctrl-C from the process.
         let mut wait = |deadline: Option<Instant>, interrupted: &mut Option<PyErr>| loop {
@@ -487,6 +497,24 @@ impl DporRuntime {
                 if let Err(e) = py.check_signals() {
                     *interrupted = Some(e);
                     return false;
+                }
+            }
+            if on_stall.is_some() {
+                let stalled = {
+                    let st = inner.lock_state(py);
+                    let steps = st.explorer.events().len();
+                    if steps != progress.0 {
+                        progress = (steps, Instant::now());
+                    }
+                    let turn = st.exec.turn.filter(|_| progress.1.elapsed() >= stall_after);
+                    turn.and_then(|t| st.slots.iter().find(|s| s.tid == Some(t)).map(|s| (s.ident, t)))
+                };
+                if let Some((ident, thread)) = stalled {
+                    let notify = on_stall.take().expect("checked");
+                    // A notice only: what it raises is not the execution's.
+                    if let Err(e) = notify.call1(py, (ident, thread.saturating_sub(1))) {
+                        e.write_unraisable(py, None);
+                    }
                 }
             }
         };
