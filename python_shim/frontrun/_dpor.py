@@ -20,6 +20,7 @@ import builtins
 import heapq
 import inspect
 import io
+import itertools
 import linecache
 import operator
 import pathlib
@@ -177,8 +178,14 @@ class _Pool:
         try:
             ident = threading.get_ident()
             self.rt.set_worker_ident(slot, ident)
-            # The dummy Thread object is made now, with real primitives, not inside a task.
-            placeholder = threading.current_thread()
+            # The dummy Thread object is made now, with real primitives, not inside a task; and
+            # not from the program's thread-name counter (its threads are named as in a run
+            # without frontrun's workers: the exploring thread waits for this one meanwhile).
+            names, threading._counter = threading._counter, itertools.count(1).__next__
+            try:
+                placeholder = threading.current_thread()
+            finally:
+                threading._counter = names
             # A test's thread stands for one the program started, not a daemon: a Thread (a
             # Timer) it makes is not a daemon either, as it would not be for real.
             placeholder._daemonic = False
@@ -451,12 +458,18 @@ def _session(timeouts=WHEN_STUCK, **config):
         global _step_limit
         _step_limit = config.get("max_steps", DEFAULT_MAX_STEPS)
         _coop.timeouts_any_time = timeouts == ANY_TIME
+        global _names_from
+        if hasattr(threading, "_counter"):
+            _names_from = threading._counter()
         with _coop.patched(rt, pool), _cached_functions_stood_in():
             try:
                 yield rt, pool
             finally:
                 _forget_explored_threads()
     finally:
+        if _names_from is not None:
+            # (Reading the number took it: the program's next thread is named with it.)
+            threading._counter, _names_from = itertools.count(_names_from).__next__, None
         _coop.timeouts_any_time = False
         random.setstate(callers_random)
         _BUSY.release()
@@ -1239,8 +1252,17 @@ def _stand_in_cached_functions(held):
 RANDOM_SEED = 0
 
 
+# The number the threads an exploration's executions make are named from ("Thread-%d"), and
+# the program's own counter, put back after it.
+_names_from = None
+
+
 def _fresh_execution():
     random.seed(RANDOM_SEED)
+    # Each execution names the threads it makes as the first did (names differed from one
+    # execution to the next: a dict keyed by thread name looked nondeterministic).
+    if _names_from is not None:
+        threading._counter = itertools.count(_names_from).__next__
     _coop.new_execution()
     for stand_in in _stand_ins:
         stand_in.cache_clear()

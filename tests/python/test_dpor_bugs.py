@@ -4026,6 +4026,12 @@ STARTED_IDENT = load(
         s.ident = t.ident
         t.join()
 
+    def start_and_name(s):
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        t.join()
+        s.names.append(t.name)
+
     def start_and_look_native(s):
         t = threading.Thread(target=lambda: s.inside.append(threading.get_native_id()))
         t.start()
@@ -4043,6 +4049,23 @@ def test_a_started_thread_has_its_ident_when_start_returns():
     setup = lambda: State(inside=[], ident="unset")  # noqa: E731
     result = explore(setup, [p.start_and_look], lambda s: s.ident is not None and s.inside == [s.ident])
     assert result.property_holds is True, result.explanation
+
+
+def test_the_threads_each_execution_makes_are_named_as_the_first_executions_were():
+    # threading's name counter went on from one execution to the next (and frontrun's own
+    # workers took numbers from it): "Thread-455" after a hundred executions, a dict keyed by
+    # thread name different in each. Now each execution starts from the same number, and the
+    # program's next thread after the exploration takes it.
+    import threading
+
+    p = STARTED_IDENT
+    before = int(threading.Thread().name.split("-")[1])
+    names = set()
+    result = explore(lambda: State(names=[]), [p.start_and_name, p.start_and_name],
+                     lambda s: names.update(s.names) or True)
+    assert result.property_holds is True and result.num_explored > 1, result
+    assert names == {f"Thread-{before + 1} (<lambda>)", f"Thread-{before + 2} (<lambda>)"}, names
+    assert threading.Thread().name == f"Thread-{before + 1}"
 
 
 def test_a_started_thread_has_its_native_id_when_start_returns():
