@@ -31,6 +31,9 @@ as it happens. An event has the attributes
     decides when it runs (a list's ``append`` writes it, a method of your own class reports its
     own accesses).
 
+An event holds its objects (``obj``, ``args``, ``result``) for as long as it lives: what the
+block reports is not freed inside it.
+
 Events are reported *before* the access (``call_return`` after the call returned). Accesses
 to exact immutable builtins (``int float complex bool str bytes tuple frozenset None``) are not
 reported: ``x += 1`` on an int, ``s.upper()``, ``len(t)`` or ``for c in s`` touch nothing shared.
