@@ -4742,6 +4742,30 @@ def test_a_failure_with_no_interleaving_is_not_called_a_race():
     assert "Race on" not in result.explanation
 
 
+def test_a_failure_of_one_thread_says_it_failed_on_its_own():
+    # One thread that runs an event loop whose two tasks both pass the check before either
+    # takes: "The threads ran one after the other" (there was one), and nothing about tasks.
+    p = load("""
+        import asyncio
+
+        async def take(s):
+            if s.v >= 1:
+                await asyncio.sleep(0)
+                s.v -= 1
+
+        async def both(s):
+            await asyncio.gather(take(s), take(s))
+
+        def run(s):
+            asyncio.run(both(s))
+        """)
+    result = explore(lambda: State(v=1), [p.run], lambda s: s.v >= 0)
+    assert result.property_holds is False and result.num_explored == 1
+    assert result.explanation.splitlines()[0] == (
+        "Only thread 0 ran: it failed on its own, with no other thread to interleave with (an asyncio event "
+        "loop's tasks are not interleaved: they ran in the order the loop gave them):"), result.explanation
+
+
 def test_a_setup_that_hands_back_the_same_object_is_warned_about():
     # `lambda: counter` (a fixture's object, not a module's global): every execution started
     # from what the one before left, and a correct, locked increment failed with nothing said.
