@@ -235,6 +235,10 @@ class _Pool:
                 finally:
                     if watching:
                         sys.setprofile(None)
+                    # Held until the next task came, the last reference to what this one made
+                    # went then, inside the next execution, whose step it became (a weakref
+                    # callback, a __del__ of the old state).
+                    task = fn = None
                 used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
@@ -540,6 +544,7 @@ class CachedFunction:
         site = _coop._site(rt) if rt is not None else None
         key = functools._make_key(args, kwargs, self._typed)
         if rt is not None:
+            rt.heard_stand_in()
             rt.object_access(self, False, site)
         value = self._cache.get(key, _MISSING)
         if value is not _MISSING:
@@ -1075,7 +1080,7 @@ def _invariant_name(invariant):
 def _held_in(state, depth=3, budget=500):
     """``(holder, slot, obj)`` for ``state`` and what it holds (its attributes and slots, items,
     a closure's cells, and their own, a few levels down), breadth first, in a fixed order.
-    ``slot`` is ``("attr", name)``, ``("item", key)`` or ``("cell", i)`` (None for ``state``
+    ``slot`` is ``("attr", name)``, ``("item", key, place)`` or ``("cell", i)`` (None for ``state``
     itself). Generators are not looked into."""
     reached = [(None, None, state)]
     frontier = [state]
@@ -1085,10 +1090,11 @@ def _held_in(state, depth=3, budget=500):
         for obj in frontier:
             if kind_is(obj, types.GeneratorType):
                 continue
+            # (An item's slot also has its place: `_with_paths`.)
             if kind_is(obj, dict):
-                children = [(("item", k), v) for k, v in obj.items()]
+                children = [(("item", k, i), v) for i, (k, v) in enumerate(obj.items())]
             elif kind_is(obj, (list, tuple)):
-                children = [(("item", i), v) for i, v in enumerate(obj)]
+                children = [(("item", i, i), v) for i, v in enumerate(obj)]
             elif kind_is(obj, type):
                 children = []
             elif kind_is(obj, types.FunctionType):  # a closure: what its cells hold
@@ -1139,7 +1145,7 @@ def _generators_in(held):
     """The generators among ``_held_in``'s finds (or behind a bound ``__next__`` or a partial
     among them): two threads resuming one at once is a bug the search looks for."""
     found, seen = [], set()
-    for _, _, obj in held:
+    for *_, obj in held:
         for g in _generators_of(obj):
             if id(g) not in seen:
                 seen.add(id(g))
@@ -1171,7 +1177,7 @@ def _prepare_state(rt, state, threads):
     held = _held_in(state)
     _stand_in_cached_functions(held)
     roots = _thread_roots(state, threads)
-    rt.number_state(_numbered_first(held, roots))
+    rt.number_state(_numbered_first(_with_paths(held, "state"), roots))
     rt.watch_generators(_generators_in(held + roots))
 
 
@@ -1188,19 +1194,35 @@ def _is_rewritten_module(module):
     return kind_is(file, str) and _native.is_rewritten_file(file)
 
 
+def _with_paths(reached, base):
+    """``(path, obj)`` for ``_held_in``'s finds: the way to each from its root, by attribute
+    name, item place or cell index (an item's key may be an object, whose repr is no name)."""
+    paths, out = {}, []
+    for holder, slot, obj in reached:
+        if holder is None:
+            path = base
+        else:
+            path = f"{paths.get(id(holder), base)}/{slot[0]}:{slot[2] if slot[0] == 'item' else slot[1]}"
+        paths.setdefault(id(obj), path)
+        out.append((path, obj))
+    return out
+
+
 def _numbered_first(held, roots):
-    """``(object, is_lock)`` for what the threads may find when they begin, in a fixed order:
-    the state and what it holds, then ``_thread_roots``' finds but functions and modules other
-    than the program's own (numbered before any thread runs: see ``number_state``)."""
-    found = [obj for _, _, obj in held]
-    for _, _, obj in roots:
+    """``(object, is_lock, path)`` for what the threads may find when they begin, in a fixed
+    order: the state and what it holds, then ``_thread_roots``' finds but functions and modules
+    other than the program's own (numbered before any thread runs: see ``number_state``). Each
+    is named by its path, not by its place in this order: a list the threads reach that grows
+    from one execution to the next (a test's record of what each saw) moved every later place."""
+    found = list(held)
+    for path, obj in roots:
         if not kind_is(obj, _NOT_STATE) or kind_is(obj, types.ModuleType):
-            found.append(obj)  # (only the program's own modules are among the roots)
+            found.append((path, obj))  # (only the program's own modules are among the roots)
     seen, out = set(), []
-    for obj in found:
+    for path, obj in found:
         if id(obj) not in seen:
             seen.add(id(obj))
-            out.append((obj, kind_is(obj, _LOCK_TYPES)))
+            out.append((obj, kind_is(obj, _LOCK_TYPES), path))
     return out
 
 
@@ -1211,24 +1233,25 @@ def _thread_roots(state, threads):
     class attributes (those themselves)."""
     found = []
     functions = [own_attr(fn, "func", fn) for fn in threads]  # (a functools.partial's function)
-    for fn in list(functions):
+    for k, fn in enumerate(list(functions)):
         if kind_is(fn, types.FunctionType):
             held = _held_in(fn, depth=3, budget=200)
-            found += held
+            found += _with_paths(held, f"function {k}")
             # A wrapper's (`lambda s: work(s, 1)`, a decorator's): what it calls of the
             # program's own code is the thread's.
             functions += [f for _, _, f in held if kind_is(f, types.FunctionType)
                           and _native.is_rewritten_file(f.__code__.co_filename)]
     namespaces = {id(g): g for g in (getattr(fn, "__globals__", None) for fn in functions) if kind_is(g, dict)}
     for module_globals in namespaces.values():
-        found.append((None, None, module_globals))  # `global X`: the namespace is the object
-        for v in list(module_globals.values()):
+        at = f"globals {module_globals.get('__name__')}"
+        found.append((at, module_globals))  # `global X`: the namespace is the object
+        for key, v in list(module_globals.items()):
             if not kind_is(v, types.ModuleType):
-                found.append((None, None, v))
+                found.append((f"{at}/{key}", v))
             elif _is_rewritten_module(v):
-                found.append((None, None, v))
-                found += [(None, None, w) for w in list(_module_dict(v).values())[:200]]
-    found += [(None, None, v) for v in list(vars(type(state)).values())]
+                found.append((f"module {v.__name__}", v))
+                found += [(f"module {v.__name__}/{k}", w) for k, w in list(_module_dict(v).items())[:200]]
+    found += [(f"class/{k}", v) for k, v in list(vars(type(state)).items())]
     return found
 
 
@@ -1604,6 +1627,9 @@ def _why_code_not_rewritten(where, name, code, finder) -> str:
                 "python -m frontrun.rewrite your_script.py")
     if finder is None:
         return f"{where} is not rewritten, and frontrun's import hook is not installed in this process" + _why_no_hook()
+    if finder.selection.policy_for(name, file) is None and finder.selection.is_excluded(name, file or None):
+        return (f"{where} is left out by an exclude pattern ({finder.selection.describe()}), which wins over the "
+                "include patterns: take it out of the exclude patterns")
     if finder.selection.policy_for(name, file) is None:
         unmatched = finder.unmatched_includes()
         mistyped = (f" (the include pattern{'s' if len(unmatched) > 1 else ''} "

@@ -5263,3 +5263,94 @@ def test_an_object_the_threads_let_go_of_dies_as_without_frontrun():
 
     result = explore(with_entry, [p.let_go_of_attribute], lambda s: s.after == [True])
     assert result.property_holds is True, result.explanation
+
+
+RECORDS = load(
+    """
+    class Item:
+        pass
+
+    made = []  # a module-level record of what each execution made
+
+    def recording_thread(seen):
+        def bump(s):
+            seen.append(Item())
+            s.v += 1
+        return bump
+
+    def bump_and_keep(s):
+        made.append(Item())
+        s.v += 1
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["closure", "module"])
+def test_a_record_of_new_objects_that_grows_across_executions_does_not_stop_the_search(where):
+    # Every object the threads could find when they began was numbered in order, the record's
+    # items among them: each execution's record was longer, every later number moved (the
+    # closure's cell was #14 in one execution, #16 in the next), and the search ended as
+    # "nondeterminism" instead of finding the lost update.
+    thread = RECORDS.recording_thread([]) if where == "closure" else RECORDS.bump_and_keep
+    # (A module-level container's count of items is leftover state; a closure's list is not.)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = frontrun.explore_dpor(lambda: State(v=0), [thread, thread], lambda s: s.v == 2)
+    leftover = [w for w in seen if w.category is frontrun.LeftoverStateWarning]
+    assert len(leftover) == (where == "module"), [str(w.message) for w in seen]
+    assert result.property_holds is False, result.inconclusive_reason
+    assert "Race on State.v" in result.explanation, result.explanation
+
+
+CACHED_CONFIG = load(
+    """
+    import functools
+
+    @functools.lru_cache(maxsize=None)
+    def get_config(name):
+        return {"name": name}
+    """
+)
+
+
+def test_an_lru_cache_of_the_program_called_from_code_not_rewritten_is_no_sign_of_it():
+    # Its look and store are explored (a read and a write of the cache), yet the search warned
+    # that it saw "only locks, waits or sleeps: the code under test was probably not rewritten".
+    p = CACHED_CONFIG
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = frontrun.explore_dpor(lambda: None, [lambda _: p.get_config("q"), lambda _: p.get_config("q")],
+                                       lambda _: True)
+    assert result.property_holds is True and result.num_explored > 1, result
+    assert not [w for w in seen if w.category is frontrun.NotInstrumentedWarning], [str(w.message) for w in seen]
+
+
+WEAK_REGISTRY = load(
+    """
+    import weakref
+
+    class Registry:
+        def __init__(self):
+            self.refs = {}
+
+        def track(self, obj):
+            k = id(obj)
+            if k not in self.refs:
+                def forget(ref):
+                    self.refs.pop(k, None)  # when obj dies
+                self.refs[k] = weakref.ref(obj, forget)
+
+    def track(s):
+        s.registry.track(s.thing)
+    """
+)
+
+
+def test_what_an_execution_made_dies_outside_the_next_one():
+    # A worker held its last task until the next one came: the previous state died then, in the
+    # next execution, and its weakref callbacks (blinker's, a registry's) ran as that thread's
+    # steps: "nondeterminism", inconclusive.
+    p = WEAK_REGISTRY
+    result = frontrun.explore_dpor(lambda: State(registry=p.Registry(), thing=State()), [p.track, p.track],
+                                   lambda s: len(s.registry.refs) == 1)
+    assert result.property_holds is True, result.inconclusive_reason

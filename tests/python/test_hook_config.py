@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
         ("myapp", "myapp", True),
         ("myapp", "myapp.models", True),  # a bare name takes the whole package
         ("myapp", "myapp2", False),
-        ("myapp.*", "myapp", False),
+        ("myapp.*", "myapp", True),  # the package too: its __init__ is most often its API
         ("myapp.*", "myapp.models.user", True),
         ("tests.test_*", "tests.test_api", True),
         ("tests.test_*", "tests.helpers", False),
@@ -77,6 +77,7 @@ def test_rules_order(tmp_path):
     assert selection.policy_for("myapp.db", None) == "resources"
     assert selection.policy_for("myapp.api", None) == "all"
     assert selection.policy_for("myapp.gen.x", None) is None
+    assert selection.policy_for("myapp.gen", None) is None  # `myapp.gen.*` is the package too
     assert selection.policy_for("other", str(tmp_path / "other.py")) is None  # include given: only those
     assert selection.policy_for("frontrun.rewrite", None) is None
     with pytest.raises(ValueError):
@@ -278,3 +279,13 @@ def test_config_uses_the_fallback_without_tomllib_or_tomli(tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "tomli", None)
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     assert _config.read_frontrun_table(str(tmp_path / "pyproject.toml"))["policy"] == "all"
+
+
+def test_a_pattern_of_a_packages_submodules_selects_the_package_too(tmp_path):
+    # `--include 'cachetools.*'` left cachetools/__init__.py unrewritten, where LRUCache lives:
+    # its race passed unseen, and the README's own example (`--include 'myapp.*'`) did the same.
+    selection = make_selection(include=["cachetools.*"], root=str(tmp_path), use_config=False)
+    assert selection.policy_for("cachetools", None) == "shared"
+    assert selection.policy_for("cachetools.keys", None) == "shared"
+    assert selection.policy_for("cachetoolsx", None) is None
+    assert selection.policy_for("other.cachetools", None) is None

@@ -686,6 +686,25 @@ def test_the_not_instrumented_error_names_the_unrewritten_code_the_threads_ran(t
             "by the import hook (include: main;") in out, out
 
 
+def test_a_module_left_out_by_an_exclude_pattern_is_said_to_be(tmp_path):
+    # The advice was to add the module to the include patterns, which it matched already: the
+    # exclude pattern wins, and the same error came back.
+    (tmp_path / "counter.py").write_text("class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
+                                         "    def incr(self):\n        self.n += 1\n")
+    (tmp_path / "main.py").write_text(
+        "from frontrun import explore_dpor\n"
+        "from counter import Counter\n"
+        "try:\n"
+        "    explore_dpor(Counter, [Counter.incr, Counter.incr], lambda c: c.n == 2)\n"
+        "except Exception as e:\n"
+        "    print('RAISED', type(e).__name__, e)\n")
+    proc = run(["-m", "frontrun.rewrite", "--include", "counter", "--exclude", "counter", "main.py"], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert "RAISED NotInstrumentedError" in out, out
+    assert "is left out by an exclude pattern (include: counter" in out and "take it out of the exclude" in out, out
+    assert "add it to the include patterns" not in out, out
+
+
 def test_thread_functions_left_unrewritten_are_warned_of_in_a_search_that_saw_other_code(tmp_path):
     # The library the threads call is selected and reports; the thread functions' own module is
     # not, so their read-then-write of `s.n` is unseen. The search passed in two interleavings,

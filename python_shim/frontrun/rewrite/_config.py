@@ -4,7 +4,7 @@ Patterns
     A pattern is a module-name glob or a path glob:
 
     * module-name glob: ``myapp`` (the module or package *and everything under it*),
-      ``myapp.*`` (submodules only), ``tests.test_*`` (``fnmatch`` rules, ``*`` also crosses dots).
+      ``myapp.*`` (the same: the package and its submodules), ``tests.test_*`` (``fnmatch`` rules, ``*`` also crosses dots).
       It matches the name a module is imported by and the dotted path of its file under the
       project root (``tests/test_io.py`` is ``tests.test_io`` even when pytest imports it as
       ``test_io``);
@@ -145,7 +145,9 @@ class Pattern(_Record):
 
     def _matches_name(self, name: str) -> bool:
         if _has_glob(self.text):
-            return fnmatch.fnmatchcase(name, self.text)
+            # `myapp.*` is the package too: its `__init__` is where a package's API most often
+            # lives (`cachetools.*` left `cachetools.LRUCache` unrewritten, and its race unseen).
+            return fnmatch.fnmatchcase(name, self.text) or (self.text.endswith(".*") and name == self.text[:-2])
         return name == self.text or name.startswith(self.text + ".")
 
 

@@ -322,6 +322,24 @@ pub(super) struct Exec {
     /// The first number given during the run, once the threads' state is numbered
     /// (`number_state`): only objects numbered from here on may trade numbers.
     pub(super) first_fresh: Option<u64>,
+    /// Objects in `refs` named by their path (`state_name`).
+    pub(super) state_named: usize,
+}
+
+/// Names of what the threads find when they begin (`number_state`): `STATE_NAMES` and a hash
+/// of the object's path from the state or a thread function, the same in every execution.
+const STATE_NAMES: u64 = 1 << 44;
+
+pub(super) fn state_name(path: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // (SipHash with fixed keys: the same path has the same name in every execution.)
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    STATE_NAMES | (h.finish() & (STATE_NAMES - 1))
+}
+
+pub(super) fn is_state_name(n: u64) -> bool {
+    n & !(STATE_NAMES - 1) == STATE_NAMES
 }
 
 /// Names of cooperative locks made during an execution: `MADE_NAMES | maker << 24 | k` for the
@@ -345,7 +363,7 @@ fn is_file_name(n: u64) -> bool {
 /// Whether `from` may take the plan's name `to` (both first used at this step): a file (a
 /// temporary file named by a uuid is another file in each execution) takes only a file's.
 fn may_take_name(from: u64, to: u64) -> bool {
-    is_file_name(from) == is_file_name(to)
+    is_file_name(from) == is_file_name(to) && !is_state_name(from) && !is_state_name(to)
 }
 
 /// The name of the `k`th lock `maker` made in this execution.
@@ -402,6 +420,12 @@ impl Exec {
         let n = *self.objects.get(&ptr)?;
         let dead = self.slots.get(&n).and_then(|&i| self.refs[i].as_ref()).is_some_and(|h| h.is_dead(py));
         (!dead).then_some(n)
+    }
+
+    /// The name the next object named by its first use takes: its place among those, so that
+    /// the objects named by path (`state_name`) before it, however many, do not move it.
+    pub(super) fn next_plain_name(&self) -> u64 {
+        (self.refs.len() - self.state_named) as u64 + 1
     }
 
     /// Whether this execution has named an object `n` (or a lock it made: `reserved`).
@@ -766,8 +790,9 @@ impl Inner {
         if let Some((maker, k)) = made_by(to) {
             let made = exec.made.entry(maker).or_insert(0);
             *made = (*made).max(k);
-        } else if !is_file_name(to) && exec.refs.len() < to as usize {
-            exec.refs.resize_with(to as usize, || None);
+        } else if !is_file_name(to) && !is_state_name(to) && exec.next_plain_name() <= to {
+            let places = to as usize + exec.state_named;
+            exec.refs.resize_with(places, || None);
         }
         for n in exec.objects.values_mut().filter(|n| **n == from) {
             *n = to;
@@ -800,6 +825,8 @@ impl Inner {
     fn can_swap(exec: &Exec, a: u64, b: u64) -> bool {
         let ours = |n: u64| n == a || n == b;
         exec.first_fresh.is_some_and(|first| a >= first && b >= first)
+            && !is_state_name(a)
+            && !is_state_name(b)
             && !is_file_name(a)
             && !is_file_name(b)
             && !exec.owners.contains_key(&a)

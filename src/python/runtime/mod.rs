@@ -560,21 +560,32 @@ impl DporRuntime {
         self.inner.lock_state(py).exec.errors.iter().map(|(t, e)| (t.saturating_sub(1), e.clone())).collect()
     }
 
-    /// Numbers what the threads find when they begin, in the order given (`(object, is_lock)`),
-    /// before any of them runs: numbered at first use instead, an object that existed before
-    /// the threads takes the number a fresh one had in another schedule, where another thread
-    /// reached it first, and the plan cannot be followed (a false "nondeterminism").
-    fn number_state(&self, py: Python<'_>, objects: Vec<(Py<PyAny>, bool)>) {
+    /// Numbers what the threads find when they begin, in the order given (`(object, is_lock,
+    /// path)`), before any of them runs: numbered at first use instead, an object that existed
+    /// before the threads takes the number a fresh one had in another schedule, where another
+    /// thread reached it first, and the plan cannot be followed (a false "nondeterminism").
+    /// Each is named by its path (`state_name`): named by its place in the order, every object
+    /// after a list that grows from one execution to the next had another name in each.
+    fn number_state(&self, py: Python<'_>, objects: Vec<(Py<PyAny>, bool, String)>) {
         let mut st = self.inner.lock_state(py);
-        for (obj, is_lock) in objects {
+        for (obj, is_lock, path) in objects {
             let obj = obj.bind(py);
+            let named = match obj.cast::<PyModule>() {
+                Ok(m) => m.dict().into_any(),
+                Err(_) => obj.clone(),
+            };
+            let ptr = named.as_ptr() as usize;
+            let name = state_name(&path);
+            if st.exec.number_at(py, ptr).is_none() && !st.exec.reserved.contains_key(&ptr) && !st.exec.is_named(name) {
+                st.exec.reserved.insert(ptr, name);
+            }
             if is_lock {
                 Inner::lock_number(&mut st, obj);
             } else {
                 Inner::number_owner(&mut st, obj);
             }
         }
-        st.exec.first_fresh = Some(st.exec.refs.len() as u64 + 1);
+        st.exec.first_fresh = Some(st.exec.next_plain_name());
     }
 
     /// The generators in the test's state, before the execution's threads run: resuming one
@@ -596,7 +607,7 @@ impl DporRuntime {
                 }
             }
         }
-        st.exec.first_fresh = Some(st.exec.refs.len() as u64 + 1);
+        st.exec.first_fresh = Some(st.exec.next_plain_name());
     }
 
     /// Scheduling points reached by explored threads in this execution.
@@ -612,6 +623,14 @@ impl DporRuntime {
     /// Reports heard from rewritten code run by explored threads in this execution.
     fn reports_heard(&self, py: Python<'_>) -> u64 {
         self.inner.lock_state(py).exec.reports
+    }
+
+    /// Counts an access a stand-in for the program's own code made (an `lru_cache` of a
+    /// rewritten function looked in) as a report heard: no sign of code left unrewritten.
+    fn heard_stand_in(&self, py: Python<'_>) {
+        if self.inner.current().is_some() {
+            self.inner.lock_state(py).exec.reports += 1;
+        }
     }
 
     #[pyo3(signature = (failure=None))]

@@ -192,9 +192,16 @@ impl Inner {
             return n;
         }
         let place = st.exec.refs.len();
-        // A cooperative lock made during the execution has its maker's name (`MADE_NAMES`);
-        // anything else is named by its place: the order of first use.
-        let n = st.exec.reserved.remove(&ptr).unwrap_or(place as u64 + 1);
+        // A cooperative lock made during the execution has its maker's name (`MADE_NAMES`),
+        // what the threads find when they begin their path's (`STATE_NAMES`); anything else is
+        // named by its place among these: the order of first use.
+        let n = match st.exec.reserved.remove(&ptr) {
+            Some(n) => {
+                st.exec.state_named += super::handoff::is_state_name(n) as usize;
+                n
+            }
+            None => st.exec.next_plain_name(),
+        };
         st.exec.objects.insert(ptr, n);
         st.exec.slots.insert(n, place);
         st.exec.refs.push(Some(Held::of(obj)));
