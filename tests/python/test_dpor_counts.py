@@ -114,30 +114,3 @@ def test_result_fields_on_pass():
     assert result.explanation == ""
     assert bool(result)
 
-
-POPS = load(
-    """
-    def pop_k(s):
-        s.seen = s.d.pop("k", None)
-
-    def pop_k_too(s):
-        s.seen_too = s.d.pop("k", None)
-
-    def look_k(s):
-        s.there = "k" in s.d
-
-    def put_k(s):
-        s.d["k"] = 1
-    """
-)
-
-
-def test_a_pop_of_a_key_that_is_not_there_is_a_look():
-    # It changes nothing: it commutes with other looks at the key (it was a write: 3! orders).
-    setup = lambda: State(d={}, seen=None, seen_too=None, there=None)  # noqa: E731
-    assert count([POPS.pop_k, POPS.pop_k_too, POPS.look_k], setup=setup) == 1
-    # ...and is ordered against a put of the key, which makes it a removal: both outcomes.
-    finals = set()
-    assert count([POPS.pop_k, POPS.put_k], setup=setup,
-                 invariant=lambda s: finals.add((s.seen, tuple(s.d.items()))) or True) == 2
-    assert finals == {(None, (("k", 1),)), (1, ())}

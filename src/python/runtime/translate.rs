@@ -1189,8 +1189,9 @@ impl Inner {
     }
 
     /// `d.get(k)`, `d.__contains__(k)`, `d.setdefault(k, v)`, `d.pop(k)` by dict's own methods:
-    /// accesses of the key `k` alone, as `d[k]` is, so other keys' writes commute with them
-    /// (and, by whether `k` is there, a setdefault or pop that changes nothing is a read).
+    /// accesses of the key `k` alone, as `d[k]` is, so other keys' writes commute with them.
+    /// (A pop of a key that is not there changes nothing, yet stays a removal: decided by
+    /// presence, a plan's removal met as a read, or the other way, would be a divergence.)
     /// (A subclass's own `get` may look at other keys: then the whole dict, as any method.)
     fn dict_key_kind(
         &self,
@@ -1210,12 +1211,7 @@ impl Inner {
                 Read => (Read, "item_load"),
                 kind => (kind, "item_store"),
             },
-            // A key that is not there is not removed: a look, as `k in d` (it raises or
-            // returns the default), which other threads' looks commute with.
-            "pop" => match self.by_presence(st, dict, key, Delete, Read) {
-                Read => (Read, "item_load"),
-                kind => (kind, "item_delete"),
-            },
+            "pop" => (Delete, "item_delete"),
             _ => return None,
         })
     }
