@@ -630,11 +630,14 @@ def test_an_object_posing_as_a_module_in_sys_modules_is_left_alone_at_exit(proje
     assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
 
 
+# A counter whose increment is a read and a write: two threads can lose one.
+COUNTER = "class Counter:\n    def __init__(self):\n        self.n = 0\n\n    def incr(self):\n        self.n += 1\n"
+
+
 def test_a_pass_through_code_of_yours_left_unrewritten_is_warned_of(tmp_path):
     # The threads reach their race only through a module the selection leaves out: one execution,
     # nothing shared seen. It passed, unsaid; now a NotInstrumentedWarning names that code.
-    (tmp_path / "counter.py").write_text("class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
-                                         "    def incr(self):\n        self.n += 1\n")
+    (tmp_path / "counter.py").write_text(COUNTER)
     (tmp_path / "main.py").write_text(
         "import warnings\n"
         "from frontrun import explore_dpor\n"
@@ -659,14 +662,17 @@ def test_a_pass_through_code_of_yours_left_unrewritten_is_warned_of(tmp_path):
     assert "RESULT False" in out and "WARNING" not in out, out
 
 
+def app_module(root, name, source):
+    """Writes ``app/<name>.py`` (and the package's ``__init__.py``) under ``root``."""
+    (root / "app").mkdir(exist_ok=True)
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / f"{name}.py").write_text(source)
+
+
 def test_the_not_instrumented_error_names_the_unrewritten_code_the_threads_ran(tmp_path):
     # The error named only the thread functions (a script's lambdas), not the module that holds
     # the state they reach, which is the one to add to the include patterns.
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "__init__.py").write_text("")
-    (tmp_path / "app" / "counter.py").write_text(
-        "class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
-        "    def incr(self):\n        self.n += 1\n")
+    app_module(tmp_path, "counter", COUNTER)
     (tmp_path / "main.py").write_text(
         "import frontrun.rewrite\n"
         "frontrun.rewrite.install(include=['main'])\n"
@@ -689,8 +695,7 @@ def test_the_not_instrumented_error_names_the_unrewritten_code_the_threads_ran(t
 def test_a_module_left_out_by_an_exclude_pattern_is_said_to_be(tmp_path):
     # The advice was to add the module to the include patterns, which it matched already: the
     # exclude pattern wins, and the same error came back.
-    (tmp_path / "counter.py").write_text("class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
-                                         "    def incr(self):\n        self.n += 1\n")
+    (tmp_path / "counter.py").write_text(COUNTER)
     (tmp_path / "main.py").write_text(
         "from frontrun import explore_dpor\n"
         "from counter import Counter\n"
@@ -709,11 +714,8 @@ def test_thread_functions_left_unrewritten_are_warned_of_in_a_search_that_saw_ot
     # The library the threads call is selected and reports; the thread functions' own module is
     # not, so their read-then-write of `s.n` is unseen. The search passed in two interleavings,
     # unsaid.
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "__init__.py").write_text("")
-    (tmp_path / "app" / "store.py").write_text(
-        "class Store:\n    def __init__(self):\n        self.items = {}\n        self.n = 0\n\n"
-        "    def put(self, k, v):\n        self.items[k] = v\n")
+    app_module(tmp_path, "store", "class Store:\n    def __init__(self):\n        self.items = {}\n        self.n = 0\n\n"
+                                  "    def put(self, k, v):\n        self.items[k] = v\n")
     (tmp_path / "body.py").write_text(
         "import warnings\n"
         "from frontrun import explore_dpor\n"
