@@ -61,7 +61,7 @@ PROG = load(
 
 def count(threads, setup=lambda: State(x=0, y=0), invariant=lambda s: True, **kw):
     result = frontrun.explore_dpor(setup, threads, invariant, **kw)
-    assert result.property_holds is True, result
+    assert result.property_holds is True, result.inconclusive_reason
     assert result.failure_kind is None and result.inconclusive_reason is None
     return result.num_explored
 

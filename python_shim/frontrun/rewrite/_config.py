@@ -108,10 +108,12 @@ class Pattern(_Record):
     def _defaults(self):
         return (None, None, None)
 
-    def matches(self, name: str, filename: str | None, aliases=(), real: str | None = None) -> bool:
-        """``aliases``: the file's dotted names under the project's roots (``dotted_names``)."""
+    def matches(self, name: str, filename: str | None, aliases=(), real: str | None = None,
+                package_too: bool = True) -> bool:
+        """``aliases``: the file's dotted names under the project's roots (``dotted_names``).
+        ``package_too``: ``myapp.*`` matches ``myapp`` itself (else its submodules only)."""
         if self.path is None:
-            return any(self._matches_name(n) for n in (name, *aliases))
+            return any(self._matches_name(n, package_too) for n in (name, *aliases))
         if filename is None:
             return False
         target = real or os.path.normcase(os.path.realpath(filename))
@@ -143,11 +145,12 @@ class Pattern(_Record):
                         return True
         return False
 
-    def _matches_name(self, name: str) -> bool:
+    def _matches_name(self, name: str, package_too: bool = True) -> bool:
         if _has_glob(self.text):
             # `myapp.*` is the package too: its `__init__` is where a package's API most often
             # lives (`cachetools.*` left `cachetools.LRUCache` unrewritten, and its race unseen).
-            return fnmatch.fnmatchcase(name, self.text) or (self.text.endswith(".*") and name == self.text[:-2])
+            return fnmatch.fnmatchcase(name, self.text) or (
+                package_too and self.text.endswith(".*") and name == self.text[:-2])
         return name == self.text or name.startswith(self.text + ".")
 
 
@@ -347,9 +350,12 @@ class Selection(_Record):
         if self._excluded(name, filename, real, aliases):
             return None
         if self.include:
-            for pattern in self.include:
-                if pattern.matches(name, filename, aliases, real):
-                    return pattern.policy or self.policy
+            # A pattern that names the module takes it before one that takes it only as the
+            # package of `myapp.*` (`include = ["app.*=all", "app"]`: the package is `shared`).
+            for package_too in (False, True):
+                for pattern in self.include:
+                    if pattern.matches(name, filename, aliases, real, package_too):
+                        return pattern.policy or self.policy
             return None
         if real is None or not self._is_users_own(real):
             return None
