@@ -411,6 +411,7 @@ def test_a_waiting_get_is_also_run_before_every_get_of_another_thread_before_it(
     assert outcomes == {(("x", "empty"), "timed out"), (("timed out", "empty"), "x")}
 
 
+
 MADE_BEFORE = load(
     """
     import queue
@@ -418,7 +419,10 @@ MADE_BEFORE = load(
     Q = queue.SimpleQueue()  # C's, made at import: the exploration cannot see into its get()
 
     def get(s):
-        s.got = Q.get()
+        try:
+            s.got = Q.get(timeout=1.0)  # real time: ends by itself (a thread stopped inside
+        except queue.Empty:             # C's get spun on 3.11)
+            s.got = None
 
     def put(s):
         Q.put(1)
@@ -428,18 +432,15 @@ MADE_BEFORE = load(
 
 def test_a_thread_blocked_in_a_call_frontrun_does_not_model_is_said_to_be(monkeypatch, capsys):
     # The consumer blocks in C's SimpleQueue.get() before the producer runs: the search hung
-    # without a word. Now stderr says where the thread is, at once, and a timeout's reason too.
+    # without a word. Now stderr says at once where the thread is.
     import frontrun._dpor as dpor
 
     monkeypatch.setattr(dpor, "STALL_NOTICE_SECONDS", 0.3)
-    result = frontrun.explore_dpor(lambda: State(got=None), [MADE_BEFORE.get, MADE_BEFORE.put],
-                                   lambda s: s.got == 1, timeout=3)
-    assert result.property_holds is None
-    assert "thread 0 has taken no step for 0.3 s, at " in result.inconclusive_reason, result.inconclusive_reason
-    assert "in get (s.got = Q.get())" in result.inconclusive_reason, result.inconclusive_reason
-    assert result.inconclusive_reason.startswith("timeout: the 3s budget ran out"), result.inconclusive_reason
+    frontrun.explore_dpor(lambda: State(got=None), [MADE_BEFORE.get, MADE_BEFORE.put], lambda s: True,
+                          max_executions=1)
     err = capsys.readouterr().err
-    assert "frontrun: thread 0 has taken no step for 0.3 s" in err and "in get (s.got = Q.get())" in err, err
+    assert "frontrun: thread 0 has taken no step for 0.3 s, at " in err, err
+    assert "in get (s.got = Q.get(timeout=1.0)" in err, err
     Q = MADE_BEFORE.Q
-    while not Q.empty():  # what the stopped executions left
+    while not Q.empty():  # what the executions left
         Q.get()
