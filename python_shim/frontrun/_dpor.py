@@ -267,7 +267,7 @@ def _note_unrewritten(frame, event, arg):
 def _unrewritten_bodies(threads, unrewritten):
     """The thread functions among the code of the user's own that ran unrewritten."""
     ran = set(unrewritten)
-    return [c for c in dict.fromkeys(fn.__code__ for fn in map(_function_of, threads) if fn is not None) if c in ran]
+    return [fn.__code__ for fn in _thread_functions(threads) if fn.__code__ in ran]
 
 
 def _unrewritten_own(code):
@@ -1555,6 +1555,11 @@ def _function_of(fn):
     return None
 
 
+def _thread_functions(threads):
+    """The distinct Python functions the thread functions run first (`_function_of`)."""
+    return list(dict.fromkeys(filter(None, map(_function_of, threads))))
+
+
 def _why_no_hook() -> str:
     """Under pytest: why the plugin installed none (off, not loaded, or no configuration)."""
     plugin = sys.modules.get("frontrun.pytest_plugin")
@@ -1574,7 +1579,7 @@ def _why_not_instrumented(threads, ran=()) -> str:
 
     finder = _hook.installed()
     lines = []
-    functions = list(dict.fromkeys(filter(None, map(_function_of, threads))))
+    functions = _thread_functions(threads)
     for fn in functions:
         code = fn.__code__
         name = fn.__module__ or "?"
@@ -1587,8 +1592,9 @@ def _why_not_instrumented(threads, ran=()) -> str:
             lines.append(_why_code_not_rewritten(where, name, code, finder))
     # The code the threads went on to run, a module at a time (the one that holds the state).
     by_file = {}
+    own = {fn.__code__ for fn in functions}
     for code in ran:
-        if code not in {fn.__code__ for fn in functions}:
+        if code not in own:
             by_file.setdefault(code.co_filename, []).append(getattr(code, "co_qualname", code.co_name))
     for file, names in by_file.items():
         name = _module_named_by_file(file) or "?"
@@ -1627,10 +1633,10 @@ def _why_code_not_rewritten(where, name, code, finder) -> str:
                 "python -m frontrun.rewrite your_script.py")
     if finder is None:
         return f"{where} is not rewritten, and frontrun's import hook is not installed in this process" + _why_no_hook()
-    if finder.selection.policy_for(name, file) is None and finder.selection.is_excluded(name, file or None):
-        return (f"{where} is left out by an exclude pattern ({finder.selection.describe()}), which wins over the "
-                "include patterns: take it out of the exclude patterns")
     if finder.selection.policy_for(name, file) is None:
+        if finder.selection.is_excluded(name, file or None):
+            return (f"{where} is left out by an exclude pattern ({finder.selection.describe()}), which wins over "
+                    "the include patterns: take it out of the exclude patterns")
         unmatched = finder.unmatched_includes()
         mistyped = (f" (the include pattern{'s' if len(unmatched) > 1 else ''} "
                     f"{', '.join(map(repr, unmatched))} match{'' if len(unmatched) > 1 else 'es'} no module "
