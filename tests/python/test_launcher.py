@@ -669,6 +669,17 @@ def app_module(root, name, source):
     (root / "app" / f"{name}.py").write_text(source)
 
 
+def counter_exploration(module, threads):
+    """A script's lines that explore two threads (``threads``) on ``module``'s Counter and print
+    what the exploration raised."""
+    return ("from frontrun import explore_dpor\n"
+            f"from {module} import Counter\n"
+            "try:\n"
+            f"    explore_dpor(Counter, [{threads}], lambda c: c.n == 2)\n"
+            "except Exception as e:\n"
+            "    print('RAISED', type(e).__name__, e)\n")
+
+
 def test_the_not_instrumented_error_names_the_unrewritten_code_the_threads_ran(tmp_path):
     # The error named only the thread functions (a script's lambdas), not the module that holds
     # the state they reach, which is the one to add to the include patterns.
@@ -676,13 +687,7 @@ def test_the_not_instrumented_error_names_the_unrewritten_code_the_threads_ran(t
     (tmp_path / "main.py").write_text(
         "import frontrun.rewrite\n"
         "frontrun.rewrite.install(include=['main'])\n"
-        "from frontrun import explore_dpor\n"
-        "from app.counter import Counter\n"
-        "try:\n"
-        "    explore_dpor(Counter, [lambda c: c.incr(), lambda c: c.incr()], lambda c: c.n == 2)\n"
-        "except Exception as e:\n"
-        "    print('RAISED', type(e).__name__, e)\n"
-    )
+        + counter_exploration("app.counter", "lambda c: c.incr(), lambda c: c.incr()"))
     proc = run(["main.py"], cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert "RAISED NotInstrumentedError frontrun saw no shared-state access" in out, out
@@ -696,13 +701,7 @@ def test_a_module_left_out_by_an_exclude_pattern_is_said_to_be(tmp_path):
     # The advice was to add the module to the include patterns, which it matched already: the
     # exclude pattern wins, and the same error came back.
     (tmp_path / "counter.py").write_text(COUNTER)
-    (tmp_path / "main.py").write_text(
-        "from frontrun import explore_dpor\n"
-        "from counter import Counter\n"
-        "try:\n"
-        "    explore_dpor(Counter, [Counter.incr, Counter.incr], lambda c: c.n == 2)\n"
-        "except Exception as e:\n"
-        "    print('RAISED', type(e).__name__, e)\n")
+    (tmp_path / "main.py").write_text(counter_exploration("counter", "Counter.incr, Counter.incr"))
     proc = run(["-m", "frontrun.rewrite", "--include", "counter", "--exclude", "counter", "main.py"], cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert "RAISED NotInstrumentedError" in out, out
