@@ -194,12 +194,12 @@ class _Pool:
                 if not self.visible:
                     threading._active.pop(ident, None)
             ready.release()
-            self._loop(slot)
+            self._loop(slot, placeholder)
         finally:
             _forget_dummy_thread()
             exited.release()
 
-    def _loop(self, slot):
+    def _loop(self, slot, placeholder):
         next_task = self.rt.next_task
         finished, error = False, None
         used_here = set()  # ids of the threading.locals this worker's tasks may have used
@@ -214,8 +214,11 @@ class _Pool:
                 if task is False:
                     _let_abort_go_off()
                     continue
-                _tid, fn, thread_locals = task
+                tid, fn, thread_locals = task
                 finished = True
+                # Told apart by name as by ident, and named as the explanation calls them (all
+                # were "Dummy-1": a dict keyed by thread name had one key).
+                placeholder._name = f"thread {tid - 1}"
                 hooks = _thread_hooks(hooks)
                 if thread_locals:
                     _fresh_thread_locals(thread_locals, used_here, firsts)

@@ -610,6 +610,26 @@ def test_explorations_reuse_workers_listed_only_while_exploring():
     assert not workers & {t.ident for t in threading.enumerate()}
 
 
+def test_the_test_threads_are_named_apart_as_the_explanation_calls_them():
+    # Every worker's placeholder Thread was "Dummy-1": per-thread results keyed by
+    # threading.current_thread().name had one key, whatever the schedule.
+    def setup():
+        return State(by_name={}, lock=threading.Lock())
+
+    def record(s):
+        with s.lock:
+            s.by_name[threading.current_thread().name] = threading.get_ident()
+
+    names = []
+
+    def invariant(s):
+        names.append(sorted(s.by_name))
+        return len(s.by_name) == 3
+
+    holds(setup, [record, record, record], invariant)
+    assert names and all(n == ["thread 0", "thread 1", "thread 2"] for n in names), names
+
+
 ACQ = load(
     """
     import threading
