@@ -468,11 +468,15 @@ def _session(timeouts=WHEN_STUCK, **config):
         global _names_from
         if hasattr(threading, "_counter"):
             _names_from = threading._counter()
-        with _coop.patched(rt, pool), _cached_functions_stood_in():
-            try:
-                yield rt, pool
-            finally:
-                _forget_explored_threads()
+        try:
+            with _coop.patched(rt, pool), _cached_functions_stood_in():
+                try:
+                    yield rt, pool
+                finally:
+                    _forget_explored_threads()
+        finally:
+            # What the last execution made dies now, outside any exploration.
+            rt.release_execution()
     finally:
         if _names_from is not None:
             # (Reading the number took it: the program's next thread is named with it.)

@@ -5354,8 +5354,9 @@ class Registry:
 
 def track(s):
     s.registry.track(s.thing)
+"""
 
-
+ONE_EXPLORATION = """
 r = explore_dpor(lambda: State(registry=Registry(), thing=State()), [track, track], lambda s: len(s.registry.refs) == 1)
 print("RESULT", r.property_holds, r.inconclusive_reason)
 """
@@ -5366,7 +5367,35 @@ def test_what_an_execution_made_dies_outside_the_next_one(tmp_path):
     # next execution, and its weakref callbacks (blinker's, a registry's) ran as that thread's
     # steps: "nondeterminism", inconclusive. (In a process of its own: what the last execution
     # made outlives the exploration.)
-    (tmp_path / "registry.py").write_text(WEAK_REGISTRY)
+    (tmp_path / "registry.py").write_text(WEAK_REGISTRY + ONE_EXPLORATION)
     proc = subprocess.run([sys.executable, "-m", "frontrun.rewrite", "registry.py"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert "RESULT True None" in proc.stdout, proc.stdout + proc.stderr
+
+
+TWO_EXPLORATIONS = """
+import gc
+
+made = []
+
+def setup():
+    s = State(registry=Registry(), thing=State())
+    made.extend(weakref.ref(x) for x in (s, s.registry, s.thing))
+    return s
+
+first = explore_dpor(setup, [track, track], lambda s: len(s.registry.refs) == 1)
+gc.collect()
+print("ALIVE", sum(w() is not None for w in made))
+second = explore_dpor(setup, [track, track], lambda s: len(s.registry.refs) == 1)
+print("RESULTS", first.property_holds, second.property_holds, second.inconclusive_reason)
+"""
+
+
+def test_what_an_exploration_made_dies_before_it_returns(tmp_path):
+    # The runtime held the last execution's objects until the next execution began: inside the
+    # next exploration, where their weakref callbacks ran as its first thread's steps
+    # ("nondeterminism"). Now nothing of the first exploration's is alive once it returns.
+    (tmp_path / "registry.py").write_text(WEAK_REGISTRY + TWO_EXPLORATIONS)
+    proc = subprocess.run([sys.executable, "-m", "frontrun.rewrite", "registry.py"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert "ALIVE 0" in proc.stdout and "RESULTS True True None" in proc.stdout, proc.stdout + proc.stderr

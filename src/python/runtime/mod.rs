@@ -432,6 +432,29 @@ impl DporRuntime {
         true
     }
 
+    /// Lets go of what the last execution holds (the objects it numbered, its threads' tasks
+    /// and step log), keeping the counts read after it. Held until the next execution began,
+    /// they died inside the next exploration, as a step of its first thread (a weakref
+    /// callback, a `__del__`). Not while a worker is still inside a task of it (a thread left
+    /// running at a timeout).
+    fn release_execution(&self, py: Python<'_>) {
+        let mut st = self.inner.lock_state(py);
+        if st.exec.active > 0 {
+            return;
+        }
+        let counts = Exec {
+            id: st.exec.id,
+            user_steps: st.exec.user_steps,
+            reports: st.exec.reports,
+            errors: std::mem::take(&mut st.exec.errors),
+            done: st.exec.done.take(),
+            ..Exec::default()
+        };
+        let old = std::mem::replace(&mut st.exec, counts);
+        drop(st);
+        drop(old); // attached: finalizers may run
+    }
+
     /// Runs one execution of `tasks` (one callable per thread) to its end; blocks, detached.
     /// `background`: the indices of tasks that are daemons (threads `setup()` started), which
     /// may be left waiting. Returns `(end, detail)`: end in finished/deadlock/diverged/runaway/
