@@ -181,6 +181,103 @@ def test_module_level_rlock_made_at_import():
     holds(reset_counter, [PROG.module_rlock_increment] * 2, lambda s: PROG.counter == 2)
 
 
+REAL_TRIES = load(
+    """
+    import threading
+
+    A = threading.Lock()  # made at import: real locks, not the exploration's cooperative ones
+    B = threading.Lock()
+    REFRESHING = threading.Lock()
+
+    def both_orders(take):  # threads that hold one lock and take the other: A then B, B then A
+        def once(first, second, name):
+            def run(s):
+                with first:
+                    got = take(second)
+                    if got:
+                        second.release()
+                    s.done.append((name, got))
+            return run
+        return [once(A, B, "a"), once(B, A, "b")]
+
+    TRIES = both_orders(lambda lock: lock.acquire(blocking=False))
+    TIMED = both_orders(lambda lock: lock.acquire(timeout=0.05))
+
+    def refresh(s):
+        if not REFRESHING.acquire(False):
+            s.skipped += 1
+            return
+        try:
+            s.version += 1
+        finally:
+            REFRESHING.release()
+    """
+)
+
+
+def outcomes_of(threads):
+    seen = set()
+
+    def invariant(s):
+        seen.add(tuple(sorted(s.done)))
+        return len(s.done) == 2
+
+    holds(lambda: State(done=[]), threads, invariant)
+    return seen
+
+
+def test_tries_of_real_locks_in_opposite_orders_neither_deadlock_nor_miss_a_failure():
+    # A try of a lock made at import was a blocking acquire: a false deadlock, and the branch
+    # where the try fails was never run.
+    both = {(("a", x), ("b", y)) for x in (False, True) for y in (False, True)}
+    assert outcomes_of(REAL_TRIES.TRIES) == both
+
+
+def test_timed_acquires_of_real_locks_time_out_when_nothing_else_can_run():
+    both = {(("a", x), ("b", y)) for x in (False, True) for y in (False, True)}
+    assert outcomes_of(REAL_TRIES.TIMED) == both
+
+
+def test_a_failed_try_of_a_real_lock_is_found():
+    result = frontrun.explore_dpor(lambda: State(skipped=0, version=0), [REAL_TRIES.refresh] * 2,
+                                   lambda s: s.skipped == 0)
+    assert result.property_holds is False, result
+    assert "try_acquire" in result.explanation and "REFRESHING.acquire(False)" in result.explanation, result.explanation
+    assert frontrun.replay(result.counterexample, lambda: State(skipped=0, version=0), [REAL_TRIES.refresh] * 2,
+                           lambda s: s.skipped == 0).property_holds is False
+
+
+REAL_DATACLASS = load(
+    """
+    import threading
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Accounts:
+        a: object = field(default_factory=threading.Lock)  # the real Lock, named at import
+        b: object = field(default_factory=threading.Lock)
+
+    def a_then_b(s):
+        with s.a:
+            with s.b:
+                pass
+
+    def b_then_a(s):
+        with s.b:
+            with s.a:
+                pass
+    """
+)
+
+
+def test_a_deadlock_on_locks_a_dataclass_made_names_no_place_in_generated_code():
+    # "created at <string>:3": the dataclass's generated __init__, which no one can open.
+    result = frontrun.explore_dpor(REAL_DATACLASS.Accounts, [REAL_DATACLASS.a_then_b, REAL_DATACLASS.b_then_a],
+                                   lambda s: True)
+    assert result.failure_kind == "deadlock", result
+    assert "Accounts.a" in result.explanation and "<string>" not in result.explanation, result.explanation
+
+
 def test_module_global_without_lock_races():
     result = frontrun.explore_dpor(reset_counter, [PROG.unlocked_module_increment] * 2, lambda s: PROG.counter == 2)
     assert result.failure_kind == "invariant"
@@ -616,10 +713,15 @@ def test_the_test_threads_are_named_apart_as_the_explanation_calls_them():
     def setup():
         return State(by_name={}, lock=threading.Lock())
 
-    def record(s):
-        with s.lock:
-            s.by_name[threading.current_thread().name] = threading.get_ident()
+    record = load(
+        """
+        import threading
 
+        def record(s):
+            with s.lock:
+                s.by_name[threading.current_thread().name] = threading.get_ident()
+        """
+    ).record
     names = []
 
     def invariant(s):

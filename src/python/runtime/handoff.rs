@@ -291,6 +291,10 @@ pub(super) struct Exec {
     /// Real locks taken before the execution (`lock_number`): whichever thread's next report
     /// (or exit) finds one released has released it.
     pub(super) held_before_real: Vec<(u64, Py<PyAny>)>,
+    /// Real locks the runtime holds for a thread that has released them but not reported
+    /// since, so that another thread's try fails as the model says (`Inner::real_try_acquire`);
+    /// let go when the holder's release is stepped.
+    pub(super) phantoms: Vec<(u64, Py<PyAny>)>,
     pub(super) turn: Option<ThreadId>,
     /// The test's threads, not yet started, and whether each is a background thread.
     pub(super) root_tasks: VecDeque<(Py<PyAny>, bool)>,
@@ -324,6 +328,16 @@ pub(super) struct Exec {
     pub(super) first_fresh: Option<u64>,
     /// Objects in `refs` named by their path (`state_name`).
     pub(super) state_named: usize,
+}
+
+impl Exec {
+    /// Drops the execution's objects, first giving back the real locks held for its threads
+    /// (`phantoms`: an execution stopped before their holders reported again).
+    pub(super) fn let_go(mut self, py: Python<'_>) {
+        for (_, lock) in std::mem::take(&mut self.phantoms) {
+            let _ = lock.bind(py).call_method0(pyo3::intern!(py, "release"));
+        }
+    }
 }
 
 /// Names of what the threads find when they begin (`number_state`): `STATE_NAMES` and a hash
@@ -582,6 +596,7 @@ impl Inner {
                 break;
             }
             st = self.lock_state(py);
+            Self::release_phantom(py, &mut st, lock);
         }
         CURRENT.with(|c| c.set(None));
         if !st.exec.aborting && st.exec.done.is_none() {
@@ -1349,6 +1364,49 @@ impl Inner {
 
     /// `step` for the runtime's own scheduling points (locks, waits, spawn, join, sleep), described
     /// as `what` at `site` in explanations.
+    /// A try (`blocking=False`) or a timed acquire of lock `n`, as steps: whether the thread
+    /// took the lock. A try is the same op whatever the lock's state (a thread's next op must
+    /// depend on its own past only); the engine decides when it performs it whether it takes
+    /// the lock. A timed one polls, blocked, until it does or the deadline passes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn try_acquire<'a>(
+        &'a self,
+        py: Python<'_>,
+        mut st: Guard<'a>,
+        tid: ThreadId,
+        n: u64,
+        blocking: bool,
+        timeout: Option<f64>,
+        site: Option<(Py<PyAny>, i32)>,
+    ) -> PyResult<bool> {
+        let try_op = Op::TryAcquire { lock: n };
+        let deadline = timeout.map(|t| Inner::deadline_in(&st, tid, t));
+        let mut polling = false;
+        loop {
+            if polling {
+                let th = &mut st.exec.threads[tid];
+                th.blocked = true;
+                th.deadline = deadline;
+                th.polling = Some(n);
+            }
+            // A non-reentrant lock this thread holds stays held: the try fails.
+            let held_by_me = st.exec.owners.get(&n) == Some(&tid);
+            let site = site.as_ref().map(|(f, l)| (f.clone_ref(py), *l));
+            self.step_at(py, st, tid, try_op, "try_acquire", site)?;
+            st = self.lock_state(py);
+            let th = &mut st.exec.threads[tid];
+            let timed_out = std::mem::take(&mut th.timed_out);
+            th.deadline = None;
+            if !held_by_me && st.exec.owners.get(&n) == Some(&tid) {
+                return Ok(true);
+            }
+            if !blocking || timed_out {
+                return Ok(false);
+            }
+            polling = true;
+        }
+    }
+
     pub(super) fn step_at(
         &self,
         py: Python<'_>,

@@ -428,7 +428,7 @@ impl DporRuntime {
         let old = std::mem::replace(&mut st.exec, Exec { id, ..Exec::default() });
         report_py::WATCHING_GENERATORS.store(false, std::sync::atomic::Ordering::Relaxed);
         drop(st);
-        drop(old); // releases the previous execution's objects (attached: may run finalizers)
+        old.let_go(py); // releases the previous execution's objects (attached: may run finalizers)
         true
     }
 
@@ -452,7 +452,7 @@ impl DporRuntime {
         };
         let old = std::mem::replace(&mut st.exec, counts);
         drop(st);
-        drop(old); // attached: finalizers may run
+        old.let_go(py); // attached: finalizers may run
     }
 
     /// Runs one execution of `tasks` (one callable per thread) to its end; blocks, detached.
@@ -936,33 +936,7 @@ impl DporRuntime {
             inner.step_at(py, st, tid, Op::Acquire { lock: n }, "acquire", site_copy(py))?;
             return Ok(true);
         }
-        // A try is the same op whatever the lock's state (a thread's next op must depend on its
-        // own past only); the engine decides when it performs it whether it takes the lock.
-        let try_op = Op::TryAcquire { lock: n };
-        let deadline = timeout.map(|t| Inner::deadline_in(&st, tid, t));
-        let mut polling = false;
-        loop {
-            if polling {
-                let th = &mut st.exec.threads[tid];
-                th.blocked = true;
-                th.deadline = deadline;
-                th.polling = Some(n);
-            }
-            // A non-reentrant lock this thread holds stays held: the try fails.
-            let held_by_me = st.exec.owners.get(&n) == Some(&tid);
-            inner.step_at(py, st, tid, try_op, "try_acquire", site_copy(py))?;
-            st = inner.lock_state(py);
-            let th = &mut st.exec.threads[tid];
-            let timed_out = std::mem::take(&mut th.timed_out);
-            th.deadline = None;
-            if !held_by_me && st.exec.owners.get(&n) == Some(&tid) {
-                return Ok(true);
-            }
-            if !blocking || timed_out {
-                return Ok(false);
-            }
-            polling = true;
-        }
+        inner.try_acquire(py, st, tid, n, blocking, timeout, site)
     }
 
     /// `lock.locked()` in an explored thread: a look at the lock, ordered against its

@@ -185,6 +185,48 @@ pub(super) fn type_is(obj: &Bound<'_, PyAny>, t: &Bound<'_, PyAny>) -> bool {
     obj.get_type().is_subclass(t).unwrap_or(false)
 }
 
+/// How a real lock's `acquire` was called, from the argument values reported (their names
+/// are not): `None` for a blocking acquire, else `(blocking, timeout)`. `acquire(False)`,
+/// `acquire(0)`, `acquire(blocking=False)` and `acquire(timeout=0)` are tries, a float timeout
+/// (`acquire(timeout=0.5)`, `acquire(True, 2)`) a timed wait. A single int above zero is read
+/// as `blocking` (`acquire(1)`): read as a timeout, a wait that is blocking for real would hang.
+fn acquire_mode(args: Option<&Bound<'_, PyTuple>>) -> Option<(bool, Option<f64>)> {
+    let args = args?;
+    let seconds = |v: &Bound<'_, PyAny>| -> Option<f64> {
+        if v.is_instance_of::<pyo3::types::PyBool>() {
+            return None;
+        }
+        v.extract::<f64>().ok()
+    };
+    let timed = |t: f64| -> Option<(bool, Option<f64>)> {
+        if t < 0.0 {
+            None
+        } else if t == 0.0 {
+            Some((false, None))
+        } else {
+            Some((true, Some(t)))
+        }
+    };
+    match args.len() {
+        0 => None,
+        1 => {
+            let v = args.get_item(0).ok()?;
+            if v.is_instance_of::<pyo3::types::PyBool>() || v.is_instance_of::<pyo3::types::PyInt>() {
+                (!v.is_truthy().ok()?).then_some((false, None))
+            } else {
+                timed(seconds(&v)?)
+            }
+        }
+        _ => {
+            let blocking = args.get_item(0).ok()?.is_truthy().ok()?;
+            if !blocking {
+                return Some((false, None));
+            }
+            timed(seconds(&args.get_item(1).ok()?)?)
+        }
+    }
+}
+
 impl Inner {
     pub(super) fn number(st: &mut State, obj: &Bound<'_, PyAny>) -> u64 {
         let ptr = obj.as_ptr() as usize;
@@ -1474,7 +1516,15 @@ impl Inner {
         if let Some(pos) = st.exec.held_before_real.iter().position(|(_, lock)| free(lock)) {
             return Some(st.exec.held_before_real.remove(pos).0);
         }
+        // Held here for its releaser (`real_try_acquire`): released.
+        let phantoms: Vec<u64> = st.exec.phantoms.iter().map(|(l, _)| *l).collect();
+        if let Some(pos) = st.exec.held_before_real.iter().position(|(n, _)| phantoms.contains(n)) {
+            return Some(st.exec.held_before_real.remove(pos).0);
+        }
         let th = &mut st.exec.threads[tid];
+        if let Some(pos) = th.held_real.iter().position(|(n, _, _)| phantoms.contains(n)) {
+            return Some(th.held_real.remove(pos).0);
+        }
         let pos = th.held_real.iter().position(|(_, lock, rlock)| {
             let lock = lock.bind(py);
             let held = if *rlock { lock.call_method0("_is_owned") } else { lock.call_method0("locked") };
@@ -1521,6 +1571,16 @@ impl Inner {
         }
         if matches!(ev.kind, EventKind::WithEnter | EventKind::Call) {
             self.make_cooperative(py, ev.obj.bind(py), ev.method.as_ref());
+        }
+        if ev.kind == EventKind::Call {
+            match self.real_try_acquire(py, tid, ev) {
+                Ok(false) => {}
+                Ok(true) => return None,
+                Err(Aborted) => {
+                    self.raise_async(py);
+                    return None;
+                }
+            }
         }
         if self.report(py, tid, ev).is_err() {
             self.raise_async(py);
@@ -1703,19 +1763,14 @@ impl Inner {
                 .is_ok_and(|n| n.extract::<String>().is_ok_and(|n| n == "__next__" || n == "__iter__"))
     }
 
-    pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
-        let passed = self.passed_to_unseen(py, ev);
-        let reports_itself = self.method_reports_itself(py, ev);
-        let iterating = self.callback_watch(py, ev, &passed);
-        let mut st = self.lock_state(py);
-        st.exec.threads[tid].iterating = iterating;
-        if st.exec.aborting {
-            return Err(Aborted);
-        }
-        st.exec.reports += 1;
-        // The accesses this report's last step makes again (`ThreadRt::chain`). (An operation on
-        // two operands reported apart, `s.d == {}`, is the thread's next step after the first.)
-        st.exec.threads[tid].chain.clear();
+    /// The releases of real locks the thread has made since its last step, as steps.
+    fn step_real_releases<'a>(
+        &'a self,
+        py: Python<'_>,
+        mut st: Guard<'a>,
+        tid: ThreadId,
+        ev: &Event,
+    ) -> Result<Guard<'a>, Aborted> {
         while let Some(lock) =
             if Self::may_release_real(&st, tid) { self.released_real_lock(py, &mut st, tid) } else { None }
         {
@@ -1729,7 +1784,83 @@ impl Inner {
             });
             self.step(py, st, tid, Op::Release { lock }, info)?;
             st = self.lock_state(py);
+            Self::release_phantom(py, &mut st, lock);
         }
+        Ok(st)
+    }
+
+    /// `acquire(False)`, `acquire(timeout=0.5)` on a real lock (one made outside the
+    /// exploration's cooperative primitives: at import, or by a reference to `threading.Lock`
+    /// taken before): a try or a timed wait, stepped as a cooperative lock's is. A blocking
+    /// one is `real_acquire`'s. Returns whether the event was this.
+    fn real_try_acquire(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<bool, Aborted> {
+        let obj = ev.obj.bind(py);
+        let Some(rlock) = self.is_lock_type(obj) else { return Ok(false) };
+        let called = ev.method.as_ref().map(|m| m.bind(py).clone()).unwrap_or_else(|| ev.key.bind(py).clone());
+        if Self::text(&called) != Some("acquire") {
+            return Ok(false);
+        }
+        let Some((blocking, timeout)) = acquire_mode(ev.args.as_ref().map(|a| a.bind(py))) else { return Ok(false) };
+        let mut st = self.lock_state(py);
+        if st.exec.aborting {
+            return Err(Aborted);
+        }
+        st.exec.reports += 1;
+        st.exec.threads[tid].chain.clear();
+        st = self.step_real_releases(py, st, tid, ev)?;
+        let n = Self::lock_number(&mut st, obj);
+        if st.exec.threads[tid].held_real.iter().any(|(l, _, _)| *l == n) {
+            // Its own lock: an RLock's re-entry succeeds, a plain lock's try fails, for real.
+            return Ok(true);
+        }
+        self.name_lock(py, &mut st, tid, n);
+        let site = Self::file_of(py, ev).zip(ev.line);
+        let took = self.try_acquire(py, st, tid, n, blocking, timeout, site).map_err(|_| Aborted)?;
+        let mut st = self.lock_state(py);
+        if took {
+            st.exec.threads[tid].held_real.push((n, obj.clone().unbind(), rlock));
+            return Ok(true);
+        }
+        // Held in the model by a thread that has released it for real, its release not stepped
+        // yet (a `with` block's end is seen at the next report): held here until it is, so
+        // this try fails for real too. (A real RLock cannot be released for another thread.)
+        let held_elsewhere = st.exec.owners.get(&n).is_some_and(|&o| o != tid);
+        if !rlock
+            && held_elsewhere
+            && !Self::phantom_held(&st, n)
+            && obj.call_method1(pyo3::intern!(py, "acquire"), (false,)).and_then(|t| t.is_truthy()).unwrap_or(false)
+        {
+            st.exec.phantoms.push((n, obj.clone().unbind()));
+        }
+        Ok(true)
+    }
+
+    fn phantom_held(st: &State, n: u64) -> bool {
+        st.exec.phantoms.iter().any(|(l, _)| *l == n)
+    }
+
+    /// Lock `n`'s release is stepped: a hold of it for its releaser (`real_try_acquire`) ends.
+    pub(super) fn release_phantom(py: Python<'_>, st: &mut State, n: u64) {
+        if let Some(p) = st.exec.phantoms.iter().position(|(l, _)| *l == n) {
+            let (_, lock) = st.exec.phantoms.remove(p);
+            let _ = lock.bind(py).call_method0(pyo3::intern!(py, "release"));
+        }
+    }
+
+    pub(super) fn report(&self, py: Python<'_>, tid: ThreadId, ev: &Event) -> Result<(), Aborted> {
+        let passed = self.passed_to_unseen(py, ev);
+        let reports_itself = self.method_reports_itself(py, ev);
+        let iterating = self.callback_watch(py, ev, &passed);
+        let mut st = self.lock_state(py);
+        st.exec.threads[tid].iterating = iterating;
+        if st.exec.aborting {
+            return Err(Aborted);
+        }
+        st.exec.reports += 1;
+        // The accesses this report's last step makes again (`ThreadRt::chain`). (An operation on
+        // two operands reported apart, `s.d == {}`, is the thread's next step after the first.)
+        st.exec.threads[tid].chain.clear();
+        st = self.step_real_releases(py, st, tid, ev)?;
         // The first report from inside a holding call (`lst.sort(key=f)` running `f`): the
         // list is still being written (emptied until the sort ends), so another thread's access
         // can fall inside the call, before this step, as it can for real.
