@@ -152,7 +152,10 @@ def _created_at(obj):
     for frame in outside:
         if not frame.filename.startswith("<") and not _in_library(frame.filename):
             return _where(frame.filename, frame.lineno)
-    return _where(outside[0].filename, outside[0].lineno) if outside else None
+    # A library's line, else nothing: generated code's (`<string>:3`, a dataclass's `__init__`
+    # called by frontrun with `setup=S`) names no place the reader can open.
+    shown = next((frame for frame in outside if not frame.filename.startswith("<")), None)
+    return _where(shown.filename, shown.lineno) if shown else None
 
 
 def _traceback_behind_preheader(obj):
