@@ -347,6 +347,9 @@ def _step_line(step, width):
         what = "call"
     if step.access == "exit":
         return f"  thread {step.thread}  exit   (its function returned)"
+    if step.access == "release" and not step.file:
+        # A real lock's release is seen at the thread's next report, or at its end: this one.
+        return f"  thread {step.thread}  release  (by the time its function returned)"
     where = _where(step.file, step.line)
     text = _source(step.file, step.line)
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
