@@ -1931,10 +1931,14 @@ class _Leftovers:
             owner != _SAME_STATE and values.keys() == state.keys() and all(same(values[k], state[k]) for k in state)
             for owner, values in after.items()
         )
+        # setup() returning the module itself: each global once, by the module's name.
+        named_elsewhere = {
+            name for owner, name in left if owner != _SAME_STATE and name in state and same(after[owner][name], state[name])
+        }
         return [
             f"closure variable {name} of {owner[1]}" if isinstance(owner, tuple) else f"{owner}.{name}"
             for owner, name in left
-            if not (also_global and owner == _SAME_STATE)
+            if not (owner == _SAME_STATE and (also_global or name in named_elsewhere))
         ]
 
 

@@ -2197,6 +2197,15 @@ def test_a_global_the_threads_set_and_setup_keeps_is_warned_about():
     assert result.property_holds is False and "Race on global dpor_lazy_global_prog._client" in result.explanation
 
 
+def test_a_global_of_a_module_setup_returns_is_named_once():
+    # setup=lambda: module: each global was listed twice, by the module's name and as "state.".
+    LAZY_GLOBAL.calls = 0
+    with pytest.warns(frontrun.LeftoverStateWarning) as caught:
+        explore(lambda: LAZY_GLOBAL, [LAZY_GLOBAL.count, LAZY_GLOBAL.count], lambda m: True)
+    message = str(caught[0].message)
+    assert "changed dpor_lazy_global_prog.calls, which" in message and "state.calls" not in message, message
+
+
 @pytest.mark.parametrize(
     "thread, name", [("cached", "_cache"), ("service", "Service.client"), ("registry", "REGISTRY.client")]
 )
