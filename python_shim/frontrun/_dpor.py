@@ -242,6 +242,11 @@ class _Pool:
                     # went then, inside the next execution, whose step it became (a weakref
                     # callback, a __del__ of the old state).
                     task = fn = None
+                    if sys.version_info < (3, 13):
+                        # A profile or trace function (the first execution's, a debugger's)
+                        # copied the locals into the frame's dict, which kept the task: read
+                        # again, it holds None.
+                        _ = sys._getframe().f_locals
                 used_here.update(id(loc) for loc in self.rt.seen_locals())
             except ExecutionAborted:
                 pass
