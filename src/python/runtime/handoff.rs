@@ -1362,8 +1362,6 @@ impl Inner {
         }
     }
 
-    /// `step` for the runtime's own scheduling points (locks, waits, spawn, join, sleep), described
-    /// as `what` at `site` in explanations.
     /// A try (`blocking=False`) or a timed acquire of lock `n`, as steps: whether the thread
     /// took the lock. A try is the same op whatever the lock's state (a thread's next op must
     /// depend on its own past only); the engine decides when it performs it whether it takes
@@ -1407,6 +1405,8 @@ impl Inner {
         }
     }
 
+    /// `step` for the runtime's own scheduling points (locks, waits, spawn, join, sleep), described
+    /// as `what` at `site` in explanations.
     pub(super) fn step_at(
         &self,
         py: Python<'_>,
