@@ -1517,12 +1517,12 @@ impl Inner {
             return Some(st.exec.held_before_real.remove(pos).0);
         }
         // Held here for its releaser (`real_try_acquire`): released.
-        let phantoms: Vec<u64> = st.exec.phantoms.iter().map(|(l, _)| *l).collect();
-        if let Some(pos) = st.exec.held_before_real.iter().position(|(n, _)| phantoms.contains(n)) {
+        if let Some(pos) = st.exec.held_before_real.iter().position(|(n, _)| Self::phantom_held(st, *n)) {
             return Some(st.exec.held_before_real.remove(pos).0);
         }
+        let phantoms = &st.exec.phantoms;
         let th = &mut st.exec.threads[tid];
-        if let Some(pos) = th.held_real.iter().position(|(n, _, _)| phantoms.contains(n)) {
+        if let Some(pos) = th.held_real.iter().position(|(n, _, _)| phantoms.iter().any(|(l, _)| l == n)) {
             return Some(th.held_real.remove(pos).0);
         }
         let pos = th.held_real.iter().position(|(_, lock, rlock)| {
@@ -1763,14 +1763,22 @@ impl Inner {
                 .is_ok_and(|n| n.extract::<String>().is_ok_and(|n| n == "__next__" || n == "__iter__"))
     }
 
-    /// The releases of real locks the thread has made since its last step, as steps.
-    fn step_real_releases<'a>(
+    /// What every report does first: counts itself, and steps the releases of real locks the
+    /// thread has made since its last step.
+    fn open_report<'a>(
         &'a self,
         py: Python<'_>,
         mut st: Guard<'a>,
         tid: ThreadId,
         ev: &Event,
     ) -> Result<Guard<'a>, Aborted> {
+        if st.exec.aborting {
+            return Err(Aborted);
+        }
+        st.exec.reports += 1;
+        // The accesses this report's last step makes again (`ThreadRt::chain`). (An operation on
+        // two operands reported apart, `s.d == {}`, is the thread's next step after the first.)
+        st.exec.threads[tid].chain.clear();
         while let Some(lock) =
             if Self::may_release_real(&st, tid) { self.released_real_lock(py, &mut st, tid) } else { None }
         {
@@ -1801,13 +1809,7 @@ impl Inner {
             return Ok(false);
         }
         let Some((blocking, timeout)) = acquire_mode(ev.args.as_ref().map(|a| a.bind(py))) else { return Ok(false) };
-        let mut st = self.lock_state(py);
-        if st.exec.aborting {
-            return Err(Aborted);
-        }
-        st.exec.reports += 1;
-        st.exec.threads[tid].chain.clear();
-        st = self.step_real_releases(py, st, tid, ev)?;
+        let mut st = self.open_report(py, self.lock_state(py), tid, ev)?;
         let n = Self::lock_number(&mut st, obj);
         if st.exec.threads[tid].held_real.iter().any(|(l, _, _)| *l == n) {
             // Its own lock: an RLock's re-entry succeeds, a plain lock's try fails, for real.
@@ -1853,14 +1855,7 @@ impl Inner {
         let iterating = self.callback_watch(py, ev, &passed);
         let mut st = self.lock_state(py);
         st.exec.threads[tid].iterating = iterating;
-        if st.exec.aborting {
-            return Err(Aborted);
-        }
-        st.exec.reports += 1;
-        // The accesses this report's last step makes again (`ThreadRt::chain`). (An operation on
-        // two operands reported apart, `s.d == {}`, is the thread's next step after the first.)
-        st.exec.threads[tid].chain.clear();
-        st = self.step_real_releases(py, st, tid, ev)?;
+        st = self.open_report(py, st, tid, ev)?;
         // The first report from inside a holding call (`lst.sort(key=f)` running `f`): the
         // list is still being written (emptied until the sort ends), so another thread's access
         // can fall inside the call, before this step, as it can for real.
