@@ -692,9 +692,14 @@ impl Explorer {
         // Before the prologue's thread exits (never, in an execution where it does not).
         let settled = self.prologue.map_or(0, |t| self.exec.exit_step(t).map_or(usize::MAX, |s| s + 1));
         let naming = self.keys_renamed.then(|| Naming::of(events));
+        let lockstep_from = self.exec.lockstep_from.unwrap_or(usize::MAX);
         for (first, end, later) in performed.chain(blocked) {
             self.stats.races += 1;
             if end < settled {
+                continue;
+            }
+            if end > lockstep_from {
+                self.stats.lockstep_cut += 1;
                 continue;
             }
             if end < events.len() && self.exec.spin_reread(first, end) {

@@ -45,6 +45,9 @@ pub struct Stats {
     /// (slept or spun) `state::FAIR_ROUNDS` times while another thread was ready to run and
     /// has not run since: schedules that starve a ready thread are not explored.
     pub unfair: u64,
+    /// Race reversals not tried because their later step came after threads had gone round a
+    /// try-and-back-off livelock `state::LOCKSTEP_ROUNDS` times in lockstep.
+    pub lockstep_cut: u64,
     /// Wakeup branches not followed because an object they name has another number in this
     /// execution that it cannot trade for theirs (`Explorer::named_otherwise`); a search that
     /// passes with some is inconclusive.

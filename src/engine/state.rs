@@ -102,6 +102,16 @@ pub(crate) struct ThreadState {
     time: f64,
     /// The pending step ends a timed wait that timed out, at `time` (`Execution::timed`).
     pub timed_out: bool,
+    /// The owner of the lock the thread last failed to take with a try, unless a thread has
+    /// got on since (`Execution::back_off`).
+    backed_off: Option<ThreadId>,
+    /// Its latest failed try: the lock, its owner and the state of the trying frame.
+    last_failed_try: Option<(LockId, ThreadId, u64)>,
+    /// That try repeated the one before it: same lock, same owner, and a frame in the same
+    /// state (same place, same locals). A loop that goes round like this has not got on.
+    stutters: bool,
+    /// Its failed tries in lockstep since a thread last got on.
+    lockstep_tries: u32,
 }
 
 /// Reads of one location, with nothing it read changed in between, that make a spin: the
@@ -113,6 +123,16 @@ pub const SPIN_READS: u32 = 3;
 /// so a loop that sleeps between rounds of work is followed for this many rounds past the
 /// point where the write that ends it could come, not for ever.
 pub const FAIR_ROUNDS: u32 = 8;
+/// Rounds of a try-and-back-off livelock (a failed try of a lock by a thread backing off from
+/// one that has backed off from it, directly or round a cycle, with no thread getting on in
+/// between; two threads at least) before the search stops reversing races in that execution
+/// (`Execution::lockstep_from`): two threads that each hold one lock and try the other's go
+/// round in lockstep for as long as the schedule says, and past a few rounds no real
+/// scheduler keeps them in step.
+pub const LOCKSTEP_ROUNDS: u32 = 4;
+/// `FAIR_ROUNDS` for a thread whose latest failed try repeated the one before it
+/// (`ThreadState::stutters`): each more round it goes while the owner waits only repeats it.
+pub const STUTTER_ROUNDS: u32 = 2;
 /// Steps a thread takes on its own before its polls of a flag count as rounds: a loop that
 /// ends by itself (draining a list, filling one) is not cut short, one that waits for another
 /// thread's write while it works is, after a hundred or so rounds.
@@ -199,6 +219,10 @@ impl ThreadState {
             run: 0,
             time: 0.0,
             timed_out: false,
+            backed_off: None,
+            last_failed_try: None,
+            stutters: false,
+            lockstep_tries: 0,
         }
     }
 }
@@ -223,6 +247,9 @@ pub(crate) struct Execution {
     /// Main, then each child in the order its spawn ran: schedules name threads by
     /// position here, which replays agree on whatever ids `child_id` handed out.
     pub spawn_order: Vec<ThreadId>,
+    /// The step at which threads had gone round in lockstep `LOCKSTEP_ROUNDS` times: races of
+    /// later steps are not reversed, as a fair scheduler's are not past `FAIR_ROUNDS`.
+    pub lockstep_from: Option<usize>,
 }
 
 impl Execution {
@@ -412,10 +439,13 @@ impl Execution {
                 self.lock_uses.access(lock, WHOLE, AccessKind::Write, thread, step, &mut racing);
                 let state = self.locks.entry(lock).or_default();
                 deps.extend(state.last_acquire.into_iter().chain(state.last_release));
-                if state.owner.is_none() {
+                let owner = state.owner;
+                if owner.is_none() {
                     state.owner = Some(thread);
                     state.last_acquire = Some(step);
                 }
+                let frame = self.threads[thread].frame_state;
+                self.back_off(thread, lock, owner, frame, step);
             }
             Op::Join { child } => deps.extend(self.threads.get(child).and_then(|c| c.exit_event)),
             Op::Spawn { .. } | Op::Start | Op::Announce { .. } => {}
@@ -424,6 +454,7 @@ impl Execution {
                 let state = &mut self.threads[thread];
                 state.life = Life::Exited;
                 state.exit_event = Some(step);
+                self.progress();
             }
         }
         let racing = self.latest_per_thread(&racing);
@@ -474,6 +505,56 @@ impl Execution {
         step
     }
 
+    /// Lockstep bookkeeping for `thread`'s try of `lock`, which `owner` held (`None`: it took
+    /// it), from a frame in state `frame`. A failed try that repeats the thread's previous one
+    /// (`ThreadState::stutters`) counts when the owner has backed off too since a thread last
+    /// got on, from `thread` or from a thread that has (round a cycle of them). A successful
+    /// try or a thread's exit is getting on.
+    fn back_off(&mut self, thread: ThreadId, lock: LockId, owner: Option<ThreadId>, frame: Option<u64>, step: usize) {
+        let Some(owner) = owner else {
+            let t = &mut self.threads[thread];
+            t.last_failed_try = None;
+            t.stutters = false;
+            self.progress();
+            return;
+        };
+        if owner == thread {
+            return;
+        }
+        let t = &mut self.threads[thread];
+        let this_try = frame.map(|f| (lock, owner, f));
+        t.stutters = this_try.is_some() && this_try == t.last_failed_try;
+        t.last_failed_try = this_try;
+        t.backed_off = Some(owner);
+        if !t.stutters {
+            return;
+        }
+        let mut next = owner;
+        for _ in 0..self.threads.len() {
+            match self.threads[next].backed_off {
+                Some(from) if from == thread => {
+                    self.threads[thread].lockstep_tries += 1;
+                    let tries = self.threads.iter().map(|t| t.lockstep_tries);
+                    let (rounds, threads) = tries.fold((0, 0), |(r, n), t| (r + t, n + (t > 0) as u32));
+                    if rounds >= LOCKSTEP_ROUNDS && threads >= 2 && self.lockstep_from.is_none() {
+                        self.lockstep_from = Some(step);
+                    }
+                    return;
+                }
+                Some(from) => next = from,
+                None => return,
+            }
+        }
+    }
+
+    /// A thread got on (took a lock with a try, or exited): no one is in lockstep.
+    fn progress(&mut self) {
+        for t in &mut self.threads {
+            t.backed_off = None;
+            t.lockstep_tries = 0;
+        }
+    }
+
     /// Fairness bookkeeping after `thread`'s step, `ready` the threads that could have run
     /// instead: no one waits on `thread` any more, and a round (a sleep, a spin read, a failed
     /// try of a lock, a poll of a flag in a loop that works) overtakes the others once more.
@@ -507,7 +588,8 @@ impl Execution {
     }
 
     /// Whether running `thread` now would starve a ready thread it has gone round
-    /// `FAIR_ROUNDS` times ahead of. One that holds a lock gets as many rounds again to let
+    /// `FAIR_ROUNDS` times ahead of (`STUTTER_ROUNDS` if its latest failed try repeated the one
+    /// before it). One that holds a lock gets as many rounds again to let
     /// go of it: switched out right after a failed try of a second lock, still holding its
     /// first, it would hand a try-and-back-off loop's livelock to the other thread for ever.
     ///
@@ -526,7 +608,8 @@ impl Execution {
             self.threads[thread].overtaken.iter().any(|&(u, n)| n >= rounds && ready.contains(&u) && !later(u))
         };
         // (The locks are looked at only for a thread that is that far ahead: this runs per pick.)
-        ahead(FAIR_ROUNDS) && (ahead(2 * FAIR_ROUNDS) || !self.locks.values().any(|l| l.owner == Some(thread)))
+        let fair = if self.threads[thread].stutters { STUTTER_ROUNDS } else { FAIR_ROUNDS };
+        ahead(fair) && (ahead(2 * fair) || !self.locks.values().any(|l| l.owner == Some(thread)))
     }
 
     /// Whether `read` (a read by a thread T) run right before `write` would be one more read

@@ -1300,7 +1300,9 @@ impl Inner {
         // Reading them runs Python, never under the state lock: a finalizer that reports (a
         // pool's weakref callback) would wait for the lock for ever. Only reads come here, and
         // their callers set no state before stepping (a wait's step must not let go of it).
-        let frame_state = if counted && info.is_some() && st.explorer.rereads(tid, op) {
+        // So is a try of a lock: the engine compares it with the thread's previous one.
+        let look_again = matches!(op, Op::TryAcquire { .. }) || st.explorer.rereads(tid, op);
+        let frame_state = if counted && info.is_some() && look_again {
             let exec_id = st.exec.id;
             drop(st);
             let state = report_py::frame_fingerprint(py);

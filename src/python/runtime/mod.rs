@@ -693,6 +693,7 @@ impl DporRuntime {
         d.set_item("hit_max_executions", s.hit_max_executions)?;
         d.set_item("spins_cut", s.spins_cut)?;
         d.set_item("unfair", s.unfair)?;
+        d.set_item("lockstep_cut", s.lockstep_cut)?;
         d.set_item("unfollowed", s.unfollowed)?;
         d.set_item("diverged", s.diverged)?;
         d.set_item("complete", s.complete)?;
