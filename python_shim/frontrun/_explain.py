@@ -765,7 +765,55 @@ def _condition_wait(rt, n, thread):
     return f"waits on {what} {path}" + (f" (created at {where})" if where else "") + f", which no other thread will {ends}"
 
 
-def _queue_wait(q, how):
+def _semaphore_steps(rt, steps):
+    """The takes and gives of tokens of the program's semaphores (their counted steps), each
+    with how it is shown: "acquire" or "release"."""
+    counted = {_coop._GETS: "acquire", _coop._PUTS: "release"}
+    kinds = {}
+
+    def is_semaphore(n):
+        if n not in kinds:
+            kinds[n] = kind_is(rt.object(n), threading.Semaphore)
+        return kinds[n]
+
+    return [(s, counted[s.key]) for s in steps if s.access == "queue" and s.key in counted and is_semaphore(s.obj)]
+
+
+def _semaphore_label(rt, n):
+    q = rt.object(n)
+    where = _created_at(q) if q is not None else None
+    return f"the semaphore {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
+
+
+def _tokens_held(rt, steps):
+    """Each thread's takes of semaphore tokens it has not given back: `{thread: [step, ...]}`."""
+    held = {}
+    for s, what in _semaphore_steps(rt, steps):
+        mine = held.setdefault(s.thread, [])
+        if what == "acquire":
+            mine.append(s)
+        else:
+            taken = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].obj == s.obj), None)
+            if taken is not None:
+                del mine[taken]
+    return held
+
+
+def _semaphore_holders(rt, q, thread, tokens):
+    """Who holds tokens of the semaphore `q` the waiting `thread` cannot take: ", whose token
+    thread 1 holds (taken at f.py:11)", or "" when no thread took more than it gave back."""
+    holders = {t: [s for s in held if rt.object(s.obj) is q] for t, held in tokens.items()}
+    holders = {t: held for t, held in holders.items() if held}
+    if not holders:
+        return ""
+    names = [("itself" if t == thread else f"thread {t}") for t in holders]
+    wheres = ", ".join(_where(h[-1].file, h[-1].line) for h in holders.values())
+    count = "token" if sum(map(len, holders.values())) == 1 else "tokens"
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f", whose {count} {who} {'holds' if len(names) == 1 else 'hold'} (taken at {wheres})"
+
+
+def _queue_wait(rt, q, how, thread, tokens):
     """A wait in a modelled queue, semaphore or future (``_coop``'s, which wait without a
     condition)."""
     path = _paths.of(q) or "(unnamed)"
@@ -775,7 +823,7 @@ def _queue_wait(q, how):
     if how == "join":
         return f"waits in join() on {named}, which no other thread will call task_done() on"
     if how == "acquire":
-        return f"waits on {named}, which no other thread will release"
+        return f"waits on {named}" + (_semaphore_holders(rt, q, thread, tokens) or ", which no other thread will release")
     if how == "result":
         return f"waits for the result of {named}, which no other thread will set"
     if how == "wait":
@@ -796,14 +844,18 @@ def deadlock_report(rt, steps):
                 if lst[i].obj == s.obj:
                     del lst[i]
                     break
+    tokens = _tokens_held(rt, steps)
     ended = {s.thread for s in steps if s.access == "exit"}
     for thread, what, n, holder, file, line in waiters:
         at = f"\n      at {_where(file, line)}  {_source(file, line)}" if file else ""
-        mine = held.get(thread, [])
+        mine = [_lock_label(rt, s.obj) for s in held.get(thread, [])]
+        # (Not a library's own: a pool's semaphore of idle workers says nothing of the wait.)
+        own_tokens = (s.obj for s in tokens.get(thread, []) if s.file and not _in_library(s.file))
+        mine += [f"a token of {_semaphore_label(rt, obj)}" for obj in dict.fromkeys(own_tokens)]
         # Said right after the thread: "held by thread 1 while holding X" read as thread 1's.
         who = f"thread {thread}"
         if mine:
-            who += " holds " + ", ".join(_lock_label(rt, s.obj) for s in mine) + " and"
+            who += " holds " + ", ".join(mine) + " and"
         if what == "lock":
             by = f", held by thread {holder}" if holder is not None and holder >= 0 else ""
             if holder in ended:
@@ -818,7 +870,7 @@ def deadlock_report(rt, steps):
         elif what == "join":
             out.append(f"  {who} waits to join thread {n - 1}{at}")
         elif thread + 1 in _coop.queue_waits:
-            out.append(f"  {who} {_queue_wait(*_coop.queue_waits[thread + 1])}{at}")
+            out.append(f"  {who} {_queue_wait(rt, *_coop.queue_waits[thread + 1], thread, tokens)}{at}")
         else:
             out.append(f"  {who} is blocked{at}")
     lock_steps = [s for s in steps if s.access in ("acquire", "release") and s.file]
@@ -830,6 +882,11 @@ def deadlock_report(rt, steps):
         lock_steps = own
     calls = _primitive_calls(rt, lock_steps)
     lock_steps = [s for s in lock_steps if calls.get(s.index, True)]
+    # A semaphore's tokens are held as locks are (`with sem:`).
+    tokens = [(s, what) for s, what in _semaphore_steps(rt, steps) if s.file and (not own or not _in_library(s.file))]
+    if tokens:
+        calls.update((s.index, what) for s, what in tokens)
+        lock_steps = sorted(lock_steps + [s for s, _ in tokens], key=lambda s: s.index)
     if lock_steps:
         out.append("How they got there (lock operations in order):")
         width = max(len(_where(s.file, s.line)) for s in lock_steps)

@@ -377,6 +377,16 @@ WAITS = load(
 
     def wait_barrier(s):
         s.barrier.wait()
+
+    def token_then_lock(s):
+        with s.sem:
+            with s.lock:
+                s.x += 1
+
+    def lock_then_token(s):
+        with s.lock:
+            with s.sem:
+                s.x += 1
     """,
     name="dpor_waits_prog",
 )
@@ -411,6 +421,28 @@ def test_a_deadlock_on_a_lock_whose_holder_has_ended_says_so():
                                    lambda s: True)
     assert result.failure_kind == "deadlock"
     assert "held by thread 0, which has ended without releasing it" in result.explanation, result.explanation
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_a_deadlock_on_a_semaphore_names_who_holds_its_token(kind):
+    # A semaphore's token is held as a lock is: taken in the other order from a lock, the
+    # waiter for the token is told who took it, and where; the taker holds it.
+    result = frontrun.explore_dpor(lambda: State(x=0, lock=threading.Lock(), sem=getattr(threading, kind)(1)),
+                                   [WAITS.token_then_lock, WAITS.lock_then_token], lambda s: True)
+    assert result.failure_kind == "deadlock"
+    lines = [re.sub(r" \(created at [^)]*\)|, created at [^)]*", "", line) for line in result.explanation.splitlines()]
+    token_line = next(i for i, line in enumerate(lines) if "with s.sem:" in line and line.startswith("      at"))
+    waiter, holder = (1, 0) if lines[token_line - 1].startswith("  thread 1") else (0, 1)
+    assert lines[token_line - 1] == (
+        f"  thread {waiter} holds State.lock (state.lock) and waits on the semaphore state.sem, whose token "
+        f"thread {holder} holds (taken at dpor_waits_prog.py:{WAITS.token_then_lock.__code__.co_firstlineno + 1})"
+    ), result.explanation
+    taker = f"  thread {holder} holds a token of the semaphore state.sem and waits for State.lock (state.lock), held by "
+    assert taker + f"thread {waiter}" in lines, result.explanation
+    history = lines[lines.index("How they got there (lock operations in order):") + 1:]
+    assert [line.split()[:3] for line in history[:2]] == [["thread", str(holder), "acquire"],
+                                                          ["thread", str(waiter), "acquire"]], result.explanation
+    assert "with s.sem:" in history[0] and "with s.lock:" in history[1], result.explanation
 
 
 def test_timed_event_wait_times_out():
