@@ -495,6 +495,9 @@ def _final_value(obj, step):
             return repr(obj[step.key])
         if step.kind.startswith("cell"):
             return repr(obj.cell_contents)
+        if step.kind == "builtin_call" and isinstance(step.key, str) and step.key_id != WHOLE:
+            # `setattr(s, "count", ...)`, `operator.setitem(d, "k", ...)` (as `_location_name` names it)
+            return repr(obj[step.key] if kind_is(obj, dict) else getattr(obj, step.key))
         return _brief(repr(obj))
     except Exception:
         return None

@@ -244,6 +244,11 @@ def test_in_place_operators_write_a_container():
 def test_getattr_setattr_by_name():
     assert explored(lambda: State(x=0, y=0), [PROG.setattr_x, PROG.getattr_x]) == 2
     assert explored(lambda: State(x=0, y=0), [PROG.setattr_x, PROG.getattr_y]) == 1
+    # Explained as the attribute they stand for, with its value at the end.
+    result = frontrun.explore_dpor(lambda: State(x=0, y=0), [PROG.setattr_x, PROG.getattr_x], lambda s: False)
+    assert result.property_holds is False
+    assert "Order of use of State.x (object #1" in result.explanation, result.explanation
+    assert "  afterwards state.x = 1" in result.explanation.splitlines(), result.explanation
 
 
 def test_operator_getitem_setitem():
