@@ -40,11 +40,13 @@ MAX_LINES = 16
 
 
 class Step:
-    __slots__ = ("index", "thread", "kind", "access", "obj", "key_id", "key", "file", "line")
+    __slots__ = ("index", "thread", "kind", "access", "obj", "key_id", "key", "file", "line", "caller_file",
+                 "caller_line")
 
     def __init__(self, index, raw):
         self.index = index
-        (self.thread, self.kind, self.access, self.obj, self.key_id, self.key, self.file, self.line) = raw
+        (self.thread, self.kind, self.access, self.obj, self.key_id, self.key, self.file, self.line,
+         self.caller_file, self.caller_line) = raw
         if self.access == "exit":
             self.obj, self.key_id = LIVENESS, self.thread
 
@@ -340,7 +342,25 @@ def _describe_object(rt, n):
 _METHOD_CALL = re.compile(r"\.\w+\s*\(")
 
 
-def _step_line(step, width):
+def _accessor(obj, step):
+    """"the setter of Counter.value" when `step` was made inside a getter, setter or deleter of
+    a property of `obj`'s class: its line says less than the line that used the property."""
+    if obj is None or not step.caller_file or not step.file or not step.line:
+        return None
+    for cls in type(obj).__mro__:
+        for name, attr in vars(cls).items():
+            if not isinstance(attr, property):
+                continue
+            for role, fn in (("getter", attr.fget), ("setter", attr.fset), ("deleter", attr.fdel)):
+                code = getattr(fn, "__code__", None)
+                if code is not None and code.co_filename == step.file:
+                    lines = [line for _, _, line in code.co_lines() if line]
+                    if lines and min(lines) <= step.line <= max(lines):
+                        return f"the {role} of {cls.__qualname__}.{name}"
+    return None
+
+
+def _step_line(step, width, accessor=None):
     # A sleep is a step that touches nothing (the engine has it read a location of its own).
     what = step.kind if step.kind in GENERATOR_STEPS or step.kind == "sleep" else step.access
     if step.kind == "resource":
@@ -352,6 +372,10 @@ def _step_line(step, width):
         return f"  thread {step.thread}  release  (by the time its function returned)"
     where = _where(step.file, step.line)
     text = _source(step.file, step.line)
+    if accessor:
+        # Shown at the line that used the property, the accessor's own line in brackets.
+        text = f"{_source(step.caller_file, step.caller_line)}  [in {accessor}, {where}: {text}]"
+        where = _where(step.caller_file, step.caller_line)
     # Which call of the line, when it has several (`db.execute(q).fetchone()` is two steps).
     if step.kind in CALLS and isinstance(step.key, str) and len(_METHOD_CALL.findall(text)) > 1:
         text = f"{text}  [.{step.key}()]"
@@ -646,13 +670,16 @@ def race_report(rt, steps, since=0):
         else:
             # Synchronised accesses (under one lock, say): the order the threads ran in fails.
             out.append(f"Order of use of {title} ({_describe_object(rt, loc[0])}), synchronised but in this order:")
-        width = max(len(_where(s.file, s.line)) for s in accesses)
+        accessors = {s.index: _accessor(obj, s) for s in accesses}
+        at = {s.index: (s.caller_file, s.caller_line) if accessors[s.index] else (s.file, s.line) for s in accesses}
+        width = max(len(_where(*at[s.index])) for s in accesses)
         runs = _shown_runs(_runs(accesses))
         for s, count in runs[:MAX_LINES]:
             if isinstance(s, int):  # (a thread's steps left out)
                 out.append(f"  ... {count} more by thread {s}")
                 continue
-            out.append(_step_line(s, width) + (f"  ({count} times in a row)" if count > 1 else ""))
+            line = _step_line(s, width, accessors[s.index])
+            out.append(line + (f"  ({count} times in a row)" if count > 1 else ""))
         if len(runs) > MAX_LINES:
             out.append(f"  ... {sum(c for _, c in runs[MAX_LINES:])} more")
         if loc[1] == KEY_ORDER:

@@ -386,32 +386,52 @@ pub(crate) fn calling_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
 /// function: a helper called again and again with the same arguments (`describe(x)`,
 /// `helper()`) spins only if the loop calling it does. None at module level, where the
 /// locals are the module's globals.
-pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let name_of = |frame: &Bound<'_, PyAny>| {
-        frame
-            .getattr(pyo3::intern!(py, "f_globals"))
-            .and_then(|g| g.get_item(pyo3::intern!(py, "__name__")))
-            .ok()
-            .and_then(|n| n.extract::<String>().ok())
-            .unwrap_or_default()
-    };
-    let ours = |module: &str| {
-        module == "frontrun" || module.starts_with("frontrun.") || module == "threading" || module == "queue"
-    };
-    fn back<'py>(frame: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-        frame.getattr(pyo3::intern!(frame.py(), "f_back")).ok().filter(|b| !b.is_none())
-    }
+/// The frame a step comes from: the reporting frame, or for a step taken inside frontrun's
+/// own primitives or `threading`/`queue`, the first frame outside them.
+fn program_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     let mut frame = calling_frame(py)?;
     for _ in 0..8 {
         if !ours(&name_of(&frame)) {
             break;
         }
-        match back(&frame) {
+        match frame_back(&frame) {
             Some(b) => frame = b,
             None => break,
         }
     }
+    Some(frame)
+}
+
+fn name_of(frame: &Bound<'_, PyAny>) -> String {
+    let py = frame.py();
+    frame
+        .getattr(pyo3::intern!(py, "f_globals"))
+        .and_then(|g| g.get_item(pyo3::intern!(py, "__name__")))
+        .ok()
+        .and_then(|n| n.extract::<String>().ok())
+        .unwrap_or_default()
+}
+
+fn ours(module: &str) -> bool {
+    module == "frontrun" || module.starts_with("frontrun.") || module == "threading" || module == "queue"
+}
+
+fn frame_back<'py>(frame: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    frame.getattr(pyo3::intern!(frame.py(), "f_back")).ok().filter(|b| !b.is_none())
+}
+
+/// Where the frame a step comes from was called: its caller's file and line (explanations
+/// show a property's getter or setter at the line that used the property).
+pub(crate) fn caller_site(py: Python<'_>) -> Option<(Py<PyAny>, i32)> {
+    let caller = frame_back(&program_frame(py)?)?;
+    let file = caller.getattr(pyo3::intern!(py, "f_code")).ok()?.getattr(pyo3::intern!(py, "co_filename")).ok()?;
+    let line = caller.getattr(pyo3::intern!(py, "f_lineno")).ok()?.extract::<i32>().ok()?;
+    Some((file.unbind(), line))
+}
+
+pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut frame = program_frame(py)?;
     let mut h = crate::rewrite::QuickHasher::default();
     for depth in 0..16 {
         let code = frame.getattr(pyo3::intern!(py, "f_code")).ok()?;
@@ -445,7 +465,7 @@ pub(crate) fn frame_fingerprint(py: Python<'_>) -> Option<u64> {
         // Up to the thread's function (frontrun's runner called it), through rewritten code
         // only: a library's frames above (an event loop's `_run_once`, new handles every round)
         // are not the program's loop.
-        match back(&frame) {
+        match frame_back(&frame) {
             Some(b)
                 if !ours(&name_of(&b))
                     && b.getattr(pyo3::intern!(py, "f_code")).is_ok_and(|c| is_rewritten_code(&c)) =>

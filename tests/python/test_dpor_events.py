@@ -104,6 +104,21 @@ PROG = load(
     def setattr_x(s):
         setattr(s, "x", 1)
 
+    class Counter:
+        def __init__(self):
+            self._value = 0
+
+        @property
+        def value(self):
+            return self._value
+
+        @value.setter
+        def value(self, v):
+            self._value = v
+
+    def bump_counter(s):
+        s.counter.value += 1
+
     def getattr_x(s):
         v = getattr(s, "x")
 
@@ -249,6 +264,21 @@ def test_getattr_setattr_by_name():
     assert result.property_holds is False
     assert "Order of use of State.x (object #1" in result.explanation, result.explanation
     assert "  afterwards state.x = 1" in result.explanation.splitlines(), result.explanation
+
+
+def test_a_race_inside_a_property_is_shown_at_the_line_that_used_it():
+    result = frontrun.explore_dpor(lambda: State(counter=PROG.Counter()), [PROG.bump_counter] * 2,
+                                   lambda s: s.counter.value == 2)
+    assert result.property_holds is False
+    lines = result.explanation.splitlines()
+    assert lines[0].startswith("Race on Counter._value (object #"), result.explanation
+    where = f"{Path(PROG.__file__).name}:{PROG.bump_counter.__code__.co_firstlineno + 1}"
+    getter = f"[in the getter of Counter.value, {Path(PROG.__file__).name}:{PROG.Counter.value.fget.__code__.co_firstlineno + 2}: return self._value]"
+    setter = f"[in the setter of Counter.value, {Path(PROG.__file__).name}:{PROG.Counter.value.fset.__code__.co_firstlineno + 2}: self._value = v]"
+    shown = [line.split(None, 4) for line in lines[1:5]]
+    assert [(w[2], w[3], w[4]) for w in shown] == [("read", where, f"s.counter.value += 1  {getter}")] * 2 + [
+        ("write", where, f"s.counter.value += 1  {setter}")] * 2, result.explanation
+    assert [w[1] for w in shown] in (["0", "1", "1", "0"], ["1", "0", "0", "1"]), result.explanation
 
 
 def test_operator_getitem_setitem():

@@ -130,6 +130,8 @@ pub(super) struct StepInfo {
     pub(super) key: Option<Py<PyAny>>,
     pub(super) file: Option<Py<PyAny>>,
     pub(super) line: Option<i32>,
+    /// Where the step's frame was called from (explain mode: `report_py::caller_site`).
+    pub(super) caller: Option<(Py<PyAny>, i32)>,
 }
 
 #[derive(Default)]
@@ -907,7 +909,7 @@ impl Inner {
             if let Some(info) = info {
                 st.exec.log.push(info);
             } else {
-                st.exec.log.push(StepInfo { thread: x, op, kind: "", key: None, file: None, line: None });
+                st.exec.log.push(StepInfo { thread: x, op, kind: "", key: None, file: None, line: None, caller: None });
             }
         }
         match op {
@@ -1300,16 +1302,23 @@ impl Inner {
         // Reading them runs Python, never under the state lock: a finalizer that reports (a
         // pool's weakref callback) would wait for the lock for ever. Only reads come here, and
         // their callers set no state before stepping (a wait's step must not let go of it).
-        // So is a try of a lock: the engine compares it with the thread's previous one.
-        let look_again = matches!(op, Op::TryAcquire { .. }) || st.explorer.rereads(tid, op);
-        let frame_state = if counted && info.is_some() && look_again {
-            let exec_id = st.exec.id;
-            drop(st);
-            let state = report_py::frame_fingerprint(py);
-            st = self.lock_state(py);
-            if st.exec.aborting || st.exec.done.is_some() || st.exec.id != exec_id {
-                return Err(Aborted);
+        // So is a try of a lock (not a timed wait's later tries, which are set to wait before
+        // they step): the engine compares it with the thread's previous one.
+        let first_try = matches!(op, Op::TryAcquire { .. }) && !st.exec.threads[tid].blocked;
+        let look_again = first_try || st.explorer.rereads(tid, op);
+        // Explaining, an attribute's step says where its frame was called from (a property's
+        // getter or setter is shown at the line that used the property); it waits for nothing.
+        let mut info = info;
+        if st.explain && info.as_ref().is_some_and(|i| i.file.is_some() && i.kind.starts_with("attr")) {
+            let caller;
+            (st, caller) = self.unlocked(py, st, report_py::caller_site)?;
+            if let Some(i) = info.as_mut() {
+                i.caller = caller;
             }
+        }
+        let frame_state = if counted && info.is_some() && look_again {
+            let state;
+            (st, state) = self.unlocked(py, st, report_py::frame_fingerprint)?;
             state
         } else {
             None
@@ -1405,6 +1414,24 @@ impl Inner {
             }
             polling = true;
         }
+    }
+
+    /// Runs `f` (Python: a finalizer it sets off may report) with the state lock let go, and
+    /// takes it again; `Aborted` if the execution ended or moved on meanwhile.
+    fn unlocked<'a, T>(
+        &'a self,
+        py: Python<'_>,
+        st: Guard<'a>,
+        f: impl FnOnce(Python<'_>) -> T,
+    ) -> Result<(Guard<'a>, T), Aborted> {
+        let exec_id = st.exec.id;
+        drop(st);
+        let out = f(py);
+        let st = self.lock_state(py);
+        if st.exec.aborting || st.exec.done.is_some() || st.exec.id != exec_id {
+            return Err(Aborted);
+        }
+        Ok((st, out))
     }
 
     /// `step` for the runtime's own scheduling points (locks, waits, spawn, join, sleep), described

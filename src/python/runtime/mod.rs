@@ -57,6 +57,11 @@ use crate::engine::{
 use handoff::*;
 use translate::*;
 
+/// One step as `Runtime::steps` shows it: thread, kind, access, object, key id, key, file, line,
+/// caller's file and line.
+type StepRow =
+    (i64, String, String, u64, u64, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<i32>, Option<Py<PyAny>>, Option<i32>);
+
 fn site_info(
     py: Python<'_>,
     tid: ThreadId,
@@ -70,7 +75,7 @@ fn site_info(
         Some((f, l)) => (Some(f), Some(l)),
         None => (None, None),
     };
-    Some(StepInfo { thread: tid, op, kind, key, file, line })
+    Some(StepInfo { thread: tid, op, kind, key, file, line, caller: None })
 }
 
 /// A deadlock in the user's numbering (thread 0 = the first function of `threads`; the engine's
@@ -702,14 +707,11 @@ impl DporRuntime {
 
     // ------------------------------------------------------------ explanation data
 
-    /// Steps of the last execution (explain mode): `(thread, kind, access, obj, key_id, key, file, line)`;
+    /// Steps of the last execution (explain mode): `(thread, kind, access, obj, key_id, key, file, line,
+    /// caller_file, caller_line)`;
     /// `access` is read/write/delete/acquire/release/spawn/join/exit, `obj` the object or lock number
     /// (`LIVENESS` for `Thread.is_alive`, keyed by the thread's number as shown).
-    #[allow(clippy::type_complexity)]
-    fn steps(
-        &self,
-        py: Python<'_>,
-    ) -> Vec<(i64, String, String, u64, u64, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<i32>)> {
+    fn steps(&self, py: Python<'_>) -> Vec<StepRow> {
         let st = self.inner.lock_state(py);
         let events = st.explorer.events();
         st.exec
@@ -779,6 +781,8 @@ impl DporRuntime {
                     s.key.as_ref().map(|k| k.clone_ref(py)),
                     Inner::file_name(py, &s.file),
                     s.line,
+                    s.caller.as_ref().map(|(f, _)| f.clone_ref(py)),
+                    s.caller.as_ref().map(|&(_, l)| l),
                 )
             })
             .collect()

@@ -1789,6 +1789,7 @@ impl Inner {
                 key: None,
                 file: Self::file_of(py, ev),
                 line: ev.line,
+                caller: None,
             });
             self.step(py, st, tid, Op::Release { lock }, info)?;
             st = self.lock_state(py);
@@ -1984,6 +1985,7 @@ impl Inner {
                                 key: None,
                                 file: Self::file_of(py, ev),
                                 line: ev.line,
+                                caller: None,
                             };
                             st.exec.threads[tid].more_steps = false;
                             self.step_part(py, st, tid, own, Some(info), Part::Last(&chain))?;
@@ -2013,7 +2015,8 @@ impl Inner {
                 }
             };
             let key = if st.explain { key } else { None };
-            let info = Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line });
+            let info =
+                Some(StepInfo { thread: tid, op, kind, key, file: Self::file_of(py, ev), line: ev.line, caller: None });
             // The last step makes the earlier ones' accesses again: the operation makes them all
             // right after it, and another thread's write between two steps comes before it.
             let chain;
