@@ -522,10 +522,13 @@ impl Execution {
             return;
         }
         let t = &mut self.threads[thread];
-        let this_try = frame.map(|f| (lock, owner, f));
-        t.stutters = this_try.is_some() && this_try == t.last_failed_try;
-        t.last_failed_try = this_try;
         t.backed_off = Some(owner);
+        // (A try with no frame state, a timed wait's try after its first, tells nothing.)
+        if let Some(frame) = frame {
+            let this_try = Some((lock, owner, frame));
+            t.stutters = this_try == t.last_failed_try;
+            t.last_failed_try = this_try;
+        }
         if !t.stutters {
             return;
         }

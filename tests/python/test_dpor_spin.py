@@ -60,13 +60,13 @@ PROG = load(
         s.data += 1
         s.lock.release()
 
-    def back_off(first, second, nap=False):
+    def back_off(first, second, nap=False, timeout=-1):
         # Deadlock avoidance: take one lock, try the other, let go of both and retry on failure.
         def run(s):
             one, other = getattr(s, first), getattr(s, second)
             while True:
                 with one:
-                    if other.acquire(blocking=False):
+                    if other.acquire(timeout=timeout) if timeout >= 0 else other.acquire(blocking=False):
                         s.data += 1
                         other.release()
                         return
@@ -341,18 +341,19 @@ def test_a_bounded_retry_gives_up_while_the_holder_is_switched_out():
     assert result.property_holds is False and result.failure_kind == "invariant"
 
 
-@pytest.mark.parametrize("nap", [False, True])
-def test_two_threads_that_take_one_lock_and_try_the_other_get_on(nap):
+@pytest.mark.parametrize("nap, timeout", [(False, -1), (True, -1), (True, 0.01)])
+def test_two_threads_that_take_one_lock_and_try_the_other_get_on(nap, timeout):
     # Switched out after a failed try, still holding its first lock, each thread handed the
     # livelock to the other for ever (a runaway at the step limit on the first execution): a
     # thread that holds a lock is let go on until it lets go of it. And the search ends: past
     # a few rounds in lockstep (each failing its try as it did the round before, of a lock the
     # other holds while it backs off too), races are not reversed (`LOCKSTEP_ROUNDS`); the
-    # schedules that went on in step were a search without end.
+    # schedules that went on in step were a search without end. A timed try's later tries
+    # (made as it waits) do not count: its first try is the one that repeats.
     import threading
 
     result = frontrun.explore_dpor(setup=lambda: State(data=0, a=threading.Lock(), b=threading.Lock()),
-                                   threads=[PROG.back_off("a", "b", nap), PROG.back_off("b", "a", nap)],
+                                   threads=[PROG.back_off("a", "b", nap, timeout), PROG.back_off("b", "a", nap, timeout)],
                                    invariant=lambda s: s.data == 2, timeout=120)
     assert result.property_holds is True, result.explanation or result.inconclusive_reason
     assert result.stats["complete"] and result.stats["lockstep_cut"] >= 1
