@@ -728,9 +728,8 @@ def lock_order_report(rt, steps):
         if len({s.thread for s in mine}) < 2:
             continue
         q = rt.object(n)
-        where = _created_at(q) if q is not None else None
         what = "semaphore" if kind_is(q, threading.Semaphore) else "future" if kind_is(q, Future) else "queue"
-        label = f"the {what} {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
+        label = _modelled_label(q, what)
         out.append(f"No two threads touched the same data; {label} was used in this order:")
         out += _listed(mine)
     return out
@@ -809,18 +808,19 @@ def _semaphore_steps(rt, steps):
     return [(s, counted[s.key]) for s in steps if s.access == "queue" and s.key in counted and is_semaphore(s.obj)]
 
 
-def _semaphore_label(rt, n):
-    q = rt.object(n)
+def _modelled_label(q, what):
+    """"the queue state.q (created at f.py:3)": a modelled queue, semaphore or future."""
     where = _created_at(q) if q is not None else None
-    return f"the semaphore {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
+    return f"the {what} {_paths.of(q) or '(unnamed)'}" + (f" (created at {where})" if where else "")
 
 
-def _tokens_held(rt, steps):
-    """Each thread's takes of semaphore tokens it has not given back: `{thread: [step, ...]}`."""
+def _still_held(takes_and_gives):
+    """Each thread's takes (of a lock, of a semaphore's token) it has not given back, from
+    `(step, took)` pairs in order: `{thread: [step, ...]}`, a give undoing its latest take."""
     held = {}
-    for s, what in _semaphore_steps(rt, steps):
+    for s, took in takes_and_gives:
         mine = held.setdefault(s.thread, [])
-        if what == "acquire":
+        if took:
             mine.append(s)
         else:
             taken = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].obj == s.obj), None)
@@ -846,10 +846,8 @@ def _semaphore_holders(rt, q, thread, tokens):
 def _queue_wait(rt, q, how, thread, tokens):
     """A wait in a modelled queue, semaphore or future (``_coop``'s, which wait without a
     condition)."""
-    path = _paths.of(q) or "(unnamed)"
-    where = _created_at(q)
     what = {"acquire": "semaphore", "result": "future", "wait": "future"}.get(how, "queue")
-    named = f"the {what} {path}" + (f" (created at {where})" if where else "")
+    named = _modelled_label(q, what)
     if how == "join":
         return f"waits in join() on {named}, which no other thread will call task_done() on"
     if how == "acquire":
@@ -864,24 +862,16 @@ def _queue_wait(rt, q, how, thread, tokens):
 def deadlock_report(rt, steps):
     waiters = rt.deadlock_waiters()
     out = ["Deadlock: every live thread is waiting, and none can go on."]
-    held = {}
-    for s in steps:
-        if s.access == "acquire":
-            held.setdefault(s.thread, []).append(s)
-        elif s.access == "release":
-            lst = held.get(s.thread, [])
-            for i in range(len(lst) - 1, -1, -1):
-                if lst[i].obj == s.obj:
-                    del lst[i]
-                    break
-    tokens = _tokens_held(rt, steps)
+    held = _still_held((s, s.access == "acquire") for s in steps if s.access in ("acquire", "release"))
+    token_steps = _semaphore_steps(rt, steps)
+    tokens = _still_held((s, what == "acquire") for s, what in token_steps)
     ended = {s.thread for s in steps if s.access == "exit"}
     for thread, what, n, holder, file, line in waiters:
         at = f"\n      at {_where(file, line)}  {_source(file, line)}" if file else ""
         mine = [_lock_label(rt, s.obj) for s in held.get(thread, [])]
         # (Not a library's own: a pool's semaphore of idle workers says nothing of the wait.)
         own_tokens = (s.obj for s in tokens.get(thread, []) if s.file and not _in_library(s.file))
-        mine += [f"a token of {_semaphore_label(rt, obj)}" for obj in dict.fromkeys(own_tokens)]
+        mine += [f"a token of {_modelled_label(rt.object(obj), 'semaphore')}" for obj in dict.fromkeys(own_tokens)]
         # Said right after the thread: "held by thread 1 while holding X" read as thread 1's.
         who = f"thread {thread}"
         if mine:
@@ -913,10 +903,10 @@ def deadlock_report(rt, steps):
     calls = _primitive_calls(rt, lock_steps)
     lock_steps = [s for s in lock_steps if calls.get(s.index, True)]
     # A semaphore's tokens are held as locks are (`with sem:`).
-    tokens = [(s, what) for s, what in _semaphore_steps(rt, steps) if s.file and (not own or not _in_library(s.file))]
-    if tokens:
-        calls.update((s.index, what) for s, what in tokens)
-        lock_steps = sorted(lock_steps + [s for s, _ in tokens], key=lambda s: s.index)
+    shown_tokens = [(s, what) for s, what in token_steps if s.file and (not own or not _in_library(s.file))]
+    if shown_tokens:
+        calls.update((s.index, what) for s, what in shown_tokens)
+        lock_steps = sorted(lock_steps + [s for s, _ in shown_tokens], key=lambda s: s.index)
     if lock_steps:
         out.append("How they got there (lock operations in order):")
         width = max(len(_where(s.file, s.line)) for s in lock_steps)
