@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from frontrun import _coop, _native
+from frontrun import _coop, _native, _stable_hash
 from frontrun.rewrite._core import normalize_resource_methods
 
 # The real clock: during an exploration time.monotonic runs ahead by the modelled waits.
@@ -459,9 +459,10 @@ _step_limit = DEFAULT_MAX_STEPS  # the session's max_steps, named when a thread 
 
 
 @contextmanager
-def _session(timeouts=WHEN_STUCK, **config):
+def _session(timeouts=WHEN_STUCK, roots=(), **config):
     """The process's runtime, configured for a new exploration (or replay), cooperative
-    primitives patched in and reports routed to it for the block's duration."""
+    primitives patched in and reports routed to it for the block's duration. ``roots``:
+    setup() and the thread functions (where the program's classes are looked for)."""
     if not _BUSY.acquire(False):
         raise RuntimeError("frontrun explorations cannot be nested or run concurrently")
     callers_random = random.getstate()
@@ -475,6 +476,8 @@ def _session(timeouts=WHEN_STUCK, **config):
             _names_from = threading._counter()
         try:
             with _coop.patched(rt, pool), _cached_functions_stood_in():
+                # (After the patches: a Thread subclass hashes as the explored thread it is.)
+                _stable_hash.begin(_program_classes(roots))
                 try:
                     yield rt, pool
                 finally:
@@ -482,6 +485,7 @@ def _session(timeouts=WHEN_STUCK, **config):
         finally:
             # What the last execution made dies now, outside any exploration.
             rt.release_execution()
+            _stable_hash.end()
     finally:
         if _names_from is not None:
             # (Reading the number took it: the program's next thread is named with it.)
@@ -1206,6 +1210,63 @@ def _is_rewritten_module(module):
     return kind_is(file, str) and _native.is_rewritten_file(file)
 
 
+def _program_classes(roots):
+    """The classes of the rewritten modules an exploration may make objects of: those at their
+    module level or nested in those, and those ``roots`` (setup() and the thread functions)
+    reach through closures, defaults and bound or partial arguments, and through the functions
+    and classes they reach so (a test's own classes, made in its function before it explores).
+    Not a walk over every class in the process: a test session has tens of thousands."""
+    modules, found = set(), []
+    for module in list(sys.modules.values()):
+        if isinstance(module, types.ModuleType) and _is_rewritten_module(module):
+            namespace = _module_dict(module)
+            name = namespace.get("__name__")
+            modules.add(name)
+            # (Looked for again only when the module's namespace has changed size.)
+            key = (id(namespace), len(namespace))
+            if _module_classes.get(name, (None,))[0] != key:
+                _module_classes[name] = (key, _classes_reached(list(namespace.values()), {name}))
+            found += _module_classes[name][1]
+    return found + _classes_reached(list(roots), modules)
+
+
+def _classes_reached(pending, modules):
+    """The classes of ``modules`` that ``pending`` holds or leads to."""
+    found, seen = [], set()
+    while pending and len(seen) < 20000:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if kind_is(obj, type):
+            module = own_attr(obj, "__module__")
+            if kind_is(module, str) and module in modules:
+                found.append(obj)
+                pending += [v for v in list(vars(obj).values()) if kind_is(v, _LEADS_TO_CLASSES)]
+        elif kind_is(obj, types.FunctionType):
+            if _native.is_rewritten_file(obj.__code__.co_filename):
+                pending += [cell.cell_contents for cell in obj.__closure__ or () if _cell_is_set(cell)]
+                pending += list(obj.__defaults__ or ()) + list((obj.__kwdefaults__ or {}).values())
+        elif kind_is(obj, types.MethodType):
+            pending += [obj.__func__, obj.__self__ if kind_is(obj.__self__, type) else type(obj.__self__)]
+        elif kind_is(obj, functools.partial):
+            pending += [obj.func, *obj.args, *obj.keywords.values()]
+        elif kind_is(obj, (staticmethod, classmethod)):
+            pending.append(obj.__func__)
+        elif kind_is(obj, property):
+            pending += [obj.fget, obj.fset, obj.fdel]
+        elif type(obj) in (list, tuple):  # (not a subclass: its methods would run the program's code)
+            pending += [v for v in obj[:100] if kind_is(v, _LEADS_TO_CLASSES)]
+        elif type(obj) is dict:
+            pending += [v for v in list(obj.values())[:100] if kind_is(v, _LEADS_TO_CLASSES)]
+    return found
+
+
+_module_classes = {}  # module name -> ((id, size) of its namespace, the classes it leads to)
+_LEADS_TO_CLASSES = (type, types.FunctionType, types.MethodType, functools.partial, staticmethod, classmethod,
+                     property, list, tuple, dict)
+
+
 def _with_paths(reached, base):
     """``(path, obj)`` for ``_held_in``'s finds: the way to each from its root, by attribute
     name, item place or cell index (an item's key may be an object, whose repr is no name)."""
@@ -1299,6 +1360,7 @@ def _fresh_execution():
     if _names_from is not None:
         threading._counter = itertools.count(_names_from).__next__
     _coop.new_execution()
+    _stable_hash.new_execution()
     for stand_in in _stand_ins:
         stand_in.cache_clear()
 
@@ -1741,7 +1803,8 @@ def explore_dpor(
     unrewritten = []
     restarts = restarted_executions = 0
     first_divergence = None
-    with _session(max_steps=max_steps, resource_methods=resource_methods, timeouts=timeouts) as (rt, pool):
+    with _session(max_steps=max_steps, resource_methods=resource_methods, timeouts=timeouts,
+                  roots=(setup, *threads)) as (rt, pool):
         i = 0
         while True:
             bound, limit = passes[i]
@@ -2155,8 +2218,8 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
                 "nondeterminism: the program did not repeat a recorded schedule "
                 f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
                 "execution, such as a module-level cache or counter, must be reset by setup(); an order "
-                "taken from object addresses, such as locks sorted by id() or a set of objects, differs "
-                "from one execution to the next)"
+                "taken from object addresses, such as locks sorted by id() or a set of objects whose class "
+                "the program's rewritten modules do not define, differs from one execution to the next)"
             )
             break
         schedule = rt.schedule() if run.kind else None
@@ -2195,7 +2258,7 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True, c
     try:
         steps, timeouts, methods = _replay_settings(schedule)
         with _session(replay=steps, max_steps=max_steps, explain=explain, timeouts=timeouts,
-                      resource_methods=methods) as (rt, pool):
+                      resource_methods=methods, roots=(setup, *threads)) as (rt, pool):
             pool.ensure_idle(len(threads))
             if not rt.begin_execution():
                 raise RuntimeError("replay: the engine refused to start")
@@ -2219,7 +2282,7 @@ def _replay_once(schedule, setup, threads, invariant, max_steps, explain=True, c
 
 def _warm_up(setup, threads, invariant, max_steps):
     """Runs one execution, on whatever schedule, to its end (its outcome is not used)."""
-    with _session(max_steps=max_steps) as (rt, pool):
+    with _session(max_steps=max_steps, roots=(setup, *threads)) as (rt, pool):
         rt.configure(preemption_bound=None, max_executions=1, max_steps=max_steps)
         pool.ensure_idle(len(threads))
         if not rt.begin_execution():

@@ -1049,6 +1049,14 @@ def _name_globals_used(rt, steps):
 def explain(rt, run, invariant, schedule):
     global _paths
     _paths = _Paths(run.state)
+    try:
+        return _explanation(rt, run, invariant, schedule)
+    finally:
+        # (It held the failing execution's state alive until the next explanation.)
+        _paths = _Paths(None)
+
+
+def _explanation(rt, run, invariant, schedule):
     steps = [Step(i, raw) for i, raw in enumerate(rt.steps())]
     _name_globals_used(rt, steps)
     # A setup() run as a thread made the state before the test's threads began (they wait for

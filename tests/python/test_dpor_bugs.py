@@ -3,6 +3,7 @@
 import builtins
 import collections
 import functools
+import gc
 import importlib
 import itertools
 import linecache
@@ -1929,6 +1930,127 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
     result = explore(_jobs, [FRESH_KEYS.register_sum] * 2, lambda s: s.n == 2)
     assert result.property_holds is False, result.inconclusive_reason
     assert result.failure_kind == "invariant" and "Race on State.n" in result.explanation
+
+
+SUBSCRIBERS = load(
+    """
+    import threading
+
+    class Listener:
+        def __init__(self):
+            self.calls = 0
+
+    class Bus:
+        def __init__(self):
+            self.listeners = set()
+            self.lock = threading.Lock()
+            self.published = self.delivered = 0
+
+        def subscribe(self, listener):
+            with self.lock:
+                self.listeners.add(listener)
+
+        def publish(self, locked):
+            with self.lock:
+                listeners = list(self.listeners)
+                self.published += 1
+                self.delivered += len(listeners)
+            for listener in listeners:
+                if locked:
+                    with self.lock:
+                        listener.calls += 1
+                else:
+                    listener.calls += 1
+
+    def join_and_publish(bus):
+        bus.subscribe(Listener())
+        bus.publish(locked=True)
+
+    def join_and_publish_unlocked(bus):
+        bus.subscribe(Listener())
+        bus.publish(locked=False)
+
+    def all_delivered(bus):
+        return sum(listener.calls for listener in bus.listeners) == bus.delivered
+
+    REGISTERED = Listener()
+    REGISTRY = {REGISTERED}
+    KEPT = []
+
+    def look_up(bus):
+        bus.found = REGISTERED in REGISTRY
+
+    def keep(bus):
+        listener = Listener()
+        bus.listeners.add(listener)
+        KEPT.append((listener, bus.listeners))
+
+    def local_classes():
+        # A test's own classes, defined in its function before it explores.
+        class Visitor:
+            def __init__(self):
+                self.seen = False
+
+        class Graph:
+            def __init__(self):
+                self.visited = set()
+                self.lock = threading.Lock()
+
+        def visit(graph):
+            with graph.lock:
+                graph.visited.update((Visitor(), Visitor()))
+                visited = list(graph.visited)
+            for visitor in visited:
+                visitor.seen = True
+
+        return Graph, visit
+    """,
+    name="dpor_subscribers_prog",
+)
+
+
+def test_a_set_of_objects_made_in_the_run_iterates_in_the_same_order_every_time():
+    # Objects of a class that keeps object's hash hash by address, and each execution puts
+    # them elsewhere: the threads' listeners were iterated in another order from one execution
+    # to the next, and the search stopped on "nondeterminism" (started over twice, then gave
+    # up). They are numbered in the order they are first hashed in their execution instead.
+    bus = SUBSCRIBERS
+    result = explore(bus.Bus, [bus.join_and_publish] * 2, bus.all_delivered)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.stats["complete"] and not result.stats["diverged"] and "restarts" not in result.stats
+    assert result.num_explored > 2
+
+    result = explore(bus.Bus, [bus.join_and_publish_unlocked] * 2, bus.all_delivered)
+    assert result.property_holds is False, result.inconclusive_reason
+    assert "Race on Listener.calls" in result.explanation, result.explanation
+    check_replays(result, bus.Bus, [bus.join_and_publish_unlocked] * 2, bus.all_delivered)
+
+    graph, visit = bus.local_classes()
+    result = explore(graph, [visit] * 2, lambda g: len(g.visited) == 4)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.stats["complete"] and not result.stats["diverged"] and "restarts" not in result.stats
+
+
+def test_objects_from_before_the_exploration_keep_their_hash():
+    # One hashed before the exploration may be in a set already (a registry made at import).
+    bus = SUBSCRIBERS
+    hashed = hash(bus.REGISTERED)
+    result = explore(bus.Bus, [bus.look_up], lambda b: b.found)
+    assert result.property_holds is True, result.explanation
+    assert hash(bus.REGISTERED) == hashed
+    # The class has its own hash back once the exploration is over and what it made is gone
+    # (an earlier test's too) ...
+    gc.collect()
+    assert bus.Listener.__hash__ is object.__hash__
+    # ... and a numbered object that outlives it keeps its number for life: the class gets
+    # its hash back when the last one has gone.
+    result = explore(bus.Bus, [bus.keep], lambda b: True)
+    assert result.property_holds is True
+    assert bus.KEPT and all(listener in listeners for listener, listeners in bus.KEPT)
+    assert bus.Listener.__hash__ is not object.__hash__
+    bus.KEPT.clear()
+    gc.collect()
+    assert bus.Listener.__hash__ is object.__hash__
 
 
 EVENT_BUS = load(
