@@ -1210,6 +1210,14 @@ def _is_rewritten_module(module):
     return kind_is(file, str) and _native.is_rewritten_file(file)
 
 
+def _rewritten_namespaces():
+    """``(name, namespace)`` of each module that runs rewritten."""
+    for module in list(sys.modules.values()):
+        if isinstance(module, types.ModuleType) and _is_rewritten_module(module):
+            namespace = _module_dict(module)
+            yield namespace.get("__name__"), namespace
+
+
 def _program_classes(roots):
     """The classes of the rewritten modules an exploration may make objects of: those at their
     module level or nested in those, and those ``roots`` (setup() and the thread functions)
@@ -1217,16 +1225,13 @@ def _program_classes(roots):
     and classes they reach so (a test's own classes, made in its function before it explores).
     Not a walk over every class in the process: a test session has tens of thousands."""
     modules, found = set(), []
-    for module in list(sys.modules.values()):
-        if isinstance(module, types.ModuleType) and _is_rewritten_module(module):
-            namespace = _module_dict(module)
-            name = namespace.get("__name__")
-            modules.add(name)
-            # (Looked for again only when the module's namespace has changed size.)
-            key = (id(namespace), len(namespace))
-            if _module_classes.get(name, (None,))[0] != key:
-                _module_classes[name] = (key, _classes_reached(list(namespace.values()), {name}))
-            found += _module_classes[name][1]
+    for name, namespace in _rewritten_namespaces():
+        modules.add(name)
+        # (Looked for again only when the module's namespace has changed size.)
+        key = (id(namespace), len(namespace))
+        if _module_classes.get(name, (None,))[0] != key:
+            _module_classes[name] = (key, _classes_reached(list(namespace.values()), {name}))
+        found += _module_classes[name][1]
     return found + _classes_reached(list(roots), modules)
 
 
@@ -2103,13 +2108,7 @@ def _rewritten_state(weakly=False):
         }
 
     found = {}
-    for module in list(sys.modules.values()):
-        if not isinstance(module, types.ModuleType):
-            continue
-        if not _is_rewritten_module(module):
-            continue
-        namespace = _module_dict(module)
-        name = namespace.get("__name__")
+    for name, namespace in _rewritten_namespaces():
         found[name] = values(namespace)
         for key, value in list(namespace.items()):
             if isinstance(value, type):
