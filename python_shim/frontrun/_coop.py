@@ -3152,6 +3152,9 @@ def patched(rt, pool):
         _unpatch()
         _restore_converted()
         _finish_explored_threads()
+        # (The last execution's queues die with it, not at the next exploration.)
+        _queue_models.clear()
+        queue_waits.clear()
         _retire_pools()
         _sqlite_roll_back_left_open()
         _rt, _pool = None, None

@@ -1222,7 +1222,8 @@ def _program_classes(roots):
     """The classes of the rewritten modules an exploration may make objects of: those at their
     module level or nested in those, and those ``roots`` (setup() and the thread functions)
     reach through closures, defaults and bound or partial arguments, and through the functions
-    and classes they reach so (a test's own classes, made in its function before it explores).
+    and classes they reach so (a test's own classes, made in its function before it explores);
+    and the library classes these name (and the modelled primitives of a module they name).
     Not a walk over every class in the process: a test session has tens of thousands."""
     modules, found = set(), []
     for name, namespace in _rewritten_namespaces():
@@ -1236,7 +1237,8 @@ def _program_classes(roots):
 
 
 def _classes_reached(pending, modules):
-    """The classes of ``modules`` that ``pending`` holds or leads to."""
+    """The classes of ``modules`` that ``pending`` holds or leads to, and the library classes
+    (and modules' modelled primitives) it holds or they lead to."""
     found, seen = [], set()
     while pending and len(seen) < 20000:
         obj = pending.pop()
@@ -1248,6 +1250,11 @@ def _classes_reached(pending, modules):
             if kind_is(module, str) and module in modules:
                 found.append(obj)
                 pending += [v for v in list(vars(obj).values()) if kind_is(v, _LEADS_TO_CLASSES)]
+            elif _library_class_to_number(obj, module):
+                found.append(obj)  # (named by the program: a Queue, a Connection; not looked into)
+        elif kind_is(obj, types.ModuleType):
+            # (`queue.Queue()` names the module, not the class: its modelled classes.)
+            found += [cls for cls in _coop.COOPERATIVE_ON_SIGHT if cls.__module__ == own_attr(obj, "__name__")]
         elif kind_is(obj, types.FunctionType):
             if _native.is_rewritten_file(obj.__code__.co_filename):
                 pending += [cell.cell_contents for cell in obj.__closure__ or () if _cell_is_set(cell)]
@@ -1268,6 +1275,17 @@ def _classes_reached(pending, modules):
 
 
 _module_classes = {}  # module name -> ((id, size) of its namespace, the classes it leads to)
+
+
+def _library_class_to_number(cls, module):
+    """Whether a class of code that is not rewritten, which the program names, has its objects
+    numbered too: a Python class (a C type's hash cannot be set) that is not abstract (setting
+    an abstract base's hash would number every subclass) and not frontrun's own."""
+    return (kind_is(module, str) and module.partition(".")[0] != "frontrun" and bool(cls.__flags__ & _HEAP_TYPE)
+            and not own_attr(cls, "__abstractmethods__"))
+
+
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 _LEADS_TO_CLASSES = (type, types.FunctionType, types.MethodType, functools.partial, staticmethod, classmethod,
                      property, list, tuple, dict)
 
@@ -2218,7 +2236,7 @@ def _search(rt, pool, setup, threads, invariant, timeout, deadline, progress, sp
                 f"({run.detail}); make setup() and the threads deterministic (state that outlives an "
                 "execution, such as a module-level cache or counter, must be reset by setup(); an order "
                 "taken from object addresses, such as locks sorted by id() or a set of objects whose class "
-                "the program's rewritten modules do not define, differs from one execution to the next)"
+                "the program neither defines nor names, differs from one execution to the next)"
             )
             break
         schedule = rt.schedule() if run.kind else None

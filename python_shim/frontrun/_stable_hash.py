@@ -4,7 +4,7 @@ An instance of a class that keeps ``object.__hash__`` hashes by its address, and
 allocator puts an object differs from one execution to the next: a set of such objects (a
 bus's subscribers, a crawler's visited nodes) was iterated in another order, and the search
 stopped on "nondeterminism". While an exploration runs, the program's classes that hash so
-hash an object made during it by the order in which it was first hashed in its execution (the
+(and the library classes it names: a ``queue.Queue`` per subscriber) hash an object made during it by the order in which it was first hashed in its execution (the
 same under the same schedule). An object that was alive before the exploration keeps its
 address hash, since it may already be in a set; so does one of a class that cannot be weakly
 referenced (nothing would say when its number is free again).
@@ -16,12 +16,14 @@ exploration is over and no numbered object is left.
 import gc
 import weakref
 
+from frontrun import _native
+
 _object_hash = object.__hash__
 
 _exploring = False  # None while an exploration begins: nothing numbered, nothing put back
 _next = 0
 _numbered = {}  # id(obj) -> (number, weakref that forgets it)
-_before = set()  # ids of the patched classes' instances alive when the exploration began
+_before = {}  # id -> weakref of the patched classes' instances alive when the exploration began
 _patched = {}  # id(class) -> (class, its own __hash__ entry before: None if it had none)
 
 
@@ -29,7 +31,10 @@ def _stable_hash(obj):
     entry = _numbered.get(id(obj))
     if entry is not None:
         return entry[0]
-    if not _exploring or id(obj) in _before:
+    if not _exploring:
+        return _object_hash(obj)
+    alive_before = _before.get(id(obj))
+    if alive_before is not None and alive_before() is obj:
         return _object_hash(obj)
     global _next
     _next += 1
@@ -72,11 +77,9 @@ def begin(classes):
         _patched[id(cls)] = (cls, own)
     _before.clear()
     if _patched:
-        # An instance refers to its class (for the collector): the collector finds them, where
-        # a walk over the heap in Python took 150 ns an object.
-        hashed_here = _with_subclasses(cls for cls, _ in _patched.values())
-        ids = set(map(id, hashed_here))
-        _before.update(id(obj) for obj in gc.get_referrers(*hashed_here) if id(type(obj)) in ids)
+        # (The weak reference tells such an object from a later one at its address.)
+        hashed_here = tuple(_with_subclasses(cls for cls, _ in _patched.values()))
+        _before.update((id(obj), weakref.ref(obj)) for obj in _native._instances_of(gc.get_objects(), hashed_here))
     _exploring, _next = True, 0
 
 

@@ -7,7 +7,9 @@ import gc
 import importlib
 import itertools
 import linecache
+import queue
 import re
+import string
 import subprocess
 import sys
 import textwrap
@@ -1934,7 +1936,9 @@ def test_keys_made_of_fresh_values_are_not_nondeterminism():
 
 SUBSCRIBERS = load(
     """
+    import queue
     import threading
+    from string import Template
 
     class Listener:
         def __init__(self):
@@ -1975,10 +1979,12 @@ SUBSCRIBERS = load(
 
     REGISTERED = Listener()
     REGISTRY = {REGISTERED}
+    INBOX = queue.Queue()
+    INBOXES = {INBOX}
     KEPT = []
 
     def look_up(bus):
-        bus.found = REGISTERED in REGISTRY
+        bus.found = REGISTERED in REGISTRY and INBOX in INBOXES
 
     def keep(bus):
         listener = Listener()
@@ -2004,6 +2010,35 @@ SUBSCRIBERS = load(
                 visitor.seen = True
 
         return Graph, visit
+
+    class Broker:
+        # Each member's inbox is a queue, and each has a greeting: objects of classes the
+        # program does not define.
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.inboxes = set()
+            self.greetings = set()
+            self.shown = []
+
+        def join(self):
+            with self.lock:
+                self.inboxes.add(queue.Queue())
+                self.greetings.add(Template("hello $name"))
+
+        def post(self, message):
+            with self.lock:
+                inboxes, greetings = list(self.inboxes), list(self.greetings)
+            for greeting in greetings:
+                self.shown.append(greeting.template)
+            for inbox in inboxes:
+                inbox.put(message)
+
+    def join_and_post(broker):
+        broker.join()
+        broker.post("hi")
+
+    def posted(broker):
+        return sum(inbox.qsize() for inbox in broker.inboxes) >= 2
     """,
     name="dpor_subscribers_prog",
 )
@@ -2030,14 +2065,22 @@ def test_a_set_of_objects_made_in_the_run_iterates_in_the_same_order_every_time(
     assert result.property_holds is True, result.inconclusive_reason
     assert result.stats["complete"] and not result.stats["diverged"] and "restarts" not in result.stats
 
+    # Objects of a library's classes: a modelled queue (the program names its module, not the
+    # class) and a class the program names (string.Template).
+    result = explore(bus.Broker, [bus.join_and_post] * 2, bus.posted)
+    assert result.property_holds is True, result.inconclusive_reason
+    assert result.stats["complete"] and not result.stats["diverged"] and "restarts" not in result.stats
+    gc.collect()
+    assert queue.Queue.__hash__ is object.__hash__ and string.Template.__hash__ is object.__hash__
+
 
 def test_objects_from_before_the_exploration_keep_their_hash():
     # One hashed before the exploration may be in a set already (a registry made at import).
     bus = SUBSCRIBERS
-    hashed = hash(bus.REGISTERED)
+    hashed = hash(bus.REGISTERED), hash(bus.INBOX)
     result = explore(bus.Bus, [bus.look_up], lambda b: b.found)
     assert result.property_holds is True, result.explanation
-    assert hash(bus.REGISTERED) == hashed
+    assert (hash(bus.REGISTERED), hash(bus.INBOX)) == hashed
     # The class has its own hash back once the exploration is over and what it made is gone
     # (an earlier test's too) ...
     gc.collect()

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyModule, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyModule, PyTuple};
 
 use super::report_py::{self, Event};
 use crate::engine::{
@@ -1335,7 +1335,30 @@ impl DporRuntime {
     }
 }
 
+/// The objects in `objects` (a list only this call sees) whose exact type is one of `classes`:
+/// the stable hash's look for instances from before an exploration, in one pass whatever the
+/// number of classes (the collector's `get_referrers` compares every reference with every class).
+#[pyfunction]
+fn _instances_of<'py>(objects: &Bound<'py, PyList>, classes: &Bound<'py, PyTuple>) -> Vec<Bound<'py, PyAny>> {
+    let wanted: std::collections::HashSet<usize, crate::rewrite::FastHash> =
+        classes.iter().map(|cls| cls.as_ptr() as usize).collect();
+    let py = objects.py();
+    let mut found = Vec::new();
+    for i in 0..objects.len() {
+        // Borrowed, without a reference count per object: nothing else holds the list.
+        let obj = unsafe { ffi::PyList_GetItem(objects.as_ptr(), i as ffi::Py_ssize_t) };
+        if obj.is_null() {
+            break;
+        }
+        if wanted.contains(&(unsafe { ffi::Py_TYPE(obj) } as usize)) {
+            found.push(unsafe { Bound::from_borrowed_ptr(py, obj) });
+        }
+    }
+    found
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DporRuntime>()?;
+    m.add_function(wrap_pyfunction!(_instances_of, m)?)?;
     Ok(())
 }
