@@ -1254,7 +1254,8 @@ def _classes_reached(pending, modules):
                 found.append(obj)  # (named by the program: a Queue, a Connection; not looked into)
         elif kind_is(obj, types.ModuleType):
             # (`queue.Queue()` names the module, not the class: its modelled classes.)
-            found += [cls for cls in _coop.COOPERATIVE_ON_SIGHT if cls.__module__ == own_attr(obj, "__name__")]
+            name = own_attr(obj, "__name__")
+            found += [cls for cls in _coop.COOPERATIVE_ON_SIGHT if cls.__module__ == name]
         elif kind_is(obj, types.FunctionType):
             if _native.is_rewritten_file(obj.__code__.co_filename):
                 pending += [cell.cell_contents for cell in obj.__closure__ or () if _cell_is_set(cell)]

@@ -4,10 +4,11 @@ An instance of a class that keeps ``object.__hash__`` hashes by its address, and
 allocator puts an object differs from one execution to the next: a set of such objects (a
 bus's subscribers, a crawler's visited nodes) was iterated in another order, and the search
 stopped on "nondeterminism". While an exploration runs, the program's classes that hash so
-(and the library classes it names: a ``queue.Queue`` per subscriber) hash an object made during it by the order in which it was first hashed in its execution (the
-same under the same schedule). An object that was alive before the exploration keeps its
-address hash, since it may already be in a set; so does one of a class that cannot be weakly
-referenced (nothing would say when its number is free again).
+(and the library classes it names: a ``queue.Queue`` per subscriber) hash an object made
+during it by the order in which it was first hashed in its execution (the same under the same
+schedule). An object that was alive before the exploration keeps its address hash, since it
+may already be in a set; so does one of a class that cannot be weakly referenced (nothing
+would say when its number is free again).
 
 A numbered object keeps its number for life. The classes get ``object.__hash__`` back once the
 exploration is over and no numbered object is left.
